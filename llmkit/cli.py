@@ -1,0 +1,54 @@
+"""`llmkit <command> ...`: thin dispatch to the same functions the recipes call."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llmkit.errors import run_cli
+
+USAGE = """usage: llmkit <command> [options]
+
+commands:
+  pretrain   pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
+  generate   sample text from a causal LM folder, streaming it to the terminal
+
+`llmkit <command> --help` lists a command's options."""
+
+
+def _pretrain(argv: list[str]) -> None:
+    from llmkit.arguments import parse_args
+    from llmkit.data import DataArguments
+    from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
+
+    pretrain(*parse_args((DataArguments, ModelArguments, PretrainingArguments), argv))
+
+
+def _generate(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="llmkit generate", description="Sample text from a causal language model.")
+    parser.add_argument("--model", required=True, help="a training run's output_dir, or a Hub name")
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--max_new_tokens", type=int, default=100)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    parser.add_argument("--top_k", type=int, default=50)
+    parser.add_argument("--top_p", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    from llmkit.lm import generate_text, load_causal_lm
+
+    model, tokenizer = load_causal_lm(args.model)
+    generate_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, stream=True)
+
+
+COMMANDS = {"pretrain": _pretrain, "generate": _generate}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `llmkit` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    run_cli(lambda: COMMANDS[argv[0]](argv[1:]))

@@ -1,0 +1,18 @@
+"""Text sources, tokenizers and packing for the language-model recipes."""
+
+from llmkit.data.builtin import builtin_documents, builtin_texts
+from llmkit.data.corpus import DataArguments, load_corpus
+from llmkit.data.packing import collate_blocks, pack, pack_stream
+from llmkit.data.tokenizer import get_tokenizer, train_bpe_tokenizer
+
+__all__ = [
+    "DataArguments",
+    "builtin_documents",
+    "builtin_texts",
+    "collate_blocks",
+    "get_tokenizer",
+    "load_corpus",
+    "pack",
+    "pack_stream",
+    "train_bpe_tokenizer",
+]

@@ -1,0 +1,137 @@
+"""Where the text comes from: the Hub (optionally streamed), local files, or the built-in corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
+
+from llmkit.data.builtin import builtin_texts
+from llmkit.errors import UserError
+
+# File suffix -> `datasets` builder that reads it.
+BUILDERS = {".txt": "text", ".md": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class DataArguments:
+    """Which corpus to train on and how to cut it into blocks."""
+
+    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, e.g. 'wikitext' or 'HuggingFaceFW/fineweb'."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration, e.g. 'wikitext-103-raw-v1'."})
+    train_files: list[str] | None = field(default=None, metadata={"help": "Local .txt/.md/.jsonl/.json/.parquet/.csv files or folders."})
+    validation_files: list[str] | None = field(default=None, metadata={"help": "Local validation files (default: carve a split off the training data)."})
+    text_column: str = field(default="text", metadata={"help": "The column holding the text."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the dataset instead of downloading it (for corpora larger than disk); needs --max_steps."})
+    validation_split_percentage: float = field(default=5.0, metadata={"help": "Share of documents held out for validation when the source has no validation split."})
+    streaming_validation_documents: int = field(default=1000, metadata={"help": "Documents held out for validation when streaming a source with no validation split."})
+    sample_by: str = field(default="paragraph", metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."})
+    block_size: int | None = field(default=None, metadata={"help": "Tokens per training block (default: the model's context length)."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenizing and packing."})
+
+    def __post_init__(self) -> None:
+        if self.dataset_name and self.train_files:
+            raise UserError("pass either --dataset_name or --train_files, not both.")
+        if not 0 < self.validation_split_percentage < 100:
+            raise UserError(f"--validation_split_percentage must be between 0 and 100, got {self.validation_split_percentage}.")
+        if self.sample_by not in ("line", "paragraph", "document"):
+            raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
+        if self.block_size is not None and self.block_size < 2:
+            raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
+
+    @property
+    def source(self) -> str:
+        """A short human-readable name of the corpus, for logs and metrics."""
+        if self.dataset_name:
+            return self.dataset_name + (f"/{self.dataset_config_name}" if self.dataset_config_name else "")
+        if self.train_files:
+            return ", ".join(self.train_files)
+        return "builtin:cpython-docs"
+
+
+def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDatasetDict:
+    """Load the corpus as {"train", "validation"} splits with one "text" column of non-empty documents."""
+    if args.dataset_name:
+        raw = _load_hub(args)
+    elif args.train_files:
+        raw = _load_files(args)
+    else:
+        if args.streaming:
+            raise UserError("--streaming needs --dataset_name or --train_files; the built-in corpus is small enough to load.")
+        raw = DatasetDict({"train": Dataset.from_dict({"text": builtin_texts()})})
+
+    if "train" not in raw:
+        raise UserError(f"the dataset {args.source} has no 'train' split (it has: {', '.join(raw)}).")
+    columns = raw["train"].column_names
+    if columns is not None and args.text_column not in columns:
+        raise UserError(f"the dataset has no column {args.text_column!r}; its columns are {columns}. Pass --text_column NAME.")
+
+    raw = raw.select_columns([args.text_column]) if args.text_column == "text" else raw.rename_column(args.text_column, "text").select_columns(["text"])
+    raw = raw.filter(lambda text: [bool(t and t.strip()) for t in text], input_columns="text", batched=True)
+
+    validation = raw.get("validation")
+    if args.streaming:
+        if validation is None:
+            n = args.streaming_validation_documents
+            validation, train = raw["train"].take(n), raw["train"].skip(n)
+        else:
+            train = raw["train"]
+        return IterableDatasetDict({"train": train, "validation": validation})
+
+    if len(raw["train"]) == 0:
+        raise UserError(f"the corpus {args.source} has no non-empty documents; pass files that contain text.")
+    if validation is None or len(validation) == 0:
+        if len(raw["train"]) < 2:
+            raise UserError(f"the corpus {args.source} has a single document; give at least two, or pass --validation_files.")
+        split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        return DatasetDict({"train": split["train"], "validation": split["test"]})
+    return DatasetDict({"train": raw["train"], "validation": validation})
+
+
+def _load_hub(args: DataArguments) -> DatasetDict | IterableDatasetDict:
+    try:
+        return load_dataset(args.dataset_name, args.dataset_config_name, streaming=args.streaming)
+    except Exception as err:  # the Hub raises many types: not found, gated, offline, bad config
+        raise UserError(
+            f"could not load dataset {args.source!r} ({type(err).__name__}: {err}). Check the name and config, "
+            "your network or HF_HUB_OFFLINE, or pass local files with --train_files."
+        ) from None
+
+
+def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
+    data_files = {"train": _expand(args.train_files)}
+    if args.validation_files:
+        data_files["validation"] = _expand(args.validation_files)
+    suffixes = {Path(f).suffix.lower() for files in data_files.values() for f in files}
+    builders = {BUILDERS[s] for s in suffixes}
+    if len(builders) > 1:
+        raise UserError(f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv).")
+    builder = builders.pop()
+    kwargs = {"sample_by": args.sample_by} if builder == "text" else {}
+    try:
+        return load_dataset(builder, data_files=data_files, streaming=args.streaming, **kwargs)
+    except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
+        raise UserError(f"could not read {', '.join(args.train_files)} as {builder} ({type(err).__name__}: {err}).") from None
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Resolve files and folders (recursively) to the readable data files they hold."""
+    files: list[str] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in BUILDERS)
+            if not found:
+                raise UserError(f"folder {path} holds no {'/'.join(BUILDERS)} files.")
+            files.extend(found)
+        elif path.is_file():
+            if path.suffix.lower() not in BUILDERS:
+                raise UserError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}.")
+            files.append(str(path))
+        else:
+            raise UserError(f"{path} does not exist; check the path given to --train_files/--validation_files.")
+    empty = [f for f in files if Path(f).stat().st_size == 0]
+    if len(empty) == len(files):
+        raise UserError(f"every input file is empty: {', '.join(empty)}.")
+    return [f for f in files if f not in empty]

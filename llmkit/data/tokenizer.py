@@ -1,0 +1,69 @@
+"""Tokenizers: load a named one, or train a byte-level BPE (GPT-2 style) on the corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from llmkit.errors import UserError
+
+EOS = "<|endoftext|>"
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer (GPT-2's scheme) whose only special token is <|endoftext|>."""
+    if vocab_size < 257 + 1:
+        raise UserError(f"--vocab_size must exceed 257 (256 bytes + <|endoftext|>), got {vocab_size}.")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte is a token: nothing is ever <unk>
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_batches(texts), trainer=trainer)
+    # Wrapping a tokenizers.Tokenizer object is the reliable way in transformers 5 (see STACK-NOTES).
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
+    tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
+    return tokenizer
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by Hub name or local path; make sure it has an end-of-text and a pad token."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as err:  # not found, offline, or not a tokenizer folder
+        raise UserError(
+            f"could not load tokenizer {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a folder "
+            "with tokenizer.json, or omit --tokenizer_name to train a BPE tokenizer on the corpus."
+        ) from None
+    if tokenizer.eos_token_id is None:
+        raise UserError(f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents.")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def get_tokenizer(
+    tokenizer_name: str | None, vocab_size: int, texts: Iterable[str], saved_dir: str | Path | None = None
+) -> PreTrainedTokenizerBase:
+    """The tokenizer for a run: one saved by an earlier run of it, a named one, or a BPE trained on `texts`."""
+    if saved_dir is not None and (Path(saved_dir) / "tokenizer.json").is_file():
+        return load_tokenizer(str(saved_dir))  # resuming: the model's embeddings match this one
+    if tokenizer_name:
+        return load_tokenizer(tokenizer_name)
+    return train_bpe_tokenizer(texts, vocab_size)
+
+
+def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+    it = iter(texts)
+    while batch := list(islice(it, size)):
+        yield batch

@@ -1,0 +1,62 @@
+"""Text generation from any causal LM folder (llmkit's outputs or a Hub model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TextStreamer,
+)
+
+from llmkit.errors import UserError
+
+
+def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer for generation, in eval mode."""
+    if not Path(name_or_path).exists() and name_or_path.startswith((".", "/", "runs")):
+        raise UserError(f"model folder {name_or_path} does not exist; pass the output_dir of a training run or a Hub name.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path)
+    except Exception as err:  # missing files, offline, not a causal LM
+        raise UserError(f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err}).") from None
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def generate_text(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    max_new_tokens: int = 60,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 0.95,
+    seed: int | None = 0,
+    stream: bool = False,
+) -> str:
+    """Sample a continuation of `prompt` (greedy when temperature is 0); optionally stream it to stdout."""
+    if not prompt:
+        raise UserError("the prompt is empty; give the text to continue.")
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
+        raise UserError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1.")
+    if seed is not None:
+        torch.manual_seed(seed)
+    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    limit = model.config.max_position_embeddings - inputs["input_ids"].shape[1]
+    if limit < 1:
+        raise UserError(f"the prompt is {inputs['input_ids'].shape[1]} tokens, as long as the model's whole context.")
+    sampling = dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if temperature > 0 else dict(do_sample=False)
+    out = model.generate(
+        **inputs,
+        max_new_tokens=min(max_new_tokens, limit),
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+        streamer=TextStreamer(tokenizer, skip_prompt=False) if stream else None,
+        **sampling,
+    )
+    return tokenizer.decode(out[0], skip_special_tokens=True)

@@ -1,0 +1,154 @@
+"""Pretrain a GPT-2-style model from scratch: corpus -> tokenizer -> packed blocks -> Trainer -> outputs.
+
+`recipes/pretrain_gpt2.py`, `llmkit pretrain` and the tests all call `pretrain()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
+from llmkit.errors import UserError
+from llmkit.lm.model import ModelArguments, build_gpt2, check_model_fits, count_parameters
+from llmkit.lm.report import ReportCallback, write_report
+from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
+
+STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
+
+
+@dataclass
+class PretrainingArguments(LlmkitTrainingArguments):
+    """TrainingArguments with defaults for pretraining (AdamW, cosine, warmup, weight decay 0.1)."""
+
+    output_dir: str | None = field(default="runs/gpt2-tiny", metadata={"help": "Where the model, checkpoints and reports go."})
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.1
+    adam_beta2: float = 0.95
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: float = 0.05
+    num_train_epochs: float = 4.0
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 16
+    eval_strategy: str = "steps"
+    eval_steps: float | None = 200
+    save_steps: float = 200
+    save_total_limit: int | None = 2
+    logging_steps: float = 20
+    logging_first_step: bool = True
+    dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
+
+
+def pretrain(
+    data_args: DataArguments,
+    model_args: ModelArguments,
+    training_args: PretrainingArguments,
+    callbacks: list[TrainerCallback] | None = None,
+) -> dict:
+    """Train a GPT-2-style model from scratch and write it, its tokenizer and reports to output_dir."""
+    started = time.perf_counter()
+    check_launch()
+    configure_threads()
+    args = training_args
+    is_main = args.process_index == 0
+    say = print if is_main else (lambda *a, **k: None)
+    out = _prepare_output_dir(args.output_dir)
+    resume = args.resume_from_checkpoint or get_last_checkpoint(str(out))
+    if resume:
+        say(f"resuming from {resume}")
+
+    with args.main_process_first(desc="loading the corpus"):
+        corpus = load_corpus(data_args, seed=args.seed)
+    with args.main_process_first(desc="preparing the tokenizer", local=False):
+        # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
+        texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+        saved = out if (resume or not is_main) else None
+        tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+        if is_main:
+            tokenizer.save_pretrained(out)
+    say(f"tokenizer: {len(tokenizer)} tokens ({model_args.tokenizer_name or 'byte-level BPE trained on the corpus'})")
+
+    set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
+    model = build_gpt2(model_args, tokenizer)
+    block_size = data_args.block_size or model.config.n_positions
+    check_model_fits(model, tokenizer, block_size)
+    _check_checkpoint_vocab(resume, model.config.vocab_size)
+    shape = model_args.config_fields()
+    say(f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
+        f"{count_parameters(model) / 1e6:.2f}M parameters, block size {block_size}")
+
+    with args.main_process_first(desc="packing"):
+        if data_args.streaming:
+            if args.max_steps <= 0:
+                raise UserError("--streaming has no known length: pass --max_steps N.")
+            train = pack_stream(corpus["train"], tokenizer, block_size)
+            val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
+        else:
+            train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
+            val = pack(corpus["validation"], tokenizer, block_size, data_args.preprocessing_num_workers)
+    if not data_args.streaming and len(train) == 0:
+        raise UserError(f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size.")
+    if len(val) == 0:
+        raise UserError(f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size.")
+    if not data_args.streaming:
+        say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
+
+    tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
+    report = ReportCallback(tokens_per_step)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=val,
+        data_collator=collate_blocks,
+        processing_class=tokenizer,
+        callbacks=[report, *(callbacks or [])],
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
+    extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume}
+    metrics = write_report(trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens, time.perf_counter() - started)
+    if is_main:
+        say(f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))")
+        say(f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
+            f"{metrics['train_tokens_per_second']:,.0f} tokens/s on {metrics['world_size']} process(es)")
+        say("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
+    return metrics
+
+
+def _prepare_output_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".llmkit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir.") from None
+    return out
+
+
+def _tokenizer_texts(train, streaming: bool):
+    if streaming:
+        return (row["text"] for row in islice(iter(train), STREAM_TOKENIZER_DOCS))
+    return train["text"]
+
+
+def _check_checkpoint_vocab(checkpoint: str | None, vocab_size: int) -> None:
+    """A checkpoint trained with another tokenizer cannot be resumed with this one."""
+    config = Path(checkpoint or "") / "config.json"
+    if checkpoint and config.is_file():
+        saved = json.loads(config.read_text()).get("vocab_size")
+        if saved != vocab_size:
+            raise UserError(
+                f"checkpoint {checkpoint} has a {saved}-token vocabulary but this run's tokenizer gives {vocab_size}; "
+                "resume with the tokenizer saved in output_dir (drop --tokenizer_name/--vocab_size) or use a new --output_dir."
+            )

@@ -1,0 +1,106 @@
+"""Token-aware chunking: chunks sized in the embedding model's own tokens, cut at natural boundaries.
+
+A chunk longer than the embedding model's limit would be silently truncated when embedded, so
+sizes are counted with that model's tokenizer. Cuts prefer paragraph (and heading) boundaries,
+then sentence boundaries, and split by tokens only inside an over-long sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from llmkit.rag.documents import Document
+
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`])")
+_HEADING = re.compile(r"^(#{1,6} .+|.+\n[=\-~^*]{3,})$", re.MULTILINE)
+
+
+@dataclass
+class Chunk:
+    """A piece of a document, with where it came from."""
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    metadata: dict = field(default_factory=dict)
+
+
+def _spans(text: str, pattern: re.Pattern, start: int, end: int) -> list[tuple[int, int]]:
+    """Split text[start:end] at the pattern's matches into non-blank (start, end) spans."""
+    spans, pos = [], start
+    for m in pattern.finditer(text, start, end):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, end))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
+    """Cut the text into (start, end, n_tokens) units no longer than max_tokens each."""
+    units = []
+    for a, b in _spans(text, _PARAGRAPH, 0, len(text)):
+        pieces = [(a, b)]
+        if _count(tokenizer, text[a:b]) > max_tokens:
+            pieces = _spans(text, _SENTENCE, a, b)
+        for s, e in pieces:
+            n = _count(tokenizer, text[s:e])
+            if n <= max_tokens:
+                units.append((s, e, n))
+            else:
+                units.extend(_split_by_tokens(text, s, e, tokenizer, max_tokens))
+    return units
+
+
+def _split_by_tokens(text: str, start: int, end: int, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
+    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    out = []
+    for i in range(0, len(offsets), max_tokens):
+        window = offsets[i : i + max_tokens]
+        s = start + window[0][0]
+        e = start + (offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else end - start)
+        out.append((s, e, len(window)))
+    return out
+
+
+def _count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int = 32) -> list[Chunk]:
+    """Split a document into overlapping chunks of at most max_tokens tokens of `tokenizer`."""
+    if not 0 <= overlap < max_tokens:
+        raise ValueError(f"overlap ({overlap}) must be at least 0 and smaller than max_tokens ({max_tokens}).")
+    text = doc.text
+    units = _units(text, tokenizer, max_tokens)
+    headings = [(m.start(), m.group(0).splitlines()[0].lstrip("# ").strip()) for m in _HEADING.finditer(text)]
+    pages = doc.metadata.get("pages") or []
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and total + units[j][2] <= max_tokens:
+            total += units[j][2]
+            j += 1
+        j = max(j, i + 1)
+        start, end = units[i][0], units[j - 1][1]
+        meta = {k: v for k, v in doc.metadata.items() if k != "pages"}
+        heading = [h for pos, h in headings if pos <= start]
+        if heading:
+            meta["heading"] = heading[-1]
+        page = [n for n, pos in pages if pos <= start]
+        if page:
+            meta["page"] = page[-1]
+        chunks.append(Chunk(f"{doc.id}#{len(chunks)}", doc.id, text[start:end], start, end, meta))
+        if j >= len(units):
+            break
+        # Step back over trailing units worth at most `overlap` tokens, but always move forward.
+        back, k = 0, j
+        while k - 1 > i and back + units[k - 1][2] <= overlap:
+            back += units[k - 1][2]
+            k -= 1
+        i = k
+    return chunks

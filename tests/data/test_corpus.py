@@ -1,0 +1,54 @@
+"""Corpus sources: built-in, local files and folders, and their errors."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from llmkit.data import DataArguments, builtin_documents, load_corpus
+from llmkit.errors import UserError
+
+
+def test_builtin_corpus_is_cpython_documentation():
+    docs = builtin_documents()
+    assert len(docs) > 1000
+    titles = {d["title"] for d in docs}
+    assert "Python language reference: for" in titles
+    assert any(d["source"].startswith("stdlib/") for d in docs)
+    assert sum(len(d["text"]) for d in docs) > 1_000_000
+    corpus = load_corpus(DataArguments())
+    assert len(corpus["validation"]) > 0 and len(corpus["train"]) > 10 * len(corpus["validation"])
+
+
+def test_local_text_jsonl_parquet_and_folders(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.txt").write_text("first paragraph\n\nsecond paragraph\n\nthird paragraph\n")
+    (tmp_path / "a" / "two.txt").write_text("fourth paragraph\n\n\n\nfifth\n")
+    corpus = load_corpus(DataArguments(train_files=[str(tmp_path / "a")], validation_split_percentage=20))
+    assert len(corpus["train"]) + len(corpus["validation"]) == 5
+
+    rows = [{"content": f"text number {i}"} for i in range(10)] + [{"content": "   "}]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    corpus = load_corpus(DataArguments(train_files=[str(tmp_path / "d.jsonl")], text_column="content"))
+    assert corpus["train"].column_names == ["text"]
+    assert len(corpus["train"]) + len(corpus["validation"]) == 10  # the blank row is dropped
+
+    pd.DataFrame({"text": [f"row {i}" for i in range(8)]}).to_parquet(tmp_path / "p.parquet")
+    corpus = load_corpus(DataArguments(train_files=[str(tmp_path / "p.parquet")]))
+    assert len(corpus["train"]) + len(corpus["validation"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: DataArguments(train_files=[str(p / "missing.txt")]), "does not exist"),
+        (lambda p: (p / "e.txt").write_text("") and None or DataArguments(train_files=[str(p / "e.txt")]), "empty"),
+        (lambda p: (p / "w.txt").write_text("\n\n  \n") and None or DataArguments(train_files=[str(p / "w.txt")]), "no non-empty documents"),
+        (lambda p: (p / "x.jsonl").write_text('{"a": "b"}\n{"a": "c"}') and None or DataArguments(train_files=[str(p / "x.jsonl")]), "no column 'text'"),
+        (lambda p: (p / "f.pdf").write_text("x") and None or DataArguments(train_files=[str(p / "f.pdf")]), "unsupported file type"),
+        (lambda p: DataArguments(dataset_name="no-such/dataset-here"), "could not load dataset"),
+    ],
+)
+def test_bad_corpus_gets_a_clear_error(tmp_path, setup, message):
+    with pytest.raises(UserError, match=message):
+        load_corpus(setup(tmp_path))

@@ -1,0 +1,82 @@
+"""The command line: user mistakes get one clear message and a non-zero exit, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from llmkit.cli import main as llmkit_main
+from tests.conftest import REPO, TINY_MODEL
+
+
+def _fails_with(argv, capsys, message):
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert message in err, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "gpt5"], "unknown preset 'gpt5'"),
+        (["--train_files", "/nonexistent/corpus.txt"], "does not exist"),
+        (["--block_size", "999"], "larger than the model's context"),
+        (["--n_embd", "100", "--n_head", "3"], "must be divisible by n_head"),
+        (["--dataset_name", "a", "--train_files", "b.txt"], "not both"),
+        (["--tokenizer_name", "/nonexistent/tokenizer"], "could not load tokenizer"),
+        (["--precision", "fp8"], "--precision must be"),
+        (["--no_such_flag", "1"], "unknown arguments --no_such_flag 1"),
+    ],
+)
+def test_pretrain_user_errors(argv, capsys, tmp_path, message):
+    _fails_with(["pretrain", *TINY_MODEL, "--output_dir", str(tmp_path / "out"), *argv], capsys, message)
+
+
+def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    _fails_with(["pretrain", "--train_files", str(empty), "--output_dir", str(tmp_path / "o")], capsys, "empty")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n\n")
+    _fails_with(["pretrain", "--train_files", str(blank), "--output_dir", str(tmp_path / "o")], capsys, "no non-empty documents")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to output_dir")
+
+
+def test_tokenizer_vocabulary_mismatch(capsys, tmp_path, tiny_run):
+    out, _ = tiny_run  # its tokenizer has 512 tokens
+    _fails_with(["pretrain", *TINY_MODEL[:-2], "--tokenizer_name", str(out), "--vocab_size", "100",
+                 "--output_dir", str(tmp_path / "o")], capsys, "smaller than tokenizer")
+
+
+def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
+    out, _ = tiny_run
+    _fails_with(["pretrain", *TINY_MODEL, "--output_dir", str(tmp_path / "o"),
+                 "--resume_from_checkpoint", str(out / "checkpoint-60"), "--tokenizer_name", "gpt2"],
+                capsys, "could not load tokenizer")  # offline here; online it reaches the vocabulary check
+
+
+def test_generate_streams_a_continuation(capsys, tiny_run):
+    out, _ = tiny_run
+    llmkit_main(["generate", "--model", str(out), "--prompt", "The for statement", "--max_new_tokens", "8", "--seed", "1"])
+    assert capsys.readouterr().out.startswith("The for statement")
+    _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
+    _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
+
+
+def test_unknown_command_and_missing_config(capsys):
+    _fails_with(["frobnicate"], capsys, "unknown command")
+    _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
+
+
+@pytest.mark.slow
+def test_recipe_process_exits_cleanly_on_bad_input():
+    proc = subprocess.run([sys.executable, str(REPO / "recipes" / "pretrain_gpt2.py"), "--preset", "nope"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    assert "error: unknown preset 'nope'" in proc.stderr and "Traceback" not in proc.stderr
