@@ -12,6 +12,7 @@ USAGE = """usage: llmkit <command> [options]
 commands:
   pretrain   pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
   generate   sample text from a causal LM folder, streaming it to the terminal
+  rag        index documents and ask questions with cited sources (index, ask, eval, chat)
 
 `llmkit <command> --help` lists a command's options."""
 
@@ -40,7 +41,13 @@ def _generate(argv: list[str]) -> None:
     generate_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, stream=True)
 
 
-COMMANDS = {"pretrain": _pretrain, "generate": _generate}
+def _rag(argv: list[str]) -> None:
+    from llmkit.rag.commands import main
+
+    main(argv)
+
+
+COMMANDS = {"pretrain": _pretrain, "generate": _generate, "rag": _rag}
 
 
 def main(argv: list[str] | None = None) -> None:

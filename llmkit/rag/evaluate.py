@@ -1,0 +1,53 @@
+"""Retrieval quality and latency: hit@1/5/10, MRR@10 and p50/p95 latency per retrieval mode."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.errors import UserError
+from llmkit.rag.retrieval import MODES, Retriever
+
+
+def load_qa(path: str | Path) -> list[dict]:
+    """Read a JSONL file of {"question": ..., "doc_id": ...} (or "doc_ids": [...]) lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass a JSONL file of question/doc_id pairs.")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            relevant = row.get("doc_ids") or [row["doc_id"]]
+            rows.append({"question": row["question"], "relevant": set(relevant)})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{path}:{n}: expected {{\"question\": ..., \"doc_id\": ...}}, got {line[:80]!r}") from None
+    if not rows:
+        raise UserError(f"{path} holds no questions.")
+    return rows
+
+
+def evaluate(retriever: Retriever, qa: list[dict], modes: tuple[str, ...] = MODES) -> dict:
+    """For each mode: hit@1/5/10 (a relevant document among the top k), MRR@10 and latency percentiles."""
+    results = {}
+    for mode in modes:
+        ranks, latencies = [], []
+        for row in qa:
+            t = time.perf_counter()
+            hits = retriever.search(row["question"], k=10, mode=mode)
+            latencies.append((time.perf_counter() - t) * 1000)
+            docs = list(dict.fromkeys(h.doc_id for h in hits))  # rank documents, not chunks
+            ranks.append(next((i + 1 for i, d in enumerate(docs) if d in row["relevant"]), None))
+        results[mode] = {
+            **{f"hit@{k}": round(sum(r is not None and r <= k for r in ranks) / len(ranks), 4) for k in (1, 5, 10)},
+            "mrr@10": round(sum(1 / r for r in ranks if r) / len(ranks), 4),
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
+            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2),
+            "questions": len(qa),
+        }
+    return results

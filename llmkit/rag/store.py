@@ -1,0 +1,214 @@
+"""A RAG store: one directory with a SQLite database (the source of truth) and a FAISS index.
+
+    store.sqlite    documents, chunks with their metadata and embeddings, and an FTS5 index (BM25)
+    index.faiss     the vector index, derived from the embeddings in SQLite
+    manifest.json   embedding model, dimension, index type, llmkit version, save generation
+
+Saves are atomic: SQLite commits a transaction or nothing, and the index and manifest are
+written to a temporary file and renamed over the old one. If a crash lands between the two,
+the index's generation disagrees with the database's and the index is rebuilt from the stored
+embeddings on open, without re-embedding anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import warnings
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+import llmkit
+from llmkit.errors import UserError
+from llmkit.rag.chunking import chunk_document
+from llmkit.rag.documents import Document
+from llmkit.rag.embeddings import Embedder
+from llmkit.rag.index import build_index, index_kind
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids of deleted chunks are never reused
+    id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id), text TEXT NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, source TEXT, metadata TEXT NOT NULL, vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    """Documents, chunks, embeddings and a FAISS index in one directory; safe for concurrent readers."""
+
+    def __init__(self, path: str | Path, embedder: Embedder | None = None, embedding_model: str | None = None,
+                 index: str = "auto", chunk_tokens: int = 160, chunk_overlap: int = 32):
+        self.path = Path(path)
+        manifest = self._read_manifest()
+        wanted = embedder.name if embedder else embedding_model
+        if manifest and wanted and manifest["embedding_model"] != wanted:
+            raise UserError(
+                f"store {self.path} was built with embedding model {manifest['embedding_model']!r}, not {wanted!r}; "
+                "open it with that model or index into a new --store."
+            )
+        self.embedder = embedder or Embedder(manifest["embedding_model"] if manifest else (embedding_model or Embedder().name))
+        self.config = manifest or {
+            "embedding_model": self.embedder.name, "dim": self.embedder.dim, "index": index,
+            "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens), "chunk_overlap": chunk_overlap,
+        }
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._db() as db:
+            db.executescript(SCHEMA)
+        self.index = self._load_index()
+        if manifest is None:
+            self._save()  # a new store is a valid (empty) store from the start
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection: SQLite connections must not be shared between threads."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path / "store.sqlite", timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    def _read_manifest(self) -> dict | None:
+        file = self.path / "manifest.json"
+        if not file.is_file():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise UserError(f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder.")
+            return None
+        try:
+            return json.loads(file.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{file} is corrupt; rebuild the store with `llmkit rag index`.") from None
+
+    def _generation(self) -> int:
+        row = self._db().execute("SELECT value FROM info WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _load_index(self) -> faiss.Index:
+        file = self.path / "index.faiss"
+        if file.is_file() and self.config.get("generation") == self._generation():
+            index = faiss.read_index(str(file))
+            if index.ntotal == len(self):
+                return index
+        if len(self):
+            warnings.warn(f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
+                          "the stored embeddings.", stacklevel=3)
+        return self._rebuild_index()
+
+    def _rebuild_index(self) -> faiss.Index:
+        ids, vectors = self.vectors()
+        self.index = build_index(vectors, ids, self.config["index"])
+        return self.index
+
+    def _save(self) -> None:
+        """Write the index, then the manifest, each to a temporary file renamed into place."""
+        self.config.update(generation=self._generation(), n_chunks=len(self), index_type=index_kind(self.index),
+                           llmkit_version=llmkit.__version__)
+        _atomic_write(self.path / "index.faiss", lambda tmp: faiss.write_index(self.index, str(tmp)))
+        _atomic_write(self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+
+    # -- writing ----------------------------------------------------------------------------------
+    def add_documents(self, docs: list[Document], remove_missing_from: set[str] | None = None, progress: bool = False) -> dict:
+        """Add new and changed documents (by content hash), embedding only their chunks.
+
+        Documents whose ids start with a prefix in `remove_missing_from` (e.g. a re-indexed
+        folder) and are absent from `docs` are deleted. Returns counts of what changed.
+        """
+        with self._write_lock:
+            db = self._db()
+            known = dict(db.execute("SELECT id, hash FROM documents"))
+            changed = [d for d in docs if known.get(d.id) != d.content_hash]
+            present = {d.id for d in docs}
+            removed = [i for i in known if remove_missing_from is not None and i not in present
+                       and any(i.startswith(p) for p in remove_missing_from)]
+            stale = [d.id for d in changed if d.id in known] + removed
+            chunks = [c for d in changed for c in chunk_document(d, self.embedder.tokenizer, self.config["chunk_tokens"], self.config["chunk_overlap"])]
+            vectors = self.embedder.encode([c.text for c in chunks], progress=progress)
+            with db:  # one transaction: all of it lands, or none of it
+                old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)]
+                db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
+                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
+                db.execute(f"DELETE FROM documents WHERE id IN ({_marks(removed)})", removed)
+                db.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                               [(d.id, d.content_hash, json.dumps(d.metadata)) for d in changed])
+                new_ids = []
+                for chunk, vector in zip(chunks, vectors):
+                    cur = db.execute(
+                        "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
+                        (chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, chunk.metadata.get("source"),
+                         json.dumps(chunk.metadata), vector.tobytes()),
+                    )
+                    new_ids.append(cur.lastrowid)
+                db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new_ids, chunks)])
+                db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
+            self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
+            self._save()
+        return {"documents_added": len(changed) - len(stale) + len(removed), "documents_updated": len(stale) - len(removed),
+                "documents_removed": len(removed), "documents_unchanged": len(docs) - len(changed), "chunks_embedded": len(chunks)}
+
+    def _update_index(self, old: np.ndarray, new_ids: np.ndarray, vectors: np.ndarray) -> None:
+        kind = index_kind(self.index)
+        if kind == "hnsw" and len(old) or self.index.ntotal == 0 or not self.index.is_trained:
+            self._rebuild_index()  # HNSW cannot delete; an empty IVF index has no training yet
+            return
+        if len(old):
+            self.index.remove_ids(old)
+        if len(new_ids):
+            self.index.add_with_ids(vectors, new_ids)
+
+    def delete_documents(self, doc_ids: list[str]) -> int:
+        """Delete documents and their chunks; returns how many documents were deleted."""
+        before = self.count_documents()
+        self.add_documents([], remove_missing_from=set(doc_ids)) if doc_ids else None
+        return before - self.count_documents()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def count_documents(self) -> int:
+        """Number of documents in the store."""
+        return self._db().execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of all chunks, or of the given chunk ids."""
+        sql = "SELECT rowid, vector FROM chunks"
+        rows = self._db().execute(sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
+                                  [] if ids is None else [int(i) for i in ids]).fetchall()
+        dim = self.config["dim"]
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return np.array([r[0] for r in rows], np.int64), vectors
+
+    def chunks(self, ids: list[int]) -> dict[int, dict]:
+        """Chunk records by FAISS id."""
+        rows = self._db().execute(
+            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})", [int(i) for i in ids])
+        return {r[0]: {"chunk_id": r[1], "doc_id": r[2], "text": r[3], "start": r[4], "end": r[5], "metadata": json.loads(r[6])}
+                for r in rows}
+
+    def document_ids(self) -> list[str]:
+        """Every document id in the store."""
+        return [r[0] for r in self._db().execute("SELECT id FROM documents ORDER BY id")]
+
+
+def _marks(values) -> str:
+    return ",".join("?" * len(values))
+
+
+def _atomic_write(target: Path, write) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)

@@ -1,0 +1,62 @@
+"""`llmkit rag index|ask|eval` end to end, in process."""
+
+import json
+
+import pytest
+
+from llmkit.cli import main as llmkit_main
+from tests.rag.conftest import QUESTIONS, TOPICS
+
+
+@pytest.fixture
+def docs_folder(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in TOPICS.items():
+        (folder / name).write_text(text)
+    (folder / "blob.txt").write_bytes(b"\x00\x01\x02")
+    return folder
+
+
+def test_index_ask_eval(docs_folder, tmp_path, capsys):
+    store = str(tmp_path / "store")
+    llmkit_main(["rag", "index", str(docs_folder), "--store", store])
+    captured = capsys.readouterr()
+    stats = json.loads(captured.out)
+    assert stats["documents"] == len(TOPICS) and stats["chunks_embedded"] >= len(TOPICS)
+    assert "skipped" in captured.err and "blob.txt" in captured.err
+
+    llmkit_main(["rag", "index", str(docs_folder), "--store", store])
+    assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0  # unchanged folder: nothing re-embedded
+
+    llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["sources"][0]["doc_id"] == "rebase.md" and 1 in result["cited"]
+
+    llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store])
+    out = capsys.readouterr().out
+    assert "Sources:" in out and "*[1] rebase.md" in out
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("\n".join(json.dumps({"question": q, "doc_id": d}) for q, d in QUESTIONS))
+    llmkit_main(["rag", "eval", "--store", store, "--qa", str(qa)])
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"dense", "lexical", "hybrid"}
+    assert report["hybrid"]["hit@5"] == 1.0 and report["dense"]["mrr@10"] > 0.8
+    assert report["hybrid"]["latency_ms_p95"] > 0
+
+
+def test_rag_user_errors(tmp_path, capsys, embedder):
+    from llmkit.rag import Store
+
+    Store(tmp_path / "empty", embedder=embedder)  # a valid store with no documents yet
+    for argv, message in [
+        (["rag", "index", "--store", str(tmp_path / "s")], "give files or folders"),
+        (["rag", "index", str(tmp_path / "nope"), "--store", str(tmp_path / "s")], "does not exist"),
+        (["rag", "ask", "hi", "--store", str(tmp_path / "nowhere")], "no store at"),
+        (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in err and "Traceback" not in err, (argv, err)

@@ -1,0 +1,115 @@
+"""Loading, chunking and the store's writes: incremental, atomic, and tolerant of bad files."""
+
+import faiss
+import pytest
+
+from llmkit.rag import Document, Store, chunk_document, load_paths
+from llmkit.rag import documents as documents_module
+from llmkit.rag.documents import html_to_text
+
+
+def _write_pdf(path, text):
+    """A minimal one-page PDF whose page shows `text` (built by hand; no PDF writer needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("Plain notes about tea.")
+    (tmp_path / "page.html").write_text("<html><head><title>Kettles</title><style>p{color:red}</style></head>"
+                                        "<body><h1>Kettles</h1><p>Boil water &amp; wait.</p><script>alert(1)</script></body></html>")
+    _write_pdf(tmp_path / "paper.pdf", "Steeping green tea at 80 degrees")
+    (tmp_path / "empty.md").write_text("")
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (tmp_path / "big.md").write_text("x" * 2000)
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
+    monkeypatch.setattr(documents_module, "MAX_FILE_BYTES", 1000)
+    with pytest.warns(UserWarning) as caught:
+        docs = {d.id: d for d in load_paths([tmp_path])}
+    skipped = " ".join(str(w.message) for w in caught)
+    for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
+        assert name in skipped, name
+    assert set(docs) == {"notes.txt", "page.html", "paper.pdf"}
+    assert docs["page.html"].metadata["title"] == "Kettles"
+    assert "alert" not in docs["page.html"].text and "color" not in docs["page.html"].text
+    assert "Boil water & wait." in docs["page.html"].text
+    assert "green tea" in docs["paper.pdf"].text and docs["paper.pdf"].metadata["pages"] == [(1, 0)]
+    assert load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"])[0].id == "notes.txt"
+
+
+def test_html_text_keeps_headings():
+    text, title = html_to_text("<title> T </title><h2>Setup</h2><p>Run   it.</p>")
+    assert title == "T" and text == "## Setup\n\nRun it."
+
+
+def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
+    body = "\n\n".join(f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12)) for i in range(6))
+    doc = Document("guide.md", body + "\n\n" + "unbroken " * 400, {"source": "guide.md"})
+    chunks = chunk_document(doc, embedder.tokenizer, max_tokens=64, overlap=16)
+    assert len(chunks) > 10
+    for c in chunks:
+        assert len(embedder.tokenizer(c.text, add_special_tokens=False)["input_ids"]) <= 64
+        assert doc.text[c.start : c.end] == c.text
+    assert chunks[0].start == 0 and chunks[-1].end >= len(doc.text.rstrip())  # the whole text is covered
+    for a, b in zip(chunks, chunks[1:]):  # ordered, and either overlapping or separated by whitespace only
+        assert a.start < b.start and not doc.text[a.end : b.start].strip()
+    assert sum(b.start < a.end for a, b in zip(chunks, chunks[1:])) > 5  # most neighbours share an overlap
+    assert chunks[3].metadata["heading"].startswith("Part")
+
+
+def test_incremental_reindex(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in {"a.md": "Apples are red or green.", "b.md": "Bananas are yellow.", "c.md": "Cherries are dark red."}.items():
+        (folder / name).write_text(text)
+    store = Store(tmp_path / "store", embedder=embedder)
+    first = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    assert first["documents_added"] == 3 and first["chunks_embedded"] == 3
+
+    again = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    assert again["chunks_embedded"] == 0 and again["documents_unchanged"] == 3
+
+    (folder / "a.md").write_text("Apples are crisp; some are sour.")
+    (folder / "b.md").unlink()
+    (folder / "d.md").write_text("Dates are sweet.")
+    changed = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    assert (changed["documents_added"], changed["documents_updated"], changed["documents_removed"], changed["documents_unchanged"]) == (1, 1, 1, 1)
+    assert changed["chunks_embedded"] == 2
+    assert store.document_ids() == ["a.md", "c.md", "d.md"]
+    assert store.index.ntotal == len(store) == 3
+
+
+def test_interrupted_saves_leave_a_readable_store(tmp_path, embedder, monkeypatch):
+    path = tmp_path / "store"
+    store = Store(path, embedder=embedder)
+    store.add_documents([Document("one", "The first document is about owls.", {"source": "one"})])
+
+    # A failure inside the database transaction: nothing of the new batch lands.
+    with pytest.raises(TypeError):
+        store.add_documents([Document("two", "Unsaveable.", {"source": "two", "bad": object()})])
+    assert Store(path, embedder=embedder).document_ids() == ["one"]
+
+    # A crash after the database commit, while the index is written: the index is rebuilt on open.
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(OSError):
+        store.add_documents([Document("three", "The third document is about foxes.", {"source": "three"})])
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="rebuilding"):
+        reopened = Store(path, embedder=embedder)
+    assert reopened.document_ids() == ["one", "three"] and reopened.index.ntotal == 2
