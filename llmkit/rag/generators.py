@@ -56,20 +56,42 @@ class ExtractiveGenerator:
         if not hits:
             yield "I found nothing in the documents about that."
             return
-        candidates = [(n, s) for n, h in enumerate(hits, start=1) for s in _sentences(h.text)]
+        seen: set[str] = set()
+        candidates = []  # (source number, sentence), each distinct sentence once: overlapping chunks repeat text
+        for n, hit in enumerate(hits, start=1):
+            for sentence in _sentences(hit.text):
+                if sentence.lower() not in seen:
+                    seen.add(sentence.lower())
+                    candidates.append((n, sentence))
+        if not candidates:
+            yield "The retrieved sources hold no complete sentences to quote."
+            return
         with self._lock:
             vectors = self.embedder.encode([question] + [s for _, s in candidates])
-        sims = vectors[1:] @ vectors[0]
         # Favour higher-ranked sources a little, so ties go to the better document.
-        order = np.argsort(-(sims - 0.01 * np.array([n for n, _ in candidates])))
-        chosen = sorted(order[: self.sentences], key=lambda i: (candidates[i][0], i))  # keep reading order
+        relevance = vectors[1:] @ vectors[0] - 0.01 * np.array([n for n, _ in candidates])
+        chosen: list[int] = []
+        for i in np.argsort(-relevance):
+            if len(chosen) == self.sentences:
+                break
+            if all(float(vectors[1 + i] @ vectors[1 + j]) < 0.9 for j in chosen):  # skip near-repeats
+                chosen.append(int(i))
+        chosen.sort(key=lambda i: (candidates[i][0], i))  # keep reading order
         answer = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in chosen)
         yield from re.findall(r"\S+\s*", answer)
 
 
 def _sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+|\n\s*\n", text)
-    return [" ".join(p.split()) for p in parts if len(p.split()) >= 4]
+    """Prose sentences of a chunk: code examples, grammar rules and heading underlines are left out."""
+    prose = "\n".join(line for line in text.splitlines()
+                      if not re.match(r"\s*(>>>|\.\.\.|[=*~^#-]{3,}\s*$)", line) and "::=" not in line)
+    out = []
+    for part in re.split(r"(?<=[.!?])\s+|\n\s*\n", prose):
+        sentence = " ".join(part.split())
+        letters = sum(c.isalpha() or c.isspace() for c in sentence)
+        if len(sentence.split()) >= 4 and letters >= 0.85 * len(sentence):
+            out.append(sentence)
+    return out
 
 
 class TransformersGenerator:

@@ -1,0 +1,152 @@
+"""RAG performance: embedding throughput, FAISS build/query/recall, FTS5 latency, retrieval quality, ask latency.
+
+    python benchmarks/bench_rag.py --store runs/rag-builtin    # a store of the built-in docs (built if missing)
+
+Index benchmarks use real MiniLM embeddings of the built-in corpus (chunks and sentences, 10k);
+the 100k set adds jittered copies of them (unit noise of 0.35 / sqrt(dim), renormalized), which
+keeps the clustered shape of real embeddings (HNSW recall on isotropic Gaussian vectors is not
+representative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from llmkit.rag import RAG, Retriever, builtin_knowledge_base
+from llmkit.rag.evaluate import evaluate, load_qa
+from llmkit.rag.index import build_index, search_index
+from llmkit.rag.pipeline import open_store
+from llmkit.rag.store import SCHEMA
+
+HERE = Path(__file__).resolve().parent
+
+
+def percentiles(ms: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def embedding_throughput(store, texts: list[str], rounds: int = 3) -> dict:
+    """The indexing path's encoder against plain SentenceTransformer.encode, interleaved."""
+    model = store.embedder.model
+    times = {"llmkit": [], "sentence_transformers": []}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        store.embedder.encode(texts)
+        times["llmkit"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        model.encode(texts)
+        times["sentence_transformers"].append(time.perf_counter() - t)
+    rate = {k: len(texts) / statistics.median(v) for k, v in times.items()}
+    return {"texts": len(texts), "texts_per_second": {k: round(v, 1) for k, v in rate.items()},
+            "ratio": round(rate["llmkit"] / rate["sentence_transformers"], 3)}
+
+
+def index_benchmarks(base: np.ndarray, queries: np.ndarray) -> dict:
+    """Build time, query latency and recall@10 (against exact search) per index kind and size."""
+    rng = np.random.default_rng(0)
+    results = {}
+    for n in (10_000, 100_000):
+        reps = -(-n // len(base))
+        vectors = np.concatenate([base] + [base + rng.normal(0, 0.35 / np.sqrt(base.shape[1]), base.shape).astype(np.float32) for _ in range(reps - 1)])[:n]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = np.arange(n, dtype=np.int64)
+        truth, row = None, {}
+        for kind in ("flat", "hnsw", "ivf", "ivfpq"):
+            t = time.perf_counter()
+            index = build_index(vectors, ids, kind)
+            build = time.perf_counter() - t
+            found, lat = [], []
+            for q in queries:
+                t = time.perf_counter()
+                _, top = search_index(index, q, 10)
+                lat.append((time.perf_counter() - t) * 1000)
+                found.append(set(top.tolist()))
+            if kind == "flat":
+                truth = found
+            recall = statistics.mean(len(f & t) / 10 for f, t in zip(found, truth))
+            row[kind] = {"build_s": round(build, 3), **percentiles(lat), "recall@10": round(recall, 4)}
+        results[str(n)] = row
+    return results
+
+
+def fts_latency(texts: list[str], questions: list[str], n: int = 100_000) -> dict:
+    """BM25 query latency of the store's FTS5 table holding n chunks of real text."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "fts.sqlite")
+        db.executescript(SCHEMA)
+        rows = [(i, f"{texts[i % len(texts)]} part{i // len(texts)}") for i in range(n)]
+        t = time.perf_counter()
+        with db:
+            db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", rows)
+        build = time.perf_counter() - t
+        lat = []
+        for q in questions * 3:
+            match = " OR ".join(f'"{w}"' for w in dict.fromkeys(re.findall(r"\w+", q.lower())))
+            t = time.perf_counter()
+            db.execute("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT 10", (match,)).fetchall()
+            lat.append((time.perf_counter() - t) * 1000)
+        return {"chunks": n, "insert_s": round(build, 2), **percentiles(lat)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", default="runs/rag-builtin")
+    parser.add_argument("--qa", default=str(HERE / "rag_questions.jsonl"))
+    parser.add_argument("--out", default=str(HERE / "results" / "rag.json"))
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+
+    t = time.perf_counter()
+    store = open_store(args.store, builtin=True, progress=False)
+    results = {"store": {"documents": store.count_documents(), "chunks": len(store), "open_or_build_s": round(time.perf_counter() - t, 1)}}
+
+    t = time.perf_counter()
+    again = store.add_documents(builtin_knowledge_base())
+    results["reindex_unchanged"] = {"seconds": round(time.perf_counter() - t, 2), "chunks_embedded": again["chunks_embedded"]}
+    print(json.dumps(results, indent=2), flush=True)
+
+    chunk_ids, chunk_vectors = store.vectors()
+    texts = [c["text"] for c in store.chunks(chunk_ids[:400].tolist()).values()]
+    results["embedding"] = embedding_throughput(store, texts)
+    print(json.dumps(results["embedding"], indent=2), flush=True)
+
+    qa = load_qa(args.qa)
+    retriever = Retriever(store)
+    results["quality"] = evaluate(retriever, qa)
+    print(json.dumps(results["quality"], indent=2), flush=True)
+
+    rag = RAG(store, k=5)
+    lat = []
+    for row in qa:
+        t = time.perf_counter()
+        rag.ask(row["question"])
+        lat.append((time.perf_counter() - t) * 1000)
+    results["ask_extractive"] = percentiles(lat)
+
+    sentences = [s for d in builtin_knowledge_base() for s in re.split(r"(?<=[.!?])\s+", d.text) if 40 < len(s) < 300]
+    rng = np.random.default_rng(0)
+    extra = [sentences[i] for i in rng.choice(len(sentences), 10_000 - len(chunk_vectors), replace=False)]
+    base = np.concatenate([chunk_vectors, store.embedder.encode(extra)])
+    queries = store.embedder.encode([r["question"] for r in qa] + [sentences[i] for i in rng.choice(len(sentences), 150)])
+    results["faiss"] = index_benchmarks(base, queries)
+    print(json.dumps(results["faiss"], indent=2), flush=True)
+    results["fts5_lexical"] = fts_latency(sentences, [r["question"] for r in qa])
+    results["versions"] = {"faiss": faiss.__version__, "sqlite": sqlite3.sqlite_version}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
