@@ -68,9 +68,9 @@ def main(argv: list[str]) -> None:
             docs = builtin_knowledge_base() if args.builtin else load_paths(args.paths, args.include, args.exclude)
         for w in skipped:
             print(f"warning: {w.message}", file=sys.stderr)
-        # Re-indexing a folder also removes documents whose files are gone from it.
-        scope = None if args.builtin else {""}
-        stats = store.add_documents(docs, remove_missing_from=scope, progress=True)
+        # Re-indexing a folder also removes the documents whose files are gone from it.
+        folders = {f"{Path(p).expanduser().resolve().name}/" for p in args.paths if Path(p).is_dir()}
+        stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
         print(json.dumps({**stats, "documents": store.count_documents(), "chunks": len(store), "store": str(store.path)}, indent=2))
         return
 

@@ -131,16 +131,20 @@ def load_file(path: str | Path, root: str | Path | None = None) -> Document:
 
 
 def load_paths(paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None) -> list[Document]:
-    """Load files and folders (recursively); files that cannot be read are skipped with a warning."""
+    """Load files and folders (recursively); files that cannot be read are skipped with a warning.
+
+    A document's id is its path from the given folder's parent ("notes/todo.md" for the folder
+    "~/notes"), or the file name for a file: stable across machines, and one prefix per folder.
+    """
     docs: list[Document] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
             raise UserError(f"{path} does not exist; pass files or folders to index.")
-        root = path if path.is_dir() else path.parent
+        root = path.resolve().parent
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            rel = str(file.relative_to(root))
+            rel = str(file.relative_to(path)) if path.is_dir() else file.name
             if file.suffix.lower() not in SUFFIXES and path.is_dir():
                 continue
             if include and not any(fnmatch.fnmatch(rel, g) for g in include):
@@ -150,7 +154,7 @@ def load_paths(paths: list[str | Path], include: list[str] | None = None, exclud
             try:
                 if file.suffix.lower() not in SUFFIXES:
                     raise ValueError(f"unsupported type {file.suffix!r} (use {', '.join(sorted(SUFFIXES))})")
-                docs.append(load_file(file, root))
+                docs.append(load_file(file.resolve(), root))
             except (ValueError, OSError) as err:
                 warnings.warn(f"skipped {file}: {err}", stacklevel=2)
     return docs

@@ -43,7 +43,7 @@ def _load(name_or_path: str, device: str | None):
 class Embedder:
     """Embed texts in batches with a sentence-transformers model; vectors are float32 and unit-length."""
 
-    def __init__(self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None, batch_size: int = 64):
+    def __init__(self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None, batch_size: int = 32):
         self.name = name_or_path
         self.model = _load(name_or_path, device)
         self.batch_size = batch_size

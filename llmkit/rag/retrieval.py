@@ -18,6 +18,13 @@ from llmkit.rag.store import Store, _marks
 
 MODES = ("dense", "lexical", "hybrid")
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al.); damps the weight of top ranks
+# Words that match nearly every chunk: they add nothing to BM25's ranking but make FTS5 score
+# every row (40 ms instead of a few at 100k chunks).
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does did for from has have how i if in into is it its me my of on or our "
+    "so than that the their them then there these they this those to was we were what when where which who why will "
+    "with would you your".split()
+)
 
 
 @dataclass
@@ -29,6 +36,8 @@ class Hit:
     doc_id: str
     text: str
     score: float
+    start: int = 0
+    end: int = 0
     metadata: dict = field(default_factory=dict)
 
     @property
@@ -68,8 +77,7 @@ class Retriever:
         else:
             ranked = _fuse([self.dense(query, pool, allowed), self.lexical(query, pool, allowed)])
         records = self.store.chunks([i for i, _ in ranked])
-        hits = [Hit(i, **{k_: v for k_, v in records[i].items() if k_ in ("chunk_id", "doc_id", "text", "metadata")}, score=float(s))
-                for i, s in ranked if i in records]
+        hits = [Hit(id=i, score=s, **records[i]) for i, s in ranked if i in records]
         if rerank and hits:
             hits = self._rerank(query, hits)
         return hits[:k]
@@ -90,8 +98,7 @@ class Retriever:
     def lexical(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches (FTS5; higher is better)."""
         words = re.findall(r"\w+", query.lower())
-        if not words:
-            return []
+        words = [w for w in words if w not in STOPWORDS] or words  # a query of stopwords only keeps them
         match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))  # quoted: no FTS5 syntax from user input
         sql = "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         params: list = [match]

@@ -119,43 +119,55 @@ class Store:
         _atomic_write(self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
 
     # -- writing ----------------------------------------------------------------------------------
-    def add_documents(self, docs: list[Document], remove_missing_from: set[str] | None = None, progress: bool = False) -> dict:
+    def add_documents(self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False) -> dict:
         """Add new and changed documents (by content hash), embedding only their chunks.
 
-        Documents whose ids start with a prefix in `remove_missing_from` (e.g. a re-indexed
-        folder) and are absent from `docs` are deleted. Returns counts of what changed.
+        Stored documents whose id starts with one of `prune_prefixes` (a re-indexed folder, say
+        "notes/") and that are absent from `docs` are deleted. Returns counts of what changed.
         """
         with self._write_lock:
-            db = self._db()
-            known = dict(db.execute("SELECT id, hash FROM documents"))
-            changed = [d for d in docs if known.get(d.id) != d.content_hash]
+            known = dict(self._db().execute("SELECT id, hash FROM documents"))
             present = {d.id for d in docs}
-            removed = [i for i in known if remove_missing_from is not None and i not in present
-                       and any(i.startswith(p) for p in remove_missing_from)]
-            stale = [d.id for d in changed if d.id in known] + removed
-            chunks = [c for d in changed for c in chunk_document(d, self.embedder.tokenizer, self.config["chunk_tokens"], self.config["chunk_overlap"])]
-            vectors = self.embedder.encode([c.text for c in chunks], progress=progress)
-            with db:  # one transaction: all of it lands, or none of it
-                old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)]
-                db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
-                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
-                db.execute(f"DELETE FROM documents WHERE id IN ({_marks(removed)})", removed)
-                db.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
-                               [(d.id, d.content_hash, json.dumps(d.metadata)) for d in changed])
-                new_ids = []
-                for chunk, vector in zip(chunks, vectors):
-                    cur = db.execute(
-                        "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
-                        (chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, chunk.metadata.get("source"),
-                         json.dumps(chunk.metadata), vector.tobytes()),
-                    )
-                    new_ids.append(cur.lastrowid)
-                db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new_ids, chunks)])
-                db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
-            self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
-            self._save()
-        return {"documents_added": len(changed) - len(stale) + len(removed), "documents_updated": len(stale) - len(removed),
-                "documents_removed": len(removed), "documents_unchanged": len(docs) - len(changed), "chunks_embedded": len(chunks)}
+            removed = [i for i in known if prune_prefixes and i not in present and i.startswith(tuple(prune_prefixes))]
+            changed = [d for d in docs if known.get(d.id) != d.content_hash]
+            updated = [d.id for d in changed if d.id in known]
+            embedded = self._write(changed, updated + removed, progress)
+        return {"documents_added": len(changed) - len(updated), "documents_updated": len(updated),
+                "documents_removed": len(removed), "documents_unchanged": len(docs) - len(changed), "chunks_embedded": embedded}
+
+    def delete_documents(self, doc_ids: list[str]) -> int:
+        """Delete documents and their chunks; returns how many were in the store."""
+        with self._write_lock:
+            known = {r[0] for r in self._db().execute("SELECT id FROM documents")}
+            gone = [i for i in dict.fromkeys(doc_ids) if i in known]
+            if gone:
+                self._write([], gone)
+        return len(gone)
+
+    def _write(self, docs: list[Document], stale: list[str], progress: bool = False) -> int:
+        """Replace the chunks of `stale` documents by those of `docs` in one transaction, then save."""
+        db = self._db()
+        chunks = [c for d in docs for c in chunk_document(d, self.embedder.tokenizer, self.config["chunk_tokens"], self.config["chunk_overlap"])]
+        vectors = self.embedder.encode([c.text for c in chunks], progress=progress)  # before the transaction: slow
+        with db:  # one transaction: all of it lands, or none of it
+            old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)]
+            db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
+            db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
+            db.execute(f"DELETE FROM documents WHERE id IN ({_marks(stale)})", stale)
+            db.executemany("INSERT INTO documents VALUES (?, ?, ?)", [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs])
+            new_ids = []
+            for chunk, vector in zip(chunks, vectors):
+                cur = db.execute(
+                    "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
+                    (chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, chunk.metadata.get("source"),
+                     json.dumps(chunk.metadata), vector.tobytes()),
+                )
+                new_ids.append(cur.lastrowid)
+            db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new_ids, chunks)])
+            db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
+        self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
+        self._save()
+        return len(chunks)
 
     def _update_index(self, old: np.ndarray, new_ids: np.ndarray, vectors: np.ndarray) -> None:
         kind = index_kind(self.index)
@@ -166,12 +178,6 @@ class Store:
             self.index.remove_ids(old)
         if len(new_ids):
             self.index.add_with_ids(vectors, new_ids)
-
-    def delete_documents(self, doc_ids: list[str]) -> int:
-        """Delete documents and their chunks; returns how many documents were deleted."""
-        before = self.count_documents()
-        self.add_documents([], remove_missing_from=set(doc_ids)) if doc_ids else None
-        return before - self.count_documents()
 
     # -- reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -191,7 +197,7 @@ class Store:
         return np.array([r[0] for r in rows], np.int64), vectors
 
     def chunks(self, ids: list[int]) -> dict[int, dict]:
-        """Chunk records by FAISS id."""
+        """Chunk records by FAISS id: chunk_id, doc_id, text, start, end, metadata."""
         rows = self._db().execute(
             f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})", [int(i) for i in ids])
         return {r[0]: {"chunk_id": r[1], "doc_id": r[2], "text": r[3], "start": r[4], "end": r[5], "metadata": json.loads(r[6])}

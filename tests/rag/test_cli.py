@@ -31,14 +31,14 @@ def test_index_ask_eval(docs_folder, tmp_path, capsys):
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
     result = json.loads(capsys.readouterr().out)
-    assert result["sources"][0]["doc_id"] == "rebase.md" and 1 in result["cited"]
+    assert result["sources"][0]["doc_id"] == "docs/rebase.md" and 1 in result["cited"]
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store])
     out = capsys.readouterr().out
-    assert "Sources:" in out and "*[1] rebase.md" in out
+    assert "Sources:" in out and "*[1] docs/rebase.md" in out
 
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("\n".join(json.dumps({"question": q, "doc_id": d}) for q, d in QUESTIONS))
+    qa.write_text("\n".join(json.dumps({"question": q, "doc_id": f"docs/{d}"}) for q, d in QUESTIONS))
     llmkit_main(["rag", "eval", "--store", store, "--qa", str(qa)])
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"dense", "lexical", "hybrid"}

@@ -38,7 +38,7 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
     monkeypatch.setattr(documents_module, "MAX_FILE_BYTES", 1000)
     with pytest.warns(UserWarning) as caught:
-        docs = {d.id: d for d in load_paths([tmp_path])}
+        docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path])}
     skipped = " ".join(str(w.message) for w in caught)
     for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
         assert name in skipped, name
@@ -47,7 +47,8 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     assert "alert" not in docs["page.html"].text and "color" not in docs["page.html"].text
     assert "Boil water & wait." in docs["page.html"].text
     assert "green tea" in docs["paper.pdf"].text and docs["paper.pdf"].metadata["pages"] == [(1, 0)]
-    assert load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"])[0].id == "notes.txt"
+    assert load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"])[0].id == f"{tmp_path.name}/notes.txt"
+    assert load_paths([tmp_path / "notes.txt"])[0].id == "notes.txt"
 
 
 def test_html_text_keeps_headings():
@@ -76,20 +77,23 @@ def test_incremental_reindex(tmp_path, embedder):
     for name, text in {"a.md": "Apples are red or green.", "b.md": "Bananas are yellow.", "c.md": "Cherries are dark red."}.items():
         (folder / name).write_text(text)
     store = Store(tmp_path / "store", embedder=embedder)
-    first = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    first = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
     assert first["documents_added"] == 3 and first["chunks_embedded"] == 3
 
-    again = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    again = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
     assert again["chunks_embedded"] == 0 and again["documents_unchanged"] == 3
 
     (folder / "a.md").write_text("Apples are crisp; some are sour.")
     (folder / "b.md").unlink()
     (folder / "d.md").write_text("Dates are sweet.")
-    changed = store.add_documents(load_paths([folder]), remove_missing_from={""})
+    changed = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
     assert (changed["documents_added"], changed["documents_updated"], changed["documents_removed"], changed["documents_unchanged"]) == (1, 1, 1, 1)
     assert changed["chunks_embedded"] == 2
-    assert store.document_ids() == ["a.md", "c.md", "d.md"]
+    assert store.document_ids() == ["docs/a.md", "docs/c.md", "docs/d.md"]
     assert store.index.ntotal == len(store) == 3
+    store.add_documents([Document("notes/x.md", "Elsewhere.", {"source": "notes/x.md"})], prune_prefixes={"notes/"})
+    assert len(store.document_ids()) == 4  # indexing another folder prunes only inside that folder
+    assert store.delete_documents(["docs/a.md", "nope"]) == 1 and len(store) == store.index.ntotal == 3
 
 
 def test_interrupted_saves_leave_a_readable_store(tmp_path, embedder, monkeypatch):
