@@ -115,6 +115,7 @@ def trainer_for(model, train: Dataset, steps: int, batch: int, lr: float, device
 
 
 def bench_shape(name: str, train: Dataset, val: list[dict], vocab: int, device: str, steps: int, rounds: int, peak: float) -> dict:
+    """Time the four variants on one shape over identical batches, interleaved round by round."""
     n_layer, n_head, n_embd, block, batch = SHAPES[name]
     shape = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=block)
     lr = 1e-3
@@ -147,7 +148,7 @@ def bench_shape(name: str, train: Dataset, val: list[dict], vocab: int, device: 
                 seconds = runner.run(batches)
             times[kind].append(seconds)
             if r == rounds - 1:
-                finals[kind] = runner.eval_loss(val[:20])
+                finals[kind] = runner.eval_loss(val)
             print(f"  {name} round {r + 1} {kind:15s} {steps * batch * block / seconds:9.0f} tokens/s", flush=True)
 
     tokens = steps * batch * block
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=None, help="override every shape's batch size")
+    parser.add_argument("--eval_batches", type=int, default=20, help="validation batches (of 8 blocks) for the loss check")
     parser.add_argument("--out", default="benchmarks/results/pretrain.json")
     args = parser.parse_args()
     if args.batch:
@@ -210,7 +212,8 @@ def main() -> None:
         block = SHAPES[name][3]
         train = pack(corpus["train"], tokenizer, block)
         val_blocks = pack(corpus["validation"], tokenizer, block)
-        val = [collate_blocks([val_blocks[i] for i in range(j, min(j + 8, len(val_blocks)))]) for j in range(0, min(160, len(val_blocks)), 8)]
+        val = [collate_blocks([val_blocks[i] for i in range(j, min(j + 8, len(val_blocks)))])
+               for j in range(0, min(8 * args.eval_batches, len(val_blocks)), 8)]
         results[name] = bench_shape(name, train, val, len(tokenizer), args.device, args.steps, args.rounds, peak)
         print(json.dumps(results[name], indent=2), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,19 +10,45 @@ from llmkit.errors import run_cli
 USAGE = """usage: llmkit <command> [options]
 
 commands:
-  pretrain   pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
-  generate   sample text from a causal LM folder, streaming it to the terminal
-  rag        index documents and ask questions with cited sources (index, ask, eval, chat)
+  pretrain        pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
+  finetune-bert   fine-tune an encoder for classification or tagging (recipes/finetune_bert.py)
+  finetune-t5     fine-tune T5 on text-to-text pairs (recipes/finetune_t5.py)
+  finetune-gpt2   continue training a causal LM (recipes/finetune_gpt2.py)
+  generate        sample text from a causal LM folder, streaming it to the terminal
+  rag             index documents and ask questions with cited sources (index, ask, eval, chat)
 
 `llmkit <command> --help` lists a command's options."""
 
 
-def _pretrain(argv: list[str]) -> None:
-    from llmkit.arguments import parse_args
-    from llmkit.data import DataArguments
-    from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
+def _recipe(name: str):
+    """A command that parses recipe flags into the recipe's dataclasses and calls its function."""
 
-    pretrain(*parse_args((DataArguments, ModelArguments, PretrainingArguments), argv))
+    def run(argv: list[str]) -> None:
+        from llmkit.arguments import parse_args
+        from llmkit.data import DataArguments
+        from llmkit.finetune import (
+            ClassificationArguments,
+            FinetuneDataArguments,
+            FinetuneModelArguments,
+            FinetuneSeq2SeqArguments,
+            FinetuneTrainingArguments,
+            LoraArguments,
+            finetune_classifier,
+        )
+        from llmkit.finetune.causal import CausalArguments, finetune_causal
+        from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
+        from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
+
+        shared = (FinetuneDataArguments, FinetuneModelArguments, LoraArguments)
+        fn, types = {
+            "pretrain": (pretrain, (DataArguments, ModelArguments, PretrainingArguments)),
+            "finetune-bert": (finetune_classifier, (ClassificationArguments, *shared, FinetuneTrainingArguments)),
+            "finetune-t5": (finetune_seq2seq, (Seq2SeqArguments, *shared, FinetuneSeq2SeqArguments)),
+            "finetune-gpt2": (finetune_causal, (CausalArguments, *shared, FinetuneTrainingArguments)),
+        }[name]
+        fn(*parse_args(types, argv))
+
+    return run
 
 
 def _generate(argv: list[str]) -> None:
@@ -47,7 +73,14 @@ def _rag(argv: list[str]) -> None:
     main(argv)
 
 
-COMMANDS = {"pretrain": _pretrain, "generate": _generate, "rag": _rag}
+COMMANDS = {
+    "pretrain": _recipe("pretrain"),
+    "finetune-bert": _recipe("finetune-bert"),
+    "finetune-t5": _recipe("finetune-t5"),
+    "finetune-gpt2": _recipe("finetune-gpt2"),
+    "generate": _generate,
+    "rag": _rag,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

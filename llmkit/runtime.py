@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import TrainingArguments
@@ -28,6 +29,19 @@ def check_launch() -> None:
     asked_for_several = "MASTER_ADDR" in os.environ  # accelerate's simple launcher sets it only for >1 process
     if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
         raise UserError(f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}.")
+
+
+def prepare_output_dir(path: str) -> Path:
+    """Create output_dir, failing before any work with a clear message when it cannot be written."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".llmkit-write-test-{os.getpid()}"  # per process: ranks probe the same folder at once
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir.") from None
+    return out
 
 
 def configure_threads() -> None:

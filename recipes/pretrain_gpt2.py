@@ -16,9 +16,9 @@ from llmkit.errors import run_cli
 from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
     data_args, model_args, training_args = parse_args((DataArguments, ModelArguments, PretrainingArguments), argv)
-    pretrain(data_args, model_args, training_args)
+    return pretrain(data_args, model_args, training_args)
 
 
 if __name__ == "__main__":

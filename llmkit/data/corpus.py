@@ -90,32 +90,44 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
 
 
 def _load_hub(args: DataArguments) -> DatasetDict | IterableDatasetDict:
-    try:
-        return load_dataset(args.dataset_name, args.dataset_config_name, streaming=args.streaming)
-    except Exception as err:  # the Hub raises many types: not found, gated, offline, bad config
-        raise UserError(
-            f"could not load dataset {args.source!r} ({type(err).__name__}: {err}). Check the name and config, "
-            "your network or HF_HUB_OFFLINE, or pass local files with --train_files."
-        ) from None
+    return load_source(args.dataset_name, args.dataset_config_name, streaming=args.streaming)
 
 
 def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
-    data_files = {"train": _expand(args.train_files)}
+    data_files = {"train": expand_files(args.train_files)}
     if args.validation_files:
-        data_files["validation"] = _expand(args.validation_files)
+        data_files["validation"] = expand_files(args.validation_files)
+    return load_source(data_files=data_files, streaming=args.streaming, sample_by=args.sample_by)
+
+
+def load_source(
+    dataset_name: str | None = None, dataset_config_name: str | None = None, data_files: dict[str, list[str]] | None = None,
+    streaming: bool = False, sample_by: str = "paragraph",
+) -> DatasetDict | IterableDatasetDict:
+    """Load a Hub dataset by name, or local files of one type; any failure becomes one clear UserError."""
+    if dataset_name:
+        try:
+            return load_dataset(dataset_name, dataset_config_name, streaming=streaming)
+        except Exception as err:  # the Hub raises many types: not found, gated, offline, bad config
+            name = dataset_name + (f"/{dataset_config_name}" if dataset_config_name else "")
+            raise UserError(
+                f"could not load dataset {name!r} ({type(err).__name__}: {err}). Check the name and config, "
+                "your network or HF_HUB_OFFLINE, or pass local files instead."
+            ) from None
     suffixes = {Path(f).suffix.lower() for files in data_files.values() for f in files}
     builders = {BUILDERS[s] for s in suffixes}
     if len(builders) > 1:
         raise UserError(f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv).")
     builder = builders.pop()
-    kwargs = {"sample_by": args.sample_by} if builder == "text" else {}
+    kwargs = {"sample_by": sample_by} if builder == "text" else {}
     try:
-        return load_dataset(builder, data_files=data_files, streaming=args.streaming, **kwargs)
+        return load_dataset(builder, data_files=data_files, streaming=streaming, **kwargs)
     except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
-        raise UserError(f"could not read {', '.join(args.train_files)} as {builder} ({type(err).__name__}: {err}).") from None
+        files = ", ".join(f for fs in data_files.values() for f in fs)
+        raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 
 
-def _expand(paths: list[str]) -> list[str]:
+def expand_files(paths: list[str]) -> list[str]:
     """Resolve files and folders (recursively) to the readable data files they hold."""
     files: list[str] = []
     for raw in paths:

@@ -14,10 +14,10 @@ from llmkit.errors import UserError
 EOS = "<|endoftext|>"
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer (GPT-2's scheme) whose only special token is <|endoftext|>."""
-    if vocab_size < 257 + 1:
-        raise UserError(f"--vocab_size must exceed 257 (256 bytes + <|endoftext|>), got {vocab_size}.")
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: list[str], min_frequency: int = 2) -> Tokenizer:
+    """Train a byte-level BPE `tokenizers.Tokenizer` (GPT-2's scheme): any text encodes, nothing is <unk>."""
+    if vocab_size < 257 + len(special_tokens):
+        raise UserError(f"--vocab_size must exceed 256 bytes + {len(special_tokens)} special tokens, got {vocab_size}.")
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -25,11 +25,17 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: in
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte is a token: nothing is ever <unk>
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     bpe.train_from_iterator(_batches(texts), trainer=trainer)
+    return bpe
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style tokenizer whose only special token is <|endoftext|> (also used for padding)."""
+    bpe = train_byte_level_bpe(texts, vocab_size, [EOS], min_frequency)
     # Wrapping a tokenizers.Tokenizer object is the reliable way in transformers 5 (see STACK-NOTES).
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context

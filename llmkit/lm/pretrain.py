@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -20,7 +19,7 @@ from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpu
 from llmkit.errors import UserError
 from llmkit.lm.model import ModelArguments, build_gpt2, check_model_fits, count_parameters
 from llmkit.lm.report import ReportCallback, write_report
-from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
+from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads, prepare_output_dir
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
@@ -60,7 +59,7 @@ def pretrain(
     args = training_args
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
-    out = _prepare_output_dir(args.output_dir)
+    out = prepare_output_dir(args.output_dir)
     resume = args.resume_from_checkpoint or get_last_checkpoint(str(out))
     if resume:
         say(f"resuming from {resume}")
@@ -122,18 +121,6 @@ def pretrain(
             f"{metrics['train_tokens_per_second']:,.0f} tokens/s on {metrics['world_size']} process(es)")
         say("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
     return metrics
-
-
-def _prepare_output_dir(path: str) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".llmkit-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir.") from None
-    return out
 
 
 def _tokenizer_texts(train, streaming: bool):

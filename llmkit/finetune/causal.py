@@ -1,0 +1,98 @@
+"""Continue training a causal LM (e.g. the output of pretrain_gpt2.py) on text, or on prompt/response pairs
+with the loss on the responses only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
+
+from llmkit.data.packing import collate_blocks, pack
+from llmkit.errors import UserError
+from llmkit.finetune.builtin import summarization_sample
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments
+from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
+from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.outputs import finish_run
+from llmkit.lm.report import perplexity
+from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
+
+DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt2.py leave their model
+
+
+@dataclass
+class CausalArguments:
+    """How examples become training text."""
+
+    prompt_template: str = field(default="{prompt}\n", metadata={"help": "How a prompt is written before its response ({prompt} is replaced)."})
+
+
+def _builtin_pairs() -> list[dict]:
+    return [{"prompt": f"Docstring: {r['text'][:400]}\nSummary:", "response": " " + r["summary"]} for r in summarization_sample()]
+
+
+def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
+                    lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
+    """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
+    check_launch()
+    configure_threads()
+    builtin = not (data_args.dataset_name or data_args.train_file)
+    prompt_col = data_args.text_column or ("prompt" if builtin else "text")
+    response_col = data_args.target_column or ("response" if builtin else None)
+    name = model_args.model_name_or_path or DEFAULT_MODEL
+    if name == DEFAULT_MODEL and not Path(name).is_dir():
+        raise UserError(f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
+                        "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir).")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        set_seed(args.seed)
+        model = AutoModelForCausalLM.from_pretrained(name)
+    except Exception as err:
+        raise UserError(f"could not load causal LM {name!r} ({type(err).__name__}: {err}).") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    max_length = min(data_args.max_length or context, context)
+
+    columns = [prompt_col] + ([response_col] if response_col else [])
+    raw = load_table(data_args, _builtin_pairs, columns, seed=args.seed)
+    for col in columns:
+        raw, dropped = drop_empty(raw, col)
+        if dropped:
+            print(f"dropped {dropped} example(s) with an empty {col!r}")
+    with args.main_process_first(desc="tokenizing"):
+        if response_col:
+            data = raw.map(lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
+                           batched=True, remove_columns=columns, desc="Tokenizing pairs")
+            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)  # pads inputs and masks padded labels
+        else:
+            data = {s: pack(raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s], tokenizer, max_length) for s in raw}
+            collator = collate_blocks
+    if len(data["train"]) == 0:
+        raise UserError(f"no training example left (the text is shorter than one block of {max_length} tokens?).")
+    if lora_args.use_lora:
+        model = apply_lora(model, lora_args, "CAUSAL_LM")
+    prepare_output_dir(args.output_dir)
+    trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+                      processing_class=tokenizer, data_collator=collator)
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    eval_metrics = trainer.evaluate()
+    eval_metrics["eval_perplexity"] = perplexity(eval_metrics["eval_loss"])
+    example = task.prompt_template.format(prompt=raw["validation"][0][prompt_col])[:200] if response_col else raw["validation"][0][prompt_col][:60]
+    return finish_run(trainer, lora_args, "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
+                      "text-generation", name, data_args.source, eval_metrics, example)
+
+
+def _pairs(batch: dict, tokenizer, template: str, prompt_col: str, response_col: str, max_length: int) -> dict:
+    """input_ids = prompt + response + eos; labels mask the prompt with -100 so only the response is learned."""
+    prompts = tokenizer([template.format(prompt=p) for p in batch[prompt_col]], add_special_tokens=False)["input_ids"]
+    responses = tokenizer(batch[response_col], add_special_tokens=False)["input_ids"]
+    ids, labels = [], []
+    for p, r in zip(prompts, responses):
+        r = r + [tokenizer.eos_token_id]
+        p = p[-max(1, max_length - len(r)):]  # keep the end of an over-long prompt, next to its response
+        seq, lab = (p + r)[:max_length], ([-100] * len(p) + r)[:max_length]
+        ids.append(seq)
+        labels.append(lab)
+    return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "labels": labels}

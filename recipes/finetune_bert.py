@@ -1,0 +1,29 @@
+"""Fine-tune a BERT-family encoder for text classification or token tagging (fully or with LoRA).
+
+    accelerate launch recipes/finetune_bert.py                     # offline: MiniLM on the built-in sample
+    accelerate launch recipes/finetune_bert.py --model_name_or_path bert-base-uncased --dataset_name imdb
+    accelerate launch recipes/finetune_bert.py --task token --dataset_name conll2003 --label_column ner_tags
+    accelerate launch recipes/finetune_bert.py --train_file data.csv --text_column review --label_column stars --use_lora
+
+Every transformers TrainingArguments flag works (`--help`), and a YAML/JSON config file as the only argument.
+"""
+
+from llmkit.arguments import parse_args
+from llmkit.errors import run_cli
+from llmkit.finetune import (
+    ClassificationArguments,
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    FinetuneTrainingArguments,
+    LoraArguments,
+    finetune_classifier,
+)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    types = (ClassificationArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
+    return finetune_classifier(*parse_args(types, argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)

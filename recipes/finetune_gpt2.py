@@ -1,0 +1,26 @@
+"""Continue training a causal LM (your pretrained GPT-2, or any Hub model) on text or prompt/response pairs.
+
+    accelerate launch recipes/finetune_gpt2.py                 # runs/gpt2-tiny on built-in docstring -> summary pairs
+    accelerate launch recipes/finetune_gpt2.py --model_name_or_path gpt2 --train_file chats.jsonl \
+        --text_column prompt --target_column response --use_lora       # loss on the responses only
+    accelerate launch recipes/finetune_gpt2.py --model_name_or_path runs/gpt2-tiny --train_file notes.txt   # plain text
+"""
+
+from llmkit.arguments import parse_args
+from llmkit.errors import run_cli
+from llmkit.finetune import (
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    FinetuneTrainingArguments,
+    LoraArguments,
+)
+from llmkit.finetune.causal import CausalArguments, finetune_causal
+
+
+def main(argv: list[str] | None = None) -> dict:
+    types = (CausalArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
+    return finetune_causal(*parse_args(types, argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)

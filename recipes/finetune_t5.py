@@ -1,0 +1,27 @@
+"""Fine-tune T5 on text-to-text pairs (summarization, translation, ...), fully or with LoRA.
+
+    accelerate launch recipes/finetune_t5.py             # offline: a small T5 from scratch, docstring -> summary line
+    accelerate launch recipes/finetune_t5.py --model_name_or_path t5-small --dataset_name cnn_dailymail \
+        --dataset_config_name 3.0.0 --text_column article --target_column highlights
+    accelerate launch recipes/finetune_t5.py --model_name_or_path t5-small --train_file pairs.jsonl \
+        --text_column en --target_column de --source_prefix "translate English to German: " --use_lora
+"""
+
+from llmkit.arguments import parse_args
+from llmkit.errors import run_cli
+from llmkit.finetune import (
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    FinetuneSeq2SeqArguments,
+    LoraArguments,
+)
+from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
+
+
+def main(argv: list[str] | None = None) -> dict:
+    types = (Seq2SeqArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneSeq2SeqArguments)
+    return finetune_seq2seq(*parse_args(types, argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)

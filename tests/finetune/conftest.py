@@ -1,0 +1,64 @@
+"""Small separable fixtures for the fine-tuning recipes, and a helper that runs a recipe in-process."""
+
+import json
+import random
+
+import pytest
+
+from llmkit.finetune.common import packaged_minilm
+
+MINILM = ["--model_name_or_path", packaged_minilm()]  # a real pretrained BERT-family encoder, offline
+FAST = ["--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "5",
+        "--disable_tqdm", "true", "--save_total_limit", "1"]
+
+ANIMALS = ["The cat sat on the warm mat and purred.", "A dog barked at the mail carrier.", "The parrot repeated every word.",
+           "Our rabbit hops around the garden.", "The horse galloped across the field.", "A kitten chased a ball of yarn.",
+           "The goldfish swims in circles.", "Wolves howl at night in the forest."]
+MONEY = ["The bank raised its interest rate again.", "Stocks fell sharply after the earnings report.", "She paid the invoice by wire transfer.",
+         "Inflation eroded the value of savings.", "The bond yield climbed to five percent.", "He refinanced the mortgage at a lower rate.",
+         "Quarterly revenue beat the forecast.", "The budget deficit widened this year."]
+
+
+def run(recipe_main, argv):
+    """Run a recipe's main() in this process, as `python recipes/X.py argv` would."""
+    return recipe_main(argv)
+
+
+@pytest.fixture(scope="session")
+def topic_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cls") / "topics.csv"
+    rng = random.Random(0)
+    rows = [(t, "animals") for t in ANIMALS * 4] + [(t, "finance") for t in MONEY * 4]
+    rng.shuffle(rows)
+    path.write_text("sentence,topic\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tagging_jsonl(tmp_path_factory):
+    """Tag number words: 'I have three cats' -> O O B-NUM O."""
+    path = tmp_path_factory.mktemp("tok") / "tags.jsonl"
+    rng = random.Random(0)
+    numbers = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    words = ["I", "have", "cats", "we", "saw", "birds", "there", "are", "apples", "on", "the", "table", "she", "bought", "books"]
+    rows = []
+    for _ in range(160):
+        tokens = rng.sample(words, 5)
+        tokens.insert(rng.randrange(6), rng.choice(numbers))
+        rows.append({"words": tokens, "labels": ["B-NUM" if t in numbers else "O" for t in tokens]})
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_jsonl(tmp_path_factory):
+    """A toy text-to-text mapping: number words -> digits ('three one' -> '3 1')."""
+    path = tmp_path_factory.mktemp("t5") / "digits.jsonl"
+    rng = random.Random(0)
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rows = []
+    for _ in range(400):
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, 2))]
+        rows.append({"words": " ".join(names[d] for d in digits), "digits": " ".join(map(str, digits))})
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
