@@ -114,9 +114,10 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     eval_metrics = trainer.evaluate()
-    if trainer.is_world_process_zero() and not token_task and not multi:
-        out = trainer.predict(data["validation"])
-        plot_confusion(out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png")
+    if not token_task and not multi:
+        out = trainer.predict(data["validation"])  # on every rank: prediction gathers across processes
+        if trainer.is_world_process_zero():
+            plot_confusion(out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png")
     task = "Token classification" if token_task else ("Multi-label classification" if multi else "Text classification")
     example = " ".join(raw["validation"][0][text_col]) if token_task else raw["validation"][0][text_col][:200]
     return finish_run(trainer, lora_args, task, "token-classification" if token_task else "text-classification",

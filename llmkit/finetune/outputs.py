@@ -58,7 +58,9 @@ def finish_run(trainer: Trainer, lora_args: LoraArguments, task: str, pipeline_t
         trainer.processing_class.save_pretrained(out / "merged")
         load_from = str(out / "merged")
     trainable, total = trainable_parameters(model)
+    train_summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
     metrics = {**{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}, **(extra or {}),
+               **{k: train_summary[k] for k in ("train_runtime", "train_samples_per_second", "train_loss") if k in train_summary},
                "trainable_parameters": trainable, "parameters": total, "world_size": trainer.args.world_size,
                "global_step": trainer.state.global_step}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

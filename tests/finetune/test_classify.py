@@ -11,15 +11,6 @@ from recipes.finetune_bert import main as finetune_bert
 from tests.finetune.conftest import ANIMALS, FAST, MINILM, MONEY
 
 
-@pytest.fixture(scope="module")
-def classifier(topic_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("clf")
-    metrics = finetune_bert([*MINILM, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column", "topic",
-                             "--num_train_epochs", "3", "--learning_rate", "1e-4", "--max_length", "32",
-                             "--output_dir", str(out), *FAST])
-    return out, metrics
-
-
 def test_classifier_learns_and_loads_with_pipeline(classifier):
     out, metrics = classifier
     assert metrics["eval_accuracy"] >= 0.9 and metrics["labels"] == ["animals", "finance"]

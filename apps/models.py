@@ -1,0 +1,39 @@
+"""Play with the models the recipes produce: `python apps/models.py --causal runs/gpt2-tiny --classifier runs/finetune`.
+
+With no arguments it opens every default output folder that exists (runs/gpt2-tiny, runs/finetune,
+runs/finetune-t5).
+"""
+
+import argparse
+from pathlib import Path
+
+from llmkit.errors import UserError, run_cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
+    parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
+    parser.add_argument("--text2text", help="a seq2seq folder (finetune_t5.py output)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7861)
+    args = parser.parse_args()
+    if not (args.causal or args.classifier or args.text2text):
+        found = {k: d for k, d in (("causal", "runs/gpt2-tiny"), ("classifier", "runs/finetune"), ("text2text", "runs/finetune-t5"))
+                 if (Path(d) / "config.json").is_file()}
+        if not found:
+            raise UserError("no model folders given and none of runs/gpt2-tiny, runs/finetune, runs/finetune-t5 exist; "
+                            "run a recipe first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text.")
+        vars(args).update(found)
+    for name in ("causal", "classifier", "text2text"):
+        folder = getattr(args, name)
+        if folder and not (Path(folder) / "config.json").is_file():
+            raise UserError(f"{folder} is not a model folder (no config.json); pass a recipe's output_dir.")
+
+    from llmkit.ui.models import build_models_app
+
+    build_models_app(args.classifier, args.text2text, args.causal).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,108 @@
+"""The model playground: a classification tab, a text-to-text tab and a text-generation tab for a learner."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from llmkit.plots import plt
+
+
+def classifier_tab(model_dir: str) -> None:
+    """Text -> label probabilities for a saved sequence classifier."""
+    from llmkit.finetune.classify import label_probabilities
+
+    with gr.Tab("Classify"):
+        gr.Markdown(f"Label probabilities from `{model_dir}`.")
+        text = gr.Textbox(label="Text", lines=3, elem_id="classify-text")
+        go = gr.Button("Classify", variant="primary")
+        probs = gr.Label(label="Labels", num_top_classes=10)
+        go.click(lambda t: label_probabilities(model_dir, t) if t.strip() else {}, text, probs, api_name="classify")
+
+
+def text2text_tab(model_dir: str) -> None:
+    """Input -> generated output for a saved seq2seq model, with decoding settings."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from llmkit.finetune.seq2seq import text2text
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with gr.Tab("Text to text"):
+        gr.Markdown(f"Generate with `{model_dir}` (include the task prefix the model was trained with, e.g. `summarize: `).")
+        source = gr.Textbox(label="Input", lines=4)
+        with gr.Row():
+            max_new = gr.Slider(1, 256, value=64, step=1, label="Max new tokens")
+            beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
+        go = gr.Button("Generate", variant="primary")
+        output = gr.Textbox(label="Output", lines=4)
+        go.click(lambda s, m, b: text2text(model_dir, s, int(m), int(b), model=model, tokenizer=tokenizer) if s.strip() else "",
+                 [source, max_new, beams], output, api_name="text2text")
+
+
+def generation_tab(model_dir: str) -> None:
+    """Streamed sampling with decoding controls; each token's alternatives; an attention heatmap."""
+    from llmkit.lm.generate import load_causal_lm
+    from llmkit.lm.inspect import attention_map, generate_steps
+
+    model, tokenizer = load_causal_lm(model_dir)
+    n_layer = getattr(model.config, "n_layer", None) or model.config.num_hidden_layers
+    n_head = getattr(model.config, "n_head", None) or model.config.num_attention_heads
+
+    def generate(prompt, max_new, temperature, top_k, top_p, seed):
+        if not prompt.strip():
+            yield "Type a prompt first.", []
+            return
+        text, rows = prompt, []
+        for step in generate_steps(model, tokenizer, prompt, int(max_new), float(temperature), int(top_k), float(top_p), int(seed)):
+            text += step.token
+            rows.append([repr(step.token), round(step.probability, 4), ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives)])
+            yield text, rows
+
+    def heatmap(text, layer, head):
+        if not text.strip():
+            return None
+        tokens, weights = attention_map(model, tokenizer, text[-400:], int(layer), int(head))
+        fig, ax = plt.subplots(figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90)
+        ax.imshow(weights.numpy(), cmap="viridis")
+        ax.set(xticks=range(len(tokens)), yticks=range(len(tokens)), xlabel="attends to", ylabel="token",
+               title=f"layer {int(layer)}, head {int(head)}")
+        ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+        ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)
+        fig.tight_layout()
+        return fig
+
+    with gr.Tab("Generate"):
+        gr.Markdown(f"Sample from `{model_dir}`: each token appears as it is chosen, with the model's top alternatives.")
+        prompt = gr.Textbox(label="Prompt", value="The for statement", lines=2, elem_id="gen-prompt")
+        with gr.Row():
+            max_new = gr.Slider(1, 200, value=40, step=1, label="Max new tokens")
+            temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)")
+            top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)")
+            top_p = gr.Slider(0.05, 1, value=0.95, step=0.05, label="Top-p")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+        go = gr.Button("Generate", variant="primary", elem_id="gen-go")
+        output = gr.Textbox(label="Text", lines=5, elem_id="gen-output")
+        steps = gr.Dataframe(headers=["token", "probability", "top alternatives"], label="Each generated token", wrap=True)
+        go.click(generate, [prompt, max_new, temperature, top_k, top_p, seed], [output, steps], api_name="generate")
+        with gr.Accordion("Attention", open=False):
+            with gr.Row():
+                layer = gr.Slider(0, n_layer - 1, value=0, step=1, label="Layer")
+                head = gr.Slider(0, n_head - 1, value=0, step=1, label="Head")
+            show = gr.Button("Show attention of the text above")
+            plot = gr.Plot(label="Attention weights")
+            show.click(heatmap, [output, layer, head], plot, api_name="attention")
+
+
+def build_models_app(classifier: str | None = None, text2text: str | None = None, causal: str | None = None) -> gr.Blocks:
+    """A gr.Blocks with one tab per given model folder."""
+    if not (classifier or text2text or causal):
+        raise ValueError("give at least one model folder")
+    with gr.Blocks(title="llmkit models") as demo:
+        gr.Markdown("## llmkit model playground")
+        if causal:
+            generation_tab(causal)
+        if classifier:
+            classifier_tab(classifier)
+        if text2text:
+            text2text_tab(text2text)
+    return demo

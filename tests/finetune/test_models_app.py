@@ -1,0 +1,35 @@
+"""The model playground answers over HTTP: classification, text-to-text, streamed generation, attention."""
+
+import pytest
+
+from llmkit.ui.models import build_models_app
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_run, classifier, small_t5_dir):
+    demo = build_models_app(classifier=str(classifier[0]), text2text=str(small_t5_dir), causal=str(tiny_run[0]))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+def test_every_tab_answers(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    probs = client.predict("The puppy wagged its tail.", api_name="/classify")
+    assert probs["label"] == "animals" and len(probs["confidences"]) == 2
+
+    out = client.predict("digits: three", 8, 1, api_name="/text2text")
+    assert isinstance(out, str)
+
+    text, steps = client.predict("The for statement", 6, 0, 50, 0.95, 0, api_name="/generate")
+    assert text.startswith("The for statement") and len(steps["data"]) == 6
+    token, prob, alternatives = steps["data"][0]
+    assert 0 < float(prob) <= 1 and alternatives.count(",") >= 4  # five alternatives with probabilities
+
+    plot = client.predict("The for statement is used", 1, 1, api_name="/attention")
+    assert plot is not None
+
+    text, steps = client.predict("", 6, 0.8, 50, 0.95, 0, api_name="/generate")
+    assert "Type a prompt" in text
