@@ -1,0 +1,105 @@
+"""Data for the classic baselines: scikit-learn's digits built in; MNIST/Fashion-MNIST/CIFAR-10 by name; .npz files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from llmkit.errors import UserError
+
+HUB_IMAGES = {"mnist": ("ylecun/mnist", "image", "label"), "fashion_mnist": ("zalando-datasets/fashion_mnist", "image", "label"),
+              "cifar10": ("uoft-cs/cifar10", "img", "label")}
+
+
+def load_images(name: str = "digits", size: int | None = None, test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDataset, TensorDataset, int]:
+    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W), resized to size x size if given."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # 1,797 real 8x8 scans, values 0-16
+        y = torch.tensor(digits.target)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        n_test = int(len(x) * test_fraction)
+        train = (x[order[n_test:]], y[order[n_test:]])
+        test = (x[order[:n_test]], y[order[:n_test]])
+    elif name in HUB_IMAGES:
+        train, test = _hub_images(*HUB_IMAGES[name])
+    elif name.endswith(".npz"):
+        train, test = _npz(Path(name), test_fraction, seed)
+    else:
+        raise UserError(f"unknown dataset {name!r}: use digits, {', '.join(HUB_IMAGES)}, or a .npz file with x_train/y_train[/x_test/y_test].")
+    if len(train[0]) == 0:
+        raise UserError(f"the dataset {name} has no training images.")
+    n_classes = int(max(train[1].max(), test[1].max() if len(test[1]) else 0)) + 1
+    if size:
+        train, test = (resize(train[0], size), train[1]), (resize(test[0], size), test[1])
+    return TensorDataset(*train), TensorDataset(*test), n_classes
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of (N, C, H, W) images to size x size, kept in [0, 1]."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def check_images(images: torch.Tensor, channels: int, size: int, what: str = "model") -> None:
+    """Fail clearly when images do not have the shape a model was built for."""
+    if images.dim() != 4 or images.shape[1] != channels or images.shape[-1] != size or images.shape[-2] != size:
+        raise UserError(f"the {what} expects images of shape (N, {channels}, {size}, {size}), got {tuple(images.shape)}; "
+                        f"resize them (--image_size {size}) or build the model for this data.")
+
+
+def _hub_images(repo: str, image_col: str, label_col: str):
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(repo)
+    except Exception as err:
+        raise UserError(f"could not load {repo} ({type(err).__name__}: {err}); offline, use --dataset digits or a .npz file.") from None
+
+    def tensors(split):
+        x = np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in split[image_col]])
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return torch.from_numpy(x), torch.tensor(split[label_col])
+
+    return tensors(ds["train"]), tensors(ds["test"])
+
+
+def _npz(path: Path, test_fraction: float, seed: int):
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    data = np.load(path)
+    if "x_train" not in data or "y_train" not in data:
+        raise UserError(f"{path} needs arrays x_train and y_train (and optionally x_test, y_test); it has {list(data)}.")
+    x = torch.tensor(data["x_train"], dtype=torch.float32)
+    x = x[:, None] if x.dim() == 3 else x
+    x = x / 255.0 if x.max() > 1 else x
+    y = torch.tensor(data["y_train"]).long()
+    if "x_test" in data:
+        xt = torch.tensor(data["x_test"], dtype=torch.float32)
+        xt = xt[:, None] if xt.dim() == 3 else xt
+        return (x, y), (xt / 255.0 if xt.max() > 1 else xt, torch.tensor(data["y_test"]).long())
+    n_test = int(len(x) * test_fraction)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
+
+
+def load_text(path: str | None = None, max_chars: int | None = None) -> str:
+    """A text file's contents, or the built-in CPython documentation corpus."""
+    if path:
+        if not Path(path).is_file():
+            raise UserError(f"{path} does not exist; pass a text file or omit it for the built-in corpus.")
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    else:
+        from llmkit.data.builtin import builtin_texts
+
+        text = "\n\n".join(builtin_texts())
+    if not text.strip():
+        raise UserError(f"{path or 'the corpus'} is empty.")
+    return text[:max_chars] if max_chars else text
