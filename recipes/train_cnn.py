@@ -18,7 +18,7 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class CNNArguments(ClassicArguments):
     output_dir: str = "runs/cnn"
-    epochs: int = 15
+    epochs: int = 40
     arch: str = field(default="lenet", metadata={"help": "lenet or resnet."})
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (digits are 8x8)."})
     augment: bool = field(default=True, metadata={"help": "Random small rotations and shifts while training."})

@@ -14,13 +14,6 @@ from llmkit.errors import UserError
 from recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae
 
 
-@pytest.fixture(scope="session")
-def cnn_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cnn")
-    metrics = train_cnn.main(["--output_dir", str(out), "--epochs", "8", "--learning_rate", "3e-3"])
-    return out, metrics
-
-
 def test_digits_cnn_beats_90_percent_and_saves_everything(cnn_dir):
     out, metrics = cnn_dir
     assert metrics["test_accuracy"] > 0.9

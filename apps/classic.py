@@ -1,0 +1,27 @@
+"""The classic baselines, to play with: `python apps/classic.py` opens every default recipe output that exists
+(runs/cnn, runs/gan, runs/vae, runs/ddpm, runs/char-lstm); the MLP playground needs none."""
+
+import argparse
+from pathlib import Path
+
+from llmkit.errors import run_cli
+
+DEFAULTS = {"cnn": "runs/cnn", "gan": "runs/gan", "vae": "runs/vae", "diffusion": "runs/ddpm", "char_rnn": "runs/char-lstm"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for name in DEFAULTS:
+        parser.add_argument(f"--{name}", help=f"output_dir of the recipe (default {DEFAULTS[name]} if it exists)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7862)
+    args = parser.parse_args()
+    folders = {k: getattr(args, k) or (v if (Path(v) / "config.json").is_file() else None) for k, v in DEFAULTS.items()}
+
+    from llmkit.ui.classic import build_classic_app
+
+    build_classic_app(**folders).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,38 @@
+"""Rebuild any saved classic model from its folder (config.json names the architecture and its arguments)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from llmkit.classic.diffusion import NoiseSchedule, UNet
+from llmkit.classic.generative import VAE, Generator
+from llmkit.classic.loop import load_weights
+from llmkit.classic.models import MLP, LeNet, SequenceModel, SmallResNet
+from llmkit.errors import UserError
+
+# architecture -> (class, weights file, config key holding the constructor arguments)
+BUILDERS: dict[str, tuple[type[nn.Module], str, str]] = {
+    "mlp": (MLP, "model", "kwargs"), "lenet": (LeNet, "model", "kwargs"), "resnet": (SmallResNet, "model", "kwargs"),
+    "dcgan": (Generator, "generator", "generator"), "vae": (VAE, "vae", "kwargs"), "ddpm-unet": (UNet, "unet", "kwargs"),
+    "char-rnn": (SequenceModel, "model", "kwargs"), "char-lstm": (SequenceModel, "model", "kwargs"), "char-gru": (SequenceModel, "model", "kwargs"),
+}
+
+
+def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
+    """(model in eval mode, config) of a classic recipe's output folder."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
+    architecture = json.loads(config_file.read_text()).get("architecture")
+    if architecture not in BUILDERS or (expected and architecture not in expected):
+        raise UserError(f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}.")
+    cls, weights, key = BUILDERS[architecture]
+    state, config = load_weights(folder, architecture, weights)
+    model = cls(**config[key])
+    model.load_state_dict(state)
+    if architecture == "ddpm-unet":
+        config["noise_schedule"] = NoiseSchedule(config["timesteps"], config["schedule"])
+    return model.eval(), config

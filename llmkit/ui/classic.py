@@ -1,0 +1,165 @@
+"""The classic-baselines app: draw a digit for the CNN, generate digits, sample the char-LSTM, watch an MLP learn."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from llmkit.classic.data import resize
+from llmkit.classic.diffusion import sample as diffusion_sample
+from llmkit.classic.mlp_numpy import ACTIVATIONS, NumpyMLP, Optimizer
+from llmkit.classic.registry import load_classic
+from llmkit.plots import plt
+
+
+def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
+    """A drawing (Gradio's editor value, or an array) -> a (1, 1, size, size) digit: bright strokes on black, centred."""
+    if isinstance(sketch, dict):
+        sketch = sketch.get("composite") if sketch.get("composite") is not None else sketch.get("background")
+    if sketch is None:
+        raise gr.Error("Draw a digit first.")
+    a = np.asarray(sketch, dtype=np.float32)
+    if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].max() > 0 and a[..., 3].min() < 255:
+        ink = a[..., 3] / 255.0  # strokes on a transparent canvas
+    else:
+        gray = a[..., :3].mean(axis=2) if a.ndim == 3 else a
+        ink = 1 - gray / 255.0 if gray.mean() > 127 else gray / 255.0  # dark ink on white, or light on black
+    if ink.max() < 0.1:
+        raise gr.Error("The canvas is empty: draw a digit first.")
+    rows, cols = np.where(ink > 0.1)
+    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    side = int(max(ink.shape) * 1.4)  # a margin like the digits dataset's
+    canvas = np.zeros((side, side), dtype=np.float32)
+    r0, c0 = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
+    canvas[r0 : r0 + ink.shape[0], c0 : c0 + ink.shape[1]] = ink
+    return resize(torch.from_numpy(canvas)[None, None], size)
+
+
+def _grid(images: torch.Tensor, nrow: int = 8) -> np.ndarray:
+    images = images.clamp(0, 1)
+    n, _, h, w = images.shape
+    rows = (n + nrow - 1) // nrow
+    grid = np.ones((rows * (h + 1) + 1, nrow * (w + 1) + 1), dtype=np.float32)
+    for i, im in enumerate(images[:, 0]):
+        r, c = divmod(i, nrow)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = im.numpy()
+    return np.kron(grid, np.ones((8, 8)))  # nearest-neighbour upscaling so pixels stay visible
+
+
+def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small 2-D classification set: moons, circles, xor or spirals."""
+    rng = np.random.default_rng(seed)
+    if name in ("moons", "circles"):
+        from sklearn.datasets import make_circles, make_moons
+
+        maker = make_moons if name == "moons" else make_circles
+        kwargs = {"noise": 0.15} if name == "moons" else {"noise": 0.08, "factor": 0.5}
+        return maker(n_samples=n, random_state=seed, **kwargs)
+    if name == "xor":
+        x = rng.uniform(-1, 1, (n, 2))
+        return x, ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
+    t = rng.uniform(0.25, 1, n)  # two interleaved spirals
+    label = rng.integers(0, 2, n)
+    angle = 4 * np.pi * t + np.pi * label
+    return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
+
+
+def train_2d(dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0):
+    """Train the NumPy MLP on a 2-D set; return a figure of its decision boundary and loss curve."""
+    x, y = make_2d(dataset, seed=seed)
+    net = NumpyMLP([2, int(hidden), int(hidden), 2], activation, seed=seed)
+    history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
+    lo, hi = x.min(0) - 0.3, x.max(0) + 0.3
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
+    zz = net.forward(np.c_[gx.ravel(), gy.ravel()]).argmax(1).reshape(gx.shape)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4), dpi=90)
+    a.contourf(gx, gy, zz, alpha=0.3, cmap="coolwarm")
+    a.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
+    a.set(title=f"decision boundary — accuracy {(net.predict(x) == y).mean():.2f}")
+    b.plot(range(1, len(history) + 1), history)
+    b.set(title="training loss", xlabel="epoch", yscale="log")
+    fig.tight_layout()
+    return fig
+
+
+def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str | None = None,
+                      diffusion: str | None = None, char_rnn: str | None = None) -> gr.Blocks:
+    """One tab per given model folder, plus the MLP playground (which needs none)."""
+    with gr.Blocks(title="llmkit classics") as demo:
+        gr.Markdown("## The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn")
+        if cnn:
+            model, config = load_classic(cnn, ("lenet", "resnet"))
+            size = config["args"].get("image_size", 16)
+
+            def classify(sketch):
+                probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
+                return {str(i): float(p) for i, p in enumerate(probs)}
+
+            with gr.Tab("Draw a digit"):
+                with gr.Row():
+                    pad = gr.Sketchpad(label="Draw a digit (0-9)", type="numpy", canvas_size=(280, 280))
+                    label = gr.Label(num_top_classes=10, label=f"{config['architecture']} says")
+                gr.Button("Classify", variant="primary").click(classify, pad, label, api_name="classify")
+
+        generators = {name: folder for name, folder in (("GAN", gan), ("VAE", vae), ("Diffusion", diffusion)) if folder}
+        if generators:
+            loaded = {name: load_classic(folder) for name, folder in generators.items()}
+
+            def generate(kind, seed, n, steps, sampler):
+                model, config = loaded[kind]
+                g = torch.Generator().manual_seed(int(seed))
+                n = int(n)
+                with torch.no_grad():
+                    if kind == "GAN":
+                        labels = torch.arange(n) % 10 if model.label is not None else None
+                        return _grid(model(torch.randn(n, model.z_dim, generator=g), labels)), None
+                    if kind == "VAE":
+                        return _grid(model.sample(n, g)), None
+                    size = config["args"]["image_size"]
+                    images, snapshots = diffusion_sample(model, config["noise_schedule"], n, size, 1, sampler, int(steps), g, keep=8)
+                    return _grid(images), _grid(torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots))
+
+            with gr.Tab("Generate digits"):
+                with gr.Row():
+                    kind = gr.Radio(list(generators), value=next(iter(generators)), label="Model")
+                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    n = gr.Slider(8, 64, value=32, step=8, label="Images")
+                    steps = gr.Slider(5, 200, value=50, step=5, label="Diffusion steps (DDIM)")
+                    sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Diffusion sampler")
+                go = gr.Button("Generate", variant="primary")
+                grid = gr.Image(label="Samples", image_mode="L")
+                denoise = gr.Image(label="Diffusion, step by step (noise → digit)", image_mode="L")
+                go.click(generate, [kind, seed, n, steps, sampler], [grid, denoise], api_name="generate")
+
+        if char_rnn:
+            rnn, config = load_classic(char_rnn)
+            chars = config["chars"]
+            index = {c: i for i, c in enumerate(chars)}
+
+            def sample_text(prefix, length, temperature, seed):
+                ids = [index[c] for c in prefix if c in index] or [0]
+                out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed)))
+                return prefix + "".join(chars[i] for i in out)
+
+            with gr.Tab("Char-LSTM"):
+                prefix = gr.Textbox(value="The ", label="Start with")
+                with gr.Row():
+                    length = gr.Slider(10, 1000, value=300, step=10, label="Characters")
+                    temperature = gr.Slider(0.1, 2, value=0.8, step=0.05, label="Temperature")
+                    rseed = gr.Number(value=0, precision=0, label="Seed")
+                text = gr.Textbox(label="Sample", lines=8)
+                gr.Button("Sample", variant="primary").click(sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text")
+
+        with gr.Tab("Watch an MLP learn"):
+            with gr.Row():
+                data = gr.Radio(["moons", "circles", "xor", "spirals"], value="moons", label="Data")
+                act = gr.Radio([a for a in ACTIVATIONS if a != "identity"], value="tanh", label="Activation")
+                opt = gr.Radio(["sgd", "momentum", "rmsprop", "adam"], value="adam", label="Optimizer")
+            with gr.Row():
+                lr = gr.Number(value=0.01, label="Learning rate")
+                hidden = gr.Slider(2, 64, value=16, step=1, label="Hidden units per layer")
+                epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
+            plot = gr.Plot()
+            gr.Button("Train", variant="primary").click(train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp")
+    return demo

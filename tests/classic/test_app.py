@@ -1,0 +1,60 @@
+"""The classics app: handlers return the right types, and every tab answers through gradio_client."""
+
+import numpy as np
+import pytest
+
+from llmkit.ui.classic import build_classic_app, make_2d, sketch_to_tensor, train_2d
+from recipes import train_diffusion, train_gan, train_rnn, train_vae
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, cnn_dir):
+    root = tmp_path_factory.mktemp("classic-app")
+    judge = ["--judge", str(cnn_dir[0])]
+    train_gan.main(["--output_dir", str(root / "gan"), "--epochs", "1", *judge])
+    train_vae.main(["--output_dir", str(root / "vae"), "--epochs", "1", *judge])
+    train_diffusion.main(["--output_dir", str(root / "ddpm"), "--epochs", "1", "--timesteps", "50", *judge])
+    train_rnn.main(["--output_dir", str(root / "rnn"), "--epochs", "1", "--max_chars", "20000", "--hidden", "32", "--layers", "1"])
+    return {"cnn": str(cnn_dir[0]), "gan": str(root / "gan"), "vae": str(root / "vae"), "diffusion": str(root / "ddpm"),
+            "char_rnn": str(root / "rnn")}
+
+
+def test_a_drawing_becomes_a_centred_digit():
+    canvas = np.full((280, 280, 3), 255, dtype=np.uint8)
+    canvas[60:220, 130:150] = 0  # a dark vertical stroke on white: a "1"
+    digit = sketch_to_tensor({"composite": canvas}, 16)
+    assert digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1  # bright ink, dark margins
+
+
+def test_mlp_playground_returns_a_figure():
+    x, y = make_2d("spirals", n=100)
+    assert x.shape == (100, 2) and set(y) == {0, 1}
+    fig = train_2d("xor", "tanh", "adam", 0.05, 8, 20)
+    assert len(fig.axes) == 2
+
+
+def test_every_tab_answers_over_http(folders):
+    from gradio_client import Client
+
+    demo = build_classic_app(**folders)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        canvas = np.full((280, 280, 3), 255, dtype=np.uint8)
+        canvas[60:220, 130:150] = 0
+        from PIL import Image
+
+        path = folders["cnn"] + "/drawing.png"
+        Image.fromarray(canvas).save(path)
+        from gradio_client import handle_file
+
+        probs = client.predict({"background": handle_file(path), "layers": [], "composite": handle_file(path)}, api_name="/classify")
+        assert len(probs["confidences"]) == 10
+        for kind in ("GAN", "VAE", "Diffusion"):
+            grid, steps = client.predict(kind, 1, 16, 10, "ddim", api_name="/generate")
+            assert grid and (steps if kind == "Diffusion" else True)
+        text = client.predict("The ", 40, 0.8, 0, api_name="/sample_text")
+        assert text.startswith("The ") and len(text) == 44
+        assert client.predict("moons", "relu", "adam", 0.01, 8, 20, api_name="/train_mlp") is not None
+    finally:
+        demo.close()
