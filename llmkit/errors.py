@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
+from types import ModuleType
 
 
 class UserError(Exception):
@@ -20,3 +22,11 @@ def run_cli(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("interrupted: checkpoints already saved are kept; run the same command to resume.", file=sys.stderr)
         sys.exit(130)
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or say which llmkit extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"this needs the {module.split('.')[0]!r} package: pip install 'llmkit[{extra}]'.") from None

@@ -1,7 +1,9 @@
-"""A character-level language model (RNN, LSTM or GRU) with sampling, measured against a unigram baseline.
+"""RNN, LSTM or GRU on characters: a language model with sampling (measured against a unigram baseline),
+or a sequence classifier.
 
-    python recipes/train_rnn.py                                    # LSTM on the built-in CPython docs
+    python recipes/train_rnn.py                                    # LSTM language model on the built-in CPython docs
     python recipes/train_rnn.py --cell gru --text_file book.txt --epochs 5
+    python recipes/train_rnn.py --task classify                    # which library area a docstring documents
 """
 
 import math
@@ -25,6 +27,7 @@ class RNNArguments(ClassicArguments):
     epochs: int = 3
     learning_rate: float = 3e-3
     cell: str = field(default="lstm", metadata={"help": "rnn, lstm or gru."})
+    task: str = field(default="lm", metadata={"help": "lm (next character) or classify (a label per text; the built-in docstring areas)."})
     text_file: str | None = field(default=None, metadata={"help": "A text file (default: the built-in CPython docs)."})
     max_chars: int = field(default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."})
     seq_len: int = field(default=128, metadata={"help": "Characters per training sequence."})
@@ -42,6 +45,10 @@ def main(argv=None) -> dict:
     args = parse_args((RNNArguments,), argv)[0]
     if args.cell not in CELLS:
         raise UserError(f"--cell must be one of {', '.join(CELLS)}, got {args.cell!r}.")
+    if args.task not in ("lm", "classify"):
+        raise UserError(f"--task must be lm or classify, got {args.task!r}.")
+    if args.task == "classify":
+        return classify(args)
     text = load_text(args.text_file, args.max_chars)
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}
@@ -84,6 +91,34 @@ def main(argv=None) -> dict:
         print(f"\nvalidation loss {final['val_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: T{final['sample']}")
         (Path(args.output_dir) / "sample.txt").write_text("T" + final["sample"])
     return final
+
+
+def classify(args: RNNArguments) -> dict:
+    """Read each text character by character and predict its label from the last hidden state."""
+    from llmkit.classic.classify import train_classifier
+    from llmkit.finetune.builtin import classification_sample
+
+    rows = classification_sample()
+    labels = sorted({r["label"] for r in rows})
+    chars = sorted({c for r in rows for c in r["text"]})
+    index = {c: i + 1 for i, c in enumerate(chars)}  # 0 pads, on the left: the last step always reads text
+
+    def encode(text: str) -> list[int]:
+        ids = [index[c] for c in text[: args.seq_len]]
+        return [0] * (args.seq_len - len(ids)) + ids
+
+    x = torch.tensor([encode(r["text"]) for r in rows])
+    y = torch.tensor([labels.index(r["label"]) for r in rows])
+    n_test = len(rows) // 5
+    train, test = TensorDataset(x[n_test:], y[n_test:]), TensorDataset(x[:n_test], y[:n_test])
+    kwargs = {"vocab_size": len(chars) + 1, "cell": args.cell, "hidden": args.hidden, "layers": args.layers, "n_classes": len(labels)}
+
+    class LastStep(SequenceModel):  # the shared classifier loop expects logits only
+        def forward(self, ids, state=None):
+            return super().forward(ids, state)[0]
+
+    config = {"architecture": f"char-{args.cell}-classifier", "kwargs": kwargs, "chars": chars, "labels": labels}
+    return train_classifier(args, LastStep(**kwargs), train, test, config)
 
 
 if __name__ == "__main__":

@@ -22,17 +22,16 @@ def load_images(name: str = "digits", size: int | None = None, test_fraction: fl
 
         digits = load_digits()
         x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # 1,797 real 8x8 scans, values 0-16
-        y = torch.tensor(digits.target)
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        n_test = int(len(x) * test_fraction)
-        train = (x[order[n_test:]], y[order[n_test:]])
-        test = (x[order[:n_test]], y[order[:n_test]])
+        train, test = _split(x, torch.tensor(digits.target), test_fraction, seed)
     elif name in HUB_IMAGES:
         train, test = _hub_images(*HUB_IMAGES[name])
     elif name.endswith(".npz"):
         train, test = _npz(Path(name), test_fraction, seed)
+    elif Path(name).is_dir():
+        train, test = _local_folder(Path(name), test_fraction, seed)
     else:
-        raise UserError(f"unknown dataset {name!r}: use digits, {', '.join(HUB_IMAGES)}, or a .npz file with x_train/y_train[/x_test/y_test].")
+        raise UserError(f"unknown dataset {name!r}: use digits, {', '.join(HUB_IMAGES)}, a .npz file with x_train/y_train"
+                        "[/x_test/y_test], a folder of IDX files (MNIST's format), or an image folder (one subfolder per class).")
     if len(train[0]) == 0:
         raise UserError(f"the dataset {name} has no training images.")
     n_classes = int(max(train[1].max(), test[1].max() if len(test[1]) else 0)) + 1
@@ -85,9 +84,48 @@ def _npz(path: Path, test_fraction: float, seed: int):
         xt = torch.tensor(data["x_test"], dtype=torch.float32)
         xt = xt[:, None] if xt.dim() == 3 else xt
         return (x, y), (xt / 255.0 if xt.max() > 1 else xt, torch.tensor(data["y_test"]).long())
+    return _split(x, y, test_fraction, seed)
+
+
+def _split(x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: int):
     n_test = int(len(x) * test_fraction)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     return (x[order[n_test:]], y[order[n_test:]]), (x[order[:n_test]], y[order[:n_test]])
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the format MNIST ships in): magic, dimensions, then unsigned bytes."""
+    import gzip
+
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes.")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _local_folder(folder: Path, test_fraction: float, seed: int):
+    """IDX files (train-images/train-labels[/t10k-...]) or an image folder with one subfolder per class."""
+    idx = {p.name.split("-idx")[0].split(".")[0]: p for p in folder.iterdir() if "idx" in p.name}
+    if "train-images" in idx and "train-labels" in idx:
+        def pair(prefix):
+            x = torch.from_numpy(read_idx(idx[f"{prefix}-images"]).astype(np.float32) / 255.0)
+            return (x[:, None] if x.dim() == 3 else x), torch.from_numpy(read_idx(idx[f"{prefix}-labels"]).astype(np.int64))
+
+        train = pair("train")
+        return (train, pair("t10k")) if "t10k-images" in idx else _split(*train, test_fraction, seed)
+    from PIL import Image
+
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")]
+    if not files:
+        raise UserError(f"{folder} holds neither IDX files nor class subfolders with images.")
+    arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f, _ in files]
+    if len({a.shape for a in arrays}) > 1:
+        raise UserError(f"the images in {folder} have different sizes {sorted({a.shape for a in arrays})[:3]}; resize them to one size.")
+    x = torch.from_numpy(np.stack(arrays))[:, None]
+    return _split(x, torch.tensor([label for _, label in files]), test_fraction, seed)
 
 
 def load_text(path: str | None = None, max_chars: int | None = None) -> str:

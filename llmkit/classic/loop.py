@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from llmkit.errors import UserError
 from llmkit.plots import plt
-from llmkit.runtime import prepare_output_dir
+from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
 
 
 @dataclass
@@ -51,6 +51,8 @@ def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[
     `step(accelerator, modules, optimizers, batch)` does one update and returns its losses;
     `evaluate(modules)` and `on_epoch_end(epoch, modules, output_dir)` run on the main process.
     """
+    check_launch()
+    configure_threads()
     out = prepare_output_dir(args.output_dir)
     set_seed(args.seed)
     accelerator = make_accelerator(args)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel
 
-from llmkit.errors import UserError
+from llmkit.errors import UserError, require
 
 # Attention projections to adapt, by model family (peft's own defaults differ between versions).
 DEFAULT_TARGETS = {
@@ -31,8 +31,8 @@ class LoraArguments:
 
 def apply_lora(model: PreTrainedModel, args: LoraArguments, task_type: str, trainable_heads: list[str] | None = None):
     """Wrap `model` with LoRA adapters; `trainable_heads` (e.g. the classifier) stay fully trainable."""
-    from peft import LoraConfig, get_peft_model
-
+    peft = require("peft", "finetune")
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
     targets = args.lora_target_modules or DEFAULT_TARGETS.get(model.config.model_type)
     if not targets:
         raise UserError(f"no default LoRA target modules for model type {model.config.model_type!r}; pass --lora_target_modules.")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llmkit.errors import require
 from llmkit.plots import plt
 
 
@@ -57,9 +58,8 @@ def entity_f1(pred_tags: list[list[str]], gold_tags: list[list[str]]) -> dict:
 
 def text_scores(predictions: list[str], references: list[str]) -> dict:
     """ROUGE-1/2/L F-measures (rouge-score) and corpus BLEU (sacrebleu), plus exact match."""
-    from rouge_score import rouge_scorer
-    from sacrebleu import corpus_bleu
-
+    rouge_scorer = require("rouge_score.rouge_scorer", "finetune")
+    corpus_bleu = require("sacrebleu", "finetune").corpus_bleu
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     rouge = {k: 0.0 for k in ("rouge1", "rouge2", "rougeL")}
     for p, r in zip(predictions, references):

@@ -84,3 +84,35 @@ def test_bad_data_is_refused(tmp_path):
         from llmkit.classic.data import check_images
 
         check_images(torch.zeros(2, 3, 16, 16), 1, 16)
+
+
+def test_idx_files_and_image_folders_load(tmp_path):
+    import gzip
+
+    import numpy as np
+    from PIL import Image
+
+    images = (np.random.default_rng(0).random((10, 8, 8)) * 255).astype(np.uint8)
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in images.shape)
+    (tmp_path / "idx").mkdir()
+    with gzip.open(tmp_path / "idx" / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(header + images.tobytes())
+    (tmp_path / "idx" / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(range(10)))
+    train, test, n_classes = load_images(str(tmp_path / "idx"))
+    assert len(train) + len(test) == 10 and n_classes == 10 and train.tensors[0].shape[1:] == (1, 8, 8)
+
+    for label in ("cat", "dog"):
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(images[i]).save(tmp_path / "folder" / label / f"{i}.png")
+    train, test, n_classes = load_images(str(tmp_path / "folder"), size=16, test_fraction=0.34)
+    assert n_classes == 2 and len(train) + len(test) == 6 and train.tensors[0].shape[1:] == (1, 16, 16)
+
+
+def test_conditional_gan_and_rnn_classifier(cnn_dir, tmp_path):
+    metrics = train_gan.main(["--output_dir", str(tmp_path / "cgan"), "--epochs", "1", "--conditional", "--judge", str(cnn_dir[0])])
+    assert "confident_share" in metrics
+    metrics = train_rnn.main(["--output_dir", str(tmp_path / "cls"), "--task", "classify", "--epochs", "6", "--hidden", "64",
+                              "--layers", "1", "--cell", "gru", "--seq_len", "160", "--learning_rate", "5e-3"])
+    history = json.loads((tmp_path / "cls" / "metrics.json").read_text())["history"]
+    assert history[-1]["loss"] < history[0]["loss"] and metrics["test_accuracy"] > 0.3  # 5 areas: the largest is 26%
