@@ -15,6 +15,7 @@ commands:
   finetune-t5     fine-tune T5 on text-to-text pairs (recipes/finetune_t5.py)
   finetune-gpt2   continue training a causal LM (recipes/finetune_gpt2.py)
   generate        sample text from a causal LM folder, streaming it to the terminal
+  space           build, check and deploy a Hugging Face Space (build, check, deploy)
   rag             index documents and ask questions with cited sources (index, ask, eval, chat)
 
 `llmkit <command> --help` lists a command's options."""
@@ -73,6 +74,47 @@ def _rag(argv: list[str]) -> None:
     main(argv)
 
 
+def _space(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="llmkit space", description="Build, check and deploy Hugging Face Spaces.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="assemble a Space folder from a template")
+    build.add_argument("template", help="rag-chat, text-generation, classifier, classic or studio")
+    build.add_argument("--out", required=True, help="the folder to create")
+    build.add_argument("--model", help="a model folder (a recipe's output_dir) the app serves")
+    build.add_argument("--store", help="a RAG store the app serves")
+    build.add_argument("--title", help="the Space's title")
+    build.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    check = sub.add_parser("check", help="validate a Space folder, then start it and query it")
+    check.add_argument("folder")
+    check.add_argument("--no-serve", action="store_true", help="only validate the files")
+    check.add_argument("--question", help="for a chat app: a question to ask it")
+    deploy = sub.add_parser("deploy", help="upload a Space folder to the Hub")
+    deploy.add_argument("folder")
+    deploy.add_argument("--repo-id", required=True, help="USER/NAME")
+    deploy.add_argument("--private", action="store_true")
+    deploy.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
+    deploy.add_argument("--secret", action="append", default=[], help="an environment variable to set as a Space secret")
+    args = parser.parse_args(argv)
+    from llmkit.errors import UserError
+    from llmkit.spaces import build_space, deploy_space, serve_and_query, validate
+
+    if args.command == "build":
+        out = build_space(args.template, args.out, args.model, args.store, args.title, args.overwrite)
+        print(f"built {out}: check it with `llmkit space check {out}`")
+    elif args.command == "check":
+        problems = validate(args.folder)
+        if problems:
+            raise UserError(f"{args.folder} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+        print(f"{args.folder}: files OK")
+        if not args.no_serve:
+            result = serve_and_query(args.folder, question=args.question)
+            print(f"served at {result['url']} with endpoints {', '.join(result['endpoints'])}")
+            if "answer" in result:
+                print(f"answer: {result['answer']}")
+    else:
+        deploy_space(args.folder, args.repo_id, args.private, args.dry_run, args.secret)
+
+
 COMMANDS = {
     "pretrain": _recipe("pretrain"),
     "finetune-bert": _recipe("finetune-bert"),
@@ -80,6 +122,7 @@ COMMANDS = {
     "finetune-gpt2": _recipe("finetune-gpt2"),
     "generate": _generate,
     "rag": _rag,
+    "space": _space,
 }
 
 
@@ -92,3 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     run_cli(lambda: COMMANDS[argv[0]](argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

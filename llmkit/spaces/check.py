@@ -1,0 +1,151 @@
+"""Validate a Space folder before uploading it, then prove it serves by starting it and querying it."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llmkit.errors import UserError
+from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter
+
+COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
+REQUIRED = ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file")
+MAX_REPO_BYTES = 50 * 2**30  # a Space repository's storage
+SECRETS = {
+    "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
+    "OpenAI-style API key": re.compile(r"\bsk-[A-Za-z0-9_\-]{20,}\b"),
+    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "private key": re.compile(r"-----BEGIN (RSA |EC |OPENSSH )?PRIVATE KEY-----"),
+}
+# pip names whose import name differs.
+IMPORT_NAMES = {"scikit-learn": "sklearn", "faiss-cpu": "faiss", "sentence-transformers": "sentence_transformers",
+                "pyyaml": "yaml", "huggingface_hub": "huggingface_hub", "rouge-score": "rouge_score", "pillow": "PIL"}
+
+
+def validate(folder: str | Path) -> list[str]:
+    """Every problem found in the folder (an empty list means it is fine)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
+    problems: list[str] = []
+    readme = folder / "README.md"
+    meta: dict = {}
+    if not readme.is_file():
+        problems.append("README.md is missing (it carries the Space's front matter).")
+    else:
+        try:
+            meta, _ = split_front_matter(readme.read_text())
+        except UserError as err:
+            problems.append(str(err))
+    problems += [f"front matter: '{k}' is missing." for k in REQUIRED if meta and k not in meta]
+    if meta:
+        if meta.get("sdk") not in (None, "gradio"):
+            problems.append(f"front matter: sdk is {meta['sdk']!r}; llmkit Spaces are 'gradio'.")
+        if "sdk_version" in meta and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(meta["sdk_version"])):
+            problems.append(f"front matter: sdk_version {meta['sdk_version']!r} is not a version like 6.31.0.")
+        problems += [f"front matter: {k} {meta[k]!r} is not one of {sorted(COLORS)}." for k in ("colorFrom", "colorTo") if k in meta and meta[k] not in COLORS]
+        if len(str(meta.get("short_description", ""))) > 60:
+            problems.append("front matter: short_description is longer than the Hub's 60 characters.")
+        if "app_file" in meta and not (folder / str(meta["app_file"])).is_file():
+            problems.append(f"the app file {meta['app_file']} named in the front matter does not exist.")
+    app = folder / str(meta.get("app_file", "app.py"))
+    if app.is_file():
+        problems += _unresolved_imports(app, folder)
+    problems += _size_problems(folder)
+    problems += _secrets(folder)
+    return problems
+
+
+def _requirements(folder: Path) -> set[str]:
+    req = folder / "requirements.txt"
+    names = set()
+    for line in req.read_text().splitlines() if req.is_file() else []:
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
+            names.add(IMPORT_NAMES.get(name, name.replace("-", "_")))
+    return names
+
+
+def _unresolved_imports(app: Path, folder: Path) -> list[str]:
+    """Top-level imports of the app that neither the standard library, the folder, nor requirements.txt provide."""
+    try:
+        tree = ast.parse(app.read_text())
+    except SyntaxError as err:
+        return [f"{app.name} does not parse: {err}"]
+    modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    local = {p.stem for p in folder.iterdir()}
+    provided = _requirements(folder) | set(sys.stdlib_module_names) | local | {"spaces"}  # `spaces` exists on every Space
+    return [f"{app.name} imports {m!r}, which requirements.txt does not provide." for m in sorted(modules - provided)]
+
+
+def _size_problems(folder: Path) -> list[str]:
+    attributes = folder / ".gitattributes"
+    patterns = [line.split()[0] for line in attributes.read_text().splitlines() if "filter=lfs" in line] if attributes.is_file() else []
+    files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.relative_to(folder).parts]
+    problems = [f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
+                for p in files if p.stat().st_size >= LFS_MIN_BYTES
+                and not any(fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat) for pat in patterns)]
+    total = sum(p.stat().st_size for p in files)
+    if total > MAX_REPO_BYTES:
+        problems.append(f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB.")
+    return problems
+
+
+def _secrets(folder: Path) -> list[str]:
+    found = []
+    for p in folder.rglob("*"):
+        if not p.is_file() or p.stat().st_size > 5 * 2**20 or p.suffix in (".safetensors", ".faiss", ".bin", ".png", ".sqlite"):
+            continue
+        text = p.read_text(errors="ignore")
+        found += [f"{p.relative_to(folder)} contains what looks like a {kind}; remove it (use Space secrets instead)."
+                  for kind, rx in SECRETS.items() if rx.search(text)]
+    return found
+
+
+def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | None = None) -> dict:
+    """Start the app from the folder in a fresh Python process and query it with gradio_client."""
+    from gradio_client import Client
+
+    folder = Path(folder).resolve()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": str(folder),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = folder.parent / f".{folder.name}.check.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise UserError(f"the app exited with status {proc.returncode} before serving:\n{log.read_text()[-2000:]}")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # not listening yet
+                time.sleep(1)
+        else:
+            raise UserError(f"the app did not serve within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+        endpoints = sorted(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+        result = {"url": f"http://127.0.0.1:{port}/", "endpoints": endpoints}
+        if question and "/chat" in endpoints:
+            history, sources, _ = client.predict(question, [], 3, "hybrid", api_name="/chat")
+            result["answer"], result["sources"] = history[-1]["content"], sources
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.unlink(missing_ok=True)

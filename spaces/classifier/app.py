@@ -1,0 +1,14 @@
+"""Hugging Face Space: the fine-tuned model in ./model, as a classifier or a text-to-text generator."""
+
+import json
+from pathlib import Path
+
+from llmkit.ui.models import build_models_app
+
+HERE = Path(__file__).resolve().parent
+config = json.loads((HERE / "model" / "config.json").read_text())
+kind = "text2text" if config.get("is_encoder_decoder") else "classifier"
+demo = build_models_app(**{kind: str(HERE / "model")})
+
+if __name__ == "__main__":
+    demo.queue().launch()
