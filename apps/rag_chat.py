@@ -6,8 +6,9 @@
 """
 
 import argparse
+from pathlib import Path
 
-from llmkit.errors import run_cli
+from llmkit.errors import UserError, run_cli
 
 
 def main() -> None:
@@ -25,7 +26,10 @@ def main() -> None:
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.ui.rag_chat import build_rag_chat
 
-    store = open_store(args.store, builtin=args.store == parser.get_default("store"))
+    builtin = args.store == parser.get_default("store")
+    if not builtin and not (Path(args.store) / "manifest.json").is_file():
+        raise UserError(f"no store at {args.store}; build one with `llmkit rag index PATH --store {args.store}`.")
+    store = open_store(args.store, builtin=builtin)
     rag = RAG(store, make_generator(args.generator, store.embedder, args.generator_model, args.base_url), k=args.k)
     demo = build_rag_chat(rag)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
