@@ -1,12 +1,14 @@
 """The classic baselines, to play with: `python apps/classic.py` opens every default recipe output that exists
-(runs/cnn, runs/gan, runs/vae, runs/ddpm, runs/char-lstm); the MLP playground needs none."""
+(runs/cnn, runs/gan, runs/vae, runs/ddpm, runs/char-lstm, runs/dbn, runs/word2vec, and a pretraining run's
+hp_search/); the MLP playground needs none."""
 
 import argparse
 from pathlib import Path
 
 from llmkit.errors import run_cli
 
-DEFAULTS = {"cnn": "runs/cnn", "gan": "runs/gan", "vae": "runs/vae", "diffusion": "runs/ddpm", "char_rnn": "runs/char-lstm"}
+DEFAULTS = {"cnn": "runs/cnn", "gan": "runs/gan", "vae": "runs/vae", "diffusion": "runs/ddpm", "char_rnn": "runs/char-lstm",
+            "dbn": "runs/dbn", "word2vec": "runs/word2vec", "hp_search": "runs/gpt2-tiny/hp_search"}
 
 
 def main() -> None:
@@ -16,7 +18,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7862)
     args = parser.parse_args()
-    folders = {k: getattr(args, k) or (v if (Path(v) / "config.json").is_file() else None) for k, v in DEFAULTS.items()}
+    marker = {"hp_search": "trials.json"}  # the file that shows a default folder holds a finished run
+    folders = {k: getattr(args, k) or (v if (Path(v) / marker.get(k, "config.json")).is_file() else None) for k, v in DEFAULTS.items()}
 
     from llmkit.ui.classic import build_classic_app
 

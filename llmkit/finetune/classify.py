@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -94,24 +94,38 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
               "(raise --max_length to keep more)")
     data = data.remove_columns("truncated")
 
-    set_seed(args.seed)
     auto = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
-    model = _load(auto, model_name, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
-                  problem_type="multi_label_classification" if multi else None,
-                  ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head)
-    if lora_args.use_lora:
-        model = apply_lora(model, lora_args, "TOKEN_CLS" if token_task else "SEQ_CLS", trainable_heads=["classifier", "score"])
+
+    def model_init(trial=None):
+        set_seed(args.seed)
+        model = _load(auto, model_name, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
+                      problem_type="multi_label_classification" if multi else None,
+                      ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head)
+        if lora_args.use_lora:
+            lora = replace(lora_args, **{k: v for k, v in (trial.params if trial else {}).items() if k.startswith("lora_")})
+            model = apply_lora(model, lora, "TOKEN_CLS" if token_task else "SEQ_CLS", trainable_heads=["classifier", "score"])
+        return model
 
     best = "f1" if token_task else ("micro_f1" if multi else "accuracy")
     if args.load_best_model_at_end and not args.metric_for_best_model:
         args.metric_for_best_model, args.greater_is_better = best, True
     callbacks = [EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []
     prepare_output_dir(args.output_dir)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
-        data_collator=DataCollatorForTokenClassification(tokenizer) if token_task else DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda p: _metrics(p, labels, token_task, multi), callbacks=callbacks,
-    )
+
+    def make_trainer(init=None):
+        return Trainer(
+            model=None if init else model_init(), model_init=init, args=args, train_dataset=data["train"],
+            eval_dataset=data["validation"], processing_class=tokenizer,
+            data_collator=DataCollatorForTokenClassification(tokenizer) if token_task else DataCollatorWithPadding(tokenizer),
+            compute_metrics=lambda p: _metrics(p, labels, token_task, multi), callbacks=callbacks,
+        )
+
+    if args.hp_search_trials:
+        from llmkit.hpsearch import FINETUNE_SPACE, LORA_SPACE, run_search
+
+        return run_search(make_trainer, model_init, (task_args, data_args, model_args, lora_args, args), args,
+                          LORA_SPACE if lora_args.use_lora else FINETUNE_SPACE, f"eval_{best}", "maximize")
+    trainer = make_trainer()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     eval_metrics = trainer.evaluate()
     if not token_task and not multi:

@@ -100,6 +100,19 @@ def pretrain(
     if not data_args.streaming:
         say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
 
+    if args.hp_search_trials:
+        from llmkit.hpsearch import PRETRAIN_SPACE, run_search
+
+        def model_init(trial=None):
+            set_seed(args.seed)
+            return build_gpt2(model_args, tokenizer)
+
+        def make_trainer(init):
+            return Trainer(model_init=init, args=args, train_dataset=train, eval_dataset=val, data_collator=collate_blocks,
+                           processing_class=tokenizer)
+
+        return run_search(make_trainer, model_init, (data_args, model_args, args), args, PRETRAIN_SPACE, "eval_loss", "minimize")
+
     tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
     report = ReportCallback(tokens_per_step)
     trainer = Trainer(

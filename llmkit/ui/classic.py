@@ -83,8 +83,63 @@ def train_2d(dataset: str, activation: str, optimizer: str, lr: float, hidden: i
     return fig
 
 
-def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str | None = None,
-                      diffusion: str | None = None, char_rnn: str | None = None) -> gr.Blocks:
+def projection(vectors: np.ndarray, vocab, words: list[str]):
+    """A 2-D PCA projection of the chosen words' vectors, as a figure."""
+    known = [w for w in words if w in vocab.index]
+    if len(known) < 2:
+        raise gr.Error(f"give at least two words from the vocabulary (unknown: {[w for w in words if w not in vocab.index]}).")
+    x = vectors[[vocab.index[w] for w in known]]
+    x = x - x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=90)
+    ax.scatter(xy[:, 0], xy[:, 1])
+    for (px, py), w in zip(xy, known):
+        ax.annotate(w, (px, py), textcoords="offset points", xytext=(4, 4))
+    ax.set(title="PCA of word vectors", xticks=[], yticks=[])
+    fig.tight_layout()
+    return fig
+
+
+def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None) -> None:
+    """Tabs for the DBN's filters, the embedding projector and a hyperparameter search's trials."""
+    import json
+    from pathlib import Path
+
+    if dbn:
+        metrics = json.loads((Path(dbn) / "metrics.json").read_text())
+        with gr.Tab("RBM / DBN"):
+            gr.Markdown(f"Test accuracy after fine-tuning: **{metrics['pretrained']['test_accuracy']:.3f}** with RBM pretraining, "
+                        f"**{metrics['random_init']['test_accuracy']:.3f}** from random initialisation.")
+            with gr.Row():
+                gr.Image(str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)")
+                gr.Image(str(Path(dbn) / "reconstructions.png"), label="Digits (top) and the RBM's reconstructions (bottom)")
+    if word2vec:
+        from llmkit.classic.word2vec import load_text_format, neighbours
+
+        vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
+        with gr.Tab("Word embeddings"):
+            words = gr.Textbox(value="list, dict, tuple, set, file, open, read, write, thread, lock", label="Words to project")
+            plot = gr.Plot()
+            gr.Button("Project", variant="primary").click(
+                lambda text: projection(vectors, vocab, [w.strip().lower() for w in text.split(",") if w.strip()]), words, plot, api_name="project")
+            word = gr.Textbox(value="exception", label="Neighbours of")
+            near = gr.Dataframe(headers=["word", "cosine"])
+            gr.Button("Find neighbours").click(
+                lambda w: [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, w.strip().lower(), 10)] if w.strip().lower() in vocab.index
+                else [[f"{w!r} is not in the vocabulary", 0.0]], word, near, api_name="neighbours")
+    if hp_search:
+        data = json.loads((Path(hp_search) / "trials.json").read_text())
+        with gr.Tab("Hyperparameter search"):
+            gr.Markdown(f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`.")
+            gr.Image(str(Path(hp_search) / "trials.png"), label="Trials")
+            gr.Dataframe([[t["number"], t["state"], t["value"], json.dumps(t["params"])] for t in data["trials"]],
+                         headers=["trial", "state", data["objective"], "parameters"])
+
+
+def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str | None = None, diffusion: str | None = None,
+                      char_rnn: str | None = None, dbn: str | None = None, word2vec: str | None = None,
+                      hp_search: str | None = None) -> gr.Blocks:
     """One tab per given model folder, plus the MLP playground (which needs none)."""
     with gr.Blocks(title="llmkit classics") as demo:
         gr.Markdown("## The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn")
@@ -162,4 +217,5 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                 epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
             plot = gr.Plot()
             gr.Button("Train", variant="primary").click(train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp")
+        _curriculum_tabs(dbn, word2vec, hp_search)
     return demo

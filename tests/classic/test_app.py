@@ -58,3 +58,26 @@ def test_every_tab_answers_over_http(folders):
         assert client.predict("moons", "relu", "adam", 0.01, 8, 20, api_name="/train_mlp") is not None
     finally:
         demo.close()
+
+
+def test_curriculum_tabs_answer(tmp_path, tiny_run):
+    from gradio_client import Client
+
+    from llmkit.classic.word2vec import save_text_format, train_word2vec
+    from recipes import train_dbn
+    from tests.classic.test_curriculum import _capitals_corpus
+
+    train_dbn.main(["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--finetune_epochs", "1"])
+    model, vocab, _, _ = train_word2vec(_capitals_corpus(500), dim=8, window=2, min_count=1, epochs=1, subsample=0)
+    (tmp_path / "w2v").mkdir()
+    save_text_format(model.vectors(), vocab, tmp_path / "w2v" / "vectors.txt")
+    demo = build_classic_app(dbn=str(tmp_path / "dbn"), word2vec=str(tmp_path / "w2v"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        assert client.predict("paris, france, rome, italy", api_name="/project") is not None
+        rows = client.predict("paris", api_name="/neighbours")["data"]
+        assert len(rows) == 10 and rows[0][0] != "paris"
+        assert "not in the vocabulary" in client.predict("zebra", api_name="/neighbours")["data"][0][0]
+    finally:
+        demo.close()

@@ -1,0 +1,169 @@
+"""Static word embeddings: skip-gram with negative sampling and CBOW (Mikolov et al., 2013) in PyTorch."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmkit.errors import UserError
+
+_WORD = re.compile(r"[a-z][a-z0-9_]*(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words (letters, digits, underscores, apostrophes)."""
+    return _WORD.findall(text.lower())
+
+
+class Vocabulary:
+    """Words seen at least min_count times, most frequent first, with their counts."""
+
+    def __init__(self, words: list[str], min_count: int = 5, max_size: int | None = None):
+        counts = Counter(words)
+        kept = [(w, c) for w, c in counts.most_common(max_size) if c >= min_count]
+        if not kept:
+            raise UserError(f"no word occurs {min_count} times or more; use more text or a lower --min_count.")
+        self.words = [w for w, _ in kept]
+        self.counts = np.array([c for _, c in kept], dtype=np.float64)
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def ids(self, words: list[str]) -> np.ndarray:
+        """Ids of the words in the vocabulary (the others are dropped)."""
+        return np.array([self.index[w] for w in words if w in self.index], dtype=np.int64)
+
+    def lookup(self, word: str) -> int:
+        """The id of a word, or a clear error when it is not in the vocabulary."""
+        if word not in self.index:
+            raise UserError(f"{word!r} is not in the vocabulary ({len(self)} words seen at least min_count times).")
+        return self.index[word]
+
+
+class Word2Vec(nn.Module):
+    """Input and output embedding tables; the input table is the word vectors one keeps."""
+
+    def __init__(self, vocab_size: int, dim: int = 100, mode: str = "skipgram"):
+        super().__init__()
+        if mode not in ("skipgram", "cbow"):
+            raise UserError(f"mode must be skipgram or cbow, got {mode!r}.")
+        self.mode = mode
+        self.inp, self.out = nn.Embedding(vocab_size, dim), nn.Embedding(vocab_size, dim)
+        nn.init.uniform_(self.inp.weight, -0.5 / dim, 0.5 / dim)
+        nn.init.zeros_(self.out.weight)
+
+    def loss(self, center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """Negative-sampling loss: -log s(u.v) - sum log s(-u.v_neg).
+
+        skip-gram: center (B,) predicts one context word (B,); CBOW: the mean of the context (B, 2w) predicts the center.
+        """
+        if self.mode == "skipgram":
+            v, target = self.inp(center), context
+        else:
+            v, target = self.inp(context).mean(dim=1), center
+        pos = (v * self.out(target)).sum(-1)
+        neg = torch.bmm(self.out(negatives), v.unsqueeze(-1)).squeeze(-1)
+        return -(F.logsigmoid(pos) + F.logsigmoid(-neg).sum(-1)).mean()
+
+    def vectors(self) -> np.ndarray:
+        """The learned word vectors, unit-normalised (rows of the input table)."""
+        w = self.inp.weight.detach().cpu().numpy()
+        return w / (np.linalg.norm(w, axis=1, keepdims=True) + 1e-8)
+
+
+def training_pairs(ids: np.ndarray, window: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(center, context) pairs with a random window size per position, as in word2vec; CBOW gets padded windows."""
+    n = len(ids)
+    if mode == "skipgram":
+        spans = rng.integers(1, window + 1, n)  # each position's own window size
+        centers, contexts = [], []
+        for offset in range(1, window + 1):
+            left, right = ids[: n - offset], ids[offset:]
+            forward, backward = spans[: n - offset] >= offset, spans[offset:] >= offset
+            centers += [left[forward], right[backward]]
+            contexts += [right[forward], left[backward]]
+        return np.concatenate(centers), np.concatenate(contexts)
+    idx = np.arange(window, n - window)
+    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+    return ids[idx], ids[idx[:, None] + offsets]
+
+
+def train_word2vec(words: list[str], dim: int = 100, mode: str = "skipgram", window: int = 5, negatives: int = 5,
+                   min_count: int = 5, epochs: int = 3, batch_size: int = 1024, lr: float = 0.01, subsample: float = 1e-4,
+                   seed: int = 0) -> tuple[Word2Vec, Vocabulary, list[float], float]:
+    """Train word vectors; returns (model, vocabulary, loss per epoch, words per second)."""
+    if not words:
+        raise UserError("the corpus has no words.")
+    vocab = Vocabulary(words, min_count)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    ids = vocab.ids(words)
+    if subsample:  # drop very frequent words with probability 1 - sqrt(t / f)
+        freq = vocab.counts / vocab.counts.sum()
+        keep_p = np.minimum(1.0, np.sqrt(subsample / freq) + subsample / freq)
+        ids = ids[rng.random(len(ids)) < keep_p[ids]]
+    noise = torch.tensor(vocab.counts**0.75 / (vocab.counts**0.75).sum(), dtype=torch.float)  # unigram^(3/4)
+    model = Word2Vec(len(vocab), dim, mode)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses, start, seen = [], time.perf_counter(), 0
+    for _ in range(epochs):
+        centers, contexts = training_pairs(ids, window, mode, rng)
+        order = rng.permutation(len(centers))
+        total, batches = 0.0, 0
+        for i in range(0, len(order), batch_size):
+            b = order[i : i + batch_size]
+            c, ctx = torch.from_numpy(centers[b]), torch.from_numpy(contexts[b])
+            neg = torch.multinomial(noise, len(b) * negatives, replacement=True).view(len(b), negatives)
+            loss = model.loss(c, ctx, neg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, batches = total + loss.item(), batches + 1
+        losses.append(total / max(batches, 1))
+        seen += len(ids)
+    return model, vocab, losses, seen / (time.perf_counter() - start)
+
+
+def neighbours(vectors: np.ndarray, vocab: Vocabulary, word: str, k: int = 10) -> list[tuple[str, float]]:
+    """The k words with the most similar vectors (cosine)."""
+    sims = vectors @ vectors[vocab.lookup(word)]
+    order = [i for i in np.argsort(-sims) if vocab.words[i] != word][:k]
+    return [(vocab.words[i], float(sims[i])) for i in order]
+
+
+def analogy(vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: int = 5) -> list[tuple[str, float]]:
+    """Words closest to a - b + c (king - man + woman ~ queen), excluding the three inputs."""
+    query = vectors[vocab.lookup(a)] - vectors[vocab.lookup(b)] + vectors[vocab.lookup(c)]
+    sims = vectors @ (query / (np.linalg.norm(query) + 1e-8))
+    order = [i for i in np.argsort(-sims) if vocab.words[i] not in (a, b, c)][:k]
+    return [(vocab.words[i], float(sims[i])) for i in order]
+
+
+def save_text_format(vectors: np.ndarray, vocab: Vocabulary, path: str | Path) -> Path:
+    """The plain word2vec text format: a 'count dim' header, then 'word v1 v2 ...' per line."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{len(vocab)} {vectors.shape[1]}\n")
+        for word, v in zip(vocab.words, vectors):
+            f.write(word + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
+    return Path(path)
+
+
+def load_text_format(path: str | Path) -> tuple[np.ndarray, Vocabulary]:
+    """Read vectors saved by save_text_format (or any word2vec text file)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    words, rows = [], []
+    for line in lines[1:]:
+        word, *values = line.split(" ")
+        words.append(word)
+        rows.append([float(v) for v in values])
+    vocab = Vocabulary(words, min_count=1)
+    vocab.words, vocab.index = words, {w: i for i, w in enumerate(words)}
+    return np.array(rows, dtype=np.float32), vocab

@@ -1,0 +1,84 @@
+"""Word vectors with skip-gram + negative sampling (or CBOW): neighbours, analogies, word2vec text export, and a
+comparison with the input embeddings of a GPT-2 the pretraining recipe produced.
+
+    python recipes/train_word2vec.py                                   # the built-in CPython docs
+    python recipes/train_word2vec.py --text_file corpus.txt --mode cbow --dim 200 --epochs 5
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.arguments import parse_args
+from llmkit.classic.data import load_text
+from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
+from llmkit.errors import UserError, run_cli
+from llmkit.runtime import prepare_output_dir
+
+
+@dataclass
+class Word2VecArguments:
+    output_dir: str = "runs/word2vec"
+    text_file: str | None = field(default=None, metadata={"help": "A text file (default: the built-in CPython docs)."})
+    mode: str = field(default="skipgram", metadata={"help": "skipgram or cbow."})
+    dim: int = 100
+    window: int = 5
+    negatives: int = 5
+    min_count: int = 5
+    epochs: int = 3
+    learning_rate: float = 0.01
+    probe_words: list[str] = field(default_factory=lambda: ["list", "file", "string", "exception", "thread", "integer"],
+                                   metadata={"help": "Words whose neighbours are printed and saved."})
+    compare_with: str | None = field(default="runs/gpt2-tiny", metadata={"help": "A causal LM folder whose input embeddings to compare with."})
+    seed: int = 0
+
+
+def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 300) -> dict | None:
+    """Agreement between word2vec and an LM's static input embeddings on words that are one LM token each:
+    the Spearman correlation of their pairwise cosine similarities, and the overlap of 10 nearest neighbours."""
+    if not model_dir or not (Path(model_dir) / "config.json").is_file():
+        return None
+    from scipy.stats import spearmanr
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    table = AutoModelForCausalLM.from_pretrained(model_dir).get_input_embeddings().weight.detach().numpy()
+    pairs = [(i, ids[0]) for i, w in enumerate(vocab.words[:2000]) if len(ids := tokenizer(" " + w, add_special_tokens=False)["input_ids"]) == 1][:n_words]
+    if len(pairs) < 20:
+        return None
+    a = vectors[[i for i, _ in pairs]]
+    b = table[[j for _, j in pairs]]
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    sa, sb = a @ a.T, b @ b.T
+    upper = np.triu_indices(len(pairs), 1)
+    top = lambda s: [set(np.argsort(-row)[1:11]) for row in s]  # noqa: E731
+    overlap = float(np.mean([len(x & y) / 10 for x, y in zip(top(sa), top(sb))]))
+    return {"words": len(pairs), "similarity_spearman": float(spearmanr(sa[upper], sb[upper]).statistic), "neighbour_overlap@10": overlap}
+
+
+def main(argv=None) -> dict:
+    args = parse_args((Word2VecArguments,), argv)[0]
+    words = tokenize(load_text(args.text_file))
+    model, vocab, losses, words_per_second = train_word2vec(words, args.dim, args.mode, args.window, args.negatives, args.min_count,
+                                                            args.epochs, lr=args.learning_rate, seed=args.seed)
+    vectors = model.vectors()
+    out = prepare_output_dir(args.output_dir)
+    save_text_format(vectors, vocab, out / "vectors.txt")
+    probes = {w: neighbours(vectors, vocab, w, 8) for w in args.probe_words if w in vocab.index}
+    missing = [w for w in args.probe_words if w not in vocab.index]
+    if missing and not probes:
+        raise UserError(f"none of the probe words {missing} is in the vocabulary; pass --probe_words that occur in the text.")
+    for w, near in probes.items():
+        print(f"{w}: " + ", ".join(f"{n} ({s:.2f})" for n, s in near))
+    result = {"vocabulary": len(vocab), "corpus_words": len(words), "loss_per_epoch": losses, "words_per_second": words_per_second,
+              "neighbours": probes, "compared_with_lm": compare_with_lm(vectors, vocab, args.compare_with)}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    (out / "config.json").write_text(json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim}))
+    print(f"{len(vocab)} words, {words_per_second:,.0f} words/s; vectors in {out / 'vectors.txt'}")
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)
