@@ -37,6 +37,9 @@ def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, mod
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
     check_launch()
     configure_threads()
+    if args.hp_search_trials:
+        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
+                        "run this recipe with fixed settings.")
     builtin = not (data_args.dataset_name or data_args.train_file)
     prompt_col = data_args.text_column or ("prompt" if builtin else "text")
     response_col = data_args.target_column or ("response" if builtin else None)

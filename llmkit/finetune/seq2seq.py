@@ -65,6 +65,9 @@ def finetune_seq2seq(task: Seq2SeqArguments, data_args: FinetuneDataArguments, m
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
     check_launch()
     configure_threads()
+    if args.hp_search_trials:
+        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
+                        "run this recipe with fixed settings.")
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"
     builtin = not (data_args.dataset_name or data_args.train_file)
     raw = load_table(data_args, summarization_sample, [source_col, target_col], seed=args.seed)

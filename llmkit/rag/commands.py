@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--generator", default="extractive", choices=["extractive", "transformers", "openai"])
         p.add_argument("--generator_model", help="model folder/name (transformers) or model id (openai)")
         p.add_argument("--base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY)")
-        p.add_argument("--json", action="store_true", help="print the answer and sources as JSON") if name == "ask" else None
+        if name == "ask":
+            p.add_argument("--json", action="store_true", help="print the answer and sources as JSON")
 
     ev = sub.add_parser("eval", help="hit@1/5/10, MRR@10 and latency of each retrieval mode")
     ev.add_argument("--qa", required=True, help='JSONL lines of {"question": ..., "doc_id": ...}')
