@@ -9,7 +9,6 @@ from PIL import Image
 from llmkit.classic.data import load_images
 from llmkit.classic.diffusion import NoiseSchedule, UNet, sample
 from llmkit.classic.generative import VAE, Generator
-from llmkit.cli import main as llmkit_main  # noqa: F401  (imports the CLI as users do)
 from llmkit.errors import UserError
 from recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae
 
