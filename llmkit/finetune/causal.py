@@ -11,12 +11,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq
 from llmkit.data.packing import collate_blocks, pack
 from llmkit.errors import UserError
 from llmkit.finetune.builtin import summarization_sample
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.lm.report import perplexity
-from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
+from llmkit.runtime import prepare_output_dir
 
 DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt2.py leave their model
 
@@ -35,11 +35,7 @@ def _builtin_pairs() -> list[dict]:
 def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
                     lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
-    check_launch()
-    configure_threads()
-    if args.hp_search_trials:
-        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
-                        "run this recipe with fixed settings.")
+    start_run(args)
     builtin = not (data_args.dataset_name or data_args.train_file)
     prompt_col = data_args.text_column or ("prompt" if builtin else "text")
     response_col = data_args.target_column or ("response" if builtin else None)

@@ -25,12 +25,13 @@ from llmkit.finetune.common import (
     FinetuneTrainingArguments,
     display_name,
     packaged_minilm,
+    start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
 from llmkit.finetune.outputs import finish_run
-from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
+from llmkit.runtime import prepare_output_dir
 
 
 @dataclass
@@ -47,8 +48,7 @@ class ClassificationArguments:
 def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
                         lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
-    check_launch()
-    configure_threads()
+    start_run(args, hp_search=True)
     token_task = task_args.task == "token"
     text_col = data_args.text_column or ("tokens" if token_task else "text")
     label_col = data_args.label_column or ("tags" if token_task else "label")

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments
 
-from llmkit.runtime import LlmkitTrainingArguments
+from llmkit.errors import UserError
+from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
 
 
 @dataclass
@@ -62,3 +63,12 @@ def packaged_minilm() -> str | None:
 def display_name(model: str) -> str:
     """The Hub name of the packaged MiniLM, else the name or path as given (for model cards)."""
     return "sentence-transformers/all-MiniLM-L6-v2" if model == packaged_minilm() else model
+
+
+def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
+    """What every fine-tuning run checks first: the launch, the CPU threads, and an HP search it cannot do."""
+    check_launch()
+    configure_threads()
+    if args.hp_search_trials and not hp_search:
+        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
+                        "run this recipe with fixed settings.")

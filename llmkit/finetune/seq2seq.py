@@ -23,12 +23,12 @@ from transformers import (
 from llmkit.data.tokenizer import train_byte_level_bpe
 from llmkit.errors import UserError
 from llmkit.finetune.builtin import summarization_sample
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneSeq2SeqArguments
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneSeq2SeqArguments, start_run
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import text_scores
 from llmkit.finetune.outputs import finish_run
-from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
+from llmkit.runtime import prepare_output_dir
 
 
 @dataclass
@@ -63,11 +63,7 @@ def train_t5_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizer
 def finetune_seq2seq(task: Seq2SeqArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
                      lora_args: LoraArguments, args: FinetuneSeq2SeqArguments) -> dict:
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
-    check_launch()
-    configure_threads()
-    if args.hp_search_trials:
-        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
-                        "run this recipe with fixed settings.")
+    start_run(args)
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"
     builtin = not (data_args.dataset_name or data_args.train_file)
     raw = load_table(data_args, summarization_sample, [source_col, target_col], seed=args.seed)
