@@ -11,7 +11,7 @@ import yaml
 
 import llmkit
 from llmkit.errors import UserError
-from llmkit.spaces.templates import TEMPLATES
+from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR
 
 # What llmkit's core needs at run time, beyond each template's own packages.
 CORE = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "huggingface_hub", "datasets", "matplotlib", "pyyaml", "tqdm")
@@ -69,7 +69,7 @@ def build_space(template: str, out: str | Path, model: str | None = None, store:
     staging = out.with_name(out.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(t.folder, staging, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=_package_ignore)
     skip = shutil.ignore_patterns("checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin")
     for kind, path in given.items():
         if path:
@@ -89,6 +89,14 @@ def build_space(template: str, out: str | Path, model: str | None = None, store:
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)  # the folder appears complete or not at all
     return out
+
+
+def _package_ignore(folder: str, names: list[str]) -> set[str]:
+    """What the copy of llmkit inside a Space leaves out: caches and the templates (the Space is already one)."""
+    skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+    if Path(folder).resolve() == TEMPLATES_DIR:
+        skip |= {n for n in names if n in TEMPLATES}
+    return skip
 
 
 def _model_card(model: Path) -> dict:
