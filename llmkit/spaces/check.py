@@ -13,17 +13,13 @@ import time
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.secrets import redact
 from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter
+from llmkit.spaces.scan import secret_findings, upload_files
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 REQUIRED = ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file")
 MAX_REPO_BYTES = 50 * 2**30  # a Space repository's storage
-SECRETS = {
-    "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
-    "OpenAI-style API key": re.compile(r"\bsk-[A-Za-z0-9_\-]{20,}\b"),
-    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    "private key": re.compile(r"-----BEGIN (RSA |EC |OPENSSH )?PRIVATE KEY-----"),
-}
 # pip names whose import name differs.
 IMPORT_NAMES = {"scikit-learn": "sklearn", "faiss-cpu": "faiss", "sentence-transformers": "sentence_transformers",
                 "pyyaml": "yaml", "huggingface_hub": "huggingface_hub", "rouge-score": "rouge_score", "pillow": "PIL"}
@@ -59,8 +55,8 @@ def validate(folder: str | Path) -> list[str]:
     if app.is_file():
         problems += _unresolved_imports(app, folder)
     problems += _size_problems(folder)
-    problems += _secrets(folder)
-    return problems
+    problems += secret_findings(folder)
+    return [redact(p) for p in problems]  # a token in a file name must not be printed either
 
 
 def _requirements(folder: Path) -> set[str]:
@@ -90,7 +86,7 @@ def _unresolved_imports(app: Path, folder: Path) -> list[str]:
 def _size_problems(folder: Path) -> list[str]:
     attributes = folder / ".gitattributes"
     patterns = [line.split()[0] for line in attributes.read_text().splitlines() if "filter=lfs" in line] if attributes.is_file() else []
-    files = [p for p in folder.rglob("*") if p.is_file() and ".git" not in p.relative_to(folder).parts]
+    files = upload_files(folder)
     problems = [f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
                 for p in files if p.stat().st_size >= LFS_MIN_BYTES
                 and not any(fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat) for pat in patterns)]
@@ -98,17 +94,6 @@ def _size_problems(folder: Path) -> list[str]:
     if total > MAX_REPO_BYTES:
         problems.append(f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB.")
     return problems
-
-
-def _secrets(folder: Path) -> list[str]:
-    found = []
-    for p in folder.rglob("*"):
-        if not p.is_file() or p.stat().st_size > 5 * 2**20 or p.suffix in (".safetensors", ".faiss", ".bin", ".png", ".sqlite"):
-            continue
-        text = p.read_text(errors="ignore")
-        found += [f"{p.relative_to(folder)} contains what looks like a {kind}; remove it (use Space secrets instead)."
-                  for kind, rx in SECRETS.items() if rx.search(text)]
-    return found
 
 
 def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | None = None) -> dict:
