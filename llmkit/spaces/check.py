@@ -9,7 +9,9 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from llmkit.errors import UserError
@@ -101,26 +103,36 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
     from gradio_client import Client
 
     folder = Path(folder).resolve()
+    if not (folder / "app.py").is_file():
+        raise UserError(f"{folder} has no app.py; build a Space with `llmkit space build`.")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": str(folder),
            "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = folder.parent / f".{folder.name}.check.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # The app's output stays in memory (no log file to forget), and is shown redacted: it runs with our environment.
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    output: deque[str] = deque(maxlen=40)
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def tail() -> str:
+        return redact("".join(output))[-2000:]
+
     try:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if proc.poll() is not None:
-                raise UserError(f"the app exited with status {proc.returncode} before serving:\n{log.read_text()[-2000:]}")
+                reader.join(5)  # the app's last lines say why
+                raise UserError(f"the app exited with status {proc.returncode} before serving:\n{tail()}")
             try:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
                 break
             except Exception:  # not listening yet
                 time.sleep(1)
         else:
-            raise UserError(f"the app did not serve within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+            raise UserError(f"the app did not serve within {timeout:.0f} s:\n{tail()}")
         endpoints = sorted(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
         result = {"url": f"http://127.0.0.1:{port}/", "endpoints": endpoints}
         if question and "/chat" in endpoints:
@@ -133,4 +145,3 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.unlink(missing_ok=True)
