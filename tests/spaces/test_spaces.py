@@ -9,36 +9,8 @@ import sys
 import pytest
 
 from llmkit.errors import UserError
-from llmkit.rag import Document, Store
 from llmkit.spaces import TEMPLATES, build_space, serve_and_query, validate
 from tests.spaces.fake_hub import FakeHub
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    import warnings
-
-    from llmkit.rag import Embedder
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s = Store(tmp_path_factory.mktemp("store"), embedder=Embedder())
-    s.add_documents([Document("kettle.md", "Descale the kettle monthly with white vinegar to remove limescale.", {"source": "kettle.md"}),
-                     Document("bike.md", "Oil the bicycle chain every few hundred kilometres to stop it rusting.", {"source": "bike.md"})])
-    return s.path
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from llmkit.finetune.common import packaged_minilm
-
-    out = tmp_path_factory.mktemp("clf")
-    AutoModelForSequenceClassification.from_pretrained(packaged_minilm(), num_labels=2, id2label={0: "no", 1: "yes"},
-                                                       label2id={"no": 0, "yes": 1}).save_pretrained(out)
-    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(out)
-    return out
 
 
 def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classifier_dir):
@@ -57,16 +29,37 @@ def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classif
         assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
 
 
-def test_build_errors(tmp_path, store):
+def test_build_errors(tmp_path, store, tiny_run):
     with pytest.raises(UserError, match="unknown template"):
         build_space("chatbot", tmp_path / "a")
     with pytest.raises(UserError, match="serves a store: pass --store"):
         build_space("rag-chat", tmp_path / "b")
-    with pytest.raises(UserError, match="not a folder"):
+    with pytest.raises(UserError, match="missing does not exist"):
         build_space("text-generation", tmp_path / "c", model=str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        build_space("rag-chat", tmp_path / "c", store=str(tmp_path / "notes.txt"))
+    with pytest.raises(UserError, match="is not an llmkit RAG store"):
+        build_space("rag-chat", tmp_path / "c", store=str(tiny_run[0]))
+    with pytest.raises(UserError, match="is not a model folder"):
+        build_space("text-generation", tmp_path / "c", model=str(store))
+    with pytest.raises(UserError, match="is a file; pass a folder"):
+        build_space("rag-chat", tmp_path / "notes.txt", store=str(store))
+    with pytest.raises(UserError, match="overlap"):
+        build_space("rag-chat", store / "space", store=str(store))
+    assert not (tmp_path / "c").exists() and not list(tmp_path.glob("*.building"))
+
     build_space("rag-chat", tmp_path / "d", store=str(store))
     with pytest.raises(UserError, match="exists and is not empty"):
         build_space("rag-chat", tmp_path / "d", store=str(store))
+    build_space("rag-chat", tmp_path / "d", store=str(store), title="Again", overwrite=True)
+    assert "title: Again" in (tmp_path / "d" / "README.md").read_text()
+    # --overwrite replaces a Space it built, never a folder of the user's.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match="not a Space built by llmkit"):
+        build_space("rag-chat", tmp_path / "mine", store=str(store), overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
 
 
 def test_check_catches_broken_folders(tmp_path, store):

@@ -1,11 +1,11 @@
-"""The Space templates shipped in spaces/: what each needs and how its front matter starts."""
+"""The Space templates: one folder each beside this file (README.md, app.py, requirements.txt), shipped as package data."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "spaces"
+TEMPLATES_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Template:
 
     @property
     def folder(self) -> Path:
-        """The template's folder in spaces/."""
+        """The template's folder inside the installed package."""
         return TEMPLATES_DIR / self.name
 
     @property
