@@ -1,4 +1,4 @@
-"""Generative baselines on small images: DCGAN (optionally conditional) and a convolutional VAE."""
+"""Generative baselines on small images: DCGAN (optionally conditional) with its training step, and a convolutional VAE."""
 
 from __future__ import annotations
 
@@ -98,3 +98,25 @@ class VAE(nn.Module):
         (ma, _), (mb, _) = self.encode(a[None]), self.encode(b[None])
         t = torch.linspace(0, 1, steps, device=ma.device)[:, None]
         return torch.sigmoid(self.decode(ma + t * (mb - ma)))
+
+
+def gan_step(z_dim: int, label_smoothing: float = 0.1, conditional: bool = False):
+    """The shared loop's step for a (conditional) DCGAN: one discriminator update, then one generator update."""
+
+    def step(mods: dict, batch: tuple, update) -> dict:
+        real, labels = batch
+        labels = labels if conditional else None
+        z = torch.randn(len(real), z_dim, device=real.device)
+        fake = mods["generator"](z, labels)
+        # Discriminator: real -> 1 - smoothing (one-sided label smoothing), fake -> 0.
+        d_real, d_fake = mods["discriminator"](real, labels), mods["discriminator"](fake.detach(), labels)
+        loss_d = F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1 - label_smoothing)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        update("discriminator", loss_d)
+        # Generator: make the updated discriminator say 1 (the non-saturating loss).
+        d_out = mods["discriminator"](fake, labels)
+        loss_g = F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out))
+        update("generator", loss_g)
+        return {"loss": (loss_d + loss_g).detach(), "loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    return step

@@ -146,6 +146,8 @@ class NumpyMLP:
 
     def fit(self, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, epochs: int = 30, batch_size: int = 32, seed: int = 0) -> list[float]:
         """Mini-batch training; returns the mean loss of each epoch."""
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
         rng = np.random.default_rng(seed)
         history = []
         for _ in range(epochs):

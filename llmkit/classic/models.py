@@ -30,6 +30,7 @@ class LeNet(nn.Module):
 
     def __init__(self, n_classes: int = 10, channels: int = 1, size: int = 16):
         super().__init__()
+        self.size = size  # the image side it was built for
         self.features = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

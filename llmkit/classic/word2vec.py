@@ -149,11 +149,14 @@ def analogy(vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: i
 
 def save_text_format(vectors: np.ndarray, vocab: Vocabulary, path: str | Path) -> Path:
     """The plain word2vec text format: a 'count dim' header, then 'word v1 v2 ...' per line."""
-    with open(path, "w", encoding="utf-8") as f:
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")  # renamed when whole: a killed run never leaves half a file
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{len(vocab)} {vectors.shape[1]}\n")
         for word, v in zip(vocab.words, vectors):
             f.write(word + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
-    return Path(path)
+    tmp.replace(path)
+    return path
 
 
 def load_text_format(path: str | Path) -> tuple[np.ndarray, Vocabulary]:

@@ -6,11 +6,12 @@ import gradio as gr
 import numpy as np
 import torch
 
-from llmkit.classic.data import resize
+from llmkit.classic.data import make_2d, resize
 from llmkit.classic.diffusion import sample as diffusion_sample
 from llmkit.classic.mlp_numpy import ACTIVATIONS, NumpyMLP, Optimizer
 from llmkit.classic.registry import load_classic
-from llmkit.plots import plt
+from llmkit.classic.schedulers import load_scheduler
+from llmkit.plots import image_grid, plt
 
 
 def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
@@ -34,35 +35,6 @@ def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
     r0, c0 = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
     canvas[r0 : r0 + ink.shape[0], c0 : c0 + ink.shape[1]] = ink
     return resize(torch.from_numpy(canvas)[None, None], size)
-
-
-def _grid(images: torch.Tensor, nrow: int = 8) -> np.ndarray:
-    images = images.clamp(0, 1)
-    n, _, h, w = images.shape
-    rows = (n + nrow - 1) // nrow
-    grid = np.ones((rows * (h + 1) + 1, nrow * (w + 1) + 1), dtype=np.float32)
-    for i, im in enumerate(images[:, 0]):
-        r, c = divmod(i, nrow)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = im.numpy()
-    return np.kron(grid, np.ones((8, 8)))  # nearest-neighbour upscaling so pixels stay visible
-
-
-def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A small 2-D classification set: moons, circles, xor or spirals."""
-    rng = np.random.default_rng(seed)
-    if name in ("moons", "circles"):
-        from sklearn.datasets import make_circles, make_moons
-
-        maker = make_moons if name == "moons" else make_circles
-        kwargs = {"noise": 0.15} if name == "moons" else {"noise": 0.08, "factor": 0.5}
-        return maker(n_samples=n, random_state=seed, **kwargs)
-    if name == "xor":
-        x = rng.uniform(-1, 1, (n, 2))
-        return x, ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
-    t = rng.uniform(0.25, 1, n)  # two interleaved spirals
-    label = rng.integers(0, 2, n)
-    angle = 4 * np.pi * t + np.pi * label
-    return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
 
 
 def train_2d(dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0):
@@ -109,8 +81,8 @@ def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | Non
     if dbn:
         metrics = json.loads((Path(dbn) / "metrics.json").read_text())
         with gr.Tab("RBM / DBN"):
-            gr.Markdown(f"Test accuracy after fine-tuning: **{metrics['pretrained']['test_accuracy']:.3f}** with RBM pretraining, "
-                        f"**{metrics['random_init']['test_accuracy']:.3f}** from random initialisation.")
+            gr.Markdown(f"Test accuracy after fine-tuning: **{metrics['eval_accuracy']:.3f}** with RBM pretraining, "
+                        f"**{metrics['random_init_eval_accuracy']:.3f}** from random initialisation.")
             with gr.Row():
                 gr.Image(str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)")
                 gr.Image(str(Path(dbn) / "reconstructions.png"), label="Digits (top) and the RBM's reconstructions (bottom)")
@@ -145,7 +117,7 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
         gr.Markdown("## The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn")
         if cnn:
             model, config = load_classic(cnn, ("lenet", "resnet"))
-            size = config["args"].get("image_size", 16)
+            size = config.get("image_size") or config["args"].get("image_size") or 16
 
             def classify(sketch):
                 probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
@@ -160,6 +132,7 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
         generators = {name: folder for name, folder in (("GAN", gan), ("VAE", vae), ("Diffusion", diffusion)) if folder}
         if generators:
             loaded = {name: load_classic(folder) for name, folder in generators.items()}
+            schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
 
             def generate(kind, seed, n, steps, sampler):
                 model, config = loaded[kind]
@@ -168,12 +141,13 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                 with torch.no_grad():
                     if kind == "GAN":
                         labels = torch.arange(n) % 10 if model.label is not None else None
-                        return _grid(model(torch.randn(n, model.z_dim, generator=g), labels)), None
+                        return image_grid(model(torch.randn(n, model.z_dim, generator=g), labels), scale=8), None
                     if kind == "VAE":
-                        return _grid(model.sample(n, g)), None
-                    size = config["args"]["image_size"]
-                    images, snapshots = diffusion_sample(model, config["noise_schedule"], n, size, 1, sampler, int(steps), g, keep=8)
-                    return _grid(images), _grid(torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots))
+                        return image_grid(model.sample(n, g), scale=8), None
+                    scheduler = schedulers[sampler]
+                    steps = int(steps) if sampler == "ddim" else None  # DDPM visits every training step
+                    images, snapshots = diffusion_sample(model, scheduler, n, config["image_size"], 1, steps, g, keep=8)
+                    return image_grid(images, scale=8), image_grid(torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots), scale=8)
 
             with gr.Tab("Generate digits"):
                 with gr.Row():
