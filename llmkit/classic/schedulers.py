@@ -100,7 +100,7 @@ class DDIMScheduler(DDPMScheduler):
     default_inference_steps = 50
 
     def set_timesteps(self, num_inference_steps: int | None = None) -> None:
-        super().set_timesteps(min(num_inference_steps or self.default_inference_steps, self.num_train_timesteps))
+        super().set_timesteps(num_inference_steps or min(self.default_inference_steps, self.num_train_timesteps))
 
     def step(self, model_output: torch.Tensor, t: int, sample: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         abar_prev = self._abar(self._previous(t), sample.device)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from llmkit.ui.classic import build_classic_app, make_2d, sketch_to_tensor, train_2d
+from llmkit.classic.data import make_2d
+from llmkit.ui.classic import build_classic_app, sketch_to_tensor, train_2d
 from recipes import train_diffusion, train_gan, train_rnn, train_vae
 
 
@@ -11,10 +12,10 @@ from recipes import train_diffusion, train_gan, train_rnn, train_vae
 def folders(tmp_path_factory, cnn_dir):
     root = tmp_path_factory.mktemp("classic-app")
     judge = ["--judge", str(cnn_dir[0])]
-    train_gan.main(["--output_dir", str(root / "gan"), "--epochs", "1", *judge])
-    train_vae.main(["--output_dir", str(root / "vae"), "--epochs", "1", *judge])
-    train_diffusion.main(["--output_dir", str(root / "ddpm"), "--epochs", "1", "--timesteps", "50", *judge])
-    train_rnn.main(["--output_dir", str(root / "rnn"), "--epochs", "1", "--max_chars", "20000", "--hidden", "32", "--layers", "1"])
+    train_gan.main(["--output_dir", str(root / "gan"), "--num_train_epochs", "1", *judge])
+    train_vae.main(["--output_dir", str(root / "vae"), "--num_train_epochs", "1", *judge])
+    train_diffusion.main(["--output_dir", str(root / "ddpm"), "--num_train_epochs", "1", "--num_train_timesteps", "50", *judge])
+    train_rnn.main(["--output_dir", str(root / "rnn"), "--num_train_epochs", "1", "--max_chars", "20000", "--hidden", "32", "--layers", "1"])
     return {"cnn": str(cnn_dir[0]), "gan": str(root / "gan"), "vae": str(root / "vae"), "diffusion": str(root / "ddpm"),
             "char_rnn": str(root / "rnn")}
 
@@ -67,7 +68,7 @@ def test_curriculum_tabs_answer(tmp_path, tiny_run):
     from recipes import train_dbn
     from tests.classic.test_curriculum import _capitals_corpus
 
-    train_dbn.main(["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--finetune_epochs", "1"])
+    train_dbn.main(["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--num_train_epochs", "1"])
     model, vocab, _, _ = train_word2vec(_capitals_corpus(500), dim=8, window=2, min_count=1, epochs=1, subsample=0)
     (tmp_path / "w2v").mkdir()
     save_text_format(model.vectors(), vocab, tmp_path / "w2v" / "vectors.txt")
