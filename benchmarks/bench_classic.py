@@ -1,7 +1,7 @@
 """Run every classic recipe with its full defaults on this machine and collect quality and time per epoch.
 
-    python benchmarks/bench_classic.py                 # CNN first: it becomes the judge of the generative models' samples
-    python benchmarks/bench_classic.py --only cnn mlp  # re-measure some rows (the others keep their recorded figures)
+python benchmarks/bench_classic.py                 # CNN first: it becomes the judge of the generative models' samples
+python benchmarks/bench_classic.py --only cnn mlp  # re-measure some rows (the others keep their recorded figures)
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the recipes are importable from the repository root
 from recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae  # noqa: E402
 
-RECIPES = {"cnn": train_cnn, "mlp": train_mlp, "char-lstm": train_rnn, "gan": train_gan, "vae": train_vae, "ddpm": train_diffusion}
+RECIPES = {
+    "cnn": train_cnn,
+    "mlp": train_mlp,
+    "char-lstm": train_rnn,
+    "gan": train_gan,
+    "vae": train_vae,
+    "ddpm": train_diffusion,
+}
 
 
 def main() -> None:
@@ -33,8 +40,11 @@ def main() -> None:
         t = time.perf_counter()
         metrics = RECIPES[name].main(["--output_dir", str(out), *judge])  # full defaults
         seconds = time.perf_counter() - t
-        results[name] = {"seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / metrics["epoch"], 2),
-                         **{k: v for k, v in metrics.items() if k not in ("log_history", "numpy_loss_per_epoch")}}
+        results[name] = {
+            "seconds": round(seconds, 1),
+            "seconds_per_epoch": round(seconds / metrics["epoch"], 2),
+            **{k: v for k, v in metrics.items() if k not in ("log_history", "numpy_loss_per_epoch")},
+        }
         print(name, json.dumps(results[name]), flush=True)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")

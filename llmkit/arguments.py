@@ -33,7 +33,9 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
         namespace, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:
         if exit_.code not in (0, None):  # argparse already printed usage and the problem
-            raise UserError("bad command-line arguments (see the message above; --help lists every flag).") from None
+            raise UserError(
+                "bad command-line arguments (see the message above; --help lists every flag)."
+            ) from None
         raise
     if unknown:
         raise UserError(f"unknown arguments {' '.join(unknown)}; `--help` lists every flag.")
@@ -59,7 +61,9 @@ def _split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
 
 def _uses_transformers(dataclass_types: tuple) -> bool:
     """Whether any dataclass derives from a transformers class (then HfArgumentParser knows its fields)."""
-    return any(base.__module__.split(".")[0] == "transformers" for cls in dataclass_types for base in cls.__mro__)
+    return any(
+        base.__module__.split(".")[0] == "transformers" for cls in dataclass_types for base in cls.__mro__
+    )
 
 
 def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
@@ -67,7 +71,9 @@ def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
         from transformers import HfArgumentParser  # imported only here: the classic recipes never pay for it
 
         return HfArgumentParser(dataclass_types)
-    parser = argparse.ArgumentParser(description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     for cls in dataclass_types:
         _add_dataclass(parser, cls)
     return parser
@@ -93,11 +99,15 @@ def _apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
         raise UserError(f"config file {path} could not be read: {err}") from None
     values = values or {}
     if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a mapping of argument names to values, not {type(values).__name__}.")
+        raise UserError(
+            f"config file {path} must hold a mapping of argument names to values, not {type(values).__name__}."
+        )
     known = {action.dest: action for action in parser._actions}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise UserError(f"config file {path} has unknown keys {', '.join(unknown)}; `--help` lists every argument.")
+        raise UserError(
+            f"config file {path} has unknown keys {', '.join(unknown)}; `--help` lists every argument."
+        )
     for key in values:
         known[key].required = False  # the file provides it
     parser.set_defaults(**values)

@@ -11,8 +11,9 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_loss_curves(log_history: list[dict], path: str | Path, title: str = "loss",
-                     ylabel: str = "cross-entropy (nats/token)") -> Path:
+def plot_loss_curves(
+    log_history: list[dict], path: str | Path, title: str = "loss", ylabel: str = "cross-entropy (nats/token)"
+) -> Path:
     """Plot training and evaluation loss against the optimizer step into a PNG."""
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     if not train:  # runs shorter than one logging interval: the per-epoch means
@@ -34,7 +35,11 @@ def plot_loss_curves(log_history: list[dict], path: str | Path, title: str = "lo
 
 def plot_history(history: list[dict], path: str | Path, title: str) -> Path | None:
     """One panel per logged number against the epoch (losses, accuracies, sample scores)."""
-    keys = [k for k in (history[0] if history else {}) if k not in ("epoch", "step") and isinstance(history[0][k], (int, float))]
+    keys = [
+        k
+        for k in (history[0] if history else {})
+        if k not in ("epoch", "step") and isinstance(history[0][k], (int, float))
+    ]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), dpi=100, squeeze=False)
@@ -52,7 +57,11 @@ def plot_history(history: list[dict], path: str | Path, title: str) -> Path | No
 def image_grid(images, nrow: int = 8, scale: int = 4) -> np.ndarray:
     """(N, C, H, W) images in [0, 1] (a tensor or an array) -> one uint8 picture, (H', W') or (H', W', 3),
     with a 2-pixel border between images, enlarged `scale` times with nearest-neighbour pixels."""
-    images = np.clip(np.asarray(images.detach().float().cpu() if hasattr(images, "detach") else images, dtype=np.float32), 0, 1)
+    images = np.clip(
+        np.asarray(images.detach().float().cpu() if hasattr(images, "detach") else images, dtype=np.float32),
+        0,
+        1,
+    )
     n, c, h, w = images.shape
     rows = (n + nrow - 1) // nrow
     grid = np.ones((c, rows * (h + 2) + 2, nrow * (w + 2) + 2), dtype=np.float32)

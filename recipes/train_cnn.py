@@ -1,8 +1,8 @@
 """A CNN on images (LeNet or a small ResNet), with augmentation and transfer learning from a checkpoint.
 
-    python recipes/train_cnn.py                                    # LeNet on the digits, at their own 8x8
-    python recipes/train_cnn.py --arch resnet --image_size 16
-    python recipes/train_cnn.py --init_from runs/cnn --freeze_features --dataset my.npz   # transfer learning
+python recipes/train_cnn.py                                    # LeNet on the digits, at their own 8x8
+python recipes/train_cnn.py --arch resnet --image_size 16
+python recipes/train_cnn.py --init_from runs/cnn --freeze_features --dataset my.npz   # transfer learning
 """
 
 from dataclasses import dataclass, field
@@ -20,12 +20,22 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class CNNArguments(ImageArguments):
     output_dir: str = "runs/cnn"
-    num_train_epochs: int = field(default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     arch: str = field(default="lenet", metadata={"help": "lenet or resnet.", "choices": ["lenet", "resnet"]})
-    image_size: int | None = field(default=None, metadata={"help": "Resize images to this side (default: the data's own size)."})
-    augment: bool = field(default=True, metadata={"help": "Random small rotations and shifts while training."})
-    init_from: str | None = field(default=None, metadata={"help": "A saved CNN of the same architecture to start from."})
-    freeze_features: bool = field(default=False, metadata={"help": "With --init_from: train only the classifier head."})
+    image_size: int | None = field(
+        default=None, metadata={"help": "Resize images to this side (default: the data's own size)."}
+    )
+    augment: bool = field(
+        default=True, metadata={"help": "Random small rotations and shifts while training."}
+    )
+    init_from: str | None = field(
+        default=None, metadata={"help": "A saved CNN of the same architecture to start from."}
+    )
+    freeze_features: bool = field(
+        default=False, metadata={"help": "With --init_from: train only the classifier head."}
+    )
 
 
 TYPES = (CNNArguments,)
@@ -38,7 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     train, test, n_classes = load_images(args.dataset, args.image_size, seed=args.seed)
     channels, height, width = train.tensors[0].shape[1:]
     if height != width:
-        raise UserError(f"the images of {args.dataset} are {height}x{width}; pass --image_size N to train on N x N squares.")
+        raise UserError(
+            f"the images of {args.dataset} are {height}x{width}; pass --image_size N to train on N x N squares."
+        )
     if args.arch == "lenet":
         kwargs = {"n_classes": n_classes, "channels": channels, "size": height}
         model = LeNet(**kwargs)
@@ -48,12 +60,16 @@ def main(argv: list[str] | None = None) -> dict:
     if args.init_from:
         state, saved = load_weights(args.init_from, args.arch)
         if saved.get("image_size", height) != height or saved["kwargs"].get("channels", channels) != channels:
-            raise UserError(f"{args.init_from} was trained on {saved['kwargs'].get('channels')}-channel "
-                            f"{saved.get('image_size')}-pixel images, these are {channels}-channel {height}-pixel; "
-                            f"pass --image_size {saved.get('image_size')} or start from scratch.")
+            raise UserError(
+                f"{args.init_from} was trained on {saved['kwargs'].get('channels')}-channel "
+                f"{saved.get('image_size')}-pixel images, these are {channels}-channel {height}-pixel; "
+                f"pass --image_size {saved.get('image_size')} or start from scratch."
+            )
         own = model.state_dict()
         # A new head when the number of classes differs.
-        state = {k: v for k, v in state.items() if not (k.startswith(type(model).head) and v.shape != own[k].shape)}
+        state = {
+            k: v for k, v in state.items() if not (k.startswith(type(model).head) and v.shape != own[k].shape)
+        }
         model.load_state_dict(state, strict=False)
         if args.freeze_features:
             for name, p in model.named_parameters():

@@ -26,12 +26,21 @@ from llmkit.plots import plot_history, save_grid
 @dataclass
 class DBNArguments(ImageArguments):
     output_dir: str = "runs/dbn"
-    num_train_epochs: int = field(default=40, metadata={"help": "Backpropagation epochs (both networks).",
-                                                         "aliases": ["--epochs", "--finetune_epochs"]})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Examples per batch (CD and backpropagation).",
-                                                                    "aliases": ["--batch_size"]})
+    num_train_epochs: int = field(
+        default=40,
+        metadata={
+            "help": "Backpropagation epochs (both networks).",
+            "aliases": ["--epochs", "--finetune_epochs"],
+        },
+    )
+    per_device_train_batch_size: int = field(
+        default=32,
+        metadata={"help": "Examples per batch (CD and backpropagation).", "aliases": ["--batch_size"]},
+    )
     learning_rate: float = field(default=1e-2, metadata={"help": "Adam learning rate of the fine-tuning."})
-    hidden: list[int] = field(default_factory=lambda: [128, 64], metadata={"help": "Hidden units of each RBM."})
+    hidden: list[int] = field(
+        default_factory=lambda: [128, 64], metadata={"help": "Hidden units of each RBM."}
+    )
     pretrain_epochs: int = field(default=20, metadata={"help": "CD epochs per RBM."})
     cd_k: int = field(default=1, metadata={"help": "Gibbs steps per update (CD-k)."})
     persistent: bool = field(default=False, metadata={"help": "Persistent contrastive divergence."})
@@ -40,7 +49,9 @@ class DBNArguments(ImageArguments):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.pretrain_epochs < 1 or self.cd_k < 1:
-            raise UserError(f"--pretrain_epochs and --cd_k must be at least 1, got {self.pretrain_epochs} and {self.cd_k}.")
+            raise UserError(
+                f"--pretrain_epochs and --cd_k must be at least 1, got {self.pretrain_epochs} and {self.cd_k}."
+            )
 
 
 TYPES = (DBNArguments,)
@@ -49,14 +60,24 @@ TYPES = (DBNArguments,)
 def pretrain(args: DBNArguments, dbn: DBN, images: torch.Tensor, out) -> list[list[dict]]:
     """Greedy CD pretraining, with each RBM's curves, the first layer's filters and its reconstructions."""
     flat = images.flatten(1)
-    layers = dbn.pretrain(flat, args.pretrain_epochs, batch_size=args.per_device_train_batch_size, lr=args.rbm_learning_rate,
-                          k=args.cd_k, persistent=args.persistent, seed=args.seed)
+    layers = dbn.pretrain(
+        flat,
+        args.pretrain_epochs,
+        batch_size=args.per_device_train_batch_size,
+        lr=args.rbm_learning_rate,
+        k=args.cd_k,
+        persistent=args.persistent,
+        seed=args.seed,
+    )
     for i, history in enumerate(layers):
         plot_history(history, out / f"rbm{i + 1}_curves.png", f"RBM {i + 1}")
     w = dbn.rbms[0].W.T[:64].reshape(-1, *images.shape[1:])
     low, high = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
     save_grid((w - low) / (high - low + 1e-8), out / "filters.png")
-    save_grid(torch.cat([images[:16], dbn.rbms[0].reconstruct(flat[:16]).reshape(-1, *images.shape[1:])]), out / "reconstructions.png")
+    save_grid(
+        torch.cat([images[:16], dbn.rbms[0].reconstruct(flat[:16]).reshape(-1, *images.shape[1:])]),
+        out / "reconstructions.png",
+    )
     return layers
 
 
@@ -71,21 +92,38 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for name, pretrained in (("pretrained", True), ("random_init", False)):
         sub = replace(args, output_dir=str(out / name))
-        config = {"architecture": "dbn-classifier", "sizes": dbn.sizes, "n_classes": n_classes, "pretrained": pretrained}
+        config = {
+            "architecture": "dbn-classifier",
+            "sizes": dbn.sizes,
+            "n_classes": n_classes,
+            "pretrained": pretrained,
+        }
         results[name] = train_classifier(sub, dbn.classifier(pretrained, args.seed), train, test, config)
         if results[name]:
             print(f"{name}: test accuracy {results[name]['eval_accuracy']:.4f}")
     if not results["pretrained"]:  # not the main process
         return {}
     write_atomic(out / "dbn.safetensors", save({k: v.contiguous() for k, v in dbn.state_dict().items()}))
-    write_atomic(out / "config.json", json.dumps({"architecture": "dbn", "sizes": dbn.sizes, "n_classes": n_classes}))
-    best = {name: max(row["eval_accuracy"] for row in r["log_history"] if "eval_accuracy" in row) for name, r in results.items()}
+    write_atomic(
+        out / "config.json", json.dumps({"architecture": "dbn", "sizes": dbn.sizes, "n_classes": n_classes})
+    )
+    best = {
+        name: max(row["eval_accuracy"] for row in r["log_history"] if "eval_accuracy" in row)
+        for name, r in results.items()
+    }
     main_run = results["pretrained"]
-    metrics = {"train_loss": main_run["train_loss"], "eval_loss": main_run["eval_loss"], "eval_accuracy": main_run["eval_accuracy"],
-               "best_eval_accuracy": best["pretrained"], "random_init_eval_accuracy": results["random_init"]["eval_accuracy"],
-               "random_init_best_eval_accuracy": best["random_init"], "epoch": main_run["epoch"],
-               "world_size": main_run["world_size"], "wall_time_seconds": round(time.perf_counter() - started, 1),
-               "rbm_history": rbm_history}
+    metrics = {
+        "train_loss": main_run["train_loss"],
+        "eval_loss": main_run["eval_loss"],
+        "eval_accuracy": main_run["eval_accuracy"],
+        "best_eval_accuracy": best["pretrained"],
+        "random_init_eval_accuracy": results["random_init"]["eval_accuracy"],
+        "random_init_best_eval_accuracy": best["random_init"],
+        "epoch": main_run["epoch"],
+        "world_size": main_run["world_size"],
+        "wall_time_seconds": round(time.perf_counter() - started, 1),
+        "rbm_history": rbm_history,
+    }
     return write_report(out, metrics, main_run["log_history"], "DBN fine-tuning (RBM-pretrained)")
 
 

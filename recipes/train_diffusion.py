@@ -1,7 +1,7 @@
 """DDPM on the digits: a small U-Net learns to remove noise; DDPM or DDIM sampling; a picture of the denoising.
 
-    python recipes/train_diffusion.py                         # cosine schedule, 200 steps; pictures in runs/ddpm
-    python recipes/train_diffusion.py --beta_schedule linear --sampler ddpm
+python recipes/train_diffusion.py                         # cosine schedule, 200 steps; pictures in runs/ddpm
+python recipes/train_diffusion.py --beta_schedule linear --sampler ddpm
 """
 
 from dataclasses import dataclass, field
@@ -22,18 +22,34 @@ from llmkit.plots import save_grid
 @dataclass
 class DiffusionArguments(ImageArguments):
     output_dir: str = "runs/ddpm"
-    num_train_epochs: int = field(default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     learning_rate: float = 2e-3
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (even)."})
     width: int = field(default=32, metadata={"help": "U-Net base width (a multiple of 8)."})
-    num_train_timesteps: int = field(default=200, metadata={"help": "Diffusion steps T.", "aliases": ["--timesteps"]})
-    beta_schedule: str = field(default="cosine", metadata={"help": "linear or cosine.", "choices": ["linear", "cosine"],
-                                                            "aliases": ["--schedule"]})
-    sampler: str = field(default="ddim", metadata={"help": "ddpm (all T steps) or ddim (--num_inference_steps).",
-                                                   "choices": list(SCHEDULERS)})
-    num_inference_steps: int | None = field(default=None, metadata={"help": "Sampling steps (DDIM default 50, DDPM default T).",
-                                                                    "aliases": ["--sampling_steps"]})
-    judge: str | None = field(default="runs/cnn", metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."})
+    num_train_timesteps: int = field(
+        default=200, metadata={"help": "Diffusion steps T.", "aliases": ["--timesteps"]}
+    )
+    beta_schedule: str = field(
+        default="cosine",
+        metadata={"help": "linear or cosine.", "choices": ["linear", "cosine"], "aliases": ["--schedule"]},
+    )
+    sampler: str = field(
+        default="ddim",
+        metadata={"help": "ddpm (all T steps) or ddim (--num_inference_steps).", "choices": list(SCHEDULERS)},
+    )
+    num_inference_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sampling steps (DDIM default 50, DDPM default T).",
+            "aliases": ["--sampling_steps"],
+        },
+    )
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
+    )
 
 
 TYPES = (DiffusionArguments,)
@@ -43,7 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the diffusion model the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     if args.image_size < 2 or args.image_size % 2 or args.width < 8 or args.width % 8:
-        raise UserError(f"--image_size must be even and --width a multiple of 8, got {args.image_size} and {args.width}.")
+        raise UserError(
+            f"--image_size must be even and --width a multiple of 8, got {args.image_size} and {args.width}."
+        )
     out = start(args)
     scheduler = SCHEDULERS[args.sampler](args.num_train_timesteps, args.beta_schedule)
     scheduler.set_timesteps(args.num_inference_steps)  # refuses a bad step count before training
@@ -60,8 +78,16 @@ def main(argv: list[str] | None = None) -> dict:
         return {"loss": loss.detach()}
 
     def generate(mods, keep=0):
-        return sample(mods["unet"], scheduler, 64, args.image_size, channels, args.num_inference_steps,
-                      torch.Generator().manual_seed(args.seed), keep)
+        return sample(
+            mods["unet"],
+            scheduler,
+            64,
+            args.image_size,
+            channels,
+            args.num_inference_steps,
+            torch.Generator().manual_seed(args.seed),
+            keep,
+        )
 
     def evaluate(mods):
         return sample_score(generate(mods)[0], judge) if judge is not None else {}
@@ -72,7 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
             return
         images, steps = generate(mods, keep=8)
         save_grid(images, out / f"samples-epoch-{epoch}.png")
-        save_grid(torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8)  # each row: one moment, noise to digit
+        save_grid(
+            torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8
+        )  # each row: one moment, noise to digit
 
     config = {"architecture": "ddpm-unet", "kwargs": kwargs, "image_size": args.image_size}
     return fit(args, {"unet": unet}, {"unet": optimizer}, step, train, config, evaluate, on_epoch_end)

@@ -1,7 +1,7 @@
 """A DCGAN (optionally class-conditional) on the digits, with label smoothing, gradient clipping and sample grids.
 
-    python recipes/train_gan.py                   # 16x16 digits; grids in runs/gan/samples-epoch-N.png
-    python recipes/train_gan.py --conditional     # ask for a given digit
+python recipes/train_gan.py                   # 16x16 digits; grids in runs/gan/samples-epoch-N.png
+python recipes/train_gan.py --conditional     # ask for a given digit
 """
 
 from dataclasses import dataclass, field
@@ -21,13 +21,20 @@ from llmkit.plots import save_grid
 @dataclass
 class GANArguments(ImageArguments):
     output_dir: str = "runs/gan"
-    num_train_epochs: int = field(default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     learning_rate: float = 2e-4
     image_size: int = field(default=16, metadata={"help": "16 or 32.", "choices": [16, 32]})
     z_dim: int = field(default=64, metadata={"help": "Noise dimensions."})
     conditional: bool = field(default=False, metadata={"help": "Condition both networks on the class."})
-    label_smoothing: float = field(default=0.1, metadata={"help": "Real targets become 1 - this (one-sided smoothing)."})
-    judge: str | None = field(default="runs/cnn", metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."})
+    label_smoothing: float = field(
+        default=0.1, metadata={"help": "Real targets become 1 - this (one-sided smoothing)."}
+    )
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
+    )
 
 
 TYPES = (GANArguments,)
@@ -62,8 +69,16 @@ def main(argv: list[str] | None = None) -> dict:
             save_grid(samples(mods), out / f"samples-epoch-{epoch}.png")
 
     config = {"architecture": "dcgan", "generator": g_kwargs, "discriminator": d_kwargs}
-    return fit(args, {"generator": gen, "discriminator": disc}, {"generator": opt_g, "discriminator": opt_d},
-               gan_step(args.z_dim, args.label_smoothing, args.conditional), train, config, evaluate, on_epoch_end)
+    return fit(
+        args,
+        {"generator": gen, "discriminator": disc},
+        {"generator": opt_g, "discriminator": opt_d},
+        gan_step(args.z_dim, args.label_smoothing, args.conditional),
+        train,
+        config,
+        evaluate,
+        on_epoch_end,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """An MLP on the digits, twice: from scratch in NumPy (backprop and optimizers written out) and in PyTorch.
 
-    python recipes/train_mlp.py                                  # both, on scikit-learn's digits
-    accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 256 128
+python recipes/train_mlp.py                                  # both, on scikit-learn's digits
+accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 256 128
 """
 
 import time
@@ -22,11 +22,17 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class MLPArguments(ImageArguments):
     output_dir: str = "runs/mlp"
-    num_train_epochs: int = field(default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
-    impl: str = field(default="both", metadata={"help": "numpy, torch or both.", "choices": ["numpy", "torch", "both"]})
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
+    impl: str = field(
+        default="both", metadata={"help": "numpy, torch or both.", "choices": ["numpy", "torch", "both"]}
+    )
     hidden: list[int] = field(default_factory=lambda: [128, 64], metadata={"help": "Hidden layer widths."})
     activation: str = field(default="relu", metadata={"help": "relu, leaky_relu, tanh or sigmoid."})
-    optimizer: str = field(default="adam", metadata={"help": "NumPy optimizer: sgd, momentum, rmsprop or adam."})
+    optimizer: str = field(
+        default="adam", metadata={"help": "NumPy optimizer: sgd, momentum, rmsprop or adam."}
+    )
 
 
 TYPES = (MLPArguments,)
@@ -38,11 +44,20 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
     xt, yt = test.tensors[0].flatten(1).numpy().astype(np.float64), test.tensors[1].numpy()
     try:
         net = NumpyMLP([x.shape[1], *args.hidden, n_classes], args.activation, seed=args.seed)
-        losses = net.fit(x, y, Optimizer(args.optimizer, args.learning_rate), args.num_train_epochs,
-                         args.per_device_train_batch_size, args.seed)
+        losses = net.fit(
+            x,
+            y,
+            Optimizer(args.optimizer, args.learning_rate),
+            args.num_train_epochs,
+            args.per_device_train_batch_size,
+            args.seed,
+        )
     except ValueError as err:
         raise UserError(str(err)) from None
-    np.savez(f"{args.output_dir}/numpy_mlp.npz", **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()})
+    np.savez(
+        f"{args.output_dir}/numpy_mlp.npz",
+        **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()},
+    )
     accuracy = float((net.predict(xt) == yt).mean())
     print(f"NumPy MLP: test accuracy {accuracy:.4f}")
     return {"numpy_train_loss": losses[-1], "numpy_eval_accuracy": accuracy, "numpy_loss_per_epoch": losses}
@@ -58,12 +73,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.impl == "numpy":
         losses = numpy_metrics["numpy_loss_per_epoch"]
         history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
-        metrics = {"train_loss": losses[-1], "eval_accuracy": numpy_metrics["numpy_eval_accuracy"], **numpy_metrics,
-                   "wall_time_seconds": round(time.perf_counter() - started, 1)}
+        metrics = {
+            "train_loss": losses[-1],
+            "eval_accuracy": numpy_metrics["numpy_eval_accuracy"],
+            **numpy_metrics,
+            "wall_time_seconds": round(time.perf_counter() - started, 1),
+        }
         return write_report(out, metrics, history, "NumPy MLP")
     features = train.tensors[0][0].numel()
-    kwargs = {"in_features": features, "n_classes": n_classes, "hidden": tuple(args.hidden), "activation": args.activation}
-    return train_classifier(args, MLP(**kwargs), train, test, {"architecture": "mlp", "kwargs": kwargs}, extra=numpy_metrics)
+    kwargs = {
+        "in_features": features,
+        "n_classes": n_classes,
+        "hidden": tuple(args.hidden),
+        "activation": args.activation,
+    }
+    return train_classifier(
+        args, MLP(**kwargs), train, test, {"architecture": "mlp", "kwargs": kwargs}, extra=numpy_metrics
+    )
 
 
 if __name__ == "__main__":

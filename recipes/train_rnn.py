@@ -24,13 +24,24 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class RNNArguments(ClassicArguments):
     output_dir: str = "runs/char-lstm"
-    num_train_epochs: int = field(default=3, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    num_train_epochs: int = field(
+        default=3, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     learning_rate: float = 3e-3
     cell: str = field(default="lstm", metadata={"help": "rnn, lstm or gru.", "choices": list(CELLS)})
-    task: str = field(default="lm", metadata={"help": "lm (next character) or classify (a label per text; the built-in "
-                                                      "docstring areas).", "choices": ["lm", "classify"]})
-    text_file: str | None = field(default=None, metadata={"help": "A text file (default: the built-in CPython docs)."})
-    max_chars: int = field(default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."})
+    task: str = field(
+        default="lm",
+        metadata={
+            "help": "lm (next character) or classify (a label per text; the built-in docstring areas).",
+            "choices": ["lm", "classify"],
+        },
+    )
+    text_file: str | None = field(
+        default=None, metadata={"help": "A text file (default: the built-in CPython docs)."}
+    )
+    max_chars: int = field(
+        default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."}
+    )
     seq_len: int = field(default=128, metadata={"help": "Characters per training sequence."})
     hidden: int = field(default=256, metadata={"help": "Hidden size of each recurrent layer."})
     layers: int = field(default=2, metadata={"help": "Recurrent layers."})
@@ -58,7 +69,9 @@ def main(argv: list[str] | None = None) -> dict:
     split = int(len(ids) * 0.9)
     train, val = windows(ids[:split], args.seq_len), windows(ids[split:], args.seq_len)
     if len(val) == 0:
-        raise UserError(f"the text is too short ({len(text)} characters) for sequences of {args.seq_len}; lower --seq_len.")
+        raise UserError(
+            f"the text is too short ({len(text)} characters) for sequences of {args.seq_len}; lower --seq_len."
+        )
     # The unigram baseline: predict every character from the training frequencies alone.
     freq = torch.bincount(ids[:split], minlength=len(chars)).float() + 1
     unigram = float(-(freq / freq.sum()).log()[ids[split:]].mean())
@@ -78,16 +91,36 @@ def main(argv: list[str] | None = None) -> dict:
         m = mods["model"]
         device = next(m.parameters()).device
         x, y = val.tensors
-        losses = [F.cross_entropy(m(x[i : i + 64].to(device))[0].flatten(0, 1), y[i : i + 64].to(device).flatten(), reduction="sum")
-                  for i in range(0, len(x), 64)]
+        losses = [
+            F.cross_entropy(
+                m(x[i : i + 64].to(device))[0].flatten(0, 1),
+                y[i : i + 64].to(device).flatten(),
+                reduction="sum",
+            )
+            for i in range(0, len(x), 64)
+        ]
         val_loss = float(sum(losses) / y.numel())
         return {"loss": val_loss, "bits_per_char": val_loss / math.log(2)}
 
     config = {"architecture": "char-" + args.cell, "kwargs": kwargs, "chars": chars}
-    metrics = fit(args, {"model": model}, {"model": optimizer}, step, train, config, evaluate, extra={"unigram_eval_loss": unigram})
+    metrics = fit(
+        args,
+        {"model": model},
+        {"model": optimizer},
+        step,
+        train,
+        config,
+        evaluate,
+        extra={"unigram_eval_loss": unigram},
+    )
     if metrics:
-        sample = "T" + "".join(chars[i] for i in model.sample([index.get("T", 0)], 200, generator=torch.Generator().manual_seed(0)))
-        print(f"\nvalidation loss {metrics['eval_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: {sample}")
+        sample = "T" + "".join(
+            chars[i]
+            for i in model.sample([index.get("T", 0)], 200, generator=torch.Generator().manual_seed(0))
+        )
+        print(
+            f"\nvalidation loss {metrics['eval_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: {sample}"
+        )
         (out / "sample.txt").write_text(sample)
     return metrics
 
@@ -110,13 +143,24 @@ def classify(args: RNNArguments) -> dict:
     y = torch.tensor([labels.index(r["label"]) for r in rows])
     n_test = len(rows) // 5
     train, test = TensorDataset(x[n_test:], y[n_test:]), TensorDataset(x[:n_test], y[:n_test])
-    kwargs = {"vocab_size": len(chars) + 1, "cell": args.cell, "hidden": args.hidden, "layers": args.layers, "n_classes": len(labels)}
+    kwargs = {
+        "vocab_size": len(chars) + 1,
+        "cell": args.cell,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "n_classes": len(labels),
+    }
 
     class LastStep(SequenceModel):  # the shared classifier loop expects logits only
         def forward(self, ids, state=None):
             return super().forward(ids, state)[0]
 
-    config = {"architecture": f"char-{args.cell}-classifier", "kwargs": kwargs, "chars": chars, "labels": labels}
+    config = {
+        "architecture": f"char-{args.cell}-classifier",
+        "kwargs": kwargs,
+        "chars": chars,
+        "labels": labels,
+    }
     return train_classifier(args, LastStep(**kwargs), train, test, config)
 
 

@@ -1,6 +1,6 @@
 """A convolutional VAE on the digits: reconstructions, samples from the prior, latent interpolation.
 
-    python recipes/train_vae.py                   # pictures in runs/vae/*.png
+python recipes/train_vae.py                   # pictures in runs/vae/*.png
 """
 
 from dataclasses import dataclass, field
@@ -20,10 +20,15 @@ from llmkit.plots import save_grid
 @dataclass
 class VAEArguments(ImageArguments):
     output_dir: str = "runs/vae"
-    num_train_epochs: int = field(default=30, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    num_train_epochs: int = field(
+        default=30, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})
     latent: int = field(default=16, metadata={"help": "Latent dimensions."})
-    judge: str | None = field(default="runs/cnn", metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."})
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
+    )
 
 
 TYPES = (VAEArguments,)
@@ -33,7 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the VAE the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     if args.image_size < 4 or args.image_size % 4:
-        raise UserError(f"--image_size must be a multiple of 4 (two stride-2 convolutions), got {args.image_size}.")
+        raise UserError(
+            f"--image_size must be a multiple of 4 (two stride-2 convolutions), got {args.image_size}."
+        )
     out = start(args)
     train, test, _ = load_images(args.dataset, args.image_size, seed=args.seed)
     channels = train.tensors[0].shape[1]
@@ -53,7 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
         device = next(vae.parameters()).device
         metrics = {"loss": vae.loss(test_x.to(device))[0].item()}
         if judge is not None:
-            metrics.update(sample_score(vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu(), judge))
+            metrics.update(
+                sample_score(vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu(), judge)
+            )
         return metrics
 
     def on_epoch_end(epoch, mods, out):
@@ -64,11 +73,26 @@ def main(argv: list[str] | None = None) -> dict:
         originals = test_x[:32].to(device)
         recon = torch.sigmoid(vae.decode(vae.encode(originals)[0]))
         save_grid(torch.cat([originals, recon]), out / "reconstructions.png")  # top: inputs, bottom: outputs
-        save_grid(vae.sample(64, torch.Generator().manual_seed(args.seed)), out / f"samples-epoch-{epoch}.png")
-        save_grid(torch.cat([vae.interpolate(test_x[i].to(device), test_x[i + 1].to(device)) for i in range(0, 8, 2)]),
-                  out / "interpolation.png")
+        save_grid(
+            vae.sample(64, torch.Generator().manual_seed(args.seed)), out / f"samples-epoch-{epoch}.png"
+        )
+        save_grid(
+            torch.cat(
+                [vae.interpolate(test_x[i].to(device), test_x[i + 1].to(device)) for i in range(0, 8, 2)]
+            ),
+            out / "interpolation.png",
+        )
 
-    return fit(args, {"vae": vae}, {"vae": optimizer}, step, train, {"architecture": "vae", "kwargs": kwargs}, evaluate, on_epoch_end)
+    return fit(
+        args,
+        {"vae": vae},
+        {"vae": optimizer},
+        step,
+        train,
+        {"architecture": "vae", "kwargs": kwargs},
+        evaluate,
+        on_epoch_end,
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ def augment(x: torch.Tensor, max_shift: float = 0.1, max_degrees: float = 10.0) 
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(max_degrees)
     shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * max_shift * 2
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
@@ -42,7 +44,10 @@ def evaluate_classifier(model: nn.Module, data: TensorDataset) -> dict:
 
     x, y = data.tensors
     logits = predict(model, x)
-    return {"loss": float(F.cross_entropy(logits, y)), "accuracy": float(accuracy_score(y.numpy(), logits.argmax(-1).numpy()))}
+    return {
+        "loss": float(F.cross_entropy(logits, y)),
+        "accuracy": float(accuracy_score(y.numpy(), logits.argmax(-1).numpy())),
+    }
 
 
 def accuracy(model: nn.Module, data: TensorDataset) -> float:
@@ -50,7 +55,9 @@ def accuracy(model: nn.Module, data: TensorDataset) -> float:
     return evaluate_classifier(model, data)["accuracy"]
 
 
-def save_confusion_matrix(model: nn.Module, data: TensorDataset, path: Path, labels: list[str] | None = None) -> Path:
+def save_confusion_matrix(
+    model: nn.Module, data: TensorDataset, path: Path, labels: list[str] | None = None
+) -> Path:
     """A PNG of scikit-learn's confusion matrix on held-out data: which classes get mistaken for which."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -58,16 +65,24 @@ def save_confusion_matrix(model: nn.Module, data: TensorDataset, path: Path, lab
 
     x, y = data.tensors
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ConfusionMatrixDisplay.from_predictions(y.numpy(), predict(model, x).argmax(-1).numpy(), display_labels=labels,
-                                            ax=ax, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        y.numpy(), predict(model, x).argmax(-1).numpy(), display_labels=labels, ax=ax, colorbar=False
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def train_classifier(args: ClassicArguments, model: nn.Module, train: TensorDataset, test: TensorDataset, config: dict,
-                     use_augmentation: bool = False, extra: dict | None = None) -> dict:
+def train_classifier(
+    args: ClassicArguments,
+    model: nn.Module,
+    train: TensorDataset,
+    test: TensorDataset,
+    config: dict,
+    use_augmentation: bool = False,
+    extra: dict | None = None,
+) -> dict:
     """Cross-entropy training with Adam; held-out loss and accuracy every epoch, a confusion matrix at the end."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=args.learning_rate)
@@ -82,15 +97,30 @@ def train_classifier(args: ClassicArguments, model: nn.Module, train: TensorData
         if epoch == args.num_train_epochs:
             save_confusion_matrix(mods["model"], test, out / "confusion_matrix.png", config.get("labels"))
 
-    return fit(args, {"model": model}, {"model": optimizer}, step, train, config,
-               evaluate=lambda m: evaluate_classifier(m["model"], test), on_epoch_end=on_epoch_end, extra=extra)
+    return fit(
+        args,
+        {"model": model},
+        {"model": optimizer},
+        step,
+        train,
+        config,
+        evaluate=lambda m: evaluate_classifier(m["model"], test),
+        on_epoch_end=on_epoch_end,
+        extra=extra,
+    )
 
 
-def load_judge(folder: str | Path | None, output_dir: str | Path, args: ClassicArguments | None = None) -> nn.Module:
+def load_judge(
+    folder: str | Path | None, output_dir: str | Path, args: ClassicArguments | None = None
+) -> nn.Module:
     """A digits classifier that scores generated samples: a saved LeNet, or one trained now with the shared loop
     into output_dir/judge (about 20 s on a CPU; an interrupted or repeated run reuses it)."""
     for candidate in (folder, Path(output_dir) / "judge"):
-        if candidate and Path(candidate, "model.safetensors").is_file() and Path(candidate, "config.json").is_file():
+        if (
+            candidate
+            and Path(candidate, "model.safetensors").is_file()
+            and Path(candidate, "config.json").is_file()
+        ):
             state, config = load_weights(candidate, "lenet")
             judge = LeNet(**config["kwargs"])
             judge.load_state_dict(state)
@@ -98,12 +128,20 @@ def load_judge(folder: str | Path | None, output_dir: str | Path, args: ClassicA
     size = 16
     train, test, n_classes = load_images("digits", size)
     base = args or ClassicArguments()
-    judge_args = ClassicArguments(output_dir=str(Path(output_dir) / "judge"), num_train_epochs=15, learning_rate=2e-3,
-                                  per_device_train_batch_size=64, seed=0, precision=base.precision)
+    judge_args = ClassicArguments(
+        output_dir=str(Path(output_dir) / "judge"),
+        num_train_epochs=15,
+        learning_rate=2e-3,
+        per_device_train_batch_size=64,
+        seed=0,
+        precision=base.precision,
+    )
     torch.manual_seed(0)
     judge = LeNet(n_classes, 1, size)
     kwargs = {"n_classes": n_classes, "channels": 1, "size": size}
-    train_classifier(judge_args, judge, train, test, {"architecture": "lenet", "kwargs": kwargs}, use_augmentation=True)
+    train_classifier(
+        judge_args, judge, train, test, {"architecture": "lenet", "kwargs": kwargs}, use_augmentation=True
+    )
     return judge.eval()
 
 

@@ -51,10 +51,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time(timestep_embedding(t, self.width))
-        h1 = self.down1(self.inp(x), temb)                      # size
-        h2 = self.down2(F.avg_pool2d(h1, 2), temb)               # size / 2
+        h1 = self.down1(self.inp(x), temb)  # size
+        h2 = self.down2(F.avg_pool2d(h1, 2), temb)  # size / 2
         m = self.mid(h2, temb)
-        u2 = self.up2(torch.cat([m, h2], dim=1), temb)           # skip connection at size / 2
+        u2 = self.up2(torch.cat([m, h2], dim=1), temb)  # skip connection at size / 2
         u1 = self.up1(torch.cat([F.interpolate(u2, scale_factor=2.0), h1], dim=1), temb)
         return self.out(u1)
 
@@ -68,8 +68,16 @@ def diffusion_loss(model: UNet, scheduler: DDPMScheduler, x0: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def sample(model: UNet, scheduler: DDPMScheduler, n: int, size: int, channels: int = 1, steps: int | None = None,
-           generator: torch.Generator | None = None, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def sample(
+    model: UNet,
+    scheduler: DDPMScheduler,
+    n: int,
+    size: int,
+    channels: int = 1,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    keep: int = 0,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Generate n images in [0, 1]: start from noise and let the scheduler step through its timesteps.
 
     Returns the images and, when keep > 0, about `keep` snapshots of x_t along the way (a picture of denoising).

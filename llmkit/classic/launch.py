@@ -19,9 +19,13 @@ CPU_DDP_HINT = (
 def check_launch() -> None:
     """Refuse a launch that asked accelerate for several processes but got one."""
     launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
-    asked_for_several = "MASTER_ADDR" in os.environ  # accelerate's simple launcher sets it only for >1 process
+    asked_for_several = (
+        "MASTER_ADDR" in os.environ
+    )  # accelerate's simple launcher sets it only for >1 process
     if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
-        raise UserError(f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}.")
+        raise UserError(
+            f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}."
+        )
 
 
 def configure_threads() -> None:
@@ -42,7 +46,9 @@ def prepare_output_dir(path: str | Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir.") from None
+        raise UserError(
+            f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir."
+        ) from None
     return out
 
 

@@ -27,24 +27,39 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    output_dir: str = field(default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."})
-    num_train_epochs: int = field(default=10, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]})
+    output_dir: str = field(
+        default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
+    )
+    num_train_epochs: int = field(
+        default=10, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     per_device_train_batch_size: int = field(
         default=64, metadata={"help": "Examples per batch and process.", "aliases": ["--batch_size"]}
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     seed: int = field(default=0, metadata={"help": "Random seed: initial weights, shuffling, sampling."})
     precision: str = field(
-        default="auto", metadata={"help": "auto (bf16/fp16 on GPUs, fp32 on CPU), fp32, bf16 or fp16.", "choices": PRECISIONS}
+        default="auto",
+        metadata={
+            "help": "auto (bf16/fp16 on GPUs, fp32 on CPU), fp32, bf16 or fp16.",
+            "choices": PRECISIONS,
+        },
     )
     report_to: list[str] = field(
-        default_factory=lambda: ["none"], metadata={"help": "Experiment trackers accelerate logs to: none, tensorboard, wandb, ..."}
+        default_factory=lambda: ["none"],
+        metadata={"help": "Experiment trackers accelerate logs to: none, tensorboard, wandb, ..."},
     )
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Clip gradients to this norm (0: no clipping)."})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Clip gradients to this norm (0: no clipping)."}
+    )
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every this many steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept for resuming."})
 
     def __post_init__(self) -> None:
+        if isinstance(
+            self.report_to, str
+        ):  # `report_to: tensorboard` in a config file, as TrainingArguments allows
+            self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         for name in ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "save_total_limit"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
@@ -59,16 +74,25 @@ class ImageArguments(ClassicArguments):
     """Classic recipes that train on images."""
 
     dataset: str = field(
-        default="digits", metadata={"help": "digits (built in), mnist, fashion_mnist, cifar10, a .npz file or a folder."}
+        default="digits",
+        metadata={"help": "digits (built in), mnist, fashion_mnist, cifar10, a .npz file or a folder."},
     )
 
 
 Step = Callable[[dict, tuple, Callable[[str, torch.Tensor], None]], dict]
 
 
-def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], step: Step,
-        train: Dataset, config: dict, evaluate: Callable[[dict], dict] | None = None,
-        on_epoch_end: Callable[[int, dict, Path], None] | None = None, extra: dict | None = None) -> dict:
+def fit(
+    args: ClassicArguments,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    step: Step,
+    train: Dataset,
+    config: dict,
+    evaluate: Callable[[dict], dict] | None = None,
+    on_epoch_end: Callable[[int, dict, Path], None] | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Train for args.num_train_epochs, resuming from the newest complete checkpoint; returns metrics.json's content.
 
     `step(modules, batch, update)` computes losses and calls `update(name, loss)` for each optimizer to
@@ -82,8 +106,10 @@ def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[
     accelerator = make_accelerator(args)
     batch_size = args.per_device_train_batch_size
     if len(train) < batch_size * accelerator.num_processes:
-        raise UserError(f"the training set has {len(train)} examples, fewer than one batch of {batch_size} per process; "
-                        "lower --per_device_train_batch_size.")
+        raise UserError(
+            f"the training set has {len(train)} examples, fewer than one batch of {batch_size} per process; "
+            "lower --per_device_train_batch_size."
+        )
     loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True)
     names, opt_names = list(modules), list(optimizers)
     prepared = accelerator.prepare(*modules.values(), *optimizers.values(), loader)
@@ -100,14 +126,24 @@ def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[
             opt.zero_grad(set_to_none=True)
 
     root = out / "checkpoints"
-    state = {"epoch": 0, "batch": 0, "global_step": 0, "sums": {}, "count": 0, "recent": [], "log_history": []}
+    state = {
+        "epoch": 0,
+        "batch": 0,
+        "global_step": 0,
+        "sums": {},
+        "count": 0,
+        "recent": [],
+        "log_history": [],
+    }
     found = checkpoints.newest_complete(root, announce=accelerator.is_main_process) if root.is_dir() else None
     if found:
         try:
             accelerator.load_state(str(found[0]))
         except (RuntimeError, KeyError, ValueError) as err:
-            raise UserError(f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
-                            "use another --output_dir or delete its checkpoints folder.") from None
+            raise UserError(
+                f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
+                "use another --output_dir or delete its checkpoints folder."
+            ) from None
         state = found[1]
         accelerator.print(f"resuming from {found[0]} (epoch {state['epoch']}, step {state['global_step']})")
     if accelerator.log_with:
@@ -126,18 +162,32 @@ def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[
                 _account(state, logs, args.logging_steps, epoch, len(loader))
                 if _stop_requested(accelerator, interrupt):
                     folder = _save(accelerator, root, state, args.save_total_limit)
-                    raise TrainingInterrupted(f"saved {folder} at step {state['global_step']}; run the same command to resume.")
-            row = {"epoch": epoch + 1, "step": state["global_step"],
-                   **{f"train_{k}": v / max(state["count"], 1) for k, v in state["sums"].items()}}
+                    raise TrainingInterrupted(
+                        f"saved {folder} at step {state['global_step']}; run the same command to resume."
+                    )
+            row = {
+                "epoch": epoch + 1,
+                "step": state["global_step"],
+                **{f"train_{k}": v / max(state["count"], 1) for k, v in state["sums"].items()},
+            }
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 plain = {k: accelerator.unwrap_model(m).eval() for k, m in mods.items()}
                 with torch.no_grad():
-                    row.update({k if k.startswith("eval_") else f"eval_{k}": v for k, v in (evaluate(plain) if evaluate else {}).items()})
+                    row.update(
+                        {
+                            k if k.startswith("eval_") else f"eval_{k}": v
+                            for k, v in (evaluate(plain) if evaluate else {}).items()
+                        }
+                    )
                     if on_epoch_end:
                         on_epoch_end(epoch + 1, plain, out)
-                accelerator.print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-                accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=state["global_step"])
+                accelerator.print(
+                    "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+                )
+                accelerator.log(
+                    {k: v for k, v in row.items() if isinstance(v, (int, float))}, step=state["global_step"]
+                )
             state.update(epoch=epoch + 1, batch=0, sums={}, count=0)
             state["log_history"].append(row)
             _save(accelerator, root, state, args.save_total_limit)
@@ -158,7 +208,13 @@ def _account(state: dict, logs: dict, logging_steps: int, epoch: int, steps_per_
     state["recent"].append(logs.get("loss", 0.0))
     if state["global_step"] % logging_steps == 0:
         loss = sum(state["recent"]) / len(state["recent"])
-        state["log_history"].append({"epoch": round(epoch + state["batch"] / steps_per_epoch, 3), "step": state["global_step"], "loss": loss})
+        state["log_history"].append(
+            {
+                "epoch": round(epoch + state["batch"] / steps_per_epoch, 3),
+                "step": state["global_step"],
+                "loss": loss,
+            }
+        )
         state["recent"] = []
 
 
@@ -186,8 +242,16 @@ def _save(accelerator, root: Path, state: dict, keep: int) -> Path:
     return final
 
 
-def _finish(accelerator, mods: dict, out: Path, args: ClassicArguments, config: dict, state: dict, seconds: float,
-            extra: dict) -> dict:
+def _finish(
+    accelerator,
+    mods: dict,
+    out: Path,
+    args: ClassicArguments,
+    config: dict,
+    state: dict,
+    seconds: float,
+    extra: dict,
+) -> dict:
     """Final weights, config.json, metrics.json (Trainer's top-level keys) and the pictures."""
     from safetensors.torch import save
 
@@ -197,15 +261,25 @@ def _finish(accelerator, mods: dict, out: Path, args: ClassicArguments, config: 
     checkpoints.write_atomic(out / "config.json", json.dumps({**config, "args": asdict(args)}, indent=2))
     history = [row for row in state["log_history"] if "train_loss" in row]
     last = history[-1] if history else {}
-    metrics = {**{k: v for k, v in last.items() if k != "step"}, **extra, "global_step": state["global_step"],
-               "world_size": accelerator.num_processes, "wall_time_seconds": round(seconds, 1)}
+    metrics = {
+        **{k: v for k, v in last.items() if k != "step"},
+        **extra,
+        "global_step": state["global_step"],
+        "world_size": accelerator.num_processes,
+        "wall_time_seconds": round(seconds, 1),
+    }
     return write_report(out, metrics, state["log_history"], config.get("architecture", "model"))
 
 
 def write_report(out: Path, metrics: dict, log_history: list[dict], title: str) -> dict:
     """metrics.json with the Trainer recipes' top-level keys (train_loss, eval_*, world_size, wall_time_seconds)
     plus the run's own and its log_history, loss_curve.png, and curves.png (one panel per logged number)."""
-    metrics = {"train_loss": metrics.get("train_loss"), "world_size": 1, **metrics, "log_history": log_history}
+    metrics = {
+        "train_loss": metrics.get("train_loss"),
+        "world_size": 1,
+        **metrics,
+        "log_history": log_history,
+    }
     checkpoints.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot_loss_curves(log_history, out / "loss_curve.png", title=title, ylabel="training loss")
     plot_history([row for row in log_history if "train_loss" in row], out / "curves.png", title)

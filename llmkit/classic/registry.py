@@ -14,9 +14,14 @@ from llmkit.errors import UserError
 
 # architecture -> (class, weights file, config key holding the constructor arguments)
 BUILDERS: dict[str, tuple[type[nn.Module], str, str]] = {
-    "mlp": (MLP, "model", "kwargs"), "lenet": (LeNet, "model", "kwargs"), "resnet": (SmallResNet, "model", "kwargs"),
-    "dcgan": (Generator, "generator", "generator"), "vae": (VAE, "vae", "kwargs"), "ddpm-unet": (UNet, "unet", "kwargs"),
-    "char-rnn": (SequenceModel, "model", "kwargs"), "char-lstm": (SequenceModel, "model", "kwargs"),
+    "mlp": (MLP, "model", "kwargs"),
+    "lenet": (LeNet, "model", "kwargs"),
+    "resnet": (SmallResNet, "model", "kwargs"),
+    "dcgan": (Generator, "generator", "generator"),
+    "vae": (VAE, "vae", "kwargs"),
+    "ddpm-unet": (UNet, "unet", "kwargs"),
+    "char-rnn": (SequenceModel, "model", "kwargs"),
+    "char-lstm": (SequenceModel, "model", "kwargs"),
     "char-gru": (SequenceModel, "model", "kwargs"),
 }
 
@@ -28,10 +33,14 @@ def load_weights(folder: str | Path, architecture: str, name: str = "model") -> 
     folder = Path(folder)
     config_file, weights = folder / "config.json", folder / f"{name}.safetensors"
     if not config_file.is_file() or not weights.is_file():
-        raise UserError(f"{folder} holds no {name}.safetensors + config.json; pass the output_dir of a classic recipe.")
+        raise UserError(
+            f"{folder} holds no {name}.safetensors + config.json; pass the output_dir of a classic recipe."
+        )
     config = json.loads(config_file.read_text())
     if config.get("architecture") != architecture:
-        raise UserError(f"{folder} holds a {config.get('architecture')!r} checkpoint, not {architecture!r}; pass a matching one.")
+        raise UserError(
+            f"{folder} holds a {config.get('architecture')!r} checkpoint, not {architecture!r}; pass a matching one."
+        )
     return load_file(weights), config
 
 
@@ -42,7 +51,9 @@ def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) ->
         raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
     architecture = json.loads(config_file.read_text()).get("architecture")
     if architecture not in BUILDERS or (expected and architecture not in expected):
-        raise UserError(f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}.")
+        raise UserError(
+            f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}."
+        )
     cls, weights, key = BUILDERS[architecture]
     state, config = load_weights(folder, architecture, weights)
     model = cls(**config[key])

@@ -66,7 +66,9 @@ class DDPMScheduler:
         n = num_inference_steps or self.num_train_timesteps
         if not 1 <= n <= self.num_train_timesteps:
             raise UserError(f"sampling steps must be between 1 and {self.num_train_timesteps}, got {n}.")
-        self.timesteps = torch.linspace(self.num_train_timesteps - 1, 0, n).round().long().unique(sorted=True).flip(0)
+        self.timesteps = (
+            torch.linspace(self.num_train_timesteps - 1, 0, n).round().long().unique(sorted=True).flip(0)
+        )
 
     def _previous(self, t: int) -> int:
         later = self.timesteps[self.timesteps < t]
@@ -80,7 +82,13 @@ class DDPMScheduler:
         abar = self._abar(t, sample.device)
         return ((sample - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
 
-    def step(self, model_output: torch.Tensor, t: int, sample: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """x_t -> x_prev, given the model's noise prediction at t."""
         prev = self._previous(t)
         abar, abar_prev = self._abar(t, sample.device), self._abar(prev, sample.device)
@@ -100,9 +108,17 @@ class DDIMScheduler(DDPMScheduler):
     default_inference_steps = 50
 
     def set_timesteps(self, num_inference_steps: int | None = None) -> None:
-        super().set_timesteps(num_inference_steps or min(self.default_inference_steps, self.num_train_timesteps))
+        super().set_timesteps(
+            num_inference_steps or min(self.default_inference_steps, self.num_train_timesteps)
+        )
 
-    def step(self, model_output: torch.Tensor, t: int, sample: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         abar_prev = self._abar(self._previous(t), sample.device)
         x0 = self.predict_x0(model_output, t, sample)
         return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * model_output

@@ -18,7 +18,11 @@ def test_digits_cnn_beats_90_percent_and_saves_everything(cnn_dir):
     out, metrics = cnn_dir
     assert metrics["eval_accuracy"] > 0.9
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["eval_accuracy"] == metrics["eval_accuracy"] and saved["world_size"] == 1 and saved["wall_time_seconds"] > 0
+    assert (
+        saved["eval_accuracy"] == metrics["eval_accuracy"]
+        and saved["world_size"] == 1
+        and saved["wall_time_seconds"] > 0
+    )
     epochs = [row for row in saved["log_history"] if "train_loss" in row]
     assert len(epochs) == 8 and epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert (out / "model.safetensors").is_file() and Image.open(out / "loss_curve.png").size[0] > 100
@@ -35,7 +39,17 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, capsys):
 
 def test_transfer_learning_and_architecture_mismatch(cnn_dir, tmp_path):
     out, _ = cnn_dir
-    metrics = train_cnn.main(["--output_dir", str(tmp_path / "ft"), "--init_from", str(out), "--freeze_features", "--num_train_epochs", "1"])
+    metrics = train_cnn.main(
+        [
+            "--output_dir",
+            str(tmp_path / "ft"),
+            "--init_from",
+            str(out),
+            "--freeze_features",
+            "--num_train_epochs",
+            "1",
+        ]
+    )
     assert metrics["eval_accuracy"] > 0.85  # frozen pretrained features are already good
     with pytest.raises(UserError, match="holds a 'lenet' checkpoint, not 'resnet'"):
         train_cnn.main(["--output_dir", str(tmp_path / "x"), "--arch", "resnet", "--init_from", str(out)])
@@ -45,25 +59,52 @@ def test_mlp_numpy_and_torch(tmp_path):
     results = train_mlp.main(["--output_dir", str(tmp_path), "--num_train_epochs", "15"])
     assert results["numpy_eval_accuracy"] > 0.9 and results["eval_accuracy"] > 0.85
     assert results["numpy_loss_per_epoch"][-1] < results["numpy_loss_per_epoch"][0]
-    numpy_only = train_mlp.main(["--output_dir", str(tmp_path / "np"), "--impl", "numpy", "--num_train_epochs", "3"])
-    assert numpy_only["train_loss"] == numpy_only["numpy_loss_per_epoch"][-1] and (tmp_path / "np" / "loss_curve.png").is_file()
+    numpy_only = train_mlp.main(
+        ["--output_dir", str(tmp_path / "np"), "--impl", "numpy", "--num_train_epochs", "3"]
+    )
+    assert (
+        numpy_only["train_loss"] == numpy_only["numpy_loss_per_epoch"][-1]
+        and (tmp_path / "np" / "loss_curve.png").is_file()
+    )
 
 
 def test_char_lstm_beats_the_unigram_baseline(tmp_path):
-    metrics = train_rnn.main(["--output_dir", str(tmp_path), "--num_train_epochs", "2", "--max_chars", "100000", "--hidden", "128",
-                              "--layers", "1", "--seq_len", "64"])
+    metrics = train_rnn.main(
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--num_train_epochs",
+            "2",
+            "--max_chars",
+            "100000",
+            "--hidden",
+            "128",
+            "--layers",
+            "1",
+            "--seq_len",
+            "64",
+        ]
+    )
     assert metrics["eval_loss"] < metrics["unigram_eval_loss"]
     assert len((tmp_path / "sample.txt").read_text()) == 201
 
 
 @pytest.mark.parametrize("recipe", [train_gan, train_vae, train_diffusion])
 def test_generative_recipes_train_and_draw(recipe, cnn_dir, tmp_path):
-    metrics = recipe.main(["--output_dir", str(tmp_path), "--num_train_epochs", "2", "--judge", str(cnn_dir[0])])
+    metrics = recipe.main(
+        ["--output_dir", str(tmp_path), "--num_train_epochs", "2", "--judge", str(cnn_dir[0])]
+    )
     assert 0 <= metrics["eval_confident_share"] <= 1 and 0 <= metrics["eval_class_coverage"] <= 1
-    assert Image.open(tmp_path / "samples-epoch-2.png").size[0] > 200 and (tmp_path / "loss_curve.png").is_file()
+    assert (
+        Image.open(tmp_path / "samples-epoch-2.png").size[0] > 200 and (tmp_path / "loss_curve.png").is_file()
+    )
     points = [row["loss"] for row in metrics["log_history"] if "loss" in row]  # every 10 steps
     if recipe is train_gan:  # adversarial losses need not fall; both players must stay finite and be logged
-        assert all(0 < row["train_loss_d"] < 10 and 0 < row["train_loss_g"] < 20 for row in metrics["log_history"] if "train_loss" in row)
+        assert all(
+            0 < row["train_loss_d"] < 10 and 0 < row["train_loss_g"] < 20
+            for row in metrics["log_history"]
+            if "train_loss" in row
+        )
     else:
         assert points[-1] < points[0]
 
@@ -123,7 +164,9 @@ def test_idx_files_and_image_folders_load(tmp_path):
     (tmp_path / "idx").mkdir()
     with gzip.open(tmp_path / "idx" / "train-images-idx3-ubyte.gz", "wb") as f:
         f.write(header + images.tobytes())
-    (tmp_path / "idx" / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(range(10)))
+    (tmp_path / "idx" / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(range(10))
+    )
     train, test, n_classes = load_images(str(tmp_path / "idx"))
     assert len(train) + len(test) == 10 and n_classes == 10 and train.tensors[0].shape[1:] == (1, 8, 8)
 
@@ -137,10 +180,39 @@ def test_idx_files_and_image_folders_load(tmp_path):
 
 
 def test_conditional_gan_and_rnn_classifier(cnn_dir, tmp_path):
-    metrics = train_gan.main(["--output_dir", str(tmp_path / "cgan"), "--num_train_epochs", "1", "--conditional",
-                              "--judge", str(cnn_dir[0])])
+    metrics = train_gan.main(
+        [
+            "--output_dir",
+            str(tmp_path / "cgan"),
+            "--num_train_epochs",
+            "1",
+            "--conditional",
+            "--judge",
+            str(cnn_dir[0]),
+        ]
+    )
     assert 0 <= metrics["eval_confident_share"] <= 1
-    metrics = train_rnn.main(["--output_dir", str(tmp_path / "cls"), "--task", "classify", "--num_train_epochs", "6", "--hidden", "64",
-                              "--layers", "1", "--cell", "gru", "--seq_len", "160", "--learning_rate", "5e-3"])
+    metrics = train_rnn.main(
+        [
+            "--output_dir",
+            str(tmp_path / "cls"),
+            "--task",
+            "classify",
+            "--num_train_epochs",
+            "6",
+            "--hidden",
+            "64",
+            "--layers",
+            "1",
+            "--cell",
+            "gru",
+            "--seq_len",
+            "160",
+            "--learning_rate",
+            "5e-3",
+        ]
+    )
     epochs = [row for row in metrics["log_history"] if "train_loss" in row]
-    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] and metrics["eval_accuracy"] > 0.3  # 5 areas: the largest is 26%
+    assert (
+        epochs[-1]["train_loss"] < epochs[0]["train_loss"] and metrics["eval_accuracy"] > 0.3
+    )  # 5 areas: the largest is 26%

@@ -16,7 +16,16 @@ from llmkit.classic.data import load_images
 from llmkit.classic.loop import ClassicArguments, fit
 from llmkit.errors import UserError, run_cli
 from llmkit.interrupt import TrainingInterrupted
-from recipes import train_cnn, train_dbn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae, train_word2vec
+from recipes import (
+    train_cnn,
+    train_dbn,
+    train_diffusion,
+    train_gan,
+    train_mlp,
+    train_rnn,
+    train_vae,
+    train_word2vec,
+)
 
 CLASSICS = [train_cnn, train_dbn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae, train_word2vec]
 
@@ -25,27 +34,38 @@ CLASSICS = [train_cnn, train_dbn, train_diffusion, train_gan, train_mlp, train_r
 
 
 def _mlp(out, epochs):
-    return train_mlp.main(["--output_dir", str(out), "--impl", "torch", "--hidden", "16", "--num_train_epochs", str(epochs)])
+    return train_mlp.main(
+        ["--output_dir", str(out), "--impl", "torch", "--hidden", "16", "--num_train_epochs", str(epochs)]
+    )
 
 
 @pytest.mark.parametrize("damage", ["missing history.json", "truncated safetensors"])
 def test_resume_skips_a_damaged_checkpoint_and_says_so(tmp_path, capsys, damage):
     _mlp(tmp_path, 2)
     newest = tmp_path / "checkpoints" / "checkpoint-44"
-    if damage == "missing history.json":  # killed between the weights and the state file (before saves were atomic)
+    if (
+        damage == "missing history.json"
+    ):  # killed between the weights and the state file (before saves were atomic)
         (newest / "history.json").unlink()
     else:  # a copy or a disk cut the weights short
         weights = newest / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    (tmp_path / "checkpoints" / ".tmp-checkpoint-66").mkdir()  # what a kill during a save leaves: never resumed from
+    (
+        tmp_path / "checkpoints" / ".tmp-checkpoint-66"
+    ).mkdir()  # what a kill during a save leaves: never resumed from
     capsys.readouterr()
     metrics = _mlp(tmp_path, 3)
     captured = capsys.readouterr()
-    reason = "no history.json" if damage == "missing history.json" else "model.safetensors is truncated or damaged"
+    reason = (
+        "no history.json" if damage == "missing history.json" else "model.safetensors is truncated or damaged"
+    )
     assert f"skipping {newest} ({reason})" in captured.err
     assert "resuming from" in captured.out and "checkpoint-22 (epoch 1, step 22)" in captured.out
     assert [row["epoch"] for row in metrics["log_history"] if "train_loss" in row] == [1, 2, 3]
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")) == ["checkpoint-44", "checkpoint-66"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")) == [
+        "checkpoint-44",
+        "checkpoint-66",
+    ]
 
 
 # --- Ctrl-C: the first saves at the current step, the second stops at once ------------------------------------
@@ -56,7 +76,9 @@ def _tiny_run(out, interrupt_at: int | None = None, signals: int = 1):
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
     data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 2)
-    args = ClassicArguments(output_dir=str(out), num_train_epochs=3, per_device_train_batch_size=16, logging_steps=1, seed=0)
+    args = ClassicArguments(
+        output_dir=str(out), num_train_epochs=3, per_device_train_batch_size=16, logging_steps=1, seed=0
+    )
     calls = {"n": 0}
 
     def step(mods, batch, update):
@@ -68,7 +90,14 @@ def _tiny_run(out, interrupt_at: int | None = None, signals: int = 1):
                 os.kill(os.getpid(), signal.SIGINT)
         return {"loss": loss.detach()}
 
-    metrics = fit(args, {"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=0.05)}, step, data, {"architecture": "linear"})
+    metrics = fit(
+        args,
+        {"model": model},
+        {"model": torch.optim.Adam(model.parameters(), lr=0.05)},
+        step,
+        data,
+        {"architecture": "linear"},
+    )
     return metrics, model
 
 
@@ -124,7 +153,10 @@ def test_broken_image_folders_and_idx_files_are_named(tmp_path):
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "train-images-idx3-ubyte").write_bytes(images[:300])
     (tmp_path / "cut" / "train-labels-idx1-ubyte").write_bytes(labels)
-    with pytest.raises(UserError, match=r"train-images-idx3-ubyte is truncated or damaged: .* 640 bytes of data but it holds 284"):
+    with pytest.raises(
+        UserError,
+        match=r"train-images-idx3-ubyte is truncated or damaged: .* 640 bytes of data but it holds 284",
+    ):
         load_images(str(tmp_path / "cut"))
     (tmp_path / "gz").mkdir()
     (tmp_path / "gz" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(images)[:20])
@@ -133,20 +165,42 @@ def test_broken_image_folders_and_idx_files_are_named(tmp_path):
         load_images(str(tmp_path / "gz"))
     (tmp_path / "count").mkdir()
     (tmp_path / "count" / "train-images-idx3-ubyte").write_bytes(images)
-    (tmp_path / "count" / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + (9).to_bytes(4, "big") + bytes(9))
-    with pytest.raises(UserError, match=r"train-labels-idx1-ubyte has 9 labels but .*train-images-idx3-ubyte has 10 images"):
+    (tmp_path / "count" / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + (9).to_bytes(4, "big") + bytes(9)
+    )
+    with pytest.raises(
+        UserError, match=r"train-labels-idx1-ubyte has 9 labels but .*train-images-idx3-ubyte has 10 images"
+    ):
         load_images(str(tmp_path / "count"))
 
 
 def test_cnn_keeps_the_data_size_unless_asked(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(train_cnn, "train_classifier", lambda args, model, train, test, config, **kw: seen.update(
-        size=config["image_size"], shape=tuple(train.tensors[0].shape[1:])))
+    monkeypatch.setattr(
+        train_cnn,
+        "train_classifier",
+        lambda args, model, train, test, config, **kw: seen.update(
+            size=config["image_size"], shape=tuple(train.tensors[0].shape[1:])
+        ),
+    )
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "mnist-like.npz", x_train=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), y_train=np.arange(30) % 10)
+    np.savez(
+        tmp_path / "mnist-like.npz",
+        x_train=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+        y_train=np.arange(30) % 10,
+    )
     train_cnn.main(["--output_dir", str(tmp_path / "a"), "--dataset", str(tmp_path / "mnist-like.npz")])
     assert seen == {"size": 28, "shape": (1, 28, 28)}  # was resized to 16x16 by default
-    train_cnn.main(["--output_dir", str(tmp_path / "b"), "--dataset", str(tmp_path / "mnist-like.npz"), "--image_size", "16"])
+    train_cnn.main(
+        [
+            "--output_dir",
+            str(tmp_path / "b"),
+            "--dataset",
+            str(tmp_path / "mnist-like.npz"),
+            "--image_size",
+            "16",
+        ]
+    )
     assert seen == {"size": 16, "shape": (1, 16, 16)}
     train_cnn.main(["--output_dir", str(tmp_path / "c")])
     assert seen == {"size": 8, "shape": (1, 8, 8)}  # the digits are 8x8 scans
@@ -163,8 +217,14 @@ def test_non_positive_epochs_are_refused(recipe, epochs, tmp_path):
     assert not (tmp_path / "model.safetensors").exists()
 
 
-SEEDED = {train_cnn: [], train_mlp: ["--impl", "torch"], train_gan: [], train_vae: [], train_diffusion: [],
-          train_rnn: ["--max_chars", "3000", "--seq_len", "32", "--hidden", "16", "--layers", "1"]}
+SEEDED = {
+    train_cnn: [],
+    train_mlp: ["--impl", "torch"],
+    train_gan: [],
+    train_vae: [],
+    train_diffusion: [],
+    train_rnn: ["--max_chars", "3000", "--seq_len", "32", "--hidden", "16", "--layers", "1"],
+}
 
 
 @pytest.mark.parametrize("recipe", list(SEEDED), ids=lambda r: r.__name__.split(".")[-1])
@@ -173,8 +233,12 @@ def test_seed_fixes_the_initial_weights(recipe, tmp_path, monkeypatch):
 
     captured = []
 
-    def fake_fit(args, modules, *rest, **kwargs):  # stands in for training: records the weights it would start from
-        captured.append({f"{n}.{k}": v.clone() for n, m in modules.items() for k, v in m.state_dict().items()})
+    def fake_fit(
+        args, modules, *rest, **kwargs
+    ):  # stands in for training: records the weights it would start from
+        captured.append(
+            {f"{n}.{k}": v.clone() for n, m in modules.items() for k, v in m.state_dict().items()}
+        )
         return {"eval_loss": 0.0}
 
     monkeypatch.setattr(recipe if hasattr(recipe, "fit") else classify, "fit", fake_fit)
@@ -189,7 +253,9 @@ def test_seed_fixes_the_initial_weights(recipe, tmp_path, monkeypatch):
 
 def test_seed_fixes_the_dbn_classifier_weights(tmp_path, monkeypatch):
     captured = []
-    monkeypatch.setattr(train_dbn, "train_classifier", lambda args, model, *a, **kw: captured.append(model.state_dict()) or {})
+    monkeypatch.setattr(
+        train_dbn, "train_classifier", lambda args, model, *a, **kw: captured.append(model.state_dict()) or {}
+    )
     monkeypatch.setattr(train_dbn, "pretrain", lambda *a: [])
     for _ in range(2):
         train_dbn.main(["--output_dir", str(tmp_path), "--seed", "5"])
@@ -198,6 +264,17 @@ def test_seed_fixes_the_dbn_classifier_weights(tmp_path, monkeypatch):
 
 def test_report_to_tensorboard_writes_events(tmp_path):
     pytest.importorskip("tensorboard")
-    train_mlp.main(["--output_dir", str(tmp_path), "--impl", "torch", "--num_train_epochs", "1", "--report_to", "tensorboard"])
+    train_mlp.main(
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--impl",
+            "torch",
+            "--num_train_epochs",
+            "1",
+            "--report_to",
+            "tensorboard",
+        ]
+    )
     assert list(tmp_path.rglob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "config.json").read_text())["args"]["report_to"] == ["tensorboard"]
