@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.metrics import accuracy_score
 
 from llmkit.arguments import parse_args
 from llmkit.classic.classify import train_classifier
@@ -58,7 +59,7 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
         f"{args.output_dir}/numpy_mlp.npz",
         **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()},
     )
-    accuracy = float((net.predict(xt) == yt).mean())
+    accuracy = float(accuracy_score(yt, net.predict(xt)))
     print(f"NumPy MLP: test accuracy {accuracy:.4f}")
     return {"numpy_train_loss": losses[-1], "numpy_eval_accuracy": accuracy, "numpy_loss_per_epoch": losses}
 

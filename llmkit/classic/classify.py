@@ -50,11 +50,6 @@ def evaluate_classifier(model: nn.Module, data: TensorDataset) -> dict:
     }
 
 
-def accuracy(model: nn.Module, data: TensorDataset) -> float:
-    """Share of correctly classified examples."""
-    return evaluate_classifier(model, data)["accuracy"]
-
-
 def save_confusion_matrix(
     model: nn.Module, data: TensorDataset, path: Path, labels: list[str] | None = None
 ) -> Path:

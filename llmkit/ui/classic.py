@@ -158,7 +158,8 @@ def build_classic_app(
             size = config.get("image_size") or config["args"].get("image_size") or 16
 
             def classify(sketch):
-                probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
+                with torch.no_grad():
+                    probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
                 return {str(i): float(p) for i, p in enumerate(probs)}
 
             with gr.Tab("Draw a digit"):
