@@ -27,8 +27,15 @@ from llmkit.data.packing import cut_blocks
 class PackedStream(torch.utils.data.IterableDataset):
     """Pack a streamed text dataset on the fly; tokens carry over from one document to the next."""
 
-    def __init__(self, ds: IterableDataset, tokenizer: PreTrainedTokenizerBase, block_size: int, rank: int = 0,
-                 world_size: int = 1, batch: int = 256):
+    def __init__(
+        self,
+        ds: IterableDataset,
+        tokenizer: PreTrainedTokenizerBase,
+        block_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        batch: int = 256,
+    ):
         self.ds, self.tokenizer, self.block_size, self.batch = ds, tokenizer, block_size, batch
         self.rank, self.world_size = rank, world_size
 
@@ -52,8 +59,13 @@ class PackedStream(torch.utils.data.IterableDataset):
                 yield {"input_ids": torch.tensor(block)}
 
 
-def pack_stream(ds: IterableDataset, tokenizer: PreTrainedTokenizerBase, block_size: int, rank: int = 0,
-                world_size: int = 1) -> PackedStream:
+def pack_stream(
+    ds: IterableDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    block_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> PackedStream:
     """Tokenize and pack a streamed text dataset into blocks as it is read, this rank's part only."""
     return PackedStream(ds, tokenizer, block_size, rank, world_size)
 
