@@ -112,6 +112,10 @@ def pretrain(
         raise UserError(f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size.")
     if len(val) == 0:
         raise UserError(f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size.")
+    if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
+        raise UserError(f"the validation split has {len(val)} blocks, less than one evaluation batch "
+                        f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
+                        "lower --per_device_eval_batch_size or give more validation text.")
     if not data_args.streaming:
         say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
 
