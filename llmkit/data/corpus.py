@@ -8,6 +8,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 
 from llmkit.data.builtin import builtin_texts
+from llmkit.data.filecheck import find_bad_file
 from llmkit.errors import UserError
 
 # File suffix -> `datasets` builder that reads it.
@@ -128,6 +129,9 @@ def load_source(
     try:
         return load_dataset(builder, data_files=data_files, streaming=streaming, **kwargs)
     except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
+        problem = find_bad_file([f for fs in data_files.values() for f in fs], builder)
+        if problem:
+            raise UserError(problem) from None
         files = ", ".join(f for fs in data_files.values() for f in fs)
         raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 

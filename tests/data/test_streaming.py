@@ -26,8 +26,9 @@ def make_word_tokenizer(folder: Path, words: list[str]) -> Path:
     vocab = {w: i for i, w in enumerate(["<|endoftext|>", "[UNK]", "x", *words])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-                                      unk_token="[UNK]")
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="[UNK]"
+    )
     wrapped.save_pretrained(folder)
     return folder
 
@@ -57,7 +58,9 @@ def seen_in_pass(ds, tokenizer, world_size: int, workers: int) -> Counter:
 def test_two_ranks_two_workers_read_disjoint_parts(tmp_path, files):
     names = make_corpus(tmp_path / "corpus", files, 16)
     tokenizer = load_tokenizer(str(make_word_tokenizer(tmp_path / "tok", names)))
-    ds = load_dataset("text", data_files=sorted(str(p) for p in (tmp_path / "corpus").glob("*.txt")), streaming=True)["train"]
+    ds = load_dataset(
+        "text", data_files=sorted(str(p) for p in (tmp_path / "corpus").glob("*.txt")), streaming=True
+    )["train"]
     seen = seen_in_pass(ds, tokenizer, world_size=2, workers=2)
     assert seen == Counter(names)  # every document's block once: none lost, none twice
 
@@ -93,13 +96,53 @@ def test_streamed_pretraining_sees_every_block_once_per_pass(tmp_path):
     seen_dir.mkdir()
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SEEN_DIR": str(seen_dir), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"),
-           str(_launcher(tmp_path)), "--streaming", "--train_files", str(tmp_path / "corpus"), "--validation_files",
-           str(tmp_path / "val.txt"), "--sample_by", "line", "--tokenizer_name", str(tok), "--block_size", str(BLOCK),
-           "--n_positions", str(BLOCK), "--n_layer", "1", "--n_head", "2", "--n_embd", "16",
-           "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--dataloader_num_workers", "2", "--max_steps", "16",
-           "--eval_steps", "16", "--save_steps", "16", "--logging_steps", "4", "--sample_max_new_tokens", "2",
-           "--disable_tqdm", "true", "--output_dir", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "recipes/accelerate/cpu-ddp.yaml"),
+        str(_launcher(tmp_path)),
+        "--streaming",
+        "--train_files",
+        str(tmp_path / "corpus"),
+        "--validation_files",
+        str(tmp_path / "val.txt"),
+        "--sample_by",
+        "line",
+        "--tokenizer_name",
+        str(tok),
+        "--block_size",
+        str(BLOCK),
+        "--n_positions",
+        str(BLOCK),
+        "--n_layer",
+        "1",
+        "--n_head",
+        "2",
+        "--n_embd",
+        "16",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",
+        "--dataloader_num_workers",
+        "2",
+        "--max_steps",
+        "16",
+        "--eval_steps",
+        "16",
+        "--save_steps",
+        "16",
+        "--logging_steps",
+        "4",
+        "--sample_max_new_tokens",
+        "2",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -119,6 +162,8 @@ def test_streamed_pretraining_sees_every_block_once_per_pass(tmp_path):
         per_doc[name] += n
     assert per_doc == Counter({n: 2 for n in names})  # 16 steps = 2 passes: every block exactly twice
     assert {rank for rank, _ in by_rank} == {"rank0", "rank1"}
-    assert all(len({r for r, _ in by_rank if (r, d) in by_rank}) == 1 for d in names)  # a document stays on one rank
+    assert all(
+        len({r for r, _ in by_rank if (r, d) in by_rank}) == 1 for d in names
+    )  # a document stays on one rank
     for rank in ("rank0", "rank1"):  # tokenized and collated in data-loader worker processes, 2 per rank
         assert len({f for r, f in recorders if r == rank}) >= 2

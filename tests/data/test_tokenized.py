@@ -38,7 +38,17 @@ def blocks(ds) -> np.ndarray:
 
 def tokenize(out: Path, corpus: Path, *extra: str) -> Path:
     """Parse the command's flags exactly as the recipe does and run it in this process."""
-    argv = ["--train_files", str(corpus), "--block_size", str(BLOCK), "--vocab_size", "400", "--output_dir", str(out), *extra]
+    argv = [
+        "--train_files",
+        str(corpus),
+        "--block_size",
+        str(BLOCK),
+        "--vocab_size",
+        "400",
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
     return tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
 
 
@@ -49,7 +59,11 @@ def tokenized(tmp_path_factory, corpus_dir) -> Path:
 
 def test_blocks_are_the_token_stream_in_uint16(tokenized):
     splits, tokenizer, meta = load_tokenized(tokenized)
-    assert meta["dtype"] == "uint16" and meta["block_size"] == BLOCK and meta["vocab_size"] == len(tokenizer) <= 400
+    assert (
+        meta["dtype"] == "uint16"
+        and meta["block_size"] == BLOCK
+        and meta["vocab_size"] == len(tokenizer) <= 400
+    )
     assert isinstance(splits, DatasetDict) and set(splits) == {"train", "validation"}
     raw = blocks(splits["train"])
     assert raw.dtype == np.uint16 and raw.shape == (meta["splits"]["train"]["blocks"], BLOCK)
@@ -58,7 +72,9 @@ def test_blocks_are_the_token_stream_in_uint16(tokenized):
     texts = json.loads((tokenized / METADATA).read_text())["splits"]["train"]
     assert texts["block_tokens"] == raw.size and texts["tokens"] - BLOCK < raw.size <= texts["tokens"]
     eos = tokenizer.eos_token_id
-    documents = [tokenizer.decode(ids) for ids in np.split(raw.ravel(), np.flatnonzero(raw.ravel() == eos) + 1)[:-1]]
+    documents = [
+        tokenizer.decode(ids) for ids in np.split(raw.ravel(), np.flatnonzero(raw.ravel() == eos) + 1)[:-1]
+    ]
     assert set(d.removesuffix("<|endoftext|>") for d in documents) <= set(DOCS)
     assert len(documents) >= texts["documents"] - 2
 
@@ -79,7 +95,13 @@ def test_two_processes_write_the_same_blocks(tmp_path, corpus_dir, tokenized):
 
 def test_narrowest_dtype():
     assert [narrowest_dtype(n) for n in (256, 257, 50257, 65536, 65537, 200_000)] == [
-        "uint8", "uint16", "uint16", "uint16", "uint32", "uint32"]
+        "uint8",
+        "uint16",
+        "uint16",
+        "uint16",
+        "uint32",
+        "uint32",
+    ]
 
 
 def test_pretraining_reads_blocks_without_tokenizing(tokenized, tmp_path, monkeypatch):
@@ -89,10 +111,33 @@ def test_pretraining_reads_blocks_without_tokenizing(tokenized, tmp_path, monkey
     monkeypatch.setattr(module, "load_corpus", lambda *a, **k: pytest.fail("the corpus was loaded again"))
     monkeypatch.setattr(module, "get_tokenizer", lambda *a, **k: pytest.fail("a tokenizer was made again"))
     out = tmp_path / "run"
-    metrics = run_pretrain(["--tokenized_dataset", str(tokenized), "--n_layer", "1", "--n_head", "2", "--n_embd", "32",
-                            "--n_positions", str(BLOCK), *FAST_TRAINING, "--max_steps", "4", "--eval_steps", "4",
-                            "--save_steps", "4", "--sample_max_new_tokens", "3", "--per_device_eval_batch_size", "4",
-                            "--output_dir", str(out)])
+    metrics = run_pretrain(
+        [
+            "--tokenized_dataset",
+            str(tokenized),
+            "--n_layer",
+            "1",
+            "--n_head",
+            "2",
+            "--n_embd",
+            "32",
+            "--n_positions",
+            str(BLOCK),
+            *FAST_TRAINING,
+            "--max_steps",
+            "4",
+            "--eval_steps",
+            "4",
+            "--save_steps",
+            "4",
+            "--sample_max_new_tokens",
+            "3",
+            "--per_device_eval_batch_size",
+            "4",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert metrics["global_step"] == 4 and metrics["block_size"] == BLOCK
     assert metrics["corpus"] == f"tokenized:{tokenized}"
     saved = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
@@ -110,7 +155,18 @@ def test_pretraining_reads_blocks_without_tokenizing(tokenized, tmp_path, monkey
     ],
 )
 def test_training_flags_that_do_not_match_the_blocks(tokenized, tmp_path, flags, message):
-    base = ["--tokenized_dataset", str(tokenized), "--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--n_positions", "64"]
+    base = [
+        "--tokenized_dataset",
+        str(tokenized),
+        "--n_layer",
+        "1",
+        "--n_head",
+        "2",
+        "--n_embd",
+        "32",
+        "--n_positions",
+        "64",
+    ]
     argv = [*base, *flags, "--output_dir", str(tmp_path / "run")]
     if "--n_positions" in flags:
         argv = [a for i, a in enumerate(argv) if not (i in (8, 9))]  # drop the base --n_positions 64
@@ -138,7 +194,9 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         tokenize(out, corpus_dir)
     assert not out.exists()  # nothing that looks like a dataset
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the stale and the interrupted temporaries are gone
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == []
+    )  # the stale and the interrupted temporaries are gone
     monkeypatch.undo()
 
     tokenize(out, corpus_dir)
@@ -152,8 +210,20 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
 
 @pytest.mark.slow
 def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
-    env_cmd = [sys.executable, "-m", "llmkit.cli", "tokenize", "--train_files", str(corpus_dir), "--block_size", "16",
-               "--vocab_size", "300", "--output_dir", str(tmp_path / "ds")]
+    env_cmd = [
+        sys.executable,
+        "-m",
+        "llmkit.cli",
+        "tokenize",
+        "--train_files",
+        str(corpus_dir),
+        "--block_size",
+        "16",
+        "--vocab_size",
+        "300",
+        "--output_dir",
+        str(tmp_path / "ds"),
+    ]
     proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wrote" in proc.stdout and (tmp_path / "ds" / METADATA).is_file()
