@@ -55,15 +55,42 @@ def test_fsdp_config_trains_two_sharded_ranks(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "recipes/accelerate/fsdp.yaml"),
-              "--num_processes", "2"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "recipes/accelerate/fsdp.yaml"),
+        "--num_processes",
+        "2",
+    ]
     if gpus < 2:
         env["ACCELERATE_USE_CPU"] = "true"
         launch += ["--mixed_precision", "no"]
     out = tmp_path / "run"
-    proc = subprocess.run([*launch, str(script), *TINY_MODEL, *FAST_TRAINING, "--max_steps", "4", "--eval_steps", "4",
-                           "--save_steps", "4", "--sample_max_new_tokens", "3", "--output_dir", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=500)
+    proc = subprocess.run(
+        [
+            *launch,
+            str(script),
+            *TINY_MODEL,
+            *FAST_TRAINING,
+            "--max_steps",
+            "4",
+            "--eval_steps",
+            "4",
+            "--save_steps",
+            "4",
+            "--sample_max_new_tokens",
+            "3",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=500,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     probe = json.loads(Path(f"{out}-probe.json").read_text())
     assert probe["world_size"] == 2
@@ -88,7 +115,9 @@ def _check_launch(argv: list[str], machines: int, rank: int, processes: int) -> 
     config = yaml.safe_load((REPO / args.config_file).read_text())
     assert config["distributed_type"] in ("MULTI_GPU", "FSDP", "DEEPSPEED")
     assert (REPO / args.training_script).is_file()
-    data, model, training = parse_args((DataArguments, ModelArguments, PretrainingArguments), args.training_script_args)
+    data, model, training = parse_args(
+        (DataArguments, ModelArguments, PretrainingArguments), args.training_script_args
+    )
     assert data.tokenized_dataset and training.max_steps > 0
 
 
@@ -101,15 +130,24 @@ def test_slurm_example_is_a_valid_two_node_launch():
     assert "$((SLURM_NNODES * GPUS_PER_NODE))" in text
     inner = re.search(r"srun [^']*bash -c '(.*?)'", text, re.S).group(1)
     for node in range(nodes):  # what each node's task runs
-        env = {"SLURM_NNODES": str(nodes), "SLURM_NODEID": str(node), "NUM_PROCESSES": str(nodes * gpus),
-               "MAIN_ADDR": "node001", "MAIN_PORT": "29500", "DATA": "/shared/tokenized"}
+        env = {
+            "SLURM_NNODES": str(nodes),
+            "SLURM_NODEID": str(node),
+            "NUM_PROCESSES": str(nodes * gpus),
+            "MAIN_ADDR": "node001",
+            "MAIN_PORT": "29500",
+            "DATA": "/shared/tokenized",
+        }
         _check_launch(_expand(inner, env), nodes, node, nodes * gpus)
 
 
 def test_readme_multi_node_commands_are_valid_launches():
     readme = (REPO / "README.md").read_text()
-    commands = re.findall(r"^(accelerate launch (?:.*\\\n)*.*--machine_rank.*(?:\\\n.*)*)$", readme, re.M)
-    commands = [c for c in re.findall(r"^accelerate launch[^\n]*(?:\\\n[^\n]*)*", readme, re.M) if "--machine_rank" in c]
+    commands = [
+        c
+        for c in re.findall(r"^accelerate launch(?:[^\n]*\\\n)*[^\n]*", readme, re.M)
+        if "--machine_rank" in c
+    ]
     assert len(commands) == 2  # one per node
     env = {"MAIN_ADDR": "10.0.0.1", "DATA": "data/fineweb-gpt2"}
     for rank, command in enumerate(commands):
