@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import load_dataset
+from transformers import TrainerCallback
 
 from llmkit.data import pack_stream
 from llmkit.data.tokenizer import load_tokenizer
-from tests.conftest import REPO
+from tests.conftest import REPO, run_pretrain
 
 BLOCK = 8  # each document is 7 words + end-of-text: exactly one block, named by its first word
 
@@ -167,3 +168,77 @@ def test_streamed_pretraining_sees_every_block_once_per_pass(tmp_path):
     )  # a document stays on one rank
     for rank in ("rank0", "rank1"):  # tokenized and collated in data-loader worker processes, 2 per rank
         assert len({f for r, f in recorders if r == rank}) >= 2
+
+
+class _TrainedBlocks(TrainerCallback):
+    """Record the first token of every block the model trains on (skipped batches never reach it)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def record(module, positional, named):
+            if module.training:
+                self.seen.append(named["input_ids"][:, 0].tolist())
+
+        model.register_forward_pre_hook(record, with_kwargs=True)
+
+
+@pytest.mark.slow
+def test_resuming_a_stream_continues_in_the_first_pass_and_restarts_a_later_one(tmp_path):
+    names = make_corpus(tmp_path / "corpus", 4, 16)  # one rank, batch 4: 16 steps per pass
+    (tmp_path / "val.txt").write_text("".join(f"v{i} x x x x x x\n" for i in range(8)))
+    tok = make_word_tokenizer(tmp_path / "tok", [*names, *(f"v{i}" for i in range(8))])
+
+    def train(out: str, steps: int, save: int) -> list:
+        recorder = _TrainedBlocks()
+        run_pretrain(
+            [
+                "--streaming",
+                "--train_files",
+                str(tmp_path / "corpus"),
+                "--validation_files",
+                str(tmp_path / "val.txt"),
+                "--sample_by",
+                "line",
+                "--tokenizer_name",
+                str(tok),
+                "--block_size",
+                str(BLOCK),
+                "--n_positions",
+                str(BLOCK),
+                "--n_layer",
+                "1",
+                "--n_head",
+                "2",
+                "--n_embd",
+                "16",
+                "--per_device_train_batch_size",
+                "4",
+                "--per_device_eval_batch_size",
+                "4",
+                "--max_steps",
+                str(steps),
+                "--eval_steps",
+                "1000",
+                "--save_steps",
+                str(save),
+                "--sample_max_new_tokens",
+                "1",
+                "--logging_steps",
+                "100",
+                "--disable_tqdm",
+                "true",
+                "--output_dir",
+                str(tmp_path / out),
+            ],
+            callbacks=[recorder],
+        )
+        return recorder.seen
+
+    straight = train("straight", 22, 1000)
+    assert straight[16:] == straight[:6]  # the second pass repeats the first
+    train("first", 4, 4)
+    assert train("first", 10, 1000) == straight[4:10]  # stopped in pass 1: continues exactly there
+    train("later", 18, 18)
+    assert train("later", 22, 1000) == straight[16:20]  # stopped in pass 2: that pass starts again
