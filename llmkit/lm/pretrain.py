@@ -80,7 +80,8 @@ def pretrain(
             tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
             if is_main:
                 tokenizer.save_pretrained(out)
-    say(f"tokenizer: {len(tokenizer)} tokens ({model_args.tokenizer_name or 'byte-level BPE trained on the corpus'})")
+    source = f"saved in {data_args.tokenized_dataset}" if data_args.tokenized_dataset else model_args.tokenizer_name
+    say(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
 
     set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
     model = build_gpt2(model_args, tokenizer)

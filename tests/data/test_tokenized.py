@@ -229,3 +229,35 @@ def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
     again = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
+
+
+def test_streamed_source_is_tokenized_too(tmp_path):
+    from tests.data.test_streaming import make_corpus, make_word_tokenizer
+
+    names = make_corpus(tmp_path / "corpus", 2, 10)
+    tok = make_word_tokenizer(tmp_path / "tok", names)
+    argv = [
+        "--streaming",
+        "--train_files",
+        str(tmp_path / "corpus"),
+        "--sample_by",
+        "line",
+        "--streaming_validation_documents",
+        "4",
+        "--tokenizer_name",
+        str(tok),
+        "--block_size",
+        "8",
+        "--output_dir",
+        str(tmp_path / "ds"),
+    ]
+    splits, tokenizer, meta = load_tokenized(
+        tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
+    )
+    assert meta["dtype"] == "uint8"  # 23 tokens fit a byte
+    assert (meta["splits"]["train"]["blocks"], meta["splits"]["validation"]["blocks"]) == (
+        16,
+        4,
+    )  # one document per block
+    seen = sorted(tokenizer.convert_ids_to_tokens(int(b[0])) for b in splits["train"]["input_ids"])
+    assert seen == sorted(names[4:])  # the stream's first 4 documents are the validation split
