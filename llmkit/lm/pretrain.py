@@ -13,8 +13,8 @@ from pathlib import Path
 
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
@@ -62,7 +62,8 @@ def pretrain(
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
     out = prepare_output_dir(args.output_dir)
-    resume = args.resume_from_checkpoint or get_last_checkpoint(str(out))
+    with args.main_process_first(desc="finding the checkpoint to resume"):  # the first process tidies, the rest read
+        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
     if resume:
         say(f"resuming from {resume}")
 
@@ -144,7 +145,7 @@ def pretrain(
         processing_class=tokenizer,
         callbacks=[report, *(callbacks or [])],
     )
-    trainer.train(resume_from_checkpoint=resume)
+    train_resumable(trainer, resume)
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
     extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume}
     metrics = write_report(trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens, time.perf_counter() - started)
