@@ -10,6 +10,7 @@ from llmkit.errors import run_cli
 USAGE = """usage: llmkit <command> [options]
 
 commands:
+  tokenize        tokenize a corpus once into packed blocks on disk (recipes/tokenize_corpus.py)
   pretrain        pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
   finetune-bert   fine-tune an encoder for classification or tagging (recipes/finetune_bert.py)
   finetune-t5     fine-tune T5 on text-to-text pairs (recipes/finetune_t5.py)
@@ -26,7 +27,7 @@ def _recipe(name: str):
 
     def run(argv: list[str]) -> None:
         from llmkit.arguments import parse_args
-        from llmkit.data import DataArguments
+        from llmkit.data import DataArguments, TokenizeArguments, tokenize_corpus
         from llmkit.finetune import (
             ClassificationArguments,
             FinetuneDataArguments,
@@ -42,6 +43,7 @@ def _recipe(name: str):
 
         shared = (FinetuneDataArguments, FinetuneModelArguments, LoraArguments)
         fn, types = {
+            "tokenize": (tokenize_corpus, (DataArguments, TokenizeArguments)),
             "pretrain": (pretrain, (DataArguments, ModelArguments, PretrainingArguments)),
             "finetune-bert": (finetune_classifier, (ClassificationArguments, *shared, FinetuneTrainingArguments)),
             "finetune-t5": (finetune_seq2seq, (Seq2SeqArguments, *shared, FinetuneSeq2SeqArguments)),
@@ -116,6 +118,7 @@ def _space(argv: list[str]) -> None:
 
 
 COMMANDS = {
+    "tokenize": _recipe("tokenize"),
     "pretrain": _recipe("pretrain"),
     "finetune-bert": _recipe("finetune-bert"),
     "finetune-t5": _recipe("finetune-t5"),

@@ -16,6 +16,8 @@ from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
+from llmkit.data.streaming import KeepRankShards
+from llmkit.data.tokenized import check_tokenized, load_tokenized
 from llmkit.errors import UserError
 from llmkit.lm.model import ModelArguments, build_gpt2, check_model_fits, count_parameters
 from llmkit.lm.report import ReportCallback, write_report
@@ -65,20 +67,28 @@ def pretrain(
     if resume:
         say(f"resuming from {resume}")
 
-    with args.main_process_first(desc="loading the corpus"):
-        corpus = load_corpus(data_args, seed=args.seed)
-    with args.main_process_first(desc="preparing the tokenizer", local=False):
-        # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
-        texts = _tokenizer_texts(corpus["train"], data_args.streaming)
-        saved = out if (resume or not is_main) else None
-        tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+    if data_args.tokenized_dataset:  # blocks made by `llmkit tokenize`: memory-mapped, with their tokenizer
+        splits, tokenizer, tokenized_meta = load_tokenized(data_args.tokenized_dataset)
         if is_main:
             tokenizer.save_pretrained(out)
-    say(f"tokenizer: {len(tokenizer)} tokens ({model_args.tokenizer_name or 'byte-level BPE trained on the corpus'})")
+    else:
+        with args.main_process_first(desc="loading the corpus"):
+            corpus = load_corpus(data_args, seed=args.seed)
+        with args.main_process_first(desc="preparing the tokenizer", local=False):
+            # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
+            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+            saved = out if (resume or not is_main) else None
+            tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+            if is_main:
+                tokenizer.save_pretrained(out)
+    source = f"saved in {data_args.tokenized_dataset}" if data_args.tokenized_dataset else model_args.tokenizer_name
+    say(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
 
     set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
     model = build_gpt2(model_args, tokenizer)
     block_size = data_args.block_size or model.config.n_positions
+    if data_args.tokenized_dataset:
+        block_size = check_tokenized(tokenized_meta, data_args.tokenized_dataset, data_args.block_size, model_args.tokenizer_name, model)
     check_model_fits(model, tokenizer, block_size)
     _check_checkpoint_vocab(resume, model.config.vocab_size)
     shape = model_args.config_fields()
@@ -86,10 +96,16 @@ def pretrain(
         f"{count_parameters(model) / 1e6:.2f}M parameters, block size {block_size}")
 
     with args.main_process_first(desc="packing"):
-        if data_args.streaming:
+        if data_args.tokenized_dataset:
+            train, val = splits["train"], splits["validation"]
+        elif data_args.streaming:
             if args.max_steps <= 0:
                 raise UserError("--streaming has no known length: pass --max_steps N.")
-            train = pack_stream(corpus["train"], tokenizer, block_size)
+            # Each rank (and each of its data-loader workers) reads and tokenizes its own documents;
+            # rank 0 must not read and dispatch every batch (see llmkit/data/streaming.py).
+            args.accelerator_config.dispatch_batches = False
+            callbacks = [KeepRankShards(), *(callbacks or [])]
+            train = pack_stream(corpus["train"], tokenizer, block_size, args.process_index, args.world_size)
             val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
         else:
             train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
@@ -98,6 +114,10 @@ def pretrain(
         raise UserError(f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size.")
     if len(val) == 0:
         raise UserError(f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size.")
+    if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
+        raise UserError(f"the validation split has {len(val)} blocks, less than one evaluation batch "
+                        f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
+                        "lower --per_device_eval_batch_size or give more validation text.")
     if not data_args.streaming:
         say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
 
