@@ -36,6 +36,7 @@ def generate_steps(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, p
     for _ in range(max(0, min(max_new_tokens, limit))):
         out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
+        logits[:, len(tokenizer) :] = float("-inf")  # a padded vocabulary's extra rows are not tokens
         probs = logits.softmax(-1)[0]  # the model's own distribution, before sampling settings
         if temperature > 0:
             choice = torch.multinomial(warpers(ids, logits).softmax(-1), 1)
