@@ -185,3 +185,22 @@ def test_metrics_report_steady_throughput_and_mfu(tiny_run):
     assert saved["loss_implementation"] == "chunked" and saved["vocab_size"] % 64 == 0
     logged = [e for e in json.loads((out / "checkpoint-60" / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     assert all(e["tokens_per_second"] > 0 and 0 < e["mfu"] < 1 for e in logged)
+
+
+@pytest.mark.slow
+def test_finetuning_pads_an_unpadded_model(tokenizer, tmp_path):
+    from recipes.finetune_gpt2 import main as finetune_gpt2
+
+    base = tmp_path / "base"
+    config = GPT2Config(vocab_size=len(tokenizer), **SHAPE, bos_token_id=0, eos_token_id=0)
+    GPT2LMHeadModel(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"prompt": f"Q: {a} plus 1?", "response": f" A: {a + 1}"}) for a in range(40)))
+    out = tmp_path / "ft"
+    finetune_gpt2(["--model_name_or_path", str(base), "--train_file", str(pairs), "--text_column", "prompt",
+                   "--target_column", "response", "--max_steps", "2", "--per_device_train_batch_size", "4",
+                   "--disable_tqdm", "true", "--output_dir", str(out)])
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    assert tuned.config.vocab_size % 64 == 0 and tuned.config.vocab_size > len(tokenizer)
+    assert tuned.generation_config.suppress_tokens == list(range(len(tokenizer), tuned.config.vocab_size))
