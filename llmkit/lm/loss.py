@@ -11,12 +11,14 @@ Here the LM head and the cross-entropy run together, a chunk of tokens at a time
   used by `auto` when it is installed and the model is on CUDA.
 
 `use_fast_loss(model)` switches a model to it; the weights, config and saved folder stay those of a
-plain `GPT2LMHeadModel`, and calls without labels (generation) take the usual path.
+plain `GPT2LMHeadModel`, and calls without labels (generation) take the usual path. Under FSDP or
+DeepSpeed ZeRO-3, which gather a weight only inside its own module, transformers' loss is kept.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import types
 
 import torch
@@ -31,16 +33,23 @@ CHUNK_ELEMENTS = 2**25  # logits per chunk: 32M fp32 values (128 MB), e.g. 667 t
 
 def liger_available() -> bool:
     """True when liger-kernel (and its Triton) can be imported."""
-    return importlib.util.find_spec("liger_kernel") is not None and importlib.util.find_spec("triton") is not None
+    return (
+        importlib.util.find_spec("liger_kernel") is not None
+        and importlib.util.find_spec("triton") is not None
+    )
 
 
 def resolve_loss(impl: str, device: torch.device | str) -> str:
     """The implementation `impl` means on `device`: `auto` is liger on CUDA when installed, else chunked."""
     if impl not in LOSS_IMPLEMENTATIONS:
-        raise UserError(f"--loss_implementation must be one of {', '.join(LOSS_IMPLEMENTATIONS)}, got {impl!r}.")
+        raise UserError(
+            f"--loss_implementation must be one of {', '.join(LOSS_IMPLEMENTATIONS)}, got {impl!r}."
+        )
     on_cuda = torch.device(device).type == "cuda"
     if impl == "liger" and not (on_cuda and liger_available()):
-        raise UserError("--loss_implementation liger needs a CUDA GPU and liger-kernel: `pip install 'llmkit[gpu]'`, or use chunked.")
+        raise UserError(
+            "--loss_implementation liger needs a CUDA GPU and liger-kernel: `pip install 'llmkit[gpu]'`, or use chunked."
+        )
     if impl == "auto":
         return "liger" if on_cuda and liger_available() else "chunked"
     return impl
@@ -50,11 +59,15 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     """sum over tokens of CE(hidden @ weight.T, labels), computed chunk by chunk with its gradients."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk: int) -> torch.Tensor:
+    def forward(
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if want_grad else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_grad else None
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_grad else None
+        )
         for start in range(0, hidden.shape[0], chunk):
             h, y = hidden[start : start + chunk], labels[start : start + chunk]
             logits = (h @ weight.T).float()  # in the autocast dtype, upcast one chunk at a time
@@ -74,7 +87,12 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_output.to(grad_hidden.dtype), (grad_weight * grad_output).to(ctx.weight_dtype), None, None
+        return (
+            grad_hidden * grad_output.to(grad_hidden.dtype),
+            (grad_weight * grad_output).to(ctx.weight_dtype),
+            None,
+            None,
+        )
 
 
 def linear_cross_entropy(
@@ -114,11 +132,23 @@ def _fast_loss_forward(self, input_ids=None, labels=None, num_items_in_batch=Non
     return CausalLMOutputWithCrossAttentions(loss=loss, logits=None)
 
 
-def use_fast_loss(model: torch.nn.Module, impl: str = "auto", device: torch.device | str | None = None) -> str:
+def use_fast_loss(
+    model: torch.nn.Module, impl: str = "auto", device: torch.device | str | None = None
+) -> str:
     """Make `model(input_ids, labels=...)` use the chunked/fused loss on `device`; returns the implementation chosen."""
     impl = resolve_loss(impl, device or next(model.parameters()).device)
+    if impl != "hf" and _parameters_sharded():
+        # FSDP / ZeRO-3 gather a weight only when its own module runs; this loss reads lm_head.weight directly
+        impl = "hf"
     if impl != "hf":
         model._llmkit_loss = impl
         # an instance attribute: the class, config and saved weights stay GPT2LMHeadModel's
         model.forward = types.MethodType(_fast_loss_forward, model)
     return impl
+
+
+def _parameters_sharded() -> bool:
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    return fsdp or is_deepspeed_zero3_enabled() or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"

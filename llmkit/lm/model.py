@@ -30,14 +30,36 @@ class ModelArguments:
     """The model's size and tokenizer."""
 
     preset: str = field(default="tiny", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus)."})
-    vocab_size: int | None = field(default=None, metadata={"help": "Vocabulary size of the BPE trained on the corpus (default: 8192 for tiny, else 50257)."})
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus)."
+        },
+    )
+    vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Vocabulary size of the BPE trained on the corpus (default: 8192 for tiny, else 50257)."
+        },
+    )
     n_layer: int | None = field(default=None, metadata={"help": "Override the preset's number of layers."})
-    n_head: int | None = field(default=None, metadata={"help": "Override the preset's number of attention heads."})
+    n_head: int | None = field(
+        default=None, metadata={"help": "Override the preset's number of attention heads."}
+    )
     n_embd: int | None = field(default=None, metadata={"help": "Override the preset's width."})
     n_positions: int | None = field(default=None, metadata={"help": "Override the preset's context length."})
-    pad_vocab_multiple: int = field(default=64, metadata={"help": "Round the model's vocabulary up to a multiple of this (fast matmul kernels; the extra ids are never generated); 1 turns it off."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings, attention and residuals (0 suits pretraining on much data)."})
+    pad_vocab_multiple: int = field(
+        default=64,
+        metadata={
+            "help": "Round the model's vocabulary up to a multiple of this (fast matmul kernels; the extra ids are never generated); 1 turns it off."
+        },
+    )
+    dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Dropout on embeddings, attention and residuals (0 suits pretraining on much data)."
+        },
+    )
     sample_prompts: list[str] = field(
         default_factory=lambda: ["The", "In Python,", "This function returns", "Return a"],
         metadata={"help": "Prompts for samples.txt, written when training ends."},
@@ -46,9 +68,13 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)} (and override fields with --n_layer, --n_embd, ...).")
+            raise UserError(
+                f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)} (and override fields with --n_layer, --n_embd, ...)."
+            )
         if self.pad_vocab_multiple < 1:
-            raise UserError(f"--pad_vocab_multiple must be 1 (no padding) or more, got {self.pad_vocab_multiple}.")
+            raise UserError(
+                f"--pad_vocab_multiple must be 1 (no padding) or more, got {self.pad_vocab_multiple}."
+            )
 
     def config_fields(self) -> dict[str, int]:
         """The preset's shape with the per-field overrides applied."""
@@ -104,7 +130,9 @@ def suppress_padded_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     return padded
 
 
-def pad_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, multiple: int = 64) -> PreTrainedModel:
+def pad_vocabulary(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, multiple: int = 64
+) -> PreTrainedModel:
     """Resize the embeddings to fit the tokenizer, rounded up to `multiple`; padded ids are never generated."""
     if multiple < 1:
         raise UserError(f"the vocabulary padding multiple must be 1 or more, got {multiple}.")

@@ -19,7 +19,14 @@ from transformers.trainer_utils import get_last_checkpoint
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.errors import UserError
 from llmkit.lm.loss import use_fast_loss
-from llmkit.lm.model import GPU_MICRO_BATCH, ModelArguments, build_gpt2, check_model_fits, count_parameters, flops_per_token
+from llmkit.lm.model import (
+    GPU_MICRO_BATCH,
+    ModelArguments,
+    build_gpt2,
+    check_model_fits,
+    count_parameters,
+    flops_per_token,
+)
 from llmkit.lm.report import ReportCallback, write_report
 from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
 from llmkit.lm.throughput import device_peak, precision_of

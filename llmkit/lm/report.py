@@ -51,7 +51,12 @@ class ReportCallback(TrainerCallback):
         self._t = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        waits_anyway = control.should_log or control.should_evaluate or control.should_save or state.global_step >= state.max_steps
+        waits_anyway = (
+            control.should_log
+            or control.should_evaluate
+            or control.should_save
+            or state.global_step >= state.max_steps
+        )
         if waits_anyway and self._cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - self._t
@@ -82,7 +87,9 @@ class ReportCallback(TrainerCallback):
             if state.log_history and "eval_loss" in state.log_history[-1]:
                 state.log_history[-1]["eval_perplexity"] = metrics["eval_perplexity"]
             if state.is_world_process_zero:
-                print(f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}")
+                print(
+                    f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}"
+                )
 
     @property
     def tokens_per_second(self) -> float:
@@ -102,12 +109,19 @@ class ReportCallback(TrainerCallback):
 
 
 def write_report(
-    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str], max_new_tokens: int, wall_seconds: float
+    trainer: Trainer,
+    report: ReportCallback,
+    extra: dict,
+    prompts: list[str],
+    max_new_tokens: int,
+    wall_seconds: float,
 ) -> dict:
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step
     last_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == step]
-    eval_metrics = last_eval[-1] if last_eval else trainer.evaluate()  # the final step may have evaluated already
+    eval_metrics = (
+        last_eval[-1] if last_eval else trainer.evaluate()
+    )  # the final step may have evaluated already
     if not trainer.is_world_process_zero():
         return {}
     out = Path(trainer.args.output_dir)
@@ -128,16 +142,29 @@ def write_report(
         "steady_tokens_per_second": round(report.steady_tokens_per_second, 1),
         "steady_steps": report.steady_steps,
         "warmup_steps_excluded": report.steps - report.steady_steps,
-        "model_flops_per_second": round(report.steady_tokens_per_second * flops_per_token(model.config, block_size)),
+        "model_flops_per_second": round(
+            report.steady_tokens_per_second * flops_per_token(model.config, block_size)
+        ),
         "mfu": round(report.mfu(report.steady_tokens_per_second), 4),
         "wall_time_seconds": round(wall_seconds, 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}")
+    plot_loss_curves(
+        trainer.state.log_history,
+        out / "loss_curve.png",
+        title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}",
+    )
 
     model.eval()
     tokenizer = trainer.processing_class
-    samples = [generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i) for i, p in enumerate(prompts)]
-    (out / "samples.txt").write_text("".join(f"--- sample {i + 1} (prompt: {p!r})\n{s}\n\n" for i, (p, s) in enumerate(zip(prompts, samples))))
+    samples = [
+        generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i)
+        for i, p in enumerate(prompts)
+    ]
+    (out / "samples.txt").write_text(
+        "".join(
+            f"--- sample {i + 1} (prompt: {p!r})\n{s}\n\n" for i, (p, s) in enumerate(zip(prompts, samples))
+        )
+    )
     metrics["samples"] = samples
     return metrics

@@ -20,7 +20,10 @@ SHAPE_FLAGS = ("n_layer", "n_head", "n_embd", "n_positions")
 
 def write_tokenizer_request(out: Path, args: ModelArguments) -> None:
     """Record which tokenizer a new run asked for, for the checks of later resumes."""
-    request = {"tokenizer_name": args.tokenizer_name, "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size}
+    request = {
+        "tokenizer_name": args.tokenizer_name,
+        "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size,
+    }
     (Path(out) / REQUEST_FILE).write_text(json.dumps(request) + "\n")
 
 
@@ -40,7 +43,11 @@ def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> No
     if config_file.is_file():
         saved = json.loads(config_file.read_text())
         wanted = args.config_fields()
-        changed = [f"--{k} {wanted[k]} (checkpoint: {saved[k]})" for k in SHAPE_FLAGS if k in saved and saved[k] != wanted[k]]
+        changed = [
+            f"--{k} {wanted[k]} (checkpoint: {saved[k]})"
+            for k in SHAPE_FLAGS
+            if k in saved and saved[k] != wanted[k]
+        ]
         if changed:
             keep = " ".join(f"--{k} {saved[k]}" for k in SHAPE_FLAGS if k in saved)
             raise UserError(
@@ -53,10 +60,18 @@ def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> No
     fix = "drop the flag to resume with the tokenizer saved in output_dir, or start a new run with a new --output_dir"
     if args.tokenizer_name and args.tokenizer_name != request.get("tokenizer_name"):
         was = request.get("tokenizer_name") or f"a BPE of {request.get('vocab_size')} trained on the corpus"
-        raise UserError(f"cannot resume {checkpoint} with --tokenizer_name {args.tokenizer_name}: it was trained with {was}; {fix}.")
-    if args.vocab_size is not None and not args.tokenizer_name and args.vocab_size != request.get("vocab_size"):
+        raise UserError(
+            f"cannot resume {checkpoint} with --tokenizer_name {args.tokenizer_name}: it was trained with {was}; {fix}."
+        )
+    if (
+        args.vocab_size is not None
+        and not args.tokenizer_name
+        and args.vocab_size != request.get("vocab_size")
+    ):
         was = request.get("vocab_size") or f"tokenizer {request.get('tokenizer_name')}"
-        raise UserError(f"cannot resume {checkpoint} with --vocab_size {args.vocab_size}: it was trained with {was}; {fix}.")
+        raise UserError(
+            f"cannot resume {checkpoint} with --vocab_size {args.vocab_size}: it was trained with {was}; {fix}."
+        )
 
 
 def _request(out: Path) -> dict | None:

@@ -80,7 +80,9 @@ def device_peak(device: torch.device | str, precision: str) -> tuple[float, str]
         if peak:
             return peak, f"{name} {precision} dense peak (data sheet)"
         return measured_matmul_peak("cuda", precision), f"{name} {precision} measured matmul peak"
-    return measured_matmul_peak("cpu", "fp32"), f"CPU ({torch.get_num_threads()} threads) measured fp32 matmul peak"
+    return measured_matmul_peak(
+        "cpu", "fp32"
+    ), f"CPU ({torch.get_num_threads()} threads) measured fp32 matmul peak"
 
 
 def warmup_steps_for(total_steps: int) -> int:

@@ -11,7 +11,18 @@ from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 
 def _flags(out, *extra):
-    flags = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "60", "--eval_steps", "30", "--save_steps", "30", "--output_dir", str(out)]
+    flags = [
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        "--max_steps",
+        "60",
+        "--eval_steps",
+        "30",
+        "--save_steps",
+        "30",
+        "--output_dir",
+        str(out),
+    ]
     for i in range(0, len(extra), 2):  # replace a flag's value, or add the flag
         if extra[i] in flags:
             flags[flags.index(extra[i]) + 1] = extra[i + 1]
@@ -45,7 +56,9 @@ def test_resume_log_names_the_saved_tokenizer(tiny_run):
 
 
 def test_generate_refuses_a_classifier(tmp_path, capsys):
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         llmkit_main(["generate", "--model", str(tmp_path), "--prompt", "Hello"])

@@ -55,15 +55,23 @@ def test_padded_vocabulary_is_never_generated(tokenizer, tmp_path):
     assert out[0, 1:].max() < n  # plain model.generate with the saved defaults
 
     generator = pipeline("text-generation", model=str(tmp_path))
-    got = generator("The", do_sample=True, temperature=5.0, max_new_tokens=30, return_tensors=True)[0]["generated_token_ids"]
+    got = generator("The", do_sample=True, temperature=5.0, max_new_tokens=30, return_tensors=True)[0][
+        "generated_token_ids"
+    ]
     assert max(got) < n
-    steps = list(generate_steps(loaded, tokenizer, "The", max_new_tokens=20, temperature=5.0, top_k=0, top_p=1.0))
-    assert all(s.probability < 0.5 for s in steps)  # the apps' sampler picked real tokens, not the tempting padded ones
+    steps = list(
+        generate_steps(loaded, tokenizer, "The", max_new_tokens=20, temperature=5.0, top_k=0, top_p=1.0)
+    )
+    # the apps' sampler: a padded id would show as an empty token of probability 0 (the app's distribution omits them)
+    assert steps and all(s.token and s.probability > 0 for s in steps)
+    assert tokenizer.decode([n + 1]) == ""
     assert generate_text(loaded, tokenizer, "The", max_new_tokens=10, temperature=5.0)
 
     # the control: without the suppression the padded ids are what a sampler picks
     loaded.generation_config.suppress_tokens = None
-    unsuppressed = loaded.generate(ids, do_sample=True, temperature=5.0, top_k=0, max_new_tokens=40, min_new_tokens=40)
+    unsuppressed = loaded.generate(
+        ids, do_sample=True, temperature=5.0, top_k=0, max_new_tokens=40, min_new_tokens=40
+    )
     assert (unsuppressed[0, 1:] >= n).float().mean() > 0.5
 
 
@@ -84,7 +92,9 @@ def test_pad_vocabulary_for_a_loaded_model(tokenizer):
 
 
 def _twin_models(vocab=300):
-    config = GPT2Config(vocab_size=vocab, **SHAPE, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        vocab_size=vocab, **SHAPE, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, bos_token_id=0, eos_token_id=0
+    )
     torch.manual_seed(0)
     ref = GPT2LMHeadModel(config)
     fast = GPT2LMHeadModel(config)
@@ -94,7 +104,8 @@ def _twin_models(vocab=300):
 
 @pytest.mark.parametrize("num_items", [None, 100])
 def test_chunked_loss_equals_transformers(monkeypatch, num_items):
-    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 300 * 7)  # 7 tokens per chunk: many chunks, a ragged last one
+    # 7 tokens per chunk: many chunks and a ragged last one
+    monkeypatch.setattr(loss_module, "CHUNK_ELEMENTS", 300 * 7)
     ref, fast = _twin_models()
     assert use_fast_loss(fast, "chunked", "cpu") == "chunked"
     ids = torch.randint(0, 300, (3, 40))
@@ -183,7 +194,11 @@ def test_metrics_report_steady_throughput_and_mfu(tiny_run):
     assert 0 < saved["mfu"] < 1 and saved["steady_steps"] > 0 and saved["warmup_steps_excluded"] >= 2
     assert saved["steady_steps"] + saved["warmup_steps_excluded"] == 60
     assert saved["loss_implementation"] == "chunked" and saved["vocab_size"] % 64 == 0
-    logged = [e for e in json.loads((out / "checkpoint-60" / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    logged = [
+        e
+        for e in json.loads((out / "checkpoint-60" / "trainer_state.json").read_text())["log_history"]
+        if "loss" in e
+    ]
     assert all(e["tokens_per_second"] > 0 and 0 < e["mfu"] < 1 for e in logged)
 
 
@@ -196,11 +211,30 @@ def test_finetuning_pads_an_unpadded_model(tokenizer, tmp_path):
     GPT2LMHeadModel(config).save_pretrained(base)
     tokenizer.save_pretrained(base)
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps({"prompt": f"Q: {a} plus 1?", "response": f" A: {a + 1}"}) for a in range(40)))
+    pairs.write_text(
+        "\n".join(json.dumps({"prompt": f"Q: {a} plus 1?", "response": f" A: {a + 1}"}) for a in range(40))
+    )
     out = tmp_path / "ft"
-    finetune_gpt2(["--model_name_or_path", str(base), "--train_file", str(pairs), "--text_column", "prompt",
-                   "--target_column", "response", "--max_steps", "2", "--per_device_train_batch_size", "4",
-                   "--disable_tqdm", "true", "--output_dir", str(out)])
+    finetune_gpt2(
+        [
+            "--model_name_or_path",
+            str(base),
+            "--train_file",
+            str(pairs),
+            "--text_column",
+            "prompt",
+            "--target_column",
+            "response",
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(out),
+        ]
+    )
     tuned = AutoModelForCausalLM.from_pretrained(out)
     assert tuned.config.vocab_size % 64 == 0 and tuned.config.vocab_size > len(tokenizer)
     assert tuned.generation_config.suppress_tokens == list(range(len(tokenizer), tuned.config.vocab_size))
