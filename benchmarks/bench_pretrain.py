@@ -221,7 +221,7 @@ def bench(
         need = (warmup + steps) * micro * accum
         train = Dataset.from_dict({"input_ids": [blocks[i % len(blocks)]["input_ids"] for i in range(need)]})
         probe = Trainer(
-            model=torch.nn.Linear(1, 1),
+            model=GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=8, n_positions=block)),
             args=llmkit_args(device, micro, accum, steps, warmup, "/tmp/bench-probe"),
             train_dataset=train,
             data_collator=collate_blocks,
