@@ -144,7 +144,7 @@ def pretrain(
     precision = precision_of(args)
     peak, peak_source = device_peak(args.device, precision)
     say(f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
-        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.1f} TFLOP/s ({peak_source})")
+        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.3g} TFLOP/s ({peak_source})")
     report = ReportCallback(tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size)
     trainer = Trainer(
         model=model,
