@@ -14,13 +14,18 @@ class UserError(Exception):
 
 def run_cli(main: Callable[[], object]) -> None:
     """Run `main`; on a UserError print `error: ...` (no traceback) and exit with status 2."""
+    from llmkit.secrets import install_log_redaction
+
+    install_log_redaction()
     try:
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: checkpoints already saved are kept; run the same command to resume.", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        # A TrainingInterrupted carries the checkpoint it saved; a bare Ctrl-C keeps what was saved before.
+        detail = str(err) or "checkpoints already saved are kept; run the same command to resume."
+        print(f"interrupted: {detail}", file=sys.stderr)
         sys.exit(130)
 
 

@@ -16,6 +16,7 @@ import torch
 from transformers import TrainingArguments
 
 from llmkit.errors import UserError
+from llmkit.secrets import move_token_to_environment
 
 CPU_DDP_HINT = (
     "on a CPU-only machine use `accelerate launch --config_file recipes/accelerate/cpu-ddp.yaml ...` "
@@ -77,3 +78,5 @@ class LlmkitTrainingArguments(TrainingArguments):
             else:
                 self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
         super().__post_init__()
+        # Trainer pickles its arguments into every checkpoint: keep the token out of them.
+        move_token_to_environment(self)

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.errors import UserError
 from llmkit.lm.loss import use_fast_loss
@@ -80,7 +80,8 @@ def pretrain(
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
     out = prepare_output_dir(args.output_dir)
-    resume = args.resume_from_checkpoint or get_last_checkpoint(str(out))
+    with args.main_process_first(desc="finding the checkpoint to resume"):  # the first process tidies, the rest read
+        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
     if resume:
         say(f"resuming from {resume}")
         check_resume_matches(resume, out, model_args)
@@ -155,7 +156,7 @@ def pretrain(
         processing_class=tokenizer,
         callbacks=[report, *(callbacks or [])],
     )
-    trainer.train(resume_from_checkpoint=resume)
+    train_resumable(trainer, resume)
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
     extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume,
              "vocab_size": model.config.vocab_size, "tokenizer_size": len(tokenizer), "loss_implementation": loss_impl,

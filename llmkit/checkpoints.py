@@ -1,0 +1,156 @@
+"""Resume from the newest checkpoint that is really complete, and save one when a Trainer run is interrupted.
+
+A `kill -9` while Trainer writes `checkpoint-N` leaves a folder that looks like a checkpoint but
+cannot be loaded (a 0-byte optimizer.pt, no trainer_state.json). Trainer writes trainer_state.json
+last, so a checkpoint counts as complete only when that file parses and every weight, optimizer and
+RNG file in it is whole; anything else is moved aside (never deleted) and the run resumes from the
+newest complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
+
+from llmkit.errors import UserError
+from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from, or None when it is complete."""
+    folder = Path(folder)
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (the save was cut short)"
+    try:
+        json.loads(state.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return "trainer_state.json is truncated"
+    weights = [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]
+    if not weights:
+        return "no model weights"
+    for path in sorted(folder.iterdir()):
+        problem = _file_problem(path)
+        if problem:
+            return f"{path.name} {problem}"
+    return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """Cheap whole-file checks: a safetensors header that fits the file, a torch zip with its directory."""
+    if path.suffix == ".safetensors":
+        size = path.stat().st_size
+        try:
+            with path.open("rb") as f:
+                (header_len,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(header_len))
+        except (struct.error, ValueError, UnicodeDecodeError):
+            return "has a damaged header"
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        if 8 + header_len + max(ends, default=0) > size:
+            return "is truncated"
+    # torch.save writes a zip whose central directory is at the very end: a cut file has none.
+    elif path.suffix in (".pt", ".pth", ".bin") and (
+        path.stat().st_size == 0 or not zipfile.is_zipfile(path)
+    ):
+        return "is empty or truncated"
+    return None
+
+
+def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) -> str | None:
+    """The checkpoint to resume from: `explicit` if given (and complete), else the newest complete one in output_dir.
+
+    Incomplete checkpoints newer than the one chosen are renamed `incomplete-checkpoint-N` and reported,
+    so Trainer never counts them again and nothing is lost.
+    """
+    if explicit:
+        problem = checkpoint_problem(explicit) if Path(explicit).is_dir() else "it is not a folder"
+        if problem:
+            raise UserError(
+                f"cannot resume from {explicit}: {problem}; pick another checkpoint or drop --resume_from_checkpoint."
+            )
+        return str(explicit)
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    numbered = [
+        p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
+    ]
+    for folder in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # one process per machine tidies up
+            aside = folder.with_name(f"incomplete-{folder.name}")
+            with contextlib.suppress(OSError):  # another machine sharing the disk moved it first
+                folder.rename(aside)
+            print(f"skipping {folder} ({problem}); moved it to {aside.name}", file=sys.stderr)
+    return None
+
+
+class _StopAndSave(TrainerCallback):
+    """Turns an interrupt request into 'save a checkpoint at this step, then stop', agreed by every rank."""
+
+    def __init__(self, interrupt: GracefulInterrupt):
+        self.interrupt = interrupt
+        self.stopped_at: int | None = None
+        self._group = None
+        self._flag = None
+        self._pending = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # A CPU (gloo) group: reading the agreed flag never waits on the GPU.
+            self._group = dist.new_group(backend="gloo")
+            self._flag = torch.zeros(1, dtype=torch.int32)
+
+    def _requested_everywhere(self) -> bool:
+        if self._group is None:
+            return self.interrupt.requested
+        # Ranks may see the signal at different steps; they act on the flags reduced one step earlier,
+        # so all of them stop at the same step. The reduction runs while the next step computes.
+        agreed = False
+        if self._pending is not None:
+            self._pending.wait()
+            agreed = bool(self._flag.item())
+        self._flag.fill_(int(self.interrupt.requested))
+        self._pending = dist.all_reduce(self._flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True)
+        return agreed
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stopped_at is None and self._requested_everywhere():
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._pending is not None:
+            self._pending.wait()
+            self._pending = None
+
+
+def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
+    """`trainer.train(resume_from_checkpoint=resume)`; the first Ctrl-C saves a checkpoint at the current step
+    and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
+    with GracefulInterrupt() as interrupt:
+        stop = _StopAndSave(interrupt)
+        trainer.add_callback(stop)
+        try:
+            output = trainer.train(resume_from_checkpoint=resume)
+        finally:
+            trainer.remove_callback(stop)
+    if stop.stopped_at is not None:
+        folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{stop.stopped_at}"
+        raise TrainingInterrupted(f"saved {folder}; run the same command to resume from it.")
+    return output
