@@ -57,12 +57,15 @@ class PretrainingArguments(LlmkitTrainingArguments):
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
     torch_compile: bool = field(default=torch.cuda.is_available(), metadata={"help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."})
-    dataloader_num_workers: int = 2 if torch.cuda.is_available() else 0
+    dataloader_num_workers: int | None = field(default=None, metadata={"help": "Data-loader worker processes (default: 2 with CUDA for an in-memory corpus, else 0)."})
     loss_implementation: str = field(default="auto", metadata={"help": "LM loss: auto (liger-kernel's fused kernel on CUDA when installed, else chunked), chunked, liger or hf (logits + labels, as transformers does)."})
 
     def __post_init__(self) -> None:
         if self.tf32 is None and torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
             self.tf32 = True  # fp32 matmuls (the parts outside bf16 autocast) on tensor cores
+        self._default_workers = self.dataloader_num_workers is None
+        if self._default_workers:
+            self.dataloader_num_workers = 2 if torch.cuda.is_available() else 0
         super().__post_init__()
 
 
@@ -87,6 +90,8 @@ def pretrain(
         check_resume_matches(resume, out, model_args)
     if args.per_device_train_batch_size <= 0:
         args.per_device_train_batch_size = GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
+    if data_args.streaming and getattr(args, "_default_workers", False):
+        args.dataloader_num_workers = 0  # a streamed corpus is read in order by one process
 
     with args.main_process_first(desc="loading the corpus"):
         corpus = load_corpus(data_args, seed=args.seed)
