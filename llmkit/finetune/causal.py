@@ -15,6 +15,7 @@ from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArgum
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.outputs import finish_run
+from llmkit.lm.model import pad_vocabulary
 from llmkit.lm.report import perplexity
 from llmkit.runtime import prepare_output_dir
 
@@ -51,6 +52,8 @@ def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, mod
         raise UserError(f"could not load causal LM {name!r} ({type(err).__name__}: {err}).") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not lora_args.use_lora:  # an adapter must keep its base model's vocabulary
+        pad_vocabulary(model, tokenizer)
     context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
     max_length = min(data_args.max_length or context, context)
 
