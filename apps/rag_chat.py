@@ -18,19 +18,26 @@ def main() -> None:
     parser.add_argument("--generator_model", help="model folder/name (transformers) or model id (openai)")
     parser.add_argument("--base_url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--mode", default="hybrid", choices=["dense", "lexical", "hybrid"])
+    parser.add_argument("--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args()
 
+    if args.k < 1:
+        raise UserError(f"--k must be at least 1, got {args.k}.")
+    from llmkit.rag.abstain import MIN_SCORE, Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.ui.rag_chat import build_rag_chat
 
+    gate = Gate(dict(MIN_SCORE) if args.min_score is None else args.min_score)
     builtin = args.store == parser.get_default("store")
-    if not builtin and not (Path(args.store) / "manifest.json").is_file():
-        raise UserError(f"no store at {args.store}; build one with `llmkit rag index PATH --store {args.store}`.")
-    store = open_store(args.store, builtin=builtin)
-    rag = RAG(store, make_generator(args.generator, store.embedder, args.generator_model, args.base_url), k=args.k)
+    if Path(args.store).is_file():
+        raise UserError(f"--store {args.store} is a file; pass the store directory built by `llmkit rag index`.")
+    store = open_store(args.store, builtin=builtin)  # the embedding model comes from the store's manifest
+    rag = RAG(store, make_generator(args.generator, store.embedder, args.generator_model, args.base_url), k=args.k,
+              mode=args.mode, gate=gate)
     demo = build_rag_chat(rag)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
 

@@ -15,7 +15,7 @@ ABBREVIATIONS = frozenset(
     "dr mr mrs ms mx prof sr jr st mt ft vs etc e.g eg i.e ie cf al approx fig figs no nos vol vols p pp ch sec "
     "inc ltd co corp dept est jan feb mar apr jun jul aug sep sept oct nov dec a.m p.m am pm u.s u.k ca op ed eds".split()
 )
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[`]?[A-Z0-9])")
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]*_]*(?=\s+[\"'“‘(\[`]?[A-Z0-9])")
 _CODE_LINE = re.compile(r"\s*(>>>|\.\.\.\s|\$ )|.*::=")
 _RULE_OR_HEADING = re.compile(r"\s*(#{1,6}\s|[=*~^_-]{3,}\s*$)")
 _FENCE = re.compile(r"\s*(```|~~~)")
