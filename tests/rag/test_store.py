@@ -38,7 +38,7 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
     monkeypatch.setattr(documents_module, "MAX_FILE_BYTES", 1000)
     with pytest.warns(UserWarning) as caught:
-        docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path])}
+        docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path], root=tmp_path.parent)}
     skipped = " ".join(str(w.message) for w in caught)
     for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
         assert name in skipped, name
@@ -47,8 +47,9 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     assert "alert" not in docs["page.html"].text and "color" not in docs["page.html"].text
     assert "Boil water & wait." in docs["page.html"].text
     assert "green tea" in docs["paper.pdf"].text and docs["paper.pdf"].metadata["pages"] == [(1, 0)]
-    assert load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"])[0].id == f"{tmp_path.name}/notes.txt"
-    assert load_paths([tmp_path / "notes.txt"])[0].id == "notes.txt"
+    picked = load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"], root=tmp_path.parent)
+    assert picked[0].id == f"{tmp_path.name}/notes.txt"
+    assert load_paths([tmp_path / "notes.txt"], root=tmp_path)[0].id == "notes.txt"
 
 
 def test_html_text_keeps_headings():
@@ -77,16 +78,16 @@ def test_incremental_reindex(tmp_path, embedder):
     for name, text in {"a.md": "Apples are red or green.", "b.md": "Bananas are yellow.", "c.md": "Cherries are dark red."}.items():
         (folder / name).write_text(text)
     store = Store(tmp_path / "store", embedder=embedder)
-    first = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
+    first = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
     assert first["documents_added"] == 3 and first["chunks_embedded"] == 3
 
-    again = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
+    again = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
     assert again["chunks_embedded"] == 0 and again["documents_unchanged"] == 3
 
     (folder / "a.md").write_text("Apples are crisp; some are sour.")
     (folder / "b.md").unlink()
     (folder / "d.md").write_text("Dates are sweet.")
-    changed = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
+    changed = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
     assert (changed["documents_added"], changed["documents_updated"], changed["documents_removed"], changed["documents_unchanged"]) == (1, 1, 1, 1)
     assert changed["chunks_embedded"] == 2
     assert store.document_ids() == ["docs/a.md", "docs/c.md", "docs/d.md"]
