@@ -93,10 +93,10 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         try:
             for text, answer in rag.stream(question, k=int(k), mode=mode):
                 history[-1]["content"] = text
-                yield history, sources_html(answer), "", gr.skip()
+                yield history, sources_html(answer), ""
         except Exception as err:  # keep serving: report the problem in the chat instead of crashing
             history[-1]["content"] = f"Sorry, something went wrong: {err}"
-        yield history, sources_html(answer), "", store_counts(rag)
+        yield history, sources_html(answer), ""
 
     def add_files(files):
         if not files:
@@ -127,7 +127,7 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
             msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
         else:
             msg = "Nothing added."
-        return msg + ("  \nSkipped: " + "; ".join(problems) if problems else ""), store_counts(rag)
+        return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
 
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}\nAnswers cite their sources as [n]; the panel on the right shows each source.")
@@ -146,9 +146,16 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
                 with gr.Accordion("Add documents", open=False):
                     files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"], label="Upload")
                     status = gr.Markdown()
-        inputs, outputs = [box, chatbot, k, mode], [chatbot, sources, box, counts]
-        send.click(respond, inputs, outputs, api_name="chat")
-        box.submit(respond, inputs, outputs, api_name=False)
-        files.upload(add_files, files, [status, counts], api_name="add_files")
-        demo.load(lambda: store_counts(rag), None, counts, api_name=False)  # a reloaded page shows today's counts
+        inputs, outputs = [box, chatbot, k, mode], [chatbot, sources, box]
+
+        def counts_now():
+            return store_counts(rag)
+
+        # The counts follow each answer and upload (the store may have been re-indexed meanwhile).
+        send.click(respond, inputs, outputs, api_name="chat").then(counts_now, None, counts, api_name=False)
+        box.submit(respond, inputs, outputs, api_name=False).then(counts_now, None, counts, api_name=False)
+        files.upload(add_files, files, status, api_name="add_files").then(counts_now, None, counts, api_name=False)
+        counts_api = gr.Button(visible=False)
+        counts_api.click(counts_now, None, counts, api_name="counts")
+        demo.load(counts_now, None, counts, api_name=False)  # a reloaded page shows today's counts
     return demo

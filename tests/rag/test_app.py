@@ -45,22 +45,22 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
-    history, sources, box, counts = client.predict(QUESTIONS[3][0], [], 3, "hybrid", api_name="/chat")
+    history, sources, box = client.predict(QUESTIONS[3][0], [], 3, "hybrid", api_name="/chat")
     assert history[-1]["role"] == "assistant" and "[1]" in str(history[-1]["content"])
     assert "photosynthesis.md" in sources and "cited" in sources and "<mark>" in sources and box == ""
-    assert "10 documents" in counts
+    assert "10 documents" in client.predict(api_name="/counts")
 
-    history, sources, _, _ = client.predict("", [], 3, "hybrid", api_name="/chat")
+    history, sources, _ = client.predict("", [], 3, "hybrid", api_name="/chat")
     assert "Please type a question" in str(history[-1]["content"])
 
     bad = tmp_path / "..bad.md"
     bad.write_bytes(b"\x00\x00binary")
     good = tmp_path / "glaciers.md"
     good.write_text("Glaciers carve U-shaped valleys as they slowly grind downhill over centuries.")
-    status, counts = client.predict([handle_file(str(bad)), handle_file(str(good))], api_name="/add_files")
-    assert "Added glaciers.md" in status and "binary" in status and "11 documents" in counts
+    status = client.predict([handle_file(str(bad)), handle_file(str(good))], api_name="/add_files")
+    assert "Added glaciers.md" in status and "binary" in status and "11 documents" in client.predict(api_name="/counts")
     assert (app_store.path / "uploads" / "glaciers.md").is_file()
-    history, sources, _, _ = client.predict("What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat")
+    history, sources, _ = client.predict("What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat")
     assert "glaciers.md" in sources  # the upload is searchable at once; the app kept serving after the bad file
 
 
@@ -113,4 +113,6 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
         panel = page.locator("#sources")
         assert "<img src=x onerror=alert(1)>" in panel.inner_text() and "# Kettle safety" in panel.inner_text()
         assert panel.locator("img").count() == 0 and panel.locator("h1").count() == 0
+        page.get_by_text("Settings").first.click()  # the counts under Settings follow the store on disk
+        page.locator("#counts").get_by_text(f"{app_store.count_documents():,} documents").wait_for(timeout=30_000)
         browser.close()
