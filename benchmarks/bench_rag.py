@@ -44,7 +44,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def percentiles(ms: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+    }
 
 
 def embedding_throughput(store, texts: list[str], rounds: int = 3) -> dict:
@@ -59,8 +62,11 @@ def embedding_throughput(store, texts: list[str], rounds: int = 3) -> dict:
         model.encode(texts)
         times["sentence_transformers"].append(time.perf_counter() - t)
     rate = {k: len(texts) / statistics.median(v) for k, v in times.items()}
-    return {"texts": len(texts), "texts_per_second": {k: round(v, 1) for k, v in rate.items()},
-            "ratio": round(rate["llmkit"] / rate["sentence_transformers"], 3)}
+    return {
+        "texts": len(texts),
+        "texts_per_second": {k: round(v, 1) for k, v in rate.items()},
+        "ratio": round(rate["llmkit"] / rate["sentence_transformers"], 3),
+    }
 
 
 def index_benchmarks(base: np.ndarray, queries: np.ndarray) -> dict:
@@ -69,7 +75,13 @@ def index_benchmarks(base: np.ndarray, queries: np.ndarray) -> dict:
     results = {}
     for n in (10_000, 100_000):
         reps = -(-n // len(base))
-        vectors = np.concatenate([base] + [base + rng.normal(0, 0.35 / np.sqrt(base.shape[1]), base.shape).astype(np.float32) for _ in range(reps - 1)])[:n]
+        vectors = np.concatenate(
+            [base]
+            + [
+                base + rng.normal(0, 0.35 / np.sqrt(base.shape[1]), base.shape).astype(np.float32)
+                for _ in range(reps - 1)
+            ]
+        )[:n]
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         ids = np.arange(n, dtype=np.int64)
         truth, row = None, {}
@@ -117,19 +129,27 @@ def answers_benchmark(folder: Path, questions: Path, embedder=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "store", embedder=embedder)
         store.add_documents(load_paths([folder], root=folder))
-        results = {"documents": store.count_documents(), "chunks": len(store), "answerable": sum(r.get("answerable", True) for r in rows),
-                   "unanswerable": sum(not r.get("answerable", True) for r in rows)}
+        results = {
+            "documents": store.count_documents(),
+            "chunks": len(store),
+            "answerable": sum(r.get("answerable", True) for r in rows),
+            "unanswerable": sum(not r.get("answerable", True) for r in rows),
+        }
         for mode in MODES:
             scored = []
             for r in rows:  # evidence scores with the gate open, to calibrate on
                 hits, vector = Retriever(store).retrieve(r["question"], 10, mode)
-                scored.append((r, hits, Gate(min_score=-1.0).evaluate(store.embedder, vector, hits[:5], mode).score))
+                scored.append(
+                    (r, hits, Gate(min_score=-1.0).evaluate(store.embedder, vector, hits[:5], mode).score)
+                )
             a = [s for r, _, s in scored if r.get("answerable", True)]
             u = [s for r, _, s in scored if not r.get("answerable", True)]
             threshold = calibrate(a, u)
             folds = [(a[0::2], u[0::2], a[1::2], u[1::2]), (a[1::2], u[1::2], a[0::2], u[0::2])]
             held_out = [(calibrate(fa, fu), ta, tu) for fa, fu, ta, tu in folds]
-            rag = RAG(store, k=5, mode=mode, gate=Gate(min_score={**dict.fromkeys(MODES, 0.0), mode: threshold}))
+            rag = RAG(
+                store, k=5, mode=mode, gate=Gate(min_score={**dict.fromkeys(MODES, 0.0), mode: threshold})
+            )
             answered, abstained, cited_right, latency, ranks = 0, 0, 0, [], []
             for r, hits, _ in scored:
                 t = time.perf_counter()
@@ -146,15 +166,22 @@ def answers_benchmark(folder: Path, questions: Path, embedder=None) -> dict:
             n_a, n_u = len(a), len(u)
             results[mode] = {
                 "threshold": threshold,
-                "unanswerable_abstained": round(abstained / n_u, 3), "answerable_answered": round(answered / n_a, 3),
+                "unanswerable_abstained": round(abstained / n_u, 3),
+                "answerable_answered": round(answered / n_a, 3),
                 "abstention_precision": round(abstained / max(1, abstained + n_a - answered), 3),
                 "abstention_recall": round(abstained / n_u, 3),
                 "two_fold_held_out": {
                     "thresholds": [t for t, _, _ in held_out],
-                    "unanswerable_abstained": round(sum(sum(x < t for x in tu) for t, _, tu in held_out) / n_u, 3),
-                    "answerable_answered": round(sum(sum(x >= t for x in ta) for t, ta, _ in held_out) / n_a, 3)},
+                    "unanswerable_abstained": round(
+                        sum(sum(x < t for x in tu) for t, _, tu in held_out) / n_u, 3
+                    ),
+                    "answerable_answered": round(
+                        sum(sum(x >= t for x in ta) for t, ta, _ in held_out) / n_a, 3
+                    ),
+                },
                 "first_citation_contains_answer": round(cited_right / n_a, 3),
-                "hit@1": round(sum(x == 1 for x in ranks) / n_a, 3), "hit@10": round(sum(x is not None for x in ranks) / n_a, 3),
+                "hit@1": round(sum(x == 1 for x in ranks) / n_a, 3),
+                "hit@10": round(sum(x is not None for x in ranks) / n_a, 3),
                 "ask_latency": percentiles(latency),
             }
             print(mode, json.dumps(results[mode]), flush=True)
@@ -204,16 +231,26 @@ def main() -> None:
 
     t = time.perf_counter()
     store = open_store(args.store, builtin=True, progress=False)
-    results = {"store": {"documents": store.count_documents(), "chunks": len(store), "open_or_build_s": round(time.perf_counter() - t, 1)},
-               "answers": answers}
+    results = {
+        "store": {
+            "documents": store.count_documents(),
+            "chunks": len(store),
+            "open_or_build_s": round(time.perf_counter() - t, 1),
+        },
+        "answers": answers,
+    }
 
     t = time.perf_counter()
     docs = builtin_knowledge_base()
     loaded = time.perf_counter() - t
     t = time.perf_counter()
     again = store.add_documents(docs)
-    results["reindex_unchanged"] = {"read_documents_s": round(loaded, 2), "reindex_s": round(time.perf_counter() - t, 3),
-                                    "documents": len(docs), "chunks_embedded": again["chunks_embedded"]}
+    results["reindex_unchanged"] = {
+        "read_documents_s": round(loaded, 2),
+        "reindex_s": round(time.perf_counter() - t, 3),
+        "documents": len(docs),
+        "chunks_embedded": again["chunks_embedded"],
+    }
     print(json.dumps(results, indent=2), flush=True)
 
     chunk_ids, chunk_vectors = store.vectors()
@@ -235,11 +272,15 @@ def main() -> None:
         lat.append((time.perf_counter() - t) * 1000)
     results["ask_extractive"] = percentiles(lat)
 
-    sentences = [s for d in builtin_knowledge_base() for s in re.split(r"(?<=[.!?])\s+", d.text) if 40 < len(s) < 300]
+    sentences = [
+        s for d in builtin_knowledge_base() for s in re.split(r"(?<=[.!?])\s+", d.text) if 40 < len(s) < 300
+    ]
     rng = np.random.default_rng(0)
     extra = [sentences[i] for i in rng.choice(len(sentences), 10_000 - len(chunk_vectors), replace=False)]
     base = np.concatenate([chunk_vectors, store.embedder.encode(extra)])
-    queries = store.embedder.encode([r["question"] for r in qa] + [sentences[i] for i in rng.choice(len(sentences), 150)])
+    queries = store.embedder.encode(
+        [r["question"] for r in qa] + [sentences[i] for i in rng.choice(len(sentences), 150)]
+    )
     results["faiss"] = index_benchmarks(base, queries)
     print(json.dumps(results["faiss"], indent=2), flush=True)
     results["fts5_lexical"] = fts_latency(store, sentences, [r["question"] for r in qa])

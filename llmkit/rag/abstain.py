@@ -66,14 +66,20 @@ class Gate:
             self.min_score = dict.fromkeys(MODES, float(self.min_score))
         for mode, value in self.min_score.items():
             if mode not in MODES or not -1.0 <= value <= 1.0:
-                raise UserError(f"abstention threshold {mode}={value} is invalid: use a mode of {MODES} and a value in [-1, 1].")
+                raise UserError(
+                    f"abstention threshold {mode}={value} is invalid: use a mode of {MODES} and a value in [-1, 1]."
+                )
         if not 0.0 <= self.relative <= 1.0:
-            raise UserError(f"the relative threshold must be in [0, 1], got {self.relative}; e.g. {RELATIVE}.")
+            raise UserError(
+                f"the relative threshold must be in [0, 1], got {self.relative}; e.g. {RELATIVE}."
+            )
 
     def describe(self, mode: str) -> str:
         """One line for a settings panel."""
-        return (f"abstains below evidence {self.min_score[mode]:.2f} ({mode}); cites sources within "
-                f"{self.relative:.0%} of the best")
+        return (
+            f"abstains below evidence {self.min_score[mode]:.2f} ({mode}); cites sources within "
+            f"{self.relative:.0%} of the best"
+        )
 
     def evaluate(self, embedder, question_vector: np.ndarray, hits: list[Hit], mode: str) -> Evidence:
         """Score the hits' sentences against the question and decide whether to answer."""
@@ -90,7 +96,9 @@ class Gate:
         return evidence
 
 
-def rank_sentences(embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int]) -> list[Sentence]:
+def rank_sentences(
+    embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int]
+) -> list[Sentence]:
     """The quotable sentences of the given sources, scored by cosine similarity to the question, best first."""
     seen, found = set(), []
     for n in numbers:

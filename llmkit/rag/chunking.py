@@ -56,8 +56,12 @@ def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
     return units
 
 
-def _split_by_tokens(text: str, start: int, end: int, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
-    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+def _split_by_tokens(
+    text: str, start: int, end: int, tokenizer, max_tokens: int
+) -> list[tuple[int, int, int]]:
+    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
     out = []
     for i in range(0, len(offsets), max_tokens):
         window = offsets[i : i + max_tokens]
@@ -76,8 +80,10 @@ def check_chunking(max_tokens: int, overlap: int) -> None:
     if max_tokens < 8:
         raise UserError(f"--chunk_tokens must be at least 8, got {max_tokens}.")
     if not 0 <= overlap < max_tokens:
-        raise UserError(f"--chunk_overlap ({overlap}) must be at least 0 and smaller than --chunk_tokens ({max_tokens}); "
-                        f"e.g. --chunk_overlap {max_tokens // 5}.")
+        raise UserError(
+            f"--chunk_overlap ({overlap}) must be at least 0 and smaller than --chunk_tokens ({max_tokens}); "
+            f"e.g. --chunk_overlap {max_tokens // 5}."
+        )
 
 
 def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int = 32) -> list[Chunk]:

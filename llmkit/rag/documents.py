@@ -34,7 +34,23 @@ class _TextOnly(HTMLParser):
     """Collect an HTML page's visible text (no markup, scripts or styles) and its <title>."""
 
     SKIP = {"script", "style", "noscript", "template", "svg"}
-    BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"}
+    BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "section",
+        "article",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "blockquote",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -136,8 +152,12 @@ def doc_id(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
-def load_paths(paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
-               root: str | Path | None = None) -> list[Document]:
+def load_paths(
+    paths: list[str | Path],
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    root: str | Path | None = None,
+) -> list[Document]:
     """Load files and folders (recursively); files that cannot be read are skipped with a warning.
 
     A document's id is its resolved path relative to `root` (the current directory by default;
@@ -178,4 +198,7 @@ def builtin_knowledge_base() -> list[Document]:
     """The built-in knowledge base: CPython's documentation, as in the pretraining corpus."""
     from llmkit.data.builtin import builtin_documents
 
-    return [Document(id=d["id"], text=d["text"], metadata={"source": d["source"], "title": d["title"]}) for d in builtin_documents()]
+    return [
+        Document(id=d["id"], text=d["text"], metadata={"source": d["source"], "title": d["title"]})
+        for d in builtin_documents()
+    ]

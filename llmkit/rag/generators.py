@@ -35,7 +35,10 @@ def build_messages(question: str, hits: list[Hit]) -> list[dict]:
     """Chat messages for an LLM: instructions, then the sources and the question."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Sources:\n\n{format_sources(hits)}\n\nQuestion: {question}\nAnswer with citations:"},
+        {
+            "role": "user",
+            "content": f"Sources:\n\n{format_sources(hits)}\n\nQuestion: {question}\nAnswer with citations:",
+        },
     ]
 
 
@@ -83,7 +86,9 @@ class TransformersGenerator:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             self.model = cls.from_pretrained(model).eval()
         except Exception as err:
-            raise UserError(f"could not load generator model {model!r} ({type(err).__name__}: {err}).") from None
+            raise UserError(
+                f"could not load generator model {model!r} ({type(err).__name__}: {err})."
+            ) from None
         if device:
             self.model.to(device)
         self.name = f"transformers:{model}"
@@ -100,15 +105,29 @@ class TransformersGenerator:
         """Generate in a background thread and yield decoded text as it arrives."""
         from transformers import TextIteratorStreamer
 
-        limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.tokenizer, "model_max_length", 2048)
+        limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.tokenizer, "model_max_length", 2048
+        )
         room = limit if self.encoder_decoder else max(1, limit - self.max_new_tokens)
-        inputs = self.tokenizer(self._prompt(question, hits), return_tensors="pt", truncation=True, max_length=room)
+        inputs = self.tokenizer(
+            self._prompt(question, hits), return_tensors="pt", truncation=True, max_length=room
+        )
         if not self.encoder_decoder:
             inputs = {k: v[:, -room:] for k, v in inputs.items()}  # keep the question, at the end
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.encoder_decoder, skip_special_tokens=True)
-        kwargs = dict(**inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False,
-                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        thread = threading.Thread(target=self.model.generate, kwargs={k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in kwargs.items()})
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=not self.encoder_decoder, skip_special_tokens=True
+        )
+        kwargs = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        thread = threading.Thread(
+            target=self.model.generate,
+            kwargs={k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in kwargs.items()},
+        )
         thread.start()
         yield from streamer
         thread.join()
@@ -117,16 +136,24 @@ class TransformersGenerator:
 class OpenAIGenerator:
     """Any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp, OpenAI), streamed with the `openai` client."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0):
+    def __init__(
+        self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0
+    ):
         try:
             import openai
         except ImportError:
-            raise UserError("--generator openai needs the openai package: pip install 'llmkit[rag]'.") from None
+            raise UserError(
+                "--generator openai needs the openai package: pip install 'llmkit[rag]'."
+            ) from None
         self.base_url = base_url.rstrip("/")
         self.model = model
         # The key is read from the environment only, never stored; local servers accept any placeholder.
-        self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "not-needed",
-                                    timeout=timeout, max_retries=1)
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=os.environ.get(api_key_env) or "not-needed",
+            timeout=timeout,
+            max_retries=1,
+        )
         self.name = f"openai:{model}@{self.base_url}"
 
     def stream(self, question: str, hits: list[Hit], evidence: Evidence | None = None) -> Iterator[str]:
@@ -135,12 +162,17 @@ class OpenAIGenerator:
 
         try:
             stream = self.client.chat.completions.create(
-                model=self.model, messages=build_messages(question, hits), stream=True, temperature=0)
+                model=self.model, messages=build_messages(question, hits), stream=True, temperature=0
+            )
             for event in stream:
                 delta = event.choices[0].delta.content if event.choices else None
                 if delta:
                     yield delta
         except openai.APIStatusError as err:
-            raise UserError(f"the generator server answered HTTP {err.status_code}: {str(err.message)[:300]}") from None
+            raise UserError(
+                f"the generator server answered HTTP {err.status_code}: {str(err.message)[:300]}"
+            ) from None
         except openai.APIError as err:
-            raise UserError(f"could not reach the generator at {self.base_url} ({type(err).__name__}: {err}).") from None
+            raise UserError(
+                f"could not reach the generator at {self.base_url} ({type(err).__name__}: {err})."
+            ) from None

@@ -32,8 +32,14 @@ class Citation:
 
     def to_dict(self) -> dict:
         """The JSON shape of `llmkit rag ask --json`."""
-        return {"n": self.n, "doc_id": self.hit.doc_id, "source": self.hit.metadata.get("source", self.hit.doc_id),
-                "page": self.hit.page, "sentence": self.sentence, "score": round(self.score, 4)}
+        return {
+            "n": self.n,
+            "doc_id": self.hit.doc_id,
+            "source": self.hit.metadata.get("source", self.hit.doc_id),
+            "page": self.hit.page,
+            "sentence": self.sentence,
+            "score": round(self.score, 4),
+        }
 
 
 @dataclass
@@ -52,11 +58,22 @@ class Answer:
     def to_dict(self) -> dict:
         """{"answer", "citations", "abstained", "sources"}: the machine-readable answer."""
         return {
-            "answer": self.text, "citations": [c.to_dict() for c in self.citations], "abstained": self.abstained,
-            "sources": [{"n": n, "doc_id": h.doc_id, "source": h.metadata.get("source", h.doc_id), "page": h.page,
-                         "title": h.metadata.get("title", ""), "score": round(h.score, 4),
-                         "similarity": round(h.similarity, 4), "text": h.text}
-                        for n, h in enumerate(self.sources, start=1)],
+            "answer": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "abstained": self.abstained,
+            "sources": [
+                {
+                    "n": n,
+                    "doc_id": h.doc_id,
+                    "source": h.metadata.get("source", h.doc_id),
+                    "page": h.page,
+                    "title": h.metadata.get("title", ""),
+                    "score": round(h.score, 4),
+                    "similarity": round(h.similarity, 4),
+                    "text": h.text,
+                }
+                for n, h in enumerate(self.sources, start=1)
+            ],
         }
 
 
@@ -87,7 +104,9 @@ def make_generator(kind: str, embedder: Embedder, model: str | None = None, base
         return TransformersGenerator(model)
     if kind == "openai":
         if not (base_url and model):
-            raise UserError("--generator openai needs --base_url (e.g. http://localhost:8000/v1) and --generator_model.")
+            raise UserError(
+                "--generator openai needs --base_url (e.g. http://localhost:8000/v1) and --generator_model."
+            )
         return OpenAIGenerator(base_url, model)
     raise UserError(f"unknown generator {kind!r}; choose extractive, transformers or openai.")
 
@@ -95,8 +114,15 @@ def make_generator(kind: str, embedder: Embedder, model: str | None = None, base
 class RAG:
     """Retrieve, weigh the evidence, then generate; `stream` yields the growing answer, `ask` the final Answer."""
 
-    def __init__(self, store: Store, generator=None, k: int = 5, mode: str = "hybrid", reranker: str | None = None,
-                 gate: Gate | None = None):
+    def __init__(
+        self,
+        store: Store,
+        generator=None,
+        k: int = 5,
+        mode: str = "hybrid",
+        reranker: str | None = None,
+        gate: Gate | None = None,
+    ):
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
         self.store = store
@@ -105,7 +131,9 @@ class RAG:
         self.gate = gate or Gate()
         self.k, self.mode = k, mode
 
-    def stream(self, question: str, k: int | None = None, mode: str | None = None, **filters) -> Iterator[tuple[str, Answer]]:
+    def stream(
+        self, question: str, k: int | None = None, mode: str | None = None, **filters
+    ) -> Iterator[tuple[str, Answer]]:
         """Yield (answer text so far, Answer) as the generator produces it; the last Answer is final."""
         refusal = check_question(question)
         if refusal:
@@ -116,7 +144,10 @@ class RAG:
         evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode)
         answer = Answer(question, "", hits, evidence=evidence)
         if evidence.abstain:  # the same gate for every generator: no evidence, no generation, no citation
-            answer.text, answer.abstained = ABSTAIN_TEXT if hits else "The documents hold nothing about that.", True
+            answer.text, answer.abstained = (
+                ABSTAIN_TEXT if hits else "The documents hold nothing about that.",
+                True,
+            )
             yield answer.text, answer
             return
         kept = [hits[n - 1] for n in evidence.kept]  # generators see only the sources close to the best one
@@ -125,7 +156,9 @@ class RAG:
             answer.text += piece
             yield answer.text, answer
         text, _, answer.invalid_citations = check_citations(answer.text.strip(), len(kept))
-        answer.text = _CITATION.sub(lambda m: f"[{numbering[int(m.group(1))]}]", text)  # back to the full source list
+        answer.text = _CITATION.sub(
+            lambda m: f"[{numbering[int(m.group(1))]}]", text
+        )  # back to the full source list
         answer.cited = sorted({int(n) for n in _CITATION.findall(answer.text)})
         answer.citations = _citations(answer, evidence)
         yield answer.text, answer
@@ -139,8 +172,17 @@ class RAG:
 def _renumber(evidence: Evidence, kept: list[int]) -> Evidence:
     """Evidence with its sentences numbered as the generator sees the kept sources (1..len(kept))."""
     new = {n: i for i, n in enumerate(kept, start=1)}
-    sentences = [Sentence(new[s.n], s.text, s.start, s.end, s.score) for s in evidence.sentences if s.n in new]
-    return Evidence(sentences, evidence.chunk_score, evidence.score, evidence.threshold, evidence.abstain, list(new.values()))
+    sentences = [
+        Sentence(new[s.n], s.text, s.start, s.end, s.score) for s in evidence.sentences if s.n in new
+    ]
+    return Evidence(
+        sentences,
+        evidence.chunk_score,
+        evidence.score,
+        evidence.threshold,
+        evidence.abstain,
+        list(new.values()),
+    )
 
 
 def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
@@ -161,13 +203,17 @@ def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
     return out
 
 
-def open_store(path: str | Path, embedding_model: str | None = None, builtin: bool = False, progress: bool = True) -> Store:
+def open_store(
+    path: str | Path, embedding_model: str | None = None, builtin: bool = False, progress: bool = True
+) -> Store:
     """Open a store (with the embedding model its manifest names); with builtin=True, fill an empty one with the built-in docs."""
     path = Path(path)
     if not builtin and not (path / "manifest.json").is_file():
         raise UserError(f"no store at {path}; build one with `llmkit rag index PATH --store {path}`.")
     store = Store(path, embedding_model=embedding_model)
     if builtin and len(store) == 0:
-        print(f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once...")
+        print(
+            f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once..."
+        )
         store.add_documents(builtin_knowledge_base(), progress=progress)
     return store

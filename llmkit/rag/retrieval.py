@@ -42,7 +42,9 @@ class Hit:
     start: int = 0
     end: int = 0
     metadata: dict = field(default_factory=dict)
-    similarity: float = 0.0  # cosine between the question and the chunk, whatever the mode: the abstention signal
+    similarity: float = (
+        0.0  # cosine between the question and the chunk, whatever the mode: the abstention signal
+    )
 
     @property
     def source(self) -> str:
@@ -54,7 +56,7 @@ class Hit:
 
     @property
     def page(self) -> str | None:
-        """"page 3", or "pages 3-4" for a chunk that runs over a page break; None outside PDFs."""
+        """ "page 3", or "pages 3-4" for a chunk that runs over a page break; None outside PDFs."""
         first, last = self.metadata.get("page"), self.metadata.get("page_end")
         if first is None:
             return None
@@ -71,15 +73,31 @@ class Retriever:
         self.reranker_name = reranker
         self.fusion = fusion
         self._reranker = None
-        self._encode_lock = threading.Lock()  # HF fast tokenizers are not safe to call from several threads at once
+        self._encode_lock = (
+            threading.Lock()
+        )  # HF fast tokenizers are not safe to call from several threads at once
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
-               where: dict | None = None, rerank: bool | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        source: str | None = None,
+        where: dict | None = None,
+        rerank: bool | None = None,
+    ) -> list[Hit]:
         """Top-k chunks for `query`; `source` is a glob on the source path, `where` matches metadata values."""
         return self.retrieve(query, k, mode, source, where, rerank)[0]
 
-    def retrieve(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
-                 where: dict | None = None, rerank: bool | None = None) -> tuple[list[Hit], np.ndarray | None]:
+    def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        source: str | None = None,
+        where: dict | None = None,
+        rerank: bool | None = None,
+    ) -> tuple[list[Hit], np.ndarray | None]:
         """Like `search`, and also return the query's embedding (None for an empty query)."""
         if mode not in MODES:
             raise UserError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}.")
@@ -115,7 +133,9 @@ class Retriever:
         with self._encode_lock:
             return self.store.embedder.encode([query])[0]
 
-    def dense(self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def dense(
+        self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks."""
         vector = self.embed(query) if vector is None else vector
         scores, ids = search_index(self.store.index, vector, k, allowed)
@@ -140,7 +160,9 @@ class Retriever:
         rows = self.store._db().execute(sql + " ORDER BY bm25(chunks_fts) LIMIT ?", [*params, k]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def hybrid(self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def hybrid(
+        self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """Both legs, fused (see FUSION)."""
         vector = self.embed(query) if vector is None else vector
         dense, lexical = self.dense(query, k, allowed, vector), self.lexical(query, k, allowed)
@@ -164,9 +186,14 @@ class Retriever:
     def _bm25(self, query: str, ids: list[int]) -> dict[int, float]:
         """BM25 of given chunks (0 for chunks that share no word with the query)."""
         match = _match_expression(query)
-        rows = self.store._db().execute(
-            f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({_marks(ids)})",
-            [match, *ids]).fetchall()
+        rows = (
+            self.store._db()
+            .execute(
+                f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({_marks(ids)})",
+                [match, *ids],
+            )
+            .fetchall()
+        )
         return {int(r[0]): float(r[1]) for r in rows}
 
     def _allowed(self, source: str | None, where: dict | None) -> np.ndarray | None:
@@ -190,7 +217,9 @@ class Retriever:
             try:
                 self._reranker = CrossEncoder(self.reranker_name)
             except Exception as err:
-                raise UserError(f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err}).") from None
+                raise UserError(
+                    f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err})."
+                ) from None
         with self._encode_lock:
             scores = self._reranker.predict([(query, h.text) for h in hits], show_progress_bar=False)
         for hit, score in zip(hits, scores):

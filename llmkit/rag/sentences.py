@@ -30,8 +30,14 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
         stripped = line.strip()
         if _FENCE.match(line):
             in_fence = not in_fence
-        skip = (in_fence or _FENCE.match(line) or not stripped or _CODE_LINE.match(line)
-                or _RULE_OR_HEADING.match(line) or line.startswith(("    ", "\t")))
+        skip = (
+            in_fence
+            or _FENCE.match(line)
+            or not stripped
+            or _CODE_LINE.match(line)
+            or _RULE_OR_HEADING.match(line)
+            or line.startswith(("    ", "\t"))
+        )
         item = re.match(r"\s*([-*+]|\d+[.)])\s+", line)  # a list item starts its own block
         if skip or item:
             if start is not None:

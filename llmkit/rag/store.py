@@ -30,7 +30,9 @@ from llmkit.rag.documents import Document
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
 
-SAVE_EVERY_S = 10.0  # while indexing, the FAISS file is rewritten at most this often (SQLite commits every batch)
+SAVE_EVERY_S = (
+    10.0  # while indexing, the FAISS file is rewritten at most this often (SQLite commits every batch)
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
@@ -49,12 +51,24 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class Store:
     """Documents, chunks, embeddings and a FAISS index in one directory; safe for concurrent readers."""
 
-    def __init__(self, path: str | Path, embedder: Embedder | None = None, embedding_model: str | None = None,
-                 index: str = "auto", chunk_tokens: int = 160, chunk_overlap: int = 32, batch_chunks: int = 256):
+    def __init__(
+        self,
+        path: str | Path,
+        embedder: Embedder | None = None,
+        embedding_model: str | None = None,
+        index: str = "auto",
+        chunk_tokens: int = 160,
+        chunk_overlap: int = 32,
+        batch_chunks: int = 256,
+    ):
         self.path = Path(path).expanduser()
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--store {self.path} is a file; a store is a directory: pass a new or existing store folder.")
-        check_chunking(chunk_tokens, chunk_overlap)  # before anything is written: bad settings never reach a manifest
+            raise UserError(
+                f"--store {self.path} is a file; a store is a directory: pass a new or existing store folder."
+            )
+        check_chunking(
+            chunk_tokens, chunk_overlap
+        )  # before anything is written: bad settings never reach a manifest
         if batch_chunks < 1:
             raise UserError(f"batch_chunks must be at least 1, got {batch_chunks}.")
         manifest = self._read_manifest()
@@ -65,10 +79,15 @@ class Store:
                 "open it with that model (or leave the model out) or index into a new --store."
             )
         # The manifest names the model: a store built with --embedding_model X opens with X.
-        self.embedder = embedder or Embedder(manifest["embedding_model"] if manifest else (embedding_model or DEFAULT_EMBEDDING_MODEL))
+        self.embedder = embedder or Embedder(
+            manifest["embedding_model"] if manifest else (embedding_model or DEFAULT_EMBEDDING_MODEL)
+        )
         self.config = manifest or {
-            "embedding_model": self.embedder.name, "dim": self.embedder.dim, "index": index,
-            "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens), "chunk_overlap": chunk_overlap,
+            "embedding_model": self.embedder.name,
+            "dim": self.embedder.dim,
+            "index": index,
+            "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens),
+            "chunk_overlap": chunk_overlap,
         }
         self.batch_chunks = batch_chunks
         self.path.mkdir(parents=True, exist_ok=True)
@@ -101,7 +120,9 @@ class Store:
         file = self.path / "manifest.json"
         if not file.is_file():
             if self.path.exists() and any(self.path.iterdir()):
-                raise UserError(f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder.")
+                raise UserError(
+                    f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
+                )
             return None
         try:
             return json.loads(file.read_text())
@@ -119,8 +140,11 @@ class Store:
             if index.ntotal == len(self):
                 return index
         if len(self) and not quiet:
-            warnings.warn(f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
-                          "the stored embeddings.", stacklevel=3)
+            warnings.warn(
+                f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
+                "the stored embeddings.",
+                stacklevel=3,
+            )
         return self._rebuild_index()
 
     def refresh(self) -> bool:
@@ -144,13 +168,21 @@ class Store:
 
     def _save(self) -> None:
         """Write the index, then the manifest, each to a temporary file renamed into place."""
-        self.config.update(generation=self._generation(), n_chunks=len(self), index_type=index_kind(self.index),
-                           llmkit_version=llmkit.__version__)
+        self.config.update(
+            generation=self._generation(),
+            n_chunks=len(self),
+            index_type=index_kind(self.index),
+            llmkit_version=llmkit.__version__,
+        )
         _atomic_write(self.path / "index.faiss", lambda tmp: faiss.write_index(self.index, str(tmp)))
-        _atomic_write(self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+        _atomic_write(
+            self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2))
+        )
 
     # -- writing ----------------------------------------------------------------------------------
-    def add_documents(self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False) -> dict:
+    def add_documents(
+        self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False
+    ) -> dict:
         """Add new and changed documents (by content hash), embedding only their chunks.
 
         Stored documents whose id starts with one of `prune_prefixes` (a re-indexed folder, say
@@ -167,8 +199,13 @@ class Store:
             if removed:
                 self._write([], [], removed)
             embedded = self._write_in_batches(changed, set(updated), progress)
-        return {"documents_added": len(changed) - len(updated), "documents_updated": len(updated),
-                "documents_removed": len(removed), "documents_unchanged": len(docs) - len(changed), "chunks_embedded": embedded}
+        return {
+            "documents_added": len(changed) - len(updated),
+            "documents_updated": len(updated),
+            "documents_removed": len(removed),
+            "documents_unchanged": len(docs) - len(changed),
+            "chunks_embedded": embedded,
+        }
 
     def delete_documents(self, doc_ids: list[str]) -> int:
         """Delete documents and their chunks; returns how many were in the store."""
@@ -205,8 +242,14 @@ class Store:
             bar.close()
         return total
 
-    def _write(self, docs: list[Document], chunks: list, stale: list[str], vectors: np.ndarray | None = None,
-               save: bool = True) -> None:
+    def _write(
+        self,
+        docs: list[Document],
+        chunks: list,
+        stale: list[str],
+        vectors: np.ndarray | None = None,
+        save: bool = True,
+    ) -> None:
         """Replace the chunks of `stale` documents by `docs` and their `chunks` in one transaction.
 
         Between saves the FAISS file lags the database; opening the store then rebuilds the
@@ -215,20 +258,36 @@ class Store:
         db = self._db()
         vectors = np.zeros((0, self.config["dim"]), np.float32) if vectors is None else vectors
         with db:  # one transaction: all of it lands, or none of it
-            old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)]
+            old = [
+                r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
+            ]
             db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
             db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
             db.execute(f"DELETE FROM documents WHERE id IN ({_marks(stale)})", stale)
-            db.executemany("INSERT INTO documents VALUES (?, ?, ?)", [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs])
+            db.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?)",
+                [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs],
+            )
             new_ids = []
             for chunk, vector in zip(chunks, vectors):
                 cur = db.execute(
                     "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
-                    (chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, chunk.metadata.get("source"),
-                     json.dumps(chunk.metadata), vector.tobytes()),
+                    (
+                        chunk.id,
+                        chunk.doc_id,
+                        chunk.text,
+                        chunk.start,
+                        chunk.end,
+                        chunk.metadata.get("source"),
+                        json.dumps(chunk.metadata),
+                        vector.tobytes(),
+                    ),
                 )
                 new_ids.append(cur.lastrowid)
-            db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new_ids, chunks)])
+            db.executemany(
+                "INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)",
+                [(i, c.text) for i, c in zip(new_ids, chunks)],
+            )
             db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
         self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
         self.loaded_generation = self._generation()
@@ -256,8 +315,14 @@ class Store:
     def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of all chunks, or of the given chunk ids."""
         sql = "SELECT rowid, vector FROM chunks"
-        rows = self._db().execute(sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
-                                  [] if ids is None else [int(i) for i in ids]).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
+                [] if ids is None else [int(i) for i in ids],
+            )
+            .fetchall()
+        )
         dim = self.config["dim"]
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return np.array([r[0] for r in rows], np.int64), vectors
@@ -265,9 +330,20 @@ class Store:
     def chunks(self, ids: list[int]) -> dict[int, dict]:
         """Chunk records by FAISS id: chunk_id, doc_id, text, start, end, metadata."""
         rows = self._db().execute(
-            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})", [int(i) for i in ids])
-        return {r[0]: {"chunk_id": r[1], "doc_id": r[2], "text": r[3], "start": r[4], "end": r[5], "metadata": json.loads(r[6])}
-                for r in rows}
+            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})",
+            [int(i) for i in ids],
+        )
+        return {
+            r[0]: {
+                "chunk_id": r[1],
+                "doc_id": r[2],
+                "text": r[3],
+                "start": r[4],
+                "end": r[5],
+                "metadata": json.loads(r[6]),
+            }
+            for r in rows
+        }
 
     def document_ids(self) -> list[str]:
         """Every document id in the store."""
@@ -276,7 +352,9 @@ class Store:
 
 def _under(doc_id: str, prefixes: set[str]) -> bool:
     """Whether a document id lies in one of the folders; "" is the anchor folder itself (ids without "../")."""
-    return any(doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes)
+    return any(
+        doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes
+    )
 
 
 def _marks(values) -> str:

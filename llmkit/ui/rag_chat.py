@@ -31,8 +31,10 @@ def _text_of(content) -> str:
 
 CONTEXT_CHARS = 240  # characters of the chunk shown on each side of the cited sentence
 # Inline, so the app and a Space (whose launch() the builder does not control) look the same.
-STYLE = ("<style>#sources pre.context{white-space:pre-wrap;font-size:.85em;max-height:14em;overflow:auto}"
-         "#sources mark{background:#ffe58a}#sources .cited{color:#0a7d32;font-weight:600}</style>")
+STYLE = (
+    "<style>#sources pre.context{white-space:pre-wrap;font-size:.85em;max-height:14em;overflow:auto}"
+    "#sources mark{background:#ffe58a}#sources .cited{color:#0a7d32;font-weight:600}</style>"
+)
 
 
 def sources_html(answer) -> str:
@@ -46,19 +48,28 @@ def sources_html(answer) -> str:
     quotes = {c.n: c for c in answer.citations}
     blocks = []
     if answer.abstained:
-        blocks.append("<p class='abstained'><em>No source is close enough to answer; the nearest passages were:</em></p>")
+        blocks.append(
+            "<p class='abstained'><em>No source is close enough to answer; the nearest passages were:</em></p>"
+        )
     for n, hit in enumerate(answer.sources, start=1):
         title = hit.metadata.get("title") or hit.doc_id
         where = " · ".join(x for x in (hit.metadata.get("source", hit.doc_id), hit.page) if x)
-        head = (f"<div class='source' id='source-{n}'><b>[{n}] {escape(title)}</b>"
-                + (" <span class='cited'>cited</span>" if n in answer.cited else "")
-                + f"<br><code>{escape(where)}</code> · score {hit.score:.3f} · similarity {hit.similarity:.2f}")
+        head = (
+            f"<div class='source' id='source-{n}'><b>[{n}] {escape(title)}</b>"
+            + (" <span class='cited'>cited</span>" if n in answer.cited else "")
+            + f"<br><code>{escape(where)}</code> · score {hit.score:.3f} · similarity {hit.similarity:.2f}"
+        )
         quote = quotes.get(n)
         if quote and quote.start >= 0:
             a, b = quote.start, quote.end
             before, after = hit.text[max(0, a - CONTEXT_CHARS) : a], hit.text[b : b + CONTEXT_CHARS]
-            body = (("…" if a > CONTEXT_CHARS else "") + escape(before) + f"<mark>{escape(hit.text[a:b])}</mark>"
-                    + escape(after) + ("…" if b + CONTEXT_CHARS < len(hit.text) else ""))
+            body = (
+                ("…" if a > CONTEXT_CHARS else "")
+                + escape(before)
+                + f"<mark>{escape(hit.text[a:b])}</mark>"
+                + escape(after)
+                + ("…" if b + CONTEXT_CHARS < len(hit.text) else "")
+            )
         else:
             body = escape(hit.text[: 2 * CONTEXT_CHARS]) + ("…" if len(hit.text) > 2 * CONTEXT_CHARS else "")
         blocks.append(f"{head}<pre class='context'>{body}</pre></div>")
@@ -68,8 +79,10 @@ def sources_html(answer) -> str:
 def store_counts(rag: RAG) -> str:
     """The settings line: generator, abstention, and the store's current size (re-read from disk)."""
     rag.store.refresh()
-    return (f"Generator: `{getattr(rag.generator, 'name', 'custom')}` · {rag.gate.describe(rag.mode)}  \n"
-            f"{rag.store.count_documents():,} documents, {len(rag.store):,} chunks")
+    return (
+        f"Generator: `{getattr(rag.generator, 'name', 'custom')}` · {rag.gate.describe(rag.mode)}  \n"
+        f"{rag.store.count_documents():,} documents, {len(rag.store):,} chunks"
+    )
 
 
 def safe_upload_name(name: str) -> str:
@@ -77,7 +90,6 @@ def safe_upload_name(name: str) -> str:
     base = re.split(r"[\\/]", name)[-1]
     base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .")
     return base or "upload.txt"
-
 
 
 def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Blocks:
@@ -130,12 +142,16 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
 
     with gr.Blocks(title=title) as demo:
-        gr.Markdown(f"## {title}\nAnswers cite their sources as [n]; the panel on the right shows each source.")
+        gr.Markdown(
+            f"## {title}\nAnswers cite their sources as [n]; the panel on the right shows each source."
+        )
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=460)
                 with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question…", show_label=False, scale=5, elem_id="question")
+                    box = gr.Textbox(
+                        placeholder="Ask a question…", show_label=False, scale=5, elem_id="question"
+                    )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
             with gr.Column(scale=2):
                 sources = gr.HTML("<p><em>Sources appear here.</em></p>", elem_id="sources")
@@ -144,7 +160,11 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
                     mode = gr.Radio(list(MODES), value=rag.mode, label="Retrieval")
                     counts = gr.Markdown(store_counts(rag), elem_id="counts")
                 with gr.Accordion("Add documents", open=False):
-                    files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"], label="Upload")
+                    files = gr.File(
+                        file_count="multiple",
+                        file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                        label="Upload",
+                    )
                     status = gr.Markdown()
         inputs, outputs = [box, chatbot, k, mode], [chatbot, sources, box]
 
@@ -154,7 +174,9 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         # The counts follow each answer and upload (the store may have been re-indexed meanwhile).
         send.click(respond, inputs, outputs, api_name="chat").then(counts_now, None, counts, api_name=False)
         box.submit(respond, inputs, outputs, api_name=False).then(counts_now, None, counts, api_name=False)
-        files.upload(add_files, files, status, api_name="add_files").then(counts_now, None, counts, api_name=False)
+        files.upload(add_files, files, status, api_name="add_files").then(
+            counts_now, None, counts, api_name=False
+        )
         counts_api = gr.Button(visible=False)
         counts_api.click(counts_now, None, counts, api_name="counts")
         demo.load(counts_now, None, counts, api_name=False)  # a reloaded page shows today's counts

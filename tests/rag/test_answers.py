@@ -16,17 +16,26 @@ UNANSWERABLE = ["Who won the 2018 FIFA World Cup?", "What is the ibuprofen dose 
 
 
 def test_sentence_splitter_keeps_abbreviations_decimals_and_code_together():
-    text = ("Dr. Amara Okafor met J. Watt at 7.30 a.m. on Monday. One horsepower is 745.7 watts! Call `os.path.join()` "
-            "to build paths, e.g. for logs. Is it?\n\n# A heading\n\n```\nx = 1. Not prose\n```\n    indented. Code\n"
-            ">>> print(1)\n- a list item ends here\n- another item")
+    text = (
+        "Dr. Amara Okafor met J. Watt at 7.30 a.m. on Monday. One horsepower is 745.7 watts! Call `os.path.join()` "
+        "to build paths, e.g. for logs. Is it?\n\n# A heading\n\n```\nx = 1. Not prose\n```\n    indented. Code\n"
+        ">>> print(1)\n- a list item ends here\n- another item"
+    )
     assert split_sentences(text) == [
-        "Dr. Amara Okafor met J. Watt at 7.30 a.m. on Monday.", "One horsepower is 745.7 watts!",
-        "Call `os.path.join()` to build paths, e.g. for logs.", "Is it?", "a list item ends here", "another item"]
+        "Dr. Amara Okafor met J. Watt at 7.30 a.m. on Monday.",
+        "One horsepower is 745.7 watts!",
+        "Call `os.path.join()` to build paths, e.g. for logs.",
+        "Is it?",
+        "a list item ends here",
+        "another item",
+    ]
 
 
 def test_extractive_answer_puts_the_best_sentence_first_and_drops_padding(topic_store):
     answer = RAG(topic_store, k=5).ask("What is molten rock called once it flows out over the ground?")
-    assert not answer.abstained and answer.text.startswith("Molten rock stored beneath")  # the answering sentence first
+    assert not answer.abstained and answer.text.startswith(
+        "Molten rock stored beneath"
+    )  # the answering sentence first
     assert answer.text.startswith(answer.citations[0].sentence) and "called lava" in answer.text
     assert all(c.n in answer.cited for c in answer.citations)
     assert "bees" not in answer.text.lower() and "tides" not in answer.text.lower()  # no off-topic filler
@@ -76,8 +85,10 @@ def test_calibration_separates_the_two_kinds_of_questions():
 
 def test_sources_panel_escapes_document_text_and_highlights_the_quote(embedder, tmp_path):
     store = Store(tmp_path / "s", embedder=embedder)
-    text = ("# Kettles\n\n<img src=x onerror=alert(1)> **Bold claim.** An electric kettle switches itself off when "
-            "a bimetallic strip bends as the water boils. Older kettles whistle instead.")
+    text = (
+        "# Kettles\n\n<img src=x onerror=alert(1)> **Bold claim.** An electric kettle switches itself off when "
+        "a bimetallic strip bends as the water boils. Older kettles whistle instead."
+    )
     store.add_documents([Document("kettle.md", text, {"source": "notes/kettle.md", "title": "Kettle notes"})])
     answer = RAG(store, k=1).ask("Why does an electric kettle switch itself off?")
     html = sources_html(answer)
@@ -89,8 +100,11 @@ def test_sources_panel_escapes_document_text_and_highlights_the_quote(embedder, 
 
 def test_a_chunk_spanning_pages_says_so(embedder):
     page1 = "First page text about rivers and their deltas. " * 3
-    doc = Document("r.pdf", page1 + "\n\n" + "Second page about estuaries.",
-                   {"source": "r.pdf", "pages": [(1, 0), (2, len(page1) + 2)]})
+    doc = Document(
+        "r.pdf",
+        page1 + "\n\n" + "Second page about estuaries.",
+        {"source": "r.pdf", "pages": [(1, 0), (2, len(page1) + 2)]},
+    )
     chunks = chunk_document(doc, embedder.tokenizer, 160, 32)
     assert chunks[0].metadata["page"] == 1 and chunks[0].metadata["page_end"] == 2
     from llmkit.rag.retrieval import Hit

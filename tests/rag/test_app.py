@@ -9,14 +9,26 @@ from llmkit.rag import RAG, Document, Store
 from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
 from tests.rag.conftest import QUESTIONS, topic_documents
 
-COMET = ("Comets are icy bodies that grow a glowing coma and a tail when their orbit brings them close to the Sun, "
-         "because sunlight turns their ice straight into gas.")
+COMET = (
+    "Comets are icy bodies that grow a glowing coma and a tail when their orbit brings them close to the Sun, "
+    "because sunlight turns their ice straight into gas."
+)
 COMET_QUESTION = "Why do comets grow tails near the Sun?"
-KETTLE = ("# Kettle safety\n\n<img src=x onerror=alert(1)>\n\nAn electric kettle switches itself off when a bimetallic "
-          "strip bends in the steam as the water boils.")
+KETTLE = (
+    "# Kettle safety\n\n<img src=x onerror=alert(1)>\n\nAn electric kettle switches itself off when a bimetallic "
+    "strip bends in the steam as the water boils."
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +70,18 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     good = tmp_path / "glaciers.md"
     good.write_text("Glaciers carve U-shaped valleys as they slowly grind downhill over centuries.")
     status = client.predict([handle_file(str(bad)), handle_file(str(good))], api_name="/add_files")
-    assert "Added glaciers.md" in status and "binary" in status and "11 documents" in client.predict(api_name="/counts")
+    assert (
+        "Added glaciers.md" in status
+        and "binary" in status
+        and "11 documents" in client.predict(api_name="/counts")
+    )
     assert (app_store.path / "uploads" / "glaciers.md").is_file()
-    history, sources, _ = client.predict("What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat")
-    assert "glaciers.md" in sources  # the upload is searchable at once; the app kept serving after the bad file
+    history, sources, _ = client.predict(
+        "What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat"
+    )
+    assert (
+        "glaciers.md" in sources
+    )  # the upload is searchable at once; the app kept serving after the bad file
 
 
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
@@ -111,8 +131,12 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
         llmkit_main(["rag", "index", str(docs), "--store", str(app_store.path)])
         ask("How does an electric kettle know when to switch off?", "Kettle safety")
         panel = page.locator("#sources")
-        assert "<img src=x onerror=alert(1)>" in panel.inner_text() and "# Kettle safety" in panel.inner_text()
+        assert (
+            "<img src=x onerror=alert(1)>" in panel.inner_text() and "# Kettle safety" in panel.inner_text()
+        )
         assert panel.locator("img").count() == 0 and panel.locator("h1").count() == 0
         page.get_by_text("Settings").first.click()  # the counts under Settings follow the store on disk
-        page.locator("#counts").get_by_text(f"{app_store.count_documents():,} documents").wait_for(timeout=30_000)
+        page.locator("#counts").get_by_text(f"{app_store.count_documents():,} documents").wait_for(
+            timeout=30_000
+        )
         browser.close()

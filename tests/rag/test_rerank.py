@@ -22,8 +22,14 @@ def tiny_cross_encoder(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = BertForSequenceClassification.from_pretrained(path, num_hidden_layers=1, num_labels=1)
     names = list(TOPICS)
-    batch = tokenizer([q for q, _ in QUESTIONS for _ in names], [TOPICS[n] for _ in QUESTIONS for n in names],
-                      padding=True, truncation=True, max_length=96, return_tensors="pt")
+    batch = tokenizer(
+        [q for q, _ in QUESTIONS for _ in names],
+        [TOPICS[n] for _ in QUESTIONS for n in names],
+        padding=True,
+        truncation=True,
+        max_length=96,
+        return_tensors="pt",
+    )
     target = torch.tensor([names.index(doc) for _, doc in QUESTIONS])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     for _ in range(40):
@@ -61,7 +67,9 @@ def test_rerank_flag_in_ask_and_eval(docs_folder_store, tiny_cross_encoder, caps
     store, qa = docs_folder_store
     llmkit_main(["rag", "ask", QUESTIONS[2][0], "--store", store, "--rerank", tiny_cross_encoder, "--json"])
     assert json.loads(capsys.readouterr().out)["sources"][0]["doc_id"] == "docs/tides.md"
-    llmkit_main(["rag", "eval", "--store", store, "--qa", qa, "--modes", "hybrid", "--rerank", tiny_cross_encoder])
+    llmkit_main(
+        ["rag", "eval", "--store", store, "--qa", qa, "--modes", "hybrid", "--rerank", tiny_cross_encoder]
+    )
     assert json.loads(capsys.readouterr().out)["hybrid"]["hit@1"] >= 0.8
 
 

@@ -31,7 +31,9 @@ def test_an_interrupted_index_run_keeps_its_batches_and_the_rerun_finishes(embed
     monkeypatch.setattr(embedder, "encode", real)
     kept = store.count_documents()
     assert kept == 4  # two batches of two one-chunk documents were committed
-    reopened = Store(tmp_path / "s", embedder=embedder)  # consistent: the index is rebuilt from stored vectors
+    reopened = Store(
+        tmp_path / "s", embedder=embedder
+    )  # consistent: the index is rebuilt from stored vectors
     assert reopened.index.ntotal == len(reopened) == kept
     stats = reopened.add_documents(topic_documents())
     assert stats["documents_added"] == len(TOPICS) - kept and stats["chunks_embedded"] == len(TOPICS) - kept
@@ -96,7 +98,20 @@ def test_bad_flags_are_refused_before_the_store_is_touched(tmp_path, capsys, emb
     a_file.write_text("x")
     store = tmp_path / "store"
     cases = [
-        (["rag", "index", str(docs), "--store", str(store), "--chunk_tokens", "16", "--chunk_overlap", "32"], "--chunk_overlap"),
+        (
+            [
+                "rag",
+                "index",
+                str(docs),
+                "--store",
+                str(store),
+                "--chunk_tokens",
+                "16",
+                "--chunk_overlap",
+                "32",
+            ],
+            "--chunk_overlap",
+        ),
         (["rag", "index", str(docs), "--store", str(a_file)], "is a file"),
         (["rag", "ask", "hi", "--store", str(a_file)], "is a file"),
         (["rag", "ask", "hi", "--store", str(store), "--k", "0"], "positive integer"),
