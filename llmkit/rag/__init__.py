@@ -8,6 +8,19 @@ from llmkit.rag.retrieval import Hit, Retriever
 from llmkit.rag.store import Store
 
 __all__ = [
-    "DEFAULT_EMBEDDING_MODEL", "RAG", "Answer", "Chunk", "Document", "Embedder", "Hit", "Retriever", "Store",
-    "builtin_knowledge_base", "check_citations", "chunk_document", "load_paths", "make_generator", "open_store",
+    "DEFAULT_EMBEDDING_MODEL",
+    "RAG",
+    "Answer",
+    "Chunk",
+    "Document",
+    "Embedder",
+    "Hit",
+    "Retriever",
+    "Store",
+    "builtin_knowledge_base",
+    "check_citations",
+    "chunk_document",
+    "load_paths",
+    "make_generator",
+    "open_store",
 ]
