@@ -15,6 +15,7 @@ from transformers import Trainer, TrainingArguments
 
 from llmkit.errors import UserError, require
 from llmkit.plots import plt
+from llmkit.secrets import is_secret_field, redact
 
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout")
 
@@ -125,6 +126,8 @@ def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str)
                 config[f.name] = value
     config.update(best["params"])
     config["output_dir"] = output_dir
+    # No credential in a file: secret fields (hub_token, ...) are left out, token-like strings redacted.
+    config = redact({k: v for k, v in config.items() if not is_secret_field(k)})
     path.write_text(yaml.safe_dump(config, sort_keys=True))
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from llmkit.loading import load_pretrained
 from llmkit.plots import plt
 
 
@@ -25,8 +26,8 @@ def text2text_tab(model_dir: str) -> None:
 
     from llmkit.finetune.seq2seq import text2text
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_pretrained(AutoModelForSeq2SeqLM, model_dir).eval()
+    tokenizer = load_pretrained(AutoTokenizer, model_dir)
     with gr.Tab("Text to text"):
         gr.Markdown(f"Generate with `{model_dir}` (include the task prefix the model was trained with, e.g. `summarize: `).")
         source = gr.Textbox(label="Input", lines=4)
