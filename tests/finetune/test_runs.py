@@ -3,6 +3,7 @@ figures reported for it, the test set, LoRA's learning rate and label names, and
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
 import transformers
@@ -15,7 +16,8 @@ from llmkit.finetune.common import MINILM, packaged_minilm
 from recipes.finetune_bert import main as finetune_bert
 from recipes.finetune_gpt2 import main as finetune_gpt2
 from recipes.finetune_t5 import main as finetune_t5
-from tests.finetune.conftest import FAST, MINILM as MINILM_FLAGS
+from tests.finetune.conftest import FAST
+from tests.finetune.conftest import MINILM as MINILM_FLAGS
 
 
 def _qa(path):
@@ -117,7 +119,8 @@ def test_classifier_selects_by_accuracy_and_scores_the_test_file_once(topic_csv,
     saved = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"]
     for checkpoint in (tmp_path / "o").glob("checkpoint-*"):  # never seen while choosing the checkpoint
-        assert "test_" not in (checkpoint / "trainer_state.json").read_text()
+        history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+        assert not [k for entry in history for k in entry if k.startswith("test_")]
     assert "| test | accuracy |" in (tmp_path / "o" / "README.md").read_text()
 
 
@@ -126,7 +129,7 @@ def test_t5_scores_the_test_file(digits_jsonl, tmp_path):
     (tmp_path / "test.jsonl").write_text("\n".join(rows[:20]))
     metrics = finetune_t5(["--train_file", str(digits_jsonl), "--test_file", str(tmp_path / "test.jsonl"), "--text_column",
                            "words", "--target_column", "digits", "--from_scratch", "--scratch_vocab_size", "300",
-                           "--max_steps", "4", "--eval_strategy", "steps", "--eval_steps", "4", "--save_steps", "4",
+                           "--max_steps", "4", "--eval_strategy", "steps", "--eval_steps", "4", "--save_strategy", "steps", "--save_steps", "4",
                            "--max_eval_samples", "20", "--output_dir", str(tmp_path / "o"), *FAST])
     assert metrics["selected_by"] == "eval_rougeL" and "test_rougeL" in metrics and "test_exact_match" in metrics
 
@@ -168,7 +171,7 @@ def test_hp_search_writes_no_token(topic_csv, tmp_path, monkeypatch):
     best = finetune_bert([*MINILM_FLAGS, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column",
                           "topic", "--max_length", "24", "--max_steps", "2", "--hp_search_trials", "1", "--hub_token", token,
                           "--output_dir", str(tmp_path / "o")])
-    config = yaml.safe_load(open(best["config"]))
+    config = yaml.safe_load(Path(best["config"]).read_text())
     assert "hub_token" not in config and config["train_file"] == str(topic_csv)
     for path in (tmp_path / "o").rglob("*"):
         if path.is_file():
