@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,6 +117,7 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
                           LORA_SPACE if lora_args.use_lora else FINETUNE_SPACE, objective,
                           "maximize" if args.greater_is_better is not False else "minimize")
     resume = resume_checkpoint(args)
+    _check_resumed_labels(resume, labels)
     trainer = make_trainer()
     metrics = train_and_evaluate(trainer, resume, data.get("test"))
     if not token_task and not multi:
@@ -125,6 +128,16 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
     example = " ".join(raw["validation"][0][text_col]) if token_task else raw["validation"][0][text_col][:200]
     return finish_run(trainer, lora_args, task, "token-classification" if token_task else "text-classification",
                       display_name(model_name), data_args.source, metrics, example, {"labels": labels, "truncated_examples": truncated})
+
+
+def _check_resumed_labels(resume: str | None, labels: list[str]) -> None:
+    """A checkpoint trained on other labels cannot be continued with these ones."""
+    config = Path(resume or "") / "config.json"
+    if resume and config.is_file():
+        saved = list(json.loads(config.read_text()).get("id2label", {}).values())
+        if saved and saved != labels:
+            raise UserError(f"{resume} was trained with the labels {saved}, but the data has {labels}; use a new "
+                            "--output_dir (or --resume_from_checkpoint from a run on the same labels).")
 
 
 def _metrics(pred, labels: list[str], token_task: bool, multi: bool) -> dict:

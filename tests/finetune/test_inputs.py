@@ -97,3 +97,16 @@ def test_loading_lets_real_failures_through():
         load_pretrained(RunsOutOfMemory, "bert-base-uncased")
     with pytest.raises(TypeError, match="labelz"):
         load_pretrained(HasABug, "bert-base-uncased")
+
+
+def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    checkpoint = tmp_path / "o" / "checkpoint-4"  # what an earlier run on other labels left in output_dir
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "cats", "1": "dogs"}}))
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
+    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    assert "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']" in err
