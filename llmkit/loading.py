@@ -12,7 +12,14 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+)
 MODEL_FILES = ("config.json", "adapter_config.json")
 # What transformers / huggingface_hub say when a Hub name cannot be resolved (they raise OSError for all of them).
 _UNREACHABLE = ("couldn't connect", "offline mode", "cannot find the requested files", "connection error")
@@ -34,16 +41,24 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
         _check_folder(local, tokenizer, hint)
         name = str(local)
     elif local.exists():
-        raise UserError(f"{name} is a file, not a {what} folder; pass a folder (a training run's output_dir) or a Hub name.{hint}")
+        raise UserError(
+            f"{name} is a file, not a {what} folder; pass a folder (a training run's output_dir) or a Hub name.{hint}"
+        )
     elif _looks_like_path(name):
-        raise UserError(f"no model folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}")
+        raise UserError(
+            f"no model folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
+        )
     try:
         return cls.from_pretrained(name, **kwargs)
     except OSError as err:
         message = str(err).lower()
-        if local.is_dir():  # a local folder: only missing weights are the user's to fix; disk errors propagate
+        if (
+            local.is_dir()
+        ):  # a local folder: only missing weights are the user's to fix; disk errors propagate
             if "no file named" in message or "does not appear to have" in message:
-                raise UserError(f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}") from None
+                raise UserError(
+                    f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}"
+                ) from None
             raise
         if any(s in message for s in _UNREACHABLE):
             raise UserError(
@@ -52,16 +67,24 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
                 f"Use a local folder, or connect and unset HF_HUB_OFFLINE.{hint}"
             ) from None
         if any(s in message for s in _NOT_ON_HUB + _BAD_REPO_ID):
-            raise UserError(f"{name!r} is neither a local folder nor a {what} on the Hugging Face Hub.{hint}") from None
+            raise UserError(
+                f"{name!r} is neither a local folder nor a {what} on the Hugging Face Hub.{hint}"
+            ) from None
         if "gated repo" in message or "401" in message:
-            raise UserError(f"{name!r} is gated or private: log in with `hf auth login` (or set HF_TOKEN).{hint}") from None
+            raise UserError(
+                f"{name!r} is gated or private: log in with `hf auth login` (or set HF_TOKEN).{hint}"
+            ) from None
         raise
     except ValueError as err:
         message = str(err)
         if "sentencepiece" in message.lower() or "tiktoken" in message.lower():
-            raise UserError(f"the tokenizer of {name!r} needs the sentencepiece package: pip install sentencepiece.{hint}") from None
+            raise UserError(
+                f"the tokenizer of {name!r} needs the sentencepiece package: pip install sentencepiece.{hint}"
+            ) from None
         if "model_type" in message and "Unrecognized" in message:
-            raise UserError(f"{name}/config.json names no known model_type: it is not a transformers model folder.{hint}") from None
+            raise UserError(
+                f"{name}/config.json names no known model_type: it is not a transformers model folder.{hint}"
+            ) from None
         raise
 
 
@@ -69,10 +92,14 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
     """Refuse a local folder that cannot hold what is asked for, before transformers guesses at it."""
     if tokenizer:
         if not any((folder / f).is_file() for f in TOKENIZER_FILES):
-            raise UserError(f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in {folder}.{hint or ' Pass a folder that has them.'}")
+            raise UserError(
+                f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in {folder}.{hint or ' Pass a folder that has them.'}"
+            )
     elif not any((folder / f).is_file() for f in MODEL_FILES):
-        raise UserError(f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
-                        f"or a Hub name.{hint}")
+        raise UserError(
+            f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
+            f"or a Hub name.{hint}"
+        )
 
 
 def _looks_like_path(name: str) -> bool:

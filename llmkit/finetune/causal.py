@@ -28,15 +28,28 @@ DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt
 class CausalArguments:
     """How examples become training text."""
 
-    prompt_template: str = field(default="{prompt}\n", metadata={"help": "How a prompt is written before its response: {prompt} is --text_column, {name} any column."})
+    prompt_template: str = field(
+        default="{prompt}\n",
+        metadata={
+            "help": "How a prompt is written before its response: {prompt} is --text_column, {name} any column."
+        },
+    )
 
 
 def _builtin_pairs() -> list[dict]:
-    return [{"prompt": f"Docstring: {r['text'][:400]}\nSummary:", "response": " " + r["summary"]} for r in summarization_sample()]
+    return [
+        {"prompt": f"Docstring: {r['text'][:400]}\nSummary:", "response": " " + r["summary"]}
+        for r in summarization_sample()
+    ]
 
 
-def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
-                    lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
+def finetune_causal(
+    task: CausalArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
     start_run(args)
     print(args.choose_learning_rate(lora_args.use_lora))
@@ -45,17 +58,23 @@ def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, mod
     response_col = data_args.target_column or ("response" if builtin else None)
     name = model_args.model_name_or_path or DEFAULT_MODEL
     if name == DEFAULT_MODEL and not Path(name).is_dir():
-        raise UserError(f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
-                        "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir).")
+        raise UserError(
+            f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
+            "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir)."
+        )
     tokenizer = load_pretrained(AutoTokenizer, name)
     set_seed(args.seed)
     model = load_pretrained(AutoModelForCausalLM, name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    context = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", 1024
+    )
     max_length = min(data_args.max_length or context, context)
 
-    if response_col:  # the prompt is written by the template, from --text_column ({prompt}) or any column it names
+    if (
+        response_col
+    ):  # the prompt is written by the template, from --text_column ({prompt}) or any column it names
         asked = {c: "--prompt_template" for c in template_columns(task.prompt_template, prompt_col)}
         asked[response_col] = "--target_column"
     else:
@@ -69,24 +88,51 @@ def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, mod
     raw = raw.remove_columns([SOURCE, ROW])
     with args.main_process_first(desc="tokenizing"):
         if response_col:
-            data = raw.map(lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
-                           batched=True, remove_columns=columns, desc="Tokenizing pairs")
+            data = raw.map(
+                lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
+                batched=True,
+                remove_columns=columns,
+                desc="Tokenizing pairs",
+            )
             data, _ = report_truncation(data, max_length, "prompts")
-            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)  # pads inputs and masks padded labels
+            collator = DataCollatorForSeq2Seq(
+                tokenizer, label_pad_token_id=-100
+            )  # pads inputs and masks padded labels
         else:
-            data = {s: pack(raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s], tokenizer, max_length) for s in raw}
+            data = {
+                s: pack(
+                    raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s],
+                    tokenizer,
+                    max_length,
+                )
+                for s in raw
+            }
             collator = collate_blocks
     if len(data["train"]) == 0:
-        raise UserError(f"no training example left (the text is shorter than one block of {max_length} tokens?).")
+        raise UserError(
+            f"no training example left (the text is shorter than one block of {max_length} tokens?)."
+        )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
     resume = resume_checkpoint(args)
     trainer = build_trainer(args, data, tokenizer, collator, model=model)
     metrics = train_and_evaluate(trainer, resume)
     metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
-    example = _prompt(task.prompt_template, raw["validation"][0], prompt_col)[:200] if response_col else raw["validation"][0][prompt_col][:60]
-    return finish_run(trainer, lora_args, "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
-                      "text-generation", name, data_args.source, metrics, example)
+    example = (
+        _prompt(task.prompt_template, raw["validation"][0], prompt_col)[:200]
+        if response_col
+        else raw["validation"][0][prompt_col][:60]
+    )
+    return finish_run(
+        trainer,
+        lora_args,
+        "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
+        "text-generation",
+        name,
+        data_args.source,
+        metrics,
+        example,
+    )
 
 
 def template_columns(template: str, prompt_col: str) -> list[str]:
@@ -94,11 +140,15 @@ def template_columns(template: str, prompt_col: str) -> list[str]:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as err:
-        raise UserError(f"--prompt_template {template!r} is not a valid template ({err}); write columns as {{name}} "
-                        "and a literal brace as {{ or }}.") from None
+        raise UserError(
+            f"--prompt_template {template!r} is not a valid template ({err}); write columns as {{name}} "
+            "and a literal brace as {{ or }}."
+        ) from None
     if not fields or any(f == "" or f.isdigit() for f in fields):
-        raise UserError(f"--prompt_template {template!r} must name its columns, e.g. 'Q: {{question}}\\nA:' "
-                        "({prompt} stands for --text_column).")
+        raise UserError(
+            f"--prompt_template {template!r} must name its columns, e.g. 'Q: {{question}}\\nA:' "
+            "({prompt} stands for --text_column)."
+        )
     names = [prompt_col if f == "prompt" else re.split(r"[.\[!:]", f)[0] for f in fields]
     return list(dict.fromkeys(names))
 
@@ -107,17 +157,26 @@ def _prompt(template: str, row: dict, prompt_col: str) -> str:
     return template.format(**{**row, "prompt": row.get(prompt_col)})
 
 
-def _pairs(batch: dict, tokenizer, template: str, prompt_col: str, response_col: str, max_length: int) -> dict:
+def _pairs(
+    batch: dict, tokenizer, template: str, prompt_col: str, response_col: str, max_length: int
+) -> dict:
     """input_ids = prompt + response + eos; labels mask the prompt with -100 so only the response is learned."""
     rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-    prompts = tokenizer([_prompt(template, row, prompt_col) for row in rows], add_special_tokens=False)["input_ids"]
+    prompts = tokenizer([_prompt(template, row, prompt_col) for row in rows], add_special_tokens=False)[
+        "input_ids"
+    ]
     responses = tokenizer(batch[response_col], add_special_tokens=False)["input_ids"]
     ids, labels, truncated = [], [], []
     for p, r in zip(prompts, responses):
         r = r + [tokenizer.eos_token_id]
         truncated.append(len(p) + len(r) > max_length)
-        p = p[-max(1, max_length - len(r)):]  # keep the end of an over-long prompt, next to its response
+        p = p[-max(1, max_length - len(r)) :]  # keep the end of an over-long prompt, next to its response
         seq, lab = (p + r)[:max_length], ([-100] * len(p) + r)[:max_length]
         ids.append(seq)
         labels.append(lab)
-    return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "labels": labels, "truncated": truncated}
+    return {
+        "input_ids": ids,
+        "attention_mask": [[1] * len(x) for x in ids],
+        "labels": labels,
+        "truncated": truncated,
+    }

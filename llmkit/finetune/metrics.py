@@ -14,16 +14,20 @@ def accuracy_f1(pred: np.ndarray, gold: np.ndarray, n_labels: int) -> dict:
     """Accuracy and macro-averaged F1 over the labels (scikit-learn)."""
     metrics = require("sklearn.metrics", "finetune")
     labels = list(range(n_labels))
-    return {"accuracy": float(metrics.accuracy_score(gold, pred)),
-            "macro_f1": float(metrics.f1_score(gold, pred, labels=labels, average="macro", zero_division=0))}
+    return {
+        "accuracy": float(metrics.accuracy_score(gold, pred)),
+        "macro_f1": float(metrics.f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
+    }
 
 
 def multilabel_scores(probs: np.ndarray, gold: np.ndarray, threshold: float = 0.5) -> dict:
     """Exact-match accuracy and micro-F1 for multi-label predictions (scikit-learn)."""
     metrics = require("sklearn.metrics", "finetune")
     pred, gold = (probs >= threshold).astype(int), gold.astype(int)
-    return {"accuracy": float(metrics.accuracy_score(gold, pred)),
-            "micro_f1": float(metrics.f1_score(gold, pred, average="micro", zero_division=0))}
+    return {
+        "accuracy": float(metrics.accuracy_score(gold, pred)),
+        "micro_f1": float(metrics.f1_score(gold, pred, average="micro", zero_division=0)),
+    }
 
 
 def entity_f1(pred_tags: list[list[str]], gold_tags: list[list[str]]) -> dict:
@@ -31,10 +35,12 @@ def entity_f1(pred_tags: list[list[str]], gold_tags: list[list[str]]) -> dict:
     seqeval = require("seqeval.metrics", "finetune")
     pred_tags = [[_bio(t) for t in tags] for tags in pred_tags]
     gold_tags = [[_bio(t) for t in tags] for tags in gold_tags]
-    return {"precision": float(seqeval.precision_score(gold_tags, pred_tags, zero_division=0)),
-            "recall": float(seqeval.recall_score(gold_tags, pred_tags, zero_division=0)),
-            "f1": float(seqeval.f1_score(gold_tags, pred_tags, zero_division=0)),
-            "token_accuracy": float(seqeval.accuracy_score(gold_tags, pred_tags))}
+    return {
+        "precision": float(seqeval.precision_score(gold_tags, pred_tags, zero_division=0)),
+        "recall": float(seqeval.recall_score(gold_tags, pred_tags, zero_division=0)),
+        "f1": float(seqeval.f1_score(gold_tags, pred_tags, zero_division=0)),
+        "token_accuracy": float(seqeval.accuracy_score(gold_tags, pred_tags)),
+    }
 
 
 def _bio(tag: str) -> str:
@@ -62,11 +68,25 @@ def plot_confusion(pred: np.ndarray, gold: np.ndarray, labels: list[str], path: 
     matrix = require("sklearn.metrics", "finetune").confusion_matrix(gold, pred, labels=list(range(n)))
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * n, 1 + 0.6 * n), dpi=110)
     ax.imshow(matrix, cmap="Blues")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=labels, yticklabels=labels, xlabel="predicted", ylabel="true")
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="true",
+    )
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, matrix[i, j], ha="center", va="center", color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                matrix[i, j],
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+            )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

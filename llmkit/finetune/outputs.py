@@ -56,8 +56,17 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def finish_run(trainer: Trainer, lora_args: LoraArguments, task: str, pipeline_tag: str, base: str, data: str,
-               eval_metrics: dict, example: str, extra: dict | None = None) -> dict:
+def finish_run(
+    trainer: Trainer,
+    lora_args: LoraArguments,
+    task: str,
+    pipeline_tag: str,
+    base: str,
+    data: str,
+    eval_metrics: dict,
+    example: str,
+    extra: dict | None = None,
+) -> dict:
     """Save the model (adapter and optionally merged), tokenizer, metrics.json, loss curve and model card."""
     out = Path(trainer.args.output_dir)
     trainer.save_model()  # full weights, or just the adapter for a peft model
@@ -76,44 +85,99 @@ def finish_run(trainer: Trainer, lora_args: LoraArguments, task: str, pipeline_t
         trainer.processing_class.save_pretrained(out / "merged")
         load_from = str(out / "merged")
     train_summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
-    metrics = {**{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float, str)) or v is None}, **(extra or {}),
-               **{k: train_summary[k] for k in ("train_runtime", "train_samples_per_second", "train_loss") if k in train_summary},
-               "trainable_parameters": trainable, "parameters": total, "world_size": trainer.args.world_size,
-               "global_step": trainer.state.global_step, "learning_rate": trainer.args.learning_rate}
+    metrics = {
+        **{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float, str)) or v is None},
+        **(extra or {}),
+        **{
+            k: train_summary[k]
+            for k in ("train_runtime", "train_samples_per_second", "train_loss")
+            if k in train_summary
+        },
+        "trainable_parameters": trainable,
+        "parameters": total,
+        "world_size": trainer.args.world_size,
+        "global_step": trainer.state.global_step,
+        "learning_rate": trainer.args.learning_rate,
+    }
     if trainer.args.load_best_model_at_end:
         metrics["selected_by"] = f"eval_{trainer.args.metric_for_best_model.removeprefix('eval_')}"
     write_atomic(out / "metrics.json", json.dumps(redact(metrics), indent=2) + "\n")
     plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", title=f"{task}: {base}")
-    write_atomic(out / "README.md", str(model_card(trainer, lora_args, task, pipeline_tag, base, data, metrics, example, load_from)))
+    write_atomic(
+        out / "README.md",
+        str(model_card(trainer, lora_args, task, pipeline_tag, base, data, metrics, example, load_from)),
+    )
     if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
     return metrics
 
 
-def model_card(trainer: Trainer, lora_args: LoraArguments, task: str, pipeline_tag: str, base: str, data: str,
-               metrics: dict, example: str, load_from: str) -> ModelCard:
+def model_card(
+    trainer: Trainer,
+    lora_args: LoraArguments,
+    task: str,
+    pipeline_tag: str,
+    base: str,
+    data: str,
+    metrics: dict,
+    example: str,
+    load_from: str,
+) -> ModelCard:
     """A Hub model card: metadata (base model, pipeline, model-index results) and a readable body."""
     name = Path(trainer.args.output_dir).name
-    scores = {k: v for k, v in metrics.items() if k.startswith(("eval_", "test_")) and isinstance(v, (int, float))
-              and not k.endswith(TIMING)}
+    scores = {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith(("eval_", "test_")) and isinstance(v, (int, float)) and not k.endswith(TIMING)
+    }
     data_card = ModelCardData(
         library_name="peft" if lora_args.use_lora and not lora_args.merge_lora else "transformers",
-        base_model=base if not Path(base).exists() else None, pipeline_tag=pipeline_tag,
-        tags=["llmkit", *(["lora"] if lora_args.use_lora else [])], model_name=name,
-        eval_results=[EvalResult(task_type=pipeline_tag, dataset_type=data, dataset_name=data,
-                                 dataset_split=k.split("_", 1)[0].replace("eval", "validation"),
-                                 metric_type=k.split("_", 1)[1], metric_value=float(v)) for k, v in scores.items()] or None,
+        base_model=base if not Path(base).exists() else None,
+        pipeline_tag=pipeline_tag,
+        tags=["llmkit", *(["lora"] if lora_args.use_lora else [])],
+        model_name=name,
+        eval_results=[
+            EvalResult(
+                task_type=pipeline_tag,
+                dataset_type=data,
+                dataset_name=data,
+                dataset_split=k.split("_", 1)[0].replace("eval", "validation"),
+                metric_type=k.split("_", 1)[1],
+                metric_value=float(v),
+            )
+            for k, v in scores.items()
+        ]
+        or None,
     )
-    selection = (f"chosen by validation {metrics['selected_by'].removeprefix('eval_')}" if "selected_by" in metrics
-                 else "the last one")
+    selection = (
+        f"chosen by validation {metrics['selected_by'].removeprefix('eval_')}"
+        if "selected_by" in metrics
+        else "the last one"
+    )
     body = BODY.format(
-        name=name, task=task, base=base, data=data, step=metrics["reported_step"], epoch=metrics["reported_epoch"],
-        steps=metrics["trained_steps"], epochs=metrics["trained_epochs"], selection=selection,
-        metrics="\n".join(f"| {'test' if k.startswith('test_') else 'validation'} | {k.split('_', 1)[1]} | {v:.4g} |"
-                          for k, v in scores.items()),
-        pipeline_tag=pipeline_tag, load_from=load_from, example=example,
-        method=f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if lora_args.use_lora else "full fine-tuning",
-        trainable=metrics["trainable_parameters"], total=metrics["parameters"], lr=trainer.args.learning_rate,
-        batch=trainer.args.per_device_train_batch_size, world=trainer.args.world_size,
+        name=name,
+        task=task,
+        base=base,
+        data=data,
+        step=metrics["reported_step"],
+        epoch=metrics["reported_epoch"],
+        steps=metrics["trained_steps"],
+        epochs=metrics["trained_epochs"],
+        selection=selection,
+        metrics="\n".join(
+            f"| {'test' if k.startswith('test_') else 'validation'} | {k.split('_', 1)[1]} | {v:.4g} |"
+            for k, v in scores.items()
+        ),
+        pipeline_tag=pipeline_tag,
+        load_from=load_from,
+        example=example,
+        method=f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})"
+        if lora_args.use_lora
+        else "full fine-tuning",
+        trainable=metrics["trainable_parameters"],
+        total=metrics["parameters"],
+        lr=trainer.args.learning_rate,
+        batch=trainer.args.per_device_train_batch_size,
+        world=trainer.args.world_size,
     )
     return ModelCard(f"---\n{data_card.to_yaml()}\n---\n{body}")

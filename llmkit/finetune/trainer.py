@@ -21,29 +21,48 @@ def report_truncation(data: DatasetDict, max_length: int, what: str = "inputs") 
     truncated = sum(sum(split["truncated"]) for split in data.values())
     if truncated:
         total = sum(len(split) for split in data.values())
-        print(f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated "
-              "(raise --max_length to keep more)")
+        print(
+            f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated "
+            "(raise --max_length to keep more)"
+        )
     return data.remove_columns("truncated"), truncated
 
 
-def build_trainer(args: FinetuneTrainingArguments, data: DatasetDict, tokenizer, collator, *, model=None,
-                  model_init: Callable | None = None, compute_metrics: Callable | None = None,
-                  trainer_cls: type[Trainer] = Trainer) -> Trainer:
+def build_trainer(
+    args: FinetuneTrainingArguments,
+    data: DatasetDict,
+    tokenizer,
+    collator,
+    *,
+    model=None,
+    model_init: Callable | None = None,
+    compute_metrics: Callable | None = None,
+    trainer_cls: type[Trainer] = Trainer,
+) -> Trainer:
     """A Trainer (or Seq2SeqTrainer) on data["train"] / data["validation"] with the run's callbacks."""
     prepare_output_dir(args.output_dir)
     callbacks = []
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
     return trainer_cls(
-        model=model, model_init=model_init, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
-        processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics, callbacks=callbacks,
+        model=model,
+        model_init=model_init,
+        args=args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
     )
 
 
 def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
     """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir."""
     prepare_output_dir(args.output_dir)
-    with args.main_process_first(desc="finding the checkpoint to resume"):  # the first process tidies, the rest read
+    with args.main_process_first(
+        desc="finding the checkpoint to resume"
+    ):  # the first process tidies, the rest read
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     if resume and args.process_index == 0:
         print(f"resuming from {resume}")
@@ -56,7 +75,9 @@ def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | Non
     metrics = trainer.evaluate()
     if test is not None:  # scored once, after training: it never takes part in choosing the checkpoint
         metrics.update(trainer.evaluate(test, metric_key_prefix="test"))
-    metrics.pop("epoch", None)  # evaluate() stamps the last epoch, not the kept checkpoint's: see kept_checkpoint()
+    metrics.pop(
+        "epoch", None
+    )  # evaluate() stamps the last epoch, not the kept checkpoint's: see kept_checkpoint()
     return {**metrics, **kept_checkpoint(trainer), "resumed_from": resume}
 
 
@@ -66,6 +87,12 @@ def kept_checkpoint(trainer: Trainer) -> dict:
     step = state.global_step
     if trainer.args.load_best_model_at_end and state.best_global_step:
         step = state.best_global_step
-    epoch = next((e["epoch"] for e in state.log_history if e.get("step") == step and "epoch" in e), state.epoch)
-    return {"reported_step": step, "reported_epoch": round(float(epoch or 0), 4), "trained_steps": state.global_step,
-            "trained_epochs": round(float(state.epoch or 0), 4)}
+    epoch = next(
+        (e["epoch"] for e in state.log_history if e.get("step") == step and "epoch" in e), state.epoch
+    )
+    return {
+        "reported_step": step,
+        "reported_epoch": round(float(epoch or 0), 4),
+        "trained_steps": state.global_step,
+        "trained_epochs": round(float(state.epoch or 0), 4),
+    }

@@ -30,8 +30,13 @@ TRAIN = [{"text": t, "label": "animal"} for t in ANIMALS] + [{"text": t, "label"
 
 def test_a_label_only_in_the_validation_file_is_refused(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
-    valid = _write(tmp_path / "valid.jsonl", [*TRAIN[:3], {"text": "The weather is mild.", "label": "weather"}])
-    err = _fails(["--train_file", str(train), "--validation_file", str(valid), "--output_dir", str(tmp_path / "o")], capsys)
+    valid = _write(
+        tmp_path / "valid.jsonl", [*TRAIN[:3], {"text": "The weather is mild.", "label": "weather"}]
+    )
+    err = _fails(
+        ["--train_file", str(train), "--validation_file", str(valid), "--output_dir", str(tmp_path / "o")],
+        capsys,
+    )
     assert "label 'weather'" in err and f"{valid} line 4" in err and "add training examples" in err
     assert not (tmp_path / "o" / "config.json").exists()
 
@@ -48,8 +53,19 @@ def test_a_blank_label_names_its_file_and_line_whatever_the_seed(where, tmp_path
     bad = train if where == "train" else valid
     messages = []
     for seed in ("1", "2"):
-        err = _fails(["--train_file", str(train), "--validation_file", str(valid), "--seed", seed,
-                      "--output_dir", str(tmp_path / "o")], capsys)
+        err = _fails(
+            [
+                "--train_file",
+                str(train),
+                "--validation_file",
+                str(valid),
+                "--seed",
+                seed,
+                "--output_dir",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
         messages.append(err)
     assert messages[0] == messages[1]  # the shuffling does not change the message
     assert f"2 example(s) have no 'label': {bad} line 3, {bad} line 4" in messages[0]
@@ -61,8 +77,19 @@ def test_a_blank_label_in_a_held_out_csv_row_is_located(tmp_path, capsys):
     lines[9] = f'"{MONEY[1]}",'  # row 10: line 11 of the file, after the header
     data.write_text("text,label\n" + "\n".join(lines) + "\n")
     for seed in ("1", "7"):  # held out for validation or not, depending on the seed: the same message
-        err = _fails(["--train_file", str(data), "--seed", seed, "--validation_split_percentage", "50",
-                      "--output_dir", str(tmp_path / "o")], capsys)
+        err = _fails(
+            [
+                "--train_file",
+                str(data),
+                "--seed",
+                seed,
+                "--validation_split_percentage",
+                "50",
+                "--output_dir",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
         assert f"1 example(s) have no 'label': {data} line 11" in err
 
 
@@ -109,4 +136,7 @@ def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
     save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
     train = _write(tmp_path / "train.jsonl", TRAIN)
     err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
-    assert "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']" in err
+    assert (
+        "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']"
+        in err
+    )
