@@ -119,6 +119,11 @@ def load_table(
         out = DatasetDict({"train": train, "validation": _tag(validation, validation_name)})
     if test is not None:
         out["test"] = _tag(test, "test")
+    for split in ("validation", "test"):
+        if split in out and len(out[split]) == 0:
+            raise UserError(
+                f"the {split} data ({describe(args, split)}) has no examples; give it some, or leave it out."
+            )
     if args.max_train_samples:
         out["train"] = out["train"].select(range(min(args.max_train_samples, len(out["train"]))))
     if args.max_eval_samples:

@@ -140,3 +140,20 @@ def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
         "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']"
         in err
     )
+
+
+def test_an_empty_test_file_is_refused(tmp_path, capsys):
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    (tmp_path / "test.jsonl").write_text("")
+    err = _fails(
+        [
+            "--train_file",
+            str(train),
+            "--test_file",
+            str(tmp_path / "test.jsonl"),
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
+    assert "test.jsonl" in err
