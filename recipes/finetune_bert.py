@@ -21,7 +21,13 @@ from llmkit.finetune import (
 
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (ClassificationArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
+    types = (
+        ClassificationArguments,
+        FinetuneDataArguments,
+        FinetuneModelArguments,
+        LoraArguments,
+        FinetuneTrainingArguments,
+    )
     return finetune_classifier(*parse_args(types, argv))
 
 

@@ -18,7 +18,13 @@ from llmkit.finetune.causal import CausalArguments, finetune_causal
 
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (CausalArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
+    types = (
+        CausalArguments,
+        FinetuneDataArguments,
+        FinetuneModelArguments,
+        LoraArguments,
+        FinetuneTrainingArguments,
+    )
     return finetune_causal(*parse_args(types, argv))
 
 

@@ -19,7 +19,13 @@ from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
 
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (Seq2SeqArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneSeq2SeqArguments)
+    types = (
+        Seq2SeqArguments,
+        FinetuneDataArguments,
+        FinetuneModelArguments,
+        LoraArguments,
+        FinetuneSeq2SeqArguments,
+    )
     return finetune_seq2seq(*parse_args(types, argv))
 
 
