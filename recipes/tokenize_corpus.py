@@ -12,9 +12,12 @@ from llmkit.arguments import parse_args
 from llmkit.data import DataArguments, TokenizeArguments, tokenize_corpus
 from llmkit.errors import run_cli
 
+TYPES = (DataArguments, TokenizeArguments)
+
 
 def main(argv: list[str] | None = None) -> str:
-    data_args, tokenize_args = parse_args((DataArguments, TokenizeArguments), argv)
+    """Tokenize the corpus the flags describe; returns the output folder."""
+    data_args, tokenize_args = parse_args(TYPES, argv)
     return str(tokenize_corpus(data_args, tokenize_args))
 
 
