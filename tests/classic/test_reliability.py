@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from torch.utils.data import TensorDataset
 from llmkit.classic.data import load_images
 from llmkit.classic.loop import ClassicArguments, fit
 from llmkit.errors import UserError, run_cli
-from llmkit.interrupt import TrainingInterrupted
+from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from recipes import (
     train_cnn,
     train_dbn,
@@ -86,7 +87,9 @@ def _tiny_run(out, interrupt_at: int | None = None, signals: int = 1):
         loss = F.cross_entropy(mods["model"](batch[0]), batch[1])
         update("model", loss)
         if calls["n"] == interrupt_at:
-            for _ in range(signals):
+            for i in range(signals):
+                if i:  # a second press, not the launcher forwarding the first one
+                    time.sleep(GracefulInterrupt.SAME_PRESS_SECONDS)
                 os.kill(os.getpid(), signal.SIGINT)
         return {"loss": loss.detach()}
 
