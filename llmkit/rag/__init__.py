@@ -1,9 +1,10 @@
 """Retrieval-augmented generation: documents -> chunks -> embeddings -> FAISS + SQLite -> cited answers."""
 
+from llmkit.rag.abstain import Gate
 from llmkit.rag.chunking import Chunk, chunk_document
 from llmkit.rag.documents import Document, builtin_knowledge_base, load_paths
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
-from llmkit.rag.pipeline import RAG, Answer, check_citations, make_generator, open_store
+from llmkit.rag.pipeline import RAG, Answer, Citation, check_citations, make_generator, open_store
 from llmkit.rag.retrieval import Hit, Retriever
 from llmkit.rag.store import Store
 
@@ -12,8 +13,10 @@ __all__ = [
     "RAG",
     "Answer",
     "Chunk",
+    "Citation",
     "Document",
     "Embedder",
+    "Gate",
     "Hit",
     "Retriever",
     "Store",

@@ -127,3 +127,53 @@ def test_bad_flags_are_refused_before_the_store_is_touched(tmp_path, capsys, emb
     assert json.loads(capsys.readouterr().out)["documents"] == 1
     with pytest.raises(UserError, match="k must be at least 1"):
         RAG(Store(store, embedder=embedder), k=0)
+
+
+KILLED_INDEXER = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+from llmkit.rag import Store
+from tests.rag.conftest import topic_documents
+store = Store(sys.argv[1], batch_chunks=1)
+encode = store.embedder.encode
+store.embedder.encode = lambda texts, progress=False: (time.sleep(0.5), encode(texts))[1]  # slow enough to be killed
+store.add_documents(topic_documents())
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_mid_index_then_the_same_run_continues(tmp_path, embedder):
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    import warnings
+
+    path = tmp_path / "store"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_INDEXER, str(path)], env=env, cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 240
+        done = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (path / "store.sqlite").is_file():
+                with sqlite3.connect(path / "store.sqlite", timeout=30) as db:
+                    done = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+                if done >= 3:
+                    break
+            time.sleep(0.2)
+        assert proc.poll() is None and done >= 3, "the indexer finished or stalled before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    # Consistent: whole documents only; the index is rebuilt from the stored vectors ("behind its
+    # database" warning) unless a periodic save had just happened.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = Store(path, embedder=embedder)
+    kept = store.count_documents()
+    assert 3 <= kept < len(TOPICS) and store.index.ntotal == len(store)
+    stats = store.add_documents(topic_documents())
+    assert stats["documents_unchanged"] == kept and stats["chunks_embedded"] == len(TOPICS) - kept
