@@ -27,8 +27,22 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "llmkit", src / "llmkit", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "whl"), str(src)],
-                 tmp_path, env)
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "whl"),
+            str(src),
+        ],
+        tmp_path,
+        env,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
@@ -37,7 +51,11 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
             assert f"llmkit/spaces/templates/{name}/{part}" in shipped, (name, part)
 
     target = tmp_path / "site"
-    installed = _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], tmp_path, env)
+    installed = _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        tmp_path,
+        env,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
 
     # A user's directory outside the checkout, with only the installed package on the path.
@@ -47,13 +65,20 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     where = _run([sys.executable, "-c", "import llmkit; print(llmkit.__file__)"], home, env)
     assert where.stdout.strip() == str(target / "llmkit" / "__init__.py"), where.stdout + where.stderr
     cli = [sys.executable, "-m", "llmkit.cli", "space"]
-    artifacts = {"rag-chat": ["--store", store], "text-generation": ["--model", tiny_run[0]], "classifier": ["--model", classifier_dir],
-                 "classic": [], "studio": ["--model", tiny_run[0], "--store", store]}
+    artifacts = {
+        "rag-chat": ["--store", store],
+        "text-generation": ["--model", tiny_run[0]],
+        "classifier": ["--model", classifier_dir],
+        "classic": [],
+        "studio": ["--model", tiny_run[0], "--store", store],
+    }
     assert set(artifacts) == set(TEMPLATES)
     for name, extra in artifacts.items():
         proc = _run([*cli, "build", name, "--out", name, *map(str, extra)], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-        assert (home / name / "app.py").read_text() == (REPO / "llmkit/spaces/templates" / name / "app.py").read_text()
+        assert (home / name / "app.py").read_text() == (
+            REPO / "llmkit/spaces/templates" / name / "app.py"
+        ).read_text()
         # The Space carries llmkit but not the other templates: it already is one.
         assert (home / name / "llmkit/spaces/templates/__init__.py").is_file()
         assert not list((home / name / "llmkit/spaces/templates").glob("*/app.py"))
