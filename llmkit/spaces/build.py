@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -18,13 +19,37 @@ from llmkit.spaces.scan import secret_findings
 from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
 
 # What llmkit's core needs at run time, beyond each template's own packages.
-CORE = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "huggingface_hub", "datasets", "matplotlib", "pyyaml", "tqdm")
-LFS_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.faiss", "*.sqlite", "*.npz", "*.pkl", "*.parquet", "*.arrow")
+CORE = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "safetensors",
+    "huggingface_hub",
+    "datasets",
+    "matplotlib",
+    "pyyaml",
+    "tqdm",
+)
+LFS_PATTERNS = (
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.faiss",
+    "*.sqlite",
+    "*.npz",
+    "*.pkl",
+    "*.parquet",
+    "*.arrow",
+)
 LFS_MIN_BYTES = 10 * 2**20  # the Hub rejects plain git files above 10 MB
 # The CPU build of torch: without it pip on a CPU Space pulls a multi-GB CUDA build it cannot use.
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 # What a Space never needs from a run folder: resumable state, caches, uploads (training_args.bin pickles the arguments).
-SKIP_ARTIFACTS = shutil.ignore_patterns("checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin")
+SKIP_ARTIFACTS = shutil.ignore_patterns(
+    "checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin"
+)
 
 
 def split_front_matter(text: str) -> tuple[dict, str]:
@@ -54,7 +79,9 @@ def pinned_requirements(packages: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check_inputs(template: str, out: Path, given: dict[str, str | None], title: str | None, overwrite: bool) -> None:
+def _check_inputs(
+    template: str, out: Path, given: dict[str, str | None], title: str | None, overwrite: bool
+) -> None:
     """Refuse bad arguments before anything is written."""
     if template not in TEMPLATES:
         raise UserError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}.")
@@ -64,25 +91,59 @@ def _check_inputs(template: str, out: Path, given: dict[str, str | None], title:
     for kind, path in given.items():
         if path and not Path(path).is_dir():
             what = "does not exist" if not Path(path).exists() else "is a file, not a folder"
-            raise UserError(f"--{kind} {path} {what}; pass a training run's output_dir or a RAG store folder.")
+            raise UserError(
+                f"--{kind} {path} {what}; pass a training run's output_dir or a RAG store folder."
+            )
     model, store = given["model"], given["store"]
-    if model and template != "classic" and not (Path(model) / "config.json").is_file():
-        raise UserError(f"--model {model} is not a model folder (no config.json); pass a recipe's output_dir.")
+    if model and template != "classic":
+        _check_model_fits(template, Path(model))
     if store and not (Path(store) / "manifest.json").is_file():
-        raise UserError(f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`.")
+        raise UserError(
+            f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
+        )
     if title and find_tokens(title):
-        raise UserError("--title holds what looks like a token or key; a Space's README is public: choose another title.")
+        raise UserError(
+            "--title holds what looks like a token or key; a Space's README is public: choose another title."
+        )
     for kind, path in given.items():
         if path and (_inside(out, Path(path)) or _inside(Path(path), out)):
-            raise UserError(f"--out {out} and --{kind} {path} overlap; build the Space in a folder of its own.")
+            raise UserError(
+                f"--out {out} and --{kind} {path} overlap; build the Space in a folder of its own."
+            )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder to create.")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"{out} exists and is not empty; pass a new --out folder (or --overwrite to replace a Space).")
+            raise UserError(
+                f"{out} exists and is not empty; pass a new --out folder (or --overwrite to replace a Space)."
+            )
         if not all((out / name).exists() for name in ("README.md", "app.py", "llmkit")):
             # --overwrite deletes the folder: only ever one that `space build` made.
-            raise UserError(f"{out} is not a Space built by llmkit, so --overwrite will not delete it; pass a new --out folder.")
+            raise UserError(
+                f"{out} is not a Space built by llmkit, so --overwrite will not delete it; pass a new --out folder."
+            )
+
+
+def _check_model_fits(template: str, model: Path) -> None:
+    """A causal LM for text-generation and studio, a classifier or seq2seq model for classifier."""
+    try:
+        config = json.loads((model / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(
+            f"--model {model} is not a model folder (no readable config.json); pass a recipe's output_dir."
+        ) from None
+    architectures = " ".join(config.get("architectures") or [])
+    causal = "CausalLM" in architectures or "LMHeadModel" in architectures
+    labels = "Classification" in architectures or config.get("is_encoder_decoder")
+    if architectures and template in ("text-generation", "studio") and not causal:
+        raise UserError(
+            f"--model {model} is a {architectures}, not a causal language model; the classifier template serves it."
+        )
+    if architectures and template == "classifier" and not labels:
+        raise UserError(
+            f"--model {model} is a {architectures}; the classifier template serves classifiers and "
+            "text-to-text models (use text-generation for a causal LM)."
+        )
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -105,23 +166,34 @@ def _refuse_secrets(sources: dict[str, tuple[Path, Callable[[str, list[str]], se
     for label, (src, ignore) in sources.items():
         problems += [f"{label}: {line}" for line in secret_findings(src, _files_to_copy(src, ignore))]
     if problems:
-        raise UserError("nothing was built: a Space is public and these files would go into it:\n  - "
-                        + "\n  - ".join(redact(p) for p in problems))
+        raise UserError(
+            "nothing was built: a Space is public and these files would go into it:\n  - "
+            + "\n  - ".join(redact(p) for p in problems)
+        )
 
 
-def build_space(template: str, out: str | Path, model: str | None = None, store: str | None = None,
-                title: str | None = None, overwrite: bool = False) -> Path:
+def build_space(
+    template: str,
+    out: str | Path,
+    model: str | None = None,
+    store: str | None = None,
+    title: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Create the Space folder `out` from a template; returns its path."""
     out = Path(out)
     given = {"model": model, "store": store}
     _check_inputs(template, out, given, title, overwrite)
     t = TEMPLATES[template]
     template_ignore = shutil.ignore_patterns("__pycache__")
-    sources = {f"template {template}": (t.folder, template_ignore), "llmkit": (Path(llmkit.__file__).parent, _package_ignore),
-               **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path}}
+    sources = {
+        f"template {template}": (t.folder, template_ignore),
+        "llmkit": (Path(llmkit.__file__).parent, _package_ignore),
+        **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path},
+    }
     _refuse_secrets(sources)
 
-    staging = out.with_name(out.name + ".building")
+    staging = out.resolve().with_name(out.resolve().name + ".building")  # resolved: `--out .` has no name
     shutil.rmtree(staging, ignore_errors=True)
     try:
         shutil.copytree(t.folder, staging, ignore=template_ignore)
@@ -136,20 +208,28 @@ def build_space(template: str, out: str | Path, model: str | None = None, store:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)  # the folder appears complete or not at all
+    staging.rename(out.resolve())  # the folder appears complete or not at all
     return out
 
 
 def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> None:
     """Fill the template's front matter: title, colours, the installed Gradio and Python, the base model."""
     meta, body = split_front_matter((folder / "README.md").read_text())
-    meta.update(title=title or t.title, emoji=t.emoji, colorFrom=t.color_from, colorTo=t.color_to,
-                sdk_version=version("gradio"), python_version=".".join(platform.python_version_tuple()[:2]),
-                short_description=t.short_description)
+    meta.update(
+        title=title or t.title,
+        emoji=t.emoji,
+        colorFrom=t.color_from,
+        colorTo=t.color_to,
+        sdk_version=version("gradio"),
+        python_version=".".join(platform.python_version_tuple()[:2]),
+        short_description=t.short_description,
+    )
     if isinstance(card.get("base_model"), str):
         meta["models"] = [card["base_model"]]
     body = body.replace("TITLE", meta["title"]).replace("DESCRIPTION", t.short_description)
-    (folder / "README.md").write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body)
+    (folder / "README.md").write_text(
+        "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
+    )
 
 
 def _package_ignore(folder: str, names: list[str]) -> set[str]:
@@ -172,6 +252,10 @@ def _model_card(model: Path) -> dict:
 
 def _write_gitattributes(folder: Path) -> None:
     """Track weights, indexes, databases and anything over 10 MB with Git LFS, as the Hub requires."""
-    big = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.stat().st_size >= LFS_MIN_BYTES)
+    big = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p.stat().st_size >= LFS_MIN_BYTES
+    )
     lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in (*LFS_PATTERNS, *big)]
     (folder / ".gitattributes").write_text("\n".join(lines) + "\n")

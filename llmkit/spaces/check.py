@@ -23,8 +23,15 @@ COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 REQUIRED = ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file")
 MAX_REPO_BYTES = 50 * 2**30  # a Space repository's storage
 # pip names whose import name differs.
-IMPORT_NAMES = {"scikit-learn": "sklearn", "faiss-cpu": "faiss", "sentence-transformers": "sentence_transformers",
-                "pyyaml": "yaml", "huggingface_hub": "huggingface_hub", "rouge-score": "rouge_score", "pillow": "PIL"}
+IMPORT_NAMES = {
+    "scikit-learn": "sklearn",
+    "faiss-cpu": "faiss",
+    "sentence-transformers": "sentence_transformers",
+    "pyyaml": "yaml",
+    "huggingface_hub": "huggingface_hub",
+    "rouge-score": "rouge_score",
+    "pillow": "PIL",
+}
 
 
 def validate(folder: str | Path) -> list[str]:
@@ -47,8 +54,14 @@ def validate(folder: str | Path) -> list[str]:
         if meta.get("sdk") not in (None, "gradio"):
             problems.append(f"front matter: sdk is {meta['sdk']!r}; llmkit Spaces are 'gradio'.")
         if "sdk_version" in meta and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(meta["sdk_version"])):
-            problems.append(f"front matter: sdk_version {meta['sdk_version']!r} is not a version like 6.31.0.")
-        problems += [f"front matter: {k} {meta[k]!r} is not one of {sorted(COLORS)}." for k in ("colorFrom", "colorTo") if k in meta and meta[k] not in COLORS]
+            problems.append(
+                f"front matter: sdk_version {meta['sdk_version']!r} is not a version like 6.31.0."
+            )
+        problems += [
+            f"front matter: {k} {meta[k]!r} is not one of {sorted(COLORS)}."
+            for k in ("colorFrom", "colorTo")
+            if k in meta and meta[k] not in COLORS
+        ]
         if len(str(meta.get("short_description", ""))) > 60:
             problems.append("front matter: short_description is longer than the Hub's 60 characters.")
         if "app_file" in meta and not (folder / str(meta["app_file"])).is_file():
@@ -79,22 +92,43 @@ def _unresolved_imports(app: Path, folder: Path) -> list[str]:
     except SyntaxError as err:
         return [f"{app.name} does not parse: {err}"]
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    modules |= {
+        n.module.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and not n.level
+    }
     local = {p.stem for p in folder.iterdir()}
-    provided = _requirements(folder) | set(sys.stdlib_module_names) | local | {"spaces"}  # `spaces` exists on every Space
-    return [f"{app.name} imports {m!r}, which requirements.txt does not provide." for m in sorted(modules - provided)]
+    provided = (
+        _requirements(folder) | set(sys.stdlib_module_names) | local | {"spaces"}
+    )  # `spaces` exists on every Space
+    return [
+        f"{app.name} imports {m!r}, which requirements.txt does not provide."
+        for m in sorted(modules - provided)
+    ]
 
 
 def _size_problems(folder: Path) -> list[str]:
     attributes = folder / ".gitattributes"
-    patterns = [line.split()[0] for line in attributes.read_text().splitlines() if "filter=lfs" in line] if attributes.is_file() else []
+    patterns = (
+        [line.split()[0] for line in attributes.read_text().splitlines() if "filter=lfs" in line]
+        if attributes.is_file()
+        else []
+    )
     files = upload_files(folder)
-    problems = [f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
-                for p in files if p.stat().st_size >= LFS_MIN_BYTES
-                and not any(fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat) for pat in patterns)]
+    problems = [
+        f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
+        for p in files
+        if p.stat().st_size >= LFS_MIN_BYTES
+        and not any(
+            fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat)
+            for pat in patterns
+        )
+    ]
     total = sum(p.stat().st_size for p in files)
     if total > MAX_REPO_BYTES:
-        problems.append(f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB.")
+        problems.append(
+            f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB."
+        )
     return problems
 
 
@@ -108,11 +142,23 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": str(folder),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "PYTHONPATH": str(folder),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     # The app's output stays in memory (no log file to forget), and is shown redacted: it runs with our environment.
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     output: deque[str] = deque(maxlen=40)
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
     reader.start()
@@ -137,7 +183,12 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
         result = {"url": f"http://127.0.0.1:{port}/", "endpoints": endpoints}
         if question and "/chat" in endpoints:
             history, sources, _ = client.predict(question, [], 3, "hybrid", api_name="/chat")
-            result["answer"], result["sources"] = history[-1]["content"], sources
+            content = history[-1][
+                "content"
+            ]  # Gradio 6 sends a message as a list of {"type": "text", "text": ...} blocks
+            if isinstance(content, list):
+                content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+            result["answer"], result["sources"] = content, sources
         return result
     finally:
         proc.terminate()

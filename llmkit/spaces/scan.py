@@ -145,9 +145,13 @@ def file_findings(path: Path, name: str) -> list[str]:
         try:
             places.update(_sqlite_places(path))  # the table and row say where to delete it
         except sqlite3.DatabaseError as err:
-            return [f"{name} starts like a SQLite database but cannot be read ({err}); rebuild it or remove it"]
+            return [
+                f"{name} starts like a SQLite database but cannot be read ({err}); rebuild it or remove it"
+            ]
         # Only in the raw bytes: a deleted row still lying in a free page, uploaded all the same.
-        places.update({kind: " (in deleted or unused pages: run VACUUM on it)" for kind in raw if not places[kind]})
+        places.update(
+            {kind: " (in deleted or unused pages: run VACUUM on it)" for kind in raw if not places[kind]}
+        )
     else:
         # Not a readable archive after all (corrupt, encrypted): its raw bytes were scanned already.
         with contextlib.suppress(OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError):

@@ -16,7 +16,9 @@ class FakeHub:
     to prove that llmkit masks whatever a server sends back.
     """
 
-    def __init__(self, fail_commits: bool = False, echo_credentials: bool = False, echo_secrets: bool = False):
+    def __init__(
+        self, fail_commits: bool = False, echo_credentials: bool = False, echo_secrets: bool = False
+    ):
         self.requests: list[dict] = []
         self.fail_commits = fail_commits
         self.echo_credentials = echo_credentials
@@ -36,29 +38,58 @@ class FakeHub:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.headers.get("Content-Encoding") == "gzip":
                     raw = gzip.decompress(raw)
-                hub.requests.append({"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"), "body": raw})
+                hub.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "auth": self.headers.get("Authorization"),
+                        "body": raw,
+                    }
+                )
                 return raw
 
             def do_GET(self):
                 self._record()
-                self._reply(200, {"name": "tester", "type": "user", "auth": {"accessToken": {"role": "write"}}})
+                self._reply(
+                    200, {"name": "tester", "type": "user", "auth": {"accessToken": {"role": "write"}}}
+                )
 
             def do_POST(self):
                 raw = self._record()
                 path = self.path.split("?")[0]
                 if path == "/api/repos/create":
                     repo = json.loads(raw)
-                    self._reply(200, {"url": f"http://{self.headers['Host']}/spaces/{repo.get('organization') or 'tester'}/{repo['name']}"})
+                    self._reply(
+                        200,
+                        {
+                            "url": f"http://{self.headers['Host']}/spaces/{repo.get('organization') or 'tester'}/{repo['name']}"
+                        },
+                    )
                 elif path.endswith("/preupload/main"):
                     files = json.loads(raw)["files"]
-                    self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+                    self._reply(
+                        200,
+                        {
+                            "files": [
+                                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                for f in files
+                            ]
+                        },
+                    )
                 elif path == "/api/validate-yaml":
                     self._reply(200, {"errors": [], "warnings": []})
                 elif "/commit/" in path and hub.echo_credentials:
-                    self._reply(401, {"error": f"Invalid credentials in Authorization header: {self.headers.get('Authorization')}"})
+                    self._reply(
+                        401,
+                        {
+                            "error": f"Invalid credentials in Authorization header: {self.headers.get('Authorization')}"
+                        },
+                    )
                 elif "/commit/" in path:
                     if hub.fail_commits:
-                        self._reply(403, {"error": "You have no write access to this Space"})  # 4xx: not retried
+                        self._reply(
+                            403, {"error": "You have no write access to this Space"}
+                        )  # 4xx: not retried
                     else:
                         repo = path.split("/api/spaces/")[1].split("/commit/")[0]
                         url = f"http://{self.headers['Host']}/spaces/{repo}/commit/{'a' * 40}"

@@ -16,7 +16,9 @@ API_KEY = "sk-" + "live7Gh2Kd9Qw4Lz8Nx3Vb6Mc1"
 
 
 def _files_holding(root, *secrets) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.is_file() and any(s.encode() in p.read_bytes() for s in secrets)]
+    return [
+        str(p) for p in root.rglob("*") if p.is_file() and any(s.encode() in p.read_bytes() for s in secrets)
+    ]
 
 
 @pytest.fixture
@@ -31,7 +33,9 @@ def test_build_refuses_a_run_folder_that_holds_a_token(tmp_path, run_dir):
     with pytest.raises(UserError) as err:
         build_space("text-generation", tmp_path / "space", model=str(run_dir))
     message = str(err.value)
-    assert "hp_search/best_config.yaml" in message and "Hugging Face token" in message and TOKEN not in message
+    assert (
+        "hp_search/best_config.yaml" in message and "Hugging Face token" in message and TOKEN not in message
+    )
     assert not (tmp_path / "space").exists() and not (tmp_path / "space.building").exists()  # nothing written
     # What a Space never carries is not scanned either: a checkpoint's pickled arguments stay behind.
     (run_dir / "hp_search" / "best_config.yaml").unlink()
@@ -54,7 +58,9 @@ def test_build_with_a_token_in_the_environment_writes_it_nowhere(tmp_path, run_d
 def test_an_app_that_prints_the_token_is_shown_redacted(tmp_path, monkeypatch):
     folder = tmp_path / "space"
     folder.mkdir()
-    (folder / "app.py").write_text("import os\nprint('token is', os.environ['HF_TOKEN'])\nraise SystemExit(3)\n")
+    (folder / "app.py").write_text(
+        "import os\nprint('token is', os.environ['HF_TOKEN'])\nraise SystemExit(3)\n"
+    )
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with pytest.raises(UserError, match="exited with status 3") as err:
         serve_and_query(folder, timeout=60)
@@ -63,10 +69,21 @@ def test_an_app_that_prints_the_token_is_shown_redacted(tmp_path, monkeypatch):
 
 
 def _deploy(folder, hub, home, *args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(home),
-           "MY_API_KEY": API_KEY}
-    return subprocess.run([sys.executable, "-m", "llmkit.cli", "space", "deploy", str(folder), *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(home),
+        "MY_API_KEY": API_KEY,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "space", "deploy", str(folder), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -80,8 +97,12 @@ def test_deploy_masks_a_token_the_server_echoes_and_writes_no_file(tmp_path, sto
         finally:
             hub.close()
         echoed = TOKEN if echo == "echo_credentials" else API_KEY
-        assert any(echoed in (r["auth"] or "") + r["body"].decode(errors="replace") for r in hub.requests)  # the server got it
-        assert failed.returncode == 2 and "refused the upload" in failed.stderr and "***" in failed.stderr, failed.stderr
+        assert any(
+            echoed in (r["auth"] or "") + r["body"].decode(errors="replace") for r in hub.requests
+        )  # the server got it
+        assert failed.returncode == 2 and "refused the upload" in failed.stderr and "***" in failed.stderr, (
+            failed.stderr
+        )
         assert TOKEN not in failed.stdout + failed.stderr and API_KEY not in failed.stdout + failed.stderr
         assert not _files_holding(tmp_path, TOKEN, API_KEY)  # the Space folder, HF_HOME, anything beside them
     hub = FakeHub()

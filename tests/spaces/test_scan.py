@@ -66,7 +66,9 @@ def test_a_token_across_a_chunk_boundary_is_found(folder, cut, capsys):
 def test_a_token_in_a_bin_file_is_found(folder, capsys):
     payload = np.random.default_rng(0).standard_normal(1000).astype(np.float32).tobytes()
     (folder / "model").mkdir()
-    (folder / "model" / "training_args.bin").write_bytes(payload[:2000] + b"\x00hub_token\x94" + KEY.encode() + b"\x94" + payload)
+    (folder / "model" / "training_args.bin").write_bytes(
+        payload[:2000] + b"\x00hub_token\x94" + KEY.encode() + b"\x94" + payload
+    )
     err = _check_fails_naming(folder, "model/training_args.bin", capsys)
     assert "OpenAI-style API key" in err
 
@@ -75,8 +77,15 @@ def test_a_token_inside_a_store_document_is_found(folder, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = Store(folder / "store", embedder=Embedder())
-    store.add_documents([Document("deploy.md", f"To deploy, run `hf upload` with the token {TOKEN} as the password.",
-                                  {"source": "deploy.md"})])
+    store.add_documents(
+        [
+            Document(
+                "deploy.md",
+                f"To deploy, run `hf upload` with the token {TOKEN} as the password.",
+                {"source": "deploy.md"},
+            )
+        ]
+    )
     del store
     err = _check_fails_naming(folder, "store/store.sqlite", capsys)
     assert "table 'chunks'" in err or "table 'documents'" in err or "(table " in err
@@ -106,7 +115,9 @@ def test_a_token_split_over_sqlite_overflow_pages_is_found(tmp_path):
 def test_a_deleted_row_left_in_a_free_page_is_found(tmp_path):
     db_path = tmp_path / "old.sqlite"
     db = sqlite3.connect(db_path)
-    db.execute("PRAGMA secure_delete = OFF")  # many SQLite builds' default: a deleted row's bytes stay in the file
+    db.execute(
+        "PRAGMA secure_delete = OFF"
+    )  # many SQLite builds' default: a deleted row's bytes stay in the file
     db.execute("CREATE TABLE docs (id TEXT, text TEXT)")
     db.execute("INSERT INTO docs VALUES ('a', ?)", (f"token {TOKEN}",))
     db.execute("INSERT INTO docs VALUES ('b', 'harmless')")

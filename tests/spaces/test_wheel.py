@@ -28,8 +28,22 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     for folder in ("llmkit", "recipes"):
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "whl"), str(src)],
-                 tmp_path, env)
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "whl"),
+            str(src),
+        ],
+        tmp_path,
+        env,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
@@ -41,7 +55,11 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
             assert f"llmkit/spaces/templates/{name}/{part}" in shipped, (name, part)
 
     target = tmp_path / "site"
-    installed = _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], tmp_path, env)
+    installed = _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        tmp_path,
+        env,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
 
     # A user's directory outside the checkout, with only the installed package on the path.
@@ -54,13 +72,20 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
         proc = _run([sys.executable, "-m", "llmkit.cli", *command], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     cli = [sys.executable, "-m", "llmkit.cli", "space"]
-    artifacts = {"rag-chat": ["--store", store], "text-generation": ["--model", tiny_run[0]], "classifier": ["--model", classifier_dir],
-                 "classic": [], "studio": ["--model", tiny_run[0], "--store", store]}
+    artifacts = {
+        "rag-chat": ["--store", store],
+        "text-generation": ["--model", tiny_run[0]],
+        "classifier": ["--model", classifier_dir],
+        "classic": [],
+        "studio": ["--model", tiny_run[0], "--store", store],
+    }
     assert set(artifacts) == set(TEMPLATES)
     for name, extra in artifacts.items():
         proc = _run([*cli, "build", name, "--out", name, *map(str, extra)], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-        assert (home / name / "app.py").read_text() == (REPO / "llmkit/spaces/templates" / name / "app.py").read_text()
+        assert (home / name / "app.py").read_text() == (
+            REPO / "llmkit/spaces/templates" / name / "app.py"
+        ).read_text()
         # The Space carries llmkit but not the other templates: it already is one.
         assert (home / name / "llmkit/spaces/templates/__init__.py").is_file()
         assert not list((home / name / "llmkit/spaces/templates").glob("*/app.py"))

@@ -32,15 +32,53 @@ class Template:
         return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-TEMPLATES = {t.name: t for t in [
-    Template("rag-chat", "Chat with documents", "📚", "blue", "indigo", "Answers questions with cited sources (FAISS + SQLite)",
-             needs=("store",)),
-    Template("text-generation", "Text generation", "✍️", "green", "blue", "Sample from a GPT-2 trained with llmkit",
-             needs=("model",)),
-    Template("classifier", "Text classifier", "🏷️", "yellow", "red", "Label probabilities from a fine-tuned encoder",
-             needs=("model",)),
-    Template("classic", "The classics", "🎨", "pink", "purple", "CNN, GAN, VAE, diffusion and an MLP on digits",
-             needs=("model",)),
-    Template("studio", "llmkit studio", "🧪", "gray", "green", "Generation, classification and document chat in tabs",
-             needs=("model", "store")),
-]}
+TEMPLATES = {
+    t.name: t
+    for t in [
+        Template(
+            "rag-chat",
+            "Chat with documents",
+            "📚",
+            "blue",
+            "indigo",
+            "Answers questions with cited sources (FAISS + SQLite)",
+            needs=("store",),
+        ),
+        Template(
+            "text-generation",
+            "Text generation",
+            "✍️",
+            "green",
+            "blue",
+            "Sample from a GPT-2 trained with llmkit",
+            needs=("model",),
+        ),
+        Template(
+            "classifier",
+            "Text classifier",
+            "🏷️",
+            "yellow",
+            "red",
+            "Label probabilities from a fine-tuned encoder",
+            needs=("model",),
+        ),
+        Template(
+            "classic",
+            "The classics",
+            "🎨",
+            "pink",
+            "purple",
+            "CNN, GAN, VAE, diffusion and an MLP on digits",
+            needs=("model",),
+        ),
+        Template(
+            "studio",
+            "llmkit studio",
+            "🧪",
+            "gray",
+            "green",
+            "Generation, classification and document chat in tabs",
+            needs=("model", "store"),
+        ),
+    ]
+}
