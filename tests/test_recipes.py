@@ -1,0 +1,75 @@
+"""One registry of recipes: each is a command, a script and a config target, and every checked-in run config
+loads against its recipe's own parser."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmkit.arguments import parse_args
+from llmkit.cli import main as llmkit_main
+from recipes import RECIPES
+from tests.conftest import REPO
+
+RUN_CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
+
+
+def _recipe_of(config: Path):
+    """A config is named after its recipe: `pretrain-gpt2-1gpu.yaml` belongs to `pretrain`."""
+    matches = [name for name in RECIPES if config.stem == name or config.stem.startswith(f"{name}-")]
+    assert matches, f"{config.name} is not named after a recipe ({', '.join(RECIPES)})"
+    return RECIPES[max(matches, key=len)]
+
+
+def test_every_recipe_file_is_registered_and_has_one_parser():
+    scripts = {p.stem for p in (REPO / "recipes").glob("*.py") if p.stem != "__init__"}
+    assert scripts == {r.module for r in RECIPES.values()}
+    for recipe in RECIPES.values():
+        module = recipe.load()
+        assert callable(module.main) and isinstance(module.TYPES, tuple) and module.TYPES, recipe.name
+
+
+def test_every_recipe_has_a_checked_in_config():
+    assert {_recipe_of(c).name for c in RUN_CONFIGS} == set(RECIPES)
+
+
+@pytest.mark.parametrize("config", RUN_CONFIGS, ids=lambda p: p.stem)
+def test_run_config_loads_against_its_recipe_and_says_what_it_reaches(config):
+    recipe = _recipe_of(config)
+    header = [line for line in config.read_text().splitlines() if line.startswith("#")]
+    command = " ".join(header[:2])  # the command that runs it, possibly continued on a second line
+    assert f"recipes/{recipe.module}.py" in command or f"llmkit {recipe.name}" in command, command
+    assert any(line.startswith("# Reaches:") for line in header) and any(line.startswith("# Takes:") for line in header)
+    parsed = parse_args(recipe.load().TYPES, ["--config", str(config)])
+    assert len(parsed) == len(recipe.load().TYPES)
+
+
+def test_flags_win_over_a_checked_in_config():
+    recipe = RECIPES["pretrain"]
+    _, model, training = parse_args(recipe.load().TYPES, ["--config", str(REPO / "recipes/configs/pretrain-gpt2-1gpu.yaml"),
+                                                          "--max_steps", "5000", "--preset", "tiny"])
+    assert (training.max_steps, model.preset, training.gradient_accumulation_steps) == (5000, "tiny", 16)
+
+
+def test_llmkit_help_lists_every_recipe(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert all(f"  {name} " in out for name in RECIPES)
+
+
+def test_the_command_runs_the_recipe_file_itself():
+    for recipe in RECIPES.values():
+        assert Path(recipe.load().__file__).resolve() == REPO / "recipes" / f"{recipe.module}.py"
+
+
+@pytest.mark.slow
+def test_a_recipe_answers_as_command_and_as_script():
+    via_cli = subprocess.run([sys.executable, "-m", "llmkit.cli", "train-mlp", "--help"], capture_output=True, text=True, timeout=120)
+    via_script = subprocess.run([sys.executable, str(REPO / "recipes/train_mlp.py"), "--help"], capture_output=True, text=True,
+                                timeout=120)
+    assert via_cli.returncode == via_script.returncode == 0, via_cli.stderr + via_script.stderr
+    assert set(re.findall(r"--\w+", via_cli.stdout)) == set(re.findall(r"--\w+", via_script.stdout))
