@@ -18,6 +18,7 @@ from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, drop_empty,
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.lm.model import pad_vocabulary
 from llmkit.lm.report import perplexity
 from llmkit.loading import load_pretrained
 
@@ -67,9 +68,9 @@ def finetune_causal(
     model = load_pretrained(AutoModelForCausalLM, name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    context = getattr(model.config, "n_positions", None) or getattr(
-        model.config, "max_position_embeddings", 1024
-    )
+    if not lora_args.use_lora:  # an adapter must keep its base model's vocabulary
+        pad_vocabulary(model, tokenizer)
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
     max_length = min(data_args.max_length or context, context)
 
     if (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import shutil
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -11,14 +14,42 @@ import yaml
 
 import llmkit
 from llmkit.errors import UserError
-from llmkit.spaces.templates import TEMPLATES
+from llmkit.secrets import find_tokens, redact
+from llmkit.spaces.scan import secret_findings
+from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
 
 # What llmkit's core needs at run time, beyond each template's own packages.
-CORE = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "huggingface_hub", "datasets", "matplotlib", "pyyaml", "tqdm")
-LFS_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.faiss", "*.sqlite", "*.npz", "*.pkl", "*.parquet", "*.arrow")
+CORE = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "safetensors",
+    "huggingface_hub",
+    "datasets",
+    "matplotlib",
+    "pyyaml",
+    "tqdm",
+)
+LFS_PATTERNS = (
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.faiss",
+    "*.sqlite",
+    "*.npz",
+    "*.pkl",
+    "*.parquet",
+    "*.arrow",
+)
 LFS_MIN_BYTES = 10 * 2**20  # the Hub rejects plain git files above 10 MB
 # The CPU build of torch: without it pip on a CPU Space pulls a multi-GB CUDA build it cannot use.
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+# What a Space never needs from a run folder: resumable state, caches, uploads (training_args.bin pickles the arguments).
+SKIP_ARTIFACTS = shutil.ignore_patterns(
+    "checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin"
+)
 
 
 def split_front_matter(text: str) -> tuple[dict, str]:
@@ -48,61 +79,183 @@ def pinned_requirements(packages: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_space(template: str, out: str | Path, model: str | None = None, store: str | None = None,
-                title: str | None = None, overwrite: bool = False) -> Path:
-    """Create the Space folder `out` from a template; returns its path."""
+def _check_inputs(
+    template: str, out: Path, given: dict[str, str | None], title: str | None, overwrite: bool
+) -> None:
+    """Refuse bad arguments before anything is written."""
     if template not in TEMPLATES:
         raise UserError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}.")
-    t = TEMPLATES[template]
-    given = {"model": model, "store": store}
-    for need in t.needs:
-        if t.name != "classic" and not given[need]:
+    for need in TEMPLATES[template].needs:
+        if template != "classic" and not given[need]:
             raise UserError(f"the {template} template serves a {need}: pass --{need} DIR.")
     for kind, path in given.items():
         if path and not Path(path).is_dir():
-            raise UserError(f"--{kind} {path} is not a folder; pass a training run's output_dir or a RAG store.")
+            what = "does not exist" if not Path(path).exists() else "is a file, not a folder"
+            raise UserError(
+                f"--{kind} {path} {what}; pass a training run's output_dir or a RAG store folder."
+            )
+    model, store = given["model"], given["store"]
+    if model and template != "classic":
+        _check_model_fits(template, Path(model))
     if store and not (Path(store) / "manifest.json").is_file():
-        raise UserError(f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`.")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not empty; pass a new --out folder (or --overwrite).")
-    staging = out.with_name(out.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(t.folder, staging, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    skip = shutil.ignore_patterns("checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin")
+        raise UserError(
+            f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
+        )
+    if title and find_tokens(title):
+        raise UserError(
+            "--title holds what looks like a token or key; a Space's README is public: choose another title."
+        )
     for kind, path in given.items():
-        if path:
-            shutil.copytree(path, staging / kind, ignore=skip)
-    (staging / "requirements.txt").write_text(pinned_requirements(t.packages))
+        if path and (_inside(out, Path(path)) or _inside(Path(path), out)):
+            raise UserError(
+                f"--out {out} and --{kind} {path} overlap; build the Space in a folder of its own."
+            )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder to create.")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(
+                f"{out} exists and is not empty; pass a new --out folder (or --overwrite to replace a Space)."
+            )
+        if not all((out / name).exists() for name in ("README.md", "app.py", "llmkit")):
+            # --overwrite deletes the folder: only ever one that `space build` made.
+            raise UserError(
+                f"{out} is not a Space built by llmkit, so --overwrite will not delete it; pass a new --out folder."
+            )
 
-    meta, body = split_front_matter((staging / "README.md").read_text())
-    meta.update(title=title or t.title, emoji=t.emoji, colorFrom=t.color_from, colorTo=t.color_to,
-                sdk_version=version("gradio"), python_version=".".join(platform.python_version_tuple()[:2]),
-                short_description=t.short_description)
-    card = _model_card(Path(model)) if model else {}
-    if card.get("base_model"):
-        meta["models"] = [card["base_model"]]
-    body = body.replace("TITLE", meta["title"]).replace("DESCRIPTION", t.short_description)
-    (staging / "README.md").write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body)
-    _write_gitattributes(staging)
+
+def _check_model_fits(template: str, model: Path) -> None:
+    """A causal LM for text-generation and studio, a classifier or seq2seq model for classifier."""
+    try:
+        config = json.loads((model / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(
+            f"--model {model} is not a model folder (no readable config.json); pass a recipe's output_dir."
+        ) from None
+    architectures = " ".join(config.get("architectures") or [])
+    causal = "CausalLM" in architectures or "LMHeadModel" in architectures
+    labels = "Classification" in architectures or config.get("is_encoder_decoder")
+    if architectures and template in ("text-generation", "studio") and not causal:
+        raise UserError(
+            f"--model {model} is a {architectures}, not a causal language model; the classifier template serves it."
+        )
+    if architectures and template == "classifier" and not labels:
+        raise UserError(
+            f"--model {model} is a {architectures}; the classifier template serves classifiers and "
+            "text-to-text models (use text-generation for a causal LM)."
+        )
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child.resolve().is_relative_to(parent.resolve())
+
+
+def _files_to_copy(src: Path, ignore: Callable[[str, list[str]], set[str]]) -> list[Path]:
+    """The files `shutil.copytree(src, ..., ignore=ignore)` copies."""
+    files = []
+    for root, dirs, names in os.walk(src, followlinks=True):
+        skipped = ignore(root, dirs + names)
+        dirs[:] = [d for d in dirs if d not in skipped]
+        files += [Path(root) / n for n in names if n not in skipped]
+    return files
+
+
+def _refuse_secrets(sources: dict[str, tuple[Path, Callable[[str, list[str]], set[str]]]]) -> None:
+    """Scan everything a build would copy, so that no token reaches the Space folder even for a moment."""
+    problems = []
+    for label, (src, ignore) in sources.items():
+        problems += [f"{label}: {line}" for line in secret_findings(src, _files_to_copy(src, ignore))]
+    if problems:
+        raise UserError(
+            "nothing was built: a Space is public and these files would go into it:\n  - "
+            + "\n  - ".join(redact(p) for p in problems)
+        )
+
+
+def build_space(
+    template: str,
+    out: str | Path,
+    model: str | None = None,
+    store: str | None = None,
+    title: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Create the Space folder `out` from a template; returns its path."""
+    out = Path(out)
+    given = {"model": model, "store": store}
+    _check_inputs(template, out, given, title, overwrite)
+    t = TEMPLATES[template]
+    template_ignore = shutil.ignore_patterns("__pycache__")
+    sources = {
+        f"template {template}": (t.folder, template_ignore),
+        "llmkit": (Path(llmkit.__file__).parent, _package_ignore),
+        **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path},
+    }
+    _refuse_secrets(sources)
+
+    staging = out.resolve().with_name(out.resolve().name + ".building")  # resolved: `--out .` has no name
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        shutil.copytree(t.folder, staging, ignore=template_ignore)
+        shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=_package_ignore)
+        for kind, path in given.items():
+            if path:
+                shutil.copytree(path, staging / kind, ignore=SKIP_ARTIFACTS)
+        (staging / "requirements.txt").write_text(pinned_requirements(t.packages))
+        _write_readme(staging, t, title, _model_card(Path(model)) if model else {})
+        _write_gitattributes(staging)
+    except BaseException:  # Ctrl-C or a full disk: leave no half-built folder behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)  # the folder appears complete or not at all
+    staging.rename(out.resolve())  # the folder appears complete or not at all
     return out
 
 
+def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> None:
+    """Fill the template's front matter: title, colours, the installed Gradio and Python, the base model."""
+    meta, body = split_front_matter((folder / "README.md").read_text())
+    meta.update(
+        title=title or t.title,
+        emoji=t.emoji,
+        colorFrom=t.color_from,
+        colorTo=t.color_to,
+        sdk_version=version("gradio"),
+        python_version=".".join(platform.python_version_tuple()[:2]),
+        short_description=t.short_description,
+    )
+    if isinstance(card.get("base_model"), str):
+        meta["models"] = [card["base_model"]]
+    body = body.replace("TITLE", meta["title"]).replace("DESCRIPTION", t.short_description)
+    (folder / "README.md").write_text(
+        "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
+    )
+
+
+def _package_ignore(folder: str, names: list[str]) -> set[str]:
+    """What the copy of llmkit inside a Space leaves out: caches and the templates (the Space is already one)."""
+    skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+    if Path(folder).resolve() == TEMPLATES_DIR:
+        skip |= {n for n in names if n in TEMPLATES}
+    return skip
+
+
 def _model_card(model: Path) -> dict:
+    """The front matter of the model's card, or {} when it has none (or an unreadable one)."""
     readme = model / "README.md"
-    if readme.is_file() and readme.read_text().startswith("---\n"):
-        try:
-            return split_front_matter(readme.read_text())[0]
-        except UserError:
-            return {}
-    return {}
+    text = readme.read_text(errors="replace") if readme.is_file() else ""
+    try:
+        return split_front_matter(text)[0] if text.startswith("---\n") else {}
+    except UserError:
+        return {}
 
 
 def _write_gitattributes(folder: Path) -> None:
     """Track weights, indexes, databases and anything over 10 MB with Git LFS, as the Hub requires."""
-    big = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.stat().st_size >= LFS_MIN_BYTES)
+    big = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p.stat().st_size >= LFS_MIN_BYTES
+    )
     lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in (*LFS_PATTERNS, *big)]
     (folder / ".gitattributes").write_text("\n".join(lines) + "\n")

@@ -9,41 +9,18 @@ import sys
 import pytest
 
 from llmkit.errors import UserError
-from llmkit.rag import Document, Store
 from llmkit.spaces import TEMPLATES, build_space, serve_and_query, validate
 from tests.spaces.fake_hub import FakeHub
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    import warnings
-
-    from llmkit.rag import Embedder
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s = Store(tmp_path_factory.mktemp("store"), embedder=Embedder())
-    s.add_documents([Document("kettle.md", "Descale the kettle monthly with white vinegar to remove limescale.", {"source": "kettle.md"}),
-                     Document("bike.md", "Oil the bicycle chain every few hundred kilometres to stop it rusting.", {"source": "bike.md"})])
-    return s.path
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from llmkit.finetune.common import packaged_minilm
-
-    out = tmp_path_factory.mktemp("clf")
-    AutoModelForSequenceClassification.from_pretrained(packaged_minilm(), num_labels=2, id2label={0: "no", 1: "yes"},
-                                                       label2id={"no": 0, "yes": 1}).save_pretrained(out)
-    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(out)
-    return out
-
-
 def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classifier_dir):
-    artifacts = {"rag-chat": {"store": store}, "text-generation": {"model": tiny_run[0]}, "classifier": {"model": classifier_dir},
-                 "classic": {}, "studio": {"model": tiny_run[0], "store": store}}
+    artifacts = {
+        "rag-chat": {"store": store},
+        "text-generation": {"model": tiny_run[0]},
+        "classifier": {"model": classifier_dir},
+        "classic": {},
+        "studio": {"model": tiny_run[0], "store": store},
+    }
     assert set(artifacts) == set(TEMPLATES)
     for name, kwargs in artifacts.items():
         out = build_space(name, tmp_path / name, **{k: str(v) for k, v in kwargs.items()})
@@ -57,16 +34,41 @@ def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classif
         assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
 
 
-def test_build_errors(tmp_path, store):
+def test_build_errors(tmp_path, store, tiny_run, classifier_dir):
     with pytest.raises(UserError, match="unknown template"):
         build_space("chatbot", tmp_path / "a")
     with pytest.raises(UserError, match="serves a store: pass --store"):
         build_space("rag-chat", tmp_path / "b")
-    with pytest.raises(UserError, match="not a folder"):
+    with pytest.raises(UserError, match="missing does not exist"):
         build_space("text-generation", tmp_path / "c", model=str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        build_space("rag-chat", tmp_path / "c", store=str(tmp_path / "notes.txt"))
+    with pytest.raises(UserError, match="is not an llmkit RAG store"):
+        build_space("rag-chat", tmp_path / "c", store=str(tiny_run[0]))
+    with pytest.raises(UserError, match="is not a model folder"):
+        build_space("text-generation", tmp_path / "c", model=str(store))
+    with pytest.raises(UserError, match="not a causal language model; the classifier template serves it"):
+        build_space("text-generation", tmp_path / "c", model=str(classifier_dir))
+    with pytest.raises(UserError, match="use text-generation for a causal LM"):
+        build_space("classifier", tmp_path / "c", model=str(tiny_run[0]))
+    with pytest.raises(UserError, match="is a file; pass a folder"):
+        build_space("rag-chat", tmp_path / "notes.txt", store=str(store))
+    with pytest.raises(UserError, match="overlap"):
+        build_space("rag-chat", store / "space", store=str(store))
+    assert not (tmp_path / "c").exists() and not list(tmp_path.glob("*.building"))
+
     build_space("rag-chat", tmp_path / "d", store=str(store))
     with pytest.raises(UserError, match="exists and is not empty"):
         build_space("rag-chat", tmp_path / "d", store=str(store))
+    build_space("rag-chat", tmp_path / "d", store=str(store), title="Again", overwrite=True)
+    assert "title: Again" in (tmp_path / "d" / "README.md").read_text()
+    # --overwrite replaces a Space it built, never a folder of the user's.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match="not a Space built by llmkit"):
+        build_space("rag-chat", tmp_path / "mine", store=str(store), overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
 
 
 def test_check_catches_broken_folders(tmp_path, store):
@@ -78,28 +80,68 @@ def test_check_catches_broken_folders(tmp_path, store):
         change(folder)
         return validate(folder)
 
-    assert any("not one of" in p for p in broken("colors", lambda f: (f / "README.md").write_text(
-        (f / "README.md").read_text().replace("colorFrom: blue", "colorFrom: turquoise"))))
-    assert any("'sdk_version' is missing" in p for p in broken("sdk", lambda f: (f / "README.md").write_text(
-        "\n".join(line for line in (f / "README.md").read_text().splitlines() if not line.startswith("sdk_version")))))
+    assert any(
+        "not one of" in p
+        for p in broken(
+            "colors",
+            lambda f: (f / "README.md").write_text(
+                (f / "README.md").read_text().replace("colorFrom: blue", "colorFrom: turquoise")
+            ),
+        )
+    )
+    assert any(
+        "'sdk_version' is missing" in p
+        for p in broken(
+            "sdk",
+            lambda f: (f / "README.md").write_text(
+                "\n".join(
+                    line
+                    for line in (f / "README.md").read_text().splitlines()
+                    if not line.startswith("sdk_version")
+                )
+            ),
+        )
+    )
     assert any("does not exist" in p for p in broken("noapp", lambda f: (f / "app.py").unlink()))
-    assert any("requirements.txt does not provide" in p for p in broken("imports", lambda f: (f / "app.py").write_text(
-        "import numpy_financial\n" + (f / "app.py").read_text())))
+    assert any(
+        "requirements.txt does not provide" in p
+        for p in broken(
+            "imports",
+            lambda f: (f / "app.py").write_text("import numpy_financial\n" + (f / "app.py").read_text()),
+        )
+    )
     planted = "hf_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7"
-    assert any("Hugging Face token" in p for p in broken("token", lambda f: (f / "llmkit" / "notes.py").write_text(f"TOKEN = '{planted}'\n")))
+    assert any(
+        "Hugging Face token" in p
+        for p in broken("token", lambda f: (f / "llmkit" / "notes.py").write_text(f"TOKEN = '{planted}'\n"))
+    )
 
 
 @pytest.mark.slow
 def test_a_built_rag_space_serves_and_answers(tmp_path, store):
     out = build_space("rag-chat", tmp_path / "space", store=str(store))
     result = serve_and_query(out, question="How often should I descale a kettle?")
-    assert "/chat" in result["endpoints"] and "[1]" in str(result["answer"]) and "kettle.md" in result["sources"]
+    assert (
+        "/chat" in result["endpoints"] and "[1]" in str(result["answer"]) and "kettle.md" in result["sources"]
+    )
 
 
 def _deploy(args, hub, tmp_path, token="hf_testtoken0000000000000000000000000"):
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_TOKEN": token, "HF_HOME": str(tmp_path / "hf-home"),
-           "MY_API_KEY": "sk-secret-value-for-the-space-123456"}
-    return subprocess.run([sys.executable, "-m", "llmkit.cli", "space", "deploy", *args], capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": token,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "MY_API_KEY": "sk-secret-value-for-the-space-123456",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "space", "deploy", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -107,7 +149,9 @@ def test_deploy_creates_the_space_and_commits_the_files(tmp_path, store):
     folder = build_space("rag-chat", tmp_path / "space", store=str(store))
     hub = FakeHub()
     try:
-        proc = _deploy([str(folder), "--repo-id", "tester/docs-chat", "--secret", "MY_API_KEY"], hub, tmp_path)
+        proc = _deploy(
+            [str(folder), "--repo-id", "tester/docs-chat", "--secret", "MY_API_KEY"], hub, tmp_path
+        )
     finally:
         hub.close()
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -116,13 +160,22 @@ def test_deploy_creates_the_space_and_commits_the_files(tmp_path, store):
     body = json.loads(create["body"])
     assert body["type"] == "space" and body["sdk"] == "gradio" and body["name"] == "docs-chat"
     commit = next(r for r in hub.requests if "/commit/" in r["path"])
-    committed = [json.loads(line)["value"]["path"] for line in commit["body"].splitlines() if b'"file"' in line]
-    assert {"app.py", "README.md", "requirements.txt", "store/store.sqlite", "llmkit/rag/store.py"} <= set(committed)
+    committed = [
+        json.loads(line)["value"]["path"] for line in commit["body"].splitlines() if b'"file"' in line
+    ]
+    assert {"app.py", "README.md", "requirements.txt", "store/store.sqlite", "llmkit/rag/store.py"} <= set(
+        committed
+    )
     secret = next(r for r in hub.requests if r["path"].endswith("/secrets"))
-    assert json.loads(secret["body"]) == {"key": "MY_API_KEY", "value": "sk-secret-value-for-the-space-123456"}
+    assert json.loads(secret["body"]) == {
+        "key": "MY_API_KEY",
+        "value": "sk-secret-value-for-the-space-123456",
+    }
     bearer = "Bearer hf_testtoken0000000000000000000000000"
     assert create["auth"] == commit["auth"] == secret["auth"] == bearer
-    assert all(r["auth"] in (None, bearer) for r in hub.requests)  # the token goes to the configured Hub only, as itself
+    assert all(
+        r["auth"] in (None, bearer) for r in hub.requests
+    )  # the token goes to the configured Hub only, as itself
     assert "hf_testtoken" not in proc.stdout + proc.stderr and not list((tmp_path / "hf-home").rglob("token"))
 
 
@@ -137,7 +190,9 @@ def test_deploy_errors_leave_the_folder_intact(tmp_path, store):
         dry = _deploy([str(folder), "--repo-id", "tester/x", "--dry-run"], hub, tmp_path)
     finally:
         hub.close()
-    assert failed.returncode == 2 and "refused the upload" in failed.stderr and "Traceback" not in failed.stderr
+    assert (
+        failed.returncode == 2 and "refused the upload" in failed.stderr and "Traceback" not in failed.stderr
+    )
     assert "hf_testtoken" not in failed.stderr
     assert bad_id.returncode == 2 and "USER/NAME" in bad_id.stderr
     assert dry.returncode == 0 and "app.py" in dry.stdout and "would create Space tester/x" in dry.stdout

@@ -6,7 +6,13 @@ from llmkit.ui.classic import build_classic_app
 
 HERE = Path(__file__).resolve().parent
 FOLDERS = {"cnn": "cnn", "gan": "gan", "vae": "vae", "diffusion": "ddpm", "char_rnn": "char-lstm"}
-demo = build_classic_app(**{k: str(HERE / "model" / v) for k, v in FOLDERS.items() if (HERE / "model" / v / "config.json").is_file()})
+demo = build_classic_app(
+    **{
+        k: str(HERE / "model" / v)
+        for k, v in FOLDERS.items()
+        if (HERE / "model" / v / "config.json").is_file()
+    }
+)
 
 if __name__ == "__main__":
     demo.queue().launch()

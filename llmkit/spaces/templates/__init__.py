@@ -1,0 +1,84 @@
+"""The Space templates: one folder each beside this file (README.md, app.py, requirements.txt), shipped as package data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMPLATES_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Template:
+    """A Space template: its folder, the artifacts it serves, and its card's defaults."""
+
+    name: str
+    title: str
+    emoji: str
+    color_from: str
+    color_to: str
+    short_description: str
+    needs: tuple[str, ...] = ()  # artifacts it serves: "model", "store"
+
+    @property
+    def folder(self) -> Path:
+        """The template's folder inside the installed package."""
+        return TEMPLATES_DIR / self.name
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The pip packages its requirements.txt names (beyond llmkit's core)."""
+        lines = (self.folder / "requirements.txt").read_text().splitlines()
+        return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+TEMPLATES = {
+    t.name: t
+    for t in [
+        Template(
+            "rag-chat",
+            "Chat with documents",
+            "📚",
+            "blue",
+            "indigo",
+            "Answers questions with cited sources (FAISS + SQLite)",
+            needs=("store",),
+        ),
+        Template(
+            "text-generation",
+            "Text generation",
+            "✍️",
+            "green",
+            "blue",
+            "Sample from a GPT-2 trained with llmkit",
+            needs=("model",),
+        ),
+        Template(
+            "classifier",
+            "Text classifier",
+            "🏷️",
+            "yellow",
+            "red",
+            "Label probabilities from a fine-tuned encoder",
+            needs=("model",),
+        ),
+        Template(
+            "classic",
+            "The classics",
+            "🎨",
+            "pink",
+            "purple",
+            "CNN, GAN, VAE, diffusion and an MLP on digits",
+            needs=("model",),
+        ),
+        Template(
+            "studio",
+            "llmkit studio",
+            "🧪",
+            "gray",
+            "green",
+            "Generation, classification and document chat in tabs",
+            needs=("model", "store"),
+        ),
+    ]
+}

@@ -1,0 +1,93 @@
+"""The Space templates ship inside the wheel: an installed llmkit builds and checks every template."""
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from llmkit.spaces import TEMPLATES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run, store, classifier_dir):
+    # Build from a copy of the sources, so the build's own folders never land in the checkout.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for folder in ("llmkit", "recipes"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "whl"),
+            str(src),
+        ],
+        tmp_path,
+        env,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    packages = {p.parent.relative_to(REPO).as_posix() for p in (REPO / "llmkit").rglob("*.py") if "__pycache__" not in p.parts}
+    assert {f"{p}/" for p in packages} <= {n.rsplit("/", 1)[0] + "/" for n in shipped}, "a package is missing from the wheel"
+    assert {f"llmkit/recipes/{p.name}" for p in (REPO / "recipes").glob("*.py")} <= shipped
+    for name in TEMPLATES:
+        for part in ("README.md", "app.py", "requirements.txt"):
+            assert f"llmkit/spaces/templates/{name}/{part}" in shipped, (name, part)
+
+    target = tmp_path / "site"
+    installed = _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        tmp_path,
+        env,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    # A user's directory outside the checkout, with only the installed package on the path.
+    home = tmp_path / "user"
+    home.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
+    where = _run([sys.executable, "-c", "import llmkit; print(llmkit.__file__)"], home, env)
+    assert where.stdout.strip() == str(target / "llmkit" / "__init__.py"), where.stdout + where.stderr
+    for command in (["--help"], ["train-mlp", "--help"], ["pretrain", "--help"]):  # every recipe is a command
+        proc = _run([sys.executable, "-m", "llmkit.cli", *command], home, env)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    cli = [sys.executable, "-m", "llmkit.cli", "space"]
+    artifacts = {
+        "rag-chat": ["--store", store],
+        "text-generation": ["--model", tiny_run[0]],
+        "classifier": ["--model", classifier_dir],
+        "classic": [],
+        "studio": ["--model", tiny_run[0], "--store", store],
+    }
+    assert set(artifacts) == set(TEMPLATES)
+    for name, extra in artifacts.items():
+        proc = _run([*cli, "build", name, "--out", name, *map(str, extra)], home, env)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert (home / name / "app.py").read_text() == (
+            REPO / "llmkit/spaces/templates" / name / "app.py"
+        ).read_text()
+        # The Space carries llmkit but not the other templates: it already is one.
+        assert (home / name / "llmkit/spaces/templates/__init__.py").is_file()
+        assert not list((home / name / "llmkit/spaces/templates").glob("*/app.py"))
+        check = _run([*cli, "check", name, "--no-serve"], home, env)
+        assert check.returncode == 0 and "files OK" in check.stdout, check.stderr[-3000:]

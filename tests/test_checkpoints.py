@@ -1,0 +1,149 @@
+"""Nothing lost: half-written checkpoints are skipped on resume, Ctrl-C saves, tokens never reach a file."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from llmkit.checkpoints import checkpoint_problem, find_resume_checkpoint
+from llmkit.errors import UserError
+from llmkit.interrupt import GracefulInterrupt
+from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
+
+TINY_RUN_ARGS = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "60", "--eval_steps", "30", "--save_steps", "30",
+                 "--sample_max_new_tokens", "20"]  # the flags of the session's tiny_run fixture
+
+
+def _break_like_a_kill(folder):
+    """What `kill -9` during Trainer's save leaves: weights written, optimizer.pt empty, no trainer_state.json."""
+    (folder / "optimizer.pt").write_bytes(b"")
+    (folder / "trainer_state.json").unlink()
+
+
+def test_complete_checkpoint_passes_and_damage_is_named(tiny_run, tmp_path):
+    good = tiny_run[0] / "checkpoint-60"
+    assert checkpoint_problem(good) is None
+    cases = {
+        "trainer_state": lambda f: (f / "trainer_state.json").unlink(),
+        "truncated state": lambda f: (f / "trainer_state.json").write_text('{"global_step": 6'),
+        "optimizer": lambda f: (f / "optimizer.pt").write_bytes((f / "optimizer.pt").read_bytes()[:1000]),
+        "weights": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:5000]),
+    }
+    expected = {"trainer_state": "no trainer_state.json", "truncated state": "truncated",
+                "optimizer": "optimizer.pt is empty or truncated", "weights": "model.safetensors is truncated"}
+    for name, damage in cases.items():
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        damage(folder)
+        assert expected[name] in checkpoint_problem(folder), name
+
+
+def test_resume_skips_a_checkpoint_cut_short_and_says_so(tiny_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    _break_like_a_kill(out / "checkpoint-60")
+
+    assert find_resume_checkpoint(out) == str(out / "checkpoint-30")
+    assert "skipping" in capsys.readouterr().err
+    assert (out / "incomplete-checkpoint-60").is_dir() and not (out / "checkpoint-60").exists()  # kept, not deleted
+    with pytest.raises(UserError, match="no trainer_state.json"):
+        find_resume_checkpoint(out, explicit=str(out / "incomplete-checkpoint-60"))
+
+
+@pytest.mark.slow
+def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    (out / "model.safetensors").unlink()  # the run never got to its final save
+    _break_like_a_kill(out / "checkpoint-60")
+
+    metrics = run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out)])  # the identical command
+    assert metrics["resumed_from"].endswith("checkpoint-30")
+    assert metrics["global_step"] == 60 and metrics["steps_this_run"] == 30
+    assert checkpoint_problem(out / "checkpoint-60") is None
+
+
+def test_second_interrupt_stops_at_once():
+    with GracefulInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # the launcher forwarding the same keypress: ignored
+        assert interrupt.requested
+        time.sleep(GracefulInterrupt.SAME_PRESS_SECONDS)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs between bytecodes; never reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def _wait_for(predicate, proc, seconds=180):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    args = [sys.executable, str(REPO / "recipes/pretrain_gpt2.py"), *TINY_MODEL, *FAST_TRAINING,
+            "--logging_steps", "1", "--save_steps", "1000", "--eval_steps", "1000", "--output_dir", str(out),
+            "--sample_max_new_tokens", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        proc = subprocess.Popen([*args, "--max_steps", "100000"], stdout=f, stderr=subprocess.STDOUT, env=env)
+        _wait_for(lambda: log.read_text().count("'loss'") >= 3, proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    text = log.read_text()
+    assert "interrupted: saved" in text and "Traceback" not in text
+    saved = [p for p in out.glob("checkpoint-*")]
+    assert len(saved) == 1 and checkpoint_problem(saved[0]) is None  # complete, at the step it stopped
+    step = int(saved[0].name.split("-")[1])
+    assert step >= 3 and json.loads((saved[0] / "trainer_state.json").read_text())["global_step"] == step
+
+    done = subprocess.run([*args, "--max_steps", str(step + 2)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from"].endswith(saved[0].name) and metrics["global_step"] == step + 2
+
+
+@pytest.mark.slow
+def test_hub_token_never_reaches_a_file(tmp_path):
+    token = "hf_" + "Ab1" * 12
+    out = tmp_path / "run"
+    run_pretrain([*TINY_MODEL, *FAST_TRAINING, "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2",
+                  "--sample_max_new_tokens", "2", "--hub_token", token, "--output_dir", str(out)])
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "training_args.bin" for p in written)
+    assert not [p for p in written if token.encode() in p.read_bytes()]
+    assert os.environ.pop("HF_TOKEN") == token  # handed to huggingface_hub through the environment
+
+
+@pytest.mark.multiproc
+def test_ctrl_c_under_two_ranks_saves_one_agreed_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO / "recipes/accelerate/cpu-ddp.yaml"), str(REPO / "recipes/pretrain_gpt2.py"), *TINY_MODEL,
+              *FAST_TRAINING, "--logging_steps", "1", "--save_steps", "1000", "--eval_steps", "1000",
+              "--max_steps", "100000", "--output_dir", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        # A terminal's Ctrl-C reaches the whole process group: the launcher and both ranks.
+        proc = subprocess.Popen(launch, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        _wait_for(lambda: log.read_text().count("'loss'") >= 3, proc, seconds=300)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)  # torch's launcher itself exits 1 after its ranks stop
+    assert log.read_text().count("interrupted: saved") == 2  # both ranks stopped at the same step
+    (saved,) = out.glob("checkpoint-*")
+    assert checkpoint_problem(saved) is None
+    assert (saved / "rng_state_0.pth").is_file() and (saved / "rng_state_1.pth").is_file()
