@@ -70,7 +70,9 @@ def finetune_causal(
         tokenizer.pad_token = tokenizer.eos_token
     if not lora_args.use_lora:  # an adapter must keep its base model's vocabulary
         pad_vocabulary(model, tokenizer)
-    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
+    context = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", 1024
+    )
     max_length = min(data_args.max_length or context, context)
 
     if (
