@@ -7,19 +7,32 @@ from pathlib import Path
 
 from llmkit.errors import run_cli
 
-DEFAULTS = {"cnn": "runs/cnn", "gan": "runs/gan", "vae": "runs/vae", "diffusion": "runs/ddpm", "char_rnn": "runs/char-lstm",
-            "dbn": "runs/dbn", "word2vec": "runs/word2vec", "hp_search": "runs/gpt2-tiny/hp_search"}
+DEFAULTS = {
+    "cnn": "runs/cnn",
+    "gan": "runs/gan",
+    "vae": "runs/vae",
+    "diffusion": "runs/ddpm",
+    "char_rnn": "runs/char-lstm",
+    "dbn": "runs/dbn",
+    "word2vec": "runs/word2vec",
+    "hp_search": "runs/gpt2-tiny/hp_search",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name in DEFAULTS:
-        parser.add_argument(f"--{name}", help=f"output_dir of the recipe (default {DEFAULTS[name]} if it exists)")
+        parser.add_argument(
+            f"--{name}", help=f"output_dir of the recipe (default {DEFAULTS[name]} if it exists)"
+        )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7862)
     args = parser.parse_args()
     marker = {"hp_search": "trials.json"}  # the file that shows a default folder holds a finished run
-    folders = {k: getattr(args, k) or (v if (Path(v) / marker.get(k, "config.json")).is_file() else None) for k, v in DEFAULTS.items()}
+    folders = {
+        k: getattr(args, k) or (v if (Path(v) / marker.get(k, "config.json")).is_file() else None)
+        for k, v in DEFAULTS.items()
+    }
 
     from llmkit.ui.classic import build_classic_app
 

@@ -1,8 +1,8 @@
 """Chat with your documents: `python apps/rag_chat.py` serves the built-in knowledge base on 127.0.0.1.
 
-    python apps/rag_chat.py                                  # CPython's docs, extractive answers, offline
-    python apps/rag_chat.py --store runs/my-store            # a store built with `llmkit rag index`
-    python apps/rag_chat.py --generator openai --base_url http://localhost:8000/v1 --generator_model my-model
+python apps/rag_chat.py                                  # CPython's docs, extractive answers, offline
+python apps/rag_chat.py --store runs/my-store            # a store built with `llmkit rag index`
+python apps/rag_chat.py --generator openai --base_url http://localhost:8000/v1 --generator_model my-model
 """
 
 import argparse
@@ -13,26 +13,46 @@ from llmkit.errors import UserError, run_cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", default="runs/rag-builtin", help="store directory (built from the built-in docs if empty)")
+    parser.add_argument(
+        "--store", default="runs/rag-builtin", help="store directory (built from the built-in docs if empty)"
+    )
     parser.add_argument("--generator", default="extractive", choices=["extractive", "transformers", "openai"])
     parser.add_argument("--generator_model", help="model folder/name (transformers) or model id (openai)")
     parser.add_argument("--base_url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--mode", default="hybrid", choices=["dense", "lexical", "hybrid"])
+    parser.add_argument(
+        "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args()
 
+    if args.k < 1:
+        raise UserError(f"--k must be at least 1, got {args.k}.")
+    from llmkit.rag.abstain import MIN_SCORE, Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.ui.rag_chat import build_rag_chat
 
+    gate = Gate(dict(MIN_SCORE) if args.min_score is None else args.min_score)
     builtin = args.store == parser.get_default("store")
-    if not builtin and not (Path(args.store) / "manifest.json").is_file():
-        raise UserError(f"no store at {args.store}; build one with `llmkit rag index PATH --store {args.store}`.")
-    store = open_store(args.store, builtin=builtin)
-    rag = RAG(store, make_generator(args.generator, store.embedder, args.generator_model, args.base_url), k=args.k)
+    if Path(args.store).is_file():
+        raise UserError(
+            f"--store {args.store} is a file; pass the store directory built by `llmkit rag index`."
+        )
+    store = open_store(args.store, builtin=builtin)  # the embedding model comes from the store's manifest
+    rag = RAG(
+        store,
+        make_generator(args.generator, store.embedder, args.generator_model, args.base_url),
+        k=args.k,
+        mode=args.mode,
+        gate=gate,
+    )
     demo = build_rag_chat(rag)
-    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, share=args.share
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Pretraining speed: llmkit's model and Trainer path against a minimal GPT, interleaved A/B.
+"""Pretraining speed: llmkit's recipe path against a compiled minimal GPT, interleaved, on identical batches.
 
-    python benchmarks/bench_pretrain.py                      # CPU: the issue's small shape and the tiny preset
-    python benchmarks/bench_pretrain.py --shapes gpt2 --steps 10
-    python benchmarks/bench_pretrain.py --device cuda --shapes gpt2 --batch 16
+    python benchmarks/bench_pretrain.py                    # CPU: the small and tiny shapes
+    python benchmarks/bench_pretrain.py --device cuda      # GPU: GPT-2 124M, bf16, context 1024,
+                                                           # micro-batch 12 x 8 and 32 x 3 (98,304 tokens per step)
 
-Every variant trains on the very same batches (taken from the Trainer's own dataloader), in
-rounds that alternate the variants, so the machine's noise hits all of them alike. Reported:
-median tokens/s per variant, the ratios, MFU against a measured matmul peak, validation loss at
-equal steps, and packing against padding every document.
+Variants, each built fresh per round and timed after its warm-up (compilation) steps:
+- `reference`: benchmarks/mingpt.py (nanoGPT's architecture, vocabulary padded to a multiple of 64),
+  a plain loop with fused AdamW, bf16 autocast and torch.compile on CUDA;
+- `llmkit`: the recipe's path: build_gpt2 + the chunked/fused loss + Trainer with PretrainingArguments'
+  defaults (compile, bf16, TF32, fused AdamW on CUDA) and llmkit's ReportCallback;
+- `hf-default` (CPU only unless --hf_default): GPT2LMHeadModel as a walkthrough builds it, `labels=` loss.
+Every variant sees the very same micro-batches (drawn once from the Trainer's own seeded sampler) with
+the same constant learning rate, so the loss after equal steps is comparable. Reported per variant:
+median ms/step and tokens/s, MFU (dense peak of the GPU for bf16 from llmkit's table, or a measured
+matmul peak), peak memory, validation loss, and for llmkit the steady tokens/s its own metrics report
+next to the benchmark's wall clock of the same steps.
 """
 
 from __future__ import annotations
@@ -22,34 +29,26 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mingpt import MinGPT  # noqa: E402
 
 from llmkit.data import builtin_texts, collate_blocks, load_corpus, pack, train_bpe_tokenizer  # noqa: E402
 from llmkit.data.corpus import DataArguments  # noqa: E402
-from llmkit.lm.model import ModelArguments, build_gpt2, flops_per_token  # noqa: E402
+from llmkit.lm.loss import use_fast_loss  # noqa: E402
+from llmkit.lm.model import ModelArguments, build_gpt2, flops_per_token, padded_vocab_size  # noqa: E402
+from llmkit.lm.pretrain import PretrainingArguments  # noqa: E402
+from llmkit.lm.report import ReportCallback  # noqa: E402
+from llmkit.lm.throughput import device_peak  # noqa: E402
 
-# name: (n_layer, n_head, n_embd, block_size, batch)
+# name: (n_layer, n_head, n_embd, block_size, vocab, [(micro_batch, accumulation), ...])
 SHAPES = {
-    "small": (4, 4, 128, 64, 12),  # the shape measured in issue 2 (1.5x slower out of the box)
-    "tiny": (4, 4, 256, 128, 16),  # llmkit's default preset and batch
-    "gpt2": (12, 12, 768, 1024, 1),
+    "small": (4, 4, 128, 64, 8192, [(12, 1)]),
+    "tiny": (4, 4, 256, 128, 8192, [(16, 1)]),  # llmkit's default preset and CPU batch
+    "gpt2": (12, 12, 768, 1024, 50257, [(12, 8), (32, 3)]),  # 124M at 98,304 tokens per optimizer step
 }
-
-
-def matmul_peak(device: str, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 10) -> float:
-    """Measured FLOP/s of a large square matmul: the practical peak MFU is quoted against."""
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t)
+LR = 6e-4
 
 
 def _sync(device: str) -> None:
@@ -57,168 +56,327 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-class LoopRunner:
-    """A plain training loop (AdamW, cosine-free constant LR) over given batches."""
+class _Fake:
+    """A stand-in tokenizer of a given length (build_gpt2 only asks for its size and special ids)."""
 
-    def __init__(self, model: torch.nn.Module, device: str, hf: bool, lr: float):
-        self.model, self.device, self.hf = model.to(device).train(), device, hf
-        decay = [p for p in model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in model.parameters() if p.dim() < 2]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                                     lr=lr, betas=(0.9, 0.95), fused=True)
+    def __init__(self, n: int):
+        self.n, self.eos_token_id, self.pad_token_id = n, 0, 0
 
-    def run(self, batches: list[dict]) -> float:
-        _sync(self.device)
-        t = time.perf_counter()
-        for batch in batches:
-            ids = batch["input_ids"].to(self.device, non_blocking=True)
-            loss = self.model(input_ids=ids, labels=ids).loss if self.hf else self.model(ids, ids)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-        _sync(self.device)
-        return time.perf_counter() - t
-
-    @torch.no_grad()
-    def eval_loss(self, batches: list[dict]) -> float:
-        self.model.eval()
-        losses = []
-        for batch in batches:
-            ids = batch["input_ids"].to(self.device)
-            losses.append(float(self.model(input_ids=ids, labels=ids).loss if self.hf else self.model(ids, ids)))
-        self.model.train()
-        return sum(losses) / len(losses)
+    def __len__(self) -> int:
+        return self.n
 
 
-class _StepTimer(TrainerCallback):
-    def __init__(self):
-        self.seconds, self._t = 0.0, 0.0
+def llmkit_args(
+    device: str, micro: int, accum: int, steps: int, warmup: int, out: str
+) -> PretrainingArguments:
+    """The recipe's TrainingArguments, with a constant learning rate and no eval/save for the benchmark."""
+    return PretrainingArguments(
+        output_dir=out,
+        max_steps=warmup + steps,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=warmup,
+        report_to="none",
+        disable_tqdm=True,
+        seed=0,
+        use_cpu=device == "cpu",
+        torch_compile=device == "cuda",
+    )
 
-    def on_step_begin(self, args, state, control, **kw):
-        self._t = time.perf_counter()
+
+class _WallClock(TrainerCallback):
+    """The benchmark's own clock: synchronised wall time from the end of warm-up to the last step."""
+
+    def __init__(self, warmup: int, device: str):
+        self.warmup, self.device, self.start, self.seconds = warmup, device, 0.0, 0.0
 
     def on_step_end(self, args, state, control, **kw):
-        self.seconds += time.perf_counter() - self._t
+        if state.global_step == self.warmup:
+            _sync(self.device)
+            self.start = time.perf_counter()
+        elif state.global_step == state.max_steps:
+            _sync(self.device)
+            self.seconds = time.perf_counter() - self.start
 
 
-def trainer_for(model, train: Dataset, steps: int, batch: int, lr: float, device: str, out: str) -> tuple[Trainer, _StepTimer]:
-    """llmkit's Trainer path: the same arguments the recipe uses, without eval/save/logging noise."""
-    args = TrainingArguments(
-        output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
-        lr_scheduler_type="constant", weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0, save_strategy="no",
-        eval_strategy="no", logging_steps=10_000, report_to="none", disable_tqdm=True, dataloader_drop_last=True,
-        use_cpu=device == "cpu", seed=0, bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+def run_reference(
+    vocab: int, shape: dict, micro_batches: list, accum: int, warmup: int, device: str
+) -> tuple[float, torch.nn.Module]:
+    """nanoGPT-style loop; returns the wall seconds of the steps after warm-up."""
+    torch.manual_seed(0)
+    model = MinGPT(padded_vocab_size(vocab, 64), **shape).to(device).train()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+        lr=LR,
+        betas=(0.9, 0.95),
+        fused=device == "cuda",
     )
-    timer = _StepTimer()
-    return Trainer(model=model, args=args, train_dataset=train, data_collator=collate_blocks, callbacks=[timer]), timer
+    step_fn = torch.compile(model) if device == "cuda" else model
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+    start = 0.0
+    for step in range(len(micro_batches) // accum):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        for batch in micro_batches[step * accum : (step + 1) * accum]:
+            ids = batch["input_ids"].to(device, non_blocking=True)
+            with autocast:
+                loss = step_fn(ids, ids) / accum
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(device)
+    return time.perf_counter() - start, model
 
 
-def bench_shape(name: str, train: Dataset, val: list[dict], vocab: int, device: str, steps: int, rounds: int, peak: float) -> dict:
-    """Time the four variants on one shape over identical batches, interleaved round by round."""
-    n_layer, n_head, n_embd, block, batch = SHAPES[name]
+def run_llmkit(
+    vocab: int,
+    shape: dict,
+    train: Dataset,
+    micro: int,
+    accum: int,
+    steps: int,
+    warmup: int,
+    device: str,
+    block: int,
+    peak: float,
+) -> tuple[float, torch.nn.Module, float]:
+    """The recipe's path; returns (wall seconds after warm-up, model, llmkit's own steady tokens/s)."""
+    torch.manual_seed(0)
+    model = build_gpt2(ModelArguments(**shape), _Fake(vocab))
+    args = llmkit_args(device, micro, accum, steps, warmup, "/tmp/bench-pretrain-llmkit")
+    use_fast_loss(model, args.loss_implementation, args.device)
+    report = ReportCallback(micro * accum * block, flops_per_token(model.config, block), peak)
+    clock = _WallClock(warmup, device)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train, data_collator=collate_blocks, callbacks=[report, clock]
+    )
+    trainer.train()
+    return clock.seconds, trainer.model, report.steady_tokens_per_second
+
+
+def run_hf_default(
+    vocab: int, shape: dict, micro_batches: list, accum: int, warmup: int, device: str
+) -> tuple[float, torch.nn.Module]:
+    """GPT2LMHeadModel as tutorials build it (gelu_new, eager attention, labels= loss), in the same loop."""
+    torch.manual_seed(0)
+    model = (
+        GPT2LMHeadModel(GPT2Config(vocab_size=vocab, **shape, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
+        .to(device)
+        .train()
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1)
+    start = 0.0
+    for step in range(len(micro_batches) // accum):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        for batch in micro_batches[step * accum : (step + 1) * accum]:
+            ids = batch["input_ids"].to(device)
+            (model(input_ids=ids, labels=ids).loss / accum).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(device)
+    return time.perf_counter() - start, model
+
+
+@torch.no_grad()
+def eval_loss(model: torch.nn.Module, val: list[dict], device: str) -> float:
+    """Mean next-token loss on the validation batches (bf16 autocast on CUDA, like training)."""
+    model.eval()
+    losses = []
+    for batch in val:
+        ids = batch["input_ids"].to(device)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            out = model(ids, ids) if isinstance(model, MinGPT) else model(input_ids=ids, labels=ids).loss
+        losses.append(float(out))
+    return sum(losses) / len(losses)
+
+
+def bench(
+    name: str,
+    blocks: Dataset,
+    val: list[dict],
+    device: str,
+    steps: int,
+    warmup: int,
+    rounds: int,
+    peak: float,
+    variants: list[str],
+) -> list[dict]:
+    """Every (micro-batch, accumulation) setting of one shape, variants interleaved round by round."""
+    n_layer, n_head, n_embd, block, vocab, settings = SHAPES[name]
     shape = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=block)
-    lr = 1e-3
-    # Identical batches for everyone: drawn once from the Trainer's own (seeded) dataloader.
-    probe, _ = trainer_for(GPT2LMHeadModel(GPT2Config(vocab_size=vocab, **shape)), train, steps, batch, lr, device, "/tmp/bench-probe")
-    loader = iter(probe.get_train_dataloader())
-    batches = [next(loader) for _ in range(steps)]
-
-    def fresh(kind: str):
-        torch.manual_seed(0)
-        if kind == "reference":
-            return MinGPT(vocab, **shape)
-        if kind == "hf-default":  # GPT2LMHeadModel as a walkthrough builds it: gelu_new, default attention
-            return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, **shape, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
-        tokenizer = type("Tok", (), {"eos_token_id": 0, "pad_token_id": 0, "__len__": lambda s: vocab})()
-        return build_gpt2(ModelArguments(**shape), tokenizer)
-
-    times: dict[str, list[float]] = {k: [] for k in ("reference", "hf-default", "llmkit-loop", "llmkit-trainer")}
-    finals: dict[str, float] = {}
-    for r in range(rounds):
-        for kind in times:
-            model = fresh(kind)
-            if kind == "llmkit-trainer":
-                trainer, timer = trainer_for(model, train, steps, batch, lr, device, f"/tmp/bench-{name}")
-                trainer.train()
-                seconds = timer.seconds
-                runner = LoopRunner(trainer.model, device, True, lr)  # for eval only
-            else:
-                runner = LoopRunner(model, device, kind != "reference", lr)
-                seconds = runner.run(batches)
-            times[kind].append(seconds)
-            if r == rounds - 1:
-                finals[kind] = runner.eval_loss(val)
-            print(f"  {name} round {r + 1} {kind:15s} {steps * batch * block / seconds:9.0f} tokens/s", flush=True)
-
-    tokens = steps * batch * block
-    tps = {k: tokens / statistics.median(v) for k, v in times.items()}
-    cfg = GPT2Config(vocab_size=vocab, **shape)
-    fpt = flops_per_token(cfg, block)
-    return {
-        "shape": dict(zip(("n_layer", "n_head", "n_embd", "block_size", "batch"), SHAPES[name])),
-        "tokens_per_second": {k: round(v) for k, v in tps.items()},
-        "trainer_vs_reference": round(tps["llmkit-trainer"] / tps["reference"], 3),
-        "llmkit_model_vs_reference": round(tps["llmkit-loop"] / tps["reference"], 3),
-        "hf_default_vs_reference": round(tps["hf-default"] / tps["reference"], 3),
-        "trainer_overhead_vs_loop": round(tps["llmkit-loop"] / tps["llmkit-trainer"] - 1, 3),
-        "mfu_vs_matmul_peak": {k: round(v * fpt / peak, 3) for k, v in tps.items()},
-        "val_loss_after_equal_steps": {k: round(v, 4) for k, v in finals.items()},
-        "steps": steps,
-        "rounds": rounds,
-    }
+    results = []
+    for micro, accum in settings:
+        need = (warmup + steps) * micro * accum
+        train = Dataset.from_dict({"input_ids": [blocks[i % len(blocks)]["input_ids"] for i in range(need)]})
+        probe = Trainer(
+            model=GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=8, n_positions=block)),
+            args=llmkit_args(device, micro, accum, steps, warmup, "/tmp/bench-probe"),
+            train_dataset=train,
+            data_collator=collate_blocks,
+        )
+        micro_batches = list(probe.get_train_dataloader())  # the Trainer's own (seeded) order, for everyone
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        memory, losses, steady = {}, {}, []
+        for r in range(rounds):
+            for v in variants:
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                if v == "reference":
+                    seconds, model = run_reference(vocab, shape, micro_batches, accum, warmup, device)
+                elif v == "llmkit":
+                    seconds, model, own = run_llmkit(
+                        vocab, shape, train, micro, accum, steps, warmup, device, block, peak
+                    )
+                    steady.append((own, steps * micro * accum * block / seconds))
+                else:
+                    seconds, model = run_hf_default(vocab, shape, micro_batches, accum, warmup, device)
+                times[v].append(seconds)
+                memory[v] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None
+                if r == rounds - 1:
+                    losses[v] = round(eval_loss(model, val, device), 4)
+                del model
+                print(
+                    f"  {name} {micro}x{accum} round {r + 1} {v:10s} {1000 * seconds / steps:8.1f} ms/step",
+                    flush=True,
+                )
+        tokens = micro * accum * block
+        fpt = flops_per_token(GPT2Config(vocab_size=padded_vocab_size(vocab, 64), **shape), block)
+        row = {
+            "shape": name,
+            "micro_batch": micro,
+            "accumulation": accum,
+            "tokens_per_step": tokens,
+            "steps": steps,
+            "warmup_steps": warmup,
+            "rounds": rounds,
+            "variants": {},
+        }
+        for v in variants:
+            ms = 1000 * statistics.median(times[v]) / steps
+            tps = tokens / (ms / 1000)
+            row["variants"][v] = {
+                "ms_per_step": round(ms, 1),
+                "tokens_per_second": round(tps),
+                "mfu": round(tps * fpt / peak, 4),
+                "peak_memory_gib": memory[v],
+                "val_loss_after_equal_steps": losses[v],
+            }
+        if "reference" in variants:
+            row["llmkit_vs_reference"] = round(
+                row["variants"]["llmkit"]["tokens_per_second"]
+                / row["variants"]["reference"]["tokens_per_second"],
+                3,
+            )
+        own, wall = steady[-1]
+        row["llmkit_metrics_vs_wall_clock"] = {
+            "metrics_steady_tokens_per_second": round(own),
+            "wall_clock_tokens_per_second": round(wall),
+            "ratio": round(own / wall, 3),
+        }
+        print(json.dumps(row, indent=2), flush=True)
+        results.append(row)
+    return results
 
 
 def packing_vs_padding(tokenizer, block: int = 512) -> dict:
     """Useful-token share when packing vs padding (and truncating) every document to `block` tokens."""
     lengths = [len(ids) + 1 for ids in tokenizer(builtin_texts(), add_special_tokens=False)["input_ids"]]
-    total = sum(lengths)
-    padded_useful = sum(min(n, block) for n in lengths)
+    total, padded_useful = sum(lengths), sum(min(n, block) for n in lengths)
     return {
         "block_size": block,
         "documents": len(lengths),
         "corpus_tokens": total,
-        "padding": {"slots": len(lengths) * block, "useful_fraction": round(padded_useful / (len(lengths) * block), 3),
-                    "tokens_truncated_away": total - padded_useful},
-        "packing": {"slots": total // block * block, "useful_fraction": 1.0, "tokens_dropped": total % block},
+        "padding": {
+            "useful_fraction": round(padded_useful / (len(lengths) * block), 3),
+            "tokens_truncated_away": total - padded_useful,
+        },
+        "packing": {"useful_fraction": 1.0, "tokens_dropped": total % block},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["small", "tiny"], choices=list(SHAPES))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"]
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=None,
+        choices=list(SHAPES),
+        help="default: gpt2 on cuda, small and tiny on cpu",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed optimizer steps per run (default 20 on cuda, 30 on cpu)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps first (compilation; default 10 on cuda, 3 on cpu)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=None, help="override every shape's batch size")
-    parser.add_argument("--eval_batches", type=int, default=20, help="validation batches (of 8 blocks) for the loss check")
-    parser.add_argument("--out", default="benchmarks/results/pretrain.json")
+    parser.add_argument(
+        "--hf_default", action="store_true", help="also time the tutorial-style GPT2LMHeadModel on CUDA"
+    )
+    parser.add_argument(
+        "--eval_batches", type=int, default=8, help="validation batches (of 8 blocks) for the loss check"
+    )
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/pretrain-<device>.json")
     args = parser.parse_args()
-    if args.batch:
-        for k, v in SHAPES.items():
-            SHAPES[k] = (*v[:4], args.batch)
+    cuda = args.device == "cuda"
+    shapes = args.shapes or (["gpt2"] if cuda else ["small", "tiny"])
+    steps, warmup = (
+        args.steps or (20 if cuda else 30),
+        args.warmup if args.warmup is not None else (10 if cuda else 3),
+    )
+    variants = ["reference", "llmkit"] + (["hf-default"] if args.hf_default or not cuda else [])
 
     corpus = load_corpus(DataArguments())
     tokenizer = train_bpe_tokenizer(corpus["train"]["text"], vocab_size=8192)
-    peak = matmul_peak(args.device, torch.bfloat16 if args.device == "cuda" else torch.float32)
+    precision = "bf16" if cuda else "fp32"
+    peak, source = device_peak(args.device, precision)
     results = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "device": torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads",
-                    "torch": torch.__version__, "matmul_peak_tflops": round(peak / 1e12, 3)},
+        "machine": {
+            "platform": platform.platform(),
+            "device": torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads",
+            "torch": torch.__version__,
+            "peak_tflops": round(peak / 1e12, 3),
+            "peak_source": source,
+        },
         "packing_vs_padding": packing_vs_padding(tokenizer),
+        "runs": [],
     }
     print(json.dumps(results, indent=2), flush=True)
-    for name in args.shapes:
+    for name in shapes:
         block = SHAPES[name][3]
-        train = pack(corpus["train"], tokenizer, block)
+        blocks = pack(corpus["train"], tokenizer, block)
         val_blocks = pack(corpus["validation"], tokenizer, block)
-        val = [collate_blocks([val_blocks[i] for i in range(j, min(j + 8, len(val_blocks)))])
-               for j in range(0, min(8 * args.eval_batches, len(val_blocks)), 8)]
-        results[name] = bench_shape(name, train, val, len(tokenizer), args.device, args.steps, args.rounds, peak)
-        print(json.dumps(results[name], indent=2), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        val = [
+            collate_blocks([val_blocks[i] for i in range(j, min(j + 8, len(val_blocks)))])
+            for j in range(0, min(8 * args.eval_batches, len(val_blocks)), 8)
+        ]
+        results["runs"] += bench(name, blocks, val, args.device, steps, warmup, args.rounds, peak, variants)
+    out = Path(args.out or f"benchmarks/results/pretrain-{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

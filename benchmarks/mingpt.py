@@ -2,7 +2,9 @@
 
 Same architecture as transformers' GPT2LMHeadModel (pre-LayerNorm blocks, fused QKV projection,
 causal SDPA attention, tanh-GELU MLP of width 4d, learned positions, tied LM head, N(0, 0.02)
-init with the residual projections scaled by 1/sqrt(2 * n_layer)), and nothing else.
+init with the residual projections scaled by 1/sqrt(2 * n_layer)), and nothing else. The benchmark
+builds it with nanoGPT's padded vocabulary (a multiple of 64: 50,304 for GPT-2's 50,257), compiles it
+on CUDA and runs it under bf16 autocast, as nanoGPT's train.py does.
 """
 
 from __future__ import annotations

@@ -1,37 +1,158 @@
-"""Command-line and config-file parsing shared by every recipe (transformers' HfArgumentParser)."""
+"""Command-line and config-file parsing shared by every recipe.
+
+One function, `parse_args(types, argv)`, turns flags into dataclasses. `--config FILE.yaml|json`
+(or the file alone) supplies values and flags given beside it win over the file, as in TRL's and
+LitGPT's scripts. Recipes whose dataclasses include transformers' `TrainingArguments` get
+`HfArgumentParser` (every Trainer flag works); the others get a small dataclass -> argparse
+parser, so the classic recipes start without importing transformers.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import sys
+import types
+import typing
 from pathlib import Path
-
-from transformers import HfArgumentParser
 
 from llmkit.errors import UserError
 
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
 
 def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
-    """Parse flags, or a single YAML/JSON config file, into the given dataclasses."""
+    """Parse flags, `--config FILE` plus overriding flags, or a lone YAML/JSON file into the given dataclasses."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser(dataclass_types)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
-        path = Path(argv[0])
-        if not path.is_file():
-            raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file or flags.")
-        try:
-            if path.suffix == ".json":
-                return parser.parse_json_file(str(path), allow_extra_keys=False)
-            return parser.parse_yaml_file(str(path), allow_extra_keys=False)
-        except ValueError as err:
-            raise UserError(f"config file {path}: {err}") from None
+    config_file, argv = _split_config(argv)
+    parser = _make_parser(dataclass_types)
+    if config_file is not None:
+        _apply_config(parser, config_file)
     try:
-        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        namespace, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:
         if exit_.code not in (0, None):  # argparse already printed usage and the problem
-            raise UserError("bad command-line arguments (see the message above; --help lists every flag).") from None
+            raise UserError(
+                "bad command-line arguments (see the message above; --help lists every flag)."
+            ) from None
         raise
-    except ValueError as err:  # raised by a dataclass's __post_init__ (e.g. TrainingArguments' checks)
-        raise UserError(str(err)) from None
     if unknown:
         raise UserError(f"unknown arguments {' '.join(unknown)}; `--help` lists every flag.")
-    return tuple(parsed)
+    try:
+        return tuple(_build(cls, namespace) for cls in dataclass_types)
+    except ValueError as err:  # raised by a dataclass's __post_init__ (e.g. TrainingArguments' checks)
+        raise UserError(str(err)) from None
+
+
+def _split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """Pull `--config FILE` (or a lone config file as the only argument) out of argv."""
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        return Path(argv[0]), []
+    for i, arg in enumerate(argv):
+        if arg == "--config" or arg.startswith("--config="):
+            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            if not value.endswith(CONFIG_SUFFIXES):
+                raise UserError(f"--config needs a .yaml, .yml or .json file, got {value!r}.")
+            rest = argv[:i] + argv[i + (1 if "=" in arg else 2) :]
+            return Path(value), rest
+    return None, argv
+
+
+def _uses_transformers(dataclass_types: tuple) -> bool:
+    """Whether any dataclass derives from a transformers class (then HfArgumentParser knows its fields)."""
+    return any(
+        base.__module__.split(".")[0] == "transformers" for cls in dataclass_types for base in cls.__mro__
+    )
+
+
+def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
+    if _uses_transformers(dataclass_types):
+        from transformers import HfArgumentParser  # imported only here: the classic recipes never pay for it
+
+        return HfArgumentParser(dataclass_types)
+    parser = argparse.ArgumentParser(
+        description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for cls in dataclass_types:
+        _add_dataclass(parser, cls)
+    return parser
+
+
+def _description() -> str | None:
+    main = sys.modules.get("__main__")
+    return (main.__doc__ or "").strip() or None if main else None
+
+
+def _apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
+    """Make the file's values the parser's defaults, so flags on the command line still win."""
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file.")
+    try:
+        if path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            import yaml
+
+            values = yaml.safe_load(path.read_text())
+    except Exception as err:  # a JSON or YAML syntax error: say where
+        raise UserError(f"config file {path} could not be read: {err}") from None
+    values = values or {}
+    if not isinstance(values, dict):
+        raise UserError(
+            f"config file {path} must hold a mapping of argument names to values, not {type(values).__name__}."
+        )
+    known = {action.dest: action for action in parser._actions}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(
+            f"config file {path} has unknown keys {', '.join(unknown)}; `--help` lists every argument."
+        )
+    for key in values:
+        known[key].required = False  # the file provides it
+    parser.set_defaults(**values)
+
+
+def _build(cls, namespace: argparse.Namespace):
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+
+
+def _str_to_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if value.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _add_dataclass(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field: `--name value`, booleans as `--flag [true|false]`, lists as `--name a b c`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        kind = hints[f.name]
+        args = typing.get_args(kind)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(a for a in args if a is not type(None))
+            args = typing.get_args(kind)
+        options: dict = {"help": f.metadata.get("help", "")}
+        if f.default is not dataclasses.MISSING:
+            options["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            options["default"] = f.default_factory()
+        else:
+            options["required"] = True
+        if kind is bool:
+            options.update(type=_str_to_bool, nargs="?", const=True)
+        elif typing.get_origin(kind) is list:
+            options.update(type=args[0], nargs="+")
+        else:
+            options["type"] = kind
+        if "choices" in f.metadata:
+            options["choices"] = f.metadata["choices"]
+        names = [f"--{f.name}", *f.metadata.get("aliases", [])]
+        parser.add_argument(*names, dest=f.name, **options)

@@ -6,50 +6,23 @@ import argparse
 import sys
 
 from llmkit.errors import run_cli
+from llmkit.recipes import RECIPES
 
-USAGE = """usage: llmkit <command> [options]
-
-commands:
-  pretrain        pretrain a GPT-2-style model from scratch (the flags of recipes/pretrain_gpt2.py)
-  finetune-bert   fine-tune an encoder for classification or tagging (recipes/finetune_bert.py)
-  finetune-t5     fine-tune T5 on text-to-text pairs (recipes/finetune_t5.py)
-  finetune-gpt2   continue training a causal LM (recipes/finetune_gpt2.py)
-  generate        sample text from a causal LM folder, streaming it to the terminal
-  space           build, check and deploy a Hugging Face Space (build, check, deploy)
-  rag             index documents and ask questions with cited sources (index, ask, eval, chat)
-
-`llmkit <command> --help` lists a command's options."""
+TOOLS = {
+    "generate": "sample text from a causal LM folder, streaming it to the terminal",
+    "rag": "index documents and ask questions with cited sources (index, ask, eval, chat)",
+    "space": "build, check and deploy a Hugging Face Space (build, check, deploy)",
+}
 
 
-def _recipe(name: str):
-    """A command that parses recipe flags into the recipe's dataclasses and calls its function."""
-
-    def run(argv: list[str]) -> None:
-        from llmkit.arguments import parse_args
-        from llmkit.data import DataArguments
-        from llmkit.finetune import (
-            ClassificationArguments,
-            FinetuneDataArguments,
-            FinetuneModelArguments,
-            FinetuneSeq2SeqArguments,
-            FinetuneTrainingArguments,
-            LoraArguments,
-            finetune_classifier,
-        )
-        from llmkit.finetune.causal import CausalArguments, finetune_causal
-        from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
-        from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
-
-        shared = (FinetuneDataArguments, FinetuneModelArguments, LoraArguments)
-        fn, types = {
-            "pretrain": (pretrain, (DataArguments, ModelArguments, PretrainingArguments)),
-            "finetune-bert": (finetune_classifier, (ClassificationArguments, *shared, FinetuneTrainingArguments)),
-            "finetune-t5": (finetune_seq2seq, (Seq2SeqArguments, *shared, FinetuneSeq2SeqArguments)),
-            "finetune-gpt2": (finetune_causal, (CausalArguments, *shared, FinetuneTrainingArguments)),
-        }[name]
-        fn(*parse_args(types, argv))
-
-    return run
+def usage() -> str:
+    """`llmkit --help`: every recipe from the registry, then the tools."""
+    rows = [(r.name, f"{r.summary} (recipes/{r.module}.py)") for r in RECIPES.values()] + list(TOOLS.items())
+    lines = "\n".join(f"  {name:<16}{text}" for name, text in rows)
+    return (
+        f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
+        "`llmkit <command> --help` lists a command's options; every recipe also takes `--config FILE.yaml`."
+    )
 
 
 def _generate(argv: list[str]) -> None:
@@ -116,10 +89,7 @@ def _space(argv: list[str]) -> None:
 
 
 COMMANDS = {
-    "pretrain": _recipe("pretrain"),
-    "finetune-bert": _recipe("finetune-bert"),
-    "finetune-t5": _recipe("finetune-t5"),
-    "finetune-gpt2": _recipe("finetune-gpt2"),
+    **{name: (lambda argv, recipe=recipe: recipe.load().main(argv)) for name, recipe in RECIPES.items()},
     "generate": _generate,
     "rag": _rag,
     "space": _space,
@@ -130,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `llmkit` console script."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        print(usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         if argv and argv[0] not in ("-h", "--help"):
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)

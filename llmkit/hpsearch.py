@@ -15,6 +15,7 @@ from transformers import Trainer, TrainingArguments
 
 from llmkit.errors import UserError, require
 from llmkit.plots import plt
+from llmkit.secrets import is_secret_field, redact
 
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout")
 
@@ -44,13 +45,17 @@ def load_space(path: str | None, default: dict) -> dict:
     known = {f.name for f in dataclasses.fields(TrainingArguments)} | set(LORA_FIELDS)
     for name, spec in space.items():
         if name not in known:
-            raise UserError(f"unknown hyperparameter {name!r} in the search space; use TrainingArguments fields or {', '.join(LORA_FIELDS)}.")
+            raise UserError(
+                f"unknown hyperparameter {name!r} in the search space; use TrainingArguments fields or {', '.join(LORA_FIELDS)}."
+            )
         if not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= set(spec)):
             raise UserError(f"search space for {name!r} needs either 'choices: [...]' or 'low' and 'high'.")
         if "choices" in spec and not spec["choices"]:
             raise UserError(f"search space for {name!r} has no choices.")
         if "low" in spec and spec["low"] > spec["high"]:
-            raise UserError(f"search space for {name!r}: low {spec['low']} is greater than high {spec['high']}.")
+            raise UserError(
+                f"search space for {name!r}: low {spec['low']} is greater than high {spec['high']}."
+            )
         if spec.get("log") and spec.get("low", 1) <= 0:
             raise UserError(f"search space for {name!r}: a log scale needs low > 0.")
     return space
@@ -65,7 +70,9 @@ def suggest(trial, space: dict) -> dict:
         elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
             params[name] = trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
         else:
-            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+            params[name] = trial.suggest_float(
+                name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log"))
+            )
     return params
 
 
@@ -73,7 +80,9 @@ def search(trainer: Trainer, space: dict, n_trials: int, objective: str, directi
     """Run the trials (weak ones pruned at their evaluations); write trials.json and trials.png; return the best."""
     optuna = require("optuna", "hpsearch")
     out.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.InMemoryStorage()  # handed to the study transformers creates, so the trials can be read back
+    storage = (
+        optuna.storages.InMemoryStorage()
+    )  # handed to the study transformers creates, so the trials can be read back
 
     def compute_objective(metrics: dict) -> float:
         if objective not in metrics:
@@ -81,14 +90,30 @@ def search(trainer: Trainer, space: dict, n_trials: int, objective: str, directi
         return metrics[objective]
 
     best = trainer.hyperparameter_search(
-        hp_space=lambda trial: suggest(trial, space), compute_objective=compute_objective, n_trials=n_trials,
-        direction=direction, backend="optuna", pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-        storage=storage, study_name="llmkit",
+        hp_space=lambda trial: suggest(trial, space),
+        compute_objective=compute_objective,
+        n_trials=n_trials,
+        direction=direction,
+        backend="optuna",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        storage=storage,
+        study_name="llmkit",
     )
-    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
-              for t in optuna.load_study(study_name="llmkit", storage=storage).trials]
-    (out / "trials.json").write_text(json.dumps({"objective": objective, "direction": direction, "trials": trials,
-                                                 "best": {"value": best.objective, "params": best.hyperparameters}}, indent=2))
+    trials = [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        for t in optuna.load_study(study_name="llmkit", storage=storage).trials
+    ]
+    (out / "trials.json").write_text(
+        json.dumps(
+            {
+                "objective": objective,
+                "direction": direction,
+                "trials": trials,
+                "best": {"value": best.objective, "params": best.hyperparameters},
+            },
+            indent=2,
+        )
+    )
     plot_trials(trials, objective, out / "trials.png")
     return {"value": best.objective, "params": best.hyperparameters, "trials": trials}
 
@@ -100,10 +125,17 @@ def plot_trials(trials: list[dict], objective: str, path: Path) -> None:
     fig, axes = plt.subplots(1, 1 + len(names), figsize=(3.3 * (1 + len(names)), 3), dpi=100, squeeze=False)
     ax = axes[0][0]
     for t in trials:
-        ax.scatter(t["number"], t["value"] if t["value"] is not None else float("nan"), c="tab:gray" if t["state"] == "PRUNED" else "tab:blue")
+        ax.scatter(
+            t["number"],
+            t["value"] if t["value"] is not None else float("nan"),
+            c="tab:gray" if t["state"] == "PRUNED" else "tab:blue",
+        )
     ax.set(title=f"{objective} per trial (grey: pruned)", xlabel="trial")
     for ax, name in zip(axes[0][1:], names):
-        ax.scatter([t["params"][name] for t in done if name in t["params"]], [t["value"] for t in done if name in t["params"]])
+        ax.scatter(
+            [t["params"][name] for t in done if name in t["params"]],
+            [t["value"] for t in done if name in t["params"]],
+        )
         ax.set(title=name, xscale="log" if name == "learning_rate" else "linear")
     fig.tight_layout()
     fig.savefig(path)
@@ -125,6 +157,8 @@ def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str)
                 config[f.name] = value
     config.update(best["params"])
     config["output_dir"] = output_dir
+    # No credential in a file: secret fields (hub_token, ...) are left out, token-like strings redacted.
+    config = redact({k: v for k, v in config.items() if not is_secret_field(k)})
     path.write_text(yaml.safe_dump(config, sort_keys=True))
     return path
 
@@ -135,8 +169,15 @@ def _plain(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def run_search(make_trainer: Callable[[Callable], Trainer], model_init: Callable, arguments: tuple, args, default_space: dict,
-               objective: str, direction: str) -> dict:
+def run_search(
+    make_trainer: Callable[[Callable], Trainer],
+    model_init: Callable,
+    arguments: tuple,
+    args,
+    default_space: dict,
+    objective: str,
+    direction: str,
+) -> dict:
     """The `--hp_search_trials N` path of a recipe: search, then write best_config.yaml beside the trials."""
     space = load_space(args.hp_search_space, default_space)
     out = Path(args.output_dir) / "hp_search"
@@ -144,6 +185,8 @@ def run_search(make_trainer: Callable[[Callable], Trainer], model_init: Callable
     best = search(trainer, space, args.hp_search_trials, objective, direction, out)
     config = write_best_config(out / "best_config.yaml", arguments, best, str(Path(args.output_dir) / "best"))
     if trainer.is_world_process_zero():
-        print(f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
-              f"train with it: python <recipe> {config}   (trials: {out / 'trials.png'})")
+        print(
+            f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
+            f"train with it: python <recipe> {config}   (trials: {out / 'trials.png'})"
+        )
     return {**best, "config": str(config)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 
@@ -22,14 +23,22 @@ class GracefulInterrupt:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+    # `accelerate launch` forwards the terminal's Ctrl-C to ranks that already got it from the terminal:
+    # a second signal this soon after the first is the same keypress, not a request to stop at once.
+    SAME_PRESS_SECONDS = 1.0
+
     def __init__(self) -> None:
         self.requested = False
+        self._first_at = 0.0
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
+            if time.monotonic() - self._first_at < self.SAME_PRESS_SECONDS:
+                return
             raise KeyboardInterrupt
         self.requested = True
+        self._first_at = time.monotonic()
         name = signal.Signals(signum).name
         print(
             f"\n{name}: saving a checkpoint at the current step, then stopping (press Ctrl-C again to stop at once).",

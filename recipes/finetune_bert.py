@@ -19,10 +19,18 @@ from llmkit.finetune import (
     finetune_classifier,
 )
 
+TYPES = (
+    ClassificationArguments,
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    LoraArguments,
+    FinetuneTrainingArguments,
+)
+
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (ClassificationArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
-    return finetune_classifier(*parse_args(types, argv))
+    """Fine-tune as the flags describe; returns metrics.json's content."""
+    return finetune_classifier(*parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,18 @@ from llmkit.finetune import (
 )
 from llmkit.finetune.causal import CausalArguments, finetune_causal
 
+TYPES = (
+    CausalArguments,
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    LoraArguments,
+    FinetuneTrainingArguments,
+)
+
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (CausalArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments)
-    return finetune_causal(*parse_args(types, argv))
+    """Fine-tune as the flags describe; returns metrics.json's content."""
+    return finetune_causal(*parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

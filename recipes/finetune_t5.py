@@ -17,10 +17,18 @@ from llmkit.finetune import (
 )
 from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
 
+TYPES = (
+    Seq2SeqArguments,
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    LoraArguments,
+    FinetuneSeq2SeqArguments,
+)
+
 
 def main(argv: list[str] | None = None) -> dict:
-    types = (Seq2SeqArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneSeq2SeqArguments)
-    return finetune_seq2seq(*parse_args(types, argv))
+    """Fine-tune as the flags describe; returns metrics.json's content."""
+    return finetune_seq2seq(*parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ from llmkit.data import DataArguments
 from llmkit.errors import run_cli
 from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
 
+TYPES = (DataArguments, ModelArguments, PretrainingArguments)
+
 
 def main(argv: list[str] | None = None) -> dict:
-    data_args, model_args, training_args = parse_args((DataArguments, ModelArguments, PretrainingArguments), argv)
+    """Pretrain the model the flags describe; returns metrics.json's content."""
+    data_args, model_args, training_args = parse_args(TYPES, argv)
     return pretrain(data_args, model_args, training_args)
 
 

@@ -1,87 +1,130 @@
 """A deep belief network on the digits: RBMs pretrained with contrastive divergence, then fine-tuned with
-backpropagation, against the same network trained from random initialisation.
+backpropagation (the shared training loop), against the same network trained from random initialisation.
 
     python recipes/train_dbn.py                              # CD-1; pictures in runs/dbn
     python recipes/train_dbn.py --cd_k 3 --persistent        # PCD-3
 """
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from llmkit.arguments import parse_args
-from llmkit.classic.classify import accuracy
+from llmkit.classic.checkpoints import write_atomic
+from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
-from llmkit.classic.loop import plot_history, save_grid
+from llmkit.classic.launch import start
+from llmkit.classic.loop import ImageArguments, write_report
 from llmkit.classic.rbm import DBN
-from llmkit.errors import run_cli
-from llmkit.runtime import prepare_output_dir
+from llmkit.errors import UserError, run_cli
+from llmkit.plots import plot_history, save_grid
 
 
 @dataclass
-class DBNArguments:
+class DBNArguments(ImageArguments):
     output_dir: str = "runs/dbn"
-    dataset: str = "digits"
-    hidden: list[int] = field(default_factory=lambda: [128, 64], metadata={"help": "Hidden units of each RBM."})
+    num_train_epochs: int = field(
+        default=40,
+        metadata={
+            "help": "Backpropagation epochs (both networks).",
+            "aliases": ["--epochs", "--finetune_epochs"],
+        },
+    )
+    per_device_train_batch_size: int = field(
+        default=32,
+        metadata={"help": "Examples per batch (CD and backpropagation).", "aliases": ["--batch_size"]},
+    )
+    learning_rate: float = field(default=1e-2, metadata={"help": "Adam learning rate of the fine-tuning."})
+    hidden: list[int] = field(
+        default_factory=lambda: [128, 64], metadata={"help": "Hidden units of each RBM."}
+    )
     pretrain_epochs: int = field(default=20, metadata={"help": "CD epochs per RBM."})
-    finetune_epochs: int = field(default=40, metadata={"help": "Backpropagation epochs (both networks)."})
     cd_k: int = field(default=1, metadata={"help": "Gibbs steps per update (CD-k)."})
     persistent: bool = field(default=False, metadata={"help": "Persistent contrastive divergence."})
-    rbm_learning_rate: float = 0.05
-    learning_rate: float = 1e-2
-    batch_size: int = 32
-    seed: int = 0
+    rbm_learning_rate: float = field(default=0.05, metadata={"help": "Learning rate of the CD updates."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pretrain_epochs < 1 or self.cd_k < 1:
+            raise UserError(
+                f"--pretrain_epochs and --cd_k must be at least 1, got {self.pretrain_epochs} and {self.cd_k}."
+            )
 
 
-def finetune(model: torch.nn.Module, train, test, epochs: int, lr: float, batch_size: int, seed: int) -> list[dict]:
-    """Plain backpropagation with Adam; returns per-epoch loss and test accuracy."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    x, y = train.tensors
-    g = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        order, total = torch.randperm(len(x), generator=g), 0.0
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        model.eval()
-        history.append({"epoch": epoch + 1, "loss": total / len(x), "test_accuracy": accuracy(model, test)})
-    return history
+TYPES = (DBNArguments,)
 
 
-def main(argv=None) -> dict:
-    args = parse_args((DBNArguments,), argv)[0]
-    out = prepare_output_dir(args.output_dir)
-    train, test, n_classes = load_images(args.dataset)
-    flat = train.tensors[0].flatten(1)
-    dbn = DBN([flat.shape[1], *args.hidden], n_classes, args.seed)
-    layers = dbn.pretrain(flat, args.pretrain_epochs, batch_size=args.batch_size, lr=args.rbm_learning_rate, k=args.cd_k,
-                          persistent=args.persistent, seed=args.seed)
+def pretrain(args: DBNArguments, dbn: DBN, images: torch.Tensor, out) -> list[list[dict]]:
+    """Greedy CD pretraining, with each RBM's curves, the first layer's filters and its reconstructions."""
+    flat = images.flatten(1)
+    layers = dbn.pretrain(
+        flat,
+        args.pretrain_epochs,
+        batch_size=args.per_device_train_batch_size,
+        lr=args.rbm_learning_rate,
+        k=args.cd_k,
+        persistent=args.persistent,
+        seed=args.seed,
+    )
     for i, history in enumerate(layers):
         plot_history(history, out / f"rbm{i + 1}_curves.png", f"RBM {i + 1}")
-    side = int(flat.shape[1] ** 0.5)
-    w = dbn.rbms[0].W.T[:64].reshape(-1, 1, side, side)
-    save_grid((w - w.amin(dim=(2, 3), keepdim=True)) / (w.amax(dim=(2, 3), keepdim=True) - w.amin(dim=(2, 3), keepdim=True) + 1e-8),
-              out / "filters.png")
-    save_grid(torch.cat([train.tensors[0][:16], dbn.rbms[0].reconstruct(flat[:16]).reshape(-1, 1, side, side)]), out / "reconstructions.png")
+    w = dbn.rbms[0].W.T[:64].reshape(-1, *images.shape[1:])
+    low, high = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
+    save_grid((w - low) / (high - low + 1e-8), out / "filters.png")
+    save_grid(
+        torch.cat([images[:16], dbn.rbms[0].reconstruct(flat[:16]).reshape(-1, *images.shape[1:])]),
+        out / "reconstructions.png",
+    )
+    return layers
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Pretrain the RBMs, fine-tune both networks; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    out = start(args)
+    started = time.perf_counter()
+    train, test, n_classes = load_images(args.dataset, seed=args.seed)
+    dbn = DBN([train.tensors[0][0].numel(), *args.hidden], n_classes, args.seed)
+    rbm_history = pretrain(args, dbn, train.tensors[0], out)
     results = {}
     for name, pretrained in (("pretrained", True), ("random_init", False)):
-        history = finetune(dbn.classifier(pretrained, args.seed), train, test, args.finetune_epochs, args.learning_rate, args.batch_size, args.seed)
-        results[name] = {"test_accuracy": history[-1]["test_accuracy"], "best_test_accuracy": max(h["test_accuracy"] for h in history),
-                         "history": history}
-        print(f"{name}: test accuracy {history[-1]['test_accuracy']:.4f}")
-    results["rbm_history"] = layers
-    save_file({k: v.contiguous() for k, v in dbn.state_dict().items()}, out / "dbn.safetensors")
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    (out / "config.json").write_text(json.dumps({"architecture": "dbn", "sizes": dbn.sizes, "n_classes": n_classes}))
-    return results
+        sub = replace(args, output_dir=str(out / name))
+        config = {
+            "architecture": "dbn-classifier",
+            "sizes": dbn.sizes,
+            "n_classes": n_classes,
+            "pretrained": pretrained,
+        }
+        results[name] = train_classifier(sub, dbn.classifier(pretrained, args.seed), train, test, config)
+        if results[name]:
+            print(f"{name}: test accuracy {results[name]['eval_accuracy']:.4f}")
+    if not results["pretrained"]:  # not the main process
+        return {}
+    write_atomic(out / "dbn.safetensors", save({k: v.contiguous() for k, v in dbn.state_dict().items()}))
+    write_atomic(
+        out / "config.json", json.dumps({"architecture": "dbn", "sizes": dbn.sizes, "n_classes": n_classes})
+    )
+    best = {
+        name: max(row["eval_accuracy"] for row in r["log_history"] if "eval_accuracy" in row)
+        for name, r in results.items()
+    }
+    main_run = results["pretrained"]
+    metrics = {
+        "train_loss": main_run["train_loss"],
+        "eval_loss": main_run["eval_loss"],
+        "eval_accuracy": main_run["eval_accuracy"],
+        "best_eval_accuracy": best["pretrained"],
+        "random_init_eval_accuracy": results["random_init"]["eval_accuracy"],
+        "random_init_best_eval_accuracy": best["random_init"],
+        "epoch": main_run["epoch"],
+        "world_size": main_run["world_size"],
+        "wall_time_seconds": round(time.perf_counter() - started, 1),
+        "rbm_history": rbm_history,
+    }
+    return write_report(out, metrics, main_run["log_history"], "DBN fine-tuning (RBM-pretrained)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""DDPM on the digits: a small UNet learns to remove noise; DDPM and DDIM sampling; a picture of the denoising.
+"""DDPM on the digits: a small U-Net learns to remove noise; DDPM or DDIM sampling; a picture of the denoising.
 
-    python recipes/train_diffusion.py                         # cosine schedule, 200 steps; pictures in runs/ddpm
-    python recipes/train_diffusion.py --schedule linear --sampler ddim --sampling_steps 50
+python recipes/train_diffusion.py                         # cosine schedule, 200 steps; pictures in runs/ddpm
+python recipes/train_diffusion.py --beta_schedule linear --sampler ddpm
 """
 
 from dataclasses import dataclass, field
@@ -11,60 +11,98 @@ import torch
 from llmkit.arguments import parse_args
 from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
-from llmkit.classic.diffusion import NoiseSchedule, UNet, diffusion_loss, sample
-from llmkit.classic.loop import ClassicArguments, fit, save_grid
+from llmkit.classic.diffusion import UNet, diffusion_loss, sample
+from llmkit.classic.launch import start
+from llmkit.classic.loop import ImageArguments, fit
+from llmkit.classic.schedulers import SCHEDULERS
 from llmkit.errors import UserError, run_cli
+from llmkit.plots import save_grid
 
 
 @dataclass
-class DiffusionArguments(ClassicArguments):
+class DiffusionArguments(ImageArguments):
     output_dir: str = "runs/ddpm"
-    epochs: int = 40
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     learning_rate: float = 2e-3
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (even)."})
-    width: int = field(default=32, metadata={"help": "UNet base width (a multiple of 8)."})
-    timesteps: int = field(default=200, metadata={"help": "Diffusion steps T."})
-    schedule: str = field(default="cosine", metadata={"help": "linear or cosine."})
-    sampler: str = field(default="ddim", metadata={"help": "ddpm (T steps) or ddim (--sampling_steps)."})
-    sampling_steps: int = field(default=50, metadata={"help": "DDIM steps."})
-    judge: str | None = field(default="runs/cnn", metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."})
+    width: int = field(default=32, metadata={"help": "U-Net base width (a multiple of 8)."})
+    num_train_timesteps: int = field(
+        default=200, metadata={"help": "Diffusion steps T.", "aliases": ["--timesteps"]}
+    )
+    beta_schedule: str = field(
+        default="cosine",
+        metadata={"help": "linear or cosine.", "choices": ["linear", "cosine"], "aliases": ["--schedule"]},
+    )
+    sampler: str = field(
+        default="ddim",
+        metadata={"help": "ddpm (all T steps) or ddim (--num_inference_steps).", "choices": list(SCHEDULERS)},
+    )
+    num_inference_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Sampling steps (DDIM default 50, DDPM default T).",
+            "aliases": ["--sampling_steps"],
+        },
+    )
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
+    )
 
 
-def main(argv=None) -> dict:
-    args = parse_args((DiffusionArguments,), argv)[0]
-    if args.schedule not in ("linear", "cosine") or args.sampler not in ("ddpm", "ddim"):
-        raise UserError("--schedule must be linear or cosine and --sampler ddpm or ddim.")
-    train, _, _ = load_images(args.dataset, args.image_size)
+TYPES = (DiffusionArguments,)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train the diffusion model the flags describe; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    if args.image_size < 2 or args.image_size % 2 or args.width < 8 or args.width % 8:
+        raise UserError(
+            f"--image_size must be even and --width a multiple of 8, got {args.image_size} and {args.width}."
+        )
+    out = start(args)
+    scheduler = SCHEDULERS[args.sampler](args.num_train_timesteps, args.beta_schedule)
+    scheduler.set_timesteps(args.num_inference_steps)  # refuses a bad step count before training
+    train, _, _ = load_images(args.dataset, args.image_size, seed=args.seed)
     channels = train.tensors[0].shape[1]
-    schedule = NoiseSchedule(args.timesteps, args.schedule)
     kwargs = {"channels": channels, "width": args.width}
     unet = UNet(**kwargs)
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.learning_rate)
-    judge = load_judge(args.judge, args.image_size) if channels == 1 else None
+    judge = load_judge(args.judge, out, args) if channels == 1 else None
 
-    def step(accelerator, mods, opts, batch):
-        loss = diffusion_loss(mods["unet"], schedule, batch[0])
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(mods["unet"].parameters(), 1.0)
-        opts["unet"].step()
-        opts["unet"].zero_grad(set_to_none=True)
-        return {"loss": loss.item()}
+    def step(mods, batch, update):
+        loss = diffusion_loss(mods["unet"], scheduler, batch[0])
+        update("unet", loss)
+        return {"loss": loss.detach()}
 
     def generate(mods, keep=0):
-        return sample(mods["unet"], schedule, 64, args.image_size, channels, args.sampler, args.sampling_steps,
-                      torch.Generator().manual_seed(args.seed), keep)
+        return sample(
+            mods["unet"],
+            scheduler,
+            64,
+            args.image_size,
+            channels,
+            args.num_inference_steps,
+            torch.Generator().manual_seed(args.seed),
+            keep,
+        )
 
     def evaluate(mods):
-        return sample_score(generate(mods)[0], judge) if judge is not None and args.epochs else {}
+        return sample_score(generate(mods)[0], judge) if judge is not None else {}
 
     def on_epoch_end(epoch, mods, out):
-        if epoch % 10 and epoch != args.epochs:
+        scheduler.save_config(out)  # beside unet.safetensors: how to sample from it
+        if epoch % 10 and epoch != args.num_train_epochs:
             return
         images, steps = generate(mods, keep=8)
         save_grid(images, out / f"samples-epoch-{epoch}.png")
-        save_grid(torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8)  # each row: one moment, noise to digit
+        save_grid(
+            torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8
+        )  # each row: one moment, noise to digit
 
-    config = {"architecture": "ddpm-unet", "kwargs": kwargs, "schedule": args.schedule, "timesteps": args.timesteps}
+    config = {"architecture": "ddpm-unet", "kwargs": kwargs, "image_size": args.image_size}
     return fit(args, {"unet": unet}, {"unet": optimizer}, step, train, config, evaluate, on_epoch_end)
 
 

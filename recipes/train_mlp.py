@@ -1,59 +1,96 @@
 """An MLP on the digits, twice: from scratch in NumPy (backprop and optimizers written out) and in PyTorch.
 
-    python recipes/train_mlp.py                                  # both, on scikit-learn's digits
-    accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 256 128
+python recipes/train_mlp.py                                  # both, on scikit-learn's digits
+accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 256 128
 """
 
-import json
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.metrics import accuracy_score
 
 from llmkit.arguments import parse_args
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
-from llmkit.classic.loop import ClassicArguments
+from llmkit.classic.launch import start
+from llmkit.classic.loop import ImageArguments, write_report
 from llmkit.classic.mlp_numpy import NumpyMLP, Optimizer
 from llmkit.classic.models import MLP
 from llmkit.errors import UserError, run_cli
-from llmkit.runtime import prepare_output_dir
 
 
 @dataclass
-class MLPArguments(ClassicArguments):
+class MLPArguments(ImageArguments):
     output_dir: str = "runs/mlp"
-    epochs: int = 40
-    impl: str = field(default="both", metadata={"help": "numpy, torch or both."})
+    num_train_epochs: int = field(
+        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
+    impl: str = field(
+        default="both", metadata={"help": "numpy, torch or both.", "choices": ["numpy", "torch", "both"]}
+    )
     hidden: list[int] = field(default_factory=lambda: [128, 64], metadata={"help": "Hidden layer widths."})
     activation: str = field(default="relu", metadata={"help": "relu, leaky_relu, tanh or sigmoid."})
-    optimizer: str = field(default="adam", metadata={"help": "NumPy optimizer: sgd, momentum, rmsprop or adam."})
+    optimizer: str = field(
+        default="adam", metadata={"help": "NumPy optimizer: sgd, momentum, rmsprop or adam."}
+    )
 
 
-def main(argv=None) -> dict:
-    args = parse_args((MLPArguments,), argv)[0]
-    if args.impl not in ("numpy", "torch", "both"):
-        raise UserError(f"--impl must be numpy, torch or both, got {args.impl!r}.")
-    train, test, n_classes = load_images(args.dataset)
+TYPES = (MLPArguments,)
+
+
+def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
+    """The NumPy MLP: returns its metrics (numpy_ keys) and writes numpy_mlp.npz."""
+    x, y = train.tensors[0].flatten(1).numpy().astype(np.float64), train.tensors[1].numpy()
+    xt, yt = test.tensors[0].flatten(1).numpy().astype(np.float64), test.tensors[1].numpy()
+    try:
+        net = NumpyMLP([x.shape[1], *args.hidden, n_classes], args.activation, seed=args.seed)
+        losses = net.fit(
+            x,
+            y,
+            Optimizer(args.optimizer, args.learning_rate),
+            args.num_train_epochs,
+            args.per_device_train_batch_size,
+            args.seed,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    np.savez(
+        f"{args.output_dir}/numpy_mlp.npz",
+        **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()},
+    )
+    accuracy = float(accuracy_score(yt, net.predict(xt)))
+    print(f"NumPy MLP: test accuracy {accuracy:.4f}")
+    return {"numpy_train_loss": losses[-1], "numpy_eval_accuracy": accuracy, "numpy_loss_per_epoch": losses}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train the MLP(s) the flags describe; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    out = start(args)
+    started = time.perf_counter()
+    train, test, n_classes = load_images(args.dataset, seed=args.seed)
+    numpy_metrics = train_numpy(args, train, test, n_classes) if args.impl in ("numpy", "both") else {}
+    if args.impl == "numpy":
+        losses = numpy_metrics["numpy_loss_per_epoch"]
+        history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+        metrics = {
+            "train_loss": losses[-1],
+            "eval_accuracy": numpy_metrics["numpy_eval_accuracy"],
+            **numpy_metrics,
+            "wall_time_seconds": round(time.perf_counter() - started, 1),
+        }
+        return write_report(out, metrics, history, "NumPy MLP")
     features = train.tensors[0][0].numel()
-    results = {}
-    if args.impl in ("numpy", "both"):
-        x, y = train.tensors[0].flatten(1).numpy().astype(np.float64), train.tensors[1].numpy()
-        xt, yt = test.tensors[0].flatten(1).numpy().astype(np.float64), test.tensors[1].numpy()
-        try:
-            net = NumpyMLP([features, *args.hidden, n_classes], args.activation, seed=args.seed)
-            history = net.fit(x, y, Optimizer(args.optimizer, args.learning_rate), args.epochs, args.batch_size, args.seed)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-        results["numpy"] = {"test_accuracy": float((net.predict(xt) == yt).mean()), "final_loss": history[-1], "loss_per_epoch": history}
-        out = prepare_output_dir(args.output_dir)
-        np.savez(out / "numpy_mlp.npz", **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()})
-        print(f"NumPy MLP: test accuracy {results['numpy']['test_accuracy']:.4f}")
-    if args.impl in ("torch", "both"):
-        kwargs = {"in_features": features, "n_classes": n_classes, "hidden": tuple(args.hidden), "activation": args.activation}
-        results["torch"] = train_classifier(args, MLP(**kwargs), train, test, {"architecture": "mlp", "kwargs": kwargs})
-    out = prepare_output_dir(args.output_dir)
-    (out / "mlp_results.json").write_text(json.dumps(results, indent=2))
-    return results
+    kwargs = {
+        "in_features": features,
+        "n_classes": n_classes,
+        "hidden": tuple(args.hidden),
+        "activation": args.activation,
+    }
+    return train_classifier(
+        args, MLP(**kwargs), train, test, {"architecture": "mlp", "kwargs": kwargs}, extra=numpy_metrics
+    )
 
 
 if __name__ == "__main__":

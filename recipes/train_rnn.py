@@ -8,7 +8,6 @@ or a sequence classifier.
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +15,7 @@ from torch.utils.data import TensorDataset
 
 from llmkit.arguments import parse_args
 from llmkit.classic.data import load_text
+from llmkit.classic.launch import start
 from llmkit.classic.loop import ClassicArguments, fit
 from llmkit.classic.models import CELLS, SequenceModel
 from llmkit.errors import UserError, run_cli
@@ -24,12 +24,24 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class RNNArguments(ClassicArguments):
     output_dir: str = "runs/char-lstm"
-    epochs: int = 3
+    num_train_epochs: int = field(
+        default=3, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     learning_rate: float = 3e-3
-    cell: str = field(default="lstm", metadata={"help": "rnn, lstm or gru."})
-    task: str = field(default="lm", metadata={"help": "lm (next character) or classify (a label per text; the built-in docstring areas)."})
-    text_file: str | None = field(default=None, metadata={"help": "A text file (default: the built-in CPython docs)."})
-    max_chars: int = field(default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."})
+    cell: str = field(default="lstm", metadata={"help": "rnn, lstm or gru.", "choices": list(CELLS)})
+    task: str = field(
+        default="lm",
+        metadata={
+            "help": "lm (next character) or classify (a label per text; the built-in docstring areas).",
+            "choices": ["lm", "classify"],
+        },
+    )
+    text_file: str | None = field(
+        default=None, metadata={"help": "A text file (default: the built-in CPython docs)."}
+    )
+    max_chars: int = field(
+        default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."}
+    )
     seq_len: int = field(default=128, metadata={"help": "Characters per training sequence."})
     hidden: int = field(default=256, metadata={"help": "Hidden size of each recurrent layer."})
     layers: int = field(default=2, metadata={"help": "Recurrent layers."})
@@ -41,12 +53,13 @@ def windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
     return TensorDataset(ids[: n * seq_len].view(n, seq_len), ids[1 : n * seq_len + 1].view(n, seq_len))
 
 
-def main(argv=None) -> dict:
-    args = parse_args((RNNArguments,), argv)[0]
-    if args.cell not in CELLS:
-        raise UserError(f"--cell must be one of {', '.join(CELLS)}, got {args.cell!r}.")
-    if args.task not in ("lm", "classify"):
-        raise UserError(f"--task must be lm or classify, got {args.task!r}.")
+TYPES = (RNNArguments,)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train the recurrent model the flags describe; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    out = start(args)
     if args.task == "classify":
         return classify(args)
     text = load_text(args.text_file, args.max_chars)
@@ -56,7 +69,9 @@ def main(argv=None) -> dict:
     split = int(len(ids) * 0.9)
     train, val = windows(ids[:split], args.seq_len), windows(ids[split:], args.seq_len)
     if len(val) == 0:
-        raise UserError(f"the text is too short ({len(text)} characters) for sequences of {args.seq_len}; lower --seq_len.")
+        raise UserError(
+            f"the text is too short ({len(text)} characters) for sequences of {args.seq_len}; lower --seq_len."
+        )
     # The unigram baseline: predict every character from the training frequencies alone.
     freq = torch.bincount(ids[:split], minlength=len(chars)).float() + 1
     unigram = float(-(freq / freq.sum()).log()[ids[split:]].mean())
@@ -65,32 +80,49 @@ def main(argv=None) -> dict:
     model = SequenceModel(**kwargs)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
 
-    def step(accelerator, mods, opts, batch):
+    def step(mods, batch, update):
         x, y = batch
         logits, _ = mods["model"](x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(mods["model"].parameters(), 1.0)  # recurrent nets need it
-        opts["model"].step()
-        opts["model"].zero_grad(set_to_none=True)
-        return {"loss": loss.item()}
+        update("model", loss)  # clipped to --max_grad_norm: recurrent nets need it
+        return {"loss": loss.detach()}
 
     def evaluate(mods):
         m = mods["model"]
         device = next(m.parameters()).device
         x, y = val.tensors
-        losses = [F.cross_entropy(m(x[i : i + 64].to(device))[0].flatten(0, 1), y[i : i + 64].to(device).flatten(), reduction="sum")
-                  for i in range(0, len(x), 64)]
+        losses = [
+            F.cross_entropy(
+                m(x[i : i + 64].to(device))[0].flatten(0, 1),
+                y[i : i + 64].to(device).flatten(),
+                reduction="sum",
+            )
+            for i in range(0, len(x), 64)
+        ]
         val_loss = float(sum(losses) / y.numel())
-        sample = "".join(chars[i] for i in m.sample([index.get("T", 0)], 200, generator=torch.Generator().manual_seed(0)))
-        return {"val_loss": val_loss, "unigram_val_loss": unigram, "bits_per_char": val_loss / math.log(2), "sample": sample}
+        return {"loss": val_loss, "bits_per_char": val_loss / math.log(2)}
 
     config = {"architecture": "char-" + args.cell, "kwargs": kwargs, "chars": chars}
-    final = fit(args, {"model": model}, {"model": optimizer}, step, train, config, evaluate)
-    if final:
-        print(f"\nvalidation loss {final['val_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: T{final['sample']}")
-        (Path(args.output_dir) / "sample.txt").write_text("T" + final["sample"])
-    return final
+    metrics = fit(
+        args,
+        {"model": model},
+        {"model": optimizer},
+        step,
+        train,
+        config,
+        evaluate,
+        extra={"unigram_eval_loss": unigram},
+    )
+    if metrics:
+        sample = "T" + "".join(
+            chars[i]
+            for i in model.sample([index.get("T", 0)], 200, generator=torch.Generator().manual_seed(0))
+        )
+        print(
+            f"\nvalidation loss {metrics['eval_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: {sample}"
+        )
+        (out / "sample.txt").write_text(sample)
+    return metrics
 
 
 def classify(args: RNNArguments) -> dict:
@@ -111,13 +143,24 @@ def classify(args: RNNArguments) -> dict:
     y = torch.tensor([labels.index(r["label"]) for r in rows])
     n_test = len(rows) // 5
     train, test = TensorDataset(x[n_test:], y[n_test:]), TensorDataset(x[:n_test], y[:n_test])
-    kwargs = {"vocab_size": len(chars) + 1, "cell": args.cell, "hidden": args.hidden, "layers": args.layers, "n_classes": len(labels)}
+    kwargs = {
+        "vocab_size": len(chars) + 1,
+        "cell": args.cell,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "n_classes": len(labels),
+    }
 
     class LastStep(SequenceModel):  # the shared classifier loop expects logits only
         def forward(self, ids, state=None):
             return super().forward(ids, state)[0]
 
-    config = {"architecture": f"char-{args.cell}-classifier", "kwargs": kwargs, "chars": chars, "labels": labels}
+    config = {
+        "architecture": f"char-{args.cell}-classifier",
+        "kwargs": kwargs,
+        "chars": chars,
+        "labels": labels,
+    }
     return train_classifier(args, LastStep(**kwargs), train, test, config)
 
 

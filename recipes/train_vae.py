@@ -1,6 +1,6 @@
 """A convolutional VAE on the digits: reconstructions, samples from the prior, latent interpolation.
 
-    python recipes/train_vae.py                   # pictures in runs/vae/*.png
+python recipes/train_vae.py                   # pictures in runs/vae/*.png
 """
 
 from dataclasses import dataclass, field
@@ -11,57 +11,88 @@ from llmkit.arguments import parse_args
 from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import VAE
-from llmkit.classic.loop import ClassicArguments, fit, save_grid
-from llmkit.errors import run_cli
+from llmkit.classic.launch import start
+from llmkit.classic.loop import ImageArguments, fit
+from llmkit.errors import UserError, run_cli
+from llmkit.plots import save_grid
 
 
 @dataclass
-class VAEArguments(ClassicArguments):
+class VAEArguments(ImageArguments):
     output_dir: str = "runs/vae"
-    epochs: int = 30
+    num_train_epochs: int = field(
+        default=30, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})
     latent: int = field(default=16, metadata={"help": "Latent dimensions."})
-    judge: str | None = field(default="runs/cnn", metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."})
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
+    )
 
 
-def main(argv=None) -> dict:
-    args = parse_args((VAEArguments,), argv)[0]
-    train, test, _ = load_images(args.dataset, args.image_size)
+TYPES = (VAEArguments,)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train the VAE the flags describe; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    if args.image_size < 4 or args.image_size % 4:
+        raise UserError(
+            f"--image_size must be a multiple of 4 (two stride-2 convolutions), got {args.image_size}."
+        )
+    out = start(args)
+    train, test, _ = load_images(args.dataset, args.image_size, seed=args.seed)
     channels = train.tensors[0].shape[1]
     kwargs = {"channels": channels, "size": args.image_size, "latent": args.latent}
     vae = VAE(**kwargs)
     optimizer = torch.optim.Adam(vae.parameters(), lr=args.learning_rate)
-    judge = load_judge(args.judge, args.image_size) if channels == 1 else None
+    judge = load_judge(args.judge, out, args) if channels == 1 else None
     test_x = test.tensors[0]
 
-    def step(accelerator, mods, opts, batch):
+    def step(mods, batch, update):
         loss, rec, kl = mods["vae"].loss(batch[0])
-        accelerator.backward(loss)
-        opts["vae"].step()
-        opts["vae"].zero_grad(set_to_none=True)
-        return {"loss": loss.item(), "reconstruction": rec.item(), "kl": kl.item()}
+        update("vae", loss)
+        return {"loss": loss.detach(), "reconstruction": rec.detach(), "kl": kl.detach()}
 
     def evaluate(mods):
         vae = mods["vae"]
         device = next(vae.parameters()).device
-        metrics = {"test_loss": vae.loss(test_x.to(device))[0].item()}
+        metrics = {"loss": vae.loss(test_x.to(device))[0].item()}
         if judge is not None:
-            metrics.update(sample_score(vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu(), judge))
+            metrics.update(
+                sample_score(vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu(), judge)
+            )
         return metrics
 
     def on_epoch_end(epoch, mods, out):
-        if epoch % 5 and epoch != args.epochs:
+        if epoch % 5 and epoch != args.num_train_epochs:
             return
         vae = mods["vae"]
         device = next(vae.parameters()).device
         originals = test_x[:32].to(device)
         recon = torch.sigmoid(vae.decode(vae.encode(originals)[0]))
-        save_grid(torch.cat([originals, recon]).cpu(), out / "reconstructions.png")  # top: inputs, bottom: outputs
-        save_grid(vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu(), out / f"samples-epoch-{epoch}.png")
-        save_grid(torch.cat([vae.interpolate(test_x[i].to(device), test_x[i + 1].to(device)) for i in range(0, 8, 2)]).cpu(),
-                  out / "interpolation.png")
+        save_grid(torch.cat([originals, recon]), out / "reconstructions.png")  # top: inputs, bottom: outputs
+        save_grid(
+            vae.sample(64, torch.Generator().manual_seed(args.seed)), out / f"samples-epoch-{epoch}.png"
+        )
+        save_grid(
+            torch.cat(
+                [vae.interpolate(test_x[i].to(device), test_x[i + 1].to(device)) for i in range(0, 8, 2)]
+            ),
+            out / "interpolation.png",
+        )
 
-    return fit(args, {"vae": vae}, {"vae": optimizer}, step, train, {"architecture": "vae", "kwargs": kwargs}, evaluate, on_epoch_end)
+    return fit(
+        args,
+        {"vae": vae},
+        {"vae": optimizer},
+        step,
+        train,
+        {"architecture": "vae", "kwargs": kwargs},
+        evaluate,
+        on_epoch_end,
+    )
 
 
 if __name__ == "__main__":

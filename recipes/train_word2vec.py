@@ -6,33 +6,52 @@ comparison with the input embeddings of a GPT-2 the pretraining recipe produced.
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from llmkit.arguments import parse_args
+from llmkit.classic.checkpoints import write_atomic
 from llmkit.classic.data import load_text
+from llmkit.classic.launch import start
+from llmkit.classic.loop import ClassicArguments, write_report
 from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
 from llmkit.errors import UserError, run_cli
-from llmkit.runtime import prepare_output_dir
 
 
 @dataclass
-class Word2VecArguments:
+class Word2VecArguments(ClassicArguments):
     output_dir: str = "runs/word2vec"
-    text_file: str | None = field(default=None, metadata={"help": "A text file (default: the built-in CPython docs)."})
-    mode: str = field(default="skipgram", metadata={"help": "skipgram or cbow."})
-    dim: int = 100
-    window: int = 5
-    negatives: int = 5
-    min_count: int = 5
-    epochs: int = 3
-    learning_rate: float = 0.01
-    probe_words: list[str] = field(default_factory=lambda: ["list", "file", "string", "exception", "thread", "integer"],
-                                   metadata={"help": "Words whose neighbours are printed and saved."})
-    compare_with: str | None = field(default="runs/gpt2-tiny", metadata={"help": "A causal LM folder whose input embeddings to compare with."})
-    seed: int = 0
+    num_train_epochs: int = field(
+        default=3, metadata={"help": "Passes over the corpus.", "aliases": ["--epochs"]}
+    )
+    per_device_train_batch_size: int = field(
+        default=1024, metadata={"help": "(centre, context) pairs per batch.", "aliases": ["--batch_size"]}
+    )
+    learning_rate: float = field(default=0.01, metadata={"help": "Adam learning rate."})
+    text_file: str | None = field(
+        default=None, metadata={"help": "A text file (default: the built-in CPython docs)."}
+    )
+    mode: str = field(
+        default="skipgram", metadata={"help": "skipgram or cbow.", "choices": ["skipgram", "cbow"]}
+    )
+    dim: int = field(default=100, metadata={"help": "Vector dimensions."})
+    window: int = field(default=5, metadata={"help": "Context words on each side."})
+    negatives: int = field(default=5, metadata={"help": "Negative samples per pair."})
+    min_count: int = field(default=5, metadata={"help": "Drop words seen fewer times."})
+    probe_words: list[str] = field(
+        default_factory=lambda: ["list", "file", "string", "exception", "thread", "integer"],
+        metadata={"help": "Words whose neighbours are printed and saved."},
+    )
+    compare_with: str | None = field(
+        default="runs/gpt2-tiny",
+        metadata={"help": "A causal LM folder whose input embeddings to compare with."},
+    )
+
+
+TYPES = (Word2VecArguments,)
 
 
 def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 300) -> dict | None:
@@ -45,7 +64,11 @@ def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 3
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     table = AutoModelForCausalLM.from_pretrained(model_dir).get_input_embeddings().weight.detach().numpy()
-    pairs = [(i, ids[0]) for i, w in enumerate(vocab.words[:2000]) if len(ids := tokenizer(" " + w, add_special_tokens=False)["input_ids"]) == 1][:n_words]
+    pairs = [
+        (i, ids[0])
+        for i, w in enumerate(vocab.words[:2000])
+        if len(ids := tokenizer(" " + w, add_special_tokens=False)["input_ids"]) == 1
+    ][:n_words]
     if len(pairs) < 20:
         return None
     a = vectors[[i for i, _ in pairs]]
@@ -55,29 +78,57 @@ def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 3
     upper = np.triu_indices(len(pairs), 1)
     top = lambda s: [set(np.argsort(-row)[1:11]) for row in s]  # noqa: E731
     overlap = float(np.mean([len(x & y) / 10 for x, y in zip(top(sa), top(sb))]))
-    return {"words": len(pairs), "similarity_spearman": float(spearmanr(sa[upper], sb[upper]).statistic), "neighbour_overlap@10": overlap}
+    return {
+        "words": len(pairs),
+        "similarity_spearman": float(spearmanr(sa[upper], sb[upper]).statistic),
+        "neighbour_overlap@10": overlap,
+    }
 
 
-def main(argv=None) -> dict:
-    args = parse_args((Word2VecArguments,), argv)[0]
+def main(argv: list[str] | None = None) -> dict:
+    """Train word vectors, probe and export them; returns metrics.json's content."""
+    (args,) = parse_args(TYPES, argv)
+    out = start(args)
+    started = time.perf_counter()
     words = tokenize(load_text(args.text_file))
-    model, vocab, losses, words_per_second = train_word2vec(words, args.dim, args.mode, args.window, args.negatives, args.min_count,
-                                                            args.epochs, lr=args.learning_rate, seed=args.seed)
+    model, vocab, losses, words_per_second = train_word2vec(
+        words,
+        args.dim,
+        args.mode,
+        args.window,
+        args.negatives,
+        args.min_count,
+        args.num_train_epochs,
+        batch_size=args.per_device_train_batch_size,
+        lr=args.learning_rate,
+        seed=args.seed,
+    )
     vectors = model.vectors()
-    out = prepare_output_dir(args.output_dir)
-    save_text_format(vectors, vocab, out / "vectors.txt")
     probes = {w: neighbours(vectors, vocab, w, 8) for w in args.probe_words if w in vocab.index}
     missing = [w for w in args.probe_words if w not in vocab.index]
     if missing and not probes:
-        raise UserError(f"none of the probe words {missing} is in the vocabulary; pass --probe_words that occur in the text.")
+        raise UserError(
+            f"none of the probe words {missing} is in the vocabulary; pass --probe_words that occur in the text."
+        )
+    save_text_format(vectors, vocab, out / "vectors.txt")
     for w, near in probes.items():
         print(f"{w}: " + ", ".join(f"{n} ({s:.2f})" for n, s in near))
-    result = {"vocabulary": len(vocab), "corpus_words": len(words), "loss_per_epoch": losses, "words_per_second": words_per_second,
-              "neighbours": probes, "compared_with_lm": compare_with_lm(vectors, vocab, args.compare_with)}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    (out / "config.json").write_text(json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim}))
+    write_atomic(
+        out / "config.json", json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim})
+    )
+    history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+    metrics = {
+        "train_loss": losses[-1],
+        "epoch": len(losses),
+        "vocabulary": len(vocab),
+        "corpus_words": len(words),
+        "words_per_second": words_per_second,
+        "neighbours": probes,
+        "compared_with_lm": compare_with_lm(vectors, vocab, args.compare_with),
+        "wall_time_seconds": round(time.perf_counter() - started, 1),
+    }
     print(f"{len(vocab)} words, {words_per_second:,.0f} words/s; vectors in {out / 'vectors.txt'}")
-    return result
+    return write_report(out, metrics, history, f"word2vec ({args.mode})")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
 def test_second_interrupt_stops_at_once():
     with GracefulInterrupt() as interrupt:
         os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # the launcher forwarding the same keypress: ignored
         assert interrupt.requested
+        time.sleep(GracefulInterrupt.SAME_PRESS_SECONDS)
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs between bytecodes; never reached
@@ -124,3 +126,24 @@ def test_hub_token_never_reaches_a_file(tmp_path):
     assert any(p.name == "training_args.bin" for p in written)
     assert not [p for p in written if token.encode() in p.read_bytes()]
     assert os.environ.pop("HF_TOKEN") == token  # handed to huggingface_hub through the environment
+
+
+@pytest.mark.multiproc
+def test_ctrl_c_under_two_ranks_saves_one_agreed_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO / "recipes/accelerate/cpu-ddp.yaml"), str(REPO / "recipes/pretrain_gpt2.py"), *TINY_MODEL,
+              *FAST_TRAINING, "--logging_steps", "1", "--save_steps", "1000", "--eval_steps", "1000",
+              "--max_steps", "100000", "--output_dir", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as f:
+        # A terminal's Ctrl-C reaches the whole process group: the launcher and both ranks.
+        proc = subprocess.Popen(launch, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        _wait_for(lambda: log.read_text().count("'loss'") >= 3, proc, seconds=300)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)  # torch's launcher itself exits 1 after its ranks stop
+    assert log.read_text().count("interrupted: saved") == 2  # both ranks stopped at the same step
+    (saved,) = out.glob("checkpoint-*")
+    assert checkpoint_problem(saved) is None
+    assert (saved / "rng_state_0.pth").is_file() and (saved / "rng_state_1.pth").is_file()

@@ -1,5 +1,9 @@
-"""Every checked-in config loads and says what it claims."""
+"""Every checked-in config loads and says what it claims; config files work with overriding flags."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,55 @@ def test_presets_have_the_advertised_size(preset):
     expected = {"tiny": (15, 18), "gpt2": (120, 130), "gpt2-medium": (350, 360), "gpt2-large": (770, 780),
                 "gpt2-xl": (1550, 1560), "gpt2-1b": (1060, 1070)}[preset]
     assert expected[0] < params < expected[1], params
+
+
+def test_classic_recipe_takes_a_config_file_and_flags_win(tmp_path):
+    from recipes import train_mlp
+
+    config = tmp_path / "run.yaml"
+    config.write_text("num_train_epochs: 7\nlearning_rate: 5e-3\nhidden: [32, 16]\nimpl: torch\noutput_dir: runs/x\n")
+    (args,) = parse_args(train_mlp.TYPES, ["--config", str(config), "--num_train_epochs", "3"])
+    assert (args.num_train_epochs, args.learning_rate, args.hidden, args.impl) == (3, 5e-3, [32, 16], "torch")
+    (alone,) = parse_args(train_mlp.TYPES, [str(config)])
+    assert alone.num_train_epochs == 7
+    (as_json,) = parse_args(train_mlp.TYPES, [f"--config={_as_json(config)}", "--seed", "9"])
+    assert (as_json.num_train_epochs, as_json.seed) == (7, 9)
+
+
+def test_pretrain_takes_a_config_file_and_flags_win(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("preset: tiny\nblock_size: 512\nmax_steps: 7\nlearning_rate: 0.0003\noutput_dir: x\n")
+    data, model, training = parse_args((DataArguments, ModelArguments, PretrainingArguments),
+                                       ["--config", str(config), "--max_steps", "3", "--block_size", "128"])
+    assert (data.block_size, model.preset, training.max_steps, training.learning_rate) == (128, "tiny", 3, 3e-4)
+
+
+def test_config_file_mistakes_are_named(tmp_path):
+    from llmkit.errors import UserError
+    from recipes import train_cnn
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_train_epoch: 3\n")
+    with pytest.raises(UserError, match="unknown keys num_train_epoch"):
+        parse_args(train_cnn.TYPES, ["--config", str(bad)])
+    with pytest.raises(UserError, match="does not exist"):
+        parse_args(train_cnn.TYPES, ["--config", str(tmp_path / "missing.yaml")])
+    with pytest.raises(UserError, match="needs a .yaml, .yml or .json file"):
+        parse_args(train_cnn.TYPES, ["--config", "run.toml"])
+
+
+def test_classic_recipes_start_without_transformers():
+    names = ["cnn", "dbn", "diffusion", "gan", "mlp", "rnn", "vae", "word2vec"]
+    code = (f"import sys; import {', '.join(f'recipes.train_{n}' for n in names)}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-X", "importtime", "recipes/train_cnn.py", "--help"], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and "--num_train_epochs" in proc.stdout and "transformers" not in proc.stderr
+
+
+def _as_json(yaml_path: Path) -> Path:
+    path = yaml_path.with_suffix(".json")
+    path.write_text(json.dumps(yaml.safe_load(yaml_path.read_text())))
+    return path

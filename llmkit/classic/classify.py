@@ -1,4 +1,5 @@
-"""Training image classifiers with the shared loop, augmentation, and the sample judge for generative models."""
+"""Training image classifiers with the shared loop, augmentation, scikit-learn metrics, and the judge that
+scores generative models' samples."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from llmkit.classic.data import load_images
-from llmkit.classic.loop import ClassicArguments, fit, load_weights
+from llmkit.classic.data import load_images, resize
+from llmkit.classic.loop import ClassicArguments, fit
 from llmkit.classic.models import LeNet
+from llmkit.classic.registry import load_weights
 
 
 def augment(x: torch.Tensor, max_shift: float = 0.1, max_degrees: float = 10.0) -> torch.Tensor:
@@ -21,60 +23,120 @@ def augment(x: torch.Tensor, max_shift: float = 0.1, max_degrees: float = 10.0) 
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(max_degrees)
     shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * max_shift * 2
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: TensorDataset, batch: int = 512) -> float:
-    """Share of correctly classified examples."""
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The model's logits for every example, computed in batches on the model's device, returned on the CPU."""
     device = next(model.parameters()).device
+    logits = torch.cat([model(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)])
+    return logits
+
+
+def evaluate_classifier(model: nn.Module, data: TensorDataset) -> dict:
+    """Held-out cross-entropy and accuracy (scikit-learn's accuracy_score)."""
+    from sklearn.metrics import accuracy_score
+
     x, y = data.tensors
-    correct = sum(int((model(x[i : i + batch].to(device)).argmax(-1).cpu() == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
-    return correct / len(x)
+    logits = predict(model, x)
+    return {
+        "loss": float(F.cross_entropy(logits, y)),
+        "accuracy": float(accuracy_score(y.numpy(), logits.argmax(-1).numpy())),
+    }
 
 
-def train_classifier(args: ClassicArguments, model: nn.Module, train: TensorDataset, test: TensorDataset, config: dict,
-                     use_augmentation: bool = False) -> dict:
-    """Cross-entropy training with Adam; reports test accuracy every epoch."""
+def save_confusion_matrix(
+    model: nn.Module, data: TensorDataset, path: Path, labels: list[str] | None = None
+) -> Path:
+    """A PNG of scikit-learn's confusion matrix on held-out data: which classes get mistaken for which."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from llmkit.plots import plt
+
+    x, y = data.tensors
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ConfusionMatrixDisplay.from_predictions(
+        y.numpy(), predict(model, x).argmax(-1).numpy(), display_labels=labels, ax=ax, colorbar=False
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def train_classifier(
+    args: ClassicArguments,
+    model: nn.Module,
+    train: TensorDataset,
+    test: TensorDataset,
+    config: dict,
+    use_augmentation: bool = False,
+    extra: dict | None = None,
+) -> dict:
+    """Cross-entropy training with Adam; held-out loss and accuracy every epoch, a confusion matrix at the end."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=args.learning_rate)
 
-    def step(accelerator, mods, opts, batch):
+    def step(mods, batch, update):
         x, y = batch
-        if use_augmentation:
-            x = augment(x)
-        loss = F.cross_entropy(mods["model"](x), y)
-        accelerator.backward(loss)
-        opts["model"].step()
-        opts["model"].zero_grad(set_to_none=True)
-        return {"loss": loss.item()}
+        loss = F.cross_entropy(mods["model"](augment(x) if use_augmentation else x), y)
+        update("model", loss)
+        return {"loss": loss.detach()}
 
-    return fit(args, {"model": model}, {"model": optimizer}, step, train, config,
-               evaluate=lambda m: {"test_accuracy": accuracy(m["model"], test)})
+    def on_epoch_end(epoch, mods, out):
+        if epoch == args.num_train_epochs:
+            save_confusion_matrix(mods["model"], test, out / "confusion_matrix.png", config.get("labels"))
+
+    return fit(
+        args,
+        {"model": model},
+        {"model": optimizer},
+        step,
+        train,
+        config,
+        evaluate=lambda m: evaluate_classifier(m["model"], test),
+        on_epoch_end=on_epoch_end,
+        extra=extra,
+    )
 
 
-def load_judge(folder: str | Path | None = None, size: int = 16) -> nn.Module:
-    """A digits classifier that scores generated samples: a saved LeNet, or one trained now (about 20 s on a CPU)."""
-    if folder and Path(folder, "model.safetensors").is_file():
-        state, config = load_weights(folder, "lenet")
-        judge = LeNet(**config["kwargs"])
-        judge.load_state_dict(state)
-        return judge.eval()
+def load_judge(
+    folder: str | Path | None, output_dir: str | Path, args: ClassicArguments | None = None
+) -> nn.Module:
+    """A digits classifier that scores generated samples: a saved LeNet, or one trained now with the shared loop
+    into output_dir/judge (about 20 s on a CPU; an interrupted or repeated run reuses it)."""
+    for candidate in (folder, Path(output_dir) / "judge"):
+        if (
+            candidate
+            and Path(candidate, "model.safetensors").is_file()
+            and Path(candidate, "config.json").is_file()
+        ):
+            state, config = load_weights(candidate, "lenet")
+            judge = LeNet(**config["kwargs"])
+            judge.load_state_dict(state)
+            return judge.eval()
+    size = 16
+    train, test, n_classes = load_images("digits", size)
+    base = args or ClassicArguments()
+    judge_args = ClassicArguments(
+        output_dir=str(Path(output_dir) / "judge"),
+        num_train_epochs=15,
+        learning_rate=2e-3,
+        per_device_train_batch_size=64,
+        seed=0,
+        precision=base.precision,
+    )
     torch.manual_seed(0)
-    train, _, n_classes = load_images("digits", size)
     judge = LeNet(n_classes, 1, size)
-    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
-    x, y = train.tensors
-    for _ in range(15):
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            loss = F.cross_entropy(judge(augment(x[idx])), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    kwargs = {"n_classes": n_classes, "channels": 1, "size": size}
+    train_classifier(
+        judge_args, judge, train, test, {"architecture": "lenet", "kwargs": kwargs}, use_augmentation=True
+    )
     return judge.eval()
 
 
@@ -82,7 +144,8 @@ def load_judge(folder: str | Path | None = None, size: int = 16) -> nn.Module:
 def sample_score(images: torch.Tensor, judge: nn.Module, threshold: float = 0.9) -> dict:
     """How recognisable and how varied samples are: share the judge classifies with >= 90% confidence,
     and the entropy of its predicted classes relative to uniform (1.0 = every class equally often)."""
-    probs = judge(images.float()).softmax(-1)
+    images = resize(images.float().cpu(), judge.size) if getattr(judge, "size", None) else images.float()
+    probs = judge(images).softmax(-1)
     confident = float((probs.max(-1).values >= threshold).float().mean())
     counts = torch.bincount(probs.argmax(-1), minlength=probs.shape[1]).float()
     p = counts / counts.sum()

@@ -11,17 +11,24 @@ from torch.utils.data import TensorDataset
 
 from llmkit.errors import UserError
 
-HUB_IMAGES = {"mnist": ("ylecun/mnist", "image", "label"), "fashion_mnist": ("zalando-datasets/fashion_mnist", "image", "label"),
-              "cifar10": ("uoft-cs/cifar10", "img", "label")}
+HUB_IMAGES = {
+    "mnist": ("ylecun/mnist", "image", "label"),
+    "fashion_mnist": ("zalando-datasets/fashion_mnist", "image", "label"),
+    "cifar10": ("uoft-cs/cifar10", "img", "label"),
+}
 
 
-def load_images(name: str = "digits", size: int | None = None, test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDataset, TensorDataset, int]:
-    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W), resized to size x size if given."""
+def load_images(
+    name: str = "digits", size: int | None = None, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[TensorDataset, TensorDataset, int]:
+    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W): their own size unless `size` is given."""
     if name == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # 1,797 real 8x8 scans, values 0-16
+        x = (
+            torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        )  # 1,797 real 8x8 scans, values 0-16
         train, test = _split(x, torch.tensor(digits.target), test_fraction, seed)
     elif name in HUB_IMAGES:
         train, test = _hub_images(*HUB_IMAGES[name])
@@ -30,8 +37,10 @@ def load_images(name: str = "digits", size: int | None = None, test_fraction: fl
     elif Path(name).is_dir():
         train, test = _local_folder(Path(name), test_fraction, seed)
     else:
-        raise UserError(f"unknown dataset {name!r}: use digits, {', '.join(HUB_IMAGES)}, a .npz file with x_train/y_train"
-                        "[/x_test/y_test], a folder of IDX files (MNIST's format), or an image folder (one subfolder per class).")
+        raise UserError(
+            f"unknown dataset {name!r}: use digits, {', '.join(HUB_IMAGES)}, a .npz file with x_train/y_train"
+            "[/x_test/y_test], a folder of IDX files (MNIST's format), or an image folder (one subfolder per class)."
+        )
     if len(train[0]) == 0:
         raise UserError(f"the dataset {name} has no training images.")
     n_classes = int(max(train[1].max(), test[1].max() if len(test[1]) else 0)) + 1
@@ -49,9 +58,16 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def check_images(images: torch.Tensor, channels: int, size: int, what: str = "model") -> None:
     """Fail clearly when images do not have the shape a model was built for."""
-    if images.dim() != 4 or images.shape[1] != channels or images.shape[-1] != size or images.shape[-2] != size:
-        raise UserError(f"the {what} expects images of shape (N, {channels}, {size}, {size}), got {tuple(images.shape)}; "
-                        f"resize them (--image_size {size}) or build the model for this data.")
+    if (
+        images.dim() != 4
+        or images.shape[1] != channels
+        or images.shape[-1] != size
+        or images.shape[-2] != size
+    ):
+        raise UserError(
+            f"the {what} expects images of shape (N, {channels}, {size}, {size}), got {tuple(images.shape)}; "
+            f"resize them (--image_size {size}) or build the model for this data."
+        )
 
 
 def _hub_images(repo: str, image_col: str, label_col: str):
@@ -60,7 +76,9 @@ def _hub_images(repo: str, image_col: str, label_col: str):
     try:
         ds = load_dataset(repo)
     except Exception as err:
-        raise UserError(f"could not load {repo} ({type(err).__name__}: {err}); offline, use --dataset digits or a .npz file.") from None
+        raise UserError(
+            f"could not load {repo} ({type(err).__name__}: {err}); offline, use --dataset digits or a .npz file."
+        ) from None
 
     def tensors(split):
         x = np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in split[image_col]])
@@ -73,18 +91,54 @@ def _hub_images(repo: str, image_col: str, label_col: str):
 def _npz(path: Path, test_fraction: float, seed: int):
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
-    data = np.load(path)
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable .npz file ({err}); save it with numpy.savez.") from None
     if "x_train" not in data or "y_train" not in data:
-        raise UserError(f"{path} needs arrays x_train and y_train (and optionally x_test, y_test); it has {list(data)}.")
-    x = torch.tensor(data["x_train"], dtype=torch.float32)
-    x = x[:, None] if x.dim() == 3 else x
-    x = x / 255.0 if x.max() > 1 else x
-    y = torch.tensor(data["y_train"]).long()
+        raise UserError(
+            f"{path} needs arrays x_train and y_train (and optionally x_test, y_test); it has {list(data)}."
+        )
+
+    def pair(x_key: str, y_key: str):
+        x = channels_first(torch.tensor(data[x_key], dtype=torch.float32), f"{path}: {x_key}")
+        y = torch.tensor(data[y_key]).long().flatten()
+        if len(y) != len(x):
+            raise UserError(
+                f"{path}: {y_key} has {len(y)} labels for {len(x)} images in {x_key}; give one label per image."
+            )
+        return (x / 255.0 if x.max() > 1 else x), y
+
     if "x_test" in data:
-        xt = torch.tensor(data["x_test"], dtype=torch.float32)
-        xt = xt[:, None] if xt.dim() == 3 else xt
-        return (x, y), (xt / 255.0 if xt.max() > 1 else xt, torch.tensor(data["y_test"]).long())
-    return _split(x, y, test_fraction, seed)
+        return pair("x_train", "y_train"), pair("x_test", "y_test")
+    return _split(*pair("x_train", "y_train"), test_fraction, seed)
+
+
+def channels_first(x: torch.Tensor, what: str) -> torch.Tensor:
+    """(N, H, W), (N, C, H, W) or channels-last (N, H, W, C) images -> (N, C, H, W); C is 1, 3 or 4."""
+    if x.dim() == 3:
+        return x[:, None]
+    channel_counts = (1, 3, 4)
+    if x.dim() == 4:
+        first, last = x.shape[1] in channel_counts, x.shape[-1] in channel_counts
+        if first and not last:
+            return x
+        if last and not first:  # NumPy / PIL / TensorFlow layout
+            return x.permute(0, 3, 1, 2).contiguous()
+        if first and last and x.shape[1] != x.shape[-1]:
+            raise UserError(
+                f"{what} has shape {tuple(x.shape)}, which reads as channels-first and channels-last alike; "
+                "save it as (N, C, H, W), e.g. with x.transpose(0, 3, 1, 2) for (N, H, W, C) data."
+            )
+        if first and last:
+            raise UserError(
+                f"{what} has shape {tuple(x.shape)}: images of {x.shape[2]} pixels are too small to tell "
+                "the channel axis; save them as (N, C, H, W)."
+            )
+    raise UserError(
+        f"{what} has shape {tuple(x.shape)}; expected (N, H, W), (N, C, H, W) or (N, H, W, C) "
+        "with C = 1, 3 or 4 channels."
+    )
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: int):
@@ -97,35 +151,100 @@ def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (the format MNIST ships in): magic, dimensions, then unsigned bytes."""
     import gzip
 
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    except (OSError, EOFError) as err:  # a cut .gz file ends before its end-of-stream marker
+        raise UserError(
+            f"{path} cannot be read ({err}); the file is damaged or truncated: download it again."
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"{path} is not an IDX file of unsigned bytes.")
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected, have = int(np.prod(dims)), len(raw) - 4 - 4 * ndim
+    if have != expected:
+        raise UserError(
+            f"{path} is truncated or damaged: its header announces {'x'.join(map(str, dims))} = {expected:,} "
+            f"bytes of data but it holds {max(have, 0):,}; download it again."
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _local_folder(folder: Path, test_fraction: float, seed: int):
     """IDX files (train-images/train-labels[/t10k-...]) or an image folder with one subfolder per class."""
     idx = {p.name.split("-idx")[0].split(".")[0]: p for p in folder.iterdir() if "idx" in p.name}
     if "train-images" in idx and "train-labels" in idx:
+
         def pair(prefix):
-            x = torch.from_numpy(read_idx(idx[f"{prefix}-images"]).astype(np.float32) / 255.0)
-            return (x[:, None] if x.dim() == 3 else x), torch.from_numpy(read_idx(idx[f"{prefix}-labels"]).astype(np.int64))
+            images, labels = read_idx(idx[f"{prefix}-images"]), read_idx(idx[f"{prefix}-labels"])
+            if len(images) != len(labels):
+                raise UserError(
+                    f"{idx[f'{prefix}-labels']} has {len(labels):,} labels but {idx[f'{prefix}-images']} has "
+                    f"{len(images):,} images; use the label file that belongs to these images."
+                )
+            x = torch.from_numpy(images.astype(np.float32) / 255.0)
+            return (x[:, None] if x.dim() == 3 else x), torch.from_numpy(labels.astype(np.int64))
 
         train = pair("train")
         return (train, pair("t10k")) if "t10k-images" in idx else _split(*train, test_fraction, seed)
-    from PIL import Image
-
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")]
+    files = [
+        (f, i)
+        for i, c in enumerate(classes)
+        for f in sorted((folder / c).iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
-        raise UserError(f"{folder} holds neither IDX files nor class subfolders with images.")
-    arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f, _ in files]
+        raise UserError(
+            f"{folder} holds neither IDX files nor class subfolders with images ({', '.join(IMAGE_SUFFIXES)})."
+        )
+    arrays = [_read_image(f) for f, _ in files]
     if len({a.shape for a in arrays}) > 1:
-        raise UserError(f"the images in {folder} have different sizes {sorted({a.shape for a in arrays})[:3]}; resize them to one size.")
+        raise UserError(
+            f"the images in {folder} have different sizes {sorted({a.shape for a in arrays})[:3]}; resize them to one size."
+        )
     x = torch.from_numpy(np.stack(arrays))[:, None]
     return _split(x, torch.tensor([label for _, label in files]), test_fraction, seed)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One image as grey levels in [0, 1], or a message naming the file that is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+    ) as err:  # PIL raises SyntaxError for some broken headers
+        raise UserError(
+            f"{path} is not a readable image ({type(err).__name__}: {err}); remove it or replace it."
+        ) from None
+
+
+def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small 2-D classification set for watching an MLP learn: moons, circles, xor or spirals."""
+    rng = np.random.default_rng(seed)
+    if name in ("moons", "circles"):
+        from sklearn.datasets import make_circles, make_moons
+
+        maker = make_moons if name == "moons" else make_circles
+        kwargs = {"noise": 0.15} if name == "moons" else {"noise": 0.08, "factor": 0.5}
+        return maker(n_samples=n, random_state=seed, **kwargs)
+    if name == "xor":
+        x = rng.uniform(-1, 1, (n, 2))
+        return x, ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
+    if name != "spirals":
+        raise UserError(f"unknown 2-D dataset {name!r}; choose moons, circles, xor or spirals.")
+    t = rng.uniform(0.25, 1, n)  # two interleaved spirals
+    label = rng.integers(0, 2, n)
+    angle = 4 * np.pi * t + np.pi * label
+    return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
 
 
 def load_text(path: str | None = None, max_chars: int | None = None) -> str:

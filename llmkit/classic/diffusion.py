@@ -1,4 +1,5 @@
-"""DDPM: a noise schedule (linear or cosine), a small UNet with a time embedding, DDPM and DDIM sampling."""
+"""Diffusion models: a small U-Net with a time embedding, the training objective, and the sampling loop
+(the noise schedule and the update rule live in llmkit/classic/schedulers.py)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class NoiseSchedule:
-    """beta_t for t = 0..T-1 and the derived alpha-bar products used by training and sampling."""
-
-    def __init__(self, steps: int = 200, kind: str = "cosine"):
-        if kind == "linear":  # Ho et al. 2020, rescaled to `steps`
-            betas = torch.linspace(1e-4 * 1000 / steps, 0.02 * 1000 / steps, steps).clamp(max=0.999)
-        elif kind == "cosine":  # Nichol & Dhariwal 2021: alpha-bar follows a squared cosine
-            s = 0.008
-            t = torch.linspace(0, steps, steps + 1) / steps
-            abar = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-            betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
-        else:
-            raise ValueError(f"unknown schedule {kind!r}; choose linear or cosine")
-        self.steps, self.kind = steps, kind
-        self.betas = betas
-        self.alpha_bar = torch.cumprod(1 - betas, dim=0)
-
-    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
-        abar = self.alpha_bar.to(x0.device)[t].view(-1, 1, 1, 1)
-        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+from llmkit.classic.schedulers import DDPMScheduler
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -71,53 +51,46 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time(timestep_embedding(t, self.width))
-        h1 = self.down1(self.inp(x), temb)                      # size
-        h2 = self.down2(F.avg_pool2d(h1, 2), temb)               # size / 2
+        h1 = self.down1(self.inp(x), temb)  # size
+        h2 = self.down2(F.avg_pool2d(h1, 2), temb)  # size / 2
         m = self.mid(h2, temb)
-        u2 = self.up2(torch.cat([m, h2], dim=1), temb)           # skip connection at size / 2
+        u2 = self.up2(torch.cat([m, h2], dim=1), temb)  # skip connection at size / 2
         u1 = self.up1(torch.cat([F.interpolate(u2, scale_factor=2.0), h1], dim=1), temb)
         return self.out(u1)
 
 
-def diffusion_loss(model: UNet, schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
+def diffusion_loss(model: UNet, scheduler: DDPMScheduler, x0: torch.Tensor) -> torch.Tensor:
     """The simple DDPM objective: MSE between the added noise and the predicted noise, at a random t."""
     x0 = x0 * 2 - 1  # the model works in [-1, 1]
-    t = torch.randint(0, schedule.steps, (len(x0),), device=x0.device)
+    t = torch.randint(0, scheduler.num_train_timesteps, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
-    return F.mse_loss(model(schedule.add_noise(x0, t, noise), t), noise)
+    return F.mse_loss(model(scheduler.add_noise(x0, noise, t), t), noise)
 
 
 @torch.no_grad()
-def sample(model: UNet, schedule: NoiseSchedule, n: int, size: int, channels: int = 1, method: str = "ddpm",
-           steps: int | None = None, generator: torch.Generator | None = None, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Generate n images in [0, 1] by DDPM (ancestral, every step) or DDIM (deterministic, `steps` steps).
+def sample(
+    model: UNet,
+    scheduler: DDPMScheduler,
+    n: int,
+    size: int,
+    channels: int = 1,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    keep: int = 0,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Generate n images in [0, 1]: start from noise and let the scheduler step through its timesteps.
 
-    Returns the images and, when keep > 0, `keep` snapshots of x_t along the way (for a picture of denoising).
+    Returns the images and, when keep > 0, about `keep` snapshots of x_t along the way (a picture of denoising).
     """
     device = next(model.parameters()).device
     model.eval()
-    abar = schedule.alpha_bar.to(device)
+    scheduler.set_timesteps(steps)
     x = torch.randn(n, channels, size, size, generator=generator).to(device)
-    if method == "ddpm":
-        times = list(range(schedule.steps - 1, -1, -1))
-    elif method == "ddim":
-        times = torch.linspace(schedule.steps - 1, 0, steps or 50).long().tolist()
-    else:
-        raise ValueError(f"unknown sampler {method!r}; choose ddpm or ddim")
+    times = scheduler.timesteps.tolist()
     snapshots, every = [], max(1, len(times) // keep) if keep else 0
     for i, t in enumerate(times):
         eps = model(x, torch.full((n,), t, device=device, dtype=torch.long))
-        x0 = ((x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()).clamp(-1, 1)
-        if method == "ddpm":
-            prev = abar[t - 1] if t > 0 else torch.tensor(1.0, device=device)
-            beta = schedule.betas.to(device)[t]
-            mean = (prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - prev) * x) / (1 - abar[t])
-            var = beta * (1 - prev) / (1 - abar[t])
-            x = mean + (var.sqrt() * torch.randn(x.shape, generator=generator).to(device) if t > 0 else 0)
-        else:  # DDIM, eta = 0: jump straight to the previous kept timestep
-            t_prev = times[i + 1] if i + 1 < len(times) else -1
-            prev = abar[t_prev] if t_prev >= 0 else torch.tensor(1.0, device=device)
-            x = prev.sqrt() * x0 + (1 - prev).sqrt() * eps
+        x = scheduler.step(eps, t, x, generator)
         if every and (i % every == 0 or i == len(times) - 1):
             snapshots.append(((x.clamp(-1, 1) + 1) / 2).cpu())
     return ((x.clamp(-1, 1) + 1) / 2).cpu(), snapshots

@@ -1,156 +1,286 @@
-"""One Accelerate training loop shared by every classic baseline: devices, mixed precision, several
-processes, safetensors checkpoints every epoch, automatic resume, metrics.json and curves."""
+"""One Accelerate training loop shared by every classic baseline: devices, precision, several processes,
+backward + clipping + optimizer step in one place, atomic checkpoints every epoch (and on Ctrl-C),
+automatic resume, metrics.json and loss_curve.png in the shape the Trainer recipes write them."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from llmkit.classic import checkpoints
+from llmkit.classic.launch import check_launch, configure_threads, make_accelerator, prepare_output_dir
 from llmkit.errors import UserError
-from llmkit.plots import plt
-from llmkit.runtime import check_launch, configure_threads, prepare_output_dir
+from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
+from llmkit.plots import plot_history, plot_loss_curves
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
 class ClassicArguments:
-    """Arguments every classic recipe shares."""
+    """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    output_dir: str = field(default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."})
-    dataset: str = field(default="digits", metadata={"help": "digits (built in), mnist, fashion_mnist, cifar10, or a .npz file."})
-    epochs: int = field(default=10, metadata={"help": "Passes over the training data."})
-    batch_size: int = field(default=64, metadata={"help": "Examples per batch and process."})
+    output_dir: str = field(
+        default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
+    )
+    num_train_epochs: int = field(
+        default=10, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
+    )
+    per_device_train_batch_size: int = field(
+        default=64, metadata={"help": "Examples per batch and process.", "aliases": ["--batch_size"]}
+    )
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
-    seed: int = field(default=0, metadata={"help": "Random seed (initialisation, shuffling, sampling)."})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16 on GPUs that have it), no, bf16 or fp16."})
-    keep_checkpoints: int = field(default=2, metadata={"help": "Epoch checkpoints kept for resuming."})
+    seed: int = field(default=0, metadata={"help": "Random seed: initial weights, shuffling, sampling."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16/fp16 on GPUs, fp32 on CPU), fp32, bf16 or fp16.",
+            "choices": PRECISIONS,
+        },
+    )
+    report_to: list[str] = field(
+        default_factory=lambda: ["none"],
+        metadata={"help": "Experiment trackers accelerate logs to: none, tensorboard, wandb, ..."},
+    )
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "Clip gradients to this norm (0: no clipping)."}
+    )
+    logging_steps: int = field(default=10, metadata={"help": "Log the training loss every this many steps."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept for resuming."})
+
+    def __post_init__(self) -> None:
+        if isinstance(
+            self.report_to, str
+        ):  # `report_to: tensorboard` in a config file, as TrainingArguments allows
+            self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
+        for name in ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "save_total_limit"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.learning_rate <= 0:
+            raise UserError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
 
 
-def make_accelerator(args: ClassicArguments) -> Accelerator:
-    """An Accelerator on the best device, with mixed precision only where the hardware has it."""
-    precision = args.mixed_precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+@dataclass
+class ImageArguments(ClassicArguments):
+    """Classic recipes that train on images."""
+
+    dataset: str = field(
+        default="digits",
+        metadata={"help": "digits (built in), mnist, fashion_mnist, cifar10, a .npz file or a folder."},
+    )
 
 
-def fit(args: ClassicArguments, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-        step: Callable[[Accelerator, dict, dict, tuple], dict], train: Dataset, config: dict,
-        evaluate: Callable[[dict], dict] | None = None, on_epoch_end: Callable[[int, dict, Path], None] | None = None) -> dict:
-    """Train for args.epochs, resuming from the last epoch checkpoint in output_dir; returns the final metrics.
+Step = Callable[[dict, tuple, Callable[[str, torch.Tensor], None]], dict]
 
-    `step(accelerator, modules, optimizers, batch)` does one update and returns its losses;
-    `evaluate(modules)` and `on_epoch_end(epoch, modules, output_dir)` run on the main process.
+
+def fit(
+    args: ClassicArguments,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    step: Step,
+    train: Dataset,
+    config: dict,
+    evaluate: Callable[[dict], dict] | None = None,
+    on_epoch_end: Callable[[int, dict, Path], None] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Train for args.num_train_epochs, resuming from the newest complete checkpoint; returns metrics.json's content.
+
+    `step(modules, batch, update)` computes losses and calls `update(name, loss)` for each optimizer to
+    step (the loop does backward, clipping, the step and zero-grad) and returns numbers to log.
+    `evaluate(modules)` (its keys get an `eval_` prefix) and `on_epoch_end(epoch, modules, output_dir)`
+    run on the main process with the models in eval mode.
     """
     check_launch()
     configure_threads()
     out = prepare_output_dir(args.output_dir)
-    set_seed(args.seed)
     accelerator = make_accelerator(args)
-    if len(train) < args.batch_size * accelerator.num_processes:
-        raise UserError(f"the training set has {len(train)} examples, fewer than one batch of {args.batch_size} per process.")
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True)
+    batch_size = args.per_device_train_batch_size
+    if len(train) < batch_size * accelerator.num_processes:
+        raise UserError(
+            f"the training set has {len(train)} examples, fewer than one batch of {batch_size} per process; "
+            "lower --per_device_train_batch_size."
+        )
+    loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True)
     names, opt_names = list(modules), list(optimizers)
     prepared = accelerator.prepare(*modules.values(), *optimizers.values(), loader)
     mods = dict(zip(names, prepared[: len(names)]))
     opts = dict(zip(opt_names, prepared[len(names) : -1]))
     loader = prepared[-1]
 
-    history: list[dict] = []
-    start = 0
-    checkpoints = sorted((out / "checkpoints").glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
-    if checkpoints:
-        accelerator.load_state(str(checkpoints[-1]))
-        history = json.loads((checkpoints[-1] / "history.json").read_text())
-        start = len(history)
-        accelerator.print(f"resuming from {checkpoints[-1]} (epoch {start})")
+    def update(name: str, loss: torch.Tensor) -> None:
+        accelerator.backward(loss)
+        if args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(mods[name].parameters(), args.max_grad_norm)
+        opts[name].step()
+        for opt in opts.values():  # a GAN's generator loss also fills the discriminator's gradients
+            opt.zero_grad(set_to_none=True)
 
-    for epoch in range(start, args.epochs):
-        for m in mods.values():
-            m.train()
-        sums: dict[str, float] = {}
-        n = 0
-        for batch in loader:
-            for k, v in step(accelerator, mods, opts, batch).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            n += 1
-        row = {"epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()}}
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            plain = {k: accelerator.unwrap_model(m).eval() for k, m in mods.items()}
-            with torch.no_grad():
-                row.update(evaluate(plain) if evaluate else {})
-                if on_epoch_end:
-                    on_epoch_end(epoch + 1, plain, out)
-            accelerator.print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        history.append(row)
-        ckpt = out / "checkpoints" / f"epoch-{epoch + 1}"
-        accelerator.save_state(str(ckpt))  # model(s), optimizer(s) and RNG states, as safetensors
-        if accelerator.is_main_process:
-            (ckpt / "history.json").write_text(json.dumps(history))
-            for old in sorted((out / "checkpoints").glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))[: -args.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+    root = out / "checkpoints"
+    state = {
+        "epoch": 0,
+        "batch": 0,
+        "global_step": 0,
+        "sums": {},
+        "count": 0,
+        "recent": [],
+        "log_history": [],
+    }
+    found = checkpoints.newest_complete(root, announce=accelerator.is_main_process) if root.is_dir() else None
+    if found:
+        try:
+            accelerator.load_state(str(found[0]))
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise UserError(
+                f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
+                "use another --output_dir or delete its checkpoints folder."
+            ) from None
+        state = found[1]
+        accelerator.print(f"resuming from {found[0]} (epoch {state['epoch']}, step {state['global_step']})")
+    if accelerator.log_with:
+        plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
+        accelerator.init_trackers(Path(args.output_dir).name, config=plain)
 
+    started = time.perf_counter()
+    with GracefulInterrupt() as interrupt:
+        for epoch in range(state["epoch"], args.num_train_epochs):
+            loader.set_epoch(epoch)  # the epoch's shuffle depends on the seed and the epoch alone
+            batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
+            for m in mods.values():
+                m.train()
+            for batch in batches:
+                logs = {k: float(v) for k, v in step(mods, batch, update).items()}
+                _account(state, logs, args.logging_steps, epoch, len(loader))
+                if _stop_requested(accelerator, interrupt):
+                    folder = _save(accelerator, root, state, args.save_total_limit)
+                    raise TrainingInterrupted(
+                        f"saved {folder} at step {state['global_step']}; run the same command to resume."
+                    )
+            row = {
+                "epoch": epoch + 1,
+                "step": state["global_step"],
+                **{f"train_{k}": v / max(state["count"], 1) for k, v in state["sums"].items()},
+            }
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                plain = {k: accelerator.unwrap_model(m).eval() for k, m in mods.items()}
+                with torch.no_grad():
+                    row.update(
+                        {
+                            k if k.startswith("eval_") else f"eval_{k}": v
+                            for k, v in (evaluate(plain) if evaluate else {}).items()
+                        }
+                    )
+                    if on_epoch_end:
+                        on_epoch_end(epoch + 1, plain, out)
+                accelerator.print(
+                    "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+                )
+                accelerator.log(
+                    {k: v for k, v in row.items() if isinstance(v, (int, float))}, step=state["global_step"]
+                )
+            state.update(epoch=epoch + 1, batch=0, sums={}, count=0)
+            state["log_history"].append(row)
+            _save(accelerator, root, state, args.save_total_limit)
+    if accelerator.log_with:
+        accelerator.end_training()
+    if not accelerator.is_main_process:
+        return {}
+    return _finish(accelerator, mods, out, args, config, state, time.perf_counter() - started, extra or {})
+
+
+def _account(state: dict, logs: dict, logging_steps: int, epoch: int, steps_per_epoch: int) -> None:
+    """Add one step's numbers to the epoch means and, every logging_steps, a point of the loss curve."""
+    for k, v in logs.items():
+        state["sums"][k] = state["sums"].get(k, 0.0) + v
+    state["count"] += 1
+    state["batch"] += 1
+    state["global_step"] += 1
+    state["recent"].append(logs.get("loss", 0.0))
+    if state["global_step"] % logging_steps == 0:
+        loss = sum(state["recent"]) / len(state["recent"])
+        state["log_history"].append(
+            {
+                "epoch": round(epoch + state["batch"] / steps_per_epoch, 3),
+                "step": state["global_step"],
+                "loss": loss,
+            }
+        )
+        state["recent"] = []
+
+
+def _stop_requested(accelerator, interrupt: GracefulInterrupt) -> bool:
+    """Whether any process got Ctrl-C: all of them must save the same step, or the save would deadlock."""
+    if accelerator.num_processes == 1:
+        return interrupt.requested
+    flag = torch.tensor([float(interrupt.requested)], device=accelerator.device)
+    return bool(accelerator.gather(flag).max() > 0)
+
+
+def _save(accelerator, root: Path, state: dict, keep: int) -> Path:
+    """Models, optimizers and RNG states into a temporary folder, renamed into place once whole."""
+    tmp = root / f".tmp-{checkpoints.PREFIX}{state['global_step']}"
     if accelerator.is_main_process:
-        for name, m in mods.items():
-            save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(m).state_dict().items()}, out / f"{name}.safetensors")
-        (out / "config.json").write_text(json.dumps({**config, "args": asdict(args)}, indent=2))
-        final = {**history[-1], "epochs": len(history), "world_size": accelerator.num_processes} if history else {}
-        (out / "metrics.json").write_text(json.dumps({"final": final, "history": history}, indent=2))
-        plot_history(history, out / "curves.png", config.get("architecture", "model"))
-        return final
-    return {}
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = checkpoints.temporary_folder(root, state["global_step"])
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    final = tmp.with_name(tmp.name.removeprefix(".tmp-"))
+    if accelerator.is_main_process:
+        checkpoints.publish(tmp, state, keep)
+    accelerator.wait_for_everyone()
+    return final
 
 
-def plot_history(history: list[dict], path: Path, title: str) -> None:
-    """One panel per logged quantity against the epoch."""
-    keys = [k for k in (history[0] if history else {}) if k != "epoch" and isinstance(history[0][k], (int, float))]
-    if not keys:
-        return
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), dpi=100, squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        ax.plot([h["epoch"] for h in history], [h[key] for h in history], "o-", ms=3)
-        ax.set(title=key, xlabel="epoch")
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def _finish(
+    accelerator,
+    mods: dict,
+    out: Path,
+    args: ClassicArguments,
+    config: dict,
+    state: dict,
+    seconds: float,
+    extra: dict,
+) -> dict:
+    """Final weights, config.json, metrics.json (Trainer's top-level keys) and the pictures."""
+    from safetensors.torch import save
+
+    for name, m in mods.items():
+        weights = {k: v.contiguous() for k, v in accelerator.unwrap_model(m).state_dict().items()}
+        checkpoints.write_atomic(out / f"{name}.safetensors", save(weights))
+    checkpoints.write_atomic(out / "config.json", json.dumps({**config, "args": asdict(args)}, indent=2))
+    history = [row for row in state["log_history"] if "train_loss" in row]
+    last = history[-1] if history else {}
+    metrics = {
+        **{k: v for k, v in last.items() if k != "step"},
+        **extra,
+        "global_step": state["global_step"],
+        "world_size": accelerator.num_processes,
+        "wall_time_seconds": round(seconds, 1),
+    }
+    return write_report(out, metrics, state["log_history"], config.get("architecture", "model"))
 
 
-def load_weights(folder: str | Path, architecture: str, name: str = "model") -> tuple[dict, dict]:
-    """(state dict, config) of a saved model; a checkpoint of another architecture is a clear error."""
-    folder = Path(folder)
-    config_file, weights = folder / "config.json", folder / f"{name}.safetensors"
-    if not config_file.is_file() or not weights.is_file():
-        raise UserError(f"{folder} holds no {name}.safetensors + config.json; pass the output_dir of a classic recipe.")
-    config = json.loads(config_file.read_text())
-    if config.get("architecture") != architecture:
-        raise UserError(f"{folder} holds a {config.get('architecture')!r} checkpoint, not {architecture!r}; pass a matching one.")
-    return load_file(weights), config
-
-
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
-    """Save (N, C, H, W) images in [0, 1] as one PNG grid."""
-    from PIL import Image
-
-    images = images.detach().float().clamp(0, 1).cpu()
-    n, c, h, w = images.shape
-    rows = (n + nrow - 1) // nrow
-    grid = torch.ones(c, rows * (h + 2) + 2, nrow * (w + 2) + 2)
-    for i, im in enumerate(images):
-        r, col = divmod(i, nrow)
-        grid[:, 2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + col * (w + 2) : 2 + col * (w + 2) + w] = im
-    array = (grid.permute(1, 2, 0).squeeze(-1).numpy() * 255).astype("uint8")
-    Image.fromarray(array).resize((array.shape[1] * 4, array.shape[0] * 4), Image.NEAREST).save(path)
-    return Path(path)
+def write_report(out: Path, metrics: dict, log_history: list[dict], title: str) -> dict:
+    """metrics.json with the Trainer recipes' top-level keys (train_loss, eval_*, world_size, wall_time_seconds)
+    plus the run's own and its log_history, loss_curve.png, and curves.png (one panel per logged number)."""
+    metrics = {
+        "train_loss": metrics.get("train_loss"),
+        "world_size": 1,
+        **metrics,
+        "log_history": log_history,
+    }
+    checkpoints.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plot_loss_curves(log_history, out / "loss_curve.png", title=title, ylabel="training loss")
+    plot_history([row for row in log_history if "train_loss" in row], out / "curves.png", title)
+    return metrics

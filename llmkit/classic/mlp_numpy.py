@@ -81,7 +81,14 @@ def loss_and_grad(name: str, out: np.ndarray, y: np.ndarray) -> tuple[float, np.
 class Optimizer:
     """SGD, momentum, RMSProp and Adam, each updating every parameter in place."""
 
-    def __init__(self, name: str = "adam", lr: float = 1e-3, momentum: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+    def __init__(
+        self,
+        name: str = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ):
         if name not in ("sgd", "momentum", "rmsprop", "adam"):
             raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, rmsprop or adam")
         self.name, self.lr, self.b1, self.b2, self.eps = name, lr, momentum, beta2, eps
@@ -112,7 +119,9 @@ class Optimizer:
 class NumpyMLP:
     """Dense layers with an activation between them; the last layer outputs logits (or values for MSE)."""
 
-    def __init__(self, sizes: list[int], activation: str = "relu", loss: str = "cross_entropy", seed: int = 0):
+    def __init__(
+        self, sizes: list[int], activation: str = "relu", loss: str = "cross_entropy", seed: int = 0
+    ):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         rng = np.random.default_rng(seed)
@@ -144,8 +153,18 @@ class NumpyMLP:
             return out.argmax(axis=1)
         return (out.ravel() > 0).astype(int) if self.loss == "binary_cross_entropy" else out
 
-    def fit(self, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, epochs: int = 30, batch_size: int = 32, seed: int = 0) -> list[float]:
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        optimizer: Optimizer,
+        epochs: int = 30,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> list[float]:
         """Mini-batch training; returns the mean loss of each epoch."""
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
         rng = np.random.default_rng(seed)
         history = []
         for _ in range(epochs):
@@ -159,7 +178,9 @@ class NumpyMLP:
         return history
 
 
-def numerical_gradient(model: NumpyMLP, x: np.ndarray, y: np.ndarray, layer: int, key: str, eps: float = 1e-5) -> np.ndarray:
+def numerical_gradient(
+    model: NumpyMLP, x: np.ndarray, y: np.ndarray, layer: int, key: str, eps: float = 1e-5
+) -> np.ndarray:
     """Central finite differences of the loss w.r.t. one parameter array (for gradient checks)."""
     p = model.layers[layer].params[key]
     grad = np.zeros_like(p)

@@ -10,9 +10,13 @@ from torch import nn
 class MLP(nn.Module):
     """Flatten, then Linear + activation layers."""
 
-    def __init__(self, in_features: int, n_classes: int, hidden: tuple[int, ...] = (128, 64), activation: str = "relu"):
+    def __init__(
+        self, in_features: int, n_classes: int, hidden: tuple[int, ...] = (128, 64), activation: str = "relu"
+    ):
         super().__init__()
-        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}[activation]
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}[
+            activation
+        ]
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(sizes, sizes[1:]):
@@ -30,12 +34,23 @@ class LeNet(nn.Module):
 
     def __init__(self, n_classes: int = 10, channels: int = 1, size: int = 16):
         super().__init__()
+        self.size = size  # the image side it was built for
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * (size // 4) ** 2, 120), nn.ReLU(),
-                                        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(32 * (size // 4) ** 2, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, n_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -50,7 +65,11 @@ class ResidualBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.skip = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.skip(x))
@@ -63,8 +82,14 @@ class SmallResNet(nn.Module):
 
     def __init__(self, n_classes: int = 10, channels: int = 1, width: int = 16):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.stages = nn.Sequential(ResidualBlock(width, width), ResidualBlock(width, 2 * width, 2), ResidualBlock(2 * width, 4 * width, 2))
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        self.stages = nn.Sequential(
+            ResidualBlock(width, width),
+            ResidualBlock(width, 2 * width, 2),
+            ResidualBlock(2 * width, 4 * width, 2),
+        )
         self.head = nn.Linear(4 * width, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,13 +102,23 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 class SequenceModel(nn.Module):
     """RNN, LSTM or GRU over embedded tokens: a language model (a prediction per step) or a classifier (one per sequence)."""
 
-    def __init__(self, vocab_size: int, cell: str = "lstm", hidden: int = 256, layers: int = 2, embed: int = 64,
-                 n_classes: int | None = None, dropout: float = 0.1):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "lstm",
+        hidden: int = 256,
+        layers: int = 2,
+        embed: int = 64,
+        n_classes: int | None = None,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}; choose rnn, lstm or gru")
         self.embed = nn.Embedding(vocab_size, embed)
-        self.rnn = CELLS[cell](embed, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            embed, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Linear(hidden, n_classes or vocab_size)
         self.classify = n_classes is not None
 
@@ -94,7 +129,13 @@ class SequenceModel(nn.Module):
         return self.head(out), state
 
     @torch.no_grad()
-    def sample(self, prefix: list[int], length: int, temperature: float = 0.8, generator: torch.Generator | None = None) -> list[int]:
+    def sample(
+        self,
+        prefix: list[int],
+        length: int,
+        temperature: float = 0.8,
+        generator: torch.Generator | None = None,
+    ) -> list[int]:
         """Sample `length` tokens after `prefix`, carrying the recurrent state step by step."""
         self.eval()
         ids = torch.tensor([prefix], device=self.head.weight.device)

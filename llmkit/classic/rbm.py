@@ -39,10 +39,21 @@ class RBM(nn.Module):
         return self.p_v(self.p_h(v))
 
     @torch.no_grad()
-    def cd_step(self, v0: torch.Tensor, lr: float = 0.05, k: int = 1, persistent: bool = False, weight_decay: float = 1e-4) -> dict:
+    def cd_step(
+        self,
+        v0: torch.Tensor,
+        lr: float = 0.05,
+        k: int = 1,
+        persistent: bool = False,
+        weight_decay: float = 1e-4,
+    ) -> dict:
         """One CD-k (or PCD-k) update on a batch; returns its reconstruction error and free-energy gap."""
         ph0 = self.p_h(v0)
-        h = torch.bernoulli(ph0) if not persistent or self.chain is None or len(self.chain) != len(v0) else self.chain
+        h = (
+            torch.bernoulli(ph0)
+            if not persistent or self.chain is None or len(self.chain) != len(v0)
+            else self.chain
+        )
         for _ in range(k):
             vk = torch.bernoulli(self.p_v(h))
             phk = self.p_h(vk)
@@ -53,18 +64,36 @@ class RBM(nn.Module):
         self.W += lr * ((v0.T @ ph0 - vk.T @ phk) / n - weight_decay * self.W)
         self.vb += lr * (v0 - vk).mean(0)
         self.hb += lr * (ph0 - phk).mean(0)
-        return {"reconstruction_error": float(((v0 - self.reconstruct(v0)) ** 2).mean()),
-                "free_energy_gap": float(self.free_energy(v0).mean() - self.free_energy(vk).mean())}
+        return {
+            "reconstruction_error": float(((v0 - self.reconstruct(v0)) ** 2).mean()),
+            "free_energy_gap": float(self.free_energy(v0).mean() - self.free_energy(vk).mean()),
+        }
 
-    def fit(self, data: torch.Tensor, epochs: int = 10, batch_size: int = 32, lr: float = 0.05, k: int = 1,
-            persistent: bool = False, seed: int = 0) -> list[dict]:
+    def fit(
+        self,
+        data: torch.Tensor,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 0.05,
+        k: int = 1,
+        persistent: bool = False,
+        seed: int = 0,
+    ) -> list[dict]:
         """Train on rows of `data` (values in [0, 1]); returns per-epoch means of the logged quantities."""
         g = torch.Generator().manual_seed(seed)
         history = []
         for epoch in range(epochs):
             order = torch.randperm(len(data), generator=g)
-            logs = [self.cd_step(data[order[i : i + batch_size]], lr, k, persistent) for i in range(0, len(data) - batch_size + 1, batch_size)]
-            history.append({"epoch": epoch + 1, **{key: sum(entry[key] for entry in logs) / len(logs) for key in logs[0]}})
+            logs = [
+                self.cd_step(data[order[i : i + batch_size]], lr, k, persistent)
+                for i in range(0, len(data) - batch_size + 1, batch_size)
+            ]
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    **{key: sum(entry[key] for entry in logs) / len(logs) for key in logs[0]},
+                }
+            )
         return history
 
 

@@ -7,18 +7,41 @@ from pathlib import Path
 
 from torch import nn
 
-from llmkit.classic.diffusion import NoiseSchedule, UNet
+from llmkit.classic.diffusion import UNet
 from llmkit.classic.generative import VAE, Generator
-from llmkit.classic.loop import load_weights
 from llmkit.classic.models import MLP, LeNet, SequenceModel, SmallResNet
 from llmkit.errors import UserError
 
 # architecture -> (class, weights file, config key holding the constructor arguments)
 BUILDERS: dict[str, tuple[type[nn.Module], str, str]] = {
-    "mlp": (MLP, "model", "kwargs"), "lenet": (LeNet, "model", "kwargs"), "resnet": (SmallResNet, "model", "kwargs"),
-    "dcgan": (Generator, "generator", "generator"), "vae": (VAE, "vae", "kwargs"), "ddpm-unet": (UNet, "unet", "kwargs"),
-    "char-rnn": (SequenceModel, "model", "kwargs"), "char-lstm": (SequenceModel, "model", "kwargs"), "char-gru": (SequenceModel, "model", "kwargs"),
+    "mlp": (MLP, "model", "kwargs"),
+    "lenet": (LeNet, "model", "kwargs"),
+    "resnet": (SmallResNet, "model", "kwargs"),
+    "dcgan": (Generator, "generator", "generator"),
+    "vae": (VAE, "vae", "kwargs"),
+    "ddpm-unet": (UNet, "unet", "kwargs"),
+    "char-rnn": (SequenceModel, "model", "kwargs"),
+    "char-lstm": (SequenceModel, "model", "kwargs"),
+    "char-gru": (SequenceModel, "model", "kwargs"),
 }
+
+
+def load_weights(folder: str | Path, architecture: str, name: str = "model") -> tuple[dict, dict]:
+    """(state dict, config) of a saved model; a checkpoint of another architecture is a clear error."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config_file, weights = folder / "config.json", folder / f"{name}.safetensors"
+    if not config_file.is_file() or not weights.is_file():
+        raise UserError(
+            f"{folder} holds no {name}.safetensors + config.json; pass the output_dir of a classic recipe."
+        )
+    config = json.loads(config_file.read_text())
+    if config.get("architecture") != architecture:
+        raise UserError(
+            f"{folder} holds a {config.get('architecture')!r} checkpoint, not {architecture!r}; pass a matching one."
+        )
+    return load_file(weights), config
 
 
 def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
@@ -28,11 +51,11 @@ def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) ->
         raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
     architecture = json.loads(config_file.read_text()).get("architecture")
     if architecture not in BUILDERS or (expected and architecture not in expected):
-        raise UserError(f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}.")
+        raise UserError(
+            f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}."
+        )
     cls, weights, key = BUILDERS[architecture]
     state, config = load_weights(folder, architecture, weights)
     model = cls(**config[key])
     model.load_state_dict(state)
-    if architecture == "ddpm-unet":
-        config["noise_schedule"] = NoiseSchedule(config["timesteps"], config["schedule"])
     return model.eval(), config

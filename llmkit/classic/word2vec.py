@@ -29,7 +29,9 @@ class Vocabulary:
         counts = Counter(words)
         kept = [(w, c) for w, c in counts.most_common(max_size) if c >= min_count]
         if not kept:
-            raise UserError(f"no word occurs {min_count} times or more; use more text or a lower --min_count.")
+            raise UserError(
+                f"no word occurs {min_count} times or more; use more text or a lower --min_count."
+            )
         self.words = [w for w, _ in kept]
         self.counts = np.array([c for _, c in kept], dtype=np.float64)
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -44,7 +46,9 @@ class Vocabulary:
     def lookup(self, word: str) -> int:
         """The id of a word, or a clear error when it is not in the vocabulary."""
         if word not in self.index:
-            raise UserError(f"{word!r} is not in the vocabulary ({len(self)} words seen at least min_count times).")
+            raise UserError(
+                f"{word!r} is not in the vocabulary ({len(self)} words seen at least min_count times)."
+            )
         return self.index[word]
 
 
@@ -79,7 +83,9 @@ class Word2Vec(nn.Module):
         return w / (np.linalg.norm(w, axis=1, keepdims=True) + 1e-8)
 
 
-def training_pairs(ids: np.ndarray, window: int, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def training_pairs(
+    ids: np.ndarray, window: int, mode: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(center, context) pairs with a random window size per position, as in word2vec; CBOW gets padded windows."""
     n = len(ids)
     if mode == "skipgram":
@@ -96,9 +102,19 @@ def training_pairs(ids: np.ndarray, window: int, mode: str, rng: np.random.Gener
     return ids[idx], ids[idx[:, None] + offsets]
 
 
-def train_word2vec(words: list[str], dim: int = 100, mode: str = "skipgram", window: int = 5, negatives: int = 5,
-                   min_count: int = 5, epochs: int = 3, batch_size: int = 1024, lr: float = 0.01, subsample: float = 1e-4,
-                   seed: int = 0) -> tuple[Word2Vec, Vocabulary, list[float], float]:
+def train_word2vec(
+    words: list[str],
+    dim: int = 100,
+    mode: str = "skipgram",
+    window: int = 5,
+    negatives: int = 5,
+    min_count: int = 5,
+    epochs: int = 3,
+    batch_size: int = 1024,
+    lr: float = 0.01,
+    subsample: float = 1e-4,
+    seed: int = 0,
+) -> tuple[Word2Vec, Vocabulary, list[float], float]:
     """Train word vectors; returns (model, vocabulary, loss per epoch, words per second)."""
     if not words:
         raise UserError("the corpus has no words.")
@@ -139,7 +155,9 @@ def neighbours(vectors: np.ndarray, vocab: Vocabulary, word: str, k: int = 10) -
     return [(vocab.words[i], float(sims[i])) for i in order]
 
 
-def analogy(vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: int = 5) -> list[tuple[str, float]]:
+def analogy(
+    vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: int = 5
+) -> list[tuple[str, float]]:
     """Words closest to a - b + c (king - man + woman ~ queen), excluding the three inputs."""
     query = vectors[vocab.lookup(a)] - vectors[vocab.lookup(b)] + vectors[vocab.lookup(c)]
     sims = vectors @ (query / (np.linalg.norm(query) + 1e-8))
@@ -149,11 +167,14 @@ def analogy(vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: i
 
 def save_text_format(vectors: np.ndarray, vocab: Vocabulary, path: str | Path) -> Path:
     """The plain word2vec text format: a 'count dim' header, then 'word v1 v2 ...' per line."""
-    with open(path, "w", encoding="utf-8") as f:
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")  # renamed when whole: a killed run never leaves half a file
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{len(vocab)} {vectors.shape[1]}\n")
         for word, v in zip(vocab.words, vectors):
             f.write(word + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
-    return Path(path)
+    tmp.replace(path)
+    return path
 
 
 def load_text_format(path: str | Path) -> tuple[np.ndarray, Vocabulary]:

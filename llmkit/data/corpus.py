@@ -8,6 +8,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 
 from llmkit.data.builtin import builtin_texts
+from llmkit.data.filecheck import find_bad_file
 from llmkit.errors import UserError
 
 # File suffix -> `datasets` builder that reads it.
@@ -29,6 +30,7 @@ class DataArguments:
     sample_by: str = field(default="paragraph", metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."})
     block_size: int | None = field(default=None, metadata={"help": "Tokens per training block (default: the model's context length)."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenizing and packing."})
+    tokenized_dataset: str | None = field(default=None, metadata={"help": "Train from a folder written by `llmkit tokenize` (memory-mapped, no re-tokenizing) instead of a text corpus."})
 
     def __post_init__(self) -> None:
         if self.dataset_name and self.train_files:
@@ -37,12 +39,16 @@ class DataArguments:
             raise UserError(f"--validation_split_percentage must be between 0 and 100, got {self.validation_split_percentage}.")
         if self.sample_by not in ("line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
+        if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
+            raise UserError("--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming.")
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
 
     @property
     def source(self) -> str:
         """A short human-readable name of the corpus, for logs and metrics."""
+        if self.tokenized_dataset:
+            return f"tokenized:{self.tokenized_dataset}"
         if self.dataset_name:
             return self.dataset_name + (f"/{self.dataset_config_name}" if self.dataset_config_name else "")
         if self.train_files:
@@ -123,6 +129,9 @@ def load_source(
     try:
         return load_dataset(builder, data_files=data_files, streaming=streaming, **kwargs)
     except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
+        problem = find_bad_file([f for fs in data_files.values() for f in fs], builder)
+        if problem:
+            raise UserError(problem) from None
         files = ", ".join(f for fs in data_files.values() for f in fs)
         raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 

@@ -7,11 +7,10 @@ batch is then padding that costs compute and teaches nothing. Packing drops at m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import chain
 
 import torch
-from datasets import Dataset, IterableDataset, concatenate_datasets
+from datasets import Dataset, concatenate_datasets
 from transformers import PreTrainedTokenizerBase
 
 PACK_BATCH = 1000  # documents per packing batch; each batch leaves one short tail, re-packed at the end
@@ -55,32 +54,12 @@ def pack(ds: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_p
     return full.with_format("torch")
 
 
-class PackedStream(torch.utils.data.IterableDataset):
-    """Pack a streamed text dataset on the fly: tokens carry over from one document to the next."""
-
-    def __init__(self, ds: IterableDataset, tokenizer: PreTrainedTokenizerBase, block_size: int, batch: int = 256):
-        self.ds, self.tokenizer, self.block_size, self.batch = ds, tokenizer, block_size, batch
-
-    def __iter__(self) -> Iterator[dict]:
-        carry: list[int] = []
-        eos = self.tokenizer.eos_token_id
-        for rows in self.ds.iter(batch_size=self.batch):
-            ids = self.tokenizer(rows["text"], add_special_tokens=False)["input_ids"]
-            blocks, carry = cut_blocks([carry, *(doc + [eos] for doc in ids)], self.block_size)
-            for block in blocks:
-                yield {"input_ids": torch.tensor(block)}
-
-
-def pack_stream(ds: IterableDataset, tokenizer: PreTrainedTokenizerBase, block_size: int) -> PackedStream:
-    """Tokenize and pack a streamed text dataset into blocks as it is read."""
-    return PackedStream(ds, tokenizer, block_size)
-
-
 def collate_blocks(features: list[dict]) -> dict:
     """Stack packed blocks; the labels are the inputs (the model shifts them).
 
     transformers' DataCollatorForLanguageModeling would mask every end-of-text label when the pad
     token is end-of-text, so the model would never learn where documents end.
     """
-    ids = torch.stack([torch.as_tensor(f["input_ids"]) for f in features])
+    # .long(): blocks saved by `llmkit tokenize` are uint16 on disk; embeddings need int64 indices.
+    ids = torch.stack([torch.as_tensor(f["input_ids"]) for f in features]).long()
     return {"input_ids": ids, "labels": ids}

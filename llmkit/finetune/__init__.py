@@ -6,6 +6,12 @@ from llmkit.finetune.data import FinetuneDataArguments
 from llmkit.finetune.lora import LoraArguments
 
 __all__ = [
-    "ClassificationArguments", "FinetuneDataArguments", "FinetuneModelArguments", "FinetuneSeq2SeqArguments",
-    "FinetuneTrainingArguments", "LoraArguments", "finetune_classifier", "label_probabilities",
+    "ClassificationArguments",
+    "FinetuneDataArguments",
+    "FinetuneModelArguments",
+    "FinetuneSeq2SeqArguments",
+    "FinetuneTrainingArguments",
+    "LoraArguments",
+    "finetune_classifier",
+    "label_probabilities",
 ]

@@ -3,20 +3,24 @@ with the loss on the responses only."""
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
 from llmkit.data.packing import collate_blocks, pack
 from llmkit.errors import UserError
 from llmkit.finetune.builtin import summarization_sample
 from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
-from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
+from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.outputs import finish_run
+from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.lm.model import pad_vocabulary
 from llmkit.lm.report import perplexity
-from llmkit.runtime import prepare_output_dir
+from llmkit.loading import load_pretrained
 
 DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt2.py leave their model
 
@@ -25,73 +29,155 @@ DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt
 class CausalArguments:
     """How examples become training text."""
 
-    prompt_template: str = field(default="{prompt}\n", metadata={"help": "How a prompt is written before its response ({prompt} is replaced)."})
+    prompt_template: str = field(
+        default="{prompt}\n",
+        metadata={
+            "help": "How a prompt is written before its response: {prompt} is --text_column, {name} any column."
+        },
+    )
 
 
 def _builtin_pairs() -> list[dict]:
-    return [{"prompt": f"Docstring: {r['text'][:400]}\nSummary:", "response": " " + r["summary"]} for r in summarization_sample()]
+    return [
+        {"prompt": f"Docstring: {r['text'][:400]}\nSummary:", "response": " " + r["summary"]}
+        for r in summarization_sample()
+    ]
 
 
-def finetune_causal(task: CausalArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
-                    lora_args: LoraArguments, args: FinetuneTrainingArguments) -> dict:
+def finetune_causal(
+    task: CausalArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
     start_run(args)
+    print(args.choose_learning_rate(lora_args.use_lora))
     builtin = not (data_args.dataset_name or data_args.train_file)
     prompt_col = data_args.text_column or ("prompt" if builtin else "text")
     response_col = data_args.target_column or ("response" if builtin else None)
     name = model_args.model_name_or_path or DEFAULT_MODEL
     if name == DEFAULT_MODEL and not Path(name).is_dir():
-        raise UserError(f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
-                        "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir).")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        set_seed(args.seed)
-        model = AutoModelForCausalLM.from_pretrained(name)
-    except Exception as err:
-        raise UserError(f"could not load causal LM {name!r} ({type(err).__name__}: {err}).") from None
+        raise UserError(
+            f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
+            "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir)."
+        )
+    tokenizer = load_pretrained(AutoTokenizer, name)
+    set_seed(args.seed)
+    model = load_pretrained(AutoModelForCausalLM, name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not lora_args.use_lora:  # an adapter must keep its base model's vocabulary
+        pad_vocabulary(model, tokenizer)
     context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 1024)
     max_length = min(data_args.max_length or context, context)
 
-    columns = [prompt_col] + ([response_col] if response_col else [])
-    raw = load_table(data_args, _builtin_pairs, columns, seed=args.seed)
+    if (
+        response_col
+    ):  # the prompt is written by the template, from --text_column ({prompt}) or any column it names
+        asked = {c: "--prompt_template" for c in template_columns(task.prompt_template, prompt_col)}
+        asked[response_col] = "--target_column"
+    else:
+        asked = {prompt_col: "--text_column"}
+    columns = list(asked)
+    raw = load_table(data_args, _builtin_pairs, columns, seed=args.seed, asked_by=asked)
     for col in columns:
         raw, dropped = drop_empty(raw, col)
         if dropped:
             print(f"dropped {dropped} example(s) with an empty {col!r}")
+    raw = raw.remove_columns([SOURCE, ROW])
     with args.main_process_first(desc="tokenizing"):
         if response_col:
-            data = raw.map(lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
-                           batched=True, remove_columns=columns, desc="Tokenizing pairs")
-            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)  # pads inputs and masks padded labels
+            data = raw.map(
+                lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
+                batched=True,
+                remove_columns=columns,
+                desc="Tokenizing pairs",
+            )
+            data, _ = report_truncation(data, max_length, "prompts")
+            collator = DataCollatorForSeq2Seq(
+                tokenizer, label_pad_token_id=-100
+            )  # pads inputs and masks padded labels
         else:
-            data = {s: pack(raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s], tokenizer, max_length) for s in raw}
+            data = {
+                s: pack(
+                    raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s],
+                    tokenizer,
+                    max_length,
+                )
+                for s in raw
+            }
             collator = collate_blocks
     if len(data["train"]) == 0:
-        raise UserError(f"no training example left (the text is shorter than one block of {max_length} tokens?).")
+        raise UserError(
+            f"no training example left (the text is shorter than one block of {max_length} tokens?)."
+        )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
-    prepare_output_dir(args.output_dir)
-    trainer = Trainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
-                      processing_class=tokenizer, data_collator=collator)
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    eval_metrics = trainer.evaluate()
-    eval_metrics["eval_perplexity"] = perplexity(eval_metrics["eval_loss"])
-    example = task.prompt_template.format(prompt=raw["validation"][0][prompt_col])[:200] if response_col else raw["validation"][0][prompt_col][:60]
-    return finish_run(trainer, lora_args, "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
-                      "text-generation", name, data_args.source, eval_metrics, example)
+    resume = resume_checkpoint(args)
+    trainer = build_trainer(args, data, tokenizer, collator, model=model)
+    metrics = train_and_evaluate(trainer, resume)
+    metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
+    example = (
+        _prompt(task.prompt_template, raw["validation"][0], prompt_col)[:200]
+        if response_col
+        else raw["validation"][0][prompt_col][:60]
+    )
+    return finish_run(
+        trainer,
+        lora_args,
+        "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
+        "text-generation",
+        name,
+        data_args.source,
+        metrics,
+        example,
+    )
 
 
-def _pairs(batch: dict, tokenizer, template: str, prompt_col: str, response_col: str, max_length: int) -> dict:
+def template_columns(template: str, prompt_col: str) -> list[str]:
+    """The data columns a prompt template reads: {prompt} is --text_column, any other {name} the column `name`."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        raise UserError(
+            f"--prompt_template {template!r} is not a valid template ({err}); write columns as {{name}} "
+            "and a literal brace as {{ or }}."
+        ) from None
+    if not fields or any(f == "" or f.isdigit() for f in fields):
+        raise UserError(
+            f"--prompt_template {template!r} must name its columns, e.g. 'Q: {{question}}\\nA:' "
+            "({prompt} stands for --text_column)."
+        )
+    names = [prompt_col if f == "prompt" else re.split(r"[.\[!:]", f)[0] for f in fields]
+    return list(dict.fromkeys(names))
+
+
+def _prompt(template: str, row: dict, prompt_col: str) -> str:
+    return template.format(**{**row, "prompt": row.get(prompt_col)})
+
+
+def _pairs(
+    batch: dict, tokenizer, template: str, prompt_col: str, response_col: str, max_length: int
+) -> dict:
     """input_ids = prompt + response + eos; labels mask the prompt with -100 so only the response is learned."""
-    prompts = tokenizer([template.format(prompt=p) for p in batch[prompt_col]], add_special_tokens=False)["input_ids"]
+    rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+    prompts = tokenizer([_prompt(template, row, prompt_col) for row in rows], add_special_tokens=False)[
+        "input_ids"
+    ]
     responses = tokenizer(batch[response_col], add_special_tokens=False)["input_ids"]
-    ids, labels = [], []
+    ids, labels, truncated = [], [], []
     for p, r in zip(prompts, responses):
         r = r + [tokenizer.eos_token_id]
-        p = p[-max(1, max_length - len(r)):]  # keep the end of an over-long prompt, next to its response
+        truncated.append(len(p) + len(r) > max_length)
+        p = p[-max(1, max_length - len(r)) :]  # keep the end of an over-long prompt, next to its response
         seq, lab = (p + r)[:max_length], ([-100] * len(p) + r)[:max_length]
         ids.append(seq)
         labels.append(lab)
-    return {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "labels": labels}
+    return {
+        "input_ids": ids,
+        "attention_mask": [[1] * len(x) for x in ids],
+        "labels": labels,
+        "truncated": truncated,
+    }

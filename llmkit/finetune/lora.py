@@ -10,10 +10,18 @@ from llmkit.errors import UserError, require
 
 # Attention projections to adapt, by model family (peft's own defaults differ between versions).
 DEFAULT_TARGETS = {
-    "bert": ["query", "value"], "roberta": ["query", "value"], "distilbert": ["q_lin", "v_lin"],
-    "deberta-v2": ["query_proj", "value_proj"], "electra": ["query", "value"],
-    "t5": ["q", "v"], "mt5": ["q", "v"], "bart": ["q_proj", "v_proj"],
-    "gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"], "mistral": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "distilbert": ["q_lin", "v_lin"],
+    "deberta-v2": ["query_proj", "value_proj"],
+    "electra": ["query", "value"],
+    "t5": ["q", "v"],
+    "mt5": ["q", "v"],
+    "bart": ["q_proj", "v_proj"],
+    "gpt2": ["c_attn"],
+    "llama": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
 }
 
 
@@ -21,29 +29,52 @@ DEFAULT_TARGETS = {
 class LoraArguments:
     """Low-rank adaptation: train small adapter matrices instead of every weight."""
 
-    use_lora: bool = field(default=False, metadata={"help": "Fine-tune with LoRA adapters instead of all weights."})
+    use_lora: bool = field(
+        default=False, metadata={"help": "Fine-tune with LoRA adapters instead of all weights."}
+    )
     lora_r: int = field(default=8, metadata={"help": "Rank of the adapter matrices."})
-    lora_alpha: int = field(default=16, metadata={"help": "Scaling numerator (the update is scaled by alpha / r)."})
+    lora_alpha: int = field(
+        default=16, metadata={"help": "Scaling numerator (the update is scaled by alpha / r)."}
+    )
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the adapter input."})
-    lora_target_modules: list[str] | None = field(default=None, metadata={"help": "Module names to adapt (default: by architecture)."})
-    merge_lora: bool = field(default=False, metadata={"help": "Also save a merged model (adapters folded into the weights) in output_dir/merged."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Module names to adapt (default: by architecture)."}
+    )
+    merge_lora: bool = field(
+        default=False,
+        metadata={
+            "help": "Also save a merged model (adapters folded into the weights) in output_dir/merged."
+        },
+    )
 
 
-def apply_lora(model: PreTrainedModel, args: LoraArguments, task_type: str, trainable_heads: list[str] | None = None):
+def apply_lora(
+    model: PreTrainedModel, args: LoraArguments, task_type: str, trainable_heads: list[str] | None = None
+):
     """Wrap `model` with LoRA adapters; `trainable_heads` (e.g. the classifier) stay fully trainable."""
     peft = require("peft", "finetune")
     LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
     targets = args.lora_target_modules or DEFAULT_TARGETS.get(model.config.model_type)
     if not targets:
-        raise UserError(f"no default LoRA target modules for model type {model.config.model_type!r}; pass --lora_target_modules.")
-    config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                        target_modules=targets, task_type=task_type, modules_to_save=trainable_heads)
+        raise UserError(
+            f"no default LoRA target modules for model type {model.config.model_type!r}; pass --lora_target_modules."
+        )
+    config = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        task_type=task_type,
+        modules_to_save=trainable_heads,
+    )
     try:
         peft_model = get_peft_model(model, config)
     except ValueError as err:  # e.g. target modules not found in the model
         raise UserError(f"LoRA: {err}") from None
     trainable, total = trainable_parameters(peft_model)
-    print(f"LoRA r={args.lora_r} on {targets}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
+    print(
+        f"LoRA r={args.lora_r} on {targets}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
+    )
     return peft_model
 
 

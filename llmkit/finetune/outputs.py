@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 from pathlib import Path
 
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import Trainer
 
 from llmkit.finetune.lora import LoraArguments, trainable_parameters
+from llmkit.finetune.trainer import TIMING
 from llmkit.plots import plot_loss_curves
+from llmkit.secrets import redact
 
-CARD = """---
-library_name: {library}
-base_model: {base}
-pipeline_tag: {pipeline_tag}
-tags: [llmkit{lora_tag}]
----
+# Pipelines whose output names the model's labels: a LoRA run also saves the base weights with the label map,
+# because transformers' pipeline() reads the labels from config.json beside the adapter, or else from the base.
+LABELLED = ("text-classification", "token-classification")
 
+BODY = """
 # {name}
 
 {task} fine-tuned from `{base}` with llmkit on {data}.
 
-## Results (validation set)
+## Results
 
-| metric | value |
-| --- | --- |
+Scores of the kept model: the checkpoint at step {step} (epoch {epoch:g}) of {steps} steps ({epochs:g} epochs),
+{selection}.
+
+| split | metric | value |
+| --- | --- | --- |
 {metrics}
 
 ## How to use
@@ -39,42 +45,139 @@ print(pipe({example!r}))
 
 - method: {method}
 - trainable parameters: {trainable:,} of {total:,}
-- epochs: {epochs}, steps: {steps}, learning rate: {lr}, batch size per device: {batch}, processes: {world}
+- learning rate: {lr}, batch size per device: {batch}, processes: {world}
 """
 
 
-def finish_run(trainer: Trainer, lora_args: LoraArguments, task: str, pipeline_tag: str, base: str, data: str,
-               eval_metrics: dict, example: str, extra: dict | None = None) -> dict:
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that a kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def finish_run(
+    trainer: Trainer,
+    lora_args: LoraArguments,
+    task: str,
+    pipeline_tag: str,
+    base: str,
+    data: str,
+    eval_metrics: dict,
+    example: str,
+    extra: dict | None = None,
+) -> dict:
     """Save the model (adapter and optionally merged), tokenizer, metrics.json, loss curve and model card."""
     out = Path(trainer.args.output_dir)
     trainer.save_model()  # full weights, or just the adapter for a peft model
     if not trainer.is_world_process_zero():
         return eval_metrics
     model = trainer.model
+    trainable, total = trainable_parameters(model)
     load_from = str(out)
+    if lora_args.use_lora and pipeline_tag in LABELLED:
+        # The base weights and config.json (with id2label) beside the adapter: pipeline(model=out) then loads the base
+        # from out and applies the adapter, so the labels are the real ones. Without peft it would be the bare base.
+        copy.deepcopy(model).unload().save_pretrained(out)
     if lora_args.use_lora and lora_args.merge_lora:
         merged = model.merge_and_unload()
         merged.save_pretrained(out / "merged")
         trainer.processing_class.save_pretrained(out / "merged")
         load_from = str(out / "merged")
-    trainable, total = trainable_parameters(model)
     train_summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
-    metrics = {**{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float))}, **(extra or {}),
-               **{k: train_summary[k] for k in ("train_runtime", "train_samples_per_second", "train_loss") if k in train_summary},
-               "trainable_parameters": trainable, "parameters": total, "world_size": trainer.args.world_size,
-               "global_step": trainer.state.global_step}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = {
+        **{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float, str)) or v is None},
+        **(extra or {}),
+        **{
+            k: train_summary[k]
+            for k in ("train_runtime", "train_samples_per_second", "train_loss")
+            if k in train_summary
+        },
+        "trainable_parameters": trainable,
+        "parameters": total,
+        "world_size": trainer.args.world_size,
+        "global_step": trainer.state.global_step,
+        "learning_rate": trainer.args.learning_rate,
+    }
+    if trainer.args.load_best_model_at_end:
+        metrics["selected_by"] = f"eval_{trainer.args.metric_for_best_model.removeprefix('eval_')}"
+    write_atomic(out / "metrics.json", json.dumps(redact(metrics), indent=2) + "\n")
     plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", title=f"{task}: {base}")
-    shown = {k: v for k, v in metrics.items() if k.startswith("eval_") and k not in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")}
-    card = CARD.format(
-        library="peft" if lora_args.use_lora and not lora_args.merge_lora else "transformers", base=base,
-        pipeline_tag=pipeline_tag, lora_tag=", lora" if lora_args.use_lora else "", name=out.name, task=task, data=data,
-        metrics="\n".join(f"| {k.removeprefix('eval_')} | {v:.4g} |" for k, v in shown.items()), load_from=load_from,
-        example=example, method=f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})" if lora_args.use_lora else "full fine-tuning",
-        trainable=trainable, total=total, epochs=trainer.args.num_train_epochs, steps=trainer.state.global_step,
-        lr=trainer.args.learning_rate, batch=trainer.args.per_device_train_batch_size, world=trainer.args.world_size,
+    write_atomic(
+        out / "README.md",
+        str(model_card(trainer, lora_args, task, pipeline_tag, base, data, metrics, example, load_from)),
     )
-    (out / "README.md").write_text(card)
     if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
     return metrics
+
+
+def model_card(
+    trainer: Trainer,
+    lora_args: LoraArguments,
+    task: str,
+    pipeline_tag: str,
+    base: str,
+    data: str,
+    metrics: dict,
+    example: str,
+    load_from: str,
+) -> ModelCard:
+    """A Hub model card: metadata (base model, pipeline, model-index results) and a readable body."""
+    name = Path(trainer.args.output_dir).name
+    scores = {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith(("eval_", "test_")) and isinstance(v, (int, float)) and not k.endswith(TIMING)
+    }
+    data_card = ModelCardData(
+        library_name="peft" if lora_args.use_lora and not lora_args.merge_lora else "transformers",
+        base_model=base if not Path(base).exists() else None,
+        pipeline_tag=pipeline_tag,
+        tags=["llmkit", *(["lora"] if lora_args.use_lora else [])],
+        model_name=name,
+        eval_results=[
+            EvalResult(
+                task_type=pipeline_tag,
+                dataset_type=data,
+                dataset_name=data,
+                dataset_split=k.split("_", 1)[0].replace("eval", "validation"),
+                metric_type=k.split("_", 1)[1],
+                metric_value=float(v),
+            )
+            for k, v in scores.items()
+        ]
+        or None,
+    )
+    selection = (
+        f"chosen by validation {metrics['selected_by'].removeprefix('eval_')}"
+        if "selected_by" in metrics
+        else "the last one"
+    )
+    body = BODY.format(
+        name=name,
+        task=task,
+        base=base,
+        data=data,
+        step=metrics["reported_step"],
+        epoch=metrics["reported_epoch"],
+        steps=metrics["trained_steps"],
+        epochs=metrics["trained_epochs"],
+        selection=selection,
+        metrics="\n".join(
+            f"| {'test' if k.startswith('test_') else 'validation'} | {k.split('_', 1)[1]} | {v:.4g} |"
+            for k, v in scores.items()
+        ),
+        pipeline_tag=pipeline_tag,
+        load_from=load_from,
+        example=example,
+        method=f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})"
+        if lora_args.use_lora
+        else "full fine-tuning",
+        trainable=metrics["trainable_parameters"],
+        total=metrics["parameters"],
+        lr=trainer.args.learning_rate,
+        batch=trainer.args.per_device_train_batch_size,
+        world=trainer.args.world_size,
+    )
+    return ModelCard(f"---\n{data_card.to_yaml()}\n---\n{body}")

@@ -12,7 +12,6 @@ from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
-    EarlyStoppingCallback,
     PreTrainedTokenizerFast,
     Seq2SeqTrainer,
     T5Config,
@@ -28,42 +27,76 @@ from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import text_scores
 from llmkit.finetune.outputs import finish_run
-from llmkit.runtime import prepare_output_dir
+from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.loading import load_pretrained
 
 
 @dataclass
 class Seq2SeqArguments:
     """The text-to-text task."""
 
-    source_prefix: str | None = field(default=None, metadata={"help": "Prepended to every input, e.g. 'summarize: ' or 'translate English to German: '."})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer, when the model folder has none."})
-    from_scratch: bool = field(default=False, metadata={"help": "Build a small T5 and train its tokenizer on the data (the default with the built-in task)."})
-    scratch_vocab_size: int = field(default=4000, metadata={"help": "Vocabulary of the tokenizer trained for a T5 built from scratch."})
+    source_prefix: str | None = field(
+        default=None,
+        metadata={"help": "Prepended to every input, e.g. 'summarize: ' or 'translate English to German: '."},
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "A tokenizer, when the model folder has none."}
+    )
+    from_scratch: bool = field(
+        default=False,
+        metadata={
+            "help": "Build a small T5 and train its tokenizer on the data (the default with the built-in task)."
+        },
+    )
+    scratch_vocab_size: int = field(
+        default=4000, metadata={"help": "Vocabulary of the tokenizer trained for a T5 built from scratch."}
+    )
     num_beams: int = field(default=1, metadata={"help": "Beams when generating during evaluation."})
 
 
 def small_t5(tokenizer: PreTrainedTokenizerFast) -> T5ForConditionalGeneration:
     """A small T5 (2+2 layers, width 128) sized to the tokenizer: the offline default."""
-    config = T5Config(vocab_size=len(tokenizer), d_model=128, d_ff=512, d_kv=32, num_heads=4, num_layers=2,
-                      num_decoder_layers=2, dropout_rate=0.0, feed_forward_proj="gated-gelu", tie_word_embeddings=True,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      decoder_start_token_id=tokenizer.pad_token_id)  # T5 starts decoding from <pad>
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=128,
+        d_ff=512,
+        d_kv=32,
+        num_heads=4,
+        num_layers=2,
+        num_decoder_layers=2,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )  # T5 starts decoding from <pad>
     return T5ForConditionalGeneration(config)
 
 
 def train_t5_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE with T5's special tokens, appending </s> to every sequence."""
     bpe = train_byte_level_bpe(texts, vocab_size, ["<pad>", "</s>", "<unk>"])
-    bpe.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     tokenizer.model_max_length = 512
     return tokenizer
 
 
-def finetune_seq2seq(task: Seq2SeqArguments, data_args: FinetuneDataArguments, model_args: FinetuneModelArguments,
-                     lora_args: LoraArguments, args: FinetuneSeq2SeqArguments) -> dict:
+def finetune_seq2seq(
+    task: Seq2SeqArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneSeq2SeqArguments,
+) -> dict:
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
     start_run(args)
+    print(args.choose_learning_rate(lora_args.use_lora))
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"
     builtin = not (data_args.dataset_name or data_args.train_file)
     raw = load_table(data_args, summarization_sample, [source_col, target_col], seed=args.seed)
@@ -71,23 +104,29 @@ def finetune_seq2seq(task: Seq2SeqArguments, data_args: FinetuneDataArguments, m
     raw, empty_targets = drop_empty(raw, target_col)
     if empty or empty_targets:
         print(f"dropped {empty + empty_targets} example(s) with an empty input or target")
-    prefix = task.source_prefix if task.source_prefix is not None else ("summarize: " if builtin or "t5" in (model_args.model_name_or_path or "t5") else "")
+    prefix = (
+        task.source_prefix
+        if task.source_prefix is not None
+        else ("summarize: " if builtin or "t5" in (model_args.model_name_or_path or "t5") else "")
+    )
 
     set_seed(args.seed)
+    resume = resume_checkpoint(args)
     name = model_args.model_name_or_path or (None if builtin or task.from_scratch else "t5-small")
     if name is None:  # offline default: a small T5 and a tokenizer trained on the training text
-        out = prepare_output_dir(args.output_dir)
-        if (out / "tokenizer.json").is_file():
-            tokenizer = AutoTokenizer.from_pretrained(out)  # resuming: the same vocabulary
+        saved = next(
+            (Path(d) for d in (resume, args.output_dir) if d and (Path(d) / "tokenizer.json").is_file()), None
+        )
+        if saved:  # resuming: the vocabulary the checkpoint was trained with
+            tokenizer = load_pretrained(AutoTokenizer, saved)
         else:
-            tokenizer = train_t5_tokenizer(list(raw["train"][source_col]) + list(raw["train"][target_col]), task.scratch_vocab_size)
+            tokenizer = train_t5_tokenizer(
+                list(raw["train"][source_col]) + list(raw["train"][target_col]), task.scratch_vocab_size
+            )
         model, base = small_t5(tokenizer), "t5 (small, from scratch)"
     else:
         tokenizer = _tokenizer(task.tokenizer_name or name)
-        try:
-            model = AutoModelForSeq2SeqLM.from_pretrained(name)
-        except Exception as err:
-            raise UserError(f"could not load seq2seq model {name!r} ({type(err).__name__}: {err}).") from None
+        model = load_pretrained(AutoModelForSeq2SeqLM, name, hint=SEQ2SEQ_HINT)
         base = name
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "SEQ_2_SEQ_LM")
@@ -96,58 +135,72 @@ def finetune_seq2seq(task: Seq2SeqArguments, data_args: FinetuneDataArguments, m
     def encode(batch):
         inputs = [prefix + t for t in batch[source_col]]
         enc = tokenizer(inputs, max_length=max_length, truncation=True)
-        enc["labels"] = tokenizer(text_target=batch[target_col], max_length=data_args.max_target_length, truncation=True)["input_ids"]
+        enc["labels"] = tokenizer(
+            text_target=batch[target_col], max_length=data_args.max_target_length, truncation=True
+        )["input_ids"]
         enc["truncated"] = [len(ids) > max_length for ids in tokenizer(inputs)["input_ids"]]
         return enc
 
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    truncated = sum(sum(data[s]["truncated"]) for s in data)
-    if truncated:
-        print(f"{truncated} inputs were longer than {max_length} tokens and were truncated (raise --max_length to keep more)")
-    data = data.remove_columns("truncated")
-    if args.load_best_model_at_end and not args.metric_for_best_model:
-        args.metric_for_best_model, args.greater_is_better = "rougeL", True
+    data, truncated = report_truncation(data, max_length)
     args.generation_num_beams = task.num_beams
-    prepare_output_dir(args.output_dir)
 
     def compute_metrics(pred):
         preds = np.where(pred.predictions < 0, tokenizer.pad_token_id, pred.predictions)
         labels = np.where(pred.label_ids < 0, tokenizer.pad_token_id, pred.label_ids)
-        return text_scores(tokenizer.batch_decode(preds, skip_special_tokens=True), tokenizer.batch_decode(labels, skip_special_tokens=True))
+        return text_scores(
+            tokenizer.batch_decode(preds, skip_special_tokens=True),
+            tokenizer.batch_decode(labels, skip_special_tokens=True),
+        )
 
-    trainer = Seq2SeqTrainer(
-        model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else [],
+    trainer = build_trainer(
+        args,
+        data,
+        tokenizer,
+        DataCollatorForSeq2Seq(tokenizer, model=model),
+        model=model,
+        compute_metrics=compute_metrics,
+        trainer_cls=Seq2SeqTrainer,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    eval_metrics = trainer.evaluate()
-    return finish_run(trainer, lora_args, "Text-to-text generation", "text2text-generation", base, data_args.source,
-                      eval_metrics, prefix + raw["validation"][0][source_col][:200], {"source_prefix": prefix, "truncated_examples": truncated})
+    metrics = train_and_evaluate(trainer, resume, data.get("test"))
+    return finish_run(
+        trainer,
+        lora_args,
+        "Text-to-text generation",
+        "text2text-generation",
+        base,
+        data_args.source,
+        metrics,
+        prefix + raw["validation"][0][source_col][:200],
+        {"source_prefix": prefix, "truncated_examples": truncated},
+    )
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model", "vocab.json", "vocab.txt")
+SEQ2SEQ_HINT = (
+    "Offline, omit --model_name_or_path to train a small T5 from scratch (or pass a local seq2seq folder)."
+)
 
 
 def _tokenizer(name: str):
     """Load a tokenizer; a model folder without tokenizer files is an error, not an empty tokenizer."""
     fix = "pass --tokenizer_name with the tokenizer the model was trained with."
-    if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in TOKENIZER_FILES):
-        raise UserError(f"{name} holds no tokenizer files; {fix}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except Exception as err:  # offline, or not a tokenizer
-        raise UserError(f"could not load a tokenizer from {name!r} ({type(err).__name__}: {err}); {fix}") from None
+    tokenizer = load_pretrained(AutoTokenizer, name, hint=fix)
     if not tokenizer("a test", add_special_tokens=False)["input_ids"]:
         raise UserError(f"the tokenizer loaded from {name!r} encodes nothing; {fix}")
     return tokenizer
 
 
 @torch.inference_mode()
-def text2text(model_dir: str | Path, text: str, max_new_tokens: int = 64, num_beams: int = 1, model=None, tokenizer=None) -> str:
+def text2text(
+    model_dir: str | Path, text: str, max_new_tokens: int = 64, num_beams: int = 1, model=None, tokenizer=None
+) -> str:
     """Generate the output text for one input with a saved seq2seq model (transformers 5 has no text2text pipeline)."""
     tokenizer = tokenizer or _tokenizer(str(model_dir))
-    model = model or AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
-    ids = model.generate(**tokenizer(text, return_tensors="pt", truncation=True), max_new_tokens=max_new_tokens, num_beams=num_beams)
+    model = model or load_pretrained(AutoModelForSeq2SeqLM, model_dir).eval()
+    ids = model.generate(
+        **tokenizer(text, return_tensors="pt", truncation=True),
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+    )
     return tokenizer.decode(ids[0], skip_special_tokens=True)

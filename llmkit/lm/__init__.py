@@ -1,7 +1,15 @@
 """GPT-2 presets, pretraining, generation and reports."""
 
 from llmkit.lm.generate import generate_text, load_causal_lm
-from llmkit.lm.model import PRESETS, ModelArguments, build_gpt2, count_parameters, flops_per_token
+from llmkit.lm.loss import linear_cross_entropy, use_fast_loss
+from llmkit.lm.model import (
+    PRESETS,
+    ModelArguments,
+    build_gpt2,
+    count_parameters,
+    flops_per_token,
+    pad_vocabulary,
+)
 from llmkit.lm.pretrain import PretrainingArguments, pretrain
 
 __all__ = [
@@ -12,6 +20,9 @@ __all__ = [
     "count_parameters",
     "flops_per_token",
     "generate_text",
+    "linear_cross_entropy",
     "load_causal_lm",
+    "pad_vocabulary",
     "pretrain",
+    "use_fast_loss",
 ]

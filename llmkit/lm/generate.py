@@ -6,12 +6,15 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     TextStreamer,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from llmkit.errors import UserError
 
@@ -19,13 +22,38 @@ from llmkit.errors import UserError
 def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer for generation, in eval mode."""
     if not Path(name_or_path).exists() and name_or_path.startswith((".", "/", "runs")):
-        raise UserError(f"model folder {name_or_path} does not exist; pass the output_dir of a training run or a Hub name.")
+        raise UserError(
+            f"model folder {name_or_path} does not exist; pass the output_dir of a training run or a Hub name."
+        )
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except Exception as err:  # missing files, offline, not a model folder
+        raise UserError(
+            f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err})."
+        ) from None
+    _check_causal(name_or_path, config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path)
-    except Exception as err:  # missing files, offline, not a causal LM
-        raise UserError(f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err}).") from None
+    except Exception as err:  # missing or broken files
+        raise UserError(
+            f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err})."
+        ) from None
     return model.eval(), tokenizer
+
+
+def _check_causal(name_or_path: str, config: PretrainedConfig) -> None:
+    """Refuse a model trained for another task: its LM head would be random and its text gibberish."""
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    trained_as = config.architectures or []
+    if type(config).model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
+        trained_as and not causal & set(trained_as)
+    ):
+        what = ", ".join(trained_as) or config.model_type
+        raise UserError(
+            f"{name_or_path!r} is a {what}, not a causal language model, so it cannot generate text; "
+            "pass a text-generation model (the output_dir of pretrain_gpt2.py or finetune_gpt2.py, or a Hub name such as gpt2)."
+        )
 
 
 @torch.inference_mode()
@@ -50,8 +78,17 @@ def generate_text(
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
     limit = model.config.max_position_embeddings - inputs["input_ids"].shape[1]
     if limit < 1:
-        raise UserError(f"the prompt is {inputs['input_ids'].shape[1]} tokens, as long as the model's whole context.")
-    sampling = dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if temperature > 0 else dict(do_sample=False)
+        raise UserError(
+            f"the prompt is {inputs['input_ids'].shape[1]} tokens, as long as the model's whole context."
+        )
+    sampling = (
+        dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p)
+        if temperature > 0
+        else dict(do_sample=False)
+    )
+    padded = list(range(len(tokenizer), model.config.vocab_size))  # rows the tokenizer cannot decode
+    if padded and not model.generation_config.suppress_tokens:
+        sampling["suppress_tokens"] = padded
     out = model.generate(
         **inputs,
         max_new_tokens=min(max_new_tokens, limit),

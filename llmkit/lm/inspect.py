@@ -20,22 +20,35 @@ class Step:
 
 
 @torch.inference_mode()
-def generate_steps(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, max_new_tokens: int = 40,
-                   temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95, seed: int | None = 0,
-                   n_alternatives: int = 5) -> Iterator[Step]:
+def generate_steps(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    max_new_tokens: int = 40,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 0.95,
+    seed: int | None = 0,
+    n_alternatives: int = 5,
+) -> Iterator[Step]:
     """Sample token by token (with the KV cache), yielding each step as it is chosen."""
     if seed is not None:
         torch.manual_seed(seed)
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
     warpers = LogitsProcessorList()
     if temperature > 0:
-        warpers += [TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k) if top_k else None, TopPLogitsWarper(top_p)]
+        warpers += [
+            TemperatureLogitsWarper(temperature),
+            TopKLogitsWarper(top_k) if top_k else None,
+            TopPLogitsWarper(top_p),
+        ]
         warpers = LogitsProcessorList([w for w in warpers if w is not None])
     limit = model.config.max_position_embeddings - ids.shape[1]
     past, step_ids = None, ids
     for _ in range(max(0, min(max_new_tokens, limit))):
         out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
+        logits[:, len(tokenizer) :] = float("-inf")  # a padded vocabulary's extra rows are not tokens
         probs = logits.softmax(-1)[0]  # the model's own distribution, before sampling settings
         if temperature > 0:
             choice = torch.multinomial(warpers(ids, logits).softmax(-1), 1)
@@ -43,8 +56,11 @@ def generate_steps(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, p
             choice = logits.argmax(-1, keepdim=True)
         top = probs.topk(n_alternatives)
         token_id = int(choice[0, 0])
-        yield Step(tokenizer.decode([token_id]), float(probs[token_id]),
-                   [(tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)])
+        yield Step(
+            tokenizer.decode([token_id]),
+            float(probs[token_id]),
+            [(tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)],
+        )
         if token_id == tokenizer.eos_token_id:
             break
         ids = torch.cat([ids, choice], dim=1)
@@ -52,9 +68,13 @@ def generate_steps(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, p
 
 
 @torch.inference_mode()
-def attention_map(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, layer: int, head: int) -> tuple[list[str], torch.Tensor]:
+def attention_map(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, layer: int, head: int
+) -> tuple[list[str], torch.Tensor]:
     """(tokens, seq x seq attention weights) of one layer and head for `text`."""
-    enc = tokenizer(text, return_tensors="pt", truncation=True, max_length=model.config.max_position_embeddings).to(model.device)
+    enc = tokenizer(
+        text, return_tensors="pt", truncation=True, max_length=model.config.max_position_embeddings
+    ).to(model.device)
     current = model.config._attn_implementation
     if current != "eager":  # fused kernels (SDPA, flash) never materialise the weights
         model.set_attn_implementation("eager")

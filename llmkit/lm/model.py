@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from llmkit.errors import UserError
 
@@ -19,6 +19,10 @@ PRESETS: dict[str, dict[str, int]] = {
     "gpt2-1b": dict(n_layer=32, n_head=32, n_embd=1600, n_positions=512),
 }
 DEFAULT_VOCAB = {"tiny": 8192}  # a BPE trained on the corpus; GPT-2 sizes default to GPT-2's 50257
+# Micro-batch (blocks per device per step) used on a GPU when --per_device_train_batch_size is not
+# given: sized for one 80 GB GPU in bf16 at the preset's full context with the chunked loss.
+# On CPU the default stays 16.
+GPU_MICRO_BATCH = {"tiny": 64, "gpt2": 32, "gpt2-medium": 16, "gpt2-large": 8, "gpt2-xl": 4, "gpt2-1b": 8}
 
 
 @dataclass
@@ -26,13 +30,36 @@ class ModelArguments:
     """The model's size and tokenizer."""
 
     preset: str = field(default="tiny", metadata={"help": f"Model size: one of {', '.join(PRESETS)}."})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus)."})
-    vocab_size: int | None = field(default=None, metadata={"help": "Vocabulary size of the BPE trained on the corpus (default: 8192 for tiny, else 50257)."})
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus)."
+        },
+    )
+    vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Vocabulary size of the BPE trained on the corpus (default: 8192 for tiny, else 50257)."
+        },
+    )
     n_layer: int | None = field(default=None, metadata={"help": "Override the preset's number of layers."})
-    n_head: int | None = field(default=None, metadata={"help": "Override the preset's number of attention heads."})
+    n_head: int | None = field(
+        default=None, metadata={"help": "Override the preset's number of attention heads."}
+    )
     n_embd: int | None = field(default=None, metadata={"help": "Override the preset's width."})
     n_positions: int | None = field(default=None, metadata={"help": "Override the preset's context length."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings, attention and residuals (0 suits pretraining on much data)."})
+    pad_vocab_multiple: int = field(
+        default=64,
+        metadata={
+            "help": "Round the model's vocabulary up to a multiple of this (fast matmul kernels; the extra ids are never generated); 1 turns it off."
+        },
+    )
+    dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Dropout on embeddings, attention and residuals (0 suits pretraining on much data)."
+        },
+    )
     sample_prompts: list[str] = field(
         default_factory=lambda: ["The", "In Python,", "This function returns", "Return a"],
         metadata={"help": "Prompts for samples.txt, written when training ends."},
@@ -41,7 +68,13 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)} (and override fields with --n_layer, --n_embd, ...).")
+            raise UserError(
+                f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)} (and override fields with --n_layer, --n_embd, ...)."
+            )
+        if self.pad_vocab_multiple < 1:
+            raise UserError(
+                f"--pad_vocab_multiple must be 1 (no padding) or more, got {self.pad_vocab_multiple}."
+            )
 
     def config_fields(self) -> dict[str, int]:
         """The preset's shape with the per-field overrides applied."""
@@ -66,7 +99,7 @@ def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2
             "drop --vocab_size (the model then matches the tokenizer) or use a smaller tokenizer."
         )
     config = GPT2Config(
-        vocab_size=vocab,
+        vocab_size=padded_vocab_size(vocab, args.pad_vocab_multiple),
         **args.config_fields(),
         resid_pdrop=args.dropout,
         embd_pdrop=args.dropout,
@@ -78,7 +111,39 @@ def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
+    model = GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
+    model.loss_type = "ForCausalLM"  # GPT-2's class name maps to no loss type, which transformers warns about
+    suppress_padded_ids(model, tokenizer)
+    return model
+
+
+def padded_vocab_size(vocab: int, multiple: int) -> int:
+    """`vocab` rounded up to a multiple of `multiple`."""
+    return -(-vocab // multiple) * multiple
+
+
+def suppress_padded_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Keep generate() (and so pipelines and the saved generation_config.json) from emitting ids past the tokenizer."""
+    padded = list(range(len(tokenizer), model.config.vocab_size))
+    if padded or model.generation_config.suppress_tokens:
+        model.generation_config.suppress_tokens = padded or None
+    return padded
+
+
+def pad_vocabulary(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, multiple: int = 64
+) -> PreTrainedModel:
+    """Resize the embeddings to fit the tokenizer, rounded up to `multiple`; padded ids are never generated."""
+    if multiple < 1:
+        raise UserError(f"the vocabulary padding multiple must be 1 or more, got {multiple}.")
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if vocab < len(tokenizer) or vocab % multiple:
+        # new rows get the mean embedding (transformers' default), so they start as plausible tokens
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=multiple)
+    if getattr(model, "loss_type", None) is None:
+        model.loss_type = "ForCausalLM"
+    suppress_padded_ids(model, tokenizer)
+    return model
 
 
 def check_model_fits(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, block_size: int) -> None:

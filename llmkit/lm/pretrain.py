@@ -11,14 +11,27 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
+from llmkit.data.streaming import KeepRankShards
+from llmkit.data.tokenized import check_tokenized, load_tokenized
 from llmkit.errors import UserError
-from llmkit.lm.model import ModelArguments, build_gpt2, check_model_fits, count_parameters
+from llmkit.lm.loss import use_fast_loss
+from llmkit.lm.model import (
+    GPU_MICRO_BATCH,
+    ModelArguments,
+    build_gpt2,
+    check_model_fits,
+    count_parameters,
+    flops_per_token,
+)
 from llmkit.lm.report import ReportCallback, write_report
+from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
+from llmkit.lm.throughput import device_peak, precision_of
 from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads, prepare_output_dir
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
@@ -35,7 +48,7 @@ class PretrainingArguments(LlmkitTrainingArguments):
     lr_scheduler_type: str = "cosine"
     warmup_steps: float = 0.05
     num_train_epochs: float = 4.0
-    per_device_train_batch_size: int = 16
+    per_device_train_batch_size: int = field(default=0, metadata={"help": "Blocks per device per step (default 0: 16 on CPU, the preset's GPU_MICRO_BATCH on a GPU)."})
     per_device_eval_batch_size: int = 16
     eval_strategy: str = "steps"
     eval_steps: float | None = 200
@@ -44,6 +57,18 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 20
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
+    # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
+    torch_compile: bool = field(default=torch.cuda.is_available(), metadata={"help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."})
+    dataloader_num_workers: int | None = field(default=None, metadata={"help": "Data-loader worker processes (default: 2 with CUDA for an in-memory corpus, else 0)."})
+    loss_implementation: str = field(default="auto", metadata={"help": "LM loss: auto (liger-kernel's fused kernel on CUDA when installed, else chunked), chunked, liger or hf (logits + labels, as transformers does)."})
+
+    def __post_init__(self) -> None:
+        if self.tf32 is None and torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
+            self.tf32 = True  # fp32 matmuls (the parts outside bf16 autocast) on tensor cores
+        self._default_workers = self.dataloader_num_workers is None
+        if self._default_workers:
+            self.dataloader_num_workers = 2 if torch.cuda.is_available() else 0
+        super().__post_init__()
 
 
 def pretrain(
@@ -64,32 +89,56 @@ def pretrain(
         resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
     if resume:
         say(f"resuming from {resume}")
+        check_resume_matches(resume, out, model_args)
+    if args.per_device_train_batch_size <= 0:
+        args.per_device_train_batch_size = GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
+    if data_args.streaming and getattr(args, "_default_workers", False):
+        args.dataloader_num_workers = 0  # a streamed corpus is read in order by one process
 
-    with args.main_process_first(desc="loading the corpus"):
-        corpus = load_corpus(data_args, seed=args.seed)
-    with args.main_process_first(desc="preparing the tokenizer", local=False):
-        # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
-        texts = _tokenizer_texts(corpus["train"], data_args.streaming)
-        saved = out if (resume or not is_main) else None
-        tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+    if data_args.tokenized_dataset:  # blocks made by `llmkit tokenize`: memory-mapped, with their tokenizer
+        splits, tokenizer, tokenized_meta = load_tokenized(data_args.tokenized_dataset)
         if is_main:
             tokenizer.save_pretrained(out)
-    say(f"tokenizer: {len(tokenizer)} tokens ({model_args.tokenizer_name or 'byte-level BPE trained on the corpus'})")
+    else:
+        with args.main_process_first(desc="loading the corpus"):
+            corpus = load_corpus(data_args, seed=args.seed)
+        with args.main_process_first(desc="preparing the tokenizer", local=False):
+            # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
+            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+            saved = out if (resume or not is_main) else None
+            tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+            if is_main:
+                tokenizer.save_pretrained(out)
+                if not resume:
+                    write_tokenizer_request(out, model_args)
+    if data_args.tokenized_dataset:
+        source = f"saved in {data_args.tokenized_dataset}"
+    else:
+        source = (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
+    say(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
 
     set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
     model = build_gpt2(model_args, tokenizer)
     block_size = data_args.block_size or model.config.n_positions
+    if data_args.tokenized_dataset:
+        block_size = check_tokenized(tokenized_meta, data_args.tokenized_dataset, data_args.block_size, model_args.tokenizer_name, model)
     check_model_fits(model, tokenizer, block_size)
     _check_checkpoint_vocab(resume, model.config.vocab_size)
     shape = model_args.config_fields()
     say(f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
-        f"{count_parameters(model) / 1e6:.2f}M parameters, block size {block_size}")
+        f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}")
 
     with args.main_process_first(desc="packing"):
-        if data_args.streaming:
+        if data_args.tokenized_dataset:
+            train, val = splits["train"], splits["validation"]
+        elif data_args.streaming:
             if args.max_steps <= 0:
                 raise UserError("--streaming has no known length: pass --max_steps N.")
-            train = pack_stream(corpus["train"], tokenizer, block_size)
+            # Each rank (and each of its data-loader workers) reads and tokenizes its own documents;
+            # rank 0 must not read and dispatch every batch (see llmkit/data/streaming.py).
+            args.accelerator_config.dispatch_batches = False
+            callbacks = [KeepRankShards(), *(callbacks or [])]
+            train = pack_stream(corpus["train"], tokenizer, block_size, args.process_index, args.world_size)
             val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
         else:
             train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
@@ -98,6 +147,10 @@ def pretrain(
         raise UserError(f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size.")
     if len(val) == 0:
         raise UserError(f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size.")
+    if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
+        raise UserError(f"the validation split has {len(val)} blocks, less than one evaluation batch "
+                        f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
+                        "lower --per_device_eval_batch_size or give more validation text.")
     if not data_args.streaming:
         say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
 
@@ -114,8 +167,13 @@ def pretrain(
 
         return run_search(make_trainer, model_init, (data_args, model_args, args), args, PRETRAIN_SPACE, "eval_loss", "minimize")
 
+    loss_impl = use_fast_loss(model, args.loss_implementation, args.device)
     tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
-    report = ReportCallback(tokens_per_step)
+    precision = precision_of(args)
+    peak, peak_source = device_peak(args.device, precision)
+    say(f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
+        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.3g} TFLOP/s ({peak_source})")
+    report = ReportCallback(tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size)
     trainer = Trainer(
         model=model,
         args=args,
@@ -127,12 +185,15 @@ def pretrain(
     )
     train_resumable(trainer, resume)
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
-    extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume}
+    extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume,
+             "vocab_size": model.config.vocab_size, "tokenizer_size": len(tokenizer), "loss_implementation": loss_impl,
+             "precision": precision, "torch_compile": args.torch_compile, "peak_flops_per_device": peak, "peak_source": peak_source}
     metrics = write_report(trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens, time.perf_counter() - started)
     if is_main:
         say(f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))")
         say(f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
-            f"{metrics['train_tokens_per_second']:,.0f} tokens/s on {metrics['world_size']} process(es)")
+            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up ({metrics['train_tokens_per_second']:,.0f} over the whole run) "
+            f"on {metrics['world_size']} process(es), MFU {metrics['mfu']:.1%}")
         say("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
     return metrics
 
@@ -151,5 +212,6 @@ def _check_checkpoint_vocab(checkpoint: str | None, vocab_size: int) -> None:
         if saved != vocab_size:
             raise UserError(
                 f"checkpoint {checkpoint} has a {saved}-token vocabulary but this run's tokenizer gives {vocab_size}; "
-                "resume with the tokenizer saved in output_dir (drop --tokenizer_name/--vocab_size) or use a new --output_dir."
+                "resume with the tokenizer saved in output_dir (drop --tokenizer_name/--vocab_size) and the run's --pad_vocab_multiple, "
+                "or use a new --output_dir."
             )

@@ -7,10 +7,12 @@ import math
 import time
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback
 
 from llmkit.lm.generate import generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
+from llmkit.lm.throughput import warmup_steps_for
 from llmkit.plots import plot_loss_curves
 
 
@@ -20,20 +22,64 @@ def perplexity(loss: float) -> float:
 
 
 class ReportCallback(TrainerCallback):
-    """Adds eval perplexity to the logs and times the optimizer steps (eval and saving excluded)."""
+    """Adds eval perplexity, tokens/s and MFU to the logs and times the optimizer steps (eval and saving excluded).
 
-    def __init__(self, tokens_per_step: int):
+    Step times are host wall-clock. On CUDA the host runs ahead of the GPU, so the clock is
+    synchronised only at steps where the Trainer waits for the GPU anyway (logging reads the loss,
+    evaluation, saving, the last step): the callback adds no host-device sync of its own. The steady
+    window starts at the first such step after warm-up, so compilation never counts in it.
+    """
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float = 0.0, peak_flops: float = 0.0):
         self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token
+        self.peak_flops = peak_flops
         self.step_seconds = 0.0
         self.steps = 0
+        self.steady_seconds, self.steady_steps = 0.0, 0
+        self.warmup_end = 0
+        self._steady = False
+        self._interval_seconds, self._interval_steps = 0.0, 0
         self._t = 0.0
+        self._cuda = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._cuda = args.device.type == "cuda"
+        self.warmup_end = state.global_step + warmup_steps_for(state.max_steps - state.global_step)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._t = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.step_seconds += time.perf_counter() - self._t
+        waits_anyway = (
+            control.should_log
+            or control.should_evaluate
+            or control.should_save
+            or state.global_step >= state.max_steps
+        )
+        if waits_anyway and self._cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - self._t
+        self.step_seconds += seconds
         self.steps += 1
+        self._interval_seconds += seconds
+        self._interval_steps += 1
+        if self._steady:
+            self.steady_seconds += seconds
+            self.steady_steps += 1
+        elif waits_anyway and state.global_step >= self.warmup_end:
+            self._steady = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs or not self._interval_seconds:
+            return
+        rate = self._interval_steps * self.tokens_per_step / self._interval_seconds
+        logs["tokens_per_second"] = round(rate)
+        if self.peak_flops:
+            logs["mfu"] = round(self.mfu(rate), 4)
+        if state.log_history and "loss" in state.log_history[-1]:
+            state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "mfu") if k in logs})
+        self._interval_seconds, self._interval_steps = 0.0, 0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics and "eval_loss" in metrics:
@@ -41,21 +87,41 @@ class ReportCallback(TrainerCallback):
             if state.log_history and "eval_loss" in state.log_history[-1]:
                 state.log_history[-1]["eval_perplexity"] = metrics["eval_perplexity"]
             if state.is_world_process_zero:
-                print(f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}")
+                print(
+                    f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}"
+                )
 
     @property
     def tokens_per_second(self) -> float:
-        """Training tokens per second over the optimizer steps of this run."""
+        """Training tokens per second over every optimizer step of this run (compilation and warm-up included)."""
         return self.steps * self.tokens_per_step / self.step_seconds if self.step_seconds else 0.0
+
+    @property
+    def steady_tokens_per_second(self) -> float:
+        """Training tokens per second after warm-up (the whole-run average when the run was too short to tell)."""
+        if not self.steady_steps:
+            return self.tokens_per_second
+        return self.steady_steps * self.tokens_per_step / self.steady_seconds
+
+    def mfu(self, tokens_per_second: float) -> float:
+        """Model FLOPs utilisation of all processes at this rate (tokens_per_step counts every rank)."""
+        return tokens_per_second * self.flops_per_token / self.peak_flops if self.peak_flops else 0.0
 
 
 def write_report(
-    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str], max_new_tokens: int, wall_seconds: float
+    trainer: Trainer,
+    report: ReportCallback,
+    extra: dict,
+    prompts: list[str],
+    max_new_tokens: int,
+    wall_seconds: float,
 ) -> dict:
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step
     last_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == step]
-    eval_metrics = last_eval[-1] if last_eval else trainer.evaluate()  # the final step may have evaluated already
+    eval_metrics = (
+        last_eval[-1] if last_eval else trainer.evaluate()
+    )  # the final step may have evaluated already
     if not trainer.is_world_process_zero():
         return {}
     out = Path(trainer.args.output_dir)
@@ -73,15 +139,32 @@ def write_report(
         "eval_loss": eval_metrics["eval_loss"],
         "eval_perplexity": perplexity(eval_metrics["eval_loss"]),
         "train_tokens_per_second": round(report.tokens_per_second, 1),
-        "model_flops_per_second": round(report.tokens_per_second * flops_per_token(model.config, block_size)),
+        "steady_tokens_per_second": round(report.steady_tokens_per_second, 1),
+        "steady_steps": report.steady_steps,
+        "warmup_steps_excluded": report.steps - report.steady_steps,
+        "model_flops_per_second": round(
+            report.steady_tokens_per_second * flops_per_token(model.config, block_size)
+        ),
+        "mfu": round(report.mfu(report.steady_tokens_per_second), 4),
         "wall_time_seconds": round(wall_seconds, 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}")
+    plot_loss_curves(
+        trainer.state.log_history,
+        out / "loss_curve.png",
+        title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}",
+    )
 
     model.eval()
     tokenizer = trainer.processing_class
-    samples = [generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i) for i, p in enumerate(prompts)]
-    (out / "samples.txt").write_text("".join(f"--- sample {i + 1} (prompt: {p!r})\n{s}\n\n" for i, (p, s) in enumerate(zip(prompts, samples))))
+    samples = [
+        generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i)
+        for i, p in enumerate(prompts)
+    ]
+    (out / "samples.txt").write_text(
+        "".join(
+            f"--- sample {i + 1} (prompt: {p!r})\n{s}\n\n" for i, (p, s) in enumerate(zip(prompts, samples))
+        )
+    )
     metrics["samples"] = samples
     return metrics

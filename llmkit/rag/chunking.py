@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from llmkit.errors import UserError
 from llmkit.rag.documents import Document
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -55,8 +56,12 @@ def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
     return units
 
 
-def _split_by_tokens(text: str, start: int, end: int, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
-    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+def _split_by_tokens(
+    text: str, start: int, end: int, tokenizer, max_tokens: int
+) -> list[tuple[int, int, int]]:
+    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
     out = []
     for i in range(0, len(offsets), max_tokens):
         window = offsets[i : i + max_tokens]
@@ -70,10 +75,20 @@ def _count(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def check_chunking(max_tokens: int, overlap: int) -> None:
+    """Refuse chunk settings that cannot work, naming the fix."""
+    if max_tokens < 8:
+        raise UserError(f"--chunk_tokens must be at least 8, got {max_tokens}.")
+    if not 0 <= overlap < max_tokens:
+        raise UserError(
+            f"--chunk_overlap ({overlap}) must be at least 0 and smaller than --chunk_tokens ({max_tokens}); "
+            f"e.g. --chunk_overlap {max_tokens // 5}."
+        )
+
+
 def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int = 32) -> list[Chunk]:
     """Split a document into overlapping chunks of at most max_tokens tokens of `tokenizer`."""
-    if not 0 <= overlap < max_tokens:
-        raise ValueError(f"overlap ({overlap}) must be at least 0 and smaller than max_tokens ({max_tokens}).")
+    check_chunking(max_tokens, overlap)
     text = doc.text
     units = _units(text, tokenizer, max_tokens)
     headings = [(m.start(), m.group(0).splitlines()[0].lstrip("# ").strip()) for m in _HEADING.finditer(text)]
@@ -91,9 +106,11 @@ def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int
         heading = [h for pos, h in headings if pos <= start]
         if heading:
             meta["heading"] = heading[-1]
-        page = [n for n, pos in pages if pos <= start]
+        page = [n for n, pos in pages if pos < end]
         if page:
-            meta["page"] = page[-1]
+            meta["page"] = max([n for n, pos in pages if pos <= start] or page[:1])
+            if page[-1] != meta["page"]:
+                meta["page_end"] = page[-1]  # the chunk runs over a page break
         chunks.append(Chunk(f"{doc.id}#{len(chunks)}", doc.id, text[start:end], start, end, meta))
         if j >= len(units):
             break

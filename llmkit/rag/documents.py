@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -33,7 +34,23 @@ class _TextOnly(HTMLParser):
     """Collect an HTML page's visible text (no markup, scripts or styles) and its <title>."""
 
     SKIP = {"script", "style", "noscript", "template", "svg"}
-    BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote"}
+    BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "section",
+        "article",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "blockquote",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -112,7 +129,7 @@ def load_file(path: str | Path, root: str | Path | None = None) -> Document:
     if size > MAX_FILE_BYTES:
         raise ValueError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
     suffix = path.suffix.lower()
-    source = str(path.relative_to(root)) if root else str(path)
+    source = doc_id(path, Path(root)) if root else str(path)
     meta: dict = {"source": source, "title": path.stem}
     if suffix == ".pdf":
         try:
@@ -130,18 +147,29 @@ def load_file(path: str | Path, root: str | Path | None = None) -> Document:
     return Document(id=source, text=text, metadata=meta)
 
 
-def load_paths(paths: list[str | Path], include: list[str] | None = None, exclude: list[str] | None = None) -> list[Document]:
+def doc_id(path: Path, root: Path) -> str:
+    """A file's id: its resolved path relative to `root` (POSIX separators), e.g. "coll1/docs/a.md"."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def load_paths(
+    paths: list[str | Path],
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    root: str | Path | None = None,
+) -> list[Document]:
     """Load files and folders (recursively); files that cannot be read are skipped with a warning.
 
-    A document's id is its path from the given folder's parent ("notes/todo.md" for the folder
-    "~/notes"), or the file name for a file: stable across machines, and one prefix per folder.
+    A document's id is its resolved path relative to `root` (the current directory by default;
+    a store passes its parent folder): two folders named alike ("a/docs", "b/docs") stay apart,
+    and a store moved together with its documents keeps its ids.
     """
+    root = Path(root or Path.cwd())
     docs: list[Document] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
             raise UserError(f"{path} does not exist; pass files or folders to index.")
-        root = path.resolve().parent
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             rel = str(file.relative_to(path)) if path.is_dir() else file.name
@@ -160,8 +188,17 @@ def load_paths(paths: list[str | Path], include: list[str] | None = None, exclud
     return docs
 
 
+def folder_prefix(folder: str | Path, root: str | Path) -> str:
+    """The id prefix of every document under `folder` (what re-indexing it may prune)."""
+    rel = doc_id(Path(folder).expanduser(), Path(root))
+    return "" if rel == "." else rel + "/"
+
+
 def builtin_knowledge_base() -> list[Document]:
     """The built-in knowledge base: CPython's documentation, as in the pretraining corpus."""
     from llmkit.data.builtin import builtin_documents
 
-    return [Document(id=d["id"], text=d["text"], metadata={"source": d["source"], "title": d["title"]}) for d in builtin_documents()]
+    return [
+        Document(id=d["id"], text=d["text"], metadata={"source": d["source"], "title": d["title"]})
+        for d in builtin_documents()
+    ]

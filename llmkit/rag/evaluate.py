@@ -26,7 +26,9 @@ def load_qa(path: str | Path) -> list[dict]:
             relevant = row.get("doc_ids") or [row["doc_id"]]
             rows.append({"question": row["question"], "relevant": set(relevant)})
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{path}:{n}: expected {{\"question\": ..., \"doc_id\": ...}}, got {line[:80]!r}") from None
+            raise UserError(
+                f'{path}:{n}: expected {{"question": ..., "doc_id": ...}}, got {line[:80]!r}'
+            ) from None
     if not rows:
         raise UserError(f"{path} holds no questions.")
     return rows
@@ -44,7 +46,10 @@ def evaluate(retriever: Retriever, qa: list[dict], modes: tuple[str, ...] = MODE
             docs = list(dict.fromkeys(h.doc_id for h in hits))  # rank documents, not chunks
             ranks.append(next((i + 1 for i, d in enumerate(docs) if d in row["relevant"]), None))
         results[mode] = {
-            **{f"hit@{k}": round(sum(r is not None and r <= k for r in ranks) / len(ranks), 4) for k in (1, 5, 10)},
+            **{
+                f"hit@{k}": round(sum(r is not None and r <= k for r in ranks) / len(ranks), 4)
+                for k in (1, 5, 10)
+            },
             "mrr@10": round(sum(1 / r for r in ranks if r) / len(ranks), 4),
             "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2),

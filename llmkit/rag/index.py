@@ -54,10 +54,14 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str = "auto") -> fai
 def index_kind(index: faiss.Index) -> str:
     """The kind of a built or loaded index."""
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
-    return {"IndexFlatIP": "flat", "IndexHNSWFlat": "hnsw", "IndexIVFFlat": "ivf", "IndexIVFPQ": "ivfpq"}.get(type(inner).__name__, "flat")
+    return {"IndexFlatIP": "flat", "IndexHNSWFlat": "hnsw", "IndexIVFFlat": "ivf", "IndexIVFPQ": "ivfpq"}.get(
+        type(inner).__name__, "flat"
+    )
 
 
-def search_index(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def search_index(
+    index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, ids) for one query vector; `allowed` restricts the search to those ids before ranking."""
     query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
     if index.ntotal == 0 or k <= 0:

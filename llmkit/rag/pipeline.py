@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.rag.abstain import ABSTAIN_TEXT, Evidence, Gate, Sentence
 from llmkit.rag.documents import builtin_knowledge_base
-from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator
 from llmkit.rag.retrieval import Hit, Retriever
 from llmkit.rag.store import Store
@@ -19,14 +20,61 @@ _CITATION = re.compile(r"\[(\d+)\]")
 
 
 @dataclass
+class Citation:
+    """A cited source and the sentence of it that supports the answer."""
+
+    n: int
+    hit: Hit
+    sentence: str
+    start: int  # the sentence's offsets in hit.text (-1 when no sentence of it could be matched)
+    end: int
+    score: float
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `llmkit rag ask --json`."""
+        return {
+            "n": self.n,
+            "doc_id": self.hit.doc_id,
+            "source": self.hit.metadata.get("source", self.hit.doc_id),
+            "page": self.hit.page,
+            "sentence": self.sentence,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass
 class Answer:
-    """An answer, the sources it was given, and which of them it cites."""
+    """An answer, the sources it was given, which of them it cites, and whether it abstained."""
 
     question: str
     text: str
     sources: list[Hit] = field(default_factory=list)
     cited: list[int] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    evidence: Evidence | None = None
+
+    def to_dict(self) -> dict:
+        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer."""
+        return {
+            "answer": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "abstained": self.abstained,
+            "sources": [
+                {
+                    "n": n,
+                    "doc_id": h.doc_id,
+                    "source": h.metadata.get("source", h.doc_id),
+                    "page": h.page,
+                    "title": h.metadata.get("title", ""),
+                    "score": round(h.score, 4),
+                    "similarity": round(h.similarity, 4),
+                    "text": h.text,
+                }
+                for n, h in enumerate(self.sources, start=1)
+            ],
+        }
 
 
 def check_citations(text: str, n_sources: int) -> tuple[str, list[int], list[int]]:
@@ -49,39 +97,70 @@ def check_question(question: str) -> str | None:
 def make_generator(kind: str, embedder: Embedder, model: str | None = None, base_url: str | None = None):
     """Build a generator: 'extractive', 'transformers' (needs model) or 'openai' (needs base_url and model)."""
     if kind == "extractive":
-        return ExtractiveGenerator(embedder)
+        return ExtractiveGenerator()
     if kind == "transformers":
         if not model:
             raise UserError("--generator transformers needs --generator_model (a model folder or Hub name).")
         return TransformersGenerator(model)
     if kind == "openai":
         if not (base_url and model):
-            raise UserError("--generator openai needs --base_url (e.g. http://localhost:8000/v1) and --generator_model.")
+            raise UserError(
+                "--generator openai needs --base_url (e.g. http://localhost:8000/v1) and --generator_model."
+            )
         return OpenAIGenerator(base_url, model)
     raise UserError(f"unknown generator {kind!r}; choose extractive, transformers or openai.")
 
 
 class RAG:
-    """Retrieve, then generate; `stream` yields the growing answer, `ask` returns the final Answer."""
+    """Retrieve, weigh the evidence, then generate; `stream` yields the growing answer, `ask` the final Answer."""
 
-    def __init__(self, store: Store, generator=None, k: int = 5, mode: str = "hybrid", reranker: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        generator=None,
+        k: int = 5,
+        mode: str = "hybrid",
+        reranker: str | None = None,
+        gate: Gate | None = None,
+    ):
+        if k < 1:
+            raise UserError(f"k must be at least 1, got {k}.")
         self.store = store
         self.retriever = Retriever(store, reranker)
-        self.generator = generator or ExtractiveGenerator(store.embedder)
+        self.generator = generator or ExtractiveGenerator()
+        self.gate = gate or Gate()
         self.k, self.mode = k, mode
 
-    def stream(self, question: str, k: int | None = None, mode: str | None = None, **filters) -> Iterator[tuple[str, Answer]]:
+    def stream(
+        self, question: str, k: int | None = None, mode: str | None = None, **filters
+    ) -> Iterator[tuple[str, Answer]]:
         """Yield (answer text so far, Answer) as the generator produces it; the last Answer is final."""
         refusal = check_question(question)
         if refusal:
             yield refusal, Answer(question, refusal)
             return
-        hits = self.retriever.search(question, k or self.k, mode or self.mode, **filters)
-        answer = Answer(question, "", hits)
-        for piece in self.generator.stream(question, hits):
+        mode = mode or self.mode
+        hits, vector = self.retriever.retrieve(question, k or self.k, mode, **filters)
+        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode)
+        answer = Answer(question, "", hits, evidence=evidence)
+        if evidence.abstain:  # the same gate for every generator: no evidence, no generation, no citation
+            answer.text, answer.abstained = (
+                ABSTAIN_TEXT if hits else "The documents hold nothing about that.",
+                True,
+            )
+            yield answer.text, answer
+            return
+        kept = [hits[n - 1] for n in evidence.kept]  # generators see only the sources close to the best one
+        numbering = dict(enumerate(evidence.kept, start=1))
+        for piece in self.generator.stream(question, kept, _renumber(evidence, evidence.kept)):
             answer.text += piece
             yield answer.text, answer
-        answer.text, answer.cited, answer.invalid_citations = check_citations(answer.text.strip(), len(hits))
+        text, _, answer.invalid_citations = check_citations(answer.text.strip(), len(kept))
+        answer.text = _CITATION.sub(
+            lambda m: f"[{numbering[int(m.group(1))]}]", text
+        )  # back to the full source list
+        answer.cited = sorted({int(n) for n in _CITATION.findall(answer.text)})
+        answer.citations = _citations(answer, evidence)
         yield answer.text, answer
 
     def ask(self, question: str, **kwargs) -> Answer:
@@ -90,10 +169,51 @@ class RAG:
         return answer
 
 
-def open_store(path: str | Path, embedding_model: str | None = None, builtin: bool = False, progress: bool = True) -> Store:
-    """Open a store; with builtin=True, create it from the built-in knowledge base when empty."""
-    store = Store(path, embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL)
+def _renumber(evidence: Evidence, kept: list[int]) -> Evidence:
+    """Evidence with its sentences numbered as the generator sees the kept sources (1..len(kept))."""
+    new = {n: i for i, n in enumerate(kept, start=1)}
+    sentences = [
+        Sentence(new[s.n], s.text, s.start, s.end, s.score) for s in evidence.sentences if s.n in new
+    ]
+    return Evidence(
+        sentences,
+        evidence.chunk_score,
+        evidence.score,
+        evidence.threshold,
+        evidence.abstain,
+        list(new.values()),
+    )
+
+
+def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
+    """For each citation in order of appearance, the source sentence that supports it.
+
+    An extractive answer quotes sentences verbatim, so the quoted one is found; for an LLM's
+    answer, the cited source's sentence closest to the question is taken.
+    """
+    out = []
+    for n in dict.fromkeys(int(m) for m in _CITATION.findall(answer.text)):
+        hit = answer.sources[n - 1]
+        quoted = [s for s in evidence.sentences if s.n == n and s.text in answer.text]
+        best = quoted[0] if quoted else evidence.best_sentence(n)
+        if best:
+            out.append(Citation(n, hit, best.text, best.start, best.end, best.score))
+        else:
+            out.append(Citation(n, hit, "", -1, -1, hit.similarity))
+    return out
+
+
+def open_store(
+    path: str | Path, embedding_model: str | None = None, builtin: bool = False, progress: bool = True
+) -> Store:
+    """Open a store (with the embedding model its manifest names); with builtin=True, fill an empty one with the built-in docs."""
+    path = Path(path)
+    if not builtin and not (path / "manifest.json").is_file():
+        raise UserError(f"no store at {path}; build one with `llmkit rag index PATH --store {path}`.")
+    store = Store(path, embedding_model=embedding_model)
     if builtin and len(store) == 0:
-        print(f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once...")
+        print(
+            f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once..."
+        )
         store.add_documents(builtin_knowledge_base(), progress=progress)
     return store

@@ -17,6 +17,9 @@ from llmkit.rag.index import search_index
 from llmkit.rag.store import Store, _marks
 
 MODES = ("dense", "lexical", "hybrid")
+FUSIONS = ("relative", "rrf")
+FUSION = "relative"
+DENSE_WEIGHT = 0.5
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al.); damps the weight of top ranks
 # Words that match nearly every chunk: they add nothing to BM25's ranking but make FTS5 score
 # every row (40 ms instead of a few at 100k chunks).
@@ -39,53 +42,102 @@ class Hit:
     start: int = 0
     end: int = 0
     metadata: dict = field(default_factory=dict)
+    similarity: float = (
+        0.0  # cosine between the question and the chunk, whatever the mode: the abstention signal
+    )
 
     @property
     def source(self) -> str:
         """Where the chunk came from, e.g. a file path, with its page or heading when known."""
         where = self.metadata.get("source", self.doc_id)
-        if "page" in self.metadata:
-            where += f", page {self.metadata['page']}"
+        if self.page:
+            where += f", {self.page}"
         return where
+
+    @property
+    def page(self) -> str | None:
+        """ "page 3", or "pages 3-4" for a chunk that runs over a page break; None outside PDFs."""
+        first, last = self.metadata.get("page"), self.metadata.get("page_end")
+        if first is None:
+            return None
+        return f"pages {first}-{last}" if last and last != first else f"page {first}"
 
 
 class Retriever:
     """Search a store by meaning, by words, or both; optionally rerank with a cross-encoder."""
 
-    def __init__(self, store: Store, reranker: str | None = None):
+    def __init__(self, store: Store, reranker: str | None = None, fusion: str = FUSION):
+        if fusion not in FUSIONS:
+            raise UserError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}.")
         self.store = store
         self.reranker_name = reranker
+        self.fusion = fusion
         self._reranker = None
-        self._encode_lock = threading.Lock()  # HF fast tokenizers are not safe to call from several threads at once
+        self._encode_lock = (
+            threading.Lock()
+        )  # HF fast tokenizers are not safe to call from several threads at once
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
-               where: dict | None = None, rerank: bool | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        source: str | None = None,
+        where: dict | None = None,
+        rerank: bool | None = None,
+    ) -> list[Hit]:
         """Top-k chunks for `query`; `source` is a glob on the source path, `where` matches metadata values."""
+        return self.retrieve(query, k, mode, source, where, rerank)[0]
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 5,
+        mode: str = "hybrid",
+        source: str | None = None,
+        where: dict | None = None,
+        rerank: bool | None = None,
+    ) -> tuple[list[Hit], np.ndarray | None]:
+        """Like `search`, and also return the query's embedding (None for an empty query)."""
         if mode not in MODES:
             raise UserError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}.")
+        if k < 1:
+            raise UserError(f"k must be at least 1, got {k}.")
         if not query.strip():
-            return []
+            return [], None
+        self.store.refresh()  # another process may have indexed since: never answer from a stale index
         allowed = self._allowed(source, where)
+        vector = self.embed(query)
         if allowed is not None and len(allowed) == 0:
-            return []
+            return [], vector
         rerank = bool(self.reranker_name) if rerank is None else rerank
         pool = max(k, 4 * k if (mode == "hybrid" or rerank) else k, 20 if rerank else 0)
         if mode == "dense":
-            ranked = self.dense(query, pool, allowed)
+            ranked = self.dense(query, pool, allowed, vector)
         elif mode == "lexical":
             ranked = self.lexical(query, pool, allowed)
         else:
-            ranked = _fuse([self.dense(query, pool, allowed), self.lexical(query, pool, allowed)])
+            ranked = self.hybrid(query, pool, allowed, vector)
         records = self.store.chunks([i for i, _ in ranked])
         hits = [Hit(id=i, score=s, **records[i]) for i, s in ranked if i in records]
         if rerank and hits:
             hits = self._rerank(query, hits)
-        return hits[:k]
+        hits = hits[:k]
+        sims = self._similarities(vector, [h.id for h in hits])
+        for hit in hits:
+            hit.similarity = sims.get(hit.id, 0.0)
+        return hits, vector
 
-    def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity) of the k nearest chunks."""
+    def embed(self, query: str) -> np.ndarray:
+        """The query's normalized embedding."""
         with self._encode_lock:
-            vector = self.store.embedder.encode([query])[0]
+            return self.store.embedder.encode([query])[0]
+
+    def dense(
+        self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the k nearest chunks."""
+        vector = self.embed(query) if vector is None else vector
         scores, ids = search_index(self.store.index, vector, k, allowed)
         if allowed is not None and len(ids) < min(k, len(allowed)):
             # An approximate index can miss when the filter is very selective: search exactly instead.
@@ -97,9 +149,9 @@ class Retriever:
 
     def lexical(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches (FTS5; higher is better)."""
-        words = re.findall(r"\w+", query.lower())
-        words = [w for w in words if w not in STOPWORDS] or words  # a query of stopwords only keeps them
-        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))  # quoted: no FTS5 syntax from user input
+        match = _match_expression(query)
+        if match is None:  # punctuation or emoji only: no word to look up
+            return []
         sql = "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         params: list = [match]
         if allowed is not None:
@@ -107,6 +159,42 @@ class Retriever:
             params += [int(i) for i in allowed]
         rows = self.store._db().execute(sql + " ORDER BY bm25(chunks_fts) LIMIT ?", [*params, k]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def hybrid(
+        self, query: str, k: int, allowed: np.ndarray | None = None, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Both legs, fused (see FUSION)."""
+        vector = self.embed(query) if vector is None else vector
+        dense, lexical = self.dense(query, k, allowed, vector), self.lexical(query, k, allowed)
+        if self.fusion == "rrf":
+            return _rrf([dense, lexical])
+        # Score the union of both candidate lists on both legs, so no candidate gets a made-up zero.
+        union = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
+        cos = self._similarities(vector, union)
+        bm25 = dict(lexical)
+        missing = [i for i in union if i not in bm25]
+        if missing and lexical:
+            bm25.update(self._bm25(query, missing))
+        return _fuse_scores(union, cos, bm25)
+
+    def _similarities(self, vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        if not ids:
+            return {}
+        ids_, vectors = self.store.vectors(np.array(ids, np.int64))
+        return {int(i): float(s) for i, s in zip(ids_, vectors @ vector)}
+
+    def _bm25(self, query: str, ids: list[int]) -> dict[int, float]:
+        """BM25 of given chunks (0 for chunks that share no word with the query)."""
+        match = _match_expression(query)
+        rows = (
+            self.store._db()
+            .execute(
+                f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({_marks(ids)})",
+                [match, *ids],
+            )
+            .fetchall()
+        )
+        return {int(r[0]): float(r[1]) for r in rows}
 
     def _allowed(self, source: str | None, where: dict | None) -> np.ndarray | None:
         """Chunk ids that pass the filters (None: no filter)."""
@@ -129,7 +217,9 @@ class Retriever:
             try:
                 self._reranker = CrossEncoder(self.reranker_name)
             except Exception as err:
-                raise UserError(f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err}).") from None
+                raise UserError(
+                    f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err})."
+                ) from None
         with self._encode_lock:
             scores = self._reranker.predict([(query, h.text) for h in hits], show_progress_bar=False)
         for hit, score in zip(hits, scores):
@@ -137,10 +227,31 @@ class Retriever:
         return sorted(hits, key=lambda h: -h.score)
 
 
-def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+def _match_expression(query: str) -> str | None:
+    """An FTS5 query OR-ing the query's words, each quoted (no FTS5 syntax from user input); None if no words."""
+    words = re.findall(r"\w+", query.lower())
+    words = [w for w in words if w not in STOPWORDS] or words  # a query of stopwords only keeps them
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) or None
+
+
+def _rrf(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion: score = sum over rankings of 1 / (RRF_K + rank)."""
     fused: dict[int, float] = {}
     for ranking in rankings:
         for rank, (i, _) in enumerate(ranking, start=1):
             fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
     return sorted(fused.items(), key=lambda x: -x[1])
+
+
+def _fuse_scores(ids: list[int], cos: dict[int, float], bm25: dict[int, float]) -> list[tuple[int, float]]:
+    """Score-normalised fusion: each leg min-max scaled over the candidates, weighted by how sure it is."""
+    d = np.array([cos.get(i, 0.0) for i in ids])
+    lex = np.array([bm25.get(i, 0.0) for i in ids])
+    fused = DENSE_WEIGHT * _minmax(d) + (1 - DENSE_WEIGHT) * _minmax(lex)
+    order = np.argsort(-fused, kind="stable")
+    return [(ids[j], float(fused[j])) for j in order]
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = x.max() - x.min() if len(x) else 0.0
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)

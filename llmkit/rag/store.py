@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -24,10 +25,14 @@ import numpy as np
 
 import llmkit
 from llmkit.errors import UserError
-from llmkit.rag.chunking import chunk_document
+from llmkit.rag.chunking import check_chunking, chunk_document
 from llmkit.rag.documents import Document
-from llmkit.rag.embeddings import Embedder
+from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
+
+SAVE_EVERY_S = (
+    10.0  # while indexing, the FAISS file is rewritten at most this often (SQLite commits every batch)
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
@@ -46,29 +51,60 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class Store:
     """Documents, chunks, embeddings and a FAISS index in one directory; safe for concurrent readers."""
 
-    def __init__(self, path: str | Path, embedder: Embedder | None = None, embedding_model: str | None = None,
-                 index: str = "auto", chunk_tokens: int = 160, chunk_overlap: int = 32):
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: str | Path,
+        embedder: Embedder | None = None,
+        embedding_model: str | None = None,
+        index: str = "auto",
+        chunk_tokens: int = 160,
+        chunk_overlap: int = 32,
+        batch_chunks: int = 256,
+    ):
+        self.path = Path(path).expanduser()
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(
+                f"--store {self.path} is a file; a store is a directory: pass a new or existing store folder."
+            )
+        check_chunking(
+            chunk_tokens, chunk_overlap
+        )  # before anything is written: bad settings never reach a manifest
+        if batch_chunks < 1:
+            raise UserError(f"batch_chunks must be at least 1, got {batch_chunks}.")
         manifest = self._read_manifest()
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(
                 f"store {self.path} was built with embedding model {manifest['embedding_model']!r}, not {wanted!r}; "
-                "open it with that model or index into a new --store."
+                "open it with that model (or leave the model out) or index into a new --store."
             )
-        self.embedder = embedder or Embedder(manifest["embedding_model"] if manifest else (embedding_model or Embedder().name))
+        # The manifest names the model: a store built with --embedding_model X opens with X.
+        self.embedder = embedder or Embedder(
+            manifest["embedding_model"] if manifest else (embedding_model or DEFAULT_EMBEDDING_MODEL)
+        )
         self.config = manifest or {
-            "embedding_model": self.embedder.name, "dim": self.embedder.dim, "index": index,
-            "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens), "chunk_overlap": chunk_overlap,
+            "embedding_model": self.embedder.name,
+            "dim": self.embedder.dim,
+            "index": index,
+            "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens),
+            "chunk_overlap": chunk_overlap,
         }
+        self.batch_chunks = batch_chunks
         self.path.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         with self._db() as db:
             db.executescript(SCHEMA)
         self.index = self._load_index()
+        self.loaded_generation = self._generation()
         if manifest is None:
             self._save()  # a new store is a valid (empty) store from the start
+
+    @property
+    def anchor(self) -> Path:
+        """The folder that document paths are stored relative to: the store's parent (moves with it)."""
+        return self.path.resolve().parent
 
     # -- persistence ------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -84,7 +120,9 @@ class Store:
         file = self.path / "manifest.json"
         if not file.is_file():
             if self.path.exists() and any(self.path.iterdir()):
-                raise UserError(f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder.")
+                raise UserError(
+                    f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
+                )
             return None
         try:
             return json.loads(file.read_text())
@@ -95,16 +133,33 @@ class Store:
         row = self._db().execute("SELECT value FROM info WHERE key='generation'").fetchone()
         return int(row[0]) if row else 0
 
-    def _load_index(self) -> faiss.Index:
+    def _load_index(self, quiet: bool = False) -> faiss.Index:
         file = self.path / "index.faiss"
         if file.is_file() and self.config.get("generation") == self._generation():
             index = faiss.read_index(str(file))
             if index.ntotal == len(self):
                 return index
-        if len(self):
-            warnings.warn(f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
-                          "the stored embeddings.", stacklevel=3)
+        if len(self) and not quiet:
+            warnings.warn(
+                f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
+                "the stored embeddings.",
+                stacklevel=3,
+            )
         return self._rebuild_index()
+
+    def refresh(self) -> bool:
+        """Reload the index if another process (or thread) changed the store on disk; True if it did."""
+        if self._generation() == self.loaded_generation:
+            return False  # one indexed SELECT: cheap enough to run before every query
+        with self._read_lock, self._write_lock:
+            generation = self._generation()
+            if generation == self.loaded_generation:
+                return False
+            self.config = self._read_manifest() or self.config
+            # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
+            self.index = self._load_index(quiet=True)
+            self.loaded_generation = generation
+        return True
 
     def _rebuild_index(self) -> faiss.Index:
         ids, vectors = self.vectors()
@@ -113,27 +168,44 @@ class Store:
 
     def _save(self) -> None:
         """Write the index, then the manifest, each to a temporary file renamed into place."""
-        self.config.update(generation=self._generation(), n_chunks=len(self), index_type=index_kind(self.index),
-                           llmkit_version=llmkit.__version__)
+        self.config.update(
+            generation=self._generation(),
+            n_chunks=len(self),
+            index_type=index_kind(self.index),
+            llmkit_version=llmkit.__version__,
+        )
         _atomic_write(self.path / "index.faiss", lambda tmp: faiss.write_index(self.index, str(tmp)))
-        _atomic_write(self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+        _atomic_write(
+            self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2))
+        )
 
     # -- writing ----------------------------------------------------------------------------------
-    def add_documents(self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False) -> dict:
+    def add_documents(
+        self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False
+    ) -> dict:
         """Add new and changed documents (by content hash), embedding only their chunks.
 
         Stored documents whose id starts with one of `prune_prefixes` (a re-indexed folder, say
-        "notes/") and that are absent from `docs` are deleted. Returns counts of what changed.
+        "notes/") and that are absent from `docs` are deleted. Documents are committed in batches
+        of about `batch_chunks` chunks, so an interrupted run keeps what it finished and a re-run
+        embeds only the rest. Returns counts of what changed.
         """
         with self._write_lock:
             known = dict(self._db().execute("SELECT id, hash FROM documents"))
             present = {d.id for d in docs}
-            removed = [i for i in known if prune_prefixes and i not in present and i.startswith(tuple(prune_prefixes))]
-            changed = [d for d in docs if known.get(d.id) != d.content_hash]
+            removed = [i for i in known if prune_prefixes and i not in present and _under(i, prune_prefixes)]
+            changed = list({d.id: d for d in docs if known.get(d.id) != d.content_hash}.values())
             updated = [d.id for d in changed if d.id in known]
-            embedded = self._write(changed, updated + removed, progress)
-        return {"documents_added": len(changed) - len(updated), "documents_updated": len(updated),
-                "documents_removed": len(removed), "documents_unchanged": len(docs) - len(changed), "chunks_embedded": embedded}
+            if removed:
+                self._write([], [], removed)
+            embedded = self._write_in_batches(changed, set(updated), progress)
+        return {
+            "documents_added": len(changed) - len(updated),
+            "documents_updated": len(updated),
+            "documents_removed": len(removed),
+            "documents_unchanged": len(docs) - len(changed),
+            "chunks_embedded": embedded,
+        }
 
     def delete_documents(self, doc_ids: list[str]) -> int:
         """Delete documents and their chunks; returns how many were in the store."""
@@ -141,33 +213,86 @@ class Store:
             known = {r[0] for r in self._db().execute("SELECT id FROM documents")}
             gone = [i for i in dict.fromkeys(doc_ids) if i in known]
             if gone:
-                self._write([], gone)
+                self._write([], [], gone)
         return len(gone)
 
-    def _write(self, docs: list[Document], stale: list[str], progress: bool = False) -> int:
-        """Replace the chunks of `stale` documents by those of `docs` in one transaction, then save."""
+    def _write_in_batches(self, docs: list[Document], updated: set[str], progress: bool) -> int:
+        """Chunk, embed and commit documents a batch at a time; each batch is one transaction."""
+        bar = None
+        if progress and docs:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(docs), desc="indexing", unit="doc")
+        total, batch, batch_chunks, last_save = 0, [], [], time.monotonic()
+        size, overlap = self.config["chunk_tokens"], self.config["chunk_overlap"]
+        for i, doc in enumerate(docs):
+            batch.append(doc)
+            batch_chunks += chunk_document(doc, self.embedder.tokenizer, size, overlap)
+            if len(batch_chunks) < self.batch_chunks and i < len(docs) - 1:
+                continue
+            vectors = self.embedder.encode([c.text for c in batch_chunks])  # before the transaction: slow
+            save = i == len(docs) - 1 or time.monotonic() - last_save > SAVE_EVERY_S
+            self._write(batch, batch_chunks, [d.id for d in batch if d.id in updated], vectors, save=save)
+            last_save = time.monotonic() if save else last_save
+            total += len(batch_chunks)
+            if bar is not None:
+                bar.update(len(batch))
+            batch, batch_chunks = [], []
+        if bar is not None:
+            bar.close()
+        return total
+
+    def _write(
+        self,
+        docs: list[Document],
+        chunks: list,
+        stale: list[str],
+        vectors: np.ndarray | None = None,
+        save: bool = True,
+    ) -> None:
+        """Replace the chunks of `stale` documents by `docs` and their `chunks` in one transaction.
+
+        Between saves the FAISS file lags the database; opening the store then rebuilds the
+        index from the stored embeddings (the database is the source of truth).
+        """
         db = self._db()
-        chunks = [c for d in docs for c in chunk_document(d, self.embedder.tokenizer, self.config["chunk_tokens"], self.config["chunk_overlap"])]
-        vectors = self.embedder.encode([c.text for c in chunks], progress=progress)  # before the transaction: slow
+        vectors = np.zeros((0, self.config["dim"]), np.float32) if vectors is None else vectors
         with db:  # one transaction: all of it lands, or none of it
-            old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)]
+            old = [
+                r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
+            ]
             db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
             db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
             db.execute(f"DELETE FROM documents WHERE id IN ({_marks(stale)})", stale)
-            db.executemany("INSERT INTO documents VALUES (?, ?, ?)", [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs])
+            db.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?)",
+                [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs],
+            )
             new_ids = []
             for chunk, vector in zip(chunks, vectors):
                 cur = db.execute(
                     "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
-                    (chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, chunk.metadata.get("source"),
-                     json.dumps(chunk.metadata), vector.tobytes()),
+                    (
+                        chunk.id,
+                        chunk.doc_id,
+                        chunk.text,
+                        chunk.start,
+                        chunk.end,
+                        chunk.metadata.get("source"),
+                        json.dumps(chunk.metadata),
+                        vector.tobytes(),
+                    ),
                 )
                 new_ids.append(cur.lastrowid)
-            db.executemany("INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new_ids, chunks)])
+            db.executemany(
+                "INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)",
+                [(i, c.text) for i, c in zip(new_ids, chunks)],
+            )
             db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
         self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
-        self._save()
-        return len(chunks)
+        self.loaded_generation = self._generation()
+        if save:
+            self._save()
 
     def _update_index(self, old: np.ndarray, new_ids: np.ndarray, vectors: np.ndarray) -> None:
         kind = index_kind(self.index)
@@ -190,8 +315,14 @@ class Store:
     def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of all chunks, or of the given chunk ids."""
         sql = "SELECT rowid, vector FROM chunks"
-        rows = self._db().execute(sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
-                                  [] if ids is None else [int(i) for i in ids]).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
+                [] if ids is None else [int(i) for i in ids],
+            )
+            .fetchall()
+        )
         dim = self.config["dim"]
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return np.array([r[0] for r in rows], np.int64), vectors
@@ -199,13 +330,31 @@ class Store:
     def chunks(self, ids: list[int]) -> dict[int, dict]:
         """Chunk records by FAISS id: chunk_id, doc_id, text, start, end, metadata."""
         rows = self._db().execute(
-            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})", [int(i) for i in ids])
-        return {r[0]: {"chunk_id": r[1], "doc_id": r[2], "text": r[3], "start": r[4], "end": r[5], "metadata": json.loads(r[6])}
-                for r in rows}
+            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})",
+            [int(i) for i in ids],
+        )
+        return {
+            r[0]: {
+                "chunk_id": r[1],
+                "doc_id": r[2],
+                "text": r[3],
+                "start": r[4],
+                "end": r[5],
+                "metadata": json.loads(r[6]),
+            }
+            for r in rows
+        }
 
     def document_ids(self) -> list[str]:
         """Every document id in the store."""
         return [r[0] for r in self._db().execute("SELECT id FROM documents ORDER BY id")]
+
+
+def _under(doc_id: str, prefixes: set[str]) -> bool:
+    """Whether a document id lies in one of the folders; "" is the anchor folder itself (ids without "../")."""
+    return any(
+        doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes
+    )
 
 
 def _marks(values) -> str:

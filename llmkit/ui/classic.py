@@ -6,11 +6,12 @@ import gradio as gr
 import numpy as np
 import torch
 
-from llmkit.classic.data import resize
+from llmkit.classic.data import make_2d, resize
 from llmkit.classic.diffusion import sample as diffusion_sample
 from llmkit.classic.mlp_numpy import ACTIVATIONS, NumpyMLP, Optimizer
 from llmkit.classic.registry import load_classic
-from llmkit.plots import plt
+from llmkit.classic.schedulers import load_scheduler
+from llmkit.plots import image_grid, plt
 
 
 def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
@@ -36,36 +37,9 @@ def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
     return resize(torch.from_numpy(canvas)[None, None], size)
 
 
-def _grid(images: torch.Tensor, nrow: int = 8) -> np.ndarray:
-    images = images.clamp(0, 1)
-    n, _, h, w = images.shape
-    rows = (n + nrow - 1) // nrow
-    grid = np.ones((rows * (h + 1) + 1, nrow * (w + 1) + 1), dtype=np.float32)
-    for i, im in enumerate(images[:, 0]):
-        r, c = divmod(i, nrow)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = im.numpy()
-    return np.kron(grid, np.ones((8, 8)))  # nearest-neighbour upscaling so pixels stay visible
-
-
-def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A small 2-D classification set: moons, circles, xor or spirals."""
-    rng = np.random.default_rng(seed)
-    if name in ("moons", "circles"):
-        from sklearn.datasets import make_circles, make_moons
-
-        maker = make_moons if name == "moons" else make_circles
-        kwargs = {"noise": 0.15} if name == "moons" else {"noise": 0.08, "factor": 0.5}
-        return maker(n_samples=n, random_state=seed, **kwargs)
-    if name == "xor":
-        x = rng.uniform(-1, 1, (n, 2))
-        return x, ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)
-    t = rng.uniform(0.25, 1, n)  # two interleaved spirals
-    label = rng.integers(0, 2, n)
-    angle = 4 * np.pi * t + np.pi * label
-    return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
-
-
-def train_2d(dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0):
+def train_2d(
+    dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0
+):
     """Train the NumPy MLP on a 2-D set; return a figure of its decision boundary and loss curve."""
     x, y = make_2d(dataset, seed=seed)
     net = NumpyMLP([2, int(hidden), int(hidden), 2], activation, seed=seed)
@@ -87,7 +61,9 @@ def projection(vectors: np.ndarray, vocab, words: list[str]):
     """A 2-D PCA projection of the chosen words' vectors, as a figure."""
     known = [w for w in words if w in vocab.index]
     if len(known) < 2:
-        raise gr.Error(f"give at least two words from the vocabulary (unknown: {[w for w in words if w not in vocab.index]}).")
+        raise gr.Error(
+            f"give at least two words from the vocabulary (unknown: {[w for w in words if w not in vocab.index]})."
+        )
     x = vectors[[vocab.index[w] for w in known]]
     x = x - x.mean(0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
@@ -109,46 +85,81 @@ def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | Non
     if dbn:
         metrics = json.loads((Path(dbn) / "metrics.json").read_text())
         with gr.Tab("RBM / DBN"):
-            gr.Markdown(f"Test accuracy after fine-tuning: **{metrics['pretrained']['test_accuracy']:.3f}** with RBM pretraining, "
-                        f"**{metrics['random_init']['test_accuracy']:.3f}** from random initialisation.")
+            gr.Markdown(
+                f"Test accuracy after fine-tuning: **{metrics['eval_accuracy']:.3f}** with RBM pretraining, "
+                f"**{metrics['random_init_eval_accuracy']:.3f}** from random initialisation."
+            )
             with gr.Row():
-                gr.Image(str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)")
-                gr.Image(str(Path(dbn) / "reconstructions.png"), label="Digits (top) and the RBM's reconstructions (bottom)")
+                gr.Image(
+                    str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)"
+                )
+                gr.Image(
+                    str(Path(dbn) / "reconstructions.png"),
+                    label="Digits (top) and the RBM's reconstructions (bottom)",
+                )
     if word2vec:
         from llmkit.classic.word2vec import load_text_format, neighbours
 
         vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
         with gr.Tab("Word embeddings"):
-            words = gr.Textbox(value="list, dict, tuple, set, file, open, read, write, thread, lock", label="Words to project")
+            words = gr.Textbox(
+                value="list, dict, tuple, set, file, open, read, write, thread, lock",
+                label="Words to project",
+            )
             plot = gr.Plot()
             gr.Button("Project", variant="primary").click(
-                lambda text: projection(vectors, vocab, [w.strip().lower() for w in text.split(",") if w.strip()]), words, plot, api_name="project")
+                lambda text: projection(
+                    vectors, vocab, [w.strip().lower() for w in text.split(",") if w.strip()]
+                ),
+                words,
+                plot,
+                api_name="project",
+            )
             word = gr.Textbox(value="exception", label="Neighbours of")
             near = gr.Dataframe(headers=["word", "cosine"])
             gr.Button("Find neighbours").click(
-                lambda w: [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, w.strip().lower(), 10)] if w.strip().lower() in vocab.index
-                else [[f"{w!r} is not in the vocabulary", 0.0]], word, near, api_name="neighbours")
+                lambda w: (
+                    [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, w.strip().lower(), 10)]
+                    if w.strip().lower() in vocab.index
+                    else [[f"{w!r} is not in the vocabulary", 0.0]]
+                ),
+                word,
+                near,
+                api_name="neighbours",
+            )
     if hp_search:
         data = json.loads((Path(hp_search) / "trials.json").read_text())
         with gr.Tab("Hyperparameter search"):
-            gr.Markdown(f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`.")
+            gr.Markdown(
+                f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`."
+            )
             gr.Image(str(Path(hp_search) / "trials.png"), label="Trials")
-            gr.Dataframe([[t["number"], t["state"], t["value"], json.dumps(t["params"])] for t in data["trials"]],
-                         headers=["trial", "state", data["objective"], "parameters"])
+            gr.Dataframe(
+                [[t["number"], t["state"], t["value"], json.dumps(t["params"])] for t in data["trials"]],
+                headers=["trial", "state", data["objective"], "parameters"],
+            )
 
 
-def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str | None = None, diffusion: str | None = None,
-                      char_rnn: str | None = None, dbn: str | None = None, word2vec: str | None = None,
-                      hp_search: str | None = None) -> gr.Blocks:
+def build_classic_app(
+    cnn: str | None = None,
+    gan: str | None = None,
+    vae: str | None = None,
+    diffusion: str | None = None,
+    char_rnn: str | None = None,
+    dbn: str | None = None,
+    word2vec: str | None = None,
+    hp_search: str | None = None,
+) -> gr.Blocks:
     """One tab per given model folder, plus the MLP playground (which needs none)."""
     with gr.Blocks(title="llmkit classics") as demo:
         gr.Markdown("## The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn")
         if cnn:
             model, config = load_classic(cnn, ("lenet", "resnet"))
-            size = config["args"].get("image_size", 16)
+            size = config.get("image_size") or config["args"].get("image_size") or 16
 
             def classify(sketch):
-                probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
+                with torch.no_grad():
+                    probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
                 return {str(i): float(p) for i, p in enumerate(probs)}
 
             with gr.Tab("Draw a digit"):
@@ -157,9 +168,14 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                     label = gr.Label(num_top_classes=10, label=f"{config['architecture']} says")
                 gr.Button("Classify", variant="primary").click(classify, pad, label, api_name="classify")
 
-        generators = {name: folder for name, folder in (("GAN", gan), ("VAE", vae), ("Diffusion", diffusion)) if folder}
+        generators = {
+            name: folder for name, folder in (("GAN", gan), ("VAE", vae), ("Diffusion", diffusion)) if folder
+        }
         if generators:
             loaded = {name: load_classic(folder) for name, folder in generators.items()}
+            schedulers = (
+                {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
+            )
 
             def generate(kind, seed, n, steps, sampler):
                 model, config = loaded[kind]
@@ -168,12 +184,19 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                 with torch.no_grad():
                     if kind == "GAN":
                         labels = torch.arange(n) % 10 if model.label is not None else None
-                        return _grid(model(torch.randn(n, model.z_dim, generator=g), labels)), None
+                        return image_grid(
+                            model(torch.randn(n, model.z_dim, generator=g), labels), scale=8
+                        ), None
                     if kind == "VAE":
-                        return _grid(model.sample(n, g)), None
-                    size = config["args"]["image_size"]
-                    images, snapshots = diffusion_sample(model, config["noise_schedule"], n, size, 1, sampler, int(steps), g, keep=8)
-                    return _grid(images), _grid(torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots))
+                        return image_grid(model.sample(n, g), scale=8), None
+                    scheduler = schedulers[sampler]
+                    steps = int(steps) if sampler == "ddim" else None  # DDPM visits every training step
+                    images, snapshots = diffusion_sample(
+                        model, scheduler, n, config["image_size"], 1, steps, g, keep=8
+                    )
+                    return image_grid(images, scale=8), image_grid(
+                        torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots), scale=8
+                    )
 
             with gr.Tab("Generate digits"):
                 with gr.Row():
@@ -194,7 +217,9 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
 
             def sample_text(prefix, length, temperature, seed):
                 ids = [index[c] for c in prefix if c in index] or [0]
-                out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed)))
+                out = rnn.sample(
+                    ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed))
+                )
                 return prefix + "".join(chars[i] for i in out)
 
             with gr.Tab("Char-LSTM"):
@@ -204,7 +229,9 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                     temperature = gr.Slider(0.1, 2, value=0.8, step=0.05, label="Temperature")
                     rseed = gr.Number(value=0, precision=0, label="Seed")
                 text = gr.Textbox(label="Sample", lines=8)
-                gr.Button("Sample", variant="primary").click(sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text")
+                gr.Button("Sample", variant="primary").click(
+                    sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text"
+                )
 
         with gr.Tab("Watch an MLP learn"):
             with gr.Row():
@@ -216,6 +243,8 @@ def build_classic_app(cnn: str | None = None, gan: str | None = None, vae: str |
                 hidden = gr.Slider(2, 64, value=16, step=1, label="Hidden units per layer")
                 epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
             plot = gr.Plot()
-            gr.Button("Train", variant="primary").click(train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp")
+            gr.Button("Train", variant="primary").click(
+                train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp"
+            )
         _curriculum_tabs(dbn, word2vec, hp_search)
     return demo

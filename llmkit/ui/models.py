@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from llmkit.loading import load_pretrained
 from llmkit.plots import plt
 
 
@@ -16,7 +17,9 @@ def classifier_tab(model_dir: str) -> None:
         text = gr.Textbox(label="Text", lines=3, elem_id="classify-text")
         go = gr.Button("Classify", variant="primary")
         probs = gr.Label(label="Labels", num_top_classes=10)
-        go.click(lambda t: label_probabilities(model_dir, t) if t.strip() else {}, text, probs, api_name="classify")
+        go.click(
+            lambda t: label_probabilities(model_dir, t) if t.strip() else {}, text, probs, api_name="classify"
+        )
 
 
 def text2text_tab(model_dir: str) -> None:
@@ -25,18 +28,26 @@ def text2text_tab(model_dir: str) -> None:
 
     from llmkit.finetune.seq2seq import text2text
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_pretrained(AutoModelForSeq2SeqLM, model_dir).eval()
+    tokenizer = load_pretrained(AutoTokenizer, model_dir)
     with gr.Tab("Text to text"):
-        gr.Markdown(f"Generate with `{model_dir}` (include the task prefix the model was trained with, e.g. `summarize: `).")
+        gr.Markdown(
+            f"Generate with `{model_dir}` (include the task prefix the model was trained with, e.g. `summarize: `)."
+        )
         source = gr.Textbox(label="Input", lines=4)
         with gr.Row():
             max_new = gr.Slider(1, 256, value=64, step=1, label="Max new tokens")
             beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
         go = gr.Button("Generate", variant="primary")
         output = gr.Textbox(label="Output", lines=4)
-        go.click(lambda s, m, b: text2text(model_dir, s, int(m), int(b), model=model, tokenizer=tokenizer) if s.strip() else "",
-                 [source, max_new, beams], output, api_name="text2text")
+        go.click(
+            lambda s, m, b: (
+                text2text(model_dir, s, int(m), int(b), model=model, tokenizer=tokenizer) if s.strip() else ""
+            ),
+            [source, max_new, beams],
+            output,
+            api_name="text2text",
+        )
 
 
 def generation_tab(model_dir: str) -> None:
@@ -53,26 +64,43 @@ def generation_tab(model_dir: str) -> None:
             yield "Type a prompt first.", []
             return
         text, rows = prompt, []
-        for step in generate_steps(model, tokenizer, prompt, int(max_new), float(temperature), int(top_k), float(top_p), int(seed)):
+        for step in generate_steps(
+            model, tokenizer, prompt, int(max_new), float(temperature), int(top_k), float(top_p), int(seed)
+        ):
             text += step.token
-            rows.append([repr(step.token), round(step.probability, 4), ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives)])
+            rows.append(
+                [
+                    repr(step.token),
+                    round(step.probability, 4),
+                    ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives),
+                ]
+            )
             yield text, rows
 
     def heatmap(text, layer, head):
         if not text.strip():
             return None
         tokens, weights = attention_map(model, tokenizer, text[-400:], int(layer), int(head))
-        fig, ax = plt.subplots(figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90)
+        fig, ax = plt.subplots(
+            figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
+        )
         ax.imshow(weights.numpy(), cmap="viridis")
-        ax.set(xticks=range(len(tokens)), yticks=range(len(tokens)), xlabel="attends to", ylabel="token",
-               title=f"layer {int(layer)}, head {int(head)}")
+        ax.set(
+            xticks=range(len(tokens)),
+            yticks=range(len(tokens)),
+            xlabel="attends to",
+            ylabel="token",
+            title=f"layer {int(layer)}, head {int(head)}",
+        )
         ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
         ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)
         fig.tight_layout()
         return fig
 
     with gr.Tab("Generate"):
-        gr.Markdown(f"Sample from `{model_dir}`: each token appears as it is chosen, with the model's top alternatives.")
+        gr.Markdown(
+            f"Sample from `{model_dir}`: each token appears as it is chosen, with the model's top alternatives."
+        )
         prompt = gr.Textbox(label="Prompt", value="The for statement", lines=2, elem_id="gen-prompt")
         with gr.Row():
             max_new = gr.Slider(1, 200, value=40, step=1, label="Max new tokens")
@@ -82,8 +110,12 @@ def generation_tab(model_dir: str) -> None:
             seed = gr.Number(value=0, precision=0, label="Seed")
         go = gr.Button("Generate", variant="primary", elem_id="gen-go")
         output = gr.Textbox(label="Text", lines=5, elem_id="gen-output")
-        steps = gr.Dataframe(headers=["token", "probability", "top alternatives"], label="Each generated token", wrap=True)
-        go.click(generate, [prompt, max_new, temperature, top_k, top_p, seed], [output, steps], api_name="generate")
+        steps = gr.Dataframe(
+            headers=["token", "probability", "top alternatives"], label="Each generated token", wrap=True
+        )
+        go.click(
+            generate, [prompt, max_new, temperature, top_k, top_p, seed], [output, steps], api_name="generate"
+        )
         with gr.Accordion("Attention", open=False):
             with gr.Row():
                 layer = gr.Slider(0, n_layer - 1, value=0, step=1, label="Layer")
@@ -93,7 +125,9 @@ def generation_tab(model_dir: str) -> None:
             show.click(heatmap, [output, layer, head], plot, api_name="attention")
 
 
-def build_models_app(classifier: str | None = None, text2text: str | None = None, causal: str | None = None) -> gr.Blocks:
+def build_models_app(
+    classifier: str | None = None, text2text: str | None = None, causal: str | None = None
+) -> gr.Blocks:
     """A gr.Blocks with one tab per given model folder."""
     if not (classifier or text2text or causal):
         raise ValueError("give at least one model folder")

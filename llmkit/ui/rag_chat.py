@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 import warnings
+from html import escape
 from pathlib import Path
 
 import gradio as gr
 
 from llmkit.rag.documents import load_file
+from llmkit.rag.embeddings import use_query_threads
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
 
@@ -27,18 +29,60 @@ def _text_of(content) -> str:
     return str(content or "")
 
 
-def sources_markdown(answer) -> str:
-    """The sources panel: each retrieved chunk with its number, source, score and a snippet."""
+CONTEXT_CHARS = 240  # characters of the chunk shown on each side of the cited sentence
+# Inline, so the app and a Space (whose launch() the builder does not control) look the same.
+STYLE = (
+    "<style>#sources pre.context{white-space:pre-wrap;font-size:.85em;max-height:14em;overflow:auto}"
+    "#sources mark{background:#ffe58a}#sources .cited{color:#0a7d32;font-weight:600}</style>"
+)
+
+
+def sources_html(answer) -> str:
+    """The sources panel: title, path, page, score and the cited sentence highlighted in its context.
+
+    Document text is HTML-escaped, never rendered: a document's Markdown or `<img>` tags show as
+    the text they are.
+    """
     if answer is None or not answer.sources:
-        return "*No sources for this answer.*"
-    lines = []
+        return "<p><em>No sources for this answer.</em></p>"
+    quotes = {c.n: c for c in answer.citations}
+    blocks = []
+    if answer.abstained:
+        blocks.append(
+            "<p class='abstained'><em>No source is close enough to answer; the nearest passages were:</em></p>"
+        )
     for n, hit in enumerate(answer.sources, start=1):
-        cited = " — **cited**" if n in answer.cited else ""
-        snippet = " ".join(hit.text.split())
-        snippet = snippet[:300] + ("…" if len(snippet) > 300 else "")
-        title = hit.metadata.get("heading") or hit.metadata.get("title") or hit.doc_id
-        lines.append(f"**[{n}] {title}**{cited}  \n`{hit.source}` · score {hit.score:.3f}\n\n> {snippet}")
-    return "\n\n".join(lines)
+        title = hit.metadata.get("title") or hit.doc_id
+        where = " · ".join(x for x in (hit.metadata.get("source", hit.doc_id), hit.page) if x)
+        head = (
+            f"<div class='source' id='source-{n}'><b>[{n}] {escape(title)}</b>"
+            + (" <span class='cited'>cited</span>" if n in answer.cited else "")
+            + f"<br><code>{escape(where)}</code> · score {hit.score:.3f} · similarity {hit.similarity:.2f}"
+        )
+        quote = quotes.get(n)
+        if quote and quote.start >= 0:
+            a, b = quote.start, quote.end
+            before, after = hit.text[max(0, a - CONTEXT_CHARS) : a], hit.text[b : b + CONTEXT_CHARS]
+            body = (
+                ("…" if a > CONTEXT_CHARS else "")
+                + escape(before)
+                + f"<mark>{escape(hit.text[a:b])}</mark>"
+                + escape(after)
+                + ("…" if b + CONTEXT_CHARS < len(hit.text) else "")
+            )
+        else:
+            body = escape(hit.text[: 2 * CONTEXT_CHARS]) + ("…" if len(hit.text) > 2 * CONTEXT_CHARS else "")
+        blocks.append(f"{head}<pre class='context'>{body}</pre></div>")
+    return STYLE + "\n".join(blocks)
+
+
+def store_counts(rag: RAG) -> str:
+    """The settings line: generator, abstention, and the store's current size (re-read from disk)."""
+    rag.store.refresh()
+    return (
+        f"Generator: `{getattr(rag.generator, 'name', 'custom')}` · {rag.gate.describe(rag.mode)}  \n"
+        f"{rag.store.count_documents():,} documents, {len(rag.store):,} chunks"
+    )
 
 
 def safe_upload_name(name: str) -> str:
@@ -49,8 +93,9 @@ def safe_upload_name(name: str) -> str:
 
 
 def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Blocks:
-    """A gr.Blocks chat over `rag`; uploads are added to its store."""
+    """A gr.Blocks chat over `rag`; uploads are added to its store, and a store re-indexed on disk is reloaded."""
     uploads = rag.store.path / "uploads"
+    use_query_threads()
 
     def respond(message, history, k, mode):
         question = _text_of(message)
@@ -60,10 +105,10 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         try:
             for text, answer in rag.stream(question, k=int(k), mode=mode):
                 history[-1]["content"] = text
-                yield history, sources_markdown(answer), ""
+                yield history, sources_html(answer), ""
         except Exception as err:  # keep serving: report the problem in the chat instead of crashing
             history[-1]["content"] = f"Sorry, something went wrong: {err}"
-        yield history, sources_markdown(answer), ""
+        yield history, sources_html(answer), ""
 
     def add_files(files):
         if not files:
@@ -80,7 +125,7 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
             target = uploads / name
             shutil.copyfile(src, target)
             try:
-                doc = load_file(target, rag.store.path)
+                doc = load_file(target, rag.store.anchor)
             except (ValueError, OSError) as err:
                 problems.append(f"{name}: {err}")
                 target.unlink(missing_ok=True)
@@ -97,25 +142,42 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
 
     with gr.Blocks(title=title) as demo:
-        gr.Markdown(f"## {title}\nAnswers cite their sources as [n]; the panel on the right shows each source.")
+        gr.Markdown(
+            f"## {title}\nAnswers cite their sources as [n]; the panel on the right shows each source."
+        )
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=460)
                 with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question…", show_label=False, scale=5, elem_id="question")
+                    box = gr.Textbox(
+                        placeholder="Ask a question…", show_label=False, scale=5, elem_id="question"
+                    )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
             with gr.Column(scale=2):
-                sources = gr.Markdown("*Sources appear here.*", elem_id="sources")
+                sources = gr.HTML("<p><em>Sources appear here.</em></p>", elem_id="sources")
                 with gr.Accordion("Settings", open=False):
                     k = gr.Slider(1, 10, value=rag.k, step=1, label="Sources to retrieve (k)")
                     mode = gr.Radio(list(MODES), value=rag.mode, label="Retrieval")
-                    gr.Markdown(f"Generator: `{getattr(rag.generator, 'name', 'custom')}` · "
-                                f"{rag.store.count_documents():,} documents, {len(rag.store):,} chunks")
+                    counts = gr.Markdown(store_counts(rag), elem_id="counts")
                 with gr.Accordion("Add documents", open=False):
-                    files = gr.File(file_count="multiple", file_types=[".txt", ".md", ".html", ".htm", ".pdf"], label="Upload")
+                    files = gr.File(
+                        file_count="multiple",
+                        file_types=[".txt", ".md", ".html", ".htm", ".pdf"],
+                        label="Upload",
+                    )
                     status = gr.Markdown()
         inputs, outputs = [box, chatbot, k, mode], [chatbot, sources, box]
-        send.click(respond, inputs, outputs, api_name="chat")
-        box.submit(respond, inputs, outputs, api_name=False)
-        files.upload(add_files, files, status, api_name="add_files")
+
+        def counts_now():
+            return store_counts(rag)
+
+        # The counts follow each answer and upload (the store may have been re-indexed meanwhile).
+        send.click(respond, inputs, outputs, api_name="chat").then(counts_now, None, counts, api_name=False)
+        box.submit(respond, inputs, outputs, api_name=False).then(counts_now, None, counts, api_name=False)
+        files.upload(add_files, files, status, api_name="add_files").then(
+            counts_now, None, counts, api_name=False
+        )
+        counts_api = gr.Button(visible=False)
+        counts_api.click(counts_now, None, counts, api_name="counts")
+        demo.load(counts_now, None, counts, api_name=False)  # a reloaded page shows today's counts
     return demo

@@ -8,5 +8,5 @@ def cnn_dir(tmp_path_factory):
     from recipes import train_cnn
 
     out = tmp_path_factory.mktemp("cnn")
-    metrics = train_cnn.main(["--output_dir", str(out), "--epochs", "8", "--learning_rate", "3e-3"])
+    metrics = train_cnn.main(["--output_dir", str(out), "--num_train_epochs", "8", "--learning_rate", "3e-3"])
     return out, metrics

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from llmkit.ui.classic import build_classic_app, make_2d, sketch_to_tensor, train_2d
+from llmkit.classic.data import make_2d
+from llmkit.ui.classic import build_classic_app, sketch_to_tensor, train_2d
 from recipes import train_diffusion, train_gan, train_rnn, train_vae
 
 
@@ -11,19 +12,41 @@ from recipes import train_diffusion, train_gan, train_rnn, train_vae
 def folders(tmp_path_factory, cnn_dir):
     root = tmp_path_factory.mktemp("classic-app")
     judge = ["--judge", str(cnn_dir[0])]
-    train_gan.main(["--output_dir", str(root / "gan"), "--epochs", "1", *judge])
-    train_vae.main(["--output_dir", str(root / "vae"), "--epochs", "1", *judge])
-    train_diffusion.main(["--output_dir", str(root / "ddpm"), "--epochs", "1", "--timesteps", "50", *judge])
-    train_rnn.main(["--output_dir", str(root / "rnn"), "--epochs", "1", "--max_chars", "20000", "--hidden", "32", "--layers", "1"])
-    return {"cnn": str(cnn_dir[0]), "gan": str(root / "gan"), "vae": str(root / "vae"), "diffusion": str(root / "ddpm"),
-            "char_rnn": str(root / "rnn")}
+    train_gan.main(["--output_dir", str(root / "gan"), "--num_train_epochs", "1", *judge])
+    train_vae.main(["--output_dir", str(root / "vae"), "--num_train_epochs", "1", *judge])
+    train_diffusion.main(
+        ["--output_dir", str(root / "ddpm"), "--num_train_epochs", "1", "--num_train_timesteps", "50", *judge]
+    )
+    train_rnn.main(
+        [
+            "--output_dir",
+            str(root / "rnn"),
+            "--num_train_epochs",
+            "1",
+            "--max_chars",
+            "20000",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+        ]
+    )
+    return {
+        "cnn": str(cnn_dir[0]),
+        "gan": str(root / "gan"),
+        "vae": str(root / "vae"),
+        "diffusion": str(root / "ddpm"),
+        "char_rnn": str(root / "rnn"),
+    }
 
 
 def test_a_drawing_becomes_a_centred_digit():
     canvas = np.full((280, 280, 3), 255, dtype=np.uint8)
     canvas[60:220, 130:150] = 0  # a dark vertical stroke on white: a "1"
     digit = sketch_to_tensor({"composite": canvas}, 16)
-    assert digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1  # bright ink, dark margins
+    assert (
+        digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1
+    )  # bright ink, dark margins
 
 
 def test_mlp_playground_returns_a_figure():
@@ -48,7 +71,10 @@ def test_every_tab_answers_over_http(folders):
         Image.fromarray(canvas).save(path)
         from gradio_client import handle_file
 
-        probs = client.predict({"background": handle_file(path), "layers": [], "composite": handle_file(path)}, api_name="/classify")
+        probs = client.predict(
+            {"background": handle_file(path), "layers": [], "composite": handle_file(path)},
+            api_name="/classify",
+        )
         assert len(probs["confidences"]) == 10
         for kind in ("GAN", "VAE", "Diffusion"):
             grid, steps = client.predict(kind, 1, 16, 10, "ddim", api_name="/generate")
@@ -67,8 +93,12 @@ def test_curriculum_tabs_answer(tmp_path, tiny_run):
     from recipes import train_dbn
     from tests.classic.test_curriculum import _capitals_corpus
 
-    train_dbn.main(["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--finetune_epochs", "1"])
-    model, vocab, _, _ = train_word2vec(_capitals_corpus(500), dim=8, window=2, min_count=1, epochs=1, subsample=0)
+    train_dbn.main(
+        ["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--num_train_epochs", "1"]
+    )
+    model, vocab, _, _ = train_word2vec(
+        _capitals_corpus(500), dim=8, window=2, min_count=1, epochs=1, subsample=0
+    )
     (tmp_path / "w2v").mkdir()
     save_text_format(model.vectors(), vocab, tmp_path / "w2v" / "vectors.txt")
     demo = build_classic_app(dbn=str(tmp_path / "dbn"), word2vec=str(tmp_path / "w2v"))

@@ -19,7 +19,12 @@ def test_gradients_match_finite_differences(activation, loss):
     for layer in (0, 2):
         for key in ("W", "b"):
             numeric = numerical_gradient(net, x, y, layer, key)
-            assert np.allclose(net.layers[layer].grads[key], numeric, rtol=1e-4, atol=1e-7), (activation, loss, layer, key)
+            assert np.allclose(net.layers[layer].grads[key], numeric, rtol=1e-4, atol=1e-7), (
+                activation,
+                loss,
+                layer,
+                key,
+            )
 
 
 def test_gradients_match_torch_autograd():
@@ -27,13 +32,20 @@ def test_gradients_match_torch_autograd():
     x, y = rng.normal(size=(8, 5)), rng.integers(0, 4, 8)
     net = NumpyMLP([5, 7, 4], "tanh", seed=2)
     net.loss_and_gradients(x, y)
-    W1, b1, W2, b2 = (torch.tensor(net.layers[i].params[k], requires_grad=True) for i, k in [(0, "W"), (0, "b"), (2, "W"), (2, "b")])
+    W1, b1, W2, b2 = (
+        torch.tensor(net.layers[i].params[k], requires_grad=True)
+        for i, k in [(0, "W"), (0, "b"), (2, "W"), (2, "b")]
+    )
     logits = torch.tanh(torch.tensor(x) @ W1 + b1) @ W2 + b2
     torch.nn.functional.cross_entropy(logits, torch.tensor(y)).backward()
-    assert np.allclose(W1.grad.numpy(), net.layers[0].grads["W"]) and np.allclose(b2.grad.numpy(), net.layers[2].grads["b"])
+    assert np.allclose(W1.grad.numpy(), net.layers[0].grads["W"]) and np.allclose(
+        b2.grad.numpy(), net.layers[2].grads["b"]
+    )
 
 
-@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.5), ("momentum", 0.1), ("rmsprop", 0.01), ("adam", 0.01)])
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [("sgd", 0.5), ("momentum", 0.1), ("rmsprop", 0.01), ("adam", 0.01)]
+)
 def test_every_optimizer_learns_xor(optimizer, lr):
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 8, dtype=float)
     y = np.array([0, 1, 1, 0] * 8)

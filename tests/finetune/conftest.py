@@ -8,15 +8,39 @@ import pytest
 from llmkit.finetune.common import packaged_minilm
 
 MINILM = ["--model_name_or_path", packaged_minilm()]  # a real pretrained BERT-family encoder, offline
-FAST = ["--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "5",
-        "--disable_tqdm", "true", "--save_total_limit", "1"]
+FAST = [
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "16",
+    "--logging_steps",
+    "5",
+    "--disable_tqdm",
+    "true",
+    "--save_total_limit",
+    "1",
+]
 
-ANIMALS = ["The cat sat on the warm mat and purred.", "A dog barked at the mail carrier.", "The parrot repeated every word.",
-           "Our rabbit hops around the garden.", "The horse galloped across the field.", "A kitten chased a ball of yarn.",
-           "The goldfish swims in circles.", "Wolves howl at night in the forest."]
-MONEY = ["The bank raised its interest rate again.", "Stocks fell sharply after the earnings report.", "She paid the invoice by wire transfer.",
-         "Inflation eroded the value of savings.", "The bond yield climbed to five percent.", "He refinanced the mortgage at a lower rate.",
-         "Quarterly revenue beat the forecast.", "The budget deficit widened this year."]
+ANIMALS = [
+    "The cat sat on the warm mat and purred.",
+    "A dog barked at the mail carrier.",
+    "The parrot repeated every word.",
+    "Our rabbit hops around the garden.",
+    "The horse galloped across the field.",
+    "A kitten chased a ball of yarn.",
+    "The goldfish swims in circles.",
+    "Wolves howl at night in the forest.",
+]
+MONEY = [
+    "The bank raised its interest rate again.",
+    "Stocks fell sharply after the earnings report.",
+    "She paid the invoice by wire transfer.",
+    "Inflation eroded the value of savings.",
+    "The bond yield climbed to five percent.",
+    "He refinanced the mortgage at a lower rate.",
+    "Quarterly revenue beat the forecast.",
+    "The budget deficit widened this year.",
+]
 
 
 def run(recipe_main, argv):
@@ -40,7 +64,23 @@ def tagging_jsonl(tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tags.jsonl"
     rng = random.Random(0)
     numbers = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-    words = ["I", "have", "cats", "we", "saw", "birds", "there", "are", "apples", "on", "the", "table", "she", "bought", "books"]
+    words = [
+        "I",
+        "have",
+        "cats",
+        "we",
+        "saw",
+        "birds",
+        "there",
+        "are",
+        "apples",
+        "on",
+        "the",
+        "table",
+        "she",
+        "bought",
+        "books",
+    ]
     rows = []
     for _ in range(160):
         tokens = rng.sample(words, 5)
@@ -70,9 +110,26 @@ def classifier(topic_csv, tmp_path_factory):
     from recipes.finetune_bert import main as finetune_bert
 
     out = tmp_path_factory.mktemp("clf")
-    metrics = finetune_bert([*MINILM, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column", "topic",
-                             "--num_train_epochs", "3", "--learning_rate", "1e-4", "--max_length", "32",
-                             "--output_dir", str(out), *FAST])
+    metrics = finetune_bert(
+        [
+            *MINILM,
+            "--train_file",
+            str(topic_csv),
+            "--text_column",
+            "sentence",
+            "--label_column",
+            "topic",
+            "--num_train_epochs",
+            "3",
+            "--learning_rate",
+            "1e-4",
+            "--max_length",
+            "32",
+            "--output_dir",
+            str(out),
+            *FAST,
+        ]
+    )
     return out, metrics
 
 
@@ -82,7 +139,28 @@ def small_t5_dir(digits_jsonl, tmp_path_factory):
     from recipes.finetune_t5 import main as finetune_t5
 
     out = tmp_path_factory.mktemp("t5")
-    finetune_t5(["--train_file", str(digits_jsonl), "--text_column", "words", "--target_column", "digits", "--from_scratch",
-                 "--scratch_vocab_size", "300", "--max_steps", "20", "--eval_strategy", "no", "--save_strategy", "no",
-                 "--load_best_model_at_end", "false", "--output_dir", str(out), *FAST])
+    finetune_t5(
+        [
+            "--train_file",
+            str(digits_jsonl),
+            "--text_column",
+            "words",
+            "--target_column",
+            "digits",
+            "--from_scratch",
+            "--scratch_vocab_size",
+            "300",
+            "--max_steps",
+            "20",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--load_best_model_at_end",
+            "false",
+            "--output_dir",
+            str(out),
+            *FAST,
+        ]
+    )
     return out

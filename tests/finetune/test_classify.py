@@ -23,9 +23,26 @@ def test_classifier_learns_and_loads_with_pipeline(classifier):
 
 
 def test_token_classifier_learns_tags(tagging_jsonl, tmp_path):
-    metrics = finetune_bert([*MINILM, "--task", "token", "--train_file", str(tagging_jsonl), "--text_column", "words",
-                             "--label_column", "labels", "--num_train_epochs", "4", "--learning_rate", "2e-4",
-                             "--output_dir", str(tmp_path), *FAST])
+    metrics = finetune_bert(
+        [
+            *MINILM,
+            "--task",
+            "token",
+            "--train_file",
+            str(tagging_jsonl),
+            "--text_column",
+            "words",
+            "--label_column",
+            "labels",
+            "--num_train_epochs",
+            "4",
+            "--learning_rate",
+            "2e-4",
+            "--output_dir",
+            str(tmp_path),
+            *FAST,
+        ]
+    )
     assert metrics["eval_f1"] >= 0.9
     tagger = pipeline("token-classification", model=str(tmp_path), aggregation_strategy="simple")
     found = [e["word"] for e in tagger("we saw seven birds")]
@@ -33,11 +50,34 @@ def test_token_classifier_learns_tags(tagging_jsonl, tmp_path):
 
 
 def test_lora_trains_only_adapters_and_merges_exactly(topic_csv, tmp_path):
-    metrics = finetune_bert([*MINILM, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column", "topic",
-                             "--use_lora", "--lora_r", "4", "--merge_lora", "--num_train_epochs", "2",
-                             "--learning_rate", "1e-3", "--max_length", "32", "--output_dir", str(tmp_path), *FAST])
+    metrics = finetune_bert(
+        [
+            *MINILM,
+            "--train_file",
+            str(topic_csv),
+            "--text_column",
+            "sentence",
+            "--label_column",
+            "topic",
+            "--use_lora",
+            "--lora_r",
+            "4",
+            "--merge_lora",
+            "--num_train_epochs",
+            "2",
+            "--learning_rate",
+            "1e-3",
+            "--max_length",
+            "32",
+            "--output_dir",
+            str(tmp_path),
+            *FAST,
+        ]
+    )
     assert metrics["trainable_parameters"] < 0.05 * metrics["parameters"]
-    assert (tmp_path / "adapter_config.json").is_file() and (tmp_path / "merged" / "model.safetensors").is_file()
+    assert (tmp_path / "adapter_config.json").is_file() and (
+        tmp_path / "merged" / "model.safetensors"
+    ).is_file()
     from peft import AutoPeftModelForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
@@ -54,15 +94,28 @@ def test_lora_trains_only_adapters_and_merges_exactly(topic_csv, tmp_path):
     ("extra", "message"),
     [
         (["--text_column", "nope"], "column(s) ['nope'] not found"),
-        (["--train_file", "{three}", "--model_name_or_path", "{clf}"], "2-label head but the data has 3 labels"),
+        (
+            ["--train_file", "{three}", "--model_name_or_path", "{clf}"],
+            "2-label head but the data has 3 labels",
+        ),
         (["--label_column", "sentence"], "must be different columns"),
         (["--task", "sequence-ish"], "--task must be"),
-        (["--model_name_or_path", "/nonexistent/model"], "could not load"),
+        (["--model_name_or_path", "/nonexistent/model"], "no model folder at /nonexistent/model"),
     ],
 )
 def test_bad_input_gets_a_clear_error(extra, message, topic_csv, classifier, tmp_path, capsys):
     out, _ = classifier
-    argv = [*MINILM, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column", "topic", "--output_dir", str(tmp_path / "o")]
+    argv = [
+        *MINILM,
+        "--train_file",
+        str(topic_csv),
+        "--text_column",
+        "sentence",
+        "--label_column",
+        "topic",
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
     three = tmp_path / "three.csv"
     three.write_text("sentence,topic\n" + "\n".join(f"example {i},{'abc'[i % 3]}" for i in range(12)))
     argv += [a.replace("{clf}", str(out)).replace("{three}", str(three)) for a in extra]
@@ -78,12 +131,37 @@ def test_missing_labels_empty_and_long_texts(tmp_path, capsys):
     rows = [{"text": t, "label": "a" if i % 2 else "b"} for i, t in enumerate(ANIMALS + MONEY)]
     rows += [{"text": "", "label": "a"}, {"text": "word " * 400, "label": "b"}]
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    finetune_bert([*MINILM, "--train_file", str(data), "--max_length", "16", "--num_train_epochs", "1", "--max_steps", "2",
-                   "--output_dir", str(tmp_path / "ok"), *FAST])
+    finetune_bert(
+        [
+            *MINILM,
+            "--train_file",
+            str(data),
+            "--max_length",
+            "16",
+            "--num_train_epochs",
+            "1",
+            "--max_steps",
+            "2",
+            "--output_dir",
+            str(tmp_path / "ok"),
+            *FAST,
+        ]
+    )
     out = capsys.readouterr().out
     assert "dropped 1 example(s) with an empty 'text'" in out and "truncated" in out
 
     data.write_text("\n".join(json.dumps(r) for r in rows + [{"text": "no label here", "label": None}] * 3))
     with pytest.raises(SystemExit):
-        llmkit_main(["finetune-bert", *MINILM, "--train_file", str(data), "--output_dir", str(tmp_path / "bad"), "--validation_split_percentage", "50"])
+        llmkit_main(
+            [
+                "finetune-bert",
+                *MINILM,
+                "--train_file",
+                str(data),
+                "--output_dir",
+                str(tmp_path / "bad"),
+                "--validation_split_percentage",
+                "50",
+            ]
+        )
     assert "have no 'label'" in capsys.readouterr().err

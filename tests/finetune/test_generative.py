@@ -12,9 +12,29 @@ from tests.finetune.conftest import FAST
 
 
 def test_small_t5_from_scratch_learns_a_mapping(digits_jsonl, tmp_path):
-    common = ["--train_file", str(digits_jsonl), "--text_column", "words", "--target_column", "digits",
-              "--source_prefix", "digits: ", "--from_scratch", "--scratch_vocab_size", "300", "--per_device_train_batch_size", "16",
-              "--learning_rate", "3e-3", "--disable_tqdm", "true", "--logging_steps", "10", "--max_eval_samples", "40"]
+    common = [
+        "--train_file",
+        str(digits_jsonl),
+        "--text_column",
+        "words",
+        "--target_column",
+        "digits",
+        "--source_prefix",
+        "digits: ",
+        "--from_scratch",
+        "--scratch_vocab_size",
+        "300",
+        "--per_device_train_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--disable_tqdm",
+        "true",
+        "--logging_steps",
+        "10",
+        "--max_eval_samples",
+        "40",
+    ]
     before = finetune_t5([*common, "--max_steps", "1", "--output_dir", str(tmp_path / "before")])
     after = finetune_t5([*common, "--num_train_epochs", "20", "--output_dir", str(tmp_path / "after")])
     assert before["eval_exact_match"] < 0.1
@@ -31,26 +51,55 @@ def test_t5_without_a_tokenizer_is_refused(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"text": f"x{i}", "summary": "y"}) for i in range(10)))
     with pytest.raises(SystemExit):
-        llmkit_main(["finetune-t5", "--model_name_or_path", str(tmp_path / "weights-only"), "--train_file", str(data),
-                     "--output_dir", str(tmp_path / "o")])
+        llmkit_main(
+            [
+                "finetune-t5",
+                "--model_name_or_path",
+                str(tmp_path / "weights-only"),
+                "--train_file",
+                str(data),
+                "--output_dir",
+                str(tmp_path / "o"),
+            ]
+        )
     assert "pass --tokenizer_name" in capsys.readouterr().err
 
 
 def _pairs(path):
-    rows = [{"prompt": f"Q: what is {a} plus {b}?", "response": f" A: {a + b}"} for a in range(8) for b in range(8)]
+    rows = [
+        {"prompt": f"Q: what is {a} plus {b}?", "response": f" A: {a + b}"}
+        for a in range(8)
+        for b in range(8)
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
 
 
 def test_causal_lm_learns_responses_only(tiny_run, tmp_path):
     out, _ = tiny_run  # the pretraining recipe's output is the starting point
-    metrics = finetune_gpt2(["--model_name_or_path", str(out), "--train_file", str(_pairs(tmp_path / "p.jsonl")),
-                             "--text_column", "prompt", "--target_column", "response", "--num_train_epochs", "3",
-                             "--learning_rate", "3e-3", "--output_dir", str(tmp_path / "ft"), *FAST])
+    metrics = finetune_gpt2(
+        [
+            "--model_name_or_path",
+            str(out),
+            "--train_file",
+            str(_pairs(tmp_path / "p.jsonl")),
+            "--text_column",
+            "prompt",
+            "--target_column",
+            "response",
+            "--num_train_epochs",
+            "3",
+            "--learning_rate",
+            "3e-3",
+            "--output_dir",
+            str(tmp_path / "ft"),
+            *FAST,
+        ]
+    )
     assert metrics["eval_perplexity"] < 20  # only the short, regular responses are scored
     generator = pipeline("text-generation", model=str(tmp_path / "ft"))
     prompt = "Q: what is 2 plus 3?\n"
-    answer = generator(prompt, max_new_tokens=4, do_sample=False)[0]["generated_text"][len(prompt):]
+    answer = generator(prompt, max_new_tokens=4, do_sample=False)[0]["generated_text"][len(prompt) :]
     assert answer.lstrip().startswith("A")  # it answers in the responses' form
 
     from transformers import AutoTokenizer
@@ -58,7 +107,9 @@ def test_causal_lm_learns_responses_only(tiny_run, tmp_path):
     from llmkit.finetune.causal import _pairs as encode_pairs
 
     tok = AutoTokenizer.from_pretrained(out)
-    enc = encode_pairs({"prompt": ["Q: hi"], "response": [" A: yo"]}, tok, "{prompt}\n", "prompt", "response", 64)
+    enc = encode_pairs(
+        {"prompt": ["Q: hi"], "response": [" A: yo"]}, tok, "{prompt}\n", "prompt", "response", 64
+    )
     n_prompt = len(tok("Q: hi\n", add_special_tokens=False)["input_ids"])
     assert enc["labels"][0][:n_prompt] == [-100] * n_prompt and enc["labels"][0][-1] == tok.eos_token_id
 
@@ -70,10 +121,33 @@ class _Stop(TrainerCallback):
 
 def test_lora_run_resumes_from_its_checkpoint(tiny_run, tmp_path):
     out, _ = tiny_run
-    argv = ["--model_name_or_path", str(out), "--train_file", str(_pairs(tmp_path / "p.jsonl")), "--text_column", "prompt",
-            "--target_column", "response", "--use_lora", "--lora_target_modules", "c_attn", "c_proj", "--max_steps", "8",
-            "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "no", "--load_best_model_at_end", "false",
-            "--output_dir", str(tmp_path / "lora"), *FAST]
+    argv = [
+        "--model_name_or_path",
+        str(out),
+        "--train_file",
+        str(_pairs(tmp_path / "p.jsonl")),
+        "--text_column",
+        "prompt",
+        "--target_column",
+        "response",
+        "--use_lora",
+        "--lora_target_modules",
+        "c_attn",
+        "c_proj",
+        "--max_steps",
+        "8",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--eval_strategy",
+        "no",
+        "--load_best_model_at_end",
+        "false",
+        "--output_dir",
+        str(tmp_path / "lora"),
+        *FAST,
+    ]
     from llmkit.arguments import parse_args
     from llmkit.finetune import (
         FinetuneDataArguments,
@@ -83,7 +157,16 @@ def test_lora_run_resumes_from_its_checkpoint(tiny_run, tmp_path):
     )
     from llmkit.finetune.causal import CausalArguments, finetune_causal
 
-    parsed = parse_args((CausalArguments, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments), argv)
+    parsed = parse_args(
+        (
+            CausalArguments,
+            FinetuneDataArguments,
+            FinetuneModelArguments,
+            LoraArguments,
+            FinetuneTrainingArguments,
+        ),
+        argv,
+    )
     import transformers
 
     original = transformers.Trainer.__init__

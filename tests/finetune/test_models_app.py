@@ -7,7 +7,9 @@ from llmkit.ui.models import build_models_app
 
 @pytest.fixture(scope="module")
 def app_url(tiny_run, classifier, small_t5_dir):
-    demo = build_models_app(classifier=str(classifier[0]), text2text=str(small_t5_dir), causal=str(tiny_run[0]))
+    demo = build_models_app(
+        classifier=str(classifier[0]), text2text=str(small_t5_dir), causal=str(tiny_run[0])
+    )
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield demo.local_url
     demo.close()

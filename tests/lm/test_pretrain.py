@@ -24,8 +24,17 @@ def test_loss_falls_and_perplexity_is_finite(tiny_run):
 def test_outputs_are_complete(tiny_run):
     out, _ = tiny_run
     saved = json.loads((out / "metrics.json").read_text())
-    for key in ("train_loss", "eval_loss", "eval_perplexity", "tokens_seen", "train_tokens_per_second",
-                "parameters", "world_size", "wall_time_seconds", "model_flops_per_second"):
+    for key in (
+        "train_loss",
+        "eval_loss",
+        "eval_perplexity",
+        "tokens_seen",
+        "train_tokens_per_second",
+        "parameters",
+        "world_size",
+        "wall_time_seconds",
+        "model_flops_per_second",
+    ):
         assert key in saved, key
     assert saved["world_size"] == 1 and saved["global_step"] == 60
     assert saved["tokens_seen"] == 60 * 8 * 64
@@ -57,7 +66,18 @@ class _InterruptAt(TrainerCallback):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
-    common = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "30", "--save_steps", "10", "--eval_steps", "30", "--sample_max_new_tokens", "5"]
+    common = [
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        "--max_steps",
+        "30",
+        "--save_steps",
+        "10",
+        "--eval_steps",
+        "30",
+        "--sample_max_new_tokens",
+        "5",
+    ]
     straight = run_pretrain([*common, "--output_dir", str(tmp_path / "straight")])
 
     resumed_dir = tmp_path / "resumed"
@@ -80,8 +100,27 @@ def test_streaming_local_files(tmp_path):
     from llmkit.data import builtin_texts
 
     data.write_text("\n".join(json.dumps({"body": t}) for t in builtin_texts()[:300]))
-    metrics = run_pretrain([*TINY_MODEL, *FAST_TRAINING, "--train_files", str(data), "--text_column", "body",
-                            "--streaming", "--streaming_validation_documents", "20", "--max_steps", "8",
-                            "--eval_steps", "8", "--save_steps", "8", "--output_dir", str(tmp_path / "out"),
-                            "--sample_max_new_tokens", "5"])
+    metrics = run_pretrain(
+        [
+            *TINY_MODEL,
+            *FAST_TRAINING,
+            "--train_files",
+            str(data),
+            "--text_column",
+            "body",
+            "--streaming",
+            "--streaming_validation_documents",
+            "20",
+            "--max_steps",
+            "8",
+            "--eval_steps",
+            "8",
+            "--save_steps",
+            "8",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--sample_max_new_tokens",
+            "5",
+        ]
+    )
     assert metrics["global_step"] == 8 and math.isfinite(metrics["eval_loss"])

@@ -47,7 +47,10 @@ QUESTIONS = [
 
 
 def topic_documents() -> list[Document]:
-    return [Document(id=name, text=text, metadata={"source": name, "title": name[:-3]}) for name, text in TOPICS.items()]
+    return [
+        Document(id=name, text=text, metadata={"source": name, "title": name[:-3]})
+        for name, text in TOPICS.items()
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,30 @@ import shutil
 
 import pytest
 
-from llmkit.rag import RAG, Store
+from llmkit.rag import RAG, Document, Store
 from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
 from tests.rag.conftest import QUESTIONS, topic_documents
 
+COMET = (
+    "Comets are icy bodies that grow a glowing coma and a tail when their orbit brings them close to the Sun, "
+    "because sunlight turns their ice straight into gas."
+)
+COMET_QUESTION = "Why do comets grow tails near the Sun?"
+KETTLE = (
+    "# Kettle safety\n\n<img src=x onerror=alert(1)>\n\nAn electric kettle switches itself off when a bimetallic "
+    "strip bends in the steam as the water boils."
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +59,8 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     client = Client(app_url, verbose=False)
     history, sources, box = client.predict(QUESTIONS[3][0], [], 3, "hybrid", api_name="/chat")
     assert history[-1]["role"] == "assistant" and "[1]" in str(history[-1]["content"])
-    assert "photosynthesis.md" in sources and "cited" in sources and box == ""
+    assert "photosynthesis.md" in sources and "cited" in sources and "<mark>" in sources and box == ""
+    assert "10 documents" in client.predict(api_name="/counts")
 
     history, sources, _ = client.predict("", [], 3, "hybrid", api_name="/chat")
     assert "Please type a question" in str(history[-1]["content"])
@@ -52,27 +70,73 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     good = tmp_path / "glaciers.md"
     good.write_text("Glaciers carve U-shaped valleys as they slowly grind downhill over centuries.")
     status = client.predict([handle_file(str(bad)), handle_file(str(good))], api_name="/add_files")
-    assert "Added glaciers.md" in status and "binary" in status
+    assert (
+        "Added glaciers.md" in status
+        and "binary" in status
+        and "11 documents" in client.predict(api_name="/counts")
+    )
     assert (app_store.path / "uploads" / "glaciers.md").is_file()
-    history, sources, _ = client.predict("What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat")
-    assert "glaciers.md" in sources  # the upload is searchable at once; the app kept serving after the bad file
+    history, sources, _ = client.predict(
+        "What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat"
+    )
+    assert (
+        "glaciers.md" in sources
+    )  # the upload is searchable at once; the app kept serving after the bad file
+
+
+def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
+    """The store changes on disk (another Store object stands for `llmkit rag index`); the next query finds it."""
+    rag = RAG(app_store, k=3)
+    other = Store(app_store.path, embedder=embedder)
+    other.add_documents([Document("comets.md", COMET, {"source": "comets.md", "title": "comets"})])
+    answer = rag.ask(COMET_QUESTION, mode="dense")
+    assert answer.sources[0].doc_id == "comets.md" and not answer.abstained
+    assert app_store.index.ntotal == len(app_store)
 
 
 @pytest.mark.browser
-def test_chat_in_a_real_browser(app_url):
+def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
+    """Cited sentence highlighted; abstention without citation; Markdown/HTML shown as text; live re-index."""
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package.")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    from llmkit.cli import main as llmkit_main
+
+    docs = tmp_path / "more"
+    docs.mkdir()
+    (docs / "kettle.md").write_text(KETTLE)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.goto(app_url, wait_until="load")  # "networkidle" never fires on a Gradio page
-        page.locator("#question textarea").fill(QUESTIONS[7][0])
-        page.locator("#ask").click()
-        page.get_by_text("[1]", exact=False).first.wait_for(timeout=30_000)
-        page.locator("#sources").get_by_text("castling.md").first.wait_for(timeout=30_000)
-        assert "castling.md" in page.locator("#sources").inner_text()
+
+        def ask(question: str, expect: str) -> None:
+            page.locator("#question textarea").fill(question)
+            page.locator("#ask").click()
+            page.locator("#sources").get_by_text(expect).first.wait_for(timeout=60_000)
+
+        ask(QUESTIONS[7][0], "castling.md")
+        mark = page.locator("#sources mark").first
+        assert "king" in mark.inner_text() and "cited" in page.locator("#sources").inner_text()
+
+        ask("Who won the 2018 FIFA World Cup?", "No source is close enough")
+        last = page.locator(".message-row, [data-testid='bot']").last.inner_text()
+        assert "do not seem to contain" in page.locator("body").inner_text() and "[1]" not in last
+        assert page.locator("#sources mark").count() == 0
+
+        # `llmkit rag index` adds a document while the app runs; the next question finds it
+        llmkit_main(["rag", "index", str(docs), "--store", str(app_store.path)])
+        ask("How does an electric kettle know when to switch off?", "Kettle safety")
+        panel = page.locator("#sources")
+        assert (
+            "<img src=x onerror=alert(1)>" in panel.inner_text() and "# Kettle safety" in panel.inner_text()
+        )
+        assert panel.locator("img").count() == 0 and panel.locator("h1").count() == 0
+        page.get_by_text("Settings").first.click()  # the counts under Settings follow the store on disk
+        page.locator("#counts").get_by_text(f"{app_store.count_documents():,} documents").wait_for(
+            timeout=30_000
+        )
         browser.close()

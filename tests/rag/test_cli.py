@@ -27,11 +27,22 @@ def test_index_ask_eval(docs_folder, tmp_path, capsys):
     assert "skipped" in captured.err and "blob.txt" in captured.err
 
     llmkit_main(["rag", "index", str(docs_folder), "--store", store])
-    assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0  # unchanged folder: nothing re-embedded
+    assert (
+        json.loads(capsys.readouterr().out)["chunks_embedded"] == 0
+    )  # unchanged folder: nothing re-embedded
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
     result = json.loads(capsys.readouterr().out)
-    assert result["sources"][0]["doc_id"] == "docs/rebase.md" and 1 in result["cited"]
+    assert set(result) == {"answer", "citations", "abstained", "sources"} and result["abstained"] is False
+    first = result["citations"][0]
+    assert set(first) == {"n", "doc_id", "source", "page", "sentence", "score"}
+    assert first["n"] == 1 and first["doc_id"] == "docs/rebase.md" and first["page"] is None
+    assert "re-applies them" in first["sentence"] and first["sentence"] in result["answer"]
+    assert result["sources"][0]["doc_id"] == "docs/rebase.md"
+
+    llmkit_main(["rag", "ask", "Who won the 2018 FIFA World Cup?", "--store", store, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["abstained"] is True and result["citations"] == [] and "[" not in result["answer"]
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store])
     out = capsys.readouterr().out

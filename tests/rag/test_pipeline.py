@@ -68,7 +68,13 @@ def test_openai_compatible_backend_streams_and_is_citation_checked(topic_store, 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     try:
-        rag = RAG(topic_store, make_generator("openai", topic_store.embedder, "tiny-llm", f"http://127.0.0.1:{server.server_port}/v1"), k=2)
+        rag = RAG(
+            topic_store,
+            make_generator(
+                "openai", topic_store.embedder, "tiny-llm", f"http://127.0.0.1:{server.server_port}/v1"
+            ),
+            k=2,
+        )
         pieces = [text for text, _ in rag.stream(QUESTIONS[1][0])]
         answer = rag.ask(QUESTIONS[1][0])
     finally:
@@ -77,7 +83,11 @@ def test_openai_compatible_backend_streams_and_is_citation_checked(topic_store, 
     assert answer.text == "Lava is molten rock [1] and ." and answer.invalid_citations == [9]
     path, auth, body = _FakeOpenAI.seen[-1]
     assert path == "/v1/chat/completions" and auth == "Bearer sk-test"
-    assert body["stream"] is True and body["model"] == "tiny-llm" and "<source id=\"1\"" in body["messages"][1]["content"]
+    assert (
+        body["stream"] is True
+        and body["model"] == "tiny-llm"
+        and '<source id="1"' in body["messages"][1]["content"]
+    )
     with pytest.raises(UserError, match="could not reach"):
         list(OpenAIGenerator("http://127.0.0.1:9", "m").stream("q", []))
 

@@ -12,7 +12,9 @@ from tests.rag.conftest import QUESTIONS, TOPICS
 
 
 def _hits_at(retriever, mode, k):
-    return sum(expected in [h.doc_id for h in retriever.search(q, k=k, mode=mode)] for q, expected in QUESTIONS)
+    return sum(
+        expected in [h.doc_id for h in retriever.search(q, k=k, mode=mode)] for q, expected in QUESTIONS
+    )
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
@@ -27,7 +29,9 @@ def test_lexical_search_finds_keywords_and_hybrid_is_at_least_as_good(topic_stor
     top = retriever.search("waggle dance", k=1, mode="lexical")
     assert top[0].doc_id == "bees.md" and top[0].score > 0
     assert retriever.search("SYN-ACK handshake", k=1, mode="lexical")[0].doc_id == "tcp.md"
-    assert retriever.search('"; DROP TABLE chunks; -- NEAR( *', k=3, mode="lexical") == []  # user text is never FTS syntax
+    assert (
+        retriever.search('"; DROP TABLE chunks; -- NEAR( *', k=3, mode="lexical") == []
+    )  # user text is never FTS syntax
     for k in (1, 3):
         best_single = max(_hits_at(retriever, "dense", k), _hits_at(retriever, "lexical", k))
         assert _hits_at(retriever, "hybrid", k) >= best_single
@@ -35,8 +39,22 @@ def test_lexical_search_finds_keywords_and_hybrid_is_at_least_as_good(topic_stor
 
 def test_filters_apply_before_top_k(tmp_path, embedder):
     store = Store(tmp_path / "s", embedder=embedder)
-    docs = [Document(f"bees/{i}.md", f"Note {i}: bees dance to share where flowers are.", {"source": f"bees/{i}.md", "lang": "en"}) for i in range(30)]
-    docs += [Document(f"other/{i}.md", f"Note {i}: lava cools into basalt near volcanoes.", {"source": f"other/{i}.md", "lang": "de"}) for i in range(5)]
+    docs = [
+        Document(
+            f"bees/{i}.md",
+            f"Note {i}: bees dance to share where flowers are.",
+            {"source": f"bees/{i}.md", "lang": "en"},
+        )
+        for i in range(30)
+    ]
+    docs += [
+        Document(
+            f"other/{i}.md",
+            f"Note {i}: lava cools into basalt near volcanoes.",
+            {"source": f"other/{i}.md", "lang": "de"},
+        )
+        for i in range(5)
+    ]
     store.add_documents(docs)
     retriever = Retriever(store)
     # Unfiltered, the 30 bee notes fill the top 10; a post-filter would return nothing.

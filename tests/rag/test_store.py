@@ -11,24 +11,31 @@ from llmkit.rag.documents import html_to_text
 def _write_pdf(path, text):
     """A minimal one-page PDF whose page shows `text` (built by hand; no PDF writer needed)."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for n, body in enumerate(objects, start=1):
         offsets.append(len(out))
         out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
     xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(
+        b"%010d 00000 n \n" % o for o in offsets
+    )
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     path.write_bytes(bytes(out))
 
 
 def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("Plain notes about tea.")
-    (tmp_path / "page.html").write_text("<html><head><title>Kettles</title><style>p{color:red}</style></head>"
-                                        "<body><h1>Kettles</h1><p>Boil water &amp; wait.</p><script>alert(1)</script></body></html>")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Kettles</title><style>p{color:red}</style></head>"
+        "<body><h1>Kettles</h1><p>Boil water &amp; wait.</p><script>alert(1)</script></body></html>"
+    )
     _write_pdf(tmp_path / "paper.pdf", "Steeping green tea at 80 degrees")
     (tmp_path / "empty.md").write_text("")
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02binary")
@@ -38,7 +45,7 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
     monkeypatch.setattr(documents_module, "MAX_FILE_BYTES", 1000)
     with pytest.warns(UserWarning) as caught:
-        docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path])}
+        docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path], root=tmp_path.parent)}
     skipped = " ".join(str(w.message) for w in caught)
     for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
         assert name in skipped, name
@@ -47,8 +54,9 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     assert "alert" not in docs["page.html"].text and "color" not in docs["page.html"].text
     assert "Boil water & wait." in docs["page.html"].text
     assert "green tea" in docs["paper.pdf"].text and docs["paper.pdf"].metadata["pages"] == [(1, 0)]
-    assert load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"])[0].id == f"{tmp_path.name}/notes.txt"
-    assert load_paths([tmp_path / "notes.txt"])[0].id == "notes.txt"
+    picked = load_paths([tmp_path], include=["*.txt"], exclude=["binary*", "latin1*"], root=tmp_path.parent)
+    assert picked[0].id == f"{tmp_path.name}/notes.txt"
+    assert load_paths([tmp_path / "notes.txt"], root=tmp_path)[0].id == "notes.txt"
 
 
 def test_html_text_keeps_headings():
@@ -57,7 +65,10 @@ def test_html_text_keeps_headings():
 
 
 def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
-    body = "\n\n".join(f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12)) for i in range(6))
+    body = "\n\n".join(
+        f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12))
+        for i in range(6)
+    )
     doc = Document("guide.md", body + "\n\n" + "unbroken " * 400, {"source": "guide.md"})
     chunks = chunk_document(doc, embedder.tokenizer, max_tokens=64, overlap=16)
     assert len(chunks) > 10
@@ -74,24 +85,35 @@ def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
 def test_incremental_reindex(tmp_path, embedder):
     folder = tmp_path / "docs"
     folder.mkdir()
-    for name, text in {"a.md": "Apples are red or green.", "b.md": "Bananas are yellow.", "c.md": "Cherries are dark red."}.items():
+    for name, text in {
+        "a.md": "Apples are red or green.",
+        "b.md": "Bananas are yellow.",
+        "c.md": "Cherries are dark red.",
+    }.items():
         (folder / name).write_text(text)
     store = Store(tmp_path / "store", embedder=embedder)
-    first = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
+    first = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
     assert first["documents_added"] == 3 and first["chunks_embedded"] == 3
 
-    again = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
+    again = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
     assert again["chunks_embedded"] == 0 and again["documents_unchanged"] == 3
 
     (folder / "a.md").write_text("Apples are crisp; some are sour.")
     (folder / "b.md").unlink()
     (folder / "d.md").write_text("Dates are sweet.")
-    changed = store.add_documents(load_paths([folder]), prune_prefixes={"docs/"})
-    assert (changed["documents_added"], changed["documents_updated"], changed["documents_removed"], changed["documents_unchanged"]) == (1, 1, 1, 1)
+    changed = store.add_documents(load_paths([folder], root=tmp_path), prune_prefixes={"docs/"})
+    assert (
+        changed["documents_added"],
+        changed["documents_updated"],
+        changed["documents_removed"],
+        changed["documents_unchanged"],
+    ) == (1, 1, 1, 1)
     assert changed["chunks_embedded"] == 2
     assert store.document_ids() == ["docs/a.md", "docs/c.md", "docs/d.md"]
     assert store.index.ntotal == len(store) == 3
-    store.add_documents([Document("notes/x.md", "Elsewhere.", {"source": "notes/x.md"})], prune_prefixes={"notes/"})
+    store.add_documents(
+        [Document("notes/x.md", "Elsewhere.", {"source": "notes/x.md"})], prune_prefixes={"notes/"}
+    )
     assert len(store.document_ids()) == 4  # indexing another folder prunes only inside that folder
     assert store.delete_documents(["docs/a.md", "nope"]) == 1 and len(store) == store.index.ntotal == 3
 

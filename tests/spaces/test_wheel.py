@@ -27,7 +27,8 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    shutil.copytree(REPO / "llmkit", src / "llmkit", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("llmkit", "recipes"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # Offline with this environment's setuptools when it is recent enough (as pyproject.toml asks);
     # otherwise pip fetches the build backend from the package index, as any `pip install` would.
@@ -42,6 +43,15 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
+    packages = {
+        p.parent.relative_to(REPO).as_posix()
+        for p in (REPO / "llmkit").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert {f"{p}/" for p in packages} <= {n.rsplit("/", 1)[0] + "/" for n in shipped}, (
+        "a package is missing from the wheel"
+    )
+    assert {f"llmkit/recipes/{p.name}" for p in (REPO / "recipes").glob("*.py")} <= shipped
     for name in TEMPLATES:
         for part in ("README.md", "app.py", "requirements.txt"):
             assert f"llmkit/spaces/templates/{name}/{part}" in shipped, (name, part)
@@ -60,6 +70,9 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
     where = _run([sys.executable, "-c", "import llmkit; print(llmkit.__file__)"], home, env)
     assert where.stdout.strip() == str(target / "llmkit" / "__init__.py"), where.stdout + where.stderr
+    for command in (["--help"], ["train-mlp", "--help"], ["pretrain", "--help"]):  # every recipe is a command
+        proc = _run([sys.executable, "-m", "llmkit.cli", *command], home, env)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     cli = [sys.executable, "-m", "llmkit.cli", "space"]
     artifacts = {
         "rag-chat": ["--store", store],

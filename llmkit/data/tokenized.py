@@ -1,0 +1,307 @@
+"""Tokenize a corpus once into packed blocks on disk; train from them memory-mapped, without re-tokenizing.
+
+The folder `llmkit tokenize` writes is a `datasets` DatasetDict (`load_from_disk` works on it) with:
+- `train/` and `validation/`: one column `input_ids`, fixed-length blocks in the narrowest unsigned
+  integer type that holds the vocabulary (uint16 below 65,536 tokens: 2 bytes per token, not 8);
+- `tokenizer/`: the tokenizer the blocks were made with (the model must use this one);
+- `llmkit_tokenized.json`: tokenizer, block size, token counts, source, dtype.
+
+The folder appears only when complete: work happens in a hidden temporary folder beside it, which is
+renamed at the end, so a killed run leaves nothing that looks finished and a re-run starts cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict, Features, List, Value, load_from_disk
+from datasets.arrow_writer import ArrowWriter
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from llmkit.data.corpus import DataArguments, load_corpus
+from llmkit.data.tokenizer import get_tokenizer, load_tokenizer
+from llmkit.errors import UserError
+
+METADATA = "llmkit_tokenized.json"
+FORMAT = "llmkit-tokenized/1"
+DEFAULT_BLOCK_SIZE = 1024
+ENCODE_BATCH = 1000  # documents per tokenizer call
+STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training (as in pretraining)
+
+
+@dataclass
+class TokenizeArguments:
+    """Where the tokenized dataset goes and which tokenizer makes it."""
+
+    output_dir: str = field(metadata={"help": "The folder to write (a datasets save_to_disk folder)."})
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus, as pretraining does)."
+        },
+    )
+    vocab_size: int = field(
+        default=8192,
+        metadata={"help": "Vocabulary size of the BPE trained on the corpus (when no --tokenizer_name)."},
+    )
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Processes that tokenize in parallel (default: one)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace output_dir if it already holds a tokenized dataset."}
+    )
+    seed: int = field(
+        default=42,
+        metadata={"help": "Seed of the train/validation split when the source has no validation split."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_proc is not None and self.num_proc < 1:
+            raise UserError(f"--num_proc must be at least 1, got {self.num_proc}.")
+
+
+def narrowest_dtype(vocab_size: int) -> str:
+    """The smallest unsigned integer type that holds every token id."""
+    for dtype in ("uint8", "uint16", "uint32"):
+        if vocab_size <= np.iinfo(dtype).max + 1:
+            return dtype
+    return "uint64"
+
+
+def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
+    """Tokenize and pack a corpus into a memory-mappable dataset folder; return its path."""
+    started = time.perf_counter()
+    if data_args.tokenized_dataset:
+        raise UserError(
+            "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
+        )
+    out = Path(args.output_dir).expanduser()
+    if out.exists() and not args.overwrite_output_dir:
+        what = "a tokenized dataset" if (out / METADATA).is_file() else "files"
+        raise UserError(
+            f"{out} already exists and holds {what}; pass --overwrite_output_dir true or another --output_dir."
+        )
+    block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
+    work = _fresh_work_dir(out)
+
+    try:
+        corpus = load_corpus(data_args, seed=args.seed)
+        texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+        tokenizer = get_tokenizer(args.tokenizer_name, args.vocab_size, texts)
+        dtype = narrowest_dtype(len(tokenizer))
+        print(
+            f"tokenizer: {len(tokenizer)} tokens ({args.tokenizer_name or 'byte-level BPE trained on the corpus'}); "
+            f"blocks of {block_size} tokens stored as {dtype}"
+        )
+
+        splits, counts = {}, {}
+        for name, ds in corpus.items():
+            if data_args.streaming:
+                ds = Dataset.from_generator(
+                    _stream_rows, gen_kwargs={"ds": ds}, cache_dir=str(work / "cache")
+                )
+            splits[name], counts[name] = _pack_split(
+                ds, name, tokenizer, block_size, dtype, args.num_proc, work
+            )
+        if counts["train"]["blocks"] == 0:
+            raise UserError(
+                f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
+            )
+        if counts["validation"]["blocks"] == 0:
+            raise UserError(
+                f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
+            )
+
+        DatasetDict(splits).save_to_disk(str(work / "data"), num_proc=None)
+        data = work / "data"
+        tokenizer.save_pretrained(data / "tokenizer")
+        meta = {
+            "format": FORMAT,
+            "tokenizer": args.tokenizer_name or "byte-level BPE trained on the corpus",
+            "vocab_size": len(tokenizer),
+            "block_size": block_size,
+            "dtype": dtype,
+            "source": data_args.source,
+            "splits": counts,
+            "seconds": round(time.perf_counter() - started, 1),
+            "arguments": {
+                "data": {k: v for k, v in asdict(data_args).items() if v is not None},
+                "tokenize": asdict(args),
+            },
+        }
+        (data / METADATA).write_text(
+            json.dumps(meta, indent=2)
+        )  # written last: its presence means "complete"
+        _publish(data, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
+    train = counts["train"]
+    print(
+        f"wrote {out}: {train['blocks']:,} training blocks ({train['tokens']:,} tokens), "
+        f"{counts['validation']['blocks']:,} validation blocks, {meta['seconds']} s"
+    )
+    return out
+
+
+def _tokenizer_texts(train, streaming: bool):
+    """The texts BPE training sees: the whole training split, or the stream's first documents."""
+    if streaming:
+        return (row["text"] for _, row in zip(range(STREAM_TOKENIZER_DOCS), train))
+    return (text for batch in train.iter(batch_size=ENCODE_BATCH) for text in batch["text"])
+
+
+def _stream_rows(ds):
+    yield from ds
+
+
+def _pack_split(
+    ds: Dataset,
+    name: str,
+    tokenizer: PreTrainedTokenizerBase,
+    block_size: int,
+    dtype: str,
+    num_proc: int | None,
+    work: Path,
+) -> tuple[Dataset, dict]:
+    """Tokenize one split (in parallel), then cut the token stream into blocks written as Arrow."""
+    eos = tokenizer.eos_token_id
+
+    def encode(texts: list[str]) -> dict:
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return {"input_ids": [doc + [eos] for doc in ids]}
+
+    cache = work / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    tokenized = ds.map(
+        encode,
+        input_columns="text",
+        batched=True,
+        batch_size=ENCODE_BATCH,
+        remove_columns=ds.column_names,
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
+        features=Features({"input_ids": List(Value(dtype))}),
+        cache_file_name=str(cache / f"{name}-tokens.arrow"),
+        desc=f"Tokenizing {name}",
+    )
+    features = Features({"input_ids": List(Value(dtype), length=block_size)})
+    path = cache / f"{name}-blocks.arrow"
+    column = tokenized.data.column("input_ids")  # memory-mapped; its flat values are the packed token stream
+    carry = np.empty(0, dtype=dtype)
+    blocks = 0
+    with ArrowWriter(features=features, path=str(path)) as writer:
+        for chunk in tqdm(column.chunks, desc=f"Packing {name} into blocks of {block_size}", unit="chunk"):
+            stream = np.concatenate([carry, chunk.flatten().to_numpy(zero_copy_only=False)])
+            n = len(stream) // block_size
+            if n:
+                values = pa.array(stream[: n * block_size])
+                writer.write_table(
+                    pa.table({"input_ids": pa.FixedSizeListArray.from_arrays(values, block_size)})
+                )
+                blocks += n
+            # The tail waits for the next chunk; only the split's very end is dropped.
+            carry = stream[n * block_size :]
+        writer.finalize()
+    documents = len(tokenized)
+    tokens = int(pc.sum(pc.list_value_length(column)).as_py() or 0)
+    del tokenized, column
+    return Dataset.from_file(str(path)), {
+        "documents": documents,
+        "tokens": tokens,
+        "blocks": blocks,
+        "block_tokens": blocks * block_size,
+    }
+
+
+def _fresh_work_dir(out: Path) -> Path:
+    """A hidden folder beside output_dir; temporaries a killed run left behind are removed first."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def _publish(data: Path, out: Path) -> None:
+    """Move the finished folder into place; an existing one is replaced only once the new one is whole."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(data, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(data, out)
+
+
+def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBase, dict]:
+    """Open a folder written by `llmkit tokenize`: memory-mapped splits, its tokenizer and its metadata."""
+    root = Path(path).expanduser()
+    meta_file = root / METADATA
+    if not meta_file.is_file():
+        hint = (
+            " (an unfinished run leaves only a hidden .tmp folder; run `llmkit tokenize` again)"
+            if root.is_dir()
+            else ""
+        )
+        raise UserError(
+            f"{root} is not a tokenized dataset: it has no {METADATA}{hint}. Create one with `llmkit tokenize --output_dir {root} ...`."
+        )
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != FORMAT:
+        raise UserError(
+            f"{root} was written in format {meta.get('format')!r}; this llmkit reads {FORMAT!r}. Tokenize it again."
+        )
+    splits = load_from_disk(str(root))
+    tokenizer = load_tokenizer(str(root / "tokenizer"))
+    if len(tokenizer) != meta["vocab_size"]:
+        raise UserError(
+            f"{root}/tokenizer has {len(tokenizer)} tokens but the blocks were made with {meta['vocab_size']}; tokenize again."
+        )
+    return splits.with_format("torch"), tokenizer, meta
+
+
+def check_tokenized(meta: dict, root: str, block_size: int | None, tokenizer_name: str | None, model) -> int:
+    """Check the training flags and the model against a tokenized dataset; return the block size to train with."""
+    if tokenizer_name:
+        raise UserError(
+            f"--tokenizer_name {tokenizer_name!r} cannot apply to {root}: its blocks were made with the tokenizer "
+            "saved in it. Drop --tokenizer_name, or run `llmkit tokenize` again with that tokenizer."
+        )
+    if block_size is not None and block_size != meta["block_size"]:
+        raise UserError(
+            f"--block_size {block_size} differs from {root}'s blocks of {meta['block_size']} tokens; "
+            f"drop --block_size, or run `llmkit tokenize --block_size {block_size}` again."
+        )
+    if meta["block_size"] > model.config.n_positions:
+        raise UserError(
+            f"{root} holds blocks of {meta['block_size']} tokens but the model's context is {model.config.n_positions}; "
+            f"pass --n_positions {meta['block_size']}, or run `llmkit tokenize --block_size {model.config.n_positions}` again."
+        )
+    if meta["vocab_size"] > model.config.vocab_size:
+        raise UserError(
+            f"{root}'s tokenizer has {meta['vocab_size']} tokens but the model's vocabulary is {model.config.vocab_size}; "
+            "drop --vocab_size so the model is sized from the dataset's tokenizer."
+        )
+    return meta["block_size"]

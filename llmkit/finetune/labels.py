@@ -1,0 +1,92 @@
+"""Label sets for classification and tagging, checked against every split before any training.
+
+The classes are those of the training data. A label that only the validation or test file has cannot be
+learned (it would become a class that caps accuracy), and a blank label has no class at all: both are
+refused with the file and line of the example, read from where the row came from, not from its shuffled
+position.
+"""
+
+from __future__ import annotations
+
+from datasets import DatasetDict
+
+from llmkit.errors import UserError
+from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, locate
+
+
+def key(value) -> str:
+    """A label as the model's label map spells it (CSV readers give ints, JSON strings)."""
+    return str(value).strip()
+
+
+def label_names(
+    raw: DatasetDict, column: str, token_task: bool, data_args: FinetuneDataArguments
+) -> tuple[list[str], bool]:
+    """The label names (tags: "O" first) and whether the task is multi-label; refuse blank and unseen labels."""
+    feature = raw["train"].features[column]
+    names = getattr(getattr(feature, "feature", None), "names", None) or getattr(feature, "names", None)
+    if names:  # a ClassLabel feature: integers with names, the same in every split
+        return list(names), False
+    rows = [
+        (source, row, value)
+        for split in raw.values()
+        for source, row, value in zip(split[SOURCE], split[ROW], split[column])
+    ]
+    multi = not token_task and any(isinstance(v, list) for _, _, v in rows)
+    listed = token_task or multi
+    blank = sorted((s, r) for s, r, v in rows if _blank(v, listed))
+    if blank:
+        where = ", ".join(locate(data_args, s, r) for s, r in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        raise UserError(f"{len(blank)} example(s) have no {column!r}: {where}. Label them or remove them.")
+    seen = {key(x) for s, _, v in rows if s == "train" for x in (v if listed else [v])}
+    unseen = sorted(
+        (s, r, key(x))
+        for s, r, v in rows
+        if s != "train"
+        for x in (v if listed else [v])
+        if key(x) not in seen
+    )
+    if unseen:
+        source, row, label = unseen[0]
+        others = sorted({u[2] for u in unseen} - {label})
+        raise UserError(
+            f"label {label!r} in {locate(data_args, source, row)} does not occur in the training data "
+            f"({describe(data_args, 'train')})"
+            + (f"; nor do {others}" if others else "")
+            + ". A model cannot learn "
+            f"a class it never sees: add training examples with it, or remove those rows from {describe(data_args, source)}."
+        )
+    if token_task and "O" in seen:
+        return ["O", *sorted(seen - {"O"})], False
+    return sorted(seen), multi
+
+
+def _blank(value, listed: bool) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list):
+        return any(v is None or (isinstance(v, str) and not v.strip()) for v in value)
+    return not listed and isinstance(value, str) and not value.strip()
+
+
+def multi_hot(values: list, label2id: dict) -> list[float]:
+    """A multi-label target: 1.0 at each of the example's labels."""
+    row = [0.0] * len(label2id)
+    for v in values:
+        row[label2id[key(v)]] = 1.0
+    return row
+
+
+def align(word_ids: list[int | None], tags: list, label2id: dict) -> list[int]:
+    """Label each word's first sub-token; other sub-tokens and special tokens are ignored (-100)."""
+    out, previous = [], None
+    for w in word_ids:
+        out.append(
+            -100
+            if w is None or w == previous
+            else label2id[key(tags[w])]
+            if isinstance(tags[w], str)
+            else int(tags[w])
+        )
+        previous = w
+    return out

@@ -1,0 +1,82 @@
+"""Resuming a pretraining run: refuse flags that would change the model or tokenizer being resumed.
+
+The checkpoint's config.json holds the model's shape; `llmkit_tokenizer.json`, written next to the
+saved tokenizer when a run starts, holds what the tokenizer was asked to be. Both are compared with
+this run's flags before anything is built, so a mismatch is a message, not a traceback or a silently
+ignored flag.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmkit.errors import UserError
+from llmkit.lm.model import ModelArguments
+
+REQUEST_FILE = "llmkit_tokenizer.json"
+SHAPE_FLAGS = ("n_layer", "n_head", "n_embd", "n_positions")
+
+
+def write_tokenizer_request(out: Path, args: ModelArguments) -> None:
+    """Record which tokenizer a new run asked for, for the checks of later resumes."""
+    request = {
+        "tokenizer_name": args.tokenizer_name,
+        "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size,
+    }
+    (Path(out) / REQUEST_FILE).write_text(json.dumps(request) + "\n")
+
+
+def read_tokenizer_request(out: Path) -> str | None:
+    """How the saved tokenizer was made, in words (None for runs that did not record it)."""
+    request = _request(out)
+    if request is None:
+        return None
+    if request.get("tokenizer_name"):
+        return f"{request['tokenizer_name']}, saved in {out}"
+    return f"byte-level BPE of {request.get('vocab_size')} trained on the corpus, saved in {out}"
+
+
+def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> None:
+    """Refuse to resume `checkpoint` with a different model shape, tokenizer or vocabulary size."""
+    config_file = Path(checkpoint) / "config.json"
+    if config_file.is_file():
+        saved = json.loads(config_file.read_text())
+        wanted = args.config_fields()
+        changed = [
+            f"--{k} {wanted[k]} (checkpoint: {saved[k]})"
+            for k in SHAPE_FLAGS
+            if k in saved and saved[k] != wanted[k]
+        ]
+        if changed:
+            keep = " ".join(f"--{k} {saved[k]}" for k in SHAPE_FLAGS if k in saved)
+            raise UserError(
+                f"cannot resume {checkpoint} with another model shape: {', '.join(changed)}; "
+                f"resume with the checkpoint's shape ({keep}) or start a new run with a new --output_dir."
+            )
+    request = _request(out)
+    if request is None:
+        return
+    fix = "drop the flag to resume with the tokenizer saved in output_dir, or start a new run with a new --output_dir"
+    if args.tokenizer_name and args.tokenizer_name != request.get("tokenizer_name"):
+        was = request.get("tokenizer_name") or f"a BPE of {request.get('vocab_size')} trained on the corpus"
+        raise UserError(
+            f"cannot resume {checkpoint} with --tokenizer_name {args.tokenizer_name}: it was trained with {was}; {fix}."
+        )
+    if (
+        args.vocab_size is not None
+        and not args.tokenizer_name
+        and args.vocab_size != request.get("vocab_size")
+    ):
+        was = request.get("vocab_size") or f"tokenizer {request.get('tokenizer_name')}"
+        raise UserError(
+            f"cannot resume {checkpoint} with --vocab_size {args.vocab_size}: it was trained with {was}; {fix}."
+        )
+
+
+def _request(out: Path) -> dict | None:
+    path = Path(out) / REQUEST_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,111 @@
+"""Load any `from_pretrained` class (models, configs, tokenizers) with messages that say what went wrong.
+
+Only the failures a user can fix are turned into a `UserError`: a path that does not exist, a folder that is
+not a model or has no tokenizer, a Hub name that cannot be fetched offline or does not exist. Everything
+else (out of memory, a corrupt weights file, a bug) propagates unchanged with its own traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from llmkit.errors import UserError
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+)
+MODEL_FILES = ("config.json", "adapter_config.json")
+# What transformers / huggingface_hub say when a Hub name cannot be resolved (they raise OSError for all of them).
+_UNREACHABLE = ("couldn't connect", "offline mode", "cannot find the requested files", "connection error")
+_NOT_ON_HUB = ("is not a local folder and is not a valid model identifier", "repository not found", "404")
+_BAD_REPO_ID = ("repo id must", "repo_id must")
+
+
+def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **kwargs):
+    """`cls.from_pretrained(name_or_path, **kwargs)`; user-fixable failures become one clear UserError.
+
+    `hint` is appended to every message (e.g. the flag to change, or a local model to use instead).
+    """
+    name = str(name_or_path)
+    tokenizer = "Tokenizer" in cls.__name__ or "Processor" in cls.__name__
+    what = "tokenizer" if tokenizer else "model"
+    hint = f" {hint}" if hint else ""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        _check_folder(local, tokenizer, hint)
+        name = str(local)
+    elif local.exists():
+        raise UserError(
+            f"{name} is a file, not a {what} folder; pass a folder (a training run's output_dir) or a Hub name.{hint}"
+        )
+    elif _looks_like_path(name):
+        raise UserError(
+            f"no model folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
+        )
+    try:
+        return cls.from_pretrained(name, **kwargs)
+    except OSError as err:
+        message = str(err).lower()
+        if (
+            local.is_dir()
+        ):  # a local folder: only missing weights are the user's to fix; disk errors propagate
+            if "no file named" in message or "does not appear to have" in message:
+                raise UserError(
+                    f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}"
+                ) from None
+            raise
+        if any(s in message for s in _UNREACHABLE):
+            raise UserError(
+                f"cannot fetch {what} {name!r}: the Hugging Face Hub is unreachable "
+                f"({'HF_HUB_OFFLINE=1 is set' if _offline() else 'no network'}) and it is not in the local cache. "
+                f"Use a local folder, or connect and unset HF_HUB_OFFLINE.{hint}"
+            ) from None
+        if any(s in message for s in _NOT_ON_HUB + _BAD_REPO_ID):
+            raise UserError(
+                f"{name!r} is neither a local folder nor a {what} on the Hugging Face Hub.{hint}"
+            ) from None
+        if "gated repo" in message or "401" in message:
+            raise UserError(
+                f"{name!r} is gated or private: log in with `hf auth login` (or set HF_TOKEN).{hint}"
+            ) from None
+        raise
+    except ValueError as err:
+        message = str(err)
+        if "sentencepiece" in message.lower() or "tiktoken" in message.lower():
+            raise UserError(
+                f"the tokenizer of {name!r} needs the sentencepiece package: pip install sentencepiece.{hint}"
+            ) from None
+        if "model_type" in message and "Unrecognized" in message:
+            raise UserError(
+                f"{name}/config.json names no known model_type: it is not a transformers model folder.{hint}"
+            ) from None
+        raise
+
+
+def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
+    """Refuse a local folder that cannot hold what is asked for, before transformers guesses at it."""
+    if tokenizer:
+        if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+            raise UserError(
+                f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...) in {folder}.{hint or ' Pass a folder that has them.'}"
+            )
+    elif not any((folder / f).is_file() for f in MODEL_FILES):
+        raise UserError(
+            f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
+            f"or a Hub name.{hint}"
+        )
+
+
+def _looks_like_path(name: str) -> bool:
+    """A Hub id is `name` or `owner/name`; anything else that does not exist locally was meant as a path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or name.startswith("runs/")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,141 @@
+"""Evidence and abstention: score the retrieved sentences against the question, and decide whether to answer.
+
+The same gate stands in front of every generator. Its evidence score is the mean of two
+cosine similarities to the question: the best retrieved chunk's and the best retrieved
+sentence's (a whole chunk can be loosely on topic while one sentence answers exactly). The
+absolute threshold is per retrieval mode, because each mode retrieves different chunks; the
+relative threshold keeps, among the retrieved sources, only those whose similarity is close to
+the best one, so an answer never cites a stray source. Defaults are calibrated on the
+answerable and unanswerable questions of benchmarks/bench_rag.py (see benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmkit.errors import UserError
+from llmkit.rag.retrieval import MODES, Hit
+from llmkit.rag.sentences import is_quotable, sentence_spans
+
+# Calibrated with `python benchmarks/bench_rag.py` (MiniLM-L6): the largest threshold that answers
+# at least 95% of the answerable questions, per mode.
+MIN_SCORE = {"dense": 0.35, "lexical": 0.35, "hybrid": 0.35}
+RELATIVE = 0.6  # a source is kept as evidence if its similarity is at least this share of the best one's
+MAX_SENTENCES = 40  # sentences embedded per question: bounds the latency of long chunks
+ABSTAIN_TEXT = "The documents do not seem to contain the answer to that question."
+
+
+@dataclass
+class Sentence:
+    """One sentence of a retrieved source, scored against the question."""
+
+    n: int  # the source's number (1-based) in the answer's source list
+    text: str
+    start: int  # offsets in the source chunk's text, for highlighting in context
+    end: int
+    score: float
+
+
+@dataclass
+class Evidence:
+    """What the retrieved sources say about a question: ranked sentences and the gate's verdict."""
+
+    sentences: list[Sentence] = field(default_factory=list)  # best first
+    chunk_score: float = 0.0
+    score: float = 0.0
+    threshold: float = 0.0
+    abstain: bool = True
+    kept: list[int] = field(default_factory=list)  # numbers of the sources close enough to the best one
+
+    def best_sentence(self, n: int) -> Sentence | None:
+        """The highest-scoring sentence of source n."""
+        return next((s for s in self.sentences if s.n == n), None)
+
+
+@dataclass
+class Gate:
+    """Abstention thresholds: an absolute evidence floor per mode and a relative floor for sources."""
+
+    min_score: dict = field(default_factory=lambda: dict(MIN_SCORE))
+    relative: float = RELATIVE
+
+    def __post_init__(self):
+        if isinstance(self.min_score, (int, float)):
+            self.min_score = dict.fromkeys(MODES, float(self.min_score))
+        for mode, value in self.min_score.items():
+            if mode not in MODES or not -1.0 <= value <= 1.0:
+                raise UserError(
+                    f"abstention threshold {mode}={value} is invalid: use a mode of {MODES} and a value in [-1, 1]."
+                )
+        if not 0.0 <= self.relative <= 1.0:
+            raise UserError(
+                f"the relative threshold must be in [0, 1], got {self.relative}; e.g. {RELATIVE}."
+            )
+
+    def describe(self, mode: str) -> str:
+        """One line for a settings panel."""
+        return (
+            f"abstains below evidence {self.min_score[mode]:.2f} ({mode}); cites sources within "
+            f"{self.relative:.0%} of the best"
+        )
+
+    def evaluate(self, embedder, question_vector: np.ndarray, hits: list[Hit], mode: str) -> Evidence:
+        """Score the hits' sentences against the question and decide whether to answer."""
+        evidence = Evidence(threshold=self.min_score[mode])
+        if not hits:
+            return evidence
+        best = max(h.similarity for h in hits)
+        evidence.kept = [n for n, h in enumerate(hits, start=1) if h.similarity >= self.relative * best]
+        evidence.chunk_score = best
+        evidence.sentences = rank_sentences(embedder, question_vector, hits, evidence.kept)
+        top_sentence = evidence.sentences[0].score if evidence.sentences else 0.0
+        evidence.score = (best + top_sentence) / 2
+        evidence.abstain = evidence.score < evidence.threshold
+        return evidence
+
+
+def rank_sentences(
+    embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int]
+) -> list[Sentence]:
+    """The quotable sentences of the given sources, scored by cosine similarity to the question, best first."""
+    seen, found = set(), []
+    for n in numbers:
+        text = hits[n - 1].text
+        for a, b in sentence_spans(text):
+            sentence = " ".join(text[a:b].split())
+            if is_quotable(sentence) and sentence.lower() not in seen:  # overlapping chunks repeat sentences
+                seen.add(sentence.lower())
+                found.append(Sentence(n, sentence, a, b, 0.0))
+    found = found[:MAX_SENTENCES]
+    if not found:
+        return []
+    vectors = embedder.encode([s.text for s in found])
+    for s, score in zip(found, vectors @ question_vector):
+        s.score = float(score)
+    return sorted(found, key=lambda s: (-s.score, s.n))
+
+
+def calibrate(answerable: list[float], unanswerable: list[float], answer_rate: float = 0.95) -> float:
+    """The threshold that abstains on most unanswerable questions while answering `answer_rate` of the others.
+
+    Candidates are the midpoints between neighbouring evidence scores; among those that answer
+    enough answerable questions, the one with the best balanced accuracy wins, and of equals the
+    one farthest from any question's score (the most robust).
+    """
+    if not answerable:
+        raise ValueError("calibration needs answerable questions")
+    a, u = np.asarray(answerable, float), np.asarray(unanswerable, float)
+    points = np.unique(np.concatenate([a, u]))
+    candidates = np.concatenate([[points[0] - 1e-3], (points[1:] + points[:-1]) / 2])
+    best, best_key = float(candidates[0]), None
+    for t in candidates:
+        answered = float(np.mean(a >= t))
+        if answered < answer_rate:
+            continue
+        abstained = float(np.mean(u < t)) if len(u) else 0.0
+        key = (answered + abstained, float(np.min(np.abs(points - t))))
+        if best_key is None or key > best_key:
+            best, best_key = float(t), key
+    return round(best, 4)

@@ -1,0 +1,283 @@
+"""What a new user breaks: damaged checkpoints, Ctrl-C, odd data layouts, zero epochs, seeds, broken files."""
+
+import gzip
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from llmkit.classic.data import load_images
+from llmkit.classic.loop import ClassicArguments, fit
+from llmkit.errors import UserError, run_cli
+from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
+from recipes import (
+    train_cnn,
+    train_dbn,
+    train_diffusion,
+    train_gan,
+    train_mlp,
+    train_rnn,
+    train_vae,
+    train_word2vec,
+)
+
+CLASSICS = [train_cnn, train_dbn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae, train_word2vec]
+
+
+# --- a damaged checkpoint is skipped, never fatal ----------------------------------------------------------
+
+
+def _mlp(out, epochs):
+    return train_mlp.main(
+        ["--output_dir", str(out), "--impl", "torch", "--hidden", "16", "--num_train_epochs", str(epochs)]
+    )
+
+
+@pytest.mark.parametrize("damage", ["missing history.json", "truncated safetensors"])
+def test_resume_skips_a_damaged_checkpoint_and_says_so(tmp_path, capsys, damage):
+    _mlp(tmp_path, 2)
+    newest = tmp_path / "checkpoints" / "checkpoint-44"
+    if (
+        damage == "missing history.json"
+    ):  # killed between the weights and the state file (before saves were atomic)
+        (newest / "history.json").unlink()
+    else:  # a copy or a disk cut the weights short
+        weights = newest / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    (
+        tmp_path / "checkpoints" / ".tmp-checkpoint-66"
+    ).mkdir()  # what a kill during a save leaves: never resumed from
+    capsys.readouterr()
+    metrics = _mlp(tmp_path, 3)
+    captured = capsys.readouterr()
+    reason = (
+        "no history.json" if damage == "missing history.json" else "model.safetensors is truncated or damaged"
+    )
+    assert f"skipping {newest} ({reason})" in captured.err
+    assert "resuming from" in captured.out and "checkpoint-22 (epoch 1, step 22)" in captured.out
+    assert [row["epoch"] for row in metrics["log_history"] if "train_loss" in row] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")) == [
+        "checkpoint-44",
+        "checkpoint-66",
+    ]
+
+
+# --- Ctrl-C: the first saves at the current step, the second stops at once ------------------------------------
+
+
+def _tiny_run(out, interrupt_at: int | None = None, signals: int = 1):
+    """A linear classifier on 64 random points, 4 steps per epoch; optionally Ctrl-C itself at a global step."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 2)
+    args = ClassicArguments(
+        output_dir=str(out), num_train_epochs=3, per_device_train_batch_size=16, logging_steps=1, seed=0
+    )
+    calls = {"n": 0}
+
+    def step(mods, batch, update):
+        calls["n"] += 1
+        loss = F.cross_entropy(mods["model"](batch[0]), batch[1])
+        update("model", loss)
+        if calls["n"] == interrupt_at:
+            for i in range(signals):
+                if i:  # a second press, not the launcher forwarding the first one
+                    time.sleep(GracefulInterrupt.SAME_PRESS_SECONDS)
+                os.kill(os.getpid(), signal.SIGINT)
+        return {"loss": loss.detach()}
+
+    metrics = fit(
+        args,
+        {"model": model},
+        {"model": torch.optim.Adam(model.parameters(), lr=0.05)},
+        step,
+        data,
+        {"architecture": "linear"},
+    )
+    return metrics, model
+
+
+def test_first_ctrl_c_saves_the_current_step_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    _, reference = _tiny_run(tmp_path / "whole")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda: _tiny_run(tmp_path / "cut", interrupt_at=6))  # step 6: in the middle of epoch 2
+    assert exit_.value.code == 130
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-6").is_dir()
+    metrics, resumed = _tiny_run(tmp_path / "cut")
+    assert metrics["global_step"] == 12
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)  # same data order, same RNG: nothing lost, nothing repeated
+
+
+def test_second_ctrl_c_stops_at_once_without_saving(tmp_path):
+    with pytest.raises(KeyboardInterrupt) as err:
+        _tiny_run(tmp_path, interrupt_at=3, signals=2)
+    assert not isinstance(err.value, TrainingInterrupted)
+    assert not (tmp_path / "checkpoints").exists()  # the first epoch had not ended: nothing to keep
+
+
+# --- data that is laid out or stored differently --------------------------------------------------------------
+
+
+def test_channels_last_rgb_npz_is_read_as_three_channels(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "rgb.npz", x_train=rgb, y_train=np.arange(20) % 2)
+    train, test, _ = load_images(str(tmp_path / "rgb.npz"))
+    assert train.tensors[0].shape[1:] == (3, 16, 16)  # was (16, 16, 3): 16 channels of width 3
+    first = torch.cat([train.tensors[0], test.tensors[0]])
+    assert sorted(first[:, :, 0, 0].mul(255).round().tolist()) == sorted(rgb[:, 0, 0].astype(float).tolist())
+    np.savez(tmp_path / "tiny.npz", x_train=np.zeros((4, 3, 2, 3)), y_train=np.zeros(4))
+    with pytest.raises(UserError, match=r"too small to tell the channel axis; save them as \(N, C, H, W\)"):
+        load_images(str(tmp_path / "tiny.npz"))
+    np.savez(tmp_path / "odd.npz", x_train=np.zeros((4, 5, 6, 7)), y_train=np.zeros(4))
+    with pytest.raises(UserError, match=r"odd.npz: x_train has shape \(4, 5, 6, 7\)"):
+        load_images(str(tmp_path / "odd.npz"))
+
+
+def test_broken_image_folders_and_idx_files_are_named(tmp_path):
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "imgs" / label / "0.png")
+    (tmp_path / "imgs" / "b" / "1.png").write_bytes(b"this is text, not a PNG")
+    with pytest.raises(UserError, match=r"b/1.png is not a readable image"):
+        load_images(str(tmp_path / "imgs"))
+
+    images = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (10, 8, 8)) + bytes(640)
+    labels = bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(range(10))
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "train-images-idx3-ubyte").write_bytes(images[:300])
+    (tmp_path / "cut" / "train-labels-idx1-ubyte").write_bytes(labels)
+    with pytest.raises(
+        UserError,
+        match=r"train-images-idx3-ubyte is truncated or damaged: .* 640 bytes of data but it holds 284",
+    ):
+        load_images(str(tmp_path / "cut"))
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(images)[:20])
+    (tmp_path / "gz" / "train-labels-idx1-ubyte").write_bytes(labels)
+    with pytest.raises(UserError, match=r"train-images-idx3-ubyte.gz cannot be read"):
+        load_images(str(tmp_path / "gz"))
+    (tmp_path / "count").mkdir()
+    (tmp_path / "count" / "train-images-idx3-ubyte").write_bytes(images)
+    (tmp_path / "count" / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + (9).to_bytes(4, "big") + bytes(9)
+    )
+    with pytest.raises(
+        UserError, match=r"train-labels-idx1-ubyte has 9 labels but .*train-images-idx3-ubyte has 10 images"
+    ):
+        load_images(str(tmp_path / "count"))
+
+
+def test_cnn_keeps_the_data_size_unless_asked(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        train_cnn,
+        "train_classifier",
+        lambda args, model, train, test, config, **kw: seen.update(
+            size=config["image_size"], shape=tuple(train.tensors[0].shape[1:])
+        ),
+    )
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "mnist-like.npz",
+        x_train=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+        y_train=np.arange(30) % 10,
+    )
+    train_cnn.main(["--output_dir", str(tmp_path / "a"), "--dataset", str(tmp_path / "mnist-like.npz")])
+    assert seen == {"size": 28, "shape": (1, 28, 28)}  # was resized to 16x16 by default
+    train_cnn.main(
+        [
+            "--output_dir",
+            str(tmp_path / "b"),
+            "--dataset",
+            str(tmp_path / "mnist-like.npz"),
+            "--image_size",
+            "16",
+        ]
+    )
+    assert seen == {"size": 16, "shape": (1, 16, 16)}
+    train_cnn.main(["--output_dir", str(tmp_path / "c")])
+    assert seen == {"size": 8, "shape": (1, 8, 8)}  # the digits are 8x8 scans
+
+
+# --- flags ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", CLASSICS, ids=lambda r: r.__name__.split(".")[-1])
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_non_positive_epochs_are_refused(recipe, epochs, tmp_path):
+    with pytest.raises(UserError, match=f"--num_train_epochs must be at least 1, got {epochs}"):
+        recipe.main(["--output_dir", str(tmp_path), "--num_train_epochs", epochs])
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+SEEDED = {
+    train_cnn: [],
+    train_mlp: ["--impl", "torch"],
+    train_gan: [],
+    train_vae: [],
+    train_diffusion: [],
+    train_rnn: ["--max_chars", "3000", "--seq_len", "32", "--hidden", "16", "--layers", "1"],
+}
+
+
+@pytest.mark.parametrize("recipe", list(SEEDED), ids=lambda r: r.__name__.split(".")[-1])
+def test_seed_fixes_the_initial_weights(recipe, tmp_path, monkeypatch):
+    from llmkit.classic import classify
+
+    captured = []
+
+    def fake_fit(
+        args, modules, *rest, **kwargs
+    ):  # stands in for training: records the weights it would start from
+        captured.append(
+            {f"{n}.{k}": v.clone() for n, m in modules.items() for k, v in m.state_dict().items()}
+        )
+        return {"eval_loss": 0.0}
+
+    monkeypatch.setattr(recipe if hasattr(recipe, "fit") else classify, "fit", fake_fit)
+    if hasattr(recipe, "load_judge"):
+        monkeypatch.setattr(recipe, "load_judge", lambda *a: None)
+    for seed in ("3", "3", "4"):
+        recipe.main(["--output_dir", str(tmp_path), "--seed", seed, *SEEDED[recipe]])
+    first, again, other = captured
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())
+
+
+def test_seed_fixes_the_dbn_classifier_weights(tmp_path, monkeypatch):
+    captured = []
+    monkeypatch.setattr(
+        train_dbn, "train_classifier", lambda args, model, *a, **kw: captured.append(model.state_dict()) or {}
+    )
+    monkeypatch.setattr(train_dbn, "pretrain", lambda *a: [])
+    for _ in range(2):
+        train_dbn.main(["--output_dir", str(tmp_path), "--seed", "5"])
+    assert len(captured) == 4 and all(torch.equal(captured[1][k], captured[3][k]) for k in captured[1])
+
+
+def test_report_to_tensorboard_writes_events(tmp_path):
+    pytest.importorskip("tensorboard")
+    train_mlp.main(
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--impl",
+            "torch",
+            "--num_train_epochs",
+            "1",
+            "--report_to",
+            "tensorboard",
+        ]
+    )
+    assert list(tmp_path.rglob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "config.json").read_text())["args"]["report_to"] == ["tensorboard"]

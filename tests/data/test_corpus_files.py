@@ -1,0 +1,69 @@
+"""A bad file among many is named with its problem: binary data, another encoding, a malformed JSON line."""
+
+import json
+
+import pytest
+
+from llmkit.data import DataArguments, load_corpus
+from llmkit.data.filecheck import check_encoding, check_json
+from llmkit.errors import UserError
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "texts"
+    root.mkdir()
+    for i in range(4):
+        (root / f"good{i}.txt").write_text(f"a fine paragraph number {i}\n\nand another one\n")
+    return root
+
+
+def test_latin1_file_is_named_with_its_encoding_and_line(folder):
+    (folder / "notes.txt").write_bytes("first line\nsecond: caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    with pytest.raises(UserError) as err:
+        load_corpus(DataArguments(train_files=[str(folder)]))
+    message = str(err.value)
+    assert message.startswith(f"{folder / 'notes.txt'}:2: not UTF-8 (byte 0xe9")
+    assert "Latin-1" in message and "iconv -f latin1 -t utf-8" in message
+    assert "good0.txt" not in message and "DatasetGenerationError" not in message  # only the bad file
+
+
+def test_binary_file_in_a_folder_is_named(folder):
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    with pytest.raises(UserError, match=r"image\.txt is a binary file \(a NUL byte at offset 8\)") as err:
+        load_corpus(DataArguments(train_files=[str(folder)]))
+    assert "good1.txt" not in str(err.value)
+
+
+def test_utf16_file_is_named(folder):
+    (folder / "export.txt").write_bytes("exported from Windows\n".encode("utf-16"))
+    with pytest.raises(UserError, match=r"export\.txt is UTF-16 text .*iconv -f utf-16"):
+        load_corpus(DataArguments(train_files=[str(folder)]))
+
+
+def test_malformed_jsonl_line_is_located(tmp_path):
+    rows = [json.dumps({"text": f"row {i}"}) for i in range(6)]
+    rows[4] = '{"text": "unterminated}'
+    (tmp_path / "ok.jsonl").write_text("\n".join(json.dumps({"text": f"fine {i}"}) for i in range(5)))
+    (tmp_path / "bad.jsonl").write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserError, match=r"bad\.jsonl:5: malformed JSON \(Unterminated string") as err:
+        load_corpus(DataArguments(train_files=[str(tmp_path / "ok.jsonl"), str(tmp_path / "bad.jsonl")]))
+    assert "ok.jsonl" not in str(err.value)
+
+
+def test_checks_pass_valid_files_and_json_documents(tmp_path):
+    (tmp_path / "u.txt").write_text(
+        "d\u00e9j\u00e0 vu, na\u00efve \U0001f600\n" * 100_000, encoding="utf-8"
+    )  # > 1 MiB: chunked
+    (tmp_path / "a.json").write_text(json.dumps([{"text": "one"}, {"text": "two"}], indent=2))
+    (tmp_path / "l.jsonl").write_text('{"text": "one"}\n\n{"text": "two"}\n')
+    assert check_encoding(str(tmp_path / "u.txt")) is None
+    assert check_json(str(tmp_path / "a.json")) is None and check_json(str(tmp_path / "l.jsonl")) is None
+
+
+def test_bad_byte_after_the_first_chunk_gets_the_right_line(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"x" * 99 + b"\n" + (b"y" * 99 + b"\n") * 20_000 + b"bad \xff byte\n")
+    assert check_encoding(str(path)).startswith(
+        f"{path}:20002: not UTF-8 (byte 0xff at offset {100 * 20_001 + 4})"
+    )

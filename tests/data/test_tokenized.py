@@ -1,0 +1,263 @@
+"""`llmkit tokenize`: packed blocks on disk in the narrowest dtype, written atomically; pretraining reads them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasets import DatasetDict
+
+from llmkit.arguments import parse_args
+from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
+from llmkit.data.tokenized import METADATA, narrowest_dtype
+from llmkit.errors import UserError
+from tests.conftest import FAST_TRAINING, REPO, run_pretrain
+
+BLOCK = 32
+DOCS = [f"Paragraph {i} tells of {'many small things ' * (i % 9)}and then it ends." for i in range(300)]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for part in range(3):
+        (root / f"part{part}.txt").write_text("\n\n".join(DOCS[part::3]))
+    return root
+
+
+def blocks(ds) -> np.ndarray:
+    """The stored blocks as they lie on disk (numpy formatting would widen them to int64)."""
+    column = ds.data.column("input_ids")
+    assert column.type == pa.list_(pa.uint16(), BLOCK) or column.type.value_type == pa.uint16()
+    return column.combine_chunks().flatten().to_numpy().reshape(len(ds), -1)
+
+
+def tokenize(out: Path, corpus: Path, *extra: str) -> Path:
+    """Parse the command's flags exactly as the recipe does and run it in this process."""
+    argv = [
+        "--train_files",
+        str(corpus),
+        "--block_size",
+        str(BLOCK),
+        "--vocab_size",
+        "400",
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
+    return tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory, corpus_dir) -> Path:
+    return tokenize(tmp_path_factory.mktemp("tok") / "ds", corpus_dir)
+
+
+def test_blocks_are_the_token_stream_in_uint16(tokenized):
+    splits, tokenizer, meta = load_tokenized(tokenized)
+    assert (
+        meta["dtype"] == "uint16"
+        and meta["block_size"] == BLOCK
+        and meta["vocab_size"] == len(tokenizer) <= 400
+    )
+    assert isinstance(splits, DatasetDict) and set(splits) == {"train", "validation"}
+    raw = blocks(splits["train"])
+    assert raw.dtype == np.uint16 and raw.shape == (meta["splits"]["train"]["blocks"], BLOCK)
+
+    # The blocks are exactly the training documents' tokens, each followed by end-of-text, in order.
+    texts = json.loads((tokenized / METADATA).read_text())["splits"]["train"]
+    assert texts["block_tokens"] == raw.size and texts["tokens"] - BLOCK < raw.size <= texts["tokens"]
+    eos = tokenizer.eos_token_id
+    documents = [
+        tokenizer.decode(ids) for ids in np.split(raw.ravel(), np.flatnonzero(raw.ravel() == eos) + 1)[:-1]
+    ]
+    assert set(d.removesuffix("<|endoftext|>") for d in documents) <= set(DOCS)
+    assert len(documents) >= texts["documents"] - 2
+
+
+def test_bytes_per_token_on_disk(tokenized):
+    meta = json.loads((tokenized / METADATA).read_text())
+    arrow = sum(p.stat().st_size for p in (tokenized / "train").glob("*.arrow"))
+    assert arrow / meta["splits"]["train"]["block_tokens"] <= 2.2
+
+
+def test_two_processes_write_the_same_blocks(tmp_path, corpus_dir, tokenized):
+    two = tokenize(tmp_path / "two", corpus_dir, "--num_proc", "2")
+    one, _, _ = load_tokenized(tokenized)
+    other, _, _ = load_tokenized(two)
+    for split in ("train", "validation"):
+        assert np.array_equal(blocks(one[split]), blocks(other[split]))
+
+
+def test_narrowest_dtype():
+    assert [narrowest_dtype(n) for n in (256, 257, 50257, 65536, 65537, 200_000)] == [
+        "uint8",
+        "uint16",
+        "uint16",
+        "uint16",
+        "uint32",
+        "uint32",
+    ]
+
+
+def test_pretraining_reads_blocks_without_tokenizing(tokenized, tmp_path, monkeypatch):
+    import llmkit.lm.pretrain  # noqa: F401  (the package exports a function of the same name)
+
+    module = sys.modules["llmkit.lm.pretrain"]
+    monkeypatch.setattr(module, "load_corpus", lambda *a, **k: pytest.fail("the corpus was loaded again"))
+    monkeypatch.setattr(module, "get_tokenizer", lambda *a, **k: pytest.fail("a tokenizer was made again"))
+    out = tmp_path / "run"
+    metrics = run_pretrain(
+        [
+            "--tokenized_dataset",
+            str(tokenized),
+            "--n_layer",
+            "1",
+            "--n_head",
+            "2",
+            "--n_embd",
+            "32",
+            "--n_positions",
+            str(BLOCK),
+            *FAST_TRAINING,
+            "--max_steps",
+            "4",
+            "--eval_steps",
+            "4",
+            "--save_steps",
+            "4",
+            "--sample_max_new_tokens",
+            "3",
+            "--per_device_eval_batch_size",
+            "4",
+            "--output_dir",
+            str(out),
+        ]
+    )
+    assert metrics["global_step"] == 4 and metrics["block_size"] == BLOCK
+    assert metrics["corpus"] == f"tokenized:{tokenized}"
+    saved = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert saved == json.loads((tokenized / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--block_size", "16"], "differs from .* blocks of 32 tokens"),
+        (["--n_positions", "16"], "model's context is 16; pass --n_positions 32"),
+        (["--tokenizer_name", "gpt2"], "its blocks were made with the tokenizer saved in it"),
+        (["--train_files", "x.txt"], "already holds the corpus"),
+        ([], "validation split has 10 blocks, less than one evaluation batch"),
+    ],
+)
+def test_training_flags_that_do_not_match_the_blocks(tokenized, tmp_path, flags, message):
+    base = [
+        "--tokenized_dataset",
+        str(tokenized),
+        "--n_layer",
+        "1",
+        "--n_head",
+        "2",
+        "--n_embd",
+        "32",
+        "--n_positions",
+        "64",
+    ]
+    argv = [*base, *flags, "--output_dir", str(tmp_path / "run")]
+    if "--n_positions" in flags:
+        argv = [a for i, a in enumerate(argv) if i not in (8, 9)]  # drop the base --n_positions 64
+    with pytest.raises(UserError, match=message):
+        run_pretrain(argv)
+
+
+def test_a_folder_that_is_not_tokenized(tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(UserError, match="no llmkit_tokenized.json .*unfinished run"):
+        load_tokenized(tmp_path / "half")
+
+
+def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
+    out = tmp_path / "ds"
+    stale = tmp_path / ".ds.tmp-999999999"  # what a kill -9 leaves behind
+    stale.mkdir()
+    (stale / "junk").write_text("x")
+    from datasets import DatasetDict as DD
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DD, "save_to_disk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize(out, corpus_dir)
+    assert not out.exists()  # nothing that looks like a dataset
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == []
+    )  # the stale and the interrupted temporaries are gone
+    monkeypatch.undo()
+
+    tokenize(out, corpus_dir)
+    assert (out / METADATA).is_file()
+    with pytest.raises(UserError, match="already exists and holds a tokenized dataset"):
+        tokenize(out, corpus_dir)
+    tokenize(out, corpus_dir, "--overwrite_output_dir", "true", "--block_size", "16")
+    assert json.loads((out / METADATA).read_text())["block_size"] == 16
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+@pytest.mark.slow
+def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
+    env_cmd = [
+        sys.executable,
+        "-m",
+        "llmkit.cli",
+        "tokenize",
+        "--train_files",
+        str(corpus_dir),
+        "--block_size",
+        "16",
+        "--vocab_size",
+        "300",
+        "--output_dir",
+        str(tmp_path / "ds"),
+    ]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote" in proc.stdout and (tmp_path / "ds" / METADATA).is_file()
+    again = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
+
+
+def test_streamed_source_is_tokenized_too(tmp_path):
+    from tests.data.test_streaming import make_corpus, make_word_tokenizer
+
+    names = make_corpus(tmp_path / "corpus", 2, 10)
+    tok = make_word_tokenizer(tmp_path / "tok", names)
+    argv = [
+        "--streaming",
+        "--train_files",
+        str(tmp_path / "corpus"),
+        "--sample_by",
+        "line",
+        "--streaming_validation_documents",
+        "4",
+        "--tokenizer_name",
+        str(tok),
+        "--block_size",
+        "8",
+        "--output_dir",
+        str(tmp_path / "ds"),
+    ]
+    splits, tokenizer, meta = load_tokenized(
+        tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
+    )
+    assert meta["dtype"] == "uint8"  # 23 tokens fit a byte
+    assert (meta["splits"]["train"]["blocks"], meta["splits"]["validation"]["blocks"]) == (
+        16,
+        4,
+    )  # one document per block
+    seen = sorted(tokenizer.convert_ids_to_tokens(int(b[0])) for b in splits["train"]["input_ids"])
+    assert seen == sorted(names[4:])  # the stream's first 4 documents are the validation split

@@ -1,0 +1,159 @@
+"""Bad labels and bad model paths are refused with the file, line or folder and the fix; real failures pass through."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from llmkit.cli import main as llmkit_main
+from llmkit.errors import UserError
+from llmkit.loading import load_pretrained
+from tests.finetune.conftest import ANIMALS, MINILM, MONEY
+
+
+def _fails(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["finetune-bert", *MINILM, *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err, err
+    return next(line for line in err.splitlines() if line.startswith("error: "))
+
+
+def _write(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+TRAIN = [{"text": t, "label": "animal"} for t in ANIMALS] + [{"text": t, "label": "money"} for t in MONEY]
+
+
+def test_a_label_only_in_the_validation_file_is_refused(tmp_path, capsys):
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    valid = _write(
+        tmp_path / "valid.jsonl", [*TRAIN[:3], {"text": "The weather is mild.", "label": "weather"}]
+    )
+    err = _fails(
+        ["--train_file", str(train), "--validation_file", str(valid), "--output_dir", str(tmp_path / "o")],
+        capsys,
+    )
+    assert "label 'weather'" in err and f"{valid} line 4" in err and "add training examples" in err
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
+@pytest.mark.parametrize("where", ["train", "validation"])
+def test_a_blank_label_names_its_file_and_line_whatever_the_seed(where, tmp_path, capsys):
+    rows = [dict(r) for r in TRAIN]
+    train_rows, valid_rows = (rows, [dict(r) for r in TRAIN[:4]])
+    target = train_rows if where == "train" else valid_rows
+    target[2]["label"] = None
+    target[3]["label"] = "  "
+    train = _write(tmp_path / "train.jsonl", train_rows)
+    valid = _write(tmp_path / "valid.jsonl", valid_rows)
+    bad = train if where == "train" else valid
+    messages = []
+    for seed in ("1", "2"):
+        err = _fails(
+            [
+                "--train_file",
+                str(train),
+                "--validation_file",
+                str(valid),
+                "--seed",
+                seed,
+                "--output_dir",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
+        messages.append(err)
+    assert messages[0] == messages[1]  # the shuffling does not change the message
+    assert f"2 example(s) have no 'label': {bad} line 3, {bad} line 4" in messages[0]
+
+
+def test_a_blank_label_in_a_held_out_csv_row_is_located(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    lines = [f'"{t}",{"a" if i % 2 else "b"}' for i, t in enumerate(ANIMALS + MONEY)]
+    lines[9] = f'"{MONEY[1]}",'  # row 10: line 11 of the file, after the header
+    data.write_text("text,label\n" + "\n".join(lines) + "\n")
+    for seed in ("1", "7"):  # held out for validation or not, depending on the seed: the same message
+        err = _fails(
+            [
+                "--train_file",
+                str(data),
+                "--seed",
+                seed,
+                "--validation_split_percentage",
+                "50",
+                "--output_dir",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
+        assert f"1 example(s) have no 'label': {data} line 11" in err
+
+
+def test_loading_names_the_problem(tmp_path):
+    with pytest.raises(UserError, match="no model folder at /nonexistent/model"):
+        load_pretrained(AutoModelForSequenceClassification, "/nonexistent/model")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("hello")
+    with pytest.raises(UserError, match="no config.json in .*notes: it is not a model folder"):
+        load_pretrained(AutoConfig, tmp_path / "notes")
+    with pytest.raises(UserError, match="no tokenizer files"):
+        load_pretrained(AutoTokenizer, tmp_path / "notes")
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE=1 is set.*packaged") as err:
+        load_pretrained(AutoConfig, "bert-base-uncased", hint="Use the packaged model")
+    assert "not in the local cache" in str(err.value)
+    with pytest.raises(UserError, match="is a file, not a model folder"):
+        load_pretrained(AutoConfig, tmp_path / "notes" / "a.txt")
+
+
+def test_loading_lets_real_failures_through():
+    class RunsOutOfMemory:
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    class HasABug:
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            raise TypeError("unexpected keyword argument 'labelz'")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        load_pretrained(RunsOutOfMemory, "bert-base-uncased")
+    with pytest.raises(TypeError, match="labelz"):
+        load_pretrained(HasABug, "bert-base-uncased")
+
+
+def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    checkpoint = tmp_path / "o" / "checkpoint-4"  # what an earlier run on other labels left in output_dir
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "cats", "1": "dogs"}}))
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
+    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    assert (
+        "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']"
+        in err
+    )
+
+
+def test_an_empty_test_file_is_refused(tmp_path, capsys):
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    (tmp_path / "test.jsonl").write_text("")
+    err = _fails(
+        [
+            "--train_file",
+            str(train),
+            "--test_file",
+            str(tmp_path / "test.jsonl"),
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
+    assert "test.jsonl" in err

@@ -1,0 +1,67 @@
+"""A resumed run refuses another model shape or tokenizer; generate refuses a model that is not a causal LM."""
+
+import json
+
+import pytest
+from transformers import BertConfig, BertForSequenceClassification
+
+from llmkit.cli import main as llmkit_main
+from llmkit.errors import UserError
+from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
+
+
+def _flags(out, *extra):
+    flags = [
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        "--max_steps",
+        "60",
+        "--eval_steps",
+        "30",
+        "--save_steps",
+        "30",
+        "--output_dir",
+        str(out),
+    ]
+    for i in range(0, len(extra), 2):  # replace a flag's value, or add the flag
+        if extra[i] in flags:
+            flags[flags.index(extra[i]) + 1] = extra[i + 1]
+        else:
+            flags += [extra[i], extra[i + 1]]
+    return flags
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--n_layer", "3"), "--n_layer 3 (checkpoint: 2)"),
+        (("--n_embd", "96", "--n_head", "3"), "--n_head 3 (checkpoint: 2), --n_embd 96 (checkpoint: 64)"),
+        (("--vocab_size", "600"), "--vocab_size 600: it was trained with 512"),
+        (("--tokenizer_name", "gpt2"), "--tokenizer_name gpt2: it was trained with a BPE of 512"),
+    ],
+)
+def test_resume_refuses_another_shape_or_tokenizer(tiny_run, change, message):
+    out, _ = tiny_run
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(UserError) as err:
+        run_pretrain(_flags(out, *change))
+    assert message in str(err.value) and "--output_dir" in str(err.value)
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing saved was touched
+
+
+def test_resume_log_names_the_saved_tokenizer(tiny_run):
+    out, _ = tiny_run
+    request = json.loads((out / "llmkit_tokenizer.json").read_text())
+    assert request == {"tokenizer_name": None, "vocab_size": 512}
+
+
+def test_generate_refuses_a_classifier(tmp_path, capsys):
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertForSequenceClassification(config).save_pretrained(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["generate", "--model", str(tmp_path), "--prompt", "Hello"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "BertForSequenceClassification, not a causal language model" in err
