@@ -5,9 +5,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from llmkit.spaces import TEMPLATES
 
@@ -27,28 +29,28 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
         shutil.copy(REPO / name, src / name)
     for folder in ("llmkit", "recipes"):
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # Offline with this environment's setuptools when it is recent enough (as pyproject.toml asks);
+    # otherwise pip fetches the build backend from the package index, as any `pip install` would.
+    offline = Version(version("setuptools")) >= Version("77")
+    isolation = ["--no-build-isolation"] if offline else []
+    wheel_dir = str(tmp_path / "whl")
     built = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "whl"),
-            str(src),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", wheel_dir, str(src)],
         tmp_path,
         env,
     )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    packages = {p.parent.relative_to(REPO).as_posix() for p in (REPO / "llmkit").rglob("*.py") if "__pycache__" not in p.parts}
-    assert {f"{p}/" for p in packages} <= {n.rsplit("/", 1)[0] + "/" for n in shipped}, "a package is missing from the wheel"
+    packages = {
+        p.parent.relative_to(REPO).as_posix()
+        for p in (REPO / "llmkit").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert {f"{p}/" for p in packages} <= {n.rsplit("/", 1)[0] + "/" for n in shipped}, (
+        "a package is missing from the wheel"
+    )
     assert {f"llmkit/recipes/{p.name}" for p in (REPO / "recipes").glob("*.py")} <= shipped
     for name in TEMPLATES:
         for part in ("README.md", "app.py", "requirements.txt"):
