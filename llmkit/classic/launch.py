@@ -1,55 +1,14 @@
-"""Process set-up for the classic recipes, without transformers: launch check, threads, output folder,
-seed, and an Accelerator with the asked precision and trackers."""
+"""Set-up for the classic recipes, without transformers: the shared launch checks, the seed, and an
+Accelerator with the asked precision and trackers."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from llmkit.errors import UserError
-
-CPU_DDP_HINT = (
-    "on a CPU-only machine use `accelerate launch --config_file recipes/accelerate/cpu-ddp.yaml ...` "
-    "(or `accelerate launch --multi_gpu --num_processes N ...`) to get N real gloo ranks"
-)
-
-
-def check_launch() -> None:
-    """Refuse a launch that asked accelerate for several processes but got one."""
-    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
-    asked_for_several = (
-        "MASTER_ADDR" in os.environ
-    )  # accelerate's simple launcher sets it only for >1 process
-    if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
-        raise UserError(
-            f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}."
-        )
-
-
-def configure_threads() -> None:
-    """Give each CPU process its share of the cores (accelerate pins every launch to one thread)."""
-    if torch.cuda.is_available():
-        return
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    wanted = int(os.environ.get("LLMKIT_NUM_THREADS") or max(1, (os.cpu_count() or 1) // local_world))
-    torch.set_num_threads(wanted)
-
-
-def prepare_output_dir(path: str | Path) -> Path:
-    """Create output_dir, failing before any work with a clear message when it cannot be written."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".llmkit-write-test-{os.getpid()}"  # per process: ranks probe the same folder at once
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(
-            f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir."
-        ) from None
-    return out
+from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 
 
 def start(args) -> Path:

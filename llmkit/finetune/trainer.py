@@ -10,7 +10,7 @@ from transformers import EarlyStoppingCallback, Trainer
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.finetune.common import FinetuneTrainingArguments
-from llmkit.runtime import prepare_output_dir
+from llmkit.launch import prepare_output_dir
 
 # Timing figures that say nothing about the model; kept out of the model card's results table.
 TIMING = ("_runtime", "_samples_per_second", "_steps_per_second")

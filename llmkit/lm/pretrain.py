@@ -20,6 +20,7 @@ from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpu
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
 from llmkit.errors import UserError
+from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 from llmkit.lm.loss import use_fast_loss
 from llmkit.lm.model import (
     GPU_MICRO_BATCH,
@@ -32,7 +33,7 @@ from llmkit.lm.model import (
 from llmkit.lm.report import ReportCallback, write_report
 from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
 from llmkit.lm.throughput import device_peak, precision_of
-from llmkit.runtime import LlmkitTrainingArguments, check_launch, configure_threads, prepare_output_dir
+from llmkit.runtime import LlmkitTrainingArguments
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
