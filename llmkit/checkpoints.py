@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
@@ -24,6 +23,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 def checkpoint_problem(folder: str | Path) -> str | None:
@@ -94,7 +96,7 @@ def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) 
             aside = folder.with_name(f"incomplete-{folder.name}")
             with contextlib.suppress(OSError):  # another machine sharing the disk moved it first
                 folder.rename(aside)
-            print(f"skipping {folder} ({problem}); moved it to {aside.name}", file=sys.stderr)
+            logger.warning(f"skipping {folder} ({problem}); moved it to {aside.name}")
     return None
 
 

@@ -14,9 +14,11 @@ class UserError(Exception):
 
 def run_cli(main: Callable[[], object]) -> None:
     """Run `main`; on a UserError print `error: ...` (no traceback) and exit with status 2."""
+    from llmkit.log import configure_logging
     from llmkit.secrets import install_log_redaction
 
     install_log_redaction()
+    configure_logging()  # recipes refine it from --log_level once their arguments are parsed
     try:
         main()
     except UserError as err:

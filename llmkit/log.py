@@ -21,18 +21,22 @@ LEVELS = {
 }
 
 
-class _StdoutHandler(logging.StreamHandler):
-    """Writes to whatever sys.stdout is at the moment (pytest and notebooks swap it)."""
+class _ConsoleHandler(logging.StreamHandler):
+    """Info on stdout, warnings and errors on stderr, looked up at each message (pytest and notebooks swap them)."""
 
-    is_llmkit = True
+    _target = None
 
     @property
     def stream(self):
-        return sys.stdout
+        return self._target or sys.stdout
 
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._target = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        super().emit(record)
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -46,10 +50,10 @@ def is_main_process() -> bool:
 
 
 def configure_logging(log_level: str = "passive", log_level_replica: str = "warning") -> None:
-    """Print llmkit's messages as plain lines on stdout; `passive` means info on the main process."""
+    """Print llmkit's messages as plain lines (info on stdout, warnings on stderr); `passive` means info on rank 0."""
     logger = logging.getLogger("llmkit")
-    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
-        handler = _StdoutHandler()
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        handler = _ConsoleHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False  # a user's root handler would print every line twice

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import zipfile
 from pathlib import Path
+
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 PREFIX = "checkpoint-"
 STATE = "history.json"  # the loop's own state: epoch, position in the epoch, logged history
@@ -55,7 +58,7 @@ def newest_complete(folder: Path, announce: bool = True) -> tuple[Path, dict] | 
         if problem is None:
             return ckpt, json.loads((ckpt / STATE).read_text())
         if announce:
-            print(f"skipping {ckpt} ({problem}); resuming from an older checkpoint", file=sys.stderr)
+            logger.warning(f"skipping {ckpt} ({problem}); resuming from an older checkpoint")
     return None
 
 

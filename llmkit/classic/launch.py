@@ -9,6 +9,7 @@ import torch
 
 from llmkit.errors import UserError
 from llmkit.launch import check_launch, configure_threads, prepare_output_dir
+from llmkit.log import configure_logging
 
 
 def start(args) -> Path:
@@ -20,6 +21,7 @@ def start(args) -> Path:
 
     check_launch()
     configure_threads()
+    configure_logging(getattr(args, "log_level", "passive"), getattr(args, "log_level_replica", "warning"))
     out = prepare_output_dir(args.output_dir)
     set_seed(args.seed)
     return out

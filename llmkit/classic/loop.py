@@ -19,7 +19,10 @@ from llmkit.classic.launch import make_accelerator
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from llmkit.launch import check_launch, configure_threads, prepare_output_dir
+from llmkit.log import configure_logging, get_logger
 from llmkit.plots import plot_history, plot_loss_curves
+
+logger = get_logger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -55,6 +58,11 @@ class ClassicArguments:
     )
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every this many steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept for resuming."})
+    log_level: str = field(
+        default="passive",
+        metadata={"help": "llmkit's messages: debug, info, warning, error (passive: info on the main process)."},
+    )
+    log_level_replica: str = field(default="warning", metadata={"help": "The same for the other processes."})
 
     def __post_init__(self) -> None:
         if isinstance(
@@ -102,6 +110,7 @@ def fit(
     run on the main process with the models in eval mode.
     """
     check_launch()
+    configure_logging(args.log_level, args.log_level_replica)
     configure_threads()
     out = prepare_output_dir(args.output_dir)
     accelerator = make_accelerator(args)
@@ -146,7 +155,7 @@ def fit(
                 "use another --output_dir or delete its checkpoints folder."
             ) from None
         state = found[1]
-        accelerator.print(f"resuming from {found[0]} (epoch {state['epoch']}, step {state['global_step']})")
+        logger.info(f"resuming from {found[0]} (epoch {state['epoch']}, step {state['global_step']})")
     if accelerator.log_with:
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
         accelerator.init_trackers(Path(args.output_dir).name, config=plain)
@@ -183,7 +192,7 @@ def fit(
                     )
                     if on_epoch_end:
                         on_epoch_end(epoch + 1, plain, out)
-                accelerator.print(
+                logger.info(
                     "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
                 )
                 accelerator.log(

@@ -30,6 +30,9 @@ from transformers import PreTrainedTokenizerBase
 from llmkit.data.corpus import DataArguments, load_corpus
 from llmkit.data.tokenizer import get_tokenizer, load_tokenizer
 from llmkit.errors import UserError
+from llmkit.log import configure_logging, get_logger
+
+logger = get_logger(__name__)
 
 METADATA = "llmkit_tokenized.json"
 FORMAT = "llmkit-tokenized/1"
@@ -80,6 +83,7 @@ def narrowest_dtype(vocab_size: int) -> str:
 def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     """Tokenize and pack a corpus into a memory-mappable dataset folder; return its path."""
     started = time.perf_counter()
+    configure_logging()
     if data_args.tokenized_dataset:
         raise UserError(
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
@@ -98,7 +102,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         texts = _tokenizer_texts(corpus["train"], data_args.streaming)
         tokenizer = get_tokenizer(args.tokenizer_name, args.vocab_size, texts)
         dtype = narrowest_dtype(len(tokenizer))
-        print(
+        logger.info(
             f"tokenizer: {len(tokenizer)} tokens ({args.tokenizer_name or 'byte-level BPE trained on the corpus'}); "
             f"blocks of {block_size} tokens stored as {dtype}"
         )
@@ -145,7 +149,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
     train = counts["train"]
-    print(
+    logger.info(
         f"wrote {out}: {train['blocks']:,} training blocks ({train['tokens']:,} tokens), "
         f"{counts['validation']['blocks']:,} validation blocks, {meta['seconds']} s"
     )

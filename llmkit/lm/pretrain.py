@@ -33,8 +33,10 @@ from llmkit.lm.model import (
 from llmkit.lm.report import ReportCallback, write_report
 from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
 from llmkit.lm.throughput import device_peak, precision_of
+from llmkit.log import configure_logging, get_logger
 from llmkit.runtime import LlmkitTrainingArguments
 
+logger = get_logger(__name__)
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
 
@@ -84,12 +86,12 @@ def pretrain(
     configure_threads()
     args = training_args
     is_main = args.process_index == 0
-    say = print if is_main else (lambda *a, **k: None)
+    configure_logging(args.log_level, args.log_level_replica)  # other ranks print warnings only
     out = prepare_output_dir(args.output_dir)
     with args.main_process_first(desc="finding the checkpoint to resume"):  # the first process tidies, the rest read
         resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
     if resume:
-        say(f"resuming from {resume}")
+        logger.info(f"resuming from {resume}")
         check_resume_matches(resume, out, model_args)
     if args.per_device_train_batch_size <= 0:
         args.per_device_train_batch_size = GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
@@ -116,7 +118,7 @@ def pretrain(
         source = f"saved in {data_args.tokenized_dataset}"
     else:
         source = (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
-    say(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
+    logger.info(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
 
     set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
     model = build_gpt2(model_args, tokenizer)
@@ -126,7 +128,7 @@ def pretrain(
     check_model_fits(model, tokenizer, block_size)
     _check_checkpoint_vocab(resume, model.config.vocab_size)
     shape = model_args.config_fields()
-    say(f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
+    logger.info(f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
         f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}")
 
     with args.main_process_first(desc="packing"):
@@ -153,7 +155,7 @@ def pretrain(
                         f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
                         "lower --per_device_eval_batch_size or give more validation text.")
     if not data_args.streaming:
-        say(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
+        logger.info(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
 
     if args.hp_search_trials:
         from llmkit.hpsearch import PRETRAIN_SPACE, run_search
@@ -172,7 +174,7 @@ def pretrain(
     tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
     precision = precision_of(args)
     peak, peak_source = device_peak(args.device, precision)
-    say(f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
+    logger.info(f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
         f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.3g} TFLOP/s ({peak_source})")
     report = ReportCallback(tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size)
     trainer = Trainer(
@@ -194,11 +196,11 @@ def pretrain(
              "precision": precision, "torch_compile": args.torch_compile, "peak_flops_per_device": peak, "peak_source": peak_source}
     metrics = write_report(trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens, time.perf_counter() - started)
     if is_main:
-        say(f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))")
-        say(f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
+        logger.info(f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))")
+        logger.info(f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
             f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up ({metrics['train_tokens_per_second']:,.0f} over the whole run) "
             f"on {metrics['world_size']} process(es), MFU {metrics['mfu']:.1%}")
-        say("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
+        logger.info("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
     return metrics
 
 

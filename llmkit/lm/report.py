@@ -13,7 +13,10 @@ from transformers import Trainer, TrainerCallback
 from llmkit.lm.generate import generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
 from llmkit.lm.throughput import warmup_steps_for
+from llmkit.log import get_logger
 from llmkit.plots import plot_loss_curves
+
+logger = get_logger(__name__)
 
 
 def perplexity(loss: float) -> float:
@@ -86,10 +89,7 @@ class ReportCallback(TrainerCallback):
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
             if state.log_history and "eval_loss" in state.log_history[-1]:
                 state.log_history[-1]["eval_perplexity"] = metrics["eval_perplexity"]
-            if state.is_world_process_zero:
-                print(
-                    f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}"
-                )
+            logger.info(f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}")
 
     @property
     def tokens_per_second(self) -> float:
