@@ -62,8 +62,12 @@ def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 3
     from scipy.stats import spearmanr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    table = AutoModelForCausalLM.from_pretrained(model_dir).get_input_embeddings().weight.detach().numpy()
+    from llmkit.loading import load_pretrained
+
+    hint = "Pass --compare_with a causal LM folder (e.g. runs/gpt2-tiny), or '' to skip the comparison."
+    tokenizer = load_pretrained(AutoTokenizer, model_dir, hint=hint)
+    model = load_pretrained(AutoModelForCausalLM, model_dir, hint=hint)
+    table = model.get_input_embeddings().weight.detach().numpy()
     pairs = [
         (i, ids[0])
         for i, w in enumerate(vocab.words[:2000])

