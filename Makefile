@@ -26,6 +26,7 @@ pretrain: setup
 # The whole test suite (slow, multi-process and browser tests included) plus the linter.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Skip the tests marked slow/multiproc/browser while iterating.

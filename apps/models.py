@@ -19,11 +19,20 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7861)
     args = parser.parse_args()
     if not (args.causal or args.classifier or args.text2text):
-        found = {k: d for k, d in (("causal", "runs/gpt2-tiny"), ("classifier", "runs/finetune"), ("text2text", "runs/finetune-t5"))
-                 if (Path(d) / "config.json").is_file()}
+        found = {
+            k: d
+            for k, d in (
+                ("causal", "runs/gpt2-tiny"),
+                ("classifier", "runs/finetune"),
+                ("text2text", "runs/finetune-t5"),
+            )
+            if (Path(d) / "config.json").is_file()
+        }
         if not found:
-            raise UserError("no model folders given and none of runs/gpt2-tiny, runs/finetune, runs/finetune-t5 exist; "
-                            "run a recipe first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text.")
+            raise UserError(
+                "no model folders given and none of runs/gpt2-tiny, runs/finetune, runs/finetune-t5 exist; "
+                "run a recipe first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text."
+            )
         vars(args).update(found)
     for name in ("causal", "classifier", "text2text"):
         folder = getattr(args, name)
@@ -32,7 +41,9 @@ def main() -> None:
 
     from llmkit.ui.models import build_models_app
 
-    build_models_app(args.classifier, args.text2text, args.causal).launch(server_name=args.host, server_port=args.port)
+    build_models_app(args.classifier, args.text2text, args.causal).launch(
+        server_name=args.host, server_port=args.port
+    )
 
 
 if __name__ == "__main__":

@@ -60,9 +60,8 @@ def main() -> None:
     path = HERE / "results" / "curriculum.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     if "dbn" in only:
-        shutil.rmtree(
-            RUNS / "dbn", ignore_errors=True
-        )  # from scratch: an earlier run's checkpoints would be resumed
+        # from scratch: an earlier run's checkpoints would be resumed
+        shutil.rmtree(RUNS / "dbn", ignore_errors=True)
         dbn, seconds = timed(train_dbn.main, ["--output_dir", str(RUNS / "dbn")])
         results["dbn"] = {
             "seconds": seconds,

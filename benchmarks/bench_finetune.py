@@ -46,8 +46,13 @@ def main() -> None:
     runs = []
     for _ in range(args.rounds):
         for variant in ("full", "lora"):
-            proc = subprocess.run([sys.executable, "-c", CHILD, variant, args.epochs], capture_output=True, text=True,
-                                  cwd=HERE.parent, check=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", CHILD, variant, args.epochs],
+                capture_output=True,
+                text=True,
+                cwd=HERE.parent,
+                check=True,
+            )
             result = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
             print(result, flush=True)
             runs.append(result)
@@ -56,13 +61,19 @@ def main() -> None:
         rows = [r for r in runs if r["variant"] == variant]
         summary[variant] = {
             "seconds_median": round(statistics.median(r["seconds"] for r in rows), 1),
-            "train_samples_per_second_median": round(statistics.median(r["train_samples_per_second"] for r in rows), 2),
+            "train_samples_per_second_median": round(
+                statistics.median(r["train_samples_per_second"] for r in rows), 2
+            ),
             "peak_rss_mb_median": round(statistics.median(r["peak_rss_mb"] for r in rows)),
             "accuracy": [round(r["accuracy"], 4) for r in rows],
-            "trainable_parameters": rows[0]["trainable_parameters"], "parameters": rows[0]["parameters"],
+            "trainable_parameters": rows[0]["trainable_parameters"],
+            "parameters": rows[0]["parameters"],
         }
     summary["lora_vs_full_samples_per_second"] = round(
-        summary["lora"]["train_samples_per_second_median"] / summary["full"]["train_samples_per_second_median"], 3)
+        summary["lora"]["train_samples_per_second_median"]
+        / summary["full"]["train_samples_per_second_median"],
+        3,
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"runs": runs, "summary": summary}, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -26,7 +26,9 @@ def usage() -> str:
 
 
 def _generate(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="llmkit generate", description="Sample text from a causal language model.")
+    parser = argparse.ArgumentParser(
+        prog="llmkit generate", description="Sample text from a causal language model."
+    )
     parser.add_argument("--model", required=True, help="a training run's output_dir, or a Hub name")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--max_new_tokens", type=int, default=100)
@@ -38,7 +40,17 @@ def _generate(argv: list[str]) -> None:
     from llmkit.lm import generate_text, load_causal_lm
 
     model, tokenizer = load_causal_lm(args.model)
-    generate_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, stream=True)
+    generate_text(
+        model,
+        tokenizer,
+        args.prompt,
+        args.max_new_tokens,
+        args.temperature,
+        args.top_k,
+        args.top_p,
+        args.seed,
+        stream=True,
+    )
 
 
 def _rag(argv: list[str]) -> None:
@@ -48,7 +60,9 @@ def _rag(argv: list[str]) -> None:
 
 
 def _space(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="llmkit space", description="Build, check and deploy Hugging Face Spaces.")
+    parser = argparse.ArgumentParser(
+        prog="llmkit space", description="Build, check and deploy Hugging Face Spaces."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="assemble a Space folder from a template")
     build.add_argument("template", help="rag-chat, text-generation, classifier, classic or studio")
@@ -66,7 +80,9 @@ def _space(argv: list[str]) -> None:
     deploy.add_argument("--repo-id", required=True, help="USER/NAME")
     deploy.add_argument("--private", action="store_true")
     deploy.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
-    deploy.add_argument("--secret", action="append", default=[], help="an environment variable to set as a Space secret")
+    deploy.add_argument(
+        "--secret", action="append", default=[], help="an environment variable to set as a Space secret"
+    )
     args = parser.parse_args(argv)
     from llmkit.errors import UserError
     from llmkit.spaces import build_space, deploy_space, serve_and_query, validate

@@ -36,4 +36,6 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"this needs the {module.split('.')[0]!r} package: pip install 'llmkit[{extra}]'.") from None
+        raise UserError(
+            f"this needs the {module.split('.')[0]!r} package: pip install 'llmkit[{extra}]'."
+        ) from None

@@ -80,9 +80,8 @@ def search(trainer: Trainer, space: dict, n_trials: int, objective: str, directi
     """Run the trials (weak ones pruned at their evaluations); write trials.json and trials.png; return the best."""
     optuna = require("optuna", "hpsearch")
     out.mkdir(parents=True, exist_ok=True)
-    storage = (
-        optuna.storages.InMemoryStorage()
-    )  # handed to the study transformers creates, so the trials can be read back
+    # handed to the study transformers creates, so the trials can be read back
+    storage = optuna.storages.InMemoryStorage()
 
     def compute_objective(metrics: dict) -> float:
         if objective not in metrics:

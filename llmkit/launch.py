@@ -26,9 +26,8 @@ CPU_DDP_HINT = (
 def check_launch() -> None:
     """Refuse a launch that asked accelerate for several processes but got one."""
     launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
-    asked_for_several = (
-        "MASTER_ADDR" in os.environ
-    )  # accelerate's simple launcher sets it only for >1 process
+    # accelerate's simple launcher sets it only for >1 process
+    asked_for_several = "MASTER_ADDR" in os.environ
     if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
         raise UserError(
             f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}."

@@ -52,9 +52,8 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
         return cls.from_pretrained(name, **kwargs)
     except OSError as err:
         message = str(err).lower()
-        if (
-            local.is_dir()
-        ):  # a local folder: only missing weights are the user's to fix; disk errors propagate
+        # a local folder: only missing weights are the user's to fix; disk errors propagate
+        if local.is_dir():
             if "no file named" in message or "does not appear to have" in message:
                 raise UserError(
                     f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}"

@@ -15,9 +15,22 @@ from llmkit.secrets import move_token_to_environment
 class LlmkitTrainingArguments(TrainingArguments):
     """TrainingArguments that pick the device and precision the hardware supports."""
 
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU), fp32, bf16 or fp16."})
-    hp_search_trials: int = field(default=0, metadata={"help": "Run an Optuna hyperparameter search of this many trials instead of one training run."})
-    hp_search_space: str | None = field(default=None, metadata={"help": "A YAML search space (default: the recipe's; see llmkit/hpsearch.py)."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU), fp32, bf16 or fp16."
+        },
+    )
+    hp_search_trials: int = field(
+        default=0,
+        metadata={
+            "help": "Run an Optuna hyperparameter search of this many trials instead of one training run."
+        },
+    )
+    hp_search_space: str | None = field(
+        default=None,
+        metadata={"help": "A YAML search space (default: the recipe's; see llmkit/hpsearch.py)."},
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

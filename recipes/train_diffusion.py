@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
             return
         images, steps = generate(mods, keep=8)
         save_grid(images, out / f"samples-epoch-{epoch}.png")
-        save_grid(
-            torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8
-        )  # each row: one moment, noise to digit
+        # each row: one moment, noise to digit
+        save_grid(torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8)
 
     config = {"architecture": "ddpm-unet", "kwargs": kwargs, "image_size": args.image_size}
     return fit(args, {"unet": unet}, {"unet": optimizer}, step, train, config, evaluate, on_epoch_end)

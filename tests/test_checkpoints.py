@@ -15,8 +15,18 @@ from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt
 from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
 
-TINY_RUN_ARGS = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "60", "--eval_steps", "30", "--save_steps", "30",
-                 "--sample_max_new_tokens", "20"]  # the flags of the session's tiny_run fixture
+TINY_RUN_ARGS = [
+    *TINY_MODEL,
+    *FAST_TRAINING,
+    "--max_steps",
+    "60",
+    "--eval_steps",
+    "30",
+    "--save_steps",
+    "30",
+    "--sample_max_new_tokens",
+    "20",
+]  # the flags of the session's tiny_run fixture
 
 
 def _break_like_a_kill(folder):
@@ -32,10 +42,16 @@ def test_complete_checkpoint_passes_and_damage_is_named(tiny_run, tmp_path):
         "trainer_state": lambda f: (f / "trainer_state.json").unlink(),
         "truncated state": lambda f: (f / "trainer_state.json").write_text('{"global_step": 6'),
         "optimizer": lambda f: (f / "optimizer.pt").write_bytes((f / "optimizer.pt").read_bytes()[:1000]),
-        "weights": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:5000]),
+        "weights": lambda f: (f / "model.safetensors").write_bytes(
+            (f / "model.safetensors").read_bytes()[:5000]
+        ),
     }
-    expected = {"trainer_state": "no trainer_state.json", "truncated state": "truncated",
-                "optimizer": "optimizer.pt is empty or truncated", "weights": "model.safetensors is truncated"}
+    expected = {
+        "trainer_state": "no trainer_state.json",
+        "truncated state": "truncated",
+        "optimizer": "optimizer.pt is empty or truncated",
+        "weights": "model.safetensors is truncated",
+    }
     for name, damage in cases.items():
         folder = tmp_path / name
         shutil.copytree(good, folder)
@@ -50,7 +66,9 @@ def test_resume_skips_a_checkpoint_cut_short_and_says_so(tiny_run, tmp_path, cap
 
     assert find_resume_checkpoint(out) == str(out / "checkpoint-30")
     assert "skipping" in capsys.readouterr().err
-    assert (out / "incomplete-checkpoint-60").is_dir() and not (out / "checkpoint-60").exists()  # kept, not deleted
+    assert (out / "incomplete-checkpoint-60").is_dir() and not (
+        out / "checkpoint-60"
+    ).exists()  # kept, not deleted
     with pytest.raises(UserError, match="no trainer_state.json"):
         find_resume_checkpoint(out, explicit=str(out / "incomplete-checkpoint-60"))
 
@@ -94,9 +112,22 @@ def _wait_for(predicate, proc, seconds=180):
 def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
     out = tmp_path / "run"
     log = tmp_path / "log.txt"
-    args = [sys.executable, str(REPO / "recipes/pretrain_gpt2.py"), *TINY_MODEL, *FAST_TRAINING,
-            "--logging_steps", "1", "--save_steps", "1000", "--eval_steps", "1000", "--output_dir", str(out),
-            "--sample_max_new_tokens", "5"]
+    args = [
+        sys.executable,
+        str(REPO / "recipes/pretrain_gpt2.py"),
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        "--logging_steps",
+        "1",
+        "--save_steps",
+        "1000",
+        "--eval_steps",
+        "1000",
+        "--output_dir",
+        str(out),
+        "--sample_max_new_tokens",
+        "5",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with log.open("w") as f:
         proc = subprocess.Popen([*args, "--max_steps", "100000"], stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -110,7 +141,9 @@ def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
     step = int(saved[0].name.split("-")[1])
     assert step >= 3 and json.loads((saved[0] / "trainer_state.json").read_text())["global_step"] == step
 
-    done = subprocess.run([*args, "--max_steps", str(step + 2)], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [*args, "--max_steps", str(step + 2)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith(saved[0].name) and metrics["global_step"] == step + 2
@@ -120,8 +153,24 @@ def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
 def test_hub_token_never_reaches_a_file(tmp_path):
     token = "hf_" + "Ab1" * 12
     out = tmp_path / "run"
-    run_pretrain([*TINY_MODEL, *FAST_TRAINING, "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2",
-                  "--sample_max_new_tokens", "2", "--hub_token", token, "--output_dir", str(out)])
+    run_pretrain(
+        [
+            *TINY_MODEL,
+            *FAST_TRAINING,
+            "--max_steps",
+            "2",
+            "--save_steps",
+            "2",
+            "--eval_steps",
+            "2",
+            "--sample_max_new_tokens",
+            "2",
+            "--hub_token",
+            token,
+            "--output_dir",
+            str(out),
+        ]
+    )
     written = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.name == "training_args.bin" for p in written)
     assert not [p for p in written if token.encode() in p.read_bytes()]
@@ -132,10 +181,26 @@ def test_hub_token_never_reaches_a_file(tmp_path):
 def test_ctrl_c_under_two_ranks_saves_one_agreed_checkpoint(tmp_path):
     out = tmp_path / "run"
     log = tmp_path / "log.txt"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(REPO / "recipes/accelerate/cpu-ddp.yaml"), str(REPO / "recipes/pretrain_gpt2.py"), *TINY_MODEL,
-              *FAST_TRAINING, "--logging_steps", "1", "--save_steps", "1000", "--eval_steps", "1000",
-              "--max_steps", "100000", "--output_dir", str(out)]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "recipes/accelerate/cpu-ddp.yaml"),
+        str(REPO / "recipes/pretrain_gpt2.py"),
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        "--logging_steps",
+        "1",
+        "--save_steps",
+        "1000",
+        "--eval_steps",
+        "1000",
+        "--max_steps",
+        "100000",
+        "--output_dir",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with log.open("w") as f:
         # A terminal's Ctrl-C reaches the whole process group: the launcher and both ranks.

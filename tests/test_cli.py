@@ -39,10 +39,16 @@ def test_pretrain_user_errors(argv, capsys, tmp_path, message):
 def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    _fails_with(["pretrain", "--train_files", str(empty), "--output_dir", str(tmp_path / "o")], capsys, "empty")
+    _fails_with(
+        ["pretrain", "--train_files", str(empty), "--output_dir", str(tmp_path / "o")], capsys, "empty"
+    )
     blank = tmp_path / "blank.txt"
     blank.write_text("\n \n\n")
-    _fails_with(["pretrain", "--train_files", str(blank), "--output_dir", str(tmp_path / "o")], capsys, "no non-empty documents")
+    _fails_with(
+        ["pretrain", "--train_files", str(blank), "--output_dir", str(tmp_path / "o")],
+        capsys,
+        "no non-empty documents",
+    )
     a_file = tmp_path / "file"
     a_file.write_text("x")
     _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to output_dir")
@@ -50,8 +56,20 @@ def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
 
 def test_tokenizer_vocabulary_mismatch(capsys, tmp_path, tiny_run):
     out, _ = tiny_run  # its tokenizer has 512 tokens
-    _fails_with(["pretrain", *TINY_MODEL[:-2], "--tokenizer_name", str(out), "--vocab_size", "100",
-                 "--output_dir", str(tmp_path / "o")], capsys, "smaller than tokenizer")
+    _fails_with(
+        [
+            "pretrain",
+            *TINY_MODEL[:-2],
+            "--tokenizer_name",
+            str(out),
+            "--vocab_size",
+            "100",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+        "smaller than tokenizer",
+    )
 
 
 def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
@@ -60,14 +78,39 @@ def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
     out, _ = tiny_run  # trained with a 512-token BPE
     other = tmp_path / "other-tokenizer"
     train_bpe_tokenizer(builtin_texts()[:200], 300).save_pretrained(other)
-    _fails_with(["pretrain", *TINY_MODEL[:-2], "--output_dir", str(tmp_path / "o"), "--pad_vocab_multiple", "1",
-                 "--resume_from_checkpoint", str(out / "checkpoint-60"), "--tokenizer_name", str(other)],
-                capsys, "has a 512-token vocabulary")
+    _fails_with(
+        [
+            "pretrain",
+            *TINY_MODEL[:-2],
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--pad_vocab_multiple",
+            "1",
+            "--resume_from_checkpoint",
+            str(out / "checkpoint-60"),
+            "--tokenizer_name",
+            str(other),
+        ],
+        capsys,
+        "has a 512-token vocabulary",
+    )
 
 
 def test_generate_streams_a_continuation(capsys, tiny_run):
     out, _ = tiny_run
-    llmkit_main(["generate", "--model", str(out), "--prompt", "The for statement", "--max_new_tokens", "8", "--seed", "1"])
+    llmkit_main(
+        [
+            "generate",
+            "--model",
+            str(out),
+            "--prompt",
+            "The for statement",
+            "--max_new_tokens",
+            "8",
+            "--seed",
+            "1",
+        ]
+    )
     assert capsys.readouterr().out.startswith("The for statement")
     _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
     _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
@@ -80,7 +123,12 @@ def test_unknown_command_and_missing_config(capsys):
 
 @pytest.mark.slow
 def test_recipe_process_exits_cleanly_on_bad_input():
-    proc = subprocess.run([sys.executable, str(REPO / "recipes" / "pretrain_gpt2.py"), "--preset", "nope"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "pretrain_gpt2.py"), "--preset", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "error: unknown preset 'nope'" in proc.stderr and "Traceback" not in proc.stderr

@@ -33,9 +33,16 @@ def test_accelerate_config_loads(path: Path):
 
 def test_recipe_accepts_a_yaml_config(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("preset: gpt2-1b\nblock_size: 512\nmax_steps: 7\nlearning_rate: 0.0003\noutput_dir: x\n")
+    config.write_text(
+        "preset: gpt2-1b\nblock_size: 512\nmax_steps: 7\nlearning_rate: 0.0003\noutput_dir: x\n"
+    )
     data, model, training = parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
-    assert (data.block_size, model.preset, training.max_steps, training.learning_rate) == (512, "gpt2-1b", 7, 3e-4)
+    assert (data.block_size, model.preset, training.max_steps, training.learning_rate) == (
+        512,
+        "gpt2-1b",
+        7,
+        3e-4,
+    )
     assert training.use_cpu or training.bf16 or training.fp16
 
 
@@ -48,8 +55,14 @@ def test_presets_have_the_advertised_size(preset):
     with torch.device("meta"):  # shapes only: no memory for the big ones
         model = GPT2LMHeadModel(GPT2Config(vocab_size=50257, **shape))
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    expected = {"tiny": (15, 18), "gpt2": (120, 130), "gpt2-medium": (350, 360), "gpt2-large": (770, 780),
-                "gpt2-xl": (1550, 1560), "gpt2-1b": (1060, 1070)}[preset]
+    expected = {
+        "tiny": (15, 18),
+        "gpt2": (120, 130),
+        "gpt2-medium": (350, 360),
+        "gpt2-large": (770, 780),
+        "gpt2-xl": (1550, 1560),
+        "gpt2-1b": (1060, 1070),
+    }[preset]
     assert expected[0] < params < expected[1], params
 
 
@@ -57,7 +70,9 @@ def test_classic_recipe_takes_a_config_file_and_flags_win(tmp_path):
     from recipes import train_mlp
 
     config = tmp_path / "run.yaml"
-    config.write_text("num_train_epochs: 7\nlearning_rate: 5e-3\nhidden: [32, 16]\nimpl: torch\noutput_dir: runs/x\n")
+    config.write_text(
+        "num_train_epochs: 7\nlearning_rate: 5e-3\nhidden: [32, 16]\nimpl: torch\noutput_dir: runs/x\n"
+    )
     (args,) = parse_args(train_mlp.TYPES, ["--config", str(config), "--num_train_epochs", "3"])
     assert (args.num_train_epochs, args.learning_rate, args.hidden, args.impl) == (3, 5e-3, [32, 16], "torch")
     (alone,) = parse_args(train_mlp.TYPES, [str(config)])
@@ -69,9 +84,16 @@ def test_classic_recipe_takes_a_config_file_and_flags_win(tmp_path):
 def test_pretrain_takes_a_config_file_and_flags_win(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("preset: tiny\nblock_size: 512\nmax_steps: 7\nlearning_rate: 0.0003\noutput_dir: x\n")
-    data, model, training = parse_args((DataArguments, ModelArguments, PretrainingArguments),
-                                       ["--config", str(config), "--max_steps", "3", "--block_size", "128"])
-    assert (data.block_size, model.preset, training.max_steps, training.learning_rate) == (128, "tiny", 3, 3e-4)
+    data, model, training = parse_args(
+        (DataArguments, ModelArguments, PretrainingArguments),
+        ["--config", str(config), "--max_steps", "3", "--block_size", "128"],
+    )
+    assert (data.block_size, model.preset, training.max_steps, training.learning_rate) == (
+        128,
+        "tiny",
+        3,
+        3e-4,
+    )
 
 
 def test_config_file_mistakes_are_named(tmp_path):
@@ -90,12 +112,20 @@ def test_config_file_mistakes_are_named(tmp_path):
 
 def test_classic_recipes_start_without_transformers():
     names = ["cnn", "dbn", "diffusion", "gan", "mlp", "rnn", "vae", "word2vec"]
-    code = (f"import sys; import {', '.join(f'recipes.train_{n}' for n in names)}; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))")
+    code = (
+        f"import sys; import {', '.join(f'recipes.train_{n}' for n in names)}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, "-X", "importtime", "recipes/train_cnn.py", "--help"], capture_output=True, text=True,
-                          cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "recipes/train_cnn.py", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0 and "--num_train_epochs" in proc.stdout and "transformers" not in proc.stderr
 
 

@@ -41,15 +41,26 @@ def test_run_config_loads_against_its_recipe_and_says_what_it_reaches(config):
     header = [line for line in config.read_text().splitlines() if line.startswith("#")]
     command = " ".join(header[:2])  # the command that runs it, possibly continued on a second line
     assert f"recipes/{recipe.module}.py" in command or f"llmkit {recipe.name}" in command, command
-    assert any(line.startswith("# Reaches:") for line in header) and any(line.startswith("# Takes:") for line in header)
+    assert any(line.startswith("# Reaches:") for line in header) and any(
+        line.startswith("# Takes:") for line in header
+    )
     parsed = parse_args(recipe.load().TYPES, ["--config", str(config)])
     assert len(parsed) == len(recipe.load().TYPES)
 
 
 def test_flags_win_over_a_checked_in_config():
     recipe = RECIPES["pretrain"]
-    _, model, training = parse_args(recipe.load().TYPES, ["--config", str(REPO / "recipes/configs/pretrain-gpt2-1gpu.yaml"),
-                                                          "--max_steps", "5000", "--preset", "tiny"])
+    _, model, training = parse_args(
+        recipe.load().TYPES,
+        [
+            "--config",
+            str(REPO / "recipes/configs/pretrain-gpt2-1gpu.yaml"),
+            "--max_steps",
+            "5000",
+            "--preset",
+            "tiny",
+        ],
+    )
     assert (training.max_steps, model.preset, training.gradient_accumulation_steps) == (5000, "tiny", 16)
 
 
@@ -68,8 +79,17 @@ def test_the_command_runs_the_recipe_file_itself():
 
 @pytest.mark.slow
 def test_a_recipe_answers_as_command_and_as_script():
-    via_cli = subprocess.run([sys.executable, "-m", "llmkit.cli", "train-mlp", "--help"], capture_output=True, text=True, timeout=120)
-    via_script = subprocess.run([sys.executable, str(REPO / "recipes/train_mlp.py"), "--help"], capture_output=True, text=True,
-                                timeout=120)
+    via_cli = subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "train-mlp", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    via_script = subprocess.run(
+        [sys.executable, str(REPO / "recipes/train_mlp.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert via_cli.returncode == via_script.returncode == 0, via_cli.stderr + via_script.stderr
     assert set(re.findall(r"--\w+", via_cli.stdout)) == set(re.findall(r"--\w+", via_script.stdout))

@@ -38,9 +38,8 @@ def checkpoint_problem(folder: Path) -> str | None:
                     f.keys()
             except Exception:  # its errors have no common base class
                 return f"{path.name} is truncated or damaged"
-        elif path.suffix == ".bin" and not zipfile.is_zipfile(
-            path
-        ):  # torch.save's zip ends with its directory
+        # torch.save's zip ends with its directory
+        elif path.suffix == ".bin" and not zipfile.is_zipfile(path):
             return f"{path.name} is truncated or damaged"
     return None
 

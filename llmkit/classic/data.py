@@ -26,9 +26,8 @@ def load_images(
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        x = (
-            torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-        )  # 1,797 real 8x8 scans, values 0-16
+        # 1,797 real 8x8 scans, values 0-16
+        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
         train, test = _split(x, torch.tensor(digits.target), test_fraction, seed)
     elif name in HUB_IMAGES:
         train, test = _hub_images(*HUB_IMAGES[name])

@@ -60,14 +60,15 @@ class ClassicArguments:
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept for resuming."})
     log_level: str = field(
         default="passive",
-        metadata={"help": "llmkit's messages: debug, info, warning, error (passive: info on the main process)."},
+        metadata={
+            "help": "llmkit's messages: debug, info, warning, error (passive: info on the main process)."
+        },
     )
     log_level_replica: str = field(default="warning", metadata={"help": "The same for the other processes."})
 
     def __post_init__(self) -> None:
-        if isinstance(
-            self.report_to, str
-        ):  # `report_to: tensorboard` in a config file, as TrainingArguments allows
+        # `report_to: tensorboard` in a config file, as TrainingArguments allows
+        if isinstance(self.report_to, str):
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
         for name in ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "save_total_limit"):
             if getattr(self, name) < 1:

@@ -13,7 +13,17 @@ import sysconfig
 from pathlib import Path
 
 # Packages that are tests, GUIs or bundled tools rather than library documentation.
-_SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "tkinter", "turtledemo", "ensurepip", "__pycache__"}
+_SKIP_DIRS = {
+    "test",
+    "tests",
+    "idlelib",
+    "lib2to3",
+    "site-packages",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "__pycache__",
+}
 MIN_DOCSTRING_CHARS = 200  # shorter docstrings are mostly one-liners with little prose
 
 
@@ -23,7 +33,12 @@ def builtin_documents() -> tuple[dict, ...]:
     from pydoc_data.topics import topics
 
     docs = [
-        {"id": f"topic:{name}", "title": f"Python language reference: {name}", "source": "pydoc_data.topics", "text": text.strip()}
+        {
+            "id": f"topic:{name}",
+            "title": f"Python language reference: {name}",
+            "source": "pydoc_data.topics",
+            "text": text.strip(),
+        }
         for name, text in sorted(topics.items())
     ]
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -45,7 +60,14 @@ def _docstrings(path: Path, module: str, source: str) -> list[dict]:
     for node, qualname in _walk(tree, module):
         text = ast.get_docstring(node)
         if text and len(text) >= MIN_DOCSTRING_CHARS:
-            found.append({"id": f"doc:{qualname}", "title": qualname, "source": f"stdlib/{source}", "text": text.strip()})
+            found.append(
+                {
+                    "id": f"doc:{qualname}",
+                    "title": qualname,
+                    "source": f"stdlib/{source}",
+                    "text": text.strip(),
+                }
+            )
     return found
 
 

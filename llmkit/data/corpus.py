@@ -12,35 +12,82 @@ from llmkit.data.filecheck import find_bad_file
 from llmkit.errors import UserError
 
 # File suffix -> `datasets` builder that reads it.
-BUILDERS = {".txt": "text", ".md": "text", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+BUILDERS = {
+    ".txt": "text",
+    ".md": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
 
 
 @dataclass
 class DataArguments:
     """Which corpus to train on and how to cut it into blocks."""
 
-    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub, e.g. 'wikitext' or 'HuggingFaceFW/fineweb'."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration, e.g. 'wikitext-103-raw-v1'."})
-    train_files: list[str] | None = field(default=None, metadata={"help": "Local .txt/.md/.jsonl/.json/.parquet/.csv files or folders."})
-    validation_files: list[str] | None = field(default=None, metadata={"help": "Local validation files (default: carve a split off the training data)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A dataset on the Hub, e.g. 'wikitext' or 'HuggingFaceFW/fineweb'."}
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The dataset's configuration, e.g. 'wikitext-103-raw-v1'."}
+    )
+    train_files: list[str] | None = field(
+        default=None, metadata={"help": "Local .txt/.md/.jsonl/.json/.parquet/.csv files or folders."}
+    )
+    validation_files: list[str] | None = field(
+        default=None,
+        metadata={"help": "Local validation files (default: carve a split off the training data)."},
+    )
     text_column: str = field(default="text", metadata={"help": "The column holding the text."})
-    streaming: bool = field(default=False, metadata={"help": "Stream the dataset instead of downloading it (for corpora larger than disk); needs --max_steps."})
-    validation_split_percentage: float = field(default=5.0, metadata={"help": "Share of documents held out for validation when the source has no validation split."})
-    streaming_validation_documents: int = field(default=1000, metadata={"help": "Documents held out for validation when streaming a source with no validation split."})
-    sample_by: str = field(default="paragraph", metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."})
-    block_size: int | None = field(default=None, metadata={"help": "Tokens per training block (default: the model's context length)."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenizing and packing."})
-    tokenized_dataset: str | None = field(default=None, metadata={"help": "Train from a folder written by `llmkit tokenize` (memory-mapped, no re-tokenizing) instead of a text corpus."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the dataset instead of downloading it (for corpora larger than disk); needs --max_steps."
+        },
+    )
+    validation_split_percentage: float = field(
+        default=5.0,
+        metadata={
+            "help": "Share of documents held out for validation when the source has no validation split."
+        },
+    )
+    streaming_validation_documents: int = field(
+        default=1000,
+        metadata={
+            "help": "Documents held out for validation when streaming a source with no validation split."
+        },
+    )
+    sample_by: str = field(
+        default="paragraph",
+        metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."},
+    )
+    block_size: int | None = field(
+        default=None, metadata={"help": "Tokens per training block (default: the model's context length)."}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenizing and packing."}
+    )
+    tokenized_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Train from a folder written by `llmkit tokenize` (memory-mapped, no re-tokenizing) instead of a text corpus."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.dataset_name and self.train_files:
             raise UserError("pass either --dataset_name or --train_files, not both.")
         if not 0 < self.validation_split_percentage < 100:
-            raise UserError(f"--validation_split_percentage must be between 0 and 100, got {self.validation_split_percentage}.")
+            raise UserError(
+                f"--validation_split_percentage must be between 0 and 100, got {self.validation_split_percentage}."
+            )
         if self.sample_by not in ("line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
         if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
-            raise UserError("--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming.")
+            raise UserError(
+                "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
+            )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
 
@@ -64,16 +111,24 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         raw = _load_files(args)
     else:
         if args.streaming:
-            raise UserError("--streaming needs --dataset_name or --train_files; the built-in corpus is small enough to load.")
+            raise UserError(
+                "--streaming needs --dataset_name or --train_files; the built-in corpus is small enough to load."
+            )
         raw = DatasetDict({"train": Dataset.from_dict({"text": builtin_texts()})})
 
     if "train" not in raw:
         raise UserError(f"the dataset {args.source} has no 'train' split (it has: {', '.join(raw)}).")
     columns = raw["train"].column_names
     if columns is not None and args.text_column not in columns:
-        raise UserError(f"the dataset has no column {args.text_column!r}; its columns are {columns}. Pass --text_column NAME.")
+        raise UserError(
+            f"the dataset has no column {args.text_column!r}; its columns are {columns}. Pass --text_column NAME."
+        )
 
-    raw = raw.select_columns([args.text_column]) if args.text_column == "text" else raw.rename_column(args.text_column, "text").select_columns(["text"])
+    raw = (
+        raw.select_columns([args.text_column])
+        if args.text_column == "text"
+        else raw.rename_column(args.text_column, "text").select_columns(["text"])
+    )
     raw = raw.filter(lambda text: [bool(t and t.strip()) for t in text], input_columns="text", batched=True)
 
     validation = raw.get("validation")
@@ -89,7 +144,9 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         raise UserError(f"the corpus {args.source} has no non-empty documents; pass files that contain text.")
     if validation is None or len(validation) == 0:
         if len(raw["train"]) < 2:
-            raise UserError(f"the corpus {args.source} has a single document; give at least two, or pass --validation_files.")
+            raise UserError(
+                f"the corpus {args.source} has a single document; give at least two, or pass --validation_files."
+            )
         split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
         return DatasetDict({"train": split["train"], "validation": split["test"]})
     return DatasetDict({"train": raw["train"], "validation": validation})
@@ -107,8 +164,11 @@ def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
 
 
 def load_source(
-    dataset_name: str | None = None, dataset_config_name: str | None = None, data_files: dict[str, list[str]] | None = None,
-    streaming: bool = False, sample_by: str = "paragraph",
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    data_files: dict[str, list[str]] | None = None,
+    streaming: bool = False,
+    sample_by: str = "paragraph",
 ) -> DatasetDict | IterableDatasetDict:
     """Load a Hub dataset by name, or local files of one type; any failure becomes one clear UserError."""
     if dataset_name:
@@ -123,7 +183,9 @@ def load_source(
     suffixes = {Path(f).suffix.lower() for files in data_files.values() for f in files}
     builders = {BUILDERS[s] for s in suffixes}
     if len(builders) > 1:
-        raise UserError(f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv).")
+        raise UserError(
+            f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv)."
+        )
     builder = builders.pop()
     kwargs = {"sample_by": sample_by} if builder == "text" else {}
     try:
@@ -148,10 +210,14 @@ def expand_files(paths: list[str]) -> list[str]:
             files.extend(found)
         elif path.is_file():
             if path.suffix.lower() not in BUILDERS:
-                raise UserError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}.")
+                raise UserError(
+                    f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}."
+                )
             files.append(str(path))
         else:
-            raise UserError(f"{path} does not exist; check the path given to --train_files/--validation_files.")
+            raise UserError(
+                f"{path} does not exist; check the path given to --train_files/--validation_files."
+            )
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):
         raise UserError(f"every input file is empty: {', '.join(empty)}.")

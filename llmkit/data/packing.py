@@ -24,7 +24,14 @@ def tokenize(ds: Dataset, tokenizer: PreTrainedTokenizerBase, num_proc: int | No
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
         return {"input_ids": [doc + [eos] for doc in ids]}
 
-    return ds.map(encode, input_columns="text", batched=True, remove_columns=ds.column_names, num_proc=num_proc, desc="Tokenizing")
+    return ds.map(
+        encode,
+        input_columns="text",
+        batched=True,
+        remove_columns=ds.column_names,
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
 
 
 def cut_blocks(docs: list[list[int]], block_size: int) -> tuple[list[list[int]], list[int]]:
@@ -34,7 +41,9 @@ def cut_blocks(docs: list[list[int]], block_size: int) -> tuple[list[list[int]],
     return [flat[i : i + block_size] for i in range(0, n, block_size)], flat[n:]
 
 
-def pack(ds: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_proc: int | None = None) -> Dataset:
+def pack(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_proc: int | None = None
+) -> Dataset:
     """Tokenize and pack a text dataset into an "input_ids" dataset of `block_size`-token blocks."""
     tokenized = tokenize(ds, tokenizer, num_proc)
 
@@ -43,11 +52,25 @@ def pack(ds: Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, num_p
         return {"input_ids": blocks + ([tail] if tail else [])}  # the tail is re-packed below, not dropped
 
     packed = tokenized.map(
-        pack_batch, input_columns="input_ids", batched=True, batch_size=PACK_BATCH, num_proc=num_proc,
+        pack_batch,
+        input_columns="input_ids",
+        batched=True,
+        batch_size=PACK_BATCH,
+        num_proc=num_proc,
         desc=f"Packing into blocks of {block_size}",
     )
-    full = packed.filter(lambda ids: [len(x) == block_size for x in ids], input_columns="input_ids", batched=True, num_proc=num_proc)
-    tails = packed.filter(lambda ids: [len(x) < block_size for x in ids], input_columns="input_ids", batched=True, num_proc=num_proc)
+    full = packed.filter(
+        lambda ids: [len(x) == block_size for x in ids],
+        input_columns="input_ids",
+        batched=True,
+        num_proc=num_proc,
+    )
+    tails = packed.filter(
+        lambda ids: [len(x) < block_size for x in ids],
+        input_columns="input_ids",
+        batched=True,
+        num_proc=num_proc,
+    )
     extra, _ = cut_blocks(tails["input_ids"], block_size)  # one batch's tail can exceed the others' gaps
     if extra:
         full = concatenate_datasets([full, Dataset.from_dict({"input_ids": extra}, features=full.features)])

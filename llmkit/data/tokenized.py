@@ -142,9 +142,8 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
                 "tokenize": asdict(args),
             },
         }
-        (data / METADATA).write_text(
-            json.dumps(meta, indent=2)
-        )  # written last: its presence means "complete"
+        # written last: its presence means "complete"
+        (data / METADATA).write_text(json.dumps(meta, indent=2))
         _publish(data, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out

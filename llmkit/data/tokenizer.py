@@ -15,10 +15,14 @@ from llmkit.loading import load_pretrained
 EOS = "<|endoftext|>"
 
 
-def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: list[str], min_frequency: int = 2) -> Tokenizer:
+def train_byte_level_bpe(
+    texts: Iterable[str], vocab_size: int, special_tokens: list[str], min_frequency: int = 2
+) -> Tokenizer:
     """Train a byte-level BPE `tokenizers.Tokenizer` (GPT-2's scheme): any text encodes, nothing is <unk>."""
     if vocab_size < 257 + len(special_tokens):
-        raise UserError(f"--vocab_size must exceed 256 bytes + {len(special_tokens)} special tokens, got {vocab_size}.")
+        raise UserError(
+            f"--vocab_size must exceed 256 bytes + {len(special_tokens)} special tokens, got {vocab_size}."
+        )
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -34,11 +38,15 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: 
     return bpe
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style tokenizer whose only special token is <|endoftext|> (also used for padding)."""
     bpe = train_byte_level_bpe(texts, vocab_size, [EOS], min_frequency)
     # Wrapping a tokenizers.Tokenizer object is the reliable way in transformers 5 (vocab_file=/merges_file= builds an empty one).
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS
+    )
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
     return tokenizer
 
@@ -48,7 +56,9 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     hint = "Pass a Hub name or a folder with tokenizer.json, or omit --tokenizer_name to train a BPE on the corpus."
     tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
     if tokenizer.eos_token_id is None:
-        raise UserError(f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents.")
+        raise UserError(
+            f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents."
+        )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -75,9 +75,8 @@ def finetune_causal(
     )
     max_length = min(data_args.max_length or context, context)
 
-    if (
-        response_col
-    ):  # the prompt is written by the template, from --text_column ({prompt}) or any column it names
+    # the prompt is written by the template, from --text_column ({prompt}) or any column it names
+    if response_col:
         asked = {c: "--prompt_template" for c in template_columns(task.prompt_template, prompt_col)}
         asked[response_col] = "--target_column"
     else:
@@ -98,9 +97,8 @@ def finetune_causal(
                 desc="Tokenizing pairs",
             )
             data, _ = report_truncation(data, max_length, "prompts")
-            collator = DataCollatorForSeq2Seq(
-                tokenizer, label_pad_token_id=-100
-            )  # pads inputs and masks padded labels
+            # pads inputs and masks padded labels
+            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
         else:
             data = {
                 s: pack(

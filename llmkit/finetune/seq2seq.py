@@ -56,6 +56,7 @@ class Seq2SeqArguments:
 
 def small_t5(tokenizer: PreTrainedTokenizerFast) -> T5ForConditionalGeneration:
     """A small T5 (2+2 layers, width 128) sized to the tokenizer: the offline default."""
+    # T5 starts decoding from <pad>
     config = T5Config(
         vocab_size=len(tokenizer),
         d_model=128,
@@ -70,7 +71,7 @@ def small_t5(tokenizer: PreTrainedTokenizerFast) -> T5ForConditionalGeneration:
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
-    )  # T5 starts decoding from <pad>
+    )
     return T5ForConditionalGeneration(config)
 
 

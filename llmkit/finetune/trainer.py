@@ -60,9 +60,8 @@ def build_trainer(
 def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
     """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir."""
     prepare_output_dir(args.output_dir)
-    with args.main_process_first(
-        desc="finding the checkpoint to resume"
-    ):  # the first process tidies, the rest read
+    # the first process tidies, the rest read
+    with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     if resume and args.process_index == 0:
         print(f"resuming from {resume}")
@@ -75,9 +74,8 @@ def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | Non
     metrics = trainer.evaluate()
     if test is not None:  # scored once, after training: it never takes part in choosing the checkpoint
         metrics.update(trainer.evaluate(test, metric_key_prefix="test"))
-    metrics.pop(
-        "epoch", None
-    )  # evaluate() stamps the last epoch, not the kept checkpoint's: see kept_checkpoint()
+    # evaluate() stamps the last epoch, not the kept checkpoint's: see kept_checkpoint()
+    metrics.pop("epoch", None)
     return {**metrics, **kept_checkpoint(trainer), "resumed_from": resume}
 
 

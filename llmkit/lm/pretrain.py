@@ -44,14 +44,21 @@ STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE trai
 class PretrainingArguments(LlmkitTrainingArguments):
     """TrainingArguments with defaults for pretraining (AdamW, cosine, warmup, weight decay 0.1)."""
 
-    output_dir: str | None = field(default="runs/gpt2-tiny", metadata={"help": "Where the model, checkpoints and reports go."})
+    output_dir: str | None = field(
+        default="runs/gpt2-tiny", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
     adam_beta2: float = 0.95
     lr_scheduler_type: str = "cosine"
     warmup_steps: float = 0.05
     num_train_epochs: float = 4.0
-    per_device_train_batch_size: int = field(default=0, metadata={"help": "Blocks per device per step (default 0: 16 on CPU, the preset's GPU_MICRO_BATCH on a GPU)."})
+    per_device_train_batch_size: int = field(
+        default=0,
+        metadata={
+            "help": "Blocks per device per step (default 0: 16 on CPU, the preset's GPU_MICRO_BATCH on a GPU)."
+        },
+    )
     per_device_eval_batch_size: int = 16
     eval_strategy: str = "steps"
     eval_steps: float | None = 200
@@ -61,9 +68,24 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
-    torch_compile: bool = field(default=torch.cuda.is_available(), metadata={"help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."})
-    dataloader_num_workers: int | None = field(default=None, metadata={"help": "Data-loader worker processes (default: 2 with CUDA for an in-memory corpus, else 0)."})
-    loss_implementation: str = field(default="auto", metadata={"help": "LM loss: auto (liger-kernel's fused kernel on CUDA when installed, else chunked), chunked, liger or hf (logits + labels, as transformers does)."})
+    torch_compile: bool = field(
+        default=torch.cuda.is_available(),
+        metadata={
+            "help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."
+        },
+    )
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Data-loader worker processes (default: 2 with CUDA for an in-memory corpus, else 0)."
+        },
+    )
+    loss_implementation: str = field(
+        default="auto",
+        metadata={
+            "help": "LM loss: auto (liger-kernel's fused kernel on CUDA when installed, else chunked), chunked, liger or hf (logits + labels, as transformers does)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.tf32 is None and torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
@@ -88,13 +110,16 @@ def pretrain(
     is_main = args.process_index == 0
     configure_logging(args.log_level, args.log_level_replica)  # other ranks print warnings only
     out = prepare_output_dir(args.output_dir)
-    with args.main_process_first(desc="finding the checkpoint to resume"):  # the first process tidies, the rest read
+    # the first process tidies, the rest read
+    with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
     if resume:
         logger.info(f"resuming from {resume}")
         check_resume_matches(resume, out, model_args)
     if args.per_device_train_batch_size <= 0:
-        args.per_device_train_batch_size = GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
+        args.per_device_train_batch_size = (
+            GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
+        )
     if data_args.streaming and getattr(args, "_default_workers", False):
         args.dataloader_num_workers = 0  # a streamed corpus is read in order by one process
 
@@ -109,7 +134,9 @@ def pretrain(
             # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
             texts = _tokenizer_texts(corpus["train"], data_args.streaming)
             saved = out if (resume or not is_main) else None
-            tokenizer = get_tokenizer(model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved)
+            tokenizer = get_tokenizer(
+                model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
+            )
             if is_main:
                 tokenizer.save_pretrained(out)
                 if not resume:
@@ -124,12 +151,20 @@ def pretrain(
     model = build_gpt2(model_args, tokenizer)
     block_size = data_args.block_size or model.config.n_positions
     if data_args.tokenized_dataset:
-        block_size = check_tokenized(tokenized_meta, data_args.tokenized_dataset, data_args.block_size, model_args.tokenizer_name, model)
+        block_size = check_tokenized(
+            tokenized_meta,
+            data_args.tokenized_dataset,
+            data_args.block_size,
+            model_args.tokenizer_name,
+            model,
+        )
     check_model_fits(model, tokenizer, block_size)
     _check_checkpoint_vocab(resume, model.config.vocab_size)
     shape = model_args.config_fields()
-    logger.info(f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
-        f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}")
+    logger.info(
+        f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
+        f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}"
+    )
 
     with args.main_process_first(desc="packing"):
         if data_args.tokenized_dataset:
@@ -147,15 +182,23 @@ def pretrain(
             train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
             val = pack(corpus["validation"], tokenizer, block_size, data_args.preprocessing_num_workers)
     if not data_args.streaming and len(train) == 0:
-        raise UserError(f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size.")
+        raise UserError(
+            f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
+        )
     if len(val) == 0:
-        raise UserError(f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size.")
+        raise UserError(
+            f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
+        )
     if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
-        raise UserError(f"the validation split has {len(val)} blocks, less than one evaluation batch "
-                        f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
-                        "lower --per_device_eval_batch_size or give more validation text.")
+        raise UserError(
+            f"the validation split has {len(val)} blocks, less than one evaluation batch "
+            f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
+            "lower --per_device_eval_batch_size or give more validation text."
+        )
     if not data_args.streaming:
-        logger.info(f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding")
+        logger.info(
+            f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding"
+        )
 
     if args.hp_search_trials:
         from llmkit.hpsearch import PRETRAIN_SPACE, run_search
@@ -165,18 +208,38 @@ def pretrain(
             return build_gpt2(model_args, tokenizer)
 
         def make_trainer(init):
-            return Trainer(model_init=init, args=args, train_dataset=train, eval_dataset=val, data_collator=collate_blocks,
-                           processing_class=tokenizer)
+            return Trainer(
+                model_init=init,
+                args=args,
+                train_dataset=train,
+                eval_dataset=val,
+                data_collator=collate_blocks,
+                processing_class=tokenizer,
+            )
 
-        return run_search(make_trainer, model_init, (data_args, model_args, args), args, PRETRAIN_SPACE, "eval_loss", "minimize")
+        return run_search(
+            make_trainer,
+            model_init,
+            (data_args, model_args, args),
+            args,
+            PRETRAIN_SPACE,
+            "eval_loss",
+            "minimize",
+        )
 
     loss_impl = use_fast_loss(model, args.loss_implementation, args.device)
-    tokens_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
+    tokens_per_step = (
+        args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
+    )
     precision = precision_of(args)
     peak, peak_source = device_peak(args.device, precision)
-    logger.info(f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
-        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.3g} TFLOP/s ({peak_source})")
-    report = ReportCallback(tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size)
+    logger.info(
+        f"speed: {loss_impl} loss, {precision}, torch.compile {'on' if args.torch_compile else 'off'}, "
+        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} blocks per device per step; MFU vs {peak / 1e12:.3g} TFLOP/s ({peak_source})"
+    )
+    report = ReportCallback(
+        tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size
+    )
     trainer = Trainer(
         model=model,
         args=args,
@@ -187,19 +250,41 @@ def pretrain(
         callbacks=[report, *(callbacks or [])],
     )
     train_resumable(trainer, resume)
-    if "measured" in peak_source:  # a busy machine measures too low a peak: keep the better of two measurements
+    # a busy machine measures too low a peak: keep the better of two measurements
+    if "measured" in peak_source:
         peak = max(peak, device_peak(args.device, precision)[0])
         report.peak_flops = peak * args.world_size
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
-    extra = {"preset": model_args.preset, "corpus": data_args.source, "block_size": block_size, "resumed_from": resume,
-             "vocab_size": model.config.vocab_size, "tokenizer_size": len(tokenizer), "loss_implementation": loss_impl,
-             "precision": precision, "torch_compile": args.torch_compile, "peak_flops_per_device": peak, "peak_source": peak_source}
-    metrics = write_report(trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens, time.perf_counter() - started)
+    extra = {
+        "preset": model_args.preset,
+        "corpus": data_args.source,
+        "block_size": block_size,
+        "resumed_from": resume,
+        "vocab_size": model.config.vocab_size,
+        "tokenizer_size": len(tokenizer),
+        "loss_implementation": loss_impl,
+        "precision": precision,
+        "torch_compile": args.torch_compile,
+        "peak_flops_per_device": peak,
+        "peak_source": peak_source,
+    }
+    metrics = write_report(
+        trainer,
+        report,
+        extra,
+        model_args.sample_prompts,
+        model_args.sample_max_new_tokens,
+        time.perf_counter() - started,
+    )
     if is_main:
-        logger.info(f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))")
-        logger.info(f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
+        logger.info(
+            f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))"
+        )
+        logger.info(
+            f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
             f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up ({metrics['train_tokens_per_second']:,.0f} over the whole run) "
-            f"on {metrics['world_size']} process(es), MFU {metrics['mfu']:.1%}")
+            f"on {metrics['world_size']} process(es), MFU {metrics['mfu']:.1%}"
+        )
         logger.info("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
     return metrics
 

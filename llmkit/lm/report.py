@@ -89,7 +89,9 @@ class ReportCallback(TrainerCallback):
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
             if state.log_history and "eval_loss" in state.log_history[-1]:
                 state.log_history[-1]["eval_perplexity"] = metrics["eval_perplexity"]
-            logger.info(f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}")
+            logger.info(
+                f"step {state.global_step}: eval loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}"
+            )
 
     @property
     def tokens_per_second(self) -> float:
@@ -119,9 +121,8 @@ def write_report(
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step
     last_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == step]
-    eval_metrics = (
-        last_eval[-1] if last_eval else trainer.evaluate()
-    )  # the final step may have evaluated already
+    # the final step may have evaluated already
+    eval_metrics = last_eval[-1] if last_eval else trainer.evaluate()
     if not trainer.is_world_process_zero():
         return {}
     out = Path(trainer.args.output_dir)

@@ -110,9 +110,8 @@ def main(argv: list[str]) -> None:
     if args.command == "index":
         if not args.paths and not args.builtin:
             raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
-        check_chunking(
-            args.chunk_tokens, args.chunk_overlap
-        )  # every flag is checked before the store is touched
+        # every flag is checked before the store is touched
+        check_chunking(args.chunk_tokens, args.chunk_overlap)
         store = Store(
             args.store,
             embedding_model=args.embedding_model,

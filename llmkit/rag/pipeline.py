@@ -156,9 +156,8 @@ class RAG:
             answer.text += piece
             yield answer.text, answer
         text, _, answer.invalid_citations = check_citations(answer.text.strip(), len(kept))
-        answer.text = _CITATION.sub(
-            lambda m: f"[{numbering[int(m.group(1))]}]", text
-        )  # back to the full source list
+        # back to the full source list
+        answer.text = _CITATION.sub(lambda m: f"[{numbering[int(m.group(1))]}]", text)
         answer.cited = sorted({int(n) for n in _CITATION.findall(answer.text)})
         answer.citations = _citations(answer, evidence)
         yield answer.text, answer

@@ -73,9 +73,8 @@ class Retriever:
         self.reranker_name = reranker
         self.fusion = fusion
         self._reranker = None
-        self._encode_lock = (
-            threading.Lock()
-        )  # HF fast tokenizers are not safe to call from several threads at once
+        # HF fast tokenizers are not safe to call from several threads at once
+        self._encode_lock = threading.Lock()
 
     def search(
         self,
@@ -216,7 +215,10 @@ class Retriever:
 
             try:
                 self._reranker = CrossEncoder(self.reranker_name)
-            except (OSError, ValueError) as err:  # offline, not found, not a cross-encoder; out of memory propagates
+            except (
+                OSError,
+                ValueError,
+            ) as err:  # offline, not found, not a cross-encoder; out of memory propagates
                 raise UserError(
                     f"could not load cross-encoder {self.reranker_name!r} ({type(err).__name__}: {err})."
                 ) from None

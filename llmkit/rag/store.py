@@ -66,9 +66,8 @@ class Store:
             raise UserError(
                 f"--store {self.path} is a file; a store is a directory: pass a new or existing store folder."
             )
-        check_chunking(
-            chunk_tokens, chunk_overlap
-        )  # before anything is written: bad settings never reach a manifest
+        # before anything is written: bad settings never reach a manifest
+        check_chunking(chunk_tokens, chunk_overlap)
         if batch_chunks < 1:
             raise UserError(f"batch_chunks must be at least 1, got {batch_chunks}.")
         manifest = self._read_manifest()

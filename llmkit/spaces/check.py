@@ -98,9 +98,8 @@ def _unresolved_imports(app: Path, folder: Path) -> list[str]:
         if isinstance(n, ast.ImportFrom) and n.module and not n.level
     }
     local = {p.stem for p in folder.iterdir()}
-    provided = (
-        _requirements(folder) | set(sys.stdlib_module_names) | local | {"spaces"}
-    )  # `spaces` exists on every Space
+    # `spaces` exists on every Space
+    provided = _requirements(folder) | set(sys.stdlib_module_names) | local | {"spaces"}
     return [
         f"{app.name} imports {m!r}, which requirements.txt does not provide."
         for m in sorted(modules - provided)

@@ -44,9 +44,8 @@ def test_a_drawing_becomes_a_centred_digit():
     canvas = np.full((280, 280, 3), 255, dtype=np.uint8)
     canvas[60:220, 130:150] = 0  # a dark vertical stroke on white: a "1"
     digit = sketch_to_tensor({"composite": canvas}, 16)
-    assert (
-        digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1
-    )  # bright ink, dark margins
+    # bright ink, dark margins
+    assert digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1
 
 
 def test_mlp_playground_returns_a_figure():

@@ -213,6 +213,5 @@ def test_conditional_gan_and_rnn_classifier(cnn_dir, tmp_path):
         ]
     )
     epochs = [row for row in metrics["log_history"] if "train_loss" in row]
-    assert (
-        epochs[-1]["train_loss"] < epochs[0]["train_loss"] and metrics["eval_accuracy"] > 0.3
-    )  # 5 areas: the largest is 26%
+    # 5 areas: the largest is 26%
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] and metrics["eval_accuracy"] > 0.3

@@ -44,9 +44,8 @@ def _mlp(out, epochs):
 def test_resume_skips_a_damaged_checkpoint_and_says_so(tmp_path, capsys, damage):
     _mlp(tmp_path, 2)
     newest = tmp_path / "checkpoints" / "checkpoint-44"
-    if (
-        damage == "missing history.json"
-    ):  # killed between the weights and the state file (before saves were atomic)
+    # killed between the weights and the state file (before saves were atomic)
+    if damage == "missing history.json":
         (newest / "history.json").unlink()
     else:  # a copy or a disk cut the weights short
         weights = newest / "model.safetensors"
@@ -236,9 +235,8 @@ def test_seed_fixes_the_initial_weights(recipe, tmp_path, monkeypatch):
 
     captured = []
 
-    def fake_fit(
-        args, modules, *rest, **kwargs
-    ):  # stands in for training: records the weights it would start from
+    # stands in for training: records the weights it would start from
+    def fake_fit(args, modules, *rest, **kwargs):
         captured.append(
             {f"{n}.{k}": v.clone() for n, m in modules.items() for k, v in m.state_dict().items()}
         )

@@ -42,10 +42,28 @@ def test_local_text_jsonl_parquet_and_folders(tmp_path):
     ("setup", "message"),
     [
         (lambda p: DataArguments(train_files=[str(p / "missing.txt")]), "does not exist"),
-        (lambda p: (p / "e.txt").write_text("") and None or DataArguments(train_files=[str(p / "e.txt")]), "empty"),
-        (lambda p: (p / "w.txt").write_text("\n\n  \n") and None or DataArguments(train_files=[str(p / "w.txt")]), "no non-empty documents"),
-        (lambda p: (p / "x.jsonl").write_text('{"a": "b"}\n{"a": "c"}') and None or DataArguments(train_files=[str(p / "x.jsonl")]), "no column 'text'"),
-        (lambda p: (p / "f.pdf").write_text("x") and None or DataArguments(train_files=[str(p / "f.pdf")]), "unsupported file type"),
+        (
+            lambda p: (p / "e.txt").write_text("") and None or DataArguments(train_files=[str(p / "e.txt")]),
+            "empty",
+        ),
+        (
+            lambda p: (
+                (p / "w.txt").write_text("\n\n  \n") and None or DataArguments(train_files=[str(p / "w.txt")])
+            ),
+            "no non-empty documents",
+        ),
+        (
+            lambda p: (
+                (p / "x.jsonl").write_text('{"a": "b"}\n{"a": "c"}')
+                and None
+                or DataArguments(train_files=[str(p / "x.jsonl")])
+            ),
+            "no column 'text'",
+        ),
+        (
+            lambda p: (p / "f.pdf").write_text("x") and None or DataArguments(train_files=[str(p / "f.pdf")]),
+            "unsupported file type",
+        ),
         (lambda p: DataArguments(dataset_name="no-such/dataset-here"), "could not load dataset"),
     ],
 )

@@ -52,9 +52,8 @@ def test_malformed_jsonl_line_is_located(tmp_path):
 
 
 def test_checks_pass_valid_files_and_json_documents(tmp_path):
-    (tmp_path / "u.txt").write_text(
-        "d\u00e9j\u00e0 vu, na\u00efve \U0001f600\n" * 100_000, encoding="utf-8"
-    )  # > 1 MiB: chunked
+    # > 1 MiB: chunked
+    (tmp_path / "u.txt").write_text("d\u00e9j\u00e0 vu, na\u00efve \U0001f600\n" * 100_000, encoding="utf-8")
     (tmp_path / "a.json").write_text(json.dumps([{"text": "one"}, {"text": "two"}], indent=2))
     (tmp_path / "l.jsonl").write_text('{"text": "one"}\n\n{"text": "two"}\n')
     assert check_encoding(str(tmp_path / "u.txt")) is None

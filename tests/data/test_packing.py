@@ -23,7 +23,8 @@ def _token_stream(tokenizer):
 
 @pytest.mark.parametrize("pack_batch", [3, 1000])
 def test_pack_keeps_every_token(tokenizer, monkeypatch, pack_batch):
-    monkeypatch.setattr(packing_module, "PACK_BATCH", pack_batch)  # small batches exercise the tail re-packing
+    # small batches exercise the tail re-packing
+    monkeypatch.setattr(packing_module, "PACK_BATCH", pack_batch)
     block = 16
     packed = pack(Dataset.from_dict({"text": DOCS}), tokenizer, block)
     blocks = [row.tolist() for row in packed["input_ids"]]

@@ -163,9 +163,8 @@ def test_streamed_pretraining_sees_every_block_once_per_pass(tmp_path):
         per_doc[name] += n
     assert per_doc == Counter({n: 2 for n in names})  # 16 steps = 2 passes: every block exactly twice
     assert {rank for rank, _ in by_rank} == {"rank0", "rank1"}
-    assert all(
-        len({r for r, _ in by_rank if (r, d) in by_rank}) == 1 for d in names
-    )  # a document stays on one rank
+    # a document stays on one rank
+    assert all(len({r for r, _ in by_rank if (r, d) in by_rank}) == 1 for d in names)
     for rank in ("rank0", "rank1"):  # tokenized and collated in data-loader worker processes, 2 per rank
         assert len({f for r, f in recorders if r == rank}) >= 2
 

@@ -193,9 +193,8 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         tokenize(out, corpus_dir)
     assert not out.exists()  # nothing that looks like a dataset
-    assert (
-        sorted(p.name for p in tmp_path.iterdir()) == []
-    )  # the stale and the interrupted temporaries are gone
+    # the stale and the interrupted temporaries are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
     monkeypatch.undo()
 
     tokenize(out, corpus_dir)
@@ -255,9 +254,10 @@ def test_streamed_source_is_tokenized_too(tmp_path):
         tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
     )
     assert meta["dtype"] == "uint8"  # 23 tokens fit a byte
+    # one document per block
     assert (meta["splits"]["train"]["blocks"], meta["splits"]["validation"]["blocks"]) == (
         16,
         4,
-    )  # one document per block
+    )
     seen = sorted(tokenizer.convert_ids_to_tokens(int(b[0])) for b in splits["train"]["input_ids"])
     assert seen == sorted(names[4:])  # the stream's first 4 documents are the validation split

@@ -17,4 +17,5 @@ def test_bpe_round_trips_text_and_reloads(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded(sample)["input_ids"] == ids
-    assert len(tokenizer("The for statement is used to iterate")["input_ids"]) < 20  # merges learned from the corpus
+    # merges learned from the corpus
+    assert len(tokenizer("The for statement is used to iterate")["input_ids"]) < 20

@@ -33,9 +33,8 @@ def test_sentence_splitter_keeps_abbreviations_decimals_and_code_together():
 
 def test_extractive_answer_puts_the_best_sentence_first_and_drops_padding(topic_store):
     answer = RAG(topic_store, k=5).ask("What is molten rock called once it flows out over the ground?")
-    assert not answer.abstained and answer.text.startswith(
-        "Molten rock stored beneath"
-    )  # the answering sentence first
+    # the answering sentence first
+    assert not answer.abstained and answer.text.startswith("Molten rock stored beneath")
     assert answer.text.startswith(answer.citations[0].sentence) and "called lava" in answer.text
     assert all(c.n in answer.cited for c in answer.citations)
     assert "bees" not in answer.text.lower() and "tides" not in answer.text.lower()  # no off-topic filler

@@ -79,9 +79,8 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     history, sources, _ = client.predict(
         "What shapes do glaciers carve into valleys?", [], 3, "dense", api_name="/chat"
     )
-    assert (
-        "glaciers.md" in sources
-    )  # the upload is searchable at once; the app kept serving after the bad file
+    # the upload is searchable at once; the app kept serving after the bad file
+    assert "glaciers.md" in sources
 
 
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):

@@ -27,9 +27,8 @@ def test_index_ask_eval(docs_folder, tmp_path, capsys):
     assert "skipped" in captured.err and "blob.txt" in captured.err
 
     llmkit_main(["rag", "index", str(docs_folder), "--store", store])
-    assert (
-        json.loads(capsys.readouterr().out)["chunks_embedded"] == 0
-    )  # unchanged folder: nothing re-embedded
+    # unchanged folder: nothing re-embedded
+    assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
     result = json.loads(capsys.readouterr().out)

@@ -29,9 +29,8 @@ def test_lexical_search_finds_keywords_and_hybrid_is_at_least_as_good(topic_stor
     top = retriever.search("waggle dance", k=1, mode="lexical")
     assert top[0].doc_id == "bees.md" and top[0].score > 0
     assert retriever.search("SYN-ACK handshake", k=1, mode="lexical")[0].doc_id == "tcp.md"
-    assert (
-        retriever.search('"; DROP TABLE chunks; -- NEAR( *', k=3, mode="lexical") == []
-    )  # user text is never FTS syntax
+    # user text is never FTS syntax
+    assert retriever.search('"; DROP TABLE chunks; -- NEAR( *', k=3, mode="lexical") == []
     for k in (1, 3):
         best_single = max(_hits_at(retriever, "dense", k), _hits_at(retriever, "lexical", k))
         assert _hits_at(retriever, "hybrid", k) >= best_single

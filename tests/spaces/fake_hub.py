@@ -87,9 +87,8 @@ class FakeHub:
                     )
                 elif "/commit/" in path:
                     if hub.fail_commits:
-                        self._reply(
-                            403, {"error": "You have no write access to this Space"}
-                        )  # 4xx: not retried
+                        # 4xx: not retried
+                        self._reply(403, {"error": "You have no write access to this Space"})
                     else:
                         repo = path.split("/api/spaces/")[1].split("/commit/")[0]
                         url = f"http://{self.headers['Host']}/spaces/{repo}/commit/{'a' * 40}"

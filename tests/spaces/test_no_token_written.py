@@ -97,9 +97,8 @@ def test_deploy_masks_a_token_the_server_echoes_and_writes_no_file(tmp_path, sto
         finally:
             hub.close()
         echoed = TOKEN if echo == "echo_credentials" else API_KEY
-        assert any(
-            echoed in (r["auth"] or "") + r["body"].decode(errors="replace") for r in hub.requests
-        )  # the server got it
+        # the server got it
+        assert any(echoed in (r["auth"] or "") + r["body"].decode(errors="replace") for r in hub.requests)
         assert failed.returncode == 2 and "refused the upload" in failed.stderr and "***" in failed.stderr, (
             failed.stderr
         )

@@ -115,9 +115,8 @@ def test_a_token_split_over_sqlite_overflow_pages_is_found(tmp_path):
 def test_a_deleted_row_left_in_a_free_page_is_found(tmp_path):
     db_path = tmp_path / "old.sqlite"
     db = sqlite3.connect(db_path)
-    db.execute(
-        "PRAGMA secure_delete = OFF"
-    )  # many SQLite builds' default: a deleted row's bytes stay in the file
+    # many SQLite builds' default: a deleted row's bytes stay in the file
+    db.execute("PRAGMA secure_delete = OFF")
     db.execute("CREATE TABLE docs (id TEXT, text TEXT)")
     db.execute("INSERT INTO docs VALUES ('a', ?)", (f"token {TOKEN}",))
     db.execute("INSERT INTO docs VALUES ('b', 'harmless')")

@@ -173,9 +173,8 @@ def test_deploy_creates_the_space_and_commits_the_files(tmp_path, store):
     }
     bearer = "Bearer hf_testtoken0000000000000000000000000"
     assert create["auth"] == commit["auth"] == secret["auth"] == bearer
-    assert all(
-        r["auth"] in (None, bearer) for r in hub.requests
-    )  # the token goes to the configured Hub only, as itself
+    # the token goes to the configured Hub only, as itself
+    assert all(r["auth"] in (None, bearer) for r in hub.requests)
     assert "hf_testtoken" not in proc.stdout + proc.stderr and not list((tmp_path / "hf-home").rglob("token"))
 
 
