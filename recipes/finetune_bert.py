@@ -11,21 +11,13 @@ Every transformers TrainingArguments flag works (`--help`), and a YAML/JSON conf
 from llmkit.arguments import parse_args
 from llmkit.errors import run_cli
 from llmkit.finetune import (
+    SHARED_ARGUMENTS,
     ClassificationArguments,
-    FinetuneDataArguments,
-    FinetuneModelArguments,
     FinetuneTrainingArguments,
-    LoraArguments,
     finetune_classifier,
 )
 
-TYPES = (
-    ClassificationArguments,
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    LoraArguments,
-    FinetuneTrainingArguments,
-)
+TYPES = (ClassificationArguments, *SHARED_ARGUMENTS, FinetuneTrainingArguments)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -8,21 +8,10 @@
 
 from llmkit.arguments import parse_args
 from llmkit.errors import run_cli
-from llmkit.finetune import (
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    FinetuneTrainingArguments,
-    LoraArguments,
-)
+from llmkit.finetune import SHARED_ARGUMENTS, FinetuneTrainingArguments
 from llmkit.finetune.causal import CausalArguments, finetune_causal
 
-TYPES = (
-    CausalArguments,
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    LoraArguments,
-    FinetuneTrainingArguments,
-)
+TYPES = (CausalArguments, *SHARED_ARGUMENTS, FinetuneTrainingArguments)
 
 
 def main(argv: list[str] | None = None) -> dict:

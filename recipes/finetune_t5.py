@@ -9,21 +9,10 @@
 
 from llmkit.arguments import parse_args
 from llmkit.errors import run_cli
-from llmkit.finetune import (
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    FinetuneSeq2SeqArguments,
-    LoraArguments,
-)
+from llmkit.finetune import SHARED_ARGUMENTS, FinetuneSeq2SeqArguments
 from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
 
-TYPES = (
-    Seq2SeqArguments,
-    FinetuneDataArguments,
-    FinetuneModelArguments,
-    LoraArguments,
-    FinetuneSeq2SeqArguments,
-)
+TYPES = (Seq2SeqArguments, *SHARED_ARGUMENTS, FinetuneSeq2SeqArguments)
 
 
 def main(argv: list[str] | None = None) -> dict:

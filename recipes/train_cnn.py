@@ -11,7 +11,7 @@ from llmkit.arguments import parse_args
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments
+from llmkit.classic.loop import ImageArguments, epochs
 from llmkit.classic.models import LeNet, SmallResNet
 from llmkit.classic.registry import load_weights
 from llmkit.errors import UserError, run_cli
@@ -20,9 +20,7 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class CNNArguments(ImageArguments):
     output_dir: str = "runs/cnn"
-    num_train_epochs: int = field(
-        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(40)
     arch: str = field(default="lenet", metadata={"help": "lenet or resnet.", "choices": ["lenet", "resnet"]})
     image_size: int | None = field(
         default=None, metadata={"help": "Resize images to this side (default: the data's own size)."}

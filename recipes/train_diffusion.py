@@ -13,18 +13,16 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.diffusion import UNet, diffusion_loss, sample
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, fit
+from llmkit.classic.loop import GenerativeArguments, epochs, fit
 from llmkit.classic.schedulers import SCHEDULERS
 from llmkit.errors import UserError, run_cli
 from llmkit.plots import save_grid
 
 
 @dataclass
-class DiffusionArguments(ImageArguments):
+class DiffusionArguments(GenerativeArguments):
     output_dir: str = "runs/ddpm"
-    num_train_epochs: int = field(
-        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-3
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (even)."})
     width: int = field(default=32, metadata={"help": "U-Net base width (a multiple of 8)."})
@@ -45,10 +43,6 @@ class DiffusionArguments(ImageArguments):
             "help": "Sampling steps (DDIM default 50, DDPM default T).",
             "aliases": ["--sampling_steps"],
         },
-    )
-    judge: str | None = field(
-        default="runs/cnn",
-        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
     )
 
 

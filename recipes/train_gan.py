@@ -13,27 +13,21 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import Discriminator, Generator, gan_step
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, fit
+from llmkit.classic.loop import GenerativeArguments, epochs, fit
 from llmkit.errors import run_cli
 from llmkit.plots import save_grid
 
 
 @dataclass
-class GANArguments(ImageArguments):
+class GANArguments(GenerativeArguments):
     output_dir: str = "runs/gan"
-    num_train_epochs: int = field(
-        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-4
     image_size: int = field(default=16, metadata={"help": "16 or 32.", "choices": [16, 32]})
     z_dim: int = field(default=64, metadata={"help": "Noise dimensions."})
     conditional: bool = field(default=False, metadata={"help": "Condition both networks on the class."})
     label_smoothing: float = field(
         default=0.1, metadata={"help": "Real targets become 1 - this (one-sided smoothing)."}
-    )
-    judge: str | None = field(
-        default="runs/cnn",
-        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
     )
 
 

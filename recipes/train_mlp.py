@@ -14,7 +14,7 @@ from llmkit.arguments import parse_args
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, write_report
+from llmkit.classic.loop import ImageArguments, epochs, write_report
 from llmkit.classic.mlp_numpy import NumpyMLP, Optimizer
 from llmkit.classic.models import MLP
 from llmkit.errors import UserError, run_cli
@@ -23,9 +23,7 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class MLPArguments(ImageArguments):
     output_dir: str = "runs/mlp"
-    num_train_epochs: int = field(
-        default=40, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(40)
     impl: str = field(
         default="both", metadata={"help": "numpy, torch or both.", "choices": ["numpy", "torch", "both"]}
     )

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from llmkit.arguments import parse_args
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ClassicArguments, fit
+from llmkit.classic.loop import ClassicArguments, epochs, fit
 from llmkit.classic.models import CELLS, SequenceModel
 from llmkit.errors import UserError, run_cli
 
@@ -24,9 +24,7 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class RNNArguments(ClassicArguments):
     output_dir: str = "runs/char-lstm"
-    num_train_epochs: int = field(
-        default=3, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(3)
     learning_rate: float = 3e-3
     cell: str = field(default="lstm", metadata={"help": "rnn, lstm or gru.", "choices": list(CELLS)})
     task: str = field(

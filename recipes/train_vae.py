@@ -12,23 +12,17 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import VAE
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, fit
+from llmkit.classic.loop import GenerativeArguments, epochs, fit
 from llmkit.errors import UserError, run_cli
 from llmkit.plots import save_grid
 
 
 @dataclass
-class VAEArguments(ImageArguments):
+class VAEArguments(GenerativeArguments):
     output_dir: str = "runs/vae"
-    num_train_epochs: int = field(
-        default=30, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(30)
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})
     latent: int = field(default=16, metadata={"help": "Latent dimensions."})
-    judge: str | None = field(
-        default="runs/cnn",
-        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
-    )
 
 
 TYPES = (VAEArguments,)

@@ -16,7 +16,7 @@ from llmkit.arguments import parse_args
 from llmkit.classic.checkpoints import write_atomic
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ClassicArguments, write_report
+from llmkit.classic.loop import ClassicArguments, epochs, write_report
 from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
 from llmkit.errors import UserError, run_cli
 
@@ -24,9 +24,7 @@ from llmkit.errors import UserError, run_cli
 @dataclass
 class Word2VecArguments(ClassicArguments):
     output_dir: str = "runs/word2vec"
-    num_train_epochs: int = field(
-        default=3, metadata={"help": "Passes over the corpus.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = epochs(3)
     per_device_train_batch_size: int = field(
         default=1024, metadata={"help": "(centre, context) pairs per batch.", "aliases": ["--batch_size"]}
     )

@@ -27,6 +27,14 @@ logger = get_logger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+EPOCHS_HELP = "Passes over the training data."
+
+
+def epochs(default: int) -> int:
+    """A recipe's own default for --num_train_epochs, keeping its help and its old name --epochs."""
+    return field(default=default, metadata={"help": EPOCHS_HELP, "aliases": ["--epochs"]})
+
+
 @dataclass
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
@@ -34,9 +42,7 @@ class ClassicArguments:
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
     )
-    num_train_epochs: int = field(
-        default=10, metadata={"help": "Passes over the training data.", "aliases": ["--epochs"]}
-    )
+    num_train_epochs: int = field(default=10, metadata={"help": EPOCHS_HELP, "aliases": ["--epochs"]})
     per_device_train_batch_size: int = field(
         default=64, metadata={"help": "Examples per batch and process.", "aliases": ["--batch_size"]}
     )
@@ -86,6 +92,16 @@ class ImageArguments(ClassicArguments):
     dataset: str = field(
         default="digits",
         metadata={"help": "digits (built in), mnist, fashion_mnist, cifar10, a .npz file or a folder."},
+    )
+
+
+@dataclass
+class GenerativeArguments(ImageArguments):
+    """Classic recipes that generate images, scored by a classifier (the judge)."""
+
+    judge: str | None = field(
+        default="runs/cnn",
+        metadata={"help": "A CNN folder that scores samples (trained on the fly if missing)."},
     )
 
 

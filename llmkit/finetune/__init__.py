@@ -5,7 +5,11 @@ from llmkit.finetune.common import FinetuneModelArguments, FinetuneSeq2SeqArgume
 from llmkit.finetune.data import FinetuneDataArguments
 from llmkit.finetune.lora import LoraArguments
 
+# The arguments every fine-tuning recipe takes between its task's and its TrainingArguments.
+SHARED_ARGUMENTS = (FinetuneDataArguments, FinetuneModelArguments, LoraArguments)
+
 __all__ = [
+    "SHARED_ARGUMENTS",
     "ClassificationArguments",
     "FinetuneDataArguments",
     "FinetuneModelArguments",
