@@ -14,8 +14,11 @@ import yaml
 from transformers import Trainer, TrainingArguments
 
 from llmkit.errors import UserError, require
+from llmkit.log import get_logger
 from llmkit.plots import plt
 from llmkit.secrets import is_secret_field, redact
+
+logger = get_logger(__name__)
 
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout")
 
@@ -184,7 +187,7 @@ def run_search(
     best = search(trainer, space, args.hp_search_trials, objective, direction, out)
     config = write_best_config(out / "best_config.yaml", arguments, best, str(Path(args.output_dir) / "best"))
     if trainer.is_world_process_zero():
-        print(
+        logger.info(
             f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
             f"train with it: python <recipe> {config}   (trials: {out / 'trials.png'})"
         )

@@ -21,6 +21,9 @@ from llmkit.finetune.trainer import build_trainer, report_truncation, resume_che
 from llmkit.lm.model import pad_vocabulary
 from llmkit.lm.report import perplexity
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt2.py leave their model
 
@@ -53,7 +56,7 @@ def finetune_causal(
 ) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
     start_run(args)
-    print(args.choose_learning_rate(lora_args.use_lora))
+    logger.info(args.choose_learning_rate(lora_args.use_lora))
     builtin = not (data_args.dataset_name or data_args.train_file)
     prompt_col = data_args.text_column or ("prompt" if builtin else "text")
     response_col = data_args.target_column or ("response" if builtin else None)
@@ -86,7 +89,7 @@ def finetune_causal(
     for col in columns:
         raw, dropped = drop_empty(raw, col)
         if dropped:
-            print(f"dropped {dropped} example(s) with an empty {col!r}")
+            logger.info(f"dropped {dropped} example(s) with an empty {col!r}")
     raw = raw.remove_columns([SOURCE, ROW])
     with args.main_process_first(desc="tokenizing"):
         if response_col:

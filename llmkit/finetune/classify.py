@@ -35,6 +35,9 @@ from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, p
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -66,7 +69,7 @@ def finetune_classifier(
     text_col = data_args.text_column or ("tokens" if token_task else "text")
     label_col = data_args.label_column or ("tags" if token_task else "label")
     model_name = model_args.model_name_or_path or default_encoder()  # the same whether or not data is given
-    print(args.choose_learning_rate(lora_args.use_lora))
+    logger.info(args.choose_learning_rate(lora_args.use_lora))
 
     raw = load_table(
         data_args,
@@ -76,10 +79,12 @@ def finetune_classifier(
     )
     raw, empty = drop_empty(raw, text_col)
     if empty:
-        print(f"dropped {empty} example(s) with an empty {text_col!r}")
+        logger.info(f"dropped {empty} example(s) with an empty {text_col!r}")
     labels, multi = label_names(raw, label_col, token_task, data_args)
     label2id = {label: i for i, label in enumerate(labels)}
-    print(f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}")
+    logger.info(
+        f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}"
+    )
 
     hint = encoder_hint(model_name)
     tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)

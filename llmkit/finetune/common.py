@@ -9,6 +9,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
 from llmkit.launch import check_launch, configure_threads
+from llmkit.log import configure_logging
 from llmkit.runtime import LlmkitTrainingArguments
 
 MINILM = (
@@ -134,6 +135,7 @@ def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
     """What every fine-tuning run checks first: the launch, the CPU threads, and an HP search it cannot do."""
     check_launch()
     configure_threads()
+    configure_logging(args.log_level, args.log_level_replica)
     if args.hp_search_trials and not hp_search:
         raise UserError(
             "--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "

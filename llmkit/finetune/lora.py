@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedModel
 
 from llmkit.errors import UserError, require
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 # Attention projections to adapt, by model family (peft's own defaults differ between versions).
 DEFAULT_TARGETS = {
@@ -72,7 +75,7 @@ def apply_lora(
     except ValueError as err:  # e.g. target modules not found in the model
         raise UserError(f"LoRA: {err}") from None
     trainable, total = trainable_parameters(peft_model)
-    print(
+    logger.info(
         f"LoRA r={args.lora_r} on {targets}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
     )
     return peft_model

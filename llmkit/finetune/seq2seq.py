@@ -29,6 +29,9 @@ from llmkit.finetune.metrics import text_scores
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -97,14 +100,14 @@ def finetune_seq2seq(
 ) -> dict:
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
     start_run(args)
-    print(args.choose_learning_rate(lora_args.use_lora))
+    logger.info(args.choose_learning_rate(lora_args.use_lora))
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"
     builtin = not (data_args.dataset_name or data_args.train_file)
     raw = load_table(data_args, summarization_sample, [source_col, target_col], seed=args.seed)
     raw, empty = drop_empty(raw, source_col)
     raw, empty_targets = drop_empty(raw, target_col)
     if empty or empty_targets:
-        print(f"dropped {empty + empty_targets} example(s) with an empty input or target")
+        logger.info(f"dropped {empty + empty_targets} example(s) with an empty input or target")
     prefix = (
         task.source_prefix
         if task.source_prefix is not None

@@ -11,6 +11,9 @@ from transformers import EarlyStoppingCallback, Trainer
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 # Timing figures that say nothing about the model; kept out of the model card's results table.
 TIMING = ("_runtime", "_samples_per_second", "_steps_per_second")
@@ -21,7 +24,7 @@ def report_truncation(data: DatasetDict, max_length: int, what: str = "inputs") 
     truncated = sum(sum(split["truncated"]) for split in data.values())
     if truncated:
         total = sum(len(split) for split in data.values())
-        print(
+        logger.info(
             f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated "
             "(raise --max_length to keep more)"
         )
@@ -64,7 +67,7 @@ def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     if resume and args.process_index == 0:
-        print(f"resuming from {resume}")
+        logger.info(f"resuming from {resume}")
     return resume
 
 
