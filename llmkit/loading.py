@@ -46,7 +46,7 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
         )
     elif _looks_like_path(name):
         raise UserError(
-            f"no {what} folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
+            f"no folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
         )
     try:
         return cls.from_pretrained(name, **kwargs)

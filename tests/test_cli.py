@@ -27,7 +27,7 @@ def _fails_with(argv, capsys, message):
         (["--block_size", "999"], "larger than the model's context"),
         (["--n_embd", "100", "--n_head", "3"], "must be divisible by n_head"),
         (["--dataset_name", "a", "--train_files", "b.txt"], "not both"),
-        (["--tokenizer_name", "/nonexistent/tokenizer"], "no tokenizer folder at /nonexistent/tokenizer"),
+        (["--tokenizer_name", "/nonexistent/tokenizer"], "no folder at /nonexistent/tokenizer"),
         (["--precision", "fp8"], "--precision must be"),
         (["--no_such_flag", "1"], "unknown arguments --no_such_flag 1"),
     ],

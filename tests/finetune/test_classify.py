@@ -100,7 +100,7 @@ def test_lora_trains_only_adapters_and_merges_exactly(topic_csv, tmp_path):
         ),
         (["--label_column", "sentence"], "must be different columns"),
         (["--task", "sequence-ish"], "--task must be"),
-        (["--model_name_or_path", "/nonexistent/model"], "no model folder at /nonexistent/model"),
+        (["--model_name_or_path", "/nonexistent/model"], "no folder at /nonexistent/model"),
     ],
 )
 def test_bad_input_gets_a_clear_error(extra, message, topic_csv, classifier, tmp_path, capsys):

@@ -94,7 +94,7 @@ def test_a_blank_label_in_a_held_out_csv_row_is_located(tmp_path, capsys):
 
 
 def test_loading_names_the_problem(tmp_path):
-    with pytest.raises(UserError, match="no model folder at /nonexistent/model"):
+    with pytest.raises(UserError, match="no folder at /nonexistent/model"):
         load_pretrained(AutoModelForSequenceClassification, "/nonexistent/model")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("hello")

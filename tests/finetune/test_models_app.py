@@ -15,15 +15,19 @@ def app_url(tiny_run, classifier, small_t5_dir):
     demo.close()
 
 
-def test_every_tab_answers(app_url):
+def test_every_tab_answers(app_url, small_t5_dir):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
     probs = client.predict("The puppy wagged its tail.", api_name="/classify")
     assert probs["label"] == "animals" and len(probs["confidences"]) == 2
 
+    from llmkit.finetune.seq2seq import text2text
+
     out = client.predict("digits: three", 8, 1, api_name="/text2text")
-    assert isinstance(out, str)
+    assert out == text2text(
+        small_t5_dir, "digits: three", max_new_tokens=8, num_beams=1
+    )  # the tab serves that model
 
     text, steps = client.predict("The for statement", 6, 0, 50, 0.95, 0, api_name="/generate")
     assert text.startswith("The for statement") and len(steps["data"]) == 6
