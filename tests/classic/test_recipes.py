@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.diffusion import UNet, sample
 from llmkit.classic.generative import VAE, Generator
@@ -94,7 +95,20 @@ def test_generative_recipes_train_and_draw(recipe, cnn_dir, tmp_path):
     metrics = recipe.main(
         ["--output_dir", str(tmp_path), "--num_train_epochs", "2", "--judge", str(cnn_dir[0])]
     )
-    assert 0 <= metrics["eval_confident_share"] <= 1 and 0 <= metrics["eval_class_coverage"] <= 1
+    # Trained samples spread over more of the ten digits, in the judge's eyes, than the same network untrained
+    # (GAN included: 0.19 vs 0.03 after 2 epochs; VAE 0.53 vs 0.0; diffusion 0.66 vs 0.37).
+    judge = load_judge(str(cnn_dir[0]), tmp_path / "judge")
+    torch.manual_seed(0)
+    ddim = DDIMScheduler(200, "cosine")
+    ddim.set_timesteps(20)
+    untrained = {
+        train_gan: lambda: Generator(z_dim=64, size=16).eval()(torch.randn(64, 64)),
+        train_vae: lambda: VAE(size=16).sample(64),
+        train_diffusion: lambda: sample(UNet(width=32), ddim, 64, 16)[0],
+    }[recipe]
+    with torch.no_grad():
+        before = sample_score(untrained(), judge)
+    assert metrics["eval_class_coverage"] > before["class_coverage"] + 0.1
     assert (
         Image.open(tmp_path / "samples-epoch-2.png").size[0] > 200 and (tmp_path / "loss_curve.png").is_file()
     )
