@@ -161,6 +161,12 @@ def main() -> None:
     parser.add_argument(
         "--workdir", default=None, help="where the corpus and outputs go (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--skip_throughput", action="store_true", help="skip the 1- vs 2-process tokenize timing"
+    )
+    parser.add_argument(
+        "--command_procs", type=int, nargs="+", default=[1, 2], help="--num_proc values for the whole command"
+    )
     args = parser.parse_args()
 
     os.environ.update(TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
@@ -179,7 +185,7 @@ def main() -> None:
         load = {"before": os.getloadavg()}
 
         throughput = {1: [], 2: []}
-        for _ in range(args.repeats):
+        for _ in range(0 if args.skip_throughput else args.repeats):
             for num_proc in (1, 2):
                 throughput[num_proc].append(tokenize_throughput(corpus, tokenizer_dir, work, num_proc))
                 print(throughput[num_proc][-1], flush=True)
@@ -199,7 +205,7 @@ def main() -> None:
         script = work / "first_step.py"
         script.write_text(FIRST_STEP)
         for r in range(args.repeats):
-            for num_proc in (1, 2):
+            for num_proc in args.command_procs:
                 out = work / f"tok-{num_proc}-{r}"
                 shutil.rmtree(env["HF_DATASETS_CACHE"], ignore_errors=True)
                 seconds, peak, _ = run_measured(
@@ -265,21 +271,24 @@ def main() -> None:
                 print(f"time to first step, {path} path: {first_step[path][-1]}", flush=True)
         load["after"] = os.getloadavg()
 
-        med = lambda rows, key: statistics.median(r[key] for r in rows)  # noqa: E731
+        def med(rows: list[dict], key: str) -> float | None:
+            return statistics.median(r[key] for r in rows) if rows else None
+
+        def ratio(a: float | None, b: float | None, digits: int = 2) -> float | None:
+            return round(a / b, digits) if a and b else None
+
         summary = {
             "tokens_per_second_1_process": med(throughput[1], "tokens_per_second"),
             "tokens_per_second_2_processes": med(throughput[2], "tokens_per_second"),
-            "speedup_2_processes": round(
-                med(throughput[2], "tokens_per_second") / med(throughput[1], "tokens_per_second"), 2
+            "speedup_2_processes": ratio(
+                med(throughput[2], "tokens_per_second"), med(throughput[1], "tokens_per_second")
             ),
-            "command_speedup_2_processes": round(
-                med(commands[1], "seconds") / med(commands[2], "seconds"), 2
-            ),
-            "bytes_per_token": med(commands[1], "bytes_per_token"),
+            "command_speedup_2_processes": ratio(med(commands[1], "seconds"), med(commands[2], "seconds")),
+            "bytes_per_token": med(commands[1] or commands[2], "bytes_per_token"),
             "first_step_old_seconds": med(first_step["old"], "seconds"),
             "first_step_new_seconds": med(first_step["new"], "seconds"),
-            "first_step_speedup": round(
-                med(first_step["old"], "seconds") / med(first_step["new"], "seconds"), 1
+            "first_step_speedup": ratio(
+                med(first_step["old"], "seconds"), med(first_step["new"], "seconds"), 1
             ),
         }
         result = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -46,5 +47,6 @@ class LlmkitTrainingArguments(TrainingArguments):
             else:
                 self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
         super().__post_init__()
+        self.started_at = time.perf_counter()  # arguments are parsed first thing: metrics' wall_time_seconds
         # Trainer pickles its arguments into every checkpoint: keep the token out of them.
         move_token_to_environment(self)

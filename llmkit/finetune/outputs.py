@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -96,6 +97,7 @@ def finish_run(
         "trainable_parameters": trainable,
         "parameters": total,
         "world_size": trainer.args.world_size,
+        "wall_time_seconds": round(time.perf_counter() - trainer.args.started_at, 1),
         "global_step": trainer.state.global_step,
         "learning_rate": trainer.args.learning_rate,
     }

@@ -15,6 +15,7 @@ def test_classifier_learns_and_loads_with_pipeline(classifier):
     out, metrics = classifier
     assert metrics["eval_accuracy"] >= 0.9 and metrics["labels"] == ["animals", "finance"]
     assert (out / "confusion_matrix.png").is_file() and (out / "loss_curve.png").is_file()
+    assert metrics["world_size"] == 1 and metrics["train_loss"] > 0 and metrics["wall_time_seconds"] > 0
     card = (out / "README.md").read_text()
     assert "text-classification" in card and "accuracy" in card
     clf = pipeline("text-classification", model=str(out))
