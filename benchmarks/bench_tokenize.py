@@ -107,16 +107,20 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, int, subprocess.Comp
     split between them rather than counted once per process, as summing RSS would.
     """
     start = time.time()
-    proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(_pss(p) for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.25)
-    out, err = proc.communicate()
+    # Output goes to files, not pipes: a pipe nobody reads while we poll fills up and blocks the command.
+    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        proc = psutil.Popen(cmd, env=env, stdout=out_file, stderr=err_file, text=True, cwd=REPO)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+                peak = max(peak, sum(_pss(p) for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.25)
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
     result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
@@ -165,7 +169,7 @@ def main() -> None:
         "--skip_throughput", action="store_true", help="skip the 1- vs 2-process tokenize timing"
     )
     parser.add_argument(
-        "--command_procs", type=int, nargs="+", default=[1, 2], help="--num_proc values for the whole command"
+        "--command_procs", type=int, nargs="*", default=[1, 2], help="--num_proc values for the whole command"
     )
     args = parser.parse_args()
 
