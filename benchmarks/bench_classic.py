@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the recipes are importable from the repository root
-from recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae  # noqa: E402
+from llmkit.recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae  # noqa: E402
 
 RECIPES = {
     "cnn": train_cnn,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from recipes import finetune_bert, pretrain_gpt2, train_dbn, train_word2vec  # noqa: E402
+from llmkit.recipes import finetune_bert, pretrain_gpt2, train_dbn, train_word2vec  # noqa: E402
 
 RUNS = Path("runs/bench-curriculum")
 PRETRAIN = [

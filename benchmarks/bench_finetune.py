@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, resource, sys, tempfile, time, warnings
 warnings.simplefilter("ignore")
-from recipes.finetune_bert import main
+from llmkit.recipes.finetune_bert import main
 lora = sys.argv[1] == "lora"
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with tempfile.TemporaryDirectory() as out:

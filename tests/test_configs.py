@@ -67,7 +67,7 @@ def test_presets_have_the_advertised_size(preset):
 
 
 def test_classic_recipe_takes_a_config_file_and_flags_win(tmp_path):
-    from recipes import train_mlp
+    from llmkit.recipes import train_mlp
 
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -98,7 +98,7 @@ def test_pretrain_takes_a_config_file_and_flags_win(tmp_path):
 
 def test_config_file_mistakes_are_named(tmp_path):
     from llmkit.errors import UserError
-    from recipes import train_cnn
+    from llmkit.recipes import train_cnn
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("num_train_epoch: 3\n")
@@ -113,7 +113,7 @@ def test_config_file_mistakes_are_named(tmp_path):
 def test_classic_recipes_start_without_transformers():
     names = ["cnn", "dbn", "diffusion", "gan", "mlp", "rnn", "vae", "word2vec"]
     code = (
-        f"import sys; import {', '.join(f'recipes.train_{n}' for n in names)}; "
+        f"import sys; import {', '.join(f'llmkit.recipes.train_{n}' for n in names)}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def cnn_dir(tmp_path_factory):
-    from recipes import train_cnn
+    from llmkit.recipes import train_cnn
 
     out = tmp_path_factory.mktemp("cnn")
     metrics = train_cnn.main(["--output_dir", str(out), "--num_train_epochs", "8", "--learning_rate", "3e-3"])

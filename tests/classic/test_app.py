@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from llmkit.classic.data import make_2d
+from llmkit.recipes import train_diffusion, train_gan, train_rnn, train_vae
 from llmkit.ui.classic import build_classic_app, sketch_to_tensor, train_2d
-from recipes import train_diffusion, train_gan, train_rnn, train_vae
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_curriculum_tabs_answer(tmp_path, tiny_run):
     from gradio_client import Client
 
     from llmkit.classic.word2vec import save_text_format, train_word2vec
-    from recipes import train_dbn
+    from llmkit.recipes import train_dbn
     from tests.classic.test_curriculum import _capitals_corpus
 
     train_dbn.main(

@@ -13,8 +13,8 @@ from llmkit.classic.rbm import RBM
 from llmkit.classic.word2vec import Vocabulary, analogy, neighbours, train_word2vec
 from llmkit.errors import UserError
 from llmkit.hpsearch import PRETRAIN_SPACE, load_space
-from recipes import train_dbn
-from recipes import train_word2vec as word2vec_recipe
+from llmkit.recipes import train_dbn
+from llmkit.recipes import train_word2vec as word2vec_recipe
 from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 CAPITALS = [
@@ -167,7 +167,7 @@ def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path):
 
 @pytest.mark.slow
 def test_bert_hp_search_runs(tmp_path):
-    from recipes.finetune_bert import main as finetune_bert
+    from llmkit.recipes.finetune_bert import main as finetune_bert
     from tests.finetune.conftest import ANIMALS, MINILM, MONEY
 
     data = tmp_path / "d.jsonl"

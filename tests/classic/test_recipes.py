@@ -12,7 +12,7 @@ from llmkit.classic.diffusion import UNet, sample
 from llmkit.classic.generative import VAE, Generator
 from llmkit.classic.schedulers import DDIMScheduler, DDPMScheduler, load_scheduler
 from llmkit.errors import UserError
-from recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae
+from llmkit.recipes import train_cnn, train_diffusion, train_gan, train_mlp, train_rnn, train_vae
 
 
 def test_digits_cnn_beats_90_percent_and_saves_everything(cnn_dir):

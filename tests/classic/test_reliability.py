@@ -17,7 +17,7 @@ from llmkit.classic.data import load_images
 from llmkit.classic.loop import ClassicArguments, fit
 from llmkit.errors import UserError, run_cli
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
-from recipes import (
+from llmkit.recipes import (
     train_cnn,
     train_dbn,
     train_diffusion,

@@ -75,7 +75,7 @@ def _launcher(tmp_path: Path) -> Path:
         "pretrain = sys.modules['llmkit.lm.pretrain']  # the package exports a function of the same name\n"
         "from llmkit.data.packing import collate_blocks\n"
         "from llmkit.errors import run_cli\n"
-        "from recipes.pretrain_gpt2 import main\n"
+        "from llmkit.recipes.pretrain_gpt2 import main\n"
         "def recording(features):\n"
         "    batch = collate_blocks(features)\n"
         "    path = os.path.join(os.environ['SEEN_DIR'], f\"rank{os.environ['RANK']}-{os.getpid()}.jsonl\")\n"

@@ -107,7 +107,7 @@ def digits_jsonl(tmp_path_factory):
 @pytest.fixture(scope="session")
 def classifier(topic_csv, tmp_path_factory):
     """MiniLM fine-tuned on the animals/finance fixture: (output dir, metrics)."""
-    from recipes.finetune_bert import main as finetune_bert
+    from llmkit.recipes.finetune_bert import main as finetune_bert
 
     out = tmp_path_factory.mktemp("clf")
     metrics = finetune_bert(
@@ -136,7 +136,7 @@ def classifier(topic_csv, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_t5_dir(digits_jsonl, tmp_path_factory):
     """A briefly trained small T5 on the digits mapping."""
-    from recipes.finetune_t5 import main as finetune_t5
+    from llmkit.recipes.finetune_t5 import main as finetune_t5
 
     out = tmp_path_factory.mktemp("t5")
     finetune_t5(

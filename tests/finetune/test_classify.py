@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from llmkit.cli import main as llmkit_main
-from recipes.finetune_bert import main as finetune_bert
+from llmkit.recipes.finetune_bert import main as finetune_bert
 from tests.finetune.conftest import ANIMALS, FAST, MINILM, MONEY
 
 

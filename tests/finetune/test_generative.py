@@ -6,8 +6,8 @@ import pytest
 from transformers import TrainerCallback, pipeline
 
 from llmkit.finetune.seq2seq import text2text
-from recipes.finetune_gpt2 import main as finetune_gpt2
-from recipes.finetune_t5 import main as finetune_t5
+from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
+from llmkit.recipes.finetune_t5 import main as finetune_t5
 from tests.finetune.conftest import FAST
 
 

@@ -13,9 +13,9 @@ from transformers import TrainerCallback, pipeline
 from llmkit.arguments import parse_args
 from llmkit.finetune import FinetuneSeq2SeqArguments, FinetuneTrainingArguments
 from llmkit.finetune.common import MINILM, packaged_minilm
-from recipes.finetune_bert import main as finetune_bert
-from recipes.finetune_gpt2 import main as finetune_gpt2
-from recipes.finetune_t5 import main as finetune_t5
+from llmkit.recipes.finetune_bert import main as finetune_bert
+from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
+from llmkit.recipes.finetune_t5 import main as finetune_t5
 from tests.finetune.conftest import FAST
 from tests.finetune.conftest import MINILM as MINILM_FLAGS
 

@@ -204,7 +204,7 @@ def test_metrics_report_steady_throughput_and_mfu(tiny_run):
 
 @pytest.mark.slow
 def test_finetuning_pads_an_unpadded_model(tokenizer, tmp_path):
-    from recipes.finetune_gpt2 import main as finetune_gpt2
+    from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
 
     base = tmp_path / "base"
     config = GPT2Config(vocab_size=len(tokenizer), **SHAPE, bos_token_id=0, eos_token_id=0)

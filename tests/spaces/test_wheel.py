@@ -27,7 +27,7 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for folder in ("llmkit", "recipes"):
+    for folder in ("llmkit", "recipes", "spaces"):
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # Offline with this environment's setuptools when it is recent enough (as pyproject.toml asks);
@@ -41,6 +41,7 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
         env,
     )
     assert built.returncode == 0, built.stderr[-3000:]
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr  # a quiet build
     (wheel,) = (tmp_path / "whl").glob("llmkit-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     packages = {
@@ -85,9 +86,7 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
     for name, extra in artifacts.items():
         proc = _run([*cli, "build", name, "--out", name, *map(str, extra)], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-        assert (home / name / "app.py").read_text() == (
-            REPO / "llmkit/spaces/templates" / name / "app.py"
-        ).read_text()
+        assert (home / name / "app.py").read_text() == (REPO / "spaces" / name / "app.py").read_text()
         # The Space carries llmkit but not the other templates: it already is one.
         assert (home / name / "llmkit/spaces/templates/__init__.py").is_file()
         assert not list((home / name / "llmkit/spaces/templates").glob("*/app.py"))

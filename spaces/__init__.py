@@ -1,4 +1,8 @@
-"""The Space templates: one folder each beside this file (README.md, app.py, requirements.txt), shipped as package data."""
+"""The Space templates: one folder each beside this file (README.md, app.py, requirements.txt).
+
+This folder ships inside the wheel as `llmkit.spaces.templates` (a package-dir mapping in pyproject.toml), so
+`llmkit space build` finds the templates in an installed package as well as in a checkout.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class Template:
 
     @property
     def folder(self) -> Path:
-        """The template's folder inside the installed package."""
+        """The template's folder (inside the installed package, or spaces/ in a checkout)."""
         return TEMPLATES_DIR / self.name
 
     @property
