@@ -17,6 +17,7 @@ import types
 import typing
 from pathlib import Path
 
+from llmkit import record
 from llmkit.errors import UserError
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -24,6 +25,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
     """Parse flags, `--config FILE` plus overriding flags, or a lone YAML/JSON file into the given dataclasses."""
+    record.start_run_clock()
     argv = sys.argv[1:] if argv is None else list(argv)
     config_file, argv = _split_config(argv)
     parser = _make_parser(dataclass_types)

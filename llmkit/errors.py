@@ -14,9 +14,11 @@ class UserError(Exception):
 
 def run_cli(main: Callable[[], object]) -> None:
     """Run `main`; on a UserError print `error: ...` (no traceback) and exit with status 2."""
+    from llmkit import record
     from llmkit.log import configure_logging
     from llmkit.secrets import install_log_redaction
 
+    record.start_command_clock()  # wall_time_seconds counts the whole command, imports included
     install_log_redaction()
     configure_logging()  # recipes refine it from --log_level once their arguments are parsed
     try:
@@ -29,6 +31,8 @@ def run_cli(main: Callable[[], object]) -> None:
         detail = str(err) or "checkpoints already saved are kept; run the same command to resume."
         print(f"interrupted: {detail}", file=sys.stderr)
         sys.exit(130)
+    finally:
+        record.stop_command_clock()
 
 
 def require(module: str, extra: str) -> ModuleType:

@@ -1,0 +1,85 @@
+"""The run record: atomic writes, one checkpoint-validity rule, metrics.json's common keys, the summary."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from llmkit import record
+
+BASE = {"world_size": 1, "global_step": 3, "train_loss": 2.5, "final_train_loss": 2.0, "headline": {}}
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    record.write_atomic(tmp_path / "a.json", "{}")
+    record.write_atomic(tmp_path / "a.json", b"[1]")
+    assert (tmp_path / "a.json").read_text() == "[1]"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_metrics_carry_the_common_keys_and_no_token(tmp_path):
+    token = "hf_" + "a" * 34
+    written = record.write_metrics(tmp_path, "train-x", {**BASE, "note": f"used {token}"})
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == written and set(record.COMMON_KEYS) <= set(on_disk)
+    assert on_disk["recipe"] == "train-x" and token not in (tmp_path / "metrics.json").read_text()
+    with pytest.raises(ValueError, match="final_train_loss"):
+        record.write_metrics(tmp_path, "train-x", {k: v for k, v in BASE.items() if k != "final_train_loss"})
+
+
+def test_headline_prefers_the_test_split():
+    metrics = {"eval_accuracy": 0.5, "test_accuracy": 0.7, "eval_f1": 0.4, "eval_loss": 1.0}
+    assert record.headline(metrics, ["accuracy", "f1", "bleu"]) == {"test_accuracy": 0.7, "eval_f1": 0.4}
+
+
+def test_summary_names_the_folder_the_figures_and_how_to_use_it(tmp_path, capsys):
+    metrics = record.write_metrics(tmp_path, "train-x", {**BASE, "headline": {"eval_accuracy": 0.91234}})
+    text = record.print_summary(metrics, title="train-x finished", use=["llmkit serve it"])
+    assert text in capsys.readouterr().out
+    assert str(tmp_path.resolve()) in text and "eval_accuracy 0.9123" in text and "llmkit serve it" in text
+    assert "loss 2 at the end (2.5 averaged over this run)" in text
+
+
+def test_one_checkpoint_rule_for_every_kind_of_checkpoint(tmp_path):
+    ckpt = tmp_path / "checkpoint-2"
+    ckpt.mkdir()
+    assert "no state.json" in record.checkpoint_problem(ckpt, "state.json")
+    (ckpt / "state.json").write_text('{"step": 2')
+    assert "truncated" in record.checkpoint_problem(ckpt, "state.json")
+    (ckpt / "state.json").write_text('{"step": 2}')
+    assert record.checkpoint_problem(ckpt, "state.json") == "no model weights"
+    save_file({"w": torch.ones(64)}, ckpt / "model.safetensors")
+    torch.save({"x": 1}, ckpt / "optimizer.pt")
+    assert record.checkpoint_problem(ckpt, "state.json") is None
+    data = (ckpt / "model.safetensors").read_bytes()
+    (ckpt / "model.safetensors").write_bytes(data[:-8])
+    assert record.checkpoint_problem(ckpt, "state.json") == "model.safetensors is truncated"
+    (ckpt / "model.safetensors").write_bytes(data)
+    (ckpt / "optimizer.pt").write_bytes(b"")
+    assert record.checkpoint_problem(ckpt, "state.json") == "optimizer.pt is empty or truncated"
+
+
+def test_the_command_clock_counts_the_start_up(tmp_path):
+    # run as a command, the clock starts at the process start: a second slept before parsing counts
+    code = (
+        "import time; time.sleep(1.0)\n"
+        "from llmkit.errors import run_cli\n"
+        "from llmkit import record\n"
+        "from llmkit.arguments import parse_args\n"
+        "def main():\n"
+        "    parse_args((), [])\n"
+        "    print(record.wall_seconds())\n"
+        "run_cli(main)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) >= 1.0
+    # called from Python, each run is timed from its own parsing
+    from llmkit.arguments import parse_args
+
+    parse_args((), [])
+    assert record.wall_seconds() < 1.0
