@@ -10,10 +10,7 @@ newest complete one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import struct
-import zipfile
 from pathlib import Path
 
 import torch
@@ -21,6 +18,7 @@ import torch.distributed as dist
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
+from llmkit import record
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from llmkit.log import get_logger
@@ -29,44 +27,8 @@ logger = get_logger(__name__)
 
 
 def checkpoint_problem(folder: str | Path) -> str | None:
-    """Why a Trainer checkpoint folder cannot be resumed from, or None when it is complete."""
-    folder = Path(folder)
-    state = folder / "trainer_state.json"
-    if not state.is_file():
-        return "no trainer_state.json (the save was cut short)"
-    try:
-        json.loads(state.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return "trainer_state.json is truncated"
-    weights = [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]
-    if not weights:
-        return "no model weights"
-    for path in sorted(folder.iterdir()):
-        problem = _file_problem(path)
-        if problem:
-            return f"{path.name} {problem}"
-    return None
-
-
-def _file_problem(path: Path) -> str | None:
-    """Cheap whole-file checks: a safetensors header that fits the file, a torch zip with its directory."""
-    if path.suffix == ".safetensors":
-        size = path.stat().st_size
-        try:
-            with path.open("rb") as f:
-                (header_len,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(header_len))
-        except (struct.error, ValueError, UnicodeDecodeError):
-            return "has a damaged header"
-        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-        if 8 + header_len + max(ends, default=0) > size:
-            return "is truncated"
-    # torch.save writes a zip whose central directory is at the very end: a cut file has none.
-    elif path.suffix in (".pt", ".pth", ".bin") and (
-        path.stat().st_size == 0 or not zipfile.is_zipfile(path)
-    ):
-        return "is empty or truncated"
-    return None
+    """Why a Trainer checkpoint folder cannot be resumed from, or None when it is complete (llmkit.record's rule)."""
+    return record.checkpoint_problem(folder, "trainer_state.json")
 
 
 def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) -> str | None:

@@ -6,14 +6,14 @@ backpropagation (the shared training loop), against the same network trained fro
 """
 
 import json
-import time
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 from safetensors.torch import save
 
+from llmkit import record
 from llmkit.arguments import parse_args
-from llmkit.classic.checkpoints import write_atomic
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
@@ -25,6 +25,8 @@ from llmkit.plots import plot_history, save_grid
 
 @dataclass
 class DBNArguments(ImageArguments):
+    recipe: ClassVar[str] = "train-dbn"
+    app_flag: ClassVar[str | None] = "dbn"
     output_dir: str = "runs/dbn"
     num_train_epochs: int = field(
         default=40,
@@ -85,7 +87,6 @@ def main(argv: list[str] | None = None) -> dict:
     """Pretrain the RBMs, fine-tune both networks; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     out = start(args)
-    started = time.perf_counter()
     train, test, n_classes = load_images(args.dataset, seed=args.seed)
     dbn = DBN([train.tensors[0][0].numel(), *args.hidden], n_classes, args.seed)
     rbm_history = pretrain(args, dbn, train.tensors[0], out)
@@ -98,13 +99,16 @@ def main(argv: list[str] | None = None) -> dict:
             "n_classes": n_classes,
             "pretrained": pretrained,
         }
-        results[name] = train_classifier(sub, dbn.classifier(pretrained, args.seed), train, test, config)
+        net = dbn.classifier(pretrained, args.seed)
+        results[name] = train_classifier(sub, net, train, test, config, summary=False)
         if results[name]:
             print(f"{name}: test accuracy {results[name]['eval_accuracy']:.4f}")
     if not results["pretrained"]:  # not the main process
         return {}
-    write_atomic(out / "dbn.safetensors", save({k: v.contiguous() for k, v in dbn.state_dict().items()}))
-    write_atomic(
+    record.write_atomic(
+        out / "dbn.safetensors", save({k: v.contiguous() for k, v in dbn.state_dict().items()})
+    )
+    record.write_atomic(
         out / "config.json", json.dumps({"architecture": "dbn", "sizes": dbn.sizes, "n_classes": n_classes})
     )
     best = {
@@ -113,18 +117,23 @@ def main(argv: list[str] | None = None) -> dict:
     }
     main_run = results["pretrained"]
     metrics = {
-        "train_loss": main_run["train_loss"],
         "eval_loss": main_run["eval_loss"],
         "eval_accuracy": main_run["eval_accuracy"],
         "best_eval_accuracy": best["pretrained"],
         "random_init_eval_accuracy": results["random_init"]["eval_accuracy"],
         "random_init_best_eval_accuracy": best["random_init"],
         "epoch": main_run["epoch"],
+        "global_step": main_run["global_step"],
         "world_size": main_run["world_size"],
-        "wall_time_seconds": round(time.perf_counter() - started, 1),
         "rbm_history": rbm_history,
     }
-    return write_report(out, metrics, main_run["log_history"], "DBN fine-tuning (RBM-pretrained)")
+    return write_report(
+        args,
+        metrics,
+        main_run["log_history"],
+        title="DBN (RBM-pretrained, fine-tuned)",
+        headline=("accuracy", "random_init_eval_accuracy"),
+    )
 
 
 if __name__ == "__main__":

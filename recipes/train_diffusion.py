@@ -5,6 +5,7 @@ python recipes/train_diffusion.py --beta_schedule linear --sampler ddpm
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -21,6 +22,8 @@ from llmkit.plots import save_grid
 
 @dataclass
 class DiffusionArguments(GenerativeArguments):
+    recipe: ClassVar[str] = "train-diffusion"
+    app_flag: ClassVar[str | None] = "diffusion"
     output_dir: str = "runs/ddpm"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-3
@@ -96,7 +99,17 @@ def main(argv: list[str] | None = None) -> dict:
         save_grid(torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8)
 
     config = {"architecture": "ddpm-unet", "kwargs": kwargs, "image_size": args.image_size}
-    return fit(args, {"unet": unet}, {"unet": optimizer}, step, train, config, evaluate, on_epoch_end)
+    return fit(
+        args,
+        {"unet": unet},
+        {"unet": optimizer},
+        step,
+        train,
+        config,
+        evaluate=evaluate,
+        on_epoch_end=on_epoch_end,
+        headline=("confident_share", "class_coverage", "loss"),
+    )
 
 
 if __name__ == "__main__":

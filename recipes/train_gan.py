@@ -5,6 +5,7 @@ python recipes/train_gan.py --conditional     # ask for a given digit
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +21,8 @@ from llmkit.plots import save_grid
 
 @dataclass
 class GANArguments(GenerativeArguments):
+    recipe: ClassVar[str] = "train-gan"
+    app_flag: ClassVar[str | None] = "gan"
     output_dir: str = "runs/gan"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-4
@@ -70,8 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
         gan_step(args.z_dim, args.label_smoothing, args.conditional),
         train,
         config,
-        evaluate,
-        on_epoch_end,
+        evaluate=evaluate,
+        on_epoch_end=on_epoch_end,
+        headline=("confident_share", "class_coverage"),
     )
 
 

@@ -4,8 +4,8 @@ python recipes/train_mlp.py                                  # both, on scikit-l
 accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 256 128
 """
 
-import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from sklearn.metrics import accuracy_score
@@ -22,6 +22,7 @@ from llmkit.errors import UserError, run_cli
 
 @dataclass
 class MLPArguments(ImageArguments):
+    recipe: ClassVar[str] = "train-mlp"
     output_dir: str = "runs/mlp"
     num_train_epochs: int = epochs(40)
     impl: str = field(
@@ -65,20 +66,14 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Train the MLP(s) the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
-    out = start(args)
-    started = time.perf_counter()
+    start(args)
     train, test, n_classes = load_images(args.dataset, seed=args.seed)
     numpy_metrics = train_numpy(args, train, test, n_classes) if args.impl in ("numpy", "both") else {}
     if args.impl == "numpy":
         losses = numpy_metrics["numpy_loss_per_epoch"]
         history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
-        metrics = {
-            "train_loss": losses[-1],
-            "eval_accuracy": numpy_metrics["numpy_eval_accuracy"],
-            **numpy_metrics,
-            "wall_time_seconds": round(time.perf_counter() - started, 1),
-        }
-        return write_report(out, metrics, history, "NumPy MLP")
+        metrics = {"eval_accuracy": numpy_metrics["numpy_eval_accuracy"], **numpy_metrics}
+        return write_report(args, metrics, history, title="NumPy MLP")
     features = train.tensors[0][0].numel()
     kwargs = {
         "in_features": features,

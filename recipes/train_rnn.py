@@ -8,21 +8,25 @@ or a sequence classifier.
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from llmkit import record
 from llmkit.arguments import parse_args
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ClassicArguments, epochs, fit
+from llmkit.classic.loop import ClassicArguments, epochs, fit, summarize
 from llmkit.classic.models import CELLS, SequenceModel
 from llmkit.errors import UserError, run_cli
 
 
 @dataclass
 class RNNArguments(ClassicArguments):
+    recipe: ClassVar[str] = "train-rnn"
+    app_flag: ClassVar[str | None] = "char_rnn"
     output_dir: str = "runs/char-lstm"
     num_train_epochs: int = epochs(3)
     learning_rate: float = 3e-3
@@ -108,18 +112,21 @@ def main(argv: list[str] | None = None) -> dict:
         step,
         train,
         config,
-        evaluate,
+        evaluate=evaluate,
         extra={"unigram_eval_loss": unigram},
+        headline=("loss", "bits_per_char"),
+        summary=False,
     )
     if metrics:
         sample = "T" + "".join(
             chars[i]
             for i in model.sample([index.get("T", 0)], 200, generator=torch.Generator().manual_seed(0))
         )
-        print(
-            f"\nvalidation loss {metrics['eval_loss']:.3f} nats/char vs unigram baseline {unigram:.3f}\nsample: {sample}"
+        record.write_atomic(out / "sample.txt", sample)
+        notes = (
+            f"validation loss {metrics['eval_loss']:.3f} nats/char vs a unigram baseline's {unigram:.3f}",
         )
-        (out / "sample.txt").write_text(sample)
+        summarize(args, metrics, title=f"char-{args.cell}", notes=(*notes, f"sample {sample[:120]!r}"))
     return metrics
 
 

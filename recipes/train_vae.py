@@ -4,6 +4,7 @@ python recipes/train_vae.py                   # pictures in runs/vae/*.png
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -19,6 +20,8 @@ from llmkit.plots import save_grid
 
 @dataclass
 class VAEArguments(GenerativeArguments):
+    recipe: ClassVar[str] = "train-vae"
+    app_flag: ClassVar[str | None] = "vae"
     output_dir: str = "runs/vae"
     num_train_epochs: int = epochs(30)
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})
@@ -84,8 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
         step,
         train,
         {"architecture": "vae", "kwargs": kwargs},
-        evaluate,
-        on_epoch_end,
+        evaluate=evaluate,
+        on_epoch_end=on_epoch_end,
+        headline=("confident_share", "class_coverage", "loss"),
     )
 
 

@@ -6,14 +6,14 @@ comparison with the input embeddings of a GPT-2 the pretraining recipe produced.
 """
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from llmkit import record
 from llmkit.arguments import parse_args
-from llmkit.classic.checkpoints import write_atomic
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
 from llmkit.classic.loop import ClassicArguments, epochs, write_report
@@ -23,6 +23,8 @@ from llmkit.errors import UserError, run_cli
 
 @dataclass
 class Word2VecArguments(ClassicArguments):
+    recipe: ClassVar[str] = "train-word2vec"
+    app_flag: ClassVar[str | None] = "word2vec"
     output_dir: str = "runs/word2vec"
     num_train_epochs: int = epochs(3)
     per_device_train_batch_size: int = field(
@@ -91,7 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
     """Train word vectors, probe and export them; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     out = start(args)
-    started = time.perf_counter()
     words = tokenize(load_text(args.text_file))
     model, vocab, losses, words_per_second = train_word2vec(
         words,
@@ -113,24 +114,29 @@ def main(argv: list[str] | None = None) -> dict:
             f"none of the probe words {missing} is in the vocabulary; pass --probe_words that occur in the text."
         )
     save_text_format(vectors, vocab, out / "vectors.txt")
-    for w, near in probes.items():
-        print(f"{w}: " + ", ".join(f"{n} ({s:.2f})" for n, s in near))
-    write_atomic(
+    record.write_atomic(
         out / "config.json", json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim})
     )
     history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
     metrics = {
-        "train_loss": losses[-1],
         "epoch": len(losses),
         "vocabulary": len(vocab),
         "corpus_words": len(words),
         "words_per_second": words_per_second,
         "neighbours": probes,
         "compared_with_lm": compare_with_lm(vectors, vocab, args.compare_with),
-        "wall_time_seconds": round(time.perf_counter() - started, 1),
     }
-    print(f"{len(vocab)} words, {words_per_second:,.0f} words/s; vectors in {out / 'vectors.txt'}")
-    return write_report(out, metrics, history, f"word2vec ({args.mode})")
+    notes = tuple(
+        f"near {w!r}: " + ", ".join(f"{n} ({s:.2f})" for n, s in near) for w, near in probes.items()
+    )
+    return write_report(
+        args,
+        metrics,
+        history,
+        title=f"word2vec ({args.mode}), vectors in {out / 'vectors.txt'}",
+        headline=("vocabulary", "words_per_second"),
+        notes=notes,
+    )
 
 
 if __name__ == "__main__":

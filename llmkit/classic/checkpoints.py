@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 
+from llmkit import record
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -19,29 +19,8 @@ STATE = "history.json"  # the loop's own state: epoch, position in the epoch, lo
 
 
 def checkpoint_problem(folder: Path) -> str | None:
-    """Why a classic checkpoint cannot be resumed from, or None when it is complete."""
-    state = folder / STATE
-    if not state.is_file():
-        return f"no {STATE}"
-    try:
-        json.loads(state.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return f"{STATE} is damaged"
-    if not any(folder.glob("*.safetensors")):
-        return "no model weights"
-    for path in sorted(folder.iterdir()):
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            try:  # safetensors checks that the header's tensors fit in the file
-                with safe_open(str(path), "pt") as f:
-                    f.keys()
-            except Exception:  # its errors have no common base class
-                return f"{path.name} is truncated or damaged"
-        # torch.save's zip ends with its directory
-        elif path.suffix == ".bin" and not zipfile.is_zipfile(path):
-            return f"{path.name} is truncated or damaged"
-    return None
+    """Why a classic checkpoint cannot be resumed from, or None when it is complete (llmkit.record's one rule)."""
+    return record.checkpoint_problem(folder, STATE)
 
 
 def numbered(folder: Path) -> list[Path]:
@@ -78,10 +57,3 @@ def publish(tmp: Path, state: dict, keep: int) -> Path:
     for old in numbered(final.parent)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file under a temporary name and rename it: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)

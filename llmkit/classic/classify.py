@@ -75,8 +75,10 @@ def train_classifier(
     train: TensorDataset,
     test: TensorDataset,
     config: dict,
+    *,
     use_augmentation: bool = False,
     extra: dict | None = None,
+    summary: bool = True,
 ) -> dict:
     """Cross-entropy training with Adam; held-out loss and accuracy every epoch, a confusion matrix at the end."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -102,6 +104,7 @@ def train_classifier(
         evaluate=lambda m: evaluate_classifier(m["model"], test),
         on_epoch_end=on_epoch_end,
         extra=extra,
+        summary=summary,
     )
 
 
@@ -134,9 +137,8 @@ def load_judge(
     torch.manual_seed(0)
     judge = LeNet(n_classes, 1, size)
     kwargs = {"n_classes": n_classes, "channels": 1, "size": size}
-    train_classifier(
-        judge_args, judge, train, test, {"architecture": "lenet", "kwargs": kwargs}, use_augmentation=True
-    )
+    config = {"architecture": "lenet", "kwargs": kwargs}
+    train_classifier(judge_args, judge, train, test, config, use_augmentation=True, summary=False)
     return judge.eval()
 
 

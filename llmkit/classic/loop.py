@@ -5,15 +5,16 @@ automatic resume, metrics.json and loss_curve.png in the shape the Trainer recip
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from llmkit import record
 from llmkit.classic import checkpoints
 from llmkit.classic.launch import make_accelerator
 from llmkit.errors import UserError
@@ -38,6 +39,10 @@ def epochs(default: int) -> int:
 @dataclass
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
+
+    recipe: ClassVar[str] = "classic"  # each recipe's own class names its command (metrics.json, the summary)
+    # the flag of `python apps/classic.py` that serves the result (None: the app has no page for it)
+    app_flag: ClassVar[str | None] = None
 
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
@@ -115,9 +120,12 @@ def fit(
     step: Step,
     train: Dataset,
     config: dict,
+    *,
     evaluate: Callable[[dict], dict] | None = None,
     on_epoch_end: Callable[[int, dict, Path], None] | None = None,
     extra: dict | None = None,
+    headline: tuple[str, ...] = ("accuracy", "loss"),
+    summary: bool = True,
 ) -> dict:
     """Train for args.num_train_epochs, resuming from the newest complete checkpoint; returns metrics.json's content.
 
@@ -177,7 +185,6 @@ def fit(
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
         accelerator.init_trackers(Path(args.output_dir).name, config=plain)
 
-    started = time.perf_counter()
     with GracefulInterrupt() as interrupt:
         for epoch in range(state["epoch"], args.num_train_epochs):
             loader.set_epoch(epoch)  # the epoch's shuffle depends on the seed and the epoch alone
@@ -222,7 +229,23 @@ def fit(
         accelerator.end_training()
     if not accelerator.is_main_process:
         return {}
-    return _finish(accelerator, mods, out, args, config, state, time.perf_counter() - started, extra or {})
+    weights = {name: accelerator.unwrap_model(m).state_dict() for name, m in mods.items()}
+    _save_weights(out, weights, {**config, "args": asdict(args)})
+    last = next((row for row in reversed(state["log_history"]) if "train_loss" in row), {})
+    metrics = {
+        **{k: v for k, v in last.items() if k not in ("step", "train_loss")},
+        **(extra or {}),
+        "global_step": state["global_step"],
+        "world_size": accelerator.num_processes,
+    }
+    return write_report(
+        args,
+        metrics,
+        state["log_history"],
+        title=config.get("architecture", "model"),
+        headline=headline,
+        summary=summary,
+    )
 
 
 def _account(state: dict, logs: dict, logging_steps: int, epoch: int, steps_per_epoch: int) -> None:
@@ -269,45 +292,47 @@ def _save(accelerator, root: Path, state: dict, keep: int) -> Path:
     return final
 
 
-def _finish(
-    accelerator,
-    mods: dict,
-    out: Path,
-    args: ClassicArguments,
-    config: dict,
-    state: dict,
-    seconds: float,
-    extra: dict,
-) -> dict:
-    """Final weights, config.json, metrics.json (Trainer's top-level keys) and the pictures."""
+def _save_weights(out: Path, weights: dict[str, dict], config: dict) -> None:
+    """Each module's final weights (`NAME.safetensors`) and config.json, written atomically."""
     from safetensors.torch import save
 
-    for name, m in mods.items():
-        weights = {k: v.contiguous() for k, v in accelerator.unwrap_model(m).state_dict().items()}
-        checkpoints.write_atomic(out / f"{name}.safetensors", save(weights))
-    checkpoints.write_atomic(out / "config.json", json.dumps({**config, "args": asdict(args)}, indent=2))
-    history = [row for row in state["log_history"] if "train_loss" in row]
-    last = history[-1] if history else {}
-    metrics = {
-        **{k: v for k, v in last.items() if k != "step"},
-        **extra,
-        "global_step": state["global_step"],
-        "world_size": accelerator.num_processes,
-        "wall_time_seconds": round(seconds, 1),
-    }
-    return write_report(out, metrics, state["log_history"], config.get("architecture", "model"))
+    for name, state in weights.items():
+        record.write_atomic(out / f"{name}.safetensors", save({k: v.contiguous() for k, v in state.items()}))
+    record.write_atomic(out / "config.json", json.dumps(config, indent=2))
 
 
-def write_report(out: Path, metrics: dict, log_history: list[dict], title: str) -> dict:
-    """metrics.json with the Trainer recipes' top-level keys (train_loss, eval_*, world_size, wall_time_seconds)
-    plus the run's own and its log_history, loss_curve.png, and curves.png (one panel per logged number)."""
+def write_report(
+    args: ClassicArguments,
+    metrics: dict,
+    log_history: list[dict],
+    *,
+    title: str,
+    headline: tuple[str, ...] = ("accuracy", "loss"),
+    summary: bool = True,
+    notes: tuple[str, ...] = (),
+) -> dict:
+    """metrics.json (the common keys, the run's own figures and its log_history), loss_curve.png, curves.png
+    (one panel per logged number), and the closing summary."""
+    out = Path(args.output_dir)
+    epoch_losses = [row["train_loss"] for row in log_history if "train_loss" in row]
     metrics = {
-        "train_loss": metrics.get("train_loss"),
-        "world_size": 1,
+        "train_loss": sum(epoch_losses) / len(epoch_losses) if epoch_losses else None,
+        "final_train_loss": epoch_losses[-1] if epoch_losses else None,
+        "global_step": len(epoch_losses),
         **metrics,
+        "headline": record.headline(metrics, headline),
         "log_history": log_history,
     }
-    checkpoints.write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    metrics = record.write_metrics(out, args.recipe, metrics)
     plot_loss_curves(log_history, out / "loss_curve.png", title=title, ylabel="training loss")
     plot_history([row for row in log_history if "train_loss" in row], out / "curves.png", title)
+    if summary:
+        summarize(args, metrics, title=title, notes=notes)
     return metrics
+
+
+def summarize(args: ClassicArguments, metrics: dict, *, title: str, notes: tuple[str, ...] = ()) -> str:
+    """The closing summary of a classic run: where it is, its headline figures, the app page that serves it."""
+    out = Path(args.output_dir)
+    use = [f"python apps/classic.py --{args.app_flag} {out}"] if args.app_flag else [f"the files in {out}"]
+    return record.print_summary(metrics, title=f"{args.recipe}: {title}", use=use, notes=notes)

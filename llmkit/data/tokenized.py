@@ -27,6 +27,7 @@ from datasets.arrow_writer import ArrowWriter
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
 from llmkit.data.tokenizer import get_tokenizer, load_tokenizer
 from llmkit.errors import UserError
@@ -147,10 +148,16 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         _publish(data, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
-    train = counts["train"]
-    logger.info(
-        f"wrote {out}: {train['blocks']:,} training blocks ({train['tokens']:,} tokens), "
-        f"{counts['validation']['blocks']:,} validation blocks, {meta['seconds']} s"
+    figures = {
+        "train_blocks": counts["train"]["blocks"],
+        "train_tokens": counts["train"]["tokens"],
+        "validation_blocks": counts["validation"]["blocks"],
+        "seconds": meta["seconds"],
+    }
+    record.print_summary(
+        {"output_dir": str(out), "headline": figures},
+        title=f"tokenize: {data_args.source}, blocks of {block_size} {meta['tokenizer']} tokens",
+        use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
     )
     return out
 

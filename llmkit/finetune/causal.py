@@ -130,12 +130,14 @@ def finetune_causal(
     return finish_run(
         trainer,
         lora_args,
-        "Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
-        "text-generation",
-        name,
-        data_args.source,
-        metrics,
-        example,
+        recipe="finetune-gpt2",
+        task="Causal language modelling" + (" on prompt/response pairs" if response_col else ""),
+        pipeline_tag="text-generation",
+        base=name,
+        data=data_args.source,
+        eval_metrics=metrics,
+        example=example,
+        headline=["loss", "perplexity"],
     )
 
 

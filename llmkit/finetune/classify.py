@@ -186,13 +186,15 @@ def finetune_classifier(
     return finish_run(
         trainer,
         lora_args,
-        task,
-        "token-classification" if token_task else "text-classification",
-        display_name(model_name),
-        data_args.source,
-        metrics,
-        example,
-        {"labels": labels, "truncated_examples": truncated},
+        recipe="finetune-bert",
+        task=task,
+        pipeline_tag="token-classification" if token_task else "text-classification",
+        base=display_name(model_name),
+        data=data_args.source,
+        eval_metrics=metrics,
+        example=example,
+        headline=["f1", "accuracy"] if token_task else ["accuracy", "macro_f1", "micro_f1"],
+        extra={"labels": labels, "truncated_examples": truncated},
     )
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-import time
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import Trainer
 
+from llmkit import record
 from llmkit.finetune.lora import LoraArguments, trainable_parameters
 from llmkit.finetune.trainer import TIMING
 from llmkit.plots import plot_loss_curves
-from llmkit.secrets import redact
 
 # Pipelines whose output names the model's labels: a LoRA run also saves the base weights with the label map,
 # because transformers' pipeline() reads the labels from config.json beside the adapter, or else from the base.
@@ -50,25 +47,30 @@ print(pipe({example!r}))
 """
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so that a kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# How to use each kind of output folder beyond pipeline(): the app tab or Space that serves it.
+SERVE = {
+    "text-classification": "python apps/models.py --classifier {out}",
+    "token-classification": "python apps/models.py --classifier {out}",
+    "text2text-generation": "python apps/models.py --text2text {out}",
+    "text-generation": "python apps/models.py --causal {out}",
+}
 
 
 def finish_run(
     trainer: Trainer,
     lora_args: LoraArguments,
+    *,
+    recipe: str,
     task: str,
     pipeline_tag: str,
     base: str,
     data: str,
     eval_metrics: dict,
     example: str,
+    headline: list[str],
     extra: dict | None = None,
 ) -> dict:
-    """Save the model (adapter and optionally merged), tokenizer, metrics.json, loss curve and model card."""
+    """Save the model (adapter and optionally merged), metrics.json, loss curve and model card; print the summary."""
     out = Path(trainer.args.output_dir)
     trainer.save_model()  # full weights, or just the adapter for a peft model
     if not trainer.is_world_process_zero():
@@ -85,43 +87,56 @@ def finish_run(
         merged.save_pretrained(out / "merged")
         trainer.processing_class.save_pretrained(out / "merged")
         load_from = str(out / "merged")
-    train_summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
+    history = trainer.state.log_history
+    train_summary = next((e for e in reversed(history) if "train_runtime" in e), {})
+    scores = {k: v for k, v in eval_metrics.items() if isinstance(v, (int, float, str)) or v is None}
     metrics = {
-        **{k: v for k, v in eval_metrics.items() if isinstance(v, (int, float, str)) or v is None},
+        **scores,
         **(extra or {}),
-        **{
-            k: train_summary[k]
-            for k in ("train_runtime", "train_samples_per_second", "train_loss")
-            if k in train_summary
-        },
+        **{k: train_summary[k] for k in ("train_runtime", "train_samples_per_second") if k in train_summary},
+        "train_loss": train_summary.get("train_loss"),
+        "final_train_loss": next((e["loss"] for e in reversed(history) if "loss" in e), None),
         "trainable_parameters": trainable,
         "parameters": total,
         "world_size": trainer.args.world_size,
-        "wall_time_seconds": round(time.perf_counter() - trainer.args.started_at, 1),
         "global_step": trainer.state.global_step,
         "learning_rate": trainer.args.learning_rate,
+        "headline": record.headline(scores, headline),
     }
     if trainer.args.load_best_model_at_end:
         metrics["selected_by"] = f"eval_{trainer.args.metric_for_best_model.removeprefix('eval_')}"
-    write_atomic(out / "metrics.json", json.dumps(redact(metrics), indent=2) + "\n")
-    plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", title=f"{task}: {base}")
-    write_atomic(
-        out / "README.md",
-        str(model_card(trainer, lora_args, task, pipeline_tag, base, data, metrics, example, load_from)),
+    metrics = record.write_metrics(out, recipe, metrics)
+    plot_loss_curves(history, out / "loss_curve.png", title=f"{task}: {base}")
+    card = model_card(
+        trainer,
+        lora_args,
+        metrics,
+        task=task,
+        pipeline_tag=pipeline_tag,
+        base=base,
+        data=data,
+        example=example,
+        load_from=load_from,
     )
+    record.write_atomic(out / "README.md", str(card))
     if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
+    use = [f'pipeline("{pipeline_tag}", model="{load_from}")']
+    if pipeline_tag in SERVE:
+        use.append(SERVE[pipeline_tag].format(out=load_from))
+    record.print_summary(metrics, title=f"{recipe}: {task} fine-tuned from {base}", use=use)
     return metrics
 
 
 def model_card(
     trainer: Trainer,
     lora_args: LoraArguments,
+    metrics: dict,
+    *,
     task: str,
     pipeline_tag: str,
     base: str,
     data: str,
-    metrics: dict,
     example: str,
     load_from: str,
 ) -> ModelCard:

@@ -171,13 +171,15 @@ def finetune_seq2seq(
     return finish_run(
         trainer,
         lora_args,
-        "Text-to-text generation",
-        "text2text-generation",
-        base,
-        data_args.source,
-        metrics,
-        prefix + raw["validation"][0][source_col][:200],
-        {"source_prefix": prefix, "truncated_examples": truncated},
+        recipe="finetune-t5",
+        task="Text-to-text generation",
+        pipeline_tag="text2text-generation",
+        base=base,
+        data=data_args.source,
+        eval_metrics=metrics,
+        example=prefix + raw["validation"][0][source_col][:200],
+        headline=["rougeL", "bleu", "exact_match"],
+        extra={"source_prefix": prefix, "truncated_examples": truncated},
     )
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
 
+from llmkit import record
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
@@ -103,7 +103,6 @@ def pretrain(
     callbacks: list[TrainerCallback] | None = None,
 ) -> dict:
     """Train a GPT-2-style model from scratch and write it, its tokenizer and reports to output_dir."""
-    started = time.perf_counter()
     check_launch()
     configure_threads()
     args = training_args
@@ -269,23 +268,23 @@ def pretrain(
         "peak_source": peak_source,
     }
     metrics = write_report(
-        trainer,
-        report,
-        extra,
-        model_args.sample_prompts,
-        model_args.sample_max_new_tokens,
-        time.perf_counter() - started,
+        trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens
     )
     if is_main:
-        logger.info(
-            f"\nmodel saved to {out.resolve()}  (load it with pipeline('text-generation', model='{out}'))"
+        speed = (
+            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
+            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), MFU {metrics['mfu']:.1%}"
         )
-        logger.info(
-            f"eval loss {metrics['eval_loss']:.3f}, perplexity {metrics['eval_perplexity']:.1f}, "
-            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up ({metrics['train_tokens_per_second']:,.0f} over the whole run) "
-            f"on {metrics['world_size']} process(es), MFU {metrics['mfu']:.1%}"
+        record.print_summary(
+            metrics,
+            title=f"pretrain: GPT-2 {model_args.preset} on {data_args.source}",
+            use=[
+                f'pipeline("text-generation", model="{out}")',
+                f'llmkit generate --model {out} --prompt "..."',
+                f"python apps/models.py --causal {out}",
+            ],
+            notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
         )
-        logger.info("samples:\n" + "\n".join(f"  {s!r}" for s in metrics["samples"]))
     return metrics
 
 

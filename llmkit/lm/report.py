@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback
 
+from llmkit import record
 from llmkit.lm.generate import generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
 from llmkit.lm.throughput import warmup_steps_for
@@ -111,34 +111,33 @@ class ReportCallback(TrainerCallback):
 
 
 def write_report(
-    trainer: Trainer,
-    report: ReportCallback,
-    extra: dict,
-    prompts: list[str],
-    max_new_tokens: int,
-    wall_seconds: float,
+    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str], max_new_tokens: int
 ) -> dict:
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step
-    last_eval = [e for e in trainer.state.log_history if "eval_loss" in e and e.get("step") == step]
+    history = trainer.state.log_history
+    last_eval = [e for e in history if "eval_loss" in e and e.get("step") == step]
     # the final step may have evaluated already
     eval_metrics = last_eval[-1] if last_eval else trainer.evaluate()
     if not trainer.is_world_process_zero():
         return {}
     out = Path(trainer.args.output_dir)
     model = trainer.model
-    train_losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    train_summary = next((e for e in reversed(history) if "train_loss" in e), {})
     block_size = extra["block_size"]
+    eval_loss = eval_metrics["eval_loss"]
     metrics = {
         **extra,
         "parameters": count_parameters(model),
         "world_size": trainer.args.world_size,
-        "global_step": trainer.state.global_step,
+        "global_step": step,
         "steps_this_run": report.steps,
-        "tokens_seen": trainer.state.global_step * report.tokens_per_step,
-        "train_loss": train_losses[-1] if train_losses else None,
-        "eval_loss": eval_metrics["eval_loss"],
-        "eval_perplexity": perplexity(eval_metrics["eval_loss"]),
+        "tokens_seen": step * report.tokens_per_step,
+        "train_loss": train_summary.get("train_loss"),
+        "final_train_loss": next((e["loss"] for e in reversed(history) if "loss" in e), None),
+        "eval_loss": eval_loss,
+        "eval_perplexity": perplexity(eval_loss),
+        "headline": {"eval_loss": round(eval_loss, 4), "eval_perplexity": round(perplexity(eval_loss), 2)},
         "train_tokens_per_second": round(report.tokens_per_second, 1),
         "steady_tokens_per_second": round(report.steady_tokens_per_second, 1),
         "steady_steps": report.steady_steps,
@@ -147,25 +146,21 @@ def write_report(
             report.steady_tokens_per_second * flops_per_token(model.config, block_size)
         ),
         "mfu": round(report.mfu(report.steady_tokens_per_second), 4),
-        "wall_time_seconds": round(wall_seconds, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_loss_curves(
-        trainer.state.log_history,
-        out / "loss_curve.png",
-        title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}",
+        history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}"
     )
-
     model.eval()
     tokenizer = trainer.processing_class
     samples = [
         generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i)
         for i, p in enumerate(prompts)
     ]
-    (out / "samples.txt").write_text(
+    record.write_atomic(
+        out / "samples.txt",
         "".join(
             f"--- sample {i + 1} (prompt: {p!r})\n{s}\n\n" for i, (p, s) in enumerate(zip(prompts, samples))
-        )
+        ),
     )
-    metrics["samples"] = samples
-    return metrics
+    metrics = record.write_metrics(out, "pretrain", metrics)
+    return {**metrics, "samples": samples}
