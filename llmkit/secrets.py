@@ -8,16 +8,26 @@ import re
 from typing import Any
 
 # Patterns of credentials that must never reach a file, a log or a public Space. Each matches the token's own
-# shape, with no word boundary around it: `hf_..._old`, a token glued to a letter in a binary file, or followed
-# by a non-ASCII byte is still found. An OpenAI-style key must mix digits and both cases (random keys always
-# do), so that a word like "disk-partition-management-tool" is not one.
+# shape with no word boundary after it, and a Hugging Face token none before it either: `hf_..._old`, a token
+# glued to a letter in a binary file, or followed by a non-ASCII byte is still found. An OpenAI-style key glued
+# to a letter counts only with a key's own look (a known prefix, or 20+ random letters and digits of both
+# cases), so that "task-2024-Report-final" or "disk-partition-tool" is not one.
 SECRETS: dict[str, re.Pattern[str]] = {
     "Hugging Face token": re.compile(r"hf_[A-Za-z0-9]{30,}"),
     "OpenAI-style API key": re.compile(
-        r"sk-(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[a-z])(?=[A-Za-z0-9_\-]*[A-Z])[A-Za-z0-9_\-]{20,}"
+        r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{20,}"
+        r"|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"
+        r"|sk-(?=[A-Za-z0-9]{0,40}?[0-9])(?=[A-Za-z0-9]{0,40}?[a-z])(?=[A-Za-z0-9]{0,40}?[A-Z])[A-Za-z0-9]{20,}"
     ),
     "AWS access key": re.compile(r"AKIA[0-9A-Z]{16}"),
     "private key": re.compile(r"-----BEGIN (RSA |EC |OPENSSH )?PRIVATE KEY-----"),
+}
+# The literal text every match of each pattern starts with (the scanner finds these first, at memory speed).
+PREFIXES = {
+    "Hugging Face token": "hf_",
+    "OpenAI-style API key": "sk-",
+    "AWS access key": "AKIA",
+    "private key": "-----BEGIN ",
 }
 TOKEN_RE = re.compile("|".join(f"(?:{p.pattern})" for p in SECRETS.values()))
 # What redaction hides of a private key: the whole block, not only its first line.

@@ -15,7 +15,6 @@ import bz2
 import contextlib
 import gzip
 import lzma
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -25,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from llmkit.secrets import PREFIXES as SECRET_PREFIXES
 from llmkit.secrets import SECRETS, find_tokens
 
 CHUNK = 4 * 2**20
@@ -45,27 +45,20 @@ def upload_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.relative_to(folder).parts)
 
 
-def _literal_prefix(pattern: re.Pattern[str]) -> bytes:
-    """The literal text every match starts with (b"hf_" for `\\bhf_[A-Za-z0-9]{30,}\\b`), or b"" if unsure."""
-    body = pattern.pattern.removeprefix(r"\b")
-    if pattern.flags & re.IGNORECASE or "|" in re.sub(r"\[[^\]]*\]|\([^)]*\)", "", body):
-        return b""  # case-insensitive, or a top-level alternative: no single prefix
-    prefix = re.match(r"[A-Za-z0-9_\- ]*", body).group()
-    if body[len(prefix) : len(prefix) + 1] in ("?", "*", "{"):
-        prefix = prefix[:-1]  # the last character is optional
-    return prefix.encode()
-
-
-PREFIXES = {kind: _literal_prefix(pattern) for kind, pattern in SECRETS.items()}
+PREFIXES = {kind: prefix.encode() for kind, prefix in SECRET_PREFIXES.items()}
 
 
 def _confirmed(data: bytes, at: int, kind: str, encoding: str) -> bool:
-    """Whether the candidate at `at` (the prefix's first byte) is a whole token of `kind` in that encoding."""
+    """Whether the candidate at `at` (the prefix's first byte) is a whole token of `kind` in that encoding.
+
+    The character before it is decoded too: a pattern may look behind (a key glued to a word is not one).
+    """
     width = 1 if encoding == "latin-1" else 2
-    # latin-1: one char per byte, never fails; UTF-16: a stray odd byte at the end is dropped.
-    window = data[at : at + OVERLAP * width]
-    window = window[: len(window) - len(window) % width]
-    return bool(SECRETS[kind].match(window.decode(encoding, errors="replace")))
+    start = at - width if at >= width else at
+    window = data[start : at + OVERLAP * width]
+    window = window[: len(window) - len(window) % width]  # UTF-16: a stray odd byte at the end is dropped
+    # latin-1: one char per byte, never fails
+    return bool(SECRETS[kind].match(window.decode(encoding, errors="replace"), (at - start) // width))
 
 
 def _plain_kinds(data: bytes) -> set[str]:
@@ -74,9 +67,6 @@ def _plain_kinds(data: bytes) -> set[str]:
     # UTF-16 of ASCII is half NUL bytes; without many NULs (random weights: 1 in 256) no search for it is needed.
     encodings = ("latin-1", "utf-16-le", "utf-16-be") if data.count(0) * 8 > len(data) else ("latin-1",)
     for kind, prefix in PREFIXES.items():
-        if len(prefix) < 2:  # no usable prefix: the whole text through the pattern
-            kinds.update(find_tokens(data.decode("latin-1")))
-            continue
         text = prefix.decode()
         for encoding in encodings:
             needle = text.encode(encoding)
