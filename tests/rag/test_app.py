@@ -138,7 +138,9 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
         folded = panel.locator("details.below")
         assert folded.count() == 1 and not folded.get_attribute("open")
         assert "below the relevance cut" in folded.locator("summary").inner_text()
-        assert panel.locator(".source").first.is_visible() and not folded.locator(".source").first.is_visible()
+        assert (
+            panel.locator(".source").first.is_visible() and not folded.locator(".source").first.is_visible()
+        )
         page.screenshot(path=str(tmp_path / "sources-panel.png"), full_page=True)
         if os.environ.get("LLMKIT_SCREENSHOTS"):  # a developer's look at it
             shutil.copy(tmp_path / "sources-panel.png", os.environ["LLMKIT_SCREENSHOTS"])
