@@ -3,13 +3,14 @@
     python benchmarks/bench_index_kills.py --kills 20 --out benchmarks/results/index-kills.json
 
 A folder of 50 documents (benchmarks/rag_bench/docs, five variants of each) is indexed into a store
-by the real command in its own process, killed after a random delay (from 0 to --max_delay_s, so some
-kills land while the store is first created and most while it is indexing). After each kill the
+by the real command in its own process, killed after a random delay drawn between half of a full
+run's time (measured first; before that the model is still loading) and all of it, so that kills land
+while the store is first created, while it is indexing and while it saves. After each kill the
 store must be consistent, read with SQLite alone: `PRAGMA integrity_check` is ok, every document has
 its chunks, every chunk its full-text row, and a store without a manifest is at most a half-made one
-that llmkit starts over. The next run continues from what the killed one left; every --rerun_every
-kills a run is left to finish and must end with all 50 documents, and the next kill starts from a
-fresh store. Not a test: it takes minutes.
+that llmkit starts over. The next run continues from what the killed one left (a fresh store once one is complete); every
+--rerun_every kills a run is left to finish and must end with all 50 documents, and the next kill
+starts from a fresh store. Not a test: it takes minutes.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ N_DOCS = 50
 
 
 def make_docs(folder: Path) -> None:
-    """50 documents: each benchmark document in five variants (a numbered note heads each)."""
+    """50 documents of about 5 chunks: three benchmark documents each, in turn (a numbered note heads each)."""
     folder.mkdir(parents=True)
     sources = sorted((HERE / "rag_bench" / "docs").iterdir())
     for i in range(N_DOCS):
-        src = sources[i % len(sources)]
-        (folder / f"{i:02d}-{src.name}").write_text(f"Note {i}.\n\n" + src.read_text())
+        parts = [sources[(i + j) % len(sources)].read_text() for j in range(3)]
+        (folder / f"{i:02d}-{sources[i % len(sources)].name}").write_text(
+            f"Note {i}.\n\n" + "\n\n".join(parts)
+        )
 
 
 def check(store: Path) -> dict:
@@ -83,7 +86,13 @@ def run_index(docs: Path, store: Path, kill_after: float | None) -> tuple[int, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--max_delay_s", type=float, default=40.0, help="kills land from 0 s to this")
+    parser.add_argument(
+        "--min_share",
+        type=float,
+        default=0.5,
+        help="kills land between this share of a full run's time and all of it (a full run is timed first; "
+        "before about half of it the model is still loading and nothing is written)",
+    )
     parser.add_argument("--rerun_every", type=int, default=5, help="let a run finish after this many kills")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the records as JSON here")
@@ -94,13 +103,19 @@ def main() -> None:
     make_docs(docs)
     records, reruns = [], []
     try:
+        code, full = run_index(docs, store, None)  # how long a whole run takes here, now
+        assert code == 0 and check(store).get("documents") == N_DOCS, "a run without kills did not finish"
+        shutil.rmtree(store)
+        print(json.dumps({"full_run_s": round(full, 1)}), flush=True)
         for n in range(1, args.kills + 1):
-            delay = rng.uniform(0, args.max_delay_s)
+            delay = rng.uniform(args.min_share * full, full)
             code, elapsed = run_index(docs, store, delay)
             record = {"kill": n, "delay_s": round(delay, 1), "exit": code, **check(store)}
             records.append(record)
             print(json.dumps(record), flush=True)
-            if n % args.rerun_every == 0:
+            if record.get("documents") == N_DOCS and n % args.rerun_every:
+                shutil.rmtree(store)  # nothing left to interrupt: the next kill starts from a fresh store
+            elif n % args.rerun_every == 0:
                 code, elapsed = run_index(docs, store, None)
                 final = check(store)
                 reruns.append({"after_kill": n, "exit": code, "seconds": round(elapsed, 1), **final})
@@ -110,6 +125,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     killed = [r for r in records if r["exit"] == -signal.SIGKILL]
     summary = {
+        "full_run_s": round(full, 1),
         "kills": len(killed),
         "runs_that_finished_before_their_kill": len(records) - len(killed),
         "consistent_after_every_kill": all(r["consistent"] for r in records),
