@@ -22,7 +22,7 @@ def usage() -> str:
     lines = "\n".join(f"  {name:<16}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
-        "`llmkit <command> --help` lists a command's options; every recipe also takes `--config FILE.yaml`."
+        "`llmkit <command> --help` lists a command's options; every recipe and `rag`/`space` subcommand also takes `--config FILE.yaml`."
     )
 
 
