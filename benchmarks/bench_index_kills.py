@@ -117,6 +117,7 @@ def main() -> None:
                 shutil.rmtree(store)  # nothing left to interrupt: the next kill starts from a fresh store
             elif n % args.rerun_every == 0:
                 code, elapsed = run_index(docs, store, None)
+                full = elapsed if code == 0 else full  # the load changes: later kills follow this run's time
                 final = check(store)
                 reruns.append({"after_kill": n, "exit": code, "seconds": round(elapsed, 1), **final})
                 print(json.dumps(reruns[-1]), flush=True)
