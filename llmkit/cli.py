@@ -7,6 +7,7 @@ import sys
 
 from llmkit.errors import run_cli
 from llmkit.recipes import RECIPES
+from llmkit.tool_cli import add_config_flag, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
@@ -21,7 +22,7 @@ def usage() -> str:
     lines = "\n".join(f"  {name:<16}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
-        "`llmkit <command> --help` lists a command's options; every recipe also takes `--config FILE.yaml`."
+        "`llmkit <command> --help` lists a command's options; every recipe and `rag`/`space` subcommand also takes `--config FILE.yaml`."
     )
 
 
@@ -59,7 +60,7 @@ def _rag(argv: list[str]) -> None:
     main(argv)
 
 
-def _space(argv: list[str]) -> None:
+def _space_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmkit space", description="Build, check and deploy Hugging Face Spaces."
     )
@@ -69,22 +70,29 @@ def _space(argv: list[str]) -> None:
     build.add_argument("--out", required=True, help="the folder to create")
     build.add_argument("--model", help="a model folder (a recipe's output_dir) the app serves")
     build.add_argument("--store", help="a RAG store the app serves")
-    build.add_argument("--title", help="the Space's title")
+    build.add_argument("--title", help="the Space's title (its card and the app's heading)")
     build.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     check = sub.add_parser("check", help="validate a Space folder, then start it and query it")
     check.add_argument("folder")
-    check.add_argument("--no-serve", action="store_true", help="only validate the files")
+    check.add_argument("--no_serve", action="store_true", help="only validate the files")
     check.add_argument("--question", help="for a chat app: a question to ask it")
     deploy = sub.add_parser("deploy", help="upload a Space folder to the Hub")
     deploy.add_argument("folder")
-    deploy.add_argument("--repo-id", required=True, help="USER/NAME")
+    deploy.add_argument("--repo_id", required=True, help="USER/NAME")
     deploy.add_argument("--private", action="store_true")
-    deploy.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
+    deploy.add_argument("--dry_run", action="store_true", help="list what would be uploaded")
     deploy.add_argument(
         "--secret", action="append", default=[], help="an environment variable to set as a Space secret"
     )
-    args = parser.parse_args(argv)
+    for p in sub.choices.values():
+        add_config_flag(p)
+    return parser
+
+
+def _space(argv: list[str]) -> None:
+    args = parse_subcommand(_space_parser(), argv)  # snake_case flags, dashed aliases, --config FILE
     from llmkit.errors import UserError
+    from llmkit.secrets import redact
     from llmkit.spaces import build_space, deploy_space, serve_and_query, validate
 
     if args.command == "build":
@@ -99,7 +107,7 @@ def _space(argv: list[str]) -> None:
             result = serve_and_query(args.folder, question=args.question)
             print(f"served at {result['url']} with endpoints {', '.join(result['endpoints'])}")
             if "answer" in result:
-                print(f"answer: {result['answer']}")
+                print(redact(f"answer: {result['answer']}"))
     else:
         deploy_space(args.folder, args.repo_id, args.private, args.dry_run, args.secret)
 

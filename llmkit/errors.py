@@ -12,6 +12,44 @@ class UserError(Exception):
     """A problem with the user's input; the message names the problem and the fix."""
 
 
+# Optional dependencies: import name -> (pip package, the llmkit extras that install it, first = the one to name).
+# tests/test_errors.py checks this table against pyproject.toml's extras.
+OPTIONAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    "faiss": ("faiss-cpu", ("rag",)),
+    "sentence_transformers": ("sentence-transformers", ("rag",)),
+    "pypdf": ("pypdf", ("rag",)),
+    "openai": ("openai", ("rag",)),
+    "gradio": ("gradio", ("ui",)),
+    "gradio_client": ("gradio", ("ui",)),
+    "peft": ("peft", ("finetune", "vision")),
+    "sklearn": ("scikit-learn", ("finetune", "classic", "vision")),
+    "seqeval": ("seqeval", ("finetune",)),
+    "rouge_score": ("rouge-score", ("finetune",)),
+    "sacrebleu": ("sacrebleu", ("finetune",)),
+    "optuna": ("optuna", ("hpsearch",)),
+    "torchmetrics": ("torchmetrics", ("vision",)),
+    "pycocotools": ("pycocotools", ("vision",)),
+    "PIL": ("pillow", ("vision",)),
+    "tensorboard": ("tensorboard", ("tensorboard",)),
+    "liger_kernel": ("liger-kernel", ("gpu",)),
+}
+
+
+def missing_extra_message(module: str, extra: str | None = None) -> str | None:
+    """What to install for a missing optional module ("... pip install 'llmkit[rag]'"), or None if not optional."""
+    top = module.split(".")[0]
+    if top not in OPTIONAL and extra is None:
+        return None
+    package, extras = OPTIONAL.get(top, (top, (extra,)))
+    extra = extra or extras[0]
+    also = [e for e in extras if e != extra]
+    return (
+        f"this needs the optional package {package!r} (import {top!r}), which is not installed: "
+        f"pip install 'llmkit[{extra}]'"
+        + (f" (also in the {' and '.join(also)} extra{'s' * (len(also) > 1)})." if also else ".")
+    )
+
+
 def run_cli(main: Callable[[], object]) -> None:
     """Run `main`; on a UserError print `error: ...` (no traceback) and exit with status 2."""
     from llmkit import record
@@ -25,6 +63,13 @@ def run_cli(main: Callable[[], object]) -> None:
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as err:
+        # An optional dependency (faiss, gradio, peft, ...) that is not installed: name the extra, not a traceback.
+        message = missing_extra_message(err.name or "")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
         # A TrainingInterrupted carries the checkpoint it saved; a bare Ctrl-C keeps what was saved before.
@@ -40,6 +85,4 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(
-            f"this needs the {module.split('.')[0]!r} package: pip install 'llmkit[{extra}]'."
-        ) from None
+        raise UserError(missing_extra_message(module, extra)) from None

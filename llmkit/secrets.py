@@ -7,14 +7,33 @@ import os
 import re
 from typing import Any
 
-# Patterns of credentials that must never reach a file, a log or a public Space.
+# Patterns of credentials that must never reach a file, a log or a public Space. Each matches the token's own
+# shape with no word boundary after it, and a Hugging Face token none before it either: `hf_..._old`, a token
+# glued to a letter in a binary file, or followed by a non-ASCII byte is still found. An OpenAI-style key glued
+# to a letter counts only with a key's own look (a known prefix, or 20+ random letters and digits of both
+# cases), so that "task-2024-Report-final" or "disk-partition-tool" is not one.
 SECRETS: dict[str, re.Pattern[str]] = {
-    "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
-    "OpenAI-style API key": re.compile(r"\bsk-[A-Za-z0-9_\-]{20,}\b"),
-    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "Hugging Face token": re.compile(r"hf_[A-Za-z0-9]{30,}"),
+    "OpenAI-style API key": re.compile(
+        r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{20,}"
+        r"|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"
+        r"|sk-(?=[A-Za-z0-9]{0,40}?[0-9])(?=[A-Za-z0-9]{0,40}?[a-z])(?=[A-Za-z0-9]{0,40}?[A-Z])[A-Za-z0-9]{20,}"
+    ),
+    "AWS access key": re.compile(r"AKIA[0-9A-Z]{16}"),
     "private key": re.compile(r"-----BEGIN (RSA |EC |OPENSSH )?PRIVATE KEY-----"),
 }
+# The literal text every match of each pattern starts with (the scanner finds these first, at memory speed).
+PREFIXES = {
+    "Hugging Face token": "hf_",
+    "OpenAI-style API key": "sk-",
+    "AWS access key": "AKIA",
+    "private key": "-----BEGIN ",
+}
 TOKEN_RE = re.compile("|".join(f"(?:{p.pattern})" for p in SECRETS.values()))
+# What redaction hides of a private key: the whole block, not only its first line.
+PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN (RSA |EC |OPENSSH )?PRIVATE KEY-----[\s\S]*?(-----END (RSA |EC |OPENSSH )?PRIVATE KEY-----|$)"
+)
 REDACTED = "<redacted>"
 
 
@@ -36,8 +55,31 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(redact(v) for v in obj)
     if isinstance(obj, str):
-        return TOKEN_RE.sub(REDACTED, obj)
+        return TOKEN_RE.sub(REDACTED, PRIVATE_KEY_BLOCK.sub(REDACTED, obj))
     return obj
+
+
+class StreamRedactor:
+    """Redact a text that arrives piece by piece (a streamed answer) before any of it is shown.
+
+    `update(text_so_far)` returns what may be shown now: complete words only, since the end of a
+    word may still be the start of a token; `update(text, final=True)` returns the rest.
+    """
+
+    def __init__(self) -> None:
+        self.shown = ""
+
+    def update(self, text: str, final: bool = False) -> str:
+        """The redacted text to show beyond what was already shown."""
+        cut = len(text) if final else max(text.rfind(" "), text.rfind("\n")) + 1
+        begin = text.rfind("-----BEGIN", 0, cut)
+        if not final and begin >= 0 and "-----END" not in text[begin:cut]:
+            cut = begin  # a private key block is shown only once it is whole (and then redacted)
+        safe = redact(text[:cut])
+        if len(safe) <= len(self.shown):
+            return ""
+        new, self.shown = safe[len(self.shown) :], safe
+        return new
 
 
 def move_token_to_environment(args: Any, field: str = "hub_token") -> None:

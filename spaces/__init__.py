@@ -12,6 +12,22 @@ from pathlib import Path
 TEMPLATES_DIR = Path(__file__).resolve().parent
 
 
+def space_title(folder: str | Path, default: str = "llmkit") -> str:
+    """The Space's title from its README.md front matter, so the app's heading follows `space build --title`."""
+    import yaml
+
+    readme = Path(folder) / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if text.startswith("---\n") and "\n---" in text[4:]:
+        try:
+            meta = yaml.safe_load(text[4:].partition("\n---")[0]) or {}
+        except yaml.YAMLError:
+            meta = {}
+        if isinstance(meta, dict) and meta.get("title"):
+            return str(meta["title"])
+    return default
+
+
 @dataclass
 class Template:
     """A Space template: its folder, the artifacts it serves, and its card's defaults."""

@@ -59,9 +59,10 @@ def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
 def _split_by_tokens(
     text: str, start: int, end: int, tokenizer, max_tokens: int
 ) -> list[tuple[int, int, int]]:
-    offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)[
-        "offset_mapping"
-    ]
+    # verbose=False: counting a long paragraph is not feeding it to the model ("sequence length is longer...")
+    offsets = tokenizer(
+        text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False
+    )["offset_mapping"]
     out = []
     for i in range(0, len(offsets), max_tokens):
         window = offsets[i : i + max_tokens]
@@ -72,7 +73,7 @@ def _split_by_tokens(
 
 
 def _count(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
 def check_chunking(max_tokens: int, overlap: int) -> None:

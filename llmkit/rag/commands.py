@@ -1,4 +1,9 @@
-"""`llmkit rag index|ask|eval|chat`: the RAG command line, over the same functions the app uses."""
+"""`llmkit rag index|remove|ask|chat|eval`: the RAG command line, over the same functions the app uses.
+
+Each subcommand is a function `_add_NAME(sub)` that declares its flags and a handler in HANDLERS;
+a new subcommand is one of each. Flags are snake_case (dashed spellings still work) and every
+subcommand takes `--config FILE` (llmkit.tool_cli).
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,24 @@ from pathlib import Path
 from llmkit.errors import UserError
 from llmkit.rag.abstain import MIN_SCORE, RELATIVE, Gate
 from llmkit.rag.chunking import check_chunking
-from llmkit.rag.documents import builtin_knowledge_base, folder_prefix, load_paths
+from llmkit.rag.documents import (
+    SUFFIXES,
+    builtin_knowledge_base,
+    doc_id,
+    folder_prefix,
+    load_paths,
+    shown_path,
+)
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, use_query_threads
 from llmkit.rag.index import INDEX_KINDS
 from llmkit.rag.retrieval import MODES
+from llmkit.secrets import StreamRedactor, redact
+from llmkit.tool_cli import add_config_flag, parse_subcommand, plain_warnings
 
 DEFAULT_STORE = "runs/rag-store"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmkit rag", description="Index documents and ask questions with cited sources."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_index(sub) -> None:
     index = sub.add_parser(
         "index", help="add files/folders (or the built-in docs) to a store; re-indexing is incremental"
     )
@@ -50,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--chunk_overlap", type=int, default=32)
 
+
+def _add_remove(sub) -> None:
+    remove = sub.add_parser("remove", help="remove documents from a store, by the path indexed or by id")
+    remove.add_argument(
+        "targets", nargs="+", help="files or folders as indexed (they may be gone), or document ids"
+    )
+
+
+def _add_ask_and_chat(sub) -> None:
     for name, text in (
         ("ask", "answer one question with cited sources"),
         ("chat", "ask questions in the terminal"),
@@ -83,14 +101,26 @@ def _parser() -> argparse.ArgumentParser:
                 "--json", action="store_true", help="print answer, citations, abstained and sources as JSON"
             )
 
+
+def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="hit@1/5/10, MRR@10 and latency of each retrieval mode")
     ev.add_argument("--qa", required=True, help='JSONL lines of {"question": ..., "doc_id": ...}')
     ev.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     ev.add_argument("--rerank", metavar="CROSS_ENCODER", help="rerank with this cross-encoder (name or path)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmkit rag", description="Index documents and ask questions with cited sources."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_index, _add_remove, _add_ask_and_chat, _add_eval):
+        add(sub)
     for p in sub.choices.values():
         p.add_argument(
             "--store", default=DEFAULT_STORE, help=f"the store directory (default {DEFAULT_STORE})"
         )
+        add_config_flag(p)
     return parser
 
 
@@ -103,79 +133,144 @@ def _positive(value: str) -> int:
 
 def main(argv: list[str]) -> None:
     """Dispatch `llmkit rag ...`."""
-    args = _parser().parse_args(argv)
-    from llmkit.rag.pipeline import RAG, make_generator, open_store
+    args = parse_subcommand(_parser(), argv)
+    with plain_warnings():
+        HANDLERS[args.command](args)
+
+
+# -- index and remove -----------------------------------------------------------------------------
+def _index(args: argparse.Namespace) -> None:
     from llmkit.rag.store import Store
 
-    if args.command == "index":
-        if not args.paths and not args.builtin:
-            raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
-        # every flag is checked before the store is touched
-        check_chunking(args.chunk_tokens, args.chunk_overlap)
-        store = Store(
-            args.store,
-            embedding_model=args.embedding_model,
-            index=args.index,
-            chunk_tokens=args.chunk_tokens,
-            chunk_overlap=args.chunk_overlap,
+    if not args.paths and not args.builtin:
+        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
+    check_chunking(args.chunk_tokens, args.chunk_overlap)  # every flag is checked before the store is touched
+    store_path = Path(args.store).expanduser()
+    anchor = store_path.resolve().parent  # what Store.anchor will be: document ids are relative to it
+    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
+    if missing and not (store_path / "manifest.json").is_file():
+        raise UserError(f"{missing[0]} does not exist; pass files or folders to index.")
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        present = [p for p in args.paths if p not in missing]
+        docs = (
+            builtin_knowledge_base()
+            if args.builtin
+            else load_paths(present, args.include, args.exclude, root=anchor)
         )
-        with warnings.catch_warnings(record=True) as skipped:
-            warnings.simplefilter("always")
-            docs = (
-                builtin_knowledge_base()
-                if args.builtin
-                else load_paths(args.paths, args.include, args.exclude, root=store.anchor)
+    store = Store(
+        args.store,
+        embedding_model=args.embedding_model,
+        index=args.index,
+        chunk_tokens=args.chunk_tokens,
+        chunk_overlap=args.chunk_overlap,
+    )
+    # A path indexed before whose file or folder is gone: its documents go (a typo is still an error).
+    gone = {p: _documents_named(store, p) for p in missing}
+    for path, ids in gone.items():
+        if not ids:
+            raise UserError(
+                f"{path} does not exist (and no document of the store came from it); check the path."
             )
-        for w in skipped:
-            print(f"warning: {w.message}", file=sys.stderr)
-        # Re-indexing a folder also removes the documents whose files are gone from it.
-        folders = {folder_prefix(p, store.anchor) for p in args.paths if Path(p).is_dir()}
-        stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
+    for w in skipped:
+        print(f"warning: {w.message}", file=sys.stderr)
+    removed = store.delete_documents([i for ids in gone.values() for i in ids])
+    for path, ids in gone.items():
         print(
-            json.dumps(
-                {
-                    **stats,
-                    "documents": store.count_documents(),
-                    "chunks": len(store),
-                    "store": str(store.path),
-                },
-                indent=2,
-            )
+            f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
+            file=sys.stderr,
         )
-        return
+    # Re-indexing a folder also removes the documents whose files are gone from it.
+    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
+    stats["documents_removed"] += removed
+    _hint_gone_files(store, args.store)
+    summary = {**stats, "documents": store.count_documents(), "chunks": len(store), "store": str(store.path)}
+    print(json.dumps(summary, indent=2))
+
+
+def _documents_named(store, target: str) -> list[str]:
+    """The ids of the documents `target` names: an id, a file or folder as indexed, or a shown source path."""
+    sources = store.sources()
+    if target in sources:
+        return [target]
+    rel = doc_id(Path(target).expanduser(), store.anchor)
+    if rel in sources:
+        return [rel]
+    shown = shown_path(target)
+    prefix = "" if rel == "." else rel + "/"
+    return [
+        i
+        for i, source in sources.items()
+        if (prefix and i.startswith(prefix)) or source == shown or source.startswith(shown.rstrip("/") + "/")
+    ]
+
+
+def _hint_gone_files(store, store_arg: str) -> None:
+    """Say which indexed files no longer exist (indexing another path keeps them), and how to remove them."""
+    gone = [
+        source
+        for i, source in store.sources().items()
+        if Path(i).suffix.lower() in SUFFIXES and ":" not in i and not (store.anchor / i).exists()
+    ]
+    if gone:
+        names = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        print(
+            f"note: {len(gone)} indexed file(s) no longer exist: {names}; remove them with "
+            f"`llmkit rag remove PATH --store {store_arg}` or by re-indexing their folder.",
+            file=sys.stderr,
+        )
+
+
+def _remove(args: argparse.Namespace) -> None:
+    from llmkit.rag.pipeline import open_store
+
+    store = open_store(args.store)
+    named = {t: _documents_named(store, t) for t in args.targets}
+    unknown = [t for t, ids in named.items() if not ids]
+    if unknown:  # nothing is removed unless every target names something
+        raise UserError(
+            f"no document of {args.store} comes from {', '.join(map(repr, unknown))}; give a file or folder as "
+            "indexed, or a document id (`llmkit rag ask --json` shows doc_id and source)."
+        )
+    removed = store.delete_documents([i for ids in named.values() for i in ids])
+    print(
+        json.dumps({"documents_removed": removed, "documents": store.count_documents(), "chunks": len(store)})
+    )
+
+
+# -- ask, chat and eval ---------------------------------------------------------------------------
+def _open_for_questions(args: argparse.Namespace):
+    from llmkit.rag.pipeline import open_store
 
     if Path(args.store).is_file():
         raise UserError(
             f"--store {args.store} is a file; pass the store directory built by `llmkit rag index`."
         )
-    gate = (
-        None
-        if args.command == "eval"
-        else Gate(args.min_score if args.min_score is not None else dict(MIN_SCORE), args.relative_score)
-    )
     store = open_store(args.store)  # the embedding model comes from the store's manifest
     if len(store) == 0:
         raise UserError(
             f"the store {args.store} is empty; add documents with `llmkit rag index PATH --store {args.store}`."
         )
     use_query_threads()
-    if args.command == "eval":
-        from llmkit.rag.evaluate import evaluate, load_qa
-        from llmkit.rag.retrieval import Retriever
+    return store
 
-        print(
-            json.dumps(evaluate(Retriever(store, args.rerank), load_qa(args.qa), tuple(args.modes)), indent=2)
-        )
-        return
 
-    rag = RAG(
-        store,
-        make_generator(args.generator, store.embedder, args.generator_model, args.base_url),
-        k=args.k,
-        mode=args.mode,
-        reranker=args.rerank,
-        gate=gate,
-    )
+def _eval(args: argparse.Namespace) -> None:
+    from llmkit.rag.evaluate import evaluate, load_qa
+    from llmkit.rag.retrieval import Retriever
+
+    store = _open_for_questions(args)
+    print(json.dumps(evaluate(Retriever(store, args.rerank), load_qa(args.qa), tuple(args.modes)), indent=2))
+
+
+def _ask_or_chat(args: argparse.Namespace) -> None:
+    from llmkit.rag.pipeline import RAG, make_generator
+
+    gate = Gate(args.min_score if args.min_score is not None else dict(MIN_SCORE), args.relative_score)
+    store = _open_for_questions(args)
+    generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
+    rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
     filters = {"source": args.source} if args.source else {}
     if args.command == "ask":
         _answer(rag, args.question, filters, as_json=args.json)
@@ -192,18 +287,29 @@ def main(argv: list[str]) -> None:
 
 
 def _answer(rag, question: str, filters: dict, as_json: bool = False) -> None:
-    shown = ""
+    """Stream the answer, then its sources; token-shaped strings of the documents never reach the screen."""
+    shown = StreamRedactor()
+    text = ""
     for text, answer in rag.stream(question, **filters):  # noqa: B007 (the last answer is used below)
         if not as_json:
-            print(text[len(shown) :], end="", flush=True)
-        shown = text
+            print(shown.update(text), end="", flush=True)
     if as_json:
-        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(redact(answer.to_dict()), indent=2, ensure_ascii=False))
         return
-    print("\n\nSources:")
+    print(shown.update(text, final=True))
+    print("\nSources:")
     quotes = {c.n: c.sentence for c in answer.citations}
+    relevant = set(answer.evidence.kept) | set(answer.cited) if answer.evidence else None
+    below = 0
     for n, hit in enumerate(answer.sources, start=1):
+        if relevant is not None and n not in relevant:
+            below += 1  # retrieved, but below the relevance cut: not worth a line
+            continue
         mark = "*" if n in answer.cited else " "
-        print(
-            f" {mark}[{n}] {hit.source}  (score {hit.score:.3f})  {(quotes.get(n) or ' '.join(hit.text.split()))[:90]}"
-        )
+        quote = (quotes.get(n) or " ".join(hit.text.split()))[:90]
+        print(redact(f" {mark}[{n}] {hit.source}  (score {hit.score:.3f})  {quote}"))
+    if below:
+        print(f"  ({below} more retrieved below the relevance cut; --json lists every source)")
+
+
+HANDLERS = {"index": _index, "remove": _remove, "ask": _ask_or_chat, "chat": _ask_or_chat, "eval": _eval}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from llmkit.errors import UserError
+from llmkit.errors import UserError, require
 
 SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are skipped: almost surely not prose to chat with
@@ -107,9 +107,7 @@ def _read_text(path: Path) -> str:
 
 def _read_pdf(path: Path) -> tuple[str, list[tuple[int, int]]]:
     """Text of a PDF and where each page starts: [(page number, character offset), ...]."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(str(path))
+    reader = require("pypdf", "rag").PdfReader(str(path))
     parts, pages, offset = [], [], 0
     for number, page in enumerate(reader.pages, start=1):
         text = (page.extract_text() or "").strip()
@@ -120,8 +118,12 @@ def _read_pdf(path: Path) -> tuple[str, list[tuple[int, int]]]:
     return "\n\n".join(parts), pages
 
 
-def load_file(path: str | Path, root: str | Path | None = None) -> Document:
-    """Read one file into a Document; raises ValueError naming what is wrong with it."""
+def load_file(path: str | Path, root: str | Path | None = None, shown: str | None = None) -> Document:
+    """Read one file into a Document; raises ValueError naming what is wrong with it.
+
+    Its id is its path relative to `root` (stable when a store moves with its documents); its
+    metadata "source", what answers show, is `shown` (default: the path as `shown_path` gives it).
+    """
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -130,8 +132,9 @@ def load_file(path: str | Path, root: str | Path | None = None) -> Document:
         raise ValueError(f"larger than {MAX_FILE_BYTES // 2**20} MB")
     suffix = path.suffix.lower()
     source = doc_id(path, Path(root)) if root else str(path)
-    meta: dict = {"source": source, "title": path.stem}
+    meta: dict = {"source": shown or shown_path(path), "title": path.stem}
     if suffix == ".pdf":
+        require("pypdf", "rag")  # a missing package is the user's to install, not a corrupt file
         try:
             text, pages = _read_pdf(path)
         except Exception as err:  # pypdf raises many types on corrupt files
@@ -145,6 +148,15 @@ def load_file(path: str | Path, root: str | Path | None = None) -> Document:
     if not text.strip():
         raise ValueError("no text in it")
     return Document(id=source, text=text, metadata=meta)
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a person should see it: relative to the working directory when inside it, else absolute."""
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
 
 
 def doc_id(path: Path, root: Path) -> str:
@@ -182,7 +194,7 @@ def load_paths(
             try:
                 if file.suffix.lower() not in SUFFIXES:
                     raise ValueError(f"unsupported type {file.suffix!r} (use {', '.join(sorted(SUFFIXES))})")
-                docs.append(load_file(file.resolve(), root))
+                docs.append(load_file(file.resolve(), root, shown=shown_path(file)))
             except (ValueError, OSError) as err:
                 warnings.warn(f"skipped {file}: {err}", stacklevel=2)
     return docs

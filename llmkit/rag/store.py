@@ -13,7 +13,6 @@ embeddings on open, without re-embedding anything.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -29,10 +28,14 @@ from llmkit.rag.chunking import check_chunking, chunk_document
 from llmkit.rag.documents import Document
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
+from llmkit.rag.layout import CREATING, DATABASE, INDEX, MANIFEST, atomic_write, half_made, start_over
 
-SAVE_EVERY_S = (
-    10.0  # while indexing, the FAISS file is rewritten at most this often (SQLite commits every batch)
-)
+# While indexing, SQLite commits at least this often (and every `batch_chunks` chunks), so a kill loses
+# seconds of work; the FAISS file, derived from the database, is rewritten at most every SAVE_EVERY_S.
+COMMIT_EVERY_S = 2.0
+SAVE_EVERY_S = 10.0
+# Metadata only shown to people (the path as the user typed it): a change of it alone re-embeds nothing.
+DISPLAY_KEYS = ("source",)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
@@ -71,6 +74,16 @@ class Store:
         if batch_chunks < 1:
             raise UserError(f"batch_chunks must be at least 1, got {batch_chunks}.")
         manifest = self._read_manifest()
+        if manifest is None and self.path.is_dir() and any(self.path.iterdir()):
+            if not half_made(self.path):
+                raise UserError(
+                    f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
+                )
+            # A kill while this store was first created: nothing was indexed into it yet, so start over.
+            warnings.warn(
+                f"{self.path} was left half-created by an interrupted run; starting it over.", stacklevel=2
+            )
+            start_over(self.path)
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(
@@ -90,6 +103,8 @@ class Store:
         }
         self.batch_chunks = batch_chunks
         self.path.mkdir(parents=True, exist_ok=True)
+        if manifest is None:
+            (self.path / CREATING).touch()  # removed once the manifest exists: until then it is half-made
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -99,6 +114,7 @@ class Store:
         self.loaded_generation = self._generation()
         if manifest is None:
             self._save()  # a new store is a valid (empty) store from the start
+            (self.path / CREATING).unlink(missing_ok=True)
 
     @property
     def anchor(self) -> Path:
@@ -110,18 +126,14 @@ class Store:
         """This thread's connection: SQLite connections must not be shared between threads."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path / "store.sqlite", timeout=30)
+            db = sqlite3.connect(self.path / DATABASE, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             self._local.db = db
         return db
 
     def _read_manifest(self) -> dict | None:
-        file = self.path / "manifest.json"
+        file = self.path / MANIFEST
         if not file.is_file():
-            if self.path.exists() and any(self.path.iterdir()):
-                raise UserError(
-                    f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
-                )
             return None
         try:
             return json.loads(file.read_text())
@@ -133,7 +145,7 @@ class Store:
         return int(row[0]) if row else 0
 
     def _load_index(self, quiet: bool = False) -> faiss.Index:
-        file = self.path / "index.faiss"
+        file = self.path / INDEX
         if file.is_file() and self.config.get("generation") == self._generation():
             index = faiss.read_index(str(file))
             if index.ntotal == len(self):
@@ -173,10 +185,8 @@ class Store:
             index_type=index_kind(self.index),
             llmkit_version=llmkit.__version__,
         )
-        _atomic_write(self.path / "index.faiss", lambda tmp: faiss.write_index(self.index, str(tmp)))
-        _atomic_write(
-            self.path / "manifest.json", lambda tmp: tmp.write_text(json.dumps(self.config, indent=2))
-        )
+        atomic_write(self.path / INDEX, lambda tmp: faiss.write_index(self.index, str(tmp)))
+        atomic_write(self.path / MANIFEST, lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
 
     # -- writing ----------------------------------------------------------------------------------
     def add_documents(
@@ -185,18 +195,27 @@ class Store:
         """Add new and changed documents (by content hash), embedding only their chunks.
 
         Stored documents whose id starts with one of `prune_prefixes` (a re-indexed folder, say
-        "notes/") and that are absent from `docs` are deleted. Documents are committed in batches
-        of about `batch_chunks` chunks, so an interrupted run keeps what it finished and a re-run
-        embeds only the rest. Returns counts of what changed.
+        "notes/") and that are absent from `docs` are deleted. Documents are committed every
+        `batch_chunks` chunks and at least every COMMIT_EVERY_S seconds, so an interrupted run
+        keeps what it finished and a re-run embeds only the rest. A document whose only change is
+        its shown path (metadata "source") is updated in place, without re-embedding. Returns
+        counts of what changed.
         """
         with self._write_lock:
-            known = dict(self._db().execute("SELECT id, hash FROM documents"))
+            known = {
+                r[0]: (r[1], r[2]) for r in self._db().execute("SELECT id, hash, metadata FROM documents")
+            }
             present = {d.id for d in docs}
             removed = [i for i in known if prune_prefixes and i not in present and _under(i, prune_prefixes)]
-            changed = list({d.id: d for d in docs if known.get(d.id) != d.content_hash}.values())
+            latest = {d.id: d for d in docs}
+            changed = [d for d in latest.values() if known.get(d.id, ("",))[0] != d.content_hash]
+            relabelled = [d for d in changed if d.id in known and _only_display_changed(d, *known[d.id])]
+            changed = [d for d in changed if d not in relabelled]
             updated = [d.id for d in changed if d.id in known]
             if removed:
                 self._write([], [], removed)
+            if relabelled:
+                self._relabel(relabelled)
             embedded = self._write_in_batches(changed, set(updated), progress)
         return {
             "documents_added": len(changed) - len(updated),
@@ -215,28 +234,67 @@ class Store:
                 self._write([], [], gone)
         return len(gone)
 
+    def _relabel(self, docs: list[Document]) -> None:
+        """Store new display metadata (and hash) of documents whose text is unchanged: no re-embedding."""
+        db = self._db()
+        with db:
+            for doc in docs:
+                shown = {k: doc.metadata[k] for k in DISPLAY_KEYS if k in doc.metadata}
+                db.execute(
+                    "UPDATE documents SET hash = ?, metadata = ? WHERE id = ?",
+                    (doc.content_hash, json.dumps(doc.metadata), doc.id),
+                )
+                rows = db.execute("SELECT rowid, metadata FROM chunks WHERE doc_id = ?", (doc.id,)).fetchall()
+                db.executemany(
+                    "UPDATE chunks SET source = ?, metadata = ? WHERE rowid = ?",
+                    [
+                        (shown.get("source"), json.dumps({**json.loads(meta), **shown}), rowid)
+                        for rowid, meta in rows
+                    ],
+                )
+            db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
+        self.loaded_generation = self._generation()
+        self._save()
+
     def _write_in_batches(self, docs: list[Document], updated: set[str], progress: bool) -> int:
-        """Chunk, embed and commit documents a batch at a time; each batch is one transaction."""
+        """Chunk, embed and commit documents; each commit is one transaction of whole documents.
+
+        Chunks are embedded in groups of about one embedding batch, and what is embedded is
+        committed every `batch_chunks` chunks or COMMIT_EVERY_S seconds, whichever comes first.
+        """
         bar = None
         if progress and docs:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(docs), desc="indexing", unit="doc")
-        total, batch, batch_chunks, last_save = 0, [], [], time.monotonic()
         size, overlap = self.config["chunk_tokens"], self.config["chunk_overlap"]
+        group_size = max(1, min(self.embedder.batch_size, self.batch_chunks))
+        total, last_commit, last_save = 0, time.monotonic(), time.monotonic()
+        group: list = []  # (document, its chunks) not embedded yet
+        pending: list = []  # (documents, chunks, vectors) embedded, not committed yet
         for i, doc in enumerate(docs):
-            batch.append(doc)
-            batch_chunks += chunk_document(doc, self.embedder.tokenizer, size, overlap)
-            if len(batch_chunks) < self.batch_chunks and i < len(docs) - 1:
+            last = i == len(docs) - 1
+            group.append((doc, chunk_document(doc, self.embedder.tokenizer, size, overlap)))
+            chunks = [c for _, cs in group for c in cs]
+            if len(chunks) < group_size and not last:
                 continue
-            vectors = self.embedder.encode([c.text for c in batch_chunks])  # before the transaction: slow
-            save = i == len(docs) - 1 or time.monotonic() - last_save > SAVE_EVERY_S
-            self._write(batch, batch_chunks, [d.id for d in batch if d.id in updated], vectors, save=save)
-            last_save = time.monotonic() if save else last_save
-            total += len(batch_chunks)
+            pending.append(([d for d, _ in group], chunks, self.embedder.encode([c.text for c in chunks])))
+            group = []
+            n_pending = sum(len(p[1]) for p in pending)
+            now = time.monotonic()
+            if not (last or n_pending >= self.batch_chunks or now - last_commit >= COMMIT_EVERY_S):
+                continue
+            batch = [d for p in pending for d in p[0]]
+            save = last or now - last_save > SAVE_EVERY_S
+            vectors = np.concatenate([p[2] for p in pending])
+            stale = [d.id for d in batch if d.id in updated]
+            self._write(batch, [c for p in pending for c in p[1]], stale, vectors, save=save)
+            last_commit = time.monotonic()
+            last_save = last_commit if save else last_save
+            total += n_pending
             if bar is not None:
                 bar.update(len(batch))
-            batch, batch_chunks = [], []
+            pending = []
         if bar is not None:
             bar.close()
         return total
@@ -348,6 +406,18 @@ class Store:
         """Every document id in the store."""
         return [r[0] for r in self._db().execute("SELECT id FROM documents ORDER BY id")]
 
+    def sources(self) -> dict[str, str]:
+        """{document id: its shown source path} for every document."""
+        rows = self._db().execute("SELECT id, metadata FROM documents ORDER BY id")
+        return {i: json.loads(meta).get("source", i) for i, meta in rows}
+
+
+def _only_display_changed(doc: Document, stored_hash: str, stored_metadata: str) -> bool:
+    """Whether `doc` differs from the stored version only in display metadata (its shown path)."""
+    stored = json.loads(stored_metadata)
+    as_stored = {**doc.metadata, **{k: stored[k] for k in DISPLAY_KEYS if k in stored}}
+    return Document(doc.id, doc.text, as_stored).content_hash == stored_hash
+
 
 def _under(doc_id: str, prefixes: set[str]) -> bool:
     """Whether a document id lies in one of the folders; "" is the anchor folder itself (ids without "../")."""
@@ -358,11 +428,3 @@ def _under(doc_id: str, prefixes: set[str]) -> bool:
 
 def _marks(values) -> str:
     return ",".join("?" * len(values))
-
-
-def _atomic_write(target: Path, write) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)

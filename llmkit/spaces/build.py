@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -49,6 +50,17 @@ TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 # What a Space never needs from a run folder: resumable state, caches, uploads (training_args.bin pickles the arguments).
 SKIP_ARTIFACTS = shutil.ignore_patterns(
     "checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin"
+)
+# A store's database travels as one checkpointed file (copy_database), never with a live write-ahead log beside it.
+SKIP_STORE_FILES = shutil.ignore_patterns(
+    "checkpoint-*",
+    "__pycache__",
+    "*.tmp",
+    "uploads",
+    "*.sqlite",
+    "*.sqlite-wal",
+    "*.sqlite-shm",
+    "*.sqlite-journal",
 )
 
 
@@ -200,7 +212,12 @@ def build_space(
         shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=_package_ignore)
         for kind, path in given.items():
             if path:
-                shutil.copytree(path, staging / kind, ignore=SKIP_ARTIFACTS)
+                shutil.copytree(
+                    path, staging / kind, ignore=SKIP_STORE_FILES if kind == "store" else SKIP_ARTIFACTS
+                )
+        if store:
+            for database in Path(store).glob("*.sqlite"):
+                copy_database(database, staging / "store" / database.name)
         (staging / "requirements.txt").write_text(pinned_requirements(t.packages))
         _write_readme(staging, t, title, _model_card(Path(model)) if model else {})
         _write_gitattributes(staging)
@@ -210,6 +227,22 @@ def build_space(
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out.resolve())  # the folder appears complete or not at all
     return out
+
+
+def copy_database(src: Path, dst: Path) -> None:
+    """Copy a SQLite database, rows still in its write-ahead log included, as one self-contained file.
+
+    SQLite's backup API reads one consistent snapshot, even while `llmkit rag index` writes to the
+    store; the copy is switched from WAL to a plain journal, so it needs no -wal/-shm beside it.
+    """
+    source = sqlite3.connect(src, timeout=30)
+    target = sqlite3.connect(dst)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        target.close()
+        source.close()
 
 
 def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> None:

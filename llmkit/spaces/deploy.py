@@ -32,11 +32,11 @@ def deploy_space(
         raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
     if not REPO_ID.match(repo_id or ""):
         raise UserError(
-            f"--repo-id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.')."
+            f"--repo_id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.')."
         )
     if find_tokens(repo_id):
         raise UserError(
-            "--repo-id holds what looks like a token; a Space's name is public: choose another name."
+            "--repo_id holds what looks like a token; a Space's name is public: choose another name."
         )
     problems = validate(folder)
     if problems:

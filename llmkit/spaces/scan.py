@@ -3,15 +3,18 @@
 A file is read as bytes in chunks (so a multi-GB weight file costs memory of one chunk) and each
 chunk is matched together with the tail of the one before it, so a token cut by a chunk boundary is
 still found. SQLite databases are also read through SQL, because a long document is spread over
-overflow pages and never appears contiguously in the file; zip/npz and gzip members are read
-decompressed. Findings name the file (and table/row or member), never the secret itself.
+overflow pages and never appears contiguously in the file; zip/npz members and gzip, bzip2 and xz
+files are read decompressed. Tokens are found as plain text, as UTF-16 text and inside base64 runs. Findings name the file (and table/row or member), never the secret itself.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bz2
 import contextlib
 import gzip
-import re
+import lzma
 import shutil
 import sqlite3
 import tempfile
@@ -21,13 +24,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from llmkit.secrets import PREFIXES as SECRET_PREFIXES
 from llmkit.secrets import SECRETS, find_tokens
 
 CHUNK = 4 * 2**20
 # Bytes kept from one chunk for the next, and the most read to confirm a candidate: longer than any secret.
 OVERLAP = 4096
 SQLITE_MAGIC = b"SQLite format 3\x00"
-GZIP_MAGIC = b"\x1f\x8b"
+# Compressed streams read decompressed: gzip, bzip2, xz.
+STREAM_OPENERS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+# The shortest token (an AWS key, 20 characters) is 28 characters of base64.
+BASE64_MIN = 28
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+BASE64_MASK = bytes(1 if c in _B64 else 0 for c in range(256))
+URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def upload_files(folder: Path) -> list[Path]:
@@ -35,39 +45,73 @@ def upload_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.relative_to(folder).parts)
 
 
-def _literal_prefix(pattern: re.Pattern[str]) -> bytes:
-    """The literal text every match starts with (b"hf_" for `\\bhf_[A-Za-z0-9]{30,}\\b`), or b"" if unsure."""
-    body = pattern.pattern.removeprefix(r"\b")
-    if pattern.flags & re.IGNORECASE or "|" in re.sub(r"\[[^\]]*\]|\([^)]*\)", "", body):
-        return b""  # case-insensitive, or a top-level alternative: no single prefix
-    prefix = re.match(r"[A-Za-z0-9_\- ]*", body).group()
-    if body[len(prefix) : len(prefix) + 1] in ("?", "*", "{"):
-        prefix = prefix[:-1]  # the last character is optional
-    return prefix.encode()
+PREFIXES = {kind: prefix.encode() for kind, prefix in SECRET_PREFIXES.items()}
 
 
-PREFIXES = {kind: _literal_prefix(pattern) for kind, pattern in SECRETS.items()}
+def _confirmed(data: bytes, at: int, kind: str, encoding: str) -> bool:
+    """Whether the candidate at `at` (the prefix's first byte) is a whole token of `kind` in that encoding.
+
+    The character before it is decoded too: a pattern may look behind (a key glued to a word is not one).
+    """
+    width = 1 if encoding == "latin-1" else 2
+    start = at - width if at >= width else at
+    window = data[start : at + OVERLAP * width]
+    window = window[: len(window) - len(window) % width]  # UTF-16: a stray odd byte at the end is dropped
+    # latin-1: one char per byte, never fails
+    return bool(SECRETS[kind].match(window.decode(encoding, errors="replace"), (at - start) // width))
+
+
+def _plain_kinds(data: bytes) -> set[str]:
+    """Secrets written as ASCII/UTF-8 or UTF-16 (either byte order) anywhere in the bytes."""
+    kinds: set[str] = set()
+    # UTF-16 of ASCII is half NUL bytes; without many NULs (random weights: 1 in 256) no search for it is needed.
+    encodings = ("latin-1", "utf-16-le", "utf-16-be") if data.count(0) * 8 > len(data) else ("latin-1",)
+    for kind, prefix in PREFIXES.items():
+        text = prefix.decode()
+        for encoding in encodings:
+            needle = text.encode(encoding)
+            at = data.find(needle)
+            while at >= 0 and kind not in kinds:
+                if _confirmed(data, at, kind, encoding):
+                    kinds.add(kind)
+                at = data.find(needle, at + 1)
+    return kinds
+
+
+def _base64_runs(data: bytes) -> Iterator[bytes]:
+    """Runs of base64 (or URL-safe base64) characters long enough to hold an encoded token."""
+    mask = data.translate(BASE64_MASK)
+    at = mask.find(b"\x01" * BASE64_MIN)
+    while at >= 0:
+        end = mask.find(b"\x00", at)
+        end = len(data) if end < 0 else end
+        yield data[at:end]
+        at = mask.find(b"\x01" * BASE64_MIN, end)
+
+
+def _decoded(run: bytes) -> Iterator[bytes]:
+    """A base64 run decoded from each of its 4 possible alignments (where it starts is not known)."""
+    run = run.translate(URLSAFE_TO_STANDARD)
+    for shift in range(4):
+        piece = run[shift:]
+        piece = piece[: len(piece) - len(piece) % 4]
+        with contextlib.suppress(binascii.Error, ValueError):
+            yield base64.b64decode(piece, validate=True)
 
 
 def text_kinds(data: bytes) -> set[str]:
-    """The kinds of secret in a piece of bytes: find each literal prefix, then confirm with the full pattern.
+    """The kinds of secret in a piece of bytes: as text, as UTF-16 text, or base64-encoded.
 
-    `re` tests a pattern that opens with `\\b` at every position (about 8 MB/s); `bytes.find` jumps from
-    prefix to prefix at memory speed, and each confirmation reads at most OVERLAP bytes.
+    Each literal prefix is found with `bytes.find` (memory speed; `re` over every position is about
+    8 MB/s) and each candidate confirmed with the full pattern on at most OVERLAP bytes. Base64 runs
+    are located through a translated mask, also at memory speed; random binary data almost never
+    holds BASE64_MIN base64 characters in a row, so weights cost next to nothing.
     """
-    kinds: set[str] = set()
-    for kind, prefix in PREFIXES.items():
-        if len(prefix) < 2:  # no usable prefix: the whole text through the pattern
-            kinds.update(find_tokens(data.decode("latin-1")))
-            continue
-        at = data.find(prefix)
-        while at >= 0 and kind not in kinds:
-            # From one byte before: the full pattern's word boundary looks at it.
-            start = max(at - 1, 0)
-            window = data[start : at + OVERLAP].decode("latin-1")  # one char per byte, never fails
-            if SECRETS[kind].match(window, at - start):
-                kinds.add(kind)
-            at = data.find(prefix, at + 1)
+    kinds = _plain_kinds(data)
+    if len(kinds) < len(SECRETS):
+        for run in _base64_runs(data):
+            for decoded in _decoded(run):
+                kinds |= _plain_kinds(decoded)
     return kinds
 
 
@@ -127,9 +171,10 @@ def _archive_places(path: Path) -> dict[str, str]:
                         places.setdefault(kind, f" (member {member.filename})")
     else:
         with open(path, "rb") as raw:
-            is_gzip = raw.read(2) == GZIP_MAGIC
-        if is_gzip:
-            with gzip.open(path, "rb") as stream:
+            head = raw.read(8)
+        opener = next((o for magic, o in STREAM_OPENERS.items() if head.startswith(magic)), None)
+        if opener is not None:
+            with opener(path, "rb") as stream:
                 places.update(dict.fromkeys(stream_kinds(stream), " (once decompressed)"))
     return places
 
@@ -154,7 +199,9 @@ def file_findings(path: Path, name: str) -> list[str]:
         )
     else:
         # Not a readable archive after all (corrupt, encrypted): its raw bytes were scanned already.
-        with contextlib.suppress(OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError):
+        with contextlib.suppress(
+            OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, lzma.LZMAError, ValueError
+        ):
             places.update(_archive_places(path))
     found = [f"{name}: its file name holds what looks like a {kind}" for kind in find_tokens(name)]
     return found + [f"{name}{where} holds what looks like a {kind}" for kind, where in sorted(places.items())]

@@ -149,10 +149,12 @@ def build_classic_app(
     dbn: str | None = None,
     word2vec: str | None = None,
     hp_search: str | None = None,
+    *,
+    title: str = "The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn",
 ) -> gr.Blocks:
-    """One tab per given model folder, plus the MLP playground (which needs none)."""
-    with gr.Blocks(title="llmkit classics") as demo:
-        gr.Markdown("## The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn")
+    """One tab per given model folder, plus the MLP playground (which needs none), headed by `title`."""
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(f"## {title}")
         if cnn:
             model, config = load_classic(cnn, ("lenet", "resnet"))
             size = config.get("image_size") or config["args"].get("image_size") or 16

@@ -126,13 +126,17 @@ def generation_tab(model_dir: str) -> None:
 
 
 def build_models_app(
-    classifier: str | None = None, text2text: str | None = None, causal: str | None = None
+    classifier: str | None = None,
+    text2text: str | None = None,
+    causal: str | None = None,
+    *,
+    title: str = "llmkit model playground",
 ) -> gr.Blocks:
-    """A gr.Blocks with one tab per given model folder."""
+    """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own)."""
     if not (classifier or text2text or causal):
         raise ValueError("give at least one model folder")
-    with gr.Blocks(title="llmkit models") as demo:
-        gr.Markdown("## llmkit model playground")
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(f"## {title}")
         if causal:
             generation_tab(causal)
         if classifier:

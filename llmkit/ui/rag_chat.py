@@ -14,8 +14,12 @@ from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
+from llmkit.secrets import redact
 
 MAX_UPLOAD_MB = 20
+# Messages of the chat sent back with each answer. Answers do not depend on earlier turns, and the whole
+# history travels with every request and every streamed update: unbounded, a long chat costs more each turn.
+MAX_HISTORY_MESSAGES = 40
 
 
 def _text_of(content) -> str:
@@ -33,46 +37,67 @@ CONTEXT_CHARS = 240  # characters of the chunk shown on each side of the cited s
 # Inline, so the app and a Space (whose launch() the builder does not control) look the same.
 STYLE = (
     "<style>#sources pre.context{white-space:pre-wrap;font-size:.85em;max-height:14em;overflow:auto}"
-    "#sources mark{background:#ffe58a}#sources .cited{color:#0a7d32;font-weight:600}</style>"
+    "#sources mark{background:#ffe58a}#sources .cited{color:#0a7d32;font-weight:600}"
+    "#sources details.below summary{cursor:pointer;color:#666;margin:.5em 0}</style>"
 )
 
 
-def sources_html(answer) -> str:
-    """The sources panel: title, path, page, score and the cited sentence highlighted in its context.
+def _shown(text: str) -> str:
+    """Document text as the panel shows it: token-shaped strings redacted, then HTML-escaped."""
+    return escape(redact(text))
 
-    Document text is HTML-escaped, never rendered: a document's Markdown or `<img>` tags show as
-    the text they are.
+
+def _source_block(n: int, hit, answer, quote) -> str:
+    title = hit.metadata.get("title") or hit.doc_id
+    where = " · ".join(x for x in (hit.metadata.get("source", hit.doc_id), hit.page) if x)
+    head = (
+        f"<div class='source' id='source-{n}'><b>[{n}] {_shown(title)}</b>"
+        + (" <span class='cited'>cited</span>" if n in answer.cited else "")
+        + f"<br><code>{_shown(where)}</code> · score {hit.score:.3f} · similarity {hit.similarity:.2f}"
+    )
+    if quote and quote.start >= 0:
+        a, b = quote.start, quote.end
+        before, after = hit.text[max(0, a - CONTEXT_CHARS) : a], hit.text[b : b + CONTEXT_CHARS]
+        body = (
+            ("…" if a > CONTEXT_CHARS else "")
+            + _shown(before)
+            + f"<mark>{_shown(hit.text[a:b])}</mark>"
+            + _shown(after)
+            + ("…" if b + CONTEXT_CHARS < len(hit.text) else "")
+        )
+    else:
+        body = _shown(hit.text[: 2 * CONTEXT_CHARS]) + ("…" if len(hit.text) > 2 * CONTEXT_CHARS else "")
+    return f"{head}<pre class='context'>{body}</pre></div>"
+
+
+def sources_html(answer) -> str:
+    """The sources panel: what the answer cites and what passed the relevance cut, the rest folded away.
+
+    Each source shows its title, path, page, score and the cited sentence highlighted in its
+    context. Sources below the relevance cut (and all of them when the answer abstained) sit in a
+    collapsed "N more retrieved" section. Document text is redacted of token-shaped strings and
+    HTML-escaped, never rendered: a document's Markdown or `<img>` tags show as the text they are.
     """
     if answer is None or not answer.sources:
         return "<p><em>No sources for this answer.</em></p>"
     quotes = {c.n: c for c in answer.citations}
+    kept = set(answer.evidence.kept) if answer.evidence and not answer.abstained else set()
+    shown, below = [], []
+    for n, hit in enumerate(answer.sources, start=1):
+        (shown if n in kept or n in answer.cited else below).append(
+            _source_block(n, hit, answer, quotes.get(n))
+        )
     blocks = []
     if answer.abstained:
+        blocks.append("<p class='abstained'><em>No source is close enough to answer.</em></p>")
+    blocks += shown
+    if below:
+        label = "nearest passages" if answer.abstained else "more retrieved, below the relevance cut"
         blocks.append(
-            "<p class='abstained'><em>No source is close enough to answer; the nearest passages were:</em></p>"
+            f"<details class='below'><summary>{len(below)} {label}</summary>"
+            + "\n".join(below)
+            + "</details>"
         )
-    for n, hit in enumerate(answer.sources, start=1):
-        title = hit.metadata.get("title") or hit.doc_id
-        where = " · ".join(x for x in (hit.metadata.get("source", hit.doc_id), hit.page) if x)
-        head = (
-            f"<div class='source' id='source-{n}'><b>[{n}] {escape(title)}</b>"
-            + (" <span class='cited'>cited</span>" if n in answer.cited else "")
-            + f"<br><code>{escape(where)}</code> · score {hit.score:.3f} · similarity {hit.similarity:.2f}"
-        )
-        quote = quotes.get(n)
-        if quote and quote.start >= 0:
-            a, b = quote.start, quote.end
-            before, after = hit.text[max(0, a - CONTEXT_CHARS) : a], hit.text[b : b + CONTEXT_CHARS]
-            body = (
-                ("…" if a > CONTEXT_CHARS else "")
-                + escape(before)
-                + f"<mark>{escape(hit.text[a:b])}</mark>"
-                + escape(after)
-                + ("…" if b + CONTEXT_CHARS < len(hit.text) else "")
-            )
-        else:
-            body = escape(hit.text[: 2 * CONTEXT_CHARS]) + ("…" if len(hit.text) > 2 * CONTEXT_CHARS else "")
-        blocks.append(f"{head}<pre class='context'>{body}</pre></div>")
     return STYLE + "\n".join(blocks)
 
 
@@ -100,14 +125,15 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
     def respond(message, history, k, mode):
         question = _text_of(message)
         history = [{"role": m["role"], "content": _text_of(m["content"])} for m in (history or [])]
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+        history = history[-(MAX_HISTORY_MESSAGES - 2) :]
+        history += [{"role": "user", "content": redact(question)}, {"role": "assistant", "content": ""}]
         answer = None
         try:
             for text, answer in rag.stream(question, k=int(k), mode=mode):
-                history[-1]["content"] = text
+                history[-1]["content"] = redact(text)  # a token quoted from a document is never shown
                 yield history, sources_html(answer), ""
         except Exception as err:  # keep serving: report the problem in the chat instead of crashing
-            history[-1]["content"] = f"Sorry, something went wrong: {err}"
+            history[-1]["content"] = redact(f"Sorry, something went wrong: {err}")
         yield history, sources_html(answer), ""
 
     def add_files(files):
@@ -125,7 +151,7 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
             target = uploads / name
             shutil.copyfile(src, target)
             try:
-                doc = load_file(target, rag.store.anchor)
+                doc = load_file(target, rag.store.anchor, shown=f"uploads/{name}")
             except (ValueError, OSError) as err:
                 problems.append(f"{name}: {err}")
                 target.unlink(missing_ok=True)

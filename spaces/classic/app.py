@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from llmkit.spaces.templates import space_title
 from llmkit.ui.classic import build_classic_app
 
 HERE = Path(__file__).resolve().parent
@@ -11,7 +12,8 @@ demo = build_classic_app(
         k: str(HERE / "model" / v)
         for k, v in FOLDERS.items()
         if (HERE / "model" / v / "config.json").is_file()
-    }
+    },
+    title=space_title(HERE, "The classics"),
 )
 
 if __name__ == "__main__":

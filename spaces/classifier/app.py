@@ -3,12 +3,13 @@
 import json
 from pathlib import Path
 
+from llmkit.spaces.templates import space_title
 from llmkit.ui.models import build_models_app
 
 HERE = Path(__file__).resolve().parent
 config = json.loads((HERE / "model" / "config.json").read_text())
 kind = "text2text" if config.get("is_encoder_decoder") else "classifier"
-demo = build_models_app(**{kind: str(HERE / "model")})
+demo = build_models_app(**{kind: str(HERE / "model")}, title=space_title(HERE, "Text classifier"))
 
 if __name__ == "__main__":
     demo.queue().launch()

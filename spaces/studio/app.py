@@ -5,6 +5,7 @@ from pathlib import Path
 import gradio as gr
 
 from llmkit.rag import RAG, open_store
+from llmkit.spaces.templates import space_title
 from llmkit.ui.models import build_models_app
 from llmkit.ui.rag_chat import build_rag_chat
 
@@ -12,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 demo = gr.TabbedInterface(
     [build_models_app(causal=str(HERE / "model")), build_rag_chat(RAG(open_store(HERE / "store")))],
     ["Generate", "Chat with documents"],
-    title="llmkit studio",
+    title=space_title(HERE, "llmkit studio"),
 )
 
 if __name__ == "__main__":

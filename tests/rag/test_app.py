@@ -134,6 +134,16 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
             "<img src=x onerror=alert(1)>" in panel.inner_text() and "# Kettle safety" in panel.inner_text()
         )
         assert panel.locator("img").count() == 0 and panel.locator("h1").count() == 0
+        # what was cited (and passed the relevance cut) shows; the rest is folded away, collapsed
+        folded = panel.locator("details.below")
+        assert folded.count() == 1 and not folded.get_attribute("open")
+        assert "below the relevance cut" in folded.locator("summary").inner_text()
+        assert (
+            panel.locator(".source").first.is_visible() and not folded.locator(".source").first.is_visible()
+        )
+        page.screenshot(path=str(tmp_path / "sources-panel.png"), full_page=True)
+        if os.environ.get("LLMKIT_SCREENSHOTS"):  # a developer's look at it
+            shutil.copy(tmp_path / "sources-panel.png", os.environ["LLMKIT_SCREENSHOTS"])
         page.get_by_text("Settings").first.click()  # the counts under Settings follow the store on disk
         page.locator("#counts").get_by_text(f"{app_store.count_documents():,} documents").wait_for(
             timeout=30_000

@@ -1,7 +1,10 @@
 """`space check` scans every file a Space would upload for secrets: big files, binaries, SQLite stores, archives."""
 
+import base64
+import bz2
 import gzip
 import io
+import lzma
 import shutil
 import sqlite3
 import warnings
@@ -148,3 +151,54 @@ def test_scanning_leaves_the_folder_untouched(folder):
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     assert validate(folder) == []
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # no -shm/-wal, no logs
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("old-token.txt", f"HF_TOKEN={TOKEN}_old\n".encode()),  # a trailing "_" used to defeat \b
+        ("glued.bin", b"\x00\x01A" + TOKEN.encode() + b"\x02"),  # a letter byte right before it
+        ("accent.bin", b"\x00" + TOKEN.encode() + b"\xe9\x00"),  # a non-ASCII letter right after it
+        ("glued-key.bin", b"\x00Z" + KEY.encode() + b"\x00"),
+        ("notes-utf16.txt", f"token: {TOKEN}\n".encode("utf-16")),
+        ("notes-utf16be.txt", f"token: {TOKEN}\n".encode("utf-16-be")),
+        ("env.b64", b"ZW52=\n" + base64.b64encode(f"HF_TOKEN={TOKEN}\n".encode())),
+        ("config.json", b'{"auth": "' + base64.urlsafe_b64encode(b"k=" + KEY.encode()) + b'"}'),
+        ("misaligned.b64", b"blob" + base64.b64encode(b"..." + TOKEN.encode())),
+    ],
+)
+def test_tokens_in_every_shape_are_found(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    (finding,) = file_findings(path, name)
+    assert name in finding and TOKEN not in finding and KEY not in finding
+
+
+def test_a_token_in_a_bz2_or_xz_file_is_found(tmp_path):
+    for name, compress in (("log.bz2", bz2.compress), ("log.xz", lzma.compress)):
+        (tmp_path / name).write_bytes(compress(f"export HF_TOKEN={TOKEN}\n".encode() * 3))
+        assert file_findings(tmp_path / name, name) == [
+            f"{name} (once decompressed) holds what looks like a Hugging Face token"
+        ]
+
+
+def test_ordinary_weights_text_and_stores_raise_nothing(tmp_path, store):
+    """No false positives: float weights, base64-looking paths and prose, a store of ordinary documents."""
+    from pydoc_data.topics import topics
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "weights.bin").write_bytes(rng.standard_normal(2**20).astype(np.float32).tobytes())
+    (tmp_path / "half.bin").write_bytes(rng.standard_normal(2**20).astype(np.float16).tobytes())
+    (tmp_path / "ids.bin").write_bytes(rng.integers(0, 50_000, 2**19).astype(np.int64).tobytes())
+    (tmp_path / "random.bin").write_bytes(rng.integers(0, 256, 4 * 2**20, dtype=np.uint8).tobytes())
+    (tmp_path / "docs.txt").write_text("\n".join(topics.values()))
+    (tmp_path / "docs-utf16.txt").write_bytes("\n".join(list(topics.values())[:50]).encode("utf-16"))
+    (tmp_path / "paths.txt").write_text(
+        "/usr/lib/python3/dist-packages/some-package/submodule/file_name.py\n"
+        "task-2024-Report-final-version-draft disk-partition-management-tool\n"
+        + base64.b64encode(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()).decode()
+    )
+    for path in tmp_path.iterdir():
+        assert file_findings(path, path.name) == [], path.name
+    for path in store.iterdir():  # the RAG store of ordinary documents the Space tests build
+        assert file_findings(path, path.name) == [], path.name

@@ -1,0 +1,74 @@
+"""The files of a store folder: which ones llmkit writes, atomic replacement, and a half-made store.
+
+A new store is made in steps (folder, database, index, manifest). A kill between them leaves a
+folder with a database but no manifest. Such a folder is recognised, and started over, only when
+every file in it is one llmkit writes and either the marker file says llmkit was still creating it
+or its database holds no document; anything else (a user's own folder) is refused, never deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+DATABASE = "store.sqlite"
+INDEX = "index.faiss"
+MANIFEST = "manifest.json"
+# Written before anything else of a new store and removed once its manifest exists.
+CREATING = ".llmkit-creating"
+STORE_FILES = {
+    DATABASE,
+    f"{DATABASE}-wal",
+    f"{DATABASE}-shm",
+    f"{DATABASE}-journal",
+    INDEX,
+    f"{INDEX}.tmp",
+    f"{MANIFEST}.tmp",
+    CREATING,
+}
+# The tables of the schema (FTS5 adds its shadow tables chunks_fts_*).
+OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
+
+
+def half_made(folder: Path) -> bool:
+    """Whether `folder` (which has no manifest) is a store llmkit began to create and never finished."""
+    names = {p.name for p in folder.iterdir()}
+    if not names or not names <= STORE_FILES:
+        return False
+    if CREATING in names:
+        return True
+    return _empty_database(folder / DATABASE)
+
+
+def _empty_database(path: Path) -> bool:
+    """No database yet, a 0-byte one, or one with llmkit's tables only and no document in them."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {t for t in tables if not t.startswith("chunks_fts_")} <= OUR_TABLES:
+                return False
+            return "documents" not in tables or not db.execute("SELECT 1 FROM documents LIMIT 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False  # not a database we can read: not ours to delete
+
+
+def start_over(folder: Path) -> None:
+    """Delete the files of a half-made store (only names llmkit writes; the folder itself stays)."""
+    for name in STORE_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file renamed over `target`: a reader sees the old or the new file, whole."""
+    tmp = target.with_name(target.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, target)

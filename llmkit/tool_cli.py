@@ -1,0 +1,78 @@
+"""What the tool commands (`llmkit rag ...`, `llmkit space ...`) share with the recipes' command line.
+
+- Flags are snake_case (`--repo_id`); the dashed spelling (`--repo-id`) is still accepted, but help
+  and docs show one style.
+- Every subcommand takes `--config FILE` (YAML or JSON of flag values, positional arguments
+  included); flags given on the command line win, as for the recipes.
+- Warnings: llmkit's own become one plain `note:` line on stderr; other libraries' warnings, which
+  a user cannot act on, are not shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmkit.arguments import _apply_config, _split_config
+
+CONFIG_HELP = "a YAML or JSON file of flag values (flags given on the command line win)"
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """List `--config FILE` in a subcommand's help (it is read before argparse sees the flags)."""
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    found = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
+def snake_case_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """argv with `--dashed-flag` spelled `--dashed_flag` wherever that is one of the parser's flags."""
+    known = _option_strings(parser)
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        name, eq, value = arg.partition("=")
+        snake = "--" + name[2:].replace("-", "_")
+        out.append(
+            snake + eq + value if name.startswith("--") and "-" in name[2:] and snake in known else arg
+        )
+    return out
+
+
+def parse_subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse `SUBCOMMAND [flags]` with dashed aliases and `--config FILE` applied to that subcommand."""
+    argv = snake_case_flags(parser, list(argv))
+    config, argv = _split_config(argv) if len(argv) > 1 else (None, argv)
+    if config is not None:
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        chosen = subparsers.choices.get(argv[0]) if argv else None
+        if chosen is None:
+            parser.error("put --config FILE after the subcommand, e.g. `index --config index.yaml`")
+        _apply_config(chosen, Path(config))
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def plain_warnings() -> Iterator[None]:
+    """Show llmkit's warnings as `note: ...` lines (no source line, no class name); hide other libraries'."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "llmkit" in Path(filename).parts:
+            print(f"note: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield

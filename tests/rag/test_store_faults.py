@@ -1,0 +1,191 @@
+"""What a hostile user found in the store: kills while a store is created or indexed, documents that could
+not be removed, and the paths and warnings the command line shows."""
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+
+from llmkit.cli import main as llmkit_main
+from llmkit.rag import Store
+from tests.rag.conftest import TOPICS
+
+
+def _docs(folder, names=("tcp.md", "bees.md")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(TOPICS[name])
+    return folder
+
+
+def _create_and_die(path, embedder, when):
+    """In a forked child: create a store and SIGKILL this very process at `when` (a real kill -9)."""
+    import sqlite3 as sq
+
+    from llmkit.rag import store as store_module
+
+    die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    if when == "before manifest":
+        store_module.Store._save = die  # the database exists, the manifest never will
+    else:  # right after the database file appears: 0 bytes and a journal, as the issue saw
+        real = sq.connect
+
+        def connect(*args, **kwargs):
+            db = real(*args, **kwargs)
+            db.execute("PRAGMA journal_mode=WAL")
+            die()
+
+        store_module.sqlite3.connect = connect
+    Store(path, embedder=embedder)
+
+
+@pytest.mark.parametrize("when", ["before manifest", "as the database appears"])
+def test_a_kill_while_a_store_is_first_created_is_started_over(tmp_path, embedder, capsys, when):
+    path = tmp_path / "new"
+    child = multiprocessing.get_context("fork").Process(target=_create_and_die, args=(path, embedder, when))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert (path / "store.sqlite").is_file() and not (path / "manifest.json").exists()
+
+    docs = _docs(tmp_path / "docs")
+    llmkit_main(["rag", "index", str(docs), "--store", str(path)])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["documents"] == 2 and "half-created" in captured.err
+    assert not list(path.glob(".llmkit-*"))  # the marker of a store being created is gone
+
+
+def test_a_half_made_store_of_an_older_llmkit_is_recognised(tmp_path, embedder, capsys):
+    """No marker file (an older llmkit): a 0-byte database and its journal, nothing else."""
+    path = tmp_path / "old"
+    path.mkdir()
+    (path / "store.sqlite").write_bytes(b"")
+    (path / "store.sqlite-journal").write_bytes(b"")
+    llmkit_main(["rag", "index", str(_docs(tmp_path / "docs")), "--store", str(path)])
+    assert json.loads(capsys.readouterr().out)["documents"] == 2
+
+
+def test_a_folder_llmkit_did_not_make_is_never_started_over(tmp_path, capsys):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    theirs = tmp_path / "their-db"
+    theirs.mkdir()
+    with sqlite3.connect(theirs / "store.sqlite") as db:  # named like ours, but someone's own data
+        db.execute("CREATE TABLE invoices (n INTEGER)")
+        db.execute("INSERT INTO invoices VALUES (1)")
+    docs = _docs(tmp_path / "docs")
+    for folder in (mine, theirs):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(["rag", "index", str(docs), "--store", str(folder)])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "is not an llmkit store" in err
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_documents_of_deleted_files_can_be_removed(tmp_path, embedder, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    docs = _docs(tmp_path / "docs", ("tcp.md", "bees.md", "tides.md"))
+    store = "store"
+
+    def index(*paths):
+        llmkit_main(["rag", "index", *paths, "--store", store])
+        captured = capsys.readouterr()
+        return json.loads(captured.out), captured.err
+
+    index("docs/tcp.md")
+    (docs / "tcp.md").unlink()
+    stats, err = index("docs/bees.md")  # another file: the deleted one stays, and the user is told
+    assert stats["documents"] == 2 and "docs/tcp.md" in err and "llmkit rag remove" in err
+    stats, err = index("docs/tcp.md")  # its own path, indexed again: the document of the gone file goes
+    assert stats["documents_removed"] == 1 and stats["documents"] == 1 and "no longer exists" in err
+
+    index("docs")
+    (docs / "tides.md").unlink()
+    llmkit_main(["rag", "remove", "docs/tides.md", "--store", store])  # by path, the file gone
+    assert json.loads(capsys.readouterr().out)["documents_removed"] == 1
+    llmkit_main(["rag", "remove", "docs/bees.md", "--store", store])  # by the id the store shows
+    assert json.loads(capsys.readouterr().out)["documents"] == 0
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "remove", "nowhere.md", "--store", store])
+    assert exit_.value.code == 2 and "no document" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a typo is still an error, not a silent no-op
+        index("docs/typo.md")
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_sources_show_the_path_as_indexed(tmp_path, embedder, capsys, monkeypatch):
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    _docs(work / "docs", ("tcp.md",))
+    _docs(outside, ("castling.md",))
+    monkeypatch.chdir(work)
+    llmkit_main(["rag", "index", "docs", str(outside), "--store", "runs/store"])
+    capsys.readouterr()
+    shown = Store("runs/store", embedder=embedder).sources()
+    # inside the working directory: as typed; outside it: absolute (never "../outside/...")
+    assert sorted(shown.values()) == sorted(["docs/tcp.md", str(outside / "castling.md")])
+    llmkit_main(["rag", "ask", "How is a TCP connection set up?", "--store", "runs/store"])
+    out = capsys.readouterr().out
+    assert "*[1] docs/tcp.md" in out and "../" not in out
+
+
+INDEX_FOR_KILLING = """
+import sys
+from llmkit.cli import main
+main(["rag", "index", sys.argv[1], "--store", sys.argv[2]])
+"""
+
+
+@pytest.mark.slow
+def test_indexing_commits_every_few_seconds_so_a_kill_loses_little(tmp_path, embedder, capsys):
+    """A real `llmkit rag index` of 60 small documents (one commit batch by size): killed once its first
+    commit lands, it keeps whole documents; the re-run finishes the rest; neither run shows a raw warning."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = list(TOPICS)
+    for i in range(60):
+        (docs / f"{i:02d}-{names[i % 10]}").write_text(f"Note {i}.\n\n" + TOPICS[names[i % 10]])
+    # one paragraph longer than the model's 512 tokens: transformers would warn about it on every run
+    (docs / "000-long.md").write_text(" ".join(f"word{i}" for i in range(700)))
+    store = tmp_path / "store"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": ""}
+    cmd = [sys.executable, "-c", INDEX_FOR_KILLING, str(docs), str(store)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, done = time.monotonic() + 240, 0
+        while time.monotonic() < deadline and proc.poll() is None and not done:
+            if (store / "manifest.json").is_file():
+                with sqlite3.connect(store / "store.sqlite", timeout=30) as db:
+                    done = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            time.sleep(0.1)
+        assert proc.poll() is None, "nothing was committed before the run ended (commits only by size?)"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    first_output = proc.stderr.read()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = Store(store, embedder=embedder)
+    n_kept = kept.count_documents()
+    assert 1 <= n_kept < 61 and kept.index.ntotal == len(kept)
+    chunks_per_doc = kept._db().execute("SELECT COUNT(DISTINCT doc_id) FROM chunks").fetchone()[0]
+    assert chunks_per_doc == n_kept  # whole documents only
+
+    llmkit_main(["rag", "index", str(docs), "--store", str(store)])  # the same command, in this process
+    rerun = capsys.readouterr()
+    stats = json.loads(rerun.out)
+    assert stats["documents_unchanged"] == n_kept and stats["documents"] == 61
+    for output in (first_output, rerun.err):
+        lines = [line for line in output.splitlines() if "indexing:" not in line]  # tqdm's bar
+        noisy = [
+            line for line in lines if "warn" in line.lower() or "Traceback" in line or "Token indices" in line
+        ]
+        assert not noisy, noisy
