@@ -6,7 +6,7 @@
 2. benchmarks/rag_bench (a collection the reader never saw): each question is read against the paragraphs of its
    document (as retrieved chunks would be), `Reader.best` picks one span or none. For answerable questions: how often
    it answers, and how often the sentence holding its span contains the expected answer (what a RAG answer cites);
-   for unanswerable ones (on topic: benchmarks/qa_unanswerable.jsonl; off topic: rag_bench's own, read against
+   for unanswerable ones (on topic: benchmarks/qa_unanswerable.jsonl; off topic: rag_bench's 30, read against
    every paragraph) how often it abstains.
 """
 
@@ -92,9 +92,11 @@ def main() -> None:
     )
     parser.add_argument("--model", default="runs/qa-reader", help="a finetune-qa output dir")
     parser.add_argument("--output", default=str(HERE / "results" / "qa.json"))
+    parser.add_argument("--max_length", type=int, help="window (default: as trained, from metrics.json)")
+    parser.add_argument("--doc_stride", type=int, help="window overlap (default: as trained)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    trained = Reader(args.model)
+    trained = Reader(args.model, max_length=args.max_length, doc_stride=args.doc_stride)
     held = sample_rows()[1]
     results = {"model": args.model, "held_out_questions": len(held)}
     for name, reader in (
