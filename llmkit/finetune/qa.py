@@ -339,7 +339,7 @@ def _finish(trainer, lora_args: LoraArguments, **kwargs) -> dict:
 # transformers 5 removed the "question-answering" pipeline: the card shows the reader instead.
 USAGE = """```python
 from llmkit.rag.reader import Reader
-reader = Reader("{model}")  # or AutoModelForQuestionAnswering.from_pretrained("{model}")
+reader = Reader("{model}")  # a LoRA adapter too (through peft, with its trained QA head)
 print(reader.read({question!r}, [{context!r}]))
 ```"""
 

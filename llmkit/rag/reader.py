@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from llmkit.errors import require
 from llmkit.finetune.qa import Span, decide, predict_spans
 from llmkit.loading import load_pretrained
 
@@ -45,7 +46,7 @@ class Reader:
     ):
         trained = _training_settings(model_dir_or_name)
         self.tokenizer = load_pretrained(AutoTokenizer, model_dir_or_name)
-        self.model = load_pretrained(AutoModelForQuestionAnswering, model_dir_or_name).eval()
+        self.model = _load_model(model_dir_or_name).eval()
         self.threshold = threshold if threshold is not None else trained.get("null_score_diff_threshold", 0.0)
         self.max_length = min(max_length or trained.get("max_length", 384), self.tokenizer.model_max_length)
         self.doc_stride = min(doc_stride or trained.get("doc_stride", 128), self.max_length // 4)
@@ -72,6 +73,14 @@ class Reader:
         """The best answer over all passages as (passage index, span), or None when no passage answers."""
         found = [(i, s) for i, s in enumerate(self.read(question, passages)) if s is not None]
         return max(found, key=lambda pair: pair[1].score, default=None)
+
+
+def _load_model(model: str | Path):
+    """The QA model; a LoRA run's adapter folder through peft, which also restores its trained QA head."""
+    if (Path(model) / "adapter_config.json").is_file():
+        # transformers' own adapter loading leaves the head (peft's modules_to_save) freshly initialised
+        return require("peft", "finetune").AutoPeftModelForQuestionAnswering.from_pretrained(str(model))
+    return load_pretrained(AutoModelForQuestionAnswering, model)
 
 
 def _training_settings(model: str | Path) -> dict:

@@ -255,3 +255,23 @@ def test_bad_squad_files_get_one_clear_line(name, content, expected, tmp_path, c
     err = _fails(["--train_file", str(path), "--output_dir", str(tmp_path / "o")], capsys)
     assert expected in err and str(path) in err
     assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_the_reader_loads_a_lora_adapter_with_its_trained_head(tmp_path):
+    from peft import AutoPeftModelForQuestionAnswering
+
+    from llmkit.finetune.lora import LoraArguments, apply_lora
+
+    model = AutoModelForQuestionAnswering.from_pretrained(packaged_minilm())
+    torch.manual_seed(1)
+    torch.nn.init.normal_(model.qa_outputs.weight, std=0.5)  # a head unlike any fresh initialisation
+    adapter = apply_lora(model, LoraArguments(use_lora=True), "QUESTION_ANS", trainable_heads=["qa_outputs"])
+    adapter.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(tmp_path)
+    reader = Reader(tmp_path)
+    inputs = reader.tokenizer("Where?", "Ada lives in Rome.", return_tensors="pt")
+    with torch.no_grad():
+        expected = (
+            AutoPeftModelForQuestionAnswering.from_pretrained(str(tmp_path)).eval()(**inputs).start_logits
+        )
+        assert torch.allclose(reader.model(**inputs).start_logits, expected, atol=1e-5)
