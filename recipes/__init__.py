@@ -31,6 +31,9 @@ RECIPES: dict[str, Recipe] = {
         Recipe("tokenize", "tokenize_corpus", "tokenize a corpus once into packed blocks on disk"),
         Recipe("pretrain", "pretrain_gpt2", "pretrain a GPT-2-style model from scratch"),
         Recipe("finetune-bert", "finetune_bert", "fine-tune an encoder for classification or tagging"),
+        Recipe(
+            "finetune-qa", "finetune_qa", "fine-tune an encoder for extractive question answering (SQuAD)"
+        ),
         Recipe("finetune-t5", "finetune_t5", "fine-tune T5 on text-to-text pairs"),
         Recipe(
             "finetune-gpt2", "finetune_gpt2", "continue training a causal LM on text or prompt/response pairs"

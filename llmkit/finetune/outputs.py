@@ -34,9 +34,7 @@ Scores of the kept model: the checkpoint at step {step} (epoch {epoch:g}) of {st
 ## How to use
 
 ```python
-from transformers import pipeline
-pipe = pipeline("{pipeline_tag}", model="{load_from}")
-print(pipe({example!r}))
+{usage}
 ```
 
 ## Training
@@ -47,13 +45,34 @@ print(pipe({example!r}))
 """
 
 
-# How to use each kind of output folder beyond pipeline(): the app tab or Space that serves it.
-SERVE = {
-    "text-classification": "python apps/models.py --classifier {out}",
-    "token-classification": "python apps/models.py --classifier {out}",
-    "text2text-generation": "python apps/models.py --text2text {out}",
-    "text-generation": "python apps/models.py --causal {out}",
+# How to load each kind of output folder: transformers' pipeline() where transformers 5 has the task, llmkit's own
+# helper where it does not (it has no text2text-generation or question-answering pipeline). `example` is the
+# validation set's first input: a string, or a dict of the fields the snippet names.
+PIPELINE = (
+    'from transformers import pipeline\npipe = pipeline("{tag}", model="{model}")\nprint(pipe({example!r}))'
+)
+USAGE = {
+    "text2text-generation": (
+        'from llmkit.finetune.seq2seq import text2text\nprint(text2text("{model}", {example!r}))'
+    ),
+    "question-answering": (
+        'from llmkit.rag.reader import Reader\nreader = Reader("{model}")  # a LoRA adapter folder too\n'
+        "print(reader.read({question!r}, [{context!r}]))"
+    ),
 }
+# The app tab that serves each kind of output folder.
+SERVE = {
+    "text-classification": "python apps/models.py --classifier {model}",
+    "token-classification": "python apps/models.py --classifier {model}",
+    "text2text-generation": "python apps/models.py --text2text {model}",
+    "text-generation": "python apps/models.py --causal {model}",
+}
+
+
+def usage(pipeline_tag: str, model: str, example: str | dict) -> str:
+    """Python that loads the output folder and runs it on the example."""
+    fields = example if isinstance(example, dict) else {"example": example}
+    return USAGE.get(pipeline_tag, PIPELINE).format(tag=pipeline_tag, model=model, **fields)
 
 
 def finish_run(
@@ -66,7 +85,7 @@ def finish_run(
     base: str,
     data: str,
     eval_metrics: dict,
-    example: str,
+    example: str | dict,
     headline: list[str],
     extra: dict | None = None,
 ) -> dict:
@@ -121,9 +140,9 @@ def finish_run(
     record.write_atomic(out / "README.md", str(card))
     if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
-    use = [f'pipeline("{pipeline_tag}", model="{load_from}")']
+    use = usage(pipeline_tag, load_from, example).splitlines()
     if pipeline_tag in SERVE:
-        use.append(SERVE[pipeline_tag].format(out=load_from))
+        use.append(SERVE[pipeline_tag].format(model=load_from))
     record.print_summary(metrics, title=f"{recipe}: {task} fine-tuned from {base}", use=use)
     return metrics
 
@@ -137,7 +156,7 @@ def model_card(
     pipeline_tag: str,
     base: str,
     data: str,
-    example: str,
+    example: str | dict,
     load_from: str,
 ) -> ModelCard:
     """A Hub model card: metadata (base model, pipeline, model-index results) and a readable body."""
@@ -185,9 +204,7 @@ def model_card(
             f"| {'test' if k.startswith('test_') else 'validation'} | {k.split('_', 1)[1]} | {v:.4g} |"
             for k, v in scores.items()
         ),
-        pipeline_tag=pipeline_tag,
-        load_from=load_from,
-        example=example,
+        usage=usage(pipeline_tag, load_from, example),
         method=f"LoRA (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})"
         if lora_args.use_lora
         else "full fine-tuning",

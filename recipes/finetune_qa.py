@@ -1,0 +1,32 @@
+"""Fine-tune a BERT-family encoder for extractive question answering (SQuAD v1 and v2), fully or with LoRA.
+
+    accelerate launch recipes/finetune_qa.py                      # offline: MiniLM on the built-in QA set
+    accelerate launch recipes/finetune_qa.py --config recipes/configs/finetune-qa.yaml   # the reader for RAG
+    accelerate launch recipes/finetune_qa.py --model_name_or_path bert-base-uncased --dataset_name squad_v2
+    accelerate launch recipes/finetune_qa.py --train_file train.json --validation_file dev.json --use_lora
+
+Data: the official SQuAD JSON, JSONL rows {id, title, context, question, answers{text, answer_start}}, or a Hub
+dataset. Every transformers TrainingArguments flag works (`--help`), and a YAML/JSON config file as the only argument.
+"""
+
+from llmkit.arguments import parse_args
+from llmkit.errors import run_cli
+from llmkit.finetune import FinetuneDataArguments, FinetuneModelArguments, LoraArguments
+from llmkit.finetune.qa import QuestionAnsweringArguments, QuestionAnsweringTrainingArguments, finetune_qa
+
+TYPES = (
+    QuestionAnsweringArguments,
+    FinetuneDataArguments,
+    FinetuneModelArguments,
+    LoraArguments,
+    QuestionAnsweringTrainingArguments,
+)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Fine-tune as the flags describe; returns metrics.json's content."""
+    return finetune_qa(*parse_args(TYPES, argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)
