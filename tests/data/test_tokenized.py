@@ -224,7 +224,7 @@ def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
     ]
     proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "wrote" in proc.stdout and (tmp_path / "ds" / METADATA).is_file()
+    assert "== tokenize" in proc.stdout and (tmp_path / "ds" / METADATA).is_file()
     again = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left

@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert resumed["global_step"] == 30 and resumed["steps_this_run"] == 10
     history = json.loads((resumed_dir / "checkpoint-30" / "trainer_state.json").read_text())["log_history"]
     assert [e["step"] for e in history if "loss" in e] == [1, 5, 10, 15, 20, 25, 30]  # one continuous curve
-    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], abs=1e-4)
+    assert resumed["final_train_loss"] == pytest.approx(straight["final_train_loss"], abs=1e-4)
     assert resumed["eval_loss"] == pytest.approx(straight["eval_loss"], abs=1e-4)
 
 

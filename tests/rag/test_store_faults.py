@@ -137,9 +137,13 @@ def test_sources_show_the_path_as_indexed(tmp_path, embedder, capsys, monkeypatc
     assert "*[1] docs/tcp.md" in out and "../" not in out
 
 
+# The time rule set to 0 s commits after every embedding group, so on any machine, however fast, the
+# run has committed some documents and not yet all when the test kills it.
 INDEX_FOR_KILLING = """
 import sys
+import llmkit.rag.store
 from llmkit.cli import main
+llmkit.rag.store.COMMIT_EVERY_S = 0.0
 main(["rag", "index", sys.argv[1], "--store", sys.argv[2]])
 """
 
