@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer  # noqa: E402
 
 from llmkit.finetune.common import default_encoder  # noqa: E402
-from llmkit.finetune.qa import QuestionAnsweringArguments  # noqa: E402
 from llmkit.finetune.qa_builtin import sample_rows  # noqa: E402
 from llmkit.finetune.qa_eval import score_model  # noqa: E402
+from llmkit.finetune.qa_spans import QuestionAnsweringArguments  # noqa: E402
 from llmkit.rag.reader import Reader  # noqa: E402
 from llmkit.rag.sentences import sentence_spans  # noqa: E402
 
@@ -105,7 +105,9 @@ def main() -> None:
     ):
         started = time.perf_counter()
         qa_args = QuestionAnsweringArguments(doc_stride=reader.doc_stride)
-        scores = score_model(reader.model, reader.tokenizer, held, qa_args, reader.max_length)
+        scores = score_model(
+            reader.model, reader.tokenizer, held, qa_args=qa_args, max_length=reader.max_length
+        )
         results[name] = {
             "held_out": {k: round(v, 1) for k, v in scores.items() if not k.endswith("total")},
             "rag_bench": rag_reading(reader),

@@ -96,7 +96,14 @@ def _space(argv: list[str]) -> None:
     from llmkit.spaces import build_space, deploy_space, serve_and_query, validate
 
     if args.command == "build":
-        out = build_space(args.template, args.out, args.model, args.store, args.title, args.overwrite)
+        out = build_space(
+            args.template,
+            args.out,
+            model=args.model,
+            store=args.store,
+            title=args.title,
+            overwrite=args.overwrite,
+        )
         print(f"built {out}: check it with `llmkit space check {out}`")
     elif args.command == "check":
         problems = validate(args.folder)
@@ -109,7 +116,9 @@ def _space(argv: list[str]) -> None:
             if "answer" in result:
                 print(redact(f"answer: {result['answer']}"))
     else:
-        deploy_space(args.folder, args.repo_id, args.private, args.dry_run, args.secret)
+        deploy_space(
+            args.folder, args.repo_id, private=args.private, dry_run=args.dry_run, secrets=args.secret
+        )
 
 
 COMMANDS = {

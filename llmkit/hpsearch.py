@@ -79,7 +79,9 @@ def suggest(trial, space: dict) -> dict:
     return params
 
 
-def search(trainer: Trainer, space: dict, n_trials: int, objective: str, direction: str, out: Path) -> dict:
+def search(
+    trainer: Trainer, space: dict, *, n_trials: int, objective: str, direction: str, out: Path
+) -> dict:
     """Run the trials (weak ones pruned at their evaluations); write trials.json and trials.png; return the best."""
     optuna = require("optuna", "hpsearch")
     out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,9 @@ def run_search(
     space = load_space(args.hp_search_space, default_space)
     out = Path(args.output_dir) / "hp_search"
     trainer = make_trainer(model_init)
-    best = search(trainer, space, args.hp_search_trials, objective, direction, out)
+    best = search(
+        trainer, space, n_trials=args.hp_search_trials, objective=objective, direction=direction, out=out
+    )
     config = write_best_config(out / "best_config.yaml", arguments, best, str(Path(args.output_dir) / "best"))
     if trainer.is_world_process_zero():
         logger.info(

@@ -12,7 +12,8 @@ dataset. Every transformers TrainingArguments flag works (`--help`), and a YAML/
 from llmkit.arguments import parse_args
 from llmkit.errors import run_cli
 from llmkit.finetune import FinetuneDataArguments, FinetuneModelArguments, LoraArguments
-from llmkit.finetune.qa import QuestionAnsweringArguments, QuestionAnsweringTrainingArguments, finetune_qa
+from llmkit.finetune.qa import QuestionAnsweringTrainingArguments, finetune_qa
+from llmkit.finetune.qa_spans import QuestionAnsweringArguments
 
 TYPES = (
     QuestionAnsweringArguments,

@@ -39,7 +39,7 @@ class DDPMScheduler:
         self.config = {"num_train_timesteps": num_train_timesteps, "beta_schedule": beta_schedule}
         self.betas = make_betas(num_train_timesteps, beta_schedule)
         self.alphas_cumprod = torch.cumprod(1 - self.betas, dim=0)
-        self.set_timesteps(self.default_inference_steps)
+        self.set_timesteps()  # the default step count (a DDIM never asks for more steps than T)
 
     @property
     def num_train_timesteps(self) -> int:

@@ -143,19 +143,21 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
                 "tokenize": asdict(args),
             },
         }
+        figures = {
+            "train_blocks": counts["train"]["blocks"],
+            "train_tokens": counts["train"]["tokens"],
+            "validation_blocks": counts["validation"]["blocks"],
+        }
+        # the run record every recipe leaves (no training here: no steps, no loss)
+        common = {"global_step": 0, "train_loss": None, "final_train_loss": None, "headline": figures}
+        metrics = record.write_metrics(data, "tokenize", {**common, "output_dir": str(out)})
         # written last: its presence means "complete"
         (data / METADATA).write_text(json.dumps(meta, indent=2))
         _publish(data, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
-    figures = {
-        "train_blocks": counts["train"]["blocks"],
-        "train_tokens": counts["train"]["tokens"],
-        "validation_blocks": counts["validation"]["blocks"],
-        "seconds": meta["seconds"],
-    }
     record.print_summary(
-        {"output_dir": str(out), "headline": figures},
+        metrics,
         title=f"tokenize: {data_args.source}, blocks of {block_size} {meta['tokenizer']} tokens",
         use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
     )

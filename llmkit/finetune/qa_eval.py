@@ -14,7 +14,7 @@ from collections import defaultdict
 from transformers import Trainer
 
 from llmkit.errors import require
-from llmkit.finetune.qa import QuestionAnsweringArguments, best_spans, decide
+from llmkit.finetune.qa_spans import QuestionAnsweringArguments, best_spans, decide, predict_spans
 
 
 def squad_scores(predictions: dict[str, str], examples) -> dict:
@@ -49,19 +49,22 @@ class AnswerScorer:
         """Score the predictions of the set being evaluated."""
         features, examples = self.sets[self.prefix]
         start, end = pred.predictions[:2] if isinstance(pred.predictions, tuple) else pred.predictions
-        answers = answer_texts(start, end, features, examples, self.qa_args, self.allow_null)
+        answers = answer_texts(
+            start, end, features, examples, qa_args=self.qa_args, allow_null=self.allow_null
+        )
         return squad_scores(answers, examples)
 
 
 def answer_texts(
-    start, end, features, examples, qa_args: QuestionAnsweringArguments, allow_null: bool
+    start, end, features, examples, *, qa_args: QuestionAnsweringArguments, allow_null: bool
 ) -> dict:
     """{question id: answer text ("" for no answer)} from the logits of every window of `features`."""
     by_id = defaultdict(list)
     for w, example_id in enumerate(features["example_id"]):
         by_id[example_id].append(w)
     results = best_spans(
-        start, end, features["offset_mapping"], [by_id[i] for i in examples["id"]], examples["context"],
+        start, end, features["offset_mapping"], windows=[by_id[i] for i in examples["id"]],
+        contexts=examples["context"],
         n_best_size=qa_args.n_best_size, max_answer_length=qa_args.max_answer_length,
     )  # fmt: skip
     answers = {}
@@ -80,10 +83,8 @@ class QuestionAnsweringTrainer(Trainer):
         return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 
 
-def score_model(model, tokenizer, rows, qa_args: QuestionAnsweringArguments, max_length: int) -> dict:
+def score_model(model, tokenizer, rows, *, qa_args: QuestionAnsweringArguments, max_length: int) -> dict:
     """EM/F1 (overall, HasAns, NoAns) of any QA model on SQuAD rows, read as the Reader reads (e.g. an untrained one)."""
-    from llmkit.finetune.qa import predict_spans
-
     spans = predict_spans(
         model,
         tokenizer,

@@ -12,7 +12,7 @@ how far the span's logits beat the model's "no answer" score: a passage gets Non
 `threshold` (0 by default, the SQuAD v2 rule; raise it to abstain more often). Scores compare across passages.
 
 Passages are read in batches; one longer than the model's window is read in overlapping windows, with the
-windowing and post-processing of `llmkit.finetune.qa` (the code that scores the model during fine-tuning).
+windowing and post-processing of `llmkit.finetune.qa_spans` (the code that scores the model during fine-tuning).
 The window length, stride and threshold default to those the model was fine-tuned with (its metrics.json).
 """
 
@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from llmkit.errors import require
-from llmkit.finetune.qa import Span, decide, predict_spans
+from llmkit.finetune.qa_spans import Span, decide, predict_spans
 from llmkit.loading import load_pretrained
 
 __all__ = ["Reader", "Span"]

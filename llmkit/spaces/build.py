@@ -187,6 +187,7 @@ def _refuse_secrets(sources: dict[str, tuple[Path, Callable[[str, list[str]], se
 def build_space(
     template: str,
     out: str | Path,
+    *,
     model: str | None = None,
     store: str | None = None,
     title: str | None = None,

@@ -17,6 +17,7 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.
 def deploy_space(
     folder: str | Path,
     repo_id: str,
+    *,
     private: bool = False,
     dry_run: bool = False,
     secrets: list[str] | None = None,

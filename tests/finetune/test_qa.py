@@ -12,8 +12,8 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCa
 
 from llmkit.cli import main as llmkit_main
 from llmkit.finetune.common import packaged_minilm
-from llmkit.finetune.qa import QuestionAnsweringArguments
 from llmkit.finetune.qa_eval import score_model
+from llmkit.finetune.qa_spans import QuestionAnsweringArguments
 from llmkit.rag.reader import Reader
 from llmkit.recipes.finetune_qa import main as finetune_qa
 
@@ -168,7 +168,9 @@ def test_finetune_qa_beats_the_untrained_model_on_held_out_passages(qa_run, qa_f
     torch.manual_seed(0)
     untrained = AutoModelForQuestionAnswering.from_pretrained(packaged_minilm()).eval()
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm())
-    before = score_model(untrained, tokenizer, rows, QuestionAnsweringArguments(doc_stride=8), 32)
+    before = score_model(
+        untrained, tokenizer, rows, qa_args=QuestionAnsweringArguments(doc_stride=8), max_length=32
+    )
     assert (
         metrics["eval_f1"] >= before["f1"] + 30 and metrics["eval_exact_match"] >= before["exact_match"] + 30
     )
