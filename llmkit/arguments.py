@@ -27,10 +27,10 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
     """Parse flags, `--config FILE` plus overriding flags, or a lone YAML/JSON file into the given dataclasses."""
     record.start_run_clock()
     argv = sys.argv[1:] if argv is None else list(argv)
-    config_file, argv = _split_config(argv)
+    config_file, argv = split_config(argv)
     parser = _make_parser(dataclass_types)
     if config_file is not None:
-        _apply_config(parser, config_file)
+        apply_config(parser, config_file)
     try:
         namespace, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:
@@ -47,7 +47,7 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
         raise UserError(str(err)) from None
 
 
-def _split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
+def split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
     """Pull `--config FILE` (or a lone config file as the only argument) out of argv."""
     if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
         return Path(argv[0]), []
@@ -86,7 +86,7 @@ def _description() -> str | None:
     return (main.__doc__ or "").strip() or None if main else None
 
 
-def _apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
+def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
     """Make the file's values the parser's defaults, so flags on the command line still win."""
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file.")

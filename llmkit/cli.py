@@ -7,7 +7,7 @@ import sys
 
 from llmkit.errors import run_cli
 from llmkit.recipes import RECIPES
-from llmkit.tool_cli import add_config_flag, parse_subcommand
+from llmkit.tool_cli import add_config_flag, parse_command, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
@@ -22,7 +22,7 @@ def usage() -> str:
     lines = "\n".join(f"  {name:<16}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
-        "`llmkit <command> --help` lists a command's options; every recipe and `rag`/`space` subcommand also takes `--config FILE.yaml`."
+        "`llmkit <command> --help` lists a command's options; every command also takes `--config FILE.yaml`."
     )
 
 
@@ -37,7 +37,8 @@ def _generate(argv: list[str]) -> None:
     parser.add_argument("--top_k", type=int, default=50)
     parser.add_argument("--top_p", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=None)
-    args = parser.parse_args(argv)
+    add_config_flag(parser)
+    args = parse_command(parser, argv)
     from llmkit.lm import generate_text, load_causal_lm
 
     model, tokenizer = load_causal_lm(args.model)

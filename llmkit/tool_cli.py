@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmkit.arguments import _apply_config, _split_config
+from llmkit.arguments import apply_config, split_config
 
 CONFIG_HELP = "a YAML or JSON file of flag values (flags given on the command line win)"
 
@@ -51,16 +51,25 @@ def snake_case_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
     return out
 
 
+def parse_command(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse a command without subcommands (`llmkit generate`): dashed aliases and `--config FILE` applied."""
+    argv = snake_case_flags(parser, list(argv))
+    config, argv = split_config(argv)
+    if config is not None:
+        apply_config(parser, config)
+    return parser.parse_args(argv)
+
+
 def parse_subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse `SUBCOMMAND [flags]` with dashed aliases and `--config FILE` applied to that subcommand."""
     argv = snake_case_flags(parser, list(argv))
-    config, argv = _split_config(argv) if len(argv) > 1 else (None, argv)
+    config, argv = split_config(argv) if len(argv) > 1 else (None, argv)
     if config is not None:
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         chosen = subparsers.choices.get(argv[0]) if argv else None
         if chosen is None:
             parser.error("put --config FILE after the subcommand, e.g. `index --config index.yaml`")
-        _apply_config(chosen, Path(config))
+        apply_config(chosen, Path(config))
     return parser.parse_args(argv)
 
 

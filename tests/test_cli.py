@@ -96,22 +96,17 @@ def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
     )
 
 
-def test_generate_streams_a_continuation(capsys, tiny_run):
+def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     out, _ = tiny_run
-    llmkit_main(
-        [
-            "generate",
-            "--model",
-            str(out),
-            "--prompt",
-            "The for statement",
-            "--max_new_tokens",
-            "8",
-            "--seed",
-            "1",
-        ]
-    )
-    assert capsys.readouterr().out.startswith("The for statement")
+    flags = ["--model", str(out), "--prompt", "The for statement", "--max_new_tokens", "8", "--seed", "1"]
+    llmkit_main(["generate", *flags])
+    text = capsys.readouterr().out
+    assert text.startswith("The for statement") and len(text.strip()) > len("The for statement")
+    # the same flags from a config file, the seed fixing the sample
+    config = tmp_path / "generate.yaml"
+    config.write_text("\n".join(f"{k[2:]}: {v!r}" for k, v in zip(flags[::2], flags[1::2])) + "\n")
+    llmkit_main(["generate", "--config", str(config)])
+    assert capsys.readouterr().out == text
     _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
     _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
 
