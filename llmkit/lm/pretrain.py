@@ -32,7 +32,7 @@ from llmkit.lm.model import (
 )
 from llmkit.lm.report import ReportCallback, write_report
 from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
-from llmkit.lm.throughput import device_peak, precision_of
+from llmkit.lm.throughput import describe_mfu, device_peak, precision_of
 from llmkit.log import configure_logging, get_logger
 from llmkit.runtime import LlmkitTrainingArguments
 
@@ -273,7 +273,7 @@ def pretrain(
     if is_main:
         speed = (
             f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
-            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), MFU {metrics['mfu']:.1%}"
+            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), {describe_mfu(metrics['mfu'], peak_source)}"
         )
         record.print_summary(
             metrics,

@@ -12,7 +12,7 @@ from transformers import Trainer, TrainerCallback
 from llmkit import record
 from llmkit.lm.generate import generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
-from llmkit.lm.throughput import warmup_steps_for
+from llmkit.lm.throughput import utilisation, warmup_steps_for
 from llmkit.log import get_logger
 from llmkit.plots import plot_loss_curves
 
@@ -78,8 +78,9 @@ class ReportCallback(TrainerCallback):
             return
         rate = self._interval_steps * self.tokens_per_step / self._interval_seconds
         logs["tokens_per_second"] = round(rate)
-        if self.peak_flops:
-            logs["mfu"] = round(self.mfu(rate), 4)
+        mfu = self.mfu(rate)
+        if mfu is not None:
+            logs["mfu"] = round(mfu, 4)
         if state.log_history and "loss" in state.log_history[-1]:
             state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "mfu") if k in logs})
         self._interval_seconds, self._interval_steps = 0.0, 0
@@ -105,9 +106,9 @@ class ReportCallback(TrainerCallback):
             return self.tokens_per_second
         return self.steady_steps * self.tokens_per_step / self.steady_seconds
 
-    def mfu(self, tokens_per_second: float) -> float:
-        """Model FLOPs utilisation of all processes at this rate (tokens_per_step counts every rank)."""
-        return tokens_per_second * self.flops_per_token / self.peak_flops if self.peak_flops else 0.0
+    def mfu(self, tokens_per_second: float) -> float | None:
+        """Model FLOPs utilisation of all processes at this rate (tokens_per_step counts every rank); None if unknown."""
+        return utilisation(tokens_per_second * self.flops_per_token, self.peak_flops)
 
 
 def write_report(
@@ -126,6 +127,7 @@ def write_report(
     train_summary = next((e for e in reversed(history) if "train_loss" in e), {})
     block_size = extra["block_size"]
     eval_loss = eval_metrics["eval_loss"]
+    mfu = report.mfu(report.steady_tokens_per_second)
     metrics = {
         **extra,
         "parameters": count_parameters(model),
@@ -145,7 +147,7 @@ def write_report(
         "model_flops_per_second": round(
             report.steady_tokens_per_second * flops_per_token(model.config, block_size)
         ),
-        "mfu": round(report.mfu(report.steady_tokens_per_second), 4),
+        "mfu": None if mfu is None else round(mfu, 4),
     }
     plot_loss_curves(
         history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}"
