@@ -1,5 +1,6 @@
 """The command line: user mistakes get one clear message and a non-zero exit, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -127,3 +128,13 @@ def test_recipe_process_exits_cleanly_on_bad_input():
     )
     assert proc.returncode == 2
     assert "error: unknown preset 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_importing_llmkit_first_lets_openmp_threads_sleep_unless_the_user_chose():
+    probe = "import os, llmkit; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

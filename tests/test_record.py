@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from llmkit import record
+from tests.conftest import REPO
 
 BASE = {"world_size": 1, "global_step": 3, "train_loss": 2.5, "final_train_loss": 2.0, "headline": {}}
 
@@ -83,3 +84,8 @@ def test_the_command_clock_counts_the_start_up(tmp_path):
 
     parse_args((), [])
     assert record.wall_seconds() < 1.0
+
+
+def test_readme_documents_every_common_key():
+    readme = (REPO / "README.md").read_text()
+    assert all(f"| `{key}` |" in readme for key in record.COMMON_KEYS)
