@@ -60,9 +60,11 @@ class ModelArguments:
             "help": "Dropout on embeddings, attention and residuals (0 suits pretraining on much data)."
         },
     )
-    sample_prompts: list[str] = field(
-        default_factory=lambda: ["The", "In Python,", "This function returns", "Return a"],
-        metadata={"help": "Prompts for samples.txt, written when training ends."},
+    sample_prompts: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Prompts for samples.txt, written when training ends (default: the first words of four validation blocks)."
+        },
     )
     sample_max_new_tokens: int = field(default=60, metadata={"help": "Tokens generated per sample."})
 
@@ -83,6 +85,13 @@ class ModelArguments:
         if shape["n_embd"] % shape["n_head"]:
             raise UserError(f"n_embd ({shape['n_embd']}) must be divisible by n_head ({shape['n_head']}).")
         return shape
+
+    def preset_label(self) -> str:
+        """The preset's name, or `custom (<preset> with n_layer=2, ...)` when overrides changed its shape."""
+        changed = {k: v for k, v in self.config_fields().items() if v != PRESETS[self.preset][k]}
+        if not changed:
+            return self.preset
+        return f"custom ({self.preset} with {', '.join(f'{k}={v}' for k, v in changed.items())})"
 
     @property
     def bpe_vocab_size(self) -> int:

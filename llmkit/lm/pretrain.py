@@ -255,7 +255,7 @@ def pretrain(
         report.peak_flops = peak * args.world_size
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
     extra = {
-        "preset": model_args.preset,
+        "preset": model_args.preset_label(),
         "corpus": data_args.source,
         "block_size": block_size,
         "resumed_from": resume,
@@ -277,7 +277,7 @@ def pretrain(
         )
         record.print_summary(
             metrics,
-            title=f"pretrain: GPT-2 {model_args.preset} on {data_args.source}",
+            title=f"pretrain: GPT-2 {model_args.preset_label()} on {data_args.source}",
             use=[
                 f'pipeline("text-generation", model="{out}")',
                 f'llmkit generate --model {out} --prompt "..."',

@@ -111,8 +111,20 @@ class ReportCallback(TrainerCallback):
         return utilisation(tokens_per_second * self.flops_per_token, self.peak_flops)
 
 
+def prompts_from(blocks, tokenizer, count: int = 4, words: int = 3) -> list[str]:
+    """The first whole words of `count` validation blocks spread over the split: prompts in the corpus's own language."""
+    prompts = []
+    for i in range(count):
+        ids = [int(t) for t in blocks[i * len(blocks) // count]["input_ids"][:16]]
+        text = tokenizer.decode(ids).replace(tokenizer.eos_token or "\x00", " ")
+        first = text.split()[1 : words + 1]  # the block may start mid-word: skip its first word
+        if first:
+            prompts.append(" ".join(first))
+    return prompts or ["The"]
+
+
 def write_report(
-    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str], max_new_tokens: int
+    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str] | None, max_new_tokens: int
 ) -> dict:
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step
@@ -154,6 +166,7 @@ def write_report(
     )
     model.eval()
     tokenizer = trainer.processing_class
+    prompts = prompts or prompts_from(trainer.eval_dataset, tokenizer)
     samples = [
         generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i)
         for i, p in enumerate(prompts)

@@ -2,10 +2,12 @@
 
 import json
 import math
+import re
 
 import pytest
 from transformers import TrainerCallback, pipeline
 
+from llmkit.data import builtin_texts
 from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 
@@ -42,7 +44,13 @@ def test_outputs_are_complete(tiny_run):
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     samples = (out / "samples.txt").read_text()
-    assert samples.count("--- sample") == 4 and "In Python," in samples
+    assert samples.count("--- sample") == 4
+    # no prompts given: each is the first words of a validation block, so it reads like the corpus
+    prompts = re.findall(r"prompt: '([^']*)'", samples)
+    corpus = " ".join(" ".join(t.split()) for t in builtin_texts())
+    assert len(prompts) == 4 and all(p and p in corpus for p in prompts), prompts
+    # every model field was overridden: the record says so instead of naming the preset alone
+    assert saved["preset"] == "custom (tiny with n_layer=2, n_head=2, n_embd=64, n_positions=64)"
 
 
 def test_output_loads_with_pipeline(tiny_run):
