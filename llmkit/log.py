@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import warnings
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -39,6 +41,57 @@ class _ConsoleHandler(logging.StreamHandler):
         super().emit(record)
 
 
+class _KnownNoise(logging.Filter):
+    """transformers' messages a user of llmkit cannot act on: dropped, or said in one plain line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "strongly recommend passing in an `attention_mask`" in message:
+            return False  # llmkit packs blocks: there is no padding to mask
+        if "Token indices sequence length is longer than" in message:
+            return False  # llmkit measures whole documents before it cuts them to the model's length
+        if message.startswith("There were missing keys in the checkpoint model loaded: ['lm_head.weight']"):
+            return False  # the head is tied to the embedding, which was loaded
+        if "LOAD REPORT" in message:
+            record.msg, record.args = _load_report_line(message), ()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _load_report_line(report: str) -> str:
+    """transformers' weight-loading table as one line: new task-head weights and unused ones are expected."""
+    report = re.sub(r"\x1b\[[0-9;]*m", "", report)
+    rows = re.findall(r"^(\S+)\s*\|\s*([A-Z_]+)\s*\|", report, flags=re.M)
+    by_status: dict[str, list[str]] = {}
+    for key, status in rows:
+        by_status.setdefault(status, []).append(key)
+    if set(by_status) - {"MISSING", "UNEXPECTED"}:
+        return report  # mismatched shapes and the like: the user should see the table
+    head = report.split("\n", 1)[0].replace(" LOAD REPORT from:", " from")
+    parts = []
+    if "MISSING" in by_status:
+        parts.append(f"new task head ({', '.join(by_status['MISSING'][:4])}) starts untrained")
+    if "UNEXPECTED" in by_status:
+        parts.append(f"{len(by_status['UNEXPECTED'])} checkpoint weights this task does not use are left out")
+    return f"{head}: {'; '.join(parts)} (expected when fine-tuning for a new task)"
+
+
+def quiet_known_noise() -> None:
+    """Silence or shorten the library messages that need no action (see _KnownNoise), once per process."""
+    for name in (
+        "transformers.modeling_utils",
+        "transformers.trainer",
+        "transformers.tokenization_utils_base",
+    ):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KnownNoise) for f in logger.filters):
+            logger.addFilter(_KnownNoise())
+    # transformers 5 renamed these; llmkit and peft still reach the old names, which work until v6
+    warnings.filterwarnings(
+        "ignore", message=r".*gradient_checkpointing\w*` is deprecated", category=FutureWarning
+    )
+
+
 def get_logger(name: str) -> logging.Logger:
     """The logger of an llmkit module (a child of the `llmkit` logger)."""
     return logging.getLogger(name if name.startswith("llmkit") else f"llmkit.{name}")
@@ -51,6 +104,7 @@ def is_main_process() -> bool:
 
 def configure_logging(log_level: str = "passive", log_level_replica: str = "warning") -> None:
     """Print llmkit's messages as plain lines (info on stdout, warnings on stderr); `passive` means info on rank 0."""
+    quiet_known_noise()
     logger = logging.getLogger("llmkit")
     if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
         handler = _ConsoleHandler()

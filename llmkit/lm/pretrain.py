@@ -161,7 +161,7 @@ def pretrain(
     _check_checkpoint_vocab(resume, model.config.vocab_size)
     shape = model_args.config_fields()
     logger.info(
-        f"model: {model_args.preset} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
+        f"model: {model_args.preset_label()} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
         f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}"
     )
 
