@@ -22,13 +22,29 @@ from llmkit.errors import UserError
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
+_program: str | None = (
+    None  # `llmkit NAME` when the llmkit command runs a recipe; else argparse's script name
+)
 
-def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
-    """Parse flags, `--config FILE` plus overriding flags, or a lone YAML/JSON file into the given dataclasses."""
+
+def set_program(name: str) -> None:
+    """Name the command in the usage line of the recipe that parses next (`llmkit tokenize`, ...)."""
+    global _program
+    _program = name
+
+
+def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: tuple[str, ...] = ()) -> tuple:
+    """Parse flags, `--config FILE` plus overriding flags, or a lone YAML/JSON file into the given dataclasses.
+
+    `hide` names fields of a shared dataclass that this recipe does not take: left out of --help, refused if given.
+    """
     record.start_run_clock()
     argv = sys.argv[1:] if argv is None else list(argv)
     config_file, argv = split_config(argv)
     parser = _make_parser(dataclass_types)
+    for action in parser._actions:
+        if action.dest in hide:
+            action.help = argparse.SUPPRESS
     if config_file is not None:
         apply_config(parser, config_file)
     try:
@@ -41,6 +57,9 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
         raise
     if unknown:
         raise UserError(f"unknown arguments {' '.join(unknown)}; `--help` lists every flag.")
+    given = [name for name in hide if getattr(namespace, name, None) != parser.get_default(name)]
+    if given:
+        raise UserError(f"{_program or 'this recipe'} does not take --{given[0]}; `--help` lists its flags.")
     try:
         return tuple(_build(cls, namespace) for cls in dataclass_types)
     except ValueError as err:  # raised by a dataclass's __post_init__ (e.g. TrainingArguments' checks)
@@ -72,13 +91,24 @@ def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
     if _uses_transformers(dataclass_types):
         from transformers import HfArgumentParser  # imported only here: the classic recipes never pay for it
 
-        return HfArgumentParser(dataclass_types)
-    parser = argparse.ArgumentParser(
-        description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for cls in dataclass_types:
-        _add_dataclass(parser, cls)
+        parser = HfArgumentParser(dataclass_types, prog=_program)
+    else:
+        parser = argparse.ArgumentParser(
+            prog=_program, description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        for cls in dataclass_types:
+            _add_dataclass(parser, cls)
+    add_config_flag(parser)
     return parser
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """List `--config FILE` in a parser's help (split_config reads it before argparse sees the flags)."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a YAML or JSON file of flag values (flags given on the command line win)",
+    )
 
 
 def _description() -> str | None:

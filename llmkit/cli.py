@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llmkit.arguments import add_config_flag, set_program
 from llmkit.errors import run_cli
 from llmkit.recipes import RECIPES
-from llmkit.tool_cli import add_config_flag, parse_command, parse_subcommand
+from llmkit.tool_cli import parse_command, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
@@ -122,8 +123,13 @@ def _space(argv: list[str]) -> None:
         )
 
 
+def _recipe(name: str, argv: list[str]) -> None:
+    set_program(f"llmkit {name}")
+    RECIPES[name].load().main(argv)
+
+
 COMMANDS = {
-    **{name: (lambda argv, recipe=recipe: recipe.load().main(argv)) for name, recipe in RECIPES.items()},
+    **{name: (lambda argv, name=name: _recipe(name, argv)) for name in RECIPES},
     "generate": _generate,
     "rag": _rag,
     "space": _space,

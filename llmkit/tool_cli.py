@@ -19,13 +19,6 @@ from pathlib import Path
 
 from llmkit.arguments import apply_config, split_config
 
-CONFIG_HELP = "a YAML or JSON file of flag values (flags given on the command line win)"
-
-
-def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    """List `--config FILE` in a subcommand's help (it is read before argparse sees the flags)."""
-    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
-
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     found = set(parser._option_string_actions)

@@ -17,7 +17,7 @@ TYPES = (DataArguments, TokenizeArguments)
 
 def main(argv: list[str] | None = None) -> str:
     """Tokenize the corpus the flags describe; returns the output folder."""
-    data_args, tokenize_args = parse_args(TYPES, argv)
+    data_args, tokenize_args = parse_args(TYPES, argv, hide=("tokenized_dataset",))
     return str(tokenize_corpus(data_args, tokenize_args))
 
 

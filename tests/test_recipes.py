@@ -93,3 +93,24 @@ def test_a_recipe_answers_as_command_and_as_script():
     )
     assert via_cli.returncode == via_script.returncode == 0, via_cli.stderr + via_script.stderr
     assert set(re.findall(r"--\w+", via_cli.stdout)) == set(re.findall(r"--\w+", via_script.stdout))
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_recipe_help_names_its_command_and_lists_config(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main([name, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert out.startswith(f"usage: llmkit {name} ") and "--config FILE" in out
+
+
+def test_tokenize_neither_lists_nor_takes_a_tokenized_dataset(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        llmkit_main(["tokenize", "--help"])
+    out = capsys.readouterr().out
+    assert "--tokenized_dataset" not in out and "tokenize 1024" in out
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["tokenize", "--tokenized_dataset", "x", "--output_dir", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    assert "does not take --tokenized_dataset" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

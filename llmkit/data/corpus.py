@@ -63,7 +63,10 @@ class DataArguments:
         metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."},
     )
     block_size: int | None = field(
-        default=None, metadata={"help": "Tokens per training block (default: the model's context length)."}
+        default=None,
+        metadata={
+            "help": "Tokens per training block (default: pretrain uses the model's context length, tokenize 1024)."
+        },
     )
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "Processes for tokenizing and packing."}

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from llmkit.arguments import add_config_flag
 from llmkit.errors import UserError
 from llmkit.rag.abstain import MIN_SCORE, RELATIVE, Gate
 from llmkit.rag.chunking import check_chunking
@@ -28,7 +29,7 @@ from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, use_query_threads
 from llmkit.rag.index import INDEX_KINDS
 from llmkit.rag.retrieval import MODES
 from llmkit.secrets import StreamRedactor, redact
-from llmkit.tool_cli import add_config_flag, parse_subcommand, plain_warnings
+from llmkit.tool_cli import parse_subcommand, plain_warnings
 
 DEFAULT_STORE = "runs/rag-store"
 
