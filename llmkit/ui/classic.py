@@ -150,9 +150,14 @@ def build_classic_app(
     word2vec: str | None = None,
     hp_search: str | None = None,
     *,
-    title: str = "The classics: CNN, GAN, VAE, diffusion, char-LSTM and an MLP you can watch learn",
+    title: str | None = None,
 ) -> gr.Blocks:
     """One tab per given model folder, plus the MLP playground (which needs none), headed by `title`."""
+    if title is None:  # name only what this app has loaded
+        given = {"CNN": cnn, "GAN": gan, "VAE": vae, "diffusion": diffusion, "char-LSTM": char_rnn}
+        given |= {"DBN": dbn, "word2vec": word2vec}
+        names = [name for name, folder in given.items() if folder]
+        title = f"The classics: {', '.join(names + ['an MLP you can watch learn'])}"
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}")
         if cnn:
@@ -166,7 +171,19 @@ def build_classic_app(
 
             with gr.Tab("Draw a digit"):
                 with gr.Row():
-                    pad = gr.Sketchpad(label="Draw a digit (0-9)", type="numpy", canvas_size=(280, 280))
+                    # a fixed-width column and one layer: stretched in a row, the editor draws its
+                    # square canvas as a narrow strip at the right edge (seen in Chromium)
+                    pad = gr.Sketchpad(
+                        label="Draw a digit (0-9)",
+                        type="numpy",
+                        canvas_size=(280, 280),
+                        fixed_canvas=True,
+                        layers=False,
+                        height=360,
+                        width=360,
+                        scale=0,
+                        min_width=360,
+                    )
                     label = gr.Label(num_top_classes=10, label=f"{config['architecture']} says")
                 gr.Button("Classify", variant="primary").click(classify, pad, label, api_name="classify")
 

@@ -6,6 +6,7 @@ import pytest
 from llmkit.classic.data import make_2d
 from llmkit.recipes import train_diffusion, train_gan, train_rnn, train_vae
 from llmkit.ui.classic import build_classic_app, sketch_to_tensor, train_2d
+from tests.helpers import CHROMIUM_FLAGS, require_chromium
 
 
 @pytest.fixture(scope="module")
@@ -108,5 +109,42 @@ def test_curriculum_tabs_answer(tmp_path, tiny_run):
         rows = client.predict("paris", api_name="/neighbours")["data"]
         assert len(rows) == 10 and rows[0][0] != "paris"
         assert "not in the vocabulary" in client.predict("zebra", api_name="/neighbours")["data"][0][0]
+    finally:
+        demo.close()
+
+
+@pytest.mark.browser
+def test_draw_a_digit_in_a_real_browser(cnn_dir, tmp_path):
+    """The pad is a square a person can draw in; a stroke drawn in its middle gets classified."""
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    demo = build_classic_app(cnn=str(cnn_dir[0]))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo.local_url, wait_until="load")
+            heading = page.get_by_role("heading").first
+            heading.wait_for()
+            assert (
+                heading.inner_text() == "The classics: CNN, an MLP you can watch learn"
+            )  # only what is loaded
+            box = page.locator("canvas").first.bounding_box()
+            assert abs(box["width"] - box["height"]) < 0.1 * box["height"], box  # square, not a strip
+            page.get_by_role("button", name="Brush").first.click()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y - 80)
+            page.mouse.down()
+            for i in range(1, 21):  # a vertical stroke through the middle: a "1"
+                page.mouse.move(x, y - 80 + 8 * i)
+            page.mouse.up()
+            page.get_by_role("button", name="Classify").click()
+            top = page.locator("[data-testid=label-output-value]")
+            top.wait_for(timeout=30_000)
+            assert top.inner_text().strip() in list("0123456789")
+            page.screenshot(path=str(tmp_path / "draw-a-digit.png"))
+            browser.close()
     finally:
         demo.close()

@@ -7,6 +7,7 @@ import pytest
 
 from llmkit.rag import RAG, Document, Store
 from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
+from tests.helpers import CHROMIUM_FLAGS, require_chromium
 from tests.rag.conftest import QUESTIONS, topic_documents
 
 COMET = (
@@ -18,17 +19,6 @@ KETTLE = (
     "# Kettle safety\n\n<img src=x onerror=alert(1)>\n\nAn electric kettle switches itself off when a bimetallic "
     "strip bends in the steam as the water boils."
 )
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +86,7 @@ def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embe
 @pytest.mark.browser
 def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
     """Cited sentence highlighted; abstention without citation; Markdown/HTML shown as text; live re-index."""
-    if not CHROMIUM:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package.")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     from llmkit.cli import main as llmkit_main
@@ -108,7 +95,7 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
     docs.mkdir()
     (docs / "kettle.md").write_text(KETTLE)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.goto(app_url, wait_until="load")  # "networkidle" never fires on a Gradio page
 
