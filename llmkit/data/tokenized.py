@@ -29,7 +29,7 @@ from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
-from llmkit.data.tokenizer import get_tokenizer, load_tokenizer
+from llmkit.data.tokenizer import get_tokenizer, load_tokenizer, tokenizer_fingerprint
 from llmkit.errors import UserError
 from llmkit.log import configure_logging, get_logger
 
@@ -294,12 +294,26 @@ def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBa
     return splits.with_format("torch"), tokenizer, meta
 
 
-def check_tokenized(meta: dict, root: str, block_size: int | None, tokenizer_name: str | None, model) -> int:
+def check_tokenized(
+    meta: dict,
+    root: str,
+    tokenizer: PreTrainedTokenizerBase,
+    model,
+    *,
+    block_size: int | None = None,
+    tokenizer_name: str | None = None,
+    vocab_size: int | None = None,
+) -> int:
     """Check the training flags and the model against a tokenized dataset; return the block size to train with."""
-    if tokenizer_name:
+    if tokenizer_name and not _same_tokenizer(tokenizer_name, tokenizer):
         raise UserError(
             f"--tokenizer_name {tokenizer_name!r} cannot apply to {root}: its blocks were made with the tokenizer "
-            "saved in it. Drop --tokenizer_name, or run `llmkit tokenize` again with that tokenizer."
+            "saved in it, and this one differs. Drop --tokenizer_name, or run `llmkit tokenize` again with that tokenizer."
+        )
+    if vocab_size is not None and vocab_size != meta["vocab_size"]:
+        raise UserError(
+            f"--vocab_size {vocab_size} differs from {root}'s tokenizer of {meta['vocab_size']} tokens; drop --vocab_size "
+            f"(the model is sized from the dataset's tokenizer), or run `llmkit tokenize --vocab_size {vocab_size}` again."
         )
     if block_size is not None and block_size != meta["block_size"]:
         raise UserError(
@@ -317,3 +331,12 @@ def check_tokenized(meta: dict, root: str, block_size: int | None, tokenizer_nam
             "drop --vocab_size so the model is sized from the dataset's tokenizer."
         )
     return meta["block_size"]
+
+
+def _same_tokenizer(name: str, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether tokenizer `name` maps text to the same ids as `tokenizer` (content, not the name, decides)."""
+    try:
+        named = load_tokenizer(name)
+    except UserError:
+        return False  # one that cannot be loaded is not this one
+    return tokenizer_fingerprint(named) == tokenizer_fingerprint(tokenizer)
