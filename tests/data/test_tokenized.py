@@ -12,6 +12,7 @@ import pytest
 from datasets import DatasetDict
 
 from llmkit.arguments import parse_args
+from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
 from llmkit.data.tokenized import METADATA, narrowest_dtype
 from llmkit.errors import UserError
@@ -338,3 +339,17 @@ def test_streamed_source_is_tokenized_too(tmp_path):
     )
     seen = sorted(tokenizer.convert_ids_to_tokens(int(b[0])) for b in splits["train"]["input_ids"])
     assert seen == sorted(names[4:])  # the stream's first 4 documents are the validation split
+
+
+def test_a_whole_save_deletes_the_incomplete_checkpoints(tokenized, tmp_path):
+    run = tmp_path / "run"
+    _train(tokenized, run, 2)
+    for step in (3, 4):  # what runs killed late in a save left: weights written, no trainer_state.json
+        shutil.copytree(run / "checkpoint-2", run / f"checkpoint-{step}")
+        (run / f"checkpoint-{step}" / "trainer_state.json").unlink()
+    metrics = _train(
+        tokenized, run, 4
+    )  # resumes from checkpoint-2, keeps incomplete-checkpoint-4, then saves 4
+    assert metrics["resumed_from"].endswith("checkpoint-2")
+    assert sorted(p.name for p in run.glob("*checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert checkpoint_problem(run / "checkpoint-4") is None
