@@ -8,6 +8,9 @@ The folder `llmkit tokenize` writes is a `datasets` DatasetDict (`load_from_disk
 
 The folder appears only when complete: work happens in a hidden temporary folder beside it, which is
 renamed at the end, so a killed run leaves nothing that looks finished and a re-run starts cleanly.
+Replacing a dataset (--overwrite_output_dir) takes two renames (old aside, new in place); a run killed
+between them leaves no dataset at the path, so the next run first finishes that swap when the new
+folder is complete, or else puts the old one back.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
     out = Path(args.output_dir).expanduser()
+    recover_publish(out)
     if out.exists() and not args.overwrite_output_dir:
         what = "a tokenized dataset" if (out / METADATA).is_file() else "files"
         raise UserError(
@@ -267,16 +271,40 @@ def _publish(data: Path, out: Path) -> None:
         os.replace(data, out)
 
 
+def recover_publish(out: Path) -> str | None:
+    """Finish or undo a replacement of `out` that a killed run left half done; return what was done, if anything."""
+    done = None
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        pid = old.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue  # another run is replacing it right now
+        new = out.parent / f".{out.name}.tmp-{pid}" / "data"
+        if out.exists():
+            done = None  # the swap was done; only deleting the old copy was cut short
+        elif (new / METADATA).is_file():
+            os.replace(new, out)
+            done = (
+                f"finished replacing {out} with the complete dataset a killed run left in {new.parent.name}"
+            )
+        else:
+            os.replace(old, out)
+            done = f"put back the dataset a killed run had moved aside to {old.name}"
+        shutil.rmtree(old, ignore_errors=True)
+        if done:
+            logger.warning(done)
+    return done
+
+
 def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBase, dict]:
     """Open a folder written by `llmkit tokenize`: memory-mapped splits, its tokenizer and its metadata."""
     root = Path(path).expanduser()
     meta_file = root / METADATA
     if not meta_file.is_file():
-        hint = (
-            " (an unfinished run leaves only a hidden .tmp folder; run `llmkit tokenize` again)"
-            if root.is_dir()
-            else ""
-        )
+        hint = ""
+        if root.is_dir():
+            hint = " (an unfinished run leaves only a hidden .tmp folder; run `llmkit tokenize` again)"
+        elif any(root.parent.glob(f".{root.name}.old-*")):
+            hint = f" (a killed `llmkit tokenize --overwrite_output_dir` left it aside; run `llmkit tokenize --output_dir {root} ...` again, which puts it back first)"
         raise UserError(
             f"{root} is not a tokenized dataset: it has no {METADATA}{hint}. Create one with `llmkit tokenize --output_dir {root} ...`."
         )

@@ -14,7 +14,7 @@ from datasets import DatasetDict
 from llmkit.arguments import parse_args
 from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
-from llmkit.data.tokenized import METADATA, narrowest_dtype
+from llmkit.data.tokenized import METADATA, narrowest_dtype, recover_publish
 from llmkit.errors import UserError
 from tests.conftest import FAST_TRAINING, REPO, run_pretrain
 
@@ -282,6 +282,36 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     tokenize(out, corpus_dir, "--overwrite_output_dir", "true", "--block_size", "16")
     assert json.loads((out / METADATA).read_text())["block_size"] == 16
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+@pytest.mark.parametrize("new_complete", [True, False])
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path, corpus_dir, tokenized, new_complete):
+    # What `tokenize --overwrite_output_dir` killed between its renames leaves: the old dataset aside,
+    # the new one (complete or not) in the killed run's temporary folder, nothing at the path.
+    out = tmp_path / "ds"
+    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")  # blocks of 32
+    new = tokenize(tmp_path / "new", corpus_dir, "--block_size", "16")
+    (tmp_path / ".ds.tmp-999999999").mkdir()
+    new.rename(tmp_path / ".ds.tmp-999999999" / "data")
+    if not new_complete:
+        (tmp_path / ".ds.tmp-999999999" / "data" / METADATA).unlink()
+    with pytest.raises(UserError, match="left it aside"):
+        load_tokenized(out)
+
+    with pytest.raises(UserError, match="already exists and holds a tokenized dataset"):
+        tokenize(out, corpus_dir)  # the next run recovers first, then refuses to overwrite
+    splits, _, meta = load_tokenized(out)
+    assert meta["block_size"] == (16 if new_complete else 32) and len(splits["train"]) > 0
+    tokenize(out, corpus_dir, "--overwrite_output_dir", "true")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing left aside
+
+
+def test_a_kill_after_the_swap_leaves_only_the_new_dataset(tmp_path, tokenized):
+    out = tmp_path / "ds"
+    shutil.copytree(tokenized, out)
+    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")
+    assert recover_publish(out) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and load_tokenized(out)[2]
 
 
 @pytest.mark.slow
