@@ -11,7 +11,10 @@ tokenizes, saves and swaps the folders. After each
 kill the folder at the path, once the next run's recovery step (`recover_publish`, the first thing
 `llmkit tokenize` does) has run, must be the old complete dataset or the new complete one, with every
 block readable. Every --rerun_every kills a run is left to finish: it must exit 0, leave the new dataset
-and no hidden folder beside it. Not a test: it takes minutes.
+and no hidden folder beside it. Random delays almost never land in the microseconds between the two
+renames of the swap, so --at_swap more runs are killed right there: run under `strace`, whose syscall
+injection holds the process for 3 s just after its first rename of the path (the old dataset moved
+aside), before the second. The next run must restore or finish the swap. Not a test: it takes minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 BLOCKS = (32, 64)
+SWAP_HOLD_US = 3_000_000
 
 
 def make_corpus(folder: Path, documents: int) -> None:
@@ -64,8 +68,9 @@ def identity(path: Path) -> str | None:
 
 
 def run_tokenize(
-    corpus: Path, out: Path, block: int, kill_after: float | None
+    corpus: Path, out: Path, block: int, kill_after: float | None, *, at_swap: bool = False
 ) -> tuple[int, float, float | None]:
+    """Run the command; SIGKILL it after `kill_after` s, or (`at_swap`) the moment it moves the old dataset aside."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -83,6 +88,16 @@ def run_tokenize(
         "--output_dir",
         str(out),
     ]
+    if at_swap:
+        # strace holds the first rename touching the path (the old dataset moved aside) for 3 s after it is
+        # done, a real process stopped between the two renames; it is killed there
+        trace = [
+            "-e",
+            "trace=rename,renameat,renameat2",
+            "-e",
+            f"inject=rename,renameat,renameat2:delay_exit={SWAP_HOLD_US}:when=1",
+        ]
+        cmd = ["strace", "-f", "--seccomp-bpf", "-qq", "-o", os.devnull, "-P", str(out), *trace, *cmd]
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=HERE.parent
@@ -90,10 +105,12 @@ def run_tokenize(
     writing = None  # when the run's temporary folder appeared: the end of importing and loading
     while proc.poll() is None:
         elapsed = time.monotonic() - start
-        if writing is None and any(out.parent.glob(f".{out.name}.tmp-{proc.pid}")):
+        if writing is None and any(out.parent.glob(f".{out.name}.tmp-*")):
             writing = elapsed
-        if kill_after is not None and elapsed >= kill_after:
-            os.kill(proc.pid, signal.SIGKILL)
+        aside = list(out.parent.glob(f".{out.name}.old-*")) if at_swap else []
+        if kill_after is not None and elapsed >= kill_after or aside:
+            pid = int(aside[0].name.rsplit("-", 1)[-1]) if aside else proc.pid  # the command, not strace
+            os.kill(pid, signal.SIGKILL)
             proc.wait()
             break
         time.sleep(0.01)
@@ -112,6 +129,23 @@ def on_disk(out: Path) -> str:
     return there + (f", hidden: {'+'.join(hidden)}" if hidden else "")
 
 
+def check_after(out: Path, n: int, block: int, code: int, expected: dict, current: str, recover) -> dict:
+    """What the run left, what recovery did, and whether the path then holds the old or the new dataset."""
+    left = on_disk(out)
+    recovered = recover(out)
+    found = identity(out)
+    outcome = "old" if found == current else "new" if found == expected[block] else "neither"
+    return {
+        "run": n,
+        "block_size": block,
+        "exit": code,
+        "left": left,
+        "recovery": recovered,
+        "dataset": outcome,
+        "consistent": outcome in ("old", "new"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -125,6 +159,12 @@ def main() -> None:
         help="kills land between this many seconds before a full run starts writing (measured) and its end",
     )
     parser.add_argument("--rerun_every", type=int, default=5, help="let a run finish after this many kills")
+    parser.add_argument(
+        "--at_swap",
+        type=int,
+        default=6,
+        help="then this many runs killed the moment the old dataset is moved aside (between the two renames)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the records as JSON here")
     args = parser.parse_args()
@@ -152,23 +192,13 @@ def main() -> None:
             block = other_block(expected, current)
             delay = rng.uniform(writing - args.before_writing, full)
             code, elapsed, _ = run_tokenize(corpus, out, block, delay)
-            left = on_disk(out)
-            recovered = recover_publish(out)
-            found = identity(out)
-            outcome = "old" if found == current else "new" if found == expected[block] else "neither"
             record = {
-                "run": n,
-                "block_size": block,
                 "delay_s": round(delay, 2),
-                "exit": code,
-                "left": left,
-                "recovery": recovered,
-                "dataset": outcome,
-                "consistent": outcome in ("old", "new"),
+                **check_after(out, n, block, code, expected, current, recover_publish),
             }
             records.append(record)
             print(json.dumps(record), flush=True)
-            current = found or current
+            current = identity(out) or current
             killed = sum(r["exit"] == -signal.SIGKILL for r in records)
             if code == -signal.SIGKILL and killed % args.rerun_every == 0:
                 block = other_block(expected, current)
@@ -188,6 +218,15 @@ def main() -> None:
                 if code == 0 and started is not None:  # the load changes: later kills follow this run's times
                     full, writing = elapsed, started
                 current = found or current
+        for _ in range(args.at_swap if shutil.which("strace") else 0):
+            n += 1
+            block = other_block(expected, current)
+            code, elapsed, _ = run_tokenize(corpus, out, block, None, at_swap=True)
+            record = check_after(out, n, block, code, expected, current, recover_publish)
+            record["at_swap"] = True
+            records.append(record)
+            print(json.dumps(record), flush=True)
+            current = identity(out) or current
     finally:
         shutil.rmtree(work, ignore_errors=True)
     killed = [r for r in records if r["exit"] == -signal.SIGKILL]
@@ -196,6 +235,7 @@ def main() -> None:
         "writing_from_s": round(writing, 1),
         "documents": args.documents,
         "kills": len(killed),
+        "kills_at_swap": sum(r["exit"] == -signal.SIGKILL for r in records if r.get("at_swap")),
         "runs_that_finished_before_their_kill": len(records) - len(killed),
         "consistent_after_every_kill": all(r["consistent"] for r in records),
         "after_kills": {k: sum(r["dataset"] == k for r in killed) for k in ("old", "new", "neither")},
