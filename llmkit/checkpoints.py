@@ -3,14 +3,16 @@
 A `kill -9` while Trainer writes `checkpoint-N` leaves a folder that looks like a checkpoint but
 cannot be loaded (a 0-byte optimizer.pt, no trainer_state.json). Trainer writes trainer_state.json
 last, so a checkpoint counts as complete only when that file parses and every weight, optimizer and
-RNG file in it is whole; anything else is moved aside (never deleted) and the run resumes from the
-newest complete one.
+RNG file in it is whole; anything else is moved aside to `incomplete-checkpoint-N` and the run resumes
+from the newest complete one. Only the newest incomplete folder is kept (to look into): older ones, and
+any that a newer complete checkpoint supersedes, are deleted, so kills during saves never pile up weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -24,6 +26,7 @@ from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
+INCOMPLETE = "incomplete"  # prefix of a checkpoint folder whose save was cut short
 
 
 def checkpoint_problem(folder: str | Path) -> str | None:
@@ -35,7 +38,7 @@ def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) 
     """The checkpoint to resume from: `explicit` if given (and complete), else the newest complete one in output_dir.
 
     Incomplete checkpoints newer than the one chosen are renamed `incomplete-checkpoint-N` and reported,
-    so Trainer never counts them again and nothing is lost.
+    so Trainer never counts them again; of those folders only the newest is kept.
     """
     if explicit:
         problem = checkpoint_problem(explicit) if Path(explicit).is_dir() else "it is not a folder"
@@ -47,19 +50,54 @@ def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) 
     out = Path(output_dir)
     if not out.is_dir():
         return None
-    numbered = [
-        p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
-    ]
-    for folder in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+    tidy = os.environ.get("LOCAL_RANK", "0") == "0"  # one process per machine tidies up
+    chosen = None
+    for folder in _numbered(out, PREFIX_CHECKPOINT_DIR):
         problem = checkpoint_problem(folder)
         if problem is None:
-            return str(folder)
-        if os.environ.get("LOCAL_RANK", "0") == "0":  # one process per machine tidies up
-            aside = folder.with_name(f"incomplete-{folder.name}")
+            chosen = str(folder)
+            break
+        if tidy:
+            aside = folder.with_name(f"{INCOMPLETE}-{folder.name}")
+            shutil.rmtree(aside, ignore_errors=True)  # an older cut save of the same step
             with contextlib.suppress(OSError):  # another machine sharing the disk moved it first
                 folder.rename(aside)
             logger.warning(f"skipping {folder} ({problem}); moved it to {aside.name}")
-    return None
+    if tidy:
+        prune_incomplete(out)
+    return chosen
+
+
+def prune_incomplete(output_dir: str | Path, saved_step: int | None = None) -> list[Path]:
+    """Delete `incomplete-checkpoint-N` folders but the newest, and it too once checkpoint `saved_step` >= N is whole."""
+    removed = []
+    for i, folder in enumerate(_numbered(Path(output_dir), f"{INCOMPLETE}-{PREFIX_CHECKPOINT_DIR}")):
+        if i > 0 or (saved_step is not None and _step(folder) <= saved_step):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        logger.info(
+            f"deleted {len(removed)} incomplete checkpoint folder(s): {', '.join(p.name for p in removed)}"
+        )
+    return removed
+
+
+def _step(folder: Path) -> int:
+    return int(folder.name.rsplit("-", 1)[-1])
+
+
+def _numbered(out: Path, prefix: str) -> list[Path]:
+    """`prefix-N` folders in out, newest (highest N) first."""
+    found = [p for p in out.glob(f"{prefix}-*") if p.is_dir() and p.name[len(prefix) + 1 :].isdigit()]
+    return sorted(found, key=_step, reverse=True)
+
+
+class _DropSupersededIncomplete(TrainerCallback):
+    """Once a checkpoint is saved whole, an incomplete folder of the same or an earlier step serves nothing."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_local_process_zero:
+            prune_incomplete(args.output_dir, saved_step=state.global_step)
 
 
 class _StopAndSave(TrainerCallback):
@@ -109,11 +147,14 @@ def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
     with GracefulInterrupt() as interrupt:
         stop = _StopAndSave(interrupt)
+        tidy = _DropSupersededIncomplete()
         trainer.add_callback(stop)
+        trainer.add_callback(tidy)
         try:
             output = trainer.train(resume_from_checkpoint=resume)
         finally:
             trainer.remove_callback(stop)
+            trainer.remove_callback(tidy)
     if stop.stopped_at is not None:
         folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{stop.stopped_at}"
         raise TrainingInterrupted(f"saved {folder}; run the same command to resume from it.")

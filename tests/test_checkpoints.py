@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from llmkit.checkpoints import checkpoint_problem, find_resume_checkpoint
+from llmkit.checkpoints import checkpoint_problem, find_resume_checkpoint, prune_incomplete
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt
 from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
@@ -73,6 +73,22 @@ def test_resume_skips_a_checkpoint_cut_short_and_says_so(tiny_run, tmp_path, cap
         find_resume_checkpoint(out, explicit=str(out / "incomplete-checkpoint-60"))
 
 
+def test_incomplete_checkpoints_do_not_pile_up(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0] / "checkpoint-30", out / "checkpoint-30")
+    # four kills late in saves (weights written), each followed by a resume; the newest cut save is kept
+    for step, newest in ((31, 31), (33, 33), (32, 33), (33, 33)):
+        shutil.copytree(out / "checkpoint-30", out / f"checkpoint-{step}")
+        _break_like_a_kill(out / f"checkpoint-{step}")
+        assert find_resume_checkpoint(out) == str(out / "checkpoint-30")
+        assert sorted(p.name for p in out.iterdir()) == ["checkpoint-30", f"incomplete-checkpoint-{newest}"]
+    assert checkpoint_problem(out / "incomplete-checkpoint-33") is not None
+    # once a newer checkpoint is saved whole, the last incomplete one goes too
+    assert prune_incomplete(out, saved_step=32) == []
+    assert prune_incomplete(out, saved_step=34) == [out / "incomplete-checkpoint-33"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-30"]
+
+
 @pytest.mark.slow
 def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
     out = tmp_path / "run"
@@ -84,6 +100,7 @@ def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
     assert metrics["resumed_from"].endswith("checkpoint-30")
     assert metrics["global_step"] == 60 and metrics["steps_this_run"] == 30
     assert checkpoint_problem(out / "checkpoint-60") is None
+    assert not (out / "incomplete-checkpoint-60").exists()  # superseded by the whole checkpoint-60
 
 
 def test_second_interrupt_stops_at_once():

@@ -8,6 +8,9 @@ The folder `llmkit tokenize` writes is a `datasets` DatasetDict (`load_from_disk
 
 The folder appears only when complete: work happens in a hidden temporary folder beside it, which is
 renamed at the end, so a killed run leaves nothing that looks finished and a re-run starts cleanly.
+Replacing a dataset (--overwrite_output_dir) takes two renames (old aside, new in place); a run killed
+between them leaves no dataset at the path, so the next run first finishes that swap when the new
+folder is complete, or else puts the old one back.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
-from llmkit.data.tokenizer import get_tokenizer, load_tokenizer
+from llmkit.data.tokenizer import get_tokenizer, load_tokenizer, tokenizer_fingerprint
 from llmkit.errors import UserError
 from llmkit.log import configure_logging, get_logger
 
@@ -90,6 +93,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
     out = Path(args.output_dir).expanduser()
+    recover_publish(out)
     if out.exists() and not args.overwrite_output_dir:
         what = "a tokenized dataset" if (out / METADATA).is_file() else "files"
         raise UserError(
@@ -267,16 +271,40 @@ def _publish(data: Path, out: Path) -> None:
         os.replace(data, out)
 
 
+def recover_publish(out: Path) -> str | None:
+    """Finish or undo a replacement of `out` that a killed run left half done; return what was done, if anything."""
+    done = None
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        pid = old.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue  # another run is replacing it right now
+        new = out.parent / f".{out.name}.tmp-{pid}" / "data"
+        if out.exists():
+            done = None  # the swap was done; only deleting the old copy was cut short
+        elif (new / METADATA).is_file():
+            os.replace(new, out)
+            done = (
+                f"finished replacing {out} with the complete dataset a killed run left in {new.parent.name}"
+            )
+        else:
+            os.replace(old, out)
+            done = f"put back the dataset a killed run had moved aside to {old.name}"
+        shutil.rmtree(old, ignore_errors=True)
+        if done:
+            logger.warning(done)
+    return done
+
+
 def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBase, dict]:
     """Open a folder written by `llmkit tokenize`: memory-mapped splits, its tokenizer and its metadata."""
     root = Path(path).expanduser()
     meta_file = root / METADATA
     if not meta_file.is_file():
-        hint = (
-            " (an unfinished run leaves only a hidden .tmp folder; run `llmkit tokenize` again)"
-            if root.is_dir()
-            else ""
-        )
+        hint = ""
+        if root.is_dir():
+            hint = " (an unfinished run leaves only a hidden .tmp folder; run `llmkit tokenize` again)"
+        elif any(root.parent.glob(f".{root.name}.old-*")):
+            hint = f" (a killed `llmkit tokenize --overwrite_output_dir` left it aside; run `llmkit tokenize --output_dir {root} ...` again, which puts it back first)"
         raise UserError(
             f"{root} is not a tokenized dataset: it has no {METADATA}{hint}. Create one with `llmkit tokenize --output_dir {root} ...`."
         )
@@ -294,12 +322,26 @@ def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBa
     return splits.with_format("torch"), tokenizer, meta
 
 
-def check_tokenized(meta: dict, root: str, block_size: int | None, tokenizer_name: str | None, model) -> int:
+def check_tokenized(
+    meta: dict,
+    root: str,
+    tokenizer: PreTrainedTokenizerBase,
+    model,
+    *,
+    block_size: int | None = None,
+    tokenizer_name: str | None = None,
+    vocab_size: int | None = None,
+) -> int:
     """Check the training flags and the model against a tokenized dataset; return the block size to train with."""
-    if tokenizer_name:
+    if tokenizer_name and not _same_tokenizer(tokenizer_name, tokenizer):
         raise UserError(
             f"--tokenizer_name {tokenizer_name!r} cannot apply to {root}: its blocks were made with the tokenizer "
-            "saved in it. Drop --tokenizer_name, or run `llmkit tokenize` again with that tokenizer."
+            "saved in it, and this one differs. Drop --tokenizer_name, or run `llmkit tokenize` again with that tokenizer."
+        )
+    if vocab_size is not None and vocab_size != meta["vocab_size"]:
+        raise UserError(
+            f"--vocab_size {vocab_size} differs from {root}'s tokenizer of {meta['vocab_size']} tokens; drop --vocab_size "
+            f"(the model is sized from the dataset's tokenizer), or run `llmkit tokenize --vocab_size {vocab_size}` again."
         )
     if block_size is not None and block_size != meta["block_size"]:
         raise UserError(
@@ -317,3 +359,12 @@ def check_tokenized(meta: dict, root: str, block_size: int | None, tokenizer_nam
             "drop --vocab_size so the model is sized from the dataset's tokenizer."
         )
     return meta["block_size"]
+
+
+def _same_tokenizer(name: str, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether tokenizer `name` maps text to the same ids as `tokenizer` (content, not the name, decides)."""
+    try:
+        named = load_tokenizer(name)
+    except UserError:
+        return False  # one that cannot be loaded is not this one
+    return tokenizer_fingerprint(named) == tokenizer_fingerprint(tokenizer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -73,6 +75,20 @@ def get_tokenizer(
     if tokenizer_name:
         return load_tokenizer(tokenizer_name)
     return train_bpe_tokenizer(texts, vocab_size)
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of what maps text to ids (vocabulary, merges, pre-tokenizer, special tokens), whatever folder holds it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        # encoding options, not the mapping: a saved copy may differ in these alone
+        state.pop("truncation", None)
+        state.pop("padding", None)
+    else:
+        state = {"vocab": sorted(tokenizer.get_vocab().items())}
+    state["special_tokens"] = tokenizer.special_tokens_map
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from itertools import islice
@@ -31,7 +32,12 @@ from llmkit.lm.model import (
     flops_per_token,
 )
 from llmkit.lm.report import ReportCallback, write_report
-from llmkit.lm.resume import check_resume_matches, read_tokenizer_request, write_tokenizer_request
+from llmkit.lm.resume import (
+    check_resume_matches,
+    check_resume_tokenizer,
+    read_tokenizer_request,
+    write_tokenizer_request,
+)
 from llmkit.lm.throughput import describe_mfu, device_peak, precision_of
 from llmkit.log import configure_logging, get_logger
 from llmkit.runtime import LlmkitTrainingArguments
@@ -108,96 +114,21 @@ def pretrain(
     args = training_args
     is_main = args.process_index == 0
     configure_logging(args.log_level, args.log_level_replica)  # other ranks print warnings only
+    fresh = not Path(args.output_dir).exists()
     out = prepare_output_dir(args.output_dir)
-    # the first process tidies, the rest read
-    with args.main_process_first(desc="finding the checkpoint to resume"):
-        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
-    if resume:
-        logger.info(f"resuming from {resume}")
-        check_resume_matches(resume, out, model_args)
-    if args.per_device_train_batch_size <= 0:
-        args.per_device_train_batch_size = (
-            GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
-        )
-    if data_args.streaming and getattr(args, "_default_workers", False):
-        args.dataloader_num_workers = 0  # a streamed corpus is read in order by one process
-
-    if data_args.tokenized_dataset:  # blocks made by `llmkit tokenize`: memory-mapped, with their tokenizer
-        splits, tokenizer, tokenized_meta = load_tokenized(data_args.tokenized_dataset)
-        if is_main:
-            tokenizer.save_pretrained(out)
-    else:
-        with args.main_process_first(desc="loading the corpus"):
-            corpus = load_corpus(data_args, seed=args.seed)
-        with args.main_process_first(desc="preparing the tokenizer", local=False):
-            # Rank 0 trains or loads the tokenizer and saves it; the other ranks load that copy.
-            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
-            saved = out if (resume or not is_main) else None
-            tokenizer = get_tokenizer(
-                model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
-            )
-            if is_main:
-                tokenizer.save_pretrained(out)
-                if not resume:
-                    write_tokenizer_request(out, model_args)
-    if data_args.tokenized_dataset:
-        source = f"saved in {data_args.tokenized_dataset}"
-    else:
-        source = (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
-    logger.info(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
-
-    set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
-    model = build_gpt2(model_args, tokenizer)
-    block_size = data_args.block_size or model.config.n_positions
-    if data_args.tokenized_dataset:
-        block_size = check_tokenized(
-            tokenized_meta,
-            data_args.tokenized_dataset,
-            data_args.block_size,
-            model_args.tokenizer_name,
-            model,
-        )
-    check_model_fits(model, tokenizer, block_size)
-    _check_checkpoint_vocab(resume, model.config.vocab_size)
-    shape = model_args.config_fields()
-    logger.info(
-        f"model: {model_args.preset_label()} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
-        f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}"
-    )
-
-    with args.main_process_first(desc="packing"):
-        if data_args.tokenized_dataset:
-            train, val = splits["train"], splits["validation"]
-        elif data_args.streaming:
-            if args.max_steps <= 0:
-                raise UserError("--streaming has no known length: pass --max_steps N.")
-            # Each rank (and each of its data-loader workers) reads and tokenizes its own documents;
-            # rank 0 must not read and dispatch every batch (see llmkit/data/streaming.py).
-            args.accelerator_config.dispatch_batches = False
-            callbacks = [KeepRankShards(), *(callbacks or [])]
-            train = pack_stream(corpus["train"], tokenizer, block_size, args.process_index, args.world_size)
-            val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
-        else:
-            train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
-            val = pack(corpus["validation"], tokenizer, block_size, data_args.preprocessing_num_workers)
-    if not data_args.streaming and len(train) == 0:
-        raise UserError(
-            f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
-        )
-    if len(val) == 0:
-        raise UserError(
-            f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
-        )
-    if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
-        raise UserError(
-            f"the validation split has {len(val)} blocks, less than one evaluation batch "
-            f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
-            "lower --per_device_eval_batch_size or give more validation text."
-        )
-    if not data_args.streaming:
-        logger.info(
-            f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding"
-        )
+    try:
+        run = _prepare(data_args, model_args, args, out)
+    except UserError:
+        if fresh and is_main:  # a refused run leaves no folder it made (an empty one only: nothing is lost)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    resume, tokenizer, model, block_size = run.resume, run.tokenizer, run.model, run.block_size
+    train, val = run.train, run.val
+    if data_args.streaming:
+        callbacks = [KeepRankShards(), *(callbacks or [])]
+    if is_main:  # every check passed: only now does output_dir get the run's tokenizer
+        _save_tokenizer(out, tokenizer, model_args, data_args, resume)
 
     if args.hp_search_trials:
         from llmkit.hpsearch import PRETRAIN_SPACE, run_search
@@ -286,6 +217,131 @@ def pretrain(
             notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
         )
     return metrics
+
+
+@dataclass
+class _Run:
+    resume: str | None
+    tokenizer: object
+    model: object
+    block_size: int
+    train: object
+    val: object
+
+
+def _prepare(
+    data_args: DataArguments, model_args: ModelArguments, args: PretrainingArguments, out: Path
+) -> _Run:
+    """Everything a run checks before it writes a file: the checkpoint to resume, tokenizer, model and blocks."""
+    is_main = args.process_index == 0
+    # the first process tidies, the rest read
+    with args.main_process_first(desc="finding the checkpoint to resume"):
+        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
+    if resume:
+        logger.info(f"resuming from {resume}")
+        check_resume_matches(resume, out, model_args, tokenized=bool(data_args.tokenized_dataset))
+    if args.per_device_train_batch_size <= 0:
+        args.per_device_train_batch_size = (
+            GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
+        )
+    if data_args.streaming and getattr(args, "_default_workers", False):
+        args.dataloader_num_workers = 0  # a streamed corpus is read in order by one process
+
+    if data_args.tokenized_dataset:  # blocks made by `llmkit tokenize`: memory-mapped, with their tokenizer
+        splits, tokenizer, tokenized_meta = load_tokenized(data_args.tokenized_dataset)
+        if resume:
+            check_resume_tokenizer(resume, out, tokenizer, data_args.tokenized_dataset)
+    else:
+        with args.main_process_first(desc="loading the corpus"):
+            corpus = load_corpus(data_args, seed=args.seed)
+        with args.main_process_first(desc="preparing the tokenizer", local=False):
+            # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
+            # ranks load that copy (a single process saves it only once every check has passed).
+            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+            saved = out if (resume or not is_main) else None
+            tokenizer = get_tokenizer(
+                model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
+            )
+            if is_main and args.world_size > 1:
+                _save_tokenizer(out, tokenizer, model_args, data_args, resume)
+    if data_args.tokenized_dataset:
+        source = f"saved in {data_args.tokenized_dataset}"
+    else:
+        source = (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
+    logger.info(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
+
+    set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run
+    model = build_gpt2(model_args, tokenizer)
+    block_size = data_args.block_size or model.config.n_positions
+    if data_args.tokenized_dataset:
+        block_size = check_tokenized(
+            tokenized_meta,
+            data_args.tokenized_dataset,
+            tokenizer,
+            model,
+            block_size=data_args.block_size,
+            tokenizer_name=model_args.tokenizer_name,
+            vocab_size=model_args.vocab_size,
+        )
+    check_model_fits(model, tokenizer, block_size)
+    _check_checkpoint_vocab(resume, model.config.vocab_size)
+    shape = model_args.config_fields()
+    logger.info(
+        f"model: {model_args.preset_label()} ({shape['n_layer']} layers x {shape['n_embd']} wide, {shape['n_head']} heads), "
+        f"{count_parameters(model) / 1e6:.2f}M parameters, vocabulary {model.config.vocab_size}, block size {block_size}"
+    )
+
+    with args.main_process_first(desc="packing"):
+        if data_args.tokenized_dataset:
+            train, val = splits["train"], splits["validation"]
+        elif data_args.streaming:
+            if args.max_steps <= 0:
+                raise UserError("--streaming has no known length: pass --max_steps N.")
+            # Each rank (and each of its data-loader workers) reads and tokenizes its own documents;
+            # rank 0 must not read and dispatch every batch (see llmkit/data/streaming.py).
+            args.accelerator_config.dispatch_batches = False
+            train = pack_stream(corpus["train"], tokenizer, block_size, args.process_index, args.world_size)
+            val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
+        else:
+            train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
+            val = pack(corpus["validation"], tokenizer, block_size, data_args.preprocessing_num_workers)
+    _check_blocks(train, val, block_size, args, streaming=data_args.streaming)
+    return _Run(resume, tokenizer, model, block_size, train, val)
+
+
+def _check_blocks(train, val, block_size: int, args: PretrainingArguments, *, streaming: bool) -> None:
+    """Refuse data that gives no training block or less than one evaluation batch."""
+    if not streaming and len(train) == 0:
+        raise UserError(
+            f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
+        )
+    if len(val) == 0:
+        raise UserError(
+            f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
+        )
+    if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
+        raise UserError(
+            f"the validation split has {len(val)} blocks, less than one evaluation batch "
+            f"({args.per_device_eval_batch_size} x {args.world_size} processes), so it would be skipped; "
+            "lower --per_device_eval_batch_size or give more validation text."
+        )
+    if not streaming:
+        logger.info(
+            f"data: {len(train)} training blocks ({len(train) * block_size:,} tokens), {len(val)} validation blocks; no padding"
+        )
+
+
+def _save_tokenizer(
+    out: Path, tokenizer, model_args: ModelArguments, data_args: DataArguments, resume: str | None
+) -> None:
+    """Save the run's tokenizer in output_dir and, for a new run, what it was asked to be."""
+    tokenizer.save_pretrained(out)
+    if resume:
+        return
+    tokenized = None
+    if data_args.tokenized_dataset:
+        tokenized = {"tokenized_dataset": str(data_args.tokenized_dataset), "vocab_size": len(tokenizer)}
+    write_tokenizer_request(out, model_args, tokenized=tokenized)
 
 
 def _tokenizer_texts(train, streaming: bool):

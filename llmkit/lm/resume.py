@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from transformers import PreTrainedTokenizerBase
+
+from llmkit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from llmkit.errors import UserError
 from llmkit.lm.model import ModelArguments
 
@@ -18,12 +21,18 @@ REQUEST_FILE = "llmkit_tokenizer.json"
 SHAPE_FLAGS = ("n_layer", "n_head", "n_embd", "n_positions")
 
 
-def write_tokenizer_request(out: Path, args: ModelArguments) -> None:
-    """Record which tokenizer a new run asked for, for the checks of later resumes."""
-    request = {
-        "tokenizer_name": args.tokenizer_name,
-        "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size,
-    }
+def write_tokenizer_request(out: Path, args: ModelArguments, *, tokenized: dict | None = None) -> None:
+    """Record which tokenizer a new run asked for, for the checks of later resumes.
+
+    `tokenized`: {"tokenized_dataset": path, "vocab_size": n} for a run that trains from `llmkit tokenize`'s blocks.
+    """
+    if tokenized:
+        request = {"tokenizer_name": None, **tokenized}
+    else:
+        request = {
+            "tokenizer_name": args.tokenizer_name,
+            "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size,
+        }
     (Path(out) / REQUEST_FILE).write_text(json.dumps(request) + "\n")
 
 
@@ -32,13 +41,21 @@ def read_tokenizer_request(out: Path) -> str | None:
     request = _request(out)
     if request is None:
         return None
+    if request.get("tokenized_dataset"):
+        return f"the tokenizer of {request['tokenized_dataset']}, saved in {out}"
     if request.get("tokenizer_name"):
         return f"{request['tokenizer_name']}, saved in {out}"
     return f"byte-level BPE of {request.get('vocab_size')} trained on the corpus, saved in {out}"
 
 
-def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> None:
-    """Refuse to resume `checkpoint` with a different model shape, tokenizer or vocabulary size."""
+def check_resume_matches(
+    checkpoint: str, out: Path, args: ModelArguments, *, tokenized: bool = False
+) -> None:
+    """Refuse to resume `checkpoint` with a different model shape, tokenizer or vocabulary size.
+
+    With `tokenized` (training from a tokenized dataset) the tokenizer flags are left to the checks that
+    compare the dataset's tokenizer with the run's by content (check_tokenized, check_resume_tokenizer).
+    """
     config_file = Path(checkpoint) / "config.json"
     if config_file.is_file():
         saved = json.loads(config_file.read_text())
@@ -55,11 +72,15 @@ def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> No
                 f"resume with the checkpoint's shape ({keep}) or start a new run with a new --output_dir."
             )
     request = _request(out)
-    if request is None:
+    if request is None or tokenized:
         return
     fix = "drop the flag to resume with the tokenizer saved in output_dir, or start a new run with a new --output_dir"
     if args.tokenizer_name and args.tokenizer_name != request.get("tokenizer_name"):
-        was = request.get("tokenizer_name") or f"a BPE of {request.get('vocab_size')} trained on the corpus"
+        was = request.get("tokenizer_name") or (
+            f"the tokenizer of {request['tokenized_dataset']}"
+            if request.get("tokenized_dataset")
+            else f"a BPE of {request.get('vocab_size')} trained on the corpus"
+        )
         raise UserError(
             f"cannot resume {checkpoint} with --tokenizer_name {args.tokenizer_name}: it was trained with {was}; {fix}."
         )
@@ -72,6 +93,29 @@ def check_resume_matches(checkpoint: str, out: Path, args: ModelArguments) -> No
         raise UserError(
             f"cannot resume {checkpoint} with --vocab_size {args.vocab_size}: it was trained with {was}; {fix}."
         )
+
+
+def check_resume_tokenizer(
+    checkpoint: str, out: Path, tokenizer: PreTrainedTokenizerBase, dataset: str
+) -> None:
+    """Refuse to resume `checkpoint` from tokenized `dataset` when its tokenizer is not the one saved with the run."""
+    if not (Path(out) / "tokenizer.json").is_file():
+        return  # nothing saved to compare with; the checkpoint's vocabulary size is still checked
+    if tokenizer_fingerprint(load_tokenizer(str(out))) == tokenizer_fingerprint(tokenizer):
+        return  # the same tokenizer: other blocks made with it may continue the run
+    request = _request(out) or {}
+    if request.get("tokenized_dataset"):
+        was, fix = (
+            f"--tokenized_dataset {request['tokenized_dataset']}",
+            f"resume with --tokenized_dataset {request['tokenized_dataset']}",
+        )
+    else:
+        was = read_tokenizer_request(out) or f"the tokenizer saved in {out}"
+        fix = "resume with the flags the run started with"
+    raise UserError(
+        f"cannot resume {checkpoint} with --tokenized_dataset {dataset}: its tokenizer differs from the one the run "
+        f"was trained with ({was}); {fix}, or start a new run with a new --output_dir."
+    )
 
 
 def _request(out: Path) -> dict | None:

@@ -1,6 +1,7 @@
 """`llmkit tokenize`: packed blocks on disk in the narrowest dtype, written atomically; pretraining reads them."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 from datasets import DatasetDict
 
 from llmkit.arguments import parse_args
+from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
-from llmkit.data.tokenized import METADATA, narrowest_dtype
+from llmkit.data.tokenized import METADATA, narrowest_dtype, recover_publish
 from llmkit.errors import UserError
 from tests.conftest import FAST_TRAINING, REPO, run_pretrain
 
@@ -149,6 +151,7 @@ def test_pretraining_reads_blocks_without_tokenizing(tokenized, tmp_path, monkey
         (["--block_size", "16"], "differs from .* blocks of 32 tokens"),
         (["--n_positions", "16"], "model's context is 16; pass --n_positions 32"),
         (["--tokenizer_name", "gpt2"], "its blocks were made with the tokenizer saved in it"),
+        (["--vocab_size", "999"], "--vocab_size 999 differs from .*'s tokenizer of 3.. tokens"),
         (["--train_files", "x.txt"], "already holds the corpus"),
         ([], "validation split has 10 blocks, less than one evaluation batch"),
     ],
@@ -171,6 +174,81 @@ def test_training_flags_that_do_not_match_the_blocks(tokenized, tmp_path, flags,
         argv = [a for i, a in enumerate(argv) if i not in (8, 9)]  # drop the base --n_positions 64
     with pytest.raises(UserError, match=message):
         run_pretrain(argv)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def _train(dataset: Path, out: Path, steps: int, *extra: str) -> dict:
+    """A few steps of a one-layer model on a tokenized dataset, saving every 2 steps."""
+    return run_pretrain(
+        [
+            "--tokenized_dataset",
+            str(dataset),
+            "--n_layer",
+            "1",
+            "--n_head",
+            "2",
+            "--n_embd",
+            "32",
+            "--n_positions",
+            str(BLOCK),
+            *FAST_TRAINING,
+            "--max_steps",
+            str(steps),
+            "--eval_steps",
+            "2",
+            "--save_steps",
+            "2",
+            "--sample_max_new_tokens",
+            "2",
+            "--per_device_eval_batch_size",
+            "4",
+            "--output_dir",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_resume_refuses_another_tokenized_dataset(tokenized, tmp_path):
+    other_corpus = tmp_path / "other"
+    other_corpus.mkdir()
+    (other_corpus / "a.txt").write_text(
+        "\n\n".join(
+            f"Chapter {i} speaks of {'few large stones ' * (i % 7)}before it stops." for i in range(300)
+        )
+    )
+    size = json.loads((tokenized / METADATA).read_text())["vocab_size"]
+    other = tokenize(tmp_path / "other-ds", other_corpus, "--vocab_size", str(size))
+    assert json.loads((other / METADATA).read_text())["vocab_size"] == size  # another BPE of the same size
+    run = tmp_path / "run"
+    _train(tokenized, run, 2)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    with pytest.raises(UserError) as err:
+        _train(other, run, 4)
+    assert f"--tokenized_dataset {other}" in str(err.value) and f"--tokenized_dataset {tokenized}" in str(
+        err.value
+    )
+    assert {
+        p.name: p.read_bytes() for p in run.iterdir() if p.is_file()
+    } == before  # the run's tokenizer kept
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
+
+    # the same tokenizer in another folder (blocks copied elsewhere) continues the run
+    copy = tmp_path / "copy"
+    shutil.copytree(tokenized, copy)
+    metrics = _train(copy, run, 4)
+    assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["global_step"] == 4
+
+
+def test_the_dataset_tokenizer_and_size_may_be_named(tokenized, tmp_path):
+    named = tmp_path / "named-tokenizer"
+    shutil.copytree(tokenized / "tokenizer", named)  # the same files in another folder: the content decides
+    size = json.loads((tokenized / METADATA).read_text())["vocab_size"]
+    metrics = _train(
+        tokenized, tmp_path / "run", 2, "--tokenizer_name", str(named), "--vocab_size", str(size)
+    )
+    assert metrics["global_step"] == 2 and metrics["tokenizer_size"] == size
 
 
 def test_a_folder_that_is_not_tokenized(tmp_path):
@@ -204,6 +282,36 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     tokenize(out, corpus_dir, "--overwrite_output_dir", "true", "--block_size", "16")
     assert json.loads((out / METADATA).read_text())["block_size"] == 16
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+@pytest.mark.parametrize("new_complete", [True, False])
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path, corpus_dir, tokenized, new_complete):
+    # What `tokenize --overwrite_output_dir` killed between its renames leaves: the old dataset aside,
+    # the new one (complete or not) in the killed run's temporary folder, nothing at the path.
+    out = tmp_path / "ds"
+    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")  # blocks of 32
+    new = tokenize(tmp_path / "new", corpus_dir, "--block_size", "16")
+    (tmp_path / ".ds.tmp-999999999").mkdir()
+    new.rename(tmp_path / ".ds.tmp-999999999" / "data")
+    if not new_complete:
+        (tmp_path / ".ds.tmp-999999999" / "data" / METADATA).unlink()
+    with pytest.raises(UserError, match="left it aside"):
+        load_tokenized(out)
+
+    with pytest.raises(UserError, match="already exists and holds a tokenized dataset"):
+        tokenize(out, corpus_dir)  # the next run recovers first, then refuses to overwrite
+    splits, _, meta = load_tokenized(out)
+    assert meta["block_size"] == (16 if new_complete else 32) and len(splits["train"]) > 0
+    tokenize(out, corpus_dir, "--overwrite_output_dir", "true")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing left aside
+
+
+def test_a_kill_after_the_swap_leaves_only_the_new_dataset(tmp_path, tokenized):
+    out = tmp_path / "ds"
+    shutil.copytree(tokenized, out)
+    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")
+    assert recover_publish(out) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and load_tokenized(out)[2]
 
 
 @pytest.mark.slow
@@ -261,3 +369,17 @@ def test_streamed_source_is_tokenized_too(tmp_path):
     )
     seen = sorted(tokenizer.convert_ids_to_tokens(int(b[0])) for b in splits["train"]["input_ids"])
     assert seen == sorted(names[4:])  # the stream's first 4 documents are the validation split
+
+
+def test_a_whole_save_deletes_the_incomplete_checkpoints(tokenized, tmp_path):
+    run = tmp_path / "run"
+    _train(tokenized, run, 2)
+    for step in (3, 4):  # what runs killed late in a save left: weights written, no trainer_state.json
+        shutil.copytree(run / "checkpoint-2", run / f"checkpoint-{step}")
+        (run / f"checkpoint-{step}" / "trainer_state.json").unlink()
+    metrics = _train(
+        tokenized, run, 4
+    )  # resumes from checkpoint-2, keeps incomplete-checkpoint-4, then saves 4
+    assert metrics["resumed_from"].endswith("checkpoint-2")
+    assert sorted(p.name for p in run.glob("*checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert checkpoint_problem(run / "checkpoint-4") is None

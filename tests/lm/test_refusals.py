@@ -49,6 +49,13 @@ def test_resume_refuses_another_shape_or_tokenizer(tiny_run, change, message):
     assert sorted(p.name for p in out.iterdir()) == before  # nothing saved was touched
 
 
+def test_a_refused_new_run_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="--block_size 128 is larger than the model's context"):
+        run_pretrain(_flags(out, "--block_size", "128"))  # refused after the BPE was trained
+    assert not out.exists()
+
+
 def test_resume_log_names_the_saved_tokenizer(tiny_run):
     out, _ = tiny_run
     request = json.loads((out / "llmkit_tokenizer.json").read_text())
