@@ -158,6 +158,12 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         # written last: its presence means "complete"
         (data / METADATA).write_text(json.dumps(meta, indent=2))
         _publish(data, out)
+    except KeyboardInterrupt:
+        # tokenize has no checkpoints: say what the interruption left, not what a training run would
+        kept = f"{out} is unchanged" if out.exists() else f"nothing was written to {out}"
+        raise KeyboardInterrupt(
+            f"{kept}; the partial work is deleted; run the same command to start again."
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
     record.print_summary(
