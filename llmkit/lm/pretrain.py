@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
+from llmkit.data.tokenizer import tokenizer_training_texts
 from llmkit.errors import UserError
 from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 from llmkit.lm.loss import use_fast_loss
@@ -43,7 +43,6 @@ from llmkit.log import configure_logging, get_logger
 from llmkit.runtime import LlmkitTrainingArguments
 
 logger = get_logger(__name__)
-STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
 
 @dataclass
@@ -257,7 +256,7 @@ def _prepare(
         with args.main_process_first(desc="preparing the tokenizer", local=False):
             # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
             # ranks load that copy (a single process saves it only once every check has passed).
-            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+            texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
             saved = out if (resume or not is_main) else None
             tokenizer = get_tokenizer(
                 model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
@@ -342,12 +341,6 @@ def _save_tokenizer(
     if data_args.tokenized_dataset:
         tokenized = {"tokenized_dataset": str(data_args.tokenized_dataset), "vocab_size": len(tokenizer)}
     write_tokenizer_request(out, model_args, tokenized=tokenized)
-
-
-def _tokenizer_texts(train, streaming: bool):
-    if streaming:
-        return (row["text"] for row in islice(iter(train), STREAM_TOKENIZER_DOCS))
-    return train["text"]
 
 
 def _check_checkpoint_vocab(checkpoint: str | None, vocab_size: int) -> None:
