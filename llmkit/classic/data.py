@@ -19,9 +19,17 @@ HUB_IMAGES = {
 
 
 def load_images(
-    name: str = "digits", size: int | None = None, test_fraction: float = 0.2, seed: int = 0
+    name: str = "digits",
+    size: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    min_classes: int = 1,
 ) -> tuple[TensorDataset, TensorDataset, int]:
-    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W): their own size unless `size` is given."""
+    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W): their own size unless `size` is given.
+
+    A classifier passes min_classes=2: trained on one class it learns nothing and still scores 100%.
+    """
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -43,6 +51,12 @@ def load_images(
     if len(train[0]) == 0:
         raise UserError(f"the dataset {name} has no training images.")
     n_classes = int(max(train[1].max(), test[1].max() if len(test[1]) else 0)) + 1
+    present = len(torch.unique(train[1]))
+    if present < min_classes:
+        raise UserError(
+            f"the training images of {name} are of only {present} class(es): a classifier needs at least "
+            f"{min_classes}. Add images of another class (for a folder: one subfolder per class)."
+        )
     if size:
         train, test = (resize(train[0], size), train[1]), (resize(test[0], size), test[1])
     return TensorDataset(*train), TensorDataset(*test), n_classes

@@ -277,3 +277,22 @@ def test_report_to_tensorboard_writes_events(tmp_path):
     )
     assert list(tmp_path.rglob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "config.json").read_text())["args"]["report_to"] == ["tensorboard"]
+
+
+def test_an_image_folder_of_one_class_is_refused_by_the_classifiers(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "imgs" / "cats").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / "imgs" / "cats" / f"{i}.png")
+    from llmkit.cli import main as llmkit_main
+
+    for command in ("train-cnn", "train-mlp"):
+        argv = [command, "--dataset", str(tmp_path / "imgs"), "--output_dir", str(tmp_path / "o")]
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in err
+        assert "of only 1 class(es): a classifier needs at least 2" in err
+    train, _, _ = load_images(str(tmp_path / "imgs"))  # a generative model may learn one class
+    assert len(train) == 5
