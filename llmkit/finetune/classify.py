@@ -152,6 +152,7 @@ def finetune_classifier(
             model=None if init else model_init(),
             model_init=init,
             compute_metrics=lambda p: _metrics(p, labels, token_task, multi),
+            keep_predictions=not token_task and not multi,  # for the confusion matrix
         )
 
     if args.hp_search_trials:
@@ -171,12 +172,11 @@ def finetune_classifier(
     _check_resumed_labels(resume, labels)
     trainer = make_trainer()
     metrics = train_and_evaluate(trainer, resume, data.get("test"))
-    if not token_task and not multi:
-        out = trainer.predict(data["validation"])  # on every rank: prediction gathers across processes
-        if trainer.is_world_process_zero():
-            plot_confusion(
-                out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
-            )
+    if not token_task and not multi and trainer.is_world_process_zero():
+        out = trainer.kept_validation  # the pass that gave the scores (gathered across processes)
+        plot_confusion(
+            out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
+        )
     task = (
         "Token classification"
         if token_task
