@@ -33,7 +33,13 @@ from llmkit.finetune.labels import align, key, label_names, multi_hot
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
 from llmkit.finetune.outputs import finish_run
-from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.finetune.trainer import (
+    build_trainer,
+    report_truncation,
+    resume_checkpoint,
+    train_and_evaluate,
+    warn_if_too_small,
+)
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 
@@ -114,6 +120,7 @@ def finetune_classifier(
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
     data, truncated = report_truncation(data, max_length, "texts")
+    warn_if_too_small(args, len(data["train"]), len(data["validation"]))
     auto = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
 
     def model_init(trial=None):

@@ -313,6 +313,7 @@ def _squares(folder, colours, n=30, side=16):
     return folder
 
 
+@pytest.mark.slow
 def test_an_rgb_image_folder_trains_in_colour_and_the_saved_model_reads_colour_and_grey(tmp_path, capsys):
     from PIL import Image
 
