@@ -53,4 +53,4 @@ def test_sigterm_saves_and_exits_without_evaluating(tmp_path):
     (checkpoint,) = out.glob("checkpoint-*")
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     assert state["global_step"] < 64 and not [e for e in state["log_history"] if "eval_loss" in e]
-    assert stopped_in < 15, f"took {stopped_in:.1f} s to stop"
+    assert stopped_in < 30, f"took {stopped_in:.1f} s to stop"  # an evaluation here took 64 s
