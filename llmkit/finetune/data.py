@@ -163,7 +163,7 @@ def _has_rows(path: Path) -> bool:
     if suffix not in (".csv", ".tsv", ".json", ".jsonl"):
         return True  # parquet and the like: their reader says what is wrong
     with path.open(errors="replace") as f:
-        lines = [line for line in itertools.islice(f, 3) if line.strip()]
+        lines = list(itertools.islice((line for line in f if line.strip()), 2))
     if suffix in (".csv", ".tsv"):
         return len(lines) > 1
     return bool(lines) and "".join(line.strip() for line in lines) not in ("[]", "{}")
