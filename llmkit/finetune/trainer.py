@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 
 from datasets import Dataset, DatasetDict
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
@@ -107,27 +107,7 @@ def build_trainer(
         callbacks=callbacks,
     )
     trainer.keep_predictions = keep_predictions
-    trainer.add_callback(_StopPromptly(trainer.callback_handler))
     return trainer
-
-
-class _StopPromptly(TrainerCallback):
-    """After Ctrl-C/SIGTERM, end the epoch without its evaluation (or a second save of the same step).
-
-    The interrupt saved a checkpoint at its step; the Trainer would still score the validation set at the end of
-    the cut-short epoch, which on a large set takes as long as any evaluation (38 s seen) while the user waits
-    for the exit. The resumed run finishes that epoch and evaluates it. The interrupt is known from the
-    callback of llmkit.checkpoints.train_resumable, which records the step it `stopped_at`.
-    """
-
-    def __init__(self, handler):
-        self.handler = handler
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if any(getattr(cb, "stopped_at", None) is not None for cb in self.handler.callbacks):
-            control.should_evaluate = False
-            control.should_save = False  # saved at the step of the interrupt already
-        return control
 
 
 class RemembersValidation:
