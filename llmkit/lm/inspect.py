@@ -63,7 +63,7 @@ def generate_steps(
 
 @torch.inference_mode()
 def attention_map(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, layer: int, head: int
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, *, layer: int, head: int
 ) -> tuple[list[str], torch.Tensor]:
     """(tokens, seq x seq attention weights) of one layer and head for `text`."""
     enc = tokenizer(

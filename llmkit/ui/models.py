@@ -79,7 +79,7 @@ def generation_tab(model_dir: str) -> None:
     def heatmap(text, layer, head):
         if not text.strip():
             return None
-        tokens, weights = attention_map(model, tokenizer, text[-400:], int(layer), int(head))
+        tokens, weights = attention_map(model, tokenizer, text[-400:], layer=int(layer), head=int(head))
         fig, ax = plt.subplots(
             figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
         )
