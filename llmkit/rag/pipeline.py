@@ -56,7 +56,11 @@ class Answer:
     evidence: Evidence | None = None
 
     def to_dict(self) -> dict:
-        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer."""
+        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer.
+
+        A source is "relevant" when it was cited or passed the relevance cut (what a reader is shown).
+        """
+        relevant = set(self.evidence.kept) | set(self.cited) if self.evidence else None
         return {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
@@ -70,6 +74,7 @@ class Answer:
                     "title": h.metadata.get("title", ""),
                     "score": round(h.score, 4),
                     "similarity": round(h.similarity, 4),
+                    "relevant": relevant is None or n in relevant,
                     "text": h.text,
                 }
                 for n, h in enumerate(self.sources, start=1)
