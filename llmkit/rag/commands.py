@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 
 from llmkit.errors import UserError
-from llmkit.rag.abstain import MIN_SCORE, RELATIVE, Gate
+from llmkit.rag.abstain import RELATIVE, Gate
+from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.chunking import check_chunking
 from llmkit.rag.documents import (
     SUFFIXES,
@@ -105,7 +106,9 @@ def _add_ask_and_chat(sub) -> None:
             help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY)",
         )
         p.add_argument(
-            "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
+            "--min_score",
+            type=float,
+            help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
             "--relative_score",
@@ -202,7 +205,14 @@ def _index(args: argparse.Namespace) -> None:
     stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     stats["documents_removed"] += removed
     _hint_gone_files(store, args.store)
-    summary = {**stats, "documents": store.count_documents(), "chunks": len(store), "store": str(store.path)}
+    calibration = ensure_calibrated(store)
+    summary = {
+        **stats,
+        "documents": store.count_documents(),
+        "chunks": len(store),
+        "store": str(store.path),
+        "abstain_below": calibration["min_score"],
+    }
     print(json.dumps(summary, indent=2))
 
 
@@ -251,6 +261,7 @@ def _remove(args: argparse.Namespace) -> None:
             "indexed, or a document id (`llmkit rag ask --json` shows doc_id and source)."
         )
     removed = store.delete_documents([i for ids in named.values() for i in ids])
+    ensure_calibrated(store)
     print(
         json.dumps({"documents_removed": removed, "documents": store.count_documents(), "chunks": len(store)})
     )
@@ -287,7 +298,7 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
         return
     from llmkit.rag.pipeline import RAG, make_generator
 
-    gate = Gate(args.min_score if args.min_score is not None else dict(MIN_SCORE), args.relative_score)
+    gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
     rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
@@ -356,7 +367,7 @@ def _serve(args: argparse.Namespace) -> None:
     from llmkit.rag.pipeline import RAG, make_generator
     from llmkit.rag.serve import Service, serve
 
-    gate = Gate(args.min_score if args.min_score is not None else dict(MIN_SCORE), args.relative_score)
+    gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
     rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
