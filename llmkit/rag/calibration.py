@@ -202,4 +202,11 @@ def ensure_calibrated(store) -> dict:
 
 def store_thresholds(store) -> dict | None:
     """{mode: threshold} fitted to this store when it was last indexed, or None (never calibrated)."""
-    return (store.config.get("calibration") or {}).get("min_score")
+    calibration = store.config.get("calibration") or {}
+    if calibration.get("generation") != store.loaded_generation:
+        # `rag index` in another process saves the calibration just after the documents: a server
+        # that reloaded in between picks it up here
+        fresh = (store._read_manifest() or {}).get("calibration") or {}
+        if fresh.get("generation") == store.loaded_generation:
+            store.config["calibration"] = calibration = fresh
+    return calibration.get("min_score")
