@@ -174,3 +174,38 @@ def collections_benchmark(cache: Path, mode: str = "hybrid") -> dict:
         results[name] = collection_report(name, store, questions, mode)
         print(name, json.dumps(results[name]), flush=True)
     return results
+
+
+def near_domain_benchmark(cache: Path, mode: str = "hybrid") -> dict:
+    """The hard case: half of a collection's documents indexed, questions about the other half.
+
+    The off-collection questions are then on the store's own subject (another dataset, another
+    statement), as when half of an encyclopedia is indexed. Reported with the store's fitted
+    threshold and with the old fixed one.
+    """
+    results, embedder = {}, None
+    for name in ("pydoc", "sklearn"):
+        load, questions = COLLECTIONS[name]
+        docs, rows = load(), read_questions(questions)
+        names = sorted(Path(d.id).name for d in docs)
+        halves = (set(names[0::2]), set(names[1::2]))
+        for i, half in enumerate(halves):
+            store = Store(cache / f"{name}-half{i}", embedder=embedder)
+            embedder = store.embedder
+            store.add_documents([d for d in docs if Path(d.id).name in half])
+            calibration = ensure_calibrated(store)
+            rag = RAG(store, k=5, mode=mode)
+            inside = _ask_all(rag, [r for r in rows if r["doc_id"] in half], mode)
+            outside = _ask_all(rag, [r for r in rows if r["doc_id"] not in half], mode)
+            fixed = MIN_SCORE[mode]
+            results[f"{name}-half{i}"] = {
+                "threshold": calibration["min_score"][mode],
+                "answerable_answered": round(float(np.mean([not x["abstained"] for x in inside])), 3),
+                "other_half_abstained": round(float(np.mean([x["abstained"] for x in outside])), 3),
+                f"with_fixed_threshold_{fixed}": {
+                    "answerable_answered": round(float(np.mean([x["score"] >= fixed for x in inside])), 3),
+                    "other_half_abstained": round(float(np.mean([x["score"] < fixed for x in outside])), 3),
+                },
+            }
+            print(f"{name}-half{i}", json.dumps(results[f"{name}-half{i}"]), flush=True)
+    return results
