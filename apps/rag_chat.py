@@ -31,11 +31,11 @@ def main() -> None:
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}.")
-    from llmkit.rag.abstain import MIN_SCORE, Gate
+    from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.ui.rag_chat import build_rag_chat
 
-    gate = Gate(dict(MIN_SCORE) if args.min_score is None else args.min_score)
+    gate = Gate(args.min_score)  # None: the store's calibrated thresholds
     builtin = args.store == parser.get_default("store")
     if Path(args.store).is_file():
         raise UserError(

@@ -12,7 +12,7 @@ from llmkit.tool_cli import parse_command, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
-    "rag": "index documents and ask questions with cited sources (index, ask, eval, chat)",
+    "rag": "index documents and ask questions with cited sources (index, ask, eval, chat, serve)",
     "space": "build, check and deploy a Hugging Face Space (build, check, deploy)",
 }
 

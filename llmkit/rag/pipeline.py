@@ -9,10 +9,11 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.rag.abstain import ABSTAIN_TEXT, Evidence, Gate, Sentence
+from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
-from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator
-from llmkit.rag.retrieval import Hit, Retriever
+from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
+from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
 from llmkit.rag.store import Store
 
 MAX_QUESTION_CHARS = 2000
@@ -56,7 +57,11 @@ class Answer:
     evidence: Evidence | None = None
 
     def to_dict(self) -> dict:
-        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer."""
+        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer.
+
+        A source is "relevant" when it was cited or passed the relevance cut (what a reader is shown).
+        """
+        relevant = set(self.evidence.kept) | set(self.cited) if self.evidence else None
         return {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
@@ -70,6 +75,7 @@ class Answer:
                     "title": h.metadata.get("title", ""),
                     "score": round(h.score, 4),
                     "similarity": round(h.similarity, 4),
+                    "relevant": relevant is None or n in relevant,
                     "text": h.text,
                 }
                 for n, h in enumerate(self.sources, start=1)
@@ -128,8 +134,13 @@ class RAG:
         self.store = store
         self.retriever = Retriever(store, reranker)
         self.generator = generator or ExtractiveGenerator()
-        self.gate = gate or Gate()
+        self.requested_gate = gate or Gate()  # thresholds None: the store's calibrated ones
         self.k, self.mode = k, mode
+
+    @property
+    def gate(self) -> Gate:
+        """The gate in force: the requested one, with the store's calibrated thresholds where none were given."""
+        return self.requested_gate.for_store(self.store)
 
     def stream(
         self, question: str, k: int | None = None, mode: str | None = None, **filters
@@ -141,7 +152,9 @@ class RAG:
             return
         mode = mode or self.mode
         hits, vector = self.retriever.retrieve(question, k or self.k, mode, **filters)
-        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode)
+        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode, question=question)
+        if not evidence.abstain and evidence.threshold > -1 and self._nonsense(question):
+            evidence.abstain = True  # a gate at -1 is wide open: only then is nonsense answered
         answer = Answer(question, "", hits, evidence=evidence)
         if evidence.abstain:  # the same gate for every generator: no evidence, no generation, no citation
             answer.text, answer.abstained = (
@@ -162,6 +175,20 @@ class RAG:
         answer.citations = _citations(answer, evidence)
         yield answer.text, answer
 
+    def _nonsense(self, question: str) -> bool:
+        """No word of the question occurs in the store, nor is any a word the embedding model knows whole.
+
+        "%_%" or "asdf qwer" still has a nearest chunk; "Why does the sea rise?" asked of a store that
+        says "tides" shares no word with it either, but its words are words, so the evidence decides.
+        """
+        words = [w for w in re.findall(r"[^\W_]+", question.lower()) if w not in STOPWORDS]
+        if not words:
+            return True
+        if self.retriever.lexical(question, 1):
+            return False
+        vocab = self.store.embedder.tokenizer.get_vocab()
+        return not any(w in vocab for w in words)
+
     def ask(self, question: str, **kwargs) -> Answer:
         """Answer a question (non-streaming)."""
         *_, (_, answer) = self.stream(question, **kwargs)
@@ -172,7 +199,7 @@ def _renumber(evidence: Evidence, kept: list[int]) -> Evidence:
     """Evidence with its sentences numbered as the generator sees the kept sources (1..len(kept))."""
     new = {n: i for i, n in enumerate(kept, start=1)}
     sentences = [
-        Sentence(new[s.n], s.text, s.start, s.end, s.score) for s in evidence.sentences if s.n in new
+        Sentence(new[s.n], s.text, s.start, s.end, s.score, s.rank) for s in evidence.sentences if s.n in new
     ]
     return Evidence(
         sentences,
@@ -193,7 +220,7 @@ def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
     out = []
     for n in dict.fromkeys(int(m) for m in _CITATION.findall(answer.text)):
         hit = answer.sources[n - 1]
-        quoted = [s for s in evidence.sentences if s.n == n and s.text in answer.text]
+        quoted = [s for s in evidence.sentences if s.n == n and as_quoted(s.text) in answer.text]
         best = quoted[0] if quoted else evidence.best_sentence(n)
         if best:
             out.append(Citation(n, hit, best.text, best.start, best.end, best.score))
@@ -215,4 +242,5 @@ def open_store(
             f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once..."
         )
         store.add_documents(builtin_knowledge_base(), progress=progress)
+        ensure_calibrated(store)
     return store
