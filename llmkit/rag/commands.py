@@ -117,6 +117,12 @@ def _add_ask_and_chat(sub) -> None:
             default=RELATIVE,
             help="cite sources within this share of the best",
         )
+        p.add_argument(
+            "--reader",
+            metavar="DIR_OR_NAME",
+            help="an extractive QA model (a `llmkit finetune-qa` output): quote the sentence holding its answer "
+            "span, abstain when it finds none",
+        )
         if name == "ask":
             p.add_argument(
                 "--json", action="store_true", help="print answer, citations, abstained and sources as JSON"
@@ -293,6 +299,14 @@ def _eval(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate(Retriever(store, args.rerank), load_qa(args.qa), tuple(args.modes)), indent=2))
 
 
+def _reader(args: argparse.Namespace):
+    if not args.reader:
+        return None
+    from llmkit.rag.reader import Reader
+
+    return Reader(args.reader)
+
+
 def _ask_or_chat(args: argparse.Namespace) -> None:
     if getattr(args, "server", None):
         _ask_server(args)
@@ -302,7 +316,9 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
     gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
-    rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
+    rag = RAG(
+        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
+    )
     filters = {"source": args.source} if args.source else {}
     if args.command == "ask":
         _answer(rag, args.question, filters, as_json=args.json)
@@ -371,7 +387,9 @@ def _serve(args: argparse.Namespace) -> None:
     gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
-    rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
+    rag = RAG(
+        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
+    )
     filters = {"source": args.source} if args.source else {}
     serve(Service(rag, str(args.store), filters), args.host, args.port)
 

@@ -14,6 +14,7 @@ from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
+from llmkit.rag.sentences import sentence_spans
 from llmkit.rag.store import Store
 
 MAX_QUESTION_CHARS = 2000
@@ -55,6 +56,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     abstained: bool = False
     evidence: Evidence | None = None
+    span: str | None = None  # with a reader: the answer span it read in the first cited sentence
 
     def to_dict(self) -> dict:
         """{"answer", "citations", "abstained", "sources"}: the machine-readable answer.
@@ -66,6 +68,7 @@ class Answer:
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "abstained": self.abstained,
+            "span": self.span,
             "sources": [
                 {
                     "n": n,
@@ -128,7 +131,9 @@ class RAG:
         mode: str = "hybrid",
         reranker: str | None = None,
         gate: Gate | None = None,
+        reader=None,
     ):
+        """`reader` (an llmkit.rag.reader.Reader): its answer span decides the quoted sentence, its "no answer" abstains."""
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
         self.store = store
@@ -136,6 +141,7 @@ class RAG:
         self.generator = generator or ExtractiveGenerator()
         self.requested_gate = gate or Gate()  # thresholds None: the store's calibrated ones
         self.k, self.mode = k, mode
+        self.reader = reader
 
     @property
     def gate(self) -> Gate:
@@ -156,6 +162,8 @@ class RAG:
         if not evidence.abstain and evidence.threshold > -1 and self._nonsense(question):
             evidence.abstain = True  # a gate at -1 is wide open: only then is nonsense answered
         answer = Answer(question, "", hits, evidence=evidence)
+        if self.reader is not None and not evidence.abstain:
+            answer.span = _read(self.reader, question, hits, evidence)
         if evidence.abstain:  # the same gate for every generator: no evidence, no generation, no citation
             answer.text, answer.abstained = (
                 ABSTAIN_TEXT if hits else "The documents hold nothing about that.",
@@ -193,6 +201,25 @@ class RAG:
         """Answer a question (non-streaming)."""
         *_, (_, answer) = self.stream(question, **kwargs)
         return answer
+
+
+def _read(reader, question: str, hits: list[Hit], evidence: Evidence) -> str | None:
+    """The reader's verdict over the kept sources: no span anywhere abstains (for every generator); otherwise
+    the sentence holding the best span goes first, alone at the top of the quoting order. Returns the span."""
+    found = reader.best(question, [hits[n - 1].text for n in evidence.kept])
+    if found is None:
+        evidence.abstain = True
+        return None
+    i, span = found
+    n, text = evidence.kept[i], hits[evidence.kept[i] - 1].text
+    start, end = next(
+        ((a, b) for a, b in sentence_spans(text) if a <= span.start < b), (span.start, span.end)
+    )
+    others = [s for s in evidence.sentences if not (s.n == n and s.start <= span.start < s.end)]
+    top = max((s.rank for s in others), default=0.0) + 1.0  # above the others by more than any quoting spread
+    holder = Sentence(n, " ".join(text[start:end].split()), start, end, evidence.score, top)
+    evidence.sentences = [holder, *others]
+    return span.text
 
 
 def _renumber(evidence: Evidence, kept: list[int]) -> Evidence:
