@@ -2,6 +2,7 @@
 
     python benchmarks/bench_rag.py --part answers                # the question set in benchmarks/rag_bench/ (~1 min)
     python benchmarks/bench_rag.py --part collections            # three collections, default settings (~5 min)
+    python benchmarks/bench_rag.py --part collections --reader runs/qa-reader   # the same, answers by the reader
     python benchmarks/bench_rag.py --part near_domain            # half of a collection indexed, the other half asked
     python benchmarks/bench_rag.py --store runs/rag-builtin      # everything; the built-in docs' store is built if missing
 
@@ -228,13 +229,17 @@ def main() -> None:
     parser.add_argument(
         "--mode", default="hybrid", choices=MODES, help="retrieval mode of --part collections"
     )
+    parser.add_argument("--reader", help="with --part collections: answer with this extractive QA model")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.part == "collections":  # prose, CPython's language reference, scikit-learn's dataset notes
         from rag_collections import collections_benchmark
 
-        results = collections_benchmark(Path(args.cache), args.mode)
-        out = HERE / "results" / f"rag_collections_{args.mode}.json"
+        from llmkit.rag.reader import Reader
+
+        reader = Reader(args.reader) if args.reader else None
+        results = collections_benchmark(Path(args.cache), args.mode, reader)
+        out = HERE / "results" / f"rag_collections_{args.mode}{'_reader' if reader else ''}.json"
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
         return

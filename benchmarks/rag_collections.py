@@ -123,10 +123,13 @@ def _ask_all(rag, rows: list[dict], mode: str) -> list[dict]:
     return out
 
 
-def collection_report(name: str, store, questions: dict[str, list[dict]], mode: str = "hybrid") -> dict:
-    """Default settings (the store's calibrated threshold, extractive answers) on in- and off-collection questions."""
+def collection_report(
+    name: str, store, questions: dict[str, list[dict]], mode: str = "hybrid", reader=None
+) -> dict:
+    """Default settings (the store's calibrated threshold, extractive answers, `reader` if given) on in- and
+    off-collection questions."""
     calibration = ensure_calibrated(store)
-    rag = RAG(store, k=5, mode=mode)
+    rag = RAG(store, k=5, mode=mode, reader=reader)
     own = questions[name]
     answerable = [r for r in own if r.get("answerable", True)]
     unanswerable = [r for r in own if not r.get("answerable", True)]
@@ -163,7 +166,7 @@ def collection_report(name: str, store, questions: dict[str, list[dict]], mode: 
     }
 
 
-def collections_benchmark(cache: Path, mode: str = "hybrid") -> dict:
+def collections_benchmark(cache: Path, mode: str = "hybrid", reader=None) -> dict:
     """collection_report for every collection (stores cached under `cache`)."""
     stores, questions, embedder = {}, {}, None
     for name in COLLECTIONS:
@@ -171,7 +174,7 @@ def collections_benchmark(cache: Path, mode: str = "hybrid") -> dict:
         embedder = stores[name].embedder
     results = {}
     for name, store in stores.items():
-        results[name] = collection_report(name, store, questions, mode)
+        results[name] = collection_report(name, store, questions, mode, reader)
         print(name, json.dumps(results[name]), flush=True)
     return results
 
