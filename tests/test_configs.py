@@ -14,7 +14,7 @@ from accelerate.commands.config.config_args import load_config_from_file
 from llmkit.arguments import parse_args
 from llmkit.data import DataArguments
 from llmkit.lm import PRESETS, ModelArguments, PretrainingArguments
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 
