@@ -1,5 +1,5 @@
 """Process set-up every recipe does first: refuse a launch that silently lost its ranks, share the CPU
-cores between processes, and make sure output_dir can be written before any work starts.
+cores between processes, resolve `--precision`, and make sure output_dir can be written before any work starts.
 
 On a machine without CUDA, `accelerate launch --num_processes 2` (and `--cpu`, and MULTI_CPU
 configs) start ONE process with accelerate 1.15, with no error; `check_launch` stops that. accelerate
@@ -56,3 +56,15 @@ def prepare_output_dir(path: str | Path) -> Path:
             f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir."
         ) from None
     return out
+
+
+def resolve_precision(precision: str) -> str:
+    """`--precision` as used: auto is bf16 on GPUs that have it, fp16 on older GPUs and fp32 on a CPU."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise UserError(f"--precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if precision == "fp16" and not cuda:
+        raise UserError("--precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16.")
+    return precision

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from llmkit.errors import UserError
+from llmkit.launch import resolve_precision
 from llmkit.secrets import move_token_to_environment
 
 
@@ -34,18 +34,12 @@ class LlmkitTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UserError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
-        cuda = torch.cuda.is_available()
-        if not cuda:
+        precision = resolve_precision(self.precision)
+        if not torch.cuda.is_available():
             # Without this a MULTI_GPU accelerate config on a CPU machine trains N independent copies.
             self.use_cpu = True
-        if not (self.bf16 or self.fp16):
-            if self.precision == "auto" and cuda:
-                self.bf16 = torch.cuda.is_bf16_supported()
-                self.fp16 = not self.bf16
-            else:
-                self.bf16, self.fp16 = self.precision == "bf16", self.precision == "fp16"
+        if not (self.bf16 or self.fp16):  # --bf16 / --fp16 given as Trainer flags win
+            self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
         super().__post_init__()
         self.started_at = time.perf_counter()  # arguments are parsed first thing: metrics' wall_time_seconds
         # Trainer pickles its arguments into every checkpoint: keep the token out of them.

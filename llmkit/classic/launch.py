@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from llmkit.errors import UserError
-from llmkit.launch import check_launch, configure_threads, prepare_output_dir
+from llmkit.launch import check_launch, configure_threads, prepare_output_dir, resolve_precision
 from llmkit.log import configure_logging
 
 
@@ -28,13 +27,9 @@ def start(args) -> Path:
 
 
 def mixed_precision(precision: str) -> str:
-    """accelerate's mixed_precision for `--precision` (auto: bf16 on GPUs that have it, fp16 on others, fp32 on CPU)."""
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
-    if precision == "fp16" and not cuda:
-        raise UserError("--precision fp16 needs a CUDA GPU; on a CPU use fp32 or bf16.")
-    return {"fp32": "no"}.get(precision, precision)
+    """accelerate's mixed_precision for `--precision` (see llmkit.launch.resolve_precision)."""
+    resolved = resolve_precision(precision)
+    return "no" if resolved == "fp32" else resolved
 
 
 def make_accelerator(args):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmkit.data.sentences import sentence_spans
 from llmkit.errors import UserError
 from llmkit.rag.abstain import ABSTAIN_TEXT, Evidence, Gate, Sentence
 from llmkit.rag.calibration import ensure_calibrated
@@ -14,7 +15,6 @@ from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
-from llmkit.rag.sentences import sentence_spans
 from llmkit.rag.store import Store
 
 MAX_QUESTION_CHARS = 2000

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from llmkit.data.sentences import split_sentences
 from llmkit.errors import UserError
 from llmkit.rag import RAG, Document, Store
 from llmkit.rag.abstain import ABSTAIN_TEXT, Gate, calibrate
 from llmkit.rag.chunking import chunk_document
-from llmkit.rag.sentences import split_sentences
 from llmkit.ui.rag_chat import sources_html
 from tests.rag.conftest import QUESTIONS
 
@@ -114,5 +114,7 @@ def test_a_chunk_spanning_pages_says_so(embedder):
 def test_answer_json_shape(topic_store):
     data = RAG(topic_store, k=3).ask(QUESTIONS[7][0]).to_dict()
     json.dumps(data)
-    assert set(data) == {"answer", "citations", "abstained", "sources"}
+    assert (
+        set(data) == {"answer", "citations", "abstained", "span", "sources"} and data["span"] is None
+    )  # no reader
     assert set(data["citations"][0]) == {"n", "doc_id", "source", "page", "sentence", "score"}
