@@ -58,7 +58,7 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 def test_serve_answers_over_http(server):
     question = QUESTIONS[5][0]  # rebasing
     code, result = post(server + "/ask", json.dumps({"question": question}).encode())
-    assert code == 200 and set(result) == {"answer", "citations", "abstained", "sources"}
+    assert code == 200 and set(result) == {"answer", "citations", "abstained", "span", "sources"}
     assert result["abstained"] is False and result["citations"][0]["doc_id"] == "rebase.md"
     assert "re-applies them" in result["citations"][0]["sentence"] and "[1]" in result["answer"]
     assert len(result["sources"]) == 3  # the server's --k
