@@ -23,12 +23,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer  # noqa: E402
 
-from llmkit.data.sentences import sentence_spans  # noqa: E402
 from llmkit.finetune.common import default_encoder  # noqa: E402
 from llmkit.finetune.qa_builtin import sample_rows  # noqa: E402
 from llmkit.finetune.qa_eval import score_model  # noqa: E402
 from llmkit.finetune.qa_spans import QuestionAnsweringArguments  # noqa: E402
 from llmkit.rag.reader import Reader  # noqa: E402
+from llmkit.sentences import sentence_spans  # noqa: E402
 
 HERE = Path(__file__).parent
 BENCH = HERE / "rag_bench"

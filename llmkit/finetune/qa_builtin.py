@@ -20,8 +20,8 @@ from functools import cache
 from pathlib import Path
 
 from llmkit.data.builtin import builtin_documents
-from llmkit.data.sentences import is_quotable, sentence_spans
 from llmkit.finetune.qa_data import _flatten, check_rows
+from llmkit.sentences import is_quotable, sentence_spans
 
 SAMPLE = Path(__file__).with_name("qa_sample.json")
 HELD_OUT_EVERY = 4  # passages 4, 8, 12, ... are validation only

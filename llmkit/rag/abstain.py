@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from llmkit.data.sentences import is_quotable, sentence_spans
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Hit
 from llmkit.rag.selection import selection_bonus
+from llmkit.sentences import is_quotable, sentence_spans
 
 # Calibrated with `python benchmarks/bench_rag.py` (MiniLM-L6): the largest threshold that answers
 # at least 95% of the answerable questions, per mode.

@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from llmkit.data.sentences import is_quotable, split_sentences
+from llmkit.sentences import is_quotable, split_sentences
 
 VERSION = 1  # raised whenever evidence scoring or the probes change: older calibrations are refitted
 LAMBDA = 0.5

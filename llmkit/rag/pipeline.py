@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmkit.data.sentences import sentence_spans
 from llmkit.errors import UserError
 from llmkit.rag.abstain import ABSTAIN_TEXT, Evidence, Gate, Sentence
 from llmkit.rag.calibration import ensure_calibrated
@@ -16,6 +15,7 @@ from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
 from llmkit.rag.store import Store
+from llmkit.sentences import sentence_spans
 
 MAX_QUESTION_CHARS = 2000
 _CITATION = re.compile(r"\[(\d+)\]")

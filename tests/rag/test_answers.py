@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from llmkit.data.sentences import split_sentences
 from llmkit.errors import UserError
 from llmkit.rag import RAG, Document, Store
 from llmkit.rag.abstain import ABSTAIN_TEXT, Gate, calibrate
 from llmkit.rag.chunking import chunk_document
+from llmkit.sentences import split_sentences
 from llmkit.ui.rag_chat import sources_html
 from tests.rag.conftest import QUESTIONS
 

@@ -32,7 +32,10 @@ def test_index_ask_eval(docs_folder, tmp_path, capsys):
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"answer", "citations", "abstained", "span", "sources"} and result["abstained"] is False
+    assert (
+        set(result) == {"answer", "citations", "abstained", "span", "sources"}
+        and result["abstained"] is False
+    )
     first = result["citations"][0]
     assert set(first) == {"n", "doc_id", "source", "page", "sentence", "score"}
     assert first["n"] == 1 and first["doc_id"] == "docs/rebase.md" and first["page"] is None
