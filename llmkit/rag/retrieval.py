@@ -81,18 +81,20 @@ class Retriever:
         query: str,
         k: int = 5,
         mode: str = "hybrid",
+        *,
         source: str | None = None,
         where: dict | None = None,
         rerank: bool | None = None,
     ) -> list[Hit]:
         """Top-k chunks for `query`; `source` is a glob on the source path, `where` matches metadata values."""
-        return self.retrieve(query, k, mode, source, where, rerank)[0]
+        return self.retrieve(query, k, mode, source=source, where=where, rerank=rerank)[0]
 
     def retrieve(
         self,
         query: str,
         k: int = 5,
         mode: str = "hybrid",
+        *,
         source: str | None = None,
         where: dict | None = None,
         rerank: bool | None = None,
