@@ -137,30 +137,9 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         DatasetDict(splits).save_to_disk(str(work / "data"), num_proc=None)
         data = work / "data"
         tokenizer.save_pretrained(data / "tokenizer")
-        meta = {
-            "format": FORMAT,
-            "tokenizer": args.tokenizer_name or "byte-level BPE trained on the corpus",
-            "vocab_size": len(tokenizer),
-            "block_size": block_size,
-            "dtype": dtype,
-            "source": data_args.source,
-            "splits": counts,
-            "seconds": round(time.perf_counter() - started, 1),
-            "arguments": {
-                "data": {k: v for k, v in asdict(data_args).items() if v is not None},
-                "tokenize": asdict(args),
-            },
-        }
-        figures = {
-            "train_blocks": counts["train"]["blocks"],
-            "train_tokens": counts["train"]["tokens"],
-            "validation_blocks": counts["validation"]["blocks"],
-        }
-        # the run record every recipe leaves (no training here: no steps, no loss)
-        common = {"global_step": 0, "train_loss": None, "final_train_loss": None, "headline": figures}
-        metrics = record.write_metrics(data, "tokenize", {**common, "output_dir": str(out)})
-        # written last: its presence means "complete"
-        (data / METADATA).write_text(json.dumps(meta, indent=2))
+        meta, metrics = _write_records(
+            data, out, (data_args, args), counts, vocab_size=len(tokenizer), dtype=dtype, started=started
+        )
         _publish(data, out)
     except KeyboardInterrupt:
         # tokenize has no checkpoints: say what the interruption left, not what a training run would
@@ -176,6 +155,39 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
     )
     return out
+
+
+def _write_records(
+    data: Path, out: Path, arguments: tuple, counts: dict, *, vocab_size: int, dtype: str, started: float
+) -> tuple[dict, dict]:
+    """metrics.json (the run record every recipe leaves), then llmkit_tokenized.json, whose presence means complete."""
+    data_args, args = arguments
+    block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
+    meta = {
+        "format": FORMAT,
+        "tokenizer": args.tokenizer_name or "byte-level BPE trained on the corpus",
+        "vocab_size": vocab_size,
+        "block_size": block_size,
+        "dtype": dtype,
+        "source": data_args.source,
+        "splits": counts,
+        "seconds": round(time.perf_counter() - started, 1),
+        "arguments": {
+            "data": {k: v for k, v in asdict(data_args).items() if v is not None},
+            "tokenize": asdict(args),
+        },
+    }
+    figures = {
+        "train_blocks": counts["train"]["blocks"],
+        "train_tokens": counts["train"]["tokens"],
+        "validation_blocks": counts["validation"]["blocks"],
+    }
+    # the run record every recipe leaves (no training here: no steps, no loss)
+    common = {"global_step": 0, "train_loss": None, "final_train_loss": None, "headline": figures}
+    metrics = record.write_metrics(data, "tokenize", {**common, "output_dir": str(out)})
+    # written last: its presence means "complete"
+    (data / METADATA).write_text(json.dumps(meta, indent=2))
+    return meta, metrics
 
 
 def _stream_rows(ds):
