@@ -117,9 +117,42 @@ def safe_upload_name(name: str) -> str:
     return base or "upload.txt"
 
 
+def add_uploads(rag: RAG, files) -> str:
+    """Copy uploaded files into the store's uploads/ folder and index them; a one-line report of what was added."""
+    uploads = rag.store.path / "uploads"
+    if not files:
+        return "No file received."
+    uploads.mkdir(parents=True, exist_ok=True)
+    added, problems = [], []
+    docs = []
+    for f in files:
+        src = Path(f if isinstance(f, str) else f.name)
+        name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
+        if src.stat().st_size > MAX_UPLOAD_MB * 2**20:
+            problems.append(f"{name}: larger than {MAX_UPLOAD_MB} MB")
+            continue
+        target = uploads / name
+        shutil.copyfile(src, target)
+        try:
+            doc = load_file(target, rag.store.anchor, shown=f"uploads/{name}")
+        except (ValueError, OSError) as err:
+            problems.append(f"{name}: {err}")
+            target.unlink(missing_ok=True)
+            continue
+        docs.append(doc)
+        added.append(name)
+    if docs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stats = rag.store.add_documents(docs)
+        msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
+    else:
+        msg = "Nothing added."
+    return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
+
+
 def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Blocks:
     """A gr.Blocks chat over `rag`; uploads are added to its store, and a store re-indexed on disk is reloaded."""
-    uploads = rag.store.path / "uploads"
     use_query_threads()
 
     def respond(message, history, k, mode):
@@ -135,37 +168,6 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         except Exception as err:  # keep serving: report the problem in the chat instead of crashing
             history[-1]["content"] = redact(f"Sorry, something went wrong: {err}")
         yield history, sources_html(answer), ""
-
-    def add_files(files):
-        if not files:
-            return "No file received."
-        uploads.mkdir(parents=True, exist_ok=True)
-        added, problems = [], []
-        docs = []
-        for f in files:
-            src = Path(f if isinstance(f, str) else f.name)
-            name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
-            if src.stat().st_size > MAX_UPLOAD_MB * 2**20:
-                problems.append(f"{name}: larger than {MAX_UPLOAD_MB} MB")
-                continue
-            target = uploads / name
-            shutil.copyfile(src, target)
-            try:
-                doc = load_file(target, rag.store.anchor, shown=f"uploads/{name}")
-            except (ValueError, OSError) as err:
-                problems.append(f"{name}: {err}")
-                target.unlink(missing_ok=True)
-                continue
-            docs.append(doc)
-            added.append(name)
-        if docs:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                stats = rag.store.add_documents(docs)
-            msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
-        else:
-            msg = "Nothing added."
-        return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
 
     with gr.Blocks(title=title) as demo:
         gr.Markdown(
@@ -200,7 +202,7 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         # The counts follow each answer and upload (the store may have been re-indexed meanwhile).
         send.click(respond, inputs, outputs, api_name="chat").then(counts_now, None, counts, api_name=False)
         box.submit(respond, inputs, outputs, api_name=False).then(counts_now, None, counts, api_name=False)
-        files.upload(add_files, files, status, api_name="add_files").then(
+        files.upload(lambda f: add_uploads(rag, f), files, status, api_name="add_files").then(
             counts_now, None, counts, api_name=False
         )
         counts_api = gr.Button(visible=False)
