@@ -19,8 +19,13 @@ from tests.helpers import REPO
 CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 
 
-def test_the_four_launch_configs_exist():
-    assert {p.stem for p in CONFIGS} >= {"cpu-ddp", "multi-gpu", "fsdp", "deepspeed-zero2"}
+def test_the_four_launch_configs_are_what_their_names_say():
+    configs = {p.stem: load_config_from_file(str(p)) for p in CONFIGS}
+    assert set(configs) >= {"cpu-ddp", "multi-gpu", "fsdp", "deepspeed-zero2"}
+    assert configs["multi-gpu"].distributed_type == "MULTI_GPU" and not configs["multi-gpu"].use_cpu
+    assert configs["fsdp"].distributed_type == "FSDP" and configs["fsdp"].fsdp_config
+    deepspeed = configs["deepspeed-zero2"]
+    assert deepspeed.distributed_type == "DEEPSPEED" and deepspeed.deepspeed_config["zero_stage"] == 2
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

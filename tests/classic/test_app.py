@@ -49,11 +49,14 @@ def test_a_drawing_becomes_a_centred_digit():
     assert digit.shape == (1, 1, 16, 16) and digit.max() > 0.9 and digit[0, 0, :, :3].max() < 0.1
 
 
-def test_mlp_playground_returns_a_figure():
+def test_mlp_playground_learns_what_a_line_cannot():
     x, y = make_2d("spirals", n=100)
     assert x.shape == (100, 2) and set(y) == {0, 1}
-    fig = train_2d("xor", "tanh", "adam", 0.05, 8, 20)
-    assert len(fig.axes) == 2
+    fig = train_2d("xor", "tanh", "adam", 0.05, 8, 150)
+    accuracy = float(fig.axes[0].get_title().rsplit(" ", 1)[-1])
+    assert len(fig.axes) == 2 and accuracy >= 0.95  # a hidden layer separates XOR
+    linear = train_2d("xor", "identity", "adam", 0.05, 8, 150)
+    assert float(linear.axes[0].get_title().rsplit(" ", 1)[-1]) < 0.8  # a linear model cannot
 
 
 def test_every_tab_answers_over_http(folders):

@@ -35,7 +35,7 @@ def test_every_tab_answers(app_url, small_t5_dir):
     assert 0 < float(prob) <= 1 and alternatives.count(",") >= 4  # five alternatives with probabilities
 
     plot = client.predict("The for statement is used", 1, 1, api_name="/attention")
-    assert plot is not None
+    assert plot["type"] == "matplotlib" and len(plot["plot"]) > 1000  # an image was drawn
 
     text, steps = client.predict("", 6, 0.8, 50, 0.95, 0, api_name="/generate")
     assert "Type a prompt" in text

@@ -259,3 +259,15 @@ def test_finetuning_pads_an_unpadded_model(tokenizer, tmp_path):
     tuned = AutoModelForCausalLM.from_pretrained(out)
     assert tuned.config.vocab_size % 64 == 0 and tuned.config.vocab_size > len(tokenizer)
     assert tuned.generation_config.suppress_tokens == list(range(len(tokenizer), tuned.config.vocab_size))
+
+
+def test_attention_map_is_causal_and_normalised(tiny_run):
+    from llmkit.lm.generate import load_causal_lm
+    from llmkit.lm.inspect import attention_map
+
+    model, tokenizer = load_causal_lm(str(tiny_run[0]))
+    tokens, weights = attention_map(model, tokenizer, "The for statement is used", layer=1, head=1)
+    n = len(tokens)
+    assert weights.shape == (n, n) and n > 3
+    assert torch.allclose(weights.sum(-1), torch.ones(n), atol=1e-4)  # each row a distribution
+    assert float(weights.triu(1).abs().max()) == 0.0  # no token attends to a later one
