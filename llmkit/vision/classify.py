@@ -216,7 +216,7 @@ def _load_model(name: str | None, labels: list[str], model_args: FinetuneModelAr
 
 
 def tiny_config_and_processor(labels: list[str], image_size: int = 32):
-    """A ~160k-parameter ResNet config for `labels` and the processor that resizes to `image_size` and normalises.
+    """A ~80k-parameter ResNet config for `labels` and the processor that resizes to `image_size` and normalises.
 
     32 pixels keep a digit on a 64-pixel canvas legible and train four times faster than 64.
     """
@@ -229,8 +229,12 @@ def tiny_config_and_processor(labels: list[str], image_size: int = 32):
     config = ResNetConfig(
         num_channels=3,
         embedding_size=16,
-        hidden_sizes=[16, 32, 64, 64],
-        depths=[1, 1, 1, 1],
+        hidden_sizes=[16, 32, 64],
+        depths=[
+            1,
+            1,
+            1,
+        ],  # three stages: the last maps stay 2x2 at 32 pixels, so batch norm works for one image
         layer_type="basic",
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
