@@ -71,3 +71,15 @@ def test_a_csv_of_relative_paths_trains_and_frozen_backbone_trains_only_the_head
     head = 64 * 3 + 3  # the tiny ResNet's last hidden size times the labels, plus biases
     assert metrics["trainable_parameters"] == head < metrics["parameters"]
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1", "2": "4"}
+
+
+def test_rerunning_resumes_from_the_newest_checkpoint(canvases, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        *("--train_dir", str(canvases / "train"), "--save_strategy", "steps", "--save_steps", "2"),
+        *("--eval_strategy", "no", "--load_best_model_at_end", "false", "--output_dir", str(out), *FAST),
+    ]
+    first = finetune_image([*argv, "--max_steps", "2"])
+    assert first["resumed_from"] is None and first["global_step"] == 2
+    second = finetune_image([*argv, "--max_steps", "4"])
+    assert second["resumed_from"].endswith("checkpoint-2") and second["global_step"] == 4
