@@ -43,11 +43,6 @@ class ImageDataArguments:
         default="image", metadata={"help": "The image column of --train_file (paths) or --dataset_name."}
     )
 
-    @property
-    def source(self) -> str:
-        """A short name of the folder data, for logs and the model card."""
-        return self.train_dir or ""
-
 
 def load_images(
     data: FinetuneDataArguments, images: ImageDataArguments, *, seed: int

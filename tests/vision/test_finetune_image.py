@@ -83,3 +83,23 @@ def test_rerunning_resumes_from_the_newest_checkpoint(canvases, tmp_path):
     assert first["resumed_from"] is None and first["global_step"] == 2
     second = finetune_image([*argv, "--max_steps", "4"])
     assert second["resumed_from"].endswith("checkpoint-2") and second["global_step"] == 4
+
+
+def test_a_dataset_with_image_and_class_label_features_trains_by_name(canvases, tmp_path):
+    # a local image folder loaded by datasets' own builder stands in for a Hub dataset such as `beans`:
+    # the same Image feature and ClassLabel column (whose names, not ids, become the labels)
+    metrics = finetune_image(
+        [
+            *("--dataset_name", str(canvases), "--max_steps", "1", "--eval_strategy", "no"),
+            *(
+                "--save_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+                "--output_dir",
+                str(tmp_path),
+                *FAST,
+            ),
+        ]
+    )
+    assert metrics["labels"] == LABELS

@@ -70,3 +70,15 @@ def test_a_head_with_other_labels_is_named_with_the_fix(canvases, tmp_path):
     shutil.copytree(canvases / "train" / "4", train / "4")
     with pytest.raises(UserError, match=r"trained with the labels \['0', '1'\].*use a new --output_dir"):
         finetune_image(["--train_dir", str(train), "--output_dir", str(tmp_path / "a"), *STEP])
+
+
+def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_refused(canvases, tmp_path):
+    table = tmp_path / "images.csv"
+    first = sorted(canvases.glob("train/0/*.png"))[0]
+    table.write_text(f"image,label\n{first},0\n{first},1\ngone.png,1\n")
+    with pytest.raises(UserError, match=r"no image file at .*gone.png \(.*images.csv line 4\)"):
+        finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+    with pytest.raises(UserError, match="does not take --text_column"):
+        finetune_image(
+            ["--train_file", str(table), "--text_column", "x", "--output_dir", str(tmp_path / "o")]
+        )
