@@ -2,9 +2,11 @@
 the output folder loads with transformers' pipeline, and a table of paths trains the same way."""
 
 import json
+import signal
 
 import pytest
-from transformers import AutoModelForImageClassification, pipeline
+import transformers
+from transformers import AutoModelForImageClassification, TrainerCallback, pipeline
 
 from llmkit.recipes.finetune_image import main as finetune_image
 from llmkit.vision.classify import tiny_config_and_processor
@@ -73,16 +75,37 @@ def test_a_csv_of_relative_paths_trains_and_frozen_backbone_trains_only_the_head
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1", "2": "4"}
 
 
-def test_rerunning_resumes_from_the_newest_checkpoint(canvases, tmp_path):
+class _CtrlCAt(TrainerCallback):
+    """Presses Ctrl-C (a real SIGINT) at the end of one step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(canvases, tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = [
-        *("--train_dir", str(canvases / "train"), "--save_strategy", "steps", "--save_steps", "2"),
-        *("--eval_strategy", "no", "--load_best_model_at_end", "false", "--output_dir", str(out), *FAST),
+        *("--train_dir", str(canvases / "train"), "--save_strategy", "steps", "--save_steps", "100"),
+        *("--eval_strategy", "no", "--load_best_model_at_end", "false", "--max_steps", "4"),
+        *("--output_dir", str(out), *FAST),
     ]
-    first = finetune_image([*argv, "--max_steps", "2"])
-    assert first["resumed_from"] is None and first["global_step"] == 2
-    second = finetune_image([*argv, "--max_steps", "4"])
-    assert second["resumed_from"].endswith("checkpoint-2") and second["global_step"] == 4
+    original = transformers.Trainer.__init__
+
+    def with_ctrl_c(self, *a, **k):
+        original(self, *a, **k)
+        self.add_callback(_CtrlCAt(2))
+
+    monkeypatch.setattr(transformers.Trainer, "__init__", with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint-2"):
+        finetune_image(argv)
+    monkeypatch.setattr(transformers.Trainer, "__init__", original)
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    metrics = finetune_image(argv)  # the very same command
+    assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["global_step"] == 4
 
 
 def test_a_dataset_with_image_and_class_label_features_trains_by_name(canvases, tmp_path):
@@ -103,3 +126,23 @@ def test_a_dataset_with_image_and_class_label_features_trains_by_name(canvases, 
         ]
     )
     assert metrics["labels"] == LABELS
+
+
+def test_a_lora_run_on_new_labels_loads_in_a_pipeline_with_its_own_labels(canvases, tmp_path):
+    base = tmp_path / "ten-label-base"
+    config, processor = tiny_config_and_processor([str(d) for d in range(10)], 32)
+    AutoModelForImageClassification.from_config(config).save_pretrained(base)
+    processor.save_pretrained(base)
+    out = tmp_path / "lora"
+    metrics = finetune_image(
+        [
+            *("--model_name_or_path", str(base), "--ignore_mismatched_sizes", "true", "--use_lora", "true"),
+            *("--train_dir", str(canvases / "train"), "--max_steps", "2", "--eval_strategy", "no"),
+            *("--save_strategy", "no", "--load_best_model_at_end", "false", "--output_dir", str(out), *FAST),
+        ]
+    )
+    assert metrics["trainable_parameters"] < metrics["parameters"] / 2
+    assert (out / "adapter_config.json").is_file()
+    image = sorted(canvases.glob("test/4/*.png"))[0]
+    answer = pipeline("image-classification", model=str(out))(str(image))
+    assert sorted(a["label"] for a in answer) == LABELS  # the adapter's three labels, not the base's ten
