@@ -24,6 +24,10 @@ def main() -> None:
     parser.add_argument(
         "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
     )
+    parser.add_argument(
+        "--reader",
+        help="an extractive QA model (`llmkit finetune-qa` output): quotes its span, abstains on none",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
@@ -31,11 +35,12 @@ def main() -> None:
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}.")
-    from llmkit.rag.abstain import MIN_SCORE, Gate
+    from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
+    from llmkit.rag.reader import Reader
     from llmkit.ui.rag_chat import build_rag_chat
 
-    gate = Gate(dict(MIN_SCORE) if args.min_score is None else args.min_score)
+    gate = Gate(args.min_score)  # None: the store's calibrated thresholds
     builtin = args.store == parser.get_default("store")
     if Path(args.store).is_file():
         raise UserError(
@@ -48,6 +53,7 @@ def main() -> None:
         k=args.k,
         mode=args.mode,
         gate=gate,
+        reader=Reader(args.reader) if args.reader else None,
     )
     demo = build_rag_chat(rag)
     demo.queue(default_concurrency_limit=4).launch(

@@ -1,6 +1,9 @@
 """RAG performance: answers (abstention, citations), retrieval quality, embedding, FAISS and FTS5 speed.
 
     python benchmarks/bench_rag.py --part answers                # the question set in benchmarks/rag_bench/ (~1 min)
+    python benchmarks/bench_rag.py --part collections            # three collections, default settings (~5 min)
+    python benchmarks/bench_rag.py --part collections --reader runs/qa-reader   # the same, answers by the reader
+    python benchmarks/bench_rag.py --part near_domain            # half of a collection indexed, the other half asked
     python benchmarks/bench_rag.py --store runs/rag-builtin      # everything; the built-in docs' store is built if missing
 
 The answers part indexes benchmarks/rag_bench/docs (ten short documents written for this
@@ -219,9 +222,35 @@ def main() -> None:
     parser.add_argument("--store", default="runs/rag-builtin")
     parser.add_argument("--qa", default=str(HERE / "rag_questions.jsonl"))
     parser.add_argument("--out", default=str(HERE / "results" / "rag.json"))
-    parser.add_argument("--part", default="all", choices=["all", "answers"])
+    parser.add_argument("--part", default="all", choices=["all", "answers", "collections", "near_domain"])
+    parser.add_argument(
+        "--cache", default="runs/rag-collections", help="where the collections' stores are kept"
+    )
+    parser.add_argument(
+        "--mode", default="hybrid", choices=MODES, help="retrieval mode of --part collections"
+    )
+    parser.add_argument("--reader", help="with --part collections: answer with this extractive QA model")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.part == "collections":  # prose, CPython's language reference, scikit-learn's dataset notes
+        from rag_collections import collections_benchmark
+
+        from llmkit.rag.reader import Reader
+
+        reader = Reader(args.reader) if args.reader else None
+        results = collections_benchmark(Path(args.cache), args.mode, reader)
+        out = HERE / "results" / f"rag_collections_{args.mode}{'_reader' if reader else ''}.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
+    if args.part == "near_domain":  # half of a collection indexed, questions about the other half
+        from rag_collections import near_domain_benchmark
+
+        results = near_domain_benchmark(Path(args.cache), args.mode)
+        out = HERE / "results" / f"rag_near_domain_{args.mode}.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
 
     answers = answers_benchmark(HERE / "rag_bench" / "docs", HERE / "rag_bench" / "questions.jsonl")
     if args.part == "answers":

@@ -136,6 +136,14 @@ class _StopAndSave(TrainerCallback):
             control.should_training_stop = True
         return control
 
+    def on_epoch_end(self, args, state, control, **kwargs):
+        # The Trainer would still score the validation set for the cut-short epoch (38 s seen on a large set)
+        # while the user waits for the exit; the resumed run finishes that epoch and evaluates it.
+        if self.stopped_at is not None:
+            control.should_evaluate = False
+            control.should_save = False  # saved at the step of the interrupt already
+        return control
+
     def on_train_end(self, args, state, control, **kwargs):
         if self._pending is not None:
             self._pending.wait()

@@ -12,7 +12,7 @@ from llmkit.tool_cli import parse_command, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
-    "rag": "index documents and ask questions with cited sources (index, ask, eval, chat)",
+    "rag": "index documents and ask questions with cited sources (index, ask, eval, chat, serve)",
     "space": "build, check and deploy a Hugging Face Space (build, check, deploy)",
 }
 
@@ -40,20 +40,11 @@ def _generate(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=None)
     add_config_flag(parser)
     args = parse_command(parser, argv)
-    from llmkit.lm import generate_text, load_causal_lm
+    from llmkit.lm.generate import Sampling, generate_text, load_causal_lm
 
+    sampling = Sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     model, tokenizer = load_causal_lm(args.model)
-    generate_text(
-        model,
-        tokenizer,
-        args.prompt,
-        args.max_new_tokens,
-        args.temperature,
-        args.top_k,
-        args.top_p,
-        args.seed,
-        stream=True,
-    )
+    generate_text(model, tokenizer, args.prompt, sampling, stream=True)
 
 
 def _rag(argv: list[str]) -> None:

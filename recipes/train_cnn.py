@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the CNN the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     start(args)
-    train, test, n_classes = load_images(args.dataset, args.image_size, seed=args.seed)
+    train, test, n_classes = load_images(args.dataset, args.image_size, seed=args.seed, min_classes=2)
     channels, height, width = train.tensors[0].shape[1:]
     if height != width:
         raise UserError(

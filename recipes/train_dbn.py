@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Pretrain the RBMs, fine-tune both networks; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     out = start(args)
-    train, test, n_classes = load_images(args.dataset, seed=args.seed)
+    train, test, n_classes = load_images(args.dataset, seed=args.seed, min_classes=2)
     dbn = DBN([train.tensors[0][0].numel(), *args.hidden], n_classes, args.seed)
     rbm_history = pretrain(args, dbn, train.tensors[0], out)
     results = {}

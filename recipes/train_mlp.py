@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Train the MLP(s) the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)
     start(args)
-    train, test, n_classes = load_images(args.dataset, seed=args.seed)
+    train, test, n_classes = load_images(args.dataset, seed=args.seed, min_classes=2)
     numpy_metrics = train_numpy(args, train, test, n_classes) if args.impl in ("numpy", "both") else {}
     if args.impl == "numpy":
         losses = numpy_metrics["numpy_loss_per_epoch"]

@@ -12,42 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
-# A GPT-2 small enough to train in seconds on one CPU core.
-TINY_MODEL = [
-    "--n_layer",
-    "2",
-    "--n_head",
-    "2",
-    "--n_embd",
-    "64",
-    "--n_positions",
-    "64",
-    "--vocab_size",
-    "512",
-]
-FAST_TRAINING = [
-    "--per_device_train_batch_size",
-    "8",
-    "--logging_steps",
-    "5",
-    "--disable_tqdm",
-    "true",
-    "--learning_rate",
-    "3e-3",
-]
-
-
-def run_pretrain(argv: list[str], callbacks=None) -> dict:
-    """Parse recipe flags exactly as the recipe does and train in this process."""
-    from llmkit.arguments import parse_args
-    from llmkit.data import DataArguments
-    from llmkit.lm import ModelArguments, PretrainingArguments, pretrain
-
-    return pretrain(
-        *parse_args((DataArguments, ModelArguments, PretrainingArguments), argv), callbacks=callbacks
-    )
+from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 from llmkit.checkpoints import checkpoint_problem, find_resume_checkpoint, prune_incomplete
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt
-from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
+from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
 
 TINY_RUN_ARGS = [
     *TINY_MODEL,

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from llmkit.cli import main as llmkit_main
-from tests.conftest import REPO, TINY_MODEL
+from tests.helpers import REPO, TINY_MODEL
 
 
 def _fails_with(argv, capsys, message):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from accelerate.commands.config.config_args import load_config_from_file
 from llmkit.arguments import parse_args
 from llmkit.data import DataArguments
 from llmkit.lm import PRESETS, ModelArguments, PretrainingArguments
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 
@@ -133,3 +134,18 @@ def _as_json(yaml_path: Path) -> Path:
     path = yaml_path.with_suffix(".json")
     path.write_text(json.dumps(yaml.safe_load(yaml_path.read_text())))
     return path
+
+
+def test_stated_times_are_the_measured_ones():
+    """Each timed config's `Takes:` line quotes benchmarks/results/config-times.json (one figure per claim)."""
+    measured = json.loads((REPO / "benchmarks" / "results" / "config-times.json").read_text())
+    timed = [name for name in measured if name != "machine"]
+    assert timed
+    for name in timed:
+        takes = next(
+            line
+            for line in (REPO / "recipes" / "configs" / f"{name}.yaml").read_text().splitlines()
+            if line.startswith("# Takes:")
+        )
+        minutes, seconds = re.match(r"# Takes: (?:(\d+) min )?(\d+) s for the whole command", takes).groups()
+        assert int(minutes or 0) * 60 + int(seconds) == round(measured[name]["seconds"]), name

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from llmkit.finetune.common import packaged_minilm
-from tests.conftest import TINY_MODEL
+from tests.helpers import TINY_MODEL
 
 NOISE = [
     "attention_mask",  # transformers' padding warning: packed blocks have no padding

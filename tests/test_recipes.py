@@ -11,7 +11,7 @@ import pytest
 from llmkit.arguments import parse_args
 from llmkit.cli import main as llmkit_main
 from llmkit.recipes import RECIPES
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 RUN_CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from llmkit import record
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 BASE = {"world_size": 1, "global_step": 3, "train_loss": 2.5, "final_train_loss": 2.0, "headline": {}}
 

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from llmkit.errors import UserError
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 HUB_IMAGES = {
     "mnist": ("ylecun/mnist", "image", "label"),
@@ -19,9 +22,17 @@ HUB_IMAGES = {
 
 
 def load_images(
-    name: str = "digits", size: int | None = None, test_fraction: float = 0.2, seed: int = 0
+    name: str = "digits",
+    size: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    min_classes: int = 1,
 ) -> tuple[TensorDataset, TensorDataset, int]:
-    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W): their own size unless `size` is given."""
+    """(train, test, number of classes) of images in [0, 1] shaped (N, C, H, W): their own size unless `size` is given.
+
+    A classifier passes min_classes=2: trained on one class it learns nothing and still scores 100%.
+    """
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -43,9 +54,27 @@ def load_images(
     if len(train[0]) == 0:
         raise UserError(f"the dataset {name} has no training images.")
     n_classes = int(max(train[1].max(), test[1].max() if len(test[1]) else 0)) + 1
+    present = len(torch.unique(train[1]))
+    if present < min_classes:
+        raise UserError(
+            f"the training images of {name} are of only {present} class(es): a classifier needs at least "
+            f"{min_classes}. Add images of another class (for a folder: one subfolder per class)."
+        )
+    own = tuple(train[0].shape[-2:])
     if size:
         train, test = (resize(train[0], size), train[1]), (resize(test[0], size), test[1])
+    logger.info(describe_images(train[0], own))
     return TensorDataset(*train), TensorDataset(*test), n_classes
+
+
+def describe_images(images: torch.Tensor, own: tuple[int, int] | None = None) -> str:
+    """One line on what a model will see: 'images: 3 channels (RGB), 32x32' (and the size they were resized from)."""
+    kind = {1: "1 channel (grey)", 3: "3 channels (RGB)", 4: "4 channels (RGBA)"}
+    channels, height, width = images.shape[1:]
+    line = f"images: {kind.get(channels, f'{channels} channels')}, {height}x{width}"
+    if own and own != (height, width):
+        line += f" (resized from {own[0]}x{own[1]})"
+    return line
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -201,21 +230,38 @@ def _local_folder(folder: Path, test_fraction: float, seed: int):
             f"{folder} holds neither IDX files nor class subfolders with images ({', '.join(IMAGE_SUFFIXES)})."
         )
     arrays = [_read_image(f) for f, _ in files]
-    if len({a.shape for a in arrays}) > 1:
+    sizes = {a.shape[:2] for a in arrays}
+    if len(sizes) > 1:
         raise UserError(
-            f"the images in {folder} have different sizes {sorted({a.shape for a in arrays})[:3]}; resize them to one size."
+            f"the images in {folder} have different sizes {sorted(sizes)[:3]}; resize them to one size."
         )
-    x = torch.from_numpy(np.stack(arrays))[:, None]
+    # Colour is kept when any image has it (red and green of one brightness are the same grey); a folder of
+    # grey images (or colour files that are grey throughout) stays one channel.
+    colour = any(a.ndim == 3 and not (a == a[..., :1]).all() for a in arrays)
+    x = torch.from_numpy(
+        np.stack(
+            [(a if a.ndim == 3 else np.repeat(a[..., None], 3, -1)) if colour else _grey(a) for a in arrays]
+        )
+    )
+    x = x.permute(0, 3, 1, 2).contiguous() if colour else x[:, None]
     return _split(x, torch.tensor([label for _, label in files]), test_fraction, seed)
 
 
+def _grey(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 2 else a[..., 0]  # an RGB image whose channels are all equal
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
 def _read_image(path: Path) -> np.ndarray:
-    """One image as grey levels in [0, 1], or a message naming the file that is not an image."""
+    """One image in [0, 1]: (H, W) grey levels, or (H, W, 3) RGB for a colour file; else a message naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            grey = im.mode in GREY_MODES
+            return np.asarray(im.convert("L" if grey else "RGB"), dtype=np.float32) / 255.0
     except (
         UnidentifiedImageError,
         OSError,

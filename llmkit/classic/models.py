@@ -27,6 +27,18 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Images for a model of `channels` inputs: a grey image is the colour image with three equal channels (a
+    drawing in the app, for a model trained on colour), and a colour one reads as its mean for a grey model."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, channels, -1, -1)
+    if channels == 1:
+        return x[:, :3].mean(1, keepdim=True)
+    return x  # let the first layer say what it expects
+
+
 class LeNet(nn.Module):
     """LeNet-5 in spirit: two conv + pool stages, then three fully connected layers (ReLU, max-pool)."""
 
@@ -53,7 +65,7 @@ class LeNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(match_channels(x, self.features[0].in_channels)))
 
 
 class ResidualBlock(nn.Module):
@@ -93,7 +105,7 @@ class SmallResNet(nn.Module):
         self.head = nn.Linear(4 * width, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stages(self.stem(x)).mean(dim=(2, 3)))
+        return self.head(self.stages(self.stem(match_channels(x, self.stem[0].in_channels))).mean(dim=(2, 3)))
 
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

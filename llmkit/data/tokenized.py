@@ -32,7 +32,12 @@ from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
-from llmkit.data.tokenizer import get_tokenizer, load_tokenizer, tokenizer_fingerprint
+from llmkit.data.tokenizer import (
+    get_tokenizer,
+    load_tokenizer,
+    tokenizer_fingerprint,
+    tokenizer_training_texts,
+)
 from llmkit.errors import UserError
 from llmkit.log import configure_logging, get_logger
 
@@ -42,7 +47,6 @@ METADATA = "llmkit_tokenized.json"
 FORMAT = "llmkit-tokenized/1"
 DEFAULT_BLOCK_SIZE = 1024
 ENCODE_BATCH = 1000  # documents per tokenizer call
-STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training (as in pretraining)
 
 
 @dataclass
@@ -104,7 +108,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
 
     try:
         corpus = load_corpus(data_args, seed=args.seed)
-        texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+        texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
         tokenizer = get_tokenizer(args.tokenizer_name, args.vocab_size, texts)
         dtype = narrowest_dtype(len(tokenizer))
         logger.info(
@@ -172,13 +176,6 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
     )
     return out
-
-
-def _tokenizer_texts(train, streaming: bool):
-    """The texts BPE training sees: the whole training split, or the stream's first documents."""
-    if streaming:
-        return (row["text"] for _, row in zip(range(STREAM_TOKENIZER_DOCS), train))
-    return (text for batch in train.iter(batch_size=ENCODE_BATCH) for text in batch["text"])
 
 
 def _stream_rows(ds):

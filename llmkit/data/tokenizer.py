@@ -14,6 +14,17 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 
+STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
+
+
+def tokenizer_training_texts(train, streaming: bool) -> Iterator[str]:
+    """The texts BPE training sees, in pretraining and in `llmkit tokenize` alike: the whole training
+    split, or a streamed corpus's first documents."""
+    if streaming:
+        return (row["text"] for row in islice(iter(train), STREAM_TOKENIZER_DOCS))
+    return (text for batch in train.iter(batch_size=1000) for text in batch["text"])
+
+
 EOS = "<|endoftext|>"
 
 

@@ -33,7 +33,13 @@ from llmkit.finetune.labels import align, key, label_names, multi_hot
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
 from llmkit.finetune.outputs import finish_run
-from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.finetune.trainer import (
+    build_trainer,
+    report_truncation,
+    resume_checkpoint,
+    train_and_evaluate,
+    warn_if_too_small,
+)
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 
@@ -114,6 +120,7 @@ def finetune_classifier(
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
     data, truncated = report_truncation(data, max_length, "texts")
+    warn_if_too_small(args, len(data["train"]), len(data["validation"]))
     auto = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
 
     def model_init(trial=None):
@@ -152,6 +159,7 @@ def finetune_classifier(
             model=None if init else model_init(),
             model_init=init,
             compute_metrics=lambda p: _metrics(p, labels, token_task, multi),
+            keep_predictions=not token_task and not multi,  # for the confusion matrix
         )
 
     if args.hp_search_trials:
@@ -171,12 +179,11 @@ def finetune_classifier(
     _check_resumed_labels(resume, labels)
     trainer = make_trainer()
     metrics = train_and_evaluate(trainer, resume, data.get("test"))
-    if not token_task and not multi:
-        out = trainer.predict(data["validation"])  # on every rank: prediction gathers across processes
-        if trainer.is_world_process_zero():
-            plot_confusion(
-                out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
-            )
+    if not token_task and not multi and trainer.is_world_process_zero():
+        out = trainer.kept_validation  # the pass that gave the scores (gathered across processes)
+        plot_confusion(
+            out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
+        )
     task = (
         "Token classification"
         if token_task

@@ -90,6 +90,13 @@ def load_table(
         for split, path in (("validation", args.validation_file), ("test", args.test_file)):
             if path:
                 files[split] = expand_files([path])
+        for split, paths in files.items():
+            if not any(_has_rows(Path(f)) for f in paths):
+                # datasets' own message for this ("Instruction 'train' corresponds to no data") names no file
+                raise UserError(
+                    f"{', '.join(paths)} has no examples (a header or nothing at all): add rows to it"
+                    + ("." if split == "train" else ", or leave it out.")
+                )
         raw = load_source(data_files=files)
     else:
         raw = DatasetDict({"train": Dataset.from_list(builtin())})
@@ -113,7 +120,7 @@ def load_table(
     test = raw.get("test") if args.test_file else None
     train = _tag(raw["train"], "train")
     if validation is None:  # held out of the training data: its rows keep the training file's positions
-        split = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        split = _hold_out(train, args, seed)
         out = DatasetDict({"train": split["train"], "validation": split["test"]})
     else:
         out = DatasetDict({"train": train, "validation": _tag(validation, validation_name)})
@@ -131,6 +138,35 @@ def load_table(
             range(min(args.max_eval_samples, len(out["validation"])))
         )
     return out.select_columns([*columns, SOURCE, ROW])
+
+
+def _hold_out(train: Dataset, args: FinetuneDataArguments, seed: int) -> DatasetDict:
+    """Split a validation share off the training data, or say why these rows cannot be split."""
+    if len(train) < 2:
+        raise UserError(
+            f"{describe(args, 'train')} has only {len(train)} example: too few to train on and hold out a "
+            "validation split. Add examples (a few per class at least), or pass a --validation_file."
+        )
+    try:
+        return train.train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+    except ValueError:  # datasets/scikit-learn's message names parameters, not flags
+        raise UserError(
+            f"--validation_split_percentage {args.validation_split_percentage:g} of {len(train)} examples "
+            f"({describe(args, 'train')}) leaves no training or no validation example; use a share between "
+            "1 and 50, add examples, or pass a --validation_file."
+        ) from None
+
+
+def _has_rows(path: Path) -> bool:
+    """Whether a local data file holds at least one example (a CSV needs a line after its header)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".json", ".jsonl"):
+        return True  # parquet and the like: their reader says what is wrong
+    with path.open(errors="replace") as f:
+        lines = list(itertools.islice((line for line in f if line.strip()), 2))
+    if suffix in (".csv", ".tsv"):
+        return len(lines) > 1
+    return bool(lines) and "".join(line.strip() for line in lines) not in ("[]", "{}")
 
 
 def _tag(ds: Dataset, source: str) -> Dataset:

@@ -26,6 +26,7 @@ def label_names(
     feature = raw["train"].features[column]
     names = getattr(getattr(feature, "feature", None), "names", None) or getattr(feature, "names", None)
     if names:  # a ClassLabel feature: integers with names, the same in every split
+        _require_two_classes(raw["train"][column], names, token_task, data_args, column)
         return list(names), False
     rows = [
         (source, row, value)
@@ -56,9 +57,26 @@ def label_names(
             + ". A model cannot learn "
             f"a class it never sees: add training examples with it, or remove those rows from {describe(data_args, source)}."
         )
+    if not multi:  # one label of many can be present or absent: a multi-label set with one label still learns
+        _require_two_classes([v for s, _, v in rows if s == "train"], None, token_task, data_args, column)
     if token_task and "O" in seen:
         return ["O", *sorted(seen - {"O"})], False
     return sorted(seen), multi
+
+
+def _require_two_classes(values: list, names, token_task: bool, data_args, column: str) -> None:
+    """A classifier trained on one class learns nothing (and scores 100% on a validation split of it): refuse."""
+    seen = {key(x) for v in values for x in (v if token_task else [v])}
+    if len(seen) > 1:
+        return
+    label = next(iter(seen), "")
+    label = names[int(label)] if names and label.lstrip("-").isdigit() else label
+    what = "tag" if token_task else "label"
+    raise UserError(
+        f"every example in {describe(data_args, 'train')} has the same {what} ({label!r} in column {column!r}): "
+        f"a classifier needs at least two classes. Add examples of another class, or name the column that "
+        f"holds the classes with --label_column."
+    )
 
 
 def _blank(value, listed: bool) -> bool:

@@ -3,10 +3,13 @@ the truncation report, and the scores of the kept model on the validation and te
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 from datasets import Dataset, DatasetDict
 from transformers import EarlyStoppingCallback, Trainer
+from transformers.trainer_utils import EvalLoopOutput
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.finetune.common import FinetuneTrainingArguments
@@ -17,6 +20,47 @@ logger = get_logger(__name__)
 
 # Timing figures that say nothing about the model; kept out of the model card's results table.
 TIMING = ("_runtime", "_samples_per_second", "_steps_per_second")
+
+# Below these, a fine-tune from a pretrained start often predicts one class for everything, and a validation
+# score cannot tell it from one that learned (seen: 20 rows with the defaults = 6 steps and a 2-row split).
+MIN_STEPS, MIN_VALIDATION = 50, 20
+
+
+def optimizer_steps(args: FinetuneTrainingArguments, n_train: int) -> int:
+    """How many optimizer updates the run will make (--max_steps, else epochs x updates per epoch)."""
+    if args.max_steps and args.max_steps > 0:
+        return args.max_steps
+    return math.ceil(args.num_train_epochs * _updates_per_epoch(args, n_train))
+
+
+def _updates_per_epoch(args: FinetuneTrainingArguments, n_train: int) -> int:
+    batches = math.ceil(n_train / (args.per_device_train_batch_size * args.world_size))
+    return max(1, math.ceil(batches / args.gradient_accumulation_steps))
+
+
+def warn_if_too_small(args: FinetuneTrainingArguments, n_train: int, n_validation: int) -> list[str]:
+    """Warn (and return the warnings) when the run is too short to learn or its validation set too small to judge."""
+    warnings = []
+    steps = optimizer_steps(args, n_train)
+    if steps < MIN_STEPS:
+        per_epoch = _updates_per_epoch(args, n_train)
+        warnings.append(
+            f"warning: this run makes only {steps} optimizer steps ({n_train} training examples, "
+            f"{args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps} per step): "
+            "too few to learn, it may predict one class for everything. Raise --num_train_epochs (to "
+            f"{math.ceil(MIN_STEPS / per_epoch)} for {MIN_STEPS} steps) or lower --per_device_train_batch_size, "
+            "try a higher --learning_rate, or add data."
+        )
+    if n_validation < MIN_VALIDATION:
+        warnings.append(
+            f"warning: the validation set has only {n_validation} example(s): its scores move in steps of "
+            f"{100 / max(n_validation, 1):.0f}% and cannot tell a model that learned from one that did not. "
+            f"Give it at least {MIN_VALIDATION}: a --validation_file, a higher --validation_split_percentage, "
+            "or more data."
+        )
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
 
 
 def report_truncation(data: DatasetDict, max_length: int, what: str = "inputs") -> tuple[DatasetDict, int]:
@@ -41,13 +85,17 @@ def build_trainer(
     model_init: Callable | None = None,
     compute_metrics: Callable | None = None,
     trainer_cls: type[Trainer] = Trainer,
+    keep_predictions: bool = False,
 ) -> Trainer:
-    """A Trainer (or Seq2SeqTrainer) on data["train"] / data["validation"] with the run's callbacks."""
+    """A Trainer (or Seq2SeqTrainer) on data["train"] / data["validation"] with the run's callbacks.
+
+    It remembers its validation passes (see RemembersValidation); with keep_predictions, their predictions too.
+    """
     prepare_output_dir(args.output_dir)
     callbacks = []
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
-    return trainer_cls(
+    trainer = _remembering(trainer_cls)(
         model=model,
         model_init=model_init,
         args=args,
@@ -58,6 +106,37 @@ def build_trainer(
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
+    trainer.keep_predictions = keep_predictions
+    return trainer
+
+
+class RemembersValidation:
+    """Trainer mixin: keeps the validation passes of the kept-model candidates (the best so far and the latest).
+
+    A run that evaluates every epoch has already scored the model it keeps; the end of the run takes those scores
+    (and, with `keep_predictions`, the predictions for a confusion matrix) instead of scoring the validation set
+    again, which on a large set costs as much as an epoch's evaluation.
+    """
+
+    keep_predictions = False
+
+    def evaluation_loop(self, *args, **kwargs) -> EvalLoopOutput:
+        """The usual loop; a validation pass (prefix "eval") is remembered by the step it scored."""
+        output = super().evaluation_loop(*args, **kwargs)
+        if kwargs.get("metric_key_prefix", "eval") == "eval":
+            kept = output if self.keep_predictions else output._replace(predictions=None, label_ids=None)
+            self.last_validation = kept  # the same metrics dict: evaluate() adds its timing figures to it
+            if self.is_in_train:
+                passes = self.__dict__.setdefault("validation_passes", {})
+                passes[self.state.global_step] = kept
+                for step in set(passes) - {self.state.global_step, self.state.best_global_step}:
+                    del passes[step]
+        return output
+
+
+@functools.cache
+def _remembering(trainer_cls: type[Trainer]) -> type[Trainer]:
+    return type(trainer_cls.__name__, (RemembersValidation, trainer_cls), {"__doc__": trainer_cls.__doc__})
 
 
 def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
@@ -72,14 +151,43 @@ def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
 
 
 def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | None = None) -> dict:
-    """Train (resumably), then score the kept model once on validation and, if given, test (`test_*`)."""
+    """Train (resumably), then the kept model's validation scores and, if given, its test scores (`test_*`).
+
+    The validation set is scored once per evaluation: when the kept model was scored during training, those scores
+    are reported; only when it was not (no evaluation at its step) is it scored now. The pass reported is left in
+    `trainer.kept_validation` (with predictions when the trainer keeps them).
+    """
     train_resumable(trainer, resume)
-    metrics = trainer.evaluate()
+    kept = _scored_in_training(trainer, kept_checkpoint(trainer)["reported_step"])
+    if kept is None:
+        trainer.evaluate()
+        kept = trainer.last_validation
+    trainer.kept_validation = kept
+    metrics = dict(kept.metrics)
+    metrics.pop("step", None)
     if test is not None:  # scored once, after training: it never takes part in choosing the checkpoint
         metrics.update(trainer.evaluate(test, metric_key_prefix="test"))
     # evaluate() stamps the last epoch, not the kept checkpoint's: see kept_checkpoint()
     metrics.pop("epoch", None)
     return {**metrics, **kept_checkpoint(trainer), "resumed_from": resume}
+
+
+def _scored_in_training(trainer: Trainer, step: int) -> EvalLoopOutput | None:
+    """The validation pass that scored the model of `step` during training (this run, or the run it resumed)."""
+    remembered = getattr(trainer, "validation_passes", {}).get(step)
+    if remembered is not None:
+        return remembered
+    if getattr(trainer, "keep_predictions", False):  # predictions of an earlier process are not kept
+        return None
+    logged = next(
+        (
+            e
+            for e in reversed(trainer.state.log_history)
+            if e.get("step") == step and any(k.startswith("eval_") for k in e)
+        ),
+        None,
+    )
+    return None if logged is None else EvalLoopOutput(None, None, dict(logged), None)
 
 
 def kept_checkpoint(trainer: Trainer) -> dict:

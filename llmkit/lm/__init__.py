@@ -1,6 +1,6 @@
 """GPT-2 presets, pretraining, generation and reports."""
 
-from llmkit.lm.generate import generate_text, load_causal_lm
+from llmkit.lm.generate import Sampling, generate_text, load_causal_lm
 from llmkit.lm.loss import linear_cross_entropy, use_fast_loss
 from llmkit.lm.model import (
     PRESETS,
@@ -16,6 +16,7 @@ __all__ = [
     "PRESETS",
     "ModelArguments",
     "PretrainingArguments",
+    "Sampling",
     "build_gpt2",
     "count_parameters",
     "flops_per_token",

@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    LogitsProcessorList,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     TextStreamer,
 )
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from llmkit.errors import UserError
+from llmkit.lm.model import suppress_padded_ids
 from llmkit.loading import load_pretrained
+
+
+@dataclass
+class Sampling:
+    """How each next token is chosen, for `generate_text` and `generate_steps` alike: greedy when temperature
+    is 0, else temperature, top-k (0: off) and top-p; `seed` makes a run repeatable (None: not seeded)."""
+
+    max_new_tokens: int = 60
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
+            raise UserError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1.")
+
+    def generate_kwargs(self) -> dict:
+        """The same choice as `model.generate` arguments."""
+        if self.temperature == 0:
+            return {"do_sample": False}
+        return {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+
+    def warpers(self) -> LogitsProcessorList:
+        """The same choice as logits processors, for a hand-written decoding loop."""
+        if self.temperature == 0:
+            return LogitsProcessorList()
+        warpers = [TemperatureLogitsWarper(self.temperature), TopPLogitsWarper(self.top_p)]
+        if self.top_k:
+            warpers.insert(1, TopKLogitsWarper(self.top_k))
+        return LogitsProcessorList(warpers)
+
+    def room(self, model: PreTrainedModel, prompt_tokens: int) -> int:
+        """New tokens that fit: max_new_tokens, or what is left of the model's context after the prompt."""
+        limit = model.config.max_position_embeddings - prompt_tokens
+        if limit < 1:
+            raise UserError(f"the prompt is {prompt_tokens} tokens, as long as the model's whole context.")
+        return min(self.max_new_tokens, limit)
 
 
 def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -47,39 +90,23 @@ def generate_text(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompt: str,
-    max_new_tokens: int = 60,
-    temperature: float = 0.8,
-    top_k: int = 50,
-    top_p: float = 0.95,
-    seed: int | None = 0,
+    sampling: Sampling | None = None,
+    *,
     stream: bool = False,
 ) -> str:
-    """Sample a continuation of `prompt` (greedy when temperature is 0); optionally stream it to stdout."""
+    """Sample a continuation of `prompt` (default Sampling()); optionally stream it to stdout."""
     if not prompt:
         raise UserError("the prompt is empty; give the text to continue.")
-    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
-        raise UserError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1.")
-    if seed is not None:
-        torch.manual_seed(seed)
+    sampling = sampling or Sampling()
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
-    limit = model.config.max_position_embeddings - inputs["input_ids"].shape[1]
-    if limit < 1:
-        raise UserError(
-            f"the prompt is {inputs['input_ids'].shape[1]} tokens, as long as the model's whole context."
-        )
-    sampling = (
-        dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p)
-        if temperature > 0
-        else dict(do_sample=False)
-    )
-    padded = list(range(len(tokenizer), model.config.vocab_size))  # rows the tokenizer cannot decode
-    if padded and not model.generation_config.suppress_tokens:
-        sampling["suppress_tokens"] = padded
+    suppress_padded_ids(model, tokenizer)  # a padded vocabulary's extra rows are not tokens
     out = model.generate(
         **inputs,
-        max_new_tokens=min(max_new_tokens, limit),
+        max_new_tokens=sampling.room(model, inputs["input_ids"].shape[1]),
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
         streamer=TextStreamer(tokenizer, skip_prompt=False) if stream else None,
-        **sampling,
+        **sampling.generate_kwargs(),
     )
     return tokenizer.decode(out[0], skip_special_tokens=True)

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from llmkit.errors import UserError
+from llmkit.lm.generate import Sampling
 
 
 @dataclass
@@ -24,33 +26,25 @@ def generate_steps(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompt: str,
-    max_new_tokens: int = 40,
-    temperature: float = 0.8,
-    top_k: int = 50,
-    top_p: float = 0.95,
-    seed: int | None = 0,
+    sampling: Sampling | None = None,
+    *,
     n_alternatives: int = 5,
 ) -> Iterator[Step]:
-    """Sample token by token (with the KV cache), yielding each step as it is chosen."""
-    if seed is not None:
-        torch.manual_seed(seed)
+    """Sample token by token (with the KV cache) as `generate_text` would, yielding each step as it is chosen."""
+    if not prompt:
+        raise UserError("the prompt is empty; give the text to continue.")
+    sampling = sampling or Sampling(max_new_tokens=40)
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
-    warpers = LogitsProcessorList()
-    if temperature > 0:
-        warpers += [
-            TemperatureLogitsWarper(temperature),
-            TopKLogitsWarper(top_k) if top_k else None,
-            TopPLogitsWarper(top_p),
-        ]
-        warpers = LogitsProcessorList([w for w in warpers if w is not None])
-    limit = model.config.max_position_embeddings - ids.shape[1]
+    warpers = sampling.warpers()
     past, step_ids = None, ids
-    for _ in range(max(0, min(max_new_tokens, limit))):
+    for _ in range(sampling.room(model, ids.shape[1])):
         out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
         logits[:, len(tokenizer) :] = float("-inf")  # a padded vocabulary's extra rows are not tokens
         probs = logits.softmax(-1)[0]  # the model's own distribution, before sampling settings
-        if temperature > 0:
+        if sampling.temperature > 0:
             choice = torch.multinomial(warpers(ids, logits).softmax(-1), 1)
         else:
             choice = logits.argmax(-1, keepdim=True)
@@ -69,7 +63,7 @@ def generate_steps(
 
 @torch.inference_mode()
 def attention_map(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, layer: int, head: int
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, text: str, *, layer: int, head: int
 ) -> tuple[list[str], torch.Tensor]:
     """(tokens, seq x seq attention weights) of one layer and head for `text`."""
     enc = tokenizer(

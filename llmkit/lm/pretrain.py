@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from llmkit.checkpoints import find_resume_checkpoint, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
+from llmkit.data.tokenizer import tokenizer_training_texts
 from llmkit.errors import UserError
 from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 from llmkit.lm.loss import use_fast_loss
@@ -43,7 +43,6 @@ from llmkit.log import configure_logging, get_logger
 from llmkit.runtime import LlmkitTrainingArguments
 
 logger = get_logger(__name__)
-STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
 
 @dataclass
@@ -112,51 +111,54 @@ def pretrain(
     check_launch()
     configure_threads()
     args = training_args
-    is_main = args.process_index == 0
     configure_logging(args.log_level, args.log_level_replica)  # other ranks print warnings only
     fresh = not Path(args.output_dir).exists()
     out = prepare_output_dir(args.output_dir)
     try:
         run = _prepare(data_args, model_args, args, out)
     except UserError:
-        if fresh and is_main:  # a refused run leaves no folder it made (an empty one only: nothing is lost)
+        if (
+            fresh and args.process_index == 0
+        ):  # a refused run leaves no folder it made (empty: nothing is lost)
             with contextlib.suppress(OSError):
                 out.rmdir()
         raise
-    resume, tokenizer, model, block_size = run.resume, run.tokenizer, run.model, run.block_size
-    train, val = run.train, run.val
+    if args.process_index == 0:  # every check passed: only now does output_dir get the run's tokenizer
+        _save_tokenizer(out, run.tokenizer, model_args, data_args, run.resume)
+    if args.hp_search_trials:
+        return _search(run, (data_args, model_args, args))
     if data_args.streaming:
         callbacks = [KeepRankShards(), *(callbacks or [])]
-    if is_main:  # every check passed: only now does output_dir get the run's tokenizer
-        _save_tokenizer(out, tokenizer, model_args, data_args, resume)
+    return _train(run, (data_args, model_args, args), callbacks or [])
 
-    if args.hp_search_trials:
-        from llmkit.hpsearch import PRETRAIN_SPACE, run_search
 
-        def model_init(trial=None):
-            set_seed(args.seed)
-            return build_gpt2(model_args, tokenizer)
+def _search(run: _Run, arguments: tuple) -> dict:
+    """Hyperparameter search: fresh models from the same seed, scored by eval loss."""
+    from llmkit.hpsearch import PRETRAIN_SPACE, run_search
 
-        def make_trainer(init):
-            return Trainer(
-                model_init=init,
-                args=args,
-                train_dataset=train,
-                eval_dataset=val,
-                data_collator=collate_blocks,
-                processing_class=tokenizer,
-            )
+    data_args, model_args, args = arguments
 
-        return run_search(
-            make_trainer,
-            model_init,
-            (data_args, model_args, args),
-            args,
-            PRETRAIN_SPACE,
-            "eval_loss",
-            "minimize",
+    def model_init(trial=None):
+        set_seed(args.seed)
+        return build_gpt2(model_args, run.tokenizer)
+
+    def make_trainer(init):
+        return Trainer(
+            model_init=init,
+            args=args,
+            train_dataset=run.train,
+            eval_dataset=run.val,
+            data_collator=collate_blocks,
+            processing_class=run.tokenizer,
         )
 
+    return run_search(make_trainer, model_init, arguments, args, PRETRAIN_SPACE, "eval_loss", "minimize")
+
+
+def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dict:
+    """Train (resuming when there is a checkpoint), save the model, write the report and print the summary."""
+    data_args, model_args, args = arguments
+    model, block_size = run.model, run.block_size
     loss_impl = use_fast_loss(model, args.loss_implementation, args.device)
     tokens_per_step = (
         args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * block_size
@@ -173,13 +175,13 @@ def pretrain(
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=train,
-        eval_dataset=val,
+        train_dataset=run.train,
+        eval_dataset=run.val,
         data_collator=collate_blocks,
-        processing_class=tokenizer,
-        callbacks=[report, *(callbacks or [])],
+        processing_class=run.tokenizer,
+        callbacks=[report, *callbacks],
     )
-    train_resumable(trainer, resume)
+    train_resumable(trainer, run.resume)
     # a busy machine measures too low a peak: keep the better of two measurements
     if "measured" in peak_source:
         peak = max(peak, device_peak(args.device, precision)[0])
@@ -189,9 +191,9 @@ def pretrain(
         "preset": model_args.preset_label(),
         "corpus": data_args.source,
         "block_size": block_size,
-        "resumed_from": resume,
+        "resumed_from": run.resume,
         "vocab_size": model.config.vocab_size,
-        "tokenizer_size": len(tokenizer),
+        "tokenizer_size": len(run.tokenizer),
         "loss_implementation": loss_impl,
         "precision": precision,
         "torch_compile": args.torch_compile,
@@ -201,22 +203,27 @@ def pretrain(
     metrics = write_report(
         trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens
     )
-    if is_main:
-        speed = (
-            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
-            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), {describe_mfu(metrics['mfu'], peak_source)}"
-        )
-        record.print_summary(
-            metrics,
-            title=f"pretrain: GPT-2 {model_args.preset_label()} on {data_args.source}",
-            use=[
-                f'pipeline("text-generation", model="{out}")',
-                f'llmkit generate --model {out} --prompt "..."',
-                f"python apps/models.py --causal {out}",
-            ],
-            notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
-        )
+    if args.process_index == 0:
+        _print_summary(metrics, args.output_dir, f"GPT-2 {model_args.preset_label()} on {data_args.source}")
     return metrics
+
+
+def _print_summary(metrics: dict, out: str, what: str) -> None:
+    speed = (
+        f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
+        f"({metrics['train_tokens_per_second']:,.0f} over the whole run), "
+        f"{describe_mfu(metrics['mfu'], metrics['peak_source'])}"
+    )
+    record.print_summary(
+        metrics,
+        title=f"pretrain: {what}",
+        use=[
+            f'pipeline("text-generation", model="{out}")',
+            f'llmkit generate --model {out} --prompt "..."',
+            f"python apps/models.py --causal {out}",
+        ],
+        notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
+    )
 
 
 @dataclass
@@ -257,7 +264,7 @@ def _prepare(
         with args.main_process_first(desc="preparing the tokenizer", local=False):
             # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
             # ranks load that copy (a single process saves it only once every check has passed).
-            texts = _tokenizer_texts(corpus["train"], data_args.streaming)
+            texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
             saved = out if (resume or not is_main) else None
             tokenizer = get_tokenizer(
                 model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
@@ -342,12 +349,6 @@ def _save_tokenizer(
     if data_args.tokenized_dataset:
         tokenized = {"tokenized_dataset": str(data_args.tokenized_dataset), "vocab_size": len(tokenizer)}
     write_tokenizer_request(out, model_args, tokenized=tokenized)
-
-
-def _tokenizer_texts(train, streaming: bool):
-    if streaming:
-        return (row["text"] for row in islice(iter(train), STREAM_TOKENIZER_DOCS))
-    return train["text"]
 
 
 def _check_checkpoint_vocab(checkpoint: str | None, vocab_size: int) -> None:

@@ -10,7 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from llmkit import record
-from llmkit.lm.generate import generate_text
+from llmkit.lm.generate import Sampling, generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
 from llmkit.lm.throughput import utilisation, warmup_steps_for
 from llmkit.log import get_logger
@@ -168,7 +168,7 @@ def write_report(
     tokenizer = trainer.processing_class
     prompts = prompts or prompts_from(trainer.eval_dataset, tokenizer)
     samples = [
-        generate_text(model, tokenizer, p, max_new_tokens=max_new_tokens, seed=i)
+        generate_text(model, tokenizer, p, Sampling(max_new_tokens=max_new_tokens, seed=i))
         for i, p in enumerate(prompts)
     ]
     record.write_atomic(

@@ -5,8 +5,11 @@ cosine similarities to the question: the best retrieved chunk's and the best ret
 sentence's (a whole chunk can be loosely on topic while one sentence answers exactly). The
 absolute threshold is per retrieval mode, because each mode retrieves different chunks; the
 relative threshold keeps, among the retrieved sources, only those whose similarity is close to
-the best one, so an answer never cites a stray source. Defaults are calibrated on the
-answerable and unanswerable questions of benchmarks/bench_rag.py (see benchmarks/RESULTS.md).
+the best one, so an answer never cites a stray source. By default the absolute threshold is the
+store's own, fitted when it was indexed (llmkit.rag.calibration); MIN_SCORE is the fallback for a
+store never calibrated. A question with no word that occurs in the store or that the embedding
+model knows whole ("asdf qwer", "%_%") is refused whatever its score (RAG._nonsense): a dense
+embedding always finds some nearest chunk.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Hit
+from llmkit.rag.selection import selection_bonus
 from llmkit.rag.sentences import is_quotable, sentence_spans
 
 # Calibrated with `python benchmarks/bench_rag.py` (MiniLM-L6): the largest threshold that answers
@@ -35,14 +39,15 @@ class Sentence:
     text: str
     start: int  # offsets in the source chunk's text, for highlighting in context
     end: int
-    score: float
+    score: float  # cosine similarity to the question: the evidence
+    rank: float = 0.0  # score plus the answer-bearing bonus (llmkit.rag.selection): the order of quoting
 
 
 @dataclass
 class Evidence:
     """What the retrieved sources say about a question: ranked sentences and the gate's verdict."""
 
-    sentences: list[Sentence] = field(default_factory=list)  # best first
+    sentences: list[Sentence] = field(default_factory=list)  # most likely to hold the answer first
     chunk_score: float = 0.0
     score: float = 0.0
     threshold: float = 0.0
@@ -50,7 +55,7 @@ class Evidence:
     kept: list[int] = field(default_factory=list)  # numbers of the sources close enough to the best one
 
     def best_sentence(self, n: int) -> Sentence | None:
-        """The highest-scoring sentence of source n."""
+        """The sentence of source n most likely to hold the answer (the first in quoting order)."""
         return next((s for s in self.sentences if s.n == n), None)
 
 
@@ -58,10 +63,12 @@ class Evidence:
 class Gate:
     """Abstention thresholds: an absolute evidence floor per mode and a relative floor for sources."""
 
-    min_score: dict = field(default_factory=lambda: dict(MIN_SCORE))
+    min_score: dict | float | None = None  # None: the store's calibrated thresholds (see for_store)
     relative: float = RELATIVE
 
     def __post_init__(self):
+        if self.min_score is None:
+            return self._check_relative()
         if isinstance(self.min_score, (int, float)):
             self.min_score = dict.fromkeys(MODES, float(self.min_score))
         for mode, value in self.min_score.items():
@@ -69,37 +76,59 @@ class Gate:
                 raise UserError(
                     f"abstention threshold {mode}={value} is invalid: use a mode of {MODES} and a value in [-1, 1]."
                 )
+        self._check_relative()
+
+    def _check_relative(self) -> None:
         if not 0.0 <= self.relative <= 1.0:
             raise UserError(
                 f"the relative threshold must be in [0, 1], got {self.relative}; e.g. {RELATIVE}."
             )
 
+    def for_store(self, store) -> Gate:
+        """This gate with its thresholds settled: given ones, else the store's calibrated ones, else MIN_SCORE."""
+        if self.min_score is not None:
+            return self
+        from llmkit.rag.calibration import store_thresholds
+
+        return Gate({**MIN_SCORE, **(store_thresholds(store) or {})}, self.relative)
+
     def describe(self, mode: str) -> str:
         """One line for a settings panel."""
+        if self.min_score is None:
+            return f"abstains below the store's calibrated evidence ({mode}); cites sources within {self.relative:.0%} of the best"
         return (
             f"abstains below evidence {self.min_score[mode]:.2f} ({mode}); cites sources within "
             f"{self.relative:.0%} of the best"
         )
 
-    def evaluate(self, embedder, question_vector: np.ndarray, hits: list[Hit], mode: str) -> Evidence:
-        """Score the hits' sentences against the question and decide whether to answer."""
-        evidence = Evidence(threshold=self.min_score[mode])
+    def evaluate(
+        self, embedder, question_vector: np.ndarray, hits: list[Hit], mode: str, *, question: str = ""
+    ) -> Evidence:
+        """Score the hits' sentences against the question and decide whether to answer.
+
+        With the question's text, sentences are ordered by how likely they hold the answer
+        (llmkit.rag.selection); the evidence score uses the cosine similarities alone.
+        """
+        evidence = Evidence(threshold=(self.min_score or MIN_SCORE)[mode])
         if not hits:
             return evidence
         best = max(h.similarity for h in hits)
         evidence.kept = [n for n, h in enumerate(hits, start=1) if h.similarity >= self.relative * best]
         evidence.chunk_score = best
-        evidence.sentences = rank_sentences(embedder, question_vector, hits, evidence.kept)
-        top_sentence = evidence.sentences[0].score if evidence.sentences else 0.0
+        evidence.sentences = rank_sentences(embedder, question_vector, hits, evidence.kept, question=question)
+        top_sentence = max((s.score for s in evidence.sentences), default=0.0)
         evidence.score = (best + top_sentence) / 2
         evidence.abstain = evidence.score < evidence.threshold
         return evidence
 
 
 def rank_sentences(
-    embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int]
+    embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int], *, question: str = ""
 ) -> list[Sentence]:
-    """The quotable sentences of the given sources, scored by cosine similarity to the question, best first."""
+    """The quotable sentences of the given sources, scored by cosine similarity to the question, best first.
+
+    Given the question's text, "best" adds the answer-bearing bonus of llmkit.rag.selection.
+    """
     seen, found = set(), []
     for n in numbers:
         text = hits[n - 1].text
@@ -112,9 +141,11 @@ def rank_sentences(
     if not found:
         return []
     vectors = embedder.encode([s.text for s in found])
-    for s, score in zip(found, vectors @ question_vector):
+    bonus = selection_bonus(question, [s.text for s in found]) if question else [0.0] * len(found)
+    for s, score, extra in zip(found, vectors @ question_vector, bonus):
         s.score = float(score)
-    return sorted(found, key=lambda s: (-s.score, s.n))
+        s.rank = s.score + extra
+    return sorted(found, key=lambda s: (-s.rank, s.n))
 
 
 def calibrate(answerable: list[float], unanswerable: list[float], answer_rate: float = 0.95) -> float:

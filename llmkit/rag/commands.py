@@ -15,7 +15,8 @@ from pathlib import Path
 
 from llmkit.arguments import add_config_flag
 from llmkit.errors import UserError
-from llmkit.rag.abstain import MIN_SCORE, RELATIVE, Gate
+from llmkit.rag.abstain import RELATIVE, Gate
+from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.chunking import check_chunking
 from llmkit.rag.documents import (
     SUFFIXES,
@@ -32,6 +33,12 @@ from llmkit.secrets import StreamRedactor, redact
 from llmkit.tool_cli import parse_subcommand, plain_warnings
 
 DEFAULT_STORE = "runs/rag-store"
+SERVE_HELP = (
+    "Load the store and models once and answer over HTTP: POST /ask {question, filters?} returns what "
+    "`rag ask --json` prints, POST /search the retrieved chunks, GET /status the store and models. It binds "
+    "127.0.0.1 (this machine only) by default; the API has no authentication, so bind another address only "
+    "on a network you trust."
+)
 
 
 def _add_index(sub) -> None:
@@ -72,10 +79,21 @@ def _add_ask_and_chat(sub) -> None:
     for name, text in (
         ("ask", "answer one question with cited sources"),
         ("chat", "ask questions in the terminal"),
+        ("serve", "keep the models loaded and answer over HTTP (JSON API, local only by default)"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=SERVE_HELP if name == "serve" else None)
         if name == "ask":
             p.add_argument("question")
+            p.add_argument(
+                "--server",
+                metavar="URL",
+                help="ask a running `llmkit rag serve` (e.g. http://127.0.0.1:8765): no model is loaded here",
+            )
+        if name == "serve":
+            p.add_argument(
+                "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+            )
+            p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
         p.add_argument("--k", type=_positive, default=5, help="sources to retrieve")
         p.add_argument("--mode", default="hybrid", choices=MODES)
         p.add_argument("--source", help="only search chunks whose source path matches this glob")
@@ -89,13 +107,21 @@ def _add_ask_and_chat(sub) -> None:
             help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY)",
         )
         p.add_argument(
-            "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
+            "--min_score",
+            type=float,
+            help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
             "--relative_score",
             type=float,
             default=RELATIVE,
             help="cite sources within this share of the best",
+        )
+        p.add_argument(
+            "--reader",
+            metavar="DIR_OR_NAME",
+            help="an extractive QA model (a `llmkit finetune-qa` output): quote the sentence holding its answer "
+            "span, abstain when it finds none",
         )
         if name == "ask":
             p.add_argument(
@@ -186,7 +212,14 @@ def _index(args: argparse.Namespace) -> None:
     stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     stats["documents_removed"] += removed
     _hint_gone_files(store, args.store)
-    summary = {**stats, "documents": store.count_documents(), "chunks": len(store), "store": str(store.path)}
+    calibration = ensure_calibrated(store)
+    summary = {
+        **stats,
+        "documents": store.count_documents(),
+        "chunks": len(store),
+        "store": str(store.path),
+        "abstain_below": calibration["min_score"],
+    }
     print(json.dumps(summary, indent=2))
 
 
@@ -235,6 +268,7 @@ def _remove(args: argparse.Namespace) -> None:
             "indexed, or a document id (`llmkit rag ask --json` shows doc_id and source)."
         )
     removed = store.delete_documents([i for ids in named.values() for i in ids])
+    ensure_calibrated(store)
     print(
         json.dumps({"documents_removed": removed, "documents": store.count_documents(), "chunks": len(store)})
     )
@@ -265,13 +299,26 @@ def _eval(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate(Retriever(store, args.rerank), load_qa(args.qa), tuple(args.modes)), indent=2))
 
 
+def _reader(args: argparse.Namespace):
+    if not args.reader:
+        return None
+    from llmkit.rag.reader import Reader
+
+    return Reader(args.reader)
+
+
 def _ask_or_chat(args: argparse.Namespace) -> None:
+    if getattr(args, "server", None):
+        _ask_server(args)
+        return
     from llmkit.rag.pipeline import RAG, make_generator
 
-    gate = Gate(args.min_score if args.min_score is not None else dict(MIN_SCORE), args.relative_score)
+    gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
-    rag = RAG(store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate)
+    rag = RAG(
+        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
+    )
     filters = {"source": args.source} if args.source else {}
     if args.command == "ask":
         _answer(rag, args.question, filters, as_json=args.json)
@@ -298,19 +345,60 @@ def _answer(rag, question: str, filters: dict, as_json: bool = False) -> None:
         print(json.dumps(redact(answer.to_dict()), indent=2, ensure_ascii=False))
         return
     print(shown.update(text, final=True))
+    _print_sources(redact(answer.to_dict()))
+
+
+def _print_sources(result: dict) -> None:
+    """The "Sources:" block under an answer, from its JSON form (a local answer or a server's)."""
     print("\nSources:")
-    quotes = {c.n: c.sentence for c in answer.citations}
-    relevant = set(answer.evidence.kept) | set(answer.cited) if answer.evidence else None
+    quotes = {c["n"]: c["sentence"] for c in result["citations"]}
     below = 0
-    for n, hit in enumerate(answer.sources, start=1):
-        if relevant is not None and n not in relevant:
+    for s in result["sources"]:
+        if not s.get("relevant", True):
             below += 1  # retrieved, but below the relevance cut: not worth a line
             continue
-        mark = "*" if n in answer.cited else " "
-        quote = (quotes.get(n) or " ".join(hit.text.split()))[:90]
-        print(redact(f" {mark}[{n}] {hit.source}  (score {hit.score:.3f})  {quote}"))
+        mark = "*" if s["n"] in quotes else " "
+        where = s["source"] + (f", {s['page']}" if s.get("page") else "")
+        quote = (quotes.get(s["n"]) or " ".join(s["text"].split()))[:90]
+        print(redact(f" {mark}[{s['n']}] {where}  (score {s['score']:.3f})  {quote}"))
     if below:
         print(f"  ({below} more retrieved below the relevance cut; --json lists every source)")
 
 
-HANDLERS = {"index": _index, "remove": _remove, "ask": _ask_or_chat, "chat": _ask_or_chat, "eval": _eval}
+def _ask_server(args: argparse.Namespace) -> None:
+    """`rag ask --server URL`: the question goes to a running `rag serve`; nothing heavy is imported here."""
+    from llmkit.rag.serve import ask_server
+
+    filters = {"source": args.source} if args.source else {}
+    result = ask_server(
+        args.server, {"question": args.question, "filters": filters, "k": args.k, "mode": args.mode}
+    )
+    if args.json:
+        print(json.dumps(redact(result), indent=2, ensure_ascii=False))
+        return
+    print(redact(result["answer"]))
+    _print_sources(result)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from llmkit.rag.pipeline import RAG, make_generator
+    from llmkit.rag.serve import Service, serve
+
+    gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
+    store = _open_for_questions(args)
+    generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
+    rag = RAG(
+        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
+    )
+    filters = {"source": args.source} if args.source else {}
+    serve(Service(rag, str(args.store), filters), args.host, args.port)
+
+
+HANDLERS = {
+    "index": _index,
+    "remove": _remove,
+    "ask": _ask_or_chat,
+    "chat": _ask_or_chat,
+    "eval": _eval,
+    "serve": _serve,
+}

@@ -16,6 +16,8 @@ from llmkit.errors import UserError
 from llmkit.rag.abstain import Evidence, Sentence
 from llmkit.rag.retrieval import Hit
 
+_BRACKETED_NUMBER = re.compile(r"\[(\d+)\]")
+
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources below. Cite every claim with the number of its "
     "source in square brackets, like [1] or [2][3]. If the sources do not contain the answer, say so. "
@@ -49,7 +51,7 @@ class ExtractiveGenerator:
 
     def __init__(self, max_sentences: int = 3, floor: float = 0.35, spread: float = 0.12):
         self.max_sentences = max_sentences
-        self.floor = floor  # no sentence below this similarity to the question is quoted
+        self.floor = floor  # no sentence ranked below this (similarity to the question + bonus) is quoted
         self.spread = spread  # ... nor one more than this below the best sentence
 
     def stream(self, question: str, hits: list[Hit], evidence: Evidence | None = None) -> Iterator[str]:
@@ -57,15 +59,21 @@ class ExtractiveGenerator:
         if not evidence or not evidence.sentences:
             yield "The retrieved sources hold no complete sentences to quote."
             return
-        best = evidence.sentences[0].score
+        best = evidence.sentences[0].rank
         chosen: list[Sentence] = []
-        for s in evidence.sentences:  # already best first
-            if len(chosen) == self.max_sentences or s.score < max(self.floor, best - self.spread):
+        for s in evidence.sentences:  # most likely to hold the answer first (see llmkit.rag.selection)
+            if len(chosen) == self.max_sentences or s.rank < max(self.floor, best - self.spread):
                 break
             if not any(_near_repeat(s.text, c.text) for c in chosen):
                 chosen.append(s)
         chosen = chosen or evidence.sentences[:1]  # the gate passed: quote at least the best sentence
-        yield from re.findall(r"\S+\s*", " ".join(f"{s.text} [{s.n}]" for s in chosen))
+        yield from re.findall(r"\S+\s*", " ".join(f"{as_quoted(s.text)} [{s.n}]" for s in chosen))
+
+
+def as_quoted(sentence: str) -> str:
+    """A sentence as an extractive answer quotes it: a "[2]" of the document's own (a footnote) becomes
+    "(2)", so it is never taken for a citation of source 2."""
+    return _BRACKETED_NUMBER.sub(r"(\1)", sentence)
 
 
 def _near_repeat(a: str, b: str) -> bool:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.rag.abstain import ABSTAIN_TEXT, Evidence, Gate, Sentence
+from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
-from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator
-from llmkit.rag.retrieval import Hit, Retriever
+from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
+from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
+from llmkit.rag.sentences import sentence_spans
 from llmkit.rag.store import Store
 
 MAX_QUESTION_CHARS = 2000
@@ -54,13 +56,19 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     abstained: bool = False
     evidence: Evidence | None = None
+    span: str | None = None  # with a reader: the answer span it read in the first cited sentence
 
     def to_dict(self) -> dict:
-        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer."""
+        """{"answer", "citations", "abstained", "sources"}: the machine-readable answer.
+
+        A source is "relevant" when it was cited or passed the relevance cut (what a reader is shown).
+        """
+        relevant = set(self.evidence.kept) | set(self.cited) if self.evidence else None
         return {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "abstained": self.abstained,
+            "span": self.span,
             "sources": [
                 {
                     "n": n,
@@ -70,6 +78,7 @@ class Answer:
                     "title": h.metadata.get("title", ""),
                     "score": round(h.score, 4),
                     "similarity": round(h.similarity, 4),
+                    "relevant": relevant is None or n in relevant,
                     "text": h.text,
                 }
                 for n, h in enumerate(self.sources, start=1)
@@ -122,14 +131,22 @@ class RAG:
         mode: str = "hybrid",
         reranker: str | None = None,
         gate: Gate | None = None,
+        reader=None,
     ):
+        """`reader` (an llmkit.rag.reader.Reader): its answer span decides the quoted sentence, its "no answer" abstains."""
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
         self.store = store
         self.retriever = Retriever(store, reranker)
         self.generator = generator or ExtractiveGenerator()
-        self.gate = gate or Gate()
+        self.requested_gate = gate or Gate()  # thresholds None: the store's calibrated ones
         self.k, self.mode = k, mode
+        self.reader = reader
+
+    @property
+    def gate(self) -> Gate:
+        """The gate in force: the requested one, with the store's calibrated thresholds where none were given."""
+        return self.requested_gate.for_store(self.store)
 
     def stream(
         self, question: str, k: int | None = None, mode: str | None = None, **filters
@@ -141,8 +158,12 @@ class RAG:
             return
         mode = mode or self.mode
         hits, vector = self.retriever.retrieve(question, k or self.k, mode, **filters)
-        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode)
+        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode, question=question)
+        if not evidence.abstain and evidence.threshold > -1 and self._nonsense(question):
+            evidence.abstain = True  # a gate at -1 is wide open: only then is nonsense answered
         answer = Answer(question, "", hits, evidence=evidence)
+        if self.reader is not None and not evidence.abstain:
+            answer.span = _read(self.reader, question, hits, evidence)
         if evidence.abstain:  # the same gate for every generator: no evidence, no generation, no citation
             answer.text, answer.abstained = (
                 ABSTAIN_TEXT if hits else "The documents hold nothing about that.",
@@ -162,17 +183,50 @@ class RAG:
         answer.citations = _citations(answer, evidence)
         yield answer.text, answer
 
+    def _nonsense(self, question: str) -> bool:
+        """No word of the question occurs in the store, nor is any a word the embedding model knows whole.
+
+        "%_%" or "asdf qwer" still has a nearest chunk; "Why does the sea rise?" asked of a store that
+        says "tides" shares no word with it either, but its words are words, so the evidence decides.
+        """
+        words = [w for w in re.findall(r"[^\W_]+", question.lower()) if w not in STOPWORDS]
+        if not words:
+            return True
+        if self.retriever.lexical(question, 1):
+            return False
+        vocab = self.store.embedder.tokenizer.get_vocab()
+        return not any(w in vocab for w in words)
+
     def ask(self, question: str, **kwargs) -> Answer:
         """Answer a question (non-streaming)."""
         *_, (_, answer) = self.stream(question, **kwargs)
         return answer
 
 
+def _read(reader, question: str, hits: list[Hit], evidence: Evidence) -> str | None:
+    """The reader's verdict over the kept sources: no span anywhere abstains (for every generator); otherwise
+    the sentence holding the best span goes first, alone at the top of the quoting order. Returns the span."""
+    found = reader.best(question, [hits[n - 1].text for n in evidence.kept])
+    if found is None:
+        evidence.abstain = True
+        return None
+    i, span = found
+    n, text = evidence.kept[i], hits[evidence.kept[i] - 1].text
+    start, end = next(
+        ((a, b) for a, b in sentence_spans(text) if a <= span.start < b), (span.start, span.end)
+    )
+    others = [s for s in evidence.sentences if not (s.n == n and s.start <= span.start < s.end)]
+    top = max((s.rank for s in others), default=0.0) + 1.0  # above the others by more than any quoting spread
+    holder = Sentence(n, " ".join(text[start:end].split()), start, end, evidence.score, top)
+    evidence.sentences = [holder, *others]
+    return span.text
+
+
 def _renumber(evidence: Evidence, kept: list[int]) -> Evidence:
     """Evidence with its sentences numbered as the generator sees the kept sources (1..len(kept))."""
     new = {n: i for i, n in enumerate(kept, start=1)}
     sentences = [
-        Sentence(new[s.n], s.text, s.start, s.end, s.score) for s in evidence.sentences if s.n in new
+        Sentence(new[s.n], s.text, s.start, s.end, s.score, s.rank) for s in evidence.sentences if s.n in new
     ]
     return Evidence(
         sentences,
@@ -193,7 +247,7 @@ def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
     out = []
     for n in dict.fromkeys(int(m) for m in _CITATION.findall(answer.text)):
         hit = answer.sources[n - 1]
-        quoted = [s for s in evidence.sentences if s.n == n and s.text in answer.text]
+        quoted = [s for s in evidence.sentences if s.n == n and as_quoted(s.text) in answer.text]
         best = quoted[0] if quoted else evidence.best_sentence(n)
         if best:
             out.append(Citation(n, hit, best.text, best.start, best.end, best.score))
@@ -215,4 +269,5 @@ def open_store(
             f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once..."
         )
         store.add_documents(builtin_knowledge_base(), progress=progress)
+        ensure_calibrated(store)
     return store

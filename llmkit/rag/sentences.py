@@ -19,12 +19,15 @@ _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]*_]*(?=\s+[\"'“‘(\[`]?[A-Z0-9
 _CODE_LINE = re.compile(r"\s*(>>>|\.\.\.\s|\$ )|.*::=")
 _RULE_OR_HEADING = re.compile(r"\s*(#{1,6}\s|[=*~^_-]{3,}\s*$)")
 _FENCE = re.compile(r"\s*(```|~~~)")
+_UNDERLINE = re.compile(r"\s*([=\-~^*#\"+`'])\1{2,}\s*$")
 
 
 def _prose_blocks(text: str) -> list[tuple[int, int]]:
     """(start, end) of paragraphs and list items, skipping code, headings and rules."""
     blocks, start, last_end, in_fence, pos = [], None, 0, False, 0
-    for line in text.splitlines(keepends=True):
+    lines = text.splitlines(keepends=True)
+    underlined = {i for i in range(len(lines) - 1) if lines[i].strip() and _UNDERLINE.match(lines[i + 1])}
+    for i, line in enumerate(lines):
         a, b = pos, pos + len(line.rstrip("\r\n"))
         pos += len(line)
         stripped = line.strip()
@@ -37,6 +40,7 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
             or _CODE_LINE.match(line)
             or _RULE_OR_HEADING.match(line)
             or line.startswith(("    ", "\t"))
+            or i in underlined  # a reStructuredText heading: its text over a line of = - ~ ...
         )
         item = re.match(r"\s*([-*+]|\d+[.)])\s+", line)  # a list item starts its own block
         if skip or item:
@@ -62,8 +66,8 @@ def _ends_sentence(text: str, dot: int) -> bool:
     if not word:
         return True
     w = word.group(1)
-    if w.lower().rstrip(".") in ABBREVIATIONS:
-        return False
+    if w.lower().rstrip(".") in ABBREVIATIONS or re.fullmatch(r"(?:[A-Z]\.)+[A-Z]", w):
+        return False  # "e.g.", "Dr.", and dotted initials such as "R.A." or "U.S.A."
     return not (len(w) == 1 and w.isupper())  # "J. Watt": an initial
 
 
@@ -92,4 +96,6 @@ def is_quotable(sentence: str) -> bool:
     """A sentence worth quoting as an answer: a few words, mostly words rather than symbols."""
     words = sentence.split()
     wordy = sum(c.isalnum() or c.isspace() for c in sentence)
-    return len(words) >= 4 and wordy >= 0.75 * len(sentence)
+    # a short one ending in a colon only announces what follows ("... is equivalent to:", a code block)
+    announces = sentence.rstrip().endswith(":") and len(words) < 12
+    return len(words) >= 4 and wordy >= 0.75 * len(sentence) and not announces

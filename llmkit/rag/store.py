@@ -188,6 +188,12 @@ class Store:
         atomic_write(self.path / INDEX, lambda tmp: faiss.write_index(self.index, str(tmp)))
         atomic_write(self.path / MANIFEST, lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
 
+    def save_manifest_entry(self, key: str, value) -> None:
+        """Record derived information (e.g. the abstention calibration) in the manifest; the index is untouched."""
+        with self._write_lock:
+            self.config[key] = value
+            atomic_write(self.path / MANIFEST, lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+
     # -- writing ----------------------------------------------------------------------------------
     def add_documents(
         self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False

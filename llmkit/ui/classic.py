@@ -141,6 +141,7 @@ def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | Non
 
 
 def build_classic_app(
+    *,
     cnn: str | None = None,
     gan: str | None = None,
     vae: str | None = None,
@@ -149,7 +150,6 @@ def build_classic_app(
     dbn: str | None = None,
     word2vec: str | None = None,
     hp_search: str | None = None,
-    *,
     title: str | None = None,
 ) -> gr.Blocks:
     """One tab per given model folder, plus the MLP playground (which needs none), headed by `title`."""
@@ -161,109 +161,117 @@ def build_classic_app(
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}")
         if cnn:
-            model, config = load_classic(cnn, ("lenet", "resnet"))
-            size = config.get("image_size") or config["args"].get("image_size") or 16
-
-            def classify(sketch):
-                with torch.no_grad():
-                    probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
-                return {str(i): float(p) for i, p in enumerate(probs)}
-
-            with gr.Tab("Draw a digit"):
-                with gr.Row():
-                    # a fixed-width column and one layer: stretched in a row, the editor draws its
-                    # square canvas as a narrow strip at the right edge (seen in Chromium)
-                    pad = gr.Sketchpad(
-                        label="Draw a digit (0-9)",
-                        type="numpy",
-                        canvas_size=(280, 280),
-                        fixed_canvas=True,
-                        layers=False,
-                        height=360,
-                        width=360,
-                        scale=0,
-                        min_width=360,
-                    )
-                    label = gr.Label(num_top_classes=10, label=f"{config['architecture']} says")
-                gr.Button("Classify", variant="primary").click(classify, pad, label, api_name="classify")
-
+            _draw_tab(cnn)
         generators = {
             name: folder for name, folder in (("GAN", gan), ("VAE", vae), ("Diffusion", diffusion)) if folder
         }
         if generators:
-            loaded = {name: load_classic(folder) for name, folder in generators.items()}
-            schedulers = (
-                {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
-            )
-
-            def generate(kind, seed, n, steps, sampler):
-                model, config = loaded[kind]
-                g = torch.Generator().manual_seed(int(seed))
-                n = int(n)
-                with torch.no_grad():
-                    if kind == "GAN":
-                        labels = torch.arange(n) % 10 if model.label is not None else None
-                        return image_grid(
-                            model(torch.randn(n, model.z_dim, generator=g), labels), scale=8
-                        ), None
-                    if kind == "VAE":
-                        return image_grid(model.sample(n, g), scale=8), None
-                    scheduler = schedulers[sampler]
-                    steps = int(steps) if sampler == "ddim" else None  # DDPM visits every training step
-                    images, snapshots = diffusion_sample(
-                        model, scheduler, n, config["image_size"], 1, steps, g, keep=8
-                    )
-                    return image_grid(images, scale=8), image_grid(
-                        torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots), scale=8
-                    )
-
-            with gr.Tab("Generate digits"):
-                with gr.Row():
-                    kind = gr.Radio(list(generators), value=next(iter(generators)), label="Model")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
-                    n = gr.Slider(8, 64, value=32, step=8, label="Images")
-                    steps = gr.Slider(5, 200, value=50, step=5, label="Diffusion steps (DDIM)")
-                    sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Diffusion sampler")
-                go = gr.Button("Generate", variant="primary")
-                grid = gr.Image(label="Samples", image_mode="L")
-                denoise = gr.Image(label="Diffusion, step by step (noise → digit)", image_mode="L")
-                go.click(generate, [kind, seed, n, steps, sampler], [grid, denoise], api_name="generate")
-
+            _generate_tab(generators)
         if char_rnn:
-            rnn, config = load_classic(char_rnn)
-            chars = config["chars"]
-            index = {c: i for i, c in enumerate(chars)}
-
-            def sample_text(prefix, length, temperature, seed):
-                ids = [index[c] for c in prefix if c in index] or [0]
-                out = rnn.sample(
-                    ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed))
-                )
-                return prefix + "".join(chars[i] for i in out)
-
-            with gr.Tab("Char-LSTM"):
-                prefix = gr.Textbox(value="The ", label="Start with")
-                with gr.Row():
-                    length = gr.Slider(10, 1000, value=300, step=10, label="Characters")
-                    temperature = gr.Slider(0.1, 2, value=0.8, step=0.05, label="Temperature")
-                    rseed = gr.Number(value=0, precision=0, label="Seed")
-                text = gr.Textbox(label="Sample", lines=8)
-                gr.Button("Sample", variant="primary").click(
-                    sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text"
-                )
-
-        with gr.Tab("Watch an MLP learn"):
-            with gr.Row():
-                data = gr.Radio(["moons", "circles", "xor", "spirals"], value="moons", label="Data")
-                act = gr.Radio([a for a in ACTIVATIONS if a != "identity"], value="tanh", label="Activation")
-                opt = gr.Radio(["sgd", "momentum", "rmsprop", "adam"], value="adam", label="Optimizer")
-            with gr.Row():
-                lr = gr.Number(value=0.01, label="Learning rate")
-                hidden = gr.Slider(2, 64, value=16, step=1, label="Hidden units per layer")
-                epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
-            plot = gr.Plot()
-            gr.Button("Train", variant="primary").click(
-                train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp"
-            )
+            _char_rnn_tab(char_rnn)
+        _mlp_tab()
         _curriculum_tabs(dbn, word2vec, hp_search)
     return demo
+
+
+def _draw_tab(cnn: str) -> None:
+    model, config = load_classic(cnn, ("lenet", "resnet"))
+    size = config.get("image_size") or config["args"].get("image_size") or 16
+
+    def classify(sketch):
+        with torch.no_grad():
+            probs = model(sketch_to_tensor(sketch, size)).softmax(-1)[0]
+        return {str(i): float(p) for i, p in enumerate(probs)}
+
+    with gr.Tab("Draw a digit"):
+        with gr.Row():
+            # a fixed-width column and one layer: stretched in a row, the editor draws its
+            # square canvas as a narrow strip at the right edge (seen in Chromium)
+            pad = gr.Sketchpad(
+                label="Draw a digit (0-9)",
+                type="numpy",
+                canvas_size=(280, 280),
+                fixed_canvas=True,
+                layers=False,
+                height=360,
+                width=360,
+                scale=0,
+                min_width=360,
+            )
+            label = gr.Label(num_top_classes=10, label=f"{config['architecture']} says")
+        gr.Button("Classify", variant="primary").click(classify, pad, label, api_name="classify")
+
+
+def _generate_tab(generators: dict[str, str]) -> None:
+    loaded = {name: load_classic(folder) for name, folder in generators.items()}
+    diffusion = generators.get("Diffusion")
+    schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
+
+    def generate(kind, seed, n, steps, sampler):
+        model, config = loaded[kind]
+        g = torch.Generator().manual_seed(int(seed))
+        n = int(n)
+        with torch.no_grad():
+            if kind == "GAN":
+                labels = torch.arange(n) % 10 if model.label is not None else None
+                return image_grid(model(torch.randn(n, model.z_dim, generator=g), labels), scale=8), None
+            if kind == "VAE":
+                return image_grid(model.sample(n, g), scale=8), None
+            scheduler = schedulers[sampler]
+            steps = int(steps) if sampler == "ddim" else None  # DDPM visits every training step
+            images, snapshots = diffusion_sample(
+                model, scheduler, n, config["image_size"], 1, steps, g, keep=8
+            )
+            return image_grid(images, scale=8), image_grid(
+                torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots), scale=8
+            )
+
+    with gr.Tab("Generate digits"):
+        with gr.Row():
+            kind = gr.Radio(list(generators), value=next(iter(generators)), label="Model")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+            n = gr.Slider(8, 64, value=32, step=8, label="Images")
+            steps = gr.Slider(5, 200, value=50, step=5, label="Diffusion steps (DDIM)")
+            sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Diffusion sampler")
+        go = gr.Button("Generate", variant="primary")
+        grid = gr.Image(label="Samples", image_mode="L")
+        denoise = gr.Image(label="Diffusion, step by step (noise → digit)", image_mode="L")
+        go.click(generate, [kind, seed, n, steps, sampler], [grid, denoise], api_name="generate")
+
+
+def _char_rnn_tab(char_rnn: str) -> None:
+    rnn, config = load_classic(char_rnn)
+    chars = config["chars"]
+    index = {c: i for i, c in enumerate(chars)}
+
+    def sample_text(prefix, length, temperature, seed):
+        ids = [index[c] for c in prefix if c in index] or [0]
+        out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed)))
+        return prefix + "".join(chars[i] for i in out)
+
+    with gr.Tab("Char-LSTM"):
+        prefix = gr.Textbox(value="The ", label="Start with")
+        with gr.Row():
+            length = gr.Slider(10, 1000, value=300, step=10, label="Characters")
+            temperature = gr.Slider(0.1, 2, value=0.8, step=0.05, label="Temperature")
+            rseed = gr.Number(value=0, precision=0, label="Seed")
+        text = gr.Textbox(label="Sample", lines=8)
+        gr.Button("Sample", variant="primary").click(
+            sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text"
+        )
+
+
+def _mlp_tab() -> None:
+    with gr.Tab("Watch an MLP learn"):
+        with gr.Row():
+            data = gr.Radio(["moons", "circles", "xor", "spirals"], value="moons", label="Data")
+            act = gr.Radio([a for a in ACTIVATIONS if a != "identity"], value="tanh", label="Activation")
+            opt = gr.Radio(["sgd", "momentum", "rmsprop", "adam"], value="adam", label="Optimizer")
+        with gr.Row():
+            lr = gr.Number(value=0.01, label="Learning rate")
+            hidden = gr.Slider(2, 64, value=16, step=1, label="Hidden units per layer")
+            epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
+        plot = gr.Plot()
+        gr.Button("Train", variant="primary").click(
+            train_2d, [data, act, opt, lr, hidden, epochs], plot, api_name="train_mlp"
+        )

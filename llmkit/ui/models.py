@@ -52,7 +52,7 @@ def text2text_tab(model_dir: str) -> None:
 
 def generation_tab(model_dir: str) -> None:
     """Streamed sampling with decoding controls; each token's alternatives; an attention heatmap."""
-    from llmkit.lm.generate import load_causal_lm
+    from llmkit.lm.generate import Sampling, load_causal_lm
     from llmkit.lm.inspect import attention_map, generate_steps
 
     model, tokenizer = load_causal_lm(model_dir)
@@ -64,9 +64,8 @@ def generation_tab(model_dir: str) -> None:
             yield "Type a prompt first.", []
             return
         text, rows = prompt, []
-        for step in generate_steps(
-            model, tokenizer, prompt, int(max_new), float(temperature), int(top_k), float(top_p), int(seed)
-        ):
+        sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), int(seed))
+        for step in generate_steps(model, tokenizer, prompt, sampling):
             text += step.token
             rows.append(
                 [
@@ -80,7 +79,7 @@ def generation_tab(model_dir: str) -> None:
     def heatmap(text, layer, head):
         if not text.strip():
             return None
-        tokens, weights = attention_map(model, tokenizer, text[-400:], int(layer), int(head))
+        tokens, weights = attention_map(model, tokenizer, text[-400:], layer=int(layer), head=int(head))
         fig, ax = plt.subplots(
             figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
         )

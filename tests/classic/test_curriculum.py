@@ -15,7 +15,7 @@ from llmkit.errors import UserError
 from llmkit.hpsearch import PRETRAIN_SPACE, load_space
 from llmkit.recipes import train_dbn
 from llmkit.recipes import train_word2vec as word2vec_recipe
-from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
+from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 CAPITALS = [
     ("paris", "france"),

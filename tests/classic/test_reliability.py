@@ -277,3 +277,66 @@ def test_report_to_tensorboard_writes_events(tmp_path):
     )
     assert list(tmp_path.rglob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "config.json").read_text())["args"]["report_to"] == ["tensorboard"]
+
+
+def test_an_image_folder_of_one_class_is_refused_by_the_classifiers(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "imgs" / "cats").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / "imgs" / "cats" / f"{i}.png")
+    from llmkit.cli import main as llmkit_main
+
+    for command in ("train-cnn", "train-mlp"):
+        argv = [command, "--dataset", str(tmp_path / "imgs"), "--output_dir", str(tmp_path / "o")]
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in err
+        assert "of only 1 class(es): a classifier needs at least 2" in err
+    train, _, _ = load_images(str(tmp_path / "imgs"))  # a generative model may learn one class
+    assert len(train) == 5
+
+
+def _squares(folder, colours, n=30, side=16):
+    """Squares of random size and place on black, one subfolder per colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, rgb in colours.items():
+        (folder / name).mkdir(parents=True)
+        for i in range(n):
+            image = np.zeros((side, side, 3), dtype=np.uint8)
+            size, top, left = rng.integers(4, 9), rng.integers(0, 8), rng.integers(0, 8)
+            image[top : top + size, left : left + size] = rgb
+            Image.fromarray(image).save(folder / name / f"{i}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_an_rgb_image_folder_trains_in_colour_and_the_saved_model_reads_colour_and_grey(tmp_path, capsys):
+    from PIL import Image
+
+    from llmkit.classic.registry import load_classic
+
+    # Equal luminance: PIL's grey of (255, 0, 0) and of (0, 130, 0) is the same 76, so only colour tells them apart.
+    red, green = (255, 0, 0), (0, 130, 0)
+    assert Image.new("RGB", (1, 1), red).convert("L").getpixel((0, 0)) == 76
+    assert Image.new("RGB", (1, 1), green).convert("L").getpixel((0, 0)) == 76
+    folder = _squares(tmp_path / "squares", {"green": green, "red": red})
+    out = tmp_path / "cnn"
+    argv = ["--dataset", str(folder), "--output_dir", str(out), "--num_train_epochs", "6"]
+    metrics = train_cnn.main(
+        [*argv, "--learning_rate", "3e-3", "--augment", "false", "--per_device_train_batch_size", "8"]
+    )
+    assert "images: 3 channels (RGB), 16x16" in capsys.readouterr().out
+    assert metrics["eval_accuracy"] >= 0.9  # read as grey it was 0.44: chance
+
+    model, config = load_classic(out, ("lenet",))
+    assert config["kwargs"]["channels"] == 3
+    x = torch.zeros(2, 3, 16, 16)
+    x[0, 0, 4:12, 4:12] = 1.0  # red
+    x[1, 1, 4:12, 4:12] = 130 / 255  # green
+    with torch.no_grad():
+        assert model(x).argmax(-1).tolist() == [1, 0]  # classes in folder order: green, red
+        assert model(x[:, :1]).shape == (2, 2)  # a grey drawing (the app's pad) is read as equal channels

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from llmkit.data import pack_stream
 from llmkit.data.tokenizer import load_tokenizer
-from tests.conftest import REPO, run_pretrain
+from tests.helpers import REPO, run_pretrain
 
 BLOCK = 8  # each document is 7 words + end-of-text: exactly one block, named by its first word
 

@@ -16,7 +16,7 @@ from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
 from llmkit.data.tokenized import METADATA, narrowest_dtype, recover_publish
 from llmkit.errors import UserError
-from tests.conftest import FAST_TRAINING, REPO, run_pretrain
+from tests.helpers import FAST_TRAINING, REPO, run_pretrain
 
 BLOCK = 32
 DOCS = [f"Paragraph {i} tells of {'many small things ' * (i % 9)}and then it ends." for i in range(300)]

@@ -157,3 +157,30 @@ def test_an_empty_test_file_is_refused(tmp_path, capsys):
         capsys,
     )
     assert "test.jsonl" in err
+
+
+@pytest.mark.parametrize("task", ["sequence", "token"])
+def test_a_label_column_with_one_class_is_refused(task, tmp_path, capsys):
+    if task == "token":
+        rows = [{"tokens": t.split(), "tags": ["O"] * len(t.split())} for t in ANIMALS + MONEY]
+    else:
+        rows = [{"text": t, "label": "animal"} for t in ANIMALS + MONEY]
+    train = _write(tmp_path / "train.jsonl", rows)
+    err = _fails(["--task", task, "--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    what = "tag ('O'" if task == "token" else "label ('animal'"
+    assert f"every example in {train} has the same {what}" in err and "at least two classes" in err
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_a_one_row_or_header_only_csv_is_named_in_one_line(tmp_path, capsys):
+    one = tmp_path / "one.csv"
+    one.write_text('text,label\n"The cat sat on the mat.",animal\n')
+    err = _fails(["--train_file", str(one), "--output_dir", str(tmp_path / "o")], capsys)
+    assert f"{one} has only 1 example" in err and "--validation_file" in err
+    header = tmp_path / "header.csv"
+    header.write_text("text,label\n")
+    err = _fails(["--train_file", str(header), "--output_dir", str(tmp_path / "o")], capsys)
+    assert f"{header} has no examples" in err and "corresponds to no data" not in err
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    argv = ["--train_file", str(train), "--validation_file", str(header), "--output_dir", str(tmp_path / "o")]
+    assert f"{header} has no examples" in _fails(argv, capsys)

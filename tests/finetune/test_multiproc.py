@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
 from tests.finetune.conftest import FAST, MINILM
+from tests.helpers import REPO
 
 
 def _launch(recipe, argv, cwd):

@@ -277,3 +277,26 @@ def test_the_reader_loads_a_lora_adapter_with_its_trained_head(tmp_path):
             AutoPeftModelForQuestionAnswering.from_pretrained(str(tmp_path)).eval()(**inputs).start_logits
         )
         assert torch.allclose(reader.model(**inputs).start_logits, expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_rag_with_the_reader_quotes_the_span_sentence_and_abstains_when_it_reads_none(qa_run, tmp_path):
+    from llmkit.rag import RAG, Document, Store
+    from llmkit.rag.abstain import Gate
+
+    store = Store(tmp_path / "store")
+    store.add_documents(
+        [
+            Document("xavier.md", "Xavier lives in Lima. Wanda works as a nurse."),
+            Document("yusuf.md", "Yusuf lives in Perth. Zoe works as a dentist."),
+        ]
+    )
+    gate = Gate(min_score=0.0)  # let every question through the topic gate: the reader decides
+    with_reader = RAG(store, gate=gate, reader=Reader(qa_run[0]))
+    answer = with_reader.ask("Where does Xavier live?")
+    assert not answer.abstained and answer.span == "Lima"
+    assert "Lima" in answer.citations[0].sentence and answer.citations[0].hit.doc_id == "xavier.md"
+    assert answer.to_dict()["span"] == "Lima"
+    unanswerable = "How old is Yusuf?"
+    assert with_reader.ask(unanswerable).abstained  # the reader finds no span in any source
+    assert not RAG(store, gate=gate).ask(unanswerable).abstained  # the topic gate alone answers it

@@ -172,7 +172,15 @@ def test_best_checkpoint_follows_the_task_metric_not_the_loss():
     assert chosen.metric_for_best_model == "loss" and not chosen.greater_is_better  # the user's choice stays
 
 
-def test_classifier_selects_by_accuracy_and_scores_the_test_file_once(topic_csv, tmp_path):
+def test_classifier_selects_by_accuracy_and_scores_the_test_file_once(topic_csv, tmp_path, monkeypatch):
+    passes = []  # every pass over a data set, on the real Trainer: its metric prefix
+    original = transformers.Trainer.evaluation_loop
+
+    def counted(self, *args, **kwargs):
+        passes.append(kwargs.get("metric_key_prefix", "eval"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "evaluation_loop", counted)
     lines = topic_csv.read_text().splitlines()
     header, rows = lines[0], lines[1:]
     (tmp_path / "test.csv").write_text("\n".join([header, *rows[:12]]) + "\n")
@@ -199,6 +207,16 @@ def test_classifier_selects_by_accuracy_and_scores_the_test_file_once(topic_csv,
         ]
     )
     assert metrics["selected_by"] == "eval_accuracy"
+    # one validation pass per epoch, none again at the end (it was 2 + evaluate() + predict()), one test pass
+    assert passes == ["eval", "eval", "test"]
+    assert (tmp_path / "o" / "confusion_matrix.png").is_file()
+    state = json.loads(
+        (tmp_path / "o" / f"checkpoint-{metrics['reported_step']}" / "trainer_state.json").read_text()
+    )
+    logged = next(
+        e for e in state["log_history"] if e["step"] == metrics["reported_step"] and "eval_loss" in e
+    )
+    assert metrics["eval_accuracy"] == logged["eval_accuracy"] and metrics["eval_loss"] == logged["eval_loss"]
     assert 0 <= metrics["test_accuracy"] <= 1 and "test_macro_f1" in metrics
     saved = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"]

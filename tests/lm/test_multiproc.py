@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL
+from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL
 
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 

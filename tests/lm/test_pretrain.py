@@ -8,7 +8,7 @@ import pytest
 from transformers import TrainerCallback, pipeline
 
 from llmkit.data import builtin_texts
-from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
+from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 
 def test_loss_falls_and_perplexity_is_finite(tiny_run):

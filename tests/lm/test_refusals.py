@@ -7,7 +7,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from llmkit.cli import main as llmkit_main
 from llmkit.errors import UserError
-from tests.conftest import FAST_TRAINING, TINY_MODEL, run_pretrain
+from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 
 def _flags(out, *extra):

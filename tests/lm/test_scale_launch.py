@@ -16,7 +16,7 @@ from accelerate.commands.launch import launch_command_parser
 from llmkit.arguments import parse_args
 from llmkit.data import DataArguments
 from llmkit.lm import ModelArguments, PretrainingArguments
-from tests.conftest import FAST_TRAINING, REPO, TINY_MODEL
+from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL
 
 SBATCH = REPO / "recipes/slurm/pretrain_gpt2.sbatch"
 # What accelerate 1.15 does with an FSDP config when the processes run on CPU (accelerate/state.py):

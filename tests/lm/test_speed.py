@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, pipe
 import llmkit.lm.loss as loss_module
 from llmkit.data import builtin_texts, train_bpe_tokenizer
 from llmkit.errors import UserError
-from llmkit.lm.generate import generate_text
+from llmkit.lm.generate import Sampling, generate_text
 from llmkit.lm.inspect import generate_steps
 from llmkit.lm.loss import linear_cross_entropy, resolve_loss, use_fast_loss
 from llmkit.lm.model import ModelArguments, build_gpt2, pad_vocabulary
@@ -62,12 +62,14 @@ def test_padded_vocabulary_is_never_generated(tokenizer, tmp_path):
     ]
     assert max(got) < n
     steps = list(
-        generate_steps(loaded, tokenizer, "The", max_new_tokens=20, temperature=5.0, top_k=0, top_p=1.0)
+        generate_steps(
+            loaded, tokenizer, "The", Sampling(max_new_tokens=20, temperature=5.0, top_k=0, top_p=1.0)
+        )
     )
     # the apps' sampler: a padded id would show as an empty token of probability 0 (the app's distribution omits them)
     assert steps and all(s.token and s.probability > 0 for s in steps)
     assert tokenizer.decode([n + 1]) == ""
-    assert generate_text(loaded, tokenizer, "The", max_new_tokens=10, temperature=5.0)
+    assert generate_text(loaded, tokenizer, "The", Sampling(max_new_tokens=10, temperature=5.0))
 
     # the control: without the suppression the padded ids are what a sampler picks
     loaded.generation_config.suppress_tokens = None

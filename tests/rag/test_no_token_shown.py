@@ -53,3 +53,24 @@ def test_the_chat_never_shows_a_token_from_a_document(token_store):
     answer = json.dumps(history)
     assert TOKEN not in answer and TOKEN not in panel
     assert "<redacted>" in answer and "&lt;redacted&gt;" in panel and "deploy.md" in panel
+
+
+def test_the_server_never_serves_a_token_from_a_document(token_store):
+    import threading
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    from llmkit.rag.serve import Service, make_handler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(RAG(token_store, k=2), "store")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for endpoint in ("/ask", "/search"):
+            body = json.dumps({"question": QUESTION}).encode()
+            with urllib.request.urlopen(urllib.request.Request(url + endpoint, data=body), timeout=30) as r:
+                served = r.read().decode()
+            assert TOKEN not in served and "<redacted>" in served, endpoint
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.vision.conftest import FAST
 from tests.vision.test_finetune_image import LABELS, _accuracy
 

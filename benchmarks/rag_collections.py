@@ -1,0 +1,214 @@
+"""Three document collections for the RAG benchmark, with in-collection questions for each.
+
+    prose    benchmarks/rag_bench/docs: ten short documents written for the benchmark (40 answerable
+             questions, 30 the documents cannot answer)
+    pydoc    a slice of the language reference CPython ships (pydoc_data.topics), read at run time
+    sklearn  the dataset descriptions scikit-learn ships (sklearn/datasets/descr/*.rst), read at run time
+
+The pydoc and sklearn texts are read from the installed packages when the benchmark runs; only
+the questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the
+answer) live in this repository. A collection's off-collection questions are the other
+collections' answerable questions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.rag import RAG, Document, Store
+from llmkit.rag.abstain import MIN_SCORE
+from llmkit.rag.calibration import ensure_calibrated
+from llmkit.rag.documents import load_paths
+
+HERE = Path(__file__).resolve().parent
+# Language-reference topics of pydoc_data: statements, literals, operators and a few object types.
+PYDOC_TOPICS = (
+    "assert assignment augassign async await binary bitwise bltin-ellipsis-object bltin-null-object booleans break "
+    "class comparisons context-managers continue conversions del dict dynamic-features exceptions execmodel for "
+    "function global id-classes if imaginary import in integers lambda lists naming nonlocal numbers pass power "
+    "raise return shifting slicings specialattrs subscriptions truth try typesfunctions typesmethods typesmodules "
+    "unary while with yield"
+).split()
+
+
+def prose_documents() -> list[Document]:
+    """The written documents of benchmarks/rag_bench/docs."""
+    folder = HERE / "rag_bench" / "docs"
+    return load_paths([folder], root=folder)
+
+
+def pydoc_documents() -> list[Document]:
+    """A slice of CPython's language reference, as the interpreter running this ships it."""
+    from pydoc_data.topics import topics
+
+    return [
+        Document(f"pydoc/{t}", topics[t], {"source": f"pydoc_data.topics:{t}", "title": t})
+        for t in PYDOC_TOPICS
+        if t in topics
+    ]
+
+
+def sklearn_documents() -> list[Document]:
+    """The dataset descriptions (DESCR) of the installed scikit-learn."""
+    from importlib.resources import files
+
+    folder = files("sklearn.datasets.descr")
+    return [
+        Document(f"sklearn/{f.name}", f.read_text(encoding="utf-8"), {"source": f"sklearn:{f.name}"})
+        for f in sorted(folder.iterdir(), key=lambda f: f.name)
+        if f.name.endswith(".rst")
+    ]
+
+
+def read_questions(path: Path) -> list[dict]:
+    """JSONL rows of {"question", "doc_id", "answer"} (or "answerable": false)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+COLLECTIONS = {
+    "prose": (prose_documents, HERE / "rag_bench" / "questions.jsonl"),
+    "pydoc": (pydoc_documents, HERE / "rag_collections" / "pydoc_questions.jsonl"),
+    "sklearn": (sklearn_documents, HERE / "rag_collections" / "sklearn_questions.jsonl"),
+}
+
+
+def check_questions(name: str, docs: list[Document], rows: list[dict]) -> list[str]:
+    """Questions whose answer phrase is not in their document (a typo, or the installed text changed)."""
+    texts = {Path(d.id).name: " ".join(d.text.split()).lower() for d in docs}
+    return [
+        f"{name}: {r['question']!r}: {r['answer']!r} not in {r['doc_id']}"
+        for r in rows
+        if r.get("answerable", True) and r["answer"].lower() not in texts.get(r["doc_id"], "")
+    ]
+
+
+def open_collection(name: str, cache: Path, embedder=None) -> tuple[Store, list[dict]]:
+    """The collection's store (built once under `cache`, re-indexed incrementally) and its questions."""
+    load, questions = COLLECTIONS[name]
+    docs = load()
+    rows = read_questions(questions)
+    problems = check_questions(name, docs, rows)
+    if problems:
+        raise SystemExit("\n".join(problems))
+    store = Store(cache / name, embedder=embedder)
+    store.add_documents(docs, prune_prefixes={""} if name == "prose" else None)
+    return store, rows
+
+
+NONSENSE = ["%_%", "asdf qwer", "zxcv qwop?", "???", "lorem ipsum dolor"]
+
+
+def _ask_all(rag, rows: list[dict], mode: str) -> list[dict]:
+    """Per question: abstained, evidence score, the first cited sentence, the source documents' ranks."""
+    out = []
+    for r in rows:
+        t = time.perf_counter()
+        answer = rag.ask(r["question"], mode=mode)
+        ms = (time.perf_counter() - t) * 1000
+        hits, _ = rag.retriever.retrieve(r["question"], 10, mode)
+        docs = list(dict.fromkeys(Path(h.doc_id).name for h in hits))
+        out.append(
+            {
+                "abstained": answer.abstained,
+                "score": answer.evidence.score if answer.evidence else 0.0,
+                "first": answer.citations[0].sentence if answer.citations else "",
+                "rank": docs.index(r["doc_id"]) + 1 if r.get("doc_id") in docs else None,
+                "ms": ms,
+            }
+        )
+    return out
+
+
+def collection_report(
+    name: str, store, questions: dict[str, list[dict]], mode: str = "hybrid", reader=None
+) -> dict:
+    """Default settings (the store's calibrated threshold, extractive answers, `reader` if given) on in- and
+    off-collection questions."""
+    calibration = ensure_calibrated(store)
+    rag = RAG(store, k=5, mode=mode, reader=reader)
+    own = questions[name]
+    answerable = [r for r in own if r.get("answerable", True)]
+    unanswerable = [r for r in own if not r.get("answerable", True)]
+    off = [r for other, rows in questions.items() if other != name for r in rows if r.get("answerable", True)]
+    a, u, o = _ask_all(rag, answerable, mode), _ask_all(rag, unanswerable, mode), _ask_all(rag, off, mode)
+    nonsense = [rag.ask(q, mode=mode).abstained for q in NONSENSE]
+    answered = [(r, x) for r, x in zip(answerable, a) if not x["abstained"]]
+    fixed = MIN_SCORE[mode]
+
+    def rate(xs, test):
+        return round(sum(map(test, xs)) / len(xs), 3) if xs else None
+
+    return {
+        "documents": store.count_documents(),
+        "chunks": len(store),
+        "questions": {"answerable": len(a), "unanswerable": len(u), "off_collection": len(o)},
+        "threshold": calibration["min_score"][mode],
+        "calibration": calibration["modes"][mode],
+        "hit@1": rate(a, lambda x: x["rank"] == 1),
+        "hit@10": rate(a, lambda x: x["rank"] is not None),
+        "answerable_answered": rate(a, lambda x: not x["abstained"]),
+        "off_collection_abstained": rate(o, lambda x: x["abstained"]),
+        "unanswerable_abstained": rate(u, lambda x: x["abstained"]),
+        "nonsense_abstained": rate(nonsense, bool),
+        "first_citation_contains_answer": rate(
+            answered,
+            lambda p: " ".join(p[0]["answer"].lower().split()) in " ".join(p[1]["first"].lower().split()),
+        ),
+        f"with_fixed_threshold_{fixed}": {
+            "answerable_answered": rate(a, lambda x: x["score"] >= fixed),
+            "off_collection_abstained": rate(o, lambda x: x["score"] < fixed),
+        },
+        "ask_ms_p50": round(float(np.percentile([x["ms"] for x in a + o], 50)), 1),
+    }
+
+
+def collections_benchmark(cache: Path, mode: str = "hybrid", reader=None) -> dict:
+    """collection_report for every collection (stores cached under `cache`)."""
+    stores, questions, embedder = {}, {}, None
+    for name in COLLECTIONS:
+        stores[name], questions[name] = open_collection(name, cache, embedder)
+        embedder = stores[name].embedder
+    results = {}
+    for name, store in stores.items():
+        results[name] = collection_report(name, store, questions, mode, reader)
+        print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
+def near_domain_benchmark(cache: Path, mode: str = "hybrid") -> dict:
+    """The hard case: half of a collection's documents indexed, questions about the other half.
+
+    The off-collection questions are then on the store's own subject (another dataset, another
+    statement), as when half of an encyclopedia is indexed. Reported with the store's fitted
+    threshold and with the old fixed one.
+    """
+    results, embedder = {}, None
+    for name in ("pydoc", "sklearn"):
+        load, questions = COLLECTIONS[name]
+        docs, rows = load(), read_questions(questions)
+        names = sorted(Path(d.id).name for d in docs)
+        halves = (set(names[0::2]), set(names[1::2]))
+        for i, half in enumerate(halves):
+            store = Store(cache / f"{name}-half{i}", embedder=embedder)
+            embedder = store.embedder
+            store.add_documents([d for d in docs if Path(d.id).name in half])
+            calibration = ensure_calibrated(store)
+            rag = RAG(store, k=5, mode=mode)
+            inside = _ask_all(rag, [r for r in rows if r["doc_id"] in half], mode)
+            outside = _ask_all(rag, [r for r in rows if r["doc_id"] not in half], mode)
+            fixed = MIN_SCORE[mode]
+            results[f"{name}-half{i}"] = {
+                "threshold": calibration["min_score"][mode],
+                "answerable_answered": round(float(np.mean([not x["abstained"] for x in inside])), 3),
+                "other_half_abstained": round(float(np.mean([x["abstained"] for x in outside])), 3),
+                f"with_fixed_threshold_{fixed}": {
+                    "answerable_answered": round(float(np.mean([x["score"] >= fixed for x in inside])), 3),
+                    "other_half_abstained": round(float(np.mean([x["score"] < fixed for x in outside])), 3),
+                },
+            }
+            print(f"{name}-half{i}", json.dumps(results[f"{name}-half{i}"]), flush=True)
+    return results

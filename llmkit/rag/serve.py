@@ -1,0 +1,213 @@
+"""`llmkit rag serve`: one long-lived process that holds the models, answering over a small HTTP JSON API.
+
+    POST /ask     {"question": "...", "filters": {"source": "docs/*.md"}, "k": 5, "mode": "hybrid"}
+                  -> the JSON `llmkit rag ask --json` prints
+    POST /search  {"question": "...", "k": 5, "mode": "hybrid", "filters": {...}} -> {"hits": [...]}
+    GET  /status  -> the store's documents and chunks, and the models loaded
+
+It binds 127.0.0.1 by default: the API has no authentication, so it is for programs on this machine.
+`llmkit rag ask --server URL` is its client; the client side of this module imports only the standard
+library, so a question asked through a server loads no model.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from llmkit.errors import UserError
+
+MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (or worse)
+FILTER_KEYS = ("source", "where")
+
+
+class BadRequest(Exception):
+    """A request the server cannot act on: answered with HTTP 400 and this message."""
+
+
+def request_options(body: bytes) -> dict:
+    """The question, filters, k and mode of a request body; BadRequest with a clear message if it is wrong."""
+    try:
+        payload = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadRequest(f'the request body is not valid JSON ({err}); send {{"question": "..."}}.') from None
+    if not isinstance(payload, dict):
+        raise BadRequest('the request body must be a JSON object like {"question": "..."}.')
+    question = payload.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise BadRequest('"question" is missing or empty; send {"question": "...", "filters": {...}}.')
+    filters = payload.get("filters") or {}
+    if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
+        raise BadRequest(f'"filters" must be an object with keys among {", ".join(FILTER_KEYS)}.')
+    options = {"question": question, "filters": filters}
+    for key, kind in (("k", int), ("mode", str)):
+        if payload.get(key) is not None:
+            if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
+                raise BadRequest(f'"{key}" must be a {kind.__name__}.')
+            options[key] = payload[key]
+    return options
+
+
+class Service:
+    """The loaded pipeline behind the API: one RAG, asked one question at a time."""
+
+    def __init__(self, rag, store_path: str, filters: dict | None = None):
+        self.rag = rag
+        self.filters = filters or {}  # the server's own filters (--source); a request's own win
+        self.store_path = store_path
+        self.started = time.time()
+        self._lock = threading.Lock()  # generators and the reader are not safe to call from two threads
+
+    def ask(self, options: dict) -> dict:
+        """The answer as `rag ask --json` prints it (secrets redacted)."""
+        from llmkit.secrets import redact
+
+        with self._lock:
+            answer = self.rag.ask(
+                options["question"],
+                k=options.get("k"),
+                mode=options.get("mode"),
+                **{**self.filters, **options["filters"]},
+            )
+        return redact(answer.to_dict())
+
+    def search(self, options: dict) -> dict:
+        """The retrieved chunks, best first."""
+        from llmkit.secrets import redact
+
+        with self._lock:
+            hits = self.rag.retriever.search(
+                options["question"],
+                options.get("k") or self.rag.k,
+                options.get("mode") or self.rag.mode,
+                **{**self.filters, **options["filters"]},
+            )
+        return redact(
+            {
+                "hits": [
+                    {
+                        "n": n,
+                        "doc_id": h.doc_id,
+                        "source": h.metadata.get("source", h.doc_id),
+                        "page": h.page,
+                        "score": round(h.score, 4),
+                        "similarity": round(h.similarity, 4),
+                        "text": h.text,
+                    }
+                    for n, h in enumerate(hits, start=1)
+                ]
+            }
+        )
+
+    def status(self) -> dict:
+        """What is loaded and how big the store is."""
+        store = self.rag.store
+        store.refresh()
+        return {
+            "store": self.store_path,
+            "documents": store.count_documents(),
+            "chunks": len(store),
+            "models": {
+                "embedding": store.embedder.name,
+                "generator": getattr(self.rag.generator, "name", type(self.rag.generator).__name__),
+                "reranker": self.rag.retriever.reranker_name,
+            },
+            "mode": self.rag.mode,
+            "k": self.rag.k,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to `service`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "llmkit-rag"
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path.rstrip("/") in ("/status", ""):
+                self._reply(200, service.status())
+            else:
+                self._reply(
+                    404, {"error": f"no such endpoint {self.path}; use GET /status, POST /ask or /search."}
+                )
+
+        def do_POST(self):  # noqa: N802
+            routes = {"/ask": service.ask, "/search": service.search}
+            route = routes.get(self.path.rstrip("/"))
+            if route is None:
+                self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    raise BadRequest(f"the request body is {length:,} bytes; the limit is {MAX_BODY:,}.")
+                self._reply(200, route(request_options(self.rfile.read(length))))
+            except (BadRequest, UserError, ValueError) as err:
+                self._reply(400, {"error": str(err)})
+            except Exception as err:  # the server keeps serving; the client gets one line, the log the rest
+                self.log_error("%s failed: %r", self.path, err)
+                self._reply(
+                    500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."}
+                )
+
+        def _reply(self, code: int, payload: dict) -> None:
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    return Handler
+
+
+def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve until interrupted; prints the URL once it listens."""
+    try:
+        server = ThreadingHTTPServer((host, port), make_handler(service))
+    except OSError as err:
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another --port.") from None
+    server.daemon_threads = True
+    url = f"http://{host}:{server.server_address[1]}"
+    print(
+        f"serving {service.store_path} at {url} (POST /ask, POST /search, GET /status); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def ask_server(url: str, payload: dict, *, endpoint: str = "ask", timeout: float = 300.0) -> dict:
+    """POST a question to a running `llmkit rag serve`; UserError if it cannot be reached or refuses it."""
+    target = url.rstrip("/") + "/" + endpoint
+    if not target.startswith(("http://", "https://")):
+        raise UserError(f"--server {url} is not an http:// URL; e.g. --server http://127.0.0.1:8765.")
+    data = json.dumps(payload).encode()
+    request = urllib.request.Request(target, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        try:
+            message = json.loads(err.read()).get("error", err.reason)
+        except (ValueError, AttributeError):
+            message = err.reason
+        raise UserError(f"the server at {url} refused the question (HTTP {err.code}): {message}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(
+            f"cannot reach the llmkit rag server at {url} ({reason}); start one with `llmkit rag serve --store S`."
+        ) from None

@@ -1,0 +1,104 @@
+"""`llmkit rag serve` in a real subprocess, asked over HTTP and by `llmkit rag ask --server`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from llmkit.cli import main as llmkit_main
+from tests.rag.conftest import QUESTIONS
+
+# The client must not load a model: these modules must stay unimported on the `--server` path.
+CLIENT = """
+import sys
+from llmkit.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    heavy = [m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules]
+    print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+"""
+
+
+@pytest.fixture(scope="module")
+def server(topic_store):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    argv = ["rag", "serve", "--store", str(topic_store.path), "--port", "0", "--k", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from llmkit.cli import main; main()", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()  # printed once the models are loaded and the port is bound
+        assert "serving" in line and "http://127.0.0.1:" in line, line
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.slow  # starting the server loads the embedding model in a new process (~10 s)
+def test_serve_answers_over_http(server):
+    question = QUESTIONS[5][0]  # rebasing
+    code, result = post(server + "/ask", json.dumps({"question": question}).encode())
+    assert code == 200 and set(result) == {"answer", "citations", "abstained", "sources"}
+    assert result["abstained"] is False and result["citations"][0]["doc_id"] == "rebase.md"
+    assert "re-applies them" in result["citations"][0]["sentence"] and "[1]" in result["answer"]
+    assert len(result["sources"]) == 3  # the server's --k
+
+    code, found = post(server + "/search", json.dumps({"question": question, "k": 2}).encode())
+    assert code == 200 and len(found["hits"]) == 2 and found["hits"][0]["doc_id"] == "rebase.md"
+    with urllib.request.urlopen(server + "/status", timeout=10) as response:
+        status = json.loads(response.read())
+    assert status["documents"] == 10 and status["chunks"] >= 10
+    assert status["models"]["embedding"].endswith("all-MiniLM-L6-v2")
+
+    for body, message in [
+        (b"{not json", "not valid JSON"),
+        (b'{"filters": {}}', '"question" is missing'),
+        (b'["a list"]', "JSON object"),
+        (json.dumps({"question": "hi", "mode": "fuzzy"}).encode(), "unknown retrieval mode"),
+    ]:
+        code, error = post(server + "/ask", body)
+        assert code == 400 and message in error["error"] and "Traceback" not in error["error"], error
+
+
+@pytest.mark.slow
+def test_ask_server_loads_no_model(server, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for as_json in (["--json"], []):
+        argv = ["rag", "ask", "--server", server, QUESTIONS[0][0], *as_json]
+        done = subprocess.run(
+            [sys.executable, "-c", CLIENT, *argv], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "HEAVY=\n" in done.stderr or done.stderr.rstrip().endswith("HEAVY="), done.stderr
+    assert "waggle dance" in done.stdout and "Sources:" in done.stdout and "*[1] bees.md" in done.stdout
+
+
+def test_ask_server_unreachable(capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "ask", "--server", f"http://127.0.0.1:{port}", "hello?"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cannot reach the llmkit rag server" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
