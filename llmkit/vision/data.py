@@ -90,7 +90,7 @@ def _from_folders(images: ImageDataArguments, *, seed: int, holdout: float) -> D
         for label in sorted({r["label"] for r in train}):
             rows = [r for r in train if r["label"] == label]
             rng.shuffle(rows)
-            cut = max(1, round(len(rows) * holdout))
+            cut = min(max(1, round(len(rows) * holdout)), len(rows) - 1)  # one image stays for training
             held += rows[:cut]
             kept += rows[cut:]
         splits["train"], splits["validation"] = kept, held

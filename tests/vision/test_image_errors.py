@@ -82,3 +82,15 @@ def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_re
         finetune_image(
             ["--train_file", str(table), "--text_column", "x", "--output_dir", str(tmp_path / "o")]
         )
+
+
+def test_every_class_keeps_a_training_image_when_validation_is_split_off(canvases, tmp_path):
+    from llmkit.finetune import FinetuneDataArguments
+    from llmkit.vision.data import ImageDataArguments, load_images
+
+    train = _two_classes(canvases, tmp_path)
+    for extra in sorted((train / "1").glob("*.png"))[1:]:
+        extra.unlink()  # class 1 has a single image
+    data, labels = load_images(FinetuneDataArguments(), ImageDataArguments(train_dir=str(train)), seed=0)
+    assert labels == ["0", "1"]
+    assert data["train"]["label"].count(1) == 1 and data["validation"]["label"].count(0) == 6
