@@ -134,6 +134,7 @@ def finetune_image(
     )
     resume = resume_checkpoint(args)
     _check_resumed_labels(resume, labels)
+    _check_resumed_kind(resume, lora_args.use_lora)
     metrics = train_and_evaluate(trainer, resume, splits.get("test"))
     scored = "test" if "test" in splits else "validation"
     out = trainer.predict(splits[scored])  # on every rank: prediction gathers across processes
@@ -155,6 +156,17 @@ def finetune_image(
         headline=["accuracy", "macro_f1"],
         extra={"labels": labels, "transfer": method, "confusion_matrix_split": scored},
     )
+
+
+def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
+    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
+    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
+        kind, flag = (
+            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
+        )
+        raise UserError(
+            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
+        )
 
 
 def _choose_data(

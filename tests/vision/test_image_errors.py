@@ -70,6 +70,14 @@ def test_a_head_with_other_labels_is_named_with_the_fix(canvases, tmp_path):
     shutil.copytree(canvases / "train" / "4", train / "4")
     with pytest.raises(UserError, match=r"trained with the labels \['0', '1'\].*use a new --output_dir"):
         finetune_image(["--train_dir", str(train), "--output_dir", str(tmp_path / "a"), *STEP])
+    # a full checkpoint is not continued as LoRA adapters (transformers would fail on the missing weights)
+    shutil.rmtree(train / "4")
+    with pytest.raises(
+        UserError, match=r"is a full model checkpoint; continue it without --use_lora, or use a new"
+    ):
+        finetune_image(
+            ["--train_dir", str(train), "--use_lora", "true", "--output_dir", str(tmp_path / "a"), *STEP]
+        )
 
 
 def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_refused(canvases, tmp_path):
