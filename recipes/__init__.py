@@ -38,6 +38,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "finetune-gpt2", "finetune_gpt2", "continue training a causal LM on text or prompt/response pairs"
         ),
+        Recipe(
+            "finetune-image",
+            "finetune_image",
+            "fine-tune a pretrained image classifier (transfer learning)",
+        ),
         Recipe("train-mlp", "train_mlp", "an MLP on the digits, in NumPy from scratch and in PyTorch"),
         Recipe("train-cnn", "train_cnn", "a CNN (LeNet or a small ResNet) on images"),
         Recipe("train-rnn", "train_rnn", "an RNN, LSTM or GRU language model on characters"),

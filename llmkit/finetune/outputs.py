@@ -15,7 +15,7 @@ from llmkit.plots import plot_loss_curves
 
 # Pipelines whose output names the model's labels: a LoRA run also saves the base weights with the label map,
 # because transformers' pipeline() reads the labels from config.json beside the adapter, or else from the base.
-LABELLED = ("text-classification", "token-classification")
+LABELLED = ("text-classification", "token-classification", "image-classification")
 
 BODY = """
 # {name}

@@ -1,0 +1,265 @@
+"""Image classification by transfer learning: any AutoModelForImageClassification checkpoint (or, offline, a tiny
+ResNet built in code) fine-tuned fully, as a frozen feature extractor with a new head, or with LoRA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar
+
+from datasets import DatasetDict
+from datasets import Image as ImageFeature
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, set_seed
+
+from llmkit.errors import UserError
+from llmkit.finetune.classify import _check_resumed_labels
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
+from llmkit.finetune.data import FinetuneDataArguments
+from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.metrics import accuracy_f1, plot_confusion
+from llmkit.finetune.outputs import finish_run
+from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
+from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+from llmkit.vision.data import ImageDataArguments, load_images
+from llmkit.vision.synthetic import cached_image_folders
+from llmkit.vision.transforms import collate, make_transform
+
+logger = get_logger(__name__)
+
+TINY = "tiny ResNet (built in code, random weights)"
+# Modules LoRA adapts, by model family: attention projections in transformers, the convolutions in CNNs.
+VISION_LORA_TARGETS = {
+    "vit": ["query", "value"],
+    "deit": ["query", "value"],
+    "beit": ["query", "value"],
+    "dinov2": ["query", "value"],
+    "swin": ["query", "value"],
+    "resnet": ["convolution"],
+    "convnext": ["pwconv1", "pwconv2"],
+    "convnextv2": ["pwconv1", "pwconv2"],
+}
+
+
+@dataclass
+class ImageModelArguments:
+    """How to transfer, and the offline defaults (the tiny model and the generated digit canvases)."""
+
+    freeze_backbone: bool = field(
+        default=False,
+        metadata={
+            "help": "Feature extraction: keep the pretrained backbone fixed and train only the new head."
+        },
+    )
+    augment: bool = field(
+        default=True, metadata={"help": "Randomly crop, rotate and recolour training images a little."}
+    )
+    image_size: int = field(
+        default=32,
+        metadata={"help": "Input side of the tiny model built when no --model_name_or_path is given."},
+    )
+    generated_per_class: int = field(
+        default=40, metadata={"help": "Generated training canvases per digit when no data is given."}
+    )
+
+
+@dataclass
+class ImageTrainingArguments(FinetuneTrainingArguments):
+    """Fine-tuning defaults for images; the image column reaches the transform, so no column is removed."""
+
+    scratch_learning_rate: ClassVar[float] = 3e-3
+
+    output_dir: str | None = field(
+        default="runs/finetune-image", metadata={"help": "Where the model, checkpoints and reports go."}
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate (default: 5e-5 fine-tuning a pretrained model, 5e-4 with --use_lora, "
+            "3e-3 for the tiny model from scratch or with --freeze_backbone)."
+        },
+    )
+    num_train_epochs: float = 10.0
+    per_device_train_batch_size: int = 32
+    logging_steps: float = 5
+    remove_unused_columns: bool = False
+
+
+def finetune_image(
+    data_args: FinetuneDataArguments,
+    image_args: ImageDataArguments,
+    model_args: FinetuneModelArguments,
+    vision_args: ImageModelArguments,
+    lora_args: LoraArguments,
+    args: ImageTrainingArguments,
+) -> dict:
+    """Fine-tune an image classifier; write it, its processor, metrics, curves, confusion matrix and model card."""
+    start_run(args)
+    source = _choose_data(data_args, image_args, vision_args, args)
+    data, labels = load_images(data_args, image_args, seed=args.seed)
+    logger.info(
+        f"labels ({len(labels)}): {labels}; images: " + ", ".join(f"{k} {len(v)}" for k, v in data.items())
+    )
+    example = _example_path(data["validation"])
+    name = model_args.model_name_or_path
+    _choose_learning_rate(
+        args, scratch=name is None, frozen=vision_args.freeze_backbone, lora=lora_args.use_lora
+    )
+
+    set_seed(args.seed)
+    model, processor = _load_model(name, labels, model_args, vision_args)
+    if vision_args.freeze_backbone:
+        backbone = getattr(model, model.base_model_prefix)
+        backbone.requires_grad_(False)
+    if lora_args.use_lora:
+        targets = lora_args.lora_target_modules or VISION_LORA_TARGETS.get(model.config.model_type)
+        model = apply_lora(model, replace(lora_args, lora_target_modules=targets), None, ["classifier"])
+
+    splits = DatasetDict(
+        {
+            k: v.with_transform(
+                make_transform(processor, train=k == "train", augment_images=vision_args.augment)
+            )
+            for k, v in data.items()
+        }
+    )
+    args.refine_best_metric("accuracy")
+    trainer = build_trainer(
+        args,
+        splits,
+        processor,
+        collate,
+        model=model,
+        compute_metrics=lambda p: accuracy_f1(p.predictions.argmax(-1), p.label_ids, len(labels)),
+    )
+    resume = resume_checkpoint(args)
+    _check_resumed_labels(resume, labels)
+    _check_resumed_kind(resume, lora_args.use_lora)
+    metrics = train_and_evaluate(trainer, resume, splits.get("test"))
+    scored = "test" if "test" in splits else "validation"
+    out = trainer.predict(splits[scored])  # on every rank: prediction gathers across processes
+    if trainer.is_world_process_zero():
+        plot_confusion(
+            out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
+        )
+    method = "frozen backbone" if vision_args.freeze_backbone else ("LoRA" if lora_args.use_lora else "full")
+    return finish_run(
+        trainer,
+        lora_args,
+        recipe="finetune-image",
+        task="Image classification",
+        pipeline_tag="image-classification",
+        base=name or TINY,
+        data=source,
+        eval_metrics=metrics,
+        example=example,
+        headline=["accuracy", "macro_f1"],
+        extra={"labels": labels, "transfer": method, "confusion_matrix_split": scored},
+    )
+
+
+def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
+    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
+    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
+        kind, flag = (
+            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
+        )
+        raise UserError(
+            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
+        )
+
+
+def _choose_data(
+    data_args: FinetuneDataArguments,
+    image_args: ImageDataArguments,
+    vision_args: ImageModelArguments,
+    args: ImageTrainingArguments,
+) -> str:
+    """With no data flags, generate the digit canvases (once, shared by every process); return the data's name."""
+    if image_args.train_dir or data_args.train_file or data_args.dataset_name:
+        return image_args.train_dir or data_args.source
+    with args.main_process_first(desc="generating the digit canvases"):
+        root = cached_image_folders(train_per_class=vision_args.generated_per_class, test_per_class=10)
+    image_args.train_dir, image_args.test_dir = str(root / "train"), str(root / "test")
+    logger.info(f"no data given: training on generated digit canvases in {root} (class folders)")
+    return "generated digit canvases"
+
+
+def _choose_learning_rate(args: ImageTrainingArguments, *, scratch: bool, frozen: bool, lora: bool) -> None:
+    if args.learning_rate is None and (scratch or frozen) and not lora:
+        args.learning_rate = args.scratch_learning_rate
+        why = "training from scratch" if scratch else "training only the new head"
+        logger.info(
+            f"learning rate: {args.learning_rate:g} (the default when {why}; --learning_rate changes it)"
+        )
+    else:
+        logger.info(args.choose_learning_rate(lora))
+
+
+def _load_model(name: str | None, labels: list[str], model_args: FinetuneModelArguments, vision_args):
+    """The classifier and its image processor: from a checkpoint, or the tiny ResNet built here."""
+    id2label, label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
+    if name is None:
+        config, processor = tiny_config_and_processor(labels, vision_args.image_size)
+        return AutoModelForImageClassification.from_config(config), processor
+    config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or an image classifier's folder.")
+    head = getattr(config, "id2label", None) or {}
+    trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    if trained_head and len(head) != len(labels) and not model_args.ignore_mismatched_sizes:
+        raise UserError(
+            f"{name} has a {len(head)}-label classification head but the data has {len(labels)} labels; "
+            "pass --ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
+        )
+    try:
+        processor = AutoImageProcessor.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
+        ) from None
+    model = load_pretrained(
+        AutoModelForImageClassification,
+        name,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id=label2id,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+    )
+    return model, processor
+
+
+def tiny_config_and_processor(labels: list[str], image_size: int = 32):
+    """A ~80k-parameter ResNet config for `labels` and the processor that resizes to `image_size` and normalises.
+
+    32 pixels keep a digit on a 64-pixel canvas legible and train four times faster than 64.
+    """
+    from transformers import ResNetConfig
+
+    try:  # transformers 5 names the PIL-backed processor apart; it needs no torchvision
+        from transformers import ViTImageProcessorPil as Processor
+    except ImportError:
+        from transformers import ViTImageProcessor as Processor
+    config = ResNetConfig(
+        num_channels=3,
+        embedding_size=16,
+        hidden_sizes=[16, 32, 64],
+        depths=[
+            1,
+            1,
+            1,
+        ],  # three stages: the last maps stay 2x2 at 32 pixels, so batch norm works for one image
+        layer_type="basic",
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    processor = Processor(
+        size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    return config, processor
+
+
+def _example_path(validation) -> str:
+    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
+    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
+    path = first.get("path") if isinstance(first, dict) else None
+    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

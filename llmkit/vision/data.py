@@ -1,0 +1,197 @@
+"""Labelled images for classification: class folders, CSV/JSONL files of paths and labels, or a Hub dataset.
+
+Whatever the source, the result is one shape: a DatasetDict ("train", "validation", optionally "test") whose
+`image` column decodes to PIL images and whose `label` column is a ClassLabel over the class names.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Image as ImageFeature
+
+from llmkit.errors import UserError, require
+from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, load_table, locate
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# FinetuneDataArguments fields about text that an image recipe does not take.
+TEXT_ONLY = ("text_column", "target_column", "max_length", "max_target_length")
+
+
+@dataclass
+class ImageDataArguments:
+    """Image folders (one sub-folder per class), and which column of a table or Hub dataset holds the image."""
+
+    train_dir: str | None = field(
+        default=None,
+        metadata={"help": "A folder with one sub-folder of images per class (cats/, dogs/, ...)."},
+    )
+    validation_dir: str | None = field(
+        default=None,
+        metadata={"help": "Validation images, same layout (default: split off the training ones)."},
+    )
+    test_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Test images, same layout: scored once with the kept model, never used to choose it."
+        },
+    )
+    image_column: str = field(
+        default="image", metadata={"help": "The image column of --train_file (paths) or --dataset_name."}
+    )
+
+
+def load_images(
+    data: FinetuneDataArguments, images: ImageDataArguments, *, seed: int
+) -> tuple[DatasetDict, list[str]]:
+    """Load the labelled images from whichever source the flags name; return them and the class names."""
+    label_col = data.label_column or "label"
+    if images.train_dir:
+        if data.train_file or data.dataset_name:
+            raise UserError("pass one source of images: --train_dir, --train_file or --dataset_name.")
+        raw = _from_folders(images, seed=seed, holdout=data.validation_split_percentage / 100)
+    elif images.validation_dir or images.test_dir:
+        raise UserError("--validation_dir and --test_dir go with --train_dir.")
+    elif data.train_file or data.dataset_name:
+        table = load_table(
+            data,
+            list,
+            [images.image_column, label_col],
+            seed=seed,
+            asked_by={images.image_column: "--image_column", label_col: "--label_column"},
+        )
+        raw = _from_table(table, data, images.image_column, label_col)
+    else:
+        raise UserError("no images given: pass --train_dir, --train_file or --dataset_name.")
+    return _encode_labels(raw, data)
+
+
+def _from_folders(images: ImageDataArguments, *, seed: int, holdout: float) -> DatasetDict:
+    train = folder_rows(Path(images.train_dir), "--train_dir", min_classes=2)
+    splits = {"train": train}
+    for split, folder, flag in (
+        ("validation", images.validation_dir, "--validation_dir"),
+        ("test", images.test_dir, "--test_dir"),
+    ):
+        if folder:
+            splits[split] = folder_rows(Path(folder), flag, min_classes=1)
+            unknown = sorted({r["label"] for r in splits[split]} - {r["label"] for r in train})
+            if unknown:
+                raise UserError(
+                    f"{flag} {folder} has classes the training images lack: {unknown}; "
+                    f"add them to {images.train_dir} or remove them."
+                )
+    if "validation" not in splits:  # held out of each class alike, so every class is validated
+        rng = random.Random(seed)
+        kept, held = [], []
+        for label in sorted({r["label"] for r in train}):
+            rows = [r for r in train if r["label"] == label]
+            rng.shuffle(rows)
+            cut = min(max(1, round(len(rows) * holdout)), len(rows) - 1)  # one image stays for training
+            held += rows[:cut]
+            kept += rows[cut:]
+        splits["train"], splits["validation"] = kept, held
+    for rows in splits.values():
+        check_images([r["image"] for r in rows])
+    return DatasetDict({k: Dataset.from_list(v) for k, v in splits.items()})
+
+
+def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
+    """{"image": path, "label": class folder name} for every image under folder/<class>/."""
+    if not folder.is_dir():
+        raise UserError(
+            f"{flag} {folder}: no such folder; pass a folder with one sub-folder of images per class."
+        )
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < min_classes:
+        found = f" ({', '.join(p.name for p in classes)})" if classes else ""
+        raise UserError(
+            f"{flag} {folder} has {len(classes)} class folder(s){found}; image classification needs at least "
+            f"{min_classes}: one sub-folder of images per class, e.g. {folder}/cats/ and {folder}/dogs/."
+        )
+    rows = []
+    for cls in classes:
+        files = sorted(
+            p
+            for p in cls.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        )
+        if not files:
+            raise UserError(
+                f"class folder {cls} has no images ({', '.join(IMAGE_SUFFIXES)}); add some or remove the folder."
+            )
+        rows += [{"image": str(p), "label": cls.name} for p in files]
+    return rows
+
+
+def check_images(paths: list[str], where: list[str] | None = None) -> None:
+    """Open every image once, so a corrupt or missing file is named before training starts."""
+    pil = require("PIL.Image", "vision")
+    for i, path in enumerate(paths):
+        at = f" ({where[i]})" if where else ""
+        if not Path(path).is_file():
+            raise UserError(f"no image file at {path}{at}; fix the path or remove the row.")
+        try:
+            with pil.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError, ValueError) as err:  # PIL reports a broken file with any of these
+            raise UserError(
+                f"{path}{at} is not a readable image ({err}); replace or remove the file."
+            ) from None
+
+
+def _from_table(
+    table: DatasetDict, data: FinetuneDataArguments, image_col: str, label_col: str
+) -> DatasetDict:
+    """Rename to image/label; local files hold paths (relative to the file), checked and then decoded lazily."""
+    out = DatasetDict()
+    for split, ds in table.items():
+        if not isinstance(ds.features[image_col], ImageFeature):
+            base = {s: Path(describe(data, s)).parent for s in ("train", "validation", "test")}
+            paths = [str(base[s] / p) for s, p in zip(ds[SOURCE], ds[image_col])]
+            check_images(paths, [locate(data, s, r) for s, r in zip(ds[SOURCE], ds[ROW])])
+            ds = (
+                ds.remove_columns(image_col)
+                .add_column(image_col, paths)
+                .cast_column(image_col, ImageFeature())
+            )
+        ds = ds.select_columns([image_col, label_col])
+        names = getattr(ds.features[label_col], "names", None)  # a Hub ClassLabel: keep names, not ids
+        ds = ds.map(
+            lambda v, names=names: {"__label": names[v] if names else str(v)},
+            input_columns=label_col,
+            remove_columns=[label_col],
+        )
+        out[split] = ds.rename_columns(
+            {k: v for k, v in ((image_col, "image"), ("__label", "label")) if k != v}
+        )
+    return out
+
+
+def _encode_labels(raw: DatasetDict, data: FinetuneDataArguments) -> tuple[DatasetDict, list[str]]:
+    """Class names (sorted), the label column as their ids, decoded images, and the sample caps applied."""
+    labels = sorted(set(raw["train"]["label"]))
+    if len(labels) < 2:
+        raise UserError(
+            f"the training images have {len(labels)} class ({labels}); image classification needs at least 2."
+        )
+    unseen = sorted({str(v) for k in raw if k != "train" for v in raw[k]["label"]} - set(labels))
+    if unseen:
+        raise UserError(f"labels {unseen} appear in the validation/test data but not in the training data.")
+    feature = ClassLabel(names=labels)
+    out = DatasetDict()
+    for split, ds in raw.items():
+        ds = ds.cast_column("label", feature)
+        if not isinstance(ds.features["image"], ImageFeature):
+            ds = ds.cast_column("image", ImageFeature())
+        out[split] = ds
+    if data.max_train_samples:
+        out["train"] = out["train"].select(range(min(data.max_train_samples, len(out["train"]))))
+    if data.max_eval_samples:
+        out["validation"] = out["validation"].select(
+            range(min(data.max_eval_samples, len(out["validation"])))
+        )
+    return out, labels

@@ -1,0 +1,104 @@
+"""A user's mistake in the images or the checkpoint: one line naming the problem and the fix, exit status 2."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoModelForImageClassification
+
+from llmkit.errors import UserError
+from llmkit.recipes.finetune_image import main as finetune_image
+from llmkit.vision.classify import tiny_config_and_processor
+from tests.vision.conftest import FAST
+
+STEP = ["--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false", *FAST]
+
+
+def _two_classes(canvases, tmp_path):
+    train = tmp_path / "train"
+    for digit in ("0", "1"):
+        shutil.copytree(canvases / "train" / digit, train / digit)
+    return train
+
+
+def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(canvases, tmp_path):
+    train = _two_classes(canvases, tmp_path)
+    bad = train / "1" / "scan.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    done = subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "finetune-image", "--train_dir", str(train)]
+        + ["--output_dir", str(tmp_path / "out"), *STEP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_empty_class_folder_and_a_single_class_are_refused(canvases, tmp_path):
+    train = _two_classes(canvases, tmp_path)
+    (train / "7").mkdir()
+    with pytest.raises(UserError, match=r"class folder .*7 has no images .*add some or remove the folder"):
+        finetune_image(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    shutil.rmtree(train / "7")
+    shutil.rmtree(train / "1")
+    with pytest.raises(
+        UserError, match=r"has 1 class folder\(s\) \(0\); image classification needs at least 2"
+    ):
+        finetune_image(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+def test_a_head_with_other_labels_is_named_with_the_fix(canvases, tmp_path):
+    train = _two_classes(canvases, tmp_path)
+    three = tmp_path / "three-label-model"
+    config, processor = tiny_config_and_processor(["0", "1", "4"], 32)
+    AutoModelForImageClassification.from_config(config).save_pretrained(three)
+    processor.save_pretrained(three)
+    argv = ["--train_dir", str(train), "--model_name_or_path", str(three), *STEP]
+    with pytest.raises(
+        UserError, match=r"has a 3-label classification head but the data has 2 labels; pass --ignore"
+    ):
+        finetune_image([*argv, "--output_dir", str(tmp_path / "a")])
+    metrics = finetune_image(
+        [*argv, "--ignore_mismatched_sizes", "true", "--output_dir", str(tmp_path / "a"), "--save_steps", "1"]
+    )
+    assert metrics["labels"] == ["0", "1"]
+    # the same output_dir now holds a 2-label checkpoint: continuing it on 3 labels is refused, not half-resumed
+    shutil.copytree(canvases / "train" / "4", train / "4")
+    with pytest.raises(UserError, match=r"trained with the labels \['0', '1'\].*use a new --output_dir"):
+        finetune_image(["--train_dir", str(train), "--output_dir", str(tmp_path / "a"), *STEP])
+    # a full checkpoint is not continued as LoRA adapters (transformers would fail on the missing weights)
+    shutil.rmtree(train / "4")
+    with pytest.raises(
+        UserError, match=r"is a full model checkpoint; continue it without --use_lora, or use a new"
+    ):
+        finetune_image(
+            ["--train_dir", str(train), "--use_lora", "true", "--output_dir", str(tmp_path / "a"), *STEP]
+        )
+
+
+def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_refused(canvases, tmp_path):
+    table = tmp_path / "images.csv"
+    first = sorted(canvases.glob("train/0/*.png"))[0]
+    table.write_text(f"image,label\n{first},0\n{first},1\ngone.png,1\n")
+    with pytest.raises(UserError, match=r"no image file at .*gone.png \(.*images.csv line 4\)"):
+        finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+    with pytest.raises(UserError, match="does not take --text_column"):
+        finetune_image(
+            ["--train_file", str(table), "--text_column", "x", "--output_dir", str(tmp_path / "o")]
+        )
+
+
+def test_every_class_keeps_a_training_image_when_validation_is_split_off(canvases, tmp_path):
+    from llmkit.finetune import FinetuneDataArguments
+    from llmkit.vision.data import ImageDataArguments, load_images
+
+    train = _two_classes(canvases, tmp_path)
+    for extra in sorted((train / "1").glob("*.png"))[1:]:
+        extra.unlink()  # class 1 has a single image
+    data, labels = load_images(FinetuneDataArguments(), ImageDataArguments(train_dir=str(train)), seed=0)
+    assert labels == ["0", "1"]
+    assert data["train"]["label"].count(1) == 1 and data["validation"]["label"].count(0) == 6
