@@ -1,6 +1,6 @@
 """The GPU check: one command that measures llmkit's pretraining fast path on a CUDA machine.
 
-    bash benchmarks/gpu_check.sh OUT_DIR                        # any CUDA machine, ~8 minutes on an H100/H200
+    bash benchmarks/gpu_check.sh OUT_DIR                        # any CUDA machine, <= ~8.5 minutes (H100/H200)
     bash benchmarks/gpu_check.sh OUT_DIR --device cpu --tiny    # the same steps with tiny shapes (~3 min on CPU)
 
 Steps, each in its own process with its own timeout; a step that fails or times out is recorded and the
@@ -12,6 +12,8 @@ next one runs:
   (the built-in one repeated, so the timed steps stay within one epoch), its metrics.json's steady tokens/s against the wall clock of the same steps, read from the time each
   logged step reaches this process;
 - `preset:<name>`: each preset's default GPU micro-batch for a few steps (eager), peak memory or the OOM.
+`PYTHON=/path/to/python` picks the interpreter (default python3); the checkout needs no install (it goes on
+PYTHONPATH), but torch, transformers, accelerate and datasets must be importable.
 OUT_DIR gets gpu_check.json (environment, every step's status, seconds, figures or error) and logs/<step>.log.
 """
 
@@ -123,10 +125,29 @@ def step_bench(out: Path, device: str, tiny: bool, timeout: float) -> dict:
     json_out = out / "bench_pretrain.json"
     flags = _bench_flags(tiny) or ["--rounds", "2"]
     cmd = [sys.executable, "benchmarks/bench_pretrain.py", "--device", device, *flags, "--out", str(json_out)]
-    result = run_step(cmd, out / "logs" / "bench_pretrain.log", timeout)
+    log = out / "logs" / "bench_pretrain.log"
+    result = run_step(cmd, log, timeout)
     if json_out.is_file():
         result["figures"] = json.loads(json_out.read_text())["runs"]
+    else:  # stopped early: keep the settings it finished
+        result["figures"] = rows_from_log(log)
     return result
+
+
+def rows_from_log(log: Path) -> list[dict]:
+    """The result rows bench_pretrain.py printed (indented JSON objects from `{` to `}` at line starts)."""
+    rows, lines = [], None
+    for line in log.read_text().splitlines():
+        if line == "{":
+            lines = [line]
+        elif lines is not None:
+            lines.append(line)
+            if line == "}":
+                row = json.loads("\n".join(lines))
+                if "shape" in row:
+                    rows.append(row)
+                lines = None
+    return rows
 
 
 def step_losses(out: Path, device: str, tiny: bool, timeout: float) -> dict:
@@ -155,10 +176,13 @@ def step_losses(out: Path, device: str, tiny: bool, timeout: float) -> dict:
         "--out",
         str(json_out),
     ]
-    result = run_step(cmd, out / "logs" / "losses.log", timeout)
+    log = out / "logs" / "losses.log"
+    result = run_step(cmd, log, timeout)
     if json_out.is_file():
         data = json.loads(json_out.read_text())
         result["figures"] = {"runs": data["runs"], "skipped": data.get("variants_skipped", {})}
+    else:
+        result["figures"] = {"runs": rows_from_log(log)}
     return result
 
 

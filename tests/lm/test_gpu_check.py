@@ -61,3 +61,17 @@ def test_wall_clock_window_is_the_one_metrics_json_timed():
     assert slower["metrics_vs_wall_clock"] == 1.143 and not slower["agrees_within_5_percent"]
     missing = gpu_check.compare_to_wall_clock(metrics, logged[:-1], steps=160, every=20)
     assert "error" in missing
+
+
+def test_a_step_stopped_early_keeps_the_rows_it_printed(tmp_path):
+    log = tmp_path / "bench.log"
+    header = '{\n  "machine": {\n    "device": "x"\n  }\n}\n'
+    row = '{\n  "shape": "gpt2",\n  "micro_batch": 12,\n  "variants": {}\n}\n'
+    log.write_text(
+        "$ python benchmarks/bench_pretrain.py\n"
+        + header
+        + "  gpt2 12x8 round 1\n"
+        + row
+        + "  gpt2 32x3 round"
+    )
+    assert _module().rows_from_log(log) == [{"shape": "gpt2", "micro_batch": 12, "variants": {}}]
