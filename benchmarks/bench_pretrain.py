@@ -9,7 +9,9 @@ Variants, each built fresh per round and timed after its warm-up (compilation) s
   a plain loop with fused AdamW, bf16 autocast and torch.compile on CUDA;
 - `llmkit`: the recipe's path: build_gpt2 + the chunked/fused loss + Trainer with PretrainingArguments'
   defaults (compile, bf16, TF32, fused AdamW on CUDA) and llmkit's ReportCallback;
-- `hf-default` (CPU only unless --hf_default): GPT2LMHeadModel as a walkthrough builds it, `labels=` loss.
+- `hf-default` (CPU only unless --hf_default): GPT2LMHeadModel as a walkthrough builds it, `labels=` loss;
+- `llmkit-<impl>` (with --loss_implementations chunked liger hf, instead of the above): the recipe's path with
+  each loss implementation, side by side; liger is skipped (and said so) where it cannot be imported.
 Every variant sees the very same micro-batches (drawn once from the Trainer's own seeded sampler) with
 the same constant learning rate, so the loss after equal steps is comparable. Reported per variant:
 median ms/step and tokens/s, MFU (dense peak of the GPU for bf16 from llmkit's table, or a measured
@@ -36,7 +38,7 @@ from mingpt import MinGPT  # noqa: E402
 
 from llmkit.data import builtin_texts, collate_blocks, load_corpus, pack, train_bpe_tokenizer  # noqa: E402
 from llmkit.data.corpus import DataArguments  # noqa: E402
-from llmkit.lm.loss import use_fast_loss  # noqa: E402
+from llmkit.lm.loss import liger_available, use_fast_loss  # noqa: E402
 from llmkit.lm.model import ModelArguments, build_gpt2, flops_per_token, padded_vocab_size  # noqa: E402
 from llmkit.lm.pretrain import PretrainingArguments  # noqa: E402
 from llmkit.lm.report import ReportCallback  # noqa: E402
@@ -148,12 +150,13 @@ def run_llmkit(
     device: str,
     block: int,
     peak: float,
+    loss: str = "auto",
 ) -> tuple[float, torch.nn.Module, float]:
     """The recipe's path; returns (wall seconds after warm-up, model, llmkit's own steady tokens/s)."""
     torch.manual_seed(0)
     model = build_gpt2(ModelArguments(**shape), _Fake(vocab))
     args = llmkit_args(device, micro, accum, steps, warmup, "/tmp/bench-pretrain-llmkit")
-    use_fast_loss(model, args.loss_implementation, args.device)
+    use_fast_loss(model, loss, args.device)
     report = ReportCallback(micro * accum * block, flops_per_token(model.config, block), peak)
     clock = _WallClock(warmup, device)
     trainer = Trainer(
@@ -212,9 +215,11 @@ def bench(
     rounds: int,
     peak: float,
     variants: list[str],
+    only: list[tuple[int, int]] | None = None,
 ) -> list[dict]:
     """Every (micro-batch, accumulation) setting of one shape, variants interleaved round by round."""
     n_layer, n_head, n_embd, block, vocab, settings = SHAPES[name]
+    settings = only or settings
     shape = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, n_positions=block)
     results = []
     for micro, accum in settings:
@@ -228,7 +233,7 @@ def bench(
         )
         micro_batches = list(probe.get_train_dataloader())  # the Trainer's own (seeded) order, for everyone
         times: dict[str, list[float]] = {v: [] for v in variants}
-        memory, losses, steady = {}, {}, []
+        memory, losses, steady = {}, {}, {}
         for r in range(rounds):
             for v in variants:
                 if device == "cuda":
@@ -236,11 +241,12 @@ def bench(
                     torch.cuda.reset_peak_memory_stats()
                 if v == "reference":
                     seconds, model = run_reference(vocab, shape, micro_batches, accum, warmup, device)
-                elif v == "llmkit":
+                elif v.startswith("llmkit"):
+                    loss = v.partition("-")[2] or "auto"
                     seconds, model, own = run_llmkit(
-                        vocab, shape, train, micro, accum, steps, warmup, device, block, peak
+                        vocab, shape, train, micro, accum, steps, warmup, device, block, peak, loss
                     )
-                    steady.append((own, steps * micro * accum * block / seconds))
+                    steady[v] = (own, steps * micro * accum * block / seconds)
                 else:
                     seconds, model = run_hf_default(vocab, shape, micro_batches, accum, warmup, device)
                 times[v].append(seconds)
@@ -274,18 +280,21 @@ def bench(
                 "peak_memory_gib": memory[v],
                 "val_loss_after_equal_steps": losses[v],
             }
-        if "reference" in variants:
+        if "reference" in variants and "llmkit" in variants:
             row["llmkit_vs_reference"] = round(
                 row["variants"]["llmkit"]["tokens_per_second"]
                 / row["variants"]["reference"]["tokens_per_second"],
                 3,
             )
-        own, wall = steady[-1]
-        row["llmkit_metrics_vs_wall_clock"] = {
-            "metrics_steady_tokens_per_second": round(own),
-            "wall_clock_tokens_per_second": round(wall),
-            "ratio": round(own / wall, 3),
-        }
+        for v, (own, wall) in steady.items():  # the last round's
+            row["variants"][v]["metrics_vs_wall_clock"] = round(own / wall, 3)
+        if "llmkit" in steady:
+            own, wall = steady["llmkit"]
+            row["llmkit_metrics_vs_wall_clock"] = {
+                "metrics_steady_tokens_per_second": round(own),
+                "wall_clock_tokens_per_second": round(wall),
+                "ratio": round(own / wall, 3),
+            }
         print(json.dumps(row, indent=2), flush=True)
         results.append(row)
     return results
@@ -338,6 +347,19 @@ def main() -> None:
     parser.add_argument(
         "--eval_batches", type=int, default=8, help="validation batches (of 8 blocks) for the loss check"
     )
+    parser.add_argument(
+        "--loss_implementations",
+        nargs="+",
+        default=None,
+        choices=["auto", "chunked", "liger", "hf"],
+        help="time the recipe's path once per loss implementation instead (liger skipped where not importable)",
+    )
+    parser.add_argument(
+        "--micro_batches",
+        nargs="+",
+        default=None,
+        help="only these micro-batch x accumulation settings, e.g. 32x3 (default: the shape's own)",
+    )
     parser.add_argument("--out", default=None, help="default: benchmarks/results/pretrain-<device>.json")
     args = parser.parse_args()
     cuda = args.device == "cuda"
@@ -347,6 +369,16 @@ def main() -> None:
         args.warmup if args.warmup is not None else (10 if cuda else 3),
     )
     variants = ["reference", "llmkit"] + (["hf-default"] if args.hf_default or not cuda else [])
+    skipped = {}
+    if args.loss_implementations:
+        impls = list(dict.fromkeys(args.loss_implementations))
+        if "liger" in impls and not (cuda and liger_available()):
+            impls.remove("liger")
+            skipped["llmkit-liger"] = (
+                "liger-kernel needs CUDA and `pip install liger-kernel` (not importable here)"
+            )
+        variants = [f"llmkit-{impl}" for impl in impls]
+    only = [tuple(int(n) for n in m.split("x")) for m in args.micro_batches] if args.micro_batches else None
 
     corpus = load_corpus(DataArguments())
     tokenizer = train_bpe_tokenizer(corpus["train"]["text"], vocab_size=8192)
@@ -360,6 +392,7 @@ def main() -> None:
             "peak_tflops": round(peak / 1e12, 3),
             "peak_source": source,
         },
+        "variants_skipped": skipped,
         "packing_vs_padding": packing_vs_padding(tokenizer),
         "runs": [],
     }
@@ -372,7 +405,9 @@ def main() -> None:
             collate_blocks([val_blocks[i] for i in range(j, min(j + 8, len(val_blocks)))])
             for j in range(0, min(8 * args.eval_batches, len(val_blocks)), 8)
         ]
-        results["runs"] += bench(name, blocks, val, args.device, steps, warmup, args.rounds, peak, variants)
+        results["runs"] += bench(
+            name, blocks, val, args.device, steps, warmup, args.rounds, peak, variants, only
+        )
     out = Path(args.out or f"benchmarks/results/pretrain-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
