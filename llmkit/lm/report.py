@@ -27,7 +27,8 @@ def perplexity(loss: float) -> float:
 class ReportCallback(TrainerCallback):
     """Adds eval perplexity, tokens/s and MFU to the logs and times the optimizer steps (eval and saving excluded).
 
-    Step times are host wall-clock. On CUDA the host runs ahead of the GPU, so the clock is
+    A step's time runs from the end of the step before it (so loading its batches and logging count, as they do
+    in the wall clock), or from its own start after an evaluation or a save. Step times are host wall-clock. On CUDA the host runs ahead of the GPU, so the clock is
     synchronised only at steps where the Trainer waits for the GPU anyway (logging reads the loss,
     evaluation, saving, the last step): the callback adds no host-device sync of its own. The steady
     window starts at the first such step after warm-up, so compilation never counts in it.
@@ -44,6 +45,7 @@ class ReportCallback(TrainerCallback):
         self._steady = False
         self._interval_seconds, self._interval_steps = 0.0, 0
         self._t = 0.0
+        self._last_end: float | None = None
         self._cuda = False
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -51,7 +53,10 @@ class ReportCallback(TrainerCallback):
         self.warmup_end = state.global_step + warmup_steps_for(state.max_steps - state.global_step)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self._t = time.perf_counter()
+        self._t = self._last_end if self._last_end is not None else time.perf_counter()
+
+    def on_save(self, args, state, control, **kwargs):
+        self._last_end = None  # the save's time is not a training step's
 
     def on_step_end(self, args, state, control, **kwargs):
         waits_anyway = (
@@ -72,6 +77,7 @@ class ReportCallback(TrainerCallback):
             self.steady_steps += 1
         elif waits_anyway and state.global_step >= self.warmup_end:
             self._steady = True
+        self._last_end = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or not self._interval_seconds:
@@ -86,6 +92,7 @@ class ReportCallback(TrainerCallback):
         self._interval_seconds, self._interval_steps = 0.0, 0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._last_end = None  # evaluation's time is not a training step's
         if metrics and "eval_loss" in metrics:
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
             if state.log_history and "eval_loss" in state.log_history[-1]:
