@@ -166,7 +166,7 @@ def classify(args: RNNArguments) -> dict:
         "chars": chars,
         "labels": labels,
     }
-    return train_classifier(args, LastStep(**kwargs), train, test, config)
+    return train_classifier(args, LastStep(**kwargs), train, test, config=config)
 
 
 if __name__ == "__main__":
