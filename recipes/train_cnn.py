@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
             for name, p in model.named_parameters():
                 p.requires_grad = name.startswith(type(model).head)
     config = {"architecture": args.arch, "kwargs": kwargs, "image_size": height}
-    return train_classifier(args, model, train, test, config, use_augmentation=args.augment)
+    return train_classifier(args, model, train, test, config=config, use_augmentation=args.augment)
 
 
 if __name__ == "__main__":

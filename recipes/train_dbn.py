@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
             "pretrained": pretrained,
         }
         net = dbn.classifier(pretrained, args.seed)
-        results[name] = train_classifier(sub, net, train, test, config, summary=False)
+        results[name] = train_classifier(sub, net, train, test, config=config, summary=False)
         if results[name]:
             print(f"{name}: test accuracy {results[name]['eval_accuracy']:.4f}")
     if not results["pretrained"]:  # not the main process

@@ -48,9 +48,9 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
             x,
             y,
             Optimizer(args.optimizer, args.learning_rate),
-            args.num_train_epochs,
-            args.per_device_train_batch_size,
-            args.seed,
+            epochs=args.num_train_epochs,
+            batch_size=args.per_device_train_batch_size,
+            seed=args.seed,
         )
     except ValueError as err:
         raise UserError(str(err)) from None
@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> dict:
         "activation": args.activation,
     }
     return train_classifier(
-        args, MLP(**kwargs), train, test, {"architecture": "mlp", "kwargs": kwargs}, extra=numpy_metrics
+        args,
+        MLP(**kwargs),
+        train,
+        test,
+        config={"architecture": "mlp", "kwargs": kwargs},
+        extra=numpy_metrics,
     )
 
 

@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         {"model": model},
         {"model": optimizer},
         step,
-        train,
-        config,
+        train=train,
+        config=config,
         evaluate=evaluate,
         extra={"unigram_eval_loss": unigram},
         headline=("loss", "bits_per_char"),
@@ -166,7 +166,7 @@ def classify(args: RNNArguments) -> dict:
         "chars": chars,
         "labels": labels,
     }
-    return train_classifier(args, LastStep(**kwargs), train, test, config)
+    return train_classifier(args, LastStep(**kwargs), train, test, config=config)
 
 
 if __name__ == "__main__":

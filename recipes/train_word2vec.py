@@ -96,12 +96,12 @@ def main(argv: list[str] | None = None) -> dict:
     words = tokenize(load_text(args.text_file))
     model, vocab, losses, words_per_second = train_word2vec(
         words,
-        args.dim,
-        args.mode,
-        args.window,
-        args.negatives,
-        args.min_count,
-        args.num_train_epochs,
+        dim=args.dim,
+        mode=args.mode,
+        window=args.window,
+        negatives=args.negatives,
+        min_count=args.min_count,
+        epochs=args.num_train_epochs,
         batch_size=args.per_device_train_batch_size,
         lr=args.learning_rate,
         seed=args.seed,

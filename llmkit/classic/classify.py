@@ -74,8 +74,8 @@ def train_classifier(
     model: nn.Module,
     train: TensorDataset,
     test: TensorDataset,
-    config: dict,
     *,
+    config: dict,
     use_augmentation: bool = False,
     extra: dict | None = None,
     summary: bool = True,
@@ -99,8 +99,8 @@ def train_classifier(
         {"model": model},
         {"model": optimizer},
         step,
-        train,
-        config,
+        train=train,
+        config=config,
         evaluate=lambda m: evaluate_classifier(m["model"], test),
         on_epoch_end=on_epoch_end,
         extra=extra,
@@ -138,7 +138,7 @@ def load_judge(
     judge = LeNet(n_classes, 1, size)
     kwargs = {"n_classes": n_classes, "channels": 1, "size": size}
     config = {"architecture": "lenet", "kwargs": kwargs}
-    train_classifier(judge_args, judge, train, test, config, use_augmentation=True, summary=False)
+    train_classifier(judge_args, judge, train, test, config=config, use_augmentation=True, summary=False)
     return judge.eval()
 
 

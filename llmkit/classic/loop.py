@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from llmkit.launch import check_launch, configure_threads, prepare_output_dir
 from llmkit.log import configure_logging, get_logger
 from llmkit.plots import plot_history, plot_loss_curves
+
+if TYPE_CHECKING:  # accelerate is imported when a run starts, not when a recipe's --help is read
+    from accelerate import Accelerator
 
 logger = get_logger(__name__)
 
@@ -118,9 +121,9 @@ def fit(
     modules: dict[str, nn.Module],
     optimizers: dict[str, torch.optim.Optimizer],
     step: Step,
+    *,
     train: Dataset,
     config: dict,
-    *,
     evaluate: Callable[[dict], dict] | None = None,
     on_epoch_end: Callable[[int, dict, Path], None] | None = None,
     extra: dict | None = None,
@@ -134,6 +137,63 @@ def fit(
     `evaluate(modules)` (its keys get an `eval_` prefix) and `on_epoch_end(epoch, modules, output_dir)`
     run on the main process with the models in eval mode.
     """
+    run = _set_up(args, modules, optimizers, train)
+    _resume(run)
+    if run.accelerator.log_with:
+        plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
+        run.accelerator.init_trackers(Path(args.output_dir).name, config=plain)
+    with GracefulInterrupt() as interrupt:
+        for epoch in range(run.state["epoch"], args.num_train_epochs):
+            _train_epoch(run, step, epoch, interrupt)
+            row = _evaluate_epoch(run, epoch, evaluate=evaluate, on_epoch_end=on_epoch_end)
+            run.state.update(epoch=epoch + 1, batch=0, sums={}, count=0)
+            run.state["log_history"].append(row)
+            _save(run.accelerator, run.root, run.state, args.save_total_limit)
+    if run.accelerator.log_with:
+        run.accelerator.end_training()
+    if not run.accelerator.is_main_process:
+        return {}
+    return _finish(run, config, extra=extra, headline=headline, summary=summary)
+
+
+def _fresh_state() -> dict:
+    """Where a run starts: what a checkpoint saves and a resumed run continues from."""
+    return {"epoch": 0, "batch": 0, "global_step": 0, "sums": {}, "count": 0, "recent": [], "log_history": []}
+
+
+@dataclass
+class _Run:
+    """One training run's prepared parts (models, optimizers, loader on the accelerator) and its progress."""
+
+    args: ClassicArguments
+    accelerator: Accelerator
+    out: Path
+    mods: dict[str, nn.Module]
+    opts: dict[str, torch.optim.Optimizer]
+    loader: DataLoader
+    state: dict = field(default_factory=_fresh_state)
+
+    @property
+    def root(self) -> Path:
+        return self.out / "checkpoints"
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """Backward, clip and step optimizer `name`: the `update` a step function calls."""
+        self.accelerator.backward(loss)
+        if self.args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.mods[name].parameters(), self.args.max_grad_norm)
+        self.opts[name].step()
+        for opt in self.opts.values():  # a GAN's generator loss also fills the discriminator's gradients
+            opt.zero_grad(set_to_none=True)
+
+
+def _set_up(
+    args: ClassicArguments,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    train: Dataset,
+) -> _Run:
+    """Logging, threads, the output folder, the accelerator; models, optimizers and loader prepared on it."""
     check_launch()
     configure_logging(args.log_level, args.log_level_replica)
     configure_threads()
@@ -150,87 +210,82 @@ def fit(
     prepared = accelerator.prepare(*modules.values(), *optimizers.values(), loader)
     mods = dict(zip(names, prepared[: len(names)]))
     opts = dict(zip(opt_names, prepared[len(names) : -1]))
-    loader = prepared[-1]
+    return _Run(args, accelerator, out, mods, opts, loader=prepared[-1])
 
-    def update(name: str, loss: torch.Tensor) -> None:
-        accelerator.backward(loss)
-        if args.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(mods[name].parameters(), args.max_grad_norm)
-        opts[name].step()
-        for opt in opts.values():  # a GAN's generator loss also fills the discriminator's gradients
-            opt.zero_grad(set_to_none=True)
 
-    root = out / "checkpoints"
-    state = {
-        "epoch": 0,
-        "batch": 0,
-        "global_step": 0,
-        "sums": {},
-        "count": 0,
-        "recent": [],
-        "log_history": [],
-    }
+def _resume(run: _Run) -> None:
+    """Load the newest complete checkpoint, if any, and continue from its progress."""
+    accelerator = run.accelerator
+    root = run.root
     found = checkpoints.newest_complete(root, announce=accelerator.is_main_process) if root.is_dir() else None
-    if found:
-        try:
-            accelerator.load_state(str(found[0]))
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise UserError(
-                f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
-                "use another --output_dir or delete its checkpoints folder."
-            ) from None
-        state = found[1]
-        logger.info(f"resuming from {found[0]} (epoch {state['epoch']}, step {state['global_step']})")
-    if accelerator.log_with:
-        plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
-        accelerator.init_trackers(Path(args.output_dir).name, config=plain)
+    if not found:
+        return
+    try:
+        accelerator.load_state(str(found[0]))
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise UserError(
+            f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
+            "use another --output_dir or delete its checkpoints folder."
+        ) from None
+    run.state = found[1]
+    logger.info(f"resuming from {found[0]} (epoch {run.state['epoch']}, step {run.state['global_step']})")
 
-    with GracefulInterrupt() as interrupt:
-        for epoch in range(state["epoch"], args.num_train_epochs):
-            loader.set_epoch(epoch)  # the epoch's shuffle depends on the seed and the epoch alone
-            batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
-            for m in mods.values():
-                m.train()
-            for batch in batches:
-                logs = {k: float(v) for k, v in step(mods, batch, update).items()}
-                _account(state, logs, args.logging_steps, epoch, len(loader))
-                if _stop_requested(accelerator, interrupt):
-                    folder = _save(accelerator, root, state, args.save_total_limit)
-                    raise TrainingInterrupted(
-                        f"saved {folder} at step {state['global_step']}; run the same command to resume."
-                    )
-            row = {
-                "epoch": epoch + 1,
-                "step": state["global_step"],
-                **{f"train_{k}": v / max(state["count"], 1) for k, v in state["sums"].items()},
-            }
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                plain = {k: accelerator.unwrap_model(m).eval() for k, m in mods.items()}
-                with torch.no_grad():
-                    row.update(
-                        {
-                            k if k.startswith("eval_") else f"eval_{k}": v
-                            for k, v in (evaluate(plain) if evaluate else {}).items()
-                        }
-                    )
-                    if on_epoch_end:
-                        on_epoch_end(epoch + 1, plain, out)
-                logger.info(
-                    "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
-                )
-                accelerator.log(
-                    {k: v for k, v in row.items() if isinstance(v, (int, float))}, step=state["global_step"]
-                )
-            state.update(epoch=epoch + 1, batch=0, sums={}, count=0)
-            state["log_history"].append(row)
-            _save(accelerator, root, state, args.save_total_limit)
-    if accelerator.log_with:
-        accelerator.end_training()
-    if not accelerator.is_main_process:
-        return {}
-    weights = {name: accelerator.unwrap_model(m).state_dict() for name, m in mods.items()}
-    _save_weights(out, weights, {**config, "args": asdict(args)})
+
+def _train_epoch(run: _Run, step: Step, epoch: int, interrupt: GracefulInterrupt) -> None:
+    """One pass over the data (the rest of it when resuming mid-epoch); on Ctrl-C, save and stop."""
+    accelerator, state, loader = run.accelerator, run.state, run.loader
+    loader.set_epoch(epoch)  # the epoch's shuffle depends on the seed and the epoch alone
+    batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
+    for m in run.mods.values():
+        m.train()
+    for batch in batches:
+        logs = {k: float(v) for k, v in step(run.mods, batch, run.update).items()}
+        _account(state, logs, run.args.logging_steps, epoch, len(loader))
+        if _stop_requested(accelerator, interrupt):
+            folder = _save(accelerator, run.root, state, run.args.save_total_limit)
+            raise TrainingInterrupted(
+                f"saved {folder} at step {state['global_step']}; run the same command to resume."
+            )
+
+
+def _evaluate_epoch(
+    run: _Run,
+    epoch: int,
+    *,
+    evaluate: Callable[[dict], dict] | None,
+    on_epoch_end: Callable[[int, dict, Path], None] | None,
+) -> dict:
+    """The epoch's row of log_history: its mean training numbers and (main process) the evaluation."""
+    accelerator, state = run.accelerator, run.state
+    row = {
+        "epoch": epoch + 1,
+        "step": state["global_step"],
+        **{f"train_{k}": v / max(state["count"], 1) for k, v in state["sums"].items()},
+    }
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        plain = {k: accelerator.unwrap_model(m).eval() for k, m in run.mods.items()}
+        with torch.no_grad():
+            row.update(
+                {
+                    k if k.startswith("eval_") else f"eval_{k}": v
+                    for k, v in (evaluate(plain) if evaluate else {}).items()
+                }
+            )
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, plain, run.out)
+        logger.info("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        accelerator.log(
+            {k: v for k, v in row.items() if isinstance(v, (int, float))}, step=state["global_step"]
+        )
+    return row
+
+
+def _finish(run: _Run, config: dict, *, extra: dict | None, headline: tuple[str, ...], summary: bool) -> dict:
+    """The end of a run (main process): final weights and config.json, then metrics.json and the summary."""
+    args, accelerator, state = run.args, run.accelerator, run.state
+    weights = {name: accelerator.unwrap_model(m).state_dict() for name, m in run.mods.items()}
+    _save_weights(run.out, weights, {**config, "args": asdict(args)})
     last = next((row for row in reversed(state["log_history"]) if "train_loss" in row), {})
     metrics = {
         **{k: v for k, v in last.items() if k not in ("step", "train_loss")},

@@ -158,6 +158,7 @@ class NumpyMLP:
         x: np.ndarray,
         y: np.ndarray,
         optimizer: Optimizer,
+        *,
         epochs: int = 30,
         batch_size: int = 32,
         seed: int = 0,
@@ -179,7 +180,7 @@ class NumpyMLP:
 
 
 def numerical_gradient(
-    model: NumpyMLP, x: np.ndarray, y: np.ndarray, layer: int, key: str, eps: float = 1e-5
+    model: NumpyMLP, x: np.ndarray, y: np.ndarray, *, layer: int, key: str, eps: float = 1e-5
 ) -> np.ndarray:
     """Central finite differences of the loss w.r.t. one parameter array (for gradient checks)."""
     p = model.layers[layer].params[key]

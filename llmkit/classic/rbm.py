@@ -42,6 +42,7 @@ class RBM(nn.Module):
     def cd_step(
         self,
         v0: torch.Tensor,
+        *,
         lr: float = 0.05,
         k: int = 1,
         persistent: bool = False,
@@ -72,6 +73,7 @@ class RBM(nn.Module):
     def fit(
         self,
         data: torch.Tensor,
+        *,
         epochs: int = 10,
         batch_size: int = 32,
         lr: float = 0.05,
@@ -85,7 +87,7 @@ class RBM(nn.Module):
         for epoch in range(epochs):
             order = torch.randperm(len(data), generator=g)
             logs = [
-                self.cd_step(data[order[i : i + batch_size]], lr, k, persistent)
+                self.cd_step(data[order[i : i + batch_size]], lr=lr, k=k, persistent=persistent)
                 for i in range(0, len(data) - batch_size + 1, batch_size)
             ]
             history.append(
@@ -109,7 +111,7 @@ class DBN(nn.Module):
         """Greedy layer-wise training; returns each layer's history."""
         histories = []
         for rbm in self.rbms:
-            histories.append(rbm.fit(data, epochs, **kwargs))
+            histories.append(rbm.fit(data, epochs=epochs, **kwargs))
             data = rbm.p_h(data)
         return histories
 

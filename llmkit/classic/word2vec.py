@@ -104,6 +104,7 @@ def training_pairs(
 
 def train_word2vec(
     words: list[str],
+    *,
     dim: int = 100,
     mode: str = "skipgram",
     window: int = 5,
@@ -156,9 +157,10 @@ def neighbours(vectors: np.ndarray, vocab: Vocabulary, word: str, k: int = 10) -
 
 
 def analogy(
-    vectors: np.ndarray, vocab: Vocabulary, a: str, b: str, c: str, k: int = 5
+    vectors: np.ndarray, vocab: Vocabulary, words: tuple[str, str, str], *, k: int = 5
 ) -> list[tuple[str, float]]:
-    """Words closest to a - b + c (king - man + woman ~ queen), excluding the three inputs."""
+    """Words closest to a - b + c for words (a, b, c) (king - man + woman ~ queen), excluding the three inputs."""
+    a, b, c = words
     query = vectors[vocab.lookup(a)] - vectors[vocab.lookup(b)] + vectors[vocab.lookup(c)]
     sims = vectors @ (query / (np.linalg.norm(query) + 1e-8))
     order = [i for i in np.argsort(-sims) if vocab.words[i] not in (a, b, c)][:k]

@@ -169,6 +169,7 @@ def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
 def load_source(
     dataset_name: str | None = None,
     dataset_config_name: str | None = None,
+    *,
     data_files: dict[str, list[str]] | None = None,
     streaming: bool = False,
     sample_by: str = "paragraph",

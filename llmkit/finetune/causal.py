@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets import DatasetDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
 from llmkit.data.packing import collate_blocks, pack
@@ -78,44 +80,9 @@ def finetune_causal(
     )
     max_length = min(data_args.max_length or context, context)
 
-    # the prompt is written by the template, from --text_column ({prompt}) or any column it names
-    if response_col:
-        asked = {c: "--prompt_template" for c in template_columns(task.prompt_template, prompt_col)}
-        asked[response_col] = "--target_column"
-    else:
-        asked = {prompt_col: "--text_column"}
-    columns = list(asked)
-    raw = load_table(data_args, _builtin_pairs, columns, seed=args.seed, asked_by=asked)
-    for col in columns:
-        raw, dropped = drop_empty(raw, col)
-        if dropped:
-            logger.info(f"dropped {dropped} example(s) with an empty {col!r}")
-    raw = raw.remove_columns([SOURCE, ROW])
-    with args.main_process_first(desc="tokenizing"):
-        if response_col:
-            data = raw.map(
-                lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
-                batched=True,
-                remove_columns=columns,
-                desc="Tokenizing pairs",
-            )
-            data, _ = report_truncation(data, max_length, "prompts")
-            # pads inputs and masks padded labels
-            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
-        else:
-            data = {
-                s: pack(
-                    raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s],
-                    tokenizer,
-                    max_length,
-                )
-                for s in raw
-            }
-            collator = collate_blocks
-    if len(data["train"]) == 0:
-        raise UserError(
-            f"no training example left (the text is shorter than one block of {max_length} tokens?)."
-        )
+    raw, data, collator = _causal_data(
+        task, data_args, args, tokenizer, columns=(prompt_col, response_col), max_length=max_length
+    )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
     resume = resume_checkpoint(args)
@@ -139,6 +106,59 @@ def finetune_causal(
         example=example,
         headline=["loss", "perplexity"],
     )
+
+
+def _causal_data(
+    task: CausalArguments,
+    data_args: FinetuneDataArguments,
+    args: FinetuneTrainingArguments,
+    tokenizer,
+    *,
+    columns: tuple[str, str | None],
+    max_length: int,
+) -> tuple[DatasetDict, dict, Callable]:
+    """The table as read, its tokenized splits and their collator: prompt/response pairs, or text packed
+    into blocks of max_length when there is no response column."""
+    prompt_col, response_col = columns
+    # the prompt is written by the template, from --text_column ({prompt}) or any column it names
+    if response_col:
+        asked = {c: "--prompt_template" for c in template_columns(task.prompt_template, prompt_col)}
+        asked[response_col] = "--target_column"
+    else:
+        asked = {prompt_col: "--text_column"}
+    names = list(asked)
+    raw = load_table(data_args, _builtin_pairs, names, seed=args.seed, asked_by=asked)
+    for col in names:
+        raw, dropped = drop_empty(raw, col)
+        if dropped:
+            logger.info(f"dropped {dropped} example(s) with an empty {col!r}")
+    raw = raw.remove_columns([SOURCE, ROW])
+    with args.main_process_first(desc="tokenizing"):
+        if response_col:
+            data = raw.map(
+                lambda b: _pairs(b, tokenizer, task.prompt_template, prompt_col, response_col, max_length),
+                batched=True,
+                remove_columns=names,
+                desc="Tokenizing pairs",
+            )
+            data, _ = report_truncation(data, max_length, "prompts")
+            # pads inputs and masks padded labels
+            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+        else:
+            data = {
+                s: pack(
+                    raw[s].rename_column(prompt_col, "text") if prompt_col != "text" else raw[s],
+                    tokenizer,
+                    max_length,
+                )
+                for s in raw
+            }
+            collator = collate_blocks
+    if len(data["train"]) == 0:
+        raise UserError(
+            f"no training example left (the text is shorter than one block of {max_length} tokens?)."
+        )
+    return raw, data, collator
 
 
 def template_columns(template: str, prompt_col: str) -> list[str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import DatasetDict
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -15,6 +17,7 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
     set_seed,
 )
 
@@ -71,138 +74,252 @@ def finetune_classifier(
 ) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
     start_run(args, hp_search=True)
-    token_task = task_args.task == "token"
-    text_col = data_args.text_column or ("tokens" if token_task else "text")
-    label_col = data_args.label_column or ("tags" if token_task else "label")
+    run = _tag_tokens if task_args.task == "token" else _classify_sequences
+    return run(task_args, data_args, model_args, lora_args, args)
+
+
+def _classify_sequences(
+    task_args: ClassificationArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+) -> dict:
+    """A label per text; lists of labels make it multi-label."""
+    text_col, label_col = data_args.text_column or "text", data_args.label_column or "label"
+    prep = _prepare(data_args, model_args, lora_args, args, token_task=False, columns=(text_col, label_col))
+    tokenizer, label2id, multi, max_length = prep.tokenizer, prep.label2id, prep.multi, prep.max_length
+
+    def encode(batch):
+        enc = tokenizer(batch[text_col], truncation=True, max_length=max_length)
+        enc["labels"] = [multi_hot(v, label2id) if multi else label2id[key(v)] for v in batch[label_col]]
+        enc["truncated"] = [len(ids) > max_length for ids in tokenizer(batch[text_col])["input_ids"]]
+        return enc
+
+    data, truncated = _tokenize(prep, encode, args)
+    args.refine_best_metric("micro_f1" if multi else "accuracy")
+    fit = _Fit(
+        prep,
+        data,
+        model_args,
+        lora_args,
+        args,
+        auto=AutoModelForSequenceClassification,
+        peft_task="SEQ_CLS",
+        collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=lambda p: _sequence_metrics(p, len(prep.labels), multi),
+        keep_predictions=not multi,  # for the confusion matrix
+    )
+    if args.hp_search_trials:
+        return fit.search((task_args, data_args, model_args, lora_args, args))
+    trainer, metrics = fit.train()
+    if not multi and trainer.is_world_process_zero():
+        out = trainer.kept_validation  # the pass that gave the scores (gathered across processes)
+        plot_confusion(
+            out.predictions.argmax(-1), out.label_ids, prep.labels, f"{args.output_dir}/confusion_matrix.png"
+        )
+    return finish_run(
+        trainer,
+        lora_args,
+        recipe="finetune-bert",
+        task="Multi-label classification" if multi else "Text classification",
+        pipeline_tag="text-classification",
+        base=display_name(prep.model_name),
+        data=data_args.source,
+        eval_metrics=metrics,
+        example=prep.raw["validation"][0][text_col][:200],
+        headline=["accuracy", "macro_f1", "micro_f1"],
+        extra={"labels": prep.labels, "truncated_examples": truncated},
+    )
+
+
+def _tag_tokens(
+    task_args: ClassificationArguments,
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+) -> dict:
+    """A tag per word: the texts are lists of words, the labels lists of tags."""
+    text_col, label_col = data_args.text_column or "tokens", data_args.label_column or "tags"
+    prep = _prepare(data_args, model_args, lora_args, args, token_task=True, columns=(text_col, label_col))
+    tokenizer, label2id, max_length = prep.tokenizer, prep.label2id, prep.max_length
+
+    def encode(batch):
+        words = batch[text_col]
+        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+        enc["labels"] = [align(enc.word_ids(i), tags, label2id) for i, tags in enumerate(batch[label_col])]
+        enc["truncated"] = [
+            len(ids) > max_length for ids in tokenizer(words, is_split_into_words=True)["input_ids"]
+        ]
+        return enc
+
+    data, truncated = _tokenize(prep, encode, args)
+    args.refine_best_metric("f1")
+    fit = _Fit(
+        prep,
+        data,
+        model_args,
+        lora_args,
+        args,
+        auto=AutoModelForTokenClassification,
+        peft_task="TOKEN_CLS",
+        collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=lambda p: _tag_metrics(p, prep.labels),
+        keep_predictions=False,
+    )
+    if args.hp_search_trials:
+        return fit.search((task_args, data_args, model_args, lora_args, args))
+    trainer, metrics = fit.train()
+    return finish_run(
+        trainer,
+        lora_args,
+        recipe="finetune-bert",
+        task="Token classification",
+        pipeline_tag="token-classification",
+        base=display_name(prep.model_name),
+        data=data_args.source,
+        eval_metrics=metrics,
+        example=" ".join(prep.raw["validation"][0][text_col]),
+        headline=["f1", "accuracy"],
+        extra={"labels": prep.labels, "truncated_examples": truncated},
+    )
+
+
+@dataclass
+class _Prepared:
+    """What both tasks share once the data is read: the table, its labels, and the base model's tokenizer."""
+
+    raw: DatasetDict
+    labels: list[str]
+    multi: bool
+    model_name: str
+    hint: str
+    tokenizer: PreTrainedTokenizerBase
+    trained_head: bool  # the base model's head already has real labels (not LABEL_0, LABEL_1, ...)
+    max_length: int
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+
+def _prepare(
+    data_args: FinetuneDataArguments,
+    model_args: FinetuneModelArguments,
+    lora_args: LoraArguments,
+    args: FinetuneTrainingArguments,
+    *,
+    token_task: bool,
+    columns: tuple[str, str],
+) -> _Prepared:
+    """Read the table, find its labels, load the tokenizer; refuse a trained head of another size."""
+    text_col, label_col = columns
     model_name = model_args.model_name_or_path or default_encoder()  # the same whether or not data is given
     logger.info(args.choose_learning_rate(lora_args.use_lora))
-
-    raw = load_table(
-        data_args,
-        tagging_sample if token_task else classification_sample,
-        [text_col, label_col],
-        seed=args.seed,
-    )
+    sample = tagging_sample if token_task else classification_sample
+    raw = load_table(data_args, sample, [text_col, label_col], seed=args.seed)
     raw, empty = drop_empty(raw, text_col)
     if empty:
         logger.info(f"dropped {empty} example(s) with an empty {text_col!r}")
     labels, multi = label_names(raw, label_col, token_task, data_args)
-    label2id = {label: i for i, label in enumerate(labels)}
     logger.info(
         f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}"
     )
-
     hint = encoder_hint(model_name)
     tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)
     config = load_pretrained(AutoConfig, model_name, hint=hint)
     head = getattr(config, "id2label", None) or {}
-    trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    trained_head = bool(head) and not all(str(v).startswith("LABEL_") for v in head.values())
     if trained_head and len(head) != len(labels) and not model_args.ignore_mismatched_sizes:
         raise UserError(
             f"{model_name} has a {len(head)}-label head but the data has {len(labels)} labels; "
             "pass --ignore_mismatched_sizes to train a new head."
         )
     max_length = min(data_args.max_length or 256, tokenizer.model_max_length)
+    return _Prepared(raw, labels, multi, model_name, hint, tokenizer, trained_head, max_length)
 
-    def encode(batch):
-        if token_task:
-            enc = tokenizer(batch[text_col], is_split_into_words=True, truncation=True, max_length=max_length)
-            enc["labels"] = [
-                align(enc.word_ids(i), tags, label2id) for i, tags in enumerate(batch[label_col])
-            ]
-        else:
-            enc = tokenizer(batch[text_col], truncation=True, max_length=max_length)
-            enc["labels"] = [multi_hot(v, label2id) if multi else label2id[key(v)] for v in batch[label_col]]
-        full = tokenizer(batch[text_col], is_split_into_words=token_task)["input_ids"]
-        enc["truncated"] = [len(ids) > max_length for ids in full]
-        return enc
 
+def _tokenize(prep: _Prepared, encode: Callable, args: FinetuneTrainingArguments) -> tuple[DatasetDict, int]:
+    """Encode every split; report the texts cut at max_length and a training set too small to learn from."""
+    raw = prep.raw
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    data, truncated = report_truncation(data, max_length, "texts")
+    data, truncated = report_truncation(data, prep.max_length, "texts")
     warn_if_too_small(args, len(data["train"]), len(data["validation"]))
-    auto = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
+    return data, truncated
 
-    def model_init(trial=None):
-        set_seed(args.seed)
+
+@dataclass
+class _Fit:
+    """The training step both tasks share: a model (re)built per trial, one run, or a search."""
+
+    prep: _Prepared
+    data: DatasetDict
+    model_args: FinetuneModelArguments
+    lora_args: LoraArguments
+    args: FinetuneTrainingArguments
+    auto: type
+    peft_task: str
+    collator: Callable
+    compute_metrics: Callable
+    keep_predictions: bool
+
+    def model_init(self, trial=None):
+        """A fresh model with the data's labels (and the trial's LoRA settings in a search)."""
+        prep = self.prep
+        set_seed(self.args.seed)
         model = load_pretrained(
-            auto,
-            model_name,
-            hint=hint,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id=label2id,
-            problem_type="multi_label_classification" if multi else None,
-            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+            self.auto,
+            prep.model_name,
+            hint=prep.hint,
+            num_labels=len(prep.labels),
+            id2label=dict(enumerate(prep.labels)),
+            label2id=prep.label2id,
+            problem_type="multi_label_classification" if prep.multi else None,
+            ignore_mismatched_sizes=self.model_args.ignore_mismatched_sizes or not prep.trained_head,
         )
-        if lora_args.use_lora:
-            lora = replace(
-                lora_args,
-                **{k: v for k, v in (trial.params if trial else {}).items() if k.startswith("lora_")},
-            )
-            model = apply_lora(
-                model, lora, "TOKEN_CLS" if token_task else "SEQ_CLS", trainable_heads=["classifier", "score"]
-            )
+        if self.lora_args.use_lora:
+            params = trial.params if trial else {}
+            lora = replace(self.lora_args, **{k: v for k, v in params.items() if k.startswith("lora_")})
+            model = apply_lora(model, lora, self.peft_task, trainable_heads=["classifier", "score"])
         return model
 
-    args.refine_best_metric("f1" if token_task else ("micro_f1" if multi else "accuracy"))
-    collator = (
-        DataCollatorForTokenClassification(tokenizer) if token_task else DataCollatorWithPadding(tokenizer)
-    )
-
-    def make_trainer(init=None):
+    def make_trainer(self, init=None):
+        """A trainer on this model, or (in a search) on models built by `init`."""
         return build_trainer(
-            args,
-            data,
-            tokenizer,
-            collator,
-            model=None if init else model_init(),
+            self.args,
+            self.data,
+            self.prep.tokenizer,
+            self.collator,
+            model=None if init else self.model_init(),
             model_init=init,
-            compute_metrics=lambda p: _metrics(p, labels, token_task, multi),
-            keep_predictions=not token_task and not multi,  # for the confusion matrix
+            compute_metrics=self.compute_metrics,
+            keep_predictions=self.keep_predictions,
         )
 
-    if args.hp_search_trials:
+    def train(self):
+        """Train (resuming a checkpoint on the same labels) and evaluate; the trainer and its metrics."""
+        resume = resume_checkpoint(self.args)
+        _check_resumed_labels(resume, self.prep.labels)
+        trainer = self.make_trainer()
+        return trainer, train_and_evaluate(trainer, resume, self.data.get("test"))
+
+    def search(self, arguments: tuple) -> dict:
+        """The --hp_search_trials path: the best trial and the config that trains with it."""
         from llmkit.hpsearch import FINETUNE_SPACE, LORA_SPACE, run_search
 
+        args = self.args
         objective = f"eval_{(args.metric_for_best_model or 'accuracy').removeprefix('eval_')}"
         return run_search(
-            make_trainer,
-            model_init,
-            (task_args, data_args, model_args, lora_args, args),
+            self.make_trainer,
+            self.model_init,
+            arguments,
             args,
-            LORA_SPACE if lora_args.use_lora else FINETUNE_SPACE,
+            LORA_SPACE if self.lora_args.use_lora else FINETUNE_SPACE,
             objective,
             "maximize" if args.greater_is_better is not False else "minimize",
         )
-    resume = resume_checkpoint(args)
-    _check_resumed_labels(resume, labels)
-    trainer = make_trainer()
-    metrics = train_and_evaluate(trainer, resume, data.get("test"))
-    if not token_task and not multi and trainer.is_world_process_zero():
-        out = trainer.kept_validation  # the pass that gave the scores (gathered across processes)
-        plot_confusion(
-            out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
-        )
-    task = (
-        "Token classification"
-        if token_task
-        else ("Multi-label classification" if multi else "Text classification")
-    )
-    example = " ".join(raw["validation"][0][text_col]) if token_task else raw["validation"][0][text_col][:200]
-    return finish_run(
-        trainer,
-        lora_args,
-        recipe="finetune-bert",
-        task=task,
-        pipeline_tag="token-classification" if token_task else "text-classification",
-        base=display_name(model_name),
-        data=data_args.source,
-        eval_metrics=metrics,
-        example=example,
-        headline=["f1", "accuracy"] if token_task else ["accuracy", "macro_f1", "micro_f1"],
-        extra={"labels": labels, "truncated_examples": truncated},
-    )
 
 
 def _check_resumed_labels(resume: str | None, labels: list[str]) -> None:
@@ -217,13 +334,15 @@ def _check_resumed_labels(resume: str | None, labels: list[str]) -> None:
             )
 
 
-def _metrics(pred, labels: list[str], token_task: bool, multi: bool) -> dict:
+def _sequence_metrics(pred, n_labels: int, multi: bool) -> dict:
     logits, gold = pred.predictions, pred.label_ids
     if multi:
         return multilabel_scores(1 / (1 + np.exp(-logits)), gold)
-    if not token_task:
-        return accuracy_f1(logits.argmax(-1), gold, len(labels))
-    predicted = logits.argmax(-1)
+    return accuracy_f1(logits.argmax(-1), gold, n_labels)
+
+
+def _tag_metrics(pred, labels: list[str]) -> dict:
+    predicted, gold = pred.predictions.argmax(-1), pred.label_ids
     pred_tags = [[labels[p] for p, g in zip(ps, gs) if g != -100] for ps, gs in zip(predicted, gold)]
     gold_tags = [[labels[g] for g in gs if g != -100] for gs in gold]
     return entity_f1(pred_tags, gold_tags)

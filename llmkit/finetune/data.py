@@ -68,6 +68,7 @@ def load_table(
     args: FinetuneDataArguments,
     builtin: Callable[[], list[dict]],
     columns: list[str],
+    *,
     seed: int = 42,
     asked_by: dict[str, str] | None = None,
 ) -> DatasetDict:

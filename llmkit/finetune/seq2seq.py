@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import DatasetDict
 from tokenizers import processors
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Seq2SeqTrainer,
     T5Config,
@@ -116,38 +119,20 @@ def finetune_seq2seq(
 
     set_seed(args.seed)
     resume = resume_checkpoint(args)
-    name = model_args.model_name_or_path or (None if builtin or task.from_scratch else "t5-small")
-    if name is None:  # offline default: a small T5 and a tokenizer trained on the training text
-        saved = next(
-            (Path(d) for d in (resume, args.output_dir) if d and (Path(d) / "tokenizer.json").is_file()), None
-        )
-        if saved:  # resuming: the vocabulary the checkpoint was trained with
-            tokenizer = load_pretrained(AutoTokenizer, saved)
-        else:
-            tokenizer = train_t5_tokenizer(
-                list(raw["train"][source_col]) + list(raw["train"][target_col]), task.scratch_vocab_size
-            )
-        model, base = small_t5(tokenizer), "t5 (small, from scratch)"
-    else:
-        tokenizer = _tokenizer(task.tokenizer_name or name)
-        model = load_pretrained(AutoModelForSeq2SeqLM, name, hint=SEQ2SEQ_HINT)
-        base = name
+    model, tokenizer, base = _model_and_tokenizer(
+        task, model_args, args, raw, columns=(source_col, target_col), builtin=builtin, resume=resume
+    )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "SEQ_2_SEQ_LM")
-    max_length = data_args.max_length or 256
-
-    def encode(batch):
-        inputs = [prefix + t for t in batch[source_col]]
-        enc = tokenizer(inputs, max_length=max_length, truncation=True)
-        enc["labels"] = tokenizer(
-            text_target=batch[target_col], max_length=data_args.max_target_length, truncation=True
-        )["input_ids"]
-        enc["truncated"] = [len(ids) > max_length for ids in tokenizer(inputs)["input_ids"]]
-        return enc
-
-    with args.main_process_first(desc="tokenizing"):
-        data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    data, truncated = report_truncation(data, max_length)
+    data, truncated = _tokenize_pairs(
+        raw,
+        tokenizer,
+        args,
+        columns=(source_col, target_col),
+        prefix=prefix,
+        max_length=data_args.max_length or 256,
+        max_target_length=data_args.max_target_length,
+    )
     args.generation_num_beams = task.num_beams
 
     def compute_metrics(pred):
@@ -181,6 +166,62 @@ def finetune_seq2seq(
         headline=["rougeL", "bleu", "exact_match"],
         extra={"source_prefix": prefix, "truncated_examples": truncated},
     )
+
+
+def _model_and_tokenizer(
+    task: Seq2SeqArguments,
+    model_args: FinetuneModelArguments,
+    args: FinetuneSeq2SeqArguments,
+    raw: DatasetDict,
+    *,
+    columns: tuple[str, str],
+    builtin: bool,
+    resume: str | None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """The model, its tokenizer and its name for the model card; offline by default, a small T5 from scratch."""
+    name = model_args.model_name_or_path or (None if builtin or task.from_scratch else "t5-small")
+    if name is not None:
+        tokenizer = _tokenizer(task.tokenizer_name or name)
+        return load_pretrained(AutoModelForSeq2SeqLM, name, hint=SEQ2SEQ_HINT), tokenizer, name
+    # offline default: a small T5 and a tokenizer trained on the training text
+    saved = next(
+        (Path(d) for d in (resume, args.output_dir) if d and (Path(d) / "tokenizer.json").is_file()), None
+    )
+    if saved:  # resuming: the vocabulary the checkpoint was trained with
+        tokenizer = load_pretrained(AutoTokenizer, saved)
+    else:
+        source_col, target_col = columns
+        tokenizer = train_t5_tokenizer(
+            list(raw["train"][source_col]) + list(raw["train"][target_col]), task.scratch_vocab_size
+        )
+    return small_t5(tokenizer), tokenizer, "t5 (small, from scratch)"
+
+
+def _tokenize_pairs(
+    raw: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    args: FinetuneSeq2SeqArguments,
+    *,
+    columns: tuple[str, str],
+    prefix: str,
+    max_length: int,
+    max_target_length: int,
+) -> tuple[DatasetDict, int]:
+    """Inputs (prefixed) and target ids for every split, and how many inputs were cut at max_length."""
+    source_col, target_col = columns
+
+    def encode(batch):
+        inputs = [prefix + t for t in batch[source_col]]
+        enc = tokenizer(inputs, max_length=max_length, truncation=True)
+        enc["labels"] = tokenizer(
+            text_target=batch[target_col], max_length=max_target_length, truncation=True
+        )["input_ids"]
+        enc["truncated"] = [len(ids) > max_length for ids in tokenizer(inputs)["input_ids"]]
+        return enc
+
+    with args.main_process_first(desc="tokenizing"):
+        data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
+    return report_truncation(data, max_length)
 
 
 SEQ2SEQ_HINT = (

@@ -99,6 +99,7 @@ def linear_cross_entropy(
     hidden: torch.Tensor,
     weight: torch.Tensor,
     labels: torch.Tensor,
+    *,
     num_items_in_batch: int | torch.Tensor | None = None,
     impl: str = "chunked",
 ) -> torch.Tensor:
@@ -128,7 +129,9 @@ def _fast_loss_forward(self, input_ids=None, labels=None, num_items_in_batch=Non
     kwargs.pop("use_cache", None)
     kwargs.pop("logits_to_keep", None)
     hidden = self.transformer(input_ids=input_ids, use_cache=False, **kwargs).last_hidden_state
-    loss = linear_cross_entropy(hidden, self.lm_head.weight, labels, num_items_in_batch, self._llmkit_loss)
+    loss = linear_cross_entropy(
+        hidden, self.lm_head.weight, labels, num_items_in_batch=num_items_in_batch, impl=self._llmkit_loss
+    )
     return CausalLMOutputWithCrossAttentions(loss=loss, logits=None)
 
 

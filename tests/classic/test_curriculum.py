@@ -75,7 +75,7 @@ def test_analogy_resolves_on_a_constructed_corpus():
     model, vocab, _, _ = train_word2vec(
         _capitals_corpus(), dim=32, window=3, min_count=1, epochs=3, subsample=0
     )
-    assert analogy(model.vectors(), vocab, "paris", "france", "italy", 1)[0][0] == "rome"
+    assert analogy(model.vectors(), vocab, ("paris", "france", "italy"), k=1)[0][0] == "rome"
 
 
 def test_word2vec_bad_input(tmp_path):

@@ -18,7 +18,7 @@ def test_gradients_match_finite_differences(activation, loss):
     net.loss_and_gradients(x, y)
     for layer in (0, 2):
         for key in ("W", "b"):
-            numeric = numerical_gradient(net, x, y, layer, key)
+            numeric = numerical_gradient(net, x, y, layer=layer, key=key)
             assert np.allclose(net.layers[layer].grads[key], numeric, rtol=1e-4, atol=1e-7), (
                 activation,
                 loss,

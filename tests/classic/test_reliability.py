@@ -95,8 +95,8 @@ def _tiny_run(out, interrupt_at: int | None = None, signals: int = 1):
         {"model": model},
         {"model": torch.optim.Adam(model.parameters(), lr=0.05)},
         step,
-        data,
-        {"architecture": "linear"},
+        train=data,
+        config={"architecture": "linear"},
     )
     return metrics, model
 
