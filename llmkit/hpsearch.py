@@ -178,6 +178,7 @@ def run_search(
     model_init: Callable,
     arguments: tuple,
     args,
+    *,
     default_space: dict,
     objective: str,
     direction: str,

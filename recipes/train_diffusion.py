@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
             mods["unet"],
             scheduler,
             64,
-            args.image_size,
-            channels,
-            args.num_inference_steps,
-            torch.Generator().manual_seed(args.seed),
-            keep,
+            size=args.image_size,
+            channels=channels,
+            steps=args.num_inference_steps,
+            generator=torch.Generator().manual_seed(args.seed),
+            keep=keep,
         )
 
     def evaluate(mods):

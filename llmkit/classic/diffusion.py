@@ -72,6 +72,7 @@ def sample(
     model: UNet,
     scheduler: DDPMScheduler,
     n: int,
+    *,
     size: int,
     channels: int = 1,
     steps: int | None = None,

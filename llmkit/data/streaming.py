@@ -63,6 +63,7 @@ def pack_stream(
     ds: IterableDataset,
     tokenizer: PreTrainedTokenizerBase,
     block_size: int,
+    *,
     rank: int = 0,
     world_size: int = 1,
 ) -> PackedStream:

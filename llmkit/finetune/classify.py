@@ -316,9 +316,9 @@ class _Fit:
             self.model_init,
             arguments,
             args,
-            LORA_SPACE if self.lora_args.use_lora else FINETUNE_SPACE,
-            objective,
-            "maximize" if args.greater_is_better is not False else "minimize",
+            default_space=LORA_SPACE if self.lora_args.use_lora else FINETUNE_SPACE,
+            objective=objective,
+            direction="maximize" if args.greater_is_better is not False else "minimize",
         )
 
 

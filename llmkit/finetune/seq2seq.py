@@ -240,7 +240,13 @@ def _tokenizer(name: str):
 
 @torch.inference_mode()
 def text2text(
-    model_dir: str | Path, text: str, max_new_tokens: int = 64, num_beams: int = 1, model=None, tokenizer=None
+    model_dir: str | Path,
+    text: str,
+    *,
+    max_new_tokens: int = 64,
+    num_beams: int = 1,
+    model=None,
+    tokenizer=None,
 ) -> str:
     """Generate the output text for one input with a saved seq2seq model (transformers 5 has no text2text pipeline)."""
     tokenizer = tokenizer or _tokenizer(str(model_dir))

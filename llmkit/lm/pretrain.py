@@ -152,7 +152,15 @@ def _search(run: _Run, arguments: tuple) -> dict:
             processing_class=run.tokenizer,
         )
 
-    return run_search(make_trainer, model_init, arguments, args, PRETRAIN_SPACE, "eval_loss", "minimize")
+    return run_search(
+        make_trainer,
+        model_init,
+        arguments,
+        args,
+        default_space=PRETRAIN_SPACE,
+        objective="eval_loss",
+        direction="minimize",
+    )
 
 
 def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dict:
@@ -201,7 +209,11 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
         "peak_source": peak_source,
     }
     metrics = write_report(
-        trainer, report, extra, model_args.sample_prompts, model_args.sample_max_new_tokens
+        trainer,
+        report,
+        extra,
+        prompts=model_args.sample_prompts,
+        max_new_tokens=model_args.sample_max_new_tokens,
     )
     if args.process_index == 0:
         _print_summary(metrics, args.output_dir, f"GPT-2 {model_args.preset_label()} on {data_args.source}")
@@ -307,7 +319,9 @@ def _prepare(
             # Each rank (and each of its data-loader workers) reads and tokenizes its own documents;
             # rank 0 must not read and dispatch every batch (see llmkit/data/streaming.py).
             args.accelerator_config.dispatch_batches = False
-            train = pack_stream(corpus["train"], tokenizer, block_size, args.process_index, args.world_size)
+            train = pack_stream(
+                corpus["train"], tokenizer, block_size, rank=args.process_index, world_size=args.world_size
+            )
             val = pack(Dataset.from_list(list(corpus["validation"])), tokenizer, block_size)
         else:
             train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)

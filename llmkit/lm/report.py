@@ -131,7 +131,7 @@ def prompts_from(blocks, tokenizer, count: int = 4, words: int = 3) -> list[str]
 
 
 def write_report(
-    trainer: Trainer, report: ReportCallback, extra: dict, prompts: list[str] | None, max_new_tokens: int
+    trainer: Trainer, report: ReportCallback, extra: dict, *, prompts: list[str] | None, max_new_tokens: int
 ) -> dict:
     """Evaluate, then write metrics.json, loss_curve.png and samples.txt into the output dir (main process)."""
     step = trainer.state.global_step

@@ -220,7 +220,7 @@ def _generate_tab(generators: dict[str, str]) -> None:
             scheduler = schedulers[sampler]
             steps = int(steps) if sampler == "ddim" else None  # DDPM visits every training step
             images, snapshots = diffusion_sample(
-                model, scheduler, n, config["image_size"], 1, steps, g, keep=8
+                model, scheduler, n, size=config["image_size"], channels=1, steps=steps, generator=g, keep=8
             )
             return image_grid(images, scale=8), image_grid(
                 torch.cat([s[:1] for s in snapshots]), nrow=len(snapshots), scale=8

@@ -42,7 +42,11 @@ def text2text_tab(model_dir: str) -> None:
         output = gr.Textbox(label="Output", lines=4)
         go.click(
             lambda s, m, b: (
-                text2text(model_dir, s, int(m), int(b), model=model, tokenizer=tokenizer) if s.strip() else ""
+                text2text(
+                    model_dir, s, max_new_tokens=int(m), num_beams=int(b), model=model, tokenizer=tokenizer
+                )
+                if s.strip()
+                else ""
             ),
             [source, max_new, beams],
             output,

@@ -103,7 +103,7 @@ def test_generative_recipes_train_and_draw(recipe, cnn_dir, tmp_path):
     untrained = {
         train_gan: lambda: Generator(z_dim=64, size=16).eval()(torch.randn(64, 64)),
         train_vae: lambda: VAE(size=16).sample(64),
-        train_diffusion: lambda: sample(UNet(width=32), ddim, 64, 16)[0],
+        train_diffusion: lambda: sample(UNet(width=32), ddim, 64, size=16)[0],
     }[recipe]
     with torch.no_grad():
         before = sample_score(untrained(), judge)
@@ -127,7 +127,7 @@ def test_samples_have_the_right_shape_and_range():
     images = Generator(z_dim=8, size=16).eval()(torch.randn(4, 8))
     assert images.shape == (4, 1, 16, 16) and images.min() >= 0 and images.max() <= 1
     assert VAE(size=16).sample(3).shape == (3, 1, 16, 16)
-    out, steps = sample(UNet(width=8), DDPMScheduler(10, "linear"), 2, 16, keep=5)
+    out, steps = sample(UNet(width=8), DDPMScheduler(10, "linear"), 2, size=16, keep=5)
     assert out.shape == (2, 1, 16, 16) and out.min() >= 0 and out.max() <= 1 and len(steps) >= 5
 
 
