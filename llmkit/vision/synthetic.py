@@ -186,3 +186,20 @@ def cached_image_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int 
     except OSError:  # another process renamed its copy first: same files, keep theirs
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def cached_coco(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
+    """The COCO canvases (write_coco's train/ and test/ folders) in a shared temp folder, generated once."""
+    key = "-".join(
+        [f"d{''.join(map(str, digits))}", f"s{seed}", *(f"{k}{v}" for k, v in sorted(sizes.items()))]
+    )
+    target = Path(tempfile.gettempdir()) / f"llmkit-digit-coco-{key}"
+    if target.is_dir():
+        return target
+    scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    write_coco(scratch, digits=digits, seed=seed, **sizes)
+    try:  # renamed into place whole, as cached_image_folders does
+        os.replace(scratch, target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

@@ -1,0 +1,272 @@
+"""Boxes on images for object detection: COCO folders (images + annotations.json) or a Hub dataset like cppe-5.
+
+Whatever the source, the result is one shape, the Hub's (cppe-5) layout: a DatasetDict ("train", "validation",
+optionally "test") with columns `image` (decoded to PIL), `image_id`, `width`, `height` and `objects`
+({"bbox": [[x, y, w, h], ...] in pixels, "category": [class index, ...]}), plus the class names in index order.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict
+from datasets import Image as ImageFeature
+
+from llmkit.errors import UserError
+from llmkit.finetune.data import FinetuneDataArguments, load_table
+from llmkit.log import get_logger
+from llmkit.vision.data import check_images
+
+logger = get_logger(__name__)
+
+ANNOTATIONS = "annotations.json"
+# How far (pixels) a box may reach past its image's edge and still count as inside: rounding in exported boxes.
+EDGE_SLACK = 1.0
+# FinetuneDataArguments fields a detection recipe does not take (its local data are folders, not tables).
+NOT_FOR_DETECTION = (
+    "train_file",
+    "validation_file",
+    "test_file",
+    "text_column",
+    "label_column",
+    "target_column",
+    "max_length",
+    "max_target_length",
+)
+
+
+@dataclass
+class DetectionDataArguments:
+    """COCO folders (images plus annotations.json), and the columns of a Hub dataset."""
+
+    train_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A COCO folder: images plus annotations.json (whose file_name entries are relative to it, "
+            "or to its images/ sub-folder)."
+        },
+    )
+    validation_dir: str | None = field(
+        default=None,
+        metadata={"help": "Validation COCO folder, same layout (default: split off the training images)."},
+    )
+    test_dir: str | None = field(
+        default=None,
+        metadata={"help": "Test COCO folder: scored once with the kept model, never used to choose it."},
+    )
+    image_column: str = field(default="image", metadata={"help": "The image column of --dataset_name."})
+    objects_column: str = field(
+        default="objects",
+        metadata={
+            "help": "The column of --dataset_name holding {'bbox': [[x, y, w, h], ...], 'category': [...]}."
+        },
+    )
+
+
+def load_detection(
+    data: FinetuneDataArguments, boxes: DetectionDataArguments, *, seed: int
+) -> tuple[DatasetDict, list[str]]:
+    """Load the annotated images from whichever source the flags name; return them and the class names."""
+    if boxes.train_dir:
+        if data.dataset_name:
+            raise UserError("pass one source of images: --train_dir or --dataset_name.")
+        out, labels = _from_coco_folders(boxes, seed=seed, holdout=data.validation_split_percentage / 100)
+    elif boxes.validation_dir or boxes.test_dir:
+        raise UserError("--validation_dir and --test_dir go with --train_dir.")
+    elif data.dataset_name:
+        out, labels = _from_hub(data, boxes, seed=seed)
+    else:
+        raise UserError("no images given: pass --train_dir (a COCO folder) or --dataset_name.")
+    if data.max_train_samples:
+        out["train"] = out["train"].select(range(min(data.max_train_samples, len(out["train"]))))
+    if data.max_eval_samples:
+        out["validation"] = out["validation"].select(
+            range(min(data.max_eval_samples, len(out["validation"])))
+        )
+    return out, labels
+
+
+def _from_coco_folders(
+    boxes: DetectionDataArguments, *, seed: int, holdout: float
+) -> tuple[DatasetDict, list[str]]:
+    train, categories = read_coco(Path(boxes.train_dir), "--train_dir")
+    labels = [name for _, name in sorted(categories.items())]
+    splits = {"train": train}
+    for split, folder, flag in (
+        ("validation", boxes.validation_dir, "--validation_dir"),
+        ("test", boxes.test_dir, "--test_dir"),
+    ):
+        if folder:
+            rows, theirs = read_coco(Path(folder), flag)
+            if theirs != categories:
+                raise UserError(
+                    f"{flag} {folder}/{ANNOTATIONS} has the categories {theirs}, but the training data has "
+                    f"{categories}; give both the same categories list."
+                )
+            splits[split] = rows
+    if "validation" not in splits:
+        rows = list(train)
+        random.Random(seed).shuffle(rows)
+        cut = min(max(1, round(len(rows) * holdout)), len(rows) - 1)
+        splits["validation"], splits["train"] = rows[:cut], rows[cut:]
+    # class ids as given (any integers) -> class indices 0..n-1, the order of the labels
+    index = {cid: i for i, cid in enumerate(sorted(categories))}
+    out = DatasetDict()
+    for split, rows in splits.items():
+        for row in rows:
+            row["objects"] = {**row["objects"], "category": [index[c] for c in row["objects"]["category"]]}
+        out[split] = Dataset.from_list(rows).cast_column("image", ImageFeature())
+    return out, labels
+
+
+def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
+    """One COCO folder's rows (image path, id, size, its boxes) and its categories {id: name}, checked."""
+    path = folder / ANNOTATIONS
+    if not path.is_file():
+        raise UserError(
+            f"{flag} {folder}: no {ANNOTATIONS} there; pass a folder with its images and a COCO {ANNOTATIONS}."
+        )
+    try:
+        coco = json.loads(path.read_text())
+        images, annotations, cats = coco["images"], coco.get("annotations", []), coco["categories"]
+        categories = {int(c["id"]): str(c["name"]) for c in cats}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise UserError(
+            f"{path} is not COCO detection JSON ({type(err).__name__}: {err}); it needs 'images', "
+            "'annotations' and 'categories' lists."
+        ) from None
+    if not categories:
+        raise UserError(f"{path} lists no categories; add its classes as {{'id': ..., 'name': ...}}.")
+    rows = {}
+    for image in images:
+        file = _image_file(folder, image["file_name"])
+        rows[image["id"]] = {
+            "image": str(file),
+            "image_id": image["id"],
+            "width": image.get("width"),
+            "height": image.get("height"),
+            "objects": {"bbox": [], "category": []},
+        }
+    check_images([r["image"] for r in rows.values()], [f"{path}, image id {i}" for i in rows])
+    _fill_sizes(rows.values())
+    for ann in annotations:
+        _add_box(rows, ann, categories, path)
+    if not rows:
+        raise UserError(f"{path} lists no images; add them to its 'images' list.")
+    return list(rows.values()), categories
+
+
+def _image_file(folder: Path, name: str) -> Path:
+    """An image named relative to the COCO folder, or to its images/ sub-folder (both layouts are common)."""
+    for candidate in (folder / name, folder / "images" / name):
+        if candidate.is_file():
+            return candidate
+    return folder / name  # check_images names the missing file
+
+
+def _fill_sizes(rows) -> None:
+    """Width and height from the image file where the JSON leaves them out."""
+    from PIL import Image
+
+    for row in rows:
+        if not row["width"] or not row["height"]:
+            with Image.open(row["image"]) as image:
+                row["width"], row["height"] = image.size
+
+
+def _add_box(rows: dict, ann: dict, categories: dict[int, str], path: Path) -> None:
+    """Check one annotation against its image and the categories, then add its box to the image's row."""
+    where = f"{path}, annotation {ann.get('id', '?')}"
+    if ann.get("image_id") not in rows:
+        raise UserError(
+            f"{where} names image id {ann.get('image_id')}, which is not in its 'images' list; "
+            "fix the image_id or add the image."
+        )
+    if ann.get("category_id") not in categories:
+        raise UserError(
+            f"{where} names category id {ann.get('category_id')}, which is not in its 'categories' "
+            f"({sorted(categories)}); fix the category_id or add the category."
+        )
+    row = rows[ann["image_id"]]
+    problem = box_problem(ann.get("bbox"), row["width"], row["height"])
+    if problem:
+        raise UserError(
+            f"{where}: the box {ann.get('bbox')} (x, y, width, height) on {row['image']} "
+            f"({row['width']}x{row['height']}) {problem}; fix or remove it."
+        )
+    row["objects"]["bbox"].append([float(v) for v in ann["bbox"]])
+    row["objects"]["category"].append(ann["category_id"])
+
+
+def box_problem(box, width: float, height: float) -> str | None:
+    """What is wrong with a COCO [x, y, w, h] box on a width x height image, or None."""
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return "is not four numbers"
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        return "has no area"
+    if x < -EDGE_SLACK or y < -EDGE_SLACK or x + w > width + EDGE_SLACK or y + h > height + EDGE_SLACK:
+        return "reaches outside the image"
+    return None
+
+
+def _from_hub(
+    data: FinetuneDataArguments, boxes: DetectionDataArguments, *, seed: int
+) -> tuple[DatasetDict, list[str]]:
+    """A Hub dataset in the cppe-5 layout; its boxes outside their image are dropped (a Hub copy cannot be fixed)."""
+    table = load_table(
+        data,
+        list,
+        [boxes.image_column, boxes.objects_column],
+        seed=seed,
+        asked_by={boxes.image_column: "--image_column", boxes.objects_column: "--objects_column"},
+    )
+    return hub_to_rows(table, boxes.image_column, boxes.objects_column)
+
+
+def hub_to_rows(table: DatasetDict, image_col: str, objects_col: str) -> tuple[DatasetDict, list[str]]:
+    """Map a cppe-5-style DatasetDict (image, objects{bbox, category}) to the rows this recipe trains on."""
+    feature = table["train"].features[objects_col]
+    category = feature.get("category") if isinstance(feature, dict) else getattr(feature, "feature", {})
+    category = category.get("category") if isinstance(category, dict) else category
+    names = getattr(getattr(category, "feature", category), "names", None)
+    if not names:
+        found = sorted({c for row in table["train"][objects_col] for c in row["category"]})
+        names = [str(c) for c in range(max(found) + 1)] if found else []
+    if not names:
+        raise UserError(
+            f"the training data's {objects_col} column has no categories; it needs boxes to learn."
+        )
+    dropped = 0
+
+    def convert(row: dict, i: int) -> dict:
+        nonlocal dropped
+        width, height = row[image_col].size
+        kept = [
+            (list(map(float, b)), int(c))
+            for b, c in zip(row[objects_col]["bbox"], row[objects_col]["category"])
+            if box_problem(b, width, height) is None
+        ]
+        dropped += len(row[objects_col]["bbox"]) - len(kept)
+        return {
+            "image": row[image_col],
+            "image_id": row.get("image_id", i),
+            "width": width,
+            "height": height,
+            "objects": {"bbox": [b for b, _ in kept], "category": [c for _, c in kept]},
+        }
+
+    out = DatasetDict(
+        {
+            split: ds.map(
+                convert, with_indices=True, remove_columns=ds.column_names, load_from_cache_file=False
+            )
+            for split, ds in table.items()
+        }
+    )
+    if dropped:
+        logger.warning(f"dropped {dropped} box(es) that reach outside their image or have no area")
+    return out, [str(n) for n in names]

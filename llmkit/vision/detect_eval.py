@@ -1,0 +1,189 @@
+"""Scoring detections with pycocotools (COCO mAP, mAP@50, mAP@75, per-class AP) and drawing them on images."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from transformers import Trainer
+
+from llmkit.errors import require
+
+# Detections below this score are not drawn (every one is scored: mAP ranks them all).
+DRAW_THRESHOLD = 0.3
+
+
+def coco_scores(detections: list[dict], truths: list[dict], labels: list[str]) -> dict:
+    """COCO box scores of detections against ground truth, both as one dict per image.
+
+    Each dict holds "boxes" ([x0, y0, x1, y1] pixels) and "labels" (class indices); detections also "scores".
+    Returns map, map_50, map_75 and ap_<label> per class (-1 for a class absent from the ground truth).
+    """
+    coco_module = require("pycocotools.coco", "vision")
+    cocoeval = require("pycocotools.cocoeval", "vision")
+    images, gt, dt = [], [], []
+    for i, (det, truth) in enumerate(zip(detections, truths)):
+        images.append({"id": i})
+        for box, label in zip(_rows(truth["boxes"]), _rows(truth["labels"])):
+            gt.append(_entry(len(gt) + 1, i, box, label, area=True))
+        for box, label, score in zip(_rows(det["boxes"]), _rows(det["labels"]), _rows(det["scores"])):
+            dt.append({**_entry(len(dt) + 1, i, box, label), "score": float(score)})
+    if not gt:
+        return {"map": -1.0, "map_50": -1.0, "map_75": -1.0}
+    truth_api = coco_module.COCO()
+    truth_api.dataset = {
+        "images": images,
+        "annotations": gt,
+        "categories": [{"id": i, "name": n} for i, n in enumerate(labels)],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and its table
+        truth_api.createIndex()
+        if not dt:
+            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, **{f"ap_{n}": 0.0 for n in labels}}
+        found = truth_api.loadRes(dt)
+        run = cocoeval.COCOeval(truth_api, found, "bbox")
+        run.evaluate()
+        run.accumulate()
+        run.summarize()
+    # precision[iou threshold, recall, class, area range (0 = all), max detections (-1 = 100)]
+    precision = run.eval["precision"][:, :, :, 0, -1]
+    per_class = {}
+    for k, name in enumerate(labels):
+        values = precision[:, :, k]
+        per_class[f"ap_{name}"] = float(values[values > -1].mean()) if (values > -1).any() else -1.0
+    stats = run.stats
+    return {"map": float(stats[0]), "map_50": float(stats[1]), "map_75": float(stats[2]), **per_class}
+
+
+def _rows(values) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def _entry(ann_id: int, image: int, box, label, *, area: bool = False) -> dict:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    entry = {"id": ann_id, "image_id": image, "category_id": int(label), "bbox": [x0, y0, x1 - x0, y1 - y0]}
+    if area:
+        entry.update(area=(x1 - x0) * (y1 - y0), iscrowd=0)
+    return entry
+
+
+def targets_in_pixels(target: dict) -> dict:
+    """A processor's label dict (normalised cx, cy, w, h boxes) as pixel [x0, y0, x1, y1] boxes of the original image."""
+    height, width = (float(v) for v in target["orig_size"])
+    boxes = torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)
+    cx, cy, w, h = boxes.unbind(-1)
+    pixels = torch.stack(
+        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], -1
+    )
+    return {"boxes": pixels, "labels": torch.as_tensor(target["class_labels"]).reshape(-1)}
+
+
+def metrics_function(processor, labels: list[str]) -> Callable:
+    """compute_metrics for a Trainer whose predictions are (logits, pred_boxes) per batch (see DetectionTrainer)."""
+
+    def compute(prediction) -> dict:
+        detections, truths = [], []
+        for (logits, boxes), targets in zip(prediction.predictions, prediction.label_ids):
+            truths += [targets_in_pixels(t) for t in targets]
+            sizes = [tuple(int(v) for v in t["orig_size"]) for t in targets]
+            outputs = SimpleNamespace(logits=torch.as_tensor(logits), pred_boxes=torch.as_tensor(boxes))
+            detections += processor.post_process_object_detection(outputs, threshold=0.0, target_sizes=sizes)
+        return coco_scores(detections, truths, labels)
+
+    return compute
+
+
+class DetectionTrainer(Trainer):
+    """A Trainer whose evaluation keeps just the class logits and boxes of each batch, and its labels as given.
+
+    Detectors return many more outputs (auxiliary and intermediate ones), in an order that differs by family;
+    naming the two the metric needs keeps evaluation the same for DETR, Conditional DETR, RT-DETR and YOLOS.
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Weights through from_pretrained: RT-DETR's saved names differ from its module names (transformers 5 renames
+        them on save and back on from_pretrained), so the Trainer's plain state-dict load would miss most of them."""
+        target = model if model is not None else self.model
+        saved = type(target).from_pretrained(resume_from_checkpoint)
+        target.load_state_dict(saved.state_dict())
+
+    def _load_best_model(self) -> None:
+        """The kept checkpoint's weights, loaded the same way as a resumed one."""
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """The loss, then (logits, pred_boxes) and the labels, on the CPU."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            outputs = model(**inputs)
+        loss = outputs.loss.detach() if outputs.loss is not None else None
+        if prediction_loss_only:
+            return loss, None, None
+        found = (outputs.logits.detach().cpu(), outputs.pred_boxes.detach().cpu())
+        labels = [{k: v.detach().cpu() for k, v in t.items()} for t in inputs["labels"]]
+        return loss, found, labels
+
+
+def draw_detections(image, detections: dict, labels: list[str], *, truth: dict | None = None):
+    """The image with its ground-truth boxes (green) and the detections above DRAW_THRESHOLD (red, label and score)."""
+    draw_module = require("PIL.ImageDraw", "vision")
+    image = image.convert("RGB")
+    scale = max(1, 256 // max(image.size))  # small canvases are drawn larger, so the labels stay readable
+    image = image.resize((image.width * scale, image.height * scale))
+    draw = draw_module.Draw(image)
+    for box in _rows((truth or {}).get("boxes", [])):
+        draw.rectangle([v * scale for v in box], outline=(0, 170, 0), width=2)
+    for box, label, score in zip(
+        _rows(detections["boxes"]), _rows(detections["labels"]), _rows(detections["scores"])
+    ):
+        if score >= DRAW_THRESHOLD:
+            x0, y0, x1, y1 = (v * scale for v in box)
+            draw.rectangle([x0, y0, x1, y1], outline=(220, 0, 0), width=2)
+            draw.text((x0 + 2, max(0, y0 - 11)), f"{labels[int(label)]} {score:.2f}", fill=(220, 0, 0))
+    return image
+
+
+def save_prediction_grid(images: list, path: str | Path, *, columns: int = 4) -> Path:
+    """Tile drawn images (same size) into one picture."""
+    pil = require("PIL.Image", "vision")
+    width, height = max(i.width for i in images), max(i.height for i in images)
+    rows = (len(images) + columns - 1) // columns
+    grid = pil.new("RGB", (columns * width, rows * height), (255, 255, 255))
+    for k, image in enumerate(images):
+        grid.paste(image, ((k % columns) * width, (k // columns) * height))
+    grid.save(path)
+    return Path(path)
+
+
+def score_with_pipeline(model_dir: str | Path, coco_dir: str | Path) -> dict:
+    """Run pipeline("object-detection") from a saved folder on a COCO folder's images; return coco_scores."""
+    from transformers import pipeline
+
+    from llmkit.vision.detect_data import read_coco
+
+    rows, categories = read_coco(Path(coco_dir), "folder")
+    detector = pipeline("object-detection", model=str(model_dir))
+    names = [n for _, n in sorted(categories.items())]
+    index = {cid: i for i, cid in enumerate(sorted(categories))}
+    detections, truths = [], []
+    for row in rows:
+        found = detector(row["image"], threshold=0.0)
+        detections.append(
+            {
+                "boxes": np.array([[d["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")] for d in found]),
+                "labels": [names.index(d["label"]) for d in found],
+                "scores": [d["score"] for d in found],
+            }
+        )
+        truths.append(
+            {
+                "boxes": [[x, y, x + w, y + h] for x, y, w, h in row["objects"]["bbox"]],
+                "labels": [index[c] for c in row["objects"]["category"]],
+            }
+        )
+    return coco_scores(detections, truths, names)
