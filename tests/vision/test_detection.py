@@ -1,0 +1,218 @@
+"""finetune-detection on generated COCO canvases: box-aware augmentation, pycocotools scores, the cppe-5 layout,
+resume after Ctrl-C, the kept checkpoint's weights, and the output folder in pipeline("object-detection")."""
+
+import json
+import random
+import signal
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets import Image as ImageFeature
+from PIL import Image
+from transformers import AutoModelForObjectDetection, TrainerCallback, pipeline
+
+from llmkit.recipes.finetune_detection import main as finetune_detection
+from llmkit.vision.detect_data import hub_to_rows
+from llmkit.vision.detect_eval import DetectionTrainer, coco_scores
+from llmkit.vision.detect_transforms import augment_with_boxes, clip_box
+from llmkit.vision.synthetic import write_coco
+
+FAST = ["--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "1"]
+STEPS = ["--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", *FAST]
+LABELS = ["0", "1", "4"]
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    """train/ and test/ COCO folders of the digits 0, 1 and 4, one large digit per canvas."""
+    root = tmp_path_factory.mktemp("coco")
+    return write_coco(root, train_images=48, test_images=16, digits=(0, 1, 4), max_per_canvas=1, seed=3)
+
+
+def _ink_box(image: Image.Image) -> list[float]:
+    """The COCO box around the dark pixels of an image."""
+    ys, xs = np.nonzero(np.asarray(image.convert("L")) < 60)
+    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+
+
+def test_augmentation_moves_each_box_with_its_object_and_clips_it():
+    image = Image.new("RGB", (64, 64), (230, 230, 230))
+    image.paste((0, 0, 0), (40, 10, 56, 30))  # a dark object at x 40..56, y 10..30
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(30):
+        out, boxes, cats = augment_with_boxes(image, [[40, 10, 16, 20]], [2], flip_probability=0.5, rng=rng)
+        if boxes:  # the object is still (mostly) in the picture: its box is where its pixels went
+            assert cats == [2]
+            assert np.allclose(boxes[0], _ink_box(out), atol=2.5), (boxes[0], _ink_box(out))
+            assert boxes[0][0] >= 0 and boxes[0][0] + boxes[0][2] <= 64
+            checked += 1
+    assert checked >= 20
+    assert clip_box([-5, 50, 20, 30], 64, 64) == [0.0, 50, 15.0, 14.0]
+    assert clip_box([70, 0, 5, 5], 64, 64) is None
+
+
+def test_coco_scores_are_one_for_perfect_boxes_and_zero_for_wrong_classes():
+    truth = [{"boxes": [[0, 0, 10, 10], [20, 20, 40, 40]], "labels": [0, 1]}]
+    perfect = [{**truth[0], "scores": [0.9, 0.8]}]
+    scores = coco_scores(perfect, truth, ["a", "b"])
+    assert scores["map"] == pytest.approx(1.0) and scores["ap_a"] == pytest.approx(1.0)
+    swapped = [{**perfect[0], "labels": [1, 0]}]
+    assert coco_scores(swapped, truth, ["a", "b"])["map_50"] == pytest.approx(0.0)
+
+
+def test_a_hub_dataset_in_the_cppe5_layout_maps_names_and_drops_boxes_outside():
+    features = Features(
+        {
+            "image": ImageFeature(),
+            "image_id": Value("int64"),
+            "objects": {
+                "bbox": List(List(Value("float32"), length=4)),
+                "category": List(ClassLabel(names=["Coverall", "Face_Shield", "Gloves"])),
+            },
+        }
+    )
+    image = Image.new("RGB", (50, 40), (200, 200, 200))
+    rows = [
+        {
+            "image": image,
+            "image_id": 7,
+            "objects": {"bbox": [[1, 2, 10, 10], [45, 0, 20, 5]], "category": [2, 0]},
+        }
+    ]
+    table = DatasetDict({"train": Dataset.from_list(rows, features=features)})
+    data, labels = hub_to_rows(table, "image", "objects")
+    assert labels == ["Coverall", "Face_Shield", "Gloves"]
+    row = data["train"][0]
+    assert row["image_id"] == 7 and (row["width"], row["height"]) == (50, 40)
+    assert row["objects"] == {
+        "bbox": [[1.0, 2.0, 10.0, 10.0]],
+        "category": [2],
+    }  # the box past x=50 is dropped
+
+
+def test_a_parquet_dataset_in_the_cppe5_layout_trains_by_name(coco, tmp_path):
+    # a local folder of parquet files loads through the same --dataset_name path as cppe-5 on the Hub
+    annotations = json.loads((coco / "train" / "annotations.json").read_text())
+    rows = []
+    for image in annotations["images"][:12]:
+        boxes = [a for a in annotations["annotations"] if a["image_id"] == image["id"]]
+        rows.append(
+            {
+                "image": Image.open(coco / "train" / "images" / image["file_name"]).convert("RGB"),
+                "objects": {
+                    "bbox": [a["bbox"] for a in boxes],
+                    "category": [LABELS.index(str(a["category_id"])) for a in boxes],
+                },
+            }
+        )
+    features = Features(
+        {
+            "image": ImageFeature(),
+            "objects": {
+                "bbox": List(List(Value("float32"), length=4)),
+                "category": List(ClassLabel(names=LABELS)),
+            },
+        }
+    )
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    Dataset.from_list(rows, features=features).to_parquet(tmp_path / "hub" / "data" / "train-00000.parquet")
+    metrics = finetune_detection(
+        [
+            *("--dataset_name", str(tmp_path / "hub"), "--max_steps", "1", "--eval_strategy", "no"),
+            *(
+                "--save_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+                "--output_dir",
+                str(tmp_path / "o"),
+            ),
+            *STEPS,
+        ]
+    )
+    assert metrics["labels"] == LABELS and metrics["flip_probability"] == 0.5
+    assert (tmp_path / "o" / "predictions.png").stat().st_size > 1000
+
+
+class _CtrlCAt(TrainerCallback):
+    """Presses Ctrl-C (a real SIGINT) at the end of one step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_from_its_weights(coco, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = [
+        *("--train_dir", str(coco / "train"), "--save_strategy", "steps", "--save_steps", "100"),
+        *("--eval_strategy", "no", "--load_best_model_at_end", "false", "--max_steps", "3"),
+        *("--output_dir", str(out), *STEPS),
+    ]
+    original = transformers.Trainer.__init__
+
+    def with_ctrl_c(self, *a, **k):
+        original(self, *a, **k)
+        self.add_callback(_CtrlCAt(2))
+
+    monkeypatch.setattr(transformers.Trainer, "__init__", with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt, match="checkpoint-2"):
+        finetune_detection(argv)
+    monkeypatch.setattr(transformers.Trainer, "__init__", original)
+    saved = AutoModelForObjectDetection.from_pretrained(out / "checkpoint-2").state_dict()
+
+    loaded = {}
+    own = DetectionTrainer._load_from_checkpoint
+
+    def remember(self, path, model=None):  # the weights training starts again from
+        own(self, path, model)
+        loaded.update({k: v.clone() for k, v in self.model.state_dict().items()})
+
+    monkeypatch.setattr(DetectionTrainer, "_load_from_checkpoint", remember)
+    metrics = finetune_detection(argv)  # the very same command
+    assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["global_step"] == 3
+    assert loaded.keys() == saved.keys()
+    assert all(
+        torch.equal(loaded[k], saved[k]) for k in saved
+    )  # every weight, not just the ones whose names match
+
+
+def test_the_kept_checkpoint_is_the_saved_model_and_loads_in_a_pipeline(coco, tmp_path):
+    out = tmp_path / "run"
+    metrics = finetune_detection(
+        [
+            *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test"), "--max_steps", "4"),
+            *(
+                "--eval_strategy",
+                "steps",
+                "--eval_steps",
+                "2",
+                "--save_strategy",
+                "steps",
+                "--save_steps",
+                "2",
+            ),
+            *("--output_dir", str(out), *STEPS),
+        ]
+    )
+    assert metrics["selected_by"] == "eval_map" and {"test_map", "test_map_50", "test_ap_4"} <= set(metrics)
+    kept = AutoModelForObjectDetection.from_pretrained(
+        out / f"checkpoint-{metrics['reported_step']}"
+    ).state_dict()
+    final = AutoModelForObjectDetection.from_pretrained(out).state_dict()
+    assert all(torch.equal(kept[k], final[k]) for k in kept)
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "0", "1": "1", "2": "4"} and config["label2id"]["4"] == 2
+    assert (out / "preprocessor_config.json").is_file() and (out / "predictions.png").is_file()
+    found = pipeline("object-detection", model=str(out))(
+        str(coco / "test" / "images" / "0000.png"), threshold=0.0
+    )
+    assert found and {d["label"] for d in found} <= set(LABELS)
+    assert all(0 <= d["box"]["xmin"] <= d["box"]["xmax"] <= 64 for d in found)
