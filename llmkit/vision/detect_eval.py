@@ -72,15 +72,35 @@ def _entry(ann_id: int, image: int, box, label, *, area: bool = False) -> dict:
     return entry
 
 
-def targets_in_pixels(target: dict) -> dict:
-    """A processor's label dict (normalised cx, cy, w, h boxes) as pixel [x0, y0, x1, y1] boxes of the original image."""
-    height, width = (float(v) for v in target["orig_size"])
-    boxes = torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)
-    cx, cy, w, h = boxes.unbind(-1)
-    pixels = torch.stack(
-        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], -1
-    )
-    return {"boxes": pixels, "labels": torch.as_tensor(target["class_labels"]).reshape(-1)}
+def pack_targets(targets: list[dict]) -> torch.Tensor:
+    """A batch's label dicts as one tensor [batch, 1 + most boxes, 5], so the Trainer can pad, gather and cut it.
+
+    Row 0 of each image holds (height, width, box count, 0, 0) of the original image; the next rows (class, cx, cy,
+    w, h) with boxes normalised as the processor gives them; the rest is padding (-1). As dicts, the Trainer would
+    cut every array in them to the number of validation images (and fail to gather them across processes).
+    """
+    most = max((len(t["class_labels"]) for t in targets), default=0)
+    packed = torch.full((len(targets), 1 + most, 5), -1.0)
+    for i, t in enumerate(targets):
+        n = len(t["class_labels"])
+        packed[i, 0] = torch.tensor([*(float(v) for v in t["orig_size"]), n, 0, 0])
+        if n:
+            packed[i, 1 : 1 + n, 0] = t["class_labels"].float()
+            packed[i, 1 : 1 + n, 1:] = t["boxes"].float()
+    return packed
+
+
+def unpack_targets(packed) -> list[dict]:
+    """pack_targets' tensor back to one dict per image: pixel [x0, y0, x1, y1] "boxes", "labels" and its "size"."""
+    out = []
+    for rows in torch.as_tensor(packed, dtype=torch.float32):
+        height, width, n = float(rows[0, 0]), float(rows[0, 1]), int(rows[0, 2])
+        cx, cy, w, h = rows[1 : 1 + n, 1:].unbind(-1)
+        boxes = torch.stack(
+            [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], -1
+        )
+        out.append({"boxes": boxes, "labels": rows[1 : 1 + n, 0].long(), "size": (int(height), int(width))})
+    return out
 
 
 def metrics_function(processor, labels: list[str]) -> Callable:
@@ -88,11 +108,13 @@ def metrics_function(processor, labels: list[str]) -> Callable:
 
     def compute(prediction) -> dict:
         detections, truths = [], []
-        for (logits, boxes), targets in zip(prediction.predictions, prediction.label_ids):
-            truths += [targets_in_pixels(t) for t in targets]
-            sizes = [tuple(int(v) for v in t["orig_size"]) for t in targets]
+        for (logits, boxes), packed in zip(prediction.predictions, prediction.label_ids):
+            targets = unpack_targets(packed)
+            truths += targets
             outputs = SimpleNamespace(logits=torch.as_tensor(logits), pred_boxes=torch.as_tensor(boxes))
-            detections += processor.post_process_object_detection(outputs, threshold=0.0, target_sizes=sizes)
+            detections += processor.post_process_object_detection(
+                outputs, threshold=0.0, target_sizes=[t["size"] for t in targets]
+            )
         return coco_scores(detections, truths, labels)
 
     return compute
@@ -125,8 +147,7 @@ class DetectionTrainer(Trainer):
         if prediction_loss_only:
             return loss, None, None
         found = (outputs.logits.detach().cpu(), outputs.pred_boxes.detach().cpu())
-        labels = [{k: v.detach().cpu() for k, v in t.items()} for t in inputs["labels"]]
-        return loss, found, labels
+        return loss, found, pack_targets([{k: v.cpu() for k, v in t.items()} for t in inputs["labels"]])
 
 
 def draw_detections(image, detections: dict, labels: list[str], *, truth: dict | None = None):

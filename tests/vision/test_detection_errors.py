@@ -1,0 +1,117 @@
+"""A user's mistake in the boxes, the images or the checkpoint: one line naming the problem and the fix, exit 2."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoModelForObjectDetection
+
+from llmkit.errors import UserError
+from llmkit.recipes.finetune_detection import main as finetune_detection
+from llmkit.vision.detect import tiny_detector_config_and_processor
+from llmkit.vision.synthetic import write_coco
+
+STEP = [
+    *("--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false"),
+    *("--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--report_to", "none"),
+]
+
+
+@pytest.fixture(scope="module")
+def small_coco(tmp_path_factory):
+    """A COCO folder of 12 canvases with the digits 0 and 1."""
+    return write_coco(tmp_path_factory.mktemp("coco"), train_images=12, test_images=2, digits=(0, 1), seed=5)
+
+
+def _copy(small_coco, tmp_path, edit=None):
+    """A copy of the training folder, its annotations.json changed by `edit`."""
+    train = tmp_path / "train"
+    shutil.copytree(small_coco / "train", train)
+    if edit:
+        path = train / "annotations.json"
+        coco = json.loads(path.read_text())
+        edit(coco)
+        path.write_text(json.dumps(coco))
+    return train
+
+
+def test_a_box_outside_its_image_is_named_with_its_file_in_one_line_with_exit_status_2(small_coco, tmp_path):
+    def stretch(coco):
+        coco["annotations"][3]["bbox"] = [50, 10, 30, 12]  # reaches x=80 on a 64-pixel canvas
+
+    train = _copy(small_coco, tmp_path, stretch)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "finetune-detection", "--train_dir", str(train)]
+        + ["--output_dir", str(tmp_path / "out"), *STEP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {train / 'annotations.json'}, annotation 3: the box [50, 10, 30, 12]"), (
+        last
+    )
+    assert "images/" in last and "(64x64) reaches outside the image; fix or remove it." in last
+    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_unknown_image_and_category_ids_are_named(small_coco, tmp_path):
+    def unknown_category(coco):
+        coco["annotations"][0]["category_id"] = 7
+
+    train = _copy(small_coco, tmp_path / "a", unknown_category)
+    with pytest.raises(
+        UserError, match=r"annotation 0 names category id 7, which is not in its 'categories' \(\[0, 1\]\)"
+    ):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+    def unknown_image(coco):
+        coco["annotations"][1]["image_id"] = 99
+
+    train = _copy(small_coco, tmp_path / "b", unknown_image)
+    with pytest.raises(UserError, match=r"annotation 1 names image id 99, which is not in its 'images' list"):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+def test_a_corrupt_image_and_a_missing_annotations_file_are_named(small_coco, tmp_path):
+    train = _copy(small_coco, tmp_path)
+    bad = train / "images" / "0004.png"
+    bad.write_bytes(b"\x89PNG not really a png")
+    with pytest.raises(
+        UserError, match=r"0004.png \(.*annotations.json, image id 4\) is not a readable image"
+    ):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    with pytest.raises(UserError, match=r"no annotations.json there"):
+        finetune_detection(
+            ["--train_dir", str(train / "images"), "--output_dir", str(tmp_path / "out"), *STEP]
+        )
+
+
+def test_a_head_for_other_classes_is_named_with_the_fix_and_a_run_on_other_labels_is_not_resumed(
+    small_coco, tmp_path
+):
+    three = tmp_path / "three-class-detector"
+    config, processor = tiny_detector_config_and_processor(["cat", "dog", "bird"])
+    AutoModelForObjectDetection.from_config(config).save_pretrained(three)
+    processor.save_pretrained(three)
+    train = small_coco / "train"
+    argv = ["--train_dir", str(train), "--model_name_or_path", str(three), *STEP]
+    with pytest.raises(
+        UserError,
+        match=r"detects 3 other classes \(cat, dog, bird\) than the data's 2 \(0, 1\); pass --ignore",
+    ):
+        finetune_detection([*argv, "--output_dir", str(tmp_path / "a")])
+    metrics = finetune_detection(
+        [*argv, "--ignore_mismatched_sizes", "true", "--output_dir", str(tmp_path / "a"), "--save_steps", "1"]
+    )
+    assert metrics["labels"] == ["0", "1"]
+
+    def rename(coco):
+        coco["categories"][1]["name"] = "one"
+
+    other = _copy(small_coco, tmp_path, rename)
+    with pytest.raises(UserError, match=r"trained with the labels \['0', '1'\].*use a new --output_dir"):
+        finetune_detection(["--train_dir", str(other), "--output_dir", str(tmp_path / "a"), *STEP])
