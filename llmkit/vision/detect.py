@@ -57,10 +57,13 @@ class DetectionModelArguments:
         metadata={"help": "Input side of the tiny model built when no --model_name_or_path is given."},
     )
     generated_images: int = field(
-        default=300, metadata={"help": "Generated training canvases when no data is given."}
+        default=400, metadata={"help": "Generated training canvases when no data is given."}
     )
     generated_max_per_canvas: int = field(
-        default=2, metadata={"help": "At most this many digits on each generated canvas (1-3)."}
+        default=1,
+        metadata={
+            "help": "At most this many digits on each generated canvas (1-3; more are smaller and harder)."
+        },
     )
 
 
@@ -81,7 +84,7 @@ class DetectionTrainingArguments(FinetuneTrainingArguments):
             "1e-3 for the tiny model from scratch)."
         },
     )
-    num_train_epochs: float = 20.0
+    num_train_epochs: float = 15.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 16
     logging_steps: float = 10
@@ -148,7 +151,12 @@ def finetune_detection(
         eval_metrics=metrics,
         example=_example_path(data["validation"]),
         headline=["map", "map_50"],
-        extra={"labels": labels, "flip_probability": flip, "predictions_picture": PICTURE},
+        extra={
+            "labels": labels,
+            "flip_probability": flip,
+            "predictions_picture": PICTURE,
+            "test_dir": box_args.test_dir,
+        },
     )
 
 

@@ -15,7 +15,7 @@ from transformers import Trainer
 from llmkit.errors import require
 
 # Detections below this score are not drawn (every one is scored: mAP ranks them all).
-DRAW_THRESHOLD = 0.3
+DRAW_THRESHOLD, DRAW_MOST = 0.3, 5
 
 
 def coco_scores(detections: list[dict], truths: list[dict], labels: list[str]) -> dict:
@@ -159,9 +159,8 @@ def draw_detections(image, detections: dict, labels: list[str], *, truth: dict |
     draw = draw_module.Draw(image)
     for box in _rows((truth or {}).get("boxes", [])):
         draw.rectangle([v * scale for v in box], outline=(0, 170, 0), width=2)
-    for box, label, score in zip(
-        _rows(detections["boxes"]), _rows(detections["labels"]), _rows(detections["scores"])
-    ):
+    found = zip(_rows(detections["boxes"]), _rows(detections["labels"]), _rows(detections["scores"]))
+    for box, label, score in sorted(found, key=lambda d: -d[2])[:DRAW_MOST]:
         if score >= DRAW_THRESHOLD:
             x0, y0, x1, y1 = (v * scale for v in box)
             draw.rectangle([x0, y0, x1, y1], outline=(220, 0, 0), width=2)
