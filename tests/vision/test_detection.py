@@ -216,3 +216,44 @@ def test_the_kept_checkpoint_is_the_saved_model_and_loads_in_a_pipeline(coco, tm
     )
     assert found and {d["label"] for d in found} <= set(LABELS)
     assert all(0 <= d["box"]["xmin"] <= d["box"]["xmax"] <= 64 for d in found)
+
+
+def test_a_detr_checkpoint_trains_scores_and_loads_in_a_pipeline(coco, tmp_path):
+    # DETR pads its batches (pixel_mask) and scores classes with a softmax: another path than the tiny RT-DETR's
+    backbone = transformers.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic", out_features=["stage2"]
+    )
+    config = transformers.DetrConfig(
+        backbone_config=backbone,
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        **dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=64, decoder_ffn_dim=64),
+        **dict(encoder_attention_heads=2, decoder_attention_heads=2, num_queries=5),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    start = tmp_path / "detr"
+    AutoModelForObjectDetection.from_config(config).save_pretrained(start)
+    transformers.DetrImageProcessorPil(size={"height": 64, "width": 64}).save_pretrained(start)
+    out = tmp_path / "run"
+    metrics = finetune_detection(
+        [
+            *("--model_name_or_path", str(start), "--train_dir", str(coco / "train"), "--max_steps", "2"),
+            *(
+                "--eval_strategy",
+                "steps",
+                "--eval_steps",
+                "2",
+                "--save_strategy",
+                "steps",
+                "--save_steps",
+                "2",
+            ),
+            *("--output_dir", str(out), *STEPS),
+        ]
+    )
+    assert 0 <= metrics["eval_map_50"] <= 1 and metrics["learning_rate"] == 5e-5
+    found = pipeline("object-detection", model=str(out))(
+        str(coco / "test" / "images" / "0001.png"), threshold=0.0
+    )
+    assert len(found) == 5 and {d["label"] for d in found} <= set(LABELS)
