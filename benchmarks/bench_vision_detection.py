@@ -67,6 +67,7 @@ def main() -> None:
         },
         "pipeline_trained": trained,
         "pipeline_untrained": before,
+        "pipeline_trained_class_agnostic": score_with_pipeline(root / "run", test_dir, class_agnostic=True),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -35,6 +35,7 @@ logger = get_logger(__name__)
 
 TINY = "tiny RT-DETR (built in code, random weights)"
 PICTURE = "predictions.png"
+GENERATED = "generated digit canvases (COCO)"
 
 
 @dataclass
@@ -139,7 +140,9 @@ def finetune_detection(
     _check_resumed_labels(resume, labels)
     metrics = train_and_evaluate(trainer, resume, splits.get("test"))
     if trainer.is_world_process_zero():
-        draw_validation(trainer.model, processor, data["validation"], labels, Path(args.output_dir) / PICTURE)
+        draw_validation(
+            trainer.model, processor, data["validation"], labels, path=Path(args.output_dir) / PICTURE
+        )
     return finish_run(
         trainer,
         LoraArguments(),
@@ -158,9 +161,6 @@ def finetune_detection(
             "test_dir": box_args.test_dir,
         },
     )
-
-
-GENERATED = "generated digit canvases (COCO)"
 
 
 def _choose_data(
@@ -273,7 +273,7 @@ def tiny_detector_config_and_processor(labels: list[str], image_size: int = 64):
 
 
 @torch.no_grad()
-def draw_validation(model, processor, validation, labels: list[str], path: Path, *, count: int = 8) -> Path:
+def draw_validation(model, processor, validation, labels: list[str], *, path: Path, count: int = 8) -> Path:
     """Predictions (red) and the true boxes (green) on the first `count` validation images, in one picture."""
     model.eval()
     rows = validation.select(range(min(count, len(validation))))

@@ -18,11 +18,14 @@ from llmkit.errors import require
 DRAW_THRESHOLD, DRAW_MOST = 0.3, 5
 
 
-def coco_scores(detections: list[dict], truths: list[dict], labels: list[str]) -> dict:
+def coco_scores(
+    detections: list[dict], truths: list[dict], labels: list[str], *, class_agnostic: bool = False
+) -> dict:
     """COCO box scores of detections against ground truth, both as one dict per image.
 
     Each dict holds "boxes" ([x0, y0, x1, y1] pixels) and "labels" (class indices); detections also "scores".
-    Returns map, map_50, map_75 and ap_<label> per class (-1 for a class absent from the ground truth).
+    Returns map, map_50, map_75 and ap_<label> per class (-1 for a class absent from the ground truth);
+    class_agnostic scores the boxes alone (any class matches any), without per-class figures.
     """
     coco_module = require("pycocotools.coco", "vision")
     cocoeval = require("pycocotools.cocoeval", "vision")
@@ -47,17 +50,21 @@ def coco_scores(detections: list[dict], truths: list[dict], labels: list[str]) -
             return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, **{f"ap_{n}": 0.0 for n in labels}}
         found = truth_api.loadRes(dt)
         run = cocoeval.COCOeval(truth_api, found, "bbox")
+        run.params.useCats = int(not class_agnostic)
         run.evaluate()
         run.accumulate()
         run.summarize()
+    stats = run.stats
+    scores = {"map": float(stats[0]), "map_50": float(stats[1]), "map_75": float(stats[2])}
+    if class_agnostic:
+        return scores
     # precision[iou threshold, recall, class, area range (0 = all), max detections (-1 = 100)]
     precision = run.eval["precision"][:, :, :, 0, -1]
     per_class = {}
     for k, name in enumerate(labels):
         values = precision[:, :, k]
         per_class[f"ap_{name}"] = float(values[values > -1].mean()) if (values > -1).any() else -1.0
-    stats = run.stats
-    return {"map": float(stats[0]), "map_50": float(stats[1]), "map_75": float(stats[2]), **per_class}
+    return {**scores, **per_class}
 
 
 def _rows(values) -> list:
@@ -180,7 +187,7 @@ def save_prediction_grid(images: list, path: str | Path, *, columns: int = 4) ->
     return Path(path)
 
 
-def score_with_pipeline(model_dir: str | Path, coco_dir: str | Path) -> dict:
+def score_with_pipeline(model_dir: str | Path, coco_dir: str | Path, *, class_agnostic: bool = False) -> dict:
     """Run pipeline("object-detection") from a saved folder on a COCO folder's images; return coco_scores."""
     from transformers import pipeline
 
@@ -196,7 +203,7 @@ def score_with_pipeline(model_dir: str | Path, coco_dir: str | Path) -> dict:
         detections.append(
             {
                 "boxes": np.array([[d["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")] for d in found]),
-                "labels": [names.index(d["label"]) for d in found],
+                "labels": [names.index(d["label"]) if d["label"] in names else -1 for d in found],
                 "scores": [d["score"] for d in found],
             }
         )
@@ -206,4 +213,4 @@ def score_with_pipeline(model_dir: str | Path, coco_dir: str | Path) -> dict:
                 "labels": [index[c] for c in row["objects"]["category"]],
             }
         )
-    return coco_scores(detections, truths, names)
+    return coco_scores(detections, truths, names, class_agnostic=class_agnostic)

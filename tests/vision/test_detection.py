@@ -55,13 +55,14 @@ def test_augmentation_moves_each_box_with_its_object_and_clips_it():
     assert clip_box([70, 0, 5, 5], 64, 64) is None
 
 
-def test_coco_scores_are_one_for_perfect_boxes_and_zero_for_wrong_classes():
+def test_coco_scores_are_one_for_perfect_boxes_and_zero_for_wrong_classes_unless_class_agnostic():
     truth = [{"boxes": [[0, 0, 10, 10], [20, 20, 40, 40]], "labels": [0, 1]}]
     perfect = [{**truth[0], "scores": [0.9, 0.8]}]
     scores = coco_scores(perfect, truth, ["a", "b"])
     assert scores["map"] == pytest.approx(1.0) and scores["ap_a"] == pytest.approx(1.0)
     swapped = [{**perfect[0], "labels": [1, 0]}]
     assert coco_scores(swapped, truth, ["a", "b"])["map_50"] == pytest.approx(0.0)
+    assert coco_scores(swapped, truth, ["a", "b"], class_agnostic=True)["map_50"] == pytest.approx(1.0)
 
 
 def test_a_hub_dataset_in_the_cppe5_layout_maps_names_and_drops_boxes_outside():
