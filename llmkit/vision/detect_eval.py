@@ -15,7 +15,7 @@ from transformers import Trainer
 from llmkit.errors import require
 
 # Detections below this score are not drawn (every one is scored: mAP ranks them all).
-DRAW_THRESHOLD, DRAW_MOST = 0.3, 5
+DRAW_THRESHOLD, DRAW_MOST = 0.25, 3
 
 
 def coco_scores(
@@ -167,8 +167,12 @@ def draw_detections(image, detections: dict, labels: list[str], *, truth: dict |
     for box in _rows((truth or {}).get("boxes", [])):
         draw.rectangle([v * scale for v in box], outline=(0, 170, 0), width=2)
     found = zip(_rows(detections["boxes"]), _rows(detections["labels"]), _rows(detections["scores"]))
-    for box, label, score in sorted(found, key=lambda d: -d[2])[:DRAW_MOST]:
-        if score >= DRAW_THRESHOLD:
+    drawn: list[tuple] = []
+    for box, label, score in sorted(found, key=lambda d: -d[2]):
+        # RT-DETR ranks (query, class) pairs: one box can come back under several classes; its best one is drawn
+        key = tuple(round(v) for v in box)
+        if score >= DRAW_THRESHOLD and key not in drawn and len(drawn) < DRAW_MOST:
+            drawn.append(key)
             x0, y0, x1, y1 = (v * scale for v in box)
             draw.rectangle([x0, y0, x1, y1], outline=(220, 0, 0), width=2)
             draw.text((x0 + 2, max(0, y0 - 11)), f"{labels[int(label)]} {score:.2f}", fill=(220, 0, 0))
