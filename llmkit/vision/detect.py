@@ -11,6 +11,7 @@ import torch
 from datasets import DatasetDict
 from datasets import Image as ImageFeature
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetection, set_seed
+from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
 
 from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
@@ -111,6 +112,8 @@ def finetune_detection(
     name = model_args.model_name_or_path
     _choose_learning_rate(args, scratch=name is None)
     flip = vision_args.flip_probability
+    if flip is not None and not 0 <= flip <= 1:
+        raise UserError(f"--flip_probability is a probability between 0 and 1, got {flip}.")
     if flip is None:
         flip = 0.0 if source == GENERATED else 0.5
 
@@ -206,6 +209,11 @@ def load_detector(
         config, processor = tiny_detector_config_and_processor(labels, image_size)
         return AutoModelForObjectDetection.from_config(config), processor
     config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or an object detector's folder.")
+    if config.model_type not in MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES:
+        raise UserError(
+            f"{name} is a {config.model_type} model, not an object detector; pass a checkpoint of "
+            f"AutoModelForObjectDetection ({', '.join(sorted(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)[:6])}, ...)."
+        )
     head = getattr(config, "id2label", None) or {}
     trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
     same = [str(v) for _, v in sorted(head.items())] == labels

@@ -115,3 +115,21 @@ def test_a_head_for_other_classes_is_named_with_the_fix_and_a_run_on_other_label
     other = _copy(small_coco, tmp_path, rename)
     with pytest.raises(UserError, match=r"trained with the labels \['0', '1'\].*use a new --output_dir"):
         finetune_detection(["--train_dir", str(other), "--output_dir", str(tmp_path / "a"), *STEP])
+
+
+def test_an_image_classifier_is_not_taken_for_a_detector_and_a_flip_is_a_probability(small_coco, tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    from llmkit.vision.classify import tiny_config_and_processor
+
+    classifier = tmp_path / "classifier"
+    config, processor = tiny_config_and_processor(["0", "1"], 32)
+    AutoModelForImageClassification.from_config(config).save_pretrained(classifier)
+    processor.save_pretrained(classifier)
+    argv = ["--train_dir", str(small_coco / "train"), "--output_dir", str(tmp_path / "out"), *STEP]
+    with pytest.raises(
+        UserError, match=r"classifier is a resnet model, not an object detector; pass a checkpoint of"
+    ):
+        finetune_detection([*argv, "--model_name_or_path", str(classifier)])
+    with pytest.raises(UserError, match=r"--flip_probability is a probability between 0 and 1, got 1.5"):
+        finetune_detection([*argv, "--flip_probability", "1.5"])
