@@ -18,7 +18,7 @@ from llmkit.recipes.finetune_detection import main as finetune_detection
 from llmkit.vision.detect_data import hub_to_rows
 from llmkit.vision.detect_eval import DetectionTrainer, coco_scores
 from llmkit.vision.detect_transforms import augment_with_boxes, clip_box
-from llmkit.vision.synthetic import write_coco
+from llmkit.vision.synthetic import cached_coco, write_coco
 
 FAST = ["--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "1"]
 STEPS = ["--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", *FAST]
@@ -260,3 +260,15 @@ def test_a_detr_checkpoint_trains_scores_and_loads_in_a_pipeline(coco, tmp_path)
         str(coco / "test" / "images" / "0001.png"), threshold=0.0
     )
     assert len(found) == 5 and {d["label"] for d in found} <= set(LABELS)
+
+
+def test_generated_coco_canvases_are_written_once_and_read_back_as_written():
+    from llmkit.vision.detect_data import read_coco
+
+    first = cached_coco(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3)
+    stamp = (first / "train" / "annotations.json").stat().st_mtime_ns
+    assert cached_coco(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3) == first
+    assert (first / "train" / "annotations.json").stat().st_mtime_ns == stamp  # reused, not rewritten
+    rows, categories = read_coco(first / "train", "--train_dir")
+    assert categories == {2: "2", 5: "5"} and len(rows) == 3
+    assert all(1 <= len(r["objects"]["bbox"]) <= 3 and set(r["objects"]["category"]) <= {2, 5} for r in rows)
