@@ -2,8 +2,12 @@
 resume after Ctrl-C, the kept checkpoint's weights, and the output folder in pipeline("object-detection")."""
 
 import json
+import os
 import random
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -272,3 +276,27 @@ def test_generated_coco_canvases_are_written_once_and_read_back_as_written():
     rows, categories = read_coco(first / "train", "--train_dir")
     assert categories == {2: "2", 5: "5"} and len(rows) == 3
     assert all(1 <= len(r["objects"]["bbox"]) <= 3 and set(r["objects"]["category"]) <= {2, 5} for r in rows)
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_complete_checkpoint(coco, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        *("--train_dir", str(coco / "train"), "--save_strategy", "steps", "--save_steps", "2"),
+        *("--eval_strategy", "no", "--load_best_model_at_end", "false", "--output_dir", str(out), *STEPS),
+    ]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "llmkit.cli", "finetune-detection", *argv, "--max_steps", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint-2" / "trainer_state.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    saved = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert saved and not (out / "metrics.json").exists()
+    metrics = finetune_detection([*argv, "--max_steps", str(saved[-1] + 2)])
+    assert metrics["resumed_from"] is not None and metrics["global_step"] == saved[-1] + 2
