@@ -104,6 +104,10 @@ def finetune_detection(
 ) -> dict:
     """Fine-tune an object detector; write it, its processor, metrics, curves, a predictions picture and a card."""
     start_run(args)
+    if vision_args.flip_probability is not None and not 0 <= vision_args.flip_probability <= 1:
+        raise UserError(
+            f"--flip_probability is a probability between 0 and 1, got {vision_args.flip_probability}."
+        )
     source = _choose_data(data_args, box_args, vision_args, args)
     data, labels = load_detection(data_args, box_args, seed=args.seed)
     logger.info(
@@ -112,8 +116,6 @@ def finetune_detection(
     name = model_args.model_name_or_path
     _choose_learning_rate(args, scratch=name is None)
     flip = vision_args.flip_probability
-    if flip is not None and not 0 <= flip <= 1:
-        raise UserError(f"--flip_probability is a probability between 0 and 1, got {flip}.")
     if flip is None:
         flip = 0.0 if source == GENERATED else 0.5
 
