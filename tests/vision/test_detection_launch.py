@@ -30,6 +30,7 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
         *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test")),
         *("--max_steps", "240", "--eval_strategy", "steps", "--eval_steps", "80", "--save_strategy", "steps"),
         *("--save_steps", "80", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
+        *("--image_size", "64"),  # the canvases' own size: the default 128 learns more, at a third more time
         *("--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"),
     ]
     done = subprocess.run(
@@ -45,7 +46,7 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
     assert metrics["labels"] == ["0", "1", "4"] and metrics["world_size"] == 1
 
     untrained = tmp_path / "untrained"
-    config, processor = tiny_detector_config_and_processor(["0", "1", "4"])
+    config, processor = tiny_detector_config_and_processor(["0", "1", "4"], 64)
     AutoModelForObjectDetection.from_config(config).save_pretrained(untrained)
     processor.save_pretrained(untrained)
     trained, before = score_with_pipeline(out, coco / "test"), score_with_pipeline(untrained, coco / "test")
