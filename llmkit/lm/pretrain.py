@@ -132,6 +132,18 @@ def pretrain(
     return _train(run, (data_args, model_args, args), callbacks or [])
 
 
+def _trainer(run: _Run, args: PretrainingArguments, **model_and_callbacks) -> Trainer:
+    """A Trainer over the run's packed blocks (a model, or a model_init for a search)."""
+    return Trainer(
+        args=args,
+        train_dataset=run.train,
+        eval_dataset=run.val,
+        data_collator=collate_blocks,
+        processing_class=run.tokenizer,
+        **model_and_callbacks,
+    )
+
+
 def _search(run: _Run, arguments: tuple) -> dict:
     """Hyperparameter search: fresh models from the same seed, scored by eval loss."""
     from llmkit.hpsearch import PRETRAIN_SPACE, run_search
@@ -143,14 +155,7 @@ def _search(run: _Run, arguments: tuple) -> dict:
         return build_gpt2(model_args, run.tokenizer)
 
     def make_trainer(init):
-        return Trainer(
-            model_init=init,
-            args=args,
-            train_dataset=run.train,
-            eval_dataset=run.val,
-            data_collator=collate_blocks,
-            processing_class=run.tokenizer,
-        )
+        return _trainer(run, args, model_init=init)
 
     return run_search(
         make_trainer,
@@ -180,15 +185,7 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
     report = ReportCallback(
         tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size
     )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=run.train,
-        eval_dataset=run.val,
-        data_collator=collate_blocks,
-        processing_class=run.tokenizer,
-        callbacks=[report, *callbacks],
-    )
+    trainer = _trainer(run, args, model=model, callbacks=[report, *callbacks])
     train_resumable(trainer, run.resume)
     # a busy machine measures too low a peak: keep the better of two measurements
     if "measured" in peak_source:
