@@ -73,8 +73,8 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
-    torch_compile: bool = field(
-        default=torch.cuda.is_available(),
+    torch_compile: bool | None = field(
+        default=None,
         metadata={
             "help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."
         },
@@ -93,6 +93,9 @@ class PretrainingArguments(LlmkitTrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        # decided when the arguments are made, not when llmkit is imported (CUDA may be set up in between)
+        if self.torch_compile is None:
+            self.torch_compile = torch.cuda.is_available()
         if self.tf32 is None and torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
             self.tf32 = True  # fp32 matmuls (the parts outside bf16 autocast) on tensor cores
         self._default_workers = self.dataloader_num_workers is None

@@ -166,6 +166,15 @@ def test_loss_choice_by_device():
         resolve_loss("liger", "cpu")
     with pytest.raises(UserError, match="must be one of"):
         resolve_loss("fast", "cpu")
+    other = torch.nn.Linear(4, 4)  # not GPT-2's layout (no .transformer / .lm_head): its own loss stays
+    assert use_fast_loss(other, "chunked", "cpu") == "hf" and "forward" not in vars(other)
+
+
+def test_pretraining_arguments_decide_compilation_when_made():
+    from llmkit.lm import PretrainingArguments
+
+    assert PretrainingArguments(output_dir="x").torch_compile is torch.cuda.is_available()
+    assert PretrainingArguments(output_dir="x", torch_compile=True).torch_compile is True
 
 
 @pytest.mark.slow
