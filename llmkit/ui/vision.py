@@ -20,6 +20,9 @@ TAB_NAMES = {
     "image-segmentation": "Segment an image",
 }
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# Larger uploads are shrunk first: the models resize to a few hundred pixels anyway, and a full-size
+# mask per class of a 50-megapixel photo would take gigabytes to draw.
+MAX_SIDE = 1024
 
 
 def example_images(model_dir: str | Path) -> list[str]:
@@ -28,11 +31,18 @@ def example_images(model_dir: str | Path) -> list[str]:
     return sorted(str(p) for p in folder.glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)[:8]
 
 
+def _rgb(image):
+    """The upload as RGB (grey, palette and RGBA images too), at most MAX_SIDE pixels on its long side."""
+    image = image.convert("RGB")
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    return image
+
+
 def classify_image(pipe, image) -> dict[str, float]:
     """Every label's probability for one image."""
     if image is None:
         return {}
-    scores = pipe(image.convert("RGB"), top_k=len(pipe.model.config.id2label))
+    scores = pipe(_rgb(image), top_k=len(pipe.model.config.id2label))
     return {s["label"]: float(s["score"]) for s in scores}
 
 
@@ -40,7 +50,7 @@ def detect_objects(pipe, image, threshold: float):
     """The image with each box above `threshold` as an annotation labelled "label score"."""
     if image is None:
         return None
-    image = image.convert("RGB")
+    image = _rgb(image)
     found = pipe(image, threshold=float(threshold))
     boxes = [
         (
@@ -56,7 +66,7 @@ def segment_image(pipe, image):
     """The image with a half-transparent mask per class the model finds in it (the background class left clear)."""
     if image is None:
         return None
-    image = image.convert("RGB")
+    image = _rgb(image)
     found = [s for s in pipe(image, subtask="semantic") if str(s["label"]).lower() != "background"]
     return image, [(np.asarray(s["mask"], dtype=np.float32) / 255.0 * 0.6, s["label"]) for s in found]
 

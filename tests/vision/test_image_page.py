@@ -72,3 +72,24 @@ def test_boxes_and_masks_are_drawn_in_a_real_browser(app, tmp_path):
             assert overlays.count() >= 1 and any(name in legend for name in ("zero", "one", "four")), legend
             page.screenshot(path=str(tmp_path / f"{task}.png"), full_page=True)
         browser.close()
+
+
+def test_grey_transparent_and_huge_uploads_are_drawn_at_a_bounded_size(image_models):
+    from PIL import Image
+    from transformers import pipeline
+
+    from llmkit.ui.vision import MAX_SIDE, classify_image, detect_objects, segment_image
+
+    huge = Image.new("RGBA", (4000, 3000), (200, 180, 160, 128))
+    grey = Image.new("L", (40, 30), 128)
+    detector = pipeline("object-detection", model=str(image_models["object-detection"]))
+    segmenter = pipeline("image-segmentation", model=str(image_models["image-segmentation"]))
+    for image in (huge, grey):
+        drawn, boxes = detect_objects(detector, image, 0.0)
+        shown, masks = segment_image(segmenter, image)
+        assert drawn.mode == shown.mode == "RGB" and max(shown.size) <= MAX_SIDE
+        assert boxes and all(max(b[0]) <= max(drawn.size) for b in boxes)  # boxes in the shown image's pixels
+        assert masks and all(m.shape == shown.size[::-1] and m.max() <= 1 for m, _ in masks)
+    classifier = pipeline("image-classification", model=str(image_models["image-classification"]))
+    assert abs(sum(classify_image(classifier, huge).values()) - 1) < 1e-4
+    assert detect_objects(detector, None, 0.5) is None and classify_image(classifier, None) == {}
