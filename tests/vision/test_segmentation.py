@@ -23,13 +23,16 @@ FAST = ["--disable_tqdm", "true", "--report_to", "none", "--image_size", "32", "
 NAMES = ["background", "0", "1"]
 
 
-@pytest.fixture(scope="session")
-def mask_canvases(tmp_path_factory):
+def write_mask_canvases(root):
     """train/ and test/ images + masks of one large digit 0 or 1 per 32-pixel canvas, and id2label.json."""
-    root = tmp_path_factory.mktemp("mask-canvases")
     return write_coco(
         root, train_images=120, test_images=30, digits=(0, 1), max_per_canvas=1, size=32, seed=7
     )
+
+
+@pytest.fixture(scope="module")
+def mask_canvases(tmp_path_factory):
+    return write_mask_canvases(tmp_path_factory.mktemp("mask-canvases"))
 
 
 def _state(folder):
