@@ -233,21 +233,20 @@ def _load_model(
         config, processor = tiny_segformer(labels.names, seg_args.image_size)
         return AutoModelForSemanticSegmentation.from_config(config), processor
     config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or a segmentation model's folder.")
-    _check_head(name, config, len(labels.names), model_args.ignore_mismatched_sizes)
+    trained_head = _check_head(name, config, len(labels.names), model_args.ignore_mismatched_sizes)
     try:
         processor = AutoImageProcessor.from_pretrained(name)
     except (OSError, ValueError) as err:
         raise UserError(
             f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
         ) from None
-    head = getattr(config, "id2label", None) or {}
-    trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
     model = load_pretrained(
         AutoModelForSemanticSegmentation,
         name,
         num_labels=len(labels.names),
         id2label=id2label,
         label2id=label2id,
+        # a backbone-only checkpoint (nvidia/mit-b0 carries an ImageNet classifier) has no segmentation head to keep
         ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
     )
     if getattr(model.config, "semantic_loss_ignore_index", IGNORE) != IGNORE:
@@ -255,23 +254,29 @@ def _load_model(
     return model, processor
 
 
-def _check_head(name: str, config, n_labels: int, ignore_mismatched_sizes: bool) -> None:
-    """A checkpoint of another task, or a head with another number of classes, is refused with the fix."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+def _check_head(name: str, config, n_labels: int, ignore_mismatched_sizes: bool) -> bool:
+    """Refuse a checkpoint of another kind, or a trained segmentation head with another number of classes.
 
-    if config.model_type not in MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES:
-        kinds = ", ".join(sorted(MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES))
+    Returns whether the checkpoint has a trained segmentation head (its classes named, not LABEL_0...).
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES as KINDS
+
+    if config.model_type not in KINDS:
         raise UserError(
             f"{name} is a {config.model_type} model, which has no semantic segmentation head; start from one of "
-            f"these kinds: {kinds} (e.g. nvidia/mit-b0)."
+            f"these kinds: {', '.join(sorted(KINDS))} (e.g. nvidia/mit-b0)."
         )
     head = getattr(config, "id2label", None) or {}
-    trained = head and not all(str(v).startswith("LABEL_") for v in head.values())
-    if trained and len(head) != n_labels and not ignore_mismatched_sizes:
+    named = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    segments = any(
+        a in KINDS.values() for a in getattr(config, "architectures", None) or [KINDS[config.model_type]]
+    )
+    if named and segments and len(head) != n_labels and not ignore_mismatched_sizes:
         raise UserError(
             f"{name} has a {len(head)}-class segmentation head but the data has {n_labels} classes; pass "
             "--ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
         )
+    return bool(named and segments)
 
 
 def tiny_segformer(names: list[str], image_size: int = 64):

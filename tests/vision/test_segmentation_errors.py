@@ -8,7 +8,11 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from transformers import AutoModelForImageClassification, AutoModelForSemanticSegmentation
+from transformers import (
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+    SegformerForImageClassification,
+)
 
 from llmkit.errors import UserError
 from llmkit.recipes.finetune_segmentation import main as finetune_segmentation
@@ -104,6 +108,16 @@ def test_a_checkpoint_whose_head_does_not_match_is_refused_with_the_fix(mask_can
         metrics["labels"] == ["background", "0", "1"]
         and list(saved["id2label"].values()) == metrics["labels"]
     )
+
+    # a backbone checkpoint such as nvidia/mit-b0 (SegFormer weights under an ImageNet classifier) needs no flag
+    backbone = tmp_path / "mit-like"
+    config, processor = tiny_segformer([f"imagenet-{i}" for i in range(7)], 32)
+    SegformerForImageClassification(config).save_pretrained(backbone)
+    processor.save_pretrained(backbone)
+    metrics = _run(
+        train, tmp_path, "--model_name_or_path", str(backbone), "--output_dir", str(tmp_path / "o1")
+    )
+    assert metrics["labels"] == ["background", "0", "1"]
 
     classifier = tmp_path / "image-classifier"
     config, processor = tiny_config_and_processor(["0", "1"], 32)
