@@ -136,14 +136,8 @@ def finetune_segmentation(
     metrics = train_and_evaluate(trainer, resume, splits.get("test"))
     scored = "test" if "test" in splits else "eval"
     if trainer.is_world_process_zero():
-        shown = splits["validation"].select(range(min(OVERLAYS, len(splits["validation"]))))
-        rows = [{**shown[i], "image": data["validation"][i]["image"]} for i in range(len(shown))]
-        plot_overlays(
-            trainer.model,
-            rows,
-            labels.names,
-            Path(args.output_dir) / "predictions.png",
-            title=f"{source}: validation",
+        _draw_predictions(
+            trainer, splits["validation"], data["validation"], labels, title=f"{source}: validation"
         )
     return finish_run(
         trainer,
@@ -162,6 +156,15 @@ def finetune_segmentation(
             "per_class_iou_split": "test" if scored == "test" else "validation",
             "reduce_labels": labels.reduce,
         },
+    )
+
+
+def _draw_predictions(trainer, processed, raw, labels: LabelMap, *, title: str) -> None:
+    """predictions.png: the first validation images with their true and predicted masks."""
+    shown = processed.select(range(min(OVERLAYS, len(processed))))
+    rows = [{**shown[i], "image": raw[i]["image"]} for i in range(len(shown))]
+    plot_overlays(
+        trainer.model, rows, labels.names, Path(trainer.args.output_dir) / "predictions.png", title=title
     )
 
 
