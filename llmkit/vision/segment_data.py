@@ -308,10 +308,16 @@ def _hub_id2label(dataset_name: str) -> list[Path]:
     """The id2label.json a Hub dataset's repository may hold (as the transformers example reads it), if reachable."""
     if Path(dataset_name).exists():
         return [Path(dataset_name) / "id2label.json"]
+    # scene_parse_150 keeps its names in the shared label-files repository, as the transformers example reads them
+    repo, name = (
+        ("huggingface/label-files", "ade20k-id2label.json")
+        if dataset_name == "scene_parse_150"
+        else (dataset_name, "id2label.json")
+    )
     try:
         from huggingface_hub import hf_hub_download
 
-        return [Path(hf_hub_download(dataset_name, "id2label.json", repo_type="dataset"))]
+        return [Path(hf_hub_download(repo, name, repo_type="dataset"))]
     except Exception:  # absent, offline or gated: the caller asks for --id2label
         return []
 

@@ -62,13 +62,19 @@ def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(mask_canvases, 
     assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
 
 
-def test_a_mask_with_an_unknown_class_id_is_named_with_the_id(mask_canvases, tmp_path):
+def test_a_mask_with_an_unknown_class_id_or_colours_is_named(mask_canvases, tmp_path):
     train = _copy(mask_canvases, tmp_path)
     mask = np.asarray(Image.open(train / "masks" / "0005.png")).copy()
     mask[0, :3] = 9
     Image.fromarray(mask).save(train / "masks" / "0005.png")
     with pytest.raises(
         UserError, match=r"mask .*0005.png has class id\(s\) \[9\] that the label map .* does not"
+    ):
+        _run(train, tmp_path)
+    # a colour-coded mask (RGB) is not a map of class ids
+    Image.fromarray(mask).convert("RGB").save(train / "masks" / "0005.png")
+    with pytest.raises(
+        UserError, match=r"mask .*0005.png has 3 colour channels; a mask holds one class id per pixel"
     ):
         _run(train, tmp_path)
     # 255 marks pixels to ignore: allowed anywhere
