@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from llmkit.errors import require
+from llmkit.errors import UserError, require
 from llmkit.vision.segment_data import LabelMap
 
 
@@ -39,19 +39,29 @@ def make_segment_transform(
 
     def transform(batch: dict) -> dict:
         pairs = [(image.convert("RGB"), mask) for image, mask in zip(batch["image"], batch["mask"])]
+        for image, mask in pairs:  # folders are checked when loaded; a Hub dataset's rows only here
+            if image.size != mask.size:
+                raise UserError(
+                    f"a mask {_where(mask)} is {mask.size[0]}x{mask.size[1]} but its image is "
+                    f"{image.size[0]}x{image.size[1]}; a mask must have its image's size."
+                )
         if train and augment:  # random is seeded by set_seed
             pairs = [joint_augment(i, m, random, flip_probability=flip_probability) for i, m in pairs]
         pixels = processor(images=[i for i, _ in pairs], return_tensors="pt")["pixel_values"]
         height, width = pixels.shape[-2:]
         targets = []
         for (_, mask), source in zip(pairs, batch["mask"]):
-            where = f"mask {getattr(source, 'filename', '') or '(in the dataset)'}"
-            ids = labels.encode(np.asarray(mask), where=where).astype(np.uint8)  # 0..254 and IGNORE
+            ids = labels.encode(np.asarray(mask), where=f"a mask {_where(source)}").astype(np.uint8)
             resized = pil.fromarray(ids).resize((width, height), pil.Resampling.NEAREST)
             targets.append(torch.from_numpy(np.asarray(resized, dtype=np.int64).copy()))
         return {"pixel_values": list(pixels), "labels": targets}
 
     return transform
+
+
+def _where(mask) -> str:
+    """The mask's file when it was read from one, else that it is a row of the dataset."""
+    return getattr(mask, "filename", "") or "(a row of the dataset)"
 
 
 def collate_masks(examples: list[dict]) -> dict:

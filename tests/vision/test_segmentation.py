@@ -13,10 +13,12 @@ from datasets import Image as ImageFeature
 from PIL import Image
 from transformers import AutoModelForSemanticSegmentation, TrainerCallback, pipeline
 
+from llmkit.errors import UserError
 from llmkit.recipes.finetune_segmentation import main as finetune_segmentation
 from llmkit.record import COMMON_KEYS
+from llmkit.vision.segment import tiny_segformer
 from llmkit.vision.segment_data import IGNORE, LabelMap, SegmentDataArguments, from_dataset
-from llmkit.vision.segment_transforms import joint_augment
+from llmkit.vision.segment_transforms import joint_augment, make_segment_transform
 from llmkit.vision.synthetic import write_coco
 
 FAST = ["--disable_tqdm", "true", "--report_to", "none", "--image_size", "32", "--save_total_limit", "1"]
@@ -115,6 +117,15 @@ def test_hub_layouts_become_image_and_mask_and_reduce_labels_ignores_zero(mask_c
     data = from_dataset(DatasetDict({"train": table}), SegmentDataArguments(dataset_name="x"), seed=0)
     assert set(data) == {"train", "validation"} and data["train"].column_names == ["image", "mask"]
     assert len(data["train"]) + len(data["validation"]) == 5
+
+    # a Hub dataset's masks are checked as they are read: a wrong size or an unlisted id names the problem
+    _config, processor = tiny_segformer(NAMES, 8)
+    transform = make_segment_transform(processor, LabelMap([0, 1, 2], NAMES), train=False)
+    with pytest.raises(UserError, match=r"a mask \(a row of the dataset\) has class id\(s\) \[3\]"):
+        [row for split in data.values() for row in split.with_transform(transform)]
+    small = {"image": [images[0]], "mask": [Image.new("L", (2, 2))]}
+    with pytest.raises(UserError, match=r"a mask .* is 2x2 but its image is 4x4"):
+        transform(small)
 
     # scene_parse_150 under --reduce_labels: 0 is 'other' (ignored), 1..N are the classes named 0..N-1
     reduced = LabelMap([0, 1, 2], ["wall", "floor", "tree"], reduce=True)
