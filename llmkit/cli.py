@@ -20,7 +20,8 @@ TOOLS = {
 def usage() -> str:
     """`llmkit --help`: every recipe from the registry, then the tools."""
     rows = [(r.name, f"{r.summary} (recipes/{r.module}.py)") for r in RECIPES.values()] + list(TOOLS.items())
-    lines = "\n".join(f"  {name:<16}{text}" for name, text in rows)
+    width = max(16, *(len(name) + 2 for name, _ in rows))  # finetune-segmentation is 21 characters
+    lines = "\n".join(f"  {name:<{width}}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
         "`llmkit <command> --help` lists a command's options; every command also takes `--config FILE.yaml`."

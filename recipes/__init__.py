@@ -43,6 +43,11 @@ RECIPES: dict[str, Recipe] = {
             "finetune_image",
             "fine-tune a pretrained image classifier (transfer learning)",
         ),
+        Recipe(
+            "finetune-segmentation",
+            "finetune_segmentation",
+            "fine-tune a semantic segmentation model (SegFormer) on images and masks",
+        ),
         Recipe("train-mlp", "train_mlp", "an MLP on the digits, in NumPy from scratch and in PyTorch"),
         Recipe("train-cnn", "train_cnn", "a CNN (LeNet or a small ResNet) on images"),
         Recipe("train-rnn", "train_rnn", "an RNN, LSTM or GRU language model on characters"),

@@ -186,3 +186,24 @@ def cached_image_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int 
     except OSError:  # another process renamed its copy first: same files, keep theirs
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def cached_mask_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
+    """The segmentation canvases (`<split>/images/`, `<split>/masks/`, `id2label.json`), generated once and reused.
+
+    `sizes` are write_coco's train_images, test_images and max_per_canvas (1 gives one large digit per canvas).
+    """
+    key = "-".join(
+        [f"d{''.join(map(str, digits))}", f"s{seed}", *(f"{k}{v}" for k, v in sorted(sizes.items()))]
+    )
+    target = Path(tempfile.gettempdir()) / f"llmkit-digit-masks-{key}"
+    if target.is_dir():
+        return target
+    # Written beside the target and renamed into place, as for the class folders: never half a data set.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    write_coco(scratch, digits=digits, seed=seed, **sizes)
+    try:
+        os.replace(scratch, target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
