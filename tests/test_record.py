@@ -35,7 +35,7 @@ def test_metrics_carry_the_common_keys_and_no_token(tmp_path):
 def test_peak_memory_is_the_whole_process_high_water_mark(tmp_path):
     code = (
         "from llmkit import record; before = record.peak_memory()['peak_memory_mb']; "
-        "block = b\"x\" * (300 * 2**20); del block; "  # written, then freed: the peak keeps it
+        'block = b"x" * (300 * 2**20); del block; '  # written, then freed: the peak keeps it
         "print(before, record.peak_memory()['peak_memory_mb'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
