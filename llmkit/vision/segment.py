@@ -19,6 +19,7 @@ from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
+from llmkit.vision.examples import save_examples
 from llmkit.vision.segment_data import IGNORE, LabelMap, SegmentDataArguments, load_segmentation
 from llmkit.vision.segment_eval import IoUScores, per_class_iou, plot_overlays, upsampled_argmax
 from llmkit.vision.segment_transforms import collate_masks, make_segment_transform
@@ -139,6 +140,7 @@ def finetune_segmentation(
         _draw_predictions(
             trainer, splits["validation"], data["validation"], labels, title=f"{source}: validation"
         )
+        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
     return finish_run(
         trainer,
         LoraArguments(),

@@ -61,6 +61,7 @@ def test_the_kept_checkpoint_is_the_saved_model_and_a_pipeline_loads_it(mask_can
     assert _same_weights(_state(out), _state(out / "checkpoint-6"))
     assert set(metrics["per_class_iou"]) == set(NAMES) and 0 <= metrics["test_mean_iou"] <= 1
     assert (out / "predictions.png").stat().st_size > 5000
+    assert len(list((out / "examples").glob("*.png"))) == 4  # inputs for the image page and a Space
     assert "image-segmentation" in (out / "README.md").read_text()
 
     segments = pipeline("image-segmentation", model=str(out))(str(mask_canvases / "test/images/0000.png"))
