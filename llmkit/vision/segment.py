@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from datasets import DatasetDict
 from datasets import Image as ImageFeature
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, Trainer, set_seed
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, set_seed
 
 from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
@@ -129,7 +129,6 @@ def finetune_segmentation(
         collate_masks,
         model=model,
         compute_metrics=IoUScores(labels.names),
-        trainer_cls=CheckpointLoadingTrainer,
     )
     trainer.preprocess_logits_for_metrics = upsampled_argmax
     resume = resume_checkpoint(args)
@@ -168,40 +167,6 @@ def _draw_predictions(trainer, processed, raw, labels: LabelMap, *, title: str) 
     plot_overlays(
         trainer.model, rows, labels.names, Path(trainer.args.output_dir) / "predictions.png", title=title
     )
-
-
-class CheckpointLoadingTrainer(Trainer):
-    """Trainer that reloads a checkpoint with from_pretrained when it resumes or keeps the best model.
-
-    transformers 5 saves SegFormer (and other renamed models) with the Hub's old weight names, but Trainer reads a
-    checkpoint back with a non-strict load_state_dict: no name matches, nothing is loaded, and the run silently goes
-    on with the weights in memory. from_pretrained converts the names; a strict copy then fails loudly.
-    """
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        if not self._plain_weights(resume_from_checkpoint):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        self._copy_weights(resume_from_checkpoint, model or self.model)
-
-    def _load_best_model(self) -> None:
-        if not self._plain_weights(self.state.best_model_checkpoint):
-            return super()._load_best_model()
-        logger.info(f"loading the best model from {self.state.best_model_checkpoint}")
-        self._copy_weights(self.state.best_model_checkpoint, self.model)
-
-    def _plain_weights(self, folder: str | None) -> bool:
-        """A single-process-loadable checkpoint (no DeepSpeed, FSDP or adapters) with a config beside its weights."""
-        return (
-            folder is not None
-            and (Path(folder) / "config.json").is_file()
-            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
-            and not hasattr(self.model, "peft_config")
-        )
-
-    @staticmethod
-    def _copy_weights(folder: str, model) -> None:
-        saved = type(model).from_pretrained(folder, config=model.config)
-        model.load_state_dict(saved.state_dict(), strict=True)
 
 
 def _choose_data(
