@@ -1,7 +1,7 @@
-"""Play with the models the recipes produce: `python apps/models.py --causal runs/gpt2-tiny --classifier runs/finetune`.
+"""Play with the models the recipes produce: `python apps/models.py --causal runs/gpt2-tiny --image runs/finetune-image`.
 
 With no arguments it opens every default output folder that exists (runs/gpt2-tiny, runs/finetune,
-runs/finetune-t5).
+runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -segmentation, tiny configs too).
 """
 
 import argparse
@@ -9,39 +9,49 @@ from pathlib import Path
 
 from llmkit.errors import UserError, run_cli
 
+DEFAULTS = {
+    "causal": ["runs/gpt2-tiny"],
+    "classifier": ["runs/finetune"],
+    "text2text": ["runs/finetune-t5"],
+    "image": [
+        f"runs/finetune-{task}{tiny}"
+        for task in ("image", "detection", "segmentation")
+        for tiny in ("", "-tiny")
+    ],
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
     parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
     parser.add_argument("--text2text", help="a seq2seq folder (finetune_t5.py output)")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        help="an image classifier, detector or segmenter folder (finetune-image / -detection / -segmentation "
+        "output); repeat for several",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     args = parser.parse_args()
-    if not (args.causal or args.classifier or args.text2text):
-        found = {
-            k: d
-            for k, d in (
-                ("causal", "runs/gpt2-tiny"),
-                ("classifier", "runs/finetune"),
-                ("text2text", "runs/finetune-t5"),
-            )
-            if (Path(d) / "config.json").is_file()
-        }
-        if not found:
+    if not (args.causal or args.classifier or args.text2text or args.image):
+        found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
+        if not any(found.values()):
             raise UserError(
-                "no model folders given and none of runs/gpt2-tiny, runs/finetune, runs/finetune-t5 exist; "
-                "run a recipe first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text."
+                "no model folders given and none of the recipes' default output folders exist; run a recipe "
+                "first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text/--image."
             )
-        vars(args).update(found)
-    for name in ("causal", "classifier", "text2text"):
-        folder = getattr(args, name)
+        args.image = found.pop("image")
+        vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})
+    for folder in [args.causal, args.classifier, args.text2text, *args.image]:
         if folder and not (Path(folder) / "config.json").is_file():
             raise UserError(f"{folder} is not a model folder (no config.json); pass a recipe's output_dir.")
 
     from llmkit.ui.models import build_models_app
 
-    build_models_app(args.classifier, args.text2text, args.causal).launch(
+    build_models_app(args.classifier, args.text2text, args.causal, images=args.image).launch(
         server_name=args.host, server_port=args.port
     )
 

@@ -20,7 +20,7 @@ TOOLS = {
 def usage() -> str:
     """`llmkit --help`: every recipe from the registry, then the tools."""
     rows = [(r.name, f"{r.summary} (recipes/{r.module}.py)") for r in RECIPES.values()] + list(TOOLS.items())
-    width = max(16, *(len(name) + 2 for name, _ in rows))  # the longest command name still leaves a gap
+    width = max(16, *(len(name) + 2 for name, _ in rows))  # finetune-segmentation is 21 characters
     lines = "\n".join(f"  {name:<{width}}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"

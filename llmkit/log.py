@@ -52,6 +52,8 @@ class _KnownNoise(logging.Filter):
             return False  # llmkit measures whole documents before it cuts them to the model's length
         if message.startswith("There were missing keys in the checkpoint model loaded: ['lm_head.weight']"):
             return False  # the head is tied to the embedding, which was loaded
+        if "requires torchvision (not installed); falling back to" in message:
+            return False  # the PIL image processor it falls back to gives the same inputs
         if "LOAD REPORT" in message:
             record.msg, record.args = _load_report_line(message), ()
             record.levelno, record.levelname = logging.INFO, "INFO"
@@ -82,6 +84,7 @@ def quiet_known_noise() -> None:
         "transformers.modeling_utils",
         "transformers.trainer",
         "transformers.tokenization_utils_base",
+        "transformers.utils.import_utils",
     ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _KnownNoise) for f in logger.filters):

@@ -8,7 +8,8 @@ One module owns it, so every recipe means the same thing by the same word:
 - `metrics.json` (`write_metrics`) carries the same top-level keys in every recipe (`COMMON_KEYS`,
   listed in the README), redacted of anything token-shaped;
 - `wall_time_seconds` is the whole command: from the process start when run as a command, from
-  argument parsing when a recipe's `main()` is called from Python;
+  argument parsing when a recipe's `main()` is called from Python; `peak_memory_mb` is the process's
+  resident high-water mark over the same span (plus the GPU's peak allocation on CUDA);
 - the run ends with one summary block (`print_summary`): where the model is, its headline figures,
   how to load or serve it.
 
@@ -37,6 +38,7 @@ COMMON_KEYS = {
     "train_loss": "mean training loss over the optimizer steps of this run (what Trainer prints as train_loss)",
     "final_train_loss": "mean training loss of the last logged interval: where the model ended",
     "wall_time_seconds": "the whole command, start-up and evaluation included",
+    "peak_memory_mb": "the highest resident memory of this process (rank 0) over the whole command, in MiB",
     "headline": "the figures the final summary leads with (test if given, else validation)",
 }
 
@@ -75,6 +77,34 @@ def wall_seconds() -> float:
     return round(time.time() - _clock["started"], 1) if "started" in _clock else 0.0
 
 
+def peak_memory() -> dict[str, float]:
+    """This process's peak resident memory in MiB, and the GPU's peak allocation when torch used CUDA."""
+    peaks = {"peak_memory_mb": round(_peak_rss_bytes() / 2**20, 1)}
+    torch = sys.modules.get("torch")  # never imported here: the classic recipes may run without CUDA's cost
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        peaks["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peaks
+
+
+def _peak_rss_bytes() -> int:
+    # Linux: VmHWM belongs to this program; getrusage's figure survives exec, so a worker started by a
+    # large launcher would report the launcher's size.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write a file under a temporary name and rename it: readers see the old file or the new one, never half."""
     path = Path(path)
@@ -90,6 +120,7 @@ def write_metrics(output_dir: str | Path, recipe: str, metrics: dict) -> dict:
         "output_dir": str(output_dir),
         "world_size": metrics.get("world_size", 1),
         "wall_time_seconds": wall_seconds(),
+        **peak_memory(),
         **metrics,
     }
     missing = [k for k in COMMON_KEYS if k not in record]
@@ -121,7 +152,7 @@ def print_summary(metrics: dict, *, title: str, use: Iterable[str], notes: Itera
         lines.append(
             f"training   {metrics['global_step']} steps, loss {_fmt(metrics['final_train_loss'])} at the end "
             f"({_fmt(metrics['train_loss'])} averaged over this run), {metrics['world_size']} process(es), "
-            f"{metrics['wall_time_seconds']:.0f} s"
+            f"{metrics['wall_time_seconds']:.0f} s, peak memory {metrics['peak_memory_mb']:,.0f} MiB"
         )
     lines += [f"note       {n}" for n in notes]
     lines += [f"use it     {u}" if i == 0 else f"           {u}" for i, u in enumerate(use)]

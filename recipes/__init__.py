@@ -44,6 +44,11 @@ RECIPES: dict[str, Recipe] = {
             "fine-tune a pretrained image classifier (transfer learning)",
         ),
         Recipe(
+            "finetune-segmentation",
+            "finetune_segmentation",
+            "fine-tune a semantic segmentation model (SegFormer) on images and masks",
+        ),
+        Recipe(
             "finetune-detection",
             "finetune_detection",
             "fine-tune an object detector (DETR, RT-DETR, YOLOS...) on COCO boxes",

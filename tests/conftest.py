@@ -36,3 +36,12 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict]:
         ]
     )
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def image_models(tmp_path_factory) -> dict[str, Path]:
+    """Untrained tiny image classifier, detector and segmenter folders, by pipeline task."""
+    from tests.helpers import save_tiny_image_model
+
+    tasks = ("image-classification", "object-detection", "image-segmentation")
+    return {t: save_tiny_image_model(t, tmp_path_factory.mktemp(t)) for t in tasks}

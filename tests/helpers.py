@@ -65,3 +65,67 @@ def require_chromium() -> str:
             pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package.")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     return CHROMIUM
+
+
+def save_tiny_image_model(task: str, out: Path, labels=("zero", "one", "four")) -> Path:
+    """An untrained image classifier / detector / segmenter built in code, its processor and examples/ (64 px
+    digit canvases), saved as a recipe's output folder would be: for the image page and the Space templates."""
+    import numpy as np
+    from PIL import Image
+    from transformers import (
+        SegformerConfig,
+        SegformerForSemanticSegmentation,
+        SegformerImageProcessorPil,
+        YolosConfig,
+        YolosForObjectDetection,
+        YolosImageProcessorPil,
+        set_seed,
+    )
+
+    from llmkit.vision.classify import tiny_config_and_processor
+    from llmkit.vision.synthetic import render_canvas
+
+    set_seed(0)
+    names = {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+    if task == "image-classification":
+        from transformers import AutoModelForImageClassification
+
+        config, processor = tiny_config_and_processor(list(labels))
+        model = AutoModelForImageClassification.from_config(config)
+    elif task == "object-detection":
+        model = YolosForObjectDetection(
+            YolosConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                image_size=[64, 64],
+                patch_size=8,
+                num_detection_tokens=5,
+                **names,
+            )
+        )
+        processor = YolosImageProcessorPil(size={"height": 64, "width": 64})
+    else:
+        model = SegformerForSemanticSegmentation(
+            SegformerConfig(
+                num_encoder_blocks=2,
+                depths=[1, 1],
+                sr_ratios=[2, 1],
+                hidden_sizes=[8, 16],
+                num_attention_heads=[1, 1],
+                decoder_hidden_size=16,
+                patch_sizes=[7, 3],
+                strides=[4, 2],
+                mlp_ratios=[2, 2],
+                **names,
+            )
+        )
+        processor = SegformerImageProcessorPil(size={"height": 64, "width": 64})
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    rng = np.random.default_rng(0)
+    (out / "examples").mkdir()
+    for i, digits in enumerate([(0,), (1, 4)]):
+        Image.fromarray(render_canvas(rng, digits)[0]).save(out / "examples" / f"example-{i}.png")
+    return out

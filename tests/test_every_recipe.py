@@ -57,6 +57,7 @@ def _tiny_argv(name: str, tmp_path, tiny_run) -> list[str]:
             *["--from_scratch", "--scratch_vocab_size", "300", *steps],
         ],
         "finetune-image": ["--generated_per_class", "4", "--image_size", "16", *steps],
+        "finetune-segmentation": ["--generated_images", "8", "--image_size", "32", *steps],
         "finetune-detection": ["--generated_images", "8", "--image_size", "32", *steps],
         "finetune-gpt2": ["--model_name_or_path", str(tiny_run[0]), *steps],
         "train-mlp": [*SHORT_CLASSIC, "--impl", "torch"],

@@ -32,6 +32,18 @@ def test_metrics_carry_the_common_keys_and_no_token(tmp_path):
         record.write_metrics(tmp_path, "train-x", {k: v for k, v in BASE.items() if k != "final_train_loss"})
 
 
+def test_peak_memory_is_the_whole_process_high_water_mark(tmp_path):
+    code = (
+        "from llmkit import record; before = record.peak_memory()['peak_memory_mb']; "
+        'block = b"x" * (300 * 2**20); del block; '  # written, then freed: the peak keeps it
+        "print(before, record.peak_memory()['peak_memory_mb'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    before, after = map(float, out.stdout.split())
+    # this program's own peak, not pytest's (getrusage would report the forking parent's size)
+    assert 5 < before < 200 and after - before >= 250, (before, after)
+
+
 def test_headline_prefers_the_test_split():
     metrics = {"eval_accuracy": 0.5, "test_accuracy": 0.7, "eval_f1": 0.4, "eval_loss": 1.0}
     assert record.headline(metrics, ["accuracy", "f1", "bleu"]) == {"test_accuracy": 0.7, "eval_f1": 0.4}

@@ -75,17 +75,12 @@ def finetune_classifier(
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
     start_run(args, hp_search=True)
     run = _tag_tokens if task_args.task == "token" else _classify_sequences
-    return run(task_args, data_args, model_args, lora_args, args)
+    return run((task_args, data_args, model_args, lora_args, args))
 
 
-def _classify_sequences(
-    task_args: ClassificationArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def _classify_sequences(arguments: tuple) -> dict:
     """A label per text; lists of labels make it multi-label."""
+    _, data_args, model_args, lora_args, args = arguments
     text_col, label_col = data_args.text_column or "text", data_args.label_column or "label"
     prep = _prepare(data_args, model_args, lora_args, args, token_task=False, columns=(text_col, label_col))
     tokenizer, label2id, multi, max_length = prep.tokenizer, prep.label2id, prep.multi, prep.max_length
@@ -101,9 +96,7 @@ def _classify_sequences(
     fit = _Fit(
         prep,
         data,
-        model_args,
-        lora_args,
-        args,
+        *arguments[2:],  # model, LoRA and training arguments
         auto=AutoModelForSequenceClassification,
         peft_task="SEQ_CLS",
         collator=DataCollatorWithPadding(tokenizer),
@@ -111,36 +104,29 @@ def _classify_sequences(
         keep_predictions=not multi,  # for the confusion matrix
     )
     if args.hp_search_trials:
-        return fit.search((task_args, data_args, model_args, lora_args, args))
+        return fit.search(arguments)
     trainer, metrics = fit.train()
     if not multi and trainer.is_world_process_zero():
         out = trainer.kept_validation  # the pass that gave the scores (gathered across processes)
         plot_confusion(
             out.predictions.argmax(-1), out.label_ids, prep.labels, f"{args.output_dir}/confusion_matrix.png"
         )
-    return finish_run(
+    return _finish(
         trainer,
-        lora_args,
-        recipe="finetune-bert",
+        arguments,
+        prep,
+        metrics,
         task="Multi-label classification" if multi else "Text classification",
         pipeline_tag="text-classification",
-        base=display_name(prep.model_name),
-        data=data_args.source,
-        eval_metrics=metrics,
         example=prep.raw["validation"][0][text_col][:200],
         headline=["accuracy", "macro_f1", "micro_f1"],
-        extra={"labels": prep.labels, "truncated_examples": truncated},
+        truncated=truncated,
     )
 
 
-def _tag_tokens(
-    task_args: ClassificationArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def _tag_tokens(arguments: tuple) -> dict:
     """A tag per word: the texts are lists of words, the labels lists of tags."""
+    _, data_args, model_args, lora_args, args = arguments
     text_col, label_col = data_args.text_column or "tokens", data_args.label_column or "tags"
     prep = _prepare(data_args, model_args, lora_args, args, token_task=True, columns=(text_col, label_col))
     tokenizer, label2id, max_length = prep.tokenizer, prep.label2id, prep.max_length
@@ -159,9 +145,7 @@ def _tag_tokens(
     fit = _Fit(
         prep,
         data,
-        model_args,
-        lora_args,
-        args,
+        *arguments[2:],  # model, LoRA and training arguments
         auto=AutoModelForTokenClassification,
         peft_task="TOKEN_CLS",
         collator=DataCollatorForTokenClassification(tokenizer),
@@ -169,20 +153,33 @@ def _tag_tokens(
         keep_predictions=False,
     )
     if args.hp_search_trials:
-        return fit.search((task_args, data_args, model_args, lora_args, args))
+        return fit.search(arguments)
     trainer, metrics = fit.train()
+    return _finish(
+        trainer,
+        arguments,
+        prep,
+        metrics,
+        task="Token classification",
+        pipeline_tag="token-classification",
+        example=" ".join(prep.raw["validation"][0][text_col]),
+        headline=["f1", "accuracy"],
+        truncated=truncated,
+    )
+
+
+def _finish(trainer, arguments: tuple, prep: _Prepared, metrics: dict, *, truncated: int, **card) -> dict:
+    """The run record, model card and summary both tasks write (`card`: task, pipeline_tag, example, headline)."""
+    _, data_args, _, lora_args, _ = arguments
     return finish_run(
         trainer,
         lora_args,
         recipe="finetune-bert",
-        task="Token classification",
-        pipeline_tag="token-classification",
         base=display_name(prep.model_name),
         data=data_args.source,
         eval_metrics=metrics,
-        example=" ".join(prep.raw["validation"][0][text_col]),
-        headline=["f1", "accuracy"],
         extra={"labels": prep.labels, "truncated_examples": truncated},
+        **card,
     )
 
 

@@ -10,6 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmkit.errors import UserError
 from llmkit.lm.generate import Sampling
+from llmkit.lm.model import suppress_padded_ids
 
 
 @dataclass
@@ -38,11 +39,12 @@ def generate_steps(
         torch.manual_seed(sampling.seed)
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
     warpers = sampling.warpers()
+    padded = suppress_padded_ids(model, tokenizer)  # the ids `generate` never samples: the same ones here
     past, step_ids = None, ids
     for _ in range(sampling.room(model, ids.shape[1])):
         out = model(input_ids=step_ids, past_key_values=past, use_cache=True)
         past, logits = out.past_key_values, out.logits[:, -1, :].float()
-        logits[:, len(tokenizer) :] = float("-inf")  # a padded vocabulary's extra rows are not tokens
+        logits[:, padded] = float("-inf")
         probs = logits.softmax(-1)[0]  # the model's own distribution, before sampling settings
         if sampling.temperature > 0:
             choice = torch.multinomial(warpers(ids, logits).softmax(-1), 1)

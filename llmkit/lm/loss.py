@@ -143,9 +143,15 @@ def use_fast_loss(
     if impl != "hf" and _parameters_sharded():
         # FSDP / ZeRO-3 gather a weight only when its own module runs; this loss reads lm_head.weight directly
         impl = "hf"
+    if impl != "hf" and not (hasattr(model, "transformer") and hasattr(model, "lm_head")):
+        impl = (
+            "hf"  # not GPT-2's layout (another model, or a transformers that renamed it): the library's loss
+        )
     if impl != "hf":
         model._llmkit_loss = impl
-        # an instance attribute: the class, config and saved weights stay GPT2LMHeadModel's
+        # transformers has no public hook for a loss that skips the logits, so this one place wraps GPT-2's
+        # forward on the instance (the class, config and saved weights stay GPT2LMHeadModel's);
+        # tests/lm/test_speed.py fails if a transformers release changes what it relies on.
         model.forward = types.MethodType(_fast_loss_forward, model)
     return impl
 

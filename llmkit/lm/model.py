@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from llmkit.errors import UserError
 
@@ -120,7 +126,7 @@ def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")  # a GPT2LMHeadModel
     model.loss_type = "ForCausalLM"  # GPT-2's class name maps to no loss type, which transformers warns about
     suppress_padded_ids(model, tokenizer)
     return model

@@ -73,8 +73,8 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
-    torch_compile: bool = field(
-        default=torch.cuda.is_available(),
+    torch_compile: bool | None = field(
+        default=None,
         metadata={
             "help": "Compile the model with torch.compile (default: on with CUDA; --torch_compile false turns it off)."
         },
@@ -93,6 +93,9 @@ class PretrainingArguments(LlmkitTrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        # decided when the arguments are made, not when llmkit is imported (CUDA may be set up in between)
+        if self.torch_compile is None:
+            self.torch_compile = torch.cuda.is_available()
         if self.tf32 is None and torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8:
             self.tf32 = True  # fp32 matmuls (the parts outside bf16 autocast) on tensor cores
         self._default_workers = self.dataloader_num_workers is None
@@ -132,6 +135,18 @@ def pretrain(
     return _train(run, (data_args, model_args, args), callbacks or [])
 
 
+def _trainer(run: _Run, args: PretrainingArguments, **model_and_callbacks) -> Trainer:
+    """A Trainer over the run's packed blocks (a model, or a model_init for a search)."""
+    return Trainer(
+        args=args,
+        train_dataset=run.train,
+        eval_dataset=run.val,
+        data_collator=collate_blocks,
+        processing_class=run.tokenizer,
+        **model_and_callbacks,
+    )
+
+
 def _search(run: _Run, arguments: tuple) -> dict:
     """Hyperparameter search: fresh models from the same seed, scored by eval loss."""
     from llmkit.hpsearch import PRETRAIN_SPACE, run_search
@@ -143,14 +158,7 @@ def _search(run: _Run, arguments: tuple) -> dict:
         return build_gpt2(model_args, run.tokenizer)
 
     def make_trainer(init):
-        return Trainer(
-            model_init=init,
-            args=args,
-            train_dataset=run.train,
-            eval_dataset=run.val,
-            data_collator=collate_blocks,
-            processing_class=run.tokenizer,
-        )
+        return _trainer(run, args, model_init=init)
 
     return run_search(
         make_trainer,
@@ -180,15 +188,7 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
     report = ReportCallback(
         tokens_per_step, flops_per_token(model.config, block_size), peak * args.world_size
     )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=run.train,
-        eval_dataset=run.val,
-        data_collator=collate_blocks,
-        processing_class=run.tokenizer,
-        callbacks=[report, *callbacks],
-    )
+    trainer = _trainer(run, args, model=model, callbacks=[report, *callbacks])
     train_resumable(trainer, run.resume)
     # a busy machine measures too low a peak: keep the better of two measurements
     if "measured" in peak_source:

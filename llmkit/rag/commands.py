@@ -307,10 +307,8 @@ def _reader(args: argparse.Namespace):
     return Reader(args.reader)
 
 
-def _ask_or_chat(args: argparse.Namespace) -> None:
-    if getattr(args, "server", None):
-        _ask_server(args)
-        return
+def _pipeline(args: argparse.Namespace):
+    """The RAG pipeline the flags describe, and the source filter for its questions."""
     from llmkit.rag.pipeline import RAG, make_generator
 
     gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
@@ -319,7 +317,14 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
     rag = RAG(
         store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
     )
-    filters = {"source": args.source} if args.source else {}
+    return rag, ({"source": args.source} if args.source else {})
+
+
+def _ask_or_chat(args: argparse.Namespace) -> None:
+    if getattr(args, "server", None):
+        _ask_server(args)
+        return
+    rag, filters = _pipeline(args)
     if args.command == "ask":
         _answer(rag, args.question, filters, as_json=args.json)
         return
@@ -381,16 +386,9 @@ def _ask_server(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from llmkit.rag.pipeline import RAG, make_generator
     from llmkit.rag.serve import Service, serve
 
-    gate = Gate(args.min_score, args.relative_score)  # None: the store's calibrated thresholds
-    store = _open_for_questions(args)
-    generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
-    rag = RAG(
-        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
-    )
-    filters = {"source": args.source} if args.source else {}
+    rag, filters = _pipeline(args)
     serve(Service(rag, str(args.store), filters), args.host, args.port)
 
 

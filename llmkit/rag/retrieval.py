@@ -76,18 +76,9 @@ class Retriever:
         # HF fast tokenizers are not safe to call from several threads at once
         self._encode_lock = threading.Lock()
 
-    def search(
-        self,
-        query: str,
-        k: int = 5,
-        mode: str = "hybrid",
-        *,
-        source: str | None = None,
-        where: dict | None = None,
-        rerank: bool | None = None,
-    ) -> list[Hit]:
-        """Top-k chunks for `query`; `source` is a glob on the source path, `where` matches metadata values."""
-        return self.retrieve(query, k, mode, source=source, where=where, rerank=rerank)[0]
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", **options) -> list[Hit]:
+        """Top-k chunks for `query`; `retrieve`'s keyword options (source glob, where, rerank) apply."""
+        return self.retrieve(query, k, mode, **options)[0]
 
     def retrieve(
         self,
@@ -99,7 +90,8 @@ class Retriever:
         where: dict | None = None,
         rerank: bool | None = None,
     ) -> tuple[list[Hit], np.ndarray | None]:
-        """Like `search`, and also return the query's embedding (None for an empty query)."""
+        """Top-k chunks for `query` and its embedding (None when empty); `source` globs the source path,
+        `where` matches metadata values, `rerank` overrides the retriever's cross-encoder setting."""
         if mode not in MODES:
             raise UserError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}.")
         if k < 1:

@@ -136,8 +136,17 @@ def _check_inputs(
             )
 
 
+# The image templates, by the pipeline task of the model each serves.
+IMAGE_TEMPLATES = {
+    "image-classifier": "image-classification",
+    "detector": "object-detection",
+    "segmenter": "image-segmentation",
+}
+
+
 def _check_model_fits(template: str, model: Path) -> None:
-    """A causal LM for text-generation and studio, a classifier or seq2seq model for classifier."""
+    """A causal LM for text-generation and studio, a text classifier or seq2seq model for classifier, and the
+    image model of the matching task for image-classifier, detector and segmenter."""
     try:
         config = json.loads((model / "config.json").read_text())
     except (OSError, ValueError):
@@ -145,16 +154,36 @@ def _check_model_fits(template: str, model: Path) -> None:
             f"--model {model} is not a model folder (no readable config.json); pass a recipe's output_dir."
         ) from None
     architectures = " ".join(config.get("architectures") or [])
+    if template in IMAGE_TEMPLATES:
+        from llmkit.vision.tasks import IMAGE_TASKS
+
+        task = next((t for suffix, t in IMAGE_TASKS.items() if suffix in architectures), None)
+        if task != IMAGE_TEMPLATES[template]:
+            fits = {t: name for name, t in IMAGE_TEMPLATES.items()}.get(task)
+            raise UserError(
+                f"--model {model} is a {architectures or 'model without architectures'}, not a "
+                f"{IMAGE_TEMPLATES[template]} model"
+                + (
+                    f"; the {fits} template serves it."
+                    if fits
+                    else "; pass a finetune-image/-detection/-segmentation output."
+                )
+            )
+        return
     causal = "CausalLM" in architectures or "LMHeadModel" in architectures
-    labels = "Classification" in architectures or config.get("is_encoder_decoder")
+    labels = (
+        "SequenceClassification" in architectures
+        or "TokenClassification" in architectures
+        or config.get("is_encoder_decoder")
+    )
     if architectures and template in ("text-generation", "studio") and not causal:
         raise UserError(
             f"--model {model} is a {architectures}, not a causal language model; the classifier template serves it."
         )
     if architectures and template == "classifier" and not labels:
         raise UserError(
-            f"--model {model} is a {architectures}; the classifier template serves classifiers and "
-            "text-to-text models (use text-generation for a causal LM)."
+            f"--model {model} is a {architectures}; the classifier template serves text classifiers and "
+            "text-to-text models (use text-generation for a causal LM, image-classifier for an image model)."
         )
 
 

@@ -1,6 +1,8 @@
-"""The model playground: a classification tab, a text-to-text tab and a text-generation tab for a learner."""
+"""The model playground: text classification, text-to-text, text generation and image tabs for a learner."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import gradio as gr
 
@@ -133,10 +135,16 @@ def build_models_app(
     text2text: str | None = None,
     causal: str | None = None,
     *,
+    images: Sequence[str] = (),
     title: str = "llmkit model playground",
 ) -> gr.Blocks:
-    """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own)."""
-    if not (classifier or text2text or causal):
+    """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own).
+
+    `images` are image classifier, detector or segmenter folders, one tab each.
+    """
+    from llmkit.ui.vision import image_tab
+
+    if not (classifier or text2text or causal or images):
         raise ValueError("give at least one model folder")
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}")
@@ -146,4 +154,6 @@ def build_models_app(
             classifier_tab(classifier)
         if text2text:
             text2text_tab(text2text)
+        for folder in images:
+            image_tab(folder)
     return demo

@@ -22,6 +22,7 @@ from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 from llmkit.vision.data import ImageDataArguments, load_images
+from llmkit.vision.examples import save_examples
 from llmkit.vision.synthetic import cached_image_folders
 from llmkit.vision.transforms import collate, make_transform
 
@@ -142,6 +143,7 @@ def finetune_image(
         plot_confusion(
             out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
         )
+        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
     method = "frozen backbone" if vision_args.freeze_backbone else ("LoRA" if lora_args.use_lora else "full")
     return finish_run(
         trainer,

@@ -30,7 +30,7 @@ from llmkit.vision.detect_eval import (
     save_prediction_grid,
 )
 from llmkit.vision.detect_transforms import collate_detection, make_detection_transform
-from llmkit.vision.synthetic import cached_coco
+from llmkit.vision.synthetic import cached_mask_folders
 
 logger = get_logger(__name__)
 
@@ -185,7 +185,7 @@ def _choose_data(
             f"--generated_max_per_canvas must be 1, 2 or 3, got {vision_args.generated_max_per_canvas}."
         )
     with args.main_process_first(desc="generating the digit canvases"):
-        root = cached_coco(
+        root = cached_mask_folders(  # write_coco's canvases: annotations.json beside the images (and masks)
             train_images=vision_args.generated_images,
             test_images=60,
             max_per_canvas=vision_args.generated_max_per_canvas,

@@ -134,17 +134,6 @@ class DetectionTrainer(Trainer):
     naming the two the metric needs keeps evaluation the same for DETR, Conditional DETR, RT-DETR and YOLOS.
     """
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        """Weights through from_pretrained: RT-DETR's saved names differ from its module names (transformers 5 renames
-        them on save and back on from_pretrained), so the Trainer's plain state-dict load would miss most of them."""
-        target = model if model is not None else self.model
-        saved = type(target).from_pretrained(resume_from_checkpoint)
-        target.load_state_dict(saved.state_dict())
-
-    def _load_best_model(self) -> None:
-        """The kept checkpoint's weights, loaded the same way as a resumed one."""
-        self._load_from_checkpoint(self.state.best_model_checkpoint)
-
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """The loss, then (logits, pred_boxes) and the labels, on the CPU."""
         inputs = self._prepare_inputs(inputs)

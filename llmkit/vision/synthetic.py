@@ -188,17 +188,21 @@ def cached_image_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int 
     return target
 
 
-def cached_coco(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
-    """The COCO canvases (write_coco's train/ and test/ folders) in a shared temp folder, generated once."""
+def cached_mask_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
+    """The segmentation canvases (`<split>/images/`, `<split>/masks/`, `id2label.json`), generated once and reused.
+
+    `sizes` are write_coco's train_images, test_images and max_per_canvas (1 gives one large digit per canvas).
+    """
     key = "-".join(
         [f"d{''.join(map(str, digits))}", f"s{seed}", *(f"{k}{v}" for k, v in sorted(sizes.items()))]
     )
-    target = Path(tempfile.gettempdir()) / f"llmkit-digit-coco-{key}"
+    target = Path(tempfile.gettempdir()) / f"llmkit-digit-masks-{key}"
     if target.is_dir():
         return target
+    # Written beside the target and renamed into place, as for the class folders: never half a data set.
     scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
     write_coco(scratch, digits=digits, seed=seed, **sizes)
-    try:  # renamed into place whole, as cached_image_folders does
+    try:
         os.replace(scratch, target)
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -197,5 +197,14 @@ def test_bert_hp_search_runs(tmp_path):
             "25",
         ]
     )
-    assert 0 <= best["value"] <= 1 and "learning_rate" in best["params"]
+    out = tmp_path / "o" / "hp_search"
+    record = json.loads((out / "trials.json").read_text())
+    values = [t["value"] for t in record["trials"] if t["state"] == "COMPLETE"]
+    assert record["objective"] == "eval_accuracy" and record["direction"] == "maximize" and len(values) == 2
+    assert best["value"] == max(values)  # the best trial is the one reported, not the last
+    rates = {t["params"]["learning_rate"] for t in record["trials"]}
+    assert len(rates) == 2  # two different settings were really tried
+    config = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert config["learning_rate"] == best["params"]["learning_rate"]
+    assert config["train_file"] == str(data) and config["max_length"] == 24  # the run's own flags are kept
     assert yaml.safe_load(Path(best["config"]).read_text())["train_file"] == str(data)

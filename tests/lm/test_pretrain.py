@@ -5,9 +5,10 @@ import math
 import re
 
 import pytest
-from transformers import TrainerCallback, pipeline
+from transformers import AutoTokenizer, TrainerCallback, pipeline
 
 from llmkit.data import builtin_texts
+from llmkit.errors import UserError
 from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain
 
 
@@ -105,18 +106,12 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
 @pytest.mark.slow
 def test_streaming_local_files(tmp_path):
     data = tmp_path / "corpus.jsonl"
-    from llmkit.data import builtin_texts
-
-    data.write_text("\n".join(json.dumps({"body": t}) for t in builtin_texts()[:300]))
-    metrics = run_pretrain(
-        [
-            *TINY_MODEL,
-            *FAST_TRAINING,
-            "--train_files",
-            str(data),
-            "--text_column",
-            "body",
-            "--streaming",
+    data.write_text("\n".join(json.dumps({"body": t, "id": i}) for i, t in enumerate(builtin_texts()[:300])))
+    argv = [
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        *("--train_files", str(data), "--text_column", "body", "--streaming"),
+        *(
             "--streaming_validation_documents",
             "20",
             "--max_steps",
@@ -125,10 +120,17 @@ def test_streaming_local_files(tmp_path):
             "8",
             "--save_steps",
             "8",
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--sample_max_new_tokens",
-            "5",
-        ]
-    )
+        ),
+        *("--output_dir", str(tmp_path / "out"), "--sample_max_new_tokens", "5"),
+    ]
+    metrics = run_pretrain(argv)
     assert metrics["global_step"] == 8 and math.isfinite(metrics["eval_loss"])
+    assert metrics["corpus"] == str(data) and metrics["tokens_seen"] == 8 * 8 * 64  # packed: no padding
+    # the BPE was trained on the "body" texts (not the "id" numbers): a frequent English word is one token
+    assert AutoTokenizer.from_pretrained(tmp_path / "out").tokenize(" the") == ["Ġthe"]
+    argv[argv.index("body")] = "title"
+    argv[argv.index(str(tmp_path / "out"))] = str(tmp_path / "other")
+    with pytest.raises(
+        UserError, match="title"
+    ):  # a column the files lack is named, not a KeyError mid-stream
+        run_pretrain(argv)

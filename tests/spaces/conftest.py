@@ -43,3 +43,18 @@ def classifier_dir(tmp_path_factory):
     ).save_pretrained(out)
     AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def space_artifacts(tiny_run, store, classifier_dir, image_models) -> dict[str, dict[str, str]]:
+    """What each template serves: its `space build` artifacts by flag name."""
+    return {
+        "rag-chat": {"store": str(store)},
+        "text-generation": {"model": str(tiny_run[0])},
+        "classifier": {"model": str(classifier_dir)},
+        "image-classifier": {"model": str(image_models["image-classification"])},
+        "detector": {"model": str(image_models["object-detection"])},
+        "segmenter": {"model": str(image_models["image-segmentation"])},
+        "classic": {},
+        "studio": {"model": str(tiny_run[0]), "store": str(store)},
+    }

@@ -33,16 +33,9 @@ def _headings(demo) -> str:
     return "\n".join(texts)
 
 
-def test_the_app_heading_follows_title_in_every_template(tmp_path, tiny_run, store, classifier_dir):
-    artifacts = {
-        "rag-chat": {"store": store},
-        "text-generation": {"model": tiny_run[0]},
-        "classifier": {"model": classifier_dir},
-        "classic": {},
-        "studio": {"model": tiny_run[0], "store": store},
-    }
-    assert set(artifacts) == set(TEMPLATES)
-    for name, kwargs in artifacts.items():
+def test_the_app_heading_follows_title_in_every_template(tmp_path, space_artifacts):
+    assert set(space_artifacts) == set(TEMPLATES)
+    for name, kwargs in space_artifacts.items():
         title = f"Quarterly {name} demo"
         out = build_space(name, tmp_path / name, title=title, **{k: str(v) for k, v in kwargs.items()})
         demo = runpy.run_path(str(out / "app.py"))[

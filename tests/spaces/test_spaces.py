@@ -13,16 +13,9 @@ from llmkit.spaces import TEMPLATES, build_space, serve_and_query, validate
 from tests.spaces.fake_hub import FakeHub
 
 
-def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classifier_dir):
-    artifacts = {
-        "rag-chat": {"store": store},
-        "text-generation": {"model": tiny_run[0]},
-        "classifier": {"model": classifier_dir},
-        "classic": {},
-        "studio": {"model": tiny_run[0], "store": store},
-    }
-    assert set(artifacts) == set(TEMPLATES)
-    for name, kwargs in artifacts.items():
+def test_every_template_builds_a_valid_folder(tmp_path, space_artifacts):
+    assert set(space_artifacts) == set(TEMPLATES)
+    for name, kwargs in space_artifacts.items():
         out = build_space(name, tmp_path / name, **{k: str(v) for k, v in kwargs.items()})
         assert validate(out) == [], name
         readme = (out / "README.md").read_text()
@@ -34,7 +27,7 @@ def test_every_template_builds_a_valid_folder(tmp_path, tiny_run, store, classif
         assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
 
 
-def test_build_errors(tmp_path, store, tiny_run, classifier_dir):
+def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models):
     with pytest.raises(UserError, match="unknown template"):
         build_space("chatbot", tmp_path / "a")
     with pytest.raises(UserError, match="serves a store: pass --store"):
@@ -52,6 +45,14 @@ def test_build_errors(tmp_path, store, tiny_run, classifier_dir):
         build_space("text-generation", tmp_path / "c", model=str(classifier_dir))
     with pytest.raises(UserError, match="use text-generation for a causal LM"):
         build_space("classifier", tmp_path / "c", model=str(tiny_run[0]))
+    with pytest.raises(
+        UserError, match="not a object-detection model; the image-classifier template serves it"
+    ):
+        build_space("detector", tmp_path / "c", model=str(image_models["image-classification"]))
+    with pytest.raises(UserError, match="not a image-classification model; pass a finetune-image"):
+        build_space("image-classifier", tmp_path / "c", model=str(classifier_dir))
+    with pytest.raises(UserError, match="image-classifier for an image model"):
+        build_space("classifier", tmp_path / "c", model=str(image_models["image-classification"]))
     with pytest.raises(UserError, match="is a file; pass a folder"):
         build_space("rag-chat", tmp_path / "notes.txt", store=str(store))
     with pytest.raises(UserError, match="overlap"):
@@ -124,6 +125,13 @@ def test_a_built_rag_space_serves_and_answers(tmp_path, store):
     assert (
         "/chat" in result["endpoints"] and "[1]" in str(result["answer"]) and "kettle.md" in result["sources"]
     )
+
+
+@pytest.mark.slow
+def test_a_built_detector_space_serves_its_image_page(tmp_path, image_models):
+    out = build_space("detector", tmp_path / "space", model=str(image_models["object-detection"]))
+    assert (out / "model" / "examples" / "example-0.png").is_file()  # the examples travel with the model
+    assert "/detect" in serve_and_query(out)["endpoints"]
 
 
 def _deploy(args, hub, tmp_path, token="hf_testtoken0000000000000000000000000"):

@@ -21,7 +21,7 @@ def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run, store, classifier_dir):
+def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_artifacts):
     # Build from a copy of the sources, so the build's own folders never land in the checkout.
     src = tmp_path / "src"
     src.mkdir()
@@ -75,15 +75,9 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, tiny_run,
         proc = _run([sys.executable, "-m", "llmkit.cli", *command], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     cli = [sys.executable, "-m", "llmkit.cli", "space"]
-    artifacts = {
-        "rag-chat": ["--store", store],
-        "text-generation": ["--model", tiny_run[0]],
-        "classifier": ["--model", classifier_dir],
-        "classic": [],
-        "studio": ["--model", tiny_run[0], "--store", store],
-    }
-    assert set(artifacts) == set(TEMPLATES)
-    for name, extra in artifacts.items():
+    assert set(space_artifacts) == set(TEMPLATES)
+    for name, kwargs in space_artifacts.items():
+        extra = [part for flag, path in kwargs.items() for part in (f"--{flag}", path)]
         proc = _run([*cli, "build", name, "--out", name, *map(str, extra)], home, env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         assert (home / name / "app.py").read_text() == (REPO / "spaces" / name / "app.py").read_text()

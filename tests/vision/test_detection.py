@@ -20,9 +20,9 @@ from transformers import AutoModelForObjectDetection, TrainerCallback, pipeline
 
 from llmkit.recipes.finetune_detection import main as finetune_detection
 from llmkit.vision.detect_data import hub_to_rows
-from llmkit.vision.detect_eval import DetectionTrainer, coco_scores
+from llmkit.vision.detect_eval import coco_scores
 from llmkit.vision.detect_transforms import augment_with_boxes, clip_box
-from llmkit.vision.synthetic import cached_coco, write_coco
+from llmkit.vision.synthetic import cached_mask_folders, write_coco
 
 FAST = ["--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "1"]
 # 64-pixel inputs: the canvases' own size, a quarter of the default's work
@@ -163,6 +163,15 @@ class _CtrlCAt(TrainerCallback):
             signal.raise_signal(signal.SIGINT)
 
 
+class _WeightsAtStart(TrainerCallback):
+    """Keeps the weights training starts from (after a resumed checkpoint is loaded)."""
+
+    weights: dict = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+
 def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_from_its_weights(coco, tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = [
@@ -182,20 +191,17 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_from_its_weights
     monkeypatch.setattr(transformers.Trainer, "__init__", original)
     saved = AutoModelForObjectDetection.from_pretrained(out / "checkpoint-2").state_dict()
 
-    loaded = {}
-    own = DetectionTrainer._load_from_checkpoint
+    start = _WeightsAtStart()
 
-    def remember(self, path, model=None):  # the weights training starts again from
-        own(self, path, model)
-        loaded.update({k: v.clone() for k, v in self.model.state_dict().items()})
+    def with_probe(self, *a, **k):
+        original(self, *a, **k)
+        self.add_callback(start)
 
-    monkeypatch.setattr(DetectionTrainer, "_load_from_checkpoint", remember)
+    monkeypatch.setattr(transformers.Trainer, "__init__", with_probe)
     metrics = finetune_detection(argv)  # the very same command
     assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["global_step"] == 3
-    assert loaded.keys() == saved.keys()
-    assert all(
-        torch.equal(loaded[k], saved[k]) for k in saved
-    )  # every weight, not just the ones whose names match
+    assert start.weights.keys() == saved.keys()  # every weight, not just the ones whose saved names match
+    assert all(torch.equal(start.weights[k], saved[k]) for k in saved)
 
 
 def test_the_kept_checkpoint_is_the_saved_model_and_loads_in_a_pipeline(coco, tmp_path):
@@ -275,12 +281,14 @@ def test_a_detr_checkpoint_trains_scores_and_loads_in_a_pipeline(coco, tmp_path)
     assert len(found) == 5 and {d["label"] for d in found} <= set(LABELS)
 
 
-def test_generated_coco_canvases_are_written_once_and_read_back_as_written():
+def test_the_generated_canvases_are_written_once_and_read_back_as_coco_boxes():
     from llmkit.vision.detect_data import read_coco
 
-    first = cached_coco(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3)
+    first = cached_mask_folders(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3)
     stamp = (first / "train" / "annotations.json").stat().st_mtime_ns
-    assert cached_coco(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3) == first
+    assert (
+        cached_mask_folders(digits=(2, 5), seed=123, train_images=3, test_images=2, max_per_canvas=3) == first
+    )
     assert (first / "train" / "annotations.json").stat().st_mtime_ns == stamp  # reused, not rewritten
     rows, categories = read_coco(first / "train", "--train_dir")
     assert categories == {2: "2", 5: "5"} and len(rows) == 3

@@ -42,6 +42,7 @@ def test_trained_classifier_beats_the_untrained_one_and_loads_in_a_pipeline(canv
     assert metrics["test_accuracy"] == pytest.approx(trained_acc, abs=0.05)
     assert metrics["labels"] == LABELS and metrics["headline"]["test_accuracy"] == metrics["test_accuracy"]
     assert (out / "confusion_matrix.png").stat().st_size > 1000
+    assert len(list((out / "examples").glob("*.png"))) == 4  # inputs for the image page and a Space
     assert "image-classification" in (out / "README.md").read_text()
 
 

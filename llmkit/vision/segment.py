@@ -1,0 +1,291 @@
+"""Semantic segmentation: any AutoModelForSemanticSegmentation checkpoint (SegFormer, BEiT, DPT, MobileViT, UperNet)
+or, offline, a tiny SegFormer built in code, fine-tuned on image + mask folders or a Hub dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from datasets import DatasetDict
+from datasets import Image as ImageFeature
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, set_seed
+
+from llmkit.errors import UserError
+from llmkit.finetune.classify import _check_resumed_labels
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
+from llmkit.finetune.lora import LoraArguments
+from llmkit.finetune.outputs import finish_run
+from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
+from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+from llmkit.vision.examples import save_examples
+from llmkit.vision.segment_data import IGNORE, LabelMap, SegmentDataArguments, load_segmentation
+from llmkit.vision.segment_eval import IoUScores, per_class_iou, plot_overlays, upsampled_argmax
+from llmkit.vision.segment_transforms import collate_masks, make_segment_transform
+from llmkit.vision.synthetic import cached_mask_folders
+
+logger = get_logger(__name__)
+
+TINY = "tiny SegFormer (built in code, random weights)"
+OVERLAYS = 6  # validation images drawn in predictions.png
+
+
+@dataclass
+class SegmentModelArguments:
+    """Augmentation, and the offline defaults (the tiny SegFormer and the generated digit canvases)."""
+
+    augment: bool = field(
+        default=True, metadata={"help": "Crop, rescale and flip each training image and its mask alike."}
+    )
+    flip_probability: float = field(
+        default=0.5, metadata={"help": "Chance of a horizontal flip of a training image (0: never)."}
+    )
+    image_size: int = field(
+        default=64,
+        metadata={"help": "Input side of the tiny SegFormer built when no --model_name_or_path is given."},
+    )
+    generated_digits: str = field(
+        default="014", metadata={"help": "Which digits the generated canvases hold when no data is given."}
+    )
+    generated_images: int = field(
+        default=300,
+        metadata={"help": "Generated training canvases when no data is given (a fifth as many test)."},
+    )
+    generated_per_canvas: int = field(
+        default=1, metadata={"help": "At most this many digits per generated canvas (1: one large digit)."}
+    )
+
+
+@dataclass
+class SegmentTrainingArguments(FinetuneTrainingArguments):
+    """Fine-tuning defaults for segmentation: scores accumulate batch by batch, keep the best mean IoU."""
+
+    scratch_learning_rate: ClassVar[float] = 3e-3
+
+    output_dir: str | None = field(
+        default="runs/finetune-segmentation",
+        metadata={"help": "Where the model, checkpoints and reports go."},
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Peak learning rate (default: 5e-5 fine-tuning a checkpoint, 3e-3 for the tiny model)."
+        },
+    )
+    num_train_epochs: float = 20.0
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 16
+    logging_steps: float = 10
+    remove_unused_columns: bool = False
+    # A split's masks are scored as they come, never held whole in memory (2,000 ADE20k masks at 512 px are 4 GB).
+    batch_eval_metrics: bool = True
+
+
+def finetune_segmentation(
+    data_args: SegmentDataArguments,
+    model_args: FinetuneModelArguments,
+    seg_args: SegmentModelArguments,
+    args: SegmentTrainingArguments,
+) -> dict:
+    """Fine-tune a semantic segmentation model; write it, its processor, metrics, overlays and a model card."""
+    start_run(args)
+    source = _choose_data(data_args, seg_args, args)
+    data, labels = load_segmentation(data_args, seed=args.seed)
+    logger.info(
+        f"classes ({len(labels.names)}): {labels.names}; images: "
+        + ", ".join(f"{k} {len(v)}" for k, v in data.items())
+    )
+    name = model_args.model_name_or_path
+    if args.learning_rate is None and name is None:
+        args.learning_rate = args.scratch_learning_rate
+        logger.info(
+            f"learning rate: {args.learning_rate:g} (the default from scratch; --learning_rate changes it)"
+        )
+    else:
+        logger.info(args.choose_learning_rate(False))
+
+    set_seed(args.seed)
+    model, processor = _load_model(name, labels, model_args, seg_args)
+    splits = DatasetDict(
+        {
+            k: v.with_transform(
+                make_segment_transform(
+                    processor,
+                    labels,
+                    train=k == "train",
+                    augment=seg_args.augment,
+                    flip_probability=seg_args.flip_probability,
+                )
+            )
+            for k, v in data.items()
+        }
+    )
+    args.refine_best_metric("mean_iou")
+    trainer = build_trainer(
+        args,
+        splits,
+        processor,
+        collate_masks,
+        model=model,
+        compute_metrics=IoUScores(labels.names),
+    )
+    trainer.preprocess_logits_for_metrics = upsampled_argmax
+    resume = resume_checkpoint(args)
+    _check_resumed_labels(resume, labels.names)
+    metrics = train_and_evaluate(trainer, resume, splits.get("test"))
+    scored = "test" if "test" in splits else "eval"
+    if trainer.is_world_process_zero():
+        _draw_predictions(
+            trainer, splits["validation"], data["validation"], labels, title=f"{source}: validation"
+        )
+        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
+    return finish_run(
+        trainer,
+        LoraArguments(),
+        recipe="finetune-segmentation",
+        task="Semantic segmentation",
+        pipeline_tag="image-segmentation",
+        base=name or TINY,
+        data=source,
+        eval_metrics=metrics,
+        example=_example_path(data["validation"]),
+        headline=["mean_iou", "pixel_accuracy"],
+        extra={
+            "labels": labels.names,
+            "per_class_iou": per_class_iou(metrics, labels.names, scored),
+            "per_class_iou_split": "test" if scored == "test" else "validation",
+            "reduce_labels": labels.reduce,
+        },
+    )
+
+
+def _draw_predictions(trainer, processed, raw, labels: LabelMap, *, title: str) -> None:
+    """predictions.png: the first validation images with their true and predicted masks."""
+    shown = processed.select(range(min(OVERLAYS, len(processed))))
+    rows = [{**shown[i], "image": raw[i]["image"]} for i in range(len(shown))]
+    plot_overlays(
+        trainer.model, rows, labels.names, Path(trainer.args.output_dir) / "predictions.png", title=title
+    )
+
+
+def _choose_data(
+    data_args: SegmentDataArguments, seg_args: SegmentModelArguments, args: SegmentTrainingArguments
+) -> str:
+    """With no data flags, generate the digit canvases with masks (once, shared by every process)."""
+    if data_args.train_dir or data_args.dataset_name:
+        return data_args.source
+    try:
+        digits = tuple(sorted({int(c) for c in seg_args.generated_digits}))
+    except ValueError:
+        raise UserError(
+            f"--generated_digits takes digits such as 014, got {seg_args.generated_digits!r}."
+        ) from None
+    with args.main_process_first(desc="generating the digit canvases"):
+        root = cached_mask_folders(
+            digits=digits,
+            train_images=seg_args.generated_images,
+            test_images=max(2, seg_args.generated_images // 5),
+            max_per_canvas=seg_args.generated_per_canvas,
+        )
+    data_args.train_dir, data_args.test_dir = str(root / "train"), str(root / "test")
+    logger.info(f"no data given: training on generated digit canvases with masks in {root}")
+    return "generated digit canvases"
+
+
+def _load_model(
+    name: str | None, labels: LabelMap, model_args: FinetuneModelArguments, seg_args: SegmentModelArguments
+):
+    """The segmentation model and its image processor: from a checkpoint, or the tiny SegFormer built here."""
+    id2label = dict(enumerate(labels.names))
+    label2id = {n: i for i, n in id2label.items()}
+    if name is None:
+        config, processor = tiny_segformer(labels.names, seg_args.image_size)
+        return AutoModelForSemanticSegmentation.from_config(config), processor
+    config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or a segmentation model's folder.")
+    trained_head = _check_head(name, config, len(labels.names), model_args.ignore_mismatched_sizes)
+    try:
+        processor = AutoImageProcessor.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
+        ) from None
+    model = load_pretrained(
+        AutoModelForSemanticSegmentation,
+        name,
+        num_labels=len(labels.names),
+        id2label=id2label,
+        label2id=label2id,
+        # a backbone-only checkpoint (nvidia/mit-b0 carries an ImageNet classifier) has no segmentation head to keep
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+    )
+    if getattr(model.config, "semantic_loss_ignore_index", IGNORE) != IGNORE:
+        model.config.semantic_loss_ignore_index = IGNORE  # the masks mark unlabelled pixels with it
+    return model, processor
+
+
+def _check_head(name: str, config, n_labels: int, ignore_mismatched_sizes: bool) -> bool:
+    """Refuse a checkpoint of another kind, or a trained segmentation head with another number of classes.
+
+    Returns whether the checkpoint has a trained segmentation head (its classes named, not LABEL_0...).
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES as KINDS
+
+    if config.model_type not in KINDS:
+        raise UserError(
+            f"{name} is a {config.model_type} model, which has no semantic segmentation head; start from one of "
+            f"these kinds: {', '.join(sorted(KINDS))} (e.g. nvidia/mit-b0)."
+        )
+    head = getattr(config, "id2label", None) or {}
+    named = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    segments = any(
+        a in KINDS.values() for a in getattr(config, "architectures", None) or [KINDS[config.model_type]]
+    )
+    if named and segments and len(head) != n_labels and not ignore_mismatched_sizes:
+        raise UserError(
+            f"{name} has a {len(head)}-class segmentation head but the data has {n_labels} classes; pass "
+            "--ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
+        )
+    return bool(named and segments)
+
+
+def tiny_segformer(names: list[str], image_size: int = 64):
+    """A ~100k-parameter SegFormer config for `names` and the processor that resizes to `image_size` and normalises.
+
+    Three stages (strides 4, 2, 2) keep a digit several feature cells wide at 64 pixels; chosen by measuring mean IoU
+    after a few hundred steps on the generated canvases (benchmarks/bench_vision_segmentation.py).
+    """
+    from transformers import SegformerConfig
+
+    try:  # transformers 5 names the PIL-backed processor apart; it needs no torchvision
+        from transformers import SegformerImageProcessorPil as Processor
+    except ImportError:
+        from transformers import SegformerImageProcessor as Processor
+    config = SegformerConfig(
+        num_encoder_blocks=3,
+        depths=[1, 1, 1],
+        sr_ratios=[4, 2, 1],
+        hidden_sizes=[16, 32, 64],
+        patch_sizes=[7, 3, 3],
+        strides=[4, 2, 2],
+        num_attention_heads=[1, 2, 4],
+        mlp_ratios=[2, 2, 2],
+        decoder_hidden_size=64,
+        drop_path_rate=0.0,
+        classifier_dropout_prob=0.0,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        semantic_loss_ignore_index=IGNORE,
+    )
+    processor = Processor(
+        size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    return config, processor
+
+
+def _example_path(validation) -> str:
+    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
+    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
+    path = first.get("path") if isinstance(first, dict) else None
+    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

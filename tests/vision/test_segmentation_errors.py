@@ -1,0 +1,133 @@
+"""A user's mistake in the images, the masks or the checkpoint: one line naming the file and the fix, exit status 2."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from transformers import (
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+    SegformerForImageClassification,
+)
+
+from llmkit.errors import UserError
+from llmkit.recipes.finetune_segmentation import main as finetune_segmentation
+from llmkit.vision.classify import tiny_config_and_processor
+from llmkit.vision.segment import tiny_segformer
+from tests.vision.test_segmentation import FAST, write_mask_canvases
+
+
+@pytest.fixture(scope="module")
+def mask_canvases(tmp_path_factory):
+    return write_mask_canvases(tmp_path_factory.mktemp("mask-canvases"))
+
+
+STEP = ["--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false", *FAST]
+
+
+def _copy(mask_canvases, tmp_path, n=8):
+    """A small training folder (its first n images and masks) with the generated id2label.json above it."""
+    train = tmp_path / "data" / "train"
+    for sub in ("images", "masks"):
+        (train / sub).mkdir(parents=True)
+        for path in sorted((mask_canvases / "train" / sub).glob("*.png"))[:n]:
+            shutil.copy(path, train / sub / path.name)
+    shutil.copy(mask_canvases / "id2label.json", tmp_path / "data" / "id2label.json")
+    return train
+
+
+def _run(train, tmp_path, *extra):
+    return finetune_segmentation(
+        ["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP, *extra]
+    )
+
+
+def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(mask_canvases, tmp_path):
+    train = _copy(mask_canvases, tmp_path)
+    bad = train / "images" / "0003.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    done = subprocess.run(
+        [sys.executable, "-m", "llmkit.cli", "finetune-segmentation", "--train_dir", str(train)]
+        + ["--output_dir", str(tmp_path / "out"), *STEP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_mask_with_an_unknown_class_id_or_colours_is_named(mask_canvases, tmp_path):
+    train = _copy(mask_canvases, tmp_path)
+    mask = np.asarray(Image.open(train / "masks" / "0005.png")).copy()
+    mask[0, :3] = 9
+    Image.fromarray(mask).save(train / "masks" / "0005.png")
+    with pytest.raises(
+        UserError, match=r"mask .*0005.png has class id\(s\) \[9\] that the label map .* does not"
+    ):
+        _run(train, tmp_path)
+    # a colour-coded mask (RGB) is not a map of class ids
+    Image.fromarray(mask).convert("RGB").save(train / "masks" / "0005.png")
+    with pytest.raises(
+        UserError, match=r"mask .*0005.png has 3 colour channels; a mask holds one class id per pixel"
+    ):
+        _run(train, tmp_path)
+    # 255 marks pixels to ignore: allowed anywhere
+    mask[0, :3] = 255
+    Image.fromarray(mask).save(train / "masks" / "0005.png")
+    assert _run(train, tmp_path)["labels"] == ["background", "0", "1"]
+
+
+def test_a_mask_of_another_size_and_an_image_without_a_mask_are_named(mask_canvases, tmp_path):
+    train = _copy(mask_canvases, tmp_path)
+    Image.open(train / "masks" / "0002.png").resize((16, 16)).save(train / "masks" / "0002.png")
+    with pytest.raises(UserError, match=r"mask .*0002.png is 16x16 but its image .*0002.png is 32x32"):
+        _run(train, tmp_path)
+    (train / "masks" / "0002.png").unlink()
+    with pytest.raises(
+        UserError, match=r"image .*0002.png has no mask: add .*masks/0002.png or remove the image"
+    ):
+        _run(train, tmp_path)
+    shutil.rmtree(train / "masks")
+    with pytest.raises(UserError, match=r"needs an images/ and a masks/ folder"):
+        _run(train, tmp_path)
+
+
+def test_a_checkpoint_whose_head_does_not_match_is_refused_with_the_fix(mask_canvases, tmp_path):
+    train = _copy(mask_canvases, tmp_path)
+    five = tmp_path / "five-class-segformer"
+    config, processor = tiny_segformer(["a", "b", "c", "d", "e"], 32)
+    AutoModelForSemanticSegmentation.from_config(config).save_pretrained(five)
+    processor.save_pretrained(five)
+    with pytest.raises(
+        UserError, match=r"has a 5-class segmentation head but the data has 3 classes; pass --ignore"
+    ):
+        _run(train, tmp_path, "--model_name_or_path", str(five))
+    metrics = _run(train, tmp_path, "--model_name_or_path", str(five), "--ignore_mismatched_sizes", "true")
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (
+        metrics["labels"] == ["background", "0", "1"]
+        and list(saved["id2label"].values()) == metrics["labels"]
+    )
+
+    # a backbone checkpoint such as nvidia/mit-b0 (SegFormer weights under an ImageNet classifier) needs no flag
+    backbone = tmp_path / "mit-like"
+    config, processor = tiny_segformer([f"imagenet-{i}" for i in range(7)], 32)
+    SegformerForImageClassification(config).save_pretrained(backbone)
+    processor.save_pretrained(backbone)
+    metrics = _run(
+        train, tmp_path, "--model_name_or_path", str(backbone), "--output_dir", str(tmp_path / "o1")
+    )
+    assert metrics["labels"] == ["background", "0", "1"]
+
+    classifier = tmp_path / "image-classifier"
+    config, processor = tiny_config_and_processor(["0", "1"], 32)
+    AutoModelForImageClassification.from_config(config).save_pretrained(classifier)
+    processor.save_pretrained(classifier)
+    with pytest.raises(UserError, match=r"is a resnet model, which has no semantic segmentation head"):
+        _run(train, tmp_path, "--model_name_or_path", str(classifier), "--output_dir", str(tmp_path / "o2"))
