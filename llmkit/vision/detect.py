@@ -30,6 +30,7 @@ from llmkit.vision.detect_eval import (
     save_prediction_grid,
 )
 from llmkit.vision.detect_transforms import collate_detection, make_detection_transform
+from llmkit.vision.examples import save_examples
 from llmkit.vision.synthetic import cached_mask_folders
 
 logger = get_logger(__name__)
@@ -151,6 +152,7 @@ def finetune_detection(
         draw_validation(
             trainer.model, processor, data["validation"], labels, path=Path(args.output_dir) / PICTURE
         )
+        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
     return finish_run(
         trainer,
         LoraArguments(),

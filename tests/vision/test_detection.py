@@ -231,6 +231,9 @@ def test_the_kept_checkpoint_is_the_saved_model_and_loads_in_a_pipeline(coco, tm
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "0", "1": "1", "2": "4"} and config["label2id"]["4"] == 2
     assert (out / "preprocessor_config.json").is_file() and (out / "predictions.png").is_file()
+    assert (
+        len(list((out / "examples").glob("*.png"))) == 4
+    )  # validation images for the image page and a Space
     assert metrics["headline"] == {"test_map": metrics["test_map"], "test_map_50": metrics["test_map_50"]}
     assert 'pipeline("object-detection"' in (out / "README.md").read_text()
     found = pipeline("object-detection", model=str(out))(
