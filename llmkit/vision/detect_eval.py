@@ -128,22 +128,24 @@ def metrics_function(processor, labels: list[str]) -> Callable:
 
 
 class DetectionTrainer(Trainer):
-    """A Trainer whose evaluation keeps just the class logits and boxes of each batch, and its labels as given.
+    """A Trainer whose evaluation keeps just the class logits and boxes of each batch, and its labels in one tensor.
 
     Detectors return many more outputs (auxiliary and intermediate ones), in an order that differs by family;
     naming the two the metric needs keeps evaluation the same for DETR, Conditional DETR, RT-DETR and YOLOS.
     """
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        """The loss, then (logits, pred_boxes) and the labels, on the CPU."""
+        """The loss, then (logits, pred_boxes) and the labels packed by pack_targets."""
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             outputs = model(**inputs)
         loss = outputs.loss.detach() if outputs.loss is not None else None
         if prediction_loss_only:
             return loss, None, None
-        found = (outputs.logits.detach().cpu(), outputs.pred_boxes.detach().cpu())
-        return loss, found, pack_targets([{k: v.cpu() for k, v in t.items()} for t in inputs["labels"]])
+        found = (outputs.logits.detach(), outputs.pred_boxes.detach())
+        # on the model's device, as Trainer's gathering across processes expects (NCCL takes no CPU tensors)
+        packed = pack_targets([{k: v.cpu() for k, v in t.items()} for t in inputs["labels"]])
+        return loss, found, packed.to(outputs.logits.device)
 
 
 def draw_detections(image, detections: dict, labels: list[str], *, truth: dict | None = None):
