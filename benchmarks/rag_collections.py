@@ -196,6 +196,10 @@ def collection_report(
             answered,
             lambda p: " ".join(p[0]["answer"].lower().split()) in " ".join(p[1]["first"].lower().split()),
         ),
+        # a longer quote holds the answer more often: how long the quoted unit is, for comparison
+        "first_citation_words_mean": round(float(np.mean([len(x["first"].split()) for _, x in answered])), 1)
+        if answered
+        else None,
         f"with_fixed_threshold_{fixed}": {
             "answerable_answered": rate(a, lambda x: x["score"] >= fixed),
             "off_collection_abstained": rate(o, lambda x: x["score"] < fixed),
