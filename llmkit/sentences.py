@@ -262,3 +262,33 @@ def answer_units(text: str) -> list[Unit]:
     for a, b in _quoted_paragraphs(text, lines):
         units.extend(Unit(x, y, (x, y), "quote") for x, y in _split(text, a, b))
     return units
+
+
+_MD_HEADING = re.compile(r"#{1,6}\s+(.+?)\s*#*\s*$")
+_SIGNATURE = re.compile(r"(?:class\s+|def\s+)?([A-Za-z_][\w.]*)\(.*\)(?:\s*->.*)?:?\s*$")
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """(offset, title) of each heading of `text`: Markdown "# ..." lines, reStructuredText titles over an
+    underline, and API reference lines that are a bare signature ("copystat(src, dst, *, ...)": its name)."""
+    out, lines = [], text.splitlines(keepends=True)
+    pos = 0
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        title = None
+        if m := _MD_HEADING.match(stripped):
+            title = m.group(1)
+        elif (
+            stripped
+            and _UNDERLINE.match(following)
+            and not _FENCE.match(following)
+            and not _UNDERLINE.match(line)
+        ):
+            title = stripped
+        elif (m := _SIGNATURE.match(stripped)) and not line.startswith((" ", "\t")) and not following.strip():
+            title = m.group(1).rsplit(".", 1)[-1]
+        if title:
+            out.append((pos, title))
+        pos += len(line)
+    return out

@@ -20,8 +20,8 @@ import numpy as np
 
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Hit
-from llmkit.rag.selection import selection_bonus, subject_stems
-from llmkit.sentences import answer_units, is_quotable, unit_text
+from llmkit.rag.selection import content_stems, selection_bonus, subject_stems
+from llmkit.sentences import answer_units, headings, is_quotable, unit_text
 
 # Calibrated with `python benchmarks/bench_rag.py` (MiniLM-L6): the largest threshold that answers
 # at least 95% of the answerable questions, per mode.
@@ -158,6 +158,10 @@ def rank_sentences(
     vectors = embedder.encode(cores + whole) @ question_vector
     wider = iter(vectors[len(cores) :])
     subjects = [subject_stems(hits[s.n - 1].doc_id, hits[s.n - 1].metadata.get("title", "")) for s in found]
+    sections = {n: headings(hits[n - 1].text) for n in numbers}
+    for i, s in enumerate(found):  # ... and the heading it sits under names its subject too
+        title = next((t for at, t in reversed(sections[s.n]) if at <= s.start), "")
+        subjects[i] = subjects[i] | content_stems(title)
     bonus = (
         selection_bonus(question, [s.text for s in found], subjects=subjects)
         if question

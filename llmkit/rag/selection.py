@@ -35,7 +35,7 @@ _QUESTION_WORDS = frozenset(
 _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|thousand|million"
 )
-_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS}|half|third|quarter|dozen)\b", re.I)
+_NUMBER = re.compile(rf"\d|\b({_NUMBER_WORDS}|half|third|quarter|dozen)\b|\bO\([^)]*\)", re.I)  # O(n): a cost
 _COUNT = re.compile(rf"(?:\b\d[\d,.]*|\b(?:{_NUMBER_WORDS}))\s+(?:\S+\s+)??([^\W\d_]+)", re.I)
 _DATE = re.compile(
     r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|may|june|july|august|september|october|november|"

@@ -3,7 +3,7 @@
 from llmkit.rag import RAG, Document, Store
 from llmkit.rag.abstain import Gate
 from llmkit.rag.selection import expected_type, selection_bonus, subject_stems
-from llmkit.sentences import answer_units, sentence_spans, split_sentences, unit_text
+from llmkit.sentences import answer_units, headings, sentence_spans, split_sentences, unit_text
 
 ASSERT_DOC = (
     'The "assert" statement\n**********************\n\n'
@@ -135,3 +135,29 @@ def test_the_quoted_unit_is_cited_and_highlighted_and_extra_units_leave_the_evid
     assert not quoted.evidence  # an indented passage is quotable, but the gate's evidence is as before
     counted = [s.score for s in answer.evidence.sentences if s.evidence]
     assert answer.evidence.score == (answer.evidence.chunk_score + max(counted)) / 2
+
+
+def test_headings_name_the_subject_of_the_sentences_under_them():
+    text = (
+        "# Tools\n\nSome intro.\n\ncopystat(src, dst, *, follow_symlinks=True)\n\nCopy the permission bits.\n\n"
+        "Usage notes\n-----------\n\nCall it once.\n"
+    )
+    assert [title for _, title in headings(text)] == ["Tools", "copystat", "Usage notes"]
+    assert headings("    indented(x)\n\nNot a heading(y) when text follows\nhere.\n") == []
+
+
+def test_the_heading_a_sentence_sits_under_counts_as_covered(tmp_path, embedder):
+    text = (
+        "# Files\n\ncopyfile(src, dst)\n\nCopy data from src to dst in the most efficient way possible.\n\n"
+        "copystat(src, dst)\n\nCopy the permission bits and the last access time from src to dst.\n"
+    )
+    store = Store(tmp_path / "store", embedder=embedder)
+    store.add_documents([Document("files.md", text, {"source": "files.md"})])
+    answer = RAG(store, k=1, gate=Gate(0.0)).ask("What does copystat copy from src to dst?")
+    bonus = {s.text.split()[1]: s.rank - s.score for s in answer.evidence.sentences}
+    assert bonus["the"] > bonus["data"]  # "copystat" is covered under its heading only
+
+
+def test_a_cost_in_big_o_notation_answers_how_long():
+    bonus = selection_bonus("How long does heapify take?", ["It works in place.", "It runs in O(n) time."])
+    assert bonus[1] > bonus[0]
