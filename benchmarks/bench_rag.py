@@ -1,7 +1,7 @@
 """RAG performance: answers (abstention, citations), retrieval quality, embedding, FAISS and FTS5 speed.
 
     python benchmarks/bench_rag.py --part answers                # the question set in benchmarks/rag_bench/ (~1 min)
-    python benchmarks/bench_rag.py --part collections            # three collections, default settings (~5 min)
+    python benchmarks/bench_rag.py --part collections            # four collections, default settings (~7 min)
     python benchmarks/bench_rag.py --part collections --reader runs/qa-reader   # the same, answers by the reader
     python benchmarks/bench_rag.py --part near_domain            # half of a collection indexed, the other half asked
     python benchmarks/bench_rag.py --store runs/rag-builtin      # everything; the built-in docs' store is built if missing
@@ -230,6 +230,11 @@ def main() -> None:
         "--mode", default="hybrid", choices=MODES, help="retrieval mode of --part collections"
     )
     parser.add_argument("--reader", help="with --part collections: answer with this extractive QA model")
+    parser.add_argument(
+        "--collections",
+        nargs="+",
+        help="with --part collections: only these (e.g. leave the held-out one out while tuning)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.part == "collections":  # prose, CPython's language reference, scikit-learn's dataset notes
@@ -238,8 +243,9 @@ def main() -> None:
         from llmkit.rag.reader import Reader
 
         reader = Reader(args.reader) if args.reader else None
-        results = collections_benchmark(Path(args.cache), args.mode, reader)
-        out = HERE / "results" / f"rag_collections_{args.mode}{'_reader' if reader else ''}.json"
+        results = collections_benchmark(Path(args.cache), args.mode, reader, args.collections)
+        subset = "_" + "_".join(args.collections) if args.collections else ""
+        out = HERE / "results" / f"rag_collections_{args.mode}{'_reader' if reader else ''}{subset}.json"
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
         return

@@ -1,11 +1,17 @@
-"""Three document collections for the RAG benchmark, with in-collection questions for each.
+"""Five document collections for the RAG benchmark, with in-collection questions for each.
 
     prose    benchmarks/rag_bench/docs: ten short documents written for the benchmark (40 answerable
              questions, 30 the documents cannot answer)
     pydoc    a slice of the language reference CPython ships (pydoc_data.topics), read at run time
     sklearn  the dataset descriptions scikit-learn ships (sklearn/datasets/descr/*.rst), read at run time
+    stdlib   API docstrings of fifteen standard-library modules (the module's, then each public
+             function's and class's with its signature), read at run time with `inspect`. HELD OUT:
+             added before the answer-sentence selection was reworked and measured only before and
+             after it, never used to tune it; then looked at, and used for the second round (see HELD_OUT)
+    readme   the README (package description) of ten installed packages, from their metadata at run
+             time. HELD OUT for the second round of the quoted-unit work
 
-The pydoc and sklearn texts are read from the installed packages when the benchmark runs; only
+The pydoc, sklearn, stdlib and readme texts are read from the installed packages when the benchmark runs; only
 the questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the
 answer) live in this repository. A collection's off-collection questions are the other
 collections' answerable questions.
@@ -14,6 +20,7 @@ collections' answerable questions.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -64,6 +71,55 @@ def sklearn_documents() -> list[Document]:
     ]
 
 
+STDLIB_MODULES = (
+    "base64 copy csv difflib fnmatch functools heapq json random secrets shutil statistics string tempfile textwrap"
+).split()
+README_PACKAGES = (
+    "colorama colorlog defusedxml dill h11 portalocker pytz semantic-version threadpoolctl xxhash".split()
+)
+# Collections never looked at while tuning. stdlib was held out for the first round of the quoted-unit work and
+# looked at after it (its misses then guided the second round); readme was added, and held out, for the second.
+HELD_OUT = frozenset({"readme"})
+
+
+def stdlib_documents() -> list[Document]:
+    """One API reference page per module of STDLIB_MODULES, from the docstrings of this interpreter."""
+    import importlib
+    import inspect
+
+    docs = []
+    for name in STDLIB_MODULES:
+        module = importlib.import_module(name)
+        parts = [inspect.getdoc(module) or ""]
+        for attr in sorted(getattr(module, "__all__", ())):
+            obj = getattr(module, attr, None)
+            doc = inspect.getdoc(obj) if callable(obj) else None
+            if not doc:
+                continue
+            try:
+                signature = str(inspect.signature(obj))
+            except (TypeError, ValueError):  # some builtins have none
+                signature = "(...)"
+            # a default's repr may hold its address ("<function copy2 at 0x7f..>"): drop it, the text stays stable
+            parts.append(f"{attr}{re.sub(r' at 0x[0-9a-f]+', '', signature)}\n\n{doc}")
+        docs.append(
+            Document(f"stdlib/{name}", "\n\n".join(parts), {"source": f"inspect:{name}", "title": name})
+        )
+    return docs
+
+
+def readme_documents() -> list[Document]:
+    """The project descriptions (README) of README_PACKAGES, as their installed metadata holds them."""
+    from importlib.metadata import metadata
+
+    docs = []
+    for name in README_PACKAGES:
+        meta = metadata(name)
+        text = meta.get_payload() or meta.get("Description") or ""
+        docs.append(Document(f"readme/{name}", text, {"source": f"metadata:{name}", "title": name}))
+    return docs
+
+
 def read_questions(path: Path) -> list[dict]:
     """JSONL rows of {"question", "doc_id", "answer"} (or "answerable": false)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -73,6 +129,8 @@ COLLECTIONS = {
     "prose": (prose_documents, HERE / "rag_bench" / "questions.jsonl"),
     "pydoc": (pydoc_documents, HERE / "rag_collections" / "pydoc_questions.jsonl"),
     "sklearn": (sklearn_documents, HERE / "rag_collections" / "sklearn_questions.jsonl"),
+    "stdlib": (stdlib_documents, HERE / "rag_collections" / "stdlib_questions.jsonl"),
+    "readme": (readme_documents, HERE / "rag_collections" / "readme_questions.jsonl"),
 }
 
 
@@ -158,6 +216,10 @@ def collection_report(
             answered,
             lambda p: " ".join(p[0]["answer"].lower().split()) in " ".join(p[1]["first"].lower().split()),
         ),
+        # a longer quote holds the answer more often: how long the quoted unit is, for comparison
+        "first_citation_words_mean": round(float(np.mean([len(x["first"].split()) for _, x in answered])), 1)
+        if answered
+        else None,
         f"with_fixed_threshold_{fixed}": {
             "answerable_answered": rate(a, lambda x: x["score"] >= fixed),
             "off_collection_abstained": rate(o, lambda x: x["score"] < fixed),
@@ -166,10 +228,13 @@ def collection_report(
     }
 
 
-def collections_benchmark(cache: Path, mode: str = "hybrid", reader=None) -> dict:
-    """collection_report for every collection (stores cached under `cache`)."""
+def collections_benchmark(cache: Path, mode: str = "hybrid", reader=None, names=None) -> dict:
+    """collection_report for every collection, or those `names` (stores cached under `cache`).
+
+    Off-collection questions come from the collections asked, so figures are comparable only
+    between runs over the same ones."""
     stores, questions, embedder = {}, {}, None
-    for name in COLLECTIONS:
+    for name in names or COLLECTIONS:
         stores[name], questions[name] = open_collection(name, cache, embedder)
         embedder = stores[name].embedder
     results = {}

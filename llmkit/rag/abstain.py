@@ -20,14 +20,15 @@ import numpy as np
 
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Hit
-from llmkit.rag.selection import selection_bonus
-from llmkit.sentences import is_quotable, sentence_spans
+from llmkit.rag.selection import content_stems, selection_bonus, subject_stems
+from llmkit.sentences import answer_units, headings, is_quotable, unit_text
 
 # Calibrated with `python benchmarks/bench_rag.py` (MiniLM-L6): the largest threshold that answers
 # at least 95% of the answerable questions, per mode.
 MIN_SCORE = {"dense": 0.35, "lexical": 0.35, "hybrid": 0.35}
 RELATIVE = 0.6  # a source is kept as evidence if its similarity is at least this share of the best one's
 MAX_SENTENCES = 40  # sentences embedded per question: bounds the latency of long chunks
+MAX_EXTRA_UNITS = 15  # ... and units beyond them that do not count as evidence (quoted passages, announcers)
 ABSTAIN_TEXT = "The documents do not seem to contain the answer to that question."
 
 
@@ -41,6 +42,7 @@ class Sentence:
     end: int
     score: float  # cosine similarity to the question: the evidence
     rank: float = 0.0  # score plus the answer-bearing bonus (llmkit.rag.selection): the order of quoting
+    evidence: bool = True  # whether its score counts towards the evidence (a sentence of sentence_spans)
 
 
 @dataclass
@@ -116,7 +118,7 @@ class Gate:
         evidence.kept = [n for n, h in enumerate(hits, start=1) if h.similarity >= self.relative * best]
         evidence.chunk_score = best
         evidence.sentences = rank_sentences(embedder, question_vector, hits, evidence.kept, question=question)
-        top_sentence = max((s.score for s in evidence.sentences), default=0.0)
+        top_sentence = max((s.score for s in evidence.sentences if s.evidence), default=0.0)
         evidence.score = (best + top_sentence) / 2
         evidence.abstain = evidence.score < evidence.threshold
         return evidence
@@ -125,26 +127,49 @@ class Gate:
 def rank_sentences(
     embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int], *, question: str = ""
 ) -> list[Sentence]:
-    """The quotable sentences of the given sources, scored by cosine similarity to the question, best first.
+    """The quotable units of the given sources (llmkit.sentences.answer_units), scored by cosine similarity
+    to the question, best first.
 
-    Given the question's text, "best" adds the answer-bearing bonus of llmkit.rag.selection.
+    A unit's score is its own sentence's similarity: the evidence, as when sentences were quoted
+    alone. Its rank is the better of that and the whole unit's similarity (a sentence that says
+    "It ..." is understood with the one before it), plus, given the question's text, the
+    answer-bearing bonus of llmkit.rag.selection computed on the whole unit.
     """
-    seen, found = set(), []
+    seen, found, cores, extra = set(), [], [], 0
     for n in numbers:
         text = hits[n - 1].text
-        for a, b in sentence_spans(text):
-            sentence = " ".join(text[a:b].split())
-            if is_quotable(sentence) and sentence.lower() not in seen:  # overlapping chunks repeat sentences
-                seen.add(sentence.lower())
-                found.append(Sentence(n, sentence, a, b, 0.0))
-    found = found[:MAX_SENTENCES]
+        for unit in answer_units(text):
+            core = " ".join(text[unit.core[0] : unit.core[1]].split())
+            counts = unit.kind != "quote" and is_quotable(core)
+            if core.lower() in seen or not (
+                counts or is_quotable(core, with_what_follows=unit.kind == "code")
+            ):
+                continue  # overlapping chunks repeat sentences
+            if not counts and extra == MAX_EXTRA_UNITS or counts and len(found) - extra == MAX_SENTENCES:
+                continue
+            seen.add(core.lower())
+            extra += not counts
+            found.append(Sentence(n, unit_text(text, unit), unit.start, unit.end, 0.0))
+            found[-1].evidence = counts
+            cores.append(core)
     if not found:
         return []
-    vectors = embedder.encode([s.text for s in found])
-    bonus = selection_bonus(question, [s.text for s in found]) if question else [0.0] * len(found)
-    for s, score, extra in zip(found, vectors @ question_vector, bonus):
+    whole = [s.text for s, core in zip(found, cores) if s.text != core]
+    vectors = embedder.encode(cores + whole) @ question_vector
+    wider = iter(vectors[len(cores) :])
+    subjects = [subject_stems(hits[s.n - 1].doc_id, hits[s.n - 1].metadata.get("title", "")) for s in found]
+    sections = {n: headings(hits[n - 1].text) for n in numbers}
+    for i, s in enumerate(found):  # ... and the heading it sits under names its subject too
+        title = next((t for at, t in reversed(sections[s.n]) if at <= s.start), "")
+        subjects[i] = subjects[i] | content_stems(title)
+    bonus = (
+        selection_bonus(question, [s.text for s in found], subjects=subjects)
+        if question
+        else [0.0] * len(found)
+    )
+    for s, core, score, extra_rank in zip(found, cores, vectors, bonus):
         s.score = float(score)
-        s.rank = s.score + extra
+        s.rank = max(s.score, float(next(wider)) if s.text != core else s.score) + extra_rank
     return sorted(found, key=lambda s: (-s.rank, s.n))
 
 
