@@ -107,6 +107,8 @@ def _space(argv: list[str]) -> None:
         if not args.no_serve:
             result = serve_and_query(args.folder, question=args.question)
             print(f"served at {result['url']} with endpoints {', '.join(result['endpoints'])}")
+            if "prediction" in result:
+                print(f"{result['image']}: {result['prediction']}")
             if "answer" in result:
                 print(redact(f"answer: {result['answer']}"))
     else:

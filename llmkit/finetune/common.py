@@ -40,6 +40,7 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     default_best_metric: ClassVar[str] = "loss"
     full_learning_rate: ClassVar[float] = 5e-5
     lora_learning_rate: ClassVar[float] = 5e-4
+    scratch_learning_rate: ClassVar[float | None] = None  # recipes that can build an untrained model set one
 
     output_dir: str | None = field(
         default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."}
@@ -86,12 +87,19 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
         if self.best_metric_is_default and self.metric_for_best_model:
             self.metric_for_best_model, self.greater_is_better = metric, not metric.endswith("loss")
 
-    def choose_learning_rate(self, use_lora: bool) -> str:
-        """Fill in the learning rate when none was given; return a line saying which one is used and why."""
+    def choose_learning_rate(self, use_lora: bool, *, from_scratch: str | None = None) -> str:
+        """Fill in the learning rate when none was given; return a line saying which one is used and why.
+
+        `from_scratch` says why weights start untrained (a model built in code, a new head alone): those take the
+        recipe's `scratch_learning_rate`, unless LoRA is used.
+        """
         if self.learning_rate is not None:
             return f"learning rate: {self.learning_rate:g} (--learning_rate)"
-        self.learning_rate = self.lora_learning_rate if use_lora else self.full_learning_rate
-        why = "the LoRA default" if use_lora else "the full fine-tuning default"
+        if from_scratch and not use_lora and self.scratch_learning_rate:
+            self.learning_rate, why = self.scratch_learning_rate, f"the default when {from_scratch}"
+        else:
+            self.learning_rate = self.lora_learning_rate if use_lora else self.full_learning_rate
+            why = "the LoRA default" if use_lora else "the full fine-tuning default"
         return f"learning rate: {self.learning_rate:g} ({why}; pass --learning_rate to change it)"
 
 

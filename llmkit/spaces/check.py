@@ -131,6 +131,21 @@ def _size_problems(folder: Path) -> list[str]:
     return problems
 
 
+# The image page's endpoints (llmkit/ui/vision.py), each with the inputs it takes after the image.
+IMAGE_ENDPOINTS = {"/classify_image": (), "/detect": (0.3,), "/segment": ()}
+
+
+def _predict_image(client, api: str, image: Path) -> str:
+    """Run one example image through the page's endpoint; say what came back (top label, boxes or masks)."""
+    from gradio_client import handle_file
+
+    out = client.predict(handle_file(str(image)), *IMAGE_ENDPOINTS[api], api_name=api)
+    if api == "/classify_image":
+        return f"top label {out.get('label')!r}"
+    found = len((out or {}).get("annotations") or [])
+    return f"{found} box(es) scoring 0.3 or more" if api == "/detect" else f"{found} class mask(s)"
+
+
 def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | None = None) -> dict:
     """Start the app from the folder in a fresh Python process and query it with gradio_client."""
     from gradio_client import Client
@@ -180,6 +195,13 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
             raise UserError(f"the app did not serve within {timeout:.0f} s:\n{tail()}")
         endpoints = sorted(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
         result = {"url": f"http://127.0.0.1:{port}/", "endpoints": endpoints}
+        image_api = next((e for e in IMAGE_ENDPOINTS if e in endpoints), None)
+        examples = sorted((folder / "model" / "examples").glob("*.png"))
+        if image_api and examples:  # the page must run its model, not just serve
+            result["image"], result["prediction"] = (
+                examples[0].name,
+                _predict_image(client, image_api, examples[0]),
+            )
         if question and "/chat" in endpoints:
             history, sources, _ = client.predict(question, [], 3, "hybrid", api_name="/chat")
             content = history[-1][

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from datasets import DatasetDict
-from datasets import Image as ImageFeature
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, set_seed
+from transformers import AutoModelForImageClassification, set_seed
 
 from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
@@ -22,7 +21,14 @@ from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 from llmkit.vision.data import ImageDataArguments, load_images
-from llmkit.vision.examples import save_examples
+from llmkit.vision.examples import example_path, save_examples
+from llmkit.vision.models import (
+    has_trained_head,
+    label_maps,
+    load_checkpoint_config,
+    load_image_processor,
+    pil_processor_class,
+)
 from llmkit.vision.synthetic import cached_image_folders
 from llmkit.vision.transforms import collate, make_transform
 
@@ -101,11 +107,14 @@ def finetune_image(
     logger.info(
         f"labels ({len(labels)}): {labels}; images: " + ", ".join(f"{k} {len(v)}" for k, v in data.items())
     )
-    example = _example_path(data["validation"])
+    example = example_path(data["validation"])
     name = model_args.model_name_or_path
-    _choose_learning_rate(
-        args, scratch=name is None, frozen=vision_args.freeze_backbone, lora=lora_args.use_lora
+    new = (
+        "training from scratch"
+        if name is None
+        else ("training only the new head" if vision_args.freeze_backbone else None)
     )
+    logger.info(args.choose_learning_rate(lora_args.use_lora, from_scratch=new))
 
     set_seed(args.seed)
     model, processor = _load_model(name, labels, model_args, vision_args)
@@ -187,37 +196,20 @@ def _choose_data(
     return "generated digit canvases"
 
 
-def _choose_learning_rate(args: ImageTrainingArguments, *, scratch: bool, frozen: bool, lora: bool) -> None:
-    if args.learning_rate is None and (scratch or frozen) and not lora:
-        args.learning_rate = args.scratch_learning_rate
-        why = "training from scratch" if scratch else "training only the new head"
-        logger.info(
-            f"learning rate: {args.learning_rate:g} (the default when {why}; --learning_rate changes it)"
-        )
-    else:
-        logger.info(args.choose_learning_rate(lora))
-
-
 def _load_model(name: str | None, labels: list[str], model_args: FinetuneModelArguments, vision_args):
     """The classifier and its image processor: from a checkpoint, or the tiny ResNet built here."""
-    id2label, label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
     if name is None:
         config, processor = tiny_config_and_processor(labels, vision_args.image_size)
         return AutoModelForImageClassification.from_config(config), processor
-    config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or an image classifier's folder.")
-    head = getattr(config, "id2label", None) or {}
-    trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
-    if trained_head and len(head) != len(labels) and not model_args.ignore_mismatched_sizes:
+    config = load_checkpoint_config(name, "an image classifier")
+    trained_head = has_trained_head(config)
+    if trained_head and len(config.id2label) != len(labels) and not model_args.ignore_mismatched_sizes:
         raise UserError(
-            f"{name} has a {len(head)}-label classification head but the data has {len(labels)} labels; "
+            f"{name} has a {len(config.id2label)}-label classification head but the data has {len(labels)} labels; "
             "pass --ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
         )
-    try:
-        processor = AutoImageProcessor.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
-        ) from None
+    processor = load_image_processor(name)
+    id2label, label2id = label_maps(labels)
     model = load_pretrained(
         AutoModelForImageClassification,
         name,
@@ -236,10 +228,7 @@ def tiny_config_and_processor(labels: list[str], image_size: int = 32):
     """
     from transformers import ResNetConfig
 
-    try:  # transformers 5 names the PIL-backed processor apart; it needs no torchvision
-        from transformers import ViTImageProcessorPil as Processor
-    except ImportError:
-        from transformers import ViTImageProcessor as Processor
+    id2label, label2id = label_maps(labels)
     config = ResNetConfig(
         num_channels=3,
         embedding_size=16,
@@ -251,17 +240,10 @@ def tiny_config_and_processor(labels: list[str], image_size: int = 32):
         ],  # three stages: the last maps stay 2x2 at 32 pixels, so batch norm works for one image
         layer_type="basic",
         num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        id2label=id2label,
+        label2id=label2id,
     )
-    processor = Processor(
+    processor = pil_processor_class("ViT")(
         size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
     return config, processor
-
-
-def _example_path(validation) -> str:
-    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
-    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
-    path = first.get("path") if isinstance(first, dict) else None
-    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

@@ -9,8 +9,7 @@ from typing import ClassVar
 
 import torch
 from datasets import DatasetDict
-from datasets import Image as ImageFeature
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetection, set_seed
+from transformers import AutoModelForObjectDetection, set_seed
 from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
 
 from llmkit.errors import UserError
@@ -30,7 +29,14 @@ from llmkit.vision.detect_eval import (
     save_prediction_grid,
 )
 from llmkit.vision.detect_transforms import collate_detection, make_detection_transform
-from llmkit.vision.examples import save_examples
+from llmkit.vision.examples import example_path, save_examples
+from llmkit.vision.models import (
+    has_trained_head,
+    label_maps,
+    load_checkpoint_config,
+    load_image_processor,
+    pil_processor_class,
+)
 from llmkit.vision.synthetic import cached_mask_folders
 
 logger = get_logger(__name__)
@@ -118,7 +124,9 @@ def finetune_detection(
         f"labels ({len(labels)}): {labels}; images: " + ", ".join(f"{k} {len(v)}" for k, v in data.items())
     )
     name = model_args.model_name_or_path
-    _choose_learning_rate(args, scratch=name is None)
+    logger.info(
+        args.choose_learning_rate(False, from_scratch="training from scratch" if name is None else None)
+    )
     flip = vision_args.flip_probability
     if flip is None:
         flip = 0.0 if source == GENERATED else 0.5
@@ -162,7 +170,7 @@ def finetune_detection(
         base=name or TINY,
         data=source,
         eval_metrics=metrics,
-        example=_example_path(data["validation"]),
+        example=example_path(data["validation"]),
         headline=["map", "map_50"],
         extra={
             "labels": labels,
@@ -197,44 +205,28 @@ def _choose_data(
     return GENERATED
 
 
-def _choose_learning_rate(args: DetectionTrainingArguments, *, scratch: bool) -> None:
-    if args.learning_rate is None and scratch:
-        args.learning_rate = args.scratch_learning_rate
-        logger.info(
-            f"learning rate: {args.learning_rate:g} (the default when training from scratch; --learning_rate changes it)"
-        )
-    else:
-        logger.info(args.choose_learning_rate(False))
-
-
 def load_detector(
     name: str | None, labels: list[str], model_args: FinetuneModelArguments, *, image_size: int = 128
 ):
     """The detector and its image processor: from a checkpoint, or the tiny RT-DETR built here."""
-    id2label, label2id = dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
     if name is None:
         config, processor = tiny_detector_config_and_processor(labels, image_size)
         return AutoModelForObjectDetection.from_config(config), processor
-    config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or an object detector's folder.")
+    config = load_checkpoint_config(name, "an object detector")
     if config.model_type not in MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES:
         raise UserError(
             f"{name} is a {config.model_type} model, not an object detector; pass a checkpoint of "
             f"AutoModelForObjectDetection ({', '.join(sorted(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)[:6])}, ...)."
         )
-    head = getattr(config, "id2label", None) or {}
-    trained_head = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    head, trained_head = config.id2label, has_trained_head(config)
     same = [str(v) for _, v in sorted(head.items())] == labels
     if trained_head and not same and not model_args.ignore_mismatched_sizes:
         raise UserError(
             f"{name} detects {len(head)} other classes ({_preview(head.values())}) than the data's {len(labels)} "
             f"({_preview(labels)}); pass --ignore_mismatched_sizes to train a new class head."
         )
-    try:
-        processor = AutoImageProcessor.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
-        ) from None
+    processor = load_image_processor(name)
+    id2label, label2id = label_maps(labels)
     model = load_pretrained(
         AutoModelForObjectDetection,
         name,
@@ -258,10 +250,7 @@ def tiny_detector_config_and_processor(labels: list[str], image_size: int = 128)
     """
     from transformers import RTDetrConfig, RTDetrResNetConfig
 
-    try:  # transformers 5 names the PIL-backed processor apart; it needs no torchvision
-        from transformers import RTDetrImageProcessorPil as Processor
-    except ImportError:
-        from transformers import RTDetrImageProcessor as Processor
+    id2label, label2id = label_maps(labels)
     backbone = RTDetrResNetConfig(
         embedding_size=16,
         hidden_sizes=[16, 32, 64, 128],
@@ -281,10 +270,10 @@ def tiny_detector_config_and_processor(labels: list[str], image_size: int = 128)
         num_queries=8,
         num_denoising=8,
         num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        id2label=id2label,
+        label2id=label2id,
     )
-    return config, Processor(size={"height": image_size, "width": image_size})
+    return config, pil_processor_class("RTDetr")(size={"height": image_size, "width": image_size})
 
 
 @torch.no_grad()
@@ -307,10 +296,3 @@ def draw_validation(model, processor, validation, labels: list[str], *, path: Pa
         for image, detections, row in zip(images, found, rows)
     ]
     return save_prediction_grid(drawn, path)
-
-
-def _example_path(validation) -> str:
-    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
-    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
-    path = first.get("path") if isinstance(first, dict) else None
-    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

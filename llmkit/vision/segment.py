@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from datasets import DatasetDict
-from datasets import Image as ImageFeature
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation, set_seed
+from transformers import AutoModelForSemanticSegmentation, set_seed
 
 from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
@@ -19,7 +18,14 @@ from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
-from llmkit.vision.examples import save_examples
+from llmkit.vision.examples import example_path, save_examples
+from llmkit.vision.models import (
+    has_trained_head,
+    label_maps,
+    load_checkpoint_config,
+    load_image_processor,
+    pil_processor_class,
+)
 from llmkit.vision.segment_data import IGNORE, LabelMap, SegmentDataArguments, load_segmentation
 from llmkit.vision.segment_eval import IoUScores, per_class_iou, plot_overlays, upsampled_argmax
 from llmkit.vision.segment_transforms import collate_masks, make_segment_transform
@@ -97,13 +103,9 @@ def finetune_segmentation(
         + ", ".join(f"{k} {len(v)}" for k, v in data.items())
     )
     name = model_args.model_name_or_path
-    if args.learning_rate is None and name is None:
-        args.learning_rate = args.scratch_learning_rate
-        logger.info(
-            f"learning rate: {args.learning_rate:g} (the default from scratch; --learning_rate changes it)"
-        )
-    else:
-        logger.info(args.choose_learning_rate(False))
+    logger.info(
+        args.choose_learning_rate(False, from_scratch="training from scratch" if name is None else None)
+    )
 
     set_seed(args.seed)
     model, processor = _load_model(name, labels, model_args, seg_args)
@@ -149,7 +151,7 @@ def finetune_segmentation(
         base=name or TINY,
         data=source,
         eval_metrics=metrics,
-        example=_example_path(data["validation"]),
+        example=example_path(data["validation"]),
         headline=["mean_iou", "pixel_accuracy"],
         extra={
             "labels": labels.names,
@@ -197,19 +199,13 @@ def _load_model(
     name: str | None, labels: LabelMap, model_args: FinetuneModelArguments, seg_args: SegmentModelArguments
 ):
     """The segmentation model and its image processor: from a checkpoint, or the tiny SegFormer built here."""
-    id2label = dict(enumerate(labels.names))
-    label2id = {n: i for i, n in id2label.items()}
     if name is None:
         config, processor = tiny_segformer(labels.names, seg_args.image_size)
         return AutoModelForSemanticSegmentation.from_config(config), processor
-    config = load_pretrained(AutoConfig, name, hint="Pass a Hub name or a segmentation model's folder.")
+    config = load_checkpoint_config(name, "a segmentation model")
     trained_head = _check_head(name, config, len(labels.names), model_args.ignore_mismatched_sizes)
-    try:
-        processor = AutoImageProcessor.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
-        ) from None
+    processor = load_image_processor(name)
+    id2label, label2id = label_maps(labels.names)
     model = load_pretrained(
         AutoModelForSemanticSegmentation,
         name,
@@ -236,8 +232,7 @@ def _check_head(name: str, config, n_labels: int, ignore_mismatched_sizes: bool)
             f"{name} is a {config.model_type} model, which has no semantic segmentation head; start from one of "
             f"these kinds: {', '.join(sorted(KINDS))} (e.g. nvidia/mit-b0)."
         )
-    head = getattr(config, "id2label", None) or {}
-    named = head and not all(str(v).startswith("LABEL_") for v in head.values())
+    head, named = config.id2label, has_trained_head(config)
     segments = any(
         a in KINDS.values() for a in getattr(config, "architectures", None) or [KINDS[config.model_type]]
     )
@@ -257,10 +252,7 @@ def tiny_segformer(names: list[str], image_size: int = 64):
     """
     from transformers import SegformerConfig
 
-    try:  # transformers 5 names the PIL-backed processor apart; it needs no torchvision
-        from transformers import SegformerImageProcessorPil as Processor
-    except ImportError:
-        from transformers import SegformerImageProcessor as Processor
+    id2label, label2id = label_maps(names)
     config = SegformerConfig(
         num_encoder_blocks=3,
         depths=[1, 1, 1],
@@ -274,18 +266,11 @@ def tiny_segformer(names: list[str], image_size: int = 64):
         drop_path_rate=0.0,
         classifier_dropout_prob=0.0,
         num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
+        id2label=id2label,
+        label2id=label2id,
         semantic_loss_ignore_index=IGNORE,
     )
-    processor = Processor(
+    processor = pil_processor_class("Segformer")(
         size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
     return config, processor
-
-
-def _example_path(validation) -> str:
-    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
-    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
-    path = first.get("path") if isinstance(first, dict) else None
-    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

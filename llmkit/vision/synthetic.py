@@ -172,20 +172,7 @@ def write_coco(
 
 def cached_image_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
     """The class-folder canvases in a shared temp folder, generated once (whole or not at all) and then reused."""
-    key = "-".join(
-        [f"d{''.join(map(str, digits))}", f"s{seed}", *(f"{k}{v}" for k, v in sorted(sizes.items()))]
-    )
-    target = Path(tempfile.gettempdir()) / f"llmkit-digit-canvases-{key}"
-    if target.is_dir():
-        return target
-    # Written beside the target and renamed into place: a concurrent run or a kill never leaves half a data set.
-    scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
-    write_image_folders(scratch, digits=digits, seed=seed, **sizes)
-    try:
-        os.replace(scratch, target)
-    except OSError:  # another process renamed its copy first: same files, keep theirs
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return _cached("canvases", write_image_folders, digits=digits, seed=seed, **sizes)
 
 
 def cached_mask_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int = 0, **sizes) -> Path:
@@ -193,17 +180,22 @@ def cached_mask_folders(*, digits: Sequence[int] = tuple(range(10)), seed: int =
 
     `sizes` are write_coco's train_images, test_images and max_per_canvas (1 gives one large digit per canvas).
     """
+    return _cached("masks", write_coco, digits=digits, seed=seed, **sizes)
+
+
+def _cached(kind: str, write, *, digits: Sequence[int], seed: int, **sizes) -> Path:
+    """`write(folder, ...)`'s data set in the temp folder under a name made of its arguments, written only once."""
     key = "-".join(
         [f"d{''.join(map(str, digits))}", f"s{seed}", *(f"{k}{v}" for k, v in sorted(sizes.items()))]
     )
-    target = Path(tempfile.gettempdir()) / f"llmkit-digit-masks-{key}"
+    target = Path(tempfile.gettempdir()) / f"llmkit-digit-{kind}-{key}"
     if target.is_dir():
         return target
-    # Written beside the target and renamed into place, as for the class folders: never half a data set.
+    # Written beside the target and renamed into place: a concurrent run or a kill never leaves half a data set.
     scratch = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
-    write_coco(scratch, digits=digits, seed=seed, **sizes)
+    write(scratch, digits=digits, seed=seed, **sizes)
     try:
         os.replace(scratch, target)
-    except OSError:
+    except OSError:  # another process renamed its copy first: same files, keep theirs
         shutil.rmtree(scratch, ignore_errors=True)
     return target

@@ -131,7 +131,9 @@ def test_a_built_rag_space_serves_and_answers(tmp_path, store):
 def test_a_built_detector_space_serves_its_image_page(tmp_path, image_models):
     out = build_space("detector", tmp_path / "space", model=str(image_models["object-detection"]))
     assert (out / "model" / "examples" / "example-0.png").is_file()  # the examples travel with the model
-    assert "/detect" in serve_and_query(out)["endpoints"]
+    result = serve_and_query(out)
+    assert "/detect" in result["endpoints"]
+    assert result["image"] == "example-0.png" and "box(es)" in result["prediction"]  # the page ran its model
 
 
 def _deploy(args, hub, tmp_path, token="hf_testtoken0000000000000000000000000"):

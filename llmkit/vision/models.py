@@ -1,0 +1,43 @@
+"""What the three image recipes share when they start from a checkpoint: its label maps, whether its head is trained,
+its image processor, and the PIL-backed processor classes the tiny models built in code use."""
+
+from __future__ import annotations
+
+import transformers
+from transformers import AutoConfig, AutoImageProcessor
+
+from llmkit.errors import UserError
+from llmkit.loading import load_pretrained
+
+
+def label_maps(labels: list[str]) -> tuple[dict[int, str], dict[str, int]]:
+    """id2label and label2id for a list of class names, in order."""
+    return dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
+
+
+def load_checkpoint_config(name: str, kind: str):
+    """The checkpoint's config, with a hint naming the kind of model folder expected."""
+    return load_pretrained(AutoConfig, name, hint=f"Pass a Hub name or {kind}'s folder.")
+
+
+def has_trained_head(config) -> bool:
+    """Whether the checkpoint's classes are named (a trained head), not transformers' placeholders LABEL_0...."""
+    head = getattr(config, "id2label", None) or {}
+    return bool(head) and not all(str(v).startswith("LABEL_") for v in head.values())
+
+
+def load_image_processor(name: str):
+    """The checkpoint's image processor; a folder without one is named with what it lacks."""
+    try:
+        return AutoImageProcessor.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{name} has no image processor (preprocessor_config.json) to resize and normalise images: {err}"
+        ) from None
+
+
+def pil_processor_class(prefix: str):
+    """`<prefix>ImageProcessorPil` where transformers 5 has it (it needs no torchvision), else the plain class."""
+    return getattr(transformers, f"{prefix}ImageProcessorPil", None) or getattr(
+        transformers, f"{prefix}ImageProcessor"
+    )
