@@ -141,7 +141,9 @@ def numpy_documents() -> list[Document]:
         except (TypeError, ValueError):
             signature = "(...)"
         text = f"numpy.linalg.{name}{signature}\n\n{doc}"
-        docs.append(Document(f"numpy/{name}", text, {"source": f"inspect:numpy.linalg.{name}", "title": name}))
+        docs.append(
+            Document(f"numpy/{name}", text, {"source": f"inspect:numpy.linalg.{name}", "title": name})
+        )
     return docs
 
 
