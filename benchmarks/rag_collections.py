@@ -1,4 +1,4 @@
-"""Five document collections for the RAG benchmark, with in-collection questions for each.
+"""Six document collections for the RAG benchmark, with in-collection questions for each.
 
     prose    benchmarks/rag_bench/docs: ten short documents written for the benchmark (40 answerable
              questions, 30 the documents cannot answer)
@@ -10,8 +10,11 @@
              after it, never used to tune it; then looked at, and used for the second round (see HELD_OUT)
     readme   the README (package description) of ten installed packages, from their metadata at run
              time. HELD OUT for the second round of the quoted-unit work
+    numpy    the docstrings of twelve numpy.linalg functions (signature, then the docstring up to its
+             examples), read at run time with `inspect`. HELD OUT for the off-collection abstention
+             work: measured before it and once after it, never used to tune it
 
-The pydoc, sklearn, stdlib and readme texts are read from the installed packages when the benchmark runs; only
+The pydoc, sklearn, stdlib, readme and numpy texts are read from the installed packages when the benchmark runs; only
 the questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the
 answer) live in this repository. A collection's off-collection questions are the other
 collections' answerable questions.
@@ -79,7 +82,9 @@ README_PACKAGES = (
 )
 # Collections never looked at while tuning. stdlib was held out for the first round of the quoted-unit work and
 # looked at after it (its misses then guided the second round); readme was added, and held out, for the second.
-HELD_OUT = frozenset({"readme"})
+# numpy was added, and held out, for the off-collection abstention work (tuned on the other five).
+HELD_OUT = frozenset({"readme", "numpy"})
+NUMPY_LINALG = "cholesky det eig inv lstsq matrix_power matrix_rank pinv qr slogdet solve svd".split()
 
 
 def stdlib_documents() -> list[Document]:
@@ -120,6 +125,28 @@ def readme_documents() -> list[Document]:
     return docs
 
 
+def numpy_documents() -> list[Document]:
+    """One page per function of NUMPY_LINALG: its signature and docstring, up to the examples."""
+    import inspect
+
+    import numpy.linalg
+
+    docs = []
+    for name in NUMPY_LINALG:
+        function = getattr(numpy.linalg, name)
+        doc = inspect.getdoc(function) or ""
+        doc = doc.split("\nExamples\n--------")[0]  # doctest sessions are code, not prose to quote
+        try:
+            signature = str(inspect.signature(function))
+        except (TypeError, ValueError):
+            signature = "(...)"
+        text = f"numpy.linalg.{name}{signature}\n\n{doc}"
+        docs.append(
+            Document(f"numpy/{name}", text, {"source": f"inspect:numpy.linalg.{name}", "title": name})
+        )
+    return docs
+
+
 def read_questions(path: Path) -> list[dict]:
     """JSONL rows of {"question", "doc_id", "answer"} (or "answerable": false)."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -131,6 +158,7 @@ COLLECTIONS = {
     "sklearn": (sklearn_documents, HERE / "rag_collections" / "sklearn_questions.jsonl"),
     "stdlib": (stdlib_documents, HERE / "rag_collections" / "stdlib_questions.jsonl"),
     "readme": (readme_documents, HERE / "rag_collections" / "readme_questions.jsonl"),
+    "numpy": (numpy_documents, HERE / "rag_collections" / "numpy_questions.jsonl"),
 }
 
 

@@ -10,16 +10,31 @@ store's own, fitted when it was indexed (llmkit.rag.calibration); MIN_SCORE is t
 store never calibrated. A question with no word that occurs in the store or that the embedding
 model knows whole ("asdf qwer", "%_%") is refused whatever its score (RAG._nonsense): a dense
 embedding always finds some nearest chunk.
+
+A cosine measures topic, so a question about another library of the same kind ("How do I clear
+the cache of lru_cache?" asked of a store of the language reference) finds on-topic evidence.
+Its words tell it apart: the gate also asks how much of the question the best retrieved chunk
+holds, each of the question's words weighted by its rarity in the store (idf over the store's
+chunks, from its FTS5 index). A distinctive term of the question (an identifier such as
+`token_hex` or `numpy.linalg`, a capitalised name, a word the embedding model does not know
+whole) that occurs nowhere in the store, nor names one of its documents, makes the question
+about something else: the gate abstains. A plain word the store never uses is left out, so a
+paraphrase ("Why does the sea rise?" of a store that says "tides") is not punished. When the
+best of the first three chunks holds less than SUPPORT of that weight, the gate abstains too,
+whatever the cosine says.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from llmkit.errors import UserError
-from llmkit.rag.retrieval import MODES, Hit
+from llmkit.rag.retrieval import MODES, STOPWORDS, Hit
 from llmkit.rag.selection import content_stems, selection_bonus, subject_stems
 from llmkit.sentences import answer_units, headings, is_quotable, unit_text
 
@@ -30,6 +45,21 @@ RELATIVE = 0.6  # a source is kept as evidence if its similarity is at least thi
 MAX_SENTENCES = 40  # sentences embedded per question: bounds the latency of long chunks
 MAX_EXTRA_UNITS = 15  # ... and units beyond them that do not count as evidence (quoted passages, announcers)
 ABSTAIN_TEXT = "The documents do not seem to contain the answer to that question."
+# The least share of the question's (idf-weighted) terms the best retrieved chunk must hold. Fitted on the
+# five tuning collections of benchmarks/rag_collections.py (their least in-collection share is 0.41).
+SUPPORT = 0.35
+SUPPORT_CHUNKS = 3  # the answer may sit in the second or third chunk retrieved, rarely further
+_IDENTIFIER = re.compile(
+    r"\b(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*"  # dotted: numpy.linalg, shutil.copy
+    r"|\b\w*_\w+"  # snake_case: token_hex
+    r"|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*"  # camelCase, CamelCase: SequenceMatcher
+    r"|\b[A-Za-z]+\d\w*"  # letters then digits: h11, utf8
+    r"|\b[A-Z]{2,}\b"  # acronyms: POSIX, JSON
+)
+_WORD = re.compile(r"[^\W\d_][\w'-]*")
+_ASKING = frozenset(
+    "what when where which who whom whose why how much many does did do is are was were".split()
+)
 
 
 @dataclass
@@ -51,6 +81,8 @@ class Evidence:
 
     sentences: list[Sentence] = field(default_factory=list)  # most likely to hold the answer first
     chunk_score: float = 0.0
+    support: float = 1.0  # the share of the question the best chunk holds (see the module docstring)
+    foreign: list[str] = field(default_factory=list)  # the question's distinctive terms the store never uses
     score: float = 0.0
     threshold: float = 0.0
     abstain: bool = True
@@ -67,6 +99,7 @@ class Gate:
 
     min_score: dict | float | None = None  # None: the store's calibrated thresholds (see for_store)
     relative: float = RELATIVE
+    support: float = SUPPORT  # 0: the cosine evidence alone decides
 
     def __post_init__(self):
         if self.min_score is None:
@@ -92,7 +125,7 @@ class Gate:
             return self
         from llmkit.rag.calibration import store_thresholds
 
-        return Gate({**MIN_SCORE, **(store_thresholds(store) or {})}, self.relative)
+        return Gate({**MIN_SCORE, **(store_thresholds(store) or {})}, self.relative, self.support)
 
     def describe(self, mode: str) -> str:
         """One line for a settings panel."""
@@ -104,12 +137,21 @@ class Gate:
         )
 
     def evaluate(
-        self, embedder, question_vector: np.ndarray, hits: list[Hit], mode: str, *, question: str = ""
+        self,
+        embedder,
+        question_vector: np.ndarray,
+        hits: list[Hit],
+        mode: str,
+        *,
+        question: str = "",
+        store=None,
     ) -> Evidence:
         """Score the hits' sentences against the question and decide whether to answer.
 
         With the question's text, sentences are ordered by how likely they hold the answer
-        (llmkit.rag.selection); the evidence score uses the cosine similarities alone.
+        (llmkit.rag.selection); the evidence score uses the cosine similarities alone. With the
+        store too, a question the best chunk holds too little of (support) is refused as well,
+        unless the gate is wide open (an absolute threshold of -1).
         """
         evidence = Evidence(threshold=(self.min_score or MIN_SCORE)[mode])
         if not hits:
@@ -121,7 +163,79 @@ class Gate:
         top_sentence = max((s.score for s in evidence.sentences if s.evidence), default=0.0)
         evidence.score = (best + top_sentence) / 2
         evidence.abstain = evidence.score < evidence.threshold
+        if store is not None and question and self.support > 0 and evidence.threshold > -1:
+            evidence.support, evidence.foreign = lexical_support(store, question, hits)
+            evidence.abstain = evidence.abstain or evidence.support < self.support or bool(evidence.foreign)
         return evidence
+
+
+_SUBJECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # store -> (generation, stems, vocab)
+
+
+def _store_words(store) -> tuple[set[str], dict]:
+    """Stems naming the store's documents (file names, titles: a module's page need not spell its name),
+    and the embedding model's vocabulary."""
+    generation, stems, vocab = _SUBJECTS.get(store, (None, set(), {}))
+    if generation != store.loaded_generation:
+        titles = store.document_titles()
+        stems = set().union(set(), *(subject_stems(i, t) for i, t in titles.items()))
+        vocab = store.embedder.tokenizer.get_vocab()
+        _SUBJECTS[store] = (store.loaded_generation, stems, vocab)
+    return stems, vocab
+
+
+def question_terms(question: str, vocab) -> list[tuple[list[str], set[str], bool]]:
+    """The question's terms as (FTS5 expressions to look it up by, stems, distinctive): identifiers whole
+    (a dotted name part by part), other words alone; `vocab`: the embedding model's whole words."""
+    terms, taken = [], []
+    for m in _IDENTIFIER.finditer(question):
+        taken.append(m.span())
+        parts = m.group(0).split(".") if "." in m.group(0) else [m.group(0)]
+        for part in parts:  # shutil.copy: a module's page need not spell "shutil.copy" whole
+            words = re.findall(r"[^\W_]+", part.lower())
+            if words:
+                terms.append(([f'"{" ".join(words)}"'], content_stems(part.replace("_", " ")), True))
+    for i, m in enumerate(_WORD.finditer(question)):
+        word, low = m.group(0), m.group(0).lower()
+        if any(a <= m.start() < b for a, b in taken) or low in STOPWORDS or low in _ASKING:
+            continue
+        stems = content_stems(low)
+        if not stems:
+            continue
+        named = i > 0 and word[0].isupper()  # a name inside the question, not its first word
+        rare = len(low) >= 4 and low not in vocab  # the embedding model splits it: not everyday English
+        stem = min(stems, key=len)
+        # a distinctive word by its stem too: "Europeans" of a text that says "Europe", "bake" of "baker's"
+        lookups = [f'"{low}"'] + ([f'"{stem}"*'] if (named or rare) and len(stem) >= 3 else [])
+        terms.append((lookups, stems, named or rare))
+    return terms
+
+
+def lexical_support(store, question: str, hits: list[Hit]) -> tuple[float, list[str]]:
+    """(support, foreign): the largest idf-weighted share of the question's terms that one of the first
+    SUPPORT_CHUNKS hits holds (1.0: no term to weigh), and the question's distinctive terms the store lacks.
+
+    A plain word the store never uses is left out; a distinctive one counts, as missing with the largest weight.
+    """
+    subjects, vocab = _store_words(store)
+    n = max(len(store), 1)
+    held = [
+        content_stems(h.text) | subject_stems(h.doc_id, h.metadata.get("title", ""))
+        for h in hits[:SUPPORT_CHUNKS]
+    ]
+    weights, foreign = [], []
+    for lookups, stems, distinctive in question_terms(question, vocab):
+        df = n if stems <= subjects else 0
+        for expression in lookups:
+            df = df or store.chunk_frequency(expression)
+        if df == 0 and distinctive:
+            foreign.append(lookups[0].strip('"'))
+        if df or distinctive:  # a plain word the documents never use: perhaps a paraphrase, no evidence
+            weights.append((math.log((n + 1) / (df + 0.5)), stems))
+    total = sum(w for w, _ in weights)
+    if not total:
+        return 1.0, foreign
+    return max(sum(w for w, stems in weights if stems <= h) / total for h in held or [set()]), foreign
 
 
 def rank_sentences(

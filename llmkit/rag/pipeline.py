@@ -158,7 +158,9 @@ class RAG:
             return
         mode = mode or self.mode
         hits, vector = self.retriever.retrieve(question, k or self.k, mode, **filters)
-        evidence = self.gate.evaluate(self.store.embedder, vector, hits, mode, question=question)
+        evidence = self.gate.evaluate(
+            self.store.embedder, vector, hits, mode, question=question, store=self.store
+        )
         if not evidence.abstain and evidence.threshold > -1 and self._nonsense(question):
             evidence.abstain = True  # a gate at -1 is wide open: only then is nonsense answered
         answer = Answer(question, "", hits, evidence=evidence)

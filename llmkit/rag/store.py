@@ -408,6 +408,19 @@ class Store:
             for r in rows
         }
 
+    def chunk_frequency(self, expression: str) -> int:
+        """How many chunks match an FTS5 expression (a quoted phrase or prefix): a term's document frequency."""
+        return (
+            self._db()
+            .execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (expression,))
+            .fetchone()[0]
+        )
+
+    def document_titles(self) -> dict[str, str]:
+        """{document id: its title, or ""} for every document."""
+        rows = self._db().execute("SELECT id, metadata FROM documents")
+        return {i: json.loads(meta).get("title", "") for i, meta in rows}
+
     def document_ids(self) -> list[str]:
         """Every document id in the store."""
         return [r[0] for r in self._db().execute("SELECT id FROM documents ORDER BY id")]
