@@ -204,7 +204,7 @@ class _ManualText(HTMLParser):
         """End the block being read: a heading's title, or a paragraph, list item, term or code block."""
         raw, self.buffer = "".join(self.buffer), []
         text = raw.strip("\n").rstrip() if "pre" in self.open else " ".join(raw.split())
-        if not text or not self.sections:
+        if not text or not self.sections or text.startswith(">>>"):  # a Python session is code, not prose
             return
         if self.open and self.open[-1][0] == "h":
             self.sections[-1][2] = text
