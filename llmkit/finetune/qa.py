@@ -18,7 +18,7 @@ Windowing and post-processing live in `llmkit.finetune.qa_spans`; they also serv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transformers import (
     AutoModelForQuestionAnswering,
@@ -45,6 +45,7 @@ from llmkit.finetune.qa_spans import NULL_INDEX, QuestionAnsweringArguments, enc
 from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
+from llmkit.runtime import output_dir_field
 
 logger = get_logger(__name__)
 
@@ -86,9 +87,7 @@ class QuestionAnsweringTrainingArguments(FinetuneTrainingArguments):
     """The fine-tuning defaults, keeping the checkpoint with the best validation F1."""
 
     default_best_metric = "f1"
-    output_dir: str | None = field(
-        default="runs/finetune-qa", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
+    output_dir: str | None = output_dir_field("runs/finetune-qa")
 
 
 def finetune_qa(
