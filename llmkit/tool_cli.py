@@ -70,6 +70,7 @@ def parse_subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argpar
 def plain_warnings() -> Iterator[None]:
     """Show llmkit's warnings as `note: ...` lines (no source line, no class name); hide other libraries'."""
 
+    # warnings.showwarning's signature, fixed by the warnings module.
     def show(message, category, filename, lineno, file=None, line=None):
         if "llmkit" in Path(filename).parts:
             print(f"note: {message}", file=sys.stderr)

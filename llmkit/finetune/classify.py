@@ -25,6 +25,7 @@ from llmkit.errors import UserError
 from llmkit.finetune.builtin import classification_sample, tagging_sample
 from llmkit.finetune.common import (
     FinetuneModelArguments,
+    FinetuneParsed,
     FinetuneTrainingArguments,
     default_encoder,
     display_name,
@@ -65,17 +66,12 @@ class ClassificationArguments:
             raise UserError(f"--task must be 'sequence' or 'token', got {self.task!r}.")
 
 
-def finetune_classifier(
-    task_args: ClassificationArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def finetune_classifier(parsed: FinetuneParsed) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
+    task_args, args = parsed[0], parsed[-1]
     start_run(args, hp_search=True)
     run = _tag_tokens if task_args.task == "token" else _classify_sequences
-    return run((task_args, data_args, model_args, lora_args, args))
+    return run(parsed)
 
 
 def _classify_sequences(arguments: tuple) -> dict:

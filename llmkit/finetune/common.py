@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
+from llmkit.finetune.data import FinetuneDataArguments
+from llmkit.finetune.lora import LoraArguments
 from llmkit.launch import check_launch, configure_threads
 from llmkit.log import configure_logging
 from llmkit.runtime import LlmkitTrainingArguments, learning_rate_field, output_dir_field
@@ -114,6 +116,12 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     learning_rate: float | None = learning_rate_field("1e-3, with or without --use_lora")
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
+
+
+# What a text fine-tuning recipe's parser returns, in order: (its task's arguments, data, model, LoRA, training).
+FinetuneParsed = tuple[
+    Any, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments
+]
 
 
 def packaged_minilm() -> str | None:

@@ -29,7 +29,7 @@ from transformers import (
 
 from llmkit.errors import UserError
 from llmkit.finetune.common import (
-    FinetuneModelArguments,
+    FinetuneParsed,
     FinetuneTrainingArguments,
     default_encoder,
     display_name,
@@ -37,7 +37,7 @@ from llmkit.finetune.common import (
     start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments
-from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.qa_data import has_unanswerable, load_qa
 from llmkit.finetune.qa_eval import AnswerScorer, QuestionAnsweringTrainer
@@ -90,14 +90,9 @@ class QuestionAnsweringTrainingArguments(FinetuneTrainingArguments):
     output_dir: str | None = output_dir_field("runs/finetune-qa")
 
 
-def finetune_qa(
-    qa_args: QuestionAnsweringArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def finetune_qa(parsed: FinetuneParsed) -> dict:
     """Fine-tune an encoder for extractive QA; report EM/F1 (HasAns/NoAns); save it so pipeline() loads it."""
+    qa_args, data_args, model_args, lora_args, args = parsed
     from llmkit.finetune.qa_builtin import builtin_qa
 
     start_run(args)
