@@ -8,7 +8,7 @@ import sys
 from llmkit.arguments import add_config_flag, set_program
 from llmkit.errors import run_cli
 from llmkit.recipes import RECIPES
-from llmkit.tool_cli import parse_command, parse_subcommand
+from llmkit.tool_cli import SUBCOMMAND_EPILOG, parse_command, parse_subcommand
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
@@ -56,7 +56,9 @@ def _rag(argv: list[str]) -> None:
 
 def _space_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llmkit space", description="Build, check and deploy Hugging Face Spaces."
+        prog="llmkit space",
+        description="Build, check and deploy Hugging Face Spaces.",
+        epilog=SUBCOMMAND_EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="assemble a Space folder from a template")

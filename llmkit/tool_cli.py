@@ -19,6 +19,12 @@ from pathlib import Path
 
 from llmkit.arguments import apply_config, split_config
 
+# The help of a command with subcommands (`llmkit rag --help`): where --config goes.
+SUBCOMMAND_EPILOG = (
+    "Every subcommand takes --config FILE (a YAML or JSON file of its flag values; flags given on the "
+    "command line win), after the subcommand: `%(prog)s SUBCOMMAND --help` lists its flags."
+)
+
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     found = set(parser._option_string_actions)
