@@ -19,12 +19,6 @@ from pathlib import Path
 
 from llmkit.arguments import apply_config, split_config
 
-# The help of a command with subcommands (`llmkit rag --help`): where --config goes.
-SUBCOMMAND_EPILOG = (
-    "Every subcommand takes --config FILE (a YAML or JSON file of its flag values; flags given on the "
-    "command line win), after the subcommand: `%(prog)s SUBCOMMAND --help` lists its flags."
-)
-
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     found = set(parser._option_string_actions)
@@ -33,6 +27,19 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
             for sub in action.choices.values():
                 found |= _option_strings(sub)
     return found
+
+
+def subcommand_parser(
+    prog: str, description: str
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A command with subcommands (`llmkit rag`), whose help says where --config goes; it and its subparsers."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Every subcommand takes --config FILE (a YAML or JSON file of its flag values; flags given on the "
+        "command line win), after the subcommand: `%(prog)s SUBCOMMAND --help` lists its flags.",
+    )
+    return parser, parser.add_subparsers(dest="command", required=True)
 
 
 def snake_case_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
