@@ -27,12 +27,10 @@ from llmkit.finetune.common import (
     FinetuneModelArguments,
     FinetuneParsed,
     FinetuneTrainingArguments,
-    default_encoder,
-    display_name,
-    encoder_hint,
     start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
+from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
 from llmkit.finetune.labels import align, key, label_names, multi_hot
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
@@ -219,8 +217,7 @@ def _prepare(
     logger.info(
         f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}"
     )
-    hint = encoder_hint(model_name)
-    tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)
+    hint, tokenizer = encoder_tokenizer(model_name)
     config = load_pretrained(AutoConfig, model_name, hint=hint)
     head = getattr(config, "id2label", None) or {}
     trained_head = bool(head) and not all(str(v).startswith("LABEL_") for v in head.values())

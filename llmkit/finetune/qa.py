@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from transformers import (
     AutoModelForQuestionAnswering,
-    AutoTokenizer,
     DataCollatorWithPadding,
     set_seed,
 )
@@ -31,12 +30,10 @@ from llmkit.errors import UserError
 from llmkit.finetune.common import (
     FinetuneParsed,
     FinetuneTrainingArguments,
-    default_encoder,
-    display_name,
-    encoder_hint,
     start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments
+from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
 from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.qa_data import has_unanswerable, load_qa
@@ -102,8 +99,7 @@ def finetune_qa(parsed: FinetuneParsed) -> dict:
     raw = load_qa(data_args, lambda: builtin_qa(qa_args.generated_questions, args.seed), seed=args.seed)
     allow_null = qa_args.version_2_with_negative
     allow_null = has_unanswerable(raw) if allow_null is None else allow_null
-    hint = encoder_hint(model_name)
-    tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)
+    hint, tokenizer = encoder_tokenizer(model_name)
     max_length = _check_lengths(tokenizer, data_args, qa_args)
     with args.main_process_first(desc="tokenizing"):
         features = raw.map(
