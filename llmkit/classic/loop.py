@@ -43,9 +43,18 @@ def epochs(default: int) -> int:
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    recipe: ClassVar[str] = "classic"  # each recipe's own class names its command (metrics.json, the summary)
-    # the flag of `python apps/classic.py` that serves the result (None: the app has no page for it)
+    # Each recipe's class names its command (metrics.json, the summary) and the flag of `python apps/classic.py`
+    # that serves its result (None: the app has no page for it), as class keywords:
+    # `class CNNArguments(ImageArguments, recipe="train-cnn", app_flag="cnn")`.
+    recipe: ClassVar[str] = "classic"
     app_flag: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, recipe: str | None = None, app_flag: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if recipe is not None:
+            cls.recipe = recipe
+        if app_flag is not None:
+            cls.app_flag = app_flag
 
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
