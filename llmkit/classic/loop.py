@@ -43,18 +43,14 @@ def epochs(default: int) -> int:
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    # Each recipe's class names its command (metrics.json, the summary) and the flag of `python apps/classic.py`
-    # that serves its result (None: the app has no page for it), as class keywords:
-    # `class CNNArguments(ImageArguments, recipe="train-cnn", app_flag="cnn")`.
+    # A recipe's class names its command (metrics.json, the summary) and the `python apps/classic.py` flag serving
+    # its result (None: no page) as class keywords: `class CNNArguments(ImageArguments, recipe="train-cnn", ...)`.
     recipe: ClassVar[str] = "classic"
     app_flag: ClassVar[str | None] = None
 
     def __init_subclass__(cls, *, recipe: str | None = None, app_flag: str | None = None, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        if recipe is not None:
-            cls.recipe = recipe
-        if app_flag is not None:
-            cls.app_flag = app_flag
+        cls.recipe, cls.app_flag = recipe or cls.recipe, app_flag or cls.app_flag
 
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}

@@ -30,9 +30,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 TEXT_ONLY = ("text_column", "target_column", "max_length", "max_target_length")
 
 
-def folder_field(help: str) -> Any:
+def folder_field(text: str) -> Any:
     """A --train_dir, --validation_dir or --test_dir field: a folder of images, none by default."""
-    return field(default=None, metadata={"help": help})
+    return field(default=None, metadata={"help": text})
 
 
 @dataclass
