@@ -178,7 +178,7 @@ def test_lora_run_resumes_from_its_checkpoint(tiny_run, tmp_path):
     transformers.Trainer.__init__ = with_stop
     try:
         with pytest.raises(KeyboardInterrupt):
-            finetune_causal(*parsed)
+            finetune_causal(parsed)
     finally:
         transformers.Trainer.__init__ = original
     assert (tmp_path / "lora" / "checkpoint-4" / "adapter_model.safetensors").is_file()
