@@ -28,8 +28,8 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
         *("--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"), "--num_processes", "1"),
         *("-m", "llmkit.cli", "finetune-detection"),
         *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test")),
-        *("--max_steps", "150", "--eval_strategy", "steps", "--eval_steps", "75", "--save_strategy", "steps"),
-        *("--save_steps", "75", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
+        *("--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "50", "--save_strategy", "steps"),
+        *("--save_steps", "50", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
         *("--image_size", "64"),  # the canvases' own size: the default 128 learns more, at a third more time
         *("--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"),
     ]
@@ -50,6 +50,6 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
     AutoModelForObjectDetection.from_config(config).save_pretrained(untrained)
     processor.save_pretrained(untrained)
     trained, before = score_with_pipeline(out, coco / "test"), score_with_pipeline(untrained, coco / "test")
-    # measured: mAP@50 0.38 trained (150 steps), 0.00 untrained
+    # measured: mAP@50 0.28 trained (100 steps; 0.24 at 150 steps), 0.00 untrained
     assert trained["map_50"] >= before["map_50"] + 0.2, (trained, before)
     assert trained["map_50"] == pytest.approx(metrics["test_map_50"], abs=0.1)
