@@ -2,6 +2,7 @@
 pretraining run, and the system's Chromium for browser tests (Playwright drives it, never a downloaded browser)."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,62 @@ def run_pretrain(argv: list[str], callbacks=None) -> dict:
     return pretrain(
         *parse_args((DataArguments, ModelArguments, PretrainingArguments), argv), callbacks=callbacks
     )
+
+
+# Runs each (recipe module, argv) of a JSON file in turn, in every rank of one launch.
+_RECIPES_ENTRY = """
+import importlib, json, sys
+from llmkit.errors import run_cli
+
+def main():
+    for module, argv in json.loads(open(sys.argv[1]).read()):
+        importlib.import_module(f"llmkit.recipes.{module}").main(argv)
+
+run_cli(main)
+"""
+
+
+def launch_recipes(runs: list[tuple[str, list[str]]], cwd: Path, timeout: int = 600) -> None:
+    """Run recipes one after another under one `accelerate launch` of two CPU ranks (the checked-in DDP
+    config): one start-up of the launcher and its ranks for all of them."""
+    import json
+    import subprocess
+    import sys
+
+    entry, plan = cwd / "launch_recipes.py", cwd / "launch_recipes.json"
+    entry.write_text(_RECIPES_ENTRY)
+    plan.write_text(json.dumps(runs))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
+    cmd += [str(REPO / "recipes/accelerate/cpu-ddp.yaml"), str(entry), str(plan)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# What a new user must never see: raw library warnings, tracebacks, weight-loading tables (and colour codes).
+NOISE = [
+    "attention_mask",  # transformers' padding warning: packed blocks have no padding
+    "missing keys",  # the tied lm_head on every resume
+    "LOAD REPORT",
+    "Warning:",  # any raw warnings.warn line (FutureWarning, UserWarning, ...)
+    "warnings.warn",
+    "Token indices sequence length",
+    "Traceback",
+]
+
+
+def assert_quiet(output: str) -> None:
+    """Fail when a command's output holds any NOISE or an ANSI colour code."""
+    found = [n for n in NOISE if n in output] + re.findall(r"\x1b\[[0-9;]*m", output)
+    assert not found, f"{found} in:\n{output[-4000:]}"
+
+
+def user_env() -> dict[str, str]:
+    """The environment a user's command runs in: transformers at its default verbosity (the test session
+    sets it to error), one thread, offline."""
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    return env
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

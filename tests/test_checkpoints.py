@@ -13,7 +13,7 @@ import pytest
 from llmkit.checkpoints import checkpoint_problem, find_resume_checkpoint, prune_incomplete
 from llmkit.errors import UserError
 from llmkit.interrupt import GracefulInterrupt
-from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL, run_pretrain
+from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL, assert_quiet, run_pretrain, user_env
 
 TINY_RUN_ARGS = [
     *TINY_MODEL,
@@ -127,12 +127,15 @@ def _wait_for(predicate, proc, seconds=180):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
+def test_ctrl_c_saves_the_current_step_then_resumes_and_both_print_only_what_a_user_can_act_on(tmp_path):
     out = tmp_path / "run"
     log = tmp_path / "log.txt"
+    # `llmkit pretrain` as a user runs it (transformers at its default verbosity): its output must be quiet too
     args = [
         sys.executable,
-        str(REPO / "recipes/pretrain_gpt2.py"),
+        "-m",
+        "llmkit.cli",
+        "pretrain",
         *TINY_MODEL,
         *FAST_TRAINING,
         "--logging_steps",
@@ -146,14 +149,15 @@ def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
         "--sample_max_new_tokens",
         "5",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**user_env(), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as f:
         proc = subprocess.Popen([*args, "--max_steps", "100000"], stdout=f, stderr=subprocess.STDOUT, env=env)
         _wait_for(lambda: log.read_text().count("'loss'") >= 3, proc)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 130
     text = log.read_text()
-    assert "interrupted: saved" in text and "Traceback" not in text
+    assert "interrupted: saved" in text
+    assert_quiet(text)  # no traceback, raw warning or colour code on Ctrl-C either
     saved = [p for p in out.glob("checkpoint-*")]
     assert len(saved) == 1 and checkpoint_problem(saved[0]) is None  # complete, at the step it stopped
     step = int(saved[0].name.split("-")[1])
@@ -163,6 +167,8 @@ def test_ctrl_c_saves_the_current_step_then_resumes(tmp_path):
         [*args, "--max_steps", str(step + 2)], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from" in done.stdout + done.stderr
+    assert_quiet(done.stdout + done.stderr)  # no weight-loading table for the tied lm_head, no raw warning
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from"].endswith(saved[0].name) and metrics["global_step"] == step + 2
 

@@ -1,65 +1,27 @@
-"""What a new user sees: a short pretrain (and its resume), a LoRA fine-tune and a rag index print no
-warning they cannot act on: no raw library warnings, tracebacks, colour codes or weight-loading tables."""
+"""What a new user sees: a LoRA fine-tune and a rag index print no warning they cannot act on: no raw library
+warnings, tracebacks, colour codes or weight-loading tables. (A pretrain, its Ctrl-C and its resume are checked
+in tests/test_checkpoints.py, which runs them anyway.)"""
 
-import os
-import re
 import subprocess
 import sys
 
 import pytest
 
 from llmkit.finetune.common import packaged_minilm
-from tests.helpers import TINY_MODEL
-
-NOISE = [
-    "attention_mask",  # transformers' padding warning: packed blocks have no padding
-    "missing keys",  # the tied lm_head on every resume
-    "LOAD REPORT",
-    "Warning:",  # any raw warnings.warn line (FutureWarning, UserWarning, ...)
-    "warnings.warn",
-    "Token indices sequence length",
-    "Traceback",
-]
+from tests.helpers import assert_quiet, user_env
 
 
 def _llmkit(*argv: str, cwd) -> str:
-    # what a user sees: transformers at its default verbosity (the test session sets it to error)
-    env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     done = subprocess.run(
         [sys.executable, "-m", "llmkit.cli", *argv],
         cwd=cwd,
-        env=env,
+        env=user_env(),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
-
-
-def _assert_quiet(output: str) -> None:
-    found = [n for n in NOISE if n in output] + re.findall(r"\x1b\[[0-9;]*m", output)  # colour codes
-    assert not found, f"{found} in:\n{output[-4000:]}"
-
-
-@pytest.mark.slow
-def test_pretrain_and_its_resume_print_nothing_a_user_cannot_act_on(tmp_path):
-    run = [
-        *TINY_MODEL,
-        "--save_steps",
-        "3",
-        "--eval_steps",
-        "3",
-        "--logging_steps",
-        "3",
-        "--output_dir",
-        "run",
-    ]
-    _assert_quiet(_llmkit("pretrain", *run, "--max_steps", "3", cwd=tmp_path))
-    resumed = _llmkit("pretrain", *run, "--max_steps", "6", cwd=tmp_path)
-    assert "resuming from" in resumed
-    _assert_quiet(resumed)
 
 
 @pytest.mark.slow
@@ -75,7 +37,7 @@ def test_lora_finetune_prints_the_new_head_in_one_line(tmp_path):
         *("--disable_tqdm", "true", "--output_dir", "run"),
         cwd=tmp_path,
     )
-    _assert_quiet(output)
+    assert_quiet(output)
     assert "new task head (classifier" in output
 
 
@@ -85,4 +47,4 @@ def test_rag_index_of_a_long_document_is_quiet(tmp_path):
     docs.mkdir()
     (docs / "long.md").write_text("# Kettles\n\n" + "A kettle boils water for tea and coffee. " * 400)
     (docs / "short.txt").write_text("Refunds are paid within five days of a return.")
-    _assert_quiet(_llmkit("rag", "index", "docs", "--store", "store", cwd=tmp_path))
+    assert_quiet(_llmkit("rag", "index", "docs", "--store", "store", cwd=tmp_path))

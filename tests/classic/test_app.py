@@ -10,14 +10,9 @@ from tests.helpers import CHROMIUM_FLAGS, require_chromium
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory, cnn_dir):
+def folders(tmp_path_factory, cnn_dir, generative_runs):
     root = tmp_path_factory.mktemp("classic-app")
-    judge = ["--judge", str(cnn_dir[0])]
-    train_gan.main(["--output_dir", str(root / "gan"), "--num_train_epochs", "1", *judge])
-    train_vae.main(["--output_dir", str(root / "vae"), "--num_train_epochs", "1", *judge])
-    train_diffusion.main(
-        ["--output_dir", str(root / "ddpm"), "--num_train_epochs", "1", "--num_train_timesteps", "50", *judge]
-    )
+    gan, vae, diffusion = (generative_runs[r][0] for r in (train_gan, train_vae, train_diffusion))
     train_rnn.main(
         [
             "--output_dir",
@@ -34,9 +29,9 @@ def folders(tmp_path_factory, cnn_dir):
     )
     return {
         "cnn": str(cnn_dir[0]),
-        "gan": str(root / "gan"),
-        "vae": str(root / "vae"),
-        "diffusion": str(root / "ddpm"),
+        "gan": str(gan),
+        "vae": str(vae),
+        "diffusion": str(diffusion),
         "char_rnn": str(root / "rnn"),
     }
 

@@ -90,10 +90,8 @@ def test_char_lstm_beats_the_unigram_baseline(tmp_path):
 
 
 @pytest.mark.parametrize("recipe", [train_gan, train_vae, train_diffusion])
-def test_generative_recipes_train_and_draw(recipe, cnn_dir, tmp_path):
-    metrics = recipe.main(
-        ["--output_dir", str(tmp_path), "--num_train_epochs", "2", "--judge", str(cnn_dir[0])]
-    )
+def test_generative_recipes_train_and_draw(recipe, generative_runs, cnn_dir, tmp_path):
+    out, metrics = generative_runs[recipe]  # trained 2 epochs, judged by the CNN
     # Trained samples spread over more of the ten digits, in the judge's eyes, than the same network untrained
     # (GAN included: 0.19 vs 0.03 after 2 epochs; VAE 0.53 vs 0.0; diffusion 0.66 vs 0.37).
     judge = load_judge(str(cnn_dir[0]), tmp_path / "judge")
@@ -108,9 +106,7 @@ def test_generative_recipes_train_and_draw(recipe, cnn_dir, tmp_path):
     with torch.no_grad():
         before = sample_score(untrained(), judge)
     assert metrics["eval_class_coverage"] > before["class_coverage"] + 0.1
-    assert (
-        Image.open(tmp_path / "samples-epoch-2.png").size[0] > 200 and (tmp_path / "loss_curve.png").is_file()
-    )
+    assert Image.open(out / "samples-epoch-2.png").size[0] > 200 and (out / "loss_curve.png").is_file()
     points = [row["loss"] for row in metrics["log_history"] if "loss" in row]  # every 10 steps
     if recipe is train_gan:  # adversarial losses need not fall; both players must stay finite and be logged
         assert all(

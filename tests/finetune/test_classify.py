@@ -36,7 +36,7 @@ def test_token_classifier_learns_tags(tagging_jsonl, tmp_path):
             "--label_column",
             "labels",
             "--num_train_epochs",
-            "4",
+            "2",
             "--learning_rate",
             "2e-4",
             "--output_dir",

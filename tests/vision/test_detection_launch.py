@@ -1,5 +1,5 @@
 """finetune-detection through `accelerate launch` with the checked-in CPU config: the trained detector finds the
-held-out digits that the untrained one misses, scored from the output folder by pipeline("object-detection")."""
+held-out digits that the untrained one misses, scored from the output folder by pipeline("object-detection"). (Its two-rank run is in test_multiproc.py.)"""
 
 import json
 import os
@@ -28,8 +28,8 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
         *("--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"), "--num_processes", "1"),
         *("-m", "llmkit.cli", "finetune-detection"),
         *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test")),
-        *("--max_steps", "150", "--eval_strategy", "steps", "--eval_steps", "75", "--save_strategy", "steps"),
-        *("--save_steps", "75", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
+        *("--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "50", "--save_strategy", "steps"),
+        *("--save_steps", "50", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
         *("--image_size", "64"),  # the canvases' own size: the default 128 learns more, at a third more time
         *("--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"),
     ]
@@ -50,37 +50,6 @@ def test_a_launched_run_beats_the_untrained_detector_on_held_out_canvases(tmp_pa
     AutoModelForObjectDetection.from_config(config).save_pretrained(untrained)
     processor.save_pretrained(untrained)
     trained, before = score_with_pipeline(out, coco / "test"), score_with_pipeline(untrained, coco / "test")
-    # measured: mAP@50 0.38 trained (150 steps), 0.00 untrained
+    # measured: mAP@50 0.28 trained (100 steps; 0.24 at 150 steps), 0.00 untrained
     assert trained["map_50"] >= before["map_50"] + 0.2, (trained, before)
     assert trained["map_50"] == pytest.approx(metrics["test_map_50"], abs=0.1)
-
-
-@pytest.mark.slow
-@pytest.mark.multiproc
-def test_two_ranks_train_evaluate_and_gather_the_boxes_of_every_validation_image(tmp_path):
-    coco = write_coco(
-        tmp_path / "coco", train_images=16, test_images=6, digits=(0, 1), max_per_canvas=2, seed=2
-    )
-    out = tmp_path / "run"
-    cmd = [
-        *(sys.executable, "-m", "accelerate.commands.launch"),
-        *("--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"), "--num_processes", "2"),
-        *("-m", "llmkit.cli", "finetune-detection", "--image_size", "64"),
-        *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test"), "--max_steps", "4"),
-        *("--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2"),
-        *("--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2"),
-        *("--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none"),
-    ]
-    done = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["global_step"] == 4
-    # the packed targets of batches with different box counts were padded and gathered from both ranks
-    assert 0 <= metrics["test_map_50"] <= 1 and 0 <= metrics["eval_map_50"] <= 1

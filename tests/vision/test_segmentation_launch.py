@@ -41,7 +41,7 @@ def test_accelerate_launch_trains_a_segmenter_that_beats_the_untrained_one(tmp_p
         *("--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"), "--num_processes", "1"),
         *("-m", "llmkit.cli", "finetune-segmentation"),
         *("--train_dir", str(data / "train"), "--test_dir", str(data / "test")),
-        *("--num_train_epochs", "12", "--per_device_train_batch_size", "8", "--output_dir", str(out), *FAST),
+        *("--num_train_epochs", "8", "--per_device_train_batch_size", "8", "--output_dir", str(out), *FAST),
     ]
     done = subprocess.run(
         cmd,
