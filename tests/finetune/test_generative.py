@@ -8,7 +8,7 @@ from transformers import TrainerCallback, pipeline
 from llmkit.finetune.seq2seq import text2text
 from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
 from llmkit.recipes.finetune_t5 import main as finetune_t5
-from tests.finetune.conftest import FAST
+from tests.finetune.helpers import FAST
 
 
 def test_small_t5_from_scratch_learns_a_mapping(digits_jsonl, tmp_path):
