@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import sys
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from llmkit.secrets import redact
@@ -105,11 +106,25 @@ def _peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a file under a temporary name and rename it: readers see the old file or the new one, never half."""
+TEMPORARY = re.compile(r"\.(.+)\.tmp-\d+")  # the name write_atomic gives a file it is writing
+
+
+def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], object]) -> None:
+    """Write a file under a temporary name, flush it to disk and rename it: readers see the old file or the new one.
+
+    `data` is the content, or a function that writes the file at the path it is given (`faiss.write_index`).
+    The temporary file is `.NAME.tmp-PID` beside the target (`TEMPORARY`), so two processes never share one.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    if callable(data):
+        data(tmp)
+    else:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    with open(tmp, "rb") as f:
+        os.fsync(
+            f.fileno()
+        )  # the rename must not reach the disk before the data (a power cut, not only a kill)
     os.replace(tmp, path)
 
 

@@ -22,6 +22,34 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_write_atomic_takes_a_writer_and_a_killed_write_is_recognised(tmp_path):
+    from llmkit.rag.layout import half_made, ours, start_over
+
+    record.write_atomic(
+        tmp_path / "v.bin", lambda tmp: tmp.write_bytes(b"xyz")
+    )  # as faiss.write_index is called
+    assert (tmp_path / "v.bin").read_bytes() == b"xyz" and os.listdir(tmp_path) == ["v.bin"]
+
+    def killed(tmp):  # the writer dies half-way: the target is untouched, the temporary file stays
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        record.write_atomic(tmp_path / "v.bin", killed)
+    assert (tmp_path / "v.bin").read_bytes() == b"xyz"
+    left = next(p.name for p in tmp_path.iterdir() if p.name != "v.bin")
+    assert record.TEMPORARY.fullmatch(left)
+    # in a store folder such a file is llmkit's: a store killed while writing its first index is started over
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / f".index.faiss.tmp-{os.getpid()}").write_bytes(b"half")
+    (store / ".llmkit-creating").touch()
+    assert ours(f".manifest.json.tmp-{os.getpid()}") and not ours(".notes.txt.tmp-1")
+    assert half_made(store)
+    start_over(store)
+    assert list(store.iterdir()) == []
+
+
 def test_metrics_carry_the_common_keys_and_no_token(tmp_path):
     token = "hf_" + "a" * 34
     written = record.write_metrics(tmp_path, "train-x", {**BASE, "note": f"used {token}"})

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmkit import record
 from llmkit.errors import UserError
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*(?:'[a-z]+)?")
@@ -169,14 +170,9 @@ def analogy(
 
 def save_text_format(vectors: np.ndarray, vocab: Vocabulary, path: str | Path) -> Path:
     """The plain word2vec text format: a 'count dim' header, then 'word v1 v2 ...' per line."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")  # renamed when whole: a killed run never leaves half a file
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{len(vocab)} {vectors.shape[1]}\n")
-        for word, v in zip(vocab.words, vectors):
-            f.write(word + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
-    tmp.replace(path)
-    return path
+    lines = (word + " " + " ".join(f"{x:.6f}" for x in v) + "\n" for word, v in zip(vocab.words, vectors))
+    record.write_atomic(path, "".join([f"{len(vocab)} {vectors.shape[1]}\n", *lines]))
+    return Path(path)
 
 
 def load_text_format(path: str | Path) -> tuple[np.ndarray, Vocabulary]:

@@ -1,4 +1,4 @@
-"""The files of a store folder: which ones llmkit writes, atomic replacement, and a half-made store.
+"""The files of a store folder: which ones llmkit writes, and a half-made store.
 
 A new store is made in steps (folder, database, index, manifest). A kill between them leaves a
 folder with a database but no manifest. Such a folder is recognised, and started over, only when
@@ -8,10 +8,10 @@ or its database holds no document; anything else (a user's own folder) is refuse
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
+
+from llmkit.record import TEMPORARY
 
 DATABASE = "store.sqlite"
 INDEX = "index.faiss"
@@ -24,18 +24,22 @@ STORE_FILES = {
     f"{DATABASE}-shm",
     f"{DATABASE}-journal",
     INDEX,
-    f"{INDEX}.tmp",
-    f"{MANIFEST}.tmp",
     CREATING,
 }
 # The tables of the schema (FTS5 adds its shadow tables chunks_fts_*).
 OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
 
 
+def ours(name: str) -> bool:
+    """Whether a file of this name in a store folder is one llmkit writes (or was writing when killed)."""
+    writing = TEMPORARY.fullmatch(name)
+    return name in STORE_FILES or bool(writing and writing.group(1) in (INDEX, MANIFEST))
+
+
 def half_made(folder: Path) -> bool:
     """Whether `folder` (which has no manifest) is a store llmkit began to create and never finished."""
     names = {p.name for p in folder.iterdir()}
-    if not names or not names <= STORE_FILES:
+    if not names or not all(map(ours, names)):
         return False
     if CREATING in names:
         return True
@@ -61,14 +65,6 @@ def _empty_database(path: Path) -> bool:
 
 def start_over(folder: Path) -> None:
     """Delete the files of a half-made store (only names llmkit writes; the folder itself stays)."""
-    for name in STORE_FILES:
-        (folder / name).unlink(missing_ok=True)
-
-
-def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file renamed over `target`: a reader sees the old or the new file, whole."""
-    tmp = target.with_name(target.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    for path in folder.iterdir():
+        if ours(path.name):
+            path.unlink()

@@ -28,7 +28,8 @@ from llmkit.rag.chunking import check_chunking, chunk_document
 from llmkit.rag.documents import Document
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
-from llmkit.rag.layout import CREATING, DATABASE, INDEX, MANIFEST, atomic_write, half_made, start_over
+from llmkit.rag.layout import CREATING, DATABASE, INDEX, MANIFEST, half_made, start_over
+from llmkit.record import write_atomic
 
 # While indexing, SQLite commits at least this often (and every `batch_chunks` chunks), so a kill loses
 # seconds of work; the FAISS file, derived from the database, is rewritten at most every SAVE_EVERY_S.
@@ -185,14 +186,14 @@ class Store:
             index_type=index_kind(self.index),
             llmkit_version=llmkit.__version__,
         )
-        atomic_write(self.path / INDEX, lambda tmp: faiss.write_index(self.index, str(tmp)))
-        atomic_write(self.path / MANIFEST, lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+        write_atomic(self.path / INDEX, lambda tmp: faiss.write_index(self.index, str(tmp)))
+        write_atomic(self.path / MANIFEST, json.dumps(self.config, indent=2))
 
     def save_manifest_entry(self, key: str, value) -> None:
         """Record derived information (e.g. the abstention calibration) in the manifest; the index is untouched."""
         with self._write_lock:
             self.config[key] = value
-            atomic_write(self.path / MANIFEST, lambda tmp: tmp.write_text(json.dumps(self.config, indent=2)))
+            write_atomic(self.path / MANIFEST, json.dumps(self.config, indent=2))
 
     # -- writing ----------------------------------------------------------------------------------
     def add_documents(

@@ -49,13 +49,14 @@ LFS_MIN_BYTES = 10 * 2**20  # the Hub rejects plain git files above 10 MB
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 # What a Space never needs from a run folder: resumable state, caches, uploads (training_args.bin pickles the arguments).
 SKIP_ARTIFACTS = shutil.ignore_patterns(
-    "checkpoint-*", "checkpoints", "__pycache__", "*.tmp", "uploads", "training_args.bin"
+    "checkpoint-*", "checkpoints", "__pycache__", "*.tmp", ".*.tmp-*", "uploads", "training_args.bin"
 )
 # A store's database travels as one checkpointed file (copy_database), never with a live write-ahead log beside it.
 SKIP_STORE_FILES = shutil.ignore_patterns(
     "checkpoint-*",
     "__pycache__",
     "*.tmp",
+    ".*.tmp-*",  # a file record.write_atomic was writing when killed
     "uploads",
     "*.sqlite",
     "*.sqlite-wal",
