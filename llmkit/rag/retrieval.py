@@ -14,7 +14,8 @@ import numpy as np
 
 from llmkit.errors import UserError
 from llmkit.rag.index import search_index
-from llmkit.rag.store import Store, _marks
+from llmkit.rag.queries import marks
+from llmkit.rag.store import Store
 
 MODES = ("dense", "lexical", "hybrid")
 FUSIONS = ("relative", "rrf")
@@ -152,7 +153,7 @@ class Retriever:
         sql = "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         params: list = [match]
         if allowed is not None:
-            sql += f" AND rowid IN ({_marks(allowed)})"
+            sql += f" AND rowid IN ({marks(allowed)})"
             params += [int(i) for i in allowed]
         rows = self.store._db().execute(sql + " ORDER BY bm25(chunks_fts) LIMIT ?", [*params, k]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
@@ -186,7 +187,7 @@ class Retriever:
         rows = (
             self.store._db()
             .execute(
-                f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({_marks(ids)})",
+                f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({marks(ids)})",
                 [match, *ids],
             )
             .fetchall()

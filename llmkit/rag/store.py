@@ -29,6 +29,7 @@ from llmkit.rag.documents import Document
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
 from llmkit.rag.layout import CREATING, DATABASE, INDEX, MANIFEST, half_made, start_over
+from llmkit.rag.queries import StoreReading, marks
 from llmkit.record import write_atomic
 
 # While indexing, SQLite commits at least this often (and every `batch_chunks` chunks), so a kill loses
@@ -52,7 +53,7 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class Store:
+class Store(StoreReading):
     """Documents, chunks, embeddings and a FAISS index in one directory; safe for concurrent readers."""
 
     def __init__(
@@ -323,11 +324,11 @@ class Store:
         vectors = np.zeros((0, self.config["dim"]), np.float32) if vectors is None else vectors
         with db:  # one transaction: all of it lands, or none of it
             old = [
-                r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
+                r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks(stale)})", stale)
             ]
-            db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({_marks(old)})", old)
-            db.execute(f"DELETE FROM chunks WHERE doc_id IN ({_marks(stale)})", stale)
-            db.execute(f"DELETE FROM documents WHERE id IN ({_marks(stale)})", stale)
+            db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({marks(old)})", old)
+            db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks(stale)})", stale)
+            db.execute(f"DELETE FROM documents WHERE id IN ({marks(stale)})", stale)
             db.executemany(
                 "INSERT INTO documents VALUES (?, ?, ?)",
                 [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs],
@@ -368,69 +369,6 @@ class Store:
         if len(new_ids):
             self.index.add_with_ids(vectors, new_ids)
 
-    # -- reading ----------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-
-    def count_documents(self) -> int:
-        """Number of documents in the store."""
-        return self._db().execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-
-    def vectors(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of all chunks, or of the given chunk ids."""
-        sql = "SELECT rowid, vector FROM chunks"
-        rows = (
-            self._db()
-            .execute(
-                sql + (f" WHERE rowid IN ({_marks(ids)})" if ids is not None else ""),
-                [] if ids is None else [int(i) for i in ids],
-            )
-            .fetchall()
-        )
-        dim = self.config["dim"]
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return np.array([r[0] for r in rows], np.int64), vectors
-
-    def chunks(self, ids: list[int]) -> dict[int, dict]:
-        """Chunk records by FAISS id: chunk_id, doc_id, text, start, end, metadata."""
-        rows = self._db().execute(
-            f"SELECT rowid, id, doc_id, text, start, end, metadata FROM chunks WHERE rowid IN ({_marks(ids)})",
-            [int(i) for i in ids],
-        )
-        return {
-            r[0]: {
-                "chunk_id": r[1],
-                "doc_id": r[2],
-                "text": r[3],
-                "start": r[4],
-                "end": r[5],
-                "metadata": json.loads(r[6]),
-            }
-            for r in rows
-        }
-
-    def chunk_frequency(self, expression: str) -> int:
-        """How many chunks match an FTS5 expression (a quoted phrase or prefix): a term's document frequency."""
-        return (
-            self._db()
-            .execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (expression,))
-            .fetchone()[0]
-        )
-
-    def document_titles(self) -> dict[str, str]:
-        """{document id: its title, or ""} for every document."""
-        rows = self._db().execute("SELECT id, metadata FROM documents")
-        return {i: json.loads(meta).get("title", "") for i, meta in rows}
-
-    def document_ids(self) -> list[str]:
-        """Every document id in the store."""
-        return [r[0] for r in self._db().execute("SELECT id FROM documents ORDER BY id")]
-
-    def sources(self) -> dict[str, str]:
-        """{document id: its shown source path} for every document."""
-        rows = self._db().execute("SELECT id, metadata FROM documents ORDER BY id")
-        return {i: json.loads(meta).get("source", i) for i, meta in rows}
-
 
 def _only_display_changed(doc: Document, stored_hash: str, stored_metadata: str) -> bool:
     """Whether `doc` differs from the stored version only in display metadata (its shown path)."""
@@ -444,7 +382,3 @@ def _under(doc_id: str, prefixes: set[str]) -> bool:
     return any(
         doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes
     )
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
