@@ -10,6 +10,7 @@ parser, so the classic recipes start without importing transformers.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
@@ -91,7 +92,7 @@ def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
     if _uses_transformers(dataclass_types):
         from transformers import HfArgumentParser  # imported only here: the classic recipes never pay for it
 
-        parser = HfArgumentParser(dataclass_types, prog=_program)
+        parser = HfArgumentParser(dataclass_types, prog=_program, formatter_class=SnakeCaseHelpFormatter)
     else:
         parser = argparse.ArgumentParser(
             prog=_program, description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +101,26 @@ def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
             _add_dataclass(parser, cls)
     add_config_flag(parser)
     return parser
+
+
+class SnakeCaseHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """HfArgumentParser's help (defaults shown) with each flag once, snake_case: the dashed aliases it adds
+    (`--output-dir`) still parse, but help and docs show one style."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        names = action.option_strings
+        bare = _bare(names)
+        snake = [n for n in names if not (n.startswith("--") and n[2:].replace("-", "_") in bare - {n[2:]})]
+        if snake == names:
+            return super()._format_action_invocation(action)
+        shown = copy.copy(action)  # the parser keeps every spelling; only this help line drops the aliases
+        shown.option_strings = snake
+        return super()._format_action_invocation(shown)
+
+
+def _bare(names: list[str]) -> set[str]:
+    """The snake_case long flags among `names`, without their leading dashes."""
+    return {n[2:] for n in names if n.startswith("--") and "-" not in n[2:]}
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:

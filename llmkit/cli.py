@@ -8,7 +8,7 @@ import sys
 from llmkit.arguments import add_config_flag, set_program
 from llmkit.errors import run_cli
 from llmkit.recipes import RECIPES
-from llmkit.tool_cli import parse_command, parse_subcommand
+from llmkit.tool_cli import parse_command, parse_subcommand, subcommand_parser
 
 TOOLS = {
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
@@ -55,10 +55,7 @@ def _rag(argv: list[str]) -> None:
 
 
 def _space_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmkit space", description="Build, check and deploy Hugging Face Spaces."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = subcommand_parser("llmkit space", "Build, check and deploy Hugging Face Spaces.")
     build = sub.add_parser("build", help="assemble a Space folder from a template")
     build.add_argument("template", help="rag-chat, text-generation, classifier, classic or studio")
     build.add_argument("--out", required=True, help="the folder to create")

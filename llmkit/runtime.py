@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformers import TrainingArguments
 
 from llmkit.launch import resolve_precision
 from llmkit.secrets import move_token_to_environment
+
+
+def output_dir_field(default: str) -> Any:
+    """The --output_dir field of a training recipe, with its default folder."""
+    return field(default=default, metadata={"help": "Where the model, checkpoints and reports go."})
+
+
+def learning_rate_field(defaults: str) -> Any:
+    """The --learning_rate field: unset until the recipe picks one (choose_learning_rate); `defaults` says which."""
+    return field(default=None, metadata={"help": f"Peak learning rate (default: {defaults})."})
 
 
 @dataclass

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from llmkit.docfields import Fields, fields
+
 ABBREVIATIONS = frozenset(
     "dr mr mrs ms mx prof sr jr st mt ft vs etc e.g eg i.e ie cf al approx fig figs no nos vol vols p pp ch sec "
     "inc ltd co corp dept est jan feb mar apr jun jul aug sep sept oct nov dec a.m p.m am pm u.s u.k ca op ed eds".split()
@@ -32,13 +34,15 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
         for i in range(len(lines) - 1)
         if lines[i].strip() and _UNDERLINE.match(lines[i + 1]) and not _FENCE.match(lines[i + 1])
     }
+    doc = fields([line.rstrip("\r\n") for line in lines])  # a docstring's field descriptions are prose
     for i, line in enumerate(lines):
         a, b = pos, pos + len(line.rstrip("\r\n"))
         pos += len(line)
         stripped = line.strip()
         if _FENCE.match(line):
             in_fence = not in_fence
-        skip = (
+        described = i in doc.prose and not in_fence
+        skip = not described and (
             in_fence
             or _FENCE.match(line)
             or not stripped
@@ -46,15 +50,19 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
             or _RULE_OR_HEADING.match(line)
             or line.startswith(("    ", "\t"))
             or i in underlined  # a reStructuredText heading: its text over a line of = - ~ ...
+            or i in doc.entries  # "rcond : float, optional" names a field: a heading, not a sentence
+            or i in doc.pointers  # See Also, References: pointers elsewhere, not answers
         )
         item = re.match(r"\s*([-*+]|\d+[.)])\s+", line)  # a list item starts its own block
-        if skip or item:
+        if skip or item or i in doc.entries:  # each field's description is a block of its own
             if start is not None:
                 blocks.append((start, last_end))
                 start = None
             if skip:
                 continue
-            a += item.end()
+            a += item.end() if item else 0
+        if described:
+            a = max(a, pos - len(line) + doc.prose[i])
         if start is None:
             start = a
         last_end = b
@@ -117,7 +125,8 @@ class Unit:
     start: int  # the span to quote
     end: int
     core: tuple[int, int]  # the sentence itself
-    kind: str  # "sentence"; "code": with the code block it announces; "antecedent": with the sentence
+    kind: str  # "sentence"; "code": with the code block it announces; "field": with the docstring entry it
+    # describes ("rcond : float, optional"); "antecedent": with the sentence
     # before it, which its opening pronoun or "this <noun>" refers to; "quote": from an indented prose
     # paragraph (a quoted passage in reStructuredText), which plain sentence splitting leaves out
 
@@ -175,13 +184,14 @@ def _code_after(text: str, lines: list[tuple[int, int]], end: int) -> int | None
     return block[-1][1]
 
 
-def _quoted_paragraphs(text: str, lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _quoted_paragraphs(text: str, lines: list[tuple[int, int]], taken: set[int]) -> list[tuple[int, int]]:
     """(start, end) of indented paragraphs that are prose, not code: not announced by "::" or a colon-less
-    line ending, no line that looks like code or a list item, and ending like a sentence."""
+    line ending, no line that looks like code or a list item, and ending like a sentence. Lines in `taken`
+    (a docstring's field descriptions, read as sentences already, and its pointers) are left out."""
     out, i = [], 0
     while i < len(lines):
         a, b = lines[i]
-        if not text[a:b].strip() or not text[a:b].startswith(("    ", "\t")):
+        if not text[a:b].strip() or not text[a:b].startswith(("    ", "\t")) or i in taken:
             i += 1
             continue
         j = i
@@ -228,6 +238,21 @@ def _refers_back(sentence: str, previous: str) -> bool:
     return any(m.group(1).lower()[:5] in before for m in _DEMONSTRATIVE.finditer(sentence))
 
 
+def _field_openings(text: str, lines: list[tuple[int, int]], doc: Fields) -> dict[int, int]:
+    """Where each docstring field's description starts -> where its entry line's text starts."""
+    out = {}
+    for k in doc.entries:
+        j = (
+            k
+            if k in doc.prose
+            else next((j for j in range(k + 1, len(lines)) if lines[j][0] < lines[j][1]), None)
+        )
+        if j is not None and j in doc.prose and (j == k or not text[lines[k][1] : lines[j][0]].strip()):
+            a = lines[j][0] + doc.prose[j]
+            out[a] = lines[k][0] + _indent(text[lines[k][0] : lines[k][1]])
+    return out
+
+
 def unit_text(text: str, unit: Unit) -> str:
     """The unit as an answer quotes it: whitespace-normalised, without the code fence lines inside it."""
     lines = text[unit.start : unit.end].splitlines()
@@ -239,6 +264,8 @@ def answer_units(text: str) -> list[Unit]:
     code block it announces and to the sentence before it when it refers back to it; then the sentences
     of indented prose paragraphs."""
     lines, spans = _lines(text), sentence_spans(text)
+    doc = fields([text[a:b] for a, b in lines])
+    opens = _field_openings(text, lines, doc)
     units, code_until = [], -1
     for i, (a, b) in enumerate(spans):
         if a < code_until:  # a line of a code block already quoted with its announcing sentence
@@ -248,6 +275,7 @@ def answer_units(text: str) -> list[Unit]:
         # only whitespace between: the same paragraph or the one before (not a heading, code or list marker)
         adjacent = previous and previous[1] > code_until and not text[previous[1] : a].strip()
         before = text[previous[0] : previous[1]] if adjacent else ""
+        core = (a, b)
         if (
             before
             and _starts_prose(before)
@@ -255,11 +283,16 @@ def answer_units(text: str) -> list[Unit]:
             and _refers_back(text[a:b], before)
         ):
             start, kind = previous[0], "antecedent"
+        elif before and _starts_prose(before) and _starts_prose(text[a:b]) and len(text[a:b].split()) < 4:
+            # too short to stand alone ("Default: ``1e-15``.", "Defaults to False."): it finishes the one before
+            start, kind, core = previous[0], "antecedent", (previous[0], b)
+        elif a in opens:  # a field's first sentence is quoted with its entry: "rcond : float, default 1e-15"
+            start, kind = opens[a], "field"
         code_end = _code_after(text, lines, b) if _starts_prose(text[a:b]) else None
         if code_end is not None:
             end, kind, code_until = code_end, "code", code_end
-        units.append(Unit(start, end, (a, b), kind))
-    for a, b in _quoted_paragraphs(text, lines):
+        units.append(Unit(start, end, core, kind))
+    for a, b in _quoted_paragraphs(text, lines, set(doc.prose) | doc.pointers):
         units.extend(Unit(x, y, (x, y), "quote") for x, y in _split(text, a, b))
     return units
 
@@ -272,7 +305,7 @@ def headings(text: str) -> list[tuple[int, str]]:
     """(offset, title) of each heading of `text`: Markdown "# ..." lines, reStructuredText titles over an
     underline, and API reference lines that are a bare signature ("copystat(src, dst, *, ...)": its name)."""
     out, lines = [], text.splitlines(keepends=True)
-    pos = 0
+    doc, pos = fields([line.rstrip("\r\n") for line in lines]), 0
     for i, line in enumerate(lines):
         stripped = line.strip()
         following = lines[i + 1] if i + 1 < len(lines) else ""
@@ -288,6 +321,7 @@ def headings(text: str) -> list[tuple[int, str]]:
             title = stripped
         elif (m := _SIGNATURE.match(stripped)) and not line.startswith((" ", "\t")) and not following.strip():
             title = m.group(1).rsplit(".", 1)[-1]
+        title = doc.entries.get(i, title)  # a docstring field ("rcond : float") heads its description
         if title:
             out.append((pos, title))
         pos += len(line)

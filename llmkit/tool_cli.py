@@ -29,6 +29,19 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return found
 
 
+def subcommand_parser(
+    prog: str, description: str
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A command with subcommands (`llmkit rag`), whose help says where --config goes; it and its subparsers."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Every subcommand takes --config FILE (a YAML or JSON file of its flag values; flags given on the "
+        "command line win), after the subcommand: `%(prog)s SUBCOMMAND --help` lists its flags.",
+    )
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
 def snake_case_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """argv with `--dashed-flag` spelled `--dashed_flag` wherever that is one of the parser's flags."""
     known = _option_strings(parser)
@@ -70,6 +83,7 @@ def parse_subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argpar
 def plain_warnings() -> Iterator[None]:
     """Show llmkit's warnings as `note: ...` lines (no source line, no class name); hide other libraries'."""
 
+    # warnings.showwarning's signature, fixed by the warnings module.
     def show(message, category, filename, lineno, file=None, line=None):
         if "llmkit" in Path(filename).parts:
             print(f"note: {message}", file=sys.stderr)

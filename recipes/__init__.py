@@ -25,43 +25,30 @@ class Recipe:
         return importlib.import_module(f"{__name__}.{self.module}")
 
 
+# Each recipe's command name and its line in `llmkit --help`; the module is the name with underscores.
+SUMMARIES = {
+    "tokenize": "tokenize a corpus once into packed blocks on disk",
+    "pretrain": "pretrain a GPT-2-style model from scratch",
+    "finetune-bert": "fine-tune an encoder for classification or tagging",
+    "finetune-qa": "fine-tune an encoder for extractive question answering (SQuAD)",
+    "finetune-t5": "fine-tune T5 on text-to-text pairs",
+    "finetune-gpt2": "continue training a causal LM on text or prompt/response pairs",
+    "finetune-image": "fine-tune a pretrained image classifier (transfer learning)",
+    "finetune-segmentation": "fine-tune a semantic segmentation model (SegFormer) on images and masks",
+    "finetune-detection": "fine-tune an object detector (DETR, RT-DETR, YOLOS...) on COCO boxes",
+    "train-mlp": "an MLP on the digits, in NumPy from scratch and in PyTorch",
+    "train-cnn": "a CNN (LeNet or a small ResNet) on images",
+    "train-rnn": "an RNN, LSTM or GRU language model on characters",
+    "train-gan": "a DCGAN on the digits",
+    "train-vae": "a convolutional VAE on the digits",
+    "train-diffusion": "a DDPM (DDIM sampling too) on the digits",
+    "train-dbn": "a deep belief network: RBMs pretrained with contrastive divergence",
+    "train-word2vec": "word vectors with skip-gram or CBOW",
+}
+# The modules not named after their command.
+MODULES = {"tokenize": "tokenize_corpus", "pretrain": "pretrain_gpt2"}
+
 RECIPES: dict[str, Recipe] = {
-    r.name: r
-    for r in (
-        Recipe("tokenize", "tokenize_corpus", "tokenize a corpus once into packed blocks on disk"),
-        Recipe("pretrain", "pretrain_gpt2", "pretrain a GPT-2-style model from scratch"),
-        Recipe("finetune-bert", "finetune_bert", "fine-tune an encoder for classification or tagging"),
-        Recipe(
-            "finetune-qa", "finetune_qa", "fine-tune an encoder for extractive question answering (SQuAD)"
-        ),
-        Recipe("finetune-t5", "finetune_t5", "fine-tune T5 on text-to-text pairs"),
-        Recipe(
-            "finetune-gpt2", "finetune_gpt2", "continue training a causal LM on text or prompt/response pairs"
-        ),
-        Recipe(
-            "finetune-image",
-            "finetune_image",
-            "fine-tune a pretrained image classifier (transfer learning)",
-        ),
-        Recipe(
-            "finetune-segmentation",
-            "finetune_segmentation",
-            "fine-tune a semantic segmentation model (SegFormer) on images and masks",
-        ),
-        Recipe(
-            "finetune-detection",
-            "finetune_detection",
-            "fine-tune an object detector (DETR, RT-DETR, YOLOS...) on COCO boxes",
-        ),
-        Recipe("train-mlp", "train_mlp", "an MLP on the digits, in NumPy from scratch and in PyTorch"),
-        Recipe("train-cnn", "train_cnn", "a CNN (LeNet or a small ResNet) on images"),
-        Recipe("train-rnn", "train_rnn", "an RNN, LSTM or GRU language model on characters"),
-        Recipe("train-gan", "train_gan", "a DCGAN on the digits"),
-        Recipe("train-vae", "train_vae", "a convolutional VAE on the digits"),
-        Recipe("train-diffusion", "train_diffusion", "a DDPM (DDIM sampling too) on the digits"),
-        Recipe(
-            "train-dbn", "train_dbn", "a deep belief network: RBMs pretrained with contrastive divergence"
-        ),
-        Recipe("train-word2vec", "train_word2vec", "word vectors with skip-gram or CBOW"),
-    )
+    name: Recipe(name, MODULES.get(name, name.replace("-", "_")), summary)
+    for name, summary in SUMMARIES.items()
 }

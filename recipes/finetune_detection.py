@@ -28,7 +28,7 @@ TYPES = (
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_detection(*parse_args(TYPES, argv, hide=NOT_FOR_DETECTION))
+    return finetune_detection(parse_args(TYPES, argv, hide=NOT_FOR_DETECTION))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ TYPES = (CausalArguments, *SHARED_ARGUMENTS, FinetuneTrainingArguments)
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_causal(*parse_args(TYPES, argv))
+    return finetune_causal(parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ TYPES = (
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_image(*parse_args(TYPES, argv, hide=TEXT_ONLY))
+    return finetune_image(parse_args(TYPES, argv, hide=TEXT_ONLY))
 
 
 if __name__ == "__main__":

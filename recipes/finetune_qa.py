@@ -26,7 +26,7 @@ TYPES = (
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_qa(*parse_args(TYPES, argv))
+    return finetune_qa(parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

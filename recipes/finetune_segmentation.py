@@ -22,7 +22,7 @@ TYPES = (SegmentDataArguments, FinetuneModelArguments, SegmentModelArguments, Se
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_segmentation(*parse_args(TYPES, argv))
+    return finetune_segmentation(parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

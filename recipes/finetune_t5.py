@@ -17,7 +17,7 @@ TYPES = (Seq2SeqArguments, *SHARED_ARGUMENTS, FinetuneSeq2SeqArguments)
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_seq2seq(*parse_args(TYPES, argv))
+    return finetune_seq2seq(parse_args(TYPES, argv))
 
 
 if __name__ == "__main__":

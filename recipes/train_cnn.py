@@ -6,7 +6,6 @@ python recipes/train_cnn.py --init_from runs/cnn --freeze_features --dataset my.
 """
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from llmkit.arguments import parse_args
 from llmkit.classic.classify import train_classifier
@@ -19,9 +18,7 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class CNNArguments(ImageArguments):
-    recipe: ClassVar[str] = "train-cnn"
-    app_flag: ClassVar[str | None] = "cnn"
+class CNNArguments(ImageArguments, recipe="train-cnn", app_flag="cnn"):
     output_dir: str = "runs/cnn"
     num_train_epochs: int = epochs(40)
     arch: str = field(default="lenet", metadata={"help": "lenet or resnet.", "choices": ["lenet", "resnet"]})

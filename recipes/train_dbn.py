@@ -7,7 +7,6 @@ backpropagation (the shared training loop), against the same network trained fro
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
 
 import torch
 from safetensors.torch import save
@@ -24,9 +23,7 @@ from llmkit.plots import plot_history, save_grid
 
 
 @dataclass
-class DBNArguments(ImageArguments):
-    recipe: ClassVar[str] = "train-dbn"
-    app_flag: ClassVar[str | None] = "dbn"
+class DBNArguments(ImageArguments, recipe="train-dbn", app_flag="dbn"):
     output_dir: str = "runs/dbn"
     num_train_epochs: int = field(
         default=40,

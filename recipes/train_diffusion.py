@@ -5,7 +5,6 @@ python recipes/train_diffusion.py --beta_schedule linear --sampler ddpm
 """
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 
@@ -21,9 +20,7 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class DiffusionArguments(GenerativeArguments):
-    recipe: ClassVar[str] = "train-diffusion"
-    app_flag: ClassVar[str | None] = "diffusion"
+class DiffusionArguments(GenerativeArguments, recipe="train-diffusion", app_flag="diffusion"):
     output_dir: str = "runs/ddpm"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-3

@@ -5,7 +5,6 @@ python recipes/train_gan.py --conditional     # ask for a given digit
 """
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 
@@ -20,9 +19,7 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class GANArguments(GenerativeArguments):
-    recipe: ClassVar[str] = "train-gan"
-    app_flag: ClassVar[str | None] = "gan"
+class GANArguments(GenerativeArguments, recipe="train-gan", app_flag="gan"):
     output_dir: str = "runs/gan"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-4

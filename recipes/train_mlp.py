@@ -5,7 +5,6 @@ accelerate launch recipes/train_mlp.py --impl torch --activation tanh --hidden 2
 """
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 from sklearn.metrics import accuracy_score
@@ -21,8 +20,7 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class MLPArguments(ImageArguments):
-    recipe: ClassVar[str] = "train-mlp"
+class MLPArguments(ImageArguments, recipe="train-mlp"):
     output_dir: str = "runs/mlp"
     num_train_epochs: int = epochs(40)
     impl: str = field(

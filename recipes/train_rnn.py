@@ -8,7 +8,6 @@ or a sequence classifier.
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,9 +23,7 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class RNNArguments(ClassicArguments):
-    recipe: ClassVar[str] = "train-rnn"
-    app_flag: ClassVar[str | None] = "char_rnn"
+class RNNArguments(ClassicArguments, recipe="train-rnn", app_flag="char_rnn"):
     output_dir: str = "runs/char-lstm"
     num_train_epochs: int = epochs(3)
     learning_rate: float = 3e-3
@@ -104,14 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
         val_loss = float(sum(losses) / y.numel())
         return {"loss": val_loss, "bits_per_char": val_loss / math.log(2)}
 
-    config = {"architecture": "char-" + args.cell, "kwargs": kwargs, "chars": chars}
     metrics = fit(
         args,
         {"model": model},
         {"model": optimizer},
         step,
         train=train,
-        config=config,
+        config={"architecture": "char-" + args.cell, "kwargs": kwargs, "chars": chars},
         evaluate=evaluate,
         extra={"unigram_eval_loss": unigram},
         headline=("loss", "bits_per_char"),

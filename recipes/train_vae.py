@@ -4,7 +4,6 @@ python recipes/train_vae.py                   # pictures in runs/vae/*.png
 """
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 
@@ -19,9 +18,7 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class VAEArguments(GenerativeArguments):
-    recipe: ClassVar[str] = "train-vae"
-    app_flag: ClassVar[str | None] = "vae"
+class VAEArguments(GenerativeArguments, recipe="train-vae", app_flag="vae"):
     output_dir: str = "runs/vae"
     num_train_epochs: int = epochs(30)
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})

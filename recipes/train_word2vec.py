@@ -8,7 +8,6 @@ comparison with the input embeddings of a GPT-2 the pretraining recipe produced.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -22,9 +21,7 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class Word2VecArguments(ClassicArguments):
-    recipe: ClassVar[str] = "train-word2vec"
-    app_flag: ClassVar[str | None] = "word2vec"
+class Word2VecArguments(ClassicArguments, recipe="train-word2vec", app_flag="word2vec"):
     output_dir: str = "runs/word2vec"
     num_train_epochs: int = epochs(3)
     per_device_train_batch_size: int = field(

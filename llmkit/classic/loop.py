@@ -43,9 +43,14 @@ def epochs(default: int) -> int:
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    recipe: ClassVar[str] = "classic"  # each recipe's own class names its command (metrics.json, the summary)
-    # the flag of `python apps/classic.py` that serves the result (None: the app has no page for it)
+    # A recipe's class names its command (metrics.json, the summary) and the `python apps/classic.py` flag serving
+    # its result (None: no page) as class keywords: `class CNNArguments(ImageArguments, recipe="train-cnn", ...)`.
+    recipe: ClassVar[str] = "classic"
     app_flag: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, recipe: str | None = None, app_flag: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.recipe, cls.app_flag = recipe or cls.recipe, app_flag or cls.app_flag
 
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}

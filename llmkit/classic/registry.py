@@ -30,26 +30,27 @@ def load_weights(folder: str | Path, architecture: str, name: str = "model") -> 
     """(state dict, config) of a saved model; a checkpoint of another architecture is a clear error."""
     from safetensors.torch import load_file
 
-    folder = Path(folder)
-    config_file, weights = folder / "config.json", folder / f"{name}.safetensors"
-    if not config_file.is_file() or not weights.is_file():
-        raise UserError(
-            f"{folder} holds no {name}.safetensors + config.json; pass the output_dir of a classic recipe."
-        )
-    config = json.loads(config_file.read_text())
+    config, weights = read_config(folder), Path(folder) / f"{name}.safetensors"
     if config.get("architecture") != architecture:
         raise UserError(
             f"{folder} holds a {config.get('architecture')!r} checkpoint, not {architecture!r}; pass a matching one."
         )
+    if not weights.is_file():
+        raise UserError(f"{folder} holds no {name}.safetensors; pass the output_dir of a classic recipe.")
     return load_file(weights), config
+
+
+def read_config(folder: str | Path) -> dict:
+    """config.json of a classic recipe's output folder (its architecture and constructor arguments)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
+    return json.loads(path.read_text())
 
 
 def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
     """(model in eval mode, config) of a classic recipe's output folder."""
-    config_file = Path(folder) / "config.json"
-    if not config_file.is_file():
-        raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
-    architecture = json.loads(config_file.read_text()).get("architecture")
+    architecture = read_config(folder).get("architecture")
     if architecture not in BUILDERS or (expected and architecture not in expected):
         raise UserError(
             f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}."

@@ -32,6 +32,7 @@ class DDPMScheduler:
     """Ancestral sampling: each step draws x_{t-1} from q(x_{t-1} | x_t, x0_hat), x0_hat predicted from the noise."""
 
     default_inference_steps: int | None = None  # all T steps
+    deterministic = False  # DDIM's step draws no noise
 
     def __init__(self, num_train_timesteps: int = 200, beta_schedule: str = "cosine"):
         if num_train_timesteps < 2:
@@ -92,8 +93,10 @@ class DDPMScheduler:
         """x_t -> x_prev, given the model's noise prediction at t."""
         prev = self._previous(t)
         abar, abar_prev = self._abar(t, sample.device), self._abar(prev, sample.device)
-        beta = 1 - abar / abar_prev  # the beta of the whole jump t -> prev (equals beta_t when prev = t - 1)
         x0 = self.predict_x0(model_output, t, sample)
+        if self.deterministic:  # DDIM (eta = 0): straight along the predicted noise, no noise drawn
+            return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * model_output
+        beta = 1 - abar / abar_prev  # the beta of the whole jump t -> prev (equals beta_t when prev = t - 1)
         mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * sample) / (1 - abar)
         if prev < 0:
             return mean
@@ -106,22 +109,12 @@ class DDIMScheduler(DDPMScheduler):
     """Deterministic DDIM (eta = 0): jump straight from x_t to x_prev along the predicted noise, in few steps."""
 
     default_inference_steps = 50
+    deterministic = True
 
     def set_timesteps(self, num_inference_steps: int | None = None) -> None:
         super().set_timesteps(
             num_inference_steps or min(self.default_inference_steps, self.num_train_timesteps)
         )
-
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        sample: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        abar_prev = self._abar(self._previous(t), sample.device)
-        x0 = self.predict_x0(model_output, t, sample)
-        return abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * model_output
 
 
 SCHEDULERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}

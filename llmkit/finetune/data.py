@@ -132,13 +132,15 @@ def load_table(
             raise UserError(
                 f"the {split} data ({describe(args, split)}) has no examples; give it some, or leave it out."
             )
-    if args.max_train_samples:
-        out["train"] = out["train"].select(range(min(args.max_train_samples, len(out["train"]))))
-    if args.max_eval_samples:
-        out["validation"] = out["validation"].select(
-            range(min(args.max_eval_samples, len(out["validation"])))
-        )
-    return out.select_columns([*columns, SOURCE, ROW])
+    return cap_samples(out, args).select_columns([*columns, SOURCE, ROW])
+
+
+def cap_samples(data: DatasetDict, args) -> DatasetDict:
+    """Keep the first --max_train_samples training and --max_eval_samples validation rows (all when unset)."""
+    for split, cap in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
+        if cap:
+            data[split] = data[split].select(range(min(cap, len(data[split]))))
+    return data
 
 
 def _hold_out(train: Dataset, args: FinetuneDataArguments, seed: int) -> DatasetDict:

@@ -18,26 +18,23 @@ Windowing and post-processing live in `llmkit.finetune.qa_spans`; they also serv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transformers import (
     AutoModelForQuestionAnswering,
-    AutoTokenizer,
     DataCollatorWithPadding,
     set_seed,
 )
 
 from llmkit.errors import UserError
 from llmkit.finetune.common import (
-    FinetuneModelArguments,
+    FinetuneParsed,
     FinetuneTrainingArguments,
-    default_encoder,
-    display_name,
-    encoder_hint,
     start_run,
 )
 from llmkit.finetune.data import FinetuneDataArguments
-from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
+from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.qa_data import has_unanswerable, load_qa
 from llmkit.finetune.qa_eval import AnswerScorer, QuestionAnsweringTrainer
@@ -45,6 +42,7 @@ from llmkit.finetune.qa_spans import NULL_INDEX, QuestionAnsweringArguments, enc
 from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
+from llmkit.runtime import output_dir_field
 
 logger = get_logger(__name__)
 
@@ -86,19 +84,12 @@ class QuestionAnsweringTrainingArguments(FinetuneTrainingArguments):
     """The fine-tuning defaults, keeping the checkpoint with the best validation F1."""
 
     default_best_metric = "f1"
-    output_dir: str | None = field(
-        default="runs/finetune-qa", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
+    output_dir: str | None = output_dir_field("runs/finetune-qa")
 
 
-def finetune_qa(
-    qa_args: QuestionAnsweringArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneTrainingArguments,
-) -> dict:
+def finetune_qa(parsed: FinetuneParsed) -> dict:
     """Fine-tune an encoder for extractive QA; report EM/F1 (HasAns/NoAns); save it so pipeline() loads it."""
+    qa_args, data_args, model_args, lora_args, args = parsed
     from llmkit.finetune.qa_builtin import builtin_qa
 
     start_run(args)
@@ -108,8 +99,7 @@ def finetune_qa(
     raw = load_qa(data_args, lambda: builtin_qa(qa_args.generated_questions, args.seed), seed=args.seed)
     allow_null = qa_args.version_2_with_negative
     allow_null = has_unanswerable(raw) if allow_null is None else allow_null
-    hint = encoder_hint(model_name)
-    tokenizer = load_pretrained(AutoTokenizer, model_name, hint=hint)
+    hint, tokenizer = encoder_tokenizer(model_name)
     max_length = _check_lengths(tokenizer, data_args, qa_args)
     with args.main_process_first(desc="tokenizing"):
         features = raw.map(

@@ -25,9 +25,9 @@ from transformers import (
 from llmkit.data.tokenizer import train_byte_level_bpe
 from llmkit.errors import UserError
 from llmkit.finetune.builtin import summarization_sample
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneSeq2SeqArguments, start_run
-from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
-from llmkit.finetune.lora import LoraArguments, apply_lora
+from llmkit.finetune.common import FinetuneModelArguments, FinetuneParsed, FinetuneSeq2SeqArguments, start_run
+from llmkit.finetune.data import drop_empty, load_table
+from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.metrics import text_scores
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
@@ -94,14 +94,9 @@ def train_t5_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizer
     return tokenizer
 
 
-def finetune_seq2seq(
-    task: Seq2SeqArguments,
-    data_args: FinetuneDataArguments,
-    model_args: FinetuneModelArguments,
-    lora_args: LoraArguments,
-    args: FinetuneSeq2SeqArguments,
-) -> dict:
+def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
+    task, data_args, model_args, lora_args, args = parsed
     start_run(args)
     logger.info(args.choose_learning_rate(lora_args.use_lora))
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"

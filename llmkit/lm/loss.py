@@ -59,6 +59,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     """sum over tokens of CE(hidden @ weight.T, labels), computed chunk by chunk with its gradients."""
 
     @staticmethod
+    # Function.apply passes its arguments on positionally: torch fixes this signature, not llmkit.
     def forward(
         ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, chunk: int
     ) -> torch.Tensor:

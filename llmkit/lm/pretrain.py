@@ -40,7 +40,7 @@ from llmkit.lm.resume import (
 )
 from llmkit.lm.throughput import describe_mfu, device_peak, precision_of
 from llmkit.log import configure_logging, get_logger
-from llmkit.runtime import LlmkitTrainingArguments
+from llmkit.runtime import LlmkitTrainingArguments, output_dir_field
 
 logger = get_logger(__name__)
 
@@ -49,9 +49,7 @@ logger = get_logger(__name__)
 class PretrainingArguments(LlmkitTrainingArguments):
     """TrainingArguments with defaults for pretraining (AdamW, cosine, warmup, weight decay 0.1)."""
 
-    output_dir: str | None = field(
-        default="runs/gpt2-tiny", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
+    output_dir: str | None = output_dir_field("runs/gpt2-tiny")
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
     adam_beta2: float = 0.95

@@ -30,6 +30,7 @@ import math
 import re
 import weakref
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -238,6 +239,12 @@ def lexical_support(store, question: str, hits: list[Hit]) -> tuple[float, list[
     return max(sum(w for w, stems in weights if stems <= h) / total for h in held or [set()]), foreign
 
 
+def in_context(hit: Hit, heading: str, text: str) -> str:
+    """`text` as read in its place: "document title, heading: text" (the heading left out when it is the title)."""
+    document = hit.metadata.get("title") or PurePosixPath(hit.doc_id).stem
+    return f"{document}, {heading}: {text}" if heading and heading != document else f"{document}: {text}"
+
+
 def rank_sentences(
     embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int], *, question: str = ""
 ) -> list[Sentence]:
@@ -245,9 +252,9 @@ def rank_sentences(
     to the question, best first.
 
     A unit's score is its own sentence's similarity: the evidence, as when sentences were quoted
-    alone. Its rank is the better of that and the whole unit's similarity (a sentence that says
-    "It ..." is understood with the one before it), plus, given the question's text, the
-    answer-bearing bonus of llmkit.rag.selection computed on the whole unit.
+    alone. Its rank is the similarity of the whole unit placed in its document (in_context: a
+    sentence that says "It returns ..." under the heading "pinv" is about pinv), plus, given the
+    question's text, the answer-bearing bonus of llmkit.rag.selection computed on the whole unit.
     """
     seen, found, cores, extra = set(), [], [], 0
     for n in numbers:
@@ -268,22 +275,22 @@ def rank_sentences(
             cores.append(core)
     if not found:
         return []
-    whole = [s.text for s, core in zip(found, cores) if s.text != core]
-    vectors = embedder.encode(cores + whole) @ question_vector
-    wider = iter(vectors[len(cores) :])
-    subjects = [subject_stems(hits[s.n - 1].doc_id, hits[s.n - 1].metadata.get("title", "")) for s in found]
     sections = {n: headings(hits[n - 1].text) for n in numbers}
-    for i, s in enumerate(found):  # ... and the heading it sits under names its subject too
-        title = next((t for at, t in reversed(sections[s.n]) if at <= s.start), "")
-        subjects[i] = subjects[i] | content_stems(title)
+    titles = [next((t for at, t in reversed(sections[s.n]) if at <= s.start), "") for s in found]
+    placed = [in_context(hits[s.n - 1], title, s.text) for s, title in zip(found, titles)]
+    vectors = embedder.encode(cores + placed) @ question_vector
+    subjects = [
+        subject_stems(hits[s.n - 1].doc_id, hits[s.n - 1].metadata.get("title", "")) | content_stems(title)
+        for s, title in zip(found, titles)  # the heading a unit sits under names its subject too
+    ]
     bonus = (
         selection_bonus(question, [s.text for s in found], subjects=subjects)
         if question
         else [0.0] * len(found)
     )
-    for s, core, score, extra_rank in zip(found, cores, vectors, bonus):
+    for s, score, placed_score, extra_rank in zip(found, vectors, vectors[len(cores) :], bonus):
         s.score = float(score)
-        s.rank = max(s.score, float(next(wider)) if s.text != core else s.score) + extra_rank
+        s.rank = float(placed_score) + extra_rank
     return sorted(found, key=lambda s: (-s.rank, s.n))
 
 

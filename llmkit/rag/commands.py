@@ -30,7 +30,7 @@ from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, use_query_threads
 from llmkit.rag.index import INDEX_KINDS
 from llmkit.rag.retrieval import MODES
 from llmkit.secrets import StreamRedactor, redact
-from llmkit.tool_cli import parse_subcommand, plain_warnings
+from llmkit.tool_cli import parse_subcommand, plain_warnings, subcommand_parser
 
 DEFAULT_STORE = "runs/rag-store"
 SERVE_HELP = (
@@ -137,10 +137,7 @@ def _add_eval(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmkit rag", description="Index documents and ask questions with cited sources."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = subcommand_parser("llmkit rag", "Index documents and ask questions with cited sources.")
     for add in (_add_index, _add_remove, _add_ask_and_chat, _add_eval):
         add(sub)
     for p in sub.choices.values():

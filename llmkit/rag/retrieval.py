@@ -26,7 +26,11 @@ RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al.); damps the
 STOPWORDS = frozenset(
     "a an and are as at be but by can do does did for from has have how i if in into is it its me my of on or our "
     "so than that the their them then there these they this those to was we were what when where which who why will "
-    "with would you your".split()
+    "with would you your "
+    # function words that say nothing of a topic ("Why would I prefer X over Y?")
+    "about above after against all am any been before being below between both could during each further had he "
+    "her here him his more most other over own same she should some such through under until up very while whom "
+    "might must may shall also just".split()
 )
 
 

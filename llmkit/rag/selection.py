@@ -8,7 +8,8 @@ names the lighthouse scores as high as the one that gives the year. Cheap signal
   not at all). Words of the source's own name or title count as covered by each of its
   sentences: inside a document every sentence is about its subject whether it names it or not
   ("It terminates the nearest enclosing loop" in the page on `break`).
-- Answer type: a "when was/did" question wants a date or year ("when does" a condition: "if ..."), "how many/much/far/long..." a number
+- Answer type: "what is the default ..." wants a sentence stating a default, "how is X computed" the way
+  (using, via, by ...), a "when was/did" question wants a date or year ("when does" a condition: "if ..."), "how many/much/far/long..." a number
   ("how many cover types" best a number counting them: "seven covertypes"), "how often" a
   frequency, "what share/percentage" a proportion, "what exception/error" an exception's name,
   "who" a name; a sentence holding one gets a bonus.
@@ -52,6 +53,8 @@ _PROPORTION = re.compile(
     re.I,
 )
 _EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception|Warning|Exit|Interrupt)\b|\bStop\w*Iteration\b")
+_DEFAULT = re.compile(r"\bdefault", re.I)
+_METHOD = re.compile(r"\b(using|uses|via|through|by|based on|relies on|implemented)\b", re.I)
 _CONDITIONAL = re.compile(r"\b(if|when|whenever|unless|until|only after|only before|as long as)\b", re.I)
 _CONDITION = re.compile(r"\b(?:if|when|whenever|unless|once)\b\s+([^,;:]+)", re.I)
 
@@ -88,6 +91,13 @@ def subject_stems(doc_id: str, title: str = "") -> set[str]:
 def expected_type(question: str) -> re.Pattern | None:
     """The pattern of what the question asks for (a number, a date, a name, ...), or None."""
     q = question.lower()
+    if re.search(r"\bdefaults?\b|\bby default\b", q):
+        return _DEFAULT  # "What is the default mode?": the sentence that states one
+    if re.match(
+        r"how (is|are|was|were|does|do|did|can)\b.*\b(comput|calculat|determin|implement|estimat|obtain|solv)",
+        q,
+    ):
+        return _METHOD  # "How is the determinant computed?": the way (via, using, by ...), not what it is
     if re.search(r"\bhow often\b|\bhow many times\b", q):
         return _FREQUENCY
     if re.search(r"\bwhat (share|percentage|proportion|fraction|percent)\b", q):

@@ -37,6 +37,7 @@ def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
     return resize(torch.from_numpy(canvas)[None, None], size)
 
 
+# A Gradio event handler: Gradio passes the input components' values positionally, in this order.
 def train_2d(
     dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0
 ):
@@ -207,6 +208,7 @@ def _generate_tab(generators: dict[str, str]) -> None:
     diffusion = generators.get("Diffusion")
     schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
 
+    # A Gradio event handler: the inputs arrive positionally.
     def generate(kind, seed, n, steps, sampler):
         model, config = loaded[kind]
         g = torch.Generator().manual_seed(int(seed))

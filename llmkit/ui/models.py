@@ -65,6 +65,7 @@ def generation_tab(model_dir: str) -> None:
     n_layer = getattr(model.config, "n_layer", None) or model.config.num_hidden_layers
     n_head = getattr(model.config, "n_head", None) or model.config.num_attention_heads
 
+    # A Gradio event handler: the inputs arrive positionally.
     def generate(prompt, max_new, temperature, top_k, top_p, seed):
         if not prompt.strip():
             yield "Type a prompt first.", []

@@ -4,37 +4,34 @@ ResNet built in code) fine-tuned fully, as a frozen feature extractor with a new
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import ClassVar
 
 from datasets import DatasetDict
 from transformers import AutoModelForImageClassification, set_seed
 
 from llmkit.errors import UserError
-from llmkit.finetune.classify import _check_resumed_labels
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
+from llmkit.finetune.common import FinetuneModelArguments, start_run
 from llmkit.finetune.data import FinetuneDataArguments
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, plot_confusion
-from llmkit.finetune.outputs import finish_run
-from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
-from llmkit.loading import load_pretrained
+from llmkit.finetune.trainer import build_trainer
 from llmkit.log import get_logger
+from llmkit.runtime import learning_rate_field, output_dir_field
+from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
 from llmkit.vision.data import ImageDataArguments, load_images
-from llmkit.vision.examples import example_path, save_examples
-from llmkit.vision.models import (
-    has_trained_head,
-    label_maps,
-    load_checkpoint_config,
-    load_image_processor,
-    pil_processor_class,
-)
+from llmkit.vision.models import has_trained_head, label_fields, load_labelled_model, pil_processor_class
 from llmkit.vision.synthetic import cached_image_folders
 from llmkit.vision.transforms import collate, make_transform
 
 logger = get_logger(__name__)
 
-TINY = "tiny ResNet (built in code, random weights)"
+CARD = VisionCard(
+    recipe="finetune-image",
+    task="Image classification",
+    pipeline_tag="image-classification",
+    tiny="tiny ResNet (built in code, random weights)",
+    headline=("accuracy", "macro_f1"),
+)
 # Modules LoRA adapts, by model family: attention projections in transformers, the convolutions in CNNs.
 VISION_LORA_TARGETS = {
     "vit": ["query", "value"],
@@ -71,43 +68,37 @@ class ImageModelArguments:
 
 
 @dataclass
-class ImageTrainingArguments(FinetuneTrainingArguments):
-    """Fine-tuning defaults for images; the image column reaches the transform, so no column is removed."""
+class ImageTrainingArguments(VisionTrainingArguments):
+    """Fine-tuning defaults for image classification."""
 
     scratch_learning_rate: ClassVar[float] = 3e-3
 
-    output_dir: str | None = field(
-        default="runs/finetune-image", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None,
-        metadata={
-            "help": "Peak learning rate (default: 5e-5 fine-tuning a pretrained model, 5e-4 with --use_lora, "
-            "3e-3 for the tiny model from scratch or with --freeze_backbone)."
-        },
+    output_dir: str | None = output_dir_field("runs/finetune-image")
+    learning_rate: float | None = learning_rate_field(
+        "5e-5 fine-tuning a pretrained model, 5e-4 with --use_lora, "
+        "3e-3 for the tiny model from scratch or with --freeze_backbone"
     )
     num_train_epochs: float = 10.0
     per_device_train_batch_size: int = 32
     logging_steps: float = 5
-    remove_unused_columns: bool = False
 
 
 def finetune_image(
-    data_args: FinetuneDataArguments,
-    image_args: ImageDataArguments,
-    model_args: FinetuneModelArguments,
-    vision_args: ImageModelArguments,
-    lora_args: LoraArguments,
-    args: ImageTrainingArguments,
+    parsed: tuple[
+        FinetuneDataArguments,
+        ImageDataArguments,
+        FinetuneModelArguments,
+        ImageModelArguments,
+        LoraArguments,
+        ImageTrainingArguments,
+    ],
 ) -> dict:
     """Fine-tune an image classifier; write it, its processor, metrics, curves, confusion matrix and model card."""
+    data_args, image_args, model_args, vision_args, lora_args, args = parsed
     start_run(args)
     source = _choose_data(data_args, image_args, vision_args, args)
     data, labels = load_images(data_args, image_args, seed=args.seed)
-    logger.info(
-        f"labels ({len(labels)}): {labels}; images: " + ", ".join(f"{k} {len(v)}" for k, v in data.items())
-    )
-    example = example_path(data["validation"])
+    log_data(data, labels)
     name = model_args.model_name_or_path
     new = (
         "training from scratch"
@@ -142,42 +133,18 @@ def finetune_image(
         model=model,
         compute_metrics=lambda p: accuracy_f1(p.predictions.argmax(-1), p.label_ids, len(labels)),
     )
-    resume = resume_checkpoint(args)
-    _check_resumed_labels(resume, labels)
-    _check_resumed_kind(resume, lora_args.use_lora)
-    metrics = train_and_evaluate(trainer, resume, splits.get("test"))
+    metrics = train_resumed(trainer, splits, labels, use_lora=lora_args.use_lora)
     scored = "test" if "test" in splits else "validation"
     out = trainer.predict(splits[scored])  # on every rank: prediction gathers across processes
     if trainer.is_world_process_zero():
         plot_confusion(
             out.predictions.argmax(-1), out.label_ids, labels, f"{args.output_dir}/confusion_matrix.png"
         )
-        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
     method = "frozen backbone" if vision_args.freeze_backbone else ("LoRA" if lora_args.use_lora else "full")
-    return finish_run(
-        trainer,
-        lora_args,
-        recipe="finetune-image",
-        task="Image classification",
-        pipeline_tag="image-classification",
-        base=name or TINY,
-        data=source,
-        eval_metrics=metrics,
-        example=example,
-        headline=["accuracy", "macro_f1"],
-        extra={"labels": labels, "transfer": method, "confusion_matrix_split": scored},
+    extra = {"labels": labels, "transfer": method, "confusion_matrix_split": scored}
+    return finish(
+        trainer, data, CARD, base=name, source=source, metrics=metrics, extra=extra, lora_args=lora_args
     )
-
-
-def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
-    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
-    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
-        kind, flag = (
-            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
-        )
-        raise UserError(
-            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
-        )
 
 
 def _choose_data(
@@ -201,24 +168,24 @@ def _load_model(name: str | None, labels: list[str], model_args: FinetuneModelAr
     if name is None:
         config, processor = tiny_config_and_processor(labels, vision_args.image_size)
         return AutoModelForImageClassification.from_config(config), processor
-    config = load_checkpoint_config(name, "an image classifier")
-    trained_head = has_trained_head(config)
-    if trained_head and len(config.id2label) != len(labels) and not model_args.ignore_mismatched_sizes:
-        raise UserError(
-            f"{name} has a {len(config.id2label)}-label classification head but the data has {len(labels)} labels; "
-            "pass --ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
-        )
-    processor = load_image_processor(name)
-    id2label, label2id = label_maps(labels)
-    model = load_pretrained(
+
+    def check(config) -> bool:
+        trained_head = has_trained_head(config)
+        if trained_head and len(config.id2label) != len(labels) and not model_args.ignore_mismatched_sizes:
+            raise UserError(
+                f"{name} has a {len(config.id2label)}-label classification head but the data has {len(labels)} "
+                "labels; pass --ignore_mismatched_sizes to train a new head (or start from another checkpoint)."
+            )
+        return trained_head
+
+    return load_labelled_model(
         AutoModelForImageClassification,
         name,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+        labels,
+        kind="an image classifier",
+        check=check,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )
-    return model, processor
 
 
 def tiny_config_and_processor(labels: list[str], image_size: int = 32):
@@ -228,7 +195,6 @@ def tiny_config_and_processor(labels: list[str], image_size: int = 32):
     """
     from transformers import ResNetConfig
 
-    id2label, label2id = label_maps(labels)
     config = ResNetConfig(
         num_channels=3,
         embedding_size=16,
@@ -239,9 +205,7 @@ def tiny_config_and_processor(labels: list[str], image_size: int = 32):
             1,
         ],  # three stages: the last maps stay 2x2 at 32 pixels, so batch norm works for one image
         layer_type="basic",
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
+        **label_fields(labels),
     )
     processor = pil_processor_class("ViT")(
         size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3

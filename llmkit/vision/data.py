@@ -9,35 +9,58 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict
 from datasets import Image as ImageFeature
 
 from llmkit.errors import UserError, require
-from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, load_table, locate
+from llmkit.finetune.data import (
+    ROW,
+    SOURCE,
+    FinetuneDataArguments,
+    cap_samples,
+    describe,
+    load_table,
+    locate,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # FinetuneDataArguments fields about text that an image recipe does not take.
 TEXT_ONLY = ("text_column", "target_column", "max_length", "max_target_length")
 
 
+def folder_field(text: str) -> Any:
+    """A --train_dir, --validation_dir or --test_dir field: a folder of images, none by default."""
+    return field(default=None, metadata={"help": text})
+
+
 @dataclass
-class ImageDataArguments:
+class SplitFolders:
+    """--train_dir and the optional --validation_dir and --test_dir: folders in the layout --train_dir describes."""
+
+    train_dir: str | None = folder_field("A folder of training images (each recipe describes its layout).")
+    validation_dir: str | None = folder_field(
+        "Validation images, same layout (default: split off the training ones)."
+    )
+    test_dir: str | None = folder_field(
+        "Test images, same layout: scored once with the kept model, never used to choose it."
+    )
+
+    def check_one_source(self, *, other: bool, flags: str) -> None:
+        """Refuse folders given with another source of images (`other`), and split folders without --train_dir."""
+        if self.train_dir and other:
+            raise UserError(f"pass one source of images: {flags}.")
+        if not self.train_dir and (self.validation_dir or self.test_dir):
+            raise UserError("--validation_dir and --test_dir go with --train_dir.")
+
+
+@dataclass
+class ImageDataArguments(SplitFolders):
     """Image folders (one sub-folder per class), and which column of a table or Hub dataset holds the image."""
 
-    train_dir: str | None = field(
-        default=None,
-        metadata={"help": "A folder with one sub-folder of images per class (cats/, dogs/, ...)."},
-    )
-    validation_dir: str | None = field(
-        default=None,
-        metadata={"help": "Validation images, same layout (default: split off the training ones)."},
-    )
-    test_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Test images, same layout: scored once with the kept model, never used to choose it."
-        },
+    train_dir: str | None = folder_field(
+        "A folder with one sub-folder of images per class (cats/, dogs/, ...)."
     )
     image_column: str = field(
         default="image", metadata={"help": "The image column of --train_file (paths) or --dataset_name."}
@@ -49,12 +72,10 @@ def load_images(
 ) -> tuple[DatasetDict, list[str]]:
     """Load the labelled images from whichever source the flags name; return them and the class names."""
     label_col = data.label_column or "label"
+    other = bool(data.train_file or data.dataset_name)
+    images.check_one_source(other=other, flags="--train_dir, --train_file or --dataset_name")
     if images.train_dir:
-        if data.train_file or data.dataset_name:
-            raise UserError("pass one source of images: --train_dir, --train_file or --dataset_name.")
         raw = _from_folders(images, seed=seed, holdout=data.validation_split_percentage / 100)
-    elif images.validation_dir or images.test_dir:
-        raise UserError("--validation_dir and --test_dir go with --train_dir.")
     elif data.train_file or data.dataset_name:
         table = load_table(
             data,
@@ -188,10 +209,4 @@ def _encode_labels(raw: DatasetDict, data: FinetuneDataArguments) -> tuple[Datas
         if not isinstance(ds.features["image"], ImageFeature):
             ds = ds.cast_column("image", ImageFeature())
         out[split] = ds
-    if data.max_train_samples:
-        out["train"] = out["train"].select(range(min(data.max_train_samples, len(out["train"]))))
-    if data.max_eval_samples:
-        out["validation"] = out["validation"].select(
-            range(min(data.max_eval_samples, len(out["validation"])))
-        )
-    return out, labels
+    return cap_samples(out, data), labels

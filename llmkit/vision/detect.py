@@ -13,14 +13,12 @@ from transformers import AutoModelForObjectDetection, set_seed
 from transformers.models.auto.modeling_auto import MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES
 
 from llmkit.errors import UserError
-from llmkit.finetune.classify import _check_resumed_labels
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
+from llmkit.finetune.common import FinetuneModelArguments, start_run
 from llmkit.finetune.data import FinetuneDataArguments
-from llmkit.finetune.lora import LoraArguments
-from llmkit.finetune.outputs import finish_run
-from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
-from llmkit.loading import load_pretrained
+from llmkit.finetune.trainer import build_trainer
 from llmkit.log import get_logger
+from llmkit.runtime import learning_rate_field, output_dir_field
+from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
 from llmkit.vision.detect_data import DetectionDataArguments, load_detection
 from llmkit.vision.detect_eval import (
     DetectionTrainer,
@@ -29,19 +27,18 @@ from llmkit.vision.detect_eval import (
     save_prediction_grid,
 )
 from llmkit.vision.detect_transforms import collate_detection, make_detection_transform
-from llmkit.vision.examples import example_path, save_examples
-from llmkit.vision.models import (
-    has_trained_head,
-    label_maps,
-    load_checkpoint_config,
-    load_image_processor,
-    pil_processor_class,
-)
+from llmkit.vision.models import has_trained_head, label_fields, load_labelled_model, pil_processor_class
 from llmkit.vision.synthetic import cached_mask_folders
 
 logger = get_logger(__name__)
 
-TINY = "tiny RT-DETR (built in code, random weights)"
+CARD = VisionCard(
+    recipe="finetune-detection",
+    task="Object detection",
+    pipeline_tag="object-detection",
+    tiny="tiny RT-DETR (built in code, random weights)",
+    headline=("map", "map_50"),
+)
 PICTURE = "predictions.png"
 GENERATED = "generated digit canvases (COCO)"
 
@@ -80,39 +77,33 @@ class DetectionModelArguments:
 
 
 @dataclass
-class DetectionTrainingArguments(FinetuneTrainingArguments):
+class DetectionTrainingArguments(VisionTrainingArguments):
     """Fine-tuning defaults for detection: the images and boxes reach the transform, batches are kept apart."""
 
     scratch_learning_rate: ClassVar[float] = 1e-3
     full_learning_rate: ClassVar[float] = 5e-5
 
-    output_dir: str | None = field(
-        default="runs/finetune-detection", metadata={"help": "Where the model, checkpoints and reports go."}
-    )
-    learning_rate: float | None = field(
-        default=None,
-        metadata={
-            "help": "Peak learning rate (default: 5e-5 fine-tuning a pretrained detector, "
-            "1e-3 for the tiny model from scratch)."
-        },
+    output_dir: str | None = output_dir_field("runs/finetune-detection")
+    learning_rate: float | None = learning_rate_field(
+        "5e-5 fine-tuning a pretrained detector, 1e-3 for the tiny model from scratch"
     )
     num_train_epochs: float = 40.0
-    per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 16
-    logging_steps: float = 10
     max_grad_norm: float = 0.1  # the DETR family's training recipes clip this hard
-    remove_unused_columns: bool = False
     eval_do_concat_batches: bool = False  # each image has its own number of boxes
 
 
 def finetune_detection(
-    data_args: FinetuneDataArguments,
-    box_args: DetectionDataArguments,
-    model_args: FinetuneModelArguments,
-    vision_args: DetectionModelArguments,
-    args: DetectionTrainingArguments,
+    parsed: tuple[
+        FinetuneDataArguments,
+        DetectionDataArguments,
+        FinetuneModelArguments,
+        DetectionModelArguments,
+        DetectionTrainingArguments,
+    ],
 ) -> dict:
     """Fine-tune an object detector; write it, its processor, metrics, curves, a predictions picture and a card."""
+    data_args, box_args, model_args, vision_args, args = parsed
     start_run(args)
     if vision_args.flip_probability is not None and not 0 <= vision_args.flip_probability <= 1:
         raise UserError(
@@ -120,9 +111,7 @@ def finetune_detection(
         )
     source = _choose_data(data_args, box_args, vision_args, args)
     data, labels = load_detection(data_args, box_args, seed=args.seed)
-    logger.info(
-        f"labels ({len(labels)}): {labels}; images: " + ", ".join(f"{k} {len(v)}" for k, v in data.items())
-    )
+    log_data(data, labels)
     name = model_args.model_name_or_path
     logger.info(
         args.choose_learning_rate(False, from_scratch="training from scratch" if name is None else None)
@@ -153,32 +142,18 @@ def finetune_detection(
         compute_metrics=metrics_function(processor, labels),
         trainer_cls=DetectionTrainer,
     )
-    resume = resume_checkpoint(args)
-    _check_resumed_labels(resume, labels)
-    metrics = train_and_evaluate(trainer, resume, splits.get("test"))
+    metrics = train_resumed(trainer, splits, labels)
     if trainer.is_world_process_zero():
         draw_validation(
             trainer.model, processor, data["validation"], labels, path=Path(args.output_dir) / PICTURE
         )
-        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
-    return finish_run(
-        trainer,
-        LoraArguments(),
-        recipe="finetune-detection",
-        task="Object detection",
-        pipeline_tag="object-detection",
-        base=name or TINY,
-        data=source,
-        eval_metrics=metrics,
-        example=example_path(data["validation"]),
-        headline=["map", "map_50"],
-        extra={
-            "labels": labels,
-            "flip_probability": flip,
-            "predictions_picture": PICTURE,
-            "test_dir": box_args.test_dir,
-        },
-    )
+    extra = {
+        "labels": labels,
+        "flip_probability": flip,
+        "predictions_picture": PICTURE,
+        "test_dir": box_args.test_dir,
+    }
+    return finish(trainer, data, CARD, base=name, source=source, metrics=metrics, extra=extra)
 
 
 def _choose_data(
@@ -212,29 +187,30 @@ def load_detector(
     if name is None:
         config, processor = tiny_detector_config_and_processor(labels, image_size)
         return AutoModelForObjectDetection.from_config(config), processor
-    config = load_checkpoint_config(name, "an object detector")
-    if config.model_type not in MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES:
-        raise UserError(
-            f"{name} is a {config.model_type} model, not an object detector; pass a checkpoint of "
-            f"AutoModelForObjectDetection ({', '.join(sorted(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)[:6])}, ...)."
-        )
-    head, trained_head = config.id2label, has_trained_head(config)
-    same = [str(v) for _, v in sorted(head.items())] == labels
-    if trained_head and not same and not model_args.ignore_mismatched_sizes:
-        raise UserError(
-            f"{name} detects {len(head)} other classes ({_preview(head.values())}) than the data's {len(labels)} "
-            f"({_preview(labels)}); pass --ignore_mismatched_sizes to train a new class head."
-        )
-    processor = load_image_processor(name)
-    id2label, label2id = label_maps(labels)
-    model = load_pretrained(
+
+    def check(config) -> bool:
+        if config.model_type not in MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES:
+            raise UserError(
+                f"{name} is a {config.model_type} model, not an object detector; pass a checkpoint of "
+                f"AutoModelForObjectDetection ({', '.join(sorted(MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES)[:6])}, ...)."
+            )
+        head, trained_head = config.id2label, has_trained_head(config)
+        same = [str(v) for _, v in sorted(head.items())] == labels
+        if trained_head and not same and not model_args.ignore_mismatched_sizes:
+            raise UserError(
+                f"{name} detects {len(head)} other classes ({_preview(head.values())}) than the data's "
+                f"{len(labels)} ({_preview(labels)}); pass --ignore_mismatched_sizes to train a new class head."
+            )
+        return trained_head
+
+    return load_labelled_model(
         AutoModelForObjectDetection,
         name,
-        id2label=id2label,
-        label2id=label2id,
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+        labels,
+        kind="an object detector",
+        check=check,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )
-    return model, processor
 
 
 def _preview(names) -> str:
@@ -250,7 +226,6 @@ def tiny_detector_config_and_processor(labels: list[str], image_size: int = 128)
     """
     from transformers import RTDetrConfig, RTDetrResNetConfig
 
-    id2label, label2id = label_maps(labels)
     backbone = RTDetrResNetConfig(
         embedding_size=16,
         hidden_sizes=[16, 32, 64, 128],
@@ -269,9 +244,7 @@ def tiny_detector_config_and_processor(labels: list[str], image_size: int = 128)
         decoder_ffn_dim=128,
         num_queries=8,
         num_denoising=8,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
+        **label_fields(labels),
     )
     return config, pil_processor_class("RTDetr")(size={"height": image_size, "width": image_size})
 

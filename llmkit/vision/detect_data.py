@@ -16,9 +16,9 @@ from datasets import Dataset, DatasetDict
 from datasets import Image as ImageFeature
 
 from llmkit.errors import UserError
-from llmkit.finetune.data import FinetuneDataArguments, load_table
+from llmkit.finetune.data import FinetuneDataArguments, cap_samples, load_table
 from llmkit.log import get_logger
-from llmkit.vision.data import check_images
+from llmkit.vision.data import SplitFolders, check_images, folder_field
 
 logger = get_logger(__name__)
 
@@ -39,23 +39,12 @@ NOT_FOR_DETECTION = (
 
 
 @dataclass
-class DetectionDataArguments:
+class DetectionDataArguments(SplitFolders):
     """COCO folders (images plus annotations.json), and the columns of a Hub dataset."""
 
-    train_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "A COCO folder: images plus annotations.json (whose file_name entries are relative to it, "
-            "or to its images/ sub-folder)."
-        },
-    )
-    validation_dir: str | None = field(
-        default=None,
-        metadata={"help": "Validation COCO folder, same layout (default: split off the training images)."},
-    )
-    test_dir: str | None = field(
-        default=None,
-        metadata={"help": "Test COCO folder: scored once with the kept model, never used to choose it."},
+    train_dir: str | None = folder_field(
+        "A COCO folder: images plus annotations.json (whose file_name entries are relative to it, "
+        "or to its images/ sub-folder)."
     )
     image_column: str = field(default="image", metadata={"help": "The image column of --dataset_name."})
     objects_column: str = field(
@@ -70,23 +59,14 @@ def load_detection(
     data: FinetuneDataArguments, boxes: DetectionDataArguments, *, seed: int
 ) -> tuple[DatasetDict, list[str]]:
     """Load the annotated images from whichever source the flags name; return them and the class names."""
+    boxes.check_one_source(other=bool(data.dataset_name), flags="--train_dir or --dataset_name")
     if boxes.train_dir:
-        if data.dataset_name:
-            raise UserError("pass one source of images: --train_dir or --dataset_name.")
         out, labels = _from_coco_folders(boxes, seed=seed, holdout=data.validation_split_percentage / 100)
-    elif boxes.validation_dir or boxes.test_dir:
-        raise UserError("--validation_dir and --test_dir go with --train_dir.")
     elif data.dataset_name:
         out, labels = _from_hub(data, boxes, seed=seed)
     else:
         raise UserError("no images given: pass --train_dir (a COCO folder) or --dataset_name.")
-    if data.max_train_samples:
-        out["train"] = out["train"].select(range(min(data.max_train_samples, len(out["train"]))))
-    if data.max_eval_samples:
-        out["validation"] = out["validation"].select(
-            range(min(data.max_eval_samples, len(out["validation"])))
-        )
-    return out, labels
+    return cap_samples(out, data), labels
 
 
 def _from_coco_folders(

@@ -3,6 +3,8 @@ its image processor, and the PIL-backed processor classes the tiny models built 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import transformers
 from transformers import AutoConfig, AutoImageProcessor
 
@@ -13,6 +15,37 @@ from llmkit.loading import load_pretrained
 def label_maps(labels: list[str]) -> tuple[dict[int, str], dict[str, int]]:
     """id2label and label2id for a list of class names, in order."""
     return dict(enumerate(labels)), {label: i for i, label in enumerate(labels)}
+
+
+def label_fields(labels: list[str]) -> dict:
+    """The config keywords giving a model a head for these class names, in order."""
+    id2label, label2id = label_maps(labels)
+    return {"num_labels": len(labels), "id2label": id2label, "label2id": label2id}
+
+
+def load_labelled_model(
+    auto_class,
+    name: str,
+    labels: list[str],
+    *,
+    kind: str,
+    check: Callable[..., bool],
+    ignore_mismatched_sizes: bool,
+):
+    """A checkpoint as `auto_class` with a head for `labels`, and its image processor.
+
+    `check(config)` refuses a checkpoint the recipe cannot use and says whether its head is trained for these
+    labels; an untrained (or, with `ignore_mismatched_sizes`, any mismatched) head is replaced.
+    """
+    trained_head = check(load_checkpoint_config(name, kind))
+    processor = load_image_processor(name)
+    model = load_pretrained(
+        auto_class,
+        name,
+        **label_fields(labels),
+        ignore_mismatched_sizes=ignore_mismatched_sizes or not trained_head,
+    )
+    return model, processor
 
 
 def load_checkpoint_config(name: str, kind: str):

@@ -11,21 +11,12 @@ from datasets import DatasetDict
 from transformers import AutoModelForSemanticSegmentation, set_seed
 
 from llmkit.errors import UserError
-from llmkit.finetune.classify import _check_resumed_labels
-from llmkit.finetune.common import FinetuneModelArguments, FinetuneTrainingArguments, start_run
-from llmkit.finetune.lora import LoraArguments
-from llmkit.finetune.outputs import finish_run
-from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
-from llmkit.loading import load_pretrained
+from llmkit.finetune.common import FinetuneModelArguments, start_run
+from llmkit.finetune.trainer import build_trainer
 from llmkit.log import get_logger
-from llmkit.vision.examples import example_path, save_examples
-from llmkit.vision.models import (
-    has_trained_head,
-    label_maps,
-    load_checkpoint_config,
-    load_image_processor,
-    pil_processor_class,
-)
+from llmkit.runtime import learning_rate_field, output_dir_field
+from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
+from llmkit.vision.models import has_trained_head, label_fields, load_labelled_model, pil_processor_class
 from llmkit.vision.segment_data import IGNORE, LabelMap, SegmentDataArguments, load_segmentation
 from llmkit.vision.segment_eval import IoUScores, per_class_iou, plot_overlays, upsampled_argmax
 from llmkit.vision.segment_transforms import collate_masks, make_segment_transform
@@ -33,7 +24,13 @@ from llmkit.vision.synthetic import cached_mask_folders
 
 logger = get_logger(__name__)
 
-TINY = "tiny SegFormer (built in code, random weights)"
+CARD = VisionCard(
+    recipe="finetune-segmentation",
+    task="Semantic segmentation",
+    pipeline_tag="image-segmentation",
+    tiny="tiny SegFormer (built in code, random weights)",
+    headline=("mean_iou", "pixel_accuracy"),
+)
 OVERLAYS = 6  # validation images drawn in predictions.png
 
 
@@ -64,44 +61,32 @@ class SegmentModelArguments:
 
 
 @dataclass
-class SegmentTrainingArguments(FinetuneTrainingArguments):
+class SegmentTrainingArguments(VisionTrainingArguments):
     """Fine-tuning defaults for segmentation: scores accumulate batch by batch, keep the best mean IoU."""
 
     scratch_learning_rate: ClassVar[float] = 3e-3
 
-    output_dir: str | None = field(
-        default="runs/finetune-segmentation",
-        metadata={"help": "Where the model, checkpoints and reports go."},
-    )
-    learning_rate: float | None = field(
-        default=None,
-        metadata={
-            "help": "Peak learning rate (default: 5e-5 fine-tuning a checkpoint, 3e-3 for the tiny model)."
-        },
+    output_dir: str | None = output_dir_field("runs/finetune-segmentation")
+    learning_rate: float | None = learning_rate_field(
+        "5e-5 fine-tuning a checkpoint, 3e-3 for the tiny model"
     )
     num_train_epochs: float = 20.0
-    per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 16
-    logging_steps: float = 10
-    remove_unused_columns: bool = False
     # A split's masks are scored as they come, never held whole in memory (2,000 ADE20k masks at 512 px are 4 GB).
     batch_eval_metrics: bool = True
 
 
 def finetune_segmentation(
-    data_args: SegmentDataArguments,
-    model_args: FinetuneModelArguments,
-    seg_args: SegmentModelArguments,
-    args: SegmentTrainingArguments,
+    parsed: tuple[
+        SegmentDataArguments, FinetuneModelArguments, SegmentModelArguments, SegmentTrainingArguments
+    ],
 ) -> dict:
     """Fine-tune a semantic segmentation model; write it, its processor, metrics, overlays and a model card."""
+    data_args, model_args, seg_args, args = parsed
     start_run(args)
     source = _choose_data(data_args, seg_args, args)
     data, labels = load_segmentation(data_args, seed=args.seed)
-    logger.info(
-        f"classes ({len(labels.names)}): {labels.names}; images: "
-        + ", ".join(f"{k} {len(v)}" for k, v in data.items())
-    )
+    log_data(data, labels.names, what="classes")
     name = model_args.model_name_or_path
     logger.info(
         args.choose_learning_rate(False, from_scratch="training from scratch" if name is None else None)
@@ -133,33 +118,19 @@ def finetune_segmentation(
         compute_metrics=IoUScores(labels.names),
     )
     trainer.preprocess_logits_for_metrics = upsampled_argmax
-    resume = resume_checkpoint(args)
-    _check_resumed_labels(resume, labels.names)
-    metrics = train_and_evaluate(trainer, resume, splits.get("test"))
+    metrics = train_resumed(trainer, splits, labels.names)
     scored = "test" if "test" in splits else "eval"
     if trainer.is_world_process_zero():
         _draw_predictions(
             trainer, splits["validation"], data["validation"], labels, title=f"{source}: validation"
         )
-        save_examples(data["validation"], args.output_dir)  # inputs for the image page and a Space
-    return finish_run(
-        trainer,
-        LoraArguments(),
-        recipe="finetune-segmentation",
-        task="Semantic segmentation",
-        pipeline_tag="image-segmentation",
-        base=name or TINY,
-        data=source,
-        eval_metrics=metrics,
-        example=example_path(data["validation"]),
-        headline=["mean_iou", "pixel_accuracy"],
-        extra={
-            "labels": labels.names,
-            "per_class_iou": per_class_iou(metrics, labels.names, scored),
-            "per_class_iou_split": "test" if scored == "test" else "validation",
-            "reduce_labels": labels.reduce,
-        },
-    )
+    extra = {
+        "labels": labels.names,
+        "per_class_iou": per_class_iou(metrics, labels.names, scored),
+        "per_class_iou_split": "test" if scored == "test" else "validation",
+        "reduce_labels": labels.reduce,
+    }
+    return finish(trainer, data, CARD, base=name, source=source, metrics=metrics, extra=extra)
 
 
 def _draw_predictions(trainer, processed, raw, labels: LabelMap, *, title: str) -> None:
@@ -202,18 +173,15 @@ def _load_model(
     if name is None:
         config, processor = tiny_segformer(labels.names, seg_args.image_size)
         return AutoModelForSemanticSegmentation.from_config(config), processor
-    config = load_checkpoint_config(name, "a segmentation model")
-    trained_head = _check_head(name, config, len(labels.names), model_args.ignore_mismatched_sizes)
-    processor = load_image_processor(name)
-    id2label, label2id = label_maps(labels.names)
-    model = load_pretrained(
+    ignore = model_args.ignore_mismatched_sizes
+    # A backbone-only checkpoint (nvidia/mit-b0 carries an ImageNet classifier) has no segmentation head to keep.
+    model, processor = load_labelled_model(
         AutoModelForSemanticSegmentation,
         name,
-        num_labels=len(labels.names),
-        id2label=id2label,
-        label2id=label2id,
-        # a backbone-only checkpoint (nvidia/mit-b0 carries an ImageNet classifier) has no segmentation head to keep
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes or not trained_head,
+        labels.names,
+        kind="a segmentation model",
+        check=lambda config: _check_head(name, config, len(labels.names), ignore),
+        ignore_mismatched_sizes=ignore,
     )
     if getattr(model.config, "semantic_loss_ignore_index", IGNORE) != IGNORE:
         model.config.semantic_loss_ignore_index = IGNORE  # the masks mark unlabelled pixels with it
@@ -252,7 +220,6 @@ def tiny_segformer(names: list[str], image_size: int = 64):
     """
     from transformers import SegformerConfig
 
-    id2label, label2id = label_maps(names)
     config = SegformerConfig(
         num_encoder_blocks=3,
         depths=[1, 1, 1],
@@ -265,9 +232,7 @@ def tiny_segformer(names: list[str], image_size: int = 64):
         decoder_hidden_size=64,
         drop_path_rate=0.0,
         classifier_dropout_prob=0.0,
-        num_labels=len(names),
-        id2label=id2label,
-        label2id=label2id,
+        **label_fields(names),
         semantic_loss_ignore_index=IGNORE,
     )
     processor = pil_processor_class("Segformer")(

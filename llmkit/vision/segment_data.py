@@ -18,8 +18,9 @@ from datasets import Image as ImageFeature
 
 from llmkit.data.corpus import load_source
 from llmkit.errors import UserError, require
+from llmkit.finetune.data import cap_samples
 from llmkit.log import get_logger
-from llmkit.vision.data import IMAGE_SUFFIXES, check_images
+from llmkit.vision.data import IMAGE_SUFFIXES, SplitFolders, check_images, folder_field
 
 logger = get_logger(__name__)
 
@@ -29,19 +30,11 @@ MASK_COLUMNS = ("annotation", "label", "mask")  # scene_parse_150's name first, 
 
 
 @dataclass
-class SegmentDataArguments:
+class SegmentDataArguments(SplitFolders):
     """Image and mask folders, or a Hub dataset, and what the mask values mean."""
 
-    train_dir: str | None = field(
-        default=None,
-        metadata={"help": "A folder with images/ and masks/ (PNGs of class ids, same names as the images)."},
-    )
-    validation_dir: str | None = field(
-        default=None, metadata={"help": "Validation images and masks, same layout (default: split some off)."}
-    )
-    test_dir: str | None = field(
-        default=None,
-        metadata={"help": "Test images and masks, same layout: scored once with the kept model."},
+    train_dir: str | None = folder_field(
+        "A folder with images/ and masks/ (PNGs of class ids, same names as the images)."
     )
     id2label: str | None = field(
         default=None,
@@ -125,16 +118,13 @@ class LabelMap:
 
 def load_segmentation(args: SegmentDataArguments, *, seed: int) -> tuple[DatasetDict, LabelMap]:
     """Load the images and masks from whichever source the flags name; return them and their label map."""
-    if args.train_dir and args.dataset_name:
-        raise UserError("pass one source of images: --train_dir or --dataset_name, not both.")
+    args.check_one_source(other=bool(args.dataset_name), flags="--train_dir or --dataset_name, not both")
     if args.train_dir:
         data, masks = _from_folders(args, seed=seed)
         labels = _label_map(args, masks)
         for split_masks in masks.values():  # every mask read once now: a bad one is named before training
             for path in split_masks:
                 labels.encode(read_mask(path), where=f"mask {path}")
-    elif args.validation_dir or args.test_dir:
-        raise UserError("--validation_dir and --test_dir go with --train_dir.")
     elif args.dataset_name:
         data = from_dataset(load_source(args.dataset_name, args.dataset_config_name), args, seed=seed)
         labels = _label_map(args, {})
@@ -144,7 +134,7 @@ def load_segmentation(args: SegmentDataArguments, *, seed: int) -> tuple[Dataset
         raise UserError(
             f"id2label has {len(labels.names)} class ({labels.names}); segmentation needs at least 2."
         )
-    return _capped(data, args), labels
+    return cap_samples(data, args), labels
 
 
 def from_dataset(raw: DatasetDict, args: SegmentDataArguments, *, seed: int) -> DatasetDict:
@@ -320,13 +310,3 @@ def _hub_id2label(dataset_name: str) -> list[Path]:
         return [Path(hf_hub_download(repo, name, repo_type="dataset"))]
     except Exception:  # absent, offline or gated: the caller asks for --id2label
         return []
-
-
-def _capped(data: DatasetDict, args: SegmentDataArguments) -> DatasetDict:
-    if args.max_train_samples:
-        data["train"] = data["train"].select(range(min(args.max_train_samples, len(data["train"]))))
-    if args.max_eval_samples:
-        data["validation"] = data["validation"].select(
-            range(min(args.max_eval_samples, len(data["validation"])))
-        )
-    return data

@@ -76,7 +76,7 @@ def palette(n: int) -> np.ndarray:
 
 
 def overlay(
-    image: np.ndarray, classes: np.ndarray, colours: np.ndarray, hidden: set[int], alpha: float = 0.55
+    image: np.ndarray, classes: np.ndarray, colours: np.ndarray, hidden: set[int], *, alpha: float = 0.55
 ):
     """The image (H, W, 3 uint8) with each pixel of a drawn class tinted its colour."""
     out = image.astype(np.float32) / 255

@@ -168,7 +168,7 @@ def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path):
 @pytest.mark.slow
 def test_bert_hp_search_runs(tmp_path):
     from llmkit.recipes.finetune_bert import main as finetune_bert
-    from tests.finetune.conftest import ANIMALS, MINILM, MONEY
+    from tests.finetune.helpers import ANIMALS, MINILM, MONEY
 
     data = tmp_path / "d.jsonl"
     data.write_text(

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 from llmkit.cli import main as llmkit_main
 from llmkit.recipes.finetune_bert import main as finetune_bert
-from tests.finetune.conftest import ANIMALS, FAST, MINILM, MONEY
+from tests.finetune.helpers import ANIMALS, FAST, MINILM, MONEY
 
 
 def test_classifier_learns_and_loads_with_pipeline(classifier):

@@ -8,7 +8,7 @@ from transformers import TrainerCallback, pipeline
 from llmkit.finetune.seq2seq import text2text
 from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
 from llmkit.recipes.finetune_t5 import main as finetune_t5
-from tests.finetune.conftest import FAST
+from tests.finetune.helpers import FAST
 
 
 def test_small_t5_from_scratch_learns_a_mapping(digits_jsonl, tmp_path):
@@ -178,7 +178,7 @@ def test_lora_run_resumes_from_its_checkpoint(tiny_run, tmp_path):
     transformers.Trainer.__init__ = with_stop
     try:
         with pytest.raises(KeyboardInterrupt):
-            finetune_causal(*parsed)
+            finetune_causal(parsed)
     finally:
         transformers.Trainer.__init__ = original
     assert (tmp_path / "lora" / "checkpoint-4" / "adapter_model.safetensors").is_file()

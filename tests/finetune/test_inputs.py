@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from llmkit.cli import main as llmkit_main
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
-from tests.finetune.conftest import ANIMALS, MINILM, MONEY
+from tests.finetune.helpers import ANIMALS, MINILM, MONEY
 
 
 def _fails(argv, capsys) -> str:

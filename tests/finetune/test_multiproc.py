@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.finetune.conftest import FAST, MINILM
+from tests.finetune.helpers import FAST, MINILM
 from tests.helpers import launch_recipes
 
 ONE_STEP_EPOCHS = [

@@ -16,8 +16,8 @@ from llmkit.finetune.common import MINILM, packaged_minilm
 from llmkit.recipes.finetune_bert import main as finetune_bert
 from llmkit.recipes.finetune_gpt2 import main as finetune_gpt2
 from llmkit.recipes.finetune_t5 import main as finetune_t5
-from tests.finetune.conftest import FAST
-from tests.finetune.conftest import MINILM as MINILM_FLAGS
+from tests.finetune.helpers import FAST
+from tests.finetune.helpers import MINILM as MINILM_FLAGS
 
 
 def _qa(path):

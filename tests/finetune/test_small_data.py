@@ -6,7 +6,7 @@ from llmkit.arguments import parse_args
 from llmkit.finetune import FinetuneTrainingArguments
 from llmkit.finetune.trainer import optimizer_steps, warn_if_too_small
 from llmkit.recipes.finetune_bert import main as finetune_bert
-from tests.finetune.conftest import ANIMALS, MINILM, MONEY
+from tests.finetune.helpers import ANIMALS, MINILM, MONEY
 
 
 def _args(*argv):

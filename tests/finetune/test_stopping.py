@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.finetune.conftest import ANIMALS, MINILM, MONEY
+from tests.finetune.helpers import ANIMALS, MINILM, MONEY
 
 
 def _csv(path, rows):

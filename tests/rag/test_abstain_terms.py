@@ -4,7 +4,7 @@ import pytest
 
 from llmkit.rag import RAG, Document, Gate, Store
 from llmkit.rag.abstain import SUPPORT, lexical_support, question_terms
-from tests.rag.conftest import QUESTIONS
+from tests.rag.helpers import QUESTIONS
 
 # A small library's documentation: questions about another library of the same kind are near-domain.
 RINGBUF = {

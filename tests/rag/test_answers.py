@@ -10,7 +10,7 @@ from llmkit.rag.abstain import ABSTAIN_TEXT, Gate, calibrate
 from llmkit.rag.chunking import chunk_document
 from llmkit.sentences import split_sentences
 from llmkit.ui.rag_chat import sources_html
-from tests.rag.conftest import QUESTIONS
+from tests.rag.helpers import QUESTIONS
 
 UNANSWERABLE = ["Who won the 2018 FIFA World Cup?", "What is the ibuprofen dose for adults?", "???", "🙂"]
 

@@ -8,7 +8,7 @@ import pytest
 from llmkit.rag import RAG, Document, Store
 from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
 from tests.helpers import CHROMIUM_FLAGS, require_chromium
-from tests.rag.conftest import QUESTIONS, topic_documents
+from tests.rag.helpers import QUESTIONS, topic_documents
 
 COMET = (
     "Comets are icy bodies that grow a glowing coma and a tail when their orbit brings them close to the Sun, "

@@ -8,7 +8,7 @@ from llmkit.cli import main as llmkit_main
 from llmkit.rag import RAG, Document, Gate, Store
 from llmkit.rag.calibration import FLOOR, place_threshold
 from llmkit.rag.selection import selection_bonus
-from tests.rag.conftest import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS
 
 # A second, unrelated collection: questions about it are off-collection for the topics store, and back.
 KITCHEN = {

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from llmkit.cli import main as llmkit_main
-from tests.rag.conftest import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from llmkit.cli import _space_parser
 from llmkit.cli import main as llmkit_main
 from llmkit.rag.commands import _parser as rag_parser
 from llmkit.tool_cli import snake_case_flags
-from tests.rag.conftest import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS
 
 
 def _subcommands(parser):

@@ -10,7 +10,7 @@ from llmkit.errors import UserError
 from llmkit.rag import RAG, check_citations, make_generator
 from llmkit.rag.generators import OpenAIGenerator, TransformersGenerator, build_messages
 from llmkit.rag.pipeline import MAX_QUESTION_CHARS
-from tests.rag.conftest import QUESTIONS
+from tests.rag.helpers import QUESTIONS
 
 
 def test_extractive_answer_cites_the_right_source(topic_store):

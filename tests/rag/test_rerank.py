@@ -7,7 +7,7 @@ import torch
 
 from llmkit.cli import main as llmkit_main
 from llmkit.rag.retrieval import Retriever
-from tests.rag.conftest import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS
 
 
 @pytest.fixture(scope="module")

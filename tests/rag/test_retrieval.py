@@ -8,7 +8,7 @@ import pytest
 from llmkit.errors import UserError
 from llmkit.rag import Document, Retriever, Store
 from llmkit.rag.index import build_index, search_index
-from tests.rag.conftest import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS
 
 
 def _hits_at(retriever, mode, k):

@@ -12,7 +12,7 @@ from llmkit.rag import RAG, Store
 from llmkit.rag.documents import folder_prefix, load_paths
 from llmkit.rag.pipeline import open_store
 from llmkit.rag.retrieval import Retriever
-from tests.rag.conftest import QUESTIONS, TOPICS, topic_documents
+from tests.rag.helpers import QUESTIONS, TOPICS, topic_documents
 
 
 def test_an_interrupted_index_run_keeps_its_batches_and_the_rerun_finishes(embedder, tmp_path, monkeypatch):
@@ -134,7 +134,7 @@ KILLED_INDEXER = """
 import sys, time, warnings
 warnings.simplefilter("ignore")
 from llmkit.rag import Store
-from tests.rag.conftest import topic_documents
+from tests.rag.helpers import topic_documents
 store = Store(sys.argv[1], batch_chunks=1)
 encode = store.embedder.encode
 store.embedder.encode = lambda texts, progress=False: (time.sleep(0.5), encode(texts))[1]  # slow enough to be killed

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from llmkit.cli import main as llmkit_main
-from tests.rag.conftest import QUESTIONS
+from tests.rag.helpers import QUESTIONS
 
 # The client must not load a model: these modules must stay unimported on the `--server` path.
 CLIENT = """

@@ -15,7 +15,7 @@ import pytest
 
 from llmkit.cli import main as llmkit_main
 from llmkit.rag import Store
-from tests.rag.conftest import TOPICS
+from tests.rag.helpers import TOPICS
 
 
 def _docs(folder, names=("tcp.md", "bees.md")):

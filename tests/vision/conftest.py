@@ -4,8 +4,6 @@ import pytest
 
 from llmkit.vision.synthetic import write_image_folders
 
-FAST = ["--disable_tqdm", "true", "--report_to", "none", "--image_size", "32", "--save_total_limit", "1"]
-
 
 @pytest.fixture(scope="session")
 def canvases(tmp_path_factory):

@@ -10,7 +10,7 @@ from transformers import AutoModelForImageClassification, TrainerCallback, pipel
 
 from llmkit.recipes.finetune_image import main as finetune_image
 from llmkit.vision.classify import tiny_config_and_processor
-from tests.vision.conftest import FAST
+from tests.vision.helpers import FAST
 
 LABELS = ["0", "1", "4"]
 

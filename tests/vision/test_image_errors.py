@@ -10,7 +10,7 @@ from transformers import AutoModelForImageClassification
 from llmkit.errors import UserError
 from llmkit.recipes.finetune_image import main as finetune_image
 from llmkit.vision.classify import tiny_config_and_processor
-from tests.vision.conftest import FAST
+from tests.vision.helpers import FAST
 
 STEP = ["--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false", *FAST]
 

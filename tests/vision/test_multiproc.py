@@ -7,7 +7,7 @@ import pytest
 
 from llmkit.vision.synthetic import write_coco
 from tests.helpers import launch_recipes
-from tests.vision.conftest import FAST
+from tests.vision.helpers import FAST
 from tests.vision.test_finetune_image import LABELS, _accuracy
 
 
