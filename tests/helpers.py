@@ -46,29 +46,30 @@ def run_pretrain(argv: list[str], callbacks=None) -> dict:
     )
 
 
-# Runs each (recipe module, argv) of a JSON file in turn, in every rank of one launch.
+# Runs each (recipe file, argv) of a JSON file in turn, in every rank of one launch: each file's main(argv),
+# as `python recipes/X.py argv` would call it.
 _RECIPES_ENTRY = """
-import importlib, json, sys
+import json, runpy, sys
 from llmkit.errors import run_cli
 
 def main():
-    for module, argv in json.loads(open(sys.argv[1]).read()):
-        importlib.import_module(f"llmkit.recipes.{module}").main(argv)
+    for path, argv in json.loads(open(sys.argv[1]).read()):
+        runpy.run_path(path)["main"](argv)
 
 run_cli(main)
 """
 
 
 def launch_recipes(runs: list[tuple[str, list[str]]], cwd: Path, timeout: int = 600) -> None:
-    """Run recipes one after another under one `accelerate launch` of two CPU ranks (the checked-in DDP
-    config): one start-up of the launcher and its ranks for all of them."""
+    """Run recipes/<module>.py files one after another under one `accelerate launch` of two CPU ranks (the DDP
+    config checked in): one start-up of the launcher and its ranks for all of them."""
     import json
     import subprocess
     import sys
 
     entry, plan = cwd / "launch_recipes.py", cwd / "launch_recipes.json"
     entry.write_text(_RECIPES_ENTRY)
-    plan.write_text(json.dumps(runs))
+    plan.write_text(json.dumps([(str(REPO / "recipes" / f"{module}.py"), argv) for module, argv in runs]))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
     cmd += [str(REPO / "recipes/accelerate/cpu-ddp.yaml"), str(entry), str(plan)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
