@@ -25,6 +25,8 @@ STORE_FILES = {
     f"{DATABASE}-journal",
     INDEX,
     CREATING,
+    f"{INDEX}.tmp",  # the temporary names of earlier llmkit versions, which a killed save may have left
+    f"{MANIFEST}.tmp",
 }
 # The tables of the schema (FTS5 adds its shadow tables chunks_fts_*).
 OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
