@@ -20,6 +20,25 @@ def test_builtin_corpus_is_cpython_documentation():
     assert len(corpus["validation"]) > 0 and len(corpus["train"]) > 10 * len(corpus["validation"])
 
 
+def test_builtin_corpus_is_parsed_once_per_python_and_read_back_the_same(tmp_path, monkeypatch):
+    from llmkit.data import builtin
+
+    monkeypatch.setenv("LLMKIT_CACHE", str(tmp_path))
+    parsed = builtin._parse()
+    builtin.builtin_documents.cache_clear()
+    try:
+        assert builtin.builtin_documents() == parsed and builtin.cache_file().parent == tmp_path
+        assert builtin.cache_file().is_file()
+        builtin.builtin_documents.cache_clear()
+        assert builtin.builtin_documents() == parsed  # read back from the file
+        builtin.cache_file().write_text('[{"id": "x"}]')  # damaged or from another version: parsed again
+        builtin.builtin_documents.cache_clear()
+        assert builtin.builtin_documents() == parsed
+        assert json.loads(builtin.cache_file().read_text()) == [dict(d) for d in parsed]
+    finally:
+        builtin.builtin_documents.cache_clear()
+
+
 def test_local_text_jsonl_parquet_and_folders(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "one.txt").write_text("first paragraph\n\nsecond paragraph\n\nthird paragraph\n")
