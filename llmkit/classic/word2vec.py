@@ -170,8 +170,14 @@ def analogy(
 
 def save_text_format(vectors: np.ndarray, vocab: Vocabulary, path: str | Path) -> Path:
     """The plain word2vec text format: a 'count dim' header, then 'word v1 v2 ...' per line."""
-    lines = (word + " " + " ".join(f"{x:.6f}" for x in v) + "\n" for word, v in zip(vocab.words, vectors))
-    record.write_atomic(path, "".join([f"{len(vocab)} {vectors.shape[1]}\n", *lines]))
+
+    def write(tmp: Path) -> None:  # line by line: a large vocabulary never sits in memory as one string
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{len(vocab)} {vectors.shape[1]}\n")
+            for word, v in zip(vocab.words, vectors):
+                f.write(word + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
+
+    record.write_atomic(path, write)
     return Path(path)
 
 
