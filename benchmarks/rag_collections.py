@@ -1,4 +1,4 @@
-"""Eight document collections for the RAG benchmark, with in-collection questions for each.
+"""Ten document collections for the RAG benchmark, with in-collection questions for each.
 
     prose    benchmarks/rag_bench/docs: ten short documents written for the benchmark (40 answerable
              questions, 30 the documents cannot answer)
@@ -18,8 +18,14 @@
              the evidence gate and the answer sentence, to check that the change transfers
     torch    the docstrings of twelve torch APIs (signature, then the docstring without its example
              sessions), read at run time with `inspect`. HELD OUT, like idle
+    hfhub    the docstrings of twelve huggingface_hub download, login, cache and repository APIs (signature, then
+             the docstring without its fenced code blocks), read at run time with `inspect`. HELD OUT: added before
+             the third round of the quoted-unit and gate work, never looked at while tuning it
+    networkx the narrative module docstrings of fifteen networkx modules (d-separation, VF2 and ISMAGS matching,
+             graph views, summarization, tree conventions, bipartite graphs, GML/GraphML, TSP...), without their
+             doctest sessions, read at run time with `inspect`. HELD OUT, like hfhub
 
-The pydoc, sklearn, stdlib, readme, numpy, idle and torch texts are read from the installed packages when the benchmark runs; only
+The pydoc, sklearn, stdlib, readme, numpy, idle, torch, hfhub and networkx texts are read from the installed packages when the benchmark runs; only
 the questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the
 answer) live in this repository. A collection's off-collection questions are the other
 collections' answerable questions.
@@ -34,6 +40,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+from rag_collections_more import hfhub_documents, networkx_documents
 
 from llmkit.rag import RAG, Document, Store
 from llmkit.rag.abstain import MIN_SCORE
@@ -90,7 +97,8 @@ README_PACKAGES = (
 # looked at after it (its misses then guided the second round); readme was added, and held out, for the second.
 # numpy was added, and held out, for the off-collection abstention work (tuned on the other five).
 # idle and torch were added, and held out, before the second rework of the gate and the answer sentence.
-HELD_OUT = frozenset({"readme", "numpy", "idle", "torch"})
+# hfhub and networkx were added held out on 2026-12-06, before the third round of the quoted-unit and gate work.
+HELD_OUT = frozenset({"readme", "numpy", "idle", "torch", "hfhub", "networkx"})
 NUMPY_LINALG = "cholesky det eig inv lstsq matrix_power matrix_rank pinv qr slogdet solve svd".split()
 # idle: the manual's h3 sections run from 100 to 3000 characters; consecutive ones are packed up to this size
 IDLE_MIN_CHARS = 3000
@@ -276,6 +284,8 @@ COLLECTIONS = {
     "numpy": (numpy_documents, HERE / "rag_collections" / "numpy_questions.jsonl"),
     "idle": (idle_documents, HERE / "rag_collections" / "idle_questions.jsonl"),
     "torch": (torch_documents, HERE / "rag_collections" / "torch_questions.jsonl"),
+    "hfhub": (hfhub_documents, HERE / "rag_collections" / "hfhub_questions.jsonl"),
+    "networkx": (networkx_documents, HERE / "rag_collections" / "networkx_questions.jsonl"),
 }
 
 
