@@ -25,9 +25,10 @@
              graph views, summarization, tree conventions, bipartite graphs, GML/GraphML, TSP...), without their
              doctest sessions, read at run time with `inspect`. HELD OUT, like hfhub
 
-The pydoc, sklearn, stdlib, readme, numpy, idle, torch, hfhub and networkx texts are read from the installed packages when the benchmark runs; only
-the questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the
-answer) live in this repository. A collection's off-collection questions are the other
+The pydoc, sklearn, stdlib, readme, numpy, idle, torch, hfhub and networkx texts are read from the installed
+packages when the benchmark runs (the hfhub and networkx loaders live in rag_collections_more.py); only the
+questions (benchmarks/rag_collections/*.jsonl, each with the document and a phrase of the answer) live in this
+repository. A collection's off-collection questions are the other
 collections' answerable questions.
 """
 
