@@ -1,4 +1,4 @@
-"""The structure of API documentation: the field lists of docstrings, so their descriptions read as prose.
+"""The structure of API documentation: field lists, notes and indented lists, so their text reads as prose.
 
 A docstring's parameters, return values and exceptions are described in field lists, in one of three
 conventions:
@@ -14,6 +14,11 @@ Plain sentence splitting takes the indented descriptions for code and the entry 
 optional") for sentences, so the sentence that answers "What is the default rcond?" is never quoted. Here a
 description is prose, its entry names its subject (a heading, like a section title), and a "See Also" or
 "References" section, whose lines point elsewhere and answer nothing, is left out.
+
+Two more kinds of indented text are prose too: notes and warnings (a reStructuredText admonition such as
+".. note::" or ".. deprecated:: 2.1", or a Google "Note:" section, with its text indented under it) and
+indented list items ("    * delimiter - ... It defaults to ','."), unless a "::" announced them as a
+literal block.
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ _NUMPYDOC_ENTRY = re.compile(  # "rcond : float", "x, y : int", "(h, tau) : ndar
 )
 _GOOGLE_ENTRY = re.compile(r"(\*{0,2}[A-Za-z_][\w.]*)\s*(?:\([^)]*\))?\s*:(?=\s|$)")
 _ITEM = re.compile(r"[-*+]\s+")
+_ADMONITION = re.compile(
+    r"(\s*)\.\.\s+(note|warning|caution|attention|danger|error|important|tip|hint|admonition|deprecated|"
+    r"versionadded|versionchanged|versionremoved|seealso)::(.*)$",
+    re.I,
+)
+_GOOGLE_NOTE = re.compile(
+    r"(\s*)(Note|Notes|Warning|Warnings|Tip|Hint|Important|Caution|Attention|Danger):\s*$"
+)
+_LIST_ITEM = re.compile(r"(\s+)(?:[-*+]|\d+[.)])\s+(?=\S)")
 _SPHINX_ENTRY = re.compile(
     r"\s*:(?:param|parameter|arg|key|keyword|raises?|returns?|var|ivar|cvar)\b([^:]*):"
 )
@@ -100,6 +114,46 @@ def _numpydoc(lines: list[str], out: Fields) -> None:
                 out.prose[i] = _indent(line)
 
 
+def _numpydoc_without_title(lines: list[str], out: Fields) -> None:
+    """numpydoc fields whose section title is not in the text (a chunk cut from the middle of "Parameters"):
+    an entry "name : type" with its description indented under it."""
+    for i, line in enumerate(lines):
+        m = _NUMPYDOC_ENTRY.match(line.strip())
+        if not m or not m.group(1) or i in out.entries or i in out.prose or i in out.pointers:
+            continue
+        under = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        if under is None or _indent(lines[under]) <= _indent(line) or under in out.entries:
+            continue
+        out.entries[i] = m.group(1)
+        for j in range(under, len(lines)):
+            if lines[j].strip() and _indent(lines[j]) <= _indent(line):
+                break
+            if lines[j].strip():
+                out.prose.setdefault(j, _indent(lines[j]))
+
+
+def _google_body(lines: list[str], i: int, section_indent: int, section: str, out: Fields) -> int:
+    """Read a Google section's fields from line i on (indented deeper than `section_indent`); the line after."""
+    base = None
+    while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > section_indent):
+        line = lines[i]
+        if line.strip():
+            base = _indent(line) if base is None else base
+            entry = _GOOGLE_ENTRY.match(line, base) if _indent(line) == base else None
+            item = _ITEM.match(line, base) if _indent(line) == base else None
+            if entry:
+                out.entries[i] = entry.group(1)
+                after = entry.end() + len(line[entry.end() :]) - len(line[entry.end() :].lstrip())
+                if after < len(line):
+                    out.prose[i] = after
+            elif item:  # "- Input: (N, *)": a list item describes one thing
+                out.prose[i] = item.end()
+            elif _indent(line) > base or section in ("Returns", "Return", "Yields"):
+                out.prose[i] = _indent(line)
+        i += 1
+    return i
+
+
 def _google(lines: list[str], out: Fields) -> None:
     i = 0
     while i < len(lines):
@@ -109,23 +163,32 @@ def _google(lines: list[str], out: Fields) -> None:
         if not m or _indent(following) <= len(m.group(1)):  # a section's fields are indented under it
             continue
         out.entries[i - 1] = m.group(2)  # "Args:" heads the section
-        section_indent, base = len(m.group(1)), None
-        while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > section_indent):
-            line = lines[i]
-            if line.strip():
-                base = _indent(line) if base is None else base
-                entry = _GOOGLE_ENTRY.match(line, base) if _indent(line) == base else None
-                item = _ITEM.match(line, base) if _indent(line) == base else None
-                if entry:
-                    out.entries[i] = entry.group(1)
-                    after = entry.end() + len(line[entry.end() :]) - len(line[entry.end() :].lstrip())
-                    if after < len(line):
-                        out.prose[i] = after
-                elif item:  # "- Input: (N, *)": a list item describes one thing
-                    out.prose[i] = item.end()
-                elif _indent(line) > base or m.group(2) in ("Returns", "Return", "Yields"):
-                    out.prose[i] = _indent(line)
+        i = _google_body(lines, i, len(m.group(1)), m.group(2), out)
+    _google_without_title(lines, out)
+
+
+def _google_without_title(lines: list[str], out: Fields) -> None:
+    """A run of Google fields whose section title is not in the text (a chunk cut from the middle of "Args:"):
+    two entries at the same indent, each "name (type): ..." or a lower-case "name: ...", the first with its
+    description on its line or under it."""
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        entry = _HEADLESS_ENTRY.match(line)
+        if not entry or i in out.entries or i in out.prose or not _indent(line):
             i += 1
+            continue
+        later = (
+            j for j in range(i + 1, len(lines)) if lines[j].strip() and _indent(lines[j]) <= _indent(line)
+        )
+        j = next(later, None)
+        if j is None or _indent(lines[j]) != _indent(line) or not _HEADLESS_ENTRY.match(lines[j]):
+            i += 1
+            continue
+        i = _google_body(lines, i, _indent(line) - 1, "", out)
+
+
+_HEADLESS_ENTRY = re.compile(r"\s+(?:\*{0,2}[A-Za-z_][\w.]*\s*\([^)]*\)|[a-z_][a-z0-9_]*)\s*:(?:\s|$)")
 
 
 def _sphinx(lines: list[str], out: Fields) -> None:
@@ -145,10 +208,68 @@ def _sphinx(lines: list[str], out: Fields) -> None:
             entry_indent = None
 
 
+def _indented_under(lines: list[str], i: int, base: int) -> list[int]:
+    """The lines after line i indented deeper than `base`, up to the first that is not (blank lines inside
+    count), leaving out a literal block a line ending in "::" announces."""
+    out, literal = [], None
+    for j in range(i + 1, len(lines)):
+        line = lines[j]
+        if line.strip() and _indent(line) <= base:
+            break
+        if not line.strip():
+            continue
+        if literal is not None and _indent(line) > literal:
+            continue
+        literal = _indent(line) if line.rstrip().endswith("::") else None
+        out.append(j)
+    return out
+
+
+def _notes(lines: list[str], out: Fields) -> None:
+    for i, line in enumerate(lines):
+        m = _ADMONITION.match(line) or _GOOGLE_NOTE.match(line)
+        if not m or i in out.prose:
+            continue
+        kind = m.group(2).lower()
+        inline = m.group(3).strip() if m.re is _ADMONITION else ""
+        if inline and not kind.startswith(("version", "deprecated", "seealso")):
+            out.prose[i] = len(line) - len(m.group(3).lstrip())  # ".. note:: The text ...": the text
+        else:
+            out.pointers.add(i)  # the marker itself (and a version number) is no sentence
+        for j in _indented_under(lines, i, len(m.group(1))):
+            if kind == "seealso":
+                out.pointers.add(j)
+            else:
+                out.prose.setdefault(j, _indent(lines[j]))
+
+
+def _lists(lines: list[str], out: Fields) -> None:
+    literal = False  # inside a literal block: after a line ending in "::", while indented deeper
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if _indent(line) == 0:
+            literal = line.rstrip().endswith("::")
+            continue
+        m = _LIST_ITEM.match(line)
+        if literal or not m or i in out.prose or i in out.entries or i in out.pointers:
+            continue
+        if len(re.findall(r"[^\W\d_]{2,}", line[m.end() :])) < 2:
+            continue  # "- 1", "* x": not a sentence
+        out.prose[i] = m.end()
+        for j in _indented_under(lines, i, len(m.group(1))):
+            if _LIST_ITEM.match(lines[j]) and _indent(lines[j]) > len(m.group(1)):
+                break  # a nested list: its items are read on their own
+            out.prose.setdefault(j, _indent(lines[j]))
+
+
 def fields(lines: list[str]) -> Fields:
     """The field-list structure of a text given as its lines (without line breaks)."""
     out = Fields()
     _numpydoc(lines, out)
+    _numpydoc_without_title(lines, out)
     _google(lines, out)
     _sphinx(lines, out)
+    _notes(lines, out)
+    _lists(lines, out)
     return out

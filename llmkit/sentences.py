@@ -110,8 +110,10 @@ def is_quotable(sentence: str, *, with_what_follows: bool = False) -> bool:
 
 MAX_CODE_LINES = 6  # of a code block quoted with the sentence that announces it
 MAX_CODE_CHARS = 400
+MAX_LIST_ITEMS = 3  # of a list quoted with the sentence that announces it
 _ANAPHOR = re.compile(r"(It|Its|They|Their|Them|This|These|That|Those|Such|He|She|His|Her)\b")
 _DEMONSTRATIVE = re.compile(r"\b(?:this|these|such)\s+([^\W\d_]{3,})", re.I)
+_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s+\S")
 _CODE_SIGNAL = re.compile(
     r"^(>>>|\.\.\.|\$ |#|@|def |class |return\b|import |from \S+ import|try:|except\b|else:|elif |"
     r"(if|for|while|with)\b.*:$)|[{};]$|\s=\s|==|->|::=|\w\([^)]*\)$|^\.\. "
@@ -125,7 +127,8 @@ class Unit:
     start: int  # the span to quote
     end: int
     core: tuple[int, int]  # the sentence itself
-    kind: str  # "sentence"; "code": with the code block it announces; "field": with the docstring entry it
+    kind: str  # "sentence"; "code": with the code block it announces; "list": with the first items of the
+    # list it announces; "field": with the docstring entry it
     # describes ("rcond : float, optional"); "antecedent": with the sentence
     # before it, which its opening pronoun or "this <noun>" refers to; "quote": from an indented prose
     # paragraph (a quoted passage in reStructuredText), which plain sentence splitting leaves out
@@ -184,10 +187,36 @@ def _code_after(text: str, lines: list[tuple[int, int]], end: int) -> int | None
     return block[-1][1]
 
 
+def _list_after(text: str, lines: list[tuple[int, int]], end: int) -> int | None:
+    """Where the list a sentence ending at `end` announces ends ("... these standard types:" then "- frame,
+    generator, traceback"), capped like a code block, or None: the sentence ends its line in a colon and a
+    list item follows after at most blank lines."""
+    here = next((i for i, (a, b) in enumerate(lines) if a <= end <= b), None)
+    if here is None or text[end : lines[here][1]].strip() or not text[:end].rstrip().endswith(":"):
+        return None
+    i = here + 1
+    while i < len(lines) and not text[lines[i][0] : lines[i][1]].strip():
+        i += 1
+    if i == len(lines) or not _ITEM.match(text[lines[i][0] : lines[i][1]]):
+        return None
+    last, indent, items = lines[i][1], _indent(text[lines[i][0] : lines[i][1]]), 1
+    for a, b in lines[i + 1 :]:
+        line = text[a:b]
+        if not line.strip() or b - lines[i][0] > MAX_CODE_CHARS:
+            break
+        if _indent(line) < indent or (_indent(line) == indent and not _ITEM.match(line)):
+            break
+        items += _indent(line) == indent
+        if items > MAX_LIST_ITEMS:
+            break
+        last = b
+    return last
+
+
 def _quoted_paragraphs(text: str, lines: list[tuple[int, int]], taken: set[int]) -> list[tuple[int, int]]:
     """(start, end) of indented paragraphs that are prose, not code: not announced by "::" or a colon-less
     line ending, no line that looks like code or a list item, and ending like a sentence. Lines in `taken`
-    (a docstring's field descriptions, read as sentences already, and its pointers) are left out."""
+    (a docstring's field entries and descriptions, read as sentences already, and its pointers) are left out."""
     out, i = [], 0
     while i < len(lines):
         a, b = lines[i]
@@ -195,7 +224,7 @@ def _quoted_paragraphs(text: str, lines: list[tuple[int, int]], taken: set[int])
             i += 1
             continue
         j = i
-        while j + 1 < len(lines) and text[lines[j + 1][0] : lines[j + 1][1]].strip():
+        while j + 1 < len(lines) and text[lines[j + 1][0] : lines[j + 1][1]].strip() and j + 1 not in taken:
             j += 1
         body = [text[x:y].strip() for x, y in lines[i : j + 1]]
         before = text[: lines[i][0]].rstrip()
@@ -283,16 +312,25 @@ def answer_units(text: str) -> list[Unit]:
             and _refers_back(text[a:b], before)
         ):
             start, kind = previous[0], "antecedent"
-        elif before and _starts_prose(before) and _starts_prose(text[a:b]) and len(text[a:b].split()) < 4:
+        elif (
+            before
+            and _starts_prose(before)
+            and _starts_prose(text[a:b])
+            and len(text[a:b].split()) < 4
+            and not text[a:b].rstrip().endswith(":")  # "It can also:" announces what follows
+        ):
             # too short to stand alone ("Default: ``1e-15``.", "Defaults to False."): it finishes the one before
             start, kind, core = previous[0], "antecedent", (previous[0], b)
         elif a in opens:  # a field's first sentence is quoted with its entry: "rcond : float, default 1e-15"
             start, kind = opens[a], "field"
         code_end = _code_after(text, lines, b) if _starts_prose(text[a:b]) else None
+        list_end = _list_after(text, lines, b) if code_end is None and _starts_prose(text[a:b]) else None
         if code_end is not None:
             end, kind, code_until = code_end, "code", code_end
+        elif list_end is not None:  # its items stay sentences of their own: one of them may be the answer
+            end, kind = list_end, "list"
         units.append(Unit(start, end, core, kind))
-    for a, b in _quoted_paragraphs(text, lines, set(doc.prose) | doc.pointers):
+    for a, b in _quoted_paragraphs(text, lines, set(doc.prose) | set(doc.entries) | doc.pointers):
         units.extend(Unit(x, y, (x, y), "quote") for x, y in _split(text, a, b))
     return units
 

@@ -158,10 +158,18 @@ class Gate:
         if not hits:
             return evidence
         best = max(h.similarity for h in hits)
-        evidence.kept = [n for n, h in enumerate(hits, start=1) if h.similarity >= self.relative * best]
+        close = [n for n, h in enumerate(hits, start=1) if h.similarity >= self.relative * best]
         evidence.chunk_score = best
-        evidence.sentences = rank_sentences(embedder, question_vector, hits, evidence.kept, question=question)
-        top_sentence = max((s.score for s in evidence.sentences if s.evidence), default=0.0)
+        # the close sources first, so their sentences (the evidence) are the same whatever else is read
+        numbers = close + [n for n in range(1, len(hits) + 1) if n not in close]
+        ranked = rank_sentences(embedder, question_vector, hits, numbers, question=question)
+        top_sentence = max((s.score for s in ranked if s.evidence and s.n in close), default=0.0)
+        # a source is kept when its chunk is close to the best one, or one of its sentences is close to the best
+        # sentence: a long chunk can be mostly about something else and still hold the answer in one line
+        evidence.kept = sorted(
+            set(close) | {s.n for s in ranked if s.evidence and s.score >= self.relative * top_sentence}
+        )
+        evidence.sentences = [s for s in ranked if s.n in evidence.kept]
         evidence.score = (best + top_sentence) / 2
         evidence.abstain = evidence.score < evidence.threshold
         if store is not None and question and self.support > 0 and evidence.threshold > -1:
@@ -170,19 +178,20 @@ class Gate:
         return evidence
 
 
-_SUBJECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # store -> (generation, stems, vocab)
+# store -> (generation, stems, vocab, number of documents)
+_SUBJECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _store_words(store) -> tuple[set[str], dict]:
+def _store_words(store) -> tuple[set[str], dict, int]:
     """Stems naming the store's documents (file names, titles: a module's page need not spell its name),
-    and the embedding model's vocabulary."""
-    generation, stems, vocab = _SUBJECTS.get(store, (None, set(), {}))
+    the embedding model's vocabulary, and the number of documents."""
+    generation, stems, vocab, documents = _SUBJECTS.get(store, (None, set(), {}, 0))
     if generation != store.loaded_generation:
         titles = store.document_titles()
         stems = set().union(set(), *(subject_stems(i, t) for i, t in titles.items()))
-        vocab = store.embedder.tokenizer.get_vocab()
-        _SUBJECTS[store] = (store.loaded_generation, stems, vocab)
-    return stems, vocab
+        vocab, documents = store.embedder.tokenizer.get_vocab(), len(titles)
+        _SUBJECTS[store] = (store.loaded_generation, stems, vocab, documents)
+    return stems, vocab, documents
 
 
 def question_terms(question: str, vocab) -> list[tuple[list[str], set[str], bool]]:
@@ -197,17 +206,26 @@ def question_terms(question: str, vocab) -> list[tuple[list[str], set[str], bool
             if words:
                 terms.append(([f'"{" ".join(words)}"'], content_stems(part.replace("_", " ")), True))
     for i, m in enumerate(_WORD.finditer(question)):
-        word, low = m.group(0), m.group(0).lower()
-        if any(a <= m.start() < b for a, b in taken) or low in STOPWORDS or low in _ASKING:
+        word = re.sub(r"['’]s$", "", m.group(0))  # IDLE's: IDLE
+        low, before = word.lower(), question[: m.start()].lower()
+        if (
+            any(a <= m.start() < b for a, b in taken)
+            or low in STOPWORDS
+            or low in _ASKING
+            or re.search(r"['’]", low)  # don't, I've: function words
+            or re.search(r"\bhow\s+$", before)  # how long, how often: what kind of answer, not what about
+        ):
             continue
         stems = content_stems(low)
         if not stems:
             continue
+        parts = [p for p in low.split("-") if p]  # command-line: two everyday words, looked up together
         named = i > 0 and word[0].isupper()  # a name inside the question, not its first word
-        rare = len(low) >= 4 and low not in vocab  # the embedding model splits it: not everyday English
+        # the embedding model splits it: not everyday English
+        rare = any(len(p) >= 4 and p not in vocab for p in parts)
         stem = min(stems, key=len)
         # a distinctive word by its stem too: "Europeans" of a text that says "Europe", "bake" of "baker's"
-        lookups = [f'"{low}"'] + ([f'"{stem}"*'] if (named or rare) and len(stem) >= 3 else [])
+        lookups = [f'"{" ".join(parts)}"'] + ([f'"{stem}"*'] if (named or rare) and len(stem) >= 3 else [])
         terms.append((lookups, stems, named or rare))
     return terms
 
@@ -218,7 +236,7 @@ def lexical_support(store, question: str, hits: list[Hit]) -> tuple[float, list[
 
     A plain word the store never uses is left out; a distinctive one counts, as missing with the largest weight.
     """
-    subjects, vocab = _store_words(store)
+    subjects, vocab, documents = _store_words(store)
     n = max(len(store), 1)
     held = [
         content_stems(h.text) | subject_stems(h.doc_id, h.metadata.get("title", ""))
@@ -226,9 +244,11 @@ def lexical_support(store, question: str, hits: list[Hit]) -> tuple[float, list[
     ]
     weights, foreign = [], []
     for lookups, stems, distinctive in question_terms(question, vocab):
-        df = n if stems <= subjects else 0
+        df = 0
         for expression in lookups:
             df = df or store.chunk_frequency(expression)
+        if not df and stems <= subjects:  # names a document without being spelled in it: as common as one
+            df = max(n // max(documents, 1), 1)
         if df == 0 and distinctive:
             foreign.append(lookups[0].strip('"'))
         if df or distinctive:  # a plain word the documents never use: perhaps a paraphrase, no evidence
@@ -263,7 +283,7 @@ def rank_sentences(
             core = " ".join(text[unit.core[0] : unit.core[1]].split())
             counts = unit.kind != "quote" and is_quotable(core)
             if core.lower() in seen or not (
-                counts or is_quotable(core, with_what_follows=unit.kind == "code")
+                counts or is_quotable(core, with_what_follows=unit.kind in ("code", "list"))
             ):
                 continue  # overlapping chunks repeat sentences
             if not counts and extra == MAX_EXTRA_UNITS or counts and len(found) - extra == MAX_SENTENCES:

@@ -24,7 +24,7 @@ import numpy as np
 
 from llmkit.sentences import is_quotable, split_sentences
 
-VERSION = 2  # raised whenever evidence scoring or the probes change: older calibrations are refitted
+VERSION = 3  # raised whenever evidence scoring or the probes change: older calibrations are refitted
 LAMBDA = 0.5
 OFF_QUANTILE = 0.9  # of the off-topic probes' scores
 ANSWERABLE_QUANTILE = 0.1  # of the answerable probes' scores

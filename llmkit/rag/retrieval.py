@@ -31,7 +31,7 @@ STOPWORDS = frozenset(
     # function words that say nothing of a topic ("Why would I prefer X over Y?")
     "about above after against all am any been before being below between both could during each further had he "
     "her here him his more most other over own same she should some such through under until up very while whom "
-    "might must may shall also just".split()
+    "might must may shall also just itself himself herself themselves myself yourself ourselves".split()
 )
 
 

@@ -94,7 +94,8 @@ def expected_type(question: str) -> re.Pattern | None:
     if re.search(r"\bdefaults?\b|\bby default\b", q):
         return _DEFAULT  # "What is the default mode?": the sentence that states one
     if re.match(
-        r"how (is|are|was|were|does|do|did|can)\b.*\b(comput|calculat|determin|implement|estimat|obtain|solv)",
+        r"how (is|are|was|were|does|do|did|can)\b.*\b(comput|calculat|determin|implement|estimat|obtain|solv)"
+        r"(e|es|ed|ing|s)?\b",  # the verb: "how is the determinant ..." asks about a determinant, not a way
         q,
     ):
         return _METHOD  # "How is the determinant computed?": the way (via, using, by ...), not what it is

@@ -280,7 +280,7 @@ def test_the_reader_loads_a_lora_adapter_with_its_trained_head(tmp_path):
 
 
 @pytest.mark.slow
-def test_rag_with_the_reader_quotes_the_span_sentence_and_abstains_when_it_reads_none(qa_run, tmp_path):
+def test_rag_with_the_reader_abstains_when_it_reads_none_and_reports_the_span_it_quotes(qa_run, tmp_path):
     from llmkit.rag import RAG, Document, Store
     from llmkit.rag.abstain import Gate
 

@@ -80,6 +80,72 @@ def test_google_and_sphinx_fields():
     assert "when the file cannot be opened." in split_sentences(SPHINX)
 
 
+NOTES = """Open a time zone.
+
+.. caution::
+
+    Deprecated. This library fails for dates after 2038.
+
+.. note:: Projects on Python 3.9 should use zoneinfo instead.
+
+.. versionchanged:: 2.1
+    The cache is now shared between threads.
+
+.. seealso:: zoneinfo.ZoneInfo
+
+Note:
+    When groups equals in_channels, this is called a depthwise convolution.
+
+Example::
+
+    - not: a list item
+    tz = timezone("UTC")
+
+SETTINGS:
+
+    * delimiter - a one-character string used to separate
+        fields.  It defaults to ','.
+    * quotechar - the quoting character.
+"""
+
+
+def test_notes_warnings_and_indented_list_items_are_prose_but_literal_blocks_are_not():
+    sentences = split_sentences(NOTES)
+    for expected in (
+        "This library fails for dates after 2038.",
+        "Projects on Python 3.9 should use zoneinfo instead.",
+        "The cache is now shared between threads.",
+        "When groups equals in_channels, this is called a depthwise convolution.",
+        "delimiter - a one-character string used to separate fields.",
+        "It defaults to ','.",
+        "quotechar - the quoting character.",
+    ):
+        assert expected in sentences, expected
+    # the markers, a version number, a pointer and a literal block's lines are no sentences
+    assert not any(
+        s.startswith((".. ", "2.1", "zoneinfo.ZoneInfo", "Note:", "not:", "tz =")) for s in sentences
+    ), sentences
+
+
+def test_fields_of_a_chunk_cut_from_the_middle_of_their_section_are_still_fields():
+    google = (
+        "without its title line.\n"
+        "    eps (float, optional): term added to the denominator to improve\n"
+        "        numerical stability (default: 1e-8)\n"
+        "    weight_decay (float, optional): weight decay coefficient (default: 1e-2)\n"
+    )
+    numpydoc = "S : (..., K) array\n    The singular values, sorted in\n    descending order.\nVh : array\n    Unitary arrays.\n"
+    quoted = [unit_text(google, u) for u in answer_units(google)]
+    assert "weight_decay (float, optional): weight decay coefficient (default: 1e-2)" in quoted
+    assert not any("1e-8) weight_decay" in q for q in quoted)  # one field is not run into the next
+    assert [unit_text(numpydoc, u) for u in answer_units(numpydoc)] == [
+        "S : (..., K) array The singular values, sorted in descending order.",
+        "Vh : array Unitary arrays.",
+    ]
+    # a colon inside a sentence with nothing indented under it is no field
+    assert split_sentences("The result : a value we keep.") == ["The result : a value we keep."]
+
+
 def test_plain_prose_and_code_are_untouched():
     text = "Intro sentence here.\n\n    indented_code(x)\n\nReturns:\nnothing at all here.\n"
     assert split_sentences(text) == ["Intro sentence here.", "Returns: nothing at all here."]
@@ -93,6 +159,7 @@ def test_questions_about_a_default_or_a_method_want_the_sentence_that_gives_it()
         ["Compute the determinant of an array.", "The determinant is computed via LU factorization."],
     )
     assert way.search("via LU") and bonus[1] > bonus[0]
+    assert expected_type("How can the determinant be recovered from the sign?") is None  # a noun, not a way
 
 
 def test_the_default_asked_for_is_quoted_from_the_docstring(tmp_path, embedder):

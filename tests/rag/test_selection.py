@@ -37,6 +37,19 @@ def test_a_colon_before_an_indented_list_or_a_sentence_that_ends_is_no_code_anno
     assert unit_text(fenced, code) == "Install it with this command: pip install llmkit"  # no fence marks
 
 
+def test_a_sentence_is_quoted_with_the_first_items_of_the_list_it_announces():
+    text = (
+        "``dill`` cannot yet pickle these standard types:\n\n    - frame, generator, traceback\n\n"
+        "Besides, it can also:\n\n- save sessions\n- load sessions\n- extract source code\n- diagnose errors\n"
+    )
+    assert _quoted(text, "list") == [
+        "``dill`` cannot yet pickle these standard types: - frame, generator, traceback",
+        "Besides, it can also: - save sessions - load sessions - extract source code",  # three items at most
+    ]
+    # the items stay units of their own: one of them may be the answer
+    assert "diagnose errors" in [unit_text(text, u) for u in answer_units(text)]
+
+
 def test_a_sentence_right_before_a_markdown_code_fence_is_a_sentence_not_a_heading():
     assert split_sentences("Install it with this command:\n```\npip install llmkit\n```\n") == [
         "Install it with this command:"
@@ -161,3 +174,32 @@ def test_the_heading_a_sentence_sits_under_counts_as_covered(tmp_path, embedder)
 def test_a_cost_in_big_o_notation_answers_how_long():
     bonus = selection_bonus("How long does heapify take?", ["It works in place.", "It runs in O(n) time."])
     assert bonus[1] > bonus[0]
+
+
+def test_a_source_far_from_the_best_chunk_is_read_when_one_of_its_sentences_is_close(tmp_path, embedder):
+    garden = " ".join(
+        f"Bed {i} of the kitchen garden grows {crop}, watered at dawn and mulched with straw in autumn."
+        for i, crop in enumerate(["leeks", "onions", "beans", "kale", "carrots", "squash", "peas", "beets"])
+    )
+    docs = [
+        Document(
+            "garden", garden + " The lighthouse lamp is replaced every two years.", {"source": "garden"}
+        ),
+        Document(
+            "light",
+            "The lighthouse lamp shines from a white tower on the northern cape. The lamp of the lighthouse "
+            "can be seen from ships far out at sea.",
+            {},
+        ),
+    ]
+    store = Store(tmp_path / "store", embedder=embedder, chunk_tokens=256)
+    store.add_documents(docs)
+    question = "How often is the lighthouse lamp replaced?"
+    hits, _ = RAG(store, k=2).retriever.retrieve(question, 2)
+    far = next(n for n, h in enumerate(hits, 1) if h.doc_id == "garden")
+    assert hits[far - 1].similarity < 0.6 * max(
+        h.similarity for h in hits
+    )  # its chunk alone would be dropped
+    answer = RAG(store, k=2, gate=Gate(min_score=0.0)).ask(question)
+    assert far in answer.evidence.kept
+    assert answer.citations[0].sentence == "The lighthouse lamp is replaced every two years."
