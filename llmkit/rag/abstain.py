@@ -30,11 +30,11 @@ import math
 import re
 import weakref
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import numpy as np
 
 from llmkit.errors import UserError
+from llmkit.rag.chunking import in_context
 from llmkit.rag.retrieval import MODES, STOPWORDS, Hit
 from llmkit.rag.selection import content_stems, selection_bonus, subject_stems
 from llmkit.sentences import answer_units, headings, is_quotable, unit_text
@@ -259,12 +259,6 @@ def lexical_support(store, question: str, hits: list[Hit]) -> tuple[float, list[
     return max(sum(w for w, stems in weights if stems <= h) / total for h in held or [set()]), foreign
 
 
-def in_context(hit: Hit, heading: str, text: str) -> str:
-    """`text` as read in its place: "document title, heading: text" (the heading left out when it is the title)."""
-    document = hit.metadata.get("title") or PurePosixPath(hit.doc_id).stem
-    return f"{document}, {heading}: {text}" if heading and heading != document else f"{document}: {text}"
-
-
 def rank_sentences(
     embedder, question_vector: np.ndarray, hits: list[Hit], numbers: list[int], *, question: str = ""
 ) -> list[Sentence]:
@@ -297,7 +291,10 @@ def rank_sentences(
         return []
     sections = {n: headings(hits[n - 1].text) for n in numbers}
     titles = [next((t for at, t in reversed(sections[s.n]) if at <= s.start), "") for s in found]
-    placed = [in_context(hits[s.n - 1], title, s.text) for s, title in zip(found, titles)]
+    placed = [
+        in_context(hits[s.n - 1].doc_id, hits[s.n - 1].metadata, s.text, title)
+        for s, title in zip(found, titles)
+    ]
     vectors = embedder.encode(cores + placed) @ question_vector
     subjects = [
         subject_stems(hits[s.n - 1].doc_id, hits[s.n - 1].metadata.get("title", "")) | content_stems(title)

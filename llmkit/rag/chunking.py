@@ -3,12 +3,16 @@
 A chunk longer than the embedding model's limit would be silently truncated when embedded, so
 sizes are counted with that model's tokenizer. Cuts prefer paragraph (and heading) boundaries,
 then sentence boundaries, and split by tokens only inside an over-long sentence.
+
+A chunk is embedded as read in place (`in_context`: "document title, heading: text"): a chunk cut from the
+middle of an API page ("eps (float, optional): ...") does not name the function it documents.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from llmkit.errors import UserError
 from llmkit.rag.documents import Document
@@ -122,3 +126,9 @@ def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int
             k -= 1
         i = k
     return chunks
+
+
+def in_context(doc_id: str, metadata: dict, text: str, heading: str = "") -> str:
+    """`text` as read in its place: "document title, heading: text" (the heading left out when it is the title)."""
+    document = metadata.get("title") or PurePosixPath(doc_id).stem
+    return f"{document}, {heading}: {text}" if heading and heading != document else f"{document}: {text}"

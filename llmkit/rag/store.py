@@ -24,7 +24,7 @@ import numpy as np
 
 import llmkit
 from llmkit.errors import UserError
-from llmkit.rag.chunking import check_chunking, chunk_document
+from llmkit.rag.chunking import check_chunking, chunk_document, in_context
 from llmkit.rag.documents import Document
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
@@ -102,6 +102,8 @@ class Store(StoreReading):
             "index": index,
             "chunk_tokens": min(chunk_tokens, self.embedder.max_tokens),
             "chunk_overlap": chunk_overlap,
+            # chunks embedded as read in place (chunking.in_context); stores made before embed their bare text
+            "chunk_context": True,
         }
         self.batch_chunks = batch_chunks
         self.path.mkdir(parents=True, exist_ok=True)
@@ -286,7 +288,9 @@ class Store(StoreReading):
             chunks = [c for _, cs in group for c in cs]
             if len(chunks) < group_size and not last:
                 continue
-            pending.append(([d for d, _ in group], chunks, self.embedder.encode([c.text for c in chunks])))
+            pending.append(
+                ([d for d, _ in group], chunks, self.embedder.encode(self._embedded_texts(chunks)))
+            )
             group = []
             n_pending = sum(len(p[1]) for p in pending)
             now = time.monotonic()
@@ -306,6 +310,12 @@ class Store(StoreReading):
         if bar is not None:
             bar.close()
         return total
+
+    def _embedded_texts(self, chunks: list) -> list[str]:
+        """What is embedded of each chunk: read in place, or its bare text in a store made before that."""
+        if not self.config.get("chunk_context"):
+            return [c.text for c in chunks]
+        return [in_context(c.doc_id, c.metadata, c.text, c.metadata.get("heading", "")) for c in chunks]
 
     def _write(
         self,

@@ -179,14 +179,14 @@ def test_a_cost_in_big_o_notation_answers_how_long():
 def test_a_source_far_from_the_best_chunk_is_read_when_one_of_its_sentences_is_close(tmp_path, embedder):
     garden = " ".join(
         f"Bed {i} of the kitchen garden grows {crop}, watered at dawn and mulched with straw in autumn."
-        for i, crop in enumerate(["leeks", "onions", "beans", "kale", "carrots", "squash", "peas", "beets"])
+        for i, crop in enumerate("leeks onions beans kale carrots squash peas beets".split())
     )
     docs = [
         Document(
             "garden", garden + " The lighthouse lamp is replaced every two years.", {"source": "garden"}
         ),
         Document(
-            "light",
+            "lighthouse",
             "The lighthouse lamp shines from a white tower on the northern cape. The lamp of the lighthouse "
             "can be seen from ships far out at sea.",
             {},
@@ -197,9 +197,9 @@ def test_a_source_far_from_the_best_chunk_is_read_when_one_of_its_sentences_is_c
     question = "How often is the lighthouse lamp replaced?"
     hits, _ = RAG(store, k=2).retriever.retrieve(question, 2)
     far = next(n for n, h in enumerate(hits, 1) if h.doc_id == "garden")
-    assert hits[far - 1].similarity < 0.6 * max(
-        h.similarity for h in hits
-    )  # its chunk alone would be dropped
-    answer = RAG(store, k=2, gate=Gate(min_score=0.0)).ask(question)
+    relative = 0.7
+    # its chunk alone would be dropped: too far below the best one
+    assert hits[far - 1].similarity < relative * max(h.similarity for h in hits)
+    answer = RAG(store, k=2, gate=Gate(min_score=0.0, relative=relative)).ask(question)
     assert far in answer.evidence.kept
     assert answer.citations[0].sentence == "The lighthouse lamp is replaced every two years."
