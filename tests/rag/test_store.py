@@ -139,3 +139,30 @@ def test_interrupted_saves_leave_a_readable_store(tmp_path, embedder, monkeypatc
     with pytest.warns(UserWarning, match="rebuilding"):
         reopened = Store(path, embedder=embedder)
     assert reopened.document_ids() == ["one", "three"] and reopened.index.ntotal == 2
+
+
+def test_chunks_are_embedded_as_read_in_place_and_older_stores_keep_bare_text(tmp_path, embedder):
+    import json
+
+    import numpy as np
+
+    page = Document(
+        "api/adamw.md", "eps (float, optional): term added to the denominator.", {"title": "AdamW"}
+    )
+    store = Store(tmp_path / "store", embedder=embedder)
+    store.add_documents([page])
+    assert store.config["chunk_context"] is True
+    _, vectors = store.vectors()
+    placed, bare = embedder.encode([f"AdamW: {page.text}", page.text])
+    assert np.allclose(vectors[0], placed, atol=1e-5) and not np.allclose(vectors[0], bare, atol=1e-3)
+
+    # a store made before: its manifest has no chunk_context, so new chunks match the old ones (bare text)
+    manifest = tmp_path / "old" / "manifest.json"
+    Store(tmp_path / "old", embedder=embedder)
+    config = json.loads(manifest.read_text())
+    del config["chunk_context"]
+    manifest.write_text(json.dumps(config))
+    old = Store(tmp_path / "old", embedder=embedder)
+    old.add_documents([page])
+    assert np.allclose(old.vectors()[1][0], bare, atol=1e-5)
+    assert "chunk_context" not in json.loads(manifest.read_text())
