@@ -98,8 +98,10 @@ README_PACKAGES = (
 # looked at after it (its misses then guided the second round); readme was added, and held out, for the second.
 # numpy was added, and held out, for the off-collection abstention work (tuned on the other five).
 # idle and torch were added, and held out, before the second rework of the gate and the answer sentence.
-# hfhub and networkx were added held out on 2026-12-06, before the third round of the quoted-unit and gate work.
-HELD_OUT = frozenset({"readme", "numpy", "idle", "torch", "hfhub", "networkx"})
+# hfhub and networkx were added held out on 2026-12-06, before the third round of the quoted-unit and gate work;
+# readme, numpy, idle and torch were looked at during that round. Only hfhub and networkx are unseen: their
+# aggregate figures were read (before and after the third round), not their questions or misses.
+HELD_OUT = frozenset({"hfhub", "networkx"})
 NUMPY_LINALG = "cholesky det eig inv lstsq matrix_power matrix_rank pinv qr slogdet solve svd".split()
 # idle: the manual's h3 sections run from 100 to 3000 characters; consecutive ones are packed up to this size
 IDLE_MIN_CHARS = 3000
