@@ -49,7 +49,6 @@ _NUMPYDOC_ENTRY = re.compile(  # "rcond : float", "x, y : int", "(h, tau) : ndar
     r"(\*{0,2}[A-Za-z_][\w.*]*(?:\s*,\s*\*{0,2}[A-Za-z_]\w*)*|\([\w, ]+\))\s+:(?:\s|$)|([A-Za-z_][\w.]*)\s*$"
 )
 _GOOGLE_ENTRY = re.compile(r"(\*{0,2}[A-Za-z_][\w.]*)\s*(?:\([^)]*\))?\s*:(?=\s|$)")
-_ITEM = re.compile(r"[-*+]\s+")
 _ADMONITION = re.compile(
     r"(\s*)\.\.\s+(note|warning|caution|attention|danger|error|important|tip|hint|admonition|deprecated|"
     r"versionadded|versionchanged|versionremoved|seealso)::(.*)$",
@@ -58,7 +57,7 @@ _ADMONITION = re.compile(
 _GOOGLE_NOTE = re.compile(
     r"(\s*)(Note|Notes|Warning|Warnings|Tip|Hint|Important|Caution|Attention|Danger):\s*$"
 )
-_LIST_ITEM = re.compile(r"(\s+)(?:[-*+]|\d+[.)])\s+(?=\S)")
+LIST_ITEM = re.compile(r"(\s*)(?:[-*+]|\d+[.)])\s+(?=\S)")  # "- x", "2) x": group 1 its indent
 _SPHINX_ENTRY = re.compile(
     r"\s*:(?:param|parameter|arg|key|keyword|raises?|returns?|var|ivar|cvar)\b([^:]*):"
 )
@@ -140,7 +139,7 @@ def _google_body(lines: list[str], i: int, section_indent: int, section: str, ou
         if line.strip():
             base = _indent(line) if base is None else base
             entry = _GOOGLE_ENTRY.match(line, base) if _indent(line) == base else None
-            item = _ITEM.match(line, base) if _indent(line) == base else None
+            item = LIST_ITEM.match(line, base) if _indent(line) == base else None
             if entry:
                 out.entries[i] = entry.group(1)
                 after = entry.end() + len(line[entry.end() :]) - len(line[entry.end() :].lstrip())
@@ -251,14 +250,14 @@ def _lists(lines: list[str], out: Fields) -> None:
         if _indent(line) == 0:
             literal = line.rstrip().endswith("::")
             continue
-        m = _LIST_ITEM.match(line)
+        m = LIST_ITEM.match(line)
         if literal or not m or i in out.prose or i in out.entries or i in out.pointers:
             continue
         if len(re.findall(r"[^\W\d_]{2,}", line[m.end() :])) < 2:
             continue  # "- 1", "* x": not a sentence
         out.prose[i] = m.end()
         for j in _indented_under(lines, i, len(m.group(1))):
-            if _LIST_ITEM.match(lines[j]) and _indent(lines[j]) > len(m.group(1)):
+            if LIST_ITEM.match(lines[j]) and _indent(lines[j]) > len(m.group(1)):
                 break  # a nested list: its items are read on their own
             out.prose.setdefault(j, _indent(lines[j]))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from llmkit.docfields import Fields, fields
+from llmkit.docfields import LIST_ITEM, Fields, fields
 
 ABBREVIATIONS = frozenset(
     "dr mr mrs ms mx prof sr jr st mt ft vs etc e.g eg i.e ie cf al approx fig figs no nos vol vols p pp ch sec "
@@ -53,7 +53,7 @@ def _prose_blocks(text: str) -> list[tuple[int, int]]:
             or i in doc.entries  # "rcond : float, optional" names a field: a heading, not a sentence
             or i in doc.pointers  # See Also, References: pointers elsewhere, not answers
         )
-        item = re.match(r"\s*([-*+]|\d+[.)])\s+", line)  # a list item starts its own block
+        item = LIST_ITEM.match(line)  # a list item starts its own block
         if skip or item or i in doc.entries:  # each field's description is a block of its own
             if start is not None:
                 blocks.append((start, last_end))
@@ -113,7 +113,6 @@ MAX_CODE_CHARS = 400
 MAX_LIST_ITEMS = 3  # of a list quoted with the sentence that announces it
 _ANAPHOR = re.compile(r"(It|Its|They|Their|Them|This|These|That|Those|Such|He|She|His|Her)\b")
 _DEMONSTRATIVE = re.compile(r"\b(?:this|these|such)\s+([^\W\d_]{3,})", re.I)
-_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s+\S")
 _CODE_SIGNAL = re.compile(
     r"^(>>>|\.\.\.|\$ |#|@|def |class |return\b|import |from \S+ import|try:|except\b|else:|elif |"
     r"(if|for|while|with)\b.*:$)|[{};]$|\s=\s|==|->|::=|\w\([^)]*\)$|^\.\. "
@@ -182,7 +181,7 @@ def _code_after(text: str, lines: list[tuple[int, int]], end: int) -> int | None
         if len(block) == MAX_CODE_LINES or (block and block[-1][1] - lines[i][0] > MAX_CODE_CHARS):
             break
     looks_like_code = fenced or any(_CODE_LINE.match(x) or _CODE_SIGNAL.search(x) for x, _ in block)
-    if not block or not looks_like_code or any(re.match(r"([-*+]|\d+[.)])\s", x) for x, _ in block):
+    if not block or not looks_like_code or any(LIST_ITEM.match(x) for x, _ in block):
         return None  # an indented list or quoted passage is not what a colon announces here
     return block[-1][1]
 
@@ -197,14 +196,14 @@ def _list_after(text: str, lines: list[tuple[int, int]], end: int) -> int | None
     i = here + 1
     while i < len(lines) and not text[lines[i][0] : lines[i][1]].strip():
         i += 1
-    if i == len(lines) or not _ITEM.match(text[lines[i][0] : lines[i][1]]):
+    if i == len(lines) or not LIST_ITEM.match(text[lines[i][0] : lines[i][1]]):
         return None
     last, indent, items = lines[i][1], _indent(text[lines[i][0] : lines[i][1]]), 1
     for a, b in lines[i + 1 :]:
         line = text[a:b]
         if not line.strip() or b - lines[i][0] > MAX_CODE_CHARS:
             break
-        if _indent(line) < indent or (_indent(line) == indent and not _ITEM.match(line)):
+        if _indent(line) < indent or (_indent(line) == indent and not LIST_ITEM.match(line)):
             break
         items += _indent(line) == indent
         if items > MAX_LIST_ITEMS:
@@ -230,7 +229,7 @@ def _quoted_paragraphs(text: str, lines: list[tuple[int, int]], taken: set[int])
         before = text[: lines[i][0]].rstrip()
         prose = (
             not before.endswith("::")
-            and not any(_CODE_SIGNAL.search(line) or re.match(r"([-*+]|\d+[.)])\s", line) for line in body)
+            and not any(_CODE_SIGNAL.search(line) or LIST_ITEM.match(line) for line in body)
             and re.search(r"[.!?)][\"')\]]*$", body[-1])
             and len(" ".join(body).split()) >= 6
         )
