@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 NULL_INDEX = 0  # position of [CLS] / <s> in every window: the "no answer" label and score
+# A longer question is cut to this many tokens (as BERT's SQuAD code did), so every window keeps room for context.
+MAX_QUESTION_TOKENS = 64
 
 
 @dataclass
@@ -57,7 +59,9 @@ class Span:
 def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_length: int, stride: int):
     """Tokenize (question, context) pairs into overlapping windows; offsets outside the context become None."""
     enc = tokenizer(
-        [q.lstrip() for q in questions],
+        clip_questions(
+            tokenizer, [q.lstrip() for q in questions], min(MAX_QUESTION_TOKENS, max_length - stride - 4)
+        ),
         contexts,
         truncation="only_second",
         max_length=max_length,
@@ -70,6 +74,12 @@ def encode_windows(tokenizer, questions: list[str], contexts: list[str], *, max_
         for i, offsets in enumerate(enc["offset_mapping"])
     ]
     return enc
+
+
+def clip_questions(tokenizer, questions: list[str], limit: int) -> list[str]:
+    """Each question cut after its first `limit` tokens (a question that fills the window leaves no room to read)."""
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [q[: spans[limit - 1][1]] if len(spans) > limit else q for q, spans in zip(questions, offsets)]
 
 
 def best_spans(

@@ -210,6 +210,9 @@ def test_the_reader_finds_spans_in_unseen_passages_and_says_none_otherwise(qa_ru
     long = " ".join(["Nobody else lives on this quiet street today."] * 12) + " " + passages[1]
     (found,) = reader.read("Where does Yusuf live?", [long])
     assert found is not None and found.text == "Perth" and long[found.start : found.end] == "Perth"
+    # a question longer than the window is cut, not an error (it would leave no room for the passage)
+    rambling = "Where does Yusuf live, " + "and I really do mean live, " * 20 + "please?"
+    assert len(reader.read(rambling, passages)) == 2
 
 
 def _fails(argv, capsys) -> str:
