@@ -8,7 +8,8 @@ names the lighthouse scores as high as the one that gives the year. Cheap signal
   not at all). Words of the source's own name or title count as covered by each of its
   sentences: inside a document every sentence is about its subject whether it names it or not
   ("It terminates the nearest enclosing loop" in the page on `break`).
-- Answer type: "what is the default ..." wants a sentence stating a default, "how is X computed" the way
+- Answer type: "what is the default ..." wants a sentence stating a default, best with its value
+  ("maxsize=128" in a signature counts), "how is X computed" the way
   (using, via, by ...), a "when was/did" question wants a date or year ("when does" a condition: "if ..."), "how many/much/far/long..." a number
   ("how many cover types" best a number counting them: "seven covertypes"), "how often" a
   frequency, "what share/percentage" a proportion, "what exception/error" an exception's name,
@@ -29,6 +30,9 @@ from pathlib import PurePosixPath
 COVERAGE_WEIGHT = 0.3
 ANSWER_TYPE_WEIGHT = 0.2
 COUNTED_WEIGHT = 0.1  # on top of the answer type: the number is followed by what the question counts
+VALUE_WEIGHT = (
+    0.2  # for a question about a default: the sentence states a value ("maxsize=128", "default is False")
+)
 CONDITION_WEIGHT = 0.15
 _QUESTION_WORDS = frozenset(
     "what when where which who whom whose why how much many does did do is are was were".split()
@@ -54,6 +58,11 @@ _PROPORTION = re.compile(
 )
 _EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception|Warning|Exit|Interrupt)\b|\bStop\w*Iteration\b")
 _DEFAULT = re.compile(r"\bdefault", re.I)
+_LITERAL = r"(?:``?[^`\s][^`]*``?|'[^'\s]*'|\"[^\"\s]*\"|[-+]?\.?\d[\w.+-]*|True\b|False\b|None\b)"
+_DEFAULT_VALUE = re.compile(  # "default: 'reduced'", "``1e-15`` default", a signature's "maxsize=128"
+    rf"\bdefaults?\b(?:\s+(?:value|is|to|was|are))*\s*[:=(]?\s*{_LITERAL}|{_LITERAL}\s+(?:is\s+)?(?:the\s+)?(?:new\s+)?"
+    rf"default\b|\b[A-Za-z_]\w*\s?=\s?{_LITERAL}"
+)
 _METHOD = re.compile(r"\b(using|uses|via|through|by|based on|relies on|implemented)\b", re.I)
 _CONDITIONAL = re.compile(r"\b(if|when|whenever|unless|until|only after|only before|as long as)\b", re.I)
 _CONDITION = re.compile(r"\b(?:if|when|whenever|unless|once)\b\s+([^,;:]+)", re.I)
@@ -173,6 +182,7 @@ def selection_bonus(
             COVERAGE_WEIGHT * sum(idf[w] for w in covered) / total
             + (ANSWER_TYPE_WEIGHT if typed else 0.0)
             + (COUNTED_WEIGHT if typed and kind is _NUMBER and _counts_it(counted, text) else 0.0)
+            + (VALUE_WEIGHT if kind is _DEFAULT and _DEFAULT_VALUE.search(text) else 0.0)
             + CONDITION_WEIGHT * _condition_match(condition, text)
         )
     return out

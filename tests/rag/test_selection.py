@@ -119,6 +119,18 @@ def test_the_kind_of_answer_a_question_asks_for():
         "How many cover types are there?",
         ["Patches of 30 metres are the samples of each type.", "There are seven covertypes in all."],
     ).startswith("There are seven")
+    # a default's value beats a sentence that only names the default; a signature states one too
+    assert "is False" in best(
+        "Does it accept lowercase letters by default?",
+        [
+            "The default alphabet is the uppercase one defined by RFC 4648.",
+            "For security, the default is False.",
+        ],
+    )
+    assert best(
+        "What is the default maxsize of the cache?",
+        ["If maxsize is None, the cache grows without bound.", "cache(maxsize=128, typed=False) A cache."],
+    ).startswith("cache(maxsize=128")
 
 
 def test_a_sentence_whose_condition_matches_the_question_s_is_preferred():
