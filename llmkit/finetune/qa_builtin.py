@@ -168,8 +168,15 @@ def doc_passages(max_passages: int = 4000) -> tuple[str, ...]:
 
 
 def _prose(sentence: str) -> bool:
+    """A sentence worth asking about: 6-45 words of prose, not a code example (a "word" of over 30 characters:
+    "UUID('{12345678-1234-...}')")."""
     words = sentence.split()
-    return 6 <= len(words) <= 45 and is_quotable(sentence) and "\n\n" not in sentence
+    return (
+        6 <= len(words) <= 45
+        and is_quotable(sentence)
+        and "\n\n" not in sentence
+        and max(map(len, words)) <= 30
+    )
 
 
 def _generate(sources, passages: list[str], rng: random.Random, count: int) -> list[dict]:
