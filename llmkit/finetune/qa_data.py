@@ -70,6 +70,13 @@ def _flatten(path: Path, articles: list) -> list[dict]:
                         f"{path}: question {qid!r} has no 'answers' field; give its answers, or "
                         "'answers': [] with 'is_impossible': true for a question the context does not answer."
                     )
+                if not qa["answers"] and not qa.get("is_impossible"):
+                    # SQuAD marks a question without an answer as impossible; an empty list alone is a slip,
+                    # and taking it for "no answer" would quietly turn on v2 training for the whole run.
+                    raise UserError(
+                        f"{path}: question {qid!r} has 'answers': [] but is not marked 'is_impossible': true; "
+                        "give its answers, or set 'is_impossible': true if the context does not answer it."
+                    )
                 answers = [] if qa.get("is_impossible") else qa["answers"]
                 rows.append(
                     {

@@ -236,6 +236,20 @@ NESTED_NO_ANSWERS = {
     "data": [{"title": "t", "paragraphs": [{"context": "Ada.", "qas": [{"id": "x", "question": "?"}]}]}]
 }
 
+NESTED_EMPTY_ANSWERS = {
+    "data": [
+        {
+            "title": "t",
+            "paragraphs": [
+                {
+                    "context": "Ada.",
+                    "qas": [{"id": "x", "question": "?", "answers": [], "is_impossible": False}],
+                }
+            ],
+        }
+    ]
+}
+
 
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
@@ -251,6 +265,11 @@ NESTED_NO_ANSWERS = {
             "not at answer_start 3 (the text is at 13)",
         ),
         ("nested.json", json.dumps(NESTED_NO_ANSWERS), "question 'x' has no 'answers' field"),
+        (
+            "unmarked.json",
+            json.dumps(NESTED_EMPTY_ANSWERS),
+            "question 'x' has 'answers': [] but is not marked 'is_impossible': true",
+        ),
         ("empty.jsonl", "", "is empty"),
     ],
 )
