@@ -47,6 +47,7 @@ from llmkit.runtime import output_dir_field
 logger = get_logger(__name__)
 
 HEADLINE = ["exact_match", "f1", "HasAns_f1", "NoAns_exact_match"]
+MIN_WINDOW = 32  # tokens: room for [CLS], a question, [SEP], some context and [SEP]
 
 
 def encode_features(batch: dict, tokenizer, max_length: int, stride: int) -> dict:
@@ -167,8 +168,22 @@ def _check_lengths(tokenizer, data_args: FinetuneDataArguments, qa_args: Questio
     """The window length (at most the model's), with a stride that leaves room for new context in each window."""
     if not tokenizer.is_fast:
         raise UserError("extractive QA needs a fast tokenizer (it maps tokens back to characters).")
+    if data_args.max_length is not None and data_args.max_length < MIN_WINDOW:
+        # Shorter windows crashed the tokenizer (4) or trained on a token or two of each context (2, 8).
+        raise UserError(
+            f"--max_length {data_args.max_length} leaves no room for a question and its context; "
+            f"give at least {MIN_WINDOW} tokens (384 is usual)."
+        )
     max_length = min(data_args.max_length or 384, tokenizer.model_max_length)
-    if not 0 <= qa_args.doc_stride < max_length // 2:
+    if data_args.max_length and data_args.max_length > max_length:
+        logger.info(
+            f"--max_length {data_args.max_length} is above the model's limit: windows of {max_length} tokens"
+        )
+    if qa_args.doc_stride < 0:
+        raise UserError(
+            f"--doc_stride {qa_args.doc_stride} must be 0 or more; try --doc_stride {max_length // 4}."
+        )
+    if qa_args.doc_stride >= max_length // 2:
         raise UserError(
             f"--doc_stride {qa_args.doc_stride} must be below half of --max_length {max_length}; "
             f"try --doc_stride {max_length // 4}."

@@ -281,6 +281,30 @@ def test_bad_squad_files_get_one_clear_line(name, content, expected, tmp_path, c
     assert not (tmp_path / "o" / "config.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--max_length", "4", "--doc_stride", "0"],
+            "--max_length 4 leaves no room for a question and its context",
+        ),
+        (["--max_length", "0"], "--max_length 0 leaves no room"),
+        (["--max_length", "64", "--doc_stride", "-1"], "--doc_stride -1 must be 0 or more"),
+        (
+            ["--max_length", "64", "--doc_stride", "64"],
+            "--doc_stride 64 must be below half of --max_length 64",
+        ),
+    ],
+)
+def test_windows_too_short_to_read_are_refused(flags, expected, tmp_path, capsys):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(GOOD))
+    argv = ["--train_file", str(path), "--validation_file", str(path), "--output_dir", str(tmp_path / "o")]
+    err = _fails([*argv, *flags], capsys)
+    assert expected in err
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
 def test_the_reader_loads_a_lora_adapter_with_its_trained_head(tmp_path):
     from peft import AutoPeftModelForQuestionAnswering
 
