@@ -84,6 +84,13 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
             raise UserError(
                 f"{name}/config.json names no known model_type: it is not a transformers model folder.{hint}"
             ) from None
+        if "Unrecognized configuration class" in message:
+            # A real model of the wrong kind (e.g. a ViT for question answering): say so instead of the class list.
+            kind = getattr(_config_or_none(name), "model_type", None) or "this"
+            raise UserError(
+                f"{name} is a {kind!r} model, which {cls.__name__} cannot load (no such head for it); "
+                f"pass a model of a kind it supports.{hint}"
+            ) from None
         raise
 
 
@@ -99,6 +106,16 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
             f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
             f"or a Hub name.{hint}"
         )
+
+
+def _config_or_none(name: str):
+    """The model's config, or None when even that does not load (only to name the model's kind)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError):
+        return None
 
 
 def _looks_like_path(name: str) -> bool:

@@ -305,6 +305,23 @@ def test_windows_too_short_to_read_are_refused(flags, expected, tmp_path, capsys
     assert not (tmp_path / "o" / "config.json").exists()
 
 
+def test_a_model_without_a_question_answering_head_is_refused(tmp_path, capsys):
+    vit = tmp_path / "vit"  # a real model folder, of a kind that cannot answer questions
+    transformers.ViTConfig().save_pretrained(vit)
+    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(vit)
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(GOOD))
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(
+            ["finetune-qa", "--model_name_or_path", str(vit), "--train_file", str(path)]
+            + ["--validation_file", str(path), "--max_length", "64", "--doc_stride", "16"]
+            + ["--output_dir", str(tmp_path / "o")]
+        )
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err, err
+    assert f"error: {vit} is a 'vit' model, which AutoModelForQuestionAnswering cannot load" in err
+
+
 def test_the_reader_loads_a_lora_adapter_with_its_trained_head(tmp_path):
     from peft import AutoPeftModelForQuestionAnswering
 
