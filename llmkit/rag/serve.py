@@ -19,11 +19,14 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from llmkit.errors import UserError
 
 MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (or worse)
+MAX_QUESTION_CHARS = 2000  # as llmkit.rag.pipeline's (not imported: the client side loads no model code)
 FILTER_KEYS = ("source", "where")
+POST_ONLY = ("/ask", "/search")
 
 
 class BadRequest(Exception):
@@ -39,17 +42,32 @@ def request_options(body: bytes) -> dict:
     if not isinstance(payload, dict):
         raise BadRequest('the request body must be a JSON object like {"question": "..."}.')
     question = payload.get("question")
-    if not isinstance(question, str) or not question.strip():
+    if question is not None and not isinstance(question, str):
+        raise BadRequest(
+            f'"question" must be a string, not {type(question).__name__}; send {{"question": "..."}}.'
+        )
+    if not question or not question.strip():
         raise BadRequest('"question" is missing or empty; send {"question": "...", "filters": {...}}.')
+    if len(question) > MAX_QUESTION_CHARS:  # a 200 with a refusal as its "answer" would read as an answer
+        raise BadRequest(
+            f'"question" is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}.'
+        )
     filters = payload.get("filters") or {}
     if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
         raise BadRequest(f'"filters" must be an object with keys among {", ".join(FILTER_KEYS)}.')
+    # A wrong type here either failed deep in retrieval (HTTP 500) or matched nothing and abstained.
+    if not isinstance(filters.get("source", ""), str):
+        raise BadRequest('"filters"."source" must be a glob string, e.g. "docs/*.md".')
+    if not isinstance(filters.get("where", {}), dict):
+        raise BadRequest('"filters"."where" must be an object of metadata values, e.g. {"lang": "en"}.')
     options = {"question": question, "filters": filters}
     for key, kind in (("k", int), ("mode", str)):
         if payload.get(key) is not None:
             if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
                 raise BadRequest(f'"{key}" must be a {kind.__name__}.')
             options[key] = payload[key]
+    if options.get("k", 1) < 1:  # 0 was taken for "the server's default"
+        raise BadRequest(f'"k" must be at least 1, got {options["k"]}.')
     return options
 
 
@@ -130,8 +148,11 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
         server_version = "llmkit-rag"
 
         def do_GET(self):  # noqa: N802 (http.server's naming)
-            if self.path.rstrip("/") in ("/status", ""):
+            path = self._endpoint()
+            if path in ("/status", ""):
                 self._reply(200, service.status())
+            elif path in POST_ONLY:
+                self._reply(405, {"error": f"{path} takes POST with a JSON body; GET serves /status only."})
             else:
                 self._reply(
                     404, {"error": f"no such endpoint {self.path}; use GET /status, POST /ask or /search."}
@@ -139,14 +160,12 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self):  # noqa: N802
             routes = {"/ask": service.ask, "/search": service.search}
-            route = routes.get(self.path.rstrip("/"))
+            route = routes.get(self._endpoint())
             if route is None:
                 self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
                 return
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    raise BadRequest(f"the request body is {length:,} bytes; the limit is {MAX_BODY:,}.")
+                length = self._body_length()
                 self._reply(200, route(request_options(self.rfile.read(length))))
             except (BadRequest, UserError, ValueError) as err:
                 self._reply(400, {"error": str(err)})
@@ -155,6 +174,27 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
                 self._reply(
                     500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."}
                 )
+
+        def _refuse_method(self) -> None:
+            """Any other method: JSON like every other reply, not http.server's HTML 501 page."""
+            self._reply(
+                405, {"error": f"{self.command} is not served; use GET /status, POST /ask or /search."}
+            )
+
+        do_PUT = do_DELETE = do_PATCH = _refuse_method
+
+        def _endpoint(self) -> str:
+            """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
+            return urlsplit(self.path).path.rstrip("/")
+
+        def _body_length(self) -> int:
+            """Content-Length, checked: a negative one made the read wait for the client to hang up."""
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                raise BadRequest(f"Content-Length {raw!r} is not a byte count; send the JSON body's length.")
+            if int(raw) > MAX_BODY:
+                raise BadRequest(f"the request body is {int(raw):,} bytes; the limit is {MAX_BODY:,}.")
+            return int(raw)
 
         def _reply(self, code: int, payload: dict) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode()
@@ -197,17 +237,31 @@ def ask_server(url: str, payload: dict, *, endpoint: str = "ask", timeout: float
         raise UserError(f"--server {url} is not an http:// URL; e.g. --server http://127.0.0.1:8765.")
     data = json.dumps(payload).encode()
     request = urllib.request.Request(target, data=data, headers={"Content-Type": "application/json"})
+    not_llmkit = (
+        f"; is {url} a `llmkit rag serve`? Its URL is printed when it starts (e.g. http://127.0.0.1:8765)."
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            body = response.read()
     except urllib.error.HTTPError as err:
         try:
             message = json.loads(err.read()).get("error", err.reason)
         except (ValueError, AttributeError):
-            message = err.reason
+            message = f"{err.reason}{not_llmkit}"  # an error page, not the API's JSON
         raise UserError(f"the server at {url} refused the question (HTTP {err.code}): {message}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise UserError(
             f"cannot reach the llmkit rag server at {url} ({reason}); start one with `llmkit rag serve --store S`."
         ) from None
+    # Another web server can answer 200 with a page, or JSON of another shape: the CLI would crash reading it.
+    try:
+        result = json.loads(body)
+    except ValueError:
+        result = None
+    expected = ("answer", "citations", "sources") if endpoint == "ask" else ("hits",)
+    if not isinstance(result, dict) or not set(expected) <= set(result):
+        raise UserError(
+            f"the server at {url} did not answer as llmkit's API does (no {', '.join(expected)}){not_llmkit}"
+        )
+    return result

@@ -5,8 +5,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -102,3 +104,96 @@ def test_ask_server_unreachable(capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "cannot reach the llmkit rag server" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+class _Stub:
+    """A Service without models: the HTTP layer's checks are what is tested."""
+
+    def ask(self, options: dict) -> dict:
+        return {"answer": f"k={options.get('k')}", "citations": [], "abstained": False, "sources": []}
+
+    search = ask
+
+    def status(self) -> dict:
+        return {"documents": 0}
+
+
+@pytest.fixture
+def stub_server():
+    from llmkit.rag.serve import make_handler
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(_Stub()))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _raw(url: str, request: bytes) -> tuple[int, dict]:
+    """Send a hand-written HTTP request; (status, JSON body). A server that waits instead fails the test."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
+    from llmkit.rag.pipeline import MAX_QUESTION_CHARS
+    from llmkit.rag.serve import MAX_QUESTION_CHARS as SERVER_LIMIT
+
+    assert SERVER_LIMIT == MAX_QUESTION_CHARS
+    for payload, message in [
+        ({"question": 5}, '"question" must be a string, not int'),
+        ({"question": ["a"]}, '"question" must be a string, not list'),
+        ({"question": "a" * 2001}, '"question" is 2,001 characters long; the limit is 2,000'),
+        ({"question": "hi", "k": 0}, '"k" must be at least 1, got 0'),
+        ({"question": "hi", "filters": {"source": 5}}, '"filters"."source" must be a glob string'),
+        ({"question": "hi", "filters": {"where": "x"}}, '"filters"."where" must be an object'),
+    ]:
+        code, error = post(stub_server + "/ask", json.dumps(payload).encode())
+        assert code == 400 and message in error["error"], (payload, error)
+    assert post(stub_server + "/ask?verbose=1", b'{"question": "hi", "k": 2}') == (200, _Stub().ask({"k": 2}))
+    code, error = _raw(stub_server, b"PUT /ask HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+    assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
+    code, error = _raw(stub_server, b"GET /ask HTTP/1.0\r\n\r\n")
+    assert code == 405 and "/ask takes POST" in error["error"]
+    for length in (b"-1", b"abc"):  # -1 used to keep the server reading until the client hung up
+        code, error = _raw(stub_server, b"POST /ask HTTP/1.0\r\nContent-Length: " + length + b"\r\n\r\n{}")
+        assert code == 400 and "is not a byte count" in error["error"], error
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, b"<html>hello</html>", "did not answer as llmkit's API does"),
+        (200, b'{"ok": true}', "did not answer as llmkit's API does"),
+        (501, b"<html>Unsupported method</html>", "refused the question (HTTP 501)"),
+    ],
+)
+def test_ask_server_that_is_not_llmkit_says_so(status, body, expected, capsys):
+    class Other(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(["rag", "ask", "--server", url, "hello?"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err, err
+    assert expected in err and f"is {url} a `llmkit rag serve`?" in err
