@@ -318,6 +318,8 @@ def _pipeline(args: argparse.Namespace):
 
 
 def _ask_or_chat(args: argparse.Namespace) -> None:
+    if args.command == "ask":
+        _check_question(args.question)  # before any model loads: a refusal printed as an answer exited 0
     if getattr(args, "server", None):
         _ask_server(args)
         return
@@ -334,6 +336,19 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
         if not question:
             break
         _answer(rag, question, filters)
+
+
+def _check_question(question: str) -> None:
+    """Refuse an empty or over-long question of `rag ask` (the chat and the API reply to it instead)."""
+    from llmkit.rag.serve import MAX_QUESTION_CHARS
+
+    if not question.strip():
+        raise UserError('the question is empty; ask one, e.g. llmkit rag ask "How do I rebase?" --store S.')
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UserError(
+            f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
+            "(ask about one thing; --source narrows the documents searched)."
+        )
 
 
 def _answer(rag, question: str, filters: dict, as_json: bool = False) -> None:

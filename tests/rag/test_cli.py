@@ -69,6 +69,10 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
         (["rag", "index", str(tmp_path / "nope"), "--store", str(tmp_path / "s")], "does not exist"),
         (["rag", "ask", "hi", "--store", str(tmp_path / "nowhere")], "no store at"),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+        # a question that cannot be asked is an error before any model loads, not a reply that exits 0
+        (["rag", "ask", " ", "--store", str(tmp_path / "empty")], "the question is empty; ask one"),
+        (["rag", "ask", "why? " * 500, "--store", str(tmp_path / "empty")], "2,500 characters long; keep it"),
+        (["rag", "ask", "", "--server", "http://127.0.0.1:9"], "the question is empty"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             llmkit_main(argv)
