@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from llmkit.errors import require
+from llmkit.errors import UserError, require
 from llmkit.finetune.qa_spans import Span, decide, predict_spans
 from llmkit.loading import load_pretrained
 
@@ -80,7 +80,15 @@ def _load_model(model: str | Path):
     if (Path(model) / "adapter_config.json").is_file():
         # transformers' own adapter loading leaves the head (peft's modules_to_save) freshly initialised
         return require("peft", "finetune").AutoPeftModelForQuestionAnswering.from_pretrained(str(model))
-    return load_pretrained(AutoModelForQuestionAnswering, model)
+    loaded, info = load_pretrained(AutoModelForQuestionAnswering, model, output_loading_info=True)
+    if info["missing_keys"]:
+        # A plain encoder (or a causal LM) gets a random QA head: its "no answer" would be noise, shown as fact.
+        raise UserError(
+            f"{model} is not a question-answering model: {', '.join(sorted(info['missing_keys']))} would start "
+            f"untrained. Fine-tune it first (`llmkit finetune-qa --model_name_or_path {model}`) and pass the "
+            "output dir, or pass an extractive QA model."
+        )
+    return loaded
 
 
 def _training_settings(model: str | Path) -> dict:

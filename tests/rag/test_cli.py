@@ -78,3 +78,24 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
             llmkit_main(argv)
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_a_reader_without_a_trained_qa_head_is_refused(topic_store, tmp_path, capsys):
+    from llmkit.finetune.common import packaged_minilm
+
+    missing = str(tmp_path / "no-such-reader")
+    for reader, message in [
+        (
+            packaged_minilm(),
+            "is not a question-answering model: qa_outputs.bias, qa_outputs.weight would start",
+        ),
+        (missing, f"no folder at {missing}"),
+        (str(tmp_path), "no tokenizer files"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(
+                ["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--reader", reader]
+            )
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
+        assert "Sources:" not in out  # no answer from a random head
