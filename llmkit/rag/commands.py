@@ -289,11 +289,13 @@ def _open_for_questions(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from llmkit.rag.evaluate import evaluate, load_qa
+    from llmkit.rag.evaluate import check_doc_ids, evaluate, load_qa
     from llmkit.rag.retrieval import Retriever
 
     store = _open_for_questions(args)
-    print(json.dumps(evaluate(Retriever(store, args.rerank), load_qa(args.qa), tuple(args.modes)), indent=2))
+    qa = load_qa(args.qa)
+    check_doc_ids(qa, set(store.sources()), args.qa)
+    print(json.dumps(evaluate(Retriever(store, args.rerank), qa, tuple(args.modes)), indent=2))
 
 
 def _reader(args: argparse.Namespace):

@@ -16,22 +16,45 @@ def load_qa(path: str | Path) -> list[dict]:
     """Read a JSONL file of {"question": ..., "doc_id": ...} (or "doc_ids": [...]) lines."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} does not exist; pass a JSONL file of question/doc_id pairs.")
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise UserError(f"{path} {problem}; pass a JSONL file of question/doc_id pairs.")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             relevant = row.get("doc_ids") or [row["doc_id"]]
-            rows.append({"question": row["question"], "relevant": set(relevant)})
-        except (json.JSONDecodeError, KeyError, TypeError):
+            question = row["question"]
+            # a number or list crashed retrieval; an empty question counted as a miss in the figures
+            if (
+                not isinstance(question, str)
+                or not question.strip()
+                or not all(isinstance(d, str) for d in relevant)
+            ):
+                raise TypeError
+            rows.append({"question": question, "relevant": set(relevant)})
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(
-                f'{path}:{n}: expected {{"question": ..., "doc_id": ...}}, got {line[:80]!r}'
+                f'{path}:{n}: expected {{"question": "a question", "doc_id": "an id"}}, got {line[:80]!r}'
             ) from None
     if not rows:
         raise UserError(f"{path} holds no questions.")
     return rows
+
+
+def check_doc_ids(qa: list[dict], ids: set[str], path: str | Path) -> None:
+    """Refuse questions whose documents the store lacks: every one would count as a miss, and the figures lie."""
+    unknown = sorted({d for row in qa for d in row["relevant"]} - ids)
+    if unknown:
+        names = ", ".join(map(repr, unknown[:3])) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        )
+        example = f" (its ids look like {min(ids)!r})" if ids else ""
+        raise UserError(
+            f"{path} names doc_ids the store does not have: {names}{example}; "
+            "`llmkit rag ask --json` shows each source's doc_id."
+        )
 
 
 def evaluate(retriever: Retriever, qa: list[dict], modes: tuple[str, ...] = MODES) -> dict:

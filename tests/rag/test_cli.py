@@ -99,3 +99,27 @@ def test_a_reader_without_a_trained_qa_head_is_refused(topic_store, tmp_path, ca
         out, err = capsys.readouterr()
         assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
         assert "Sources:" not in out  # no answer from a random head
+
+
+def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path, capsys):
+    good = json.dumps({"question": "How do bees talk?", "doc_id": "bees.md"})
+    for lines, message in [
+        ([json.dumps({"question": 5, "doc_id": "bees.md"})], ':1: expected {"question": "a question"'),
+        ([good, json.dumps([{"question": "q", "doc_id": "bees.md"}])], ":2: expected"),
+        ([json.dumps({"question": " ", "doc_id": "bees.md"})], ":1: expected"),
+        # every question would count as a miss: hit@k of 0 that says nothing about retrieval
+        (
+            [good, json.dumps({"question": "q", "doc_id": "docs/bees.md"})],
+            "doc_ids the store does not have: 'docs/",
+        ),
+    ]:
+        qa = tmp_path / "qa.jsonl"
+        qa.write_text("\n".join(lines))
+        with pytest.raises(SystemExit) as exit_:
+            llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(qa)])
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 2 and message in err and "Traceback" not in err, (lines, err)
+        assert "hit@1" not in out
+    with pytest.raises(SystemExit):
+        llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(tmp_path)])
+    assert f"{tmp_path} is a folder; pass a JSONL file" in capsys.readouterr().err
