@@ -182,6 +182,14 @@ def _index(args: argparse.Namespace) -> None:
             if args.builtin
             else load_paths(present, args.include, args.exclude, root=anchor)
         )
+    if not docs and not args.builtin and not (store_path / "manifest.json").is_file():
+        # Nothing readable for a new store: an empty store made with exit 0 looked like success.
+        for w in skipped:
+            print(f"warning: {w.message}", file=sys.stderr)
+        raise UserError(
+            f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
+            f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
+        )
     store = Store(
         args.store,
         embedding_model=args.embedding_model,

@@ -64,9 +64,12 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
     from llmkit.rag import Store
 
     Store(tmp_path / "empty", embedder=embedder)  # a valid store with no documents yet
+    (tmp_path / "nothing").mkdir()  # a folder with no file to index
+    (tmp_path / "nothing" / "notes.docx").write_text("not a type llmkit reads")
     for argv, message in [
         (["rag", "index", "--store", str(tmp_path / "s")], "give files or folders"),
         (["rag", "index", str(tmp_path / "nope"), "--store", str(tmp_path / "s")], "does not exist"),
+        (["rag", "index", str(tmp_path / "nothing"), "--store", str(tmp_path / "s")], "no file to index in"),
         (["rag", "ask", "hi", "--store", str(tmp_path / "nowhere")], "no store at"),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
         # a question that cannot be asked is an error before any model loads, not a reply that exits 0
@@ -78,6 +81,7 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
             llmkit_main(argv)
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "s").exists()  # nothing was written for any of them
 
 
 def test_a_reader_without_a_trained_qa_head_is_refused(topic_store, tmp_path, capsys):
