@@ -117,6 +117,22 @@ def test_unknown_command_and_missing_config(capsys):
     _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
 
 
+def test_output_into_a_closed_pipe_ends_quietly():
+    read, write = os.pipe()
+    os.close(read)  # as `llmkit --help | head -1` once head has exited
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from llmkit.cli import main; main()", "--help"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
 @pytest.mark.slow
 def test_recipe_process_exits_cleanly_on_bad_input():
     proc = subprocess.run(
