@@ -14,9 +14,9 @@ from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
+from llmkit.rag.serve import MAX_QUESTION_CHARS  # one limit for the pipeline, `rag ask` and the HTTP API
 from llmkit.rag.store import Store
 
-MAX_QUESTION_CHARS = 2000
 _CITATION = re.compile(r"\[(\d+)\]")
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from llmkit.errors import UserError
 
 MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (or worse)
-MAX_QUESTION_CHARS = 2000  # as llmkit.rag.pipeline's (not imported: the client side loads no model code)
+MAX_QUESTION_CHARS = 2000  # kept here, where the client side loads no model code; the pipeline imports it
 FILTER_KEYS = ("source", "where")
 POST_ONLY = ("/ask", "/search")
 
