@@ -27,6 +27,7 @@ MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (
 MAX_QUESTION_CHARS = 2000  # kept here, where the client side loads no model code; the pipeline imports it
 FILTER_KEYS = ("source", "where")
 POST_ONLY = ("/ask", "/search")
+ALLOW = "GET, HEAD, POST, OPTIONS"
 
 
 class BadRequest(Exception):
@@ -183,6 +184,19 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
 
         do_PUT = do_DELETE = do_PATCH = _refuse_method
 
+        def do_HEAD(self):  # noqa: N802
+            """GET's status and headers without the body (what a health check or `curl -I` asks for)."""
+            self._head = True
+            try:
+                self.do_GET()
+            finally:
+                self._head = False
+
+        def do_OPTIONS(self):  # noqa: N802
+            self.send_response(204)
+            self.send_header("Allow", ALLOW)
+            self.end_headers()
+
         def _endpoint(self) -> str:
             """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
             return urlsplit(self.path).path.rstrip("/")
@@ -201,8 +215,11 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
             self.send_response(code)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            if code == 405:
+                self.send_header("Allow", ALLOW)
             self.end_headers()
-            self.wfile.write(body)
+            if not getattr(self, "_head", False):
+                self.wfile.write(body)
 
         def log_message(self, format, *args):  # noqa: A002 (the base class's name)
             sys.stderr.write(f"{self.address_string()} {format % args}\n")

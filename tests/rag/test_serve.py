@@ -129,15 +129,20 @@ def stub_server():
     httpd.server_close()
 
 
-def _raw(url: str, request: bytes) -> tuple[int, dict]:
-    """Send a hand-written HTTP request; (status, JSON body). A server that waits instead fails the test."""
+def _raw_reply(url: str, request: bytes) -> bytes:
+    """Send a hand-written HTTP request; the whole reply. A server that waits instead fails the test."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(request)
         reply = b""
         while chunk := s.recv(65536):
             reply += chunk
-    head, _, body = reply.partition(b"\r\n\r\n")
+    return reply
+
+
+def _raw(url: str, request: bytes) -> tuple[int, dict]:
+    """Send a hand-written HTTP request; (status, JSON body)."""
+    head, _, body = _raw_reply(url, request).partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
 
 
@@ -161,6 +166,10 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
     assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
     code, error = _raw(stub_server, b"GET /ask HTTP/1.0\r\n\r\n")
     assert code == 405 and "/ask takes POST" in error["error"]
+    head = _raw_reply(stub_server, b"HEAD /status HTTP/1.0\r\n\r\n")  # headers as GET's, no body
+    assert head.startswith(b"HTTP/1.0 200") and b"application/json" in head and head.endswith(b"\r\n\r\n")
+    head = _raw_reply(stub_server, b"OPTIONS /ask HTTP/1.0\r\n\r\n")  # was http.server's HTML 501 page
+    assert head.startswith(b"HTTP/1.0 204") and b"Allow: GET, HEAD, POST, OPTIONS" in head
     for length in (b"-1", b"abc"):  # -1 used to keep the server reading until the client hung up
         code, error = _raw(stub_server, b"POST /ask HTTP/1.0\r\nContent-Length: " + length + b"\r\n\r\n{}")
         assert code == 400 and "is not a byte count" in error["error"], error
