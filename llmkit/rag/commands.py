@@ -1,31 +1,20 @@
-"""`llmkit rag index|remove|ask|chat|eval`: the RAG command line, over the same functions the app uses.
+"""`llmkit rag index|remove|ask|chat|eval|serve`: the RAG command line, over the same functions the app uses.
 
 Each subcommand is a function `_add_NAME(sub)` that declares its flags and a handler in HANDLERS;
-a new subcommand is one of each. Flags are snake_case (dashed spellings still work) and every
-subcommand takes `--config FILE` (llmkit.tool_cli).
+a new subcommand is one of each (the index and remove handlers live in llmkit.rag.indexing). Flags are
+snake_case (dashed spellings still work) and every subcommand takes `--config FILE` (llmkit.tool_cli).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import warnings
 from pathlib import Path
 
 from llmkit.arguments import add_config_flag
 from llmkit.errors import UserError
+from llmkit.rag import indexing
 from llmkit.rag.abstain import RELATIVE, Gate
-from llmkit.rag.calibration import ensure_calibrated
-from llmkit.rag.chunking import check_chunking
-from llmkit.rag.documents import (
-    SUFFIXES,
-    builtin_knowledge_base,
-    doc_id,
-    folder_prefix,
-    load_paths,
-    shown_path,
-)
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, use_query_threads
 from llmkit.rag.index import INDEX_KINDS
 from llmkit.rag.retrieval import MODES
@@ -120,8 +109,8 @@ def _add_ask_and_chat(sub) -> None:
         p.add_argument(
             "--reader",
             metavar="DIR_OR_NAME",
-            help="an extractive QA model (a `llmkit finetune-qa` output): quote the sentence holding its answer "
-            "span, abstain when it finds none",
+            help="an extractive QA model (a `llmkit finetune-qa` output): abstain when it reads no answer in "
+            "the kept sources",
         )
         if name == "ask":
             p.add_argument(
@@ -160,123 +149,6 @@ def main(argv: list[str]) -> None:
     args = parse_subcommand(_parser(), argv)
     with plain_warnings():
         HANDLERS[args.command](args)
-
-
-# -- index and remove -----------------------------------------------------------------------------
-def _index(args: argparse.Namespace) -> None:
-    from llmkit.rag.store import Store
-
-    if not args.paths and not args.builtin:
-        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
-    check_chunking(args.chunk_tokens, args.chunk_overlap)  # every flag is checked before the store is touched
-    store_path = Path(args.store).expanduser()
-    anchor = store_path.resolve().parent  # what Store.anchor will be: document ids are relative to it
-    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
-    if missing and not (store_path / "manifest.json").is_file():
-        raise UserError(f"{missing[0]} does not exist; pass files or folders to index.")
-    with warnings.catch_warnings(record=True) as skipped:
-        warnings.simplefilter("always")
-        present = [p for p in args.paths if p not in missing]
-        docs = (
-            builtin_knowledge_base()
-            if args.builtin
-            else load_paths(present, args.include, args.exclude, root=anchor)
-        )
-    if not docs and not args.builtin and not (store_path / "manifest.json").is_file():
-        # Nothing readable for a new store: an empty store made with exit 0 looked like success.
-        for w in skipped:
-            print(f"warning: {w.message}", file=sys.stderr)
-        raise UserError(
-            f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
-            f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
-        )
-    store = Store(
-        args.store,
-        embedding_model=args.embedding_model,
-        index=args.index,
-        chunk_tokens=args.chunk_tokens,
-        chunk_overlap=args.chunk_overlap,
-    )
-    # A path indexed before whose file or folder is gone: its documents go (a typo is still an error).
-    gone = {p: _documents_named(store, p) for p in missing}
-    for path, ids in gone.items():
-        if not ids:
-            raise UserError(
-                f"{path} does not exist (and no document of the store came from it); check the path."
-            )
-    for w in skipped:
-        print(f"warning: {w.message}", file=sys.stderr)
-    removed = store.delete_documents([i for ids in gone.values() for i in ids])
-    for path, ids in gone.items():
-        print(
-            f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
-            file=sys.stderr,
-        )
-    # Re-indexing a folder also removes the documents whose files are gone from it.
-    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
-    stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
-    stats["documents_removed"] += removed
-    _hint_gone_files(store, args.store)
-    calibration = ensure_calibrated(store)
-    summary = {
-        **stats,
-        "documents": store.count_documents(),
-        "chunks": len(store),
-        "store": str(store.path),
-        "abstain_below": calibration["min_score"],
-    }
-    print(json.dumps(summary, indent=2))
-
-
-def _documents_named(store, target: str) -> list[str]:
-    """The ids of the documents `target` names: an id, a file or folder as indexed, or a shown source path."""
-    sources = store.sources()
-    if target in sources:
-        return [target]
-    rel = doc_id(Path(target).expanduser(), store.anchor)
-    if rel in sources:
-        return [rel]
-    shown = shown_path(target)
-    prefix = "" if rel == "." else rel + "/"
-    return [
-        i
-        for i, source in sources.items()
-        if (prefix and i.startswith(prefix)) or source == shown or source.startswith(shown.rstrip("/") + "/")
-    ]
-
-
-def _hint_gone_files(store, store_arg: str) -> None:
-    """Say which indexed files no longer exist (indexing another path keeps them), and how to remove them."""
-    gone = [
-        source
-        for i, source in store.sources().items()
-        if Path(i).suffix.lower() in SUFFIXES and ":" not in i and not (store.anchor / i).exists()
-    ]
-    if gone:
-        names = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
-        print(
-            f"note: {len(gone)} indexed file(s) no longer exist: {names}; remove them with "
-            f"`llmkit rag remove PATH --store {store_arg}` or by re-indexing their folder.",
-            file=sys.stderr,
-        )
-
-
-def _remove(args: argparse.Namespace) -> None:
-    from llmkit.rag.pipeline import open_store
-
-    store = open_store(args.store)
-    named = {t: _documents_named(store, t) for t in args.targets}
-    unknown = [t for t, ids in named.items() if not ids]
-    if unknown:  # nothing is removed unless every target names something
-        raise UserError(
-            f"no document of {args.store} comes from {', '.join(map(repr, unknown))}; give a file or folder as "
-            "indexed, or a document id (`llmkit rag ask --json` shows doc_id and source)."
-        )
-    removed = store.delete_documents([i for ids in named.values() for i in ids])
-    ensure_calibrated(store)
-    print(
-        json.dumps({"documents_removed": removed, "documents": store.count_documents(), "chunks": len(store)})
-    )
 
 
 # -- ask, chat and eval ---------------------------------------------------------------------------
@@ -415,8 +287,8 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 HANDLERS = {
-    "index": _index,
-    "remove": _remove,
+    "index": indexing.index,
+    "remove": indexing.remove,
     "ask": _ask_or_chat,
     "chat": _ask_or_chat,
     "eval": _eval,

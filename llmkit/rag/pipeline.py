@@ -132,7 +132,7 @@ class RAG:
         gate: Gate | None = None,
         reader=None,
     ):
-        """`reader` (an llmkit.rag.reader.Reader): its answer span decides the quoted sentence, its "no answer" abstains."""
+        """`reader` (an llmkit.rag.reader.Reader): its "no answer" abstains; the quoted sentence stays the ranker's."""
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
         self.store = store

@@ -1,0 +1,142 @@
+"""`llmkit rag index` and `llmkit rag remove`: add files and folders to a store, take documents out of it.
+
+Every flag and path is checked before the store is touched, so a typo never leaves a half-written store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from llmkit.errors import UserError
+from llmkit.rag.calibration import ensure_calibrated
+from llmkit.rag.chunking import check_chunking
+from llmkit.rag.documents import (
+    SUFFIXES,
+    builtin_knowledge_base,
+    doc_id,
+    folder_prefix,
+    load_paths,
+    shown_path,
+)
+
+
+def index(args: argparse.Namespace) -> None:
+    """`llmkit rag index PATH... --store S`: add or re-index documents, then refit the store's threshold."""
+    from llmkit.rag.store import Store
+
+    if not args.paths and not args.builtin:
+        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
+    check_chunking(args.chunk_tokens, args.chunk_overlap)  # every flag is checked before the store is touched
+    store_path = Path(args.store).expanduser()
+    anchor = store_path.resolve().parent  # what Store.anchor will be: document ids are relative to it
+    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
+    if missing and not (store_path / "manifest.json").is_file():
+        raise UserError(f"{missing[0]} does not exist; pass files or folders to index.")
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        present = [p for p in args.paths if p not in missing]
+        docs = (
+            builtin_knowledge_base()
+            if args.builtin
+            else load_paths(present, args.include, args.exclude, root=anchor)
+        )
+    if not docs and not args.builtin and not (store_path / "manifest.json").is_file():
+        # Nothing readable for a new store: an empty store made with exit 0 looked like success.
+        for w in skipped:
+            print(f"warning: {w.message}", file=sys.stderr)
+        raise UserError(
+            f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
+            f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
+        )
+    store = Store(
+        args.store,
+        embedding_model=args.embedding_model,
+        index=args.index,
+        chunk_tokens=args.chunk_tokens,
+        chunk_overlap=args.chunk_overlap,
+    )
+    # A path indexed before whose file or folder is gone: its documents go (a typo is still an error).
+    gone = {p: _documents_named(store, p) for p in missing}
+    for path, ids in gone.items():
+        if not ids:
+            raise UserError(
+                f"{path} does not exist (and no document of the store came from it); check the path."
+            )
+    for w in skipped:
+        print(f"warning: {w.message}", file=sys.stderr)
+    removed = store.delete_documents([i for ids in gone.values() for i in ids])
+    for path, ids in gone.items():
+        print(
+            f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
+            file=sys.stderr,
+        )
+    # Re-indexing a folder also removes the documents whose files are gone from it.
+    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
+    stats["documents_removed"] += removed
+    _hint_gone_files(store, args.store)
+    calibration = ensure_calibrated(store)
+    summary = {
+        **stats,
+        "documents": store.count_documents(),
+        "chunks": len(store),
+        "store": str(store.path),
+        "abstain_below": calibration["min_score"],
+    }
+    print(json.dumps(summary, indent=2))
+
+
+def _documents_named(store, target: str) -> list[str]:
+    """The ids of the documents `target` names: an id, a file or folder as indexed, or a shown source path."""
+    sources = store.sources()
+    if target in sources:
+        return [target]
+    rel = doc_id(Path(target).expanduser(), store.anchor)
+    if rel in sources:
+        return [rel]
+    shown = shown_path(target)
+    prefix = "" if rel == "." else rel + "/"
+    return [
+        i
+        for i, source in sources.items()
+        if (prefix and i.startswith(prefix)) or source == shown or source.startswith(shown.rstrip("/") + "/")
+    ]
+
+
+def _hint_gone_files(store, store_arg: str) -> None:
+    """Say which indexed files no longer exist (indexing another path keeps them), and how to remove them."""
+    gone = [
+        source
+        for i, source in store.sources().items()
+        if Path(i).suffix.lower() in SUFFIXES and ":" not in i and not (store.anchor / i).exists()
+    ]
+    if gone:
+        names = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        print(
+            f"note: {len(gone)} indexed file(s) no longer exist: {names}; remove them with "
+            f"`llmkit rag remove PATH --store {store_arg}` or by re-indexing their folder.",
+            file=sys.stderr,
+        )
+
+
+def remove(args: argparse.Namespace) -> None:
+    """`llmkit rag remove TARGET... --store S`: remove documents by the path indexed or by id."""
+    from llmkit.rag.pipeline import open_store
+
+    store = open_store(args.store)
+    named = {t: _documents_named(store, t) for t in args.targets}
+    unknown = [t for t, ids in named.items() if not ids]
+    if unknown:  # nothing is removed unless every target names something
+        raise UserError(
+            f"no document of {args.store} comes from {', '.join(map(repr, unknown))}; give a file or folder as "
+            "indexed, or a document id (`llmkit rag ask --json` shows doc_id and source)."
+        )
+    removed = store.delete_documents([i for ids in named.values() for i in ids])
+    ensure_calibrated(store)
+    print(
+        json.dumps({"documents_removed": removed, "documents": store.count_documents(), "chunks": len(store)})
+    )
