@@ -1,7 +1,7 @@
 """RAG performance: answers (abstention, citations), retrieval quality, embedding, FAISS and FTS5 speed.
 
     python benchmarks/bench_rag.py --part answers                # the question set in benchmarks/rag_bench/ (~1 min)
-    python benchmarks/bench_rag.py --part collections            # ten collections, default settings (~30 min, 2 cores)
+    python benchmarks/bench_rag.py --part collections            # twelve collections, default settings (~3 h on 2 busy cores)
     python benchmarks/bench_rag.py --part collections --reader runs/qa-reader   # the same, answers by the reader
     python benchmarks/bench_rag.py --part near_domain            # half of a collection indexed, the other half asked
     python benchmarks/bench_rag.py --store runs/rag-builtin      # everything; the built-in docs' store is built if missing
