@@ -114,3 +114,35 @@ def test_tokenize_neither_lists_nor_takes_a_tokenized_dataset(capsys, tmp_path):
     assert exit_.value.code == 2
     assert "does not take --tokenized_dataset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+TRAINING_RECIPES = [name for name in sorted(RECIPES) if name != "tokenize"]
+
+
+@pytest.mark.parametrize("name", TRAINING_RECIPES)
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
+        ("--learning_rate", "0", "--learning_rate must be positive, got 0"),
+        ("--per_device_train_batch_size", "-2", "--per_device_train_batch_size must be at least 1"),
+    ],
+)
+def test_a_negative_learning_rate_or_batch_size_is_refused_when_parsed(name, flag, value, message):
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, [flag, value])
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith("finetune-")])
+def test_a_fine_tuning_batch_of_zero_is_refused_when_parsed(name):
+    from llmkit.errors import UserError
+
+    for flag in (
+        "--per_device_train_batch_size",
+        "--per_device_eval_batch_size",
+        "--gradient_accumulation_steps",
+    ):
+        with pytest.raises(UserError, match=f"{flag} must be at least 1, got 0"):
+            parse_args(RECIPES[name].load().TYPES, [flag, "0"])

@@ -9,6 +9,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from datasets import Dataset
@@ -50,6 +51,7 @@ class PretrainingArguments(LlmkitTrainingArguments):
     """TrainingArguments with defaults for pretraining (AdamW, cosine, warmup, weight decay 0.1)."""
 
     output_dir: str | None = output_dir_field("runs/gpt2-tiny")
+    min_train_batch_size: ClassVar[int] = 0  # 0: the device's default micro-batch
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
     adam_beta2: float = 0.95
