@@ -138,6 +138,11 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         _add_box(rows, ann, categories, path)
     if not rows:
         raise UserError(f"{path} lists no images; add them to its 'images' list.")
+    if not annotations:  # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+        raise UserError(
+            f"{path} has no boxes (its 'annotations' list is empty); a detector trains and is scored on "
+            "labelled boxes: add them as {'image_id', 'category_id', 'bbox': [x, y, width, height]}."
+        )
     return list(rows.values()), categories
 
 
