@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Value
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 SOURCE, ROW = "__source__", "__row__"  # where each example came from (see load_table)
 
@@ -202,8 +205,18 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
 
 
 def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
-    """Remove rows whose `column` is missing or blank; return the data and how many were removed."""
+    """Remove rows whose `column` is missing or blank; return the data and how many were removed.
+
+    A column of numbers (a JSON answer 4, a CSV of digits) is read as their text."""
     before = sum(len(d) for d in ds.values())
+    ds = DatasetDict(ds)  # the caller's splits stay as they were
+    for split, part in ds.items():
+        feature = part.features.get(column)
+        if isinstance(feature, Value) and feature.dtype not in ("string", "large_string"):
+            logger.info(
+                f"the {column!r} column of the {split} data holds {feature.dtype} values: read as text"
+            )
+            ds[split] = part.cast_column(column, Value("string"))
     ds = ds.filter(
         lambda values: [
             v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values

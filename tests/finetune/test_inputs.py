@@ -184,3 +184,17 @@ def test_a_one_row_or_header_only_csv_is_named_in_one_line(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
     argv = ["--train_file", str(train), "--validation_file", str(header), "--output_dir", str(tmp_path / "o")]
     assert f"{header} has no examples" in _fails(argv, capsys)
+
+
+def test_a_text_column_of_numbers_is_read_as_text():
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import drop_empty
+
+    raw = DatasetDict(
+        train=Dataset.from_list([{"answer": 4}, {"answer": None}, {"answer": 12}]),
+        validation=Dataset.from_list([{"answer": 2.5}]),
+    )
+    kept, dropped = drop_empty(raw, "answer")  # a JSON answer 4 used to end in "int has no len()"
+    assert dropped == 1
+    assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
