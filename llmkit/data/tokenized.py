@@ -98,11 +98,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         )
     out = Path(args.output_dir).expanduser()
     recover_publish(out)
-    if out.exists() and not args.overwrite_output_dir:
-        what = "a tokenized dataset" if (out / METADATA).is_file() else "files"
-        raise UserError(
-            f"{out} already exists and holds {what}; pass --overwrite_output_dir true or another --output_dir."
-        )
+    _check_replaceable(out, args.overwrite_output_dir)
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
     work = _fresh_work_dir(out)
 
@@ -155,6 +151,24 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
     )
     return out
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """An existing output_dir is used only if empty, or replaced with --overwrite_output_dir if tokenize wrote it."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if (out / METADATA).is_file():
+        if not overwrite:
+            raise UserError(
+                f"{out} already exists and holds a tokenized dataset; pass --overwrite_output_dir true or another "
+                "--output_dir."
+            )
+        return
+    what = "a folder of other files" if out.is_dir() else "a file"
+    raise UserError(
+        f"{out} is {what}, not a tokenized dataset; --overwrite_output_dir replaces only a dataset that "
+        "`llmkit tokenize` wrote, so pass another --output_dir."
+    )
 
 
 def _write_records(
