@@ -129,6 +129,7 @@ def _npz(path: Path, test_fraction: float, seed: int):
         )
 
     def pair(x_key: str, y_key: str):
+        _check_npz_arrays(path, data, x_key, y_key)
         x = channels_first(torch.tensor(data[x_key], dtype=torch.float32), f"{path}: {x_key}")
         y = torch.tensor(data[y_key]).long().flatten()
         if len(y) != len(x):
@@ -140,6 +141,22 @@ def _npz(path: Path, test_fraction: float, seed: int):
     if "x_test" in data:
         return pair("x_train", "y_train"), pair("x_test", "y_test")
     return _split(*pair("x_train", "y_train"), test_fraction, seed)
+
+
+def _check_npz_arrays(path: Path, data, x_key: str, y_key: str) -> None:
+    """Pixels must be numbers and labels class ids 0, 1, 2, ... (else torch fails, or 0.7 silently becomes 0)."""
+    x, y = data[x_key], data[y_key]
+    if x.dtype.kind not in "biuf":
+        raise UserError(
+            f"{path}: {x_key} holds {x.dtype} values, not pixel numbers; save the images as numbers."
+        )
+    whole = y.dtype.kind in "biu" or (y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0)))
+    if not whole or (y.size and y.min() < 0):
+        shown = y.flatten()[:3].tolist()
+        raise UserError(
+            f"{path}: {y_key} holds {y.dtype} values such as {shown}; labels must be class ids 0, 1, 2, ...: "
+            "map each class to a whole number from 0."
+        )
 
 
 def channels_first(x: torch.Tensor, what: str) -> torch.Tensor:
