@@ -309,12 +309,30 @@ def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
 
 
+def _utf8_text(path: Path) -> str:
+    """A file's UTF-8 text; binary data or another encoding is named (llmkit.data.filecheck's rule, without
+    importing llmkit.data, which brings transformers)."""
+    raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        nul = raw.index(b"\0")
+        raise UserError(
+            f"{path} is a binary file (a NUL byte at offset {nul}), not text; pass a UTF-8 text file."
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path} > fixed.txt`."
+        ) from None
+
+
 def load_text(path: str | None = None, max_chars: int | None = None) -> str:
     """A text file's contents, or the built-in CPython documentation corpus."""
     if path:
         if not Path(path).is_file():
             raise UserError(f"{path} does not exist; pass a text file or omit it for the built-in corpus.")
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = _utf8_text(Path(path))
     else:
         from llmkit.data.builtin import builtin_texts
 

@@ -159,6 +159,20 @@ def test_npz_labels_that_are_not_class_ids_and_pixels_that_are_not_numbers_are_n
         load_images(str(tmp_path / "d.npz"))
 
 
+def test_a_text_file_that_is_binary_or_not_utf8_is_named(tmp_path):
+    from llmkit.classic.data import load_text
+
+    (tmp_path / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 20)
+    (tmp_path / "l.txt").write_bytes("café olé\n".encode("latin-1") * 20)
+    # binary data was read with replacement characters: "fewer than one batch", or a model trained on noise
+    with pytest.raises(UserError, match=r"b.txt is a binary file \(a NUL byte at offset 8\), not text"):
+        load_text(str(tmp_path / "b.txt"))
+    with pytest.raises(UserError, match=r"l.txt is not UTF-8 text \(byte 0xe9 at offset 3\); convert it"):
+        load_text(str(tmp_path / "l.txt"))
+    (tmp_path / "u.txt").write_text("naïve café ✓\n")
+    assert load_text(str(tmp_path / "u.txt")) == "naïve café ✓\n"
+
+
 def test_broken_image_folders_and_idx_files_are_named(tmp_path):
     from PIL import Image
 
