@@ -69,6 +69,10 @@ class LlmkitTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--per_device_train_batch_size must be at least 1{default}, got {self.per_device_train_batch_size}."
             )
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:  # else 0 steps are trained, and exit 0
+            raise ValueError(
+                f"--num_train_epochs must be positive (or give --max_steps), got {self.num_train_epochs}."
+            )
         for name in ("per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")

@@ -126,6 +126,7 @@ TRAINING_RECIPES = [name for name in sorted(RECIPES) if name != "tokenize"]
         ("--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
         ("--learning_rate", "0", "--learning_rate must be positive, got 0"),
         ("--per_device_train_batch_size", "-2", "--per_device_train_batch_size must be at least 1"),
+        ("--num_train_epochs", "0", "--num_train_epochs must be (positive|at least 1)"),
     ],
 )
 def test_a_negative_learning_rate_or_batch_size_is_refused_when_parsed(name, flag, value, message):
