@@ -110,6 +110,9 @@ def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     assert capsys.readouterr().out == text
     _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
     _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
+    long_prompt = " ".join(["statement"] * 200)  # the tiny model's context is 64 tokens
+    err = _fails_with(["generate", "--model", str(out), "--prompt", long_prompt], capsys, "leaves no room")
+    assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
 
 
 def test_unknown_command_and_missing_config(capsys):
