@@ -55,6 +55,19 @@ def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
     _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to output_dir")
 
 
+def test_an_output_dir_with_files_no_run_wrote_is_refused(capsys, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "config.json").write_text("{}")
+    # the run overwrote them with its model card and model config
+    err = _fails_with(["train-mlp", "--output_dir", str(project)], capsys, "holds README.md, config.json")
+    assert "no training run wrote" in err and "pass a new or empty --output_dir" in err
+    _fails_with(["pretrain", *TINY_MODEL, "--output_dir", str(project)], capsys, "would overwrite them")
+    assert (project / "README.md").read_text() == "# my project\n"
+    assert sorted(p.name for p in project.iterdir()) == ["README.md", "config.json"]
+
+
 def test_tokenizer_vocabulary_mismatch(capsys, tmp_path, tiny_run):
     out, _ = tiny_run  # its tokenizer has 512 tokens
     _fails_with(
