@@ -5,6 +5,7 @@ automatic resume, metrics.json and loss_curve.png in the shape the Trainer recip
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -405,6 +406,7 @@ def write_report(
 def summarize(args: ClassicArguments, metrics: dict, *, title: str, notes: tuple[str, ...] = ()) -> str:
     """The closing summary of a classic run: where it is, its headline figures, the app page that serves it."""
     out = Path(args.output_dir)
-    use = [f"python apps/classic.py --{args.app_flag} {out}"] if args.app_flag else [f"the files in {out}"]
+    where = shlex.quote(str(out))  # a shell line: a folder with a space stays one argument
+    use = [f"python apps/classic.py --{args.app_flag} {where}"] if args.app_flag else [f"the files in {out}"]
     metrics = {"output_dir": str(out), **metrics}  # a run that stopped before writing metrics.json has none
     return record.print_summary(metrics, title=f"{args.recipe}: {title}", use=use, notes=notes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -148,7 +149,10 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     record.print_summary(
         metrics,
         title=f"tokenize: {data_args.source}, blocks of {block_size} {meta['tokenizer']} tokens",
-        use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
+        use=[
+            f"llmkit pretrain --tokenized_dataset {shlex.quote(str(out))}",
+            f'datasets.load_from_disk("{out}")',
+        ],
     )
     return out
 

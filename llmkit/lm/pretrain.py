@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -231,8 +232,8 @@ def _print_summary(metrics: dict, out: str, what: str) -> None:
         title=f"pretrain: {what}",
         use=[
             f'pipeline("text-generation", model="{out}")',
-            f'llmkit generate --model {out} --prompt "..."',
-            f"python apps/models.py --causal {out}",
+            f'llmkit generate --model {shlex.quote(str(out))} --prompt "..."',
+            f"python apps/models.py --causal {shlex.quote(str(out))}",
         ],
         notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
     )

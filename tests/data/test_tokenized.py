@@ -286,6 +286,12 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
 
+def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, capsys):
+    out = tokenize(tmp_path / "my data", corpus_dir)
+    # it printed `llmkit pretrain --tokenized_dataset .../my data`: two arguments when pasted
+    assert f"llmkit pretrain --tokenized_dataset '{out}'" in capsys.readouterr().out
+
+
 def test_overwrite_never_replaces_a_file_or_a_folder_tokenize_did_not_write(tmp_path, corpus_dir):
     notes = tmp_path / "notes.txt"
     notes.write_text("precious")
