@@ -198,3 +198,27 @@ def test_a_text_column_of_numbers_is_read_as_text():
     kept, dropped = drop_empty(raw, "answer")  # a JSON answer 4 used to end in "int has no len()"
     assert dropped == 1
     assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
+
+
+def test_a_weights_file_cut_short_is_named_and_a_whole_folder_still_lets_real_failures_through(tmp_path):
+    from transformers import BertConfig
+
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    whole = weights.read_bytes()
+
+    class RunsOutOfMemory:
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        load_pretrained(RunsOutOfMemory, tmp_path / "m")
+    # safetensors' SafetensorError traceback ("header too small", "incomplete metadata")
+    for cut, problem in ((b"", "has a damaged header"), (whole[: len(whole) // 2], "is truncated")):
+        weights.write_bytes(cut)
+        with pytest.raises(UserError, match=f"model.safetensors {problem} \\(a save or copy cut short\\)"):
+            load_pretrained(AutoModelForSequenceClassification, tmp_path / "m")
