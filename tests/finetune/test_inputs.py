@@ -222,3 +222,20 @@ def test_a_weights_file_cut_short_is_named_and_a_whole_folder_still_lets_real_fa
         weights.write_bytes(cut)
         with pytest.raises(UserError, match=f"model.safetensors {problem} \\(a save or copy cut short\\)"):
             load_pretrained(AutoModelForSequenceClassification, tmp_path / "m")
+
+
+def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
+    rows = [{"tokens": ["The", "cat", "sat"], "tags": ["O", "B-ANIMAL", "O"]} for _ in range(12)]
+    rows[7] = {
+        "tokens": ["A", "dog", "barked"],
+        "tags": ["O", "B-ANIMAL"],
+    }  # an IndexError traceback in align
+    short = _write(tmp_path / "short.jsonl", rows)
+    argv = ["--task", "token", "--output_dir", str(tmp_path / "o")]
+    err = _fails(["--train_file", str(short), *argv], capsys)
+    assert f"{short} line 8: 3 words in 'tokens' but 2 tags in 'tags'; give one tag per word." in err
+    rows[7] = {"tokens": "A dog barked", "tags": ["O", "B-ANIMAL", "O"]}
+    text = _write(tmp_path / "text.jsonl", rows)
+    err = _fails(["--train_file", str(text), *argv], capsys)
+    assert f"{text} line 8: 'tokens' is 'A dog barked', not a list of words" in err
+    assert not (tmp_path / "o").exists()
