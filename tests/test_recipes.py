@@ -147,3 +147,16 @@ def test_a_fine_tuning_batch_of_zero_is_refused_when_parsed(name):
     ):
         with pytest.raises(UserError, match=f"{flag} must be at least 1, got 0"):
             parse_args(RECIPES[name].load().TYPES, [flag, "0"])
+
+
+@pytest.mark.parametrize("name", ["finetune-bert", "finetune-t5", "finetune-gpt2"])
+def test_a_negative_max_length_or_no_target_length_is_refused_when_parsed(name):
+    # a negative --max_length ended in an OverflowError traceback (T5) or trained on cut pairs (GPT-2)
+    from llmkit.errors import UserError
+
+    types = RECIPES[name].load().TYPES
+    with pytest.raises(UserError, match=r"--max_length must be 0 \(the recipe's default\) or more, got -3"):
+        parse_args(types, ["--max_length", "-3"])
+    with pytest.raises(UserError, match="--max_target_length must be at least 1, got 0"):
+        parse_args(types, ["--max_target_length", "0"])
+    assert parse_args(types, ["--max_length", "0"])[1].max_length == 0

@@ -61,6 +61,13 @@ class FinetuneDataArguments:
         default=None, metadata={"help": "Use at most this many validation examples."}
     )
 
+    def __post_init__(self) -> None:
+        # 0 (or unset) --max_length is the recipe's default; a negative one crashed the tokenizer or was kept
+        if self.max_length is not None and self.max_length < 0:
+            raise UserError(f"--max_length must be 0 (the recipe's default) or more, got {self.max_length}.")
+        if self.max_target_length < 1:
+            raise UserError(f"--max_target_length must be at least 1, got {self.max_target_length}.")
+
     @property
     def source(self) -> str:
         """A short name of the data, for logs and the model card."""
