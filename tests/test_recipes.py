@@ -160,3 +160,12 @@ def test_a_negative_max_length_or_no_target_length_is_refused_when_parsed(name):
     with pytest.raises(UserError, match="--max_target_length must be at least 1, got 0"):
         parse_args(types, ["--max_target_length", "0"])
     assert parse_args(types, ["--max_length", "0"])[1].max_length == 0
+
+
+def test_a_generation_length_below_one_is_refused_when_parsed():
+    # it trained, then generate() raised "max_length is set to 0" at the first evaluation: a traceback
+    from llmkit.errors import UserError
+
+    for value in ("0", "-1"):
+        with pytest.raises(UserError, match=f"--generation_max_length must be at least 1, got {value}"):
+            parse_args(RECIPES["finetune-t5"].load().TYPES, ["--generation_max_length", value])
