@@ -169,3 +169,29 @@ def test_a_generation_length_below_one_is_refused_when_parsed():
     for value in ("0", "-1"):
         with pytest.raises(UserError, match=f"--generation_max_length must be at least 1, got {value}"):
             parse_args(RECIPES["finetune-t5"].load().TYPES, ["--generation_max_length", value])
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("finetune-image", ["--image_size", "0"], "--image_size must be at least 1, got 0"),
+        ("finetune-detection", ["--image_size", "40"], r"--image_size must be a multiple of 32 \(32, 64"),
+        ("finetune-segmentation", ["--image_size", "8"], "--image_size must be at least 16, got 8"),
+        (
+            "finetune-segmentation",
+            ["--flip_probability", "1.5"],
+            "--flip_probability is a probability between",
+        ),
+        (
+            "finetune-segmentation",
+            ["--generated_per_canvas", "0"],
+            "--generated_per_canvas must be at least 1",
+        ),
+    ],
+)
+def test_image_sizes_the_tiny_models_cannot_take_are_refused_when_parsed(name, flags, message):
+    # sizes ended in a ValueError/RuntimeError traceback from the processor or the model; a flip of -1 ran to exit 0
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, flags)

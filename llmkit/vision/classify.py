@@ -66,6 +66,10 @@ class ImageModelArguments:
         default=40, metadata={"help": "Generated training canvases per digit when no data is given."}
     )
 
+    def __post_init__(self) -> None:
+        if self.image_size < 1:
+            raise UserError(f"--image_size must be at least 1, got {self.image_size}.")
+
 
 @dataclass
 class ImageTrainingArguments(VisionTrainingArguments):
