@@ -195,3 +195,15 @@ def test_image_sizes_the_tiny_models_cannot_take_are_refused_when_parsed(name, f
 
     with pytest.raises(UserError, match=message):
         parse_args(RECIPES[name].load().TYPES, flags)
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith("finetune-")])
+def test_a_validation_share_outside_0_to_100_is_refused_when_parsed(name):
+    # the image recipes held out one image per class for 0 or -5, and kept one per class to train for 100
+    from llmkit.errors import UserError
+
+    for value in ("0", "100", "-5"):
+        with pytest.raises(
+            UserError, match=f"--validation_split_percentage must be between 0 and 100 .*got {value}"
+        ):
+            parse_args(RECIPES[name].load().TYPES, ["--validation_split_percentage", value])

@@ -67,6 +67,13 @@ class FinetuneDataArguments:
             raise UserError(f"--max_length must be 0 (the recipe's default) or more, got {self.max_length}.")
         if self.max_target_length < 1:
             raise UserError(f"--max_target_length must be at least 1, got {self.max_target_length}.")
+        if (
+            not 0 < self.validation_split_percentage < 100
+        ):  # image recipes silently held out 1 image, or all but 1
+            raise UserError(
+                f"--validation_split_percentage must be between 0 and 100 (e.g. 10), got "
+                f"{self.validation_split_percentage:g}; or pass a validation file or folder."
+            )
 
     @property
     def source(self) -> str:
