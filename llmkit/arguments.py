@@ -163,7 +163,28 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
         )
     for key in values:
         known[key].required = False  # the file provides it
+        values[key] = _config_value(known[key], values[key], f"config file {path}: {key}")
     parser.set_defaults(**values)
+
+
+def _config_value(action: argparse.Action, value: object, where: str) -> object:
+    """A file's YAML/JSON value converted as its flag's text would be (argparse converts only string defaults)."""
+    if value is None or isinstance(value, str) or action.type is None:
+        return value  # argparse converts a string default itself, naming the flag if it is wrong
+    many = action.nargs in ("+", "*")
+    if isinstance(value, (list, dict)) and not (many and isinstance(value, list)):
+        if action.type in (str, None):
+            return value  # e.g. report_to: [tensorboard, wandb], which TrainingArguments reads as a list
+        raise UserError(f"{where} must be a single value, not {type(value).__name__} {value!r}.")
+    items = value if isinstance(value, list) else [value]
+    try:
+        converted = [action.type(item if isinstance(item, str) else str(item)) for item in items]
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        kind = {int: "a whole number", float: "a number"}.get(action.type, "a value its flag takes")
+        raise UserError(f"{where} must be {kind}, got {value!r}.") from None
+    if action.choices is not None and any(item not in action.choices for item in converted):
+        raise UserError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}.")
+    return converted if many else converted[0]
 
 
 def _build(cls, namespace: argparse.Namespace):

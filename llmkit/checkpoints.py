@@ -11,6 +11,7 @@ any that a newer complete checkpoint supersedes, are deleted, so kills during sa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -100,6 +101,24 @@ class _DropSupersededIncomplete(TrainerCallback):
             prune_incomplete(args.output_dir, saved_step=state.global_step)
 
 
+class _RefuseFinishedRun(TrainerCallback):
+    """Resumed at its last step with its outputs written (the same command run again): say so. Trainer would
+    train one step past --max_steps before it checks, then overwrite the finished model and metrics.json."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not 0 < state.max_steps <= state.global_step:
+            return
+        metrics = None
+        with contextlib.suppress(OSError, ValueError):
+            metrics = json.loads((Path(args.output_dir) / "metrics.json").read_text())
+        if isinstance(metrics, dict) and metrics.get("global_step") == state.global_step:
+            raise UserError(
+                f"{args.output_dir} holds this run already finished at step {state.global_step} (its model and "
+                "metrics.json are written); to train further raise --max_steps or --num_train_epochs, to start "
+                "over pass a new --output_dir."
+            )
+
+
 class _StopAndSave(TrainerCallback):
     """Turns an interrupt request into 'save a checkpoint at this step, then stop', agreed by every rank."""
 
@@ -155,14 +174,14 @@ def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
     with GracefulInterrupt() as interrupt:
         stop = _StopAndSave(interrupt)
-        tidy = _DropSupersededIncomplete()
-        trainer.add_callback(stop)
-        trainer.add_callback(tidy)
+        added = (_RefuseFinishedRun(), stop, _DropSupersededIncomplete())
+        for callback in added:
+            trainer.add_callback(callback)
         try:
             output = trainer.train(resume_from_checkpoint=resume)
         finally:
-            trainer.remove_callback(stop)
-            trainer.remove_callback(tidy)
+            for callback in added:
+                trainer.remove_callback(callback)
     if stop.stopped_at is not None:
         folder = Path(trainer.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{stop.stopped_at}"
         raise TrainingInterrupted(f"saved {folder}; run the same command to resume from it.")

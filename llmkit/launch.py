@@ -43,9 +43,34 @@ def configure_threads() -> None:
     torch.set_num_threads(wanted)
 
 
+# What a training run leaves in its output_dir from its first checkpoint on; a folder with none of them is not a run's.
+RUN_MARKS = (
+    "metrics.json",
+    "trainer_state.json",
+    "training_args.bin",
+    "llmkit_tokenizer.json",
+    "checkpoints",
+)
+# Files every run writes at its end, over whatever is there.
+OVERWRITTEN = ("README.md", "config.json", "model.safetensors")
+
+
 def prepare_output_dir(path: str | Path) -> Path:
-    """Create output_dir, failing before any work with a clear message when it cannot be written."""
+    """Create output_dir, failing before any work with a clear message when it cannot be written, or when
+    it holds files that no training run wrote and this one would overwrite (a project's README.md, a model)."""
     out = Path(path)
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        ours = names & set(RUN_MARKS) or any(
+            n.startswith(("checkpoint-", "incomplete-checkpoint-")) for n in names
+        )
+        theirs = sorted(names & set(OVERWRITTEN))
+        if theirs and not ours:
+            raise UserError(
+                f"output_dir {out} holds {', '.join(theirs)} that no training run wrote (it has no checkpoint or "
+                f"metrics.json), and this run would overwrite {'it' if len(theirs) == 1 else 'them'}; pass a new or "
+                "empty --output_dir."
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".llmkit-write-test-{os.getpid()}"  # per process: ranks probe the same folder at once

@@ -1,8 +1,8 @@
 """Load any `from_pretrained` class (models, configs, tokenizers) with messages that say what went wrong.
 
 Only the failures a user can fix are turned into a `UserError`: a path that does not exist, a folder that is
-not a model or has no tokenizer, a Hub name that cannot be fetched offline or does not exist. Everything
-else (out of memory, a corrupt weights file, a bug) propagates unchanged with its own traceback.
+not a model or has no tokenizer, a Hub name that cannot be fetched offline or does not exist, a weights file
+cut short. Everything else (out of memory, a disk error, a bug) propagates unchanged with its own traceback.
 """
 
 from __future__ import annotations
@@ -92,6 +92,16 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
                 f"pass a model of a kind it supports.{hint}"
             ) from None
         raise
+    except Exception:  # safetensors' own error for a cut file, or torch's for a cut .bin
+        from llmkit.record import weights_problem
+
+        damaged = weights_problem(local) if local.is_dir() else None
+        if damaged is None:
+            raise
+        raise UserError(
+            f"{name}: {damaged} (a save or copy cut short); copy the folder again, or load one of its "
+            f"complete checkpoint-N folders.{hint}"
+        ) from None
 
 
 def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:

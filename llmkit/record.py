@@ -206,6 +206,14 @@ def checkpoint_problem(folder: str | Path, state_file: str) -> str | None:
     return None
 
 
+def weights_problem(folder: str | Path) -> str | None:
+    """The first damaged weight file of a model folder ('model.safetensors is truncated'), or None."""
+    for path in sorted(Path(folder).glob("*")):
+        if path.suffix in (".safetensors", ".bin") and path.is_file() and (problem := _file_problem(path)):
+            return f"{path.name} {problem}"
+    return None
+
+
 def _file_problem(path: Path) -> str | None:
     if path.suffix == ".safetensors":
         try:

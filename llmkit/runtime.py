@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from transformers import TrainingArguments
@@ -27,6 +27,9 @@ def learning_rate_field(defaults: str) -> Any:
 class LlmkitTrainingArguments(TrainingArguments):
     """TrainingArguments that pick the device and precision the hardware supports."""
 
+    # The smallest --per_device_train_batch_size a recipe takes (pretraining reads 0 as "the device's default").
+    min_train_batch_size: ClassVar[int] = 1
+
     precision: str = field(
         default="auto",
         metadata={
@@ -45,6 +48,7 @@ class LlmkitTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         precision = resolve_precision(self.precision)
         if not torch.cuda.is_available():
             # Without this a MULTI_GPU accelerate config on a CPU machine trains N independent copies.
@@ -55,3 +59,20 @@ class LlmkitTrainingArguments(TrainingArguments):
         self.started_at = time.perf_counter()  # arguments are parsed first thing: metrics' wall_time_seconds
         # Trainer pickles its arguments into every checkpoint: keep the token out of them.
         move_token_to_environment(self)
+
+    def _check_numbers(self) -> None:
+        """Refuse a learning rate or batch size that torch would only reject mid-run, with a traceback."""
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if self.per_device_train_batch_size < self.min_train_batch_size:
+            default = " (or 0: the device's default)" if self.min_train_batch_size == 0 else ""
+            raise ValueError(
+                f"--per_device_train_batch_size must be at least 1{default}, got {self.per_device_train_batch_size}."
+            )
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:  # else 0 steps are trained, and exit 0
+            raise ValueError(
+                f"--num_train_epochs must be positive (or give --max_steps), got {self.num_train_epochs}."
+            )
+        for name in ("per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")

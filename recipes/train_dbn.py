@@ -23,7 +23,7 @@ from llmkit.plots import plot_history, save_grid
 
 
 @dataclass
-class DBNArguments(ImageArguments, recipe="train-dbn", app_flag="dbn"):
+class DBNArguments(ImageArguments, recipe="train-dbn", app_flag="dbn", sizes=("hidden",)):
     output_dir: str = "runs/dbn"
     num_train_epochs: int = field(
         default=40,

@@ -19,7 +19,7 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class GANArguments(GenerativeArguments, recipe="train-gan", app_flag="gan"):
+class GANArguments(GenerativeArguments, recipe="train-gan", app_flag="gan", sizes=("z_dim",)):
     output_dir: str = "runs/gan"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-4

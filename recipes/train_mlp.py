@@ -20,7 +20,7 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class MLPArguments(ImageArguments, recipe="train-mlp"):
+class MLPArguments(ImageArguments, recipe="train-mlp", sizes=("hidden",)):
     output_dir: str = "runs/mlp"
     num_train_epochs: int = epochs(40)
     impl: str = field(

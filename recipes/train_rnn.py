@@ -23,7 +23,9 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class RNNArguments(ClassicArguments, recipe="train-rnn", app_flag="char_rnn"):
+class RNNArguments(
+    ClassicArguments, recipe="train-rnn", app_flag="char_rnn", sizes=("seq_len", "hidden", "layers")
+):
     output_dir: str = "runs/char-lstm"
     num_train_epochs: int = epochs(3)
     learning_rate: float = 3e-3

@@ -18,7 +18,7 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class VAEArguments(GenerativeArguments, recipe="train-vae", app_flag="vae"):
+class VAEArguments(GenerativeArguments, recipe="train-vae", app_flag="vae", sizes=("latent",)):
     output_dir: str = "runs/vae"
     num_train_epochs: int = epochs(30)
     image_size: int = field(default=16, metadata={"help": "Images are resized to this (a multiple of 4)."})

@@ -21,7 +21,9 @@ from llmkit.errors import UserError, run_cli
 
 
 @dataclass
-class Word2VecArguments(ClassicArguments, recipe="train-word2vec", app_flag="word2vec"):
+class Word2VecArguments(
+    ClassicArguments, recipe="train-word2vec", app_flag="word2vec", sizes=("dim", "window", "negatives")
+):
     output_dir: str = "runs/word2vec"
     num_train_epochs: int = epochs(3)
     per_device_train_batch_size: int = field(

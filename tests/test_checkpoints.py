@@ -89,6 +89,18 @@ def test_incomplete_checkpoints_do_not_pile_up(tiny_run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-30"]
 
 
+def test_the_same_command_on_a_finished_run_trains_nothing_and_says_so(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    kept = ("metrics.json", "model.safetensors")
+    before = [(out / name).read_bytes() for name in kept]
+    # Trainer trained step 61 of a 60-step run, then overwrote the finished model and metrics.json
+    with pytest.raises(UserError, match=r"holds this run already finished at step 60 .* raise --max_steps"):
+        run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out)])
+    assert [(out / name).read_bytes() for name in kept] == before
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
+
+
 @pytest.mark.slow
 def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
     out = tmp_path / "run"

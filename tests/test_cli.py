@@ -55,6 +55,19 @@ def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
     _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to output_dir")
 
 
+def test_an_output_dir_with_files_no_run_wrote_is_refused(capsys, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project\n")
+    (project / "config.json").write_text("{}")
+    # the run overwrote them with its model card and model config
+    err = _fails_with(["train-mlp", "--output_dir", str(project)], capsys, "holds README.md, config.json")
+    assert "no training run wrote" in err and "pass a new or empty --output_dir" in err
+    _fails_with(["pretrain", *TINY_MODEL, "--output_dir", str(project)], capsys, "would overwrite them")
+    assert (project / "README.md").read_text() == "# my project\n"
+    assert sorted(p.name for p in project.iterdir()) == ["README.md", "config.json"]
+
+
 def test_tokenizer_vocabulary_mismatch(capsys, tmp_path, tiny_run):
     out, _ = tiny_run  # its tokenizer has 512 tokens
     _fails_with(
@@ -110,6 +123,9 @@ def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     assert capsys.readouterr().out == text
     _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
     _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
+    long_prompt = " ".join(["statement"] * 200)  # the tiny model's context is 64 tokens
+    err = _fails_with(["generate", "--model", str(out), "--prompt", long_prompt], capsys, "leaves no room")
+    assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
 
 
 def test_unknown_command_and_missing_config(capsys):

@@ -116,6 +116,33 @@ def test_config_file_mistakes_are_named(tmp_path):
         parse_args(train_cnn.TYPES, ["--config", "run.toml"])
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("num_train_epochs: [1, 2]", "num_train_epochs must be a single value, not list [1, 2]"),
+        ("learning_rate: {a: 1}", "learning_rate must be a single value, not dict"),
+        ("per_device_train_batch_size: 2.5", "per_device_train_batch_size must be a whole number, got 2.5"),
+        ("per_device_train_batch_size: true", "per_device_train_batch_size must be a whole number, got True"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_named(tmp_path, line, message):
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_cnn
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(line + "\n")
+    for types in ((DataArguments, ModelArguments, PretrainingArguments), train_cnn.TYPES):
+        with pytest.raises(UserError, match=re.escape(f"config file {bad}: {message}")):
+            parse_args(types, ["--config", str(bad)])
+
+
+def test_config_values_in_yaml_types_are_read_as_flags_would_be(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("max_steps: 3\nwarmup_steps: 1\ndisable_tqdm: yes\nreport_to: [none]\n")
+    _, _, training = parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
+    assert (training.max_steps, training.warmup_steps, training.disable_tqdm) == (3, 1.0, True)
+
+
 def test_classic_recipes_start_without_transformers():
     names = ["cnn", "dbn", "diffusion", "gan", "mlp", "rnn", "vae", "word2vec"]
     code = (

@@ -114,3 +114,96 @@ def test_tokenize_neither_lists_nor_takes_a_tokenized_dataset(capsys, tmp_path):
     assert exit_.value.code == 2
     assert "does not take --tokenized_dataset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+TRAINING_RECIPES = [name for name in sorted(RECIPES) if name != "tokenize"]
+
+
+@pytest.mark.parametrize("name", TRAINING_RECIPES)
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
+        ("--learning_rate", "0", "--learning_rate must be positive, got 0"),
+        ("--per_device_train_batch_size", "-2", "--per_device_train_batch_size must be at least 1"),
+        ("--num_train_epochs", "0", "--num_train_epochs must be (positive|at least 1)"),
+    ],
+)
+def test_a_negative_learning_rate_or_batch_size_is_refused_when_parsed(name, flag, value, message):
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, [flag, value])
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith("finetune-")])
+def test_a_fine_tuning_batch_of_zero_is_refused_when_parsed(name):
+    from llmkit.errors import UserError
+
+    for flag in (
+        "--per_device_train_batch_size",
+        "--per_device_eval_batch_size",
+        "--gradient_accumulation_steps",
+    ):
+        with pytest.raises(UserError, match=f"{flag} must be at least 1, got 0"):
+            parse_args(RECIPES[name].load().TYPES, [flag, "0"])
+
+
+@pytest.mark.parametrize("name", ["finetune-bert", "finetune-t5", "finetune-gpt2"])
+def test_a_negative_max_length_or_no_target_length_is_refused_when_parsed(name):
+    # a negative --max_length ended in an OverflowError traceback (T5) or trained on cut pairs (GPT-2)
+    from llmkit.errors import UserError
+
+    types = RECIPES[name].load().TYPES
+    with pytest.raises(UserError, match=r"--max_length must be 0 \(the recipe's default\) or more, got -3"):
+        parse_args(types, ["--max_length", "-3"])
+    with pytest.raises(UserError, match="--max_target_length must be at least 1, got 0"):
+        parse_args(types, ["--max_target_length", "0"])
+    assert parse_args(types, ["--max_length", "0"])[1].max_length == 0
+
+
+def test_a_generation_length_below_one_is_refused_when_parsed():
+    # it trained, then generate() raised "max_length is set to 0" at the first evaluation: a traceback
+    from llmkit.errors import UserError
+
+    for value in ("0", "-1"):
+        with pytest.raises(UserError, match=f"--generation_max_length must be at least 1, got {value}"):
+            parse_args(RECIPES["finetune-t5"].load().TYPES, ["--generation_max_length", value])
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("finetune-image", ["--image_size", "0"], "--image_size must be at least 1, got 0"),
+        ("finetune-detection", ["--image_size", "40"], r"--image_size must be a multiple of 32 \(32, 64"),
+        ("finetune-segmentation", ["--image_size", "8"], "--image_size must be at least 16, got 8"),
+        (
+            "finetune-segmentation",
+            ["--flip_probability", "1.5"],
+            "--flip_probability is a probability between",
+        ),
+        (
+            "finetune-segmentation",
+            ["--generated_per_canvas", "0"],
+            "--generated_per_canvas must be at least 1",
+        ),
+    ],
+)
+def test_image_sizes_the_tiny_models_cannot_take_are_refused_when_parsed(name, flags, message):
+    # sizes ended in a ValueError/RuntimeError traceback from the processor or the model; a flip of -1 ran to exit 0
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, flags)
+
+
+@pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith("finetune-")])
+def test_a_validation_share_outside_0_to_100_is_refused_when_parsed(name):
+    # the image recipes held out one image per class for 0 or -5, and kept one per class to train for 100
+    from llmkit.errors import UserError
+
+    for value in ("0", "100", "-5"):
+        with pytest.raises(
+            UserError, match=f"--validation_split_percentage must be between 0 and 100 .*got {value}"
+        ):
+            parse_args(RECIPES[name].load().TYPES, ["--validation_split_percentage", value])

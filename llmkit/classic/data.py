@@ -129,6 +129,7 @@ def _npz(path: Path, test_fraction: float, seed: int):
         )
 
     def pair(x_key: str, y_key: str):
+        _check_npz_arrays(path, data, x_key, y_key)
         x = channels_first(torch.tensor(data[x_key], dtype=torch.float32), f"{path}: {x_key}")
         y = torch.tensor(data[y_key]).long().flatten()
         if len(y) != len(x):
@@ -140,6 +141,22 @@ def _npz(path: Path, test_fraction: float, seed: int):
     if "x_test" in data:
         return pair("x_train", "y_train"), pair("x_test", "y_test")
     return _split(*pair("x_train", "y_train"), test_fraction, seed)
+
+
+def _check_npz_arrays(path: Path, data, x_key: str, y_key: str) -> None:
+    """Pixels must be numbers and labels class ids 0, 1, 2, ... (else torch fails, or 0.7 silently becomes 0)."""
+    x, y = data[x_key], data[y_key]
+    if x.dtype.kind not in "biuf":
+        raise UserError(
+            f"{path}: {x_key} holds {x.dtype} values, not pixel numbers; save the images as numbers."
+        )
+    whole = y.dtype.kind in "biu" or (y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0)))
+    if not whole or (y.size and y.min() < 0):
+        shown = y.flatten()[:3].tolist()
+        raise UserError(
+            f"{path}: {y_key} holds {y.dtype} values such as {shown}; labels must be class ids 0, 1, 2, ...: "
+            "map each class to a whole number from 0."
+        )
 
 
 def channels_first(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -292,12 +309,30 @@ def make_2d(name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return np.stack([t * np.cos(angle), t * np.sin(angle)], 1) + rng.normal(0, 0.03, (n, 2)), label
 
 
+def _utf8_text(path: Path) -> str:
+    """A file's UTF-8 text; binary data or another encoding is named (llmkit.data.filecheck's rule, without
+    importing llmkit.data, which brings transformers)."""
+    raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        nul = raw.index(b"\0")
+        raise UserError(
+            f"{path} is a binary file (a NUL byte at offset {nul}), not text; pass a UTF-8 text file."
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path} > fixed.txt`."
+        ) from None
+
+
 def load_text(path: str | None = None, max_chars: int | None = None) -> str:
     """A text file's contents, or the built-in CPython documentation corpus."""
     if path:
         if not Path(path).is_file():
             raise UserError(f"{path} does not exist; pass a text file or omit it for the built-in corpus.")
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = _utf8_text(Path(path))
     else:
         from llmkit.data.builtin import builtin_texts
 

@@ -5,6 +5,7 @@ automatic resume, metrics.json and loss_curve.png in the shape the Trainer recip
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,18 +40,26 @@ def epochs(default: int) -> int:
     return field(default=default, metadata={"help": EPOCHS_HELP, "aliases": ["--epochs"]})
 
 
+COUNTS = ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "save_total_limit")
+
+
 @dataclass
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    # A recipe's class names its command (metrics.json, the summary) and the `python apps/classic.py` flag serving
-    # its result (None: no page) as class keywords: `class CNNArguments(ImageArguments, recipe="train-cnn", ...)`.
+    # A recipe's class names its command (metrics.json, the summary), the `python apps/classic.py` flag serving
+    # its result (None: no page) and its own counts and widths (`sizes`: ints or lists of ints, each refused
+    # below 1) as class keywords: `class CNNArguments(ImageArguments, recipe="train-cnn", ...)`.
     recipe: ClassVar[str] = "classic"
     app_flag: ClassVar[str | None] = None
+    sizes: ClassVar[tuple[str, ...]] = COUNTS
 
-    def __init_subclass__(cls, *, recipe: str | None = None, app_flag: str | None = None, **kwargs) -> None:
+    def __init_subclass__(
+        cls, *, recipe: str | None = None, app_flag: str | None = None, sizes: tuple = (), **kwargs
+    ) -> None:
         super().__init_subclass__(**kwargs)
         cls.recipe, cls.app_flag = recipe or cls.recipe, app_flag or cls.app_flag
+        cls.sizes = (*cls.sizes, *sizes)
 
     output_dir: str = field(
         default="runs/classic", metadata={"help": "Where checkpoints, weights, metrics and pictures go."}
@@ -89,9 +98,12 @@ class ClassicArguments:
         # `report_to: tensorboard` in a config file, as TrainingArguments allows
         if isinstance(self.report_to, str):
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
-        for name in ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "save_total_limit"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        for name in self.sizes:
+            value = getattr(self, name)
+            if min(value if isinstance(value, list) else [value]) < 1:
+                raise UserError(
+                    f"--{name} must be at least 1{' each' * isinstance(value, list)}, got {value}."
+                )
         if self.learning_rate <= 0:
             raise UserError(f"--learning_rate must be positive, got {self.learning_rate}.")
         if self.precision not in PRECISIONS:
@@ -394,6 +406,7 @@ def write_report(
 def summarize(args: ClassicArguments, metrics: dict, *, title: str, notes: tuple[str, ...] = ()) -> str:
     """The closing summary of a classic run: where it is, its headline figures, the app page that serves it."""
     out = Path(args.output_dir)
-    use = [f"python apps/classic.py --{args.app_flag} {out}"] if args.app_flag else [f"the files in {out}"]
+    where = shlex.quote(str(out))  # a shell line: a folder with a space stays one argument
+    use = [f"python apps/classic.py --{args.app_flag} {where}"] if args.app_flag else [f"the files in {out}"]
     metrics = {"output_dir": str(out), **metrics}  # a run that stopped before writing metrics.json has none
     return record.print_summary(metrics, title=f"{args.recipe}: {title}", use=use, notes=notes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -98,11 +99,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         )
     out = Path(args.output_dir).expanduser()
     recover_publish(out)
-    if out.exists() and not args.overwrite_output_dir:
-        what = "a tokenized dataset" if (out / METADATA).is_file() else "files"
-        raise UserError(
-            f"{out} already exists and holds {what}; pass --overwrite_output_dir true or another --output_dir."
-        )
+    _check_replaceable(out, args.overwrite_output_dir)
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
     work = _fresh_work_dir(out)
 
@@ -152,9 +149,30 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     record.print_summary(
         metrics,
         title=f"tokenize: {data_args.source}, blocks of {block_size} {meta['tokenizer']} tokens",
-        use=[f"llmkit pretrain --tokenized_dataset {out}", f'datasets.load_from_disk("{out}")'],
+        use=[
+            f"llmkit pretrain --tokenized_dataset {shlex.quote(str(out))}",
+            f'datasets.load_from_disk("{out}")',
+        ],
     )
     return out
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """An existing output_dir is used only if empty, or replaced with --overwrite_output_dir if tokenize wrote it."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if (out / METADATA).is_file():
+        if not overwrite:
+            raise UserError(
+                f"{out} already exists and holds a tokenized dataset; pass --overwrite_output_dir true or another "
+                "--output_dir."
+            )
+        return
+    what = "a folder of other files" if out.is_dir() else "a file"
+    raise UserError(
+        f"{out} is {what}, not a tokenized dataset; --overwrite_output_dir replaces only a dataset that "
+        "`llmkit tokenize` wrote, so pass another --output_dir."
+    )
 
 
 def _write_records(

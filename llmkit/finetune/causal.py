@@ -157,6 +157,14 @@ def _causal_data(
         raise UserError(
             f"no training example left (the text is shorter than one block of {max_length} tokens?)."
         )
+    for split in ("validation", "test"):
+        if split in data and len(data[split]) == 0:  # else the Trainer finds no eval_loss: a KeyError
+            raise UserError(
+                f"the {split} text is shorter than one block of {max_length} tokens, so there is nothing to score; "
+                f"give more {split} text (a larger --{split}_file"
+                + (", a higher --validation_split_percentage" if split == "validation" else "")
+                + ") or a smaller --max_length."
+            )
     return raw, data, collator
 
 

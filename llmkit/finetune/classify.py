@@ -31,7 +31,7 @@ from llmkit.finetune.common import (
 )
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
-from llmkit.finetune.labels import align, key, label_names, multi_hot
+from llmkit.finetune.labels import align, check_word_tags, key, label_names, multi_hot
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
 from llmkit.finetune.outputs import finish_run
@@ -123,6 +123,7 @@ def _tag_tokens(arguments: tuple) -> dict:
     _, data_args, model_args, lora_args, args = arguments
     text_col, label_col = data_args.text_column or "tokens", data_args.label_column or "tags"
     prep = _prepare(data_args, model_args, lora_args, args, token_task=True, columns=(text_col, label_col))
+    check_word_tags(prep.raw, (text_col, label_col), data_args)  # else an IndexError in align
     tokenizer, label2id, max_length = prep.tokenizer, prep.label2id, prep.max_length
 
     def encode(batch):

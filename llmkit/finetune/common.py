@@ -118,6 +118,12 @@ class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArgumen
     predict_with_generate: bool = True
     generation_max_length: int | None = 64
 
+    def __post_init__(self) -> None:
+        # else the run trains, then generate() raises at the first evaluation
+        if self.generation_max_length is not None and self.generation_max_length < 1:
+            raise ValueError(f"--generation_max_length must be at least 1, got {self.generation_max_length}.")
+        super().__post_init__()
+
 
 # What a text fine-tuning recipe's parser returns, in order: (its task's arguments, data, model, LoRA, training).
 FinetuneParsed = tuple[

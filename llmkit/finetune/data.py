@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Value
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 SOURCE, ROW = "__source__", "__row__"  # where each example came from (see load_table)
 
@@ -57,6 +60,20 @@ class FinetuneDataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many validation examples."}
     )
+
+    def __post_init__(self) -> None:
+        # 0 (or unset) --max_length is the recipe's default; a negative one crashed the tokenizer or was kept
+        if self.max_length is not None and self.max_length < 0:
+            raise UserError(f"--max_length must be 0 (the recipe's default) or more, got {self.max_length}.")
+        if self.max_target_length < 1:
+            raise UserError(f"--max_target_length must be at least 1, got {self.max_target_length}.")
+        if (
+            not 0 < self.validation_split_percentage < 100
+        ):  # image recipes silently held out 1 image, or all but 1
+            raise UserError(
+                f"--validation_split_percentage must be between 0 and 100 (e.g. 10), got "
+                f"{self.validation_split_percentage:g}; or pass a validation file or folder."
+            )
 
     @property
     def source(self) -> str:
@@ -202,8 +219,18 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
 
 
 def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
-    """Remove rows whose `column` is missing or blank; return the data and how many were removed."""
+    """Remove rows whose `column` is missing or blank; return the data and how many were removed.
+
+    A column of numbers (a JSON answer 4, a CSV of digits) is read as their text."""
     before = sum(len(d) for d in ds.values())
+    ds = DatasetDict(ds)  # the caller's splits stay as they were
+    for split, part in ds.items():
+        feature = part.features.get(column)
+        if isinstance(feature, Value) and feature.dtype not in ("string", "large_string"):
+            logger.info(
+                f"the {column!r} column of the {split} data holds {feature.dtype} values: read as text"
+            )
+            ds[split] = part.cast_column(column, Value("string"))
     ds = ds.filter(
         lambda values: [
             v is not None and (str(v).strip() if isinstance(v, str) else len(v) > 0) for v in values

@@ -79,6 +79,26 @@ def _require_two_classes(values: list, names, token_task: bool, data_args, colum
     )
 
 
+def check_word_tags(raw: DatasetDict, columns: tuple[str, str], data_args: FinetuneDataArguments) -> None:
+    """A tagging example is a list of words with one tag per word; name the first that is not."""
+    words_col, tags_col = columns
+    rows = [
+        r for split in raw.values() for r in zip(split[SOURCE], split[ROW], split[words_col], split[tags_col])
+    ]
+    for source, row, words, tags in sorted(rows, key=lambda r: (r[0], r[1])):  # file order, whatever the seed
+        where = locate(data_args, source, row)
+        if not isinstance(words, list):
+            raise UserError(
+                f"{where}: {words_col!r} is {words!r:.60}, not a list of words; --task token needs "
+                f'["word", ...] and a tag per word in {tags_col!r}.'
+            )
+        if not isinstance(tags, list) or len(tags) != len(words):
+            count = f"{len(tags)} tags" if isinstance(tags, list) else f"{tags!r:.40} (not a list of tags)"
+            raise UserError(
+                f"{where}: {len(words)} words in {words_col!r} but {count} in {tags_col!r}; give one tag per word."
+            )
+
+
 def _blank(value, listed: bool) -> bool:
     if value is None:
         return True

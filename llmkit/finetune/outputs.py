@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -142,7 +143,7 @@ def finish_run(
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
     use = usage(pipeline_tag, load_from, example).splitlines()
     if pipeline_tag in SERVE:
-        use.append(SERVE[pipeline_tag].format(model=load_from))
+        use.append(SERVE[pipeline_tag].format(model=shlex.quote(str(load_from))))  # a shell line
     record.print_summary(metrics, title=f"{recipe}: {task} fine-tuned from {base}", use=use)
     return metrics
 

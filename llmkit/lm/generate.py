@@ -55,9 +55,13 @@ class Sampling:
 
     def room(self, model: PreTrainedModel, prompt_tokens: int) -> int:
         """New tokens that fit: max_new_tokens, or what is left of the model's context after the prompt."""
-        limit = model.config.max_position_embeddings - prompt_tokens
+        context = model.config.max_position_embeddings
+        limit = context - prompt_tokens
         if limit < 1:
-            raise UserError(f"the prompt is {prompt_tokens} tokens, as long as the model's whole context.")
+            raise UserError(
+                f"the prompt is {prompt_tokens} tokens, which leaves no room in the model's context of {context} "
+                f"tokens; shorten it to at most {context - 1} tokens."
+            )
         return min(self.max_new_tokens, limit)
 
 

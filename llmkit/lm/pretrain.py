@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from datasets import Dataset
@@ -50,6 +52,7 @@ class PretrainingArguments(LlmkitTrainingArguments):
     """TrainingArguments with defaults for pretraining (AdamW, cosine, warmup, weight decay 0.1)."""
 
     output_dir: str | None = output_dir_field("runs/gpt2-tiny")
+    min_train_batch_size: ClassVar[int] = 0  # 0: the device's default micro-batch
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
     adam_beta2: float = 0.95
@@ -229,8 +232,8 @@ def _print_summary(metrics: dict, out: str, what: str) -> None:
         title=f"pretrain: {what}",
         use=[
             f'pipeline("text-generation", model="{out}")',
-            f'llmkit generate --model {out} --prompt "..."',
-            f"python apps/models.py --causal {out}",
+            f'llmkit generate --model {shlex.quote(str(out))} --prompt "..."',
+            f"python apps/models.py --causal {shlex.quote(str(out))}",
         ],
         notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
     )

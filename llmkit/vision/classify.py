@@ -66,6 +66,10 @@ class ImageModelArguments:
         default=40, metadata={"help": "Generated training canvases per digit when no data is given."}
     )
 
+    def __post_init__(self) -> None:
+        if self.image_size < 1:
+            raise UserError(f"--image_size must be at least 1, got {self.image_size}.")
+
 
 @dataclass
 class ImageTrainingArguments(VisionTrainingArguments):
@@ -95,6 +99,13 @@ def finetune_image(
 ) -> dict:
     """Fine-tune an image classifier; write it, its processor, metrics, curves, confusion matrix and model card."""
     data_args, image_args, model_args, vision_args, lora_args, args = parsed
+    if (
+        vision_args.freeze_backbone and lora_args.use_lora
+    ):  # else LoRA trained and the card said "frozen backbone"
+        raise UserError(
+            "--freeze_backbone and --use_lora are two ways to transfer (train only the new head, or adapters "
+            "beside it); pass one of them."
+        )
     start_run(args)
     source = _choose_data(data_args, image_args, vision_args, args)
     data, labels = load_images(data_args, image_args, seed=args.seed)

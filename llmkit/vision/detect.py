@@ -75,6 +75,12 @@ class DetectionModelArguments:
         },
     )
 
+    def __post_init__(self) -> None:
+        if self.image_size < 32 or self.image_size % 32:  # the tiny RT-DETR's coarsest feature map: 1/32
+            raise UserError(
+                f"--image_size must be a multiple of 32 (32, 64, 128, ...), got {self.image_size}."
+            )
+
 
 @dataclass
 class DetectionTrainingArguments(VisionTrainingArguments):

@@ -120,6 +120,8 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         ) from None
     if not categories:
         raise UserError(f"{path} lists no categories; add its classes as {{'id': ..., 'name': ...}}.")
+    _check_entries(path, "images", images, ("id", "file_name"))
+    _check_entries(path, "annotations", annotations, ())
     rows = {}
     for image in images:
         file = _image_file(folder, image["file_name"])
@@ -136,7 +138,27 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         _add_box(rows, ann, categories, path)
     if not rows:
         raise UserError(f"{path} lists no images; add them to its 'images' list.")
+    if not annotations:  # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+        raise UserError(
+            f"{path} has no boxes (its 'annotations' list is empty); a detector trains and is scored on "
+            "labelled boxes: add them as {'image_id', 'category_id', 'bbox': [x, y, width, height]}."
+        )
     return list(rows.values()), categories
+
+
+def _check_entries(path: Path, key: str, entries: object, needed: tuple[str, ...]) -> None:
+    """The COCO file's `key` must be a list of objects, each with the `needed` fields."""
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: '{key}' must be a list of objects, not {type(entries).__name__}.")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise UserError(f"{path}: '{key}' entry {i} ({entry!r:.60}) is not an object; fix or remove it.")
+        missing = [name for name in needed if name not in entry]
+        if missing:
+            raise UserError(
+                f"{path}: '{key}' entry {i} has no {' or '.join(repr(m) for m in missing)}; "
+                f"each entry needs {', '.join(needed)}."
+            )
 
 
 def _image_file(folder: Path, name: str) -> Path:

@@ -59,6 +59,16 @@ class SegmentModelArguments:
         default=1, metadata={"help": "At most this many digits per generated canvas (1: one large digit)."}
     )
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.flip_probability <= 1:
+            raise UserError(
+                f"--flip_probability is a probability between 0 and 1, got {self.flip_probability}."
+            )
+        if self.image_size < 16:  # the tiny SegFormer's 4x4 kernels on a 1/4-size map
+            raise UserError(f"--image_size must be at least 16, got {self.image_size}.")
+        if self.generated_per_canvas < 1:
+            raise UserError(f"--generated_per_canvas must be at least 1, got {self.generated_per_canvas}.")
+
 
 @dataclass
 class SegmentTrainingArguments(VisionTrainingArguments):

@@ -71,6 +71,13 @@ class SegmentDataArguments(SplitFolders):
         default=None, metadata={"help": "Use at most this many validation images."}
     )
 
+    def __post_init__(self) -> None:
+        if not 0 < self.validation_split_percentage < 100:  # it held out one image, or all but one
+            raise UserError(
+                f"--validation_split_percentage must be between 0 and 100 (e.g. 10), got "
+                f"{self.validation_split_percentage:g}; or pass a validation file or folder."
+            )
+
     @property
     def source(self) -> str:
         """A short name of the data, for logs and the model card."""

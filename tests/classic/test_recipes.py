@@ -228,3 +228,30 @@ def test_conditional_gan_and_rnn_classifier(cnn_dir, tmp_path):
     epochs = [row for row in metrics["log_history"] if "train_loss" in row]
     # 5 areas: the largest is 26%
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] and metrics["eval_accuracy"] > 0.3
+
+
+@pytest.mark.parametrize(
+    ("module", "flags", "message"),
+    [
+        ("train_rnn", ["--seq_len", "0"], "--seq_len must be at least 1, got 0"),
+        ("train_rnn", ["--hidden", "0"], "--hidden must be at least 1, got 0"),
+        ("train_rnn", ["--layers", "-1"], "--layers must be at least 1, got -1"),
+        ("train_word2vec", ["--dim", "0"], "--dim must be at least 1, got 0"),
+        ("train_word2vec", ["--window", "0"], "--window must be at least 1, got 0"),
+        ("train_word2vec", ["--negatives", "0"], "--negatives must be at least 1, got 0"),
+        ("train_mlp", ["--hidden", "64", "0"], r"--hidden must be at least 1 each, got \[64, 0\]"),
+        ("train_dbn", ["--hidden", "0"], r"--hidden must be at least 1 each, got \[0\]"),
+        ("train_vae", ["--latent", "0"], "--latent must be at least 1, got 0"),
+        ("train_gan", ["--z_dim", "0"], "--z_dim must be at least 1, got 0"),
+    ],
+)
+def test_a_size_below_one_is_refused_when_parsed(module, flags, message):
+    # these ended in ZeroDivisionError/ValueError tracebacks mid-run, or trained a model of width 0 and exited 0
+    import runpy
+
+    from llmkit.arguments import parse_args
+    from tests.helpers import REPO
+
+    types = runpy.run_path(str(REPO / "recipes" / f"{module}.py"))["TYPES"]  # this checkout's recipe file
+    with pytest.raises(UserError, match=message):
+        parse_args(types, flags)

@@ -138,6 +138,41 @@ def test_channels_last_rgb_npz_is_read_as_three_channels(tmp_path):
         load_images(str(tmp_path / "odd.npz"))
 
 
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (
+            np.zeros((20, 8, 8)),
+            np.array(["cat", "dog"] * 10),
+            r"y_train holds <U3 values such as \['cat', 'dog', 'cat'\]",
+        ),
+        (np.zeros((20, 8, 8)), np.linspace(0, 1, 20), r"y_train holds float64 values such as \[0.0, 0.05"),
+        (np.zeros((20, 8, 8)), np.arange(20) - 1, r"y_train holds int64 values such as \[-1, 0, 1\]"),
+        (np.full((20, 8, 8), "px"), np.arange(20) % 2, r"x_train holds <U2 values, not pixel numbers"),
+    ],
+)
+def test_npz_labels_that_are_not_class_ids_and_pixels_that_are_not_numbers_are_named(tmp_path, x, y, message):
+    np.savez(
+        tmp_path / "d.npz", x_train=x, y_train=y
+    )  # strings: a TypeError traceback; 0.05: silently class 0
+    with pytest.raises(UserError, match=message):
+        load_images(str(tmp_path / "d.npz"))
+
+
+def test_a_text_file_that_is_binary_or_not_utf8_is_named(tmp_path):
+    from llmkit.classic.data import load_text
+
+    (tmp_path / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 20)
+    (tmp_path / "l.txt").write_bytes("café olé\n".encode("latin-1") * 20)
+    # binary data was read with replacement characters: "fewer than one batch", or a model trained on noise
+    with pytest.raises(UserError, match=r"b.txt is a binary file \(a NUL byte at offset 8\), not text"):
+        load_text(str(tmp_path / "b.txt"))
+    with pytest.raises(UserError, match=r"l.txt is not UTF-8 text \(byte 0xe9 at offset 3\); convert it"):
+        load_text(str(tmp_path / "l.txt"))
+    (tmp_path / "u.txt").write_text("naïve café ✓\n")
+    assert load_text(str(tmp_path / "u.txt")) == "naïve café ✓\n"
+
+
 def test_broken_image_folders_and_idx_files_are_named(tmp_path):
     from PIL import Image
 

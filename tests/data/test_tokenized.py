@@ -286,6 +286,28 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
 
+def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, capsys):
+    out = tokenize(tmp_path / "my data", corpus_dir)
+    # it printed `llmkit pretrain --tokenized_dataset .../my data`: two arguments when pasted
+    assert f"llmkit pretrain --tokenized_dataset '{out}'" in capsys.readouterr().out
+
+
+def test_overwrite_never_replaces_a_file_or_a_folder_tokenize_did_not_write(tmp_path, corpus_dir):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("keep")
+    for out, what in ((notes, "a file"), (docs, "a folder of other files")):
+        with pytest.raises(UserError, match=f"is {what}, not a tokenized dataset"):
+            tokenize(out, corpus_dir, "--overwrite_output_dir", "true")  # it hid the file, deleted the folder
+    assert notes.read_text() == "precious" and (docs / "a.md").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (tokenize(empty, corpus_dir) / METADATA).is_file()  # an empty folder holds nothing to lose
+
+
 @pytest.mark.parametrize("new_complete", [True, False])
 def test_a_kill_between_the_two_renames_is_recovered(tmp_path, corpus_dir, tokenized, new_complete):
     # What `tokenize --overwrite_output_dir` killed between its renames leaves: the old dataset aside,

@@ -186,3 +186,31 @@ def test_lora_run_resumes_from_its_checkpoint(tiny_run, tmp_path):
     assert resumed["global_step"] == 8
     state = json.loads((tmp_path / "lora" / "checkpoint-8" / "trainer_state.json").read_text())
     assert [e["step"] for e in state["log_history"] if "loss" in e] == [5]  # steps 5-8 ran after the resume
+
+
+def test_text_whose_validation_split_packs_into_no_block_is_refused(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from llmkit.data.tokenizer import train_bpe_tokenizer
+    from llmkit.errors import UserError
+
+    model = tmp_path / "gpt2"
+    texts = [f"line {i}: the quick brown fox jumps over the lazy dog." for i in range(40)]
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=300)
+    tokenizer.save_pretrained(model)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32, n_positions=64)
+    GPT2LMHeadModel(config).save_pretrained(model)
+    train = tmp_path / "t.jsonl"
+    train.write_text("\n".join(json.dumps({"text": t}) for t in texts))  # 5% held out: 2 short lines
+    argv = [
+        "--model_name_or_path",
+        str(model),
+        "--train_file",
+        str(train),
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
+    # the Trainer found no eval_loss to pick the best checkpoint by: a KeyError traceback after training
+    with pytest.raises(UserError, match="the validation text is shorter than one block of 64 tokens"):
+        finetune_gpt2([*argv, "--max_steps", "1", *FAST])
+    assert not (tmp_path / "o" / "model.safetensors").exists()

@@ -184,3 +184,58 @@ def test_a_one_row_or_header_only_csv_is_named_in_one_line(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
     argv = ["--train_file", str(train), "--validation_file", str(header), "--output_dir", str(tmp_path / "o")]
     assert f"{header} has no examples" in _fails(argv, capsys)
+
+
+def test_a_text_column_of_numbers_is_read_as_text():
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import drop_empty
+
+    raw = DatasetDict(
+        train=Dataset.from_list([{"answer": 4}, {"answer": None}, {"answer": 12}]),
+        validation=Dataset.from_list([{"answer": 2.5}]),
+    )
+    kept, dropped = drop_empty(raw, "answer")  # a JSON answer 4 used to end in "int has no len()"
+    assert dropped == 1
+    assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
+
+
+def test_a_weights_file_cut_short_is_named_and_a_whole_folder_still_lets_real_failures_through(tmp_path):
+    from transformers import BertConfig
+
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    whole = weights.read_bytes()
+
+    class RunsOutOfMemory:
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        load_pretrained(RunsOutOfMemory, tmp_path / "m")
+    # safetensors' SafetensorError traceback ("header too small", "incomplete metadata")
+    for cut, problem in ((b"", "has a damaged header"), (whole[: len(whole) // 2], "is truncated")):
+        weights.write_bytes(cut)
+        with pytest.raises(UserError, match=f"model.safetensors {problem} \\(a save or copy cut short\\)"):
+            load_pretrained(AutoModelForSequenceClassification, tmp_path / "m")
+
+
+def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
+    rows = [{"tokens": ["The", "cat", "sat"], "tags": ["O", "B-ANIMAL", "O"]} for _ in range(12)]
+    rows[7] = {
+        "tokens": ["A", "dog", "barked"],
+        "tags": ["O", "B-ANIMAL"],
+    }  # an IndexError traceback in align
+    short = _write(tmp_path / "short.jsonl", rows)
+    argv = ["--task", "token", "--output_dir", str(tmp_path / "o")]
+    err = _fails(["--train_file", str(short), *argv], capsys)
+    assert f"{short} line 8: 3 words in 'tokens' but 2 tags in 'tags'; give one tag per word." in err
+    rows[7] = {"tokens": "A dog barked", "tags": ["O", "B-ANIMAL", "O"]}
+    text = _write(tmp_path / "text.jsonl", rows)
+    err = _fails(["--train_file", str(text), *argv], capsys)
+    assert f"{text} line 8: 'tokens' is 'A dog barked', not a list of words" in err
+    assert not (tmp_path / "o").exists()

@@ -76,6 +76,51 @@ def test_unknown_image_and_category_ids_are_named(small_coco, tmp_path):
         finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda coco: coco["images"][0].pop("file_name"),
+            r"'images' entry 0 has no 'file_name'; each entry needs",
+        ),
+        (
+            lambda coco: coco["images"].__setitem__(0, "0000.png"),
+            r"'images' entry 0 \('0000.png'\) is not an object",
+        ),
+        (lambda coco: coco["annotations"].__setitem__(2, 7), r"'annotations' entry 2 \(7\) is not an object"),
+        (
+            lambda coco: coco.__setitem__("annotations", "none"),
+            r"'annotations' must be a list of objects, not str",
+        ),
+    ],
+)
+def test_coco_entries_that_are_not_objects_with_their_fields_are_named(small_coco, tmp_path, edit, message):
+    train = _copy(small_coco, tmp_path, edit)
+    with pytest.raises(UserError, match=message):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_split_without_any_box_is_refused(small_coco, tmp_path):
+    train = _copy(small_coco, tmp_path, lambda coco: coco.__setitem__("annotations", []))
+    with pytest.raises(UserError, match=r"annotations.json has no boxes \(its 'annotations' list is empty\)"):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    test = _copy(small_coco, tmp_path / "t", lambda coco: coco.pop("annotations"))
+    with pytest.raises(UserError, match=f"{test / 'annotations.json'} has no boxes"):
+        finetune_detection(
+            [
+                "--train_dir",
+                str(small_coco / "train"),
+                "--test_dir",
+                str(test),
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+            + STEP
+        )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_corrupt_image_and_a_missing_annotations_file_are_named(small_coco, tmp_path):
     train = _copy(small_coco, tmp_path)
     bad = train / "images" / "0004.png"

@@ -102,3 +102,10 @@ def test_every_class_keeps_a_training_image_when_validation_is_split_off(canvase
     data, labels = load_images(FinetuneDataArguments(), ImageDataArguments(train_dir=str(train)), seed=0)
     assert labels == ["0", "1"]
     assert data["train"]["label"].count(1) == 1 and data["validation"]["label"].count(0) == 6
+
+
+def test_freeze_backbone_and_lora_together_are_refused(tmp_path):
+    # both were taken: LoRA adapters trained while metrics.json and the card said "frozen backbone"
+    with pytest.raises(UserError, match="--freeze_backbone and --use_lora are two ways to transfer"):
+        finetune_image(["--freeze_backbone", "--use_lora", "--output_dir", str(tmp_path / "out"), *STEP])
+    assert not (tmp_path / "out").exists()
