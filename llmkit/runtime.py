@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -49,6 +50,12 @@ class LlmkitTrainingArguments(TrainingArguments):
 
     def __post_init__(self) -> None:
         self._check_numbers()
+        if (
+            self.output_dir and Path(self.output_dir).expanduser().is_file()
+        ):  # else found after the model loads
+            raise ValueError(
+                f"--output_dir {self.output_dir} is a file; pass a folder (new, or an earlier run's)."
+            )
         precision = resolve_precision(self.precision)
         if not torch.cuda.is_available():
             # Without this a MULTI_GPU accelerate config on a CPU machine trains N independent copies.

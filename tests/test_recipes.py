@@ -136,6 +136,18 @@ def test_a_negative_learning_rate_or_batch_size_is_refused_when_parsed(name, fla
         parse_args(RECIPES[name].load().TYPES, [flag, value])
 
 
+@pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith(("finetune-", "pretrain"))])
+def test_an_output_dir_that_is_a_file_is_refused_when_parsed(name, tmp_path):
+    # it was refused only after the data was read and the model loaded
+    from llmkit.errors import UserError
+
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    with pytest.raises(UserError, match=f"--output_dir {file} is a file; pass a folder"):
+        parse_args(RECIPES[name].load().TYPES, ["--output_dir", str(file)])
+    assert file.read_text() == "mine"
+
+
 @pytest.mark.parametrize("name", [n for n in TRAINING_RECIPES if n.startswith("finetune-")])
 def test_a_fine_tuning_batch_of_zero_is_refused_when_parsed(name):
     from llmkit.errors import UserError
