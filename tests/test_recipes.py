@@ -199,6 +199,10 @@ def test_a_generation_length_below_one_is_refused_when_parsed():
             ["--generated_per_canvas", "0"],
             "--generated_per_canvas must be at least 1",
         ),
+        # no generated data: the error named an empty temporary folder and said to add images to it
+        ("finetune-image", ["--generated_per_class", "0"], "--generated_per_class must be at least 1"),
+        ("finetune-detection", ["--generated_images", "0"], "--generated_images must be at least 1"),
+        ("finetune-segmentation", ["--generated_images", "0"], "--generated_images must be at least 1"),
     ],
 )
 def test_image_sizes_the_tiny_models_cannot_take_are_refused_when_parsed(name, flags, message):

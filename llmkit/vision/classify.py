@@ -69,6 +69,8 @@ class ImageModelArguments:
     def __post_init__(self) -> None:
         if self.image_size < 1:
             raise UserError(f"--image_size must be at least 1, got {self.image_size}.")
+        if self.generated_per_class < 1:  # else the message named an empty temporary folder
+            raise UserError(f"--generated_per_class must be at least 1, got {self.generated_per_class}.")
 
 
 @dataclass

@@ -80,6 +80,8 @@ class DetectionModelArguments:
             raise UserError(
                 f"--image_size must be a multiple of 32 (32, 64, 128, ...), got {self.image_size}."
             )
+        if self.generated_images < 1:  # else the message named an empty temporary folder
+            raise UserError(f"--generated_images must be at least 1, got {self.generated_images}.")
 
 
 @dataclass

@@ -68,6 +68,8 @@ class SegmentModelArguments:
             raise UserError(f"--image_size must be at least 16, got {self.image_size}.")
         if self.generated_per_canvas < 1:
             raise UserError(f"--generated_per_canvas must be at least 1, got {self.generated_per_canvas}.")
+        if self.generated_images < 1:
+            raise UserError(f"--generated_images must be at least 1, got {self.generated_images}.")
 
 
 @dataclass
