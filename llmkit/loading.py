@@ -59,6 +59,14 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
                     f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}"
                 ) from None
             raise
+        parent = name.split("/")[0]
+        missing = any(s in message for s in _UNREACHABLE + _NOT_ON_HUB + _BAD_REPO_ID)
+        # "run1/checkpoint-9" with a local run1: a path, though it has the shape of a Hub id
+        if missing and "/" in name and Path(parent).expanduser().is_dir():
+            raise UserError(
+                f"no folder at {name}: {parent} is a folder here, but it holds no {name.split('/', 1)[1]} (and "
+                f"{name!r} is no {what} the Hub could give); pass an existing folder.{hint}"
+            ) from None
         if any(s in message for s in _UNREACHABLE):
             raise UserError(
                 f"cannot fetch {what} {name!r}: the Hugging Face Hub is unreachable "

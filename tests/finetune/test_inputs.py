@@ -93,7 +93,7 @@ def test_a_blank_label_in_a_held_out_csv_row_is_located(tmp_path, capsys):
         assert f"1 example(s) have no 'label': {data} line 11" in err
 
 
-def test_loading_names_the_problem(tmp_path):
+def test_loading_names_the_problem(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no folder at /nonexistent/model"):
         load_pretrained(AutoModelForSequenceClassification, "/nonexistent/model")
     (tmp_path / "notes").mkdir()
@@ -107,6 +107,12 @@ def test_loading_names_the_problem(tmp_path):
     assert "not in the local cache" in str(err.value)
     with pytest.raises(UserError, match="is a file, not a model folder"):
         load_pretrained(AutoConfig, tmp_path / "notes" / "a.txt")
+    # a run folder's missing checkpoint was reported as a Hub id the Hub could not be reached for
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        UserError, match="no folder at notes/checkpoint-9: notes is a folder here, but it holds no"
+    ):
+        load_pretrained(AutoConfig, "notes/checkpoint-9")
 
 
 def test_loading_lets_real_failures_through():
