@@ -39,6 +39,13 @@ def label_names(
     if blank:
         where = ", ".join(locate(data_args, s, r) for s, r in blank[:5]) + (" ..." if len(blank) > 5 else "")
         raise UserError(f"{len(blank)} example(s) have no {column!r}: {where}. Label them or remove them.")
+    objects = sorted((s, r, v) for s, r, v in rows if _object(v))
+    if objects:  # its text would become a class name: {'k': 0}
+        source, row, value = objects[0]
+        raise UserError(
+            f"{locate(data_args, source, row)}: {column!r} is {value!r:.60}, not a label; a label is a class name "
+            "or number (a list of them for multi-label)."
+        )
     seen = {key(x) for s, _, v in rows if s == "train" for x in (v if listed else [v])}
     unseen = sorted(
         (s, r, key(x))
@@ -97,6 +104,13 @@ def check_word_tags(raw: DatasetDict, columns: tuple[str, str], data_args: Finet
             raise UserError(
                 f"{where}: {len(words)} words in {words_col!r} but {count} in {tags_col!r}; give one tag per word."
             )
+
+
+def _object(value) -> bool:
+    """A JSON object (or a list holding one) where a label or a list of labels belongs."""
+    return isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(x, (dict, list)) for x in value)
+    )
 
 
 def _blank(value, listed: bool) -> bool:

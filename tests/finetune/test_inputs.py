@@ -245,3 +245,12 @@ def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
     err = _fails(["--train_file", str(text), *argv], capsys)
     assert f"{text} line 8: 'tokens' is 'A dog barked', not a list of words" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_label_that_is_a_json_object_is_refused(tmp_path, capsys):
+    # it trained, the object's text becoming a class name
+    rows = [{"text": t, "label": {"kind": i % 2}} for i, t in enumerate(ANIMALS + MONEY)]
+    train = _write(tmp_path / "train.jsonl", rows)
+    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    assert f"{train} line 1: 'label' is {{'kind': 0}}, not a label" in err, err
+    assert not (tmp_path / "o" / "config.json").exists()
