@@ -8,10 +8,10 @@ python recipes/train_cnn.py --init_from runs/cnn --freeze_features --dataset my.
 from dataclasses import dataclass, field
 
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import ImageArguments, epochs
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, epochs
 from llmkit.classic.models import LeNet, SmallResNet
 from llmkit.classic.registry import load_weights
 from llmkit.errors import UserError, run_cli

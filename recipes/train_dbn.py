@@ -13,10 +13,11 @@ from safetensors.torch import save
 
 from llmkit import record
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import ImageArguments
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, write_report
+from llmkit.classic.loop import write_report
 from llmkit.classic.rbm import DBN
 from llmkit.errors import UserError, run_cli
 from llmkit.plots import plot_history, save_grid

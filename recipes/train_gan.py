@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import torch
 
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import GenerativeArguments, epochs
 from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import Discriminator, Generator, gan_step
 from llmkit.classic.launch import start
-from llmkit.classic.loop import GenerativeArguments, epochs, fit
+from llmkit.classic.loop import fit
 from llmkit.errors import run_cli
 from llmkit.plots import save_grid
 

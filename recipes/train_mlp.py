@@ -10,10 +10,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import ImageArguments, epochs
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ImageArguments, epochs, write_report
+from llmkit.classic.loop import write_report
 from llmkit.classic.mlp_numpy import NumpyMLP, Optimizer
 from llmkit.classic.models import MLP
 from llmkit.errors import UserError, run_cli

@@ -15,9 +15,10 @@ from torch.utils.data import TensorDataset
 
 from llmkit import record
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import ClassicArguments, epochs
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ClassicArguments, epochs, fit, summarize
+from llmkit.classic.loop import fit, summarize
 from llmkit.classic.models import CELLS, SequenceModel
 from llmkit.errors import UserError, run_cli
 

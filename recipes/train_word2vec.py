@@ -13,9 +13,10 @@ import numpy as np
 
 from llmkit import record
 from llmkit.arguments import parse_args
+from llmkit.classic.arguments import ClassicArguments, epochs
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
-from llmkit.classic.loop import ClassicArguments, epochs, write_report
+from llmkit.classic.loop import write_report
 from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
 from llmkit.errors import UserError, run_cli
 

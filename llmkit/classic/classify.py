@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from llmkit.classic.arguments import ClassicArguments
 from llmkit.classic.data import load_images, resize
-from llmkit.classic.loop import ClassicArguments, fit
+from llmkit.classic.loop import fit
 from llmkit.classic.models import LeNet
 from llmkit.classic.registry import load_weights
 

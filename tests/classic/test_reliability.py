@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from llmkit.classic.arguments import ClassicArguments
 from llmkit.classic.data import load_images
-from llmkit.classic.loop import ClassicArguments, fit
+from llmkit.classic.loop import fit
 from llmkit.errors import UserError, run_cli
 from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 from llmkit.recipes import (
