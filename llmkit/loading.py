@@ -59,29 +59,10 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
                     f"{name} has a config.json but no weights ({err}); pass a complete model folder.{hint}"
                 ) from None
             raise
-        parent = name.split("/")[0]
-        missing = any(s in message for s in _UNREACHABLE + _NOT_ON_HUB + _BAD_REPO_ID)
-        # "run1/checkpoint-9" with a local run1: a path, though it has the shape of a Hub id
-        if missing and "/" in name and Path(parent).expanduser().is_dir():
-            raise UserError(
-                f"no folder at {name}: {parent} is a folder here, but it holds no {name.split('/', 1)[1]} (and "
-                f"{name!r} is no {what} the Hub could give); pass an existing folder.{hint}"
-            ) from None
-        if any(s in message for s in _UNREACHABLE):
-            raise UserError(
-                f"cannot fetch {what} {name!r}: the Hugging Face Hub is unreachable "
-                f"({'HF_HUB_OFFLINE=1 is set' if _offline() else 'no network'}) and it is not in the local cache. "
-                f"Use a local folder, or connect and unset HF_HUB_OFFLINE.{hint}"
-            ) from None
-        if any(s in message for s in _NOT_ON_HUB + _BAD_REPO_ID):
-            raise UserError(
-                f"{name!r} is neither a local folder nor a {what} on the Hugging Face Hub.{hint}"
-            ) from None
-        if "gated repo" in message or "401" in message:
-            raise UserError(
-                f"{name!r} is gated or private: log in with `hf auth login` (or set HF_TOKEN).{hint}"
-            ) from None
-        raise
+        problem = _hub_failure(message, name, what, hint)
+        if problem is None:
+            raise
+        raise problem from None
     except ValueError as err:
         message = str(err)
         if "sentencepiece" in message.lower() or "tiktoken" in message.lower():
@@ -110,6 +91,34 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
             f"{name}: {damaged} (a save or copy cut short); copy the folder again, or load one of its "
             f"complete checkpoint-N folders.{hint}"
         ) from None
+
+
+def _hub_failure(message: str, name: str, what: str, hint: str) -> UserError | None:
+    """The user-fixable reason `name` (not a local folder) could not be fetched, from the OSError's text."""
+    parent = name.split("/")[0]
+    # "run1/checkpoint-9" with a local run1: a path, though it has the shape of a Hub id
+    if (
+        "/" in name
+        and Path(parent).expanduser().is_dir()
+        and any(s in message for s in _UNREACHABLE + _NOT_ON_HUB + _BAD_REPO_ID)
+    ):
+        return UserError(
+            f"no folder at {name}: {parent} is a folder here, but it holds no {name.split('/', 1)[1]} (and "
+            f"{name!r} is no {what} the Hub could give); pass an existing folder.{hint}"
+        )
+    if any(s in message for s in _UNREACHABLE):
+        return UserError(
+            f"cannot fetch {what} {name!r}: the Hugging Face Hub is unreachable "
+            f"({'HF_HUB_OFFLINE=1 is set' if _offline() else 'no network'}) and it is not in the local cache. "
+            f"Use a local folder, or connect and unset HF_HUB_OFFLINE.{hint}"
+        )
+    if any(s in message for s in _NOT_ON_HUB + _BAD_REPO_ID):
+        return UserError(f"{name!r} is neither a local folder nor a {what} on the Hugging Face Hub.{hint}")
+    if "gated repo" in message or "401" in message:
+        return UserError(
+            f"{name!r} is gated or private: log in with `hf auth login` (or set HF_TOKEN).{hint}"
+        )
+    return None
 
 
 def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:

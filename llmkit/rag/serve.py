@@ -142,6 +142,16 @@ class Service:
         }
 
 
+def body_length(header: str | None) -> int:
+    """Content-Length, checked: a negative one made the read wait for the client to hang up."""
+    raw = header or "0"
+    if not raw.isdigit():
+        raise BadRequest(f"Content-Length {raw!r} is not a byte count; send the JSON body's length.")
+    if int(raw) > MAX_BODY:
+        raise BadRequest(f"the request body is {int(raw):,} bytes; the limit is {MAX_BODY:,}.")
+    return int(raw)
+
+
 def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
     """A request handler class bound to `service`."""
 
@@ -166,7 +176,7 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
                 return
             try:
-                length = self._body_length()
+                length = body_length(self.headers.get("Content-Length"))
                 self._reply(200, route(request_options(self.rfile.read(length))))
             except (BadRequest, UserError, ValueError) as err:
                 self._reply(400, {"error": str(err)})
@@ -200,15 +210,6 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
         def _endpoint(self) -> str:
             """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
             return urlsplit(self.path).path.rstrip("/")
-
-        def _body_length(self) -> int:
-            """Content-Length, checked: a negative one made the read wait for the client to hang up."""
-            raw = self.headers.get("Content-Length") or "0"
-            if not raw.isdigit():
-                raise BadRequest(f"Content-Length {raw!r} is not a byte count; send the JSON body's length.")
-            if int(raw) > MAX_BODY:
-                raise BadRequest(f"the request body is {int(raw):,} bytes; the limit is {MAX_BODY:,}.")
-            return int(raw)
 
         def _reply(self, code: int, payload: dict) -> None:
             body = json.dumps(payload, ensure_ascii=False).encode()
