@@ -26,7 +26,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--reader",
-        help="an extractive QA model (`llmkit finetune-qa` output): quotes its span, abstains on none",
+        help="an extractive QA model (`llmkit finetune-qa` output): abstain when it reads no answer",
+    )
+    parser.add_argument(
+        "--reader_threshold",
+        type=float,
+        help="the reader answers above this margin over 'no answer' (default: its metrics.json's, else 0)",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
@@ -53,7 +58,7 @@ def main() -> None:
         k=args.k,
         mode=args.mode,
         gate=gate,
-        reader=Reader(args.reader) if args.reader else None,
+        reader=Reader(args.reader, threshold=args.reader_threshold) if args.reader else None,
     )
     demo = build_rag_chat(rag)
     demo.queue(default_concurrency_limit=4).launch(

@@ -45,37 +45,48 @@ def _first_units(answer, found) -> dict[str, str]:
     return {"ranker": ranker, "reader": " ".join(text[start:end].split()), "top3": top3}
 
 
-def collection_report(rag: RAG, reader: Reader, rows: list[dict]) -> dict:
-    """Answered/abstained counts and first-unit accuracy per policy (see the module docstring)."""
-    counts = dict.fromkeys(["answerable", "answered", "answered_with_reader", "unanswerable"], 0)
-    counts.update(abstained=0, abstained_with_reader=0, ranker=0, reader=0, top3=0)
+def question_rows(rag: RAG, reader: Reader, rows: list[dict]) -> list[dict]:
+    """Per question: answerable, the pipeline's abstention, the reader's best margin over "no answer" across the
+    kept sources (None: no span, or the pipeline abstained), and whether each policy's first unit holds the answer.
+    """
+    out = []
     for row in rows:
         answer = rag.ask(row["question"])
         kept = [answer.sources[n - 1].text for n in answer.evidence.kept] if answer.evidence else []
         found = None if answer.abstained else reader.best(row["question"], kept)
-        if not row.get("answerable", True):
-            counts["unanswerable"] += 1
-            counts["abstained"] += answer.abstained
-            counts["abstained_with_reader"] += found is None
-            continue
-        counts["answerable"] += 1
-        counts["answered"] += not answer.abstained
-        if found is None:
-            continue
-        counts["answered_with_reader"] += 1
-        for policy, unit in _first_units(answer, found).items():
-            counts[policy] += _norm(row["answer"]) in _norm(unit)
+        record = {
+            "answerable": row.get("answerable", True),
+            "abstained": answer.abstained,
+            "margin": None if found is None else round(found[1].score, 3),
+        }
+        if found is not None and record["answerable"]:
+            units = _first_units(answer, found)
+            record.update({p: _norm(row["answer"]) in _norm(u) for p, u in units.items()})
+        out.append(record)
+    return out
 
-    def share(part: str, whole: str) -> float | None:
-        return round(counts[part] / counts[whole], 3) if counts[whole] else None
+
+def summary(records: list[dict], threshold: float) -> dict:
+    """Answered/abstained shares without and with a reader answering above `threshold`, and first-unit accuracy."""
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    read = [r for r in answerable if r["margin"] is not None and r["margin"] > threshold]
+
+    def share(part: list, whole: list) -> float | None:
+        return round(len(part) / len(whole), 3) if whole else None
+
+    def reader_abstains(r: dict) -> bool:
+        return r["margin"] is None or r["margin"] <= threshold
 
     return {
-        "answerable_answered": share("answered", "answerable"),
-        "answerable_answered_with_reader": share("answered_with_reader", "answerable"),
-        "unanswerable_abstained": share("abstained", "unanswerable"),
-        "unanswerable_abstained_with_reader": share("abstained_with_reader", "unanswerable"),
+        "answerable_answered": share([r for r in answerable if not r["abstained"]], answerable),
+        "answerable_answered_with_reader": share(read, answerable),
+        "unanswerable_abstained": share([r for r in unanswerable if r["abstained"]], unanswerable),
+        "unanswerable_abstained_with_reader": share(
+            [r for r in unanswerable if reader_abstains(r)], unanswerable
+        ),
         "first_unit_holds_answer": {
-            p: share(p, "answered_with_reader") for p in ("ranker", "reader", "top3")
+            p: share([r for r in read if r[p]], read) for p in ("ranker", "reader", "top3")
         },
     }
 
@@ -90,16 +101,38 @@ def main() -> None:
     )
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=list(COLLECTIONS))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "rag_reader.json"))
+    parser.add_argument(
+        "--thresholds", nargs="+", type=float, default=[-2.0, -1.0, 0.0, 1.0, 2.0],
+        help="null-score thresholds to report besides the model's own (and its validation best_f1_thresh)",
+    )  # fmt: skip
     args = parser.parse_args()
-    reader, embedder, results = Reader(args.reader), None, {}
+    # Read with no threshold: each question's best margin is kept, and every threshold is applied afterwards.
+    reader, embedder, results = Reader(args.reader, threshold=float("-inf")), None, {}
+    own = _model_thresholds(Path(args.reader))
+    thresholds = sorted(set(args.thresholds) | set(own.values()))
     for name in args.collections:
         store, rows = open_collection(name, Path(args.cache), embedder)
         embedder = store.embedder
         ensure_calibrated(store)
-        results[name] = collection_report(RAG(store, k=5, mode="hybrid"), reader, rows)
-        print(name, json.dumps(results[name]), flush=True)
+        records = question_rows(RAG(store, k=5, mode="hybrid"), reader, rows)
+        results[name] = {
+            "model_thresholds": own,
+            "by_threshold": {str(t): summary(records, t) for t in thresholds},
+            "questions": records,
+        }
+        print(name, json.dumps(results[name]["by_threshold"]), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print("wrote", args.out)
+
+
+def _model_thresholds(reader_dir: Path) -> dict[str, float]:
+    """The threshold the model was trained with and its validation best_f1_thresh, from its metrics.json."""
+    try:
+        metrics = json.loads((reader_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    keys = {"trained": "null_score_diff_threshold", "validation_best": "eval_best_f1_thresh"}
+    return {name: float(metrics[key]) for name, key in keys.items() if key in metrics}
 
 
 if __name__ == "__main__":

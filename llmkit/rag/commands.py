@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from llmkit.arguments import add_config_flag
@@ -97,12 +98,12 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--min_score",
-            type=float,
+            type=_finite,
             help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
             "--relative_score",
-            type=float,
+            type=_finite,
             default=RELATIVE,
             help="cite sources within this share of the best",
         )
@@ -111,6 +112,12 @@ def _add_ask_and_chat(sub) -> None:
             metavar="DIR_OR_NAME",
             help="an extractive QA model (a `llmkit finetune-qa` output): abstain when it reads no answer in "
             "the kept sources",
+        )
+        p.add_argument(
+            "--reader_threshold",
+            type=_finite,
+            help="the reader answers when its best span beats its 'no answer' score by more than this; lower "
+            "answers more, higher abstains more (default: the threshold in the reader's metrics.json, else 0)",
         )
         if name == "ask":
             p.add_argument(
@@ -135,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         add_config_flag(p)
     return parser
+
+
+def _finite(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):  # nan compares false with every score: the gate or reader would never act
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    return number
 
 
 def _positive(value: str) -> int:
@@ -180,10 +194,12 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _reader(args: argparse.Namespace):
     if not args.reader:
+        if args.reader_threshold is not None:
+            raise UserError("--reader_threshold applies to a reader; pass --reader DIR_OR_NAME too.")
         return None
     from llmkit.rag.reader import Reader
 
-    return Reader(args.reader)
+    return Reader(args.reader, threshold=args.reader_threshold)
 
 
 def _pipeline(args: argparse.Namespace):

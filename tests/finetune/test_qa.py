@@ -12,8 +12,8 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, TrainerCa
 
 from llmkit.cli import main as llmkit_main
 from llmkit.finetune.common import packaged_minilm
-from llmkit.finetune.qa_eval import score_model
-from llmkit.finetune.qa_spans import QuestionAnsweringArguments
+from llmkit.finetune.qa_eval import score_model, score_spans
+from llmkit.finetune.qa_spans import QuestionAnsweringArguments, Span
 from llmkit.rag.reader import Reader
 from llmkit.recipes.finetune_qa import main as finetune_qa
 
@@ -179,6 +179,30 @@ def test_finetune_qa_beats_the_untrained_model_on_held_out_passages(qa_run, qa_f
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["eval_f1"] == metrics["eval_f1"] and saved["version_2_with_negative"] is True
     assert "Reader(" in (out / "README.md").read_text()  # the card shows a way to load it that works
+    # the validation's best null threshold is one of the cuts the default threshold could make, or a better one
+    assert saved["eval_best_f1"] >= saved["eval_f1"] - 1e-6 and "eval_best_f1_thresh" in saved
+
+
+def test_the_best_null_threshold_is_the_cut_with_the_best_f1():
+    def row(i, answer):
+        return {
+            "id": i,
+            "answers": {"text": [answer] if answer else [], "answer_start": [0] if answer else []},
+        }
+
+    examples = [row("a", "Lima"), row("b", None), row("c", "Oslo"), row("d", None), row("e", "Riga")]
+    spans = {
+        "a": Span("Lima", 0, 4, 3.0),  # right, surest
+        "b": Span("x", 0, 1, 1.0),  # an unanswerable question answered: loses its point below 1.0
+        "c": Span("in Oslo", 0, 7, -1.0),  # half right (F1 2/3)
+        "d": Span("y", 0, 1, -2.0),
+        "e": None,  # no span at all: never answered
+    }
+    scores = score_spans(spans, examples, threshold=0.0)
+    assert scores["best_f1_thresh"] == 2.0  # halfway between the last margin answered (3) and the next (1)
+    assert scores["best_f1"] == pytest.approx(60.0)  # a and b and d right of five
+    assert scores["f1"] == pytest.approx(40.0)  # at 0, b is answered and loses its point
+    assert score_spans(spans, examples, threshold=2.0)["f1"] == pytest.approx(scores["best_f1"])
 
 
 def _nested(qa):

@@ -105,6 +105,22 @@ def test_a_reader_without_a_trained_qa_head_is_refused(topic_store, tmp_path, ca
         assert "Sources:" not in out  # no answer from a random head
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--reader_threshold", "1.5"], "--reader_threshold applies to a reader; pass --reader"),
+        (["--min_score", "nan"], "--min_score: must be a finite number, got nan"),
+        (["--reader_threshold", "inf", "--reader", "r"], "--reader_threshold: must be a finite number"),
+    ],
+)
+def test_thresholds_that_could_not_act_are_refused(flags, message, topic_store, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), *flags])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
+    assert "Sources:" not in out
+
+
 def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path, capsys):
     good = json.dumps({"question": "How do bees talk?", "doc_id": "bees.md"})
     for lines, message in [
