@@ -1,15 +1,19 @@
-"""Where a reader helps a RAG answer: its "no answer", or its choice of the sentence to quote.
+"""Where a reader helps a RAG answer: its "no answer", at several null-score thresholds, or its choice of sentence.
 
     python benchmarks/bench_rag_reader.py --reader runs/qa-reader --cache runs/rag-collections
 
 For each collection of benchmarks/rag_collections.py (default settings, hybrid, k=5), each question is
-answered by the pipeline without a reader, then the reader reads the kept sources. Reported: answerable
-questions answered without and with the reader, on-topic unanswerable ones abstained without and with it, and,
-on the answerable questions both answer, how often the first quoted unit holds the answer when it is
+answered by the pipeline without a reader, then the reader reads the kept sources and its best margin over "no
+answer" is kept. Per threshold (the model's own, its validation best_f1_thresh when metrics.json has one, and
+--thresholds), a reader answers when that margin is above it. Reported per threshold: answerable questions answered
+without and with the reader, on-topic unanswerable ones abstained without and with it, and, on the answerable
+questions both answer, how often the first quoted unit holds the answer when it is
 
     ranker   the default ranking's first unit (what `rag ask --reader` quotes)
     reader   the sentence holding the reader's span
     top3     the reader's unit if the ranker put it in its first three, else the ranker's first
+
+The per-question records are written too, so another threshold can be read off without rerunning.
 """
 
 from __future__ import annotations
@@ -100,7 +104,9 @@ def main() -> None:
         "--cache", default="runs/rag-collections", help="where the collections' stores are kept"
     )
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=list(COLLECTIONS))
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "rag_reader.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "rag_reader_thresholds.json")
+    )
     parser.add_argument(
         "--thresholds", nargs="+", type=float, default=[-2.0, -1.0, 0.0, 1.0, 2.0],
         help="null-score thresholds to report besides the model's own (and its validation best_f1_thresh)",
