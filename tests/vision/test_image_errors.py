@@ -109,3 +109,22 @@ def test_freeze_backbone_and_lora_together_are_refused(tmp_path):
     with pytest.raises(UserError, match="--freeze_backbone and --use_lora are two ways to transfer"):
         finetune_image(["--freeze_backbone", "--use_lora", "--output_dir", str(tmp_path / "out"), *STEP])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_jpeg_and_an_oversized_image_are_named_before_training(canvases, tmp_path, monkeypatch):
+    # a JPEG cut short passed the check (PIL's verify reads no JPEG data) and failed mid-training with a traceback
+    from PIL import Image
+
+    from llmkit.vision.data import check_images
+
+    whole = tmp_path / "whole.jpg"
+    Image.open(sorted(canvases.glob("train/0/*.png"))[0]).convert("RGB").save(whole)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    check_images([str(whole)])
+    with pytest.raises(UserError, match=r"cut.jpg is not a readable image \(image file is truncated"):
+        check_images([str(whole), str(cut)])
+    # Pillow refuses an image of over twice MAX_IMAGE_PIXELS with its own exception, not an OSError
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(UserError, match=r"whole.jpg is too large to decode safely .*shrink it or remove it"):
+        check_images([str(whole)])
