@@ -98,6 +98,14 @@ def test_a_mask_of_another_size_and_an_image_without_a_mask_are_named(mask_canva
         _run(train, tmp_path)
 
 
+def test_a_mask_that_is_not_an_image_is_named(mask_canvases, tmp_path):
+    # its size was read unguarded: PIL's UnidentifiedImageError reached the user as a traceback
+    train = _copy(mask_canvases, tmp_path)
+    (train / "masks" / "0002.png").write_text("not a mask")
+    with pytest.raises(UserError, match=r"masks/0002.png is not a readable image .*replace or remove"):
+        _run(train, tmp_path)
+
+
 def test_a_checkpoint_whose_head_does_not_match_is_refused_with_the_fix(mask_canvases, tmp_path):
     train = _copy(mask_canvases, tmp_path)
     five = tmp_path / "five-class-segformer"
