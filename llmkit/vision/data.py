@@ -171,6 +171,13 @@ def check_images(paths: list[str], where: list[str] | None = None) -> None:
             ) from None
 
 
+def shown_size(image: Any) -> tuple[int, int]:
+    """An opened image's (width, height) as viewers show it and `datasets` decodes it: after its EXIF rotation."""
+    width, height = image.size
+    # EXIF orientations 5 to 8 turn the picture a quarter turn (datasets applies them with ImageOps.exif_transpose)
+    return (height, width) if image.getexif().get(0x0112) in (5, 6, 7, 8) else (width, height)
+
+
 def _from_table(
     table: DatasetDict, data: FinetuneDataArguments, image_col: str, label_col: str
 ) -> DatasetDict:

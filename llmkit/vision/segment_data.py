@@ -20,7 +20,7 @@ from llmkit.data.corpus import load_source
 from llmkit.errors import UserError, require
 from llmkit.finetune.data import cap_samples
 from llmkit.log import get_logger
-from llmkit.vision.data import IMAGE_SUFFIXES, SplitFolders, check_images, folder_field
+from llmkit.vision.data import IMAGE_SUFFIXES, SplitFolders, check_images, folder_field, shown_size
 
 logger = get_logger(__name__)
 
@@ -247,14 +247,14 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
 
 def _check_sizes(image: str, mask: str) -> None:
     pil = require("PIL.Image", "vision")
-    with pil.open(image) as a:
-        image_size = a.size
-    with pil.open(mask) as b:  # the header is enough: no pixels are decoded here
-        mask_size = b.size
+    with pil.open(image) as a:  # the header is enough: no pixels are decoded here
+        image_size = shown_size(a)
+    with pil.open(mask) as b:
+        mask_size = shown_size(b)
     if image_size != mask_size:
         raise UserError(
-            f"mask {mask} is {mask_size[0]}x{mask_size[1]} but its image {image} is {image_size[0]}x{image_size[1]}; "
-            "a mask must have its image's size (one class id per pixel)."
+            f"mask {mask} is {mask_size[0]}x{mask_size[1]} but its image {image} is {image_size[0]}x{image_size[1]} "
+            "(as viewers show it, after any EXIF rotation); a mask must have its image's size (one class id per pixel)."
         )
 
 

@@ -98,6 +98,25 @@ def test_a_mask_of_another_size_and_an_image_without_a_mask_are_named(mask_canva
         _run(train, tmp_path)
 
 
+def test_a_photo_turned_by_its_exif_orientation_is_sized_as_shown(mask_canvases, tmp_path):
+    # datasets decodes a photo after its EXIF rotation; the size check read the stored size: a mask drawn on the
+    # photo as shown was refused, and a mask of the stored size passed and failed mid-training
+    train = _copy(mask_canvases, tmp_path)
+    image = Image.open(train / "images" / "0003.png").convert("RGB").resize((48, 32))
+    (train / "images" / "0003.png").unlink()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 48x32, shown turned a quarter: 32x48
+    image.save(train / "images" / "0003.jpg", exif=exif)
+    mask = Image.open(train / "masks" / "0003.png").resize((48, 32), Image.Resampling.NEAREST)
+    mask.transpose(Image.Transpose.ROTATE_270).save(train / "masks" / "0003.png")
+    assert _run(train, tmp_path)["labels"] == ["background", "0", "1"]
+    mask.save(train / "masks" / "0003.png")
+    with pytest.raises(
+        UserError, match=r"0003.png is 48x32 but its image .*0003.jpg is 32x48 \(as viewers show"
+    ):
+        _run(train, tmp_path, "--output_dir", str(tmp_path / "o2"))
+
+
 def test_a_mask_that_is_not_an_image_is_named(mask_canvases, tmp_path):
     # its size was read unguarded: PIL's UnidentifiedImageError reached the user as a traceback
     train = _copy(mask_canvases, tmp_path)
