@@ -18,7 +18,7 @@ from datasets import Image as ImageFeature
 from llmkit.errors import UserError
 from llmkit.finetune.data import FinetuneDataArguments, cap_samples, load_table
 from llmkit.log import get_logger
-from llmkit.vision.data import SplitFolders, check_images, folder_field
+from llmkit.vision.data import SplitFolders, check_images, folder_field, shown_size
 
 logger = get_logger(__name__)
 
@@ -133,7 +133,7 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
             "objects": {"bbox": [], "category": []},
         }
     check_images([r["image"] for r in rows.values()], [f"{path}, image id {i}" for i in rows])
-    _fill_sizes(rows.values())
+    _fill_sizes(rows, path)
     for ann in annotations:
         _add_box(rows, ann, categories, path)
     if not rows:
@@ -169,14 +169,21 @@ def _image_file(folder: Path, name: str) -> Path:
     return folder / name  # check_images names the missing file
 
 
-def _fill_sizes(rows) -> None:
-    """Width and height from the image file where the JSON leaves them out."""
+def _fill_sizes(rows: dict, path: Path) -> None:
+    """Width and height from each image file, as it is trained on; a JSON that says another size is refused."""
     from PIL import Image
 
-    for row in rows:
-        if not row["width"] or not row["height"]:
-            with Image.open(row["image"]) as image:
-                row["width"], row["height"] = image.size
+    for image_id, row in rows.items():
+        with Image.open(row["image"]) as image:
+            size = shown_size(image)
+        stated = (row["width"], row["height"])
+        if all(stated) and stated != size:  # boxes checked against the stated size were cut to the real one
+            raise UserError(
+                f"{path}, image id {image_id}: its width and height say {stated[0]}x{stated[1]} but {row['image']} "
+                f"is {size[0]}x{size[1]} (as viewers show it, after any EXIF rotation); fix the JSON "
+                "(and its boxes, if the image was resized) or the image."
+            )
+        row["width"], row["height"] = size
 
 
 def _add_box(rows: dict, ann: dict, categories: dict[int, str], path: Path) -> None:

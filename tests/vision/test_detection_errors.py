@@ -135,6 +135,19 @@ def test_a_corrupt_image_and_a_missing_annotations_file_are_named(small_coco, tm
         )
 
 
+def test_an_image_whose_json_size_is_not_its_file_size_is_refused(small_coco, tmp_path):
+    # the boxes were checked against the JSON's 128x128 and then cut to the 64x64 file: trained on wrong boxes
+    def resized(coco):
+        coco["images"][4].update(width=128, height=128)
+
+    train = _copy(small_coco, tmp_path, resized)
+    with pytest.raises(
+        UserError,
+        match=r"image id 4: its width and height say 128x128 but .*0004.png is 64x64 .*fix the JSON",
+    ):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
 def test_a_head_for_other_classes_is_named_with_the_fix_and_a_run_on_other_labels_is_not_resumed(
     small_coco, tmp_path
 ):
