@@ -26,6 +26,8 @@ from llmkit.finetune.data import (
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# greyscale of 16 or 32 bits (integer or float) per pixel
+HIGH_DEPTH = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 # FinetuneDataArguments fields about text that an image recipe does not take.
 TEXT_ONLY = ("text_column", "target_column", "max_length", "max_target_length")
 
@@ -148,8 +150,9 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
     return rows
 
 
-def check_images(paths: list[str], where: list[str] | None = None) -> None:
-    """Decode every image once, so a corrupt, truncated, oversized or missing file is named before training starts."""
+def check_images(paths: list[str], where: list[str] | None = None, *, class_ids: bool = False) -> None:
+    """Decode every image once, so a corrupt, truncated, oversized or missing file is named before training starts;
+    unless the files hold class ids (masks), one of more than 8 bits per pixel too."""
     pil = require("PIL.Image", "vision")
     for i, path in enumerate(paths):
         at = f" ({where[i]})" if where else ""
@@ -161,6 +164,7 @@ def check_images(paths: list[str], where: list[str] | None = None) -> None:
                 # A JPEG decodes at 1/8 scale here, which still reads all of its data.
                 image.draft(image.mode, (1, 1))
                 image.load()
+                mode = image.mode
         except pil.DecompressionBombError as err:
             raise UserError(
                 f"{path}{at} is too large to decode safely ({err}); shrink it or remove it."
@@ -169,6 +173,13 @@ def check_images(paths: list[str], where: list[str] | None = None) -> None:
             raise UserError(
                 f"{path}{at} is not a readable image ({err}); replace or remove the file."
             ) from None
+        if (
+            mode in HIGH_DEPTH and not class_ids
+        ):  # convert("RGB") clips them at 255: a 16-bit scan went all white
+            raise UserError(
+                f"{path}{at} has more than 8 bits per pixel (PIL mode {mode}); the model takes 8-bit RGB, and "
+                "every value above 255 would be white: save it with 8 bits per channel (scaled down) first."
+            )
 
 
 def shown_size(image: Any) -> tuple[int, int]:

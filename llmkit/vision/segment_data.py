@@ -206,7 +206,9 @@ def _from_folders(args: SegmentDataArguments, *, seed: int) -> tuple[DatasetDict
         splits["train"], splits["validation"] = rows[cut:], rows[:cut]
     for rows in splits.values():
         check_images([r["image"] for r in rows])
-        check_images([r["mask"] for r in rows])  # before their sizes are read: a broken mask is named too
+        check_images(
+            [r["mask"] for r in rows], class_ids=True
+        )  # before their sizes are read: a broken mask is named too
         for row in rows:
             _check_sizes(row["image"], row["mask"])
     data = DatasetDict(

@@ -128,3 +128,17 @@ def test_a_truncated_jpeg_and_an_oversized_image_are_named_before_training(canva
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(UserError, match=r"whole.jpg is too large to decode safely .*shrink it or remove it"):
         check_images([str(whole)])
+
+
+def test_a_16_bit_image_is_refused_but_a_16_bit_mask_of_class_ids_is_read(tmp_path):
+    # convert("RGB") clips 16-bit values at 255: a 16-bit scan trained as an all-white picture, silently
+    import numpy as np
+    from PIL import Image
+
+    from llmkit.vision.data import check_images
+
+    scan = tmp_path / "scan.png"
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).save(scan)
+    with pytest.raises(UserError, match=r"scan.png has more than 8 bits per pixel \(PIL mode I;16\).*8 bits"):
+        check_images([str(scan)])
+    check_images([str(scan)], class_ids=True)
