@@ -24,6 +24,9 @@ from llmkit.finetune.data import (
     load_table,
     locate,
 )
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # greyscale of 16 or 32 bits (integer or float) per pixel
@@ -137,17 +140,31 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
         )
     rows = []
     for cls in classes:
-        files = sorted(
-            p
-            for p in cls.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-        )
+        files = image_files(cls, recursive=True)
         if not files:
             raise UserError(
                 f"class folder {cls} has no images ({', '.join(IMAGE_SUFFIXES)}); add some or remove the folder."
             )
         rows += [{"image": str(p), "label": cls.name} for p in files]
     return rows
+
+
+def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The image files in folder (and its sub-folders if recursive), sorted; hidden files and folders are left out,
+    and other files are named in a warning rather than dropped without a word."""
+    found = [
+        p
+        for p in (folder.rglob("*") if recursive else folder.iterdir())
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    skipped = sorted(p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES)
+    if skipped:
+        kinds = sorted({p.suffix.lower() or p.name for p in skipped})
+        logger.warning(
+            f"skipped {len(skipped)} file(s) in {folder} that are not images ({', '.join(kinds[:6])}), "
+            f"e.g. {skipped[0].name}; convert them to {', '.join(IMAGE_SUFFIXES)} to train on them."
+        )
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def check_images(paths: list[str], where: list[str] | None = None, *, class_ids: bool = False) -> None:

@@ -20,7 +20,14 @@ from llmkit.data.corpus import load_source
 from llmkit.errors import UserError, require
 from llmkit.finetune.data import cap_samples
 from llmkit.log import get_logger
-from llmkit.vision.data import IMAGE_SUFFIXES, SplitFolders, check_images, folder_field, shown_size
+from llmkit.vision.data import (
+    IMAGE_SUFFIXES,
+    SplitFolders,
+    check_images,
+    folder_field,
+    image_files,
+    shown_size,
+)
 
 logger = get_logger(__name__)
 
@@ -228,11 +235,7 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
             f"{flag} {folder} needs an images/ and a masks/ folder (masks/NAME.png holding the class id of each "
             "pixel of images/NAME.*)."
         )
-    files = sorted(
-        p
-        for p in images.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
+    files = image_files(images)
     if not files:
         raise UserError(f"{images} has no images ({', '.join(IMAGE_SUFFIXES)}).")
     by_stem = {p.stem: p for p in masks.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}

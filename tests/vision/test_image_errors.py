@@ -142,3 +142,21 @@ def test_a_16_bit_image_is_refused_but_a_16_bit_mask_of_class_ids_is_read(tmp_pa
     with pytest.raises(UserError, match=r"scan.png has more than 8 bits per pixel \(PIL mode I;16\).*8 bits"):
         check_images([str(scan)])
     check_images([str(scan)], class_ids=True)
+
+
+def test_files_that_are_not_images_are_named_and_hidden_ones_left_out(canvases, tmp_path, capsys):
+    # a class folder of .heic photos and two .jpg trained on the two, without a word; a hidden folder's copies
+    # (.ipynb_checkpoints/) were trained on as images of the class
+    from llmkit.log import configure_logging
+    from llmkit.vision.data import folder_rows
+
+    train = _two_classes(canvases, tmp_path)
+    (train / "1" / "notes.txt").write_text("scanned on Monday")
+    (train / "1" / "photo.HEIC").write_bytes(b"heic")
+    (train / "1" / ".DS_Store").write_bytes(b"\0")
+    (train / "1" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(next((train / "1").glob("*.png")), train / "1" / ".ipynb_checkpoints" / "copy.png")
+    configure_logging()
+    rows = folder_rows(train, "--train_dir", min_classes=2)
+    assert len(rows) == len(list(train.glob("*/*.png")))
+    assert f"skipped 2 file(s) in {train / '1'} that are not images (.heic, .txt)" in capsys.readouterr().err
