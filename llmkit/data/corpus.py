@@ -127,6 +127,12 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
             f"the dataset has no column {args.text_column!r}; its columns are {columns}. Pass --text_column NAME."
         )
 
+    kind = next(filter(None, (_not_text(split.features, args.text_column) for split in raw.values())), None)
+    if kind:  # the empty-document filter below called .strip() on them: an AttributeError traceback
+        raise UserError(
+            f"the column {args.text_column!r} of {args.source} holds {kind}, not text: each record's "
+            f"{args.text_column!r} must be a string. Fix those records, or pass --text_column NAME."
+        )
     raw = (
         raw.select_columns([args.text_column])
         if args.text_column == "text"
@@ -153,6 +159,20 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
         return DatasetDict({"train": split["train"], "validation": split["test"]})
     return DatasetDict({"train": raw["train"], "validation": validation})
+
+
+def _not_text(features, column: str) -> str | None:
+    """What a column holds when it is not strings ("int64 values", "lists", ...); None for text or unknown features."""
+    from datasets import Value
+
+    feature = (features or {}).get(column)
+    if feature is None or isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        return None
+    if isinstance(feature, Value):
+        return f"{feature.dtype} values"
+    if type(feature).__name__ == "Json":  # mixed JSON types in one field
+        return "a mix of strings and other JSON values (numbers, lists or objects)"
+    return f"{type(feature).__name__.lower()}s"
 
 
 def _load_hub(args: DataArguments) -> DatasetDict | IterableDatasetDict:

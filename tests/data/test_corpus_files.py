@@ -66,3 +66,14 @@ def test_bad_byte_after_the_first_chunk_gets_the_right_line(tmp_path):
     assert check_encoding(str(path)).startswith(
         f"{path}:20002: not UTF-8 (byte 0xff at offset {100 * 20_001 + 4})"
     )
+
+
+@pytest.mark.parametrize(
+    "texts, kind",
+    [(["row", 7, "row"], "a mix of strings and other JSON values"), ([["a", "list"], ["b"]], "lists")],
+)
+def test_a_text_field_that_is_not_a_string_is_named(tmp_path, texts, kind):
+    # the empty-document filter called .strip() on it: an AttributeError traceback
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    with pytest.raises(UserError, match=rf"the column 'text' of .*rows.jsonl holds {kind}.*must be a string"):
+        load_corpus(DataArguments(train_files=[str(tmp_path / "rows.jsonl")]))
