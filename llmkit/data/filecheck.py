@@ -1,4 +1,5 @@
-"""Find which input file `datasets` choked on, and why: binary data, a non-UTF-8 encoding, a bad JSON line.
+"""Find which input file `datasets` choked on, and why: binary data, a non-UTF-8 encoding, a bad JSON line or
+CSV row.
 
 `load_dataset` reports a failure as one DatasetGenerationError for the whole set of files. These
 checks run only after such a failure (a corpus that loads pays nothing) and name the file, the line
@@ -8,6 +9,7 @@ and the fix.
 from __future__ import annotations
 
 import codecs
+import csv
 import json
 from pathlib import Path
 
@@ -23,6 +25,8 @@ def find_bad_file(files: list[str], builder: str) -> str | None:
         problem = check_encoding(file)
         if problem is None and builder == "json":
             problem = check_json(file)
+        if problem is None and builder == "csv":
+            problem = check_csv(file)
         if problem:
             return problem
     return None
@@ -97,4 +101,21 @@ def check_json(file: str) -> str | None:
                 )
             if not isinstance(record, dict):
                 return f'{file}:{number}: a JSON {type(record).__name__}, not an object with a text field; each line must be {{"text": ...}}.'
+    return None
+
+
+def check_csv(file: str) -> str | None:
+    """Locate the first CSV row with more fields than its header (pandas refuses those) as file:line."""
+    with open(file, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    return (
+                        f"{file}:{reader.line_num}: {len(row)} fields where the header has {len(header)} "
+                        f'({", ".join(header)}); quote a field that holds a comma ("a, b") or fix that row.'
+                    )
+        except csv.Error:  # not CSV that Python reads either: the caller's general message stands
+            return None
     return None

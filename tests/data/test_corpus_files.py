@@ -77,3 +77,14 @@ def test_a_text_field_that_is_not_a_string_is_named(tmp_path, texts, kind):
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts))
     with pytest.raises(UserError, match=rf"the column 'text' of .*rows.jsonl holds {kind}.*must be a string"):
         load_corpus(DataArguments(train_files=[str(tmp_path / "rows.jsonl")]))
+
+
+def test_a_csv_row_with_more_fields_than_its_header_is_located(tmp_path):
+    # it was "could not read ... as csv (DatasetGenerationError: An error occurred while generating the dataset)"
+    rows = [f'"row {i}",{i}' for i in range(6)]
+    rows[3] = "row 3, with an unquoted comma,3"
+    (tmp_path / "rows.csv").write_text("text,id\n" + "\n".join(rows) + "\n")
+    with pytest.raises(
+        UserError, match=r"rows.csv:5: 3 fields where the header has 2 \(text, id\); quote a field"
+    ):
+        load_corpus(DataArguments(train_files=[str(tmp_path / "rows.csv")]))
