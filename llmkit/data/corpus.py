@@ -163,14 +163,14 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
 
 def _not_text(features, column: str) -> str | None:
     """What a column holds when it is not strings ("int64 values", "lists", ...); None for text or unknown features."""
-    from datasets import Value
+    from datasets import Json, Value
 
     feature = (features or {}).get(column)
     if feature is None or isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
         return None
     if isinstance(feature, Value):
         return f"{feature.dtype} values"
-    if type(feature).__name__ == "Json":  # mixed JSON types in one field
+    if isinstance(feature, Json):  # mixed JSON types in one field
         return "a mix of strings and other JSON values (numbers, lists or objects)"
     return f"{type(feature).__name__.lower()}s"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Value
+from datasets import Dataset, DatasetDict, Json, Value
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
@@ -226,6 +226,14 @@ def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
     ds = DatasetDict(ds)  # the caller's splits stay as they were
     for split, part in ds.items():
         feature = part.features.get(column)
+        if isinstance(feature, Json):  # numbers or objects beside text: a TypeError traceback further on
+            odd = next((v for v in part[column] if v is not None and not isinstance(v, (str, list))), None)
+            if odd is not None:  # strings beside lists of words are located by the tagging checks
+                raise UserError(
+                    f"the {column!r} column of the {split} data holds {type(odd).__name__} values such as "
+                    f"{odd!r:.60} beside text; each {column!r} must be text (or a list of words): fix or remove "
+                    "those records."
+                )
         if isinstance(feature, Value) and feature.dtype not in ("string", "large_string"):
             logger.info(
                 f"the {column!r} column of the {split} data holds {feature.dtype} values: read as text"

@@ -206,6 +206,18 @@ def test_a_text_column_of_numbers_is_read_as_text():
     assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
 
 
+@pytest.mark.parametrize("odd", [7, {"a": 1}])
+def test_a_text_column_mixing_strings_and_other_json_values_is_named(odd, tmp_path, capsys):
+    # a number beside strings ended in "int has no len()", an object in the tokenizer's TypeError: tracebacks
+    rows = [dict(row) for row in TRAIN]
+    rows[3]["text"] = odd
+    train = _write(tmp_path / "train.jsonl", rows)
+    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    assert (
+        f"the 'text' column of the train data holds {type(odd).__name__} values such as {odd!r} beside" in err
+    )
+
+
 def test_a_weights_file_cut_short_is_named_and_a_whole_folder_still_lets_real_failures_through(tmp_path):
     from transformers import BertConfig
 
