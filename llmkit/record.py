@@ -194,9 +194,11 @@ def checkpoint_problem(folder: str | Path, state_file: str) -> str | None:
     if not state.is_file():
         return f"no {state_file} (the save was cut short)"
     try:
-        json.loads(state.read_text())
+        saved = json.loads(state.read_text())
     except (ValueError, UnicodeDecodeError):
         return f"{state_file} is truncated"
+    if not isinstance(saved, dict) or not isinstance(saved.get("global_step"), int):  # null, [], {} or edited
+        return f"{state_file} holds no step count (it is not the state a save writes)"
     if not [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]:
         return "no model weights"
     for path in sorted(folder.iterdir()):

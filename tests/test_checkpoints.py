@@ -41,6 +41,9 @@ def test_complete_checkpoint_passes_and_damage_is_named(tiny_run, tmp_path):
     cases = {
         "trainer_state": lambda f: (f / "trainer_state.json").unlink(),
         "truncated state": lambda f: (f / "trainer_state.json").write_text('{"global_step": 6'),
+        # valid JSON but no Trainer state: resuming from it was a TypeError traceback inside Trainer
+        "null state": lambda f: (f / "trainer_state.json").write_text("null"),
+        "empty state": lambda f: (f / "trainer_state.json").write_text("{}"),
         "optimizer": lambda f: (f / "optimizer.pt").write_bytes((f / "optimizer.pt").read_bytes()[:1000]),
         "weights": lambda f: (f / "model.safetensors").write_bytes(
             (f / "model.safetensors").read_bytes()[:5000]
@@ -49,6 +52,8 @@ def test_complete_checkpoint_passes_and_damage_is_named(tiny_run, tmp_path):
     expected = {
         "trainer_state": "no trainer_state.json",
         "truncated state": "truncated",
+        "null state": "trainer_state.json holds no step count",
+        "empty state": "trainer_state.json holds no step count",
         "optimizer": "optimizer.pt is empty or truncated",
         "weights": "model.safetensors is truncated",
     }
