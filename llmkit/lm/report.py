@@ -47,10 +47,17 @@ class ReportCallback(TrainerCallback):
         self._t = 0.0
         self._last_end: float | None = None
         self._cuda = False
+        self._tally = True
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._cuda = args.device.type == "cuda"
         self.warmup_end = state.global_step + warmup_steps_for(state.max_steps - state.global_step)
+        # The tokens of every run of this output_dir, kept in trainer_state.json's num_input_tokens_seen: a resume
+        # with another batch size, accumulation or world size counts its own steps at its own size. A checkpoint
+        # saved without the tally gets the estimate at this run's size.
+        self._tally = args.include_num_input_tokens_seen in ("no", False)  # else the Trainer counts them
+        if self._tally and state.global_step and not state.num_input_tokens_seen:
+            state.num_input_tokens_seen = state.global_step * self.tokens_per_step
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._t = self._last_end if self._last_end is not None else time.perf_counter()
@@ -70,6 +77,8 @@ class ReportCallback(TrainerCallback):
         seconds = time.perf_counter() - self._t
         self.step_seconds += seconds
         self.steps += 1
+        if self._tally:
+            state.num_input_tokens_seen += self.tokens_per_step
         self._interval_seconds += seconds
         self._interval_steps += 1
         if self._steady:
@@ -153,7 +162,7 @@ def write_report(
         "world_size": trainer.args.world_size,
         "global_step": step,
         "steps_this_run": report.steps,
-        "tokens_seen": step * report.tokens_per_step,
+        "tokens_seen": trainer.state.num_input_tokens_seen,  # every run's steps at their own batch size
         "train_loss": train_summary.get("train_loss"),
         "final_train_loss": next((e["loss"] for e in reversed(history) if "loss" in e), None),
         "eval_loss": eval_loss,

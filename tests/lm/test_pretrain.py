@@ -73,6 +73,28 @@ class _InterruptAt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+def test_tokens_seen_counts_each_run_at_its_own_batch_size(tmp_path):
+    # it was global_step x this run's tokens per step: a resume at half the batch size halved the first run's tokens
+    data = tmp_path / "corpus.txt"
+    data.write_text(
+        "\n\n".join(f"note {i}: " + "the cat sat on the mat and the dog ran off " * 8 for i in range(200))
+    )
+    common = [*TINY_MODEL, *FAST_TRAINING, "--train_files", str(data), "--output_dir", str(tmp_path / "out")]
+    common += [
+        "--save_steps",
+        "4",
+        "--eval_steps",
+        "100",
+        "--per_device_eval_batch_size",
+        "4",
+        "--sample_max_new_tokens",
+        "2",
+    ]
+    assert run_pretrain([*common, "--max_steps", "4"])["tokens_seen"] == 4 * 8 * 64
+    resumed = run_pretrain([*common, "--max_steps", "6", "--per_device_train_batch_size", "4"])
+    assert resumed["global_step"] == 6 and resumed["tokens_seen"] == 4 * 8 * 64 + 2 * 4 * 64
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     common = [
