@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import unicodedata
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -79,6 +80,17 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     return meta, body.lstrip("\n")
 
 
+def title_problem(title: object) -> str | None:
+    """What is wrong with a Space title (not text, empty, or more than one line), or None when it is fine."""
+    if not isinstance(title, str):
+        return f"is {title!r}, not text"
+    if not title.strip():
+        return "is empty"
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in title):  # \n, \r, \t, NUL, U+2028 ...
+        return f"{title!r} holds a line break or control character"
+    return None
+
+
 def pinned_requirements(packages: tuple[str, ...]) -> str:
     """requirements.txt: the versions installed here (the ones the tests ran with), torch from its CPU index."""
     lines = [TORCH_CPU_INDEX]
@@ -114,6 +126,12 @@ def _check_inputs(
         raise UserError(
             f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
         )
+    if title is not None:
+        problem = title_problem(title)
+        if problem:
+            raise UserError(
+                f"--title {problem}; pass a one-line title, or leave --title out for the template's."
+            )
     if title and find_tokens(title):
         raise UserError(
             "--title holds what looks like a token or key; a Space's README is public: choose another title."
