@@ -53,6 +53,19 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def database_problem(store: Path, err: sqlite3.DatabaseError) -> UserError:
+    """What to tell the user when the store's SQLite database cannot be used: busy, or damaged."""
+    if "locked" in str(err):
+        return UserError(
+            f"the store {store} stayed locked by another process (a running `llmkit rag index`?) for 30 s; "
+            "run this again when it has finished."
+        )
+    return UserError(
+        f"the store's database {store / DATABASE} is damaged ({err}); its documents must be indexed again: "
+        f"move {store} aside, then run `llmkit rag index PATH --store {store}`."
+    )
+
+
 class Store(StoreReading):
     """Documents, chunks, embeddings and a FAISS index in one directory; safe for concurrent readers."""
 
@@ -130,8 +143,11 @@ class Store(StoreReading):
         """This thread's connection: SQLite connections must not be shared between threads."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path / DATABASE, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
+            try:
+                db = sqlite3.connect(self.path / DATABASE, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as err:  # a truncated or overwritten store.sqlite
+                raise database_problem(self.path, err) from None
             self._local.db = db
         return db
 
@@ -150,14 +166,17 @@ class Store(StoreReading):
 
     def _load_index(self, quiet: bool = False) -> faiss.Index:
         file = self.path / INDEX
+        problem = "is behind its database (interrupted save?)"
         if file.is_file() and self.config.get("generation") == self._generation():
-            index = faiss.read_index(str(file))
-            if index.ntotal == len(self):
-                return index
+            try:
+                index = faiss.read_index(str(file))
+                if index.ntotal == len(self):
+                    return index
+            except RuntimeError:  # truncated or overwritten: the database holds every vector to rebuild it
+                problem = "is unreadable (truncated or damaged)"
         if len(self) and not quiet:
             warnings.warn(
-                f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
-                "the stored embeddings.",
+                f"the index in {self.path} {problem}; rebuilding it from the stored embeddings.",
                 stacklevel=3,
             )
         return self._rebuild_index()

@@ -193,3 +193,30 @@ def test_indexing_commits_every_few_seconds_so_a_kill_loses_little(tmp_path, emb
             line for line in lines if "warn" in line.lower() or "Traceback" in line or "Token indices" in line
         ]
         assert not noisy, noisy
+
+
+def test_a_damaged_index_is_rebuilt_and_a_damaged_database_is_named(tmp_path, embedder, capsys):
+    from llmkit.errors import UserError
+    from llmkit.rag import Document
+
+    path = tmp_path / "store"
+    Store(path, embedder=embedder).add_documents([Document(n, TOPICS[n], {"source": n}) for n in TOPICS])
+    (path / "index.faiss").write_bytes((path / "index.faiss").read_bytes()[:100])  # cut short by a full disk
+    with pytest.warns(UserWarning, match="is unreadable .*rebuilding it from the stored embeddings"):
+        store = Store(path, embedder=embedder)  # was a RuntimeError traceback from faiss
+    assert store.index.ntotal == len(store) > 0
+    del store
+
+    database = path / "store.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row in the file itself
+    whole = database.read_bytes()
+    database.write_bytes(whole[:1000])
+    with pytest.raises(UserError, match="store.sqlite is damaged .*malformed.*move .* aside"):
+        Store(path, embedder=embedder)  # was a sqlite3.DatabaseError traceback
+    # damaged past the pages read on opening: found by the command's first query
+    database.write_bytes(whole[: len(whole) // 2] + bytes(len(whole) - len(whole) // 2))
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "ask", "What do bees make?", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "is damaged" in err and "Traceback" not in err
