@@ -152,7 +152,7 @@ def main(argv: list[str]) -> None:
         try:
             HANDLERS[args.command](args)
         except sqlite3.DatabaseError as err:  # damaged past its header, or locked by another writer
-            from llmkit.rag.store import database_problem
+            from llmkit.rag.layout import database_problem
 
             raise database_problem(Path(args.store), err) from None
 

@@ -58,6 +58,7 @@ SKIP_STORE_FILES = shutil.ignore_patterns(
     "__pycache__",
     "*.tmp",
     ".*.tmp-*",  # a file record.write_atomic was writing when killed
+    ".llmkit-lock",  # the store's writer lock (rag/layout.py)
     "uploads",
     "*.sqlite",
     "*.sqlite-wal",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from llmkit.errors import UserError
 from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
 from llmkit.rag.pipeline import RAG
@@ -153,7 +154,10 @@ def add_uploads(rag: RAG, files) -> str:
     if docs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stats = rag.store.add_documents(docs)
+            try:  # never wait (the page would hang) for a `llmkit rag index` writing the store
+                stats = rag.store.add_documents(docs, wait=False)
+            except UserError as err:
+                return f"Nothing added: {err}"
         msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
     else:
         msg = "Nothing added."
