@@ -7,6 +7,7 @@ cut short. Everything else (out of memory, a disk error, a bug) propagates uncha
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,16 @@ TOKENIZER_FILES = (
     "tokenizer.model",
 )
 MODEL_FILES = ("config.json", "adapter_config.json")
+# The JSON files from_pretrained reads: one cut short was a JSONDecodeError traceback, or silently skipped.
+JSON_FILES = (
+    "config.json",
+    "generation_config.json",
+    "adapter_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+)
 # What transformers / huggingface_hub say when a Hub name cannot be resolved (they raise OSError for all of them).
 _UNREACHABLE = ("couldn't connect", "offline mode", "cannot find the requested files", "connection error")
 _NOT_ON_HUB = ("is not a local folder and is not a valid model identifier", "repository not found", "404")
@@ -133,6 +144,14 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
             f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
             f"or a Hub name.{hint}"
         )
+    for name in JSON_FILES:
+        try:
+            json.loads((folder / name).read_text(encoding="utf-8")) if (folder / name).is_file() else None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise UserError(
+                f"{folder / name} is not valid JSON ({err}; a save or copy cut short?); copy the folder again, "
+                f"or load one of its complete checkpoint-N folders.{hint}"
+            ) from None
 
 
 def _config_or_none(name: str):

@@ -83,3 +83,15 @@ class LlmkitTrainingArguments(TrainingArguments):
         for name in ("per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        self._check_intervals()
+
+    def _check_intervals(self) -> None:
+        """Refuse a step interval of 0 or below: transformers reads it as "never" (no checkpoint a kill could
+        resume from, no evaluation, no log line) and the run exits 0."""
+        for kind, what in (("save", "checkpoints"), ("eval", "evaluations"), ("logging", "log lines")):
+            steps, strategy = getattr(self, f"{kind}_steps"), getattr(self, f"{kind}_strategy")
+            if strategy == "steps" and steps is not None and steps <= 0:
+                raise ValueError(
+                    f"--{kind}_steps must be positive (steps between {what}, or below 1 a fraction of the run), "
+                    f"got {steps:g}; for no {what} during the run, pass --{kind}_strategy no."
+                )

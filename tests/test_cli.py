@@ -30,6 +30,10 @@ def _fails_with(argv, capsys, message):
         (["--dataset_name", "a", "--train_files", "b.txt"], "not both"),
         (["--tokenizer_name", "/nonexistent/tokenizer"], "no folder at /nonexistent/tokenizer"),
         (["--precision", "fp8"], "--precision must be"),
+        (["--save_steps", "0"], "--save_steps must be positive"),  # it meant no checkpoint, and exit 0
+        (["--save_steps", "-5"], "pass --save_strategy no"),
+        (["--eval_steps", "-1"], "--eval_steps must be positive"),
+        (["--logging_steps", "0"], "--logging_steps must be positive"),
         (["--no_such_flag", "1"], "unknown arguments --no_such_flag 1"),
     ],
 )

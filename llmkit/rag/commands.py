@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 from llmkit.arguments import add_config_flag
@@ -162,7 +163,12 @@ def main(argv: list[str]) -> None:
     """Dispatch `llmkit rag ...`."""
     args = parse_subcommand(_parser(), argv)
     with plain_warnings():
-        HANDLERS[args.command](args)
+        try:
+            HANDLERS[args.command](args)
+        except sqlite3.DatabaseError as err:  # damaged past its header, or locked by another writer
+            from llmkit.rag.layout import database_problem
+
+            raise database_problem(Path(args.store), err) from None
 
 
 # -- ask, chat and eval ---------------------------------------------------------------------------

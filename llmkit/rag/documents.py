@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from llmkit.errors import UserError, require
 
 SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are skipped: almost surely not prose to chat with
+# Metadata only shown to people (the path as the user typed it): a change of it alone re-embeds nothing.
+DISPLAY_KEYS = ("source",)
 
 
 @dataclass
@@ -204,6 +207,20 @@ def folder_prefix(folder: str | Path, root: str | Path) -> str:
     """The id prefix of every document under `folder` (what re-indexing it may prune)."""
     rel = doc_id(Path(folder).expanduser(), Path(root))
     return "" if rel == "." else rel + "/"
+
+
+def only_display_changed(doc: Document, stored_hash: str, stored_metadata: str) -> bool:
+    """Whether `doc` differs from the stored version only in display metadata (its shown path)."""
+    stored = json.loads(stored_metadata)
+    as_stored = {**doc.metadata, **{k: stored[k] for k in DISPLAY_KEYS if k in stored}}
+    return Document(doc.id, doc.text, as_stored).content_hash == stored_hash
+
+
+def under_folders(doc_id: str, prefixes: set[str]) -> bool:
+    """Whether a document id lies in one of the folders; "" is the anchor folder itself (ids without "../")."""
+    return any(
+        doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes
+    )
 
 
 def builtin_knowledge_base() -> list[Document]:

@@ -8,9 +8,13 @@ or its database holds no document; anything else (a user's own folder) is refuse
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+from llmkit.errors import UserError
 from llmkit.record import TEMPORARY
 
 DATABASE = "store.sqlite"
@@ -18,7 +22,10 @@ INDEX = "index.faiss"
 MANIFEST = "manifest.json"
 # Written before anything else of a new store and removed once its manifest exists.
 CREATING = ".llmkit-creating"
+# Held (flock) by the process writing the store: a second `llmkit rag index`, or an app's upload, waits its turn.
+LOCK = ".llmkit-lock"
 STORE_FILES = {
+    LOCK,
     DATABASE,
     f"{DATABASE}-wal",
     f"{DATABASE}-shm",
@@ -28,6 +35,18 @@ STORE_FILES = {
     f"{INDEX}.tmp",  # the temporary names of earlier llmkit versions, which a killed save may have left
     f"{MANIFEST}.tmp",
 }
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids of deleted chunks are never reused
+    id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id), text TEXT NOT NULL,
+    start INTEGER NOT NULL, end INTEGER NOT NULL, source TEXT, metadata TEXT NOT NULL, vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
 # The tables of the schema (FTS5 adds its shadow tables chunks_fts_*).
 OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
 
@@ -68,5 +87,42 @@ def _empty_database(path: Path) -> bool:
 def start_over(folder: Path) -> None:
     """Delete the files of a half-made store (only names llmkit writes; the folder itself stays)."""
     for path in folder.iterdir():
-        if ours(path.name):
+        if ours(path.name) and path.name != LOCK:  # another process may be waiting on the lock
             path.unlink()
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path, wait: bool = True) -> Iterator[None]:
+    """Hold the store's writer lock; if another process holds it, wait (saying so) or, with wait=False, refuse."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: SQLite's own locking still keeps each transaction whole
+        yield
+        return
+    with open(folder / LOCK, "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy = f"another process is writing to the store {folder} (a running `llmkit rag index`?)"
+            if not wait:
+                raise UserError(f"{busy}; try again when it has finished.") from None
+            warnings.warn(f"{busy}; waiting for it to finish.", stacklevel=4)
+            fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def database_problem(store: Path, err: sqlite3.DatabaseError) -> UserError:
+    """What to tell the user when the store's SQLite database cannot be used: busy, or damaged."""
+    if "locked" in str(err):
+        return UserError(
+            f"the store {store} stayed locked by another process (a running `llmkit rag index`?) for 30 s; "
+            "run this again when it has finished."
+        )
+    damaged = any(word in str(err) for word in ("malformed", "not a database", "corrupt"))
+    return UserError(
+        f"the store's database {store / DATABASE} is {'damaged' if damaged else 'unusable'} ({err}); its "
+        f"documents must be indexed again: move {store} aside, then run `llmkit rag index PATH --store {store}`."
+    )

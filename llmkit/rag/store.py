@@ -12,11 +12,13 @@ embeddings on open, without re-embedding anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -25,10 +27,21 @@ import numpy as np
 import llmkit
 from llmkit.errors import UserError
 from llmkit.rag.chunking import check_chunking, chunk_document, in_context
-from llmkit.rag.documents import Document
+from llmkit.rag.documents import DISPLAY_KEYS, Document, only_display_changed, under_folders
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
-from llmkit.rag.layout import CREATING, DATABASE, INDEX, MANIFEST, half_made, start_over
+from llmkit.rag.layout import (
+    CREATING,
+    DATABASE,
+    INDEX,
+    LOCK,
+    MANIFEST,
+    SCHEMA,
+    database_problem,
+    half_made,
+    start_over,
+    writer_lock,
+)
 from llmkit.rag.queries import StoreReading, marks
 from llmkit.record import write_atomic
 
@@ -36,21 +49,6 @@ from llmkit.record import write_atomic
 # seconds of work; the FAISS file, derived from the database, is rewritten at most every SAVE_EVERY_S.
 COMMIT_EVERY_S = 2.0
 SAVE_EVERY_S = 10.0
-# Metadata only shown to people (the path as the user typed it): a change of it alone re-embeds nothing.
-DISPLAY_KEYS = ("source",)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, hash TEXT NOT NULL, metadata TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids of deleted chunks are never reused
-    id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(id), text TEXT NOT NULL,
-    start INTEGER NOT NULL, end INTEGER NOT NULL, source TEXT, metadata TEXT NOT NULL, vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, tokenize='porter unicode61');
-CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 class Store(StoreReading):
@@ -76,16 +74,10 @@ class Store(StoreReading):
         if batch_chunks < 1:
             raise UserError(f"batch_chunks must be at least 1, got {batch_chunks}.")
         manifest = self._read_manifest()
-        if manifest is None and self.path.is_dir() and any(self.path.iterdir()):
-            if not half_made(self.path):
-                raise UserError(
-                    f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
-                )
-            # A kill while this store was first created: nothing was indexed into it yet, so start over.
-            warnings.warn(
-                f"{self.path} was left half-created by an interrupted run; starting it over.", stacklevel=2
+        if manifest is None and self.path.is_dir() and any(self.path.iterdir()) and not half_made(self.path):
+            raise UserError(
+                f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
             )
-            start_over(self.path)
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(
@@ -107,18 +99,39 @@ class Store(StoreReading):
         }
         self.batch_chunks = batch_chunks
         self.path.mkdir(parents=True, exist_ok=True)
-        if manifest is None:
-            (self.path / CREATING).touch()  # removed once the manifest exists: until then it is half-made
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        if manifest is None:
+            with writer_lock(self.path):  # a second process creating it at once waits, then opens the first's
+                self._create()
+        else:
+            self._open()
+
+    def _create(self) -> None:
+        """Make the store's files (a half-made store's started over), or open what another process just made."""
+        made = self._read_manifest()
+        if made and made["embedding_model"] != self.embedder.name:
+            raise UserError(f"{self.path} was just made with {made['embedding_model']!r}; pass that model.")
+        if made:
+            self.config = made
+            return self._open()
+        if {p.name for p in self.path.iterdir()} - {LOCK}:
+            # A kill while this store was first created: nothing was indexed into it yet, so start over.
+            warnings.warn(
+                f"{self.path} was left half-created by an interrupted run; starting it over.", stacklevel=3
+            )
+            start_over(self.path)
+        (self.path / CREATING).touch()  # removed once the manifest exists: until then it is half-made
+        self._open()
+        self._save()  # a new store is a valid (empty) store from the start
+        (self.path / CREATING).unlink(missing_ok=True)
+
+    def _open(self) -> None:
         with self._db() as db:
             db.executescript(SCHEMA)
         self.index = self._load_index()
         self.loaded_generation = self._generation()
-        if manifest is None:
-            self._save()  # a new store is a valid (empty) store from the start
-            (self.path / CREATING).unlink(missing_ok=True)
 
     @property
     def anchor(self) -> Path:
@@ -130,8 +143,11 @@ class Store(StoreReading):
         """This thread's connection: SQLite connections must not be shared between threads."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path / DATABASE, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
+            try:
+                db = sqlite3.connect(self.path / DATABASE, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as err:  # a truncated or overwritten store.sqlite
+                raise database_problem(self.path, err) from None
             self._local.db = db
         return db
 
@@ -150,14 +166,17 @@ class Store(StoreReading):
 
     def _load_index(self, quiet: bool = False) -> faiss.Index:
         file = self.path / INDEX
+        problem = "is behind its database (interrupted save?)"
         if file.is_file() and self.config.get("generation") == self._generation():
-            index = faiss.read_index(str(file))
-            if index.ntotal == len(self):
-                return index
+            try:
+                index = faiss.read_index(str(file))
+                if index.ntotal == len(self):
+                    return index
+            except RuntimeError:  # truncated or overwritten: the database holds every vector to rebuild it
+                problem = "is unreadable (truncated or damaged)"
         if len(self) and not quiet:
             warnings.warn(
-                f"the index in {self.path} is behind its database (interrupted save?); rebuilding it from "
-                "the stored embeddings.",
+                f"the index in {self.path} {problem}; rebuilding it from the stored embeddings.",
                 stacklevel=3,
             )
         return self._rebuild_index()
@@ -167,14 +186,25 @@ class Store(StoreReading):
         if self._generation() == self.loaded_generation:
             return False  # one indexed SELECT: cheap enough to run before every query
         with self._read_lock, self._write_lock:
-            generation = self._generation()
-            if generation == self.loaded_generation:
-                return False
-            self.config = self._read_manifest() or self.config
-            # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
-            self.index = self._load_index(quiet=True)
-            self.loaded_generation = generation
+            return self._catch_up()
+
+    def _catch_up(self) -> bool:
+        """Reload the manifest and index if another process changed the store; True if it had."""
+        generation = self._generation()
+        if generation == self.loaded_generation:
+            return False
+        self.config = self._read_manifest() or self.config
+        # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
+        self.index = self._load_index(quiet=True)
+        self.loaded_generation = generation
         return True
+
+    @contextlib.contextmanager
+    def _writing(self, wait: bool = True) -> Iterator[None]:
+        """Write alone: other threads and processes wait; what another process wrote before is loaded first."""
+        with self._write_lock, writer_lock(self.path, wait):
+            self._catch_up()
+            yield
 
     def _rebuild_index(self) -> faiss.Index:
         ids, vectors = self.vectors()
@@ -194,13 +224,17 @@ class Store(StoreReading):
 
     def save_manifest_entry(self, key: str, value) -> None:
         """Record derived information (e.g. the abstention calibration) in the manifest; the index is untouched."""
-        with self._write_lock:
+        with self._writing():
             self.config[key] = value
             write_atomic(self.path / MANIFEST, json.dumps(self.config, indent=2))
 
     # -- writing ----------------------------------------------------------------------------------
     def add_documents(
-        self, docs: list[Document], prune_prefixes: set[str] | None = None, progress: bool = False
+        self,
+        docs: list[Document],
+        prune_prefixes: set[str] | None = None,
+        progress: bool = False,
+        wait: bool = True,
     ) -> dict:
         """Add new and changed documents (by content hash), embedding only their chunks.
 
@@ -208,18 +242,21 @@ class Store(StoreReading):
         "notes/") and that are absent from `docs` are deleted. Documents are committed every
         `batch_chunks` chunks and at least every COMMIT_EVERY_S seconds, so an interrupted run
         keeps what it finished and a re-run embeds only the rest. A document whose only change is
-        its shown path (metadata "source") is updated in place, without re-embedding. Returns
-        counts of what changed.
+        its shown path (metadata "source") is updated in place, without re-embedding. While another
+        process writes the store this waits for it (wait=False: raises UserError). Returns counts of
+        what changed.
         """
-        with self._write_lock:
+        with self._writing(wait):
             known = {
                 r[0]: (r[1], r[2]) for r in self._db().execute("SELECT id, hash, metadata FROM documents")
             }
             present = {d.id for d in docs}
-            removed = [i for i in known if prune_prefixes and i not in present and _under(i, prune_prefixes)]
+            removed = [
+                i for i in known if prune_prefixes and i not in present and under_folders(i, prune_prefixes)
+            ]
             latest = {d.id: d for d in docs}
             changed = [d for d in latest.values() if known.get(d.id, ("",))[0] != d.content_hash]
-            relabelled = [d for d in changed if d.id in known and _only_display_changed(d, *known[d.id])]
+            relabelled = [d for d in changed if d.id in known and only_display_changed(d, *known[d.id])]
             changed = [d for d in changed if d not in relabelled]
             updated = [d.id for d in changed if d.id in known]
             if removed:
@@ -237,7 +274,7 @@ class Store(StoreReading):
 
     def delete_documents(self, doc_ids: list[str]) -> int:
         """Delete documents and their chunks; returns how many were in the store."""
-        with self._write_lock:
+        with self._writing():
             known = {r[0] for r in self._db().execute("SELECT id FROM documents")}
             gone = [i for i in dict.fromkeys(doc_ids) if i in known]
             if gone:
@@ -378,17 +415,3 @@ class Store(StoreReading):
             self.index.remove_ids(old)
         if len(new_ids):
             self.index.add_with_ids(vectors, new_ids)
-
-
-def _only_display_changed(doc: Document, stored_hash: str, stored_metadata: str) -> bool:
-    """Whether `doc` differs from the stored version only in display metadata (its shown path)."""
-    stored = json.loads(stored_metadata)
-    as_stored = {**doc.metadata, **{k: stored[k] for k in DISPLAY_KEYS if k in stored}}
-    return Document(doc.id, doc.text, as_stored).content_hash == stored_hash
-
-
-def _under(doc_id: str, prefixes: set[str]) -> bool:
-    """Whether a document id lies in one of the folders; "" is the anchor folder itself (ids without "../")."""
-    return any(
-        doc_id.startswith(p) if p else not doc_id.startswith("../") and ":" not in doc_id for p in prefixes
-    )

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import unicodedata
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -57,6 +58,7 @@ SKIP_STORE_FILES = shutil.ignore_patterns(
     "__pycache__",
     "*.tmp",
     ".*.tmp-*",  # a file record.write_atomic was writing when killed
+    ".llmkit-lock",  # the store's writer lock (rag/layout.py)
     "uploads",
     "*.sqlite",
     "*.sqlite-wal",
@@ -77,6 +79,17 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     if not isinstance(meta, dict):
         raise UserError("README.md front matter must be a YAML mapping of keys to values.")
     return meta, body.lstrip("\n")
+
+
+def title_problem(title: object) -> str | None:
+    """What is wrong with a Space title (not text, empty, or more than one line), or None when it is fine."""
+    if not isinstance(title, str):
+        return f"is {title!r}, not text"
+    if not title.strip():
+        return "is empty"
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in title):  # \n, \r, \t, NUL, U+2028 ...
+        return f"{title!r} holds a line break or control character"
+    return None
 
 
 def pinned_requirements(packages: tuple[str, ...]) -> str:
@@ -114,6 +127,12 @@ def _check_inputs(
         raise UserError(
             f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
         )
+    if title is not None:
+        problem = title_problem(title)
+        if problem:
+            raise UserError(
+                f"--title {problem}; pass a one-line title, or leave --title out for the template's."
+            )
     if title and find_tokens(title):
         raise UserError(
             "--title holds what looks like a token or key; a Space's README is public: choose another title."

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.secrets import redact
-from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter
+from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter, title_problem
 from llmkit.spaces.scan import secret_findings, upload_files
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -51,6 +51,10 @@ def validate(folder: str | Path) -> list[str]:
             problems.append(str(err))
     problems += [f"front matter: '{k}' is missing." for k in REQUIRED if meta and k not in meta]
     if meta:
+        if "title" in meta and title_problem(meta["title"]):
+            problems.append(
+                f"front matter: title {title_problem(meta['title'])}; give the Space a one-line title."
+            )
         if meta.get("sdk") not in (None, "gradio"):
             problems.append(f"front matter: sdk is {meta['sdk']!r}; llmkit Spaces are 'gradio'.")
         if "sdk_version" in meta and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(meta["sdk_version"])):

@@ -42,6 +42,8 @@ def train_2d(
     dataset: str, activation: str, optimizer: str, lr: float, hidden: int, epochs: int, seed: int = 0
 ):
     """Train the NumPy MLP on a 2-D set; return a figure of its decision boundary and loss curve."""
+    if lr is None:  # the box was cleared
+        raise gr.Error("Set a learning rate first (e.g. 0.01).")
     x, y = make_2d(dataset, seed=seed)
     net = NumpyMLP([2, int(hidden), int(hidden), 2], activation, seed=seed)
     history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
@@ -211,7 +213,7 @@ def _generate_tab(generators: dict[str, str]) -> None:
     # A Gradio event handler: the inputs arrive positionally.
     def generate(kind, seed, n, steps, sampler):
         model, config = loaded[kind]
-        g = torch.Generator().manual_seed(int(seed))
+        g = torch.Generator().manual_seed(_seed(seed))
         n = int(n)
         with torch.no_grad():
             if kind == "GAN":
@@ -231,7 +233,7 @@ def _generate_tab(generators: dict[str, str]) -> None:
     with gr.Tab("Generate digits"):
         with gr.Row():
             kind = gr.Radio(list(generators), value=next(iter(generators)), label="Model")
-            seed = gr.Number(value=0, precision=0, label="Seed")
+            seed = seed_box()
             n = gr.Slider(8, 64, value=32, step=8, label="Images")
             steps = gr.Slider(5, 200, value=50, step=5, label="Diffusion steps (DDIM)")
             sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Diffusion sampler")
@@ -241,6 +243,15 @@ def _generate_tab(generators: dict[str, str]) -> None:
         go.click(generate, [kind, seed, n, steps, sampler], [grid, denoise], api_name="generate")
 
 
+def seed_box() -> gr.Number:
+    """A Seed box whose values torch.Generator takes (a larger one overflowed it)."""
+    return gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
+
+
+def _seed(value) -> int:
+    return 0 if value is None else int(value)  # a cleared Seed box samples as seed 0
+
+
 def _char_rnn_tab(char_rnn: str) -> None:
     rnn, config = load_classic(char_rnn)
     chars = config["chars"]
@@ -248,7 +259,7 @@ def _char_rnn_tab(char_rnn: str) -> None:
 
     def sample_text(prefix, length, temperature, seed):
         ids = [index[c] for c in prefix if c in index] or [0]
-        out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(int(seed)))
+        out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(_seed(seed)))
         return prefix + "".join(chars[i] for i in out)
 
     with gr.Tab("Char-LSTM"):
@@ -256,7 +267,7 @@ def _char_rnn_tab(char_rnn: str) -> None:
         with gr.Row():
             length = gr.Slider(10, 1000, value=300, step=10, label="Characters")
             temperature = gr.Slider(0.1, 2, value=0.8, step=0.05, label="Temperature")
-            rseed = gr.Number(value=0, precision=0, label="Seed")
+            rseed = seed_box()
         text = gr.Textbox(label="Sample", lines=8)
         gr.Button("Sample", variant="primary").click(
             sample_text, [prefix, length, temperature, rseed], text, api_name="sample_text"
@@ -270,7 +281,7 @@ def _mlp_tab() -> None:
             act = gr.Radio([a for a in ACTIVATIONS if a != "identity"], value="tanh", label="Activation")
             opt = gr.Radio(["sgd", "momentum", "rmsprop", "adam"], value="adam", label="Optimizer")
         with gr.Row():
-            lr = gr.Number(value=0.01, label="Learning rate")
+            lr = gr.Number(value=0.01, minimum=0, maximum=10, label="Learning rate")
             hidden = gr.Slider(2, 64, value=16, step=1, label="Hidden units per layer")
             epochs = gr.Slider(10, 500, value=150, step=10, label="Epochs")
         plot = gr.Plot()

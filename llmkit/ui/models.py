@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import gradio as gr
 
+from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 from llmkit.plots import plt
 
@@ -20,7 +21,10 @@ def classifier_tab(model_dir: str) -> None:
         go = gr.Button("Classify", variant="primary")
         probs = gr.Label(label="Labels", num_top_classes=10)
         go.click(
-            lambda t: label_probabilities(model_dir, t) if t.strip() else {}, text, probs, api_name="classify"
+            lambda t: label_probabilities(model_dir, t) if (t or "").strip() else {},
+            text,
+            probs,
+            api_name="classify",
         )
 
 
@@ -47,7 +51,7 @@ def text2text_tab(model_dir: str) -> None:
                 text2text(
                     model_dir, s, max_new_tokens=int(m), num_beams=int(b), model=model, tokenizer=tokenizer
                 )
-                if s.strip()
+                if (s or "").strip()
                 else ""
             ),
             [source, max_new, beams],
@@ -67,24 +71,28 @@ def generation_tab(model_dir: str) -> None:
 
     # A Gradio event handler: the inputs arrive positionally.
     def generate(prompt, max_new, temperature, top_k, top_p, seed):
-        if not prompt.strip():
+        if not (prompt or "").strip():
             yield "Type a prompt first.", []
             return
         text, rows = prompt, []
-        sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), int(seed))
-        for step in generate_steps(model, tokenizer, prompt, sampling):
-            text += step.token
-            rows.append(
-                [
-                    repr(step.token),
-                    round(step.probability, 4),
-                    ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives),
-                ]
-            )
-            yield text, rows
+        seed = 0 if seed is None else int(seed)  # a cleared Seed box samples as seed 0
+        sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), seed)
+        try:
+            for step in generate_steps(model, tokenizer, prompt, sampling):
+                text += step.token
+                rows.append(
+                    [
+                        repr(step.token),
+                        round(step.probability, 4),
+                        ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives),
+                    ]
+                )
+                yield text, rows
+        except UserError as err:  # a prompt longer than the model's context: say so, not a bare "Error"
+            raise gr.Error(str(err)) from None
 
     def heatmap(text, layer, head):
-        if not text.strip():
+        if not (text or "").strip():
             return None
         tokens, weights = attention_map(model, tokenizer, text[-400:], layer=int(layer), head=int(head))
         fig, ax = plt.subplots(
@@ -113,7 +121,7 @@ def generation_tab(model_dir: str) -> None:
             temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)")
             top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)")
             top_p = gr.Slider(0.05, 1, value=0.95, step=0.05, label="Top-p")
-            seed = gr.Number(value=0, precision=0, label="Seed")
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed")
         go = gr.Button("Generate", variant="primary", elem_id="gen-go")
         output = gr.Textbox(label="Text", lines=5, elem_id="gen-output")
         steps = gr.Dataframe(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import unicodedata
 import warnings
 from html import escape
 from pathlib import Path
 
 import gradio as gr
 
+from llmkit.errors import UserError
 from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
 from llmkit.rag.pipeline import RAG
@@ -111,10 +113,13 @@ def store_counts(rag: RAG) -> str:
 
 
 def safe_upload_name(name: str) -> str:
-    """A file name that cannot leave the uploads folder (no directories, no dot-files)."""
-    base = re.split(r"[\\/]", name)[-1]
-    base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .")
-    return base or "upload.txt"
+    """A file name that cannot leave the uploads folder (no directories, no dot-files); letters of any script stay."""
+    base = unicodedata.normalize("NFC", re.split(r"[\\/]", name)[-1])
+    base = re.sub(r"[^\w. -]", "_", base).strip(" .")  # \w: 東京.md stays apart from 大阪.md
+    stem, suffix = Path(base).stem, Path(base).suffix[:16]
+    while len((stem + suffix).encode()) > 200:  # a file name is at most 255 bytes
+        stem = stem[:-1]
+    return stem + suffix if stem else "upload.txt"
 
 
 def add_uploads(rag: RAG, files) -> str:
@@ -128,6 +133,11 @@ def add_uploads(rag: RAG, files) -> str:
     for f in files:
         src = Path(f if isinstance(f, str) else f.name)
         name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
+        first, n = Path(name), 2
+        while (
+            name in added
+        ):  # two files of one upload with the same name: the second must not replace the first
+            name, n = f"{first.stem}-{n}{first.suffix}", n + 1
         if src.stat().st_size > MAX_UPLOAD_MB * 2**20:
             problems.append(f"{name}: larger than {MAX_UPLOAD_MB} MB")
             continue
@@ -144,7 +154,10 @@ def add_uploads(rag: RAG, files) -> str:
     if docs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stats = rag.store.add_documents(docs)
+            try:  # never wait (the page would hang) for a `llmkit rag index` writing the store
+                stats = rag.store.add_documents(docs, wait=False)
+            except UserError as err:
+                return f"Nothing added: {err}"
         msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
     else:
         msg = "Nothing added."

@@ -146,3 +146,26 @@ def test_draw_a_digit_in_a_real_browser(cnn_dir, tmp_path):
             browser.close()
     finally:
         demo.close()
+
+
+def test_cleared_or_huge_number_boxes_get_a_message(tmp_path):
+    from gradio_client import Client
+
+    argv = ["--output_dir", str(tmp_path / "rnn"), "--num_train_epochs", "1", "--max_chars", "20000"]
+    train_rnn.main([*argv, "--hidden", "16", "--layers", "1"])
+    demo = build_classic_app(char_rnn=str(tmp_path / "rnn"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        # a cleared Seed box samples as seed 0; a seed torch cannot take is refused by the box, not a crash
+        assert client.predict("The ", 20, 0.8, None, api_name="/sample_text") == client.predict(
+            "The ", 20, 0.8, 0, api_name="/sample_text"
+        )
+        with pytest.raises(Exception, match="greater than maximum"):
+            client.predict("The ", 20, 0.8, 2**70, api_name="/sample_text")
+        with pytest.raises(Exception, match="Set a learning rate"):  # a cleared box was a bare "Error"
+            client.predict("moons", "relu", "adam", None, 8, 20, api_name="/train_mlp")
+        with pytest.raises(Exception, match="less than minimum"):
+            client.predict("moons", "relu", "adam", -1, 8, 20, api_name="/train_mlp")
+    finally:
+        demo.close()

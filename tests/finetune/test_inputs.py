@@ -240,6 +240,15 @@ def test_a_weights_file_cut_short_is_named_and_a_whole_folder_still_lets_real_fa
         weights.write_bytes(cut)
         with pytest.raises(UserError, match=f"model.safetensors {problem} \\(a save or copy cut short\\)"):
             load_pretrained(AutoModelForSequenceClassification, tmp_path / "m")
+    weights.write_bytes(whole)
+    # a JSON file cut short: a JSONDecodeError/OSError traceback, or (generation_config.json) silently ignored
+    for name in ("config.json", "generation_config.json"):
+        good = tmp_path / "m" / name
+        text = good.read_text() if good.is_file() else '{"max_length": 20}'
+        good.write_text(text[: len(text) // 2])
+        with pytest.raises(UserError, match=f"m/{name} is not valid JSON .*cut short"):
+            load_pretrained(AutoModelForSequenceClassification, tmp_path / "m")
+        good.write_text(text)
 
 
 def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):

@@ -39,3 +39,20 @@ def test_every_tab_answers(app_url, small_t5_dir):
 
     text, steps = client.predict("", 6, 0.8, 50, 0.95, 0, api_name="/generate")
     assert "Type a prompt" in text
+
+
+def test_odd_generation_inputs_get_a_message_not_a_bare_error(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    # longer than the model's context: the user is told to shorten it (it was an "Error" with no text)
+    with pytest.raises(Exception, match="shorten it to at most"):
+        client.predict("word " * 500, 6, 0.8, 50, 0.95, 0, api_name="/generate")
+    text, steps = client.predict("The for statement", 3, 0.8, 50, 0.95, None, api_name="/generate")
+    assert text.startswith("The for statement") and len(steps["data"]) == 3  # a cleared Seed box samples
+    with pytest.raises(Exception, match="greater than maximum"):  # torch.manual_seed overflowed
+        client.predict("The for statement", 3, 0.8, 50, 0.95, 2**70, api_name="/generate")
+    text, _ = client.predict(None, 3, 0.8, 50, 0.95, 0, api_name="/generate")
+    assert "Type a prompt" in text
+    assert not client.predict(None, api_name="/classify").get("label")
+    assert client.predict(None, 1, 0, api_name="/attention") is None

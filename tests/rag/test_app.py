@@ -41,6 +41,8 @@ def test_upload_names_cannot_escape_the_store():
     assert safe_upload_name("..\\..\\evil.md") == "evil.md"
     assert safe_upload_name("..") == "upload.txt"
     assert safe_upload_name("notes (v2).md") == "notes _v2_.md"
+    assert safe_upload_name("東京.md") == "東京.md" and safe_upload_name("Résumé.md") == "Résumé.md"
+    assert len(safe_upload_name("東" * 300 + ".pdf").encode()) <= 200  # a file name holds 255 bytes at most
 
 
 def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_store, tmp_path):
@@ -136,3 +138,24 @@ def test_chat_in_a_real_browser(app_url, app_store, tmp_path):
             timeout=30_000
         )
         browser.close()
+
+
+def test_uploads_whose_names_differ_only_in_non_latin_letters_are_all_kept(app_url, app_store, tmp_path):
+    from gradio_client import Client, handle_file
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = {
+        "東京.md": "Tokyo holds the Imperial Palace.",
+        "大阪.md": "Osaka is known for takoyaki.",
+        "a/notes.md": "Ferns spread by spores.",
+        "b/notes.md": "Otters hold hands while they sleep.",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    before = app_store.count_documents()
+    client = Client(app_url, verbose=False)
+    status = client.predict([handle_file(str(tmp_path / n)) for n in files], api_name="/add_files")
+    # both were stored as "__.md", the second replacing the first; the two notes.md likewise
+    assert "東京.md, 大阪.md, notes.md, notes-2.md" in status, status
+    assert app_store.count_documents() == before + 4

@@ -59,7 +59,7 @@ def test_a_kill_while_a_store_is_first_created_is_started_over(tmp_path, embedde
     llmkit_main(["rag", "index", str(docs), "--store", str(path)])
     captured = capsys.readouterr()
     assert json.loads(captured.out)["documents"] == 2 and "half-created" in captured.err
-    assert not list(path.glob(".llmkit-*"))  # the marker of a store being created is gone
+    assert not (path / ".llmkit-creating").exists()  # the marker of a store being created is gone
 
 
 def test_a_half_made_store_of_an_older_llmkit_is_recognised(tmp_path, embedder, capsys):
@@ -193,3 +193,87 @@ def test_indexing_commits_every_few_seconds_so_a_kill_loses_little(tmp_path, emb
             line for line in lines if "warn" in line.lower() or "Traceback" in line or "Token indices" in line
         ]
         assert not noisy, noisy
+
+
+def test_a_damaged_index_is_rebuilt_and_a_damaged_database_is_named(tmp_path, embedder, capsys):
+    from llmkit.errors import UserError
+    from llmkit.rag import Document
+
+    path = tmp_path / "store"
+    Store(path, embedder=embedder).add_documents([Document(n, TOPICS[n], {"source": n}) for n in TOPICS])
+    (path / "index.faiss").write_bytes((path / "index.faiss").read_bytes()[:100])  # cut short by a full disk
+    with pytest.warns(UserWarning, match="is unreadable .*rebuilding it from the stored embeddings"):
+        store = Store(path, embedder=embedder)  # was a RuntimeError traceback from faiss
+    assert store.index.ntotal == len(store) > 0
+    del store
+
+    database = path / "store.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row in the file itself
+    whole = database.read_bytes()
+    database.write_bytes(whole[:1000])
+    with pytest.raises(UserError, match="store.sqlite is damaged .*malformed.*move .* aside"):
+        Store(path, embedder=embedder)  # was a sqlite3.DatabaseError traceback
+    # damaged past the pages read on opening: found by the command's first query
+    database.write_bytes(whole[: len(whole) // 2] + bytes(len(whole) - len(whole) // 2))
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "ask", "What do bees make?", "--store", str(path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "is damaged" in err and "Traceback" not in err
+
+
+def test_two_index_commands_at_once_on_one_new_store_both_finish(tmp_path):
+    """Both decided every document was new: the second INSERT failed (sqlite3.IntegrityError, exit 1).
+    Now one waits for the other (and says so), then finds every document indexed."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = list(TOPICS)
+    for i in range(40):  # long enough to index that the two runs overlap
+        (docs / f"{i:02d}-{names[i % 10]}").write_text(f"Note {i}.\n\n" + TOPICS[names[i % 10]])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "llmkit.cli", "rag", "index", str(docs), "--store", str(tmp_path / "store")]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    runs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert sorted(json.loads(out)["documents_added"] for out, _ in outputs) == [0, 40]
+    db = sqlite3.connect(tmp_path / "store" / "store.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 40
+    assert (
+        db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
+        == db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    )
+
+
+def test_a_writer_catches_up_with_another_and_an_upload_never_waits(tmp_path, embedder):
+    import threading
+
+    from llmkit.errors import UserError
+    from llmkit.rag import Document
+    from llmkit.rag.layout import writer_lock
+
+    names = list(TOPICS)
+    first = Store(tmp_path / "store", embedder=embedder)
+    second = Store(tmp_path / "store", embedder=embedder)  # another process's handle
+    second.add_documents([Document(n, TOPICS[n], {"source": n}) for n in names[:5]])
+    first.add_documents([Document(n, TOPICS[n], {"source": n}) for n in names[5:]])
+    # the first one's index holds the second one's chunks too: it was saved with only its own
+    assert first.index.ntotal == len(first) == len(Store(tmp_path / "store", embedder=embedder))
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # a `llmkit rag index` in the middle of its run
+        with writer_lock(first.path):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    try:
+        with pytest.raises(UserError, match="another process is writing to the store"):
+            first.add_documents([Document("new.md", "Otters hold hands.", {})], wait=False)
+    finally:
+        release.set()
+        holder.join()
+    assert first.add_documents([Document("new.md", "Otters hold hands.", {})])["documents_added"] == 1

@@ -1,11 +1,15 @@
-"""`space build`: a live store ships as one consistent database file, and the app's heading follows --title."""
+"""`space build`: a live store ships as one consistent database file, the app's heading follows --title, and
+an empty or multi-line title is refused."""
 
 import runpy
 import sqlite3
 import warnings
 
+import pytest
+
+from llmkit.errors import UserError
 from llmkit.rag import Document, Embedder, Store
-from llmkit.spaces import TEMPLATES, build_space
+from llmkit.spaces import TEMPLATES, build_space, validate
 
 
 def test_a_live_store_ships_checkpointed_without_its_write_ahead_log(tmp_path):
@@ -43,3 +47,21 @@ def test_the_app_heading_follows_title_in_every_template(tmp_path, space_artifac
         ]  # builds the app as the Space does, without serving
         assert title in _headings(demo), name
         assert f"title: {title}" in (out / "README.md").read_text()
+
+
+def test_a_title_that_is_empty_or_not_one_line_is_refused_by_build_and_check(tmp_path, store):
+    for bad in ("", "   ", "two\nlines", "tab\there", "crlf\r"):
+        with pytest.raises(UserError, match="--title .*(empty|line break)"):
+            build_space("rag-chat", tmp_path / "refused", store=str(store), title=bad)
+    assert not (tmp_path / "refused").exists()
+    # YAML's special characters are quoted, read back as written, and pass check
+    odd = "Notes: kettles # and bikes - [v2] {x} 'q' yes"
+    out = build_space("rag-chat", tmp_path / "odd", store=str(store), title=odd)
+    assert validate(out) == [] and f"# {odd}" in (out / "README.md").read_text()
+    # a README edited by hand: check names the title and the fix
+    readme = (out / "README.md").read_text()
+    for edited in ('title: ""', 'title: "two\\nlines"', "title: 2024"):
+        (out / "README.md").write_text(
+            readme.replace(f"title: '{odd.replace(chr(39), 2 * chr(39))}'", edited)
+        )
+        assert any("front matter: title" in p and "one-line title" in p for p in validate(out)), edited
