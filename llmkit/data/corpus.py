@@ -10,7 +10,9 @@ from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 from llmkit.data.builtin import builtin_texts
 from llmkit.data.filecheck import find_bad_file
 from llmkit.errors import UserError
+from llmkit.log import get_logger
 
+logger = get_logger(__name__)
 # File suffix -> `datasets` builder that reads it.
 BUILDERS = {
     ".txt": "text",
@@ -138,7 +140,18 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         if args.text_column == "text"
         else raw.rename_column(args.text_column, "text").select_columns(["text"])
     )
+    # Records (JSON, CSV, parquet, Hub rows) without text are worth a word; a text file's blank lines are not.
+    records = (
+        {} if args.streaming else {n: s.num_rows for n, s in raw.items() if s.info.builder_name != "text"}
+    )
     raw = raw.filter(lambda text: [bool(t and t.strip()) for t in text], input_columns="text", batched=True)
+    for name, before in records.items():
+        split = raw[name]
+        if before and split.num_rows < before:
+            logger.warning(
+                f"{args.source}: {before - split.num_rows:,} of {before:,} {name} records have no "
+                f"text in {args.text_column!r} (missing, null or blank) and were left out."
+            )
 
     validation = raw.get("validation")
     if args.streaming:
@@ -211,7 +224,8 @@ def load_source(
             f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv)."
         )
     builder = builders.pop()
-    kwargs = {"sample_by": sample_by} if builder == "text" else {}
+    # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise start the first document
+    kwargs = {"sample_by": sample_by, "encoding": "utf-8-sig"} if builder == "text" else {}
     try:
         return load_dataset(builder, data_files=data_files, streaming=streaming, **kwargs)
     except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
@@ -222,13 +236,22 @@ def load_source(
         raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 
 
+def _hidden(relative: Path) -> bool:
+    # .ipynb_checkpoints/ and .git/ copies of a corpus would be trained on twice, without a word
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def expand_files(paths: list[str]) -> list[str]:
-    """Resolve files and folders (recursively) to the readable data files they hold."""
+    """Resolve files and folders (recursively, hidden ones left out) to the readable data files they hold."""
     files: list[str] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in BUILDERS)
+            found = sorted(
+                str(p)
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in BUILDERS and not _hidden(p.relative_to(path))
+            )
             if not found:
                 raise UserError(f"folder {path} holds no {'/'.join(BUILDERS)} files.")
             files.extend(found)

@@ -88,3 +88,32 @@ def test_a_csv_row_with_more_fields_than_its_header_is_located(tmp_path):
         UserError, match=r"rows.csv:5: 3 fields where the header has 2 \(text, id\); quote a field"
     ):
         load_corpus(DataArguments(train_files=[str(tmp_path / "rows.csv")]))
+
+
+def test_hidden_copies_are_left_out_and_a_byte_order_mark_does_not_start_the_text(folder):
+    # .ipynb_checkpoints/ copies were trained on as a second copy of the corpus, without a word
+    hidden = folder / ".ipynb_checkpoints"
+    hidden.mkdir()
+    (hidden / "good0-checkpoint.txt").write_text("a stale copy\n")
+    (folder / "bom.txt").write_bytes("\ufeffWindows notes\n\nsecond paragraph\n".encode())
+    texts = [
+        t for split in load_corpus(DataArguments(train_files=[str(folder)])).values() for t in split["text"]
+    ]
+    assert not any("stale copy" in t for t in texts)
+    assert any(t.startswith("Windows notes") for t in texts) and not any("\ufeff" in t for t in texts)
+
+
+def test_records_without_text_are_counted_when_left_out(tmp_path, caplog):
+    rows = [{"text": f"record {i}"} for i in range(8)] + [
+        {"text": None},
+        {"title": "no text"},
+        {"text": "  "},
+    ]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with caplog.at_level("WARNING", logger="llmkit"):
+        data = load_corpus(DataArguments(train_files=[str(tmp_path / "rows.jsonl")]))
+    assert sum(s.num_rows for s in data.values()) == 8
+    assert (
+        "3 of 11 train records have no text in 'text' (missing, null or blank) and were left out"
+        in caplog.text
+    )
