@@ -173,7 +173,7 @@ def load_paths(
     exclude: list[str] | None = None,
     root: str | Path | None = None,
 ) -> list[Document]:
-    """Load files and folders (recursively); files that cannot be read are skipped with a warning.
+    """Load files and folders (recursively, hidden ones left out); files that cannot be read are skipped with a warning.
 
     A document's id is its resolved path relative to `root` (the current directory by default;
     a store passes its parent folder): two folders named alike ("a/docs", "b/docs") stay apart,
@@ -188,7 +188,7 @@ def load_paths(
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             rel = str(file.relative_to(path)) if path.is_dir() else file.name
-            if file.suffix.lower() not in SUFFIXES and path.is_dir():
+            if path.is_dir() and (file.suffix.lower() not in SUFFIXES or _hidden(file.relative_to(path))):
                 continue
             if include and not any(fnmatch.fnmatch(rel, g) for g in include):
                 continue
@@ -201,6 +201,11 @@ def load_paths(
             except (ValueError, OSError) as err:
                 warnings.warn(f"skipped {file}: {err}", stacklevel=2)
     return docs
+
+
+def _hidden(relative: Path) -> bool:
+    # .ipynb_checkpoints/, .venv/, .git/: stale copies and tools' files, cited as if they were the documents
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def folder_prefix(folder: str | Path, root: str | Path) -> str:

@@ -43,6 +43,9 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (tmp_path / "big.md").write_text("x" * 2000)
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
+    for hidden in (".ipynb_checkpoints/notes-checkpoint.txt", ".venv/lib/LICENSE.txt", ".draft.md"):
+        (tmp_path / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / hidden).write_text("A stale copy, cited as if it were the notes.")  # left out, silently
     monkeypatch.setattr(documents_module, "MAX_FILE_BYTES", 1000)
     with pytest.warns(UserWarning) as caught:
         docs = {d.id.split("/", 1)[1]: d for d in load_paths([tmp_path], root=tmp_path.parent)}
