@@ -8,7 +8,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 
 from llmkit.data.builtin import builtin_texts
-from llmkit.data.filecheck import find_bad_file
+from llmkit.data.filecheck import check_encoding, find_bad_file, has_nul
 from llmkit.errors import UserError
 from llmkit.log import get_logger
 
@@ -224,6 +224,12 @@ def load_source(
             f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv)."
         )
     builder = builders.pop()
+    if (
+        builder == "text"
+    ):  # UTF-16 without a byte-order mark decodes as UTF-8 text full of NULs: one odd document
+        for file in (f for fs in data_files.values() for f in fs):
+            if has_nul(file):
+                raise UserError(check_encoding(file))
     # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise start the first document
     kwargs = {"sample_by": sample_by, "encoding": "utf-8-sig"} if builder == "text" else {}
     try:

@@ -42,6 +42,11 @@ def check_encoding(file: str) -> str | None:
                 f"{file} is UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8. Convert it, e.g. "
                 f"`iconv -f utf-16 -t utf-8 {file} > fixed.txt`, or remove it."
             )
+        if b"\0" in head and _looks_utf16(head):
+            return (
+                f"{file} looks like UTF-16 text without a byte-order mark (every other byte is 0), not UTF-8. "
+                f"Convert it, e.g. `iconv -f utf-16le -t utf-8 {file} > fixed.txt`, or remove it."
+            )
         if b"\0" in head:
             nul = head.index(b"\0")
             return (
@@ -65,6 +70,17 @@ def check_encoding(file: str) -> str | None:
             offset += len(chunk)
             newlines += chunk.count(b"\n")
     return None
+
+
+def has_nul(file: str) -> bool:
+    """Whether a NUL byte lies in the file's first 8 KiB: binary, or UTF-16, never UTF-8 text."""
+    with open(file, "rb") as f:
+        return b"\0" in f.read(BINARY_PROBE)
+
+
+def _looks_utf16(head: bytes) -> bool:
+    # ASCII-range text in UTF-16 has a 0 in (nearly) every high byte: the odd bytes (LE) or the even ones (BE)
+    return max(head[1::2].count(0), head[0::2].count(0)) > 0.4 * len(head) / 2
 
 
 def _guess_encoding(path: Path) -> str:

@@ -41,6 +41,13 @@ def test_utf16_file_is_named(folder):
         load_corpus(DataArguments(train_files=[str(folder)]))
 
 
+def test_utf16_without_a_byte_order_mark_is_named(folder):
+    # it loaded as one UTF-8 "document" full of NULs, and the error was "has a single document"
+    (folder / "export.txt").write_bytes("exported from Windows\n\nwithout a mark\n".encode("utf-16-le"))
+    with pytest.raises(UserError, match=r"export\.txt looks like UTF-16 text without a byte-order mark"):
+        load_corpus(DataArguments(train_files=[str(folder)]))
+
+
 def test_malformed_jsonl_line_is_located(tmp_path):
     rows = [json.dumps({"text": f"row {i}"}) for i in range(6)]
     rows[4] = '{"text": "unterminated}'
