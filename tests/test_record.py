@@ -91,7 +91,9 @@ def test_one_checkpoint_rule_for_every_kind_of_checkpoint(tmp_path):
     assert "no state.json" in record.checkpoint_problem(ckpt, "state.json")
     (ckpt / "state.json").write_text('{"step": 2')
     assert "truncated" in record.checkpoint_problem(ckpt, "state.json")
-    (ckpt / "state.json").write_text('{"step": 2}')
+    (ckpt / "state.json").write_text('{"step": 2}')  # parses, but is not a state a save writes
+    assert "holds no step count" in record.checkpoint_problem(ckpt, "state.json")
+    (ckpt / "state.json").write_text('{"global_step": 2}')
     assert record.checkpoint_problem(ckpt, "state.json") == "no model weights"
     save_file({"w": torch.ones(64)}, ckpt / "model.safetensors")
     torch.save({"x": 1}, ckpt / "optimizer.pt")

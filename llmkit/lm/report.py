@@ -24,6 +24,10 @@ def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
+def _trainer_counts_tokens(args) -> bool:
+    return args.include_num_input_tokens_seen not in ("no", False)
+
+
 class ReportCallback(TrainerCallback):
     """Adds eval perplexity, tokens/s and MFU to the logs and times the optimizer steps (eval and saving excluded).
 
@@ -47,7 +51,6 @@ class ReportCallback(TrainerCallback):
         self._t = 0.0
         self._last_end: float | None = None
         self._cuda = False
-        self._tally = True
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._cuda = args.device.type == "cuda"
@@ -55,8 +58,7 @@ class ReportCallback(TrainerCallback):
         # The tokens of every run of this output_dir, kept in trainer_state.json's num_input_tokens_seen: a resume
         # with another batch size, accumulation or world size counts its own steps at its own size. A checkpoint
         # saved without the tally gets the estimate at this run's size.
-        self._tally = args.include_num_input_tokens_seen in ("no", False)  # else the Trainer counts them
-        if self._tally and state.global_step and not state.num_input_tokens_seen:
+        if not _trainer_counts_tokens(args) and state.global_step and not state.num_input_tokens_seen:
             state.num_input_tokens_seen = state.global_step * self.tokens_per_step
 
     def on_step_begin(self, args, state, control, **kwargs):
@@ -77,7 +79,7 @@ class ReportCallback(TrainerCallback):
         seconds = time.perf_counter() - self._t
         self.step_seconds += seconds
         self.steps += 1
-        if self._tally:
+        if not _trainer_counts_tokens(args):  # read each step: a callback may switch the Trainer's count on
             state.num_input_tokens_seen += self.tokens_per_step
         self._interval_seconds += seconds
         self._interval_steps += 1
