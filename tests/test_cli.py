@@ -132,6 +132,16 @@ def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
 
 
+def test_generate_names_each_wrong_sampling_value_and_hints_once(capsys):
+    bad = "--top_p 0 --top_k -1 --temperature nan".split()
+    err = _fails_with(
+        ["generate", "--model", "x", "--prompt", "x", *bad], capsys, "temperature is nan but must"
+    )
+    assert "top_p is 0.0 but must be in (0, 1]" in err and "top_k is -1 but must be >= 0" in err
+    err = _fails_with(["generate", "--model", "/nonexistent/m", "--prompt", "x"], capsys, "does not exist")
+    assert err.lower().count("hub name") == 1, err  # the load hint was repeated by generate
+
+
 def test_unknown_command_and_missing_config(capsys):
     _fails_with(["frobnicate"], capsys, "unknown command")
     _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
