@@ -163,6 +163,22 @@ def test_output_into_a_closed_pipe_ends_quietly():
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
 
 
+def test_log_lines_into_a_closed_pipe_end_quietly():
+    read, write = os.pipe()
+    os.close(read)  # as `llmkit pretrain ... | head -3` once head has exited: the recipe's progress is logged
+    say = "from llmkit import cli; from llmkit.log import get_logger\n"
+    say += (
+        "cli.COMMANDS['say'] = lambda argv: [get_logger('llmkit.x').info('step %d', i) for i in range(3)]\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", say + "cli.main(['say'])"], stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr  # was a "--- Logging error ---" traceback
+
+
 @pytest.mark.slow
 def test_recipe_process_exits_cleanly_on_bad_input():
     proc = subprocess.run(
