@@ -40,6 +40,13 @@ class _ConsoleHandler(logging.StreamHandler):
         self._target = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
         super().emit(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The reader went away (`llmkit pretrain | head -3`): stop as print() does, which the CLI ends quietly;
+        # logging's own handling printed "--- Logging error ---" and a traceback for every later line.
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            raise sys.exc_info()[1]
+        super().handleError(record)
+
 
 class _KnownNoise(logging.Filter):
     """transformers' messages a user of llmkit cannot act on: dropped, or said in one plain line."""

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=args.per_device_train_batch_size,
         lr=args.learning_rate,
         seed=args.seed,
+        checkpoint=out / "checkpoints" / "word2vec.pt",  # a rerun of the same command continues from it
     )
     vectors = model.vectors()
     probes = {w: neighbours(vectors, vocab, w, 8) for w in args.probe_words if w in vocab.index}

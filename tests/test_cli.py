@@ -132,6 +132,16 @@ def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
 
 
+def test_generate_names_each_wrong_sampling_value_and_hints_once(capsys):
+    bad = "--top_p 0 --top_k -1 --temperature nan".split()
+    err = _fails_with(
+        ["generate", "--model", "x", "--prompt", "x", *bad], capsys, "temperature is nan but must"
+    )
+    assert "top_p is 0.0 but must be in (0, 1]" in err and "top_k is -1 but must be >= 0" in err
+    err = _fails_with(["generate", "--model", "/nonexistent/m", "--prompt", "x"], capsys, "does not exist")
+    assert err.lower().count("hub name") == 1, err  # the load hint was repeated by generate
+
+
 def test_unknown_command_and_missing_config(capsys):
     _fails_with(["frobnicate"], capsys, "unknown command")
     _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
@@ -151,6 +161,22 @@ def test_output_into_a_closed_pipe_ends_quietly():
     finally:
         os.close(write)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
+def test_log_lines_into_a_closed_pipe_end_quietly():
+    read, write = os.pipe()
+    os.close(read)  # as `llmkit pretrain ... | head -3` once head has exited: the recipe's progress is logged
+    say = "from llmkit import cli; from llmkit.log import get_logger\n"
+    say += (
+        "cli.COMMANDS['say'] = lambda argv: [get_logger('llmkit.x').info('step %d', i) for i in range(3)]\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", say + "cli.main(['say'])"], stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr  # was a "--- Logging error ---" traceback
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import time
 from collections import Counter
@@ -14,6 +16,7 @@ from torch import nn
 
 from llmkit import record
 from llmkit.errors import UserError
+from llmkit.interrupt import GracefulInterrupt, TrainingInterrupted
 
 _WORD = re.compile(r"[a-z][a-z0-9_]*(?:'[a-z]+)?")
 
@@ -116,8 +119,13 @@ def train_word2vec(
     lr: float = 0.01,
     subsample: float = 1e-4,
     seed: int = 0,
+    checkpoint: str | Path | None = None,
 ) -> tuple[Word2Vec, Vocabulary, list[float], float]:
-    """Train word vectors; returns (model, vocabulary, loss per epoch, words per second)."""
+    """Train word vectors; returns (model, vocabulary, loss per epoch, words per second).
+
+    With `checkpoint` (a file path), every finished epoch is saved there and a rerun continues from it; the
+    first Ctrl-C saves the current batch there and stops.
+    """
     if not words:
         raise UserError("the corpus has no words.")
     vocab = Vocabulary(words, min_count)
@@ -131,23 +139,83 @@ def train_word2vec(
     noise = torch.tensor(vocab.counts**0.75 / (vocab.counts**0.75).sum(), dtype=torch.float)  # unigram^(3/4)
     model = Word2Vec(len(vocab), dim, mode)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses, start, seen = [], time.perf_counter(), 0
-    for _ in range(epochs):
-        centers, contexts = training_pairs(ids, window, mode, rng)
-        order = rng.permutation(len(centers))
-        total, batches = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            b = order[i : i + batch_size]
-            c, ctx = torch.from_numpy(centers[b]), torch.from_numpy(contexts[b])
-            neg = torch.multinomial(noise, len(b) * negatives, replacement=True).view(len(b), negatives)
-            loss = model.loss(c, ctx, neg)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.item(), batches + 1
-        losses.append(total / max(batches, 1))
-        seen += len(ids)
-    return model, vocab, losses, seen / (time.perf_counter() - start)
+    settings = {"dim": dim, "mode": mode, "window": window, "negatives": negatives, "min_count": min_count}
+    settings |= {
+        "batch_size": batch_size,
+        "lr": lr,
+        "subsample": subsample,
+        "seed": seed,
+        "words": len(words),
+    }
+    # losses per finished epoch; `batch`, `total`, `batches`: how far the epoch in progress got
+    progress = {"losses": [], "seen": 0, "seconds": 0.0, "batch": 0, "total": 0.0, "batches": 0}
+    if checkpoint and Path(checkpoint).is_file():
+        progress = _resume(Path(checkpoint), settings, model, opt, rng)
+    with GracefulInterrupt() if checkpoint else contextlib.nullcontext() as interrupt:
+        for _ in range(len(progress["losses"]), epochs):
+            epoch_start = rng.bit_generator.state  # a checkpoint mid-epoch rebuilds the epoch's pairs from it
+            start = time.perf_counter()
+            centers, contexts = training_pairs(ids, window, mode, rng)
+            order = rng.permutation(len(centers))
+            for i in range(progress["batch"] * batch_size, len(order), batch_size):
+                b = order[i : i + batch_size]
+                c, ctx = torch.from_numpy(centers[b]), torch.from_numpy(contexts[b])
+                neg = torch.multinomial(noise, len(b) * negatives, replacement=True).view(len(b), negatives)
+                loss = model.loss(c, ctx, neg)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                progress.update(total=progress["total"] + loss.item(), batches=progress["batches"] + 1)
+                progress["batch"] += 1
+                if interrupt and interrupt.requested:
+                    progress["seconds"] += time.perf_counter() - start
+                    _save(Path(checkpoint), settings, progress, model, opt, epoch_start)
+                    done = f"epoch {len(progress['losses']) + 1} of {epochs}, batch {progress['batch']}"
+                    raise TrainingInterrupted(f"saved {checkpoint} ({done}); run the same command to resume.")
+            progress["losses"].append(progress["total"] / max(progress["batches"], 1))
+            progress.update(batch=0, total=0.0, batches=0)
+            progress["seen"] += len(ids)
+            progress["seconds"] += time.perf_counter() - start
+            if checkpoint:
+                _save(Path(checkpoint), settings, progress, model, opt, rng.bit_generator.state)
+    return model, vocab, progress["losses"], progress["seen"] / max(progress["seconds"], 1e-9)
+
+
+def _save(path: Path, settings: dict, progress: dict, model: Word2Vec, opt, epoch_rng: dict) -> None:
+    """Everything a rerun needs to continue where this one is, in one file written atomically; `epoch_rng`
+    is the NumPy generator's state at the start of the epoch to (re)enter."""
+    state = {
+        "settings": settings,
+        "progress": progress,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+    }
+    state |= {"numpy_rng": epoch_rng, "torch_rng": torch.get_rng_state()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record.write_atomic(path, buffer.getvalue())
+
+
+def _resume(path: Path, settings: dict, model: Word2Vec, opt, rng: np.random.Generator) -> dict:
+    """Load a checkpoint saved by `_save` into the model, optimizer and RNGs; returns its progress."""
+    state = torch.load(path, weights_only=True)
+    saved = state["settings"]
+    changed = [f"{k} {saved.get(k)} -> {v}" for k, v in settings.items() if saved.get(k) != v]
+    if changed:
+        raise UserError(
+            f"{path} was saved by a run with other settings or text ({', '.join(changed)}); "
+            "use another --output_dir, or delete that file to start over."
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    progress = state["progress"]
+    print(
+        f"resuming from {path} (epoch {len(progress['losses']) + 1}, batch {progress['batch']})", flush=True
+    )
+    return progress
 
 
 def neighbours(vectors: np.ndarray, vocab: Vocabulary, word: str, k: int = 10) -> list[tuple[str, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -341,10 +342,26 @@ def _tag_metrics(pred, labels: list[str]) -> dict:
 
 def label_probabilities(model_dir: str, text: str) -> dict[str, float]:
     """Class probabilities of a text under a saved classifier (the app's classification tab)."""
-    tokenizer = load_pretrained(AutoTokenizer, model_dir)
-    model = load_pretrained(AutoModelForSequenceClassification, model_dir).eval()
+    tokenizer, model = _classifier(str(model_dir), _saved_at(model_dir))
     with torch.no_grad():
         logits = model(**tokenizer(text, return_tensors="pt", truncation=True)).logits[0]
     multi = model.config.problem_type == "multi_label_classification"
     probs = torch.sigmoid(logits) if multi else logits.softmax(-1)
     return {model.config.id2label[i]: float(p) for i, p in enumerate(probs)}
+
+
+@functools.lru_cache(maxsize=4)
+def _classifier(model_dir: str, saved_at: tuple) -> tuple:
+    """A classifier folder's tokenizer and model, loaded once per folder and version: the app's every click
+    reloaded them from disk."""
+    tokenizer = load_pretrained(AutoTokenizer, model_dir)
+    return tokenizer, load_pretrained(AutoModelForSequenceClassification, model_dir).eval()
+
+
+def _saved_at(model_dir: str) -> tuple:
+    """When a local folder's config, tokenizer and weights were written: a folder trained again is reloaded."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        return ()  # a Hub name
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt"))
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,8 +36,19 @@ class Sampling:
     seed: int | None = 0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
-            raise UserError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1.")
+        finite = 0 <= self.temperature < math.inf  # nan compares false: refused too
+        wrong = [
+            f"{name} is {value} but must be {rule}"
+            for name, value, ok, rule in (
+                ("temperature", self.temperature, finite, "a finite number >= 0 (0: greedy)"),
+                ("top_p", self.top_p, 0 < self.top_p <= 1, "in (0, 1] (1: off)"),
+                ("top_k", self.top_k, self.top_k >= 0, ">= 0 (0: off)"),
+                ("max_new_tokens", self.max_new_tokens, self.max_new_tokens >= 1, ">= 1"),
+            )
+            if not ok
+        ]
+        if wrong:
+            raise UserError("; ".join(wrong) + ". Pass a value in range.")
 
     def generate_kwargs(self) -> dict:
         """The same choice as `model.generate` arguments."""
@@ -67,11 +79,11 @@ class Sampling:
 
 def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer for generation, in eval mode."""
-    hint = "Pass the output_dir of a training run or a Hub name such as gpt2."
-    config = load_pretrained(AutoConfig, name_or_path, hint=hint)
+    # load_pretrained's messages already say to pass a training run's output_dir or a Hub name: no extra hint
+    config = load_pretrained(AutoConfig, name_or_path)
     _check_causal(name_or_path, config)  # before loading weights: a classifier's LM head would be random
-    tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
-    model = load_pretrained(AutoModelForCausalLM, name_or_path, hint=hint)
+    tokenizer = load_pretrained(AutoTokenizer, name_or_path)
+    model = load_pretrained(AutoModelForCausalLM, name_or_path)
     return model.eval(), tokenizer
 
 

@@ -208,3 +208,32 @@ def test_bert_hp_search_runs(tmp_path):
     assert config["learning_rate"] == best["params"]["learning_rate"]
     assert config["train_file"] == str(data) and config["max_length"] == 24  # the run's own flags are kept
     assert yaml.safe_load(Path(best["config"]).read_text())["train_file"] == str(data)
+
+
+def test_word2vec_resumes_exactly_after_ctrl_c_and_refuses_other_settings(tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from llmkit.interrupt import TrainingInterrupted
+
+    words = _capitals_corpus(n=200)
+    run = dict(dim=16, window=3, min_count=1, epochs=12, batch_size=64, subsample=0)
+    reference, _, losses, _ = train_word2vec(words, **run, checkpoint=tmp_path / "whole.pt")
+    cut = tmp_path / "cut.pt"
+
+    def ctrl_c_once_training():  # after the first epoch's checkpoint: mid-run, inside the Ctrl-C handler
+        while not cut.exists():
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_training, daemon=True).start()
+    saved = r"saved .*cut.pt \(epoch \d+ of 12, batch \d+\); run the same command"
+    with pytest.raises(TrainingInterrupted, match=saved):
+        train_word2vec(words, **run, checkpoint=cut)  # before: a bare KeyboardInterrupt, nothing saved
+    resumed, _, resumed_losses, wps = train_word2vec(words, **run, checkpoint=cut)
+    np.testing.assert_array_equal(resumed.vectors(), reference.vectors())  # nothing lost, nothing repeated
+    assert resumed_losses == losses and wps > 0
+    with pytest.raises(UserError, match=r"cut.pt was saved by a run with other settings .*\(dim 16 -> 8\)"):
+        train_word2vec(words, **{**run, "dim": 8}, checkpoint=cut)

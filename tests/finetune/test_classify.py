@@ -166,3 +166,31 @@ def test_missing_labels_empty_and_long_texts(tmp_path, capsys):
             ]
         )
     assert "have no 'label'" in capsys.readouterr().err
+
+
+def _tiny_classifier(out, seed):
+    """An untrained two-label BERT with a word-level tokenizer, built in code (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "the", "puppy", "bank", "loan"])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(out)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=6, hidden_size=8, num_hidden_layers=1, num_attention_heads=1)
+    config.intermediate_size, config.id2label = 16, {0: "animals", 1: "finance"}
+    BertForSequenceClassification(config).save_pretrained(out)
+
+
+def test_label_probabilities_loads_a_folder_once_and_again_when_it_is_retrained(tmp_path):
+    from llmkit.finetune.classify import _classifier, label_probabilities
+
+    _tiny_classifier(tmp_path, seed=0)
+    _classifier.cache_clear()
+    first = label_probabilities(str(tmp_path), "the puppy")
+    assert label_probabilities(str(tmp_path), "the puppy") == first  # the app's second click
+    assert _classifier.cache_info().misses == 1 and _classifier.cache_info().hits == 1  # was loaded per click
+    _tiny_classifier(tmp_path, seed=1)  # trained again into the same folder: its new weights are used
+    assert label_probabilities(str(tmp_path), "the puppy") != first
+    assert _classifier.cache_info().misses == 2
