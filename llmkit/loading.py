@@ -144,12 +144,14 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
             f"no config.json in {folder}: it is not a model folder; pass a training run's output_dir "
             f"or a Hub name.{hint}"
         )
-    for name in JSON_FILES:
+    for path in (folder / name for name in JSON_FILES):
+        if not path.is_file():
+            continue
         try:
-            json.loads((folder / name).read_text(encoding="utf-8")) if (folder / name).is_file() else None
+            json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as err:
             raise UserError(
-                f"{folder / name} is not valid JSON ({err}; a save or copy cut short?); copy the folder again, "
+                f"{path} is not valid JSON ({err}; a save or copy cut short?); copy the folder again, "
                 f"or load one of its complete checkpoint-N folders.{hint}"
             ) from None
 

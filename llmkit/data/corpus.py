@@ -10,6 +10,7 @@ from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 from llmkit.data.builtin import builtin_texts
 from llmkit.data.filecheck import check_encoding, find_bad_file, has_nul
 from llmkit.errors import UserError
+from llmkit.folders import visible_files
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -224,14 +225,14 @@ def load_source(
             f"mixed file types {sorted(suffixes)}; pass files of one kind (.txt/.md, .json/.jsonl, .parquet or .csv)."
         )
     builder = builders.pop()
-    if (
-        builder == "text"
-    ):  # UTF-16 without a byte-order mark decodes as UTF-8 text full of NULs: one odd document
+    kwargs = {}
+    if builder == "text":
+        # UTF-16 without a byte-order mark decodes as UTF-8 text full of NULs: one odd document, trained on
         for file in (f for fs in data_files.values() for f in fs):
             if has_nul(file):
                 raise UserError(check_encoding(file))
-    # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise start the first document
-    kwargs = {"sample_by": sample_by, "encoding": "utf-8-sig"} if builder == "text" else {}
+        # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise start the first document
+        kwargs = {"sample_by": sample_by, "encoding": "utf-8-sig"}
     try:
         return load_dataset(builder, data_files=data_files, streaming=streaming, **kwargs)
     except Exception as err:  # malformed JSON/parquet/csv surfaces as several exception types
@@ -242,22 +243,13 @@ def load_source(
         raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 
 
-def _hidden(relative: Path) -> bool:
-    # .ipynb_checkpoints/ and .git/ copies of a corpus would be trained on twice, without a word
-    return any(part.startswith(".") for part in relative.parts)
-
-
 def expand_files(paths: list[str]) -> list[str]:
-    """Resolve files and folders (recursively, hidden ones left out) to the readable data files they hold."""
+    """Resolve files and folders (recursively, hidden ones left out: llmkit.folders) to the data files they hold."""
     files: list[str] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in BUILDERS and not _hidden(p.relative_to(path))
-            )
+            found = [str(p) for p in visible_files(path) if p.suffix.lower() in BUILDERS]
             if not found:
                 raise UserError(f"folder {path} holds no {'/'.join(BUILDERS)} files.")
             files.extend(found)

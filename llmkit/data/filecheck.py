@@ -42,12 +42,12 @@ def check_encoding(file: str) -> str | None:
                 f"{file} is UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8. Convert it, e.g. "
                 f"`iconv -f utf-16 -t utf-8 {file} > fixed.txt`, or remove it."
             )
-        if b"\0" in head and _looks_utf16(head):
-            return (
-                f"{file} looks like UTF-16 text without a byte-order mark (every other byte is 0), not UTF-8. "
-                f"Convert it, e.g. `iconv -f utf-16le -t utf-8 {file} > fixed.txt`, or remove it."
-            )
         if b"\0" in head:
+            if _looks_utf16(head):
+                return (
+                    f"{file} looks like UTF-16 text without a byte-order mark (every other byte is 0), not "
+                    f"UTF-8. Convert it, e.g. `iconv -f utf-16le -t utf-8 {file} > fixed.txt`, or remove it."
+                )
             nul = head.index(b"\0")
             return (
                 f"{file} is a binary file (a NUL byte at offset {nul}), not text; "

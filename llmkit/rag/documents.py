@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from llmkit.errors import UserError, require
+from llmkit.folders import visible_files
 
 SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are skipped: almost surely not prose to chat with
@@ -185,10 +186,10 @@ def load_paths(
         path = Path(raw).expanduser()
         if not path.exists():
             raise UserError(f"{path} does not exist; pass files or folders to index.")
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = visible_files(path) if path.is_dir() else [path]
         for file in files:
             rel = str(file.relative_to(path)) if path.is_dir() else file.name
-            if path.is_dir() and (file.suffix.lower() not in SUFFIXES or _hidden(file.relative_to(path))):
+            if file.suffix.lower() not in SUFFIXES and path.is_dir():
                 continue
             if include and not any(fnmatch.fnmatch(rel, g) for g in include):
                 continue
@@ -201,11 +202,6 @@ def load_paths(
             except (ValueError, OSError) as err:
                 warnings.warn(f"skipped {file}: {err}", stacklevel=2)
     return docs
-
-
-def _hidden(relative: Path) -> bool:
-    # .ipynb_checkpoints/, .venv/, .git/: stale copies and tools' files, cited as if they were the documents
-    return any(part.startswith(".") for part in relative.parts)
 
 
 def folder_prefix(folder: str | Path, root: str | Path) -> str:

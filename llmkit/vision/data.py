@@ -24,6 +24,7 @@ from llmkit.finetune.data import (
     load_table,
     locate,
 )
+from llmkit.folders import visible_files
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -152,11 +153,7 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
 def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
     """The image files in folder (and its sub-folders if recursive), sorted; hidden files and folders are left out,
     and other files are named in a warning rather than dropped without a word."""
-    found = [
-        p
-        for p in (folder.rglob("*") if recursive else folder.iterdir())
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
+    found = visible_files(folder, recursive=recursive)
     skipped = sorted(p for p in found if p.suffix.lower() not in IMAGE_SUFFIXES)
     if skipped:
         kinds = sorted({p.suffix.lower() or p.name for p in skipped})
