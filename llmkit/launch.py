@@ -10,7 +10,9 @@ classic recipes can use it without loading transformers.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -80,7 +82,59 @@ def prepare_output_dir(path: str | Path) -> Path:
         raise UserError(
             f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir."
         ) from None
+    _hold(out)
     return out
+
+
+# The output folders this process trains into, each with an open descriptor that holds its run lock.
+_HELD: dict[Path, int] = {}
+
+
+def _hold(out: Path) -> None:
+    """Take output_dir's run lock (the main rank of a launch takes it for all), or refuse: another run holds it.
+
+    Two runs into one folder would resume from, rotate and delete each other's checkpoints. The lock is a
+    flock on the folder itself, so it leaves no file behind and dies with its process, even on kill -9.
+    """
+    key = out.resolve()
+    if key in _HELD or os.environ.get("RANK", "0") != "0":
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, so no guard
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            f"another run is training into output_dir {out} right now; wait for it to finish, or pass "
+            "another --output_dir."
+        ) from None
+    except OSError:  # a file system without flock on folders (some network mounts): no guard
+        os.close(fd)
+        return
+    _HELD[key] = fd
+
+
+def release_output_dirs() -> None:
+    """Let other runs train into the output folders this process has been training into."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
+
+
+def one_run_per_output_dir(main: Callable) -> Callable:
+    """Wrap a recipe's main so that the output_dir lock its run takes is let go when it returns or fails."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        finally:
+            release_output_dirs()
+
+    return run
 
 
 def resolve_precision(precision: str) -> str:

@@ -15,6 +15,7 @@ from llmkit.classic.launch import start
 from llmkit.classic.models import LeNet, SmallResNet
 from llmkit.classic.registry import load_weights
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 
 
 @dataclass
@@ -39,6 +40,7 @@ class CNNArguments(ImageArguments, recipe="train-cnn", app_flag="cnn"):
 TYPES = (CNNArguments,)
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the CNN the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

@@ -20,6 +20,7 @@ from llmkit.classic.launch import start
 from llmkit.classic.loop import write_report
 from llmkit.classic.rbm import DBN
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import plot_history, save_grid
 
 
@@ -81,6 +82,7 @@ def pretrain(args: DBNArguments, dbn: DBN, images: torch.Tensor, out) -> list[li
     return layers
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Pretrain the RBMs, fine-tune both networks; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

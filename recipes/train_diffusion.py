@@ -17,6 +17,7 @@ from llmkit.classic.launch import start
 from llmkit.classic.loop import fit
 from llmkit.classic.schedulers import SCHEDULERS
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
 
 
@@ -50,6 +51,7 @@ class DiffusionArguments(GenerativeArguments, recipe="train-diffusion", app_flag
 TYPES = (DiffusionArguments,)
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the diffusion model the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

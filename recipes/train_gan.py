@@ -16,6 +16,7 @@ from llmkit.classic.generative import Discriminator, Generator, gan_step
 from llmkit.classic.launch import start
 from llmkit.classic.loop import fit
 from llmkit.errors import run_cli
+from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
 
 
@@ -35,6 +36,7 @@ class GANArguments(GenerativeArguments, recipe="train-gan", app_flag="gan", size
 TYPES = (GANArguments,)
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the GAN the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

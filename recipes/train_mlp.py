@@ -18,6 +18,7 @@ from llmkit.classic.loop import write_report
 from llmkit.classic.mlp_numpy import NumpyMLP, Optimizer
 from llmkit.classic.models import MLP
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 
 
 @dataclass
@@ -62,6 +63,7 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
     return {"numpy_train_loss": losses[-1], "numpy_eval_accuracy": accuracy, "numpy_loss_per_epoch": losses}
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the MLP(s) the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

@@ -21,6 +21,7 @@ from llmkit.classic.launch import start
 from llmkit.classic.loop import fit, summarize
 from llmkit.classic.models import CELLS, SequenceModel
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 
 
 @dataclass
@@ -58,6 +59,7 @@ def windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:
 TYPES = (RNNArguments,)
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the recurrent model the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

@@ -15,6 +15,7 @@ from llmkit.classic.generative import VAE
 from llmkit.classic.launch import start
 from llmkit.classic.loop import fit
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
 
 
@@ -29,6 +30,7 @@ class VAEArguments(GenerativeArguments, recipe="train-vae", app_flag="vae", size
 TYPES = (VAEArguments,)
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train the VAE the flags describe; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

@@ -19,6 +19,7 @@ from llmkit.classic.launch import start
 from llmkit.classic.loop import write_report
 from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
 from llmkit.errors import UserError, run_cli
+from llmkit.launch import one_run_per_output_dir
 
 
 @dataclass
@@ -89,6 +90,7 @@ def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 3
     }
 
 
+@one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train word vectors, probe and export them; returns metrics.json's content."""
     (args,) = parse_args(TYPES, argv)

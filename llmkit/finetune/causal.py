@@ -24,6 +24,7 @@ from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, drop_empty,
 from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.launch import one_run_per_output_dir
 from llmkit.lm.model import pad_vocabulary
 from llmkit.lm.report import perplexity
 from llmkit.loading import load_pretrained
@@ -53,6 +54,7 @@ def _builtin_pairs() -> list[dict]:
     ]
 
 
+@one_run_per_output_dir
 def finetune_causal(parsed: FinetuneParsed) -> dict:
     """Fine-tune a causal LM on text (packed) or prompt/response pairs (loss on responses only)."""
     task, data_args, model_args, lora_args, args = parsed

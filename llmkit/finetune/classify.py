@@ -43,6 +43,7 @@ from llmkit.finetune.trainer import (
     train_and_evaluate,
     warn_if_too_small,
 )
+from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 
@@ -65,6 +66,7 @@ class ClassificationArguments:
             raise UserError(f"--task must be 'sequence' or 'token', got {self.task!r}.")
 
 
+@one_run_per_output_dir
 def finetune_classifier(parsed: FinetuneParsed) -> dict:
     """Fine-tune a classifier and write it, its metrics, curves, confusion matrix and model card to output_dir."""
     task_args, args = parsed[0], parsed[-1]

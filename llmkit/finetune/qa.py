@@ -40,6 +40,7 @@ from llmkit.finetune.qa_data import has_unanswerable, load_qa
 from llmkit.finetune.qa_eval import AnswerScorer, QuestionAnsweringTrainer
 from llmkit.finetune.qa_spans import NULL_INDEX, QuestionAnsweringArguments, encode_windows
 from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
+from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 from llmkit.runtime import output_dir_field
@@ -88,6 +89,7 @@ class QuestionAnsweringTrainingArguments(FinetuneTrainingArguments):
     output_dir: str | None = output_dir_field("runs/finetune-qa")
 
 
+@one_run_per_output_dir
 def finetune_qa(parsed: FinetuneParsed) -> dict:
     """Fine-tune an encoder for extractive QA; report EM/F1 (HasAns/NoAns); save it so pipeline() loads it."""
     qa_args, data_args, model_args, lora_args, args = parsed

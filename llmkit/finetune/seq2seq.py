@@ -31,6 +31,7 @@ from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.metrics import text_scores
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import build_trainer, report_truncation, resume_checkpoint, train_and_evaluate
+from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
 
@@ -94,6 +95,7 @@ def train_t5_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizer
     return tokenizer
 
 
+@one_run_per_output_dir
 def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     """Fine-tune a seq2seq model; report ROUGE, BLEU and exact match; save it with a model card."""
     task, data_args, model_args, lora_args, args = parsed

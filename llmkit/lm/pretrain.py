@@ -23,7 +23,7 @@ from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
 from llmkit.data.tokenizer import tokenizer_training_texts
 from llmkit.errors import UserError
-from llmkit.launch import check_launch, configure_threads, prepare_output_dir
+from llmkit.launch import check_launch, configure_threads, one_run_per_output_dir, prepare_output_dir
 from llmkit.lm.loss import use_fast_loss
 from llmkit.lm.model import (
     GPU_MICRO_BATCH,
@@ -105,6 +105,7 @@ class PretrainingArguments(LlmkitTrainingArguments):
         super().__post_init__()
 
 
+@one_run_per_output_dir
 def pretrain(
     data_args: DataArguments,
     model_args: ModelArguments,

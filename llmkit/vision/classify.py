@@ -15,6 +15,7 @@ from llmkit.finetune.data import FinetuneDataArguments
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, plot_confusion
 from llmkit.finetune.trainer import build_trainer
+from llmkit.launch import one_run_per_output_dir
 from llmkit.log import get_logger
 from llmkit.runtime import learning_rate_field, output_dir_field
 from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
@@ -89,6 +90,7 @@ class ImageTrainingArguments(VisionTrainingArguments):
     logging_steps: float = 5
 
 
+@one_run_per_output_dir
 def finetune_image(
     parsed: tuple[
         FinetuneDataArguments,

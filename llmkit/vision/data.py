@@ -7,6 +7,7 @@ Whatever the source, the result is one shape: a DatasetDict ("train", "validatio
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,17 +169,21 @@ def check_images(paths: list[str], where: list[str] | None = None, *, class_ids:
     """Decode every image once, so a corrupt, truncated, oversized or missing file is named before training starts;
     unless the files hold class ids (masks), one of more than 8 bits per pixel too."""
     pil = require("PIL.Image", "vision")
+    large = []
     for i, path in enumerate(paths):
         at = f" ({where[i]})" if where else ""
         if not Path(path).is_file():
             raise UserError(f"no image file at {path}{at}; fix the path or remove the row.")
         try:
-            with pil.open(path) as image:
+            with warnings.catch_warnings(record=True) as caught, pil.open(path) as image:
+                warnings.simplefilter("always", pil.DecompressionBombWarning)
                 # verify() reads no JPEG, GIF, BMP or TIFF data: a truncated one passed and failed mid-training.
                 # A JPEG decodes at 1/8 scale here, which still reads all of its data.
                 image.draft(image.mode, (1, 1))
                 image.load()
                 mode = image.mode
+                if any(issubclass(w.category, pil.DecompressionBombWarning) for w in caught):
+                    large.append(f"{path} ({image.width}x{image.height})")
         except pil.DecompressionBombError as err:
             raise UserError(
                 f"{path}{at} is too large to decode safely ({err}); shrink it or remove it."
@@ -194,6 +199,13 @@ def check_images(paths: list[str], where: list[str] | None = None, *, class_ids:
                 f"{path}{at} has more than 8 bits per pixel (PIL mode {mode}); the model takes 8-bit RGB, and "
                 "every value above 255 would be white: save it with 8 bits per channel (scaled down) first."
             )
+    if large:
+        # said once here, instead of Pillow's raw warning at every decode of every epoch
+        logger.warning(
+            f"{len(large)} image(s) have over {pil.MAX_IMAGE_PIXELS:,} pixels, e.g. {large[0]}; each is decoded "
+            "in full before being resized, every epoch: shrink them first to train faster."
+        )
+        warnings.filterwarnings("ignore", category=pil.DecompressionBombWarning)
 
 
 def shown_size(image: Any) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneModelArguments, start_run
 from llmkit.finetune.data import FinetuneDataArguments
 from llmkit.finetune.trainer import build_trainer
+from llmkit.launch import one_run_per_output_dir
 from llmkit.log import get_logger
 from llmkit.runtime import learning_rate_field, output_dir_field
 from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
@@ -101,6 +102,7 @@ class DetectionTrainingArguments(VisionTrainingArguments):
     eval_do_concat_batches: bool = False  # each image has its own number of boxes
 
 
+@one_run_per_output_dir
 def finetune_detection(
     parsed: tuple[
         FinetuneDataArguments,

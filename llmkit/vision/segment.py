@@ -13,6 +13,7 @@ from transformers import AutoModelForSemanticSegmentation, set_seed
 from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneModelArguments, start_run
 from llmkit.finetune.trainer import build_trainer
+from llmkit.launch import one_run_per_output_dir
 from llmkit.log import get_logger
 from llmkit.runtime import learning_rate_field, output_dir_field
 from llmkit.vision.common import VisionCard, VisionTrainingArguments, finish, log_data, train_resumed
@@ -88,6 +89,7 @@ class SegmentTrainingArguments(VisionTrainingArguments):
     batch_eval_metrics: bool = True
 
 
+@one_run_per_output_dir
 def finetune_segmentation(
     parsed: tuple[
         SegmentDataArguments, FinetuneModelArguments, SegmentModelArguments, SegmentTrainingArguments

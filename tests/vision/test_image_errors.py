@@ -1,8 +1,10 @@
 """A user's mistake in the images or the checkpoint: one line naming the problem and the fix, exit status 2."""
 
+import logging
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 from transformers import AutoModelForImageClassification
@@ -111,7 +113,9 @@ def test_freeze_backbone_and_lora_together_are_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_truncated_jpeg_and_an_oversized_image_are_named_before_training(canvases, tmp_path, monkeypatch):
+def test_a_truncated_jpeg_and_an_oversized_image_are_named_before_training(
+    canvases, tmp_path, monkeypatch, caplog
+):
     # a JPEG cut short passed the check (PIL's verify reads no JPEG data) and failed mid-training with a traceback
     from PIL import Image
 
@@ -124,6 +128,16 @@ def test_a_truncated_jpeg_and_an_oversized_image_are_named_before_training(canva
     check_images([str(whole)])
     with pytest.raises(UserError, match=r"cut.jpg is not a readable image \(image file is truncated"):
         check_images([str(whole), str(cut)])
+    # Over MAX_IMAGE_PIXELS: named once by llmkit, not by Pillow's raw warning at each decode
+    with Image.open(whole) as image:
+        limit = image.width * image.height - 1
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.WARNING):
+            check_images([str(whole)])
+    assert f"1 image(s) have over {limit:,} pixels, e.g. {whole}" in caplog.text
+    assert not [w for w in raw if issubclass(w.category, Image.DecompressionBombWarning)]
     # Pillow refuses an image of over twice MAX_IMAGE_PIXELS with its own exception, not an OSError
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(UserError, match=r"whole.jpg is too large to decode safely .*shrink it or remove it"):
