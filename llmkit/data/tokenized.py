@@ -34,6 +34,7 @@ from transformers import PreTrainedTokenizerBase
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
 from llmkit.data.tokenizer import (
+    encode_documents,
     get_tokenizer,
     load_tokenizer,
     tokenizer_fingerprint,
@@ -222,11 +223,9 @@ def _pack_split(
     work: Path,
 ) -> tuple[Dataset, dict]:
     """Tokenize one split (in parallel), then cut the token stream into blocks written as Arrow."""
-    eos = tokenizer.eos_token_id
 
     def encode(texts: list[str]) -> dict:
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return {"input_ids": [doc + [eos] for doc in ids]}
+        return {"input_ids": encode_documents(tokenizer, texts)}
 
     cache = work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
