@@ -41,6 +41,7 @@ from llmkit.data.tokenizer import (
     tokenizer_training_texts,
 )
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.log import configure_logging, get_logger
 
 logger = get_logger(__name__)
@@ -101,6 +102,9 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     out = Path(args.output_dir).expanduser()
     recover_publish(out)
     _check_replaceable(out, args.overwrite_output_dir)
+    writable_folder(
+        out.parent, f"--output_dir {args.output_dir}"
+    )  # the dataset is made beside it, then renamed
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
     work = _fresh_work_dir(out)
 

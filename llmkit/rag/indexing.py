@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.chunking import check_chunking
 from llmkit.rag.documents import (
@@ -52,6 +53,8 @@ def index(args: argparse.Namespace) -> None:
             f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
             f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
         )
+    if not store_path.is_file():  # a file is named by Store
+        writable_folder(store_path, f"--store {args.store}")
     store = Store(
         args.store,
         embedding_model=args.embedding_model,

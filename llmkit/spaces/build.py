@@ -16,6 +16,7 @@ import yaml
 
 import llmkit
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.secrets import find_tokens, redact
 from llmkit.spaces.scan import secret_findings
 from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
@@ -154,6 +155,7 @@ def _check_inputs(
             raise UserError(
                 f"{out} is not a Space built by llmkit, so --overwrite will not delete it; pass a new --out folder."
             )
+    writable_folder(out.resolve().parent, f"--out {out}")  # the Space is built beside it, then renamed
 
 
 # The image templates, by the pipeline task of the model each serves.
