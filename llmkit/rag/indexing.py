@@ -22,6 +22,7 @@ from llmkit.rag.documents import (
     folder_prefix,
     load_paths,
     shown_path,
+    under_folders,
 )
 
 
@@ -79,6 +80,13 @@ def index(args: argparse.Namespace) -> None:
         )
     # Re-indexing a folder also removes the documents whose files are gone from it.
     folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    if args.include or args.exclude:
+        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
+        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
+        removed += store.delete_documents(
+            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
+        )
+        folders = set()
     stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     stats["documents_removed"] += removed
     _hint_gone_files(store, args.store)

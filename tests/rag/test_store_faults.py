@@ -122,6 +122,24 @@ def test_documents_of_deleted_files_can_be_removed(tmp_path, embedder, capsys, m
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    docs = _docs(tmp_path / "docs", ("tcp.md", "bees.md", "tides.md"))
+    (docs / "tides.md").rename(docs / "tides.txt")
+
+    def index(*flags):
+        llmkit_main(["rag", "index", "docs", "--store", "store", *flags])
+        return json.loads(capsys.readouterr().out)
+
+    assert index("--include", "*.md")["documents"] == 2
+    # it removed the two .md documents, indexed before and still there, with exit 0
+    stats = index("--include", "*.txt")
+    assert stats["documents_removed"] == 0 and stats["documents"] == 3
+    (docs / "bees.md").unlink()
+    stats = index("--exclude", "tcp.md")  # a file that is gone still goes
+    assert stats["documents_removed"] == 1 and stats["documents"] == 2
+
+
 def test_sources_show_the_path_as_indexed(tmp_path, embedder, capsys, monkeypatch):
     work, outside = tmp_path / "work", tmp_path / "outside"
     _docs(work / "docs", ("tcp.md",))
