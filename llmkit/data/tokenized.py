@@ -99,7 +99,9 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         raise UserError(
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
-    out = Path(args.output_dir).expanduser()
+    out = Path(
+        os.path.abspath(Path(args.output_dir).expanduser())
+    )  # `.` has no name to make `.NAME.tmp-PID` of
     recover_publish(out)
     _check_replaceable(out, args.overwrite_output_dir)
     writable_folder(
