@@ -276,8 +276,13 @@ def build_space(
     except BaseException:  # Ctrl-C or a full disk: leave no half-built folder behind
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out.resolve())  # the folder appears complete or not at all
+    final = out.resolve()
+    replaced = final.with_name(final.name + ".replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if final.exists():  # --overwrite: the old Space is set aside whole, never left half deleted by a kill
+        final.rename(replaced)
+    staging.rename(final)  # the folder appears complete or not at all
+    shutil.rmtree(replaced, ignore_errors=True)
     return out
 
 
