@@ -12,14 +12,11 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from llmkit import pieces
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
-# tokenizers hold a few hundred bytes per token of a text while they encode or pre-tokenize it: a 200 MB document
-# (a one-line dump, or a file with no blank line to split it into paragraphs) took tens of GB in one call.
-# Longer texts are handled a piece of about this many characters at a time.
-PIECE_CHARS = 1 << 20
 
 
 def tokenizer_training_texts(train, streaming: bool) -> Iterator[str]:
@@ -52,7 +49,9 @@ def train_byte_level_bpe(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_batches(piece for text in texts for piece in text_pieces(text)), trainer=trainer)
+    bpe.train_from_iterator(
+        _batches(piece for text in texts for piece in pieces.text_pieces(text)), trainer=trainer
+    )
     return bpe
 
 
@@ -113,27 +112,11 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
         yield batch
 
 
-def text_pieces(text: str, size: int | None = None) -> Iterator[str]:
-    """`text` in pieces of at most `size` characters, each cut before a space that follows a non-space, where
-    byte-level BPE's pre-tokenizer (and a whitespace one) splits anyway, so the pieces' tokens are the whole
-    text's; a stretch of `size` characters with no such space (text without spaces) is cut where it ends."""
-    size, start = size or PIECE_CHARS, 0
-    while len(text) - start > size:
-        lo, cut = start + size // 2, start + size
-        space = text.rfind(" ", lo, cut)
-        while space > lo and text[space - 1].isspace():
-            space = text.rfind(" ", lo, space)
-        cut = space if space > lo else cut
-        yield text[start:cut]
-        start = cut
-    yield text[start:]
-
-
 def encode_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list:
     """Each text's token ids followed by end-of-text; a text over PIECE_CHARS is encoded a piece at a time
     into an int32 array (4 bytes a token, not a Python int's 36), so memory follows the piece."""
     eos = tokenizer.eos_token_id
-    short = [i for i, t in enumerate(texts) if len(t) <= PIECE_CHARS]
+    short = [i for i, t in enumerate(texts) if len(t) <= pieces.PIECE_CHARS]
     docs: list = [None] * len(texts)
     if short:
         ids = tokenizer([texts[i] for i in short], add_special_tokens=False, verbose=False)["input_ids"]
@@ -143,7 +126,7 @@ def encode_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> li
         if docs[i] is None:
             parts = [
                 np.asarray(tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"], np.int32)
-                for piece in text_pieces(text)
+                for piece in pieces.text_pieces(text)
             ]
             docs[i] = np.concatenate([*parts, np.array([eos], np.int32)])
     return docs

@@ -25,12 +25,13 @@ def test_bpe_round_trips_text_and_reloads(tmp_path):
 def test_a_long_document_is_tokenized_a_piece_at_a_time(monkeypatch):
     """A 200 MB one-line file took more than 17 GB in `llmkit tokenize` (tokenizers hold a few hundred bytes per
     token of the text in one call): a long text is trained on and encoded in pieces, to the same ids."""
+    from llmkit import pieces
     from llmkit.data import pack
     from llmkit.data import tokenizer as tokenizer_module
 
     words = ["alpha", "beta", "gamma", "delta", "x\u4e00\u4e01", "ok.", "don't", "  two"]
     long = " ".join(words[i * 7 % len(words)] for i in range(4000))  # ~25k characters on one line
-    monkeypatch.setattr(tokenizer_module, "PIECE_CHARS", 1000)
+    monkeypatch.setattr(pieces, "PIECE_CHARS", 1000)
     seen = []
     batches = tokenizer_module._batches
     monkeypatch.setattr(
