@@ -13,6 +13,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
@@ -169,6 +170,12 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
 
 def _config_value(action: argparse.Action, value: object, where: str) -> object:
     """A file's YAML/JSON value converted as its flag's text would be (argparse converts only string defaults)."""
+    if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+        # what the shell does to a flag's value: `output_dir: ~/runs/x` made a folder named "~" in the working
+        # directory, and the summary's "~/runs/x" pointed at the home folder, where nothing was
+        value = os.path.expanduser(value)
+    if isinstance(value, list):
+        value = [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~/") else v for v in value]
     if value is None or isinstance(value, str) or action.type is None:
         return value  # argparse converts a string default itself, naming the flag if it is wrong
     many = action.nargs in ("+", "*")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from llmkit.arguments import add_config_flag, set_program
@@ -96,7 +97,7 @@ def _space(argv: list[str]) -> None:
             title=args.title,
             overwrite=args.overwrite,
         )
-        print(f"built {out}: check it with `llmkit space check {out}`")
+        print(f"built {out}: check it with `llmkit space check {shlex.quote(str(out))}`")
     elif args.command == "check":
         problems = validate(args.folder)
         if problems:

@@ -1,9 +1,11 @@
 """The one rule every loader (corpora, RAG documents, image folders) uses for what a folder holds: its files,
 sorted, without hidden files and folders (.ipynb_checkpoints/, .git/, .venv/, .DS_Store), whose stale copies and
-tools' files would otherwise be trained on or cited as if they were the data. Standard library only."""
+tools' files would otherwise be trained on or cited as if they were the data. Also the check that an output
+folder can be written. Standard library only."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -15,3 +17,27 @@ def visible_files(folder: Path, *, recursive: bool = True) -> list[Path]:
         for p in found
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def writable_folder(folder: Path, name: str) -> None:
+    """Create `folder` if needed and check that a file can be written in it, or say which flag to change.
+
+    `name` is what the user passed it as ("--store runs/s"); a read-only folder, a path through a file
+    or a full disk then stops the command before any work, with a message instead of a traceback.
+    """
+    from llmkit.errors import UserError
+
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise UserError(
+                    f"cannot write to {name}: {above} is a file, not a folder; pass another path."
+                )
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".llmkit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to {name} ({err.strerror}: {folder}); pass a writable path.") from None

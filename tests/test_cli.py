@@ -200,3 +200,20 @@ def test_importing_llmkit_first_lets_openmp_threads_sleep_unless_the_user_chose(
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_an_output_path_that_cannot_be_written_is_named_not_a_traceback(tmp_path, capsys):
+    """tokenize, rag index and space build stopped with NotADirectoryError/PermissionError tracebacks."""
+    (tmp_path / "corpus.txt").write_text("Some text to read.\n\nAnd a second paragraph.\n")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("precious")
+    inside = str(a_file / "out")
+    corpus = str(tmp_path / "corpus.txt")
+    for argv in (
+        ["tokenize", "--train_files", corpus, "--output_dir", inside],
+        ["rag", "index", corpus, "--store", inside],
+        ["space", "build", "classic", "--out", inside],
+    ):
+        _fails_with(argv, capsys, f"{a_file} is a file, not a folder")
+    assert a_file.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "notes.txt"]

@@ -102,6 +102,16 @@ def test_pretrain_takes_a_config_file_and_flags_win(tmp_path):
     )
 
 
+def test_a_home_path_in_a_config_file_is_the_home_folder(tmp_path, monkeypatch):
+    """`output_dir: ~/runs/x` made a folder named "~" in the working directory (no shell expands a file's values)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = tmp_path / "run.yaml"
+    config.write_text("output_dir: ~/runs/x\ntrain_files: [~/corpus.txt, data/~x.txt]\n")
+    data, _, training = parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
+    assert training.output_dir == str(tmp_path / "home/runs/x")
+    assert data.train_files == [str(tmp_path / "home/corpus.txt"), "data/~x.txt"]
+
+
 def test_config_file_mistakes_are_named(tmp_path):
     from llmkit.errors import UserError
     from llmkit.recipes import train_cnn

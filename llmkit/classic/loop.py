@@ -89,6 +89,7 @@ class _Run:
     opts: dict[str, torch.optim.Optimizer]
     loader: DataLoader
     state: dict = field(default_factory=_fresh_state)
+    rows_before: int = 0  # log_history rows of the runs this one resumed
 
     @property
     def root(self) -> Path:
@@ -145,6 +146,7 @@ def _resume(run: _Run) -> None:
             "use another --output_dir or delete its checkpoints folder."
         ) from None
     run.state = found[1]
+    run.rows_before = len(run.state["log_history"])
     logger.info(f"resuming from {found[0]} (epoch {run.state['epoch']}, step {run.state['global_step']})")
 
 
@@ -204,8 +206,12 @@ def _finish(run: _Run, config: dict, *, extra: dict | None, headline: tuple[str,
     weights = {name: accelerator.unwrap_model(m).state_dict() for name, m in run.mods.items()}
     _save_weights(run.out, weights, {**config, "args": asdict(args)})
     last = next((row for row in reversed(state["log_history"]) if "train_loss" in row), {})
+    # this run's epochs only: a resumed run printed the mean of every run's ("averaged over this run"), and a
+    # re-run with nothing left to train showed the earlier run's mean as its own
+    losses = [row["train_loss"] for row in state["log_history"][run.rows_before :] if "train_loss" in row]
     metrics = {
         **{k: v for k, v in last.items() if k not in ("step", "train_loss")},
+        "train_loss": sum(losses) / len(losses) if losses else None,
         **(extra or {}),
         "global_step": state["global_step"],
         "world_size": accelerator.num_processes,

@@ -13,16 +13,16 @@ import torch
 from datasets import Dataset, concatenate_datasets
 from transformers import PreTrainedTokenizerBase
 
+from llmkit.data.tokenizer import encode_documents
+
 PACK_BATCH = 1000  # documents per packing batch; each batch leaves one short tail, re-packed at the end
 
 
 def tokenize(ds: Dataset, tokenizer: PreTrainedTokenizerBase, num_proc: int | None = None) -> Dataset:
     """Tokenize the "text" column in batches, appending end-of-text to every document."""
-    eos = tokenizer.eos_token_id
 
     def encode(texts: list[str]) -> dict:
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return {"input_ids": [doc + [eos] for doc in ids]}
+        return {"input_ids": encode_documents(tokenizer, texts)}
 
     return ds.map(
         encode,

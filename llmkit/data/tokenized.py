@@ -34,12 +34,14 @@ from transformers import PreTrainedTokenizerBase
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
 from llmkit.data.tokenizer import (
+    encode_documents,
     get_tokenizer,
     load_tokenizer,
     tokenizer_fingerprint,
     tokenizer_training_texts,
 )
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.log import configure_logging, get_logger
 
 logger = get_logger(__name__)
@@ -97,9 +99,14 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         raise UserError(
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
-    out = Path(args.output_dir).expanduser()
+    out = Path(
+        os.path.abspath(Path(args.output_dir).expanduser())
+    )  # `.` has no name to make `.NAME.tmp-PID` of
     recover_publish(out)
     _check_replaceable(out, args.overwrite_output_dir)
+    writable_folder(
+        out.parent, f"--output_dir {args.output_dir}"
+    )  # the dataset is made beside it, then renamed
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
     work = _fresh_work_dir(out)
 
@@ -222,11 +229,9 @@ def _pack_split(
     work: Path,
 ) -> tuple[Dataset, dict]:
     """Tokenize one split (in parallel), then cut the token stream into blocks written as Arrow."""
-    eos = tokenizer.eos_token_id
 
     def encode(texts: list[str]) -> dict:
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return {"input_ids": [doc + [eos] for doc in ids]}
+        return {"input_ids": encode_documents(tokenizer, texts)}
 
     cache = work / "cache"
     cache.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from llmkit import pieces
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 
@@ -47,7 +49,9 @@ def train_byte_level_bpe(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_batches(texts), trainer=trainer)
+    bpe.train_from_iterator(
+        _batches(piece for text in texts for piece in pieces.text_pieces(text)), trainer=trainer
+    )
     return bpe
 
 
@@ -106,3 +110,23 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
     it = iter(texts)
     while batch := list(islice(it, size)):
         yield batch
+
+
+def encode_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list:
+    """Each text's token ids followed by end-of-text; a text over PIECE_CHARS is encoded a piece at a time
+    into an int32 array (4 bytes a token, not a Python int's 36), so memory follows the piece."""
+    eos = tokenizer.eos_token_id
+    short = [i for i, t in enumerate(texts) if len(t) <= pieces.PIECE_CHARS]
+    docs: list = [None] * len(texts)
+    if short:
+        ids = tokenizer([texts[i] for i in short], add_special_tokens=False, verbose=False)["input_ids"]
+        for i, doc in zip(short, ids):
+            docs[i] = doc + [eos]
+    for i, text in enumerate(texts):
+        if docs[i] is None:
+            parts = [
+                np.asarray(tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"], np.int32)
+                for piece in pieces.text_pieces(text)
+            ]
+            docs[i] = np.concatenate([*parts, np.array([eos], np.int32)])
+    return docs

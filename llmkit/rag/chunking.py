@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from llmkit.errors import UserError
+from llmkit.pieces import text_pieces
 from llmkit.rag.documents import Document
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -49,7 +52,7 @@ def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
     units = []
     for a, b in _spans(text, _PARAGRAPH, 0, len(text)):
         pieces = [(a, b)]
-        if _count(tokenizer, text[a:b]) > max_tokens:
+        if _count(tokenizer, text[a:b], max_tokens) > max_tokens:
             pieces = _spans(text, _SENTENCE, a, b)
         for s, e in pieces:
             n = _count(tokenizer, text[s:e])
@@ -63,21 +66,30 @@ def _units(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
 def _split_by_tokens(
     text: str, start: int, end: int, tokenizer, max_tokens: int
 ) -> list[tuple[int, int, int]]:
-    # verbose=False: counting a long paragraph is not feeding it to the model ("sequence length is longer...")
-    offsets = tokenizer(
-        text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False
-    )["offset_mapping"]
+    # Token offsets a piece of the text at a time (text_pieces cuts before a space, where the tokenizer splits
+    # anyway), as an int array: one call on a 50 MB paragraph held gigabytes of tokens and offset tuples.
+    parts, pos = [], start
+    for piece in text_pieces(text[start:end]):
+        # verbose=False: counting a long paragraph is not feeding it to the model ("sequence length is longer...")
+        found = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        parts.append(np.asarray(found["offset_mapping"], dtype=np.int64).reshape(-1, 2)[:, 0] + pos)
+        pos += len(piece)
+    starts = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     out = []
-    for i in range(0, len(offsets), max_tokens):
-        window = offsets[i : i + max_tokens]
-        s = start + window[0][0]
-        e = start + (offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else end - start)
-        out.append((s, e, len(window)))
+    for i in range(0, len(starts), max_tokens):
+        e = int(starts[i + max_tokens]) if i + max_tokens < len(starts) else end
+        out.append((int(starts[i]), e, min(max_tokens, len(starts) - i)))
     return out
 
 
-def _count(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+def _count(tokenizer, text: str, limit: int | None = None) -> int:
+    """Tokens in `text`, counted a piece at a time; past `limit` the count stops (it only has to exceed it)."""
+    total = 0
+    for piece in text_pieces(text):
+        total += len(tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"])
+        if limit is not None and total > limit:
+            break
+    return total
 
 
 def check_chunking(max_tokens: int, overlap: int) -> None:

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.rag.calibration import ensure_calibrated
 from llmkit.rag.chunking import check_chunking
 from llmkit.rag.documents import (
@@ -21,6 +22,7 @@ from llmkit.rag.documents import (
     folder_prefix,
     load_paths,
     shown_path,
+    under_folders,
 )
 
 
@@ -52,6 +54,8 @@ def index(args: argparse.Namespace) -> None:
             f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
             f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
         )
+    if not store_path.is_file():  # a file is named by Store
+        writable_folder(store_path, f"--store {args.store}")
     store = Store(
         args.store,
         embedding_model=args.embedding_model,
@@ -76,6 +80,13 @@ def index(args: argparse.Namespace) -> None:
         )
     # Re-indexing a folder also removes the documents whose files are gone from it.
     folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    if args.include or args.exclude:
+        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
+        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
+        removed += store.delete_documents(
+            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
+        )
+        folders = set()
     stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     stats["documents_removed"] += removed
     _hint_gone_files(store, args.store)

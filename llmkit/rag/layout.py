@@ -9,6 +9,7 @@ or its database holds no document; anything else (a user's own folder) is refuse
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -121,8 +122,30 @@ def database_problem(store: Path, err: sqlite3.DatabaseError) -> UserError:
             f"the store {store} stayed locked by another process (a running `llmkit rag index`?) for 30 s; "
             "run this again when it has finished."
         )
+    read_only = _cannot_write(store)
+    if read_only:
+        # not damaged: indexing it again (the advice below) would lose nothing but time, and fail the same way
+        return UserError(
+            f"the store {store} cannot be written ({read_only}), and SQLite writes beside its database even to "
+            f"read it; make {store} and its files writable, or copy the store to a writable folder and pass that "
+            "as --store."
+        )
     damaged = any(word in str(err) for word in ("malformed", "not a database", "corrupt"))
     return UserError(
         f"the store's database {store / DATABASE} is {'damaged' if damaged else 'unusable'} ({err}); its "
         f"documents must be indexed again: move {store} aside, then run `llmkit rag index PATH --store {store}`."
     )
+
+
+def _cannot_write(store: Path) -> str | None:
+    """Why the store's folder or database cannot be written (a read-only mount, another owner), or None."""
+    try:
+        probe = store / f".llmkit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        if (store / DATABASE).exists():
+            with open(store / DATABASE, "ab"):
+                pass
+    except OSError as err:
+        return f"{err.strerror}: {err.filename}"
+    return None

@@ -16,6 +16,7 @@ import yaml
 
 import llmkit
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 from llmkit.secrets import find_tokens, redact
 from llmkit.spaces.scan import secret_findings
 from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
@@ -154,6 +155,7 @@ def _check_inputs(
             raise UserError(
                 f"{out} is not a Space built by llmkit, so --overwrite will not delete it; pass a new --out folder."
             )
+    writable_folder(out.resolve().parent, f"--out {out}")  # the Space is built beside it, then renamed
 
 
 # The image templates, by the pipeline task of the model each serves.
@@ -274,8 +276,13 @@ def build_space(
     except BaseException:  # Ctrl-C or a full disk: leave no half-built folder behind
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out.resolve())  # the folder appears complete or not at all
+    final = out.resolve()
+    replaced = final.with_name(final.name + ".replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if final.exists():  # --overwrite: the old Space is set aside whole, never left half deleted by a kill
+        final.rename(replaced)
+    staging.rename(final)  # the folder appears complete or not at all
+    shutil.rmtree(replaced, ignore_errors=True)
     return out
 
 

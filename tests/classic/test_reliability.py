@@ -65,6 +65,11 @@ def test_resume_skips_a_damaged_checkpoint_and_says_so(tmp_path, capsys, damage)
         "checkpoint-44",
         "checkpoint-66",
     ]
+    # "averaged over this run": epochs 2 and 3, not 1 (trained by the first run)
+    losses = [row["train_loss"] for row in metrics["log_history"] if "train_loss" in row]
+    assert metrics["train_loss"] == pytest.approx(sum(losses[1:]) / 2)
+    assert _mlp(tmp_path, 3)["train_loss"] is None  # nothing left to train: it showed the last run's mean
+    assert "averaged over this run" not in capsys.readouterr().out
 
 
 # --- Ctrl-C: the first saves at the current step, the second stops at once ------------------------------------

@@ -292,6 +292,15 @@ def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, 
     assert f"llmkit pretrain --tokenized_dataset '{out}'" in capsys.readouterr().out
 
 
+def test_the_working_directory_may_be_the_output_dir(tmp_path, corpus_dir, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    tokenize(Path("."), corpus_dir)  # was an OSError traceback (renaming '.'), the work deleted
+    assert (here / METADATA).is_file() and load_tokenized(here)[2]["block_size"] == BLOCK
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
 def test_overwrite_never_replaces_a_file_or_a_folder_tokenize_did_not_write(tmp_path, corpus_dir):
     notes = tmp_path / "notes.txt"
     notes.write_text("precious")

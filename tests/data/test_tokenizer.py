@@ -1,5 +1,6 @@
 """Tokenizers llmkit trains round-trip text and save like any transformers tokenizer."""
 
+from datasets import Dataset
 from transformers import AutoTokenizer
 
 from llmkit.data import builtin_texts, train_bpe_tokenizer
@@ -19,3 +20,38 @@ def test_bpe_round_trips_text_and_reloads(tmp_path):
     assert reloaded(sample)["input_ids"] == ids
     # merges learned from the corpus
     assert len(tokenizer("The for statement is used to iterate")["input_ids"]) < 20
+
+
+def test_a_long_document_is_tokenized_a_piece_at_a_time(monkeypatch):
+    """A 200 MB one-line file took more than 17 GB in `llmkit tokenize` (tokenizers hold a few hundred bytes per
+    token of the text in one call): a long text is trained on and encoded in pieces, to the same ids."""
+    from llmkit import pieces
+    from llmkit.data import pack
+    from llmkit.data import tokenizer as tokenizer_module
+
+    words = ["alpha", "beta", "gamma", "delta", "x\u4e00\u4e01", "ok.", "don't", "  two"]
+    long = " ".join(words[i * 7 % len(words)] for i in range(4000))  # ~25k characters on one line
+    monkeypatch.setattr(pieces, "PIECE_CHARS", 1000)
+    seen = []
+    batches = tokenizer_module._batches
+    monkeypatch.setattr(
+        tokenizer_module, "_batches", lambda texts: batches(t for t in texts if not seen.append(len(t)))
+    )
+    tokenizer = train_bpe_tokenizer([long, "a short one"], vocab_size=300)
+    assert seen and max(seen) <= 1000
+
+    whole = tokenizer(long, add_special_tokens=False)["input_ids"]
+    call = type(tokenizer).__call__
+    lengths = []
+
+    def spy(self, text, **kwargs):
+        lengths.append(max(len(t) for t in ([text] if isinstance(text, str) else text)))
+        return call(self, text, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", spy)
+    packed = pack(Dataset.from_dict({"text": ["a short one", long]}), tokenizer, 8)
+    assert max(lengths) <= 1000
+    short = tokenizer("a short one", add_special_tokens=False)["input_ids"]
+    stream = [i for row in packed["input_ids"] for i in row.tolist()]
+    expected = short + [tokenizer.eos_token_id] + whole + [tokenizer.eos_token_id]
+    assert stream == expected[: len(stream)] and len(expected) - len(stream) < 8

@@ -85,6 +85,28 @@ def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     assert chunks[3].metadata["heading"].startswith("Part")
 
 
+def test_a_long_paragraph_is_chunked_a_piece_at_a_time(embedder, monkeypatch):
+    """A 5 MB paragraph (a file without blank lines) took 1.1 GB to chunk: it was tokenized whole, twice."""
+    from llmkit import pieces
+
+    words = "alpha beta. Gamma delta epsilon, zeta eta theta iota kappa lambda".split()
+    doc = Document(
+        "long.txt", " ".join(words[i * 5 % len(words)] for i in range(3000)), {"source": "long.txt"}
+    )
+    whole = [(c.start, c.end, c.text) for c in chunk_document(doc, embedder.tokenizer, 64, 16)]
+    monkeypatch.setattr(pieces, "PIECE_CHARS", 500)
+    tokenizer = embedder.tokenizer
+    call, lengths = type(tokenizer).__call__, []
+
+    def spy(self, text, **kwargs):
+        lengths.append(len(text))
+        return call(self, text, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", spy)
+    assert [(c.start, c.end, c.text) for c in chunk_document(doc, tokenizer, 64, 16)] == whole
+    assert max(lengths) <= 500
+
+
 def test_incremental_reindex(tmp_path, embedder):
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -122,6 +122,48 @@ def test_documents_of_deleted_files_can_be_removed(tmp_path, embedder, capsys, m
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    docs = _docs(tmp_path / "docs", ("tcp.md", "bees.md", "tides.md"))
+    (docs / "tides.md").rename(docs / "tides.txt")
+
+    def index(*flags):
+        llmkit_main(["rag", "index", "docs", "--store", "store", *flags])
+        return json.loads(capsys.readouterr().out)
+
+    assert index("--include", "*.md")["documents"] == 2
+    # it removed the two .md documents, indexed before and still there, with exit 0
+    stats = index("--include", "*.txt")
+    assert stats["documents_removed"] == 0 and stats["documents"] == 3
+    (docs / "bees.md").unlink()
+    stats = index("--exclude", "tcp.md")  # a file that is gone still goes
+    assert stats["documents_removed"] == 1 and stats["documents"] == 2
+
+
+def test_a_read_only_store_is_not_called_damaged(tmp_path, embedder, monkeypatch):
+    """A store on a read-only mount (or another user's) was "unusable; its documents must be indexed again"."""
+    from pathlib import Path
+
+    from llmkit.rag import Document
+    from llmkit.rag.layout import database_problem
+
+    path = tmp_path / "store"
+    Store(path, embedder=embedder).add_documents([Document("a", TOPICS["tcp.md"], {"source": "a"})])
+    write_text = Path.write_text
+
+    def read_only(self, *args, **kwargs):
+        if self.parent == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    message = str(database_problem(path, sqlite3.OperationalError("unable to open database file")))
+    assert "cannot be written (Permission denied" in message and "indexed again" not in message
+    monkeypatch.undo()
+    damaged = str(database_problem(path, sqlite3.DatabaseError("database disk image is malformed")))
+    assert "is damaged" in damaged and "indexed again" in damaged
+
+
 def test_sources_show_the_path_as_indexed(tmp_path, embedder, capsys, monkeypatch):
     work, outside = tmp_path / "work", tmp_path / "outside"
     _docs(work / "docs", ("tcp.md",))

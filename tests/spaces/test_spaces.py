@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,32 @@ def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models):
     with pytest.raises(UserError, match="not a Space built by llmkit"):
         build_space("rag-chat", tmp_path / "mine", store=str(store), overwrite=True)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_kill_during_overwrite_leaves_a_whole_space(tmp_path, monkeypatch):
+    """--overwrite deleted the old Space before putting the new one in place: a kill in between left a folder
+    half deleted, which the same command then refused as "not a Space built by llmkit"."""
+    import shutil
+
+    out = tmp_path / "space"
+    build_space("classic", out)
+    rmtree = shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        path = Path(path)
+        if (path / "app.py").exists() and not path.name.endswith(".building"):
+            (path / "app.py").unlink()  # its first file deleted, then the kill
+            raise KeyboardInterrupt
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_space("classic", out, title="New", overwrite=True)
+    monkeypatch.undo()
+    assert all((out / name).exists() for name in ("README.md", "app.py", "llmkit"))
+    assert "title: New" in (out / "README.md").read_text()
+    build_space("classic", out, title="Again", overwrite=True)  # the same command works again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space"]
 
 
 def test_check_catches_broken_folders(tmp_path, store):
