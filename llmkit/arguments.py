@@ -41,7 +41,7 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
     `hide` names fields of a shared dataclass that this recipe does not take: left out of --help, refused if given.
     """
     record.start_run_clock()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = [_expand_home(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     config_file, argv = split_config(argv)
     parser = _make_parser(dataclass_types)
     for action in parser._actions:
@@ -66,6 +66,15 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
         return tuple(_build(cls, namespace) for cls in dataclass_types)
     except ValueError as err:  # raised by a dataclass's __post_init__ (e.g. TrainingArguments' checks)
         raise UserError(str(err)) from None
+
+
+def _expand_home(arg: str) -> str:
+    """`--flag=~/x` with the home folder spelled out: the shell expands `~` only at the start of a word, so
+    `--output_dir=~/runs/x` made a folder named "~" in the working directory."""
+    flag, equals, value = arg.partition("=")
+    if flag.startswith("--") and equals and (value == "~" or value.startswith("~/")):
+        return f"{flag}={os.path.expanduser(value)}"
+    return arg
 
 
 def split_config(argv: list[str]) -> tuple[Path | None, list[str]]:

@@ -110,6 +110,11 @@ def test_a_home_path_in_a_config_file_is_the_home_folder(tmp_path, monkeypatch):
     data, _, training = parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
     assert training.output_dir == str(tmp_path / "home/runs/x")
     assert data.train_files == [str(tmp_path / "home/corpus.txt"), "data/~x.txt"]
+    # the shell leaves `~` after "=" alone: `--output_dir=~/runs/y` made a folder named "~" too
+    _, _, training = parse_args(
+        (DataArguments, ModelArguments, PretrainingArguments), ["--output_dir=~/runs/y"]
+    )
+    assert training.output_dir == str(tmp_path / "home/runs/y")
 
 
 def test_config_file_mistakes_are_named(tmp_path):
