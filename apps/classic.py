@@ -19,15 +19,15 @@ DEFAULTS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     for name in DEFAULTS:
         parser.add_argument(
             f"--{name}", help=f"output_dir of the recipe (default {DEFAULTS[name]} if it exists)"
         )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7862)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     marker = {"hp_search": "trials.json"}  # the file that shows a default folder holds a finished run
     folders = {
         k: getattr(args, k) or (v if (Path(v) / marker.get(k, "config.json")).is_file() else None)

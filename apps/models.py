@@ -21,8 +21,8 @@ DEFAULTS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
     parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
     parser.add_argument("--text2text", help="a seq2seq folder (finetune_t5.py output)")
@@ -35,7 +35,7 @@ def main() -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not (args.causal or args.classifier or args.text2text or args.image):
         found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
         if not any(found.values()):

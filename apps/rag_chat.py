@@ -11,8 +11,8 @@ from pathlib import Path
 from llmkit.errors import UserError, run_cli
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
         "--store", default="runs/rag-builtin", help="store directory (built from the built-in docs if empty)"
     )
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}.")

@@ -147,8 +147,20 @@ def _description() -> str | None:
     return (main.__doc__ or "").strip() or None if main else None
 
 
+def _shipped_config(path: Path) -> Path:
+    """path, or where it is missing, the config of that name installed with llmkit: the README's
+    `--config recipes/configs/NAME.yaml` (or a bare NAME.yaml) works from a pip install, outside a clone."""
+    if path.is_file() or path.parent not in (Path("."), Path("recipes/configs")):
+        return path
+    import llmkit.recipes  # recipes/ itself, installed as a package
+
+    shipped = Path(llmkit.recipes.__file__).parent / "configs" / path.name
+    return shipped if shipped.is_file() else path
+
+
 def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
     """Make the file's values the parser's defaults, so flags on the command line still win."""
+    path = _shipped_config(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file.")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shlex
 import sys
@@ -13,6 +14,7 @@ from llmkit.recipes import RECIPES
 from llmkit.tool_cli import parse_command, parse_subcommand, subcommand_parser
 
 TOOLS = {
+    "app": "open a Gradio app: models, rag-chat or classic (`llmkit app NAME --help`)",
     "generate": "sample text from a causal LM folder, streaming it to the terminal",
     "rag": "index documents and ask questions with cited sources (index, ask, eval, chat, serve)",
     "space": "build, check and deploy a Hugging Face Space (build, check, deploy)",
@@ -116,6 +118,20 @@ def _space(argv: list[str]) -> None:
         )
 
 
+def _app(argv: list[str]) -> None:
+    from llmkit.apps import APPS
+    from llmkit.errors import UserError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: llmkit app NAME [options]\n\napps:")
+        print("\n".join(f"  {name:<10}{summary}" for name, (_, summary) in APPS.items()))
+        return
+    if argv[0] not in APPS:
+        raise UserError(f"unknown app {argv[0]!r}; pick one of {', '.join(APPS)}.")
+    module = importlib.import_module(f"llmkit.apps.{APPS[argv[0]][0]}")
+    module.main(argv[1:], prog=f"llmkit app {argv[0]}")
+
+
 def _recipe(name: str, argv: list[str]) -> None:
     set_program(f"llmkit {name}")
     RECIPES[name].load().main(argv)
@@ -123,6 +139,7 @@ def _recipe(name: str, argv: list[str]) -> None:
 
 COMMANDS = {
     **{name: (lambda argv, name=name: _recipe(name, argv)) for name in RECIPES},
+    "app": _app,
     "generate": _generate,
     "rag": _rag,
     "space": _space,

@@ -147,6 +147,18 @@ def test_unknown_command_and_missing_config(capsys):
     _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
 
 
+def test_the_apps_are_commands_too(capsys):
+    # from a pip install there is no apps/ folder to `python apps/models.py` from
+    llmkit_main(["app", "--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("models", "rag-chat", "classic"))
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["app", "models", "--help"])
+    assert exit_.value.code == 0 and "usage: llmkit app models" in capsys.readouterr().out
+    _fails_with(["app", "chat"], capsys, "unknown app 'chat'; pick one of models, rag-chat, classic")
+    _fails_with(["app", "models", "--causal", "/nonexistent"], capsys, "/nonexistent is not a model folder")
+
+
 def test_output_into_a_closed_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # as `llmkit --help | head -1` once head has exited

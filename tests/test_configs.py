@@ -117,6 +117,18 @@ def test_a_home_path_in_a_config_file_is_the_home_folder(tmp_path, monkeypatch):
     assert training.output_dir == str(tmp_path / "home/runs/y")
 
 
+def test_the_readme_config_paths_work_outside_a_clone(tmp_path, monkeypatch):
+    # from a pip install there is no recipes/configs/ beside the user: the installed copy is read
+    monkeypatch.chdir(tmp_path)
+    types = (DataArguments, ModelArguments, PretrainingArguments)
+    shipped = yaml.safe_load((REPO / "recipes/configs/pretrain-tiny.yaml").read_text())
+    for path in ("recipes/configs/pretrain-tiny.yaml", "pretrain-tiny.yaml"):
+        _, model, training = parse_args(types, ["--config", path])
+        assert (model.preset, training.output_dir) == (shipped["preset"], shipped["output_dir"])
+    (tmp_path / "pretrain-tiny.yaml").write_text("output_dir: mine\n")  # a user's own file comes first
+    assert parse_args(types, ["--config", "pretrain-tiny.yaml"])[2].output_dir == "mine"
+
+
 def test_config_file_mistakes_are_named(tmp_path):
     from llmkit.errors import UserError
     from llmkit.recipes import train_cnn

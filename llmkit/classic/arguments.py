@@ -26,7 +26,7 @@ COUNTS = ("num_train_epochs", "per_device_train_batch_size", "logging_steps", "s
 class ClassicArguments:
     """Arguments every classic recipe shares, named as transformers' TrainingArguments names them."""
 
-    # A recipe's class names its command (metrics.json, the summary), the `python apps/classic.py` flag serving
+    # A recipe's class names its command (metrics.json, the summary), the `llmkit app classic` flag serving
     # its result (None: no page) and its own counts and widths (`sizes`: ints or lists of ints, each refused
     # below 1) as class keywords: `class CNNArguments(ImageArguments, recipe="train-cnn", ...)`.
     recipe: ClassVar[str] = "classic"

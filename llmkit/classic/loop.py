@@ -313,6 +313,6 @@ def summarize(args: ClassicArguments, metrics: dict, *, title: str, notes: tuple
     """The closing summary of a classic run: where it is, its headline figures, the app page that serves it."""
     out = Path(args.output_dir)
     where = shlex.quote(str(out))  # a shell line: a folder with a space stays one argument
-    use = [f"python apps/classic.py --{args.app_flag} {where}"] if args.app_flag else [f"the files in {out}"]
+    use = [f"llmkit app classic --{args.app_flag} {where}"] if args.app_flag else [f"the files in {out}"]
     metrics = {"output_dir": str(out), **metrics}  # a run that stopped before writing metrics.json has none
     return record.print_summary(metrics, title=f"{args.recipe}: {title}", use=use, notes=notes)

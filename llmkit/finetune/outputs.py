@@ -63,10 +63,10 @@ USAGE = {
 }
 # The app tab that serves each kind of output folder.
 SERVE = {
-    "text-classification": "python apps/models.py --classifier {model}",
-    "token-classification": "python apps/models.py --classifier {model}",
-    "text2text-generation": "python apps/models.py --text2text {model}",
-    "text-generation": "python apps/models.py --causal {model}",
+    "text-classification": "llmkit app models --classifier {model}",
+    "token-classification": "llmkit app models --classifier {model}",
+    "text2text-generation": "llmkit app models --text2text {model}",
+    "text-generation": "llmkit app models --causal {model}",
 }
 
 

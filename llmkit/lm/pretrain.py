@@ -234,7 +234,7 @@ def _print_summary(metrics: dict, out: str, what: str) -> None:
         use=[
             f'pipeline("text-generation", model="{out}")',
             f'llmkit generate --model {shlex.quote(str(out))} --prompt "..."',
-            f"python apps/models.py --causal {shlex.quote(str(out))}",
+            f"llmkit app models --causal {shlex.quote(str(out))}",
         ],
         notes=[speed, *(f"sample {s!r}" for s in metrics["samples"])],
     )

@@ -27,7 +27,7 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_art
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for folder in ("llmkit", "recipes", "spaces"):
+    for folder in ("llmkit", "recipes", "apps", "spaces"):
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # Offline with this environment's setuptools when it is recent enough (as pyproject.toml asks);
@@ -53,6 +53,10 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_art
         "a package is missing from the wheel"
     )
     assert {f"llmkit/recipes/{p.name}" for p in (REPO / "recipes").glob("*.py")} <= shipped
+    assert {f"llmkit/apps/{p.name}" for p in (REPO / "apps").glob("*.py")} <= shipped  # `llmkit app NAME`
+    configs = [*(REPO / "recipes/configs").glob("*.yaml"), *(REPO / "recipes/accelerate").glob("*.yaml")]
+    # the README's --config paths
+    assert {f"llmkit/{p.relative_to(REPO).as_posix()}" for p in configs} <= shipped
     for name in TEMPLATES:
         for part in ("README.md", "app.py", "requirements.txt"):
             assert f"llmkit/spaces/templates/{name}/{part}" in shipped, (name, part)
