@@ -83,6 +83,7 @@ class Embedder:
         self.max_tokens = self.model.max_seq_length - 2
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmkit-embed")
         self._worker_thread: threading.Thread | None = None
+        self._stop = threading.Event()  # set on Ctrl-C: the worker stops after the slice it is embedding
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Return an (n, dim) float32 array of normalized embeddings."""
@@ -90,15 +91,30 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         if threading.current_thread() is self._worker_thread:
             return self._encode(texts, progress)
-        return self._worker.submit(self._encode, texts, progress).result()
+        future = self._worker.submit(self._encode, texts, progress)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            # Python's exit waits for the worker thread: without this it embedded the rest of a long document
+            # (minutes) after Ctrl-C, and a second Ctrl-C aborted the process mid-computation.
+            self._stop.set()
+            future.exception()  # within one slice
+            self._stop.clear()
+            raise
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         self._worker_thread = threading.current_thread()
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)  # FAISS rejects float64
+        slice_size = 4 * self.batch_size  # how often a Ctrl-C is looked for
+        parts = []
+        for start in range(0, len(texts), slice_size):
+            if self._stop.is_set():
+                raise InterruptedError("embedding stopped by Ctrl-C")
+            part = self.model.encode(
+                texts[start : start + slice_size],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+            parts.append(part)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)  # FAISS rejects float64

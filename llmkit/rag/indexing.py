@@ -87,7 +87,12 @@ def index(args: argparse.Namespace) -> None:
             [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
         )
         folders = set()
-    stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
+    try:
+        stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            "the documents committed before Ctrl-C are in the store; run the same command to index the rest."
+        ) from None
     stats["documents_removed"] += removed
     _hint_gone_files(store, args.store)
     calibration = ensure_calibrated(store)

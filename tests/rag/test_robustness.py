@@ -178,3 +178,37 @@ def test_kill_9_mid_index_then_the_same_run_continues(tmp_path, embedder):
     assert 3 <= kept < len(TOPICS) and store.index.ntotal == len(store)
     stats = store.add_documents(topic_documents())
     assert stats["documents_unchanged"] == kept and stats["chunks_embedded"] == len(TOPICS) - kept
+
+
+INTERRUPTED_EMBEDDER = """
+import os, signal, threading
+from llmkit.rag.embeddings import Embedder
+embedder = Embedder()
+texts = [f"sentence {i} on kettles, glaciers and the tides of the northern seas" * 8 for i in range(20000)]
+print("embedding", flush=True)
+threading.Timer(1, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
+try:
+    embedder.encode(texts)
+except KeyboardInterrupt:
+    print("interrupted", embedder.encode(["the same embedder works on"]).shape, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_embedding_within_a_slice_not_after_the_whole_document():
+    # rag index of a long document went on embedding all of it (minutes) after Ctrl-C: Python's exit waits
+    # for the embedding thread, and a second Ctrl-C aborted the process from inside torch
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_EMBEDDER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout.readline() == b"embedding\n"
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=300)
+    assert out.decode().startswith("interrupted (1, 384)") and proc.returncode == 0, err.decode()[-2000:]
+    assert time.monotonic() - start < 20  # embedding all 20,000 takes minutes
