@@ -10,6 +10,7 @@ classic recipes can use it without loading transformers.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 from collections.abc import Callable
@@ -26,7 +27,9 @@ CPU_DDP_HINT = (
 
 
 def check_launch() -> None:
-    """Refuse a launch that asked accelerate for several processes but got one."""
+    """Refuse a launch that asked accelerate for several processes but got one; end the process group at exit."""
+    atexit.unregister(_end_process_group)  # once per process, however many runs it makes
+    atexit.register(_end_process_group)
     launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ
     # accelerate's simple launcher sets it only for >1 process
     asked_for_several = "MASTER_ADDR" in os.environ
@@ -34,6 +37,14 @@ def check_launch() -> None:
         raise UserError(
             f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}."
         )
+
+
+def _end_process_group() -> None:
+    # torch asks every rank to call destroy_process_group() before it exits; a CPU rank that left its gloo group
+    # to the interpreter's teardown was once seen to abort ("terminate called without an active exception")
+    # after its run had finished, failing the whole launch
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def configure_threads() -> None:
