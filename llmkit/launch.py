@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from llmkit.errors import UserError
+from llmkit.folders import writable_folder
 
 CPU_DDP_HINT = (
     "on a CPU-only machine use `accelerate launch --config_file recipes/accelerate/cpu-ddp.yaml ...` "
@@ -84,15 +85,7 @@ def prepare_output_dir(path: str | Path) -> Path:
                 f"metrics.json), and this run would overwrite {'it' if len(theirs) == 1 else 'them'}; pass a new or "
                 "empty --output_dir."
             )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".llmkit-write-test-{os.getpid()}"  # per process: ranks probe the same folder at once
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(
-            f"cannot write to output_dir {out} ({err.strerror}); pass a writable --output_dir."
-        ) from None
+    writable_folder(out, f"--output_dir {out}")  # its probe file is per process: ranks probe at once
     _hold(out)
     return out
 

@@ -56,7 +56,7 @@ def test_empty_corpus_and_unwritable_output_dir(capsys, tmp_path):
     )
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to output_dir")
+    _fails_with(["pretrain", "--output_dir", str(a_file / "sub")], capsys, "cannot write to --output_dir")
 
 
 def test_an_output_dir_with_files_no_run_wrote_is_refused(capsys, tmp_path):
