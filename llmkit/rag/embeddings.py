@@ -83,7 +83,6 @@ class Embedder:
         self.max_tokens = self.model.max_seq_length - 2
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmkit-embed")
         self._worker_thread: threading.Thread | None = None
-        self._stop = threading.Event()  # set on Ctrl-C: the worker stops after the slice it is embedding
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Return an (n, dim) float32 array of normalized embeddings."""
@@ -91,30 +90,26 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         if threading.current_thread() is self._worker_thread:
             return self._encode(texts, progress)
-        future = self._worker.submit(self._encode, texts, progress)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            # Python's exit waits for the worker thread: without this it embedded the rest of a long document
-            # (minutes) after Ctrl-C, and a second Ctrl-C aborted the process mid-computation.
-            self._stop.set()
-            future.exception()  # within one slice
-            self._stop.clear()
-            raise
+        # One job per batch: a question asked while a long document is embedded (an upload in the chat app) waits
+        # for one batch, not the whole document; and Ctrl-C stops within a batch, since Python's exit waits for the
+        # running job (it went on embedding a 10 MB file for minutes, and a second Ctrl-C aborted inside torch).
+        # Each batch is submitted once the last is done, so others' jobs go between; like lengths pad least.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = [texts[j] for j in order[i : i + self.batch_size]]
+            parts.append(self._worker.submit(self._encode, batch, progress).result())
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         self._worker_thread = threading.current_thread()
-        slice_size = 4 * self.batch_size  # how often a Ctrl-C is looked for
-        parts = []
-        for start in range(0, len(texts), slice_size):
-            if self._stop.is_set():
-                raise InterruptedError("embedding stopped by Ctrl-C")
-            part = self.model.encode(
-                texts[start : start + slice_size],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
-            parts.append(part)
-        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)  # FAISS rejects float64
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)  # FAISS rejects float64
