@@ -41,7 +41,7 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
     `hide` names fields of a shared dataclass that this recipe does not take: left out of --help, refused if given.
     """
     record.start_run_clock()
-    argv = [_expand_home(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    argv = [expand_home(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     config_file, argv = split_config(argv)
     parser = _make_parser(dataclass_types)
     for action in parser._actions:
@@ -68,7 +68,7 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
         raise UserError(str(err)) from None
 
 
-def _expand_home(arg: str) -> str:
+def expand_home(arg: str) -> str:
     """`--flag=~/x` with the home folder spelled out: the shell expands `~` only at the start of a word, so
     `--output_dir=~/runs/x` made a folder named "~" in the working directory."""
     flag, equals, value = arg.partition("=")

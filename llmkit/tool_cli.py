@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmkit.arguments import apply_config, split_config
+from llmkit.arguments import apply_config, expand_home, split_config
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
@@ -59,7 +59,7 @@ def snake_case_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[s
 
 def parse_command(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse a command without subcommands (`llmkit generate`): dashed aliases and `--config FILE` applied."""
-    argv = snake_case_flags(parser, list(argv))
+    argv = snake_case_flags(parser, [expand_home(arg) for arg in argv])
     config, argv = split_config(argv)
     if config is not None:
         apply_config(parser, config)
@@ -68,7 +68,7 @@ def parse_command(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.
 
 def parse_subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse `SUBCOMMAND [flags]` with dashed aliases and `--config FILE` applied to that subcommand."""
-    argv = snake_case_flags(parser, list(argv))
+    argv = snake_case_flags(parser, [expand_home(arg) for arg in argv])
     config, argv = split_config(argv) if len(argv) > 1 else (None, argv)
     if config is not None:
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

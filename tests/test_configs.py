@@ -115,6 +115,10 @@ def test_a_home_path_in_a_config_file_is_the_home_folder(tmp_path, monkeypatch):
         (DataArguments, ModelArguments, PretrainingArguments), ["--output_dir=~/runs/y"]
     )
     assert training.output_dir == str(tmp_path / "home/runs/y")
+    from llmkit.rag.commands import _parser as rag_parser  # the tools' flags too
+    from llmkit.tool_cli import parse_subcommand
+
+    assert parse_subcommand(rag_parser(), ["ask", "q", "--store=~/s"]).store == str(tmp_path / "home/s")
 
 
 def test_the_readme_config_paths_work_outside_a_clone(tmp_path, monkeypatch):
