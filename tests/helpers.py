@@ -46,6 +46,18 @@ def run_pretrain(argv: list[str], callbacks=None) -> dict:
     )
 
 
+def llmkit_in_process(argv: list[str], capfd) -> tuple[int, str]:
+    """`llmkit ARGV` run in this process, through the console script's main() as a command runs it: its exit
+    status and everything written to file descriptor 2 (what a library writes there directly included).
+    For commands that fail early: a fresh interpreter would spend seconds importing transformers for nothing."""
+    from llmkit.cli import main
+
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    return exit_.value.code, capfd.readouterr().err
+
+
 # Runs each (recipe file, argv) of a JSON file in turn, in every rank of one launch: each file's main(argv),
 # as `python recipes/X.py argv` would call it.
 _RECIPES_ENTRY = """
