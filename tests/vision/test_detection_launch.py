@@ -1,5 +1,5 @@
 """finetune-detection through `accelerate launch` with the checked-in CPU config: the trained detector finds the
-held-out digits that the untrained one misses, scored from the output folder by pipeline("object-detection"). (Its two-rank run is in test_multiproc.py.)"""
+held-out digits that the untrained one misses, scored from the output folder by pipeline("object-detection"). (Its two-rank run is in tests/test_two_ranks.py.)"""
 
 import json
 import os
