@@ -1,4 +1,5 @@
-"""Shared fixtures: offline Hugging Face, quiet threads, and one tiny pretraining run reused by many tests."""
+"""Shared fixtures: offline Hugging Face, quiet threads, one tiny pretraining run reused by many tests, and the
+small datasets that both their own folder's tests and the two-rank launch (tests/test_two_ranks.py) train on."""
 
 import os
 
@@ -8,6 +9,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import json  # noqa: E402
+import random  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -45,3 +48,40 @@ def image_models(tmp_path_factory) -> dict[str, Path]:
 
     tasks = ("image-classification", "object-detection", "image-segmentation")
     return {t: save_tiny_image_model(t, tmp_path_factory.mktemp(t)) for t in tasks}
+
+
+@pytest.fixture(scope="session")
+def topic_csv(tmp_path_factory):
+    """Animal and finance sentences, two separable topics, as a CSV (sentence, topic)."""
+    from tests.finetune.helpers import ANIMALS, MONEY
+
+    path = tmp_path_factory.mktemp("cls") / "topics.csv"
+    rng = random.Random(0)
+    rows = [(t, "animals") for t in ANIMALS * 4] + [(t, "finance") for t in MONEY * 4]
+    rng.shuffle(rows)
+    path.write_text("sentence,topic\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_jsonl(tmp_path_factory):
+    """A toy text-to-text mapping: number words -> digits ('three one' -> '3 1')."""
+    path = tmp_path_factory.mktemp("t5") / "digits.jsonl"
+    rng = random.Random(0)
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rows = []
+    for _ in range(400):
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, 2))]
+        rows.append({"words": " ".join(names[d] for d in digits), "digits": " ".join(map(str, digits))})
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def canvases(tmp_path_factory):
+    """Generated canvases of the digits 0, 1 and 4 as train/ and test/ class folders (60 and 15 per class): well
+    separated, small enough to train in seconds."""
+    from llmkit.vision.synthetic import write_image_folders
+
+    root = tmp_path_factory.mktemp("canvases")
+    return write_image_folders(root, train_per_class=60, test_per_class=15, digits=(0, 1, 4), seed=7)

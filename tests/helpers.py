@@ -4,6 +4,7 @@ pretraining run, and the system's Chromium for browser tests (Playwright drives 
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,29 @@ def run_pretrain(argv: list[str], callbacks=None) -> dict:
     )
 
 
+def llmkit_in_process(argv: list[str], capfd) -> tuple[int, str]:
+    """`llmkit ARGV` run in this process, through the console script's main() as a command runs it: its exit
+    status and everything written to file descriptor 2 (what a library writes there directly included).
+    For commands that fail early: a fresh interpreter would spend seconds importing transformers for nothing."""
+    from llmkit.cli import main
+
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    return exit_.value.code, capfd.readouterr().err
+
+
+def run_together(*commands: list[str], timeout: int = 300, **kwargs) -> list[subprocess.CompletedProcess]:
+    """subprocess.run(command, capture_output=True, text=True, **kwargs) of each command, all started at once:
+    each spends seconds importing torch and transformers, and none of them waits for another to finish."""
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+        for c in commands
+    ]
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outputs)]
+
+
 # Runs each (recipe file, argv) of a JSON file in turn, in every rank of one launch: each file's main(argv),
 # as `python recipes/X.py argv` would call it.
 _RECIPES_ENTRY = """
@@ -64,7 +88,6 @@ def launch_recipes(runs: list[tuple[str, list[str]]], cwd: Path, timeout: int = 
     """Run recipes/<module>.py files one after another under one `accelerate launch` of two CPU ranks (the DDP
     config checked in): one start-up of the launcher and its ranks for all of them."""
     import json
-    import subprocess
     import sys
 
     entry, plan = cwd / "launch_recipes.py", cwd / "launch_recipes.json"

@@ -2,7 +2,6 @@
 loads against its recipe's own parser."""
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from llmkit.arguments import parse_args
 from llmkit.cli import main as llmkit_main
 from llmkit.recipes import RECIPES
-from tests.helpers import REPO
+from tests.helpers import REPO, run_together
 
 RUN_CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
 
@@ -79,17 +78,9 @@ def test_the_command_runs_the_recipe_file_itself():
 
 @pytest.mark.slow
 def test_a_recipe_answers_as_command_and_as_script():
-    via_cli = subprocess.run(
+    via_cli, via_script = run_together(
         [sys.executable, "-m", "llmkit.cli", "train-mlp", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    via_script = subprocess.run(
         [sys.executable, str(REPO / "recipes/train_mlp.py"), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert via_cli.returncode == via_script.returncode == 0, via_cli.stderr + via_script.stderr
     assert set(re.findall(r"--\w+", via_cli.stdout)) == set(re.findall(r"--\w+", via_script.stdout))

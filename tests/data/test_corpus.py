@@ -25,15 +25,18 @@ def test_builtin_corpus_is_parsed_once_per_python_and_read_back_the_same(tmp_pat
 
     monkeypatch.setenv("LLMKIT_CACHE", str(tmp_path))
     parsed = builtin._parse()
+    # A real parse takes seconds: later ones hand back this one's result and are counted instead.
+    parses = []
+    monkeypatch.setattr(builtin, "_parse", lambda: parses.append(1) or parsed)
     builtin.builtin_documents.cache_clear()
     try:
         assert builtin.builtin_documents() == parsed and builtin.cache_file().parent == tmp_path
-        assert builtin.cache_file().is_file()
+        assert builtin.cache_file().is_file() and len(parses) == 1
         builtin.builtin_documents.cache_clear()
-        assert builtin.builtin_documents() == parsed  # read back from the file
+        assert builtin.builtin_documents() == parsed and len(parses) == 1  # read back from the file
         builtin.cache_file().write_text('[{"id": "x"}]')  # damaged or from another version: parsed again
         builtin.builtin_documents.cache_clear()
-        assert builtin.builtin_documents() == parsed
+        assert builtin.builtin_documents() == parsed and len(parses) == 2
         assert json.loads(builtin.cache_file().read_text()) == [dict(d) for d in parsed]
     finally:
         builtin.builtin_documents.cache_clear()

@@ -16,7 +16,7 @@ from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
 from llmkit.data.tokenized import METADATA, narrowest_dtype, recover_publish
 from llmkit.errors import UserError
-from tests.helpers import FAST_TRAINING, REPO, run_pretrain
+from tests.helpers import FAST_TRAINING, REPO, llmkit_in_process, run_pretrain
 
 BLOCK = 32
 DOCS = [f"Paragraph {i} tells of {'many small things ' * (i % 9)}and then it ends." for i in range(300)]
@@ -348,11 +348,8 @@ def test_a_kill_after_the_swap_leaves_only_the_new_dataset(tmp_path, tokenized):
 
 
 @pytest.mark.slow
-def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
-    env_cmd = [
-        sys.executable,
-        "-m",
-        "llmkit.cli",
+def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir, capfd):
+    argv = [
         "tokenize",
         "--train_files",
         str(corpus_dir),
@@ -363,11 +360,12 @@ def test_cli_tokenize_then_recipe_trains(tmp_path, corpus_dir):
         "--output_dir",
         str(tmp_path / "ds"),
     ]
-    proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    cmd = [sys.executable, "-m", "llmkit.cli", *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "== tokenize" in proc.stdout and (tmp_path / "ds" / METADATA).is_file()
-    again = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    code, stderr = llmkit_in_process(argv, capfd)  # refused before any work: no second interpreter
+    assert code == 2 and "already exists" in stderr and "Traceback" not in stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
 
 

@@ -1,21 +1,12 @@
-"""Small separable datasets and trained models the fine-tuning tests share (session fixtures)."""
+"""Small separable datasets and trained models the fine-tuning tests share (session fixtures; the topic CSV and
+the digits mapping are in tests/conftest.py, which the two-rank launch shares too)."""
 
 import json
 import random
 
 import pytest
 
-from tests.finetune.helpers import ANIMALS, FAST, MINILM, MONEY
-
-
-@pytest.fixture(scope="session")
-def topic_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cls") / "topics.csv"
-    rng = random.Random(0)
-    rows = [(t, "animals") for t in ANIMALS * 4] + [(t, "finance") for t in MONEY * 4]
-    rng.shuffle(rows)
-    path.write_text("sentence,topic\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
-    return path
+from tests.finetune.helpers import FAST, MINILM
 
 
 @pytest.fixture(scope="session")
@@ -46,20 +37,6 @@ def tagging_jsonl(tmp_path_factory):
         tokens = rng.sample(words, 5)
         tokens.insert(rng.randrange(6), rng.choice(numbers))
         rows.append({"words": tokens, "labels": ["B-NUM" if t in numbers else "O" for t in tokens]})
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
-
-
-@pytest.fixture(scope="session")
-def digits_jsonl(tmp_path_factory):
-    """A toy text-to-text mapping: number words -> digits ('three one' -> '3 1')."""
-    path = tmp_path_factory.mktemp("t5") / "digits.jsonl"
-    rng = random.Random(0)
-    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    rows = []
-    for _ in range(400):
-        digits = [rng.randrange(10) for _ in range(rng.randint(1, 2))]
-        rows.append({"words": " ".join(names[d] for d in digits), "digits": " ".join(map(str, digits))})
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return path
 

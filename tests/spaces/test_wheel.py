@@ -12,6 +12,7 @@ import pytest
 from packaging.version import Version
 
 from llmkit.spaces import TEMPLATES
+from tests.helpers import run_together
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,10 +76,13 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_art
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
     where = _run([sys.executable, "-c", "import llmkit; print(llmkit.__file__)"], home, env)
     assert where.stdout.strip() == str(target / "llmkit" / "__init__.py"), where.stdout + where.stderr
-    for command in (["--help"], ["train-mlp", "--help"], ["pretrain", "--help"]):  # every recipe is a command
-        proc = _run([sys.executable, "-m", "llmkit.cli", *command], home, env)
+    cli = [sys.executable, "-m", "llmkit.cli"]
+    # every recipe is a command
+    for proc in run_together(
+        [*cli, "--help"], [*cli, "train-mlp", "--help"], [*cli, "pretrain", "--help"], cwd=home, env=env
+    ):
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    cli = [sys.executable, "-m", "llmkit.cli", "space"]
+    cli = [*cli, "space"]
     assert set(space_artifacts) == set(TEMPLATES)
     for name, kwargs in space_artifacts.items():
         extra = [part for flag, path in kwargs.items() for part in (f"--{flag}", path)]

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 from transformers import AutoModelForObjectDetection
@@ -12,6 +10,7 @@ from llmkit.errors import UserError
 from llmkit.recipes.finetune_detection import main as finetune_detection
 from llmkit.vision.detect import tiny_detector_config_and_processor
 from llmkit.vision.synthetic import write_coco
+from tests.helpers import llmkit_in_process
 
 STEP = [
     *("--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false"),
@@ -37,25 +36,23 @@ def _copy(small_coco, tmp_path, edit=None):
     return train
 
 
-def test_a_box_outside_its_image_is_named_with_its_file_in_one_line_with_exit_status_2(small_coco, tmp_path):
+def test_a_box_outside_its_image_is_named_with_its_file_in_one_line_with_exit_status_2(
+    small_coco, tmp_path, capfd
+):
     def stretch(coco):
         coco["annotations"][3]["bbox"] = [50, 10, 30, 12]  # reaches x=80 on a 64-pixel canvas
 
     train = _copy(small_coco, tmp_path, stretch)
-    done = subprocess.run(
-        [sys.executable, "-m", "llmkit.cli", "finetune-detection", "--train_dir", str(train)]
-        + ["--output_dir", str(tmp_path / "out"), *STEP],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    code, stderr = llmkit_in_process(
+        ["finetune-detection", "--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP], capfd
     )
-    assert done.returncode == 2, done.stderr[-2000:]
-    last = done.stderr.strip().splitlines()[-1]
+    assert code == 2, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {train / 'annotations.json'}, annotation 3: the box [50, 10, 30, 12]"), (
         last
     )
     assert "images/" in last and "(64x64) reaches outside the image; fix or remove it." in last
-    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+    assert "Traceback" not in stderr and not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_unknown_image_and_category_ids_are_named(small_coco, tmp_path):

@@ -2,8 +2,6 @@
 
 import logging
 import shutil
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -12,6 +10,7 @@ from transformers import AutoModelForImageClassification
 from llmkit.errors import UserError
 from llmkit.recipes.finetune_image import main as finetune_image
 from llmkit.vision.classify import tiny_config_and_processor
+from tests.helpers import llmkit_in_process
 from tests.vision.helpers import FAST
 
 STEP = ["--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false", *FAST]
@@ -24,20 +23,16 @@ def _two_classes(canvases, tmp_path):
     return train
 
 
-def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(canvases, tmp_path):
+def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(canvases, tmp_path, capfd):
     train = _two_classes(canvases, tmp_path)
     bad = train / "1" / "scan.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    done = subprocess.run(
-        [sys.executable, "-m", "llmkit.cli", "finetune-image", "--train_dir", str(train)]
-        + ["--output_dir", str(tmp_path / "out"), *STEP],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    code, stderr = llmkit_in_process(
+        ["finetune-image", "--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP], capfd
     )
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
-    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+    assert code == 2, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
+    assert "Traceback" not in stderr and not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_empty_class_folder_and_a_single_class_are_refused(canvases, tmp_path):

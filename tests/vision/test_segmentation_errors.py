@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from llmkit.errors import UserError
 from llmkit.recipes.finetune_segmentation import main as finetune_segmentation
 from llmkit.vision.classify import tiny_config_and_processor
 from llmkit.vision.segment import tiny_segformer
+from tests.helpers import llmkit_in_process
 from tests.vision.test_segmentation import FAST, write_mask_canvases
 
 
@@ -46,20 +45,17 @@ def _run(train, tmp_path, *extra):
     )
 
 
-def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(mask_canvases, tmp_path):
+def test_a_corrupt_image_is_named_in_one_line_with_exit_status_2(mask_canvases, tmp_path, capfd):
     train = _copy(mask_canvases, tmp_path)
     bad = train / "images" / "0003.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    done = subprocess.run(
-        [sys.executable, "-m", "llmkit.cli", "finetune-segmentation", "--train_dir", str(train)]
-        + ["--output_dir", str(tmp_path / "out"), *STEP],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    code, stderr = llmkit_in_process(
+        ["finetune-segmentation", "--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP],
+        capfd,
     )
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
-    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "metrics.json").exists()
+    assert code == 2, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable image")
+    assert "Traceback" not in stderr and not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_a_mask_with_an_unknown_class_id_or_colours_is_named(mask_canvases, tmp_path):
