@@ -4,6 +4,7 @@ pretraining run, and the system's Chromium for browser tests (Playwright drives 
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,13 @@ def llmkit_in_process(argv: list[str], capfd) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     return exit_.value.code, capfd.readouterr().err
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now: for a launch whose rendezvous must not meet another's (29500)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_together(*commands: list[str], timeout: int = 300, **kwargs) -> list[subprocess.CompletedProcess]:

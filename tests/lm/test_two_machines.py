@@ -5,7 +5,6 @@ by the other."""
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL
+from tests.helpers import FAST_TRAINING, REPO, TINY_MODEL, free_port
 
 # pretrain() as the recipe runs it, plus a callback that saves what each rank holds at step 6
 ENTRY = f"""
@@ -43,12 +42,6 @@ class SaveRankWeights(TrainerCallback):
 
 run_cli(lambda: run_pretrain(sys.argv[1:], callbacks=[SaveRankWeights()]))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _machine(rank: int, port: int, tmp_path) -> subprocess.Popen:
@@ -103,7 +96,7 @@ def _kill_machine(proc: subprocess.Popen) -> None:
 def test_two_machines_train_together_and_a_lost_machine_is_reported(tmp_path):
     # One launch pair: both machines train one model (checked at step 6); then machine 1 dies mid-run and
     # machine 0 must stop, saying why, not hang.
-    port = _free_port()
+    port = free_port()
     machines = [_machine(rank, port, tmp_path) for rank in (0, 1)]
     try:
         log = tmp_path / "machine0.log"

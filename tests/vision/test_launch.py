@@ -18,7 +18,7 @@ from llmkit.vision.detect import tiny_detector_config_and_processor
 from llmkit.vision.detect_eval import score_with_pipeline
 from llmkit.vision.segment import tiny_segformer
 from llmkit.vision.synthetic import write_coco
-from tests.helpers import REPO, run_together
+from tests.helpers import REPO, free_port, run_together
 from tests.vision.test_segmentation import FAST, NAMES, write_mask_canvases
 
 
@@ -32,8 +32,9 @@ def launched(tmp_path_factory):
     masks = write_mask_canvases(root / "masks")
     launch = [sys.executable, "-m", "accelerate.commands.launch"]
     launch += ["--config_file", str(REPO / "recipes/accelerate/cpu-ddp.yaml"), "--num_processes", "1"]
+    # the two launches run at once: each needs its own rendezvous port (both took 29500: EADDRINUSE)
     detection = [
-        *(*launch, "-m", "llmkit.cli", "finetune-detection"),
+        *(*launch, "--main_process_port", str(free_port()), "-m", "llmkit.cli", "finetune-detection"),
         *("--train_dir", str(coco / "train"), "--test_dir", str(coco / "test")),
         *("--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "50", "--save_strategy", "steps"),
         *("--save_steps", "50", "--per_device_train_batch_size", "16", "--save_total_limit", "1"),
@@ -41,7 +42,7 @@ def launched(tmp_path_factory):
         *("--output_dir", str(root / "detection"), "--disable_tqdm", "true", "--report_to", "none"),
     ]
     segmentation = [
-        *(*launch, "-m", "llmkit.cli", "finetune-segmentation"),
+        *(*launch, "--main_process_port", str(free_port()), "-m", "llmkit.cli", "finetune-segmentation"),
         *("--train_dir", str(masks / "train"), "--test_dir", str(masks / "test")),
         *("--num_train_epochs", "8", "--per_device_train_batch_size", "8"),
         *("--output_dir", str(root / "segmentation"), *FAST),
