@@ -68,13 +68,16 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
         raise UserError(str(err)) from None
 
 
+def home_path(value: str) -> str:
+    """value with a leading `~` spelled out as the home folder, as a shell does to a word that starts with it."""
+    return os.path.expanduser(value) if value == "~" or value.startswith("~/") else value
+
+
 def expand_home(arg: str) -> str:
     """`--flag=~/x` with the home folder spelled out: the shell expands `~` only at the start of a word, so
     `--output_dir=~/runs/x` made a folder named "~" in the working directory."""
     flag, equals, value = arg.partition("=")
-    if flag.startswith("--") and equals and (value == "~" or value.startswith("~/")):
-        return f"{flag}={os.path.expanduser(value)}"
-    return arg
+    return f"{flag}={home_path(value)}" if flag.startswith("--") and equals else arg
 
 
 def split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
@@ -191,12 +194,12 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
 
 def _config_value(action: argparse.Action, value: object, where: str) -> object:
     """A file's YAML/JSON value converted as its flag's text would be (argparse converts only string defaults)."""
-    if isinstance(value, str) and (value == "~" or value.startswith("~/")):
-        # what the shell does to a flag's value: `output_dir: ~/runs/x` made a folder named "~" in the working
-        # directory, and the summary's "~/runs/x" pointed at the home folder, where nothing was
-        value = os.path.expanduser(value)
+    # what the shell does to a flag's value: `output_dir: ~/runs/x` made a folder named "~" in the working
+    # directory, and the summary's "~/runs/x" pointed at the home folder, where nothing was
+    if isinstance(value, str):
+        value = home_path(value)
     if isinstance(value, list):
-        value = [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~/") else v for v in value]
+        value = [home_path(v) if isinstance(v, str) else v for v in value]
     if value is None or isinstance(value, str) or action.type is None:
         return value  # argparse converts a string default itself, naming the flag if it is wrong
     many = action.nargs in ("+", "*")

@@ -1,5 +1,6 @@
 """Process set-up every recipe does first: refuse a launch that silently lost its ranks, share the CPU
-cores between processes, resolve `--precision`, and make sure output_dir can be written before any work starts.
+cores between processes, resolve `--precision`, and make sure output_dir can be written, and is not being
+trained into by another run, before any work starts.
 
 On a machine without CUDA, `accelerate launch --num_processes 2` (and `--cpu`, and MULTI_CPU
 configs) start ONE process with accelerate 1.15, with no error; `check_launch` stops that. accelerate
