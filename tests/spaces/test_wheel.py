@@ -77,9 +77,14 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_art
     where = _run([sys.executable, "-c", "import llmkit; print(llmkit.__file__)"], home, env)
     assert where.stdout.strip() == str(target / "llmkit" / "__init__.py"), where.stdout + where.stderr
     cli = [sys.executable, "-m", "llmkit.cli"]
-    # every recipe is a command
+    # every recipe is a command, so are the apps, and the README's config paths read the installed copies
     for proc in run_together(
-        [*cli, "--help"], [*cli, "train-mlp", "--help"], [*cli, "pretrain", "--help"], cwd=home, env=env
+        [*cli, "--help"],
+        [*cli, "train-mlp", "--help"],
+        [*cli, "pretrain", "--config", "recipes/configs/pretrain-tiny.yaml", "--help"],
+        [*cli, "app", "models", "--help"],
+        cwd=home,
+        env=env,
     ):
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     cli = [*cli, "space"]
