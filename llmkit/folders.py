@@ -19,6 +19,21 @@ def visible_files(folder: Path, *, recursive: bool = True) -> list[Path]:
     )
 
 
+def not_the_working_folder(folder: Path, flag: str, example: str) -> None:
+    """Refuse an output folder that is (or holds) the current folder: it is replaced by a rename, which would
+    leave the user's shell in a deleted folder."""
+    from llmkit.errors import UserError
+
+    here = Path.cwd().resolve()
+    target = folder.expanduser().resolve()
+    if target == here or target in here.parents:
+        raise UserError(
+            f"{flag} {folder} is the folder you are working in, or holds it; the result is built beside it and "
+            f"moved into its place, which would leave your shell in a deleted folder. Pass a new sub-folder, "
+            f"such as {flag} {example}."
+        )
+
+
 def writable_folder(folder: Path, name: str) -> None:
     """Create `folder` if needed and check that a file can be written in it, or say which flag to change.
 

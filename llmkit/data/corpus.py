@@ -259,6 +259,10 @@ def expand_files(paths: list[str]) -> list[str]:
                     f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}."
                 )
             files.append(str(path))
+        elif path.exists():  # a named pipe, a device or a socket: the loader must read a file twice
+            raise UserError(
+                f"{path} is not a regular file (a pipe or a device); save its text to a file and pass that."
+            )
         else:
             raise UserError(
                 f"{path} does not exist; check the path given to --train_files/--validation_files."

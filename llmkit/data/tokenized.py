@@ -41,7 +41,7 @@ from llmkit.data.tokenizer import (
     tokenizer_training_texts,
 )
 from llmkit.errors import UserError
-from llmkit.folders import writable_folder
+from llmkit.folders import not_the_working_folder, writable_folder
 from llmkit.log import configure_logging, get_logger
 
 logger = get_logger(__name__)
@@ -102,6 +102,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     out = Path(
         os.path.abspath(Path(args.output_dir).expanduser())
     )  # `.` has no name to make `.NAME.tmp-PID` of
+    not_the_working_folder(out, "--output_dir", "tokenized")
     recover_publish(out)
     _check_replaceable(out, args.overwrite_output_dir)
     writable_folder(
@@ -144,6 +145,11 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         meta, metrics = _write_records(
             data, out, (data_args, args), counts, vocab_size=len(tokenizer), dtype=dtype, started=started
         )
+        if not args.overwrite_output_dir and (out / METADATA).is_file():
+            raise UserError(
+                f"another `llmkit tokenize` wrote {out} while this one ran; its dataset is kept and this "
+                "one's discarded. Pass --overwrite_output_dir true to replace it, or another --output_dir."
+            )
         _publish(data, out)
     except KeyboardInterrupt:
         # tokenize has no checkpoints: say what the interruption left, not what a training run would
@@ -280,8 +286,12 @@ def _fresh_work_dir(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.tmp-*"):
         pid = stale.name.rsplit("-", 1)[-1]
-        if not (pid.isdigit() and _alive(int(pid))):
-            shutil.rmtree(stale, ignore_errors=True)
+        if pid.isdigit() and _alive(int(pid)):
+            raise UserError(
+                f"another `llmkit tokenize` (process {pid}) is writing {out} right now; wait for it to "
+                "finish, or pass another --output_dir."
+            )
+        shutil.rmtree(stale, ignore_errors=True)
     work = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()

@@ -16,7 +16,7 @@ import yaml
 
 import llmkit
 from llmkit.errors import UserError
-from llmkit.folders import writable_folder
+from llmkit.folders import not_the_working_folder, writable_folder
 from llmkit.secrets import find_tokens, redact
 from llmkit.spaces.scan import secret_findings
 from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
@@ -145,6 +145,7 @@ def _check_inputs(
             )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder to create.")
+    not_the_working_folder(out, "--out", "my-space")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(

@@ -1,6 +1,7 @@
 """`llmkit tokenize`: packed blocks on disk in the narrowest dtype, written atomically; pretraining reads them."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -292,13 +293,55 @@ def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, 
     assert f"llmkit pretrain --tokenized_dataset '{out}'" in capsys.readouterr().out
 
 
-def test_the_working_directory_may_be_the_output_dir(tmp_path, corpus_dir, monkeypatch):
+def test_the_working_directory_is_refused_as_output_dir(tmp_path, corpus_dir, monkeypatch):
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
-    tokenize(Path("."), corpus_dir)  # was an OSError traceback (renaming '.'), the work deleted
-    assert (here / METADATA).is_file() and load_tokenized(here)[2]["block_size"] == BLOCK
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+    for out in (Path("."), tmp_path):  # the shell was left in a deleted folder (`here` replaced by a rename)
+        with pytest.raises(
+            UserError, match="is the folder you are working in.*such as --output_dir tokenized"
+        ):
+            tokenize(out, corpus_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"] and not any(here.iterdir())
+    assert (tokenize(Path("tokenized"), corpus_dir) / METADATA).is_file()
+
+
+def test_a_second_tokenize_into_the_same_folder_is_refused(tmp_path, corpus_dir):
+    out = tmp_path / "ds"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    busy = tmp_path / f".ds.tmp-{other.pid}"  # the work folder of a run still going
+    busy.mkdir()
+    try:
+        with pytest.raises(
+            UserError, match=f"another `llmkit tokenize` \\(process {other.pid}\\) is writing"
+        ):
+            tokenize(out, corpus_dir)
+    finally:
+        other.kill()
+        other.wait()
+    assert busy.is_dir() and not out.exists()  # the other run's work is left alone
+
+
+def test_a_dataset_written_meanwhile_is_not_replaced(tmp_path, corpus_dir, tokenized, monkeypatch):
+    out = tmp_path / "ds"
+    import llmkit.data.tokenized as module
+
+    def the_other_run_finishes_first(*args, **kwargs):
+        shutil.copytree(tokenized, out)
+        return original(*args, **kwargs)
+
+    original = module._write_records
+    monkeypatch.setattr(module, "_write_records", the_other_run_finishes_first)
+    with pytest.raises(UserError, match="another `llmkit tokenize` wrote .* while this one ran"):
+        tokenize(out, corpus_dir, "--seed", "7")
+    assert load_tokenized(out)[2] == load_tokenized(tokenized)[2]  # the first one's dataset, whole
+
+
+def test_a_pipe_is_named_as_such(tmp_path, corpus_dir):
+    fifo = tmp_path / "corpus.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="is not a regular file \\(a pipe or a device\\)"):
+        tokenize(tmp_path / "ds", fifo)  # it said "does not exist"
 
 
 def test_overwrite_never_replaces_a_file_or_a_folder_tokenize_did_not_write(tmp_path, corpus_dir):

@@ -28,7 +28,7 @@ def test_every_template_builds_a_valid_folder(tmp_path, space_artifacts):
         assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
 
 
-def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models):
+def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models, monkeypatch):
     with pytest.raises(UserError, match="unknown template"):
         build_space("chatbot", tmp_path / "a")
     with pytest.raises(UserError, match="serves a store: pass --store"):
@@ -71,6 +71,11 @@ def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models):
     with pytest.raises(UserError, match="not a Space built by llmkit"):
         build_space("rag-chat", tmp_path / "mine", store=str(store), overwrite=True)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    # the folder the shell is in (even a Space llmkit built) is replaced by a rename: refused
+    monkeypatch.chdir(tmp_path / "d")
+    with pytest.raises(UserError, match="--out . is the folder you are working in.*such as --out my-space"):
+        build_space("rag-chat", ".", store=str(store), overwrite=True)
+    assert (tmp_path / "d" / "app.py").is_file()
 
 
 def test_a_kill_during_overwrite_leaves_a_whole_space(tmp_path, monkeypatch):
