@@ -10,13 +10,27 @@ from pathlib import Path
 
 
 def visible_files(folder: Path, *, recursive: bool = True) -> list[Path]:
-    """The files under `folder` (or directly in it), sorted, with no hidden part below `folder`."""
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    """The files under `folder` (or directly in it), sorted, with no hidden part below `folder`.
+
+    Linked sub-folders are followed (a class folder linked in from a shared disk is data too), each real
+    folder once; a link to `folder` itself or to a folder above it is not, so nothing outside is read twice
+    or at all, and a link loop ends.
+    """
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    top = Path(os.path.realpath(folder))
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = Path(os.path.realpath(root))
+        if real in seen or (root != str(folder) and (real == top or real in top.parents)):
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".")
+        )  # the first path to a folder is the one kept
+        found += [Path(root, f) for f in files if not f.startswith(".") and Path(root, f).is_file()]
+    return sorted(found)
 
 
 def not_the_working_folder(folder: Path, flag: str, example: str) -> None:

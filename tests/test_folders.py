@@ -1,0 +1,26 @@
+"""What a folder holds (llmkit.folders.visible_files), the rule every loader uses: linked sub-folders are data
+too, hidden ones are not, and a link upward neither loops nor reads outside the folder."""
+
+import os
+
+from llmkit.folders import visible_files
+
+
+def test_linked_sub_folders_are_followed_once_and_links_upward_skipped(tmp_path):
+    shared = tmp_path / "shared-disk" / "cats"
+    shared.mkdir(parents=True)
+    (shared / "tabby.png").write_bytes(b"x")
+    root = tmp_path / "train"
+    (root / "dogs" / ".ipynb_checkpoints").mkdir(parents=True)
+    (root / "dogs" / "rex.png").write_bytes(b"x")
+    (root / "dogs" / ".ipynb_checkpoints" / "rex-checkpoint.png").write_bytes(b"x")
+    (root / "dogs" / ".DS_Store").write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"x")
+    os.symlink(shared, root / "cats")  # was left out without a word: the class had no images
+    os.symlink(shared, root / "dogs" / "cats-again")  # the same real folder: read once
+    os.symlink("..", root / "dogs" / "up")  # back to the top: would loop
+    os.symlink("../..", root / "dogs" / "up-and-out")  # above the top: would read outside.png
+    os.symlink(tmp_path / "nowhere", root / "dangling")
+    found = [p.relative_to(root).as_posix() for p in visible_files(root)]
+    assert found == ["cats/tabby.png", "dogs/rex.png"]
+    assert [p.name for p in visible_files(root / "dogs", recursive=False)] == ["rex.png"]
