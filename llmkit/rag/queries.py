@@ -1,13 +1,17 @@
-"""What a store answers once written: counts, vectors, chunks by id, term frequencies, its documents.
+"""The store's SQL: what a store answers once written (counts, vectors, chunks by id, term frequencies, its
+documents), and the rows a write replaces or relabels.
 
-Store (llmkit.rag.store) inherits these; they only read the database through `self._db()`.
+Store (llmkit.rag.store) inherits the reading; it calls the writing inside its own transaction and lock.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
+
+from llmkit.rag.documents import DISPLAY_KEYS, Document
 
 
 def marks(values) -> str:
@@ -79,3 +83,52 @@ class StoreReading:
         """{document id: its shown source path} for every document."""
         rows = self._db().execute("SELECT id, metadata FROM documents ORDER BY id")
         return {i: json.loads(meta).get("source", i) for i, meta in rows}
+
+
+def replace_rows(
+    db: sqlite3.Connection, docs: list[Document], chunks: list, stale: list[str], vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Delete the `stale` documents' rows, insert `docs` and their `chunks`; return (old, new) chunk rowids."""
+    old = [r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks(stale)})", stale)]
+    db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({marks(old)})", old)
+    db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks(stale)})", stale)
+    db.execute(f"DELETE FROM documents WHERE id IN ({marks(stale)})", stale)
+    db.executemany(
+        "INSERT INTO documents VALUES (?, ?, ?)",
+        [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs],
+    )
+    new = []
+    for chunk, vector in zip(chunks, vectors):
+        cur = db.execute(
+            "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                chunk.id,
+                chunk.doc_id,
+                chunk.text,
+                chunk.start,
+                chunk.end,
+                chunk.metadata.get("source"),
+                json.dumps(chunk.metadata),
+                vector.tobytes(),
+            ),
+        )
+        new.append(cur.lastrowid)
+    db.executemany(
+        "INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)", [(i, c.text) for i, c in zip(new, chunks)]
+    )
+    return np.array(old, np.int64), np.array(new, np.int64)
+
+
+def relabel_rows(db: sqlite3.Connection, docs: list[Document]) -> None:
+    """Write documents' new hash and display metadata (a moved file: its text unchanged) into their rows."""
+    for doc in docs:
+        shown = {k: doc.metadata[k] for k in DISPLAY_KEYS if k in doc.metadata}
+        db.execute(
+            "UPDATE documents SET hash = ?, metadata = ? WHERE id = ?",
+            (doc.content_hash, json.dumps(doc.metadata), doc.id),
+        )
+        rows = db.execute("SELECT rowid, metadata FROM chunks WHERE doc_id = ?", (doc.id,)).fetchall()
+        db.executemany(
+            "UPDATE chunks SET source = ?, metadata = ? WHERE rowid = ?",
+            [(shown.get("source"), json.dumps({**json.loads(meta), **shown}), rowid) for rowid, meta in rows],
+        )

@@ -27,7 +27,7 @@ import numpy as np
 import llmkit
 from llmkit.errors import UserError
 from llmkit.rag.chunking import check_chunking, chunk_document, in_context
-from llmkit.rag.documents import DISPLAY_KEYS, Document, only_display_changed, under_folders
+from llmkit.rag.documents import Document, only_display_changed, under_folders
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from llmkit.rag.index import build_index, index_kind
 from llmkit.rag.layout import (
@@ -42,7 +42,7 @@ from llmkit.rag.layout import (
     start_over,
     writer_lock,
 )
-from llmkit.rag.queries import StoreReading, marks
+from llmkit.rag.queries import StoreReading, relabel_rows, replace_rows
 from llmkit.record import write_atomic
 
 # While indexing, SQLite commits at least this often (and every `batch_chunks` chunks), so a kill loses
@@ -285,20 +285,7 @@ class Store(StoreReading):
         """Store new display metadata (and hash) of documents whose text is unchanged: no re-embedding."""
         db = self._db()
         with db:
-            for doc in docs:
-                shown = {k: doc.metadata[k] for k in DISPLAY_KEYS if k in doc.metadata}
-                db.execute(
-                    "UPDATE documents SET hash = ?, metadata = ? WHERE id = ?",
-                    (doc.content_hash, json.dumps(doc.metadata), doc.id),
-                )
-                rows = db.execute("SELECT rowid, metadata FROM chunks WHERE doc_id = ?", (doc.id,)).fetchall()
-                db.executemany(
-                    "UPDATE chunks SET source = ?, metadata = ? WHERE rowid = ?",
-                    [
-                        (shown.get("source"), json.dumps({**json.loads(meta), **shown}), rowid)
-                        for rowid, meta in rows
-                    ],
-                )
+            relabel_rows(db, docs)
             db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
         self.loaded_generation = self._generation()
         self._save()
@@ -370,38 +357,9 @@ class Store(StoreReading):
         db = self._db()
         vectors = np.zeros((0, self.config["dim"]), np.float32) if vectors is None else vectors
         with db:  # one transaction: all of it lands, or none of it
-            old = [
-                r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE doc_id IN ({marks(stale)})", stale)
-            ]
-            db.execute(f"DELETE FROM chunks_fts WHERE rowid IN ({marks(old)})", old)
-            db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks(stale)})", stale)
-            db.execute(f"DELETE FROM documents WHERE id IN ({marks(stale)})", stale)
-            db.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?)",
-                [(d.id, d.content_hash, json.dumps(d.metadata)) for d in docs],
-            )
-            new_ids = []
-            for chunk, vector in zip(chunks, vectors):
-                cur = db.execute(
-                    "INSERT INTO chunks (id, doc_id, text, start, end, source, metadata, vector) VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        chunk.id,
-                        chunk.doc_id,
-                        chunk.text,
-                        chunk.start,
-                        chunk.end,
-                        chunk.metadata.get("source"),
-                        json.dumps(chunk.metadata),
-                        vector.tobytes(),
-                    ),
-                )
-                new_ids.append(cur.lastrowid)
-            db.executemany(
-                "INSERT INTO chunks_fts (rowid, text) VALUES (?, ?)",
-                [(i, c.text) for i, c in zip(new_ids, chunks)],
-            )
+            old, new_ids = replace_rows(db, docs, chunks, stale, vectors)
             db.execute("INSERT OR REPLACE INTO info VALUES ('generation', ?)", (str(self._generation() + 1),))
-        self._update_index(np.array(old, np.int64), np.array(new_ids, np.int64), vectors)
+        self._update_index(old, new_ids, vectors)
         self.loaded_generation = self._generation()
         if save:
             self._save()
