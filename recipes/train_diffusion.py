@@ -14,7 +14,7 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.diffusion import UNet, diffusion_loss, sample
 from llmkit.classic.launch import start
-from llmkit.classic.loop import fit
+from llmkit.classic.loop import check_one_batch, fit
 from llmkit.classic.schedulers import SCHEDULERS
 from llmkit.errors import UserError, run_cli
 from llmkit.launch import one_run_per_output_dir
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     kwargs = {"channels": channels, "width": args.width}
     unet = UNet(**kwargs)
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.learning_rate)
+    check_one_batch(len(train), args)  # before the judge is trained, not after
     judge = load_judge(args.judge, out, args) if channels == 1 else None
 
     def step(mods, batch, update):

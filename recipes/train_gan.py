@@ -14,7 +14,7 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import Discriminator, Generator, gan_step
 from llmkit.classic.launch import start
-from llmkit.classic.loop import fit
+from llmkit.classic.loop import check_one_batch, fit
 from llmkit.errors import run_cli
 from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     gen, disc = Generator(**g_kwargs), Discriminator(**d_kwargs)
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.learning_rate, betas=(0.5, 0.999))  # DCGAN's betas
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.learning_rate, betas=(0.5, 0.999))
+    check_one_batch(len(train), args)  # before the judge is trained, not after
     judge = load_judge(args.judge, out, args) if channels == 1 else None
     fixed_z = torch.randn(64, args.z_dim, generator=torch.Generator().manual_seed(args.seed))
     fixed_labels = torch.arange(64) % n_classes

@@ -13,7 +13,7 @@ from llmkit.classic.classify import load_judge, sample_score
 from llmkit.classic.data import load_images
 from llmkit.classic.generative import VAE
 from llmkit.classic.launch import start
-from llmkit.classic.loop import fit
+from llmkit.classic.loop import check_one_batch, fit
 from llmkit.errors import UserError, run_cli
 from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     kwargs = {"channels": channels, "size": args.image_size, "latent": args.latent}
     vae = VAE(**kwargs)
     optimizer = torch.optim.Adam(vae.parameters(), lr=args.learning_rate)
+    check_one_batch(len(train), args)  # before the judge is trained, not after
     judge = load_judge(args.judge, out, args) if channels == 1 else None
     test_x = test.tensors[0]
 

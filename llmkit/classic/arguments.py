@@ -85,6 +85,8 @@ class ClassicArguments:
                 )
         if self.learning_rate <= 0:
             raise UserError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if self.max_grad_norm < 0:
+            raise UserError(f"--max_grad_norm must be 0 (no clipping) or positive, got {self.max_grad_norm}.")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
 

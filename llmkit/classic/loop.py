@@ -5,6 +5,7 @@ automatic resume, metrics.json and loss_curve.png in the shape the Trainer recip
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,17 @@ class _Run:
             opt.zero_grad(set_to_none=True)
 
 
+def check_one_batch(examples: int, args: ClassicArguments, processes: int | None = None) -> None:
+    """Refuse a training set smaller than one batch per process (the loader drops incomplete batches)."""
+    processes = processes or int(os.environ.get("WORLD_SIZE", "1"))
+    batch_size = args.per_device_train_batch_size
+    if examples < batch_size * processes:
+        raise UserError(
+            f"the training set has {examples} examples, fewer than one batch of {batch_size} per process; "
+            "lower --per_device_train_batch_size."
+        )
+
+
 def _set_up(
     args: ClassicArguments,
     modules: dict[str, nn.Module],
@@ -117,13 +129,8 @@ def _set_up(
     configure_threads()
     out = prepare_output_dir(args.output_dir)
     accelerator = make_accelerator(args)
-    batch_size = args.per_device_train_batch_size
-    if len(train) < batch_size * accelerator.num_processes:
-        raise UserError(
-            f"the training set has {len(train)} examples, fewer than one batch of {batch_size} per process; "
-            "lower --per_device_train_batch_size."
-        )
-    loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True)
+    check_one_batch(len(train), args, accelerator.num_processes)
+    loader = DataLoader(train, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True)
     names, opt_names = list(modules), list(optimizers)
     prepared = accelerator.prepare(*modules.values(), *optimizers.values(), loader)
     mods = dict(zip(names, prepared[: len(names)]))

@@ -381,3 +381,20 @@ def test_an_rgb_image_folder_trains_in_colour_and_the_saved_model_reads_colour_a
     with torch.no_grad():
         assert model(x).argmax(-1).tolist() == [1, 0]  # classes in folder order: green, red
         assert model(x[:, :1]).shape == (2, 2)  # a grey drawing (the app's pad) is read as equal channels
+
+
+@pytest.mark.parametrize("recipe", [train_vae, train_gan, train_diffusion])
+def test_a_batch_larger_than_the_data_is_refused_before_the_judge_trains(recipe, tmp_path):
+    # the judge (a digits CNN, ~20 s) was trained first, then the run refused the batch size
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="fewer than one batch of 100000 per process"):
+        recipe.main(
+            ["--output_dir", str(out), "--batch_size", "100000", "--judge", str(tmp_path / "no-judge")]
+        )
+    assert not (out / "judge").exists()
+
+
+def test_a_negative_max_grad_norm_is_refused():
+    # it trained without clipping and without a word
+    with pytest.raises(UserError, match=r"--max_grad_norm must be 0 \(no clipping\) or positive, got -1.0"):
+        ClassicArguments(max_grad_norm=-1.0)
