@@ -214,3 +214,22 @@ def test_a_validation_share_outside_0_to_100_is_refused_when_parsed(name):
             UserError, match=f"--validation_split_percentage must be between 0 and 100 .*got {value}"
         ):
             parse_args(RECIPES[name].load().TYPES, ["--validation_split_percentage", value])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dropout", "2"], "--dropout is a probability: 0 or more and below 1, got 2.0"),
+        (["--dropout", "nan"], "--dropout is a probability"),
+        (["--sample_max_new_tokens", "-1"], "--sample_max_new_tokens must be at least 1, got -1"),
+        (["--n_layer", "0"], "--n_layer must be at least 1, got 0"),
+        (["--n_embd", "32", "--n_head", "3"], r"n_embd \(32\) must be divisible by n_head \(3\)"),
+    ],
+)
+def test_a_model_shape_or_sampling_flag_that_cannot_work_is_refused_when_parsed(flags, message):
+    # --dropout 2 ended in torch's ValueError traceback; --sample_max_new_tokens -1 was refused after the whole
+    # training run, with exit 2; a bad n_head only after the tokenizer was trained on the corpus
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES["pretrain"].load().TYPES, flags)

@@ -86,7 +86,7 @@ class DataArguments:
             raise UserError("pass either --dataset_name or --train_files, not both.")
         if not 0 < self.validation_split_percentage < 100:
             raise UserError(
-                f"--validation_split_percentage must be between 0 and 100, got {self.validation_split_percentage}."
+                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
             )
         if self.sample_by not in ("line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")

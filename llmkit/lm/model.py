@@ -83,6 +83,14 @@ class ModelArguments:
             raise UserError(
                 f"--pad_vocab_multiple must be 1 (no padding) or more, got {self.pad_vocab_multiple}."
             )
+        if not 0 <= self.dropout < 1:  # nan compares false: refused too
+            raise UserError(f"--dropout is a probability: 0 or more and below 1, got {self.dropout}.")
+        if self.sample_max_new_tokens < 1:  # checked now, not after the training it ends
+            raise UserError(f"--sample_max_new_tokens must be at least 1, got {self.sample_max_new_tokens}.")
+        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "n_positions"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        self.config_fields()  # a shape that cannot be built is refused before the corpus is read
 
     def config_fields(self) -> dict[str, int]:
         """The preset's shape with the per-field overrides applied."""
