@@ -63,14 +63,19 @@ class LlmkitTrainingArguments(TrainingArguments):
         if not (self.bf16 or self.fp16):  # --bf16 / --fp16 given as Trainer flags win
             self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
         super().__post_init__()
+        _check_trackers(self.report_to)
         self.started_at = time.perf_counter()  # arguments are parsed first thing: metrics' wall_time_seconds
         # Trainer pickles its arguments into every checkpoint: keep the token out of them.
         move_token_to_environment(self)
 
     def _check_numbers(self) -> None:
         """Refuse a learning rate or batch size that torch would only reject mid-run, with a traceback."""
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if self.learning_rate is not None and not 0 < self.learning_rate < float("inf"):
+            raise ValueError(
+                f"--learning_rate must be positive{' and finite' * (self.learning_rate > 0)}, got {self.learning_rate}."
+            )
+        if not 0 <= self.seed < 2**32:  # NumPy's seeding took a traceback
+            raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         if self.per_device_train_batch_size < self.min_train_batch_size:
             default = " (or 0: the device's default)" if self.min_train_batch_size == 0 else ""
             raise ValueError(
@@ -95,3 +100,19 @@ class LlmkitTrainingArguments(TrainingArguments):
                     f"--{kind}_steps must be positive (steps between {what}, or below 1 a fraction of the run), "
                     f"got {steps:g}; for no {what} during the run, pass --{kind}_strategy no."
                 )
+
+
+def _check_trackers(report_to: list[str]) -> None:
+    """Refuse an experiment tracker that is not installed, before any work (Trainer raised it after the model
+    and data were loaded, with a traceback)."""
+    from transformers import integrations
+
+    wanted = {"azure_ml": "azureml", "comet_ml": "comet", "flyte": "flytekit"}
+    for name in report_to or []:
+        available = getattr(integrations, f"is_{wanted.get(name, name)}_available", None)
+        if available is not None and not available():
+            package = {"azure_ml": "azureml-core", "flyte": "flytekit"}.get(name, name)
+            raise ValueError(
+                f"--report_to {name}: {package} is not installed; `pip install {package}`, or pass "
+                "--report_to none (or another tracker)."
+            )

@@ -116,6 +116,8 @@ TRAINING_RECIPES = [name for name in sorted(RECIPES) if name != "tokenize"]
     [
         ("--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
         ("--learning_rate", "0", "--learning_rate must be positive, got 0"),
+        ("--learning_rate", "inf", "--learning_rate must be positive and finite, got inf"),  # a NaN model
+        ("--seed", "-1", r"--seed must be between 0 and 2\*\*32 - 1, got -1"),  # NumPy's traceback
         ("--per_device_train_batch_size", "-2", "--per_device_train_batch_size must be at least 1"),
         ("--num_train_epochs", "0", "--num_train_epochs must be (positive|at least 1)"),
     ],
@@ -233,3 +235,17 @@ def test_a_model_shape_or_sampling_flag_that_cannot_work_is_refused_when_parsed(
 
     with pytest.raises(UserError, match=message):
         parse_args(RECIPES["pretrain"].load().TYPES, flags)
+
+
+@pytest.mark.parametrize("name", ["pretrain", "finetune-bert", "train-mlp"])
+def test_a_tracker_that_is_not_installed_is_refused_when_parsed(name):
+    # Trainer raised "WandbCallback requires wandb to be installed" after the model and data had loaded; the
+    # classic loop ignored it, and took a traceback for a name accelerate does not know
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match="--report_to wandb: wandb is not installed; `pip install wandb`"):
+        parse_args(RECIPES[name].load().TYPES, ["--report_to", "wandb"])
+    if name == "train-mlp":
+        with pytest.raises(UserError, match="--report_to foo is not a tracker; choose none, all, or some of"):
+            parse_args(RECIPES[name].load().TYPES, ["--report_to", "foo"])
+    parse_args(RECIPES[name].load().TYPES, ["--report_to", "none"])

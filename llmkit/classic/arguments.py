@@ -77,18 +77,38 @@ class ClassicArguments:
         # `report_to: tensorboard` in a config file, as TrainingArguments allows
         if isinstance(self.report_to, str):
             self.report_to = [t.strip() for t in self.report_to.split(",") if t.strip()]
+        _check_trackers([t for t in self.report_to if t not in ("none", "all")])
         for name in self.sizes:
             value = getattr(self, name)
             if min(value if isinstance(value, list) else [value]) < 1:
                 raise UserError(
                     f"--{name} must be at least 1{' each' * isinstance(value, list)}, got {value}."
                 )
-        if self.learning_rate <= 0:
-            raise UserError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if not 0 < self.learning_rate < float("inf"):
+            raise UserError(
+                f"--learning_rate must be positive{' and finite' * (self.learning_rate > 0)}, got {self.learning_rate}."
+            )
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         if self.max_grad_norm < 0:
             raise UserError(f"--max_grad_norm must be 0 (no clipping) or positive, got {self.max_grad_norm}.")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+
+
+def _check_trackers(names: list[str]) -> None:
+    """Refuse a tracker accelerate does not know (a traceback at start) or that is not installed (ignored)."""
+    from accelerate import utils
+
+    for name in names:
+        available = getattr(utils, f"is_{name}_available", None)
+        if available is None:
+            known = ", ".join(t for t in utils.LoggerType.list() if t != "all")
+            raise UserError(f"--report_to {name} is not a tracker; choose none, all, or some of {known}.")
+        if not available():
+            raise UserError(
+                f"--report_to {name}: {name} is not installed; `pip install {name}`, or pass --report_to none."
+            )
 
 
 @dataclass
