@@ -106,9 +106,13 @@ def _check_trackers(report_to: list[str]) -> None:
     """Refuse an experiment tracker that is not installed, before any work (Trainer raised it after the model
     and data were loaded, with a traceback)."""
     from transformers import integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
     wanted = {"azure_ml": "azureml", "comet_ml": "comet", "flyte": "flytekit"}
-    for name in report_to or []:
+    for name in [n for n in report_to or [] if n not in ("none", "all")]:
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(INTEGRATION_TO_CALLBACK)
+            raise ValueError(f"--report_to {name} is not a tracker; choose none, all, or some of {known}.")
         available = getattr(integrations, f"is_{wanted.get(name, name)}_available", None)
         if available is not None and not available():
             package = {"azure_ml": "azureml-core", "flyte": "flytekit"}.get(name, name)
