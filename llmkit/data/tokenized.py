@@ -81,6 +81,8 @@ class TokenizeArguments:
     def __post_init__(self) -> None:
         if self.num_proc is not None and self.num_proc < 1:
             raise UserError(f"--num_proc must be at least 1, got {self.num_proc}.")
+        if not 0 <= self.seed < 2**32:  # NumPy's seeding took a traceback
+            raise UserError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
 
 
 def narrowest_dtype(vocab_size: int) -> str:

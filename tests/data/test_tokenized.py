@@ -457,3 +457,13 @@ def test_a_whole_save_deletes_the_incomplete_checkpoints(tokenized, tmp_path):
     assert metrics["resumed_from"].endswith("checkpoint-2")
     assert sorted(p.name for p in run.glob("*checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert checkpoint_problem(run / "checkpoint-4") is None
+
+
+def test_a_stream_with_nothing_left_to_train_on_is_refused(tmp_path, corpus_dir):
+    # its 300 paragraphs all went to validation (1,000 held out): a BPE trained on nothing, then the
+    # dataset generator's traceback; `pretrain --streaming` trained on nothing and exited 0
+    with pytest.raises(UserError, match="no documents left to train on after the first 1,000 held out"):
+        tokenize(tmp_path / "ds", corpus_dir, "--streaming", "true")
+    assert not (tmp_path / "ds").exists()
+    with pytest.raises(UserError, match="--seed must be between 0 and 2\\*\\*32 - 1, got -1"):
+        tokenize(tmp_path / "ds", corpus_dir, "--seed", "-1")
