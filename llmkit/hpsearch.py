@@ -42,10 +42,19 @@ def load_space(path: str | None, default: dict) -> dict:
     if path:
         if not Path(path).is_file():
             raise UserError(f"search-space file {path} does not exist.")
-        space = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            space = yaml.safe_load(Path(path).read_text(errors="replace")) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"search-space file {path} is not valid YAML ({err}).") from None
+        if not isinstance(space, dict):
+            raise UserError(
+                f"search-space file {path} must map each hyperparameter to its range, e.g. "
+                "`learning_rate: {low: 1.0e-5, high: 5.0e-4, log: true}`."
+            )
     else:
         space = default
     known = {f.name for f in dataclasses.fields(TrainingArguments)} | set(LORA_FIELDS)
+    checked = {}
     for name, spec in space.items():
         if name not in known:
             raise UserError(
@@ -53,15 +62,29 @@ def load_space(path: str | None, default: dict) -> dict:
             )
         if not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= set(spec)):
             raise UserError(f"search space for {name!r} needs either 'choices: [...]' or 'low' and 'high'.")
-        if "choices" in spec and not spec["choices"]:
-            raise UserError(f"search space for {name!r} has no choices.")
+        spec = {**spec, **{end: _number(spec[end], name, end) for end in ("low", "high") if end in spec}}
+        if "choices" in spec and not (isinstance(spec["choices"], list) and spec["choices"]):
+            raise UserError(f"search space for {name!r}: choices must be a non-empty list, e.g. [8, 16, 32].")
         if "low" in spec and spec["low"] > spec["high"]:
             raise UserError(
                 f"search space for {name!r}: low {spec['low']} is greater than high {spec['high']}."
             )
         if spec.get("log") and spec.get("low", 1) <= 0:
             raise UserError(f"search space for {name!r}: a log scale needs low > 0.")
-    return space
+        checked[name] = spec
+    return checked
+
+
+def _number(value, name: str, end: str) -> int | float:
+    """A range end as a number: YAML reads `1e-5` (no dot) as a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise UserError(f"search space for {name!r}: {end} must be a number, got {value!r}.")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise UserError(f"search space for {name!r}: {end} must be a number, got {value!r}.") from None
+    return value
 
 
 def suggest(trial, space: dict) -> dict:

@@ -118,13 +118,21 @@ def test_search_space_errors(tmp_path):
     for space, message in [
         ({"learning_rate": {"low": 1e-2, "high": 1e-4}}, "greater than high"),
         ({"learning_rat": {"low": 1e-4, "high": 1e-2}}, "unknown hyperparameter"),
-        ({"weight_decay": {"choices": []}}, "no choices"),
+        ({"weight_decay": {"choices": []}}, "choices must be a non-empty list"),
         ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "log scale needs low > 0"),
+        ({"learning_rate": {"low": "fast", "high": 1}}, "low must be a number, got 'fast'"),
+        (["learning_rate", "weight_decay"], "must map each hyperparameter to its range"),  # was a traceback
     ]:
         path = tmp_path / "space.yaml"
         path.write_text(yaml.safe_dump(space))
         with pytest.raises(UserError, match=message):
             load_space(str(path), {})
+    path.write_text("learning_rate: {low: [1e-5, high: 1e-3}")
+    with pytest.raises(UserError, match="is not valid YAML"):
+        load_space(str(path), {})
+    # YAML reads 1e-5 (no dot) as a string: it reached Optuna as one
+    path.write_text("learning_rate: {low: 1e-5, high: 1e-3, log: true}")
+    assert load_space(str(path), {}) == {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}}
 
 
 @pytest.mark.slow
