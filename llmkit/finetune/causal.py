@@ -130,7 +130,7 @@ def _causal_data(
     names = list(asked)
     raw = load_table(data_args, _builtin_pairs, names, seed=args.seed, asked_by=asked)
     for col in names:
-        raw, dropped = drop_empty(raw, col)
+        raw, dropped = drop_empty(raw, col, data_args)
         if dropped:
             logger.info(f"dropped {dropped} example(s) with an empty {col!r}")
     raw = raw.remove_columns([SOURCE, ROW])

@@ -214,7 +214,7 @@ def _prepare(
     logger.info(args.choose_learning_rate(lora_args.use_lora))
     sample = tagging_sample if token_task else classification_sample
     raw = load_table(data_args, sample, [text_col, label_col], seed=args.seed)
-    raw, empty = drop_empty(raw, text_col)
+    raw, empty = drop_empty(raw, text_col, data_args)
     if empty:
         logger.info(f"dropped {empty} example(s) with an empty {text_col!r}")
     labels, multi = label_names(raw, label_col, token_task, data_args)

@@ -206,6 +206,33 @@ def test_a_text_column_of_numbers_is_read_as_text():
     assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
 
 
+@pytest.mark.parametrize("where", ["train", "validation"])
+def test_a_file_whose_texts_are_all_empty_is_named(where, tmp_path, capsys):
+    # a validation file of empty texts ended in "Column 'truncated' doesn't exist"; a training file in "every
+    # example has the same label ''" (finetune-gpt2 and a T5 of empty targets: tracebacks too)
+    empty = _write(
+        tmp_path / "empty.jsonl", [{"text": " ", "label": "animal"}, {"text": "", "label": "money"}]
+    )
+    files = [str(empty)] if where == "train" else [str(_write(tmp_path / "t.jsonl", TRAIN)), str(empty)]
+    argv = ["--train_file", files[0], *(["--validation_file", files[1]] if files[1:] else [])]
+    err = _fails([*argv, "--output_dir", str(tmp_path / "o")], capsys)
+    assert f"every example in {empty} has an empty 'text'" in err and "--text_column" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_split_whose_column_is_all_blank_is_refused_for_every_recipe():
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import drop_empty
+
+    raw = DatasetDict(
+        train=Dataset.from_list([{"src": "one", "tgt": "1"}]),
+        validation=Dataset.from_list([{"src": "two", "tgt": ""}]),
+    )
+    with pytest.raises(UserError, match="every example in the validation data has an empty 'tgt'"):
+        drop_empty(raw, "tgt")
+
+
 @pytest.mark.parametrize("odd", [7, {"a": 1}])
 def test_a_text_column_mixing_strings_and_other_json_values_is_named(odd, tmp_path, capsys):
     # a number beside strings ended in "int has no len()", an object in the tokenizer's TypeError: tracebacks
