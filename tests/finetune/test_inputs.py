@@ -233,6 +233,23 @@ def test_a_split_whose_column_is_all_blank_is_refused_for_every_recipe():
         drop_empty(raw, "tgt")
 
 
+def test_lora_target_modules_are_split_at_commas_and_a_name_no_layer_has_is_refused(tmp_path, capsys):
+    # "query,value" (as the README writes the defaults) matched no layer; "query vlaue" adapted query alone
+    from llmkit.finetune.lora import LoraArguments, apply_lora
+
+    model = AutoModelForSequenceClassification.from_pretrained(MINILM[1], num_labels=2)
+    wrapped = apply_lora(model, LoraArguments(use_lora=True, lora_target_modules=["query,value"]), "SEQ_CLS")
+    adapted = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in wrapped.named_parameters() if "lora_A" in n
+    }
+    assert adapted == {"query", "value"}
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    argv = ["--train_file", str(train), "--output_dir", str(tmp_path / "o"), "--use_lora"]
+    err = _fails([*argv, "--lora_target_modules", "query", "vlaue"], capsys)
+    assert "--lora_target_modules vlaue: no layer" in err and "value" in err.split("named")[1]
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
 @pytest.mark.parametrize("odd", [7, {"a": 1}])
 def test_a_text_column_mixing_strings_and_other_json_values_is_named(odd, tmp_path, capsys):
     # a number beside strings ended in "int has no len()", an object in the tokenizer's TypeError: tracebacks
