@@ -86,7 +86,7 @@ def finetune_causal(parsed: FinetuneParsed) -> dict:
     )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
-    resume = resume_checkpoint(args)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     trainer = build_trainer(args, data, tokenizer, collator, model=model)
     metrics = train_and_evaluate(trainer, resume)
     metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])

@@ -294,7 +294,7 @@ class _Fit:
 
     def train(self):
         """Train (resuming a checkpoint on the same labels) and evaluate; the trainer and its metrics."""
-        resume = resume_checkpoint(self.args)
+        resume = resume_checkpoint(self.args, use_lora=self.lora_args.use_lora)
         _check_resumed_labels(resume, self.prep.labels)
         trainer = self.make_trainer()
         return trainer, train_and_evaluate(trainer, resume, self.data.get("test"))

@@ -115,7 +115,7 @@ def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     )
 
     set_seed(args.seed)
-    resume = resume_checkpoint(args)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     model, tokenizer, base = _model_and_tokenizer(
         task, model_args, args, raw, columns=(source_col, target_col), builtin=builtin, resume=resume
     )

@@ -14,6 +14,7 @@ from transformers import EarlyStoppingCallback, Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
+from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
 from llmkit.log import get_logger
@@ -188,15 +189,30 @@ def _remembering(trainer_cls: type[Trainer]) -> type[Trainer]:
     return type(trainer_cls.__name__, mixins, {"__doc__": trainer_cls.__doc__})
 
 
-def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
-    """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir."""
+def resume_checkpoint(args: FinetuneTrainingArguments, *, use_lora: bool | None = None) -> str | None:
+    """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir.
+
+    With `use_lora` (given by the recipes that have --use_lora), a checkpoint of the other kind is refused."""
     prepare_output_dir(args.output_dir)
     # the first process tidies, the rest read
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if use_lora is not None:
+        _check_resumed_kind(resume, use_lora)
     if resume and args.process_index == 0:
         logger.info(f"resuming from {resume}")
     return resume
+
+
+def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
+    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
+    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
+        kind, flag = (
+            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
+        )
+        raise UserError(
+            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
+        )
 
 
 def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | None = None) -> dict:

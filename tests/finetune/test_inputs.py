@@ -148,6 +148,29 @@ def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
     )
 
 
+@pytest.mark.parametrize(("recipe", "adapter"), [("finetune-bert", False), ("finetune-qa", True)])
+def test_resuming_a_full_run_as_lora_or_a_lora_run_as_full_is_refused(recipe, adapter, tmp_path, capsys):
+    # a full checkpoint continued with --use_lora ended in torch's "loaded state dict contains a parameter group
+    # that doesn't match the size of optimizer's group" after the model was built
+    from safetensors.torch import save_file
+
+    checkpoint = tmp_path / "o" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
+    weights = "adapter_model.safetensors" if adapter else "model.safetensors"
+    save_file({"w": torch.zeros(2)}, str(checkpoint / weights))
+    if adapter:
+        (checkpoint / "adapter_config.json").write_text("{}")
+    argv = [recipe, *MINILM, "--output_dir", str(tmp_path / "o"), *([] if adapter else ["--use_lora"])]
+    if recipe == "finetune-bert":
+        argv += ["--train_file", str(_write(tmp_path / "train.jsonl", TRAIN))]
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(argv)
+    err = capsys.readouterr().err
+    kind, fix = ("LoRA adapter", "with --use_lora") if adapter else ("full model", "without --use_lora")
+    assert exit_.value.code == 2 and f"checkpoint-4 is a {kind} checkpoint; continue it {fix}" in err, err
+
+
 def test_an_empty_test_file_is_refused(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
     (tmp_path / "test.jsonl").write_text("")
