@@ -239,7 +239,8 @@ def _tokenize(prep: _Prepared, encode: Callable, args: FinetuneTrainingArguments
     raw = prep.raw
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    data, truncated = report_truncation(data, prep.max_length, "texts")
+    limit = prep.tokenizer.model_max_length
+    data, truncated = report_truncation(data, prep.max_length, "texts", model_limit=limit)
     warn_if_too_small(args, len(data["train"]), len(data["validation"]))
     return data, truncated
 

@@ -66,14 +66,22 @@ def warn_if_too_small(args: FinetuneTrainingArguments, n_train: int, n_validatio
     return warnings
 
 
-def report_truncation(data: DatasetDict, max_length: int, what: str = "inputs") -> tuple[DatasetDict, int]:
-    """Count the examples whose `truncated` flag is set, say so once, and drop the flag column."""
+def report_truncation(
+    data: DatasetDict, max_length: int, what: str = "inputs", *, model_limit: int | None = None
+) -> tuple[DatasetDict, int]:
+    """Count the examples whose `truncated` flag is set, say so once, and drop the flag column.
+
+    `model_limit`: the most tokens the model reads; a max_length there cannot be raised, so the hint says so."""
     truncated = sum(sum(split["truncated"]) for split in data.values())
     if truncated:
         total = sum(len(split) for split in data.values())
+        fix = (
+            "the most this model reads: shorten them, or use a model with a longer context"
+            if model_limit is not None and max_length >= model_limit
+            else "raise --max_length to keep more"
+        )
         logger.info(
-            f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated "
-            "(raise --max_length to keep more)"
+            f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated ({fix})"
         )
     return data.remove_columns("truncated"), truncated
 
