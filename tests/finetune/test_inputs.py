@@ -335,6 +335,27 @@ def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_number_tags_without_names_are_said_to_score_words_not_entities(caplog):
+    # tags 0/1/2 from a JSONL trained with "0" read as an entity type: eval_f1 was word accuracy, shown as F1
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments
+    from llmkit.finetune.labels import label_names
+    from llmkit.finetune.metrics import entity_f1
+
+    rows = [{"tags": [0, 1, 0], SOURCE: "train", ROW: i} for i in range(3)] + [
+        {"tags": [2, 0], SOURCE: "train", ROW: 3}
+    ]
+    names, _ = label_names(DatasetDict(train=Dataset.from_list(rows)), "tags", True, FinetuneDataArguments())
+    assert names == ["0", "1", "2"] and "entity F1 counts every word as an entity" in caplog.text
+    scores = entity_f1([["0", "1", "1"]], [["0", "1", "0"]])
+    assert scores["f1"] == scores["token_accuracy"]  # what the warning says
+    caplog.clear()
+    named = [{"tags": ["O", "B-X"], SOURCE: "train", ROW: 0}]
+    label_names(DatasetDict(train=Dataset.from_list(named)), "tags", True, FinetuneDataArguments())
+    assert "entity F1" not in caplog.text
+
+
 def test_a_label_that_is_a_json_object_is_refused(tmp_path, capsys):
     # it trained, the object's text becoming a class name
     rows = [{"text": t, "label": {"kind": i % 2}} for i, t in enumerate(ANIMALS + MONEY)]
