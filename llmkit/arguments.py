@@ -200,14 +200,24 @@ def _config_value(action: argparse.Action, value: object, where: str) -> object:
         value = home_path(value)
     if isinstance(value, list):
         value = [home_path(v) if isinstance(v, str) else v for v in value]
-    if value is None or isinstance(value, str) or action.type is None:
-        return value  # argparse converts a string default itself, naming the flag if it is wrong
     many = action.nargs in ("+", "*")
+    if isinstance(value, str) and action.type is not None and not many:
+        _converted(
+            action, [value], value, where
+        )  # argparse would convert it too, but name a flag never typed
+        return value
+    if value is None or isinstance(value, str) or action.type is None:
+        return value  # argparse converts a string default itself
     if isinstance(value, (list, dict)) and not (many and isinstance(value, list)):
         if action.type in (str, None):
             return value  # e.g. report_to: [tensorboard, wandb], which TrainingArguments reads as a list
         raise UserError(f"{where} must be a single value, not {type(value).__name__} {value!r}.")
-    items = value if isinstance(value, list) else [value]
+    converted = _converted(action, value if isinstance(value, list) else [value], value, where)
+    return converted if many else converted[0]
+
+
+def _converted(action: argparse.Action, items: list, value: object, where: str) -> list:
+    """Each item converted by the flag's type and checked against its choices; a UserError naming `where`."""
     try:
         converted = [action.type(item if isinstance(item, str) else str(item)) for item in items]
     except (ValueError, TypeError, argparse.ArgumentTypeError):
@@ -215,7 +225,7 @@ def _config_value(action: argparse.Action, value: object, where: str) -> object:
         raise UserError(f"{where} must be {kind}, got {value!r}.") from None
     if action.choices is not None and any(item not in action.choices for item in converted):
         raise UserError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}.")
-    return converted if many else converted[0]
+    return converted
 
 
 def _build(cls, namespace: argparse.Namespace):

@@ -154,6 +154,9 @@ def test_config_file_mistakes_are_named(tmp_path):
         ("learning_rate: {a: 1}", "learning_rate must be a single value, not dict"),
         ("per_device_train_batch_size: 2.5", "per_device_train_batch_size must be a whole number, got 2.5"),
         ("per_device_train_batch_size: true", "per_device_train_batch_size must be a whole number, got True"),
+        # a string was left to argparse, whose message named a --learning_rate flag the user never typed
+        ("learning_rate: fast", "learning_rate must be a number, got 'fast'"),
+        ("per_device_train_batch_size: big", "per_device_train_batch_size must be a whole number, got 'big'"),
     ],
 )
 def test_config_values_of_the_wrong_type_are_named(tmp_path, line, message):

@@ -82,11 +82,17 @@ def finetune_causal(parsed: FinetuneParsed) -> dict:
     max_length = min(data_args.max_length or context, context)
 
     raw, data, collator = _causal_data(
-        task, data_args, args, tokenizer, columns=(prompt_col, response_col), max_length=max_length
+        task,
+        data_args,
+        args,
+        tokenizer,
+        columns=(prompt_col, response_col),
+        max_length=max_length,
+        context=context,
     )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "CAUSAL_LM")
-    resume = resume_checkpoint(args)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     trainer = build_trainer(args, data, tokenizer, collator, model=model)
     metrics = train_and_evaluate(trainer, resume)
     metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
@@ -117,6 +123,7 @@ def _causal_data(
     *,
     columns: tuple[str, str | None],
     max_length: int,
+    context: int | None = None,
 ) -> tuple[DatasetDict, dict, Callable]:
     """The table as read, its tokenized splits and their collator: prompt/response pairs, or text packed
     into blocks of max_length when there is no response column."""
@@ -130,7 +137,7 @@ def _causal_data(
     names = list(asked)
     raw = load_table(data_args, _builtin_pairs, names, seed=args.seed, asked_by=asked)
     for col in names:
-        raw, dropped = drop_empty(raw, col)
+        raw, dropped = drop_empty(raw, col, data_args)
         if dropped:
             logger.info(f"dropped {dropped} example(s) with an empty {col!r}")
     raw = raw.remove_columns([SOURCE, ROW])
@@ -142,7 +149,7 @@ def _causal_data(
                 remove_columns=names,
                 desc="Tokenizing pairs",
             )
-            data, _ = report_truncation(data, max_length, "prompts")
+            data, _ = report_truncation(data, max_length, "prompts", model_limit=context)
             # pads inputs and masks padded labels
             collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
         else:

@@ -214,7 +214,7 @@ def _prepare(
     logger.info(args.choose_learning_rate(lora_args.use_lora))
     sample = tagging_sample if token_task else classification_sample
     raw = load_table(data_args, sample, [text_col, label_col], seed=args.seed)
-    raw, empty = drop_empty(raw, text_col)
+    raw, empty = drop_empty(raw, text_col, data_args)
     if empty:
         logger.info(f"dropped {empty} example(s) with an empty {text_col!r}")
     labels, multi = label_names(raw, label_col, token_task, data_args)
@@ -239,7 +239,8 @@ def _tokenize(prep: _Prepared, encode: Callable, args: FinetuneTrainingArguments
     raw = prep.raw
     with args.main_process_first(desc="tokenizing"):
         data = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
-    data, truncated = report_truncation(data, prep.max_length, "texts")
+    limit = prep.tokenizer.model_max_length
+    data, truncated = report_truncation(data, prep.max_length, "texts", model_limit=limit)
     warn_if_too_small(args, len(data["train"]), len(data["validation"]))
     return data, truncated
 
@@ -294,7 +295,7 @@ class _Fit:
 
     def train(self):
         """Train (resuming a checkpoint on the same labels) and evaluate; the trainer and its metrics."""
-        resume = resume_checkpoint(self.args)
+        resume = resume_checkpoint(self.args, use_lora=self.lora_args.use_lora)
         _check_resumed_labels(resume, self.prep.labels)
         trainer = self.make_trainer()
         return trainer, train_and_evaluate(trainer, resume, self.data.get("test"))

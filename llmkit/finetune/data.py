@@ -218,10 +218,13 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
     return f"{file} record {row + 1}"
 
 
-def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
+def drop_empty(
+    ds: DatasetDict, column: str, data_args: FinetuneDataArguments | None = None
+) -> tuple[DatasetDict, int]:
     """Remove rows whose `column` is missing or blank; return the data and how many were removed.
 
-    A column of numbers (a JSON answer 4, a CSV of digits) is read as their text."""
+    A column of numbers (a JSON answer 4, a CSV of digits) is read as their text. A split left with no row
+    is refused, naming its file (`data_args`) and the columns it has."""
     before = sum(len(d) for d in ds.values())
     ds = DatasetDict(ds)  # the caller's splits stay as they were
     for split, part in ds.items():
@@ -246,4 +249,13 @@ def drop_empty(ds: DatasetDict, column: str) -> tuple[DatasetDict, int]:
         input_columns=column,
         batched=True,
     )
+    for split, part in ds.items():
+        if len(part) == 0:  # every row dropped: a traceback further on ("Column 'input_ids' doesn't exist")
+            own_file = data_args and (split == "train" or getattr(data_args, f"{split}_file", None))
+            where = describe(data_args, split) if own_file else f"the {split} data"
+            raise UserError(
+                f"every example in {where} has an empty {column!r}, so none is left to "
+                f"{'train on' if split == 'train' else 'score'}: fill that column in, or name the one that "
+                "holds the text with its flag (--text_column, --target_column)."
+            )
     return ds, before - sum(len(d) for d in ds.values())

@@ -12,6 +12,9 @@ from datasets import DatasetDict
 
 from llmkit.errors import UserError
 from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, locate
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 def key(value) -> str:
@@ -68,6 +71,12 @@ def label_names(
         _require_two_classes([v for s, _, v in rows if s == "train"], None, token_task, data_args, column)
     if token_task and "O" in seen:
         return ["O", *sorted(seen - {"O"})], False
+    if token_task and all(tag.lstrip("-").isdigit() for tag in seen):  # "0" is read as an entity type, not O
+        logger.warning(
+            f"warning: the tags in {column!r} are numbers without names, so none means 'outside any entity' (O): "
+            "entity F1 counts every word as an entity and becomes word accuracy. Write the tags as names "
+            "(O, B-PER, I-PER, ...) for entity-level scores."
+        )
     return sorted(seen), multi
 
 

@@ -57,10 +57,21 @@ def apply_lora(
     """Wrap `model` with LoRA adapters; `trainable_heads` (e.g. the classifier) stay fully trainable."""
     peft = require("peft", "finetune")
     LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
-    targets = args.lora_target_modules or DEFAULT_TARGETS.get(model.config.model_type)
+    # "query,value" (as the defaults are written) is two names, not one that matches nothing
+    asked = [name for value in args.lora_target_modules or [] for name in value.split(",") if name.strip()]
+    targets = [name.strip() for name in asked] or DEFAULT_TARGETS.get(model.config.model_type)
     if not targets:
         raise UserError(
-            f"no default LoRA target modules for model type {model.config.model_type!r}; pass --lora_target_modules."
+            f"no default LoRA target modules for model type {model.config.model_type!r}; pass --lora_target_modules "
+            f"with some of its layers: {', '.join(layer_names(model))}."
+        )
+    layers = layer_names(model)
+    full = [name for name, _ in model.named_modules()]
+    unknown = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in full)]
+    if unknown:  # peft adapts the names it finds and ignores the others: a typo trained fewer layers
+        raise UserError(
+            f"--lora_target_modules {' '.join(unknown)}: no layer of this {model.config.model_type} model has "
+            f"that name; its layers LoRA can adapt are named {', '.join(layers)}."
         )
     config = LoraConfig(
         r=args.lora_r,
@@ -79,6 +90,14 @@ def apply_lora(
         f"LoRA r={args.lora_r} on {targets}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)"
     )
     return peft_model
+
+
+def layer_names(model: PreTrainedModel) -> list[str]:
+    """The last parts of the names of the model's layers that LoRA can adapt (linear, Conv1D, embedding)."""
+    kinds = ("Linear", "Conv1D", "Conv2d", "Embedding")
+    return sorted(
+        {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ in kinds}
+    )
 
 
 def trainable_parameters(model) -> tuple[int, int]:

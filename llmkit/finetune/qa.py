@@ -124,7 +124,7 @@ def finetune_qa(parsed: FinetuneParsed) -> dict:
     scorer = AnswerScorer(qa_args, allow_null)
     scorer.sets = {name: (features[name], raw[name]) for name in ("validation", "test") if name in raw}
     scorer.sets["eval"] = scorer.sets.pop("validation")
-    resume = resume_checkpoint(args)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     trainer = build_trainer(
         args,
         features,

@@ -18,6 +18,9 @@ from datasets import Dataset, DatasetDict
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
 from llmkit.finetune.data import FinetuneDataArguments
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 COLUMNS = ["id", "title", "context", "question", "answers"]
 LAYOUT = (
@@ -94,13 +97,20 @@ def _flatten(path: Path, articles: list) -> list[dict]:
 
 
 def check_rows(rows: Iterable[dict], where: str) -> list[dict]:
-    """Complete each row (id, title) and refuse missing columns and answers that are not where they claim to be."""
-    out = []
+    """Complete each row (id, title) and refuse missing columns and answers that are not where they claim to be.
+
+    Answers are scored by question id, so a repeated id (two files without ids in one folder, a hand-made file)
+    gets its row number appended: otherwise every question with that id was scored with one's answer."""
+    out, seen, repeated = [], set(), []
     for n, row in enumerate(rows, 1):
         missing = [c for c in ("context", "question", "answers") if c not in row]
         if missing:
             raise UserError(f"{where} row {n} has no {missing} column(s); give {LAYOUT}.")
         qid = str(row.get("id") if row.get("id") is not None else n)
+        if qid in seen:
+            repeated.append(qid)
+            qid = f"{qid}#{n}"
+        seen.add(qid)
         answers = row["answers"]
         if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
             raise UserError(
@@ -133,6 +143,11 @@ def check_rows(rows: Iterable[dict], where: str) -> list[dict]:
         )
     if not out:
         raise UserError(f"{where} has no questions; give it some in {LAYOUT}.")
+    if repeated:
+        logger.warning(
+            f"{where}: {len(repeated)} question(s) reuse the id of an earlier one (first: {repeated[0]!r}); "
+            "each is scored on its own under its id and row number ('id#row')."
+        )
     return out
 
 

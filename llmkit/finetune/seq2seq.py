@@ -104,8 +104,8 @@ def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     source_col, target_col = data_args.text_column or "text", data_args.target_column or "summary"
     builtin = not (data_args.dataset_name or data_args.train_file)
     raw = load_table(data_args, summarization_sample, [source_col, target_col], seed=args.seed)
-    raw, empty = drop_empty(raw, source_col)
-    raw, empty_targets = drop_empty(raw, target_col)
+    raw, empty = drop_empty(raw, source_col, data_args)
+    raw, empty_targets = drop_empty(raw, target_col, data_args)
     if empty or empty_targets:
         logger.info(f"dropped {empty + empty_targets} example(s) with an empty input or target")
     prefix = (
@@ -115,7 +115,7 @@ def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     )
 
     set_seed(args.seed)
-    resume = resume_checkpoint(args)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     model, tokenizer, base = _model_and_tokenizer(
         task, model_args, args, raw, columns=(source_col, target_col), builtin=builtin, resume=resume
     )

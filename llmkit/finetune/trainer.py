@@ -14,6 +14,7 @@ from transformers import EarlyStoppingCallback, Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from llmkit.checkpoints import find_resume_checkpoint, train_resumable
+from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
 from llmkit.log import get_logger
@@ -65,14 +66,22 @@ def warn_if_too_small(args: FinetuneTrainingArguments, n_train: int, n_validatio
     return warnings
 
 
-def report_truncation(data: DatasetDict, max_length: int, what: str = "inputs") -> tuple[DatasetDict, int]:
-    """Count the examples whose `truncated` flag is set, say so once, and drop the flag column."""
+def report_truncation(
+    data: DatasetDict, max_length: int, what: str = "inputs", *, model_limit: int | None = None
+) -> tuple[DatasetDict, int]:
+    """Count the examples whose `truncated` flag is set, say so once, and drop the flag column.
+
+    `model_limit`: the most tokens the model reads; a max_length there cannot be raised, so the hint says so."""
     truncated = sum(sum(split["truncated"]) for split in data.values())
     if truncated:
         total = sum(len(split) for split in data.values())
+        fix = (
+            "the most this model reads: shorten them, or use a model with a longer context"
+            if model_limit is not None and max_length >= model_limit
+            else "raise --max_length to keep more"
+        )
         logger.info(
-            f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated "
-            "(raise --max_length to keep more)"
+            f"{truncated} of {total} {what} were longer than {max_length} tokens and were truncated ({fix})"
         )
     return data.remove_columns("truncated"), truncated
 
@@ -188,15 +197,30 @@ def _remembering(trainer_cls: type[Trainer]) -> type[Trainer]:
     return type(trainer_cls.__name__, mixins, {"__doc__": trainer_cls.__doc__})
 
 
-def resume_checkpoint(args: FinetuneTrainingArguments) -> str | None:
-    """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir."""
+def resume_checkpoint(args: FinetuneTrainingArguments, *, use_lora: bool | None = None) -> str | None:
+    """The checkpoint this run continues from: --resume_from_checkpoint, else the newest complete one in output_dir.
+
+    With `use_lora` (given by the recipes that have --use_lora), a checkpoint of the other kind is refused."""
     prepare_output_dir(args.output_dir)
     # the first process tidies, the rest read
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if use_lora is not None:
+        _check_resumed_kind(resume, use_lora)
     if resume and args.process_index == 0:
         logger.info(f"resuming from {resume}")
     return resume
+
+
+def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
+    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
+    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
+        kind, flag = (
+            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
+        )
+        raise UserError(
+            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
+        )
 
 
 def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | None = None) -> dict:

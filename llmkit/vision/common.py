@@ -4,12 +4,10 @@ a run (resume, train, keep example inputs, write the model and its card)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from datasets import DatasetDict
 from transformers import Trainer
 
-from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.finetune.lora import LoraArguments
@@ -49,10 +47,8 @@ def train_resumed(
     trainer: Trainer, splits: DatasetDict, labels: list[str], *, use_lora: bool | None = None
 ) -> dict:
     """Train on from the run's checkpoint, if any and of the same labels and kind; the kept model's scores."""
-    resume = resume_checkpoint(trainer.args)
+    resume = resume_checkpoint(trainer.args, use_lora=use_lora)
     _check_resumed_labels(resume, labels)
-    if use_lora is not None:  # only a recipe with --use_lora writes adapter checkpoints
-        _check_resumed_kind(resume, use_lora)
     return train_and_evaluate(trainer, resume, splits.get("test"))
 
 
@@ -83,14 +79,3 @@ def finish(
         headline=list(card.headline),
         extra=extra,
     )
-
-
-def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
-    """A LoRA checkpoint holds adapters only, a full one every weight: neither continues as the other."""
-    if resume and (Path(resume) / "adapter_config.json").is_file() != use_lora:
-        kind, flag = (
-            ("LoRA adapter", "with --use_lora") if not use_lora else ("full model", "without --use_lora")
-        )
-        raise UserError(
-            f"{resume} is a {kind} checkpoint; continue it {flag}, or use a new --output_dir for this run."
-        )

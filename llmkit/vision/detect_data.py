@@ -8,6 +8,7 @@ optionally "test") with columns `image` (decoded to PIL), `image_id`, `width`, `
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,11 +121,23 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         ) from None
     if not categories:
         raise UserError(f"{path} lists no categories; add its classes as {{'id': ..., 'name': ...}}.")
+    names = [name for _, name in sorted(categories.items())]
+    if len(categories) < len(cats) or len(set(names)) < len(names):  # one class would shadow the other
+        raise UserError(
+            f"{path}: its 'categories' repeat an id or a name ({cats!r:.200}); give each class its own id and name."
+        )
     _check_entries(path, "images", images, ("id", "file_name"))
     _check_entries(path, "annotations", annotations, ())
     rows = {}
     for image in images:
         file = _image_file(folder, image["file_name"])
+        if (
+            image["id"] in rows
+        ):  # the later image replaced the earlier, and its boxes landed on the wrong picture
+            raise UserError(
+                f"{path}: image id {image['id']!r} is given to both {rows[image['id']]['image']} and {file}; "
+                "give each image its own id (and point each annotation's image_id at its image)."
+            )
         rows[image["id"]] = {
             "image": str(file),
             "image_id": image["id"],
@@ -191,12 +204,12 @@ def _add_box(rows: dict, ann: dict, categories: dict[int, str], path: Path) -> N
     where = f"{path}, annotation {ann.get('id', '?')}"
     if ann.get("image_id") not in rows:
         raise UserError(
-            f"{where} names image id {ann.get('image_id')}, which is not in its 'images' list; "
+            f"{where} names image id {ann.get('image_id')!r}, which is not in its 'images' list; "
             "fix the image_id or add the image."
         )
     if ann.get("category_id") not in categories:
         raise UserError(
-            f"{where} names category id {ann.get('category_id')}, which is not in its 'categories' "
+            f"{where} names category id {ann.get('category_id')!r}, which is not in its 'categories' "
             f"({sorted(categories)}); fix the category_id or add the category."
         )
     row = rows[ann["image_id"]]
@@ -214,7 +227,12 @@ def box_problem(box, width: float, height: float) -> str | None:
     """What is wrong with a COCO [x, y, w, h] box on a width x height image, or None."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         return "is not four numbers"
-    x, y, w, h = (float(v) for v in box)
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):  # null or text among them
+        return "is not four numbers"
+    if not all(math.isfinite(v) for v in (x, y, w, h)):  # a NaN passed every comparison below
+        return "is not four finite numbers"
     if w <= 0 or h <= 0:
         return "has no area"
     if x < -EDGE_SLACK or y < -EDGE_SLACK or x + w > width + EDGE_SLACK or y + h > height + EDGE_SLACK:

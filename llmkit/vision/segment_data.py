@@ -246,6 +246,11 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
             raise UserError(
                 f"image {image} has no mask: add {masks / (image.stem + '.png')} or remove the image."
             )
+        if mask.suffix.lower() in (".jpg", ".jpeg"):  # its ids found became classes, artefacts included
+            raise UserError(
+                f"mask {mask} is a JPEG, whose lossy compression changes the class ids along every edge (new "
+                "ids appear); save the masks losslessly as PNG."
+            )
         rows.append({"image": str(image), "mask": str(mask)})
     return rows
 

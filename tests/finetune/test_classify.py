@@ -149,7 +149,7 @@ def test_missing_labels_empty_and_long_texts(tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "dropped 1 example(s) with an empty 'text'" in out and "truncated" in out
+    assert "dropped 1 example(s) with an empty 'text'" in out and "truncated (raise --max_length" in out
 
     data.write_text("\n".join(json.dumps(r) for r in rows + [{"text": "no label here", "label": None}] * 3))
     with pytest.raises(SystemExit):
@@ -166,6 +166,22 @@ def test_missing_labels_empty_and_long_texts(tmp_path, capsys):
             ]
         )
     assert "have no 'label'" in capsys.readouterr().err
+
+
+def test_truncation_at_the_models_limit_does_not_say_to_raise_max_length(caplog):
+    # --max_length 5000 on a 512-token encoder was cut to 512 and the run said "raise --max_length to keep more"
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.trainer import report_truncation
+
+    data = DatasetDict(train=Dataset.from_dict({"truncated": [True, False]}))
+    report_truncation(data, 512, "texts", model_limit=512)
+    report_truncation(data, 256, "texts", model_limit=512)
+    first, second = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert (
+        "1 of 2 texts were longer than 512 tokens" in first and "use a model with a longer context" in first
+    )
+    assert "--max_length" not in first and "raise --max_length to keep more" in second
 
 
 def _tiny_classifier(out, seed):

@@ -148,6 +148,29 @@ def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
     )
 
 
+@pytest.mark.parametrize(("recipe", "adapter"), [("finetune-bert", False), ("finetune-qa", True)])
+def test_resuming_a_full_run_as_lora_or_a_lora_run_as_full_is_refused(recipe, adapter, tmp_path, capsys):
+    # a full checkpoint continued with --use_lora ended in torch's "loaded state dict contains a parameter group
+    # that doesn't match the size of optimizer's group" after the model was built
+    from safetensors.torch import save_file
+
+    checkpoint = tmp_path / "o" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
+    weights = "adapter_model.safetensors" if adapter else "model.safetensors"
+    save_file({"w": torch.zeros(2)}, str(checkpoint / weights))
+    if adapter:
+        (checkpoint / "adapter_config.json").write_text("{}")
+    argv = [recipe, *MINILM, "--output_dir", str(tmp_path / "o"), *([] if adapter else ["--use_lora"])]
+    if recipe == "finetune-bert":
+        argv += ["--train_file", str(_write(tmp_path / "train.jsonl", TRAIN))]
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(argv)
+    err = capsys.readouterr().err
+    kind, fix = ("LoRA adapter", "with --use_lora") if adapter else ("full model", "without --use_lora")
+    assert exit_.value.code == 2 and f"checkpoint-4 is a {kind} checkpoint; continue it {fix}" in err, err
+
+
 def test_an_empty_test_file_is_refused(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
     (tmp_path / "test.jsonl").write_text("")
@@ -204,6 +227,50 @@ def test_a_text_column_of_numbers_is_read_as_text():
     kept, dropped = drop_empty(raw, "answer")  # a JSON answer 4 used to end in "int has no len()"
     assert dropped == 1
     assert kept["train"]["answer"] == ["4", "12"] and kept["validation"]["answer"] == ["2.5"]
+
+
+@pytest.mark.parametrize("where", ["train", "validation"])
+def test_a_file_whose_texts_are_all_empty_is_named(where, tmp_path, capsys):
+    # a validation file of empty texts ended in "Column 'truncated' doesn't exist"; a training file in "every
+    # example has the same label ''" (finetune-gpt2 and a T5 of empty targets: tracebacks too)
+    empty = _write(
+        tmp_path / "empty.jsonl", [{"text": " ", "label": "animal"}, {"text": "", "label": "money"}]
+    )
+    files = [str(empty)] if where == "train" else [str(_write(tmp_path / "t.jsonl", TRAIN)), str(empty)]
+    argv = ["--train_file", files[0], *(["--validation_file", files[1]] if files[1:] else [])]
+    err = _fails([*argv, "--output_dir", str(tmp_path / "o")], capsys)
+    assert f"every example in {empty} has an empty 'text'" in err and "--text_column" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_split_whose_column_is_all_blank_is_refused_for_every_recipe():
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import drop_empty
+
+    raw = DatasetDict(
+        train=Dataset.from_list([{"src": "one", "tgt": "1"}]),
+        validation=Dataset.from_list([{"src": "two", "tgt": ""}]),
+    )
+    with pytest.raises(UserError, match="every example in the validation data has an empty 'tgt'"):
+        drop_empty(raw, "tgt")
+
+
+def test_lora_target_modules_are_split_at_commas_and_a_name_no_layer_has_is_refused(tmp_path, capsys):
+    # "query,value" (as the README writes the defaults) matched no layer; "query vlaue" adapted query alone
+    from llmkit.finetune.lora import LoraArguments, apply_lora
+
+    model = AutoModelForSequenceClassification.from_pretrained(MINILM[1], num_labels=2)
+    wrapped = apply_lora(model, LoraArguments(use_lora=True, lora_target_modules=["query,value"]), "SEQ_CLS")
+    adapted = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in wrapped.named_parameters() if "lora_A" in n
+    }
+    assert adapted == {"query", "value"}
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    argv = ["--train_file", str(train), "--output_dir", str(tmp_path / "o"), "--use_lora"]
+    err = _fails([*argv, "--lora_target_modules", "query", "vlaue"], capsys)
+    assert "--lora_target_modules vlaue: no layer" in err and "value" in err.split("named")[1]
+    assert not (tmp_path / "o" / "config.json").exists()
 
 
 @pytest.mark.parametrize("odd", [7, {"a": 1}])
@@ -266,6 +333,27 @@ def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
     err = _fails(["--train_file", str(text), *argv], capsys)
     assert f"{text} line 8: 'tokens' is 'A dog barked', not a list of words" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_number_tags_without_names_are_said_to_score_words_not_entities(caplog):
+    # tags 0/1/2 from a JSONL trained with "0" read as an entity type: eval_f1 was word accuracy, shown as F1
+    from datasets import Dataset, DatasetDict
+
+    from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments
+    from llmkit.finetune.labels import label_names
+    from llmkit.finetune.metrics import entity_f1
+
+    rows = [{"tags": [0, 1, 0], SOURCE: "train", ROW: i} for i in range(3)] + [
+        {"tags": [2, 0], SOURCE: "train", ROW: 3}
+    ]
+    names, _ = label_names(DatasetDict(train=Dataset.from_list(rows)), "tags", True, FinetuneDataArguments())
+    assert names == ["0", "1", "2"] and "entity F1 counts every word as an entity" in caplog.text
+    scores = entity_f1([["0", "1", "1"]], [["0", "1", "0"]])
+    assert scores["f1"] == scores["token_accuracy"]  # what the warning says
+    caplog.clear()
+    named = [{"tags": ["O", "B-X"], SOURCE: "train", ROW: 0}]
+    label_names(DatasetDict(train=Dataset.from_list(named)), "tags", True, FinetuneDataArguments())
+    assert "entity F1" not in caplog.text
 
 
 def test_a_label_that_is_a_json_object_is_refused(tmp_path, capsys):

@@ -305,6 +305,28 @@ def test_bad_squad_files_get_one_clear_line(name, content, expected, tmp_path, c
     assert not (tmp_path / "o" / "config.json").exists()
 
 
+def test_questions_sharing_an_id_are_each_scored_on_their_own(tmp_path, caplog):
+    # answers are matched to questions by id: two SQuAD files without ids in one folder (both "1-1-1") or a
+    # hand-made file with one id everywhere were scored with the last such question's answer for all of them
+    from llmkit.finetune.data import FinetuneDataArguments
+    from llmkit.finetune.qa_data import load_qa
+
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    for name, (context, answer) in {
+        "a": ("Ana lives in Oslo.", "Oslo"),
+        "b": ("Bo works as a baker.", "baker"),
+    }.items():
+        qa = {"question": "Which?", "answers": [{"text": answer, "answer_start": context.index(answer)}]}
+        article = {"title": name, "paragraphs": [{"context": context, "qas": [qa]}]}
+        (folder / f"{name}.json").write_text(json.dumps({"data": [article]}))
+    args = FinetuneDataArguments(train_file=str(folder), validation_file=str(folder))
+    rows = load_qa(args, builtin=None)["validation"]
+    assert len(set(rows["id"])) == 2 and "reuse the id of an earlier one (first: '1-1-1')" in caplog.text
+    spans = {qid: Span(text, 0, len(text), 1.0) for qid, text in zip(rows["id"], ["Oslo", "baker"])}
+    assert score_spans(spans, rows, threshold=0.0)["exact_match"] == 100
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [

@@ -75,6 +75,42 @@ def test_unknown_image_and_category_ids_are_named(small_coco, tmp_path):
 
 @pytest.mark.parametrize(
     ("edit", "message"),
+    [  # a null or text in a box was a TypeError/ValueError traceback, a NaN box was trained on, two images with
+        # one id lost the first (and its boxes went to the second), two categories named alike shared a label
+        (
+            lambda coco: coco["annotations"][2]["bbox"].__setitem__(2, None),
+            r"annotation 2: the box .* is not four numbers",
+        ),
+        (
+            lambda coco: coco["annotations"][2]["bbox"].__setitem__(2, "wide"),
+            r"annotation 2: the box .* is not four numbers",
+        ),
+        (
+            lambda coco: coco["annotations"][2]["bbox"].__setitem__(2, float("nan")),
+            r"is not four finite numbers",
+        ),
+        (
+            lambda coco: coco["images"][1].update(id=coco["images"][0]["id"]),
+            r"image id 0 is given to both .* and ",
+        ),
+        (
+            lambda coco: coco["categories"].append({"id": 5, "name": coco["categories"][0]["name"]}),
+            r"repeat an id or a name",
+        ),
+        (
+            lambda coco: coco["annotations"][0].update(category_id="0"),
+            r"names category id '0', which is not in",
+        ),
+    ],
+)
+def test_boxes_ids_and_categories_that_cannot_be_trained_on_are_named(edit, message, small_coco, tmp_path):
+    train = _copy(small_coco, tmp_path, edit)
+    with pytest.raises(UserError, match=message):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
     [
         (
             lambda coco: coco["images"][0].pop("file_name"),

@@ -121,6 +121,19 @@ def test_a_mask_that_is_not_an_image_is_named(mask_canvases, tmp_path):
         _run(train, tmp_path)
 
 
+def test_a_jpeg_mask_is_refused(mask_canvases, tmp_path):
+    # its compression artefacts were read as class ids: a 2-class mask trained as 4 classes, without a word
+    from PIL import Image
+
+    train = _copy(mask_canvases, tmp_path)
+    png = train / "masks" / "0002.png"
+    with Image.open(png) as mask:
+        mask.convert("L").save(png.with_suffix(".jpg"), quality=70)
+    png.unlink()
+    with pytest.raises(UserError, match=r"masks/0002.jpg is a JPEG, whose lossy compression .* as PNG"):
+        _run(train, tmp_path)
+
+
 def test_a_checkpoint_whose_head_does_not_match_is_refused_with_the_fix(mask_canvases, tmp_path):
     train = _copy(mask_canvases, tmp_path)
     five = tmp_path / "five-class-segformer"
