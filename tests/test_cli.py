@@ -114,7 +114,7 @@ def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
     )
 
 
-def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
+def test_generate_streams_a_continuation(capsys, caplog, tiny_run, tmp_path):
     out, _ = tiny_run
     flags = ["--model", str(out), "--prompt", "The for statement", "--max_new_tokens", "8", "--seed", "1"]
     llmkit_main(["generate", *flags])
@@ -130,6 +130,12 @@ def test_generate_streams_a_continuation(capsys, tiny_run, tmp_path):
     long_prompt = " ".join(["statement"] * 200)  # the tiny model's context is 64 tokens
     err = _fails_with(["generate", "--model", str(out), "--prompt", long_prompt], capsys, "leaves no room")
     assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
+    # more new tokens than the context holds: capped, and said (it was silently capped)
+    with caplog.at_level("INFO", logger="llmkit"):
+        llmkit_main(["generate", *flags[:4], "--max_new_tokens", "100000"])
+    assert (
+        "new tokens, not 100000: the prompt's 5 tokens leave that much of the model's 64-token" in caplog.text
+    )
 
 
 def test_generate_names_each_wrong_sampling_value_and_hints_once(capsys):

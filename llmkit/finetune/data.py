@@ -115,6 +115,7 @@ def load_table(
                     f"{', '.join(paths)} has no examples (a header or nothing at all): add rows to it"
                     + ("." if split == "train" else ", or leave it out.")
                 )
+        _warn_if_scored_on_training_data(files)
         raw = load_source(data_files=files)
     else:
         raw = DatasetDict({"train": Dataset.from_list(builtin())})
@@ -127,9 +128,12 @@ def load_table(
                 flags = sorted(
                     {(asked_by or {}).get(c, "--text_column/--label_column/--target_column") for c in missing}
                 )
+                found = raw[split].column_names
+                odd = next((sep for sep in ";\t|" if len(found) == 1 and sep in found[0]), None)
+                hint = f" It looks {odd!r}-separated: save it with commas." if odd else ""
                 raise UserError(
-                    f"column(s) {missing} not found in {describe(args, split)}; the data has {raw[split].column_names}. "
-                    f"Name existing ones with {' and '.join(flags)}."
+                    f"column(s) {missing} not found in {describe(args, split)}; the data has {found}. "
+                    f"Name existing ones with {' and '.join(flags)}.{hint}"
                 )
     if len(raw["train"]) == 0:
         raise UserError(f"the training data {args.source} is empty.")
@@ -216,6 +220,25 @@ def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
             lines = (n for n, text in enumerate(f, 1) if text.strip())
             return f"{file} line {next(itertools.islice(lines, row, None), row + 1)}"
     return f"{file} record {row + 1}"
+
+
+def _warn_if_scored_on_training_data(files: dict[str, list[str]]) -> None:
+    """Say so when the validation or test files are training files: their scores measure memorisation."""
+    train = {Path(f).resolve() for f in files["train"]}
+    for split in ("validation", "test"):
+        same = [f for f in files.get(split, []) if Path(f).resolve() in train]
+        same += [f for f in files.get(split, []) if f not in same and _same_bytes(Path(f), train)]
+        if same:
+            logger.warning(
+                f"warning: the {split} file {same[0]} is also training data, so its scores measure how well the "
+                "model remembers, not how well it generalises; pass examples the model does not train on."
+            )
+
+
+def _same_bytes(path: Path, others: set[Path]) -> bool:
+    """Whether one of `others` has exactly the bytes of `path` (a copy of a training file)."""
+    size = path.stat().st_size
+    return any(o.stat().st_size == size and o.read_bytes() == path.read_bytes() for o in others)
 
 
 def drop_empty(

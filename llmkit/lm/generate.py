@@ -22,6 +22,9 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from llmkit.errors import UserError
 from llmkit.lm.model import suppress_padded_ids
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -73,6 +76,11 @@ class Sampling:
             raise UserError(
                 f"the prompt is {prompt_tokens} tokens, which leaves no room in the model's context of {context} "
                 f"tokens; shorten it to at most {context - 1} tokens."
+            )
+        if limit < self.max_new_tokens:
+            logger.info(
+                f"generating at most {limit} new tokens, not {self.max_new_tokens}: the prompt's {prompt_tokens} "
+                f"tokens leave that much of the model's {context}-token context"
             )
         return min(self.max_new_tokens, limit)
 

@@ -363,3 +363,33 @@ def test_a_label_that_is_a_json_object_is_refused(tmp_path, capsys):
     err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
     assert f"{train} line 1: 'label' is {{'kind': 0}}, not a label" in err, err
     assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_a_validation_file_that_is_training_data_is_said_and_a_semicolon_csv_is_named(tmp_path, caplog):
+    # scores on a copy of the training file measured memorisation, without a word; a ';'-separated CSV was
+    # reported as one column 'text;label'
+    from llmkit.finetune.builtin import classification_sample
+    from llmkit.finetune.data import FinetuneDataArguments, load_table
+
+    train = _write(tmp_path / "train.jsonl", TRAIN)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(train.read_bytes())
+    for valid in (train, copy):
+        caplog.clear()
+        args = FinetuneDataArguments(train_file=str(train), validation_file=str(valid))
+        load_table(args, classification_sample, ["text", "label"])
+        assert f"the validation file {valid} is also training data" in caplog.text
+    caplog.clear()
+    other = _write(tmp_path / "other.jsonl", TRAIN[:2])
+    load_table(
+        FinetuneDataArguments(train_file=str(train), validation_file=str(other)),
+        classification_sample,
+        ["text", "label"],
+    )
+    assert "also training data" not in caplog.text
+    semi = tmp_path / "semi.csv"
+    semi.write_text("text;label\n" + "".join(f"{r['text']};{r['label']}\n" for r in TRAIN))
+    with pytest.raises(
+        UserError, match="the data has \\['text;label'\\].*It looks ';'-separated: save it with commas"
+    ):
+        load_table(FinetuneDataArguments(train_file=str(semi)), classification_sample, ["text", "label"])
