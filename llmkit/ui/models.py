@@ -132,11 +132,18 @@ def generation_tab(model_dir: str) -> None:
         )
         with gr.Accordion("Attention", open=False):
             with gr.Row():
-                layer = gr.Slider(0, n_layer - 1, value=0, step=1, label="Layer")
-                head = gr.Slider(0, n_head - 1, value=0, step=1, label="Head")
+                layer, head = _pick_one(n_layer, "Layer"), _pick_one(n_head, "Head")
             show = gr.Button("Show attention of the text above")
             plot = gr.Plot(label="Attention weights")
             show.click(heatmap, [output, layer, head], plot, api_name="attention")
+
+
+def _pick_one(count: int, label: str) -> gr.Component:
+    """A slider over 0..count-1; a model with one layer (or head) has nothing to choose (a slider from 0 to 0
+    is refused by Gradio, and the app did not start)."""
+    if count > 1:
+        return gr.Slider(0, count - 1, value=0, step=1, label=label)
+    return gr.Number(0, precision=0, visible=False, label=label)
 
 
 def build_models_app(

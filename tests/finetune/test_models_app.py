@@ -56,3 +56,21 @@ def test_odd_generation_inputs_get_a_message_not_a_bare_error(app_url):
     assert "Type a prompt" in text
     assert not client.predict(None, api_name="/classify").get("label")
     assert client.predict(None, 1, 0, api_name="/attention") is None
+
+
+def test_a_one_layer_one_head_model_gets_its_attention_tab(tiny_run, tmp_path):
+    # Gradio refuses a slider from 0 to 0: the app (and a Space built on such a model) did not start
+    from gradio_client import Client
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_run[0])
+    config = GPT2Config(n_layer=1, n_head=1, n_embd=16, n_positions=64, vocab_size=len(tokenizer))
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "one")
+    tokenizer.save_pretrained(tmp_path / "one")
+    demo = build_models_app(causal=str(tmp_path / "one"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        plot = Client(demo.local_url, verbose=False).predict("The for statement", 0, 0, api_name="/attention")
+        assert plot["type"] == "matplotlib"
+    finally:
+        demo.close()
