@@ -74,6 +74,10 @@ class LlmkitTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--learning_rate must be positive{' and finite' * (self.learning_rate > 0)}, got {self.learning_rate}."
             )
+        if not 0 <= self.label_smoothing_factor < 1:  # 2 trained on, its loss and scores meaningless
+            raise ValueError(
+                f"--label_smoothing_factor must be 0 or more and below 1, got {self.label_smoothing_factor}."
+            )
         if not 0 <= self.seed < 2**32:  # NumPy's seeding took a traceback
             raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         if self.per_device_train_batch_size < self.min_train_batch_size:

@@ -249,3 +249,32 @@ def test_a_tracker_that_is_not_installed_is_refused_when_parsed(name):
     with pytest.raises(UserError, match="--report_to foo is not a tracker; choose none, all, or some of"):
         parse_args(RECIPES[name].load().TYPES, ["--report_to", "foo"])
     parse_args(RECIPES[name].load().TYPES, ["--report_to", "none"])
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("finetune-bert", ["--use_lora", "--lora_alpha", "-1"], "--lora_alpha must be positive, got -1"),
+        ("finetune-bert", ["--use_lora", "--lora_r", "0"], "--lora_r must be at least 1, got 0"),
+        ("finetune-image", ["--use_lora", "--lora_dropout", "1"], "--lora_dropout is a probability"),
+        ("finetune-bert", ["--merge_lora"], "--merge_lora folds LoRA adapters into the model: it goes with"),
+        ("finetune-bert", ["--max_train_samples", "0"], "--max_train_samples must be at least 1"),
+        ("finetune-t5", ["--max_eval_samples", "-1"], "--max_eval_samples must be at least 1"),
+        ("finetune-t5", ["--num_beams", "0"], "--num_beams must be at least 1, got 0"),
+        ("finetune-qa", ["--n_best_size", "0"], "--n_best_size must be at least 1, got 0"),
+        ("finetune-qa", ["--max_answer_length", "0"], "--max_answer_length must be at least 1, got 0"),
+        ("finetune-qa", ["--null_score_diff_threshold", "nan"], "must be a finite number, got nan"),
+        (
+            "finetune-gpt2",
+            ["--label_smoothing_factor", "2"],
+            "--label_smoothing_factor must be 0 or more and below 1",
+        ),
+    ],
+)
+def test_fine_tuning_values_that_cannot_work_are_refused_when_parsed(name, flags, message):
+    # each trained to exit 0 with nonsense (alpha -1, 0 samples meaning all, every QA answer "none", a merge
+    # that never happened), or ended in peft's or generate()'s traceback
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, flags)

@@ -67,6 +67,11 @@ class FinetuneDataArguments:
             raise UserError(f"--max_length must be 0 (the recipe's default) or more, got {self.max_length}.")
         if self.max_target_length < 1:
             raise UserError(f"--max_target_length must be at least 1, got {self.max_target_length}.")
+        for name in ("max_train_samples", "max_eval_samples"):  # 0 used them all, -1 dropped the last one
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(
+                    f"--{name} must be at least 1 (or left out: every example), got {getattr(self, name)}."
+                )
         if (
             not 0 < self.validation_split_percentage < 100
         ):  # image recipes silently held out 1 image, or all but 1

@@ -50,6 +50,19 @@ class LoraArguments:
         },
     )
 
+    def __post_init__(self) -> None:
+        # peft's own messages name no flag, and it takes a negative alpha (an update of the wrong sign) silently
+        if self.lora_r < 1:
+            raise UserError(f"--lora_r must be at least 1, got {self.lora_r}.")
+        if not self.lora_alpha > 0:
+            raise UserError(f"--lora_alpha must be positive, got {self.lora_alpha}.")
+        if not 0 <= self.lora_dropout < 1:
+            raise UserError(
+                f"--lora_dropout is a probability: 0 or more and below 1, got {self.lora_dropout}."
+            )
+        if self.merge_lora and not self.use_lora:  # it was ignored without a word
+            raise UserError("--merge_lora folds LoRA adapters into the model: it goes with --use_lora.")
+
 
 def apply_lora(
     model: PreTrainedModel, args: LoraArguments, task_type: str, trainable_heads: list[str] | None = None

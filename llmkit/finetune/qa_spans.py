@@ -7,10 +7,13 @@ Fine-tuning (`llmkit.finetune.qa`), its scoring (`llmkit.finetune.qa_eval`) and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from llmkit.errors import UserError
 
 NULL_INDEX = 0  # position of [CLS] / <s> in every window: the "no answer" label and score
 # A longer question is cut to this many tokens (as BERT's SQuAD code did), so every window keeps room for context.
@@ -41,6 +44,16 @@ class QuestionAnsweringArguments:
             "help": "Built-in data only: training questions generated at run time (0: the written ones only)."
         },
     )
+
+    def __post_init__(self) -> None:
+        # 0 found no span, so every question was scored "no answer"; NaN compared false with every margin
+        for name in ("max_answer_length", "n_best_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if not math.isfinite(self.null_score_diff_threshold):
+            raise UserError(
+                f"--null_score_diff_threshold must be a finite number, got {self.null_score_diff_threshold}."
+            )
 
 
 @dataclass

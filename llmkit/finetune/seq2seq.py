@@ -60,6 +60,10 @@ class Seq2SeqArguments:
     )
     num_beams: int = field(default=1, metadata={"help": "Beams when generating during evaluation."})
 
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:  # generate() took a traceback at the first evaluation
+            raise UserError(f"--num_beams must be at least 1, got {self.num_beams}.")
+
 
 def small_t5(tokenizer: PreTrainedTokenizerFast) -> T5ForConditionalGeneration:
     """A small T5 (2+2 layers, width 128) sized to the tokenizer: the offline default."""
