@@ -53,6 +53,8 @@ class DBNArguments(ImageArguments, recipe="train-dbn", app_flag="dbn", sizes=("h
             raise UserError(
                 f"--pretrain_epochs and --cd_k must be at least 1, got {self.pretrain_epochs} and {self.cd_k}."
             )
+        if not 0 < self.rbm_learning_rate < float("inf"):  # a negative one climbed the energy, without a word
+            raise UserError(f"--rbm_learning_rate must be positive, got {self.rbm_learning_rate}.")
 
 
 TYPES = (DBNArguments,)

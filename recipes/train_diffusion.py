@@ -22,7 +22,9 @@ from llmkit.plots import save_grid
 
 
 @dataclass
-class DiffusionArguments(GenerativeArguments, recipe="train-diffusion", app_flag="diffusion"):
+class DiffusionArguments(
+    GenerativeArguments, recipe="train-diffusion", app_flag="diffusion", sizes=("num_inference_steps",)
+):
     output_dir: str = "runs/ddpm"
     num_train_epochs: int = epochs(40)
     learning_rate: float = 2e-3

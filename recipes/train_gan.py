@@ -15,7 +15,7 @@ from llmkit.classic.data import load_images
 from llmkit.classic.generative import Discriminator, Generator, gan_step
 from llmkit.classic.launch import start
 from llmkit.classic.loop import check_one_batch, fit
-from llmkit.errors import run_cli
+from llmkit.errors import UserError, run_cli
 from llmkit.launch import one_run_per_output_dir
 from llmkit.plots import save_grid
 
@@ -31,6 +31,11 @@ class GANArguments(GenerativeArguments, recipe="train-gan", app_flag="gan", size
     label_smoothing: float = field(
         default=0.1, metadata={"help": "Real targets become 1 - this (one-sided smoothing)."}
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.label_smoothing < 1:  # 2 made the real target -1: it trained to exit 0 on nonsense
+            raise UserError(f"--label_smoothing must be 0 or more and below 1, got {self.label_smoothing}.")
 
 
 TYPES = (GANArguments,)

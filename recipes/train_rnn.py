@@ -43,11 +43,16 @@ class RNNArguments(
         default=None, metadata={"help": "A text file (default: the built-in CPython docs)."}
     )
     max_chars: int = field(
-        default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default)."}
+        default=400_000, metadata={"help": "Use at most this many characters (CPU-friendly default; 0: all)."}
     )
     seq_len: int = field(default=128, metadata={"help": "Characters per training sequence."})
     hidden: int = field(default=256, metadata={"help": "Hidden size of each recurrent layer."})
     layers: int = field(default=2, metadata={"help": "Recurrent layers."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_chars < 0:  # it cut that many characters off the end
+            raise UserError(f"--max_chars must be 0 (all the text) or more, got {self.max_chars}.")
 
 
 def windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:

@@ -278,3 +278,26 @@ def test_fine_tuning_values_that_cannot_work_are_refused_when_parsed(name, flags
 
     with pytest.raises(UserError, match=message):
         parse_args(RECIPES[name].load().TYPES, flags)
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("train-gan", ["--label_smoothing", "2"], "--label_smoothing must be 0 or more and below 1, got 2.0"),
+        ("train-dbn", ["--rbm_learning_rate", "-1"], "--rbm_learning_rate must be positive, got -1.0"),
+        ("train-rnn", ["--max_chars", "-5"], "--max_chars must be 0 \\(all the text\\) or more, got -5"),
+        (
+            "train-diffusion",
+            ["--num_inference_steps", "0"],
+            "--num_inference_steps must be at least 1, got 0",
+        ),
+        ("train-cnn", ["--image_size", "0"], "--image_size must be at least 1, got 0"),
+    ],
+)
+def test_classic_values_that_cannot_work_are_refused_when_parsed(name, flags, message):
+    # each trained to exit 0 (a real target of -1, an RBM climbing its energy, text cut from the end, the
+    # default sampling steps instead of 0) or ended in a traceback
+    from llmkit.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES[name].load().TYPES, flags)

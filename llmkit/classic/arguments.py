@@ -80,6 +80,8 @@ class ClassicArguments:
         _check_trackers([t for t in self.report_to if t not in ("none", "all")])
         for name in self.sizes:
             value = getattr(self, name)
+            if value is None:  # an optional size left to its default
+                continue
             if min(value if isinstance(value, list) else [value]) < 1:
                 raise UserError(
                     f"--{name} must be at least 1{' each' * isinstance(value, list)}, got {value}."

@@ -42,7 +42,7 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 class LeNet(nn.Module):
     """LeNet-5 in spirit: two conv + pool stages, then three fully connected layers (ReLU, max-pool)."""
 
-    head = "classifier.5"  # the last layer: replaced and trained alone in transfer learning
+    head_prefix = "classifier.5."  # the last layer: replaced and trained alone in transfer learning
 
     def __init__(self, n_classes: int = 10, channels: int = 1, size: int = 16):
         super().__init__()
@@ -90,7 +90,9 @@ class ResidualBlock(nn.Module):
 class SmallResNet(nn.Module):
     """A stem and three residual stages (widths w, 2w, 4w), global average pooling, a linear head."""
 
-    head = "head"
+    head_prefix = (
+        "head."  # not `head`: a class attribute of that name hid the layer, so forward() called a str
+    )
 
     def __init__(self, n_classes: int = 10, channels: int = 1, width: int = 16):
         super().__init__()

@@ -56,6 +56,40 @@ def test_transfer_learning_and_architecture_mismatch(cnn_dir, tmp_path):
         train_cnn.main(["--output_dir", str(tmp_path / "x"), "--arch", "resnet", "--init_from", str(out)])
 
 
+def test_the_resnet_trains_transfers_and_draws(tmp_path):
+    # `--arch resnet` never ran: a class attribute named `head` hid the head layer, so forward() called a str
+    from safetensors.torch import load_file
+
+    from llmkit.classic.registry import load_classic
+
+    base = train_cnn.main(
+        ["--output_dir", str(tmp_path / "r"), "--arch", "resnet", "--num_train_epochs", "2"]
+    )
+    assert base["eval_accuracy"] > 0.5  # ten classes: chance is 0.1
+    flags = [
+        "--arch",
+        "resnet",
+        "--init_from",
+        str(tmp_path / "r"),
+        "--freeze_features",
+        "--num_train_epochs",
+        "1",
+    ]
+    train_cnn.main(["--output_dir", str(tmp_path / "ft"), *flags])
+    before, after = (
+        load_file(tmp_path / "r" / "model.safetensors"),
+        load_file(tmp_path / "ft" / "model.safetensors"),
+    )
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head.weight", "head.bias"}  # only the head trained
+    model, config = load_classic(str(tmp_path / "ft"), ("lenet", "resnet"))  # what the drawing tab loads
+    assert config["architecture"] == "resnet" and model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    with pytest.raises(UserError, match="--freeze_features keeps the features of a saved CNN: it goes with"):
+        train_cnn.main(["--output_dir", str(tmp_path / "x"), "--freeze_features"])
+    with pytest.raises(UserError, match="2x2 images are too small for lenet; pass a larger --image_size"):
+        train_cnn.main(["--output_dir", str(tmp_path / "x"), "--image_size", "2"])  # a RuntimeError traceback
+
+
 def test_mlp_numpy_and_torch(tmp_path):
     results = train_mlp.main(["--output_dir", str(tmp_path), "--num_train_epochs", "15"])
     assert results["numpy_eval_accuracy"] > 0.9 and results["eval_accuracy"] > 0.85
