@@ -29,7 +29,13 @@ class MLPArguments(ImageArguments, recipe="train-mlp", sizes=("hidden",)):
         default="both", metadata={"help": "numpy, torch or both.", "choices": ["numpy", "torch", "both"]}
     )
     hidden: list[int] = field(default_factory=lambda: [128, 64], metadata={"help": "Hidden layer widths."})
-    activation: str = field(default="relu", metadata={"help": "relu, leaky_relu, tanh or sigmoid."})
+    activation: str = field(
+        default="relu",
+        metadata={
+            "help": "relu, leaky_relu, tanh, sigmoid or identity (none).",
+            "choices": ["relu", "leaky_relu", "tanh", "sigmoid", "identity"],
+        },
+    )
     optimizer: str = field(
         default="adam", metadata={"help": "NumPy optimizer: sgd, momentum, rmsprop or adam."}
     )

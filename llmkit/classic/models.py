@@ -14,9 +14,13 @@ class MLP(nn.Module):
         self, in_features: int, n_classes: int, hidden: tuple[int, ...] = (128, 64), activation: str = "relu"
     ):
         super().__init__()
-        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}[
-            activation
-        ]
+        act = {
+            "relu": nn.ReLU,
+            "tanh": nn.Tanh,
+            "sigmoid": nn.Sigmoid,
+            "leaky_relu": nn.LeakyReLU,
+            "identity": nn.Identity,  # no non-linearity: the layers collapse into one linear map
+        }[activation]
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(sizes, sizes[1:]):

@@ -90,6 +90,14 @@ def test_the_resnet_trains_transfers_and_draws(tmp_path):
         train_cnn.main(["--output_dir", str(tmp_path / "x"), "--image_size", "2"])  # a RuntimeError traceback
 
 
+def test_every_listed_activation_trains_in_both_implementations(tmp_path):
+    # `--activation identity` was listed by the NumPy MLP's message and was a KeyError in the torch one
+    metrics = train_mlp.main(
+        ["--output_dir", str(tmp_path), "--activation", "identity", "--num_train_epochs", "1"]
+    )
+    assert metrics["numpy_eval_accuracy"] > 0.3 and metrics["eval_accuracy"] > 0.3
+
+
 def test_mlp_numpy_and_torch(tmp_path):
     results = train_mlp.main(["--output_dir", str(tmp_path), "--num_train_epochs", "15"])
     assert results["numpy_eval_accuracy"] > 0.9 and results["eval_accuracy"] > 0.85
