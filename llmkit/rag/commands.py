@@ -84,7 +84,7 @@ def _add_ask_and_chat(sub) -> None:
             p.add_argument(
                 "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
             )
-            p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
+            p.add_argument("--port", type=_port, default=8765, help="port to listen on (0: any free port)")
         p.add_argument("--k", type=_positive, default=5, help="sources to retrieve")
         p.add_argument("--mode", default="hybrid", choices=MODES)
         p.add_argument("--source", help="only search chunks whose source path matches this glob")
@@ -156,6 +156,15 @@ def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:  # bind() raised OverflowError, a traceback after the models had loaded
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0: any free port), got {number}"
+        )
     return number
 
 
@@ -244,10 +253,15 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
 
 def _check_question(question: str) -> None:
     """Refuse an empty or over-long question of `rag ask` (the chat and the API reply to it instead)."""
-    from llmkit.rag.serve import MAX_QUESTION_CHARS
+    from llmkit.rag.serve import MAX_QUESTION_CHARS, is_text
 
     if not question.strip():
         raise UserError('the question is empty; ask one, e.g. llmkit rag ask "How do I rebase?" --store S.')
+    if not is_text(question):  # a non-UTF-8 terminal's bytes: a TypeError traceback from the tokenizer
+        raise UserError(
+            "the question holds bytes that are not UTF-8 text; set the terminal to UTF-8 (e.g. LANG=C.UTF-8) "
+            "and type it again."
+        )
     if len(question) > MAX_QUESTION_CHARS:
         raise UserError(
             f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
