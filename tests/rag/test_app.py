@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from llmkit.rag import RAG, Document, Store
-from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
+from llmkit.ui.rag_chat import add_uploads, build_rag_chat, safe_upload_name
 from tests.helpers import CHROMIUM_FLAGS, require_chromium
 from tests.rag.helpers import QUESTIONS, topic_documents
 
@@ -73,6 +73,30 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     )
     # the upload is searchable at once; the app kept serving after the bad file
     assert "glaciers.md" in sources
+
+
+def test_an_upload_that_cannot_be_read_never_replaces_an_earlier_one_of_its_name(embedder, tmp_path):
+    rag = RAG(Store(tmp_path / "store", embedder=embedder))
+    lynx, badger, broken = (tmp_path / d / "notes.md" for d in ("a", "b", "c"))
+    for path, data in (
+        (lynx, b"Lynx have tufted ears."),
+        (badger, b"Badgers dig setts."),
+        (broken, b"\0bin"),
+    ):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    uploaded = rag.store.path / "uploads" / "notes.md"
+    assert add_uploads(rag, [str(lynx)]) == "Added notes.md (1 chunk)."
+    assert "Skipped: notes.md: binary file" in add_uploads(rag, [str(broken)])
+    assert (
+        uploaded.read_bytes() == b"Lynx have tufted ears."
+    )  # was overwritten by the binary file, then deleted
+    assert (
+        add_uploads(rag, [str(lynx)]) == "Added notes.md (0 chunks)."
+    )  # the same file again: nothing replaced
+    # another file of that name replaces the first, as a re-upload of an edited file should, and says so
+    assert "Added notes.md (replaces the earlier notes.md)" in add_uploads(rag, [str(badger)])
+    assert [p.name for p in uploaded.parent.iterdir()] == ["notes.md"]  # no temporary folder is left
 
 
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
