@@ -159,6 +159,35 @@ def test_the_apps_are_commands_too(capsys):
     _fails_with(["app", "models", "--causal", "/nonexistent"], capsys, "/nonexistent is not a model folder")
 
 
+def test_the_models_app_refuses_folders_it_would_misread(tmp_path, capsys, monkeypatch):
+    import gradio as gr
+    from safetensors.torch import save_file
+    from torch import zeros
+
+    def opened(*args, **kwargs):
+        raise AssertionError("the app opened on a folder it should have refused")
+
+    monkeypatch.setattr(gr.Blocks, "launch", opened)
+
+    lm = tmp_path / "gpt2"  # a pretraining run's output: it opened as a classifier with a random head
+    lm.mkdir()
+    (lm / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}')
+    _fails_with(
+        ["app", "models", "--classifier", str(lm)], capsys, "holds a GPT2LMHeadModel, not a text classifier"
+    )
+    killed = tmp_path / "killed"  # `llmkit pretrain` killed with -9: checkpoints, no final model
+    for step, complete in ((20, True), (40, False)):
+        checkpoint = killed / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(lm.joinpath("config.json").read_text())
+        save_file({"w": zeros(1)}, checkpoint / "model.safetensors")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text('{"global_step": 20}')
+    err = _fails_with(["app", "models", "--causal", str(killed)], capsys, "its run stopped early")
+    assert f"Pass its newest checkpoint, {killed / 'checkpoint-20'}, or run the same training command" in err
+    _fails_with(["app", "models", "--causal", str(tmp_path / "nope")], capsys, "there is no such folder")
+
+
 def test_output_into_a_closed_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # as `llmkit --help | head -1` once head has exited
