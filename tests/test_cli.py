@@ -188,6 +188,29 @@ def test_the_models_app_refuses_folders_it_would_misread(tmp_path, capsys, monke
     _fails_with(["app", "models", "--causal", str(tmp_path / "nope")], capsys, "there is no such folder")
 
 
+def test_the_classic_app_names_a_folder_of_the_wrong_recipe(tmp_path, capsys):
+    lm = tmp_path / "gpt2"  # a pretraining run's output: config.json and metrics.json, but not the classics'
+    lm.mkdir()
+    (lm / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}')
+    (lm / "metrics.json").write_text('{"eval_loss": 3.2}')
+    for flag, message in [  # the first three were FileNotFoundError / KeyError tracebacks
+        (
+            "--hp_search",
+            "holds no readable trials.json; pass the hp_search/ folder of a --hp_search_trials run",
+        ),
+        ("--word2vec", "holds no vectors.txt; pass the output_dir of recipes/train_word2vec.py"),
+        (
+            "--dbn",
+            "its metrics.json has no 'random_init_eval_accuracy'; pass the output_dir of recipes/train_dbn",
+        ),
+        (
+            "--gan",
+            "holds a transformers 'gpt2' model (its config.json names no architecture)",
+        ),  # "a None model"
+    ]:
+        _fails_with(["app", "classic", flag, str(lm)], capsys, message)
+
+
 def test_output_into_a_closed_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # as `llmkit --help | head -1` once head has exited
