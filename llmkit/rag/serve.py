@@ -31,6 +31,7 @@ FILTER_KEYS = ("source", "where")
 POST_ONLY = ("/ask", "/search")
 READ_TIMEOUT = 30  # seconds a client may pause while it sends a request
 ALLOW = "GET, HEAD, POST, OPTIONS"
+USAGE = "use GET /status, POST /ask or /search"
 
 
 FIELDS = ("question", "filters", "k", "mode")
@@ -230,9 +231,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path in POST_ONLY:
             self._reply(405, {"error": f"{path} takes POST with a JSON body; GET serves /status only."})
         else:
-            self._reply(
-                404, {"error": f"no such endpoint {self.path}; use GET /status, POST /ask or /search."}
-            )
+            self._reply(404, {"error": f"no such endpoint {self.path}; {USAGE}."})
 
     def do_POST(self):  # noqa: N802
         routes = {"/ask": self.service.ask, "/search": self.service.search}
@@ -272,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse_method(self) -> None:
         """Any other method: JSON like every other reply, not http.server's HTML 501 page."""
-        self._reply(405, {"error": f"{self.command} is not served; use GET /status, POST /ask or /search."})
+        self._reply(405, {"error": f"{self.command} is not served; {USAGE}."})
 
     do_PUT = do_DELETE = do_PATCH = _refuse_method
 
@@ -293,13 +292,8 @@ class Handler(BaseHTTPRequestHandler):
         """http.server's own refusals (an unknown method, a malformed request line, a URL over 64 KiB) as JSON,
         not its HTML error page."""
         self.close_connection = True
-        self._reply(
-            code,
-            {
-                "error": f"{message or self.responses.get(code, ('error',))[0]}; "
-                "use GET /status, POST /ask or /search with a JSON body."
-            },
-        )
+        text = message or self.responses.get(code, ("error",))[0]
+        self._reply(code, {"error": f"{text}; {USAGE} with a JSON body."})
 
     def _endpoint(self) -> str:
         """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
@@ -329,16 +323,21 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
     return type("BoundHandler", (Handler,), {"service": service})
 
 
+class APIServer(ThreadingHTTPServer):
+    """http.server's threading server with a listen backlog for bursts: its default of 5 reset about half of 100
+    clients that connected at once."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve until interrupted; prints the URL once it listens."""
     try:
-        server = ThreadingHTTPServer((host, port), make_handler(service))
-    except OSError as err:
-        flag = (
-            "--host" if isinstance(err, socket.gaierror) else "--port"
-        )  # "no such host" is not the port's fault
+        server = APIServer((host, port), make_handler(service))
+    except OSError as err:  # "no such host" is not the port's fault
+        flag = "--host" if isinstance(err, socket.gaierror) else "--port"
         raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another {flag}.") from None
-    server.daemon_threads = True
     url = f"http://{host}:{server.server_address[1]}"
     print(
         f"serving {service.store_path} at {url} (POST /ask, POST /search, GET /status); Ctrl-C stops",

@@ -295,3 +295,28 @@ def test_ask_server_takes_an_endpoint_url_and_any_scheme_case(stub_server, capsy
     ):  # were a 404 and a refusal
         llmkit_main(["rag", "ask", "--server", server, "hello?", "--k", "3"])
         assert "k=3" in capsys.readouterr().out
+
+
+def test_a_burst_of_100_clients_is_served_without_resets():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmkit.rag.serve import APIServer, make_handler
+
+    class Slow(_Stub):
+        def ask(self, options: dict) -> dict:
+            time.sleep(0.02)  # a question takes a while: connections queue up
+            return super().ask(options)
+
+    httpd = APIServer(
+        ("127.0.0.1", 0), make_handler(Slow())
+    )  # http.server's backlog of 5 reset ~half of them
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/ask"
+    try:
+        with ThreadPoolExecutor(100) as pool:
+            codes = list(pool.map(lambda _: post(url, b'{"question": "hi"}')[0], range(100)))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert codes == [200] * 100
