@@ -300,10 +300,31 @@ def _print_sources(result: dict) -> None:
         print(f"  ({below} more retrieved below the relevance cut; --json lists every source)")
 
 
+# flags of `rag ask` that only a local pipeline uses (--k, --mode and --source travel with the question)
+LOCAL_ONLY = (
+    "store",
+    "rerank",
+    "generator",
+    "generator_model",
+    "base_url",
+    "min_score",
+    "relative_score",
+    "reader",
+    "reader_threshold",
+)
+
+
 def _ask_server(args: argparse.Namespace) -> None:
     """`rag ask --server URL`: the question goes to a running `rag serve`; nothing heavy is imported here."""
     from llmkit.rag.serve import ask_server
 
+    defaults = vars(_parser().parse_args(["ask", "?"]))
+    ignored = [f"--{name}" for name in LOCAL_ONLY if getattr(args, name) != defaults[name]]
+    if ignored:  # they were silently ignored: a --min_score or --store that did nothing
+        raise UserError(
+            f"{', '.join(ignored)} cannot apply with --server: the server answers with the store, models and "
+            "thresholds it was started with; pass them to `llmkit rag serve`, or drop --server to ask here."
+        )
     filters = {"source": args.source} if args.source else {}
     result = ask_server(
         args.server, {"question": args.question, "filters": filters, "k": args.k, "mode": args.mode}

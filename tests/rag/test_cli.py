@@ -79,6 +79,15 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
         # a non-UTF-8 terminal's byte (kept by Python as a lone surrogate) was a tokenizer TypeError traceback
         (["rag", "ask", "caf\udce9?", "--store", str(tmp_path / "empty")], "bytes that are not UTF-8 text"),
         (["rag", "ask", "caf\udce9?", "--server", "http://127.0.0.1:9"], "bytes that are not UTF-8 text"),
+        # flags only a local pipeline uses were silently ignored with --server
+        (
+            ["rag", "ask", "hi", "--server", "http://127.0.0.1:9", "--min_score", "0.9"],
+            "--min_score cannot apply",
+        ),
+        (
+            ["rag", "ask", "hi", "--server", "http://h:9", "--store", "s", "--generator", "openai"],
+            "--store, --gen",
+        ),
         # bind() raised OverflowError once the models had loaded
         (
             ["rag", "serve", "--store", str(tmp_path / "empty"), "--port", "70000"],
