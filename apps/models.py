@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
 
 DEFAULTS = {
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         "output); repeat for several",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7861)
+    parser.add_argument("--port", type=port_number, default=7861, help="0: a free port from 7860 up")
     args = parser.parse_args(argv)
     if not (args.causal or args.classifier or args.text2text or args.image):
         found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from llmkit.ui.models import build_models_app
 
     build_models_app(args.classifier, args.text2text, args.causal, images=args.image).launch(
-        server_name=args.host, server_port=args.port
+        server_name=args.host, server_port=args.port or None
     )
 
 

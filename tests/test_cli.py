@@ -211,6 +211,17 @@ def test_the_classic_app_names_a_folder_of_the_wrong_recipe(tmp_path, capsys):
         _fails_with(["app", "classic", flag, str(lm)], capsys, message)
 
 
+def test_the_apps_refuse_a_port_out_of_range_and_a_threshold_without_its_reader(capsys, tmp_path):
+    for app in ("classic", "models", "rag-chat"):  # bind() raised OverflowError, after the models had loaded
+        argv = ["app", app, "--port", "99999"] + (
+            ["--store", str(tmp_path / "none")] if app == "rag-chat" else []
+        )
+        _fails_with(argv, capsys, "must be a port number from 0 to 65535, got 99999")
+    # silently ignored, where `rag ask` refuses it
+    argv = ["app", "rag-chat", "--store", str(tmp_path / "none"), "--reader_threshold", "0.5"]
+    _fails_with(argv, capsys, "--reader_threshold applies to a reader")
+
+
 def test_output_into_a_closed_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # as `llmkit --help | head -1` once head has exited

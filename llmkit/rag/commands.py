@@ -13,7 +13,7 @@ import math
 import sqlite3
 from pathlib import Path
 
-from llmkit.arguments import add_config_flag
+from llmkit.arguments import add_config_flag, port_number
 from llmkit.errors import UserError
 from llmkit.rag import indexing
 from llmkit.rag.abstain import RELATIVE, Gate
@@ -84,7 +84,9 @@ def _add_ask_and_chat(sub) -> None:
             p.add_argument(
                 "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
             )
-            p.add_argument("--port", type=_port, default=8765, help="port to listen on (0: any free port)")
+            p.add_argument(
+                "--port", type=port_number, default=8765, help="port to listen on (0: any free port)"
+            )
         p.add_argument("--k", type=_positive, default=5, help="sources to retrieve")
         p.add_argument("--mode", default="hybrid", choices=MODES)
         p.add_argument("--source", help="only search chunks whose source path matches this glob")
@@ -156,15 +158,6 @@ def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
-    return number
-
-
-def _port(value: str) -> int:
-    number = int(value)
-    if not 0 <= number <= 65535:  # bind() raised OverflowError, a traceback after the models had loaded
-        raise argparse.ArgumentTypeError(
-            f"must be a port number from 0 to 65535 (0: any free port), got {number}"
-        )
     return number
 
 
