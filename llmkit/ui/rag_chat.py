@@ -16,6 +16,7 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
+from llmkit.rag.layout import DATABASE
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
 from llmkit.secrets import redact
@@ -133,6 +134,10 @@ def add_uploads(rag: RAG, files) -> str:
     uploads = rag.store.path / "uploads"
     if not files:
         return "No file received."
+    if not (
+        rag.store.path / DATABASE
+    ).is_file():  # uploads/ was made afresh and the files put in an orphan folder
+        return f"Nothing added: the store {rag.store.path} is gone (deleted or moved while the app ran); restart the app."
     uploads.mkdir(parents=True, exist_ok=True)
     added, problems, names = [], [], []
     docs = []

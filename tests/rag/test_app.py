@@ -75,7 +75,7 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     assert "glaciers.md" in sources
 
 
-def test_an_upload_that_cannot_be_read_never_replaces_an_earlier_one_of_its_name(embedder, tmp_path):
+def test_uploads_never_destroy_an_earlier_one_nor_land_beside_a_deleted_store(embedder, tmp_path):
     rag = RAG(Store(tmp_path / "store", embedder=embedder))
     lynx, badger, broken = (tmp_path / d / "notes.md" for d in ("a", "b", "c"))
     for path, data in (
@@ -97,6 +97,9 @@ def test_an_upload_that_cannot_be_read_never_replaces_an_earlier_one_of_its_name
     # another file of that name replaces the first, as a re-upload of an edited file should, and says so
     assert "Added notes.md (replaces the earlier notes.md)" in add_uploads(rag, [str(badger)])
     assert [p.name for p in uploaded.parent.iterdir()] == ["notes.md"]  # no temporary folder is left
+    rag.store.path.rename(tmp_path / "moved")  # the store deleted or moved while the app runs
+    assert "is gone (deleted or moved while the app ran); restart the app" in add_uploads(rag, [str(lynx)])
+    assert not rag.store.path.exists()  # was re-created holding only uploads/, and 'Added notes.md' reported
 
 
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
