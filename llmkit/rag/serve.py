@@ -60,8 +60,13 @@ def request_options(body: bytes) -> dict:
     """The question, filters, k and mode of a request body; BadRequest with a clear message if it is wrong."""
     try:
         payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadRequest(f'the request body is not valid JSON ({err}); send {{"question": "..."}}.') from None
+    except RecursionError:  # [[[[...]]]] a few thousand deep was an HTTP 500
+        raise BadRequest('the request body nests too deeply; send {"question": "..."}.') from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a number of over 4,300 digits
+        reason = str(err).split(";")[0]  # not Python's advice to call sys.set_int_max_str_digits()
+        raise BadRequest(
+            f'the request body is not valid JSON ({reason}); send {{"question": "..."}}.'
+        ) from None
     if not isinstance(payload, dict):
         raise BadRequest('the request body must be a JSON object like {"question": "..."}.')
     unknown = sorted(set(payload) - set(FIELDS))

@@ -169,6 +169,14 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
     ]:
         code, error = post(stub_server + "/ask", json.dumps(payload).encode())
         assert code == 400 and message in error["error"], (payload, error)
+    code, error = post(
+        stub_server + "/ask", b"[" * 100_000 + b"]" * 100_000
+    )  # was a RecursionError, HTTP 500
+    assert code == 400 and "nests too deeply" in error["error"]
+    code, error = post(stub_server + "/ask", b'{"question": "hi", "k": 1' + b"0" * 5000 + b"}")
+    assert (
+        code == 400 and "not valid JSON (Exceeds the limit" in error["error"] and "sys." not in error["error"]
+    )
     assert post(stub_server + "/ask?verbose=1", b'{"question": "hi", "k": 2}') == (200, _Stub().ask({"k": 2}))
     code, error = _raw(stub_server, b"PUT /ask HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
     assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
