@@ -325,8 +325,14 @@ def _ask_server(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(redact(result), indent=2, ensure_ascii=False))
         return
-    print(redact(result["answer"]))
-    _print_sources(result)
+    try:
+        print(redact(str(result["answer"])))
+        _print_sources(result)
+    except (KeyError, TypeError, AttributeError, ValueError) as err:  # JSON of the right keys, wrong shapes
+        raise UserError(
+            f"the server at {args.server} did not answer as llmkit's API does ({type(err).__name__}: {err}); "
+            f"is {args.server} a `llmkit rag serve`?"
+        ) from None
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -196,6 +196,9 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
     [
         (200, b"<html>hello</html>", "did not answer as llmkit's API does"),
         (200, b'{"ok": true}', "did not answer as llmkit's API does"),
+        # the right keys with other shapes: a KeyError/TypeError traceback while printing the sources
+        (200, b'{"answer": "x", "citations": [{}], "sources": [{}]}', "did not answer as llmkit's API does"),
+        (200, b'{"answer": "x", "citations": 5, "sources": null}', "did not answer as llmkit's API does"),
         (501, b"<html>Unsupported method</html>", "refused the question (HTTP 501)"),
     ],
 )
