@@ -19,6 +19,7 @@ from llmkit.rag.embeddings import use_query_threads
 from llmkit.rag.layout import DATABASE
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
+from llmkit.rag.serve import MAX_QUESTION_CHARS
 from llmkit.secrets import redact
 
 MAX_UPLOAD_MB = 20
@@ -189,7 +190,13 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         question = _text_of(message)
         history = [{"role": m["role"], "content": _text_of(m["content"])} for m in (history or [])]
         history = history[-(MAX_HISTORY_MESSAGES - 2) :]
-        history += [{"role": "user", "content": redact(question)}, {"role": "assistant", "content": ""}]
+        shown = (
+            question
+            if len(question) <= MAX_QUESTION_CHARS
+            else f"{question[:200]}… ({len(question):,} characters)"
+        )
+        # an over-long question is refused, and was echoed whole into the history every later turn sends back
+        history += [{"role": "user", "content": redact(shown)}, {"role": "assistant", "content": ""}]
         answer = None
         try:
             for text, answer in rag.stream(question, k=int(k), mode=mode):

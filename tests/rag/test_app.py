@@ -102,6 +102,16 @@ def test_uploads_never_destroy_an_earlier_one_nor_land_beside_a_deleted_store(em
     assert not rag.store.path.exists()  # was re-created holding only uploads/, and 'Added notes.md' reported
 
 
+def test_an_over_long_question_is_refused_and_not_echoed_whole(app_url):
+    from gradio_client import Client
+
+    history, _, _ = Client(app_url, verbose=False).predict(
+        "why? " * 20_000, [], 3, "hybrid", api_name="/chat"
+    )
+    assert "100,000 characters long; please keep it under 2,000" in str(history[-1]["content"])
+    assert len(str(history)) < 2_000  # the whole 100 kB question travelled back with every later turn
+
+
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
     """The store changes on disk (another Store object stands for `llmkit rag index`); the next query finds it."""
     rag = RAG(app_store, k=3)
