@@ -47,7 +47,14 @@ def check_model_folder(folder: str) -> None:
 def check_classifier(folder: str) -> None:
     """UserError when `folder` holds a model trained for something else: its classification head would be random
     (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
-    architectures = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or []
+    config = Path(folder) / "config.json"
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (ValueError, AttributeError) as err:  # a save cut short, or JSON that is not an object
+        raise UserError(
+            f"{config} is not a model's config ({err}; a save or copy cut short?); copy the folder again, "
+            "or pass one of its complete checkpoint-N folders."
+        ) from None
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise UserError(
             f"{folder} holds a {', '.join(architectures)}, not a text classifier, so its labels would be "

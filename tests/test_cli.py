@@ -175,6 +175,10 @@ def test_the_models_app_refuses_folders_it_would_misread(tmp_path, capsys, monke
     _fails_with(
         ["app", "models", "--classifier", str(lm)], capsys, "holds a GPT2LMHeadModel, not a text classifier"
     )
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.json").write_text('{"architectures": ["BertForSequ')
+    _fails_with(["app", "models", "--classifier", str(cut)], capsys, "config.json is not a model's config")
     killed = tmp_path / "killed"  # `llmkit pretrain` killed with -9: checkpoints, no final model
     for step, complete in ((20, True), (40, False)):
         checkpoint = killed / f"checkpoint-{step}"
