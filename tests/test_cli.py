@@ -213,6 +213,8 @@ def test_the_classic_app_names_a_folder_of_the_wrong_recipe(tmp_path, capsys):
         ),  # "a None model"
     ]:
         _fails_with(["app", "classic", flag, str(lm)], capsys, message)
+    (lm / "config.json").write_text('{"architecture": "lenet", "kwa')  # a save cut short: JSONDecodeError
+    _fails_with(["app", "classic", "--cnn", str(lm)], capsys, "config.json is not a classic recipe's config")
 
 
 def test_the_apps_refuse_a_port_out_of_range_and_a_threshold_without_its_reader(capsys, tmp_path):

@@ -45,7 +45,16 @@ def read_config(folder: str | Path) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:  # was a JSONDecodeError traceback
+        config = err
+    if not isinstance(config, dict):  # a save cut short, or not a recipe's config at all
+        raise UserError(
+            f"{path} is not a classic recipe's config ({config}; a save or copy cut short?); copy the folder "
+            "again or run the recipe again."
+        )
+    return config
 
 
 def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
