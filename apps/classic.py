@@ -5,6 +5,7 @@ hp_search/); the MLP playground needs none."""
 import argparse
 from pathlib import Path
 
+from llmkit.arguments import port_number
 from llmkit.errors import run_cli
 
 DEFAULTS = {
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
             f"--{name}", help=f"output_dir of the recipe (default {DEFAULTS[name]} if it exists)"
         )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7862)
+    parser.add_argument("--port", type=port_number, default=7862, help="0: a free port from 7860 up")
     args = parser.parse_args(argv)
     marker = {"hp_search": "trials.json"}  # the file that shows a default folder holds a finished run
     folders = {
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
 
     from llmkit.ui.classic import build_classic_app
 
-    build_classic_app(**folders).launch(server_name=args.host, server_port=args.port)
+    build_classic_app(**folders).launch(server_name=args.host, server_port=args.port or None)
 
 
 if __name__ == "__main__":

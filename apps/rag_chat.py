@@ -8,6 +8,7 @@ python apps/rag_chat.py --generator openai --base_url http://localhost:8000/v1 -
 import argparse
 from pathlib import Path
 
+from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
 
 
@@ -34,12 +35,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         help="the reader answers above this margin over 'no answer' (default: its metrics.json's, else 0)",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=port_number, default=7860, help="0: a free port from 7860 up")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args(argv)
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}.")
+    if args.reader_threshold is not None and not args.reader:  # was silently ignored (`rag ask` refuses it)
+        raise UserError("--reader_threshold applies to a reader; pass --reader DIR_OR_NAME too.")
     from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.rag.reader import Reader
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     )
     demo = build_rag_chat(rag)
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share
+        server_name=args.host, server_port=args.port or None, share=args.share
     )
 
 

@@ -68,6 +68,17 @@ def parse_args(dataclass_types: tuple, argv: list[str] | None = None, *, hide: t
         raise UserError(str(err)) from None
 
 
+def port_number(value: str) -> int:
+    """An argparse type for --port: a number from 0 to 65535 (bind() raised OverflowError once models had loaded)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {number}")
+    return number
+
+
 def home_path(value: str) -> str:
     """value with a leading `~` spelled out as the home folder, as a shell does to a word that starts with it."""
     return os.path.expanduser(value) if value == "~" or value.startswith("~/") else value

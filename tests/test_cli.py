@@ -165,6 +165,75 @@ def test_the_apps_are_commands_too(capsys):
     _fails_with(["app", "models", "--causal", "/nonexistent"], capsys, "/nonexistent is not a model folder")
 
 
+def test_the_models_app_refuses_folders_it_would_misread(tmp_path, capsys, monkeypatch):
+    import gradio as gr
+    from safetensors.torch import save_file
+    from torch import zeros
+
+    def opened(*args, **kwargs):
+        raise AssertionError("the app opened on a folder it should have refused")
+
+    monkeypatch.setattr(gr.Blocks, "launch", opened)
+
+    lm = tmp_path / "gpt2"  # a pretraining run's output: it opened as a classifier with a random head
+    lm.mkdir()
+    (lm / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}')
+    _fails_with(
+        ["app", "models", "--classifier", str(lm)], capsys, "holds a GPT2LMHeadModel, not a text classifier"
+    )
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.json").write_text('{"architectures": ["BertForSequ')
+    _fails_with(["app", "models", "--classifier", str(cut)], capsys, "config.json is not a model's config")
+    killed = tmp_path / "killed"  # `llmkit pretrain` killed with -9: checkpoints, no final model
+    for step, complete in ((20, True), (40, False)):
+        checkpoint = killed / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(lm.joinpath("config.json").read_text())
+        save_file({"w": zeros(1)}, checkpoint / "model.safetensors")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text('{"global_step": 20}')
+    err = _fails_with(["app", "models", "--causal", str(killed)], capsys, "its run stopped early")
+    assert f"Pass its newest checkpoint, {killed / 'checkpoint-20'}, or run the same training command" in err
+    _fails_with(["app", "models", "--causal", str(tmp_path / "nope")], capsys, "there is no such folder")
+
+
+def test_the_classic_app_names_a_folder_of_the_wrong_recipe(tmp_path, capsys):
+    lm = tmp_path / "gpt2"  # a pretraining run's output: config.json and metrics.json, but not the classics'
+    lm.mkdir()
+    (lm / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}')
+    (lm / "metrics.json").write_text('{"eval_loss": 3.2}')
+    for flag, message in [  # the first three were FileNotFoundError / KeyError tracebacks
+        (
+            "--hp_search",
+            "holds no readable trials.json; pass the hp_search/ folder of a --hp_search_trials run",
+        ),
+        ("--word2vec", "holds no vectors.txt; pass the output_dir of recipes/train_word2vec.py"),
+        (
+            "--dbn",
+            "its metrics.json has no 'random_init_eval_accuracy'; pass the output_dir of recipes/train_dbn",
+        ),
+        (
+            "--gan",
+            "holds a transformers 'gpt2' model (its config.json names no architecture)",
+        ),  # "a None model"
+    ]:
+        _fails_with(["app", "classic", flag, str(lm)], capsys, message)
+    (lm / "config.json").write_text('{"architecture": "lenet", "kwa')  # a save cut short: JSONDecodeError
+    _fails_with(["app", "classic", "--cnn", str(lm)], capsys, "config.json is not a classic recipe's config")
+
+
+def test_the_apps_refuse_a_port_out_of_range_and_a_threshold_without_its_reader(capsys, tmp_path):
+    for app in ("classic", "models", "rag-chat"):  # bind() raised OverflowError, after the models had loaded
+        argv = ["app", app, "--port", "99999"] + (
+            ["--store", str(tmp_path / "none")] if app == "rag-chat" else []
+        )
+        _fails_with(argv, capsys, "must be a port number from 0 to 65535, got 99999")
+    # silently ignored, where `rag ask` refuses it
+    argv = ["app", "rag-chat", "--store", str(tmp_path / "none"), "--reader_threshold", "0.5"]
+    _fails_with(argv, capsys, "--reader_threshold applies to a reader")
+
+
 def test_output_into_a_closed_pipe_ends_quietly():
     read, write = os.pipe()
     os.close(read)  # as `llmkit --help | head -1` once head has exited

@@ -45,12 +45,30 @@ def read_config(folder: str | Path) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise UserError(f"{folder} is not a classic recipe's output (no config.json).")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:  # was a JSONDecodeError traceback
+        config = err
+    if not isinstance(config, dict):  # a save cut short, or not a recipe's config at all
+        raise UserError(
+            f"{path} is not a classic recipe's config ({config}; a save or copy cut short?); copy the folder "
+            "again or run the recipe again."
+        )
+    return config
 
 
 def load_classic(folder: str | Path, expected: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
     """(model in eval mode, config) of a classic recipe's output folder."""
-    architecture = read_config(folder).get("architecture")
+    config = read_config(folder)
+    architecture = config.get("architecture")
+    if architecture is None:  # was "holds a None model"
+        kind = (
+            f"a transformers {config['model_type']!r} model" if "model_type" in config else "no classic model"
+        )
+        raise UserError(
+            f"{folder} holds {kind} (its config.json names no architecture); pass the output_dir of a classic "
+            f"recipe ({', '.join(expected or BUILDERS)})."
+        )
     if architecture not in BUILDERS or (expected and architecture not in expected):
         raise UserError(
             f"{folder} holds a {architecture!r} model; expected one of {', '.join(expected or BUILDERS)}."

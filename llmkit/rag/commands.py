@@ -13,7 +13,7 @@ import math
 import sqlite3
 from pathlib import Path
 
-from llmkit.arguments import add_config_flag
+from llmkit.arguments import add_config_flag, port_number
 from llmkit.errors import UserError
 from llmkit.rag import indexing
 from llmkit.rag.abstain import RELATIVE, Gate
@@ -84,7 +84,9 @@ def _add_ask_and_chat(sub) -> None:
             p.add_argument(
                 "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
             )
-            p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
+            p.add_argument(
+                "--port", type=port_number, default=8765, help="port to listen on (0: any free port)"
+            )
         p.add_argument("--k", type=_positive, default=5, help="sources to retrieve")
         p.add_argument("--mode", default="hybrid", choices=MODES)
         p.add_argument("--source", help="only search chunks whose source path matches this glob")
@@ -244,10 +246,15 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
 
 def _check_question(question: str) -> None:
     """Refuse an empty or over-long question of `rag ask` (the chat and the API reply to it instead)."""
-    from llmkit.rag.serve import MAX_QUESTION_CHARS
+    from llmkit.rag.serve import MAX_QUESTION_CHARS, is_text
 
     if not question.strip():
         raise UserError('the question is empty; ask one, e.g. llmkit rag ask "How do I rebase?" --store S.')
+    if not is_text(question):  # a non-UTF-8 terminal's bytes: a TypeError traceback from the tokenizer
+        raise UserError(
+            "the question holds bytes that are not UTF-8 text; set the terminal to UTF-8 (e.g. LANG=C.UTF-8) "
+            "and type it again."
+        )
     if len(question) > MAX_QUESTION_CHARS:
         raise UserError(
             f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
@@ -286,10 +293,31 @@ def _print_sources(result: dict) -> None:
         print(f"  ({below} more retrieved below the relevance cut; --json lists every source)")
 
 
+# flags of `rag ask` that only a local pipeline uses (--k, --mode and --source travel with the question)
+LOCAL_ONLY = (
+    "store",
+    "rerank",
+    "generator",
+    "generator_model",
+    "base_url",
+    "min_score",
+    "relative_score",
+    "reader",
+    "reader_threshold",
+)
+
+
 def _ask_server(args: argparse.Namespace) -> None:
     """`rag ask --server URL`: the question goes to a running `rag serve`; nothing heavy is imported here."""
     from llmkit.rag.serve import ask_server
 
+    defaults = vars(_parser().parse_args(["ask", "?"]))
+    ignored = [f"--{name}" for name in LOCAL_ONLY if getattr(args, name) != defaults[name]]
+    if ignored:  # they were silently ignored: a --min_score or --store that did nothing
+        raise UserError(
+            f"{', '.join(ignored)} cannot apply with --server: the server answers with the store, models and "
+            "thresholds it was started with; pass them to `llmkit rag serve`, or drop --server to ask here."
+        )
     filters = {"source": args.source} if args.source else {}
     result = ask_server(
         args.server, {"question": args.question, "filters": filters, "k": args.k, "mode": args.mode}
@@ -297,8 +325,14 @@ def _ask_server(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(redact(result), indent=2, ensure_ascii=False))
         return
-    print(redact(result["answer"]))
-    _print_sources(result)
+    try:
+        print(redact(str(result["answer"])))
+        _print_sources(result)
+    except (KeyError, TypeError, AttributeError, ValueError) as err:  # JSON of the right keys, wrong shapes
+        raise UserError(
+            f"the server at {args.server} did not answer as llmkit's API does ({type(err).__name__}: {err}); "
+            f"is {args.server} a `llmkit rag serve`?"
+        ) from None
 
 
 def _serve(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import hashlib
 import json
@@ -99,14 +100,32 @@ def html_to_text(html: str) -> tuple[str, str]:
     return text.strip(), " ".join(parser.title.split())
 
 
+def _utf16_without_bom(head: bytes) -> bool:
+    """ASCII-range text in UTF-16 has a 0 in nearly every other byte and in almost none of the rest (a binary
+    file's zeros fall on both)."""
+    half = len(head) / 2
+    zeros = sorted((head[0::2].count(0), head[1::2].count(0)))
+    return len(head) > 8 and zeros[1] > 0.4 * half and zeros[0] < 0.05 * half
+
+
 def _read_text(path: Path) -> str:
+    """A text file's content; ValueError naming its encoding and the fix when it is not UTF-8 (UTF-16 was called
+    "binary file", Latin-1 "not UTF-8 text" with no hint of what to do)."""
     data = path.read_bytes()
-    if b"\x00" in data[:8192]:
+    head = data[:8192]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
+        raise ValueError(
+            f"UTF-16 text, not UTF-8; convert it, e.g. iconv -f utf-16 -t utf-8 {path.name} > fixed"
+        )
+    if b"\x00" in head:
         raise ValueError("binary file")
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}; Latin-1 or Windows-1252?); "
+            f"convert it, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed"
+        ) from None
 
 
 def _read_pdf(path: Path) -> tuple[str, list[tuple[int, int]]]:

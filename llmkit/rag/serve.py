@@ -13,6 +13,8 @@ library, so a question asked through a server loads no model.
 from __future__ import annotations
 
 import json
+import re
+import socket
 import sys
 import threading
 import time
@@ -27,21 +29,56 @@ MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (
 MAX_QUESTION_CHARS = 2000  # kept here, where the client side loads no model code; the pipeline imports it
 FILTER_KEYS = ("source", "where")
 POST_ONLY = ("/ask", "/search")
+READ_TIMEOUT = 30  # seconds a client may pause while it sends a request
 ALLOW = "GET, HEAD, POST, OPTIONS"
+USAGE = "use GET /status, POST /ask or /search"
+
+
+FIELDS = ("question", "filters", "k", "mode")
+WHERE_VALUES = (str, int, float, bool, type(None))  # what a metadata value is compared with
 
 
 class BadRequest(Exception):
-    """A request the server cannot act on: answered with HTTP 400 and this message."""
+    """A request the server cannot act on: answered with HTTP `status` (400 unless said) and this message."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def is_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: a lone surrogate (a "\\ud800" escape, or a byte of a non-UTF-8
+    terminal that Python kept as one) cannot, and failed deep in the tokenizer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def request_options(body: bytes) -> dict:
     """The question, filters, k and mode of a request body; BadRequest with a clear message if it is wrong."""
     try:
         payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadRequest(f'the request body is not valid JSON ({err}); send {{"question": "..."}}.') from None
+    except RecursionError:  # [[[[...]]]] a few thousand deep was an HTTP 500
+        raise BadRequest('the request body nests too deeply; send {"question": "..."}.') from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a number of over 4,300 digits
+        reason = str(err).split(";")[0]  # not Python's advice to call sys.set_int_max_str_digits()
+        raise BadRequest(
+            f'the request body is not valid JSON ({reason}); send {{"question": "..."}}.'
+        ) from None
     if not isinstance(payload, dict):
         raise BadRequest('the request body must be a JSON object like {"question": "..."}.')
+    unknown = sorted(set(payload) - set(FIELDS))
+    if unknown:  # a misspelt option ("top_k") was silently ignored and the default used
+        raise BadRequest(
+            f"unknown field {', '.join(map(repr, unknown))}; a request's fields are {', '.join(FIELDS)}."
+        )
+    if not is_text(json.dumps(payload, ensure_ascii=False)):
+        raise BadRequest(
+            "the request holds an unpaired surrogate escape (such as \\ud800), which is not text; "
+            "send the question as UTF-8 text."
+        )
     question = payload.get("question")
     if question is not None and not isinstance(question, str):
         raise BadRequest(
@@ -59,8 +96,15 @@ def request_options(body: bytes) -> dict:
     # A wrong type here either failed deep in retrieval (HTTP 500) or matched nothing and abstained.
     if not isinstance(filters.get("source", ""), str):
         raise BadRequest('"filters"."source" must be a glob string, e.g. "docs/*.md".')
-    if not isinstance(filters.get("where", {}), dict):
+    where = filters.get("where", {})
+    if not isinstance(where, dict):
         raise BadRequest('"filters"."where" must be an object of metadata values, e.g. {"lang": "en"}.')
+    for key, value in where.items():  # a list or object value failed in SQLite (HTTP 500)
+        if not key or not isinstance(value, WHERE_VALUES):
+            raise BadRequest(
+                '"filters"."where" must map metadata names to a string, number, boolean or null, e.g. '
+                f'{{"lang": "en"}}; got {key!r}: {json.dumps(value)[:60]}.'
+            )
     options = {"question": question, "filters": filters}
     for key, kind in (("k", int), ("mode", str)):
         if payload.get(key) is not None:
@@ -70,6 +114,10 @@ def request_options(body: bytes) -> dict:
     if options.get("k", 1) < 1:  # 0 was taken for "the server's default"
         raise BadRequest(f'"k" must be at least 1, got {options["k"]}.')
     return options
+
+
+class StoreGone(Exception):
+    """The served store's folder was deleted or moved while the server ran: answered with HTTP 503."""
 
 
 class Service:
@@ -86,6 +134,7 @@ class Service:
         """The answer as `rag ask --json` prints it (secrets redacted)."""
         from llmkit.secrets import redact
 
+        self.check_store()
         with self._lock:
             answer = self.rag.ask(
                 options["question"],
@@ -99,6 +148,7 @@ class Service:
         """The retrieved chunks, best first."""
         from llmkit.secrets import redact
 
+        self.check_store()
         with self._lock:
             hits = self.rag.retriever.search(
                 options["question"],
@@ -123,8 +173,21 @@ class Service:
             }
         )
 
+    def check_store(self) -> None:
+        """StoreGone when the store's database is no longer on disk (SQLite then blamed a read-only folder)."""
+        from llmkit.rag.layout import DATABASE
+
+        folder = self.rag.store.path
+        if not (folder / DATABASE).is_file():
+            raise StoreGone(
+                f"the store {folder} is gone (deleted or moved while the server ran); rebuild it with "
+                f"`llmkit rag index PATH --store {folder}` (the server picks it up), or restart the server "
+                "with another --store."
+            )
+
     def status(self) -> dict:
         """What is loaded and how big the store is."""
+        self.check_store()
         store = self.rag.store
         store.refresh()
         return {
@@ -142,77 +205,108 @@ class Service:
         }
 
 
-def body_length(header: str | None) -> int:
-    """Content-Length, checked: a negative one made the read wait for the client to hang up."""
-    raw = header or "0"
+def body_length(headers) -> int:
+    """Content-Length, checked: a negative one made the read wait for the client to hang up, and a missing one
+    (no body, or a chunked one) was read as an empty body and answered "must be a JSON object"."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        raise BadRequest("a chunked request body is not read; send the JSON body with a Content-Length.", 411)
+    raw = headers.get("Content-Length")
+    if raw is None:
+        raise BadRequest(
+            'the request has no Content-Length (no body?); send {"question": "..."} as JSON.', 411
+        )
     if not raw.isdigit():
         raise BadRequest(f"Content-Length {raw!r} is not a byte count; send the JSON body's length.")
     if int(raw) > MAX_BODY:
-        raise BadRequest(f"the request body is {int(raw):,} bytes; the limit is {MAX_BODY:,}.")
+        raise BadRequest(f"the request body is {int(raw):,} bytes; the limit is {MAX_BODY:,}.", 413)
     return int(raw)
 
 
-def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to `service`."""
+class Handler(BaseHTTPRequestHandler):
+    """The API's routes over `service`; every reply, errors included, is JSON."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "llmkit-rag"
+    server_version = "llmkit-rag"
+    timeout = READ_TIMEOUT  # a client that stops sending mid-request no longer holds its thread for ever
+    service: Service
 
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            path = self._endpoint()
-            if path in ("/status", ""):
-                self._reply(200, service.status())
-            elif path in POST_ONLY:
-                self._reply(405, {"error": f"{path} takes POST with a JSON body; GET serves /status only."})
-            else:
-                self._reply(
-                    404, {"error": f"no such endpoint {self.path}; use GET /status, POST /ask or /search."}
-                )
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        path = self._endpoint()
+        if path in ("/status", ""):
+            self._run(self.service.status)
+        elif path in POST_ONLY:
+            self._reply(405, {"error": f"{path} takes POST with a JSON body; GET serves /status only."})
+        else:
+            self._reply(404, {"error": f"no such endpoint {self.path}; {USAGE}."})
 
-        def do_POST(self):  # noqa: N802
-            routes = {"/ask": service.ask, "/search": service.search}
-            route = routes.get(self._endpoint())
-            if route is None:
-                self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
-                return
-            try:
-                length = body_length(self.headers.get("Content-Length"))
-                self._reply(200, route(request_options(self.rfile.read(length))))
-            except (BadRequest, UserError, ValueError) as err:
-                self._reply(400, {"error": str(err)})
-            except Exception as err:  # the server keeps serving; the client gets one line, the log the rest
-                self.log_error("%s failed: %r", self.path, err)
-                self._reply(
-                    500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."}
-                )
+    def do_POST(self):  # noqa: N802
+        routes = {"/ask": self.service.ask, "/search": self.service.search}
+        path = self._endpoint()
+        if path in ("/status", ""):
+            self._reply(405, {"error": "/status takes GET; POST /ask or /search with a JSON body."})
+        elif path not in routes:
+            self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
+        else:
+            self._run(lambda: routes[path](request_options(self._body())))
 
-        def _refuse_method(self) -> None:
-            """Any other method: JSON like every other reply, not http.server's HTML 501 page."""
-            self._reply(
-                405, {"error": f"{self.command} is not served; use GET /status, POST /ask or /search."}
-            )
+    def _body(self) -> bytes:
+        """The request body, all of it; BadRequest if the client stops sending or hangs up first."""
+        length = body_length(self.headers)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise BadRequest(f"the request body did not arrive within {READ_TIMEOUT} s.", 408) from None
+        if len(body) < length:
+            self.close_connection = True
+            raise BadRequest(f"the request body ended after {len(body):,} of its {length:,} bytes.")
+        return body
 
-        do_PUT = do_DELETE = do_PATCH = _refuse_method
+    def _run(self, work) -> None:
+        """Reply with what `work()` returns, or with a JSON error: the server keeps serving either way."""
+        try:
+            self._reply(200, work())
+        except BadRequest as err:
+            self._reply(err.status, {"error": str(err)})
+        except StoreGone as err:  # the server's store, not the request, is what is wrong
+            self._reply(503, {"error": str(err)})
+        except (UserError, ValueError) as err:  # an unknown mode and the like, from the pipeline
+            self._reply(400, {"error": str(err)})
+        except Exception as err:  # the client gets one line, the log the rest
+            self.log_error("%s failed: %r", self.path, err)
+            self._reply(500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."})
 
-        def do_HEAD(self):  # noqa: N802
-            """GET's status and headers without the body (what a health check or `curl -I` asks for)."""
-            self._head = True
-            try:
-                self.do_GET()
-            finally:
-                self._head = False
+    def _refuse_method(self) -> None:
+        """Any other method: JSON like every other reply, not http.server's HTML 501 page."""
+        self._reply(405, {"error": f"{self.command} is not served; {USAGE}."})
 
-        def do_OPTIONS(self):  # noqa: N802
-            self.send_response(204)
-            self.send_header("Allow", ALLOW)
-            self.end_headers()
+    do_PUT = do_DELETE = do_PATCH = _refuse_method
 
-        def _endpoint(self) -> str:
-            """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
-            return urlsplit(self.path).path.rstrip("/")
+    def do_HEAD(self):  # noqa: N802
+        """GET's status and headers without the body (what a health check or `curl -I` asks for)."""
+        self._head = True
+        try:
+            self.do_GET()
+        finally:
+            self._head = False
 
-        def _reply(self, code: int, payload: dict) -> None:
-            body = json.dumps(payload, ensure_ascii=False).encode()
+    def do_OPTIONS(self):  # noqa: N802
+        self.send_response(204)
+        self.send_header("Allow", ALLOW)
+        self.end_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (an unknown method, a malformed request line, a URL over 64 KiB) as JSON,
+        not its HTML error page."""
+        self.close_connection = True
+        text = message or self.responses.get(code, ("error",))[0]
+        self._reply(code, {"error": f"{text}; {USAGE} with a JSON body."})
+
+    def _endpoint(self) -> str:
+        """The path without a query string or a trailing slash ("/ask?x=1" is /ask)."""
+        return urlsplit(self.path).path.rstrip("/")
+
+    def _reply(self, code: int, payload: dict) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        try:
             self.send_response(code)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -221,20 +315,34 @@ def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not getattr(self, "_head", False):
                 self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up: one log line, not a traceback
+            self.close_connection = True
+            self.log_error("%s: the client went away before the reply", self.path)
 
-        def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
-    return Handler
+
+def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to `service`."""
+    return type("BoundHandler", (Handler,), {"service": service})
+
+
+class APIServer(ThreadingHTTPServer):
+    """http.server's threading server with a listen backlog for bursts: its default of 5 reset about half of 100
+    clients that connected at once."""
+
+    request_queue_size = 128
+    daemon_threads = True
 
 
 def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve until interrupted; prints the URL once it listens."""
     try:
-        server = ThreadingHTTPServer((host, port), make_handler(service))
-    except OSError as err:
-        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another --port.") from None
-    server.daemon_threads = True
+        server = APIServer((host, port), make_handler(service))
+    except OSError as err:  # "no such host" is not the port's fault
+        flag = "--host" if isinstance(err, socket.gaierror) else "--port"
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another {flag}.") from None
     url = f"http://{host}:{server.server_address[1]}"
     print(
         f"serving {service.store_path} at {url} (POST /ask, POST /search, GET /status); Ctrl-C stops",
@@ -248,11 +356,29 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
         server.server_close()
 
 
+def server_url(url: str) -> str:
+    """The base URL of a `rag serve` given as --server; UserError naming what is wrong with it.
+
+    A pasted endpoint URL (http://host:8765/ask) names its server, and the scheme's case does not matter: both
+    were refused with a 404 or "not an http:// URL". A bad port or host was a traceback.
+    """
+    example = "e.g. --server http://127.0.0.1:8765"
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0-65535)
+    except ValueError as err:
+        raise UserError(f"--server {url} is not a valid URL ({err}); {example}.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UserError(f"--server {url} is not an http:// URL; {example}.")
+    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in parts.netloc):
+        raise UserError(f"--server {url} names no valid host; {example}.")
+    path = re.sub(r"/(ask|search|status)?/?$", "", parts.path)
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
 def ask_server(url: str, payload: dict, *, endpoint: str = "ask", timeout: float = 300.0) -> dict:
     """POST a question to a running `llmkit rag serve`; UserError if it cannot be reached or refuses it."""
-    target = url.rstrip("/") + "/" + endpoint
-    if not target.startswith(("http://", "https://")):
-        raise UserError(f"--server {url} is not an http:// URL; e.g. --server http://127.0.0.1:8765.")
+    target = server_url(url) + "/" + endpoint
     data = json.dumps(payload).encode()
     request = urllib.request.Request(target, data=data, headers={"Content-Type": "application/json"})
     not_llmkit = (
@@ -267,7 +393,7 @@ def ask_server(url: str, payload: dict, *, endpoint: str = "ask", timeout: float
         except (ValueError, AttributeError):
             message = f"{err.reason}{not_llmkit}"  # an error page, not the API's JSON
         raise UserError(f"the server at {url} refused the question (HTTP {err.code}): {message}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: http.client's InvalidURL
         reason = getattr(err, "reason", err)
         raise UserError(
             f"cannot reach the llmkit rag server at {url} ({reason}); start one with `llmkit rag serve --store S`."

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import torch
@@ -11,6 +14,7 @@ from llmkit.classic.diffusion import sample as diffusion_sample
 from llmkit.classic.mlp_numpy import ACTIVATIONS, NumpyMLP, Optimizer
 from llmkit.classic.registry import load_classic
 from llmkit.classic.schedulers import load_scheduler
+from llmkit.errors import UserError
 from llmkit.plots import image_grid, plt
 
 
@@ -80,13 +84,24 @@ def projection(vectors: np.ndarray, vocab, words: list[str]):
     return fig
 
 
+def _recipe_json(folder: str, name: str, flag: str, want: str, key: str) -> dict:
+    """A JSON file of a recipe's output, holding `key`; UserError naming the flag and what to pass (`want`)
+    otherwise (a missing or foreign file was a FileNotFoundError or KeyError traceback)."""
+    try:
+        data = json.loads((Path(folder) / name).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"--{flag} {folder} holds no readable {name}; pass {want}.") from None
+    if not isinstance(data, dict) or key not in data:
+        raise UserError(f"--{flag} {folder}: its {name} has no {key!r}; pass {want}.")
+    return data
+
+
 def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None) -> None:
     """Tabs for the DBN's filters, the embedding projector and a hyperparameter search's trials."""
-    import json
-    from pathlib import Path
-
     if dbn:
-        metrics = json.loads((Path(dbn) / "metrics.json").read_text())
+        metrics = _recipe_json(
+            dbn, "metrics.json", "dbn", "the output_dir of recipes/train_dbn.py", "random_init_eval_accuracy"
+        )
         with gr.Tab("RBM / DBN"):
             gr.Markdown(
                 f"Test accuracy after fine-tuning: **{metrics['eval_accuracy']:.3f}** with RBM pretraining, "
@@ -103,6 +118,10 @@ def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | Non
     if word2vec:
         from llmkit.classic.word2vec import load_text_format, neighbours
 
+        if not (Path(word2vec) / "vectors.txt").is_file():
+            raise UserError(
+                f"--word2vec {word2vec} holds no vectors.txt; pass the output_dir of recipes/train_word2vec.py."
+            )
         vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
         with gr.Tab("Word embeddings"):
             words = gr.Textbox(
@@ -131,7 +150,13 @@ def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | Non
                 api_name="neighbours",
             )
     if hp_search:
-        data = json.loads((Path(hp_search) / "trials.json").read_text())
+        data = _recipe_json(
+            hp_search,
+            "trials.json",
+            "hp_search",
+            "the hp_search/ folder of a --hp_search_trials run",
+            "best",
+        )
         with gr.Tab("Hyperparameter search"):
             gr.Markdown(
                 f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`."

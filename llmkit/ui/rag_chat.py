@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import filecmp
 import re
 import shutil
+import tempfile
 import unicodedata
 import warnings
 from html import escape
@@ -14,8 +16,10 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
+from llmkit.rag.layout import DATABASE
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
+from llmkit.rag.serve import MAX_QUESTION_CHARS
 from llmkit.secrets import redact
 
 MAX_UPLOAD_MB = 20
@@ -123,34 +127,47 @@ def safe_upload_name(name: str) -> str:
 
 
 def add_uploads(rag: RAG, files) -> str:
-    """Copy uploaded files into the store's uploads/ folder and index them; a one-line report of what was added."""
+    """Copy uploaded files into the store's uploads/ folder and index them; a one-line report of what was added.
+
+    A file is read in a hidden folder first: one that cannot be loaded never replaces an earlier upload of its
+    name (it used to overwrite the good file, then delete it). One that replaces an earlier upload says so.
+    """
     uploads = rag.store.path / "uploads"
     if not files:
         return "No file received."
+    if not (
+        rag.store.path / DATABASE
+    ).is_file():  # uploads/ was made afresh and the files put in an orphan folder
+        return f"Nothing added: the store {rag.store.path} is gone (deleted or moved while the app ran); restart the app."
     uploads.mkdir(parents=True, exist_ok=True)
-    added, problems = [], []
+    added, problems, names = [], [], []
     docs = []
     for f in files:
         src = Path(f if isinstance(f, str) else f.name)
         name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
         first, n = Path(name), 2
         while (
-            name in added
+            name in names
         ):  # two files of one upload with the same name: the second must not replace the first
             name, n = f"{first.stem}-{n}{first.suffix}", n + 1
         if src.stat().st_size > MAX_UPLOAD_MB * 2**20:
             problems.append(f"{name}: larger than {MAX_UPLOAD_MB} MB")
             continue
         target = uploads / name
-        shutil.copyfile(src, target)
+        incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=uploads))
         try:
-            doc = load_file(target, rag.store.anchor, shown=f"uploads/{name}")
+            shutil.copyfile(src, incoming / name)
+            load_file(incoming / name)  # checked before it takes the place of anything
+            replaced = target.is_file() and not filecmp.cmp(target, incoming / name, shallow=False)
+            (incoming / name).replace(target)
+            docs.append(load_file(target, rag.store.anchor, shown=f"uploads/{name}"))
         except (ValueError, OSError) as err:
             problems.append(f"{name}: {err}")
-            target.unlink(missing_ok=True)
             continue
-        docs.append(doc)
-        added.append(name)
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+        names.append(name)
+        added.append(f"{name} (replaces the earlier {name})" if replaced else name)
     if docs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -158,7 +175,8 @@ def add_uploads(rag: RAG, files) -> str:
                 stats = rag.store.add_documents(docs, wait=False)
             except UserError as err:
                 return f"Nothing added: {err}"
-        msg = f"Added {', '.join(added)} ({stats['chunks_embedded']} chunks)."
+        chunks = stats["chunks_embedded"]
+        msg = f"Added {', '.join(added)} ({chunks} chunk{'' if chunks == 1 else 's'})."
     else:
         msg = "Nothing added."
     return msg + ("  \nSkipped: " + "; ".join(problems) if problems else "")
@@ -172,7 +190,13 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         question = _text_of(message)
         history = [{"role": m["role"], "content": _text_of(m["content"])} for m in (history or [])]
         history = history[-(MAX_HISTORY_MESSAGES - 2) :]
-        history += [{"role": "user", "content": redact(question)}, {"role": "assistant", "content": ""}]
+        shown = (
+            question
+            if len(question) <= MAX_QUESTION_CHARS
+            else f"{question[:200]}… ({len(question):,} characters)"
+        )
+        # an over-long question is refused, and was echoed whole into the history every later turn sends back
+        history += [{"role": "user", "content": redact(shown)}, {"role": "assistant", "content": ""}]
         answer = None
         try:
             for text, answer in rag.stream(question, k=int(k), mode=mode):

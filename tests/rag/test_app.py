@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from llmkit.rag import RAG, Document, Store
-from llmkit.ui.rag_chat import build_rag_chat, safe_upload_name
+from llmkit.ui.rag_chat import add_uploads, build_rag_chat, safe_upload_name
 from tests.helpers import CHROMIUM_FLAGS, require_chromium
 from tests.rag.helpers import QUESTIONS, topic_documents
 
@@ -73,6 +73,43 @@ def test_app_answers_over_http_with_sources_and_survives_bad_input(app_url, app_
     )
     # the upload is searchable at once; the app kept serving after the bad file
     assert "glaciers.md" in sources
+
+
+def test_uploads_never_destroy_an_earlier_one_nor_land_beside_a_deleted_store(embedder, tmp_path):
+    rag = RAG(Store(tmp_path / "store", embedder=embedder))
+    lynx, badger, broken = (tmp_path / d / "notes.md" for d in ("a", "b", "c"))
+    for path, data in (
+        (lynx, b"Lynx have tufted ears."),
+        (badger, b"Badgers dig setts."),
+        (broken, b"\0bin"),
+    ):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    uploaded = rag.store.path / "uploads" / "notes.md"
+    assert add_uploads(rag, [str(lynx)]) == "Added notes.md (1 chunk)."
+    assert "Skipped: notes.md: binary file" in add_uploads(rag, [str(broken)])
+    assert (
+        uploaded.read_bytes() == b"Lynx have tufted ears."
+    )  # was overwritten by the binary file, then deleted
+    assert (
+        add_uploads(rag, [str(lynx)]) == "Added notes.md (0 chunks)."
+    )  # the same file again: nothing replaced
+    # another file of that name replaces the first, as a re-upload of an edited file should, and says so
+    assert "Added notes.md (replaces the earlier notes.md)" in add_uploads(rag, [str(badger)])
+    assert [p.name for p in uploaded.parent.iterdir()] == ["notes.md"]  # no temporary folder is left
+    rag.store.path.rename(tmp_path / "moved")  # the store deleted or moved while the app runs
+    assert "is gone (deleted or moved while the app ran); restart the app" in add_uploads(rag, [str(lynx)])
+    assert not rag.store.path.exists()  # was re-created holding only uploads/, and 'Added notes.md' reported
+
+
+def test_an_over_long_question_is_refused_and_not_echoed_whole(app_url):
+    from gradio_client import Client
+
+    history, _, _ = Client(app_url, verbose=False).predict(
+        "why? " * 20_000, [], 3, "hybrid", api_name="/chat"
+    )
+    assert "100,000 characters long; please keep it under 2,000" in str(history[-1]["content"])
+    assert len(str(history)) < 2_000  # the whole 100 kB question travelled back with every later turn
 
 
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):

@@ -76,6 +76,23 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
         (["rag", "ask", " ", "--store", str(tmp_path / "empty")], "the question is empty; ask one"),
         (["rag", "ask", "why? " * 500, "--store", str(tmp_path / "empty")], "2,500 characters long; keep it"),
         (["rag", "ask", "", "--server", "http://127.0.0.1:9"], "the question is empty"),
+        # a non-UTF-8 terminal's byte (kept by Python as a lone surrogate) was a tokenizer TypeError traceback
+        (["rag", "ask", "caf\udce9?", "--store", str(tmp_path / "empty")], "bytes that are not UTF-8 text"),
+        (["rag", "ask", "caf\udce9?", "--server", "http://127.0.0.1:9"], "bytes that are not UTF-8 text"),
+        # flags only a local pipeline uses were silently ignored with --server
+        (
+            ["rag", "ask", "hi", "--server", "http://127.0.0.1:9", "--min_score", "0.9"],
+            "--min_score cannot apply",
+        ),
+        (
+            ["rag", "ask", "hi", "--server", "http://h:9", "--store", "s", "--generator", "openai"],
+            "--store, --gen",
+        ),
+        # bind() raised OverflowError once the models had loaded
+        (
+            ["rag", "serve", "--store", str(tmp_path / "empty"), "--port", "70000"],
+            "port number from 0 to 65535",
+        ),
     ]:
         with pytest.raises(SystemExit) as exit_:
             llmkit_main(argv)
@@ -143,3 +160,10 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
     with pytest.raises(SystemExit):
         llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(tmp_path)])
     assert f"{tmp_path} is a folder; pass a JSONL file" in capsys.readouterr().err
+
+
+def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
+    from llmkit.rag.pipeline import check_question
+
+    assert "not UTF-8 text" in check_question("caf\udce9?")  # `rag chat` and the app: was a TypeError
+    assert check_question("café?") is None

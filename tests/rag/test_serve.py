@@ -158,9 +158,25 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         ({"question": "hi", "k": 0}, '"k" must be at least 1, got 0'),
         ({"question": "hi", "filters": {"source": 5}}, '"filters"."source" must be a glob string'),
         ({"question": "hi", "filters": {"where": "x"}}, '"filters"."where" must be an object'),
+        # these were HTTP 500s (SQLite could not bind a list, the tokenizer a lone surrogate) or silently ignored
+        ({"question": "hi", "filters": {"where": {"a": [1]}}}, "got 'a': [1]"),
+        ({"question": "hi", "filters": {"where": {"": 1}}}, "must map metadata names"),
+        ({"question": "hi \ud800"}, "unpaired surrogate escape"),
+        (
+            {"question": "hi", "top_k": 2},
+            "unknown field 'top_k'; a request's fields are question, filters, k",
+        ),
     ]:
         code, error = post(stub_server + "/ask", json.dumps(payload).encode())
         assert code == 400 and message in error["error"], (payload, error)
+    code, error = post(
+        stub_server + "/ask", b"[" * 100_000 + b"]" * 100_000
+    )  # was a RecursionError, HTTP 500
+    assert code == 400 and "nests too deeply" in error["error"]
+    code, error = post(stub_server + "/ask", b'{"question": "hi", "k": 1' + b"0" * 5000 + b"}")
+    assert (
+        code == 400 and "not valid JSON (Exceeds the limit" in error["error"] and "sys." not in error["error"]
+    )
     assert post(stub_server + "/ask?verbose=1", b'{"question": "hi", "k": 2}') == (200, _Stub().ask({"k": 2}))
     code, error = _raw(stub_server, b"PUT /ask HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
     assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
@@ -180,6 +196,9 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
     [
         (200, b"<html>hello</html>", "did not answer as llmkit's API does"),
         (200, b'{"ok": true}', "did not answer as llmkit's API does"),
+        # the right keys with other shapes: a KeyError/TypeError traceback while printing the sources
+        (200, b'{"answer": "x", "citations": [{}], "sources": [{}]}', "did not answer as llmkit's API does"),
+        (200, b'{"answer": "x", "citations": 5, "sources": null}', "did not answer as llmkit's API does"),
         (501, b"<html>Unsupported method</html>", "refused the question (HTTP 501)"),
     ],
 )
@@ -206,3 +225,109 @@ def test_ask_server_that_is_not_llmkit_says_so(status, body, expected, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err, err
     assert expected in err and f"is {url} a `llmkit rag serve`?" in err
+
+
+def test_http_level_mistakes_get_json_errors_and_the_server_keeps_serving(stub_server, capsys):
+    for request, code, message in [
+        (b"POST /status HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 405, "/status takes GET"),  # was 404
+        # no Content-Length was read as an empty body: "must be a JSON object"
+        (b"POST /ask HTTP/1.0\r\n\r\n", 411, "no Content-Length"),
+        (b"POST /ask HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 411, "chunked"),
+        # http.server's own refusals were HTML pages
+        (b"BREW /ask HTTP/1.0\r\n\r\n", 501, "Unsupported method ('BREW'); use GET /status"),
+        (b"GET /a b HTTP/1.0\r\n\r\n", 400, "Bad request syntax"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414, "Request-URI Too Long"),
+    ]:
+        status, error = _raw(stub_server, request)
+        assert status == code and message in error["error"], (request[:40], error)
+    host, port = stub_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:  # hangs up in the middle of its body
+        s.sendall(b'POST /ask HTTP/1.0\r\nContent-Length: 500\r\n\r\n{"question"')
+    assert post(stub_server + "/ask", b'{"question": "hi"}')[0] == 200
+    assert "Traceback" not in capsys.readouterr().err  # was a BrokenPipeError traceback per hang-up
+
+
+def test_a_client_that_stops_sending_gets_408_and_frees_its_thread(monkeypatch, stub_server):
+    from llmkit.rag import serve
+
+    monkeypatch.setattr(serve.Handler, "timeout", 0.5)  # 30 s in use; a stalled client held a thread for ever
+    code, error = _raw(stub_server, b'POST /ask HTTP/1.0\r\nContent-Length: 500\r\n\r\n{"question"')
+    assert code == 408 and "did not arrive within" in error["error"]
+
+
+def test_a_store_deleted_while_serving_is_a_503_that_says_so(tmp_path):
+    from types import SimpleNamespace
+
+    from llmkit.rag.serve import Service, make_handler
+
+    rag = SimpleNamespace(store=SimpleNamespace(path=tmp_path / "gone"))  # its store.sqlite is not there
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(rag, str(tmp_path / "gone"))))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:  # /status dropped the connection without a reply; /ask blamed a folder "that cannot be written"
+        assert _raw(url, b"GET /status HTTP/1.0\r\n\r\n")[0] == 503
+        code, error = post(url + "/ask", b'{"question": "hi"}')
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 503 and "is gone (deleted or moved while the server ran); rebuild it" in error["error"]
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        (
+            "http://127.0.0.1:notaport",
+            "is not a valid URL (Port could not be cast",
+        ),  # these three were tracebacks
+        ("http://[::1", "is not a valid URL (Invalid IPv6 URL)"),
+        ("http://exa mple:8765", "names no valid host"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("127.0.0.1:8765", "is not an http:// URL"),
+    ],
+)
+def test_ask_server_with_a_malformed_url_says_what_is_wrong(server, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["rag", "ask", "--server", server, "hello?"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_ask_server_takes_an_endpoint_url_and_any_scheme_case(stub_server, capsys):
+    from llmkit.rag.serve import server_url
+
+    assert (
+        server_url(" HTTP://h:1/ask/ ") == "http://h:1"
+        and server_url("http://h:1/x/search") == "http://h:1/x"
+    )
+    for server in (
+        stub_server + "/ask",
+        stub_server.replace("http", "HTTP") + "/",
+    ):  # were a 404 and a refusal
+        llmkit_main(["rag", "ask", "--server", server, "hello?", "--k", "3"])
+        assert "k=3" in capsys.readouterr().out
+
+
+def test_a_burst_of_100_clients_is_served_without_resets():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmkit.rag.serve import APIServer, make_handler
+
+    class Slow(_Stub):
+        def ask(self, options: dict) -> dict:
+            time.sleep(0.02)  # a question takes a while: connections queue up
+            return super().ask(options)
+
+    httpd = APIServer(
+        ("127.0.0.1", 0), make_handler(Slow())
+    )  # http.server's backlog of 5 reset ~half of them
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/ask"
+    try:
+        with ThreadPoolExecutor(100) as pool:
+            codes = list(pool.map(lambda _: post(url, b'{"question": "hi"}')[0], range(100)))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert codes == [200] * 100

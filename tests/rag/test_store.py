@@ -43,6 +43,8 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (tmp_path / "big.md").write_text("x" * 2000)
     (tmp_path / "image.png").write_bytes(b"\x89PNG")  # not a document type: ignored in folders
+    (tmp_path / "utf16.txt").write_bytes("Tea notes".encode("utf-16"))  # was called a "binary file"
+    (tmp_path / "utf16le.txt").write_bytes("Tea notes without a byte-order mark".encode("utf-16-le"))
     for hidden in (".ipynb_checkpoints/notes-checkpoint.txt", ".venv/lib/LICENSE.txt", ".draft.md"):
         (tmp_path / hidden).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / hidden).write_text("A stale copy, cited as if it were the notes.")  # left out, silently
@@ -52,6 +54,12 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     skipped = " ".join(str(w.message) for w in caught)
     for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
         assert name in skipped, name
+    assert "utf16.txt: UTF-16 text, not UTF-8; convert it, e.g. iconv -f utf-16" in skipped
+    assert "utf16le.txt: UTF-16 text" in skipped and "binary.txt: binary file" in skipped
+    assert (
+        "latin1.txt: not UTF-8 text (byte 0xe9 at offset 3; Latin-1" in skipped
+        and "iconv -f latin1" in skipped
+    )
     assert set(docs) == {"notes.txt", "page.html", "paper.pdf"}
     assert docs["page.html"].metadata["title"] == "Kettles"
     assert "alert" not in docs["page.html"].text and "color" not in docs["page.html"].text
