@@ -5,11 +5,11 @@ runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -se
 """
 
 import argparse
-import json
 from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
+from llmkit.ui.checks import check_classifier, check_model_folder
 
 DEFAULTS = {
     "causal": ["runs/gpt2-tiny"],
@@ -21,46 +21,6 @@ DEFAULTS = {
         for tiny in ("", "-tiny")
     ],
 }
-
-
-def check_model_folder(folder: str) -> None:
-    """UserError unless `folder` holds a saved model: naming a missing folder, and a run stopped before its end."""
-    path = Path(folder)
-    if (path / "config.json").is_file():
-        return
-    if not path.is_dir():
-        raise UserError(
-            f"{folder} is not a model folder (there is no such folder); pass a recipe's output_dir."
-        )
-    from llmkit.checkpoints import checkpoint_problem
-
-    saved = [c for c in path.glob("checkpoint-*") if c.name[11:].isdigit() and checkpoint_problem(c) is None]
-    if saved:  # a run killed mid-way: its checkpoints are models too
-        newest = max(saved, key=lambda c: int(c.name[11:]))
-        raise UserError(
-            f"{folder} holds no finished model (no config.json): its run stopped early. Pass its newest "
-            f"checkpoint, {newest}, or run the same training command again to finish it."
-        )
-    raise UserError(f"{folder} is not a model folder (no config.json); pass a recipe's output_dir.")
-
-
-def check_classifier(folder: str) -> None:
-    """UserError when `folder` holds a model trained for something else: its classification head would be random
-    (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
-    config = Path(folder) / "config.json"
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (ValueError, AttributeError) as err:  # a save cut short, or JSON that is not an object
-        raise UserError(
-            f"{config} is not a model's config ({err}; a save or copy cut short?); copy the folder again, "
-            "or pass one of its complete checkpoint-N folders."
-        ) from None
-    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise UserError(
-            f"{folder} holds a {', '.join(architectures)}, not a text classifier, so its labels would be "
-            "random; pass a finetune_bert.py output as --classifier (a causal LM goes to --causal, a seq2seq "
-            "model to --text2text)."
-        )
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:

@@ -309,7 +309,7 @@ LOCAL_ONLY = (
 
 def _ask_server(args: argparse.Namespace) -> None:
     """`rag ask --server URL`: the question goes to a running `rag serve`; nothing heavy is imported here."""
-    from llmkit.rag.serve import ask_server
+    from llmkit.rag.client import ask_server
 
     defaults = vars(_parser().parse_args(["ask", "?"]))
     ignored = [f"--{name}" for name in LOCAL_ONLY if getattr(args, name) != defaults[name]]

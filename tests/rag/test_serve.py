@@ -294,7 +294,7 @@ def test_ask_server_with_a_malformed_url_says_what_is_wrong(server, message, cap
 
 
 def test_ask_server_takes_an_endpoint_url_and_any_scheme_case(stub_server, capsys):
-    from llmkit.rag.serve import server_url
+    from llmkit.rag.client import server_url
 
     assert (
         server_url(" HTTP://h:1/ask/ ") == "http://h:1"
