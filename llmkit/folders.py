@@ -6,6 +6,7 @@ folder can be written. Standard library only."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 
@@ -13,24 +14,38 @@ def visible_files(folder: Path, *, recursive: bool = True) -> list[Path]:
     """The files under `folder` (or directly in it), sorted, with no hidden part below `folder`.
 
     Linked sub-folders are followed (a class folder linked in from a shared disk is data too), each real
-    folder once; a link to `folder` itself or to a folder above it is not, so nothing outside is read twice
-    or at all, and a link loop ends.
+    folder once; a link to `folder` itself or to a folder above it is not (it would read the folder again, or
+    all that surrounds it), so a link loop ends. Links that point nowhere are skipped with one warning.
     """
     if not recursive:
-        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        _warn_broken(folder, [p for p in entries if p.is_symlink() and not p.exists()])
+        return sorted(p for p in entries if p.is_file())
     top = Path(os.path.realpath(folder))
-    found, seen = [], set()
+    found, broken, seen = [], [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = Path(os.path.realpath(root))
         if real in seen or (root != str(folder) and (real == top or real in top.parents)):
             dirs.clear()
             continue
         seen.add(real)
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".")
-        )  # the first path to a folder is the one kept
-        found += [Path(root, f) for f in files if not f.startswith(".") and Path(root, f).is_file()]
+        # sorted: the first path to a folder is the one kept, whatever order the disk lists them in
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        paths = [Path(root, f) for f in files if not f.startswith(".")]
+        found += [p for p in paths if p.is_file()]
+        broken += [p for p in paths if p.is_symlink() and not p.exists()]
+    _warn_broken(folder, broken)
     return sorted(found)
+
+
+def _warn_broken(folder: Path, broken: list[Path]) -> None:
+    if broken:  # they were left out without a word: a moved disk or an unmounted share looked like less data
+        first = sorted(broken)[0]
+        warnings.warn(
+            f"{folder}: skipped {len(broken)} link(s) that point to nothing (first: {first} -> "
+            f"{os.readlink(first)}); fix or remove them.",
+            stacklevel=3,
+        )
 
 
 def not_the_working_folder(folder: Path, flag: str, example: str) -> None:
