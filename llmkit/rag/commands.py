@@ -131,7 +131,7 @@ def _add_ask_and_chat(sub) -> None:
 def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="hit@1/5/10, MRR@10 and latency of each retrieval mode")
     ev.add_argument("--qa", required=True, help='JSONL lines of {"question": ..., "doc_id": ...}')
-    ev.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    ev.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ev.add_argument("--rerank", metavar="CROSS_ENCODER", help="rerank with this cross-encoder (name or path)")
 
 

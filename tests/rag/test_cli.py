@@ -72,6 +72,11 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
         (["rag", "index", str(tmp_path / "nothing"), "--store", str(tmp_path / "s")], "no file to index in"),
         (["rag", "ask", "hi", "--store", str(tmp_path / "nowhere")], "no store at"),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+        # no mode at all printed {} and exited 0
+        (
+            ["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl", "--modes"],
+            "expected at least one",
+        ),
         # a question that cannot be asked is an error before any model loads, not a reply that exits 0
         (["rag", "ask", " ", "--store", str(tmp_path / "empty")], "the question is empty; ask one"),
         (["rag", "ask", "why? " * 500, "--store", str(tmp_path / "empty")], "2,500 characters long; keep it"),
