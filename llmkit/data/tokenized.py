@@ -101,15 +101,13 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         raise UserError(
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
-    out = Path(
-        os.path.abspath(Path(args.output_dir).expanduser())
-    )  # `.` has no name to make `.NAME.tmp-PID` of
+    # absolute: `.` has no name to make `.NAME.tmp-PID` of
+    out = Path(os.path.abspath(Path(args.output_dir).expanduser()))
     not_the_working_folder(out, "--output_dir", "tokenized")
     recover_publish(out)
     _check_replaceable(out, args.overwrite_output_dir)
-    writable_folder(
-        out.parent, f"--output_dir {args.output_dir}"
-    )  # the dataset is made beside it, then renamed
+    # the dataset is made beside it, then renamed into place
+    writable_folder(out.parent, f"--output_dir {args.output_dir}")
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
     work = _fresh_work_dir(out)
 

@@ -14,10 +14,7 @@ from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
-from llmkit.rag.serve import (
-    MAX_QUESTION_CHARS,
-    is_text,
-)  # one limit for the pipeline, `rag ask` and the HTTP API
+from llmkit.rag.serve import MAX_QUESTION_CHARS, is_text  # one limit: the pipeline, `rag ask`, the API
 from llmkit.rag.store import Store
 
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -102,9 +99,8 @@ def check_question(question: str) -> str | None:
         return "Please type a question."
     if len(question) > MAX_QUESTION_CHARS:
         return f"That question is {len(question):,} characters long; please keep it under {MAX_QUESTION_CHARS:,}."
-    if not is_text(
-        question
-    ):  # bytes of another encoding, kept as lone surrogates: the tokenizer failed on them
+    # bytes of another encoding, kept by Python as lone surrogates: the tokenizer failed on them
+    if not is_text(question):
         return "That question holds bytes that are not UTF-8 text; please type it again as UTF-8."
     return None
 
