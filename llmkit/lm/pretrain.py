@@ -73,6 +73,9 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 20
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
+    # GPT-2 uses every parameter in every step: without this Trainer asks DDP to search for unused ones each
+    # step (a wasted graph traversal, and a warning from every rank)
+    ddp_find_unused_parameters: bool | None = False
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
     torch_compile: bool | None = field(
         default=None,
