@@ -135,13 +135,21 @@ def add_uploads(rag: RAG, files) -> str:
     uploads = rag.store.path / "uploads"
     if not files:
         return "No file received."
-    if not (
-        rag.store.path / DATABASE
-    ).is_file():  # uploads/ was made afresh and the files put in an orphan folder
+    if not (rag.store.path / DATABASE).is_file():  # else uploads/ was made afresh: an orphan folder
         return f"Nothing added: the store {rag.store.path} is gone (deleted or moved while the app ran); restart the app."
     uploads.mkdir(parents=True, exist_ok=True)
-    added, problems, names = [], [], []
-    docs = []
+    # the uploads this one replaces, kept until the store has taken the new ones (a busy store refuses them)
+    previous = Path(tempfile.mkdtemp(prefix=".previous-", dir=uploads))
+    try:
+        return _add_files(rag, files, uploads, previous)
+    finally:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _add_files(rag: RAG, files, uploads: Path, previous: Path) -> str:
+    """add_uploads' work: each file checked, then put in uploads/ (what it replaces set aside in `previous`),
+    then all indexed at once; if the store refuses them, uploads/ is put back as it was."""
+    added, problems, names, docs = [], [], [], []
     for f in files:
         src = Path(f if isinstance(f, str) else f.name)
         name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
@@ -159,6 +167,8 @@ def add_uploads(rag: RAG, files) -> str:
             shutil.copyfile(src, incoming / name)
             load_file(incoming / name)  # checked before it takes the place of anything
             replaced = target.is_file() and not filecmp.cmp(target, incoming / name, shallow=False)
+            if target.is_file():
+                shutil.copy2(target, previous / name)
             (incoming / name).replace(target)
             docs.append(load_file(target, rag.store.anchor, shown=f"uploads/{name}"))
         except (ValueError, OSError) as err:
@@ -174,6 +184,11 @@ def add_uploads(rag: RAG, files) -> str:
             try:  # never wait (the page would hang) for a `llmkit rag index` writing the store
                 stats = rag.store.add_documents(docs, wait=False)
             except UserError as err:
+                for name in names:  # uploads/ as it was: the files it held, and none the store does not
+                    if (previous / name).is_file():
+                        (previous / name).replace(uploads / name)
+                    else:
+                        (uploads / name).unlink(missing_ok=True)
                 return f"Nothing added: {err}"
         chunks = stats["chunks_embedded"]
         msg = f"Added {', '.join(added)} ({chunks} chunk{'' if chunks == 1 else 's'})."

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from llmkit.rag import RAG, Document, Store
+from llmkit.rag.layout import writer_lock
 from llmkit.ui.rag_chat import add_uploads, build_rag_chat, safe_upload_name
 from tests.helpers import CHROMIUM_FLAGS, require_chromium
 from tests.rag.helpers import QUESTIONS, topic_documents
@@ -97,6 +98,16 @@ def test_uploads_never_destroy_an_earlier_one_nor_land_beside_a_deleted_store(em
     # another file of that name replaces the first, as a re-upload of an edited file should, and says so
     assert "Added notes.md (replaces the earlier notes.md)" in add_uploads(rag, [str(badger)])
     assert [p.name for p in uploaded.parent.iterdir()] == ["notes.md"]  # no temporary folder is left
+    # while a `rag index` writes the store the upload is refused; uploads/ keeps what the store indexed (the
+    # new file had replaced it, and a new name stayed in uploads/ without being in the store)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "owls.md").write_text("Owls hunt at night.")
+    with writer_lock(rag.store.path):
+        refused = add_uploads(rag, [str(lynx), str(tmp_path / "d" / "owls.md")])
+    assert refused.startswith("Nothing added: another process is writing to the store")
+    assert uploaded.read_bytes() == b"Badgers dig setts." and [p.name for p in uploaded.parent.iterdir()] == [
+        "notes.md"
+    ]
     rag.store.path.rename(tmp_path / "moved")  # the store deleted or moved while the app runs
     assert "is gone (deleted or moved while the app ran); restart the app" in add_uploads(rag, [str(lynx)])
     assert not rag.store.path.exists()  # was re-created holding only uploads/, and 'Added notes.md' reported
