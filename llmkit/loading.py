@@ -55,10 +55,8 @@ def load_pretrained(cls, name_or_path: str | os.PathLike, *, hint: str = "", **k
         raise UserError(
             f"{name} is a file, not a {what} folder; pass a folder (a training run's output_dir) or a Hub name.{hint}"
         )
-    elif _looks_like_path(name):
-        raise UserError(
-            f"no folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
-        )
+    else:
+        check_exists_if_path(name, hint)
     try:
         return cls.from_pretrained(name, **kwargs)
     except OSError as err:
@@ -154,6 +152,15 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
                 f"{path} is not valid JSON ({err}; a save or copy cut short?); copy the folder again, "
                 f"or load one of its complete checkpoint-N folders.{hint}"
             ) from None
+
+
+def check_exists_if_path(name: str, hint: str = "") -> None:
+    """UserError when `name` is meant as a local path (not a Hub id) and nothing is there: the Hub client's own
+    message for it ("Repo id must use alphanumeric chars ...") names no missing folder."""
+    if _looks_like_path(name) and not Path(name).expanduser().exists():
+        raise UserError(
+            f"no folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
+        )
 
 
 def _config_or_none(name: str):

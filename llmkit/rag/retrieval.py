@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmkit.errors import UserError
+from llmkit.loading import check_exists_if_path
 from llmkit.rag.index import search_index
 from llmkit.rag.queries import marks
 from llmkit.rag.store import Store
@@ -212,6 +213,7 @@ class Retriever:
         if self._reranker is None:
             from sentence_transformers import CrossEncoder
 
+            check_exists_if_path(self.reranker_name, " Check --rerank.")
             try:
                 self._reranker = CrossEncoder(self.reranker_name)
             except (

@@ -26,9 +26,15 @@ def test_index_ask_eval(docs_folder, tmp_path, capsys):
     assert stats["documents"] == len(TOPICS) and stats["chunks_embedded"] >= len(TOPICS)
     assert "skipped" in captured.err and "blob.txt" in captured.err
 
-    llmkit_main(["rag", "index", str(docs_folder), "--store", store])
-    # unchanged folder: nothing re-embedded
-    assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0
+    llmkit_main(["rag", "index", str(docs_folder), "--store", store, "--chunk_tokens", "64"])
+    # unchanged folder: nothing re-embedded; a chunk size only a new store takes is said to be ignored (it was
+    # ignored without a word)
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["chunks_embedded"] == 0
+    assert (
+        "--chunk_tokens 64 is ignored: the store" in captured.err
+        and "keeps the 160 it was made" in captured.err
+    )
 
     llmkit_main(["rag", "ask", QUESTIONS[5][0], "--store", store, "--json", "--k", "3"])
     result = json.loads(capsys.readouterr().out)
@@ -66,11 +72,26 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
     Store(tmp_path / "empty", embedder=embedder)  # a valid store with no documents yet
     (tmp_path / "nothing").mkdir()  # a folder with no file to index
     (tmp_path / "nothing" / "notes.docx").write_text("not a type llmkit reads")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "kettles.md").write_text("Kettles boil water.")
     for argv, message in [
         (["rag", "index", "--store", str(tmp_path / "s")], "give files or folders"),
         (["rag", "index", str(tmp_path / "nope"), "--store", str(tmp_path / "s")], "does not exist"),
         (["rag", "index", str(tmp_path / "nothing"), "--store", str(tmp_path / "s")], "no file to index in"),
         (["rag", "ask", "hi", "--store", str(tmp_path / "nowhere")], "no store at"),
+        # the Hub client's "Repo id must use alphanumeric chars" for a folder that is not there
+        (
+            [
+                "rag",
+                "index",
+                str(tmp_path / "one"),
+                "--store",
+                str(tmp_path / "e2"),
+                "--embedding_model",
+                "./no",
+            ],
+            "no folder at ./no (it does not exist); pass an existing folder or a Hub name. Check --embedding_model.",
+        ),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
         # no mode at all printed {} and exited 0
         (
