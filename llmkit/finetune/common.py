@@ -102,6 +102,13 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
 
 
 @dataclass
+class FinetuneCausalArguments(FinetuneTrainingArguments):
+    """The fine-tuning defaults for finetune-gpt2, in its own folder (runs/finetune is finetune-bert's)."""
+
+    output_dir: str | None = output_dir_field("runs/finetune-gpt2")
+
+
+@dataclass
 class FinetuneSeq2SeqArguments(FinetuneTrainingArguments, Seq2SeqTrainingArguments):
     """Seq2SeqTrainingArguments (generation during evaluation) with the fine-tuning defaults.
 

@@ -393,3 +393,12 @@ def test_a_validation_file_that_is_training_data_is_said_and_a_semicolon_csv_is_
         UserError, match="the data has \\['text;label'\\].*It looks ';'-separated: save it with commas"
     ):
         load_table(FinetuneDataArguments(train_file=str(semi)), classification_sample, ["text", "label"])
+
+
+def test_finetune_gpt2_does_not_write_into_finetune_berts_folder():
+    # both defaulted to runs/finetune: the README's bert-then-gpt2 order resumed BERT's checkpoint as GPT-2
+    from llmkit.arguments import parse_args
+    from recipes import finetune_bert, finetune_gpt2
+
+    folders = {parse_args(m.TYPES, [])[-1].output_dir for m in (finetune_bert, finetune_gpt2)}
+    assert folders == {"runs/finetune", "runs/finetune-gpt2"}
