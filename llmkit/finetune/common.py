@@ -57,6 +57,9 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 10
     warmup_steps: float = 0.1
     weight_decay: float = 0.01
+    # True (transformers' default) multiplies each rank's loss by the world size for models whose forward takes
+    # num_items_in_batch; BERT's and T5's heads ignore it, so N ranks logged, and clipped, N times the loss.
+    average_tokens_across_devices: bool = False
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without improvement."}
     )
