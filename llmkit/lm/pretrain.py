@@ -73,6 +73,7 @@ class PretrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 20
     logging_first_step: bool = True
     dataloader_drop_last: bool = True  # every step sees a full batch, so steps and tokens stay comparable
+    ddp_find_unused_parameters: bool | None = False  # GPT-2 uses every parameter: no graph search per step
     # GPU defaults: compile the model, feed it from worker processes (pinned memory is transformers' default)
     torch_compile: bool | None = field(
         default=None,
