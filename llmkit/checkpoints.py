@@ -119,6 +119,16 @@ class _RefuseFinishedRun(TrainerCallback):
             )
 
 
+class _LogLastStep(TrainerCallback):
+    """Log the loss at the run's last step: Trainer logs only every logging_steps, so the steps after the last
+    multiple were never logged and final_train_loss ("where the model ended") came from an earlier interval."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if 0 < state.max_steps <= state.global_step and args.logging_strategy == "steps":
+            control.should_log = True
+        return control
+
+
 class _StopAndSave(TrainerCallback):
     """Turns an interrupt request into 'save a checkpoint at this step, then stop', agreed by every rank."""
 
@@ -174,7 +184,7 @@ def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
     with GracefulInterrupt() as interrupt:
         stop = _StopAndSave(interrupt)
-        added = (_RefuseFinishedRun(), stop, _DropSupersededIncomplete())
+        added = (_RefuseFinishedRun(), stop, _DropSupersededIncomplete(), _LogLastStep())
         for callback in added:
             trainer.add_callback(callback)
         try:

@@ -205,8 +205,11 @@ def run_search(
     default_space: dict,
     objective: str,
     direction: str,
+    command: str,
 ) -> dict:
-    """The `--hp_search_trials N` path of a recipe: search, then write best_config.yaml beside the trials."""
+    """The `--hp_search_trials N` path of a recipe: search, then write best_config.yaml beside the trials.
+
+    `command` (`llmkit pretrain`) is how the summary says to train with that config."""
     space = load_space(args.hp_search_space, default_space)
     out = Path(args.output_dir) / "hp_search"
     trainer = make_trainer(model_init)
@@ -217,6 +220,6 @@ def run_search(
     if trainer.is_world_process_zero():
         logger.info(
             f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
-            f"train with it: python <recipe> {config}   (trials: {out / 'trials.png'})"
+            f"train with it: {command} {config}   (trials: {out / 'trials.png'})"
         )
     return {**best, "config": str(config)}

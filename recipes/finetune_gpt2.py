@@ -8,10 +8,10 @@
 
 from llmkit.arguments import parse_args
 from llmkit.errors import run_cli
-from llmkit.finetune import SHARED_ARGUMENTS, FinetuneTrainingArguments
+from llmkit.finetune import SHARED_ARGUMENTS, FinetuneCausalArguments
 from llmkit.finetune.causal import CausalArguments, finetune_causal
 
-TYPES = (CausalArguments, *SHARED_ARGUMENTS, FinetuneTrainingArguments)
+TYPES = (CausalArguments, *SHARED_ARGUMENTS, FinetuneCausalArguments)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -106,6 +106,19 @@ def test_the_same_command_on_a_finished_run_trains_nothing_and_says_so(tiny_run,
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
 
 
+def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
+    # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
+    # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    metrics = run_pretrain(
+        [*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "63", "--save_steps", "100"]
+    )
+    history = json.loads((out / "checkpoint-63" / "trainer_state.json").read_text())["log_history"]
+    last = [e for e in history if "loss" in e][-1]
+    assert last["step"] == 63 and metrics["final_train_loss"] == last["loss"]
+
+
 @pytest.mark.slow
 def test_rerunning_after_a_kill_mid_save_finishes_the_run(tiny_run, tmp_path):
     out = tmp_path / "run"

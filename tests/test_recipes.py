@@ -273,13 +273,3 @@ def test_a_tracker_that_is_not_installed_is_refused_when_parsed(name):
     with pytest.raises(UserError, match="--report_to foo is not a tracker; choose none, all, or some of"):
         parse_args(RECIPES[name].load().TYPES, ["--report_to", "foo"])
     parse_args(RECIPES[name].load().TYPES, ["--report_to", "none"])
-
-
-def test_pretraining_does_not_ask_ddp_to_search_for_unused_parameters():
-    # GPT-2 uses every weight each step; Trainer's default made DDP traverse the graph for unused ones every step
-    # and every rank warn "find_unused_parameters=True was specified ... but did not find any unused parameters"
-    args = parse_args(RECIPES["pretrain"].load().TYPES, [])[-1]
-    assert args.ddp_find_unused_parameters is False
-    assert parse_args(RECIPES["pretrain"].load().TYPES, ["--ddp_find_unused_parameters", "true"])[
-        -1
-    ].ddp_find_unused_parameters

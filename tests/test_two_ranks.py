@@ -117,3 +117,16 @@ def test_the_detectors_two_ranks_train_evaluate_and_gather_every_validation_box(
     assert metrics["world_size"] == 2 and metrics["global_step"] == 4
     # the packed targets of batches with different box counts were padded and gathered from both ranks
     assert 0 <= metrics["test_map_50"] <= 1 and 0 <= metrics["eval_map_50"] <= 1
+
+
+@pytest.mark.multiproc
+def test_two_ranks_report_the_loss_one_rank_would(topic_csv, tmp_path):
+    # transformers scales each rank's loss by the world size for a model that takes num_items_in_batch, which
+    # BERT's classifier then ignores: two ranks logged twice the loss (3.216 for five labels, ln 5 = 1.609)
+    argv = [*MINILM, "--train_file", str(topic_csv), "--text_column", "sentence", "--label_column", "topic"]
+    argv += [*TEXT_FAST, *FOUR_STEPS, "--max_length", "32", "--output_dir", str(tmp_path / "bert")]
+    launch_recipes([("finetune_bert", argv)], tmp_path)
+    metrics = json.loads((tmp_path / "bert" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["train_loss"] < 1.0, metrics[
+        "train_loss"
+    ]  # two labels: ln 2

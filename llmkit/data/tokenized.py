@@ -161,7 +161,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         shutil.rmtree(work, ignore_errors=True)  # after success its content was moved out
     record.print_summary(
         metrics,
-        title=f"tokenize: {data_args.source}, blocks of {block_size} {meta['tokenizer']} tokens",
+        title=f"tokenize: {data_args.source}, blocks of {block_size} tokens ({meta['tokenizer']})",
         use=[
             f"llmkit pretrain --tokenized_dataset {shlex.quote(str(out))}",
             f'datasets.load_from_disk("{out}")',

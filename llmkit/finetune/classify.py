@@ -314,6 +314,7 @@ class _Fit:
             default_space=LORA_SPACE if self.lora_args.use_lora else FINETUNE_SPACE,
             objective=objective,
             direction="maximize" if args.greater_is_better is not False else "minimize",
+            command="llmkit finetune-bert",
         )
 
 

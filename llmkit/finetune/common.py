@@ -57,6 +57,9 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     logging_steps: float = 10
     warmup_steps: float = 0.1
     weight_decay: float = 0.01
+    # True (transformers' default) multiplies each rank's loss by the world size for models whose forward takes
+    # num_items_in_batch; BERT's and T5's heads ignore it, so N ranks logged, and clipped, N times the loss.
+    average_tokens_across_devices: bool = False
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without improvement."}
     )
@@ -99,6 +102,13 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
             self.learning_rate = self.lora_learning_rate if use_lora else self.full_learning_rate
             why = "the LoRA default" if use_lora else "the full fine-tuning default"
         return f"learning rate: {self.learning_rate:g} ({why}; pass --learning_rate to change it)"
+
+
+@dataclass
+class FinetuneCausalArguments(FinetuneTrainingArguments):
+    """The fine-tuning defaults for finetune-gpt2, in its own folder (runs/finetune is finetune-bert's)."""
+
+    output_dir: str | None = output_dir_field("runs/finetune-gpt2")
 
 
 @dataclass

@@ -4,6 +4,7 @@ the truncation report, and the scores of the kept model on the validation and te
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -223,6 +224,22 @@ def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:
         )
 
 
+def _check_resumed_model(resume: str | None, model) -> None:
+    """A checkpoint of another architecture (a BERT classifier's in a GPT-2 run's output_dir) cannot be continued."""
+    if not resume or model is None:
+        return
+    try:
+        saved = json.loads((Path(resume) / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return  # a LoRA checkpoint has no config.json; a damaged one is checkpoint_problem's to name
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if saved and type(base).__name__ not in saved:
+        raise UserError(
+            f"{resume} holds a {saved[0]}, not the {type(base).__name__} this run trains: its output_dir is "
+            "another recipe's; pass a new --output_dir."
+        )
+
+
 def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | None = None) -> dict:
     """Train (resumably), then the kept model's validation scores and, if given, its test scores (`test_*`).
 
@@ -230,6 +247,7 @@ def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | Non
     are reported; only when it was not (no evaluation at its step) is it scored now. The pass reported is left in
     `trainer.kept_validation` (with predictions when the trainer keeps them).
     """
+    _check_resumed_model(resume, trainer.model)
     train_resumable(trainer, resume)
     kept = _scored_in_training(trainer, kept_checkpoint(trainer)["reported_step"])
     if kept is None:

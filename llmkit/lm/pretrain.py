@@ -173,6 +173,7 @@ def _search(run: _Run, arguments: tuple) -> dict:
         default_space=PRETRAIN_SPACE,
         objective="eval_loss",
         direction="minimize",
+        command="llmkit pretrain",
     )
 
 

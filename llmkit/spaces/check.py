@@ -7,6 +7,7 @@ import fnmatch
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -221,3 +222,19 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        restore_databases(folder)
+
+
+def restore_databases(folder: Path) -> None:
+    """Put each SQLite database the app opened back to one file, as `build` wrote it: the app's WAL mode left
+    `-wal`/`-shm` files beside it, which `deploy` would upload."""
+    for db in folder.rglob("*.sqlite"):
+        if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm")):
+            con = sqlite3.connect(db)
+            try:
+                con.execute(
+                    "PRAGMA journal_mode=DELETE"
+                )  # checkpoints the log into the file, then deletes it
+            finally:
+                con.close()

@@ -136,7 +136,7 @@ def test_search_space_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path):
+def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text(
         yaml.safe_dump(
@@ -169,6 +169,10 @@ def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path):
     assert len(trials) == 3 and (out / "hp_search" / "trials.png").is_file()
     config = yaml.safe_load((out / "hp_search" / "best_config.yaml").read_text())
     assert config["learning_rate"] == best["params"]["learning_rate"] and config["n_layer"] == 2
+    said = capsys.readouterr()
+    assert (
+        f"train with it: llmkit pretrain {best['config']}" in said.out + said.err
+    )  # was "python <recipe> ..."
     metrics = run_pretrain([best["config"]])  # the recipe takes the file as its only argument
     assert metrics["global_step"] == 8 and metrics["preset"].startswith("custom (tiny with n_layer=2")
 

@@ -290,7 +290,10 @@ def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
 def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, capsys):
     out = tokenize(tmp_path / "my data", corpus_dir)
     # it printed `llmkit pretrain --tokenized_dataset .../my data`: two arguments when pasted
-    assert f"llmkit pretrain --tokenized_dataset '{out}'" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"llmkit pretrain --tokenized_dataset '{out}'" in said
+    # the heading read "blocks of 32 byte-level BPE trained on the corpus tokens"
+    assert "blocks of 32 tokens (byte-level BPE trained on the corpus) ==" in said, said
 
 
 def test_the_working_directory_is_refused_as_output_dir(tmp_path, corpus_dir, monkeypatch):

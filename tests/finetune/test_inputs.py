@@ -393,3 +393,31 @@ def test_a_validation_file_that_is_training_data_is_said_and_a_semicolon_csv_is_
         UserError, match="the data has \\['text;label'\\].*It looks ';'-separated: save it with commas"
     ):
         load_table(FinetuneDataArguments(train_file=str(semi)), classification_sample, ["text", "label"])
+
+
+def test_finetune_gpt2_does_not_write_into_finetune_berts_folder():
+    # both defaulted to runs/finetune: the README's bert-then-gpt2 order resumed BERT's checkpoint as GPT-2
+    from llmkit.arguments import parse_args
+    from recipes import finetune_bert, finetune_gpt2
+
+    folders = {parse_args(m.TYPES, [])[-1].output_dir for m in (finetune_bert, finetune_gpt2)}
+    assert folders == {"runs/finetune", "runs/finetune-gpt2"}
+
+
+def test_resuming_a_checkpoint_of_another_model_is_refused(tiny_run, tmp_path, capsys):
+    # a BERT classifier's checkpoint in finetune-gpt2's output_dir: torch's "loaded state dict contains a
+    # parameter group that doesn't match the size of optimizer's group" traceback
+    from safetensors.torch import save_file
+
+    checkpoint = tmp_path / "o" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
+    (checkpoint / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"]}))
+    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    argv = ["finetune-gpt2", "--model_name_or_path", str(tiny_run[0]), "--output_dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main([*argv, "--max_train_samples", "16", "--max_eval_samples", "8"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "checkpoint-4 holds a BertForSequenceClassification, not the GPT2LMHeadModel" in err, err
+    assert "new --output_dir" in err, err

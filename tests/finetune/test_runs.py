@@ -90,7 +90,10 @@ def test_rerunning_an_interrupted_finetune_resumes_it(tiny_run, tmp_path, monkey
     history = json.loads((tmp_path / "out" / "checkpoint-6" / "trainer_state.json").read_text())[
         "log_history"
     ]
-    assert [e["step"] for e in history if "loss" in e] == [5]  # steps 4-6 ran after the resume, not 1-6 again
+    assert [e["step"] for e in history if "loss" in e] == [
+        5,
+        6,
+    ]  # steps 4-6 ran after the resume, not 1-6 again; the last is always logged
 
 
 def test_gpt2_honours_early_stopping_and_reports_the_kept_step(tiny_run, tmp_path):

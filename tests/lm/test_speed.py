@@ -291,3 +291,14 @@ def test_attention_map_is_causal_and_normalised(tiny_run):
     assert weights.shape == (n, n) and n > 3
     assert torch.allclose(weights.sum(-1), torch.ones(n), atol=1e-4)  # each row a distribution
     assert float(weights.triu(1).abs().max()) == 0.0  # no token attends to a later one
+
+
+def test_ddp_does_not_search_for_unused_parameters_in_gpt2():
+    # transformers' default (None -> True without gradient checkpointing) made DDP traverse the autograd graph
+    # after every backward; torch warned at each 2-rank pretraining run that GPT-2 has no unused parameter
+    from llmkit.arguments import parse_args
+    from llmkit.data import DataArguments
+    from llmkit.lm import PretrainingArguments
+
+    args = parse_args((DataArguments, ModelArguments, PretrainingArguments), ["--output_dir", "x"])[-1]
+    assert args.ddp_find_unused_parameters is False

@@ -153,10 +153,13 @@ def test_check_catches_broken_folders(tmp_path, store):
 @pytest.mark.slow
 def test_a_built_rag_space_serves_and_answers(tmp_path, store):
     out = build_space("rag-chat", tmp_path / "space", store=str(store))
+    built = sorted(p.name for p in (out / "store").iterdir())
     result = serve_and_query(out, question="How often should I descale a kettle?")
     assert (
         "/chat" in result["endpoints"] and "[1]" in str(result["answer"]) and "kettle.md" in result["sources"]
     )
+    # the app opened the store in WAL mode and left store.sqlite-wal/-shm, which `deploy` then uploaded
+    assert sorted(p.name for p in (out / "store").iterdir()) == built
 
 
 @pytest.mark.slow
