@@ -233,8 +233,7 @@ def restore_databases(folder: Path) -> None:
         if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm")):
             con = sqlite3.connect(db)
             try:
-                con.execute(
-                    "PRAGMA journal_mode=DELETE"
-                )  # checkpoints the log into the file, then deletes it
+                # checkpoints the log into the file, then deletes it
+                con.execute("PRAGMA journal_mode=DELETE")
             finally:
                 con.close()
