@@ -169,12 +169,25 @@ def plot_trials(trials: list[dict], objective: str, path: Path) -> None:
     plt.close(fig)
 
 
+# Arguments llmkit fills in from the machine it runs on (use_cpu without CUDA, bf16 from --precision auto, ...):
+# written into the config, they would make a GPU machine train as the search's CPU did.
+MACHINE_FIELDS = {
+    "use_cpu",
+    "bf16",
+    "fp16",
+    "tf32",
+    "torch_compile",
+    "dataloader_pin_memory",
+    "dataloader_num_workers",
+}
+
+
 def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str) -> Path:
     """A YAML config for the recipe: the run's own non-default arguments with the best hyperparameters on top."""
     config: dict = {}
     for obj in arguments:
         for f in dataclasses.fields(obj):
-            if not f.init or f.name.startswith("hp_search"):
+            if not f.init or f.name.startswith("hp_search") or f.name in MACHINE_FIELDS:
                 continue
             value = getattr(obj, f.name)
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

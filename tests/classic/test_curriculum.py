@@ -169,6 +169,8 @@ def test_pretrain_hp_search_writes_a_config_the_recipe_accepts(tmp_path, capsys)
     assert len(trials) == 3 and (out / "hp_search" / "trials.png").is_file()
     config = yaml.safe_load((out / "hp_search" / "best_config.yaml").read_text())
     assert config["learning_rate"] == best["params"]["learning_rate"] and config["n_layer"] == 2
+    # what this CPU filled in stays out: reused on a GPU machine, use_cpu: true trained on the CPU
+    assert not {"use_cpu", "torch_compile", "dataloader_pin_memory", "bf16"} & set(config)
     said = capsys.readouterr()
     assert (
         f"train with it: llmkit pretrain {best['config']}" in said.out + said.err
