@@ -168,7 +168,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the records as JSON here")
     args = parser.parse_args()
-    from llmkit.data.tokenized import recover_publish
+    from functools import partial
+
+    from llmkit.data.publish import recover_publish
+    from llmkit.data.tokenized import METADATA
+
+    recover_publish = partial(recover_publish, marker=METADATA)
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="tokenize-kills-"))

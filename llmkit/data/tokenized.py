@@ -6,11 +6,7 @@ The folder `llmkit tokenize` writes is a `datasets` DatasetDict (`load_from_disk
 - `tokenizer/`: the tokenizer the blocks were made with (the model must use this one);
 - `llmkit_tokenized.json`: tokenizer, block size, token counts, source, dtype.
 
-The folder appears only when complete: work happens in a hidden temporary folder beside it, which is
-renamed at the end, so a killed run leaves nothing that looks finished and a re-run starts cleanly.
-Replacing a dataset (--overwrite_output_dir) takes two renames (old aside, new in place); a run killed
-between them leaves no dataset at the path, so the next run first finishes that swap when the new
-folder is complete, or else puts the old one back.
+The folder appears only when complete (llmkit.data.publish).
 """
 
 from __future__ import annotations
@@ -33,6 +29,7 @@ from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
 from llmkit.data.corpus import DataArguments, load_corpus
+from llmkit.data.publish import fresh_work_dir, publish, recover_publish
 from llmkit.data.tokenizer import (
     encode_documents,
     get_tokenizer,
@@ -104,12 +101,12 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     # absolute: `.` has no name to make `.NAME.tmp-PID` of
     out = Path(os.path.abspath(Path(args.output_dir).expanduser()))
     not_the_working_folder(out, "--output_dir", "tokenized")
-    recover_publish(out)
+    recover_publish(out, METADATA)
     _check_replaceable(out, args.overwrite_output_dir)
     # the dataset is made beside it, then renamed into place
     writable_folder(out.parent, f"--output_dir {args.output_dir}")
     block_size = data_args.block_size or DEFAULT_BLOCK_SIZE
-    work = _fresh_work_dir(out)
+    work = fresh_work_dir(out)
 
     try:
         corpus = load_corpus(data_args, seed=args.seed)
@@ -150,7 +147,7 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
                 f"another `llmkit tokenize` wrote {out} while this one ran; its dataset is kept and this "
                 "one's discarded. Pass --overwrite_output_dir true to replace it, or another --output_dir."
             )
-        _publish(data, out)
+        publish(data, out)
     except KeyboardInterrupt:
         # tokenize has no checkpoints: say what the interruption left, not what a training run would
         kept = f"{out} is unchanged" if out.exists() else f"nothing was written to {out}"
@@ -279,68 +276,6 @@ def _pack_split(
         "blocks": blocks,
         "block_tokens": blocks * block_size,
     }
-
-
-def _fresh_work_dir(out: Path) -> Path:
-    """A hidden folder beside output_dir; temporaries a killed run left behind are removed first."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _alive(int(pid)):
-            raise UserError(
-                f"another `llmkit tokenize` (process {pid}) is writing {out} right now; wait for it to "
-                "finish, or pass another --output_dir."
-            )
-        shutil.rmtree(stale, ignore_errors=True)
-    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    return work
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
-
-
-def _publish(data: Path, out: Path) -> None:
-    """Move the finished folder into place; an existing one is replaced only once the new one is whole."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(data, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(data, out)
-
-
-def recover_publish(out: Path) -> str | None:
-    """Finish or undo a replacement of `out` that a killed run left half done; return what was done, if anything."""
-    done = None
-    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
-        pid = old.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue  # another run is replacing it right now
-        new = out.parent / f".{out.name}.tmp-{pid}" / "data"
-        if out.exists():
-            done = None  # the swap was done; only deleting the old copy was cut short
-        elif (new / METADATA).is_file():
-            os.replace(new, out)
-            done = (
-                f"finished replacing {out} with the complete dataset a killed run left in {new.parent.name}"
-            )
-        else:
-            os.replace(old, out)
-            done = f"put back the dataset a killed run had moved aside to {old.name}"
-        shutil.rmtree(old, ignore_errors=True)
-        if done:
-            logger.warning(done)
-    return done
 
 
 def load_tokenized(path: str | Path) -> tuple[DatasetDict, PreTrainedTokenizerBase, dict]:

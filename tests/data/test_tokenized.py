@@ -15,7 +15,8 @@ from datasets import DatasetDict
 from llmkit.arguments import parse_args
 from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
-from llmkit.data.tokenized import METADATA, narrowest_dtype, recover_publish
+from llmkit.data.publish import recover_publish
+from llmkit.data.tokenized import METADATA, narrowest_dtype
 from llmkit.errors import UserError
 from tests.helpers import FAST_TRAINING, REPO, llmkit_in_process, run_pretrain
 
@@ -389,7 +390,7 @@ def test_a_kill_after_the_swap_leaves_only_the_new_dataset(tmp_path, tokenized):
     out = tmp_path / "ds"
     shutil.copytree(tokenized, out)
     shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")
-    assert recover_publish(out) is None
+    assert recover_publish(out, METADATA) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and load_tokenized(out)[2]
 
 
