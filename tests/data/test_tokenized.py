@@ -1,7 +1,6 @@
 """`llmkit tokenize`: packed blocks on disk in the narrowest dtype, written atomically; pretraining reads them."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,21 +14,10 @@ from datasets import DatasetDict
 from llmkit.arguments import parse_args
 from llmkit.checkpoints import checkpoint_problem
 from llmkit.data import DataArguments, TokenizeArguments, load_tokenized, tokenize_corpus
-from llmkit.data.publish import recover_publish
 from llmkit.data.tokenized import METADATA, narrowest_dtype
 from llmkit.errors import UserError
+from tests.data.helpers import BLOCK, DOCS, tokenize
 from tests.helpers import FAST_TRAINING, REPO, llmkit_in_process, run_pretrain
-
-BLOCK = 32
-DOCS = [f"Paragraph {i} tells of {'many small things ' * (i % 9)}and then it ends." for i in range(300)]
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for part in range(3):
-        (root / f"part{part}.txt").write_text("\n\n".join(DOCS[part::3]))
-    return root
 
 
 def blocks(ds) -> np.ndarray:
@@ -37,27 +25,6 @@ def blocks(ds) -> np.ndarray:
     column = ds.data.column("input_ids")
     assert column.type == pa.list_(pa.uint16(), BLOCK) or column.type.value_type == pa.uint16()
     return column.combine_chunks().flatten().to_numpy().reshape(len(ds), -1)
-
-
-def tokenize(out: Path, corpus: Path, *extra: str) -> Path:
-    """Parse the command's flags exactly as the recipe does and run it in this process."""
-    argv = [
-        "--train_files",
-        str(corpus),
-        "--block_size",
-        str(BLOCK),
-        "--vocab_size",
-        "400",
-        "--output_dir",
-        str(out),
-        *extra,
-    ]
-    return tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
-
-
-@pytest.fixture(scope="module")
-def tokenized(tmp_path_factory, corpus_dir) -> Path:
-    return tokenize(tmp_path_factory.mktemp("tok") / "ds", corpus_dir)
 
 
 def test_blocks_are_the_token_stream_in_uint16(tokenized):
@@ -259,35 +226,6 @@ def test_a_folder_that_is_not_tokenized(tmp_path):
         load_tokenized(tmp_path / "half")
 
 
-def test_output_is_never_half_written(tmp_path, corpus_dir, monkeypatch):
-    out = tmp_path / "ds"
-    stale = tmp_path / ".ds.tmp-999999999"  # what a kill -9 leaves behind
-    stale.mkdir()
-    (stale / "junk").write_text("x")
-    from datasets import DatasetDict as DD
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(DD, "save_to_disk", interrupted)
-    with pytest.raises(
-        KeyboardInterrupt, match="nothing was written to .*run the same command to start again"
-    ):
-        tokenize(out, corpus_dir)  # no word of checkpoints: tokenize has none
-    assert not out.exists()  # nothing that looks like a dataset
-    # the stale and the interrupted temporaries are gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-    monkeypatch.undo()
-
-    tokenize(out, corpus_dir)
-    assert (out / METADATA).is_file()
-    with pytest.raises(UserError, match="already exists and holds a tokenized dataset"):
-        tokenize(out, corpus_dir)
-    tokenize(out, corpus_dir, "--overwrite_output_dir", "true", "--block_size", "16")
-    assert json.loads((out / METADATA).read_text())["block_size"] == 16
-    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
-
-
 def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, capsys):
     out = tokenize(tmp_path / "my data", corpus_dir)
     # it printed `llmkit pretrain --tokenized_dataset .../my data`: two arguments when pasted
@@ -295,103 +233,6 @@ def test_the_summary_command_quotes_a_folder_with_a_space(tmp_path, corpus_dir, 
     assert f"llmkit pretrain --tokenized_dataset '{out}'" in said
     # the heading read "blocks of 32 byte-level BPE trained on the corpus tokens"
     assert "blocks of 32 tokens (byte-level BPE trained on the corpus) ==" in said, said
-
-
-def test_the_working_directory_is_refused_as_output_dir(tmp_path, corpus_dir, monkeypatch):
-    here = tmp_path / "here"
-    here.mkdir()
-    monkeypatch.chdir(here)
-    for out in (Path("."), tmp_path):  # the shell was left in a deleted folder (`here` replaced by a rename)
-        with pytest.raises(
-            UserError, match="is the folder you are working in.*such as --output_dir tokenized"
-        ):
-            tokenize(out, corpus_dir)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"] and not any(here.iterdir())
-    assert (tokenize(Path("tokenized"), corpus_dir) / METADATA).is_file()
-
-
-def test_a_second_tokenize_into_the_same_folder_is_refused(tmp_path, corpus_dir):
-    out = tmp_path / "ds"
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    busy = tmp_path / f".ds.tmp-{other.pid}"  # the work folder of a run still going
-    busy.mkdir()
-    try:
-        with pytest.raises(
-            UserError, match=f"another `llmkit tokenize` \\(process {other.pid}\\) is writing"
-        ):
-            tokenize(out, corpus_dir)
-    finally:
-        other.kill()
-        other.wait()
-    assert busy.is_dir() and not out.exists()  # the other run's work is left alone
-
-
-def test_a_dataset_written_meanwhile_is_not_replaced(tmp_path, corpus_dir, tokenized, monkeypatch):
-    out = tmp_path / "ds"
-    import llmkit.data.tokenized as module
-
-    def the_other_run_finishes_first(*args, **kwargs):
-        shutil.copytree(tokenized, out)
-        return original(*args, **kwargs)
-
-    original = module._write_records
-    monkeypatch.setattr(module, "_write_records", the_other_run_finishes_first)
-    with pytest.raises(UserError, match="another `llmkit tokenize` wrote .* while this one ran"):
-        tokenize(out, corpus_dir, "--seed", "7")
-    assert load_tokenized(out)[2] == load_tokenized(tokenized)[2]  # the first one's dataset, whole
-
-
-def test_a_pipe_is_named_as_such(tmp_path, corpus_dir):
-    fifo = tmp_path / "corpus.txt"
-    os.mkfifo(fifo)
-    with pytest.raises(UserError, match="is not a regular file \\(a pipe or a device\\)"):
-        tokenize(tmp_path / "ds", fifo)  # it said "does not exist"
-
-
-def test_overwrite_never_replaces_a_file_or_a_folder_tokenize_did_not_write(tmp_path, corpus_dir):
-    notes = tmp_path / "notes.txt"
-    notes.write_text("precious")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.md").write_text("keep")
-    for out, what in ((notes, "a file"), (docs, "a folder of other files")):
-        with pytest.raises(UserError, match=f"is {what}, not a tokenized dataset"):
-            tokenize(out, corpus_dir, "--overwrite_output_dir", "true")  # it hid the file, deleted the folder
-    assert notes.read_text() == "precious" and (docs / "a.md").read_text() == "keep"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "notes.txt"]
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert (tokenize(empty, corpus_dir) / METADATA).is_file()  # an empty folder holds nothing to lose
-
-
-@pytest.mark.parametrize("new_complete", [True, False])
-def test_a_kill_between_the_two_renames_is_recovered(tmp_path, corpus_dir, tokenized, new_complete):
-    # What `tokenize --overwrite_output_dir` killed between its renames leaves: the old dataset aside,
-    # the new one (complete or not) in the killed run's temporary folder, nothing at the path.
-    out = tmp_path / "ds"
-    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")  # blocks of 32
-    new = tokenize(tmp_path / "new", corpus_dir, "--block_size", "16")
-    (tmp_path / ".ds.tmp-999999999").mkdir()
-    new.rename(tmp_path / ".ds.tmp-999999999" / "data")
-    if not new_complete:
-        (tmp_path / ".ds.tmp-999999999" / "data" / METADATA).unlink()
-    with pytest.raises(UserError, match="left it aside"):
-        load_tokenized(out)
-
-    with pytest.raises(UserError, match="already exists and holds a tokenized dataset"):
-        tokenize(out, corpus_dir)  # the next run recovers first, then refuses to overwrite
-    splits, _, meta = load_tokenized(out)
-    assert meta["block_size"] == (16 if new_complete else 32) and len(splits["train"]) > 0
-    tokenize(out, corpus_dir, "--overwrite_output_dir", "true")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing left aside
-
-
-def test_a_kill_after_the_swap_leaves_only_the_new_dataset(tmp_path, tokenized):
-    out = tmp_path / "ds"
-    shutil.copytree(tokenized, out)
-    shutil.copytree(tokenized, tmp_path / ".ds.old-999999999")
-    assert recover_publish(out, METADATA) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and load_tokenized(out)[2]
 
 
 @pytest.mark.slow
