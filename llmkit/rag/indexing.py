@@ -69,15 +69,21 @@ def index(args: argparse.Namespace) -> None:
             f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
             f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
         )
+    made_here = not store_path.exists()
     if not store_path.is_file():  # a file is named by Store
         writable_folder(store_path, f"--store {args.store}")
-    store = Store(
-        args.store,
-        embedding_model=args.embedding_model,
-        index=args.index,
-        chunk_tokens=args.chunk_tokens,
-        chunk_overlap=args.chunk_overlap,
-    )
+    try:
+        store = Store(
+            args.store,
+            embedding_model=args.embedding_model,
+            index=args.index,
+            chunk_tokens=args.chunk_tokens,
+            chunk_overlap=args.chunk_overlap,
+        )
+    except BaseException:
+        if made_here:  # a model that would not load left the new store folder empty behind
+            _remove_if_empty(store_path)
+        raise
     _warn_settings_kept(store, args)
     # A path indexed before whose file or folder is gone: its documents go (a typo is still an error).
     gone = {p: _documents_named(store, p) for p in missing}
@@ -120,6 +126,14 @@ def index(args: argparse.Namespace) -> None:
         "abstain_below": calibration["min_score"],
     }
     print(json.dumps(summary, indent=2))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove `folder` if nothing was written in it."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something is in it (or it is gone): leave it
 
 
 def _documents_named(store, target: str) -> list[str]:

@@ -125,6 +125,7 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "s").exists()  # nothing was written for any of them
+    assert not (tmp_path / "e2").exists()  # the model that did not load left no empty store folder
 
 
 def test_a_reader_without_a_trained_qa_head_is_refused(topic_store, tmp_path, capsys):
