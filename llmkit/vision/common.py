@@ -4,6 +4,7 @@ a run (resume, train, keep example inputs, write the model and its card)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from datasets import DatasetDict
 from transformers import Trainer
@@ -14,7 +15,7 @@ from llmkit.finetune.lora import LoraArguments
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.trainer import resume_checkpoint, train_and_evaluate
 from llmkit.log import get_logger
-from llmkit.vision.examples import example_path, save_examples
+from llmkit.vision.examples import EXAMPLES, save_examples
 
 logger = get_logger(__name__)
 
@@ -66,6 +67,9 @@ def finish(
     """Keep a few validation images (inputs for the image page and a Space), then save the model and its card."""
     if trainer.is_world_process_zero():
         save_examples(data["validation"], trainer.args.output_dir)
+    # The usage snippet opens the run's own copy: the source image may be a temporary file (the built-in
+    # data's canvases) or an in-memory Hub image with no path at all.
+    example = Path(trainer.args.output_dir) / EXAMPLES / "example-0.png"
     return finish_run(
         trainer,
         lora_args or LoraArguments(),
@@ -75,7 +79,7 @@ def finish(
         base=base or card.tiny,
         data=source,
         eval_metrics=metrics,
-        example=example_path(data["validation"]),
+        example=str(example),
         headline=list(card.headline),
         extra=extra,
     )

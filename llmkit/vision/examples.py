@@ -18,11 +18,3 @@ def save_examples(split, out_dir: str | Path, *, n: int = 4) -> list[Path]:
         written.append(path)
     return written
 
-
-def example_path(validation) -> str:
-    """A validation image's file for the model card's usage snippet (a placeholder for in-memory Hub images)."""
-    from datasets import Image as ImageFeature
-
-    first = validation.cast_column("image", ImageFeature(decode=False))[0]["image"]
-    path = first.get("path") if isinstance(first, dict) else None
-    return str(Path(path).resolve()) if path and Path(path).is_file() else "path/to/image.png"

@@ -44,6 +44,8 @@ def test_trained_classifier_beats_the_untrained_one_and_loads_in_a_pipeline(canv
     assert (out / "confusion_matrix.png").stat().st_size > 1000
     assert len(list((out / "examples").glob("*.png"))) == 4  # inputs for the image page and a Space
     assert "image-classification" in (out / "README.md").read_text()
+    # the usage snippet opens the run's own copy, not the source image (a temporary canvas by default)
+    assert repr(str(out / "examples" / "example-0.png")) in (out / "README.md").read_text()
 
 
 def test_a_csv_of_relative_paths_trains_and_frozen_backbone_trains_only_the_head(canvases, tmp_path):
