@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The main job: pretrain the tiny GPT-2 on the built-in corpus (6 min 43 s measured on 2 CPU cores: benchmarks/RESULTS.md).
+# -q: a refused flag shows llmkit's one-line error, without accelerate's traceback of the failed process after it.
 pretrain: setup
-	$(BIN)/accelerate launch recipes/pretrain_gpt2.py $(ARGS)
+	$(BIN)/accelerate launch -q recipes/pretrain_gpt2.py $(ARGS)
 
 # The whole test suite (slow, multi-process and browser tests included) plus the linter.
 test: setup

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import time
 from collections.abc import Callable
 from types import ModuleType
+
+
+# How long rank 1+ waits for rank 0 to report the same refusal (and the launcher to stop the others)
+RANK_REPORT_DELAY_S = 5
 
 
 class UserError(Exception):
@@ -50,6 +56,17 @@ def missing_extra_message(module: str, extra: str | None = None) -> str | None:
     )
 
 
+def _let_rank_zero_report_first() -> None:
+    """On rank 1+ of a launch, wait a moment before reporting a refusal, so it is printed once, not once per rank.
+
+    Every rank parses the same flags and reads the same files, so a refusal is usually raised by all of them at
+    once; rank 0 reports it and exits, and the launcher then stops the waiting ranks. A refusal only this rank
+    meets (a file missing on one machine) is still reported, a few seconds later.
+    """
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        time.sleep(RANK_REPORT_DELAY_S)
+
+
 def run_cli(main: Callable[[], object]) -> None:
     """Run `main`; on a UserError print `error: ...` (no traceback) and exit with status 2."""
     from llmkit import record
@@ -62,6 +79,7 @@ def run_cli(main: Callable[[], object]) -> None:
     try:
         main()
     except UserError as err:
+        _let_rank_zero_report_first()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except ModuleNotFoundError as err:
