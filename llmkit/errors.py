@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-
 # How long rank 1+ waits for rank 0 to report the same refusal (and the launcher to stop the others)
 RANK_REPORT_DELAY_S = 5
 

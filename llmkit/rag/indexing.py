@@ -6,6 +6,7 @@ Every flag and path is checked before the store is touched, so a typo never leav
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -130,10 +131,8 @@ def index(args: argparse.Namespace) -> None:
 
 def _remove_if_empty(folder: Path) -> None:
     """Remove `folder` if nothing was written in it."""
-    try:
+    with contextlib.suppress(OSError):  # something is in it (or it is gone): leave it
         folder.rmdir()
-    except OSError:
-        pass  # something is in it (or it is gone): leave it
 
 
 def _documents_named(store, target: str) -> list[str]:

@@ -17,4 +17,3 @@ def save_examples(split, out_dir: str | Path, *, n: int = 4) -> list[Path]:
         split[i]["image"].convert("RGB").save(path)
         written.append(path)
     return written
-

@@ -41,7 +41,9 @@ def test_plain_num_processes_on_cpu_says_how_to_get_ranks(tmp_path):
 def test_a_refusal_on_two_ranks_is_reported_once_and_without_a_traceback(tmp_path):
     # every rank refused the flag and printed it; `-q` keeps accelerate's own traceback out (as `make pretrain`)
     ddp = str(REPO / "recipes/accelerate/cpu-ddp.yaml")
-    proc = _launch(["-q", "--config_file", ddp, str(REPO / "recipes/pretrain_gpt2.py"), "--dropout", "2"], tmp_path)
+    proc = _launch(
+        ["-q", "--config_file", ddp, str(REPO / "recipes/pretrain_gpt2.py"), "--dropout", "2"], tmp_path
+    )
     assert proc.returncode != 0
     assert proc.stderr.count("error: --dropout is a probability") == 1, proc.stderr
     assert "Traceback" not in proc.stderr
