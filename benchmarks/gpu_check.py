@@ -11,7 +11,8 @@ next one runs:
 - `recipe`: `accelerate launch recipes/pretrain_gpt2.py --preset gpt2 --max_steps N` on a local corpus
   (the built-in one repeated, so the timed steps stay within one epoch), its metrics.json's steady tokens/s against the wall clock of the same steps, read from the time each
   logged step reaches this process;
-- `preset:<name>`: each preset's default GPU micro-batch for a few steps (eager), peak memory or the OOM.
+- `preset:<name>`: each preset's default GPU micro-batch for a few steps (eager), peak memory or the OOM
+  (benchmarks/gpu_preset.py).
 `PYTHON=/path/to/python` picks the interpreter (default python3); the checkout needs no install (it goes on
 PYTHONPATH), but torch, transformers, accelerate and datasets must be importable.
 OUT_DIR gets gpu_check.json (environment, every step's status, seconds, figures or error) and logs/<step>.log.
@@ -285,79 +286,20 @@ def compare_to_wall_clock(metrics: dict, logged: list[float], steps: int, every:
 def step_preset(out: Path, device: str, tiny: bool, timeout: float, preset: str) -> dict:
     """(d) one preset at its default GPU micro-batch for a few steps, in its own process: peak memory or the OOM."""
     json_out = out / f"preset-{preset}.json"
-    cmd = [sys.executable, __file__, str(out), "--device", device, "--probe_preset", preset]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("gpu_preset.py")),
+        str(out),
+        preset,
+        "--device",
+        device,
+    ]
     result = run_step([*cmd, *(["--tiny"] if tiny else [])], out / "logs" / f"preset-{preset}.log", timeout)
     if json_out.is_file():
         result["figures"] = json.loads(json_out.read_text())
         if result["figures"].get("oom"):
             result.update(status="failed", error="out of memory at the default micro-batch")
     return result
-
-
-def probe_preset(out: Path, preset: str, device: str, tiny: bool, steps: int = 3) -> None:
-    """Train `preset` at its default GPU micro-batch (eager, bf16 on CUDA) on random blocks; write the peak memory."""
-    import resource
-
-    import torch
-    from datasets import Dataset
-    from transformers import Trainer
-
-    from llmkit.data import collate_blocks
-    from llmkit.lm.loss import use_fast_loss
-    from llmkit.lm.model import GPU_MICRO_BATCH, ModelArguments, build_gpt2, count_parameters
-    from llmkit.lm.pretrain import PretrainingArguments
-    from llmkit.lm.throughput import precision_of
-
-    shape = dict(n_layer=1, n_head=2, n_embd=64, n_positions=64) if tiny else {}
-    model_args = ModelArguments(preset=preset, **shape)
-    vocab, micro = (512, 2) if tiny else (50257, GPU_MICRO_BATCH[preset])
-    block = model_args.config_fields()["n_positions"]
-    args = PretrainingArguments(
-        output_dir=str(out / f"preset-{preset}-run"),
-        max_steps=steps,
-        per_device_train_batch_size=micro,
-        save_strategy="no",
-        eval_strategy="no",
-        logging_steps=steps,
-        report_to="none",
-        disable_tqdm=True,
-        torch_compile=False,  # compiling four presets would not fit the time; eager needs at least as much memory
-        dataloader_num_workers=0,
-        use_cpu=device == "cpu",
-    )
-    with torch.device(args.device):  # initialise on the GPU: a 1B model initialises slowly on the CPU
-        model = build_gpt2(model_args, _Tokenizer(vocab))
-    loss = use_fast_loss(model, args.loss_implementation, args.device)
-    ids = torch.randint(0, vocab, (steps * micro, block)).tolist()
-    result = dict(preset=preset, micro_batch=micro, block_size=block, precision=precision_of(args), loss=loss)
-    result.update(parameters_m=round(count_parameters(model) / 1e6, 1), torch_compile=False)
-    try:
-        Trainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_dict({"input_ids": ids}),
-            data_collator=collate_blocks,
-        ).train()
-        result["oom"] = False
-    except torch.OutOfMemoryError as err:
-        result.update(oom=True, error=str(err).splitlines()[0])
-    if args.device.type == "cuda":
-        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        result["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
-    else:
-        result["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    (out / f"preset-{preset}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
-
-
-class _Tokenizer:
-    """All build_gpt2 asks of a tokenizer: its length and special ids."""
-
-    def __init__(self, n: int):
-        self.n, self.eos_token_id, self.pad_token_id = n, 0, 0
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -378,7 +320,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--time_scale", type=float, default=1.0, help="multiply every step's timeout (slower GPUs)"
     )
-    parser.add_argument("--probe_preset", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.device == "cpu" and not args.tiny:
         parser.exit(2, "gpu_check: --device cpu runs only with --tiny (GPT-2 shapes take hours on a CPU).\n")
@@ -389,9 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run every step, write OUT_DIR/gpu_check.json after each, print a summary; exit 1 if a step failed."""
     args = parse(argv)
     out = Path(args.out_dir).resolve()
-    if args.probe_preset:
-        probe_preset(out, args.probe_preset, args.device, args.tiny)
-        return 0
     env = environment()
     if args.device == "cuda" and not env.get("cuda"):
         print(
