@@ -6,6 +6,7 @@ import codecs
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -130,6 +131,9 @@ def _read_text(path: Path) -> str:
 
 def _read_pdf(path: Path) -> tuple[str, list[tuple[int, int]]]:
     """Text of a PDF and where each page starts: [(page number, character offset), ...]."""
+    # pypdf logs each repair it makes ("EOF marker not found", "incorrect startxref pointer") as a bare line
+    # amid llmkit's output; a PDF it cannot read is reported once, by load_file.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     reader = require("pypdf", "rag").PdfReader(str(path))
     parts, pages, offset = [], [], 0
     for number, page in enumerate(reader.pages, start=1):
@@ -161,7 +165,8 @@ def load_file(path: str | Path, root: str | Path | None = None, shown: str | Non
         try:
             text, pages = _read_pdf(path)
         except Exception as err:  # pypdf raises many types on corrupt files
-            raise ValueError(f"unreadable PDF ({type(err).__name__})") from None
+            reason = f"{type(err).__name__}: {err}"[:120]
+            raise ValueError(f"unreadable PDF ({reason})") from None
         meta["pages"] = pages
     elif suffix in (".html", ".htm"):
         text, title = html_to_text(_read_text(path))

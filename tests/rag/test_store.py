@@ -30,7 +30,7 @@ def _write_pdf(path, text):
     path.write_bytes(bytes(out))
 
 
-def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
+def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch, capfd):
     (tmp_path / "notes.txt").write_text("Plain notes about tea.")
     (tmp_path / "page.html").write_text(
         "<html><head><title>Kettles</title><style>p{color:red}</style></head>"
@@ -55,6 +55,11 @@ def test_loaders_read_each_format_and_skip_bad_files(tmp_path, monkeypatch):
     for name in ("empty.md", "binary.txt", "latin1.txt", "broken.pdf", "big.md"):
         assert name in skipped, name
     assert "utf16.txt: UTF-16 text, not UTF-8; convert it, e.g. iconv -f utf-16" in skipped
+    # the PDF is named once, with pypdf's reason; pypdf's own log line ("EOF marker not found") is not printed
+    assert (
+        "broken.pdf: unreadable PDF (PdfStreamError: " in skipped
+        and "EOF marker" not in capfd.readouterr().err
+    )
     assert "utf16le.txt: UTF-16 text" in skipped and "binary.txt: binary file" in skipped
     assert (
         "latin1.txt: not UTF-8 text (byte 0xe9 at offset 3; Latin-1" in skipped
