@@ -6,6 +6,7 @@ import functools
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -86,8 +87,10 @@ class Embedder:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmkit-embed")
         self._worker_thread: threading.Thread | None = None
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Return an (n, dim) float32 array of normalized embeddings."""
+    def encode(
+        self, texts: list[str], progress: bool = False, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Return an (n, dim) float32 array of normalized embeddings; `on_batch(n)` after each batch of n."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if threading.current_thread() is self._worker_thread:
@@ -101,6 +104,8 @@ class Embedder:
         for i in range(0, len(texts), self.batch_size):
             batch = [texts[j] for j in order[i : i + self.batch_size]]
             parts.append(self._worker.submit(self._encode, batch, progress).result())
+            if on_batch:
+                on_batch(len(batch))
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         vectors[order] = np.concatenate(parts)
         return vectors

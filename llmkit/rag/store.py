@@ -301,6 +301,15 @@ class Store(StoreReading):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(docs), desc="indexing", unit="doc")
+        embedded = 0
+
+        def count(n: int) -> None:
+            # chunks shown beside documents: one long document (a book) is minutes of embedding at 0/1 doc
+            nonlocal embedded
+            embedded += n
+            if bar is not None:
+                bar.set_postfix_str(f"{embedded:,} chunks embedded")
+
         size, overlap = self.config["chunk_tokens"], self.config["chunk_overlap"]
         group_size = max(1, min(self.embedder.batch_size, self.batch_chunks))
         total, last_commit, last_save = 0, time.monotonic(), time.monotonic()
@@ -313,7 +322,11 @@ class Store(StoreReading):
             if len(chunks) < group_size and not last:
                 continue
             pending.append(
-                ([d for d, _ in group], chunks, self.embedder.encode(self._embedded_texts(chunks)))
+                (
+                    [d for d, _ in group],
+                    chunks,
+                    self.embedder.encode(self._embedded_texts(chunks), on_batch=count),
+                )
             )
             group = []
             n_pending = sum(len(p[1]) for p in pending)

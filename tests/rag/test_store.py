@@ -204,3 +204,17 @@ def test_chunks_are_embedded_as_read_in_place_and_older_stores_keep_bare_text(tm
     old.add_documents([page])
     assert np.allclose(old.vectors()[1][0], bare, atol=1e-5)
     assert "chunk_context" not in json.loads(manifest.read_text())
+
+
+def test_indexing_shows_the_chunks_embedded_while_one_long_document_is_read(tmp_path, embedder, capsys):
+    # the bar counts documents, so one long document (a book) sat at 0/1 for minutes with no sign of life
+    long = Document("book.md", "Kettles boil water for tea in the morning. " * 600, {"source": "book.md"})
+    sizes = []
+    vectors = embedder.encode([f"text {i}" for i in range(70)], on_batch=sizes.append)
+    assert vectors.shape == (70, embedder.dim) and sum(sizes) == 70 and len(sizes) == 3
+    Store(tmp_path / "s", embedder=embedder).add_documents([long], progress=True)
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    counts = [
+        int(line.split(", ")[-1].split()[0].replace(",", "")) for line in shown if "chunks embedded" in line
+    ]
+    assert len(set(counts)) > 1 and counts[-1] == len(Store(tmp_path / "s", embedder=embedder)), shown[-3:]
