@@ -45,8 +45,9 @@ def _generate(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=None)
     add_config_flag(parser)
     args = parse_command(parser, argv)
-    from llmkit.lm.generate import Sampling, generate_text, load_causal_lm
+    from llmkit.lm.generate import Sampling, check_prompt, generate_text, load_causal_lm
 
+    check_prompt(args.prompt)  # before the model loads
     sampling = Sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
     model, tokenizer = load_causal_lm(args.model)
     generate_text(model, tokenizer, args.prompt, sampling, stream=True)

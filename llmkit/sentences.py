@@ -25,6 +25,16 @@ _FENCE = re.compile(r"\s*(```|~~~)")
 _UNDERLINE = re.compile(r"\s*([=\-~^*#\"+`'])\1{2,}\s*$")
 
 
+def is_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: a lone surrogate (a "\\ud800" escape, or a byte of a non-UTF-8
+    terminal that Python kept as one) cannot, and failed deep in the tokenizer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _prose_blocks(text: str) -> list[tuple[int, int]]:
     """(start, end) of paragraphs and list items, skipping code, headings and rules."""
     blocks, start, last_end, in_fence, pos = [], None, 0, False, 0

@@ -23,6 +23,7 @@ from llmkit.errors import UserError
 from llmkit.lm.model import suppress_padded_ids
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
+from llmkit.sentences import is_text
 
 logger = get_logger(__name__)
 
@@ -109,6 +110,17 @@ def _check_causal(name_or_path: str, config: PretrainedConfig) -> None:
         )
 
 
+def check_prompt(prompt: str) -> None:
+    """Refuse a prompt that is empty, or not text (a non-UTF-8 terminal's bytes were a tokenizer TypeError)."""
+    if not prompt:
+        raise UserError("the prompt is empty; give the text to continue.")
+    if not is_text(prompt):
+        raise UserError(
+            "the prompt holds bytes that are not UTF-8 text; set the terminal to UTF-8 (e.g. LANG=C.UTF-8) "
+            "and type it again."
+        )
+
+
 @torch.inference_mode()
 def generate_text(
     model: PreTrainedModel,
@@ -119,8 +131,7 @@ def generate_text(
     stream: bool = False,
 ) -> str:
     """Sample a continuation of `prompt` (default Sampling()); optionally stream it to stdout."""
-    if not prompt:
-        raise UserError("the prompt is empty; give the text to continue.")
+    check_prompt(prompt)
     sampling = sampling or Sampling()
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from llmkit.errors import UserError
-from llmkit.lm.generate import Sampling
+from llmkit.lm.generate import Sampling, check_prompt
 from llmkit.lm.model import suppress_padded_ids
 
 
@@ -32,8 +31,7 @@ def generate_steps(
     n_alternatives: int = 5,
 ) -> Iterator[Step]:
     """Sample token by token (with the KV cache) as `generate_text` would, yielding each step as it is chosen."""
-    if not prompt:
-        raise UserError("the prompt is empty; give the text to continue.")
+    check_prompt(prompt)
     sampling = sampling or Sampling(max_new_tokens=40)
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)

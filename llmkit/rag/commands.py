@@ -249,7 +249,8 @@ def _ask_or_chat(args: argparse.Namespace) -> None:
 
 def _check_question(question: str) -> None:
     """Refuse an empty or over-long question of `rag ask` (the chat and the API reply to it instead)."""
-    from llmkit.rag.serve import MAX_QUESTION_CHARS, is_text
+    from llmkit.rag.serve import MAX_QUESTION_CHARS
+    from llmkit.sentences import is_text
 
     if not question.strip():
         raise UserError('the question is empty; ask one, e.g. llmkit rag ask "How do I rebase?" --store S.')

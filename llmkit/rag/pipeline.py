@@ -14,8 +14,9 @@ from llmkit.rag.documents import builtin_knowledge_base
 from llmkit.rag.embeddings import Embedder
 from llmkit.rag.generators import ExtractiveGenerator, OpenAIGenerator, TransformersGenerator, as_quoted
 from llmkit.rag.retrieval import STOPWORDS, Hit, Retriever
-from llmkit.rag.serve import MAX_QUESTION_CHARS, is_text  # one limit: the pipeline, `rag ask`, the API
+from llmkit.rag.serve import MAX_QUESTION_CHARS  # one limit: the pipeline, `rag ask`, the API
 from llmkit.rag.store import Store
+from llmkit.sentences import is_text
 
 _CITATION = re.compile(r"\[(\d+)\]")
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from llmkit.errors import UserError
+from llmkit.sentences import is_text
 
 MAX_BODY = 1_000_000  # bytes: a question is short; a bigger body is a mistake (or worse)
 MAX_QUESTION_CHARS = 2000  # kept here, where the client side loads no model code; the pipeline imports it
@@ -41,16 +42,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-def is_text(text: str) -> bool:
-    """Whether `text` can be written as UTF-8: a lone surrogate (a "\\ud800" escape, or a byte of a non-UTF-8
-    terminal that Python kept as one) cannot, and failed deep in the tokenizer."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def request_options(body: bytes) -> dict:
