@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -251,9 +252,10 @@ def build_space(
     _check_inputs(template, out, given, title, overwrite)
     t = TEMPLATES[template]
     template_ignore = shutil.ignore_patterns("__pycache__")
+    package = package_folders()
     sources = {
         f"template {template}": (t.folder, template_ignore),
-        "llmkit": (Path(llmkit.__file__).parent, _package_ignore),
+        **{str(inside): (src, _package_ignore) for inside, src in package.items()},
         **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path},
     }
     _refuse_secrets(sources)
@@ -262,7 +264,8 @@ def build_space(
     shutil.rmtree(staging, ignore_errors=True)
     try:
         shutil.copytree(t.folder, staging, ignore=template_ignore)
-        shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=_package_ignore)
+        for inside, src in package.items():
+            shutil.copytree(src, staging / inside, ignore=_package_ignore)
         for kind, path in given.items():
             if path:
                 shutil.copytree(
@@ -285,6 +288,26 @@ def build_space(
     staging.rename(final)  # the folder appears complete or not at all
     shutil.rmtree(replaced, ignore_errors=True)
     return out
+
+
+# llmkit's subpackages that a checkout keeps outside llmkit/ (pyproject.toml's package-dir): an installed wheel
+# has them inside its llmkit/ folder, an editable install (`pip install -e .`, what `make` sets up) does not.
+MAPPED_PACKAGES = ("llmkit.recipes", "llmkit.apps", "llmkit.spaces.templates")
+
+
+def package_folders() -> dict[Path, Path]:
+    """Where each folder of llmkit goes in a Space (relative path -> source folder), as laid out in the wheel.
+
+    Copying llmkit/ alone from a checkout left out llmkit.spaces.templates, which every app.py imports: the
+    Space passed `space check` (the editable install supplied it) and failed on the Hub.
+    """
+    root = Path(llmkit.__file__).resolve().parent
+    folders = {Path("llmkit"): root}
+    for name in MAPPED_PACKAGES:
+        src = Path(importlib.import_module(name).__file__).resolve().parent
+        if not src.is_relative_to(root):
+            folders[Path(*name.split("."))] = src
+    return folders
 
 
 def copy_database(src: Path, dst: Path) -> None:

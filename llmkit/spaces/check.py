@@ -136,6 +136,17 @@ def _size_problems(folder: Path) -> list[str]:
     return problems
 
 
+# Runs app.py as `python app.py` does, but with only the Space folder's llmkit: an editable install's import hook
+# (`pip install -e .`) would supply the modules the folder lacks, so a Space that fails on the Hub passed here.
+RUN_ISOLATED = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path "
+    "if not getattr(f, '__module__', '').startswith('__editable___llmkit_')]; "
+    "sys.argv = ['app.py']; "
+    "runpy.run_path('app.py', run_name='__main__')"
+)
+
+
 # The image page's endpoints (llmkit/ui/vision.py), each with the inputs it takes after the image.
 IMAGE_ENDPOINTS = {"/classify_image": (), "/detect": (0.3,), "/segment": ()}
 
@@ -170,7 +181,7 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
     }
     # The app's output stays in memory (no log file to forget), and is shown redacted: it runs with our environment.
     proc = subprocess.Popen(
-        [sys.executable, "app.py"],
+        [sys.executable, "-c", RUN_ISOLATED],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
