@@ -238,13 +238,26 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
 
 
 def restore_databases(folder: Path) -> None:
-    """Put each SQLite database the app opened back to one file, as `build` wrote it: the app's WAL mode left
-    `-wal`/`-shm` files beside it, which `deploy` would upload."""
+    """Fold each SQLite database's `-wal`/`-shm` files back into the one file `build` wrote.
+
+    The app opens its store in WAL mode, so running it from the folder (`check`, or `python app.py` by hand)
+    leaves them beside it, and `deploy` would upload them. They cannot simply be left out: rows the app wrote
+    (an upload in the chat) may live in the log alone, and a database copied half-checkpointed is damaged.
+    """
     for db in folder.rglob("*.sqlite"):
         if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm")):
-            con = sqlite3.connect(db)
+            con = sqlite3.connect(db, timeout=5)
             try:
-                # checkpoints the log into the file, then deletes it
+                # checkpoints the log into the file, then deletes it; it needs the database to itself
                 con.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError as err:
+                raise UserError(
+                    f"{db.relative_to(folder)} is in use ({err}): stop the app running from {folder}, "
+                    "then try again."
+                ) from None
+            except sqlite3.DatabaseError as err:
+                raise UserError(
+                    f"{db.relative_to(folder)} is damaged ({err}); build the Space again with `llmkit space build`."
+                ) from None
             finally:
                 con.close()

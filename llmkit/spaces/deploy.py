@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.secrets import find_tokens, install_log_redaction, redact
-from llmkit.spaces.check import validate
+from llmkit.spaces.check import restore_databases, validate
 from llmkit.spaces.scan import upload_files
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
@@ -39,6 +39,9 @@ def deploy_space(
         raise UserError(
             "--repo_id holds what looks like a token; a Space's name is public: choose another name."
         )
+    # An app run from the folder by hand left its store's write-ahead log beside it: fold it back first, so
+    # what is checked, listed and uploaded is the one-file store `build` wrote, with every row.
+    restore_databases(folder)
     problems = validate(folder)
     if problems:
         raise UserError(

@@ -1,13 +1,16 @@
 """What a Space folder holds is what runs on the Hub: llmkit whole (also when built from a checkout), checked
-without the local install's help."""
+without the local install's help, and deployed without the write-ahead log an app run by hand leaves."""
 
+import os
+import sqlite3
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
 from llmkit.errors import UserError
-from llmkit.spaces import build_space, serve_and_query
+from llmkit.spaces import build_space, deploy_space, serve_and_query
 
 # Drops the import hook of an editable install (`pip install -e .`), as the Hub has none.
 WITHOUT_EDITABLE = (
@@ -35,3 +38,49 @@ def test_check_runs_the_app_with_only_what_the_folder_carries(tmp_path):
     (tmp_path / "app.py").write_text("import llmkit.apps\n")
     with pytest.raises(UserError, match="(?s)exited with status 1.*No module named 'llmkit.apps'"):
         serve_and_query(tmp_path, timeout=60)
+
+
+def _leave_write_ahead_log(db) -> None:
+    """Write rows as the app does (WAL mode) and stop without closing, as a killed or Ctrl-C'd app does."""
+    code = textwrap.dedent(f"""
+        import os, sqlite3
+        db = sqlite3.connect({str(db)!r})
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS uploads (name TEXT)")
+        db.execute("INSERT INTO uploads VALUES ('added-in-the-app.md')")
+        db.commit()
+        os._exit(0)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_deploy_folds_back_the_write_ahead_log_an_app_run_by_hand_left(tmp_path, capsys):
+    out = build_space("classic", tmp_path / "space")
+    (out / "store").mkdir()
+    db = out / "store" / "store.sqlite"
+    _leave_write_ahead_log(db)
+    assert {p.name for p in (out / "store").iterdir()} == {
+        "store.sqlite",
+        "store.sqlite-wal",
+        "store.sqlite-shm",
+    }
+
+    deploy_space(out, "tester/space", dry_run=True)
+    listed = capsys.readouterr().out
+    assert "store/store.sqlite\n" in listed and "-wal" not in listed and "-shm" not in listed
+    assert [p.name for p in (out / "store").iterdir()] == ["store.sqlite"]
+    # one self-contained file that holds the row the app wrote
+    ro = sqlite3.connect(f"{db.as_uri()}?mode=ro&immutable=1", uri=True)
+    assert ro.execute("SELECT name FROM uploads").fetchall() == [("added-in-the-app.md",)]
+    ro.close()
+
+    # the app still running from the folder: deploy names it instead of uploading a store in use
+    running = sqlite3.connect(db)
+    running.execute("PRAGMA journal_mode=WAL")
+    running.execute("SELECT COUNT(*) FROM uploads").fetchall()
+    try:
+        with pytest.raises(UserError, match="store/store.sqlite is in use.*stop the app running from"):
+            deploy_space(out, "tester/space", dry_run=True)
+    finally:
+        running.close()
+    assert os.listdir(out / "store") == ["store.sqlite"]
