@@ -123,7 +123,13 @@ def _check_inputs(
                 f"--{kind} {path} {what}; pass a training run's output_dir or a RAG store folder."
             )
     model, store = given["model"], given["store"]
-    if model and template != "classic":
+    parts = TEMPLATES[template].parts
+    if model and parts and not _model_parts(template, Path(model)):
+        raise UserError(
+            f"--model {model} holds none of {', '.join(p + '/' for p in parts)} that the {template} app serves; "
+            "pass the folder that holds those recipes' output_dirs (e.g. runs)."
+        )
+    if model and not parts:
         _check_model_fits(template, Path(model))
     if store and not (Path(store) / "manifest.json").is_file():
         raise UserError(
@@ -211,6 +217,26 @@ def _check_model_fits(template: str, model: Path) -> None:
         )
 
 
+def _model_parts(template: str, model: Path) -> list[str]:
+    """The subfolders of --model that the template's app serves and that hold a model (a config.json)."""
+    return [p for p in TEMPLATES[template].parts if (model / p / "config.json").is_file()]
+
+
+def _artifacts(template: str, given: dict[str, str | None]) -> dict[Path, Path]:
+    """What the Space gets of each artifact (its path in the Space -> the source folder).
+
+    The classic app reads five recipes' folders from --model, which is usually all of runs/: copying the rest
+    (a GPT-2, fine-tuned models, stores) put hundreds of MB the app never opens into the Space.
+    """
+    out = {}
+    for kind, path in given.items():
+        if path and kind == "model" and TEMPLATES[template].parts:
+            out |= {Path(kind) / p: Path(path) / p for p in _model_parts(template, Path(path))}
+        elif path:
+            out[Path(kind)] = Path(path)
+    return out
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child.resolve().is_relative_to(parent.resolve())
 
@@ -256,7 +282,10 @@ def build_space(
     sources = {
         f"template {template}": (t.folder, template_ignore),
         **{str(inside): (src, _package_ignore) for inside, src in package.items()},
-        **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path},
+        **{
+            f"--{inside.parts[0]} {src}": (src, SKIP_ARTIFACTS)
+            for inside, src in _artifacts(template, given).items()
+        },
     }
     _refuse_secrets(sources)
 
@@ -266,11 +295,9 @@ def build_space(
         shutil.copytree(t.folder, staging, ignore=template_ignore)
         for inside, src in package.items():
             shutil.copytree(src, staging / inside, ignore=_package_ignore)
-        for kind, path in given.items():
-            if path:
-                shutil.copytree(
-                    path, staging / kind, ignore=SKIP_STORE_FILES if kind == "store" else SKIP_ARTIFACTS
-                )
+        for inside, src in _artifacts(template, given).items():
+            ignore = SKIP_STORE_FILES if inside == Path("store") else SKIP_ARTIFACTS
+            shutil.copytree(src, staging / inside, ignore=ignore)
         if store:
             for database in Path(store).glob("*.sqlite"):
                 copy_database(database, staging / "store" / database.name)

@@ -84,3 +84,18 @@ def test_deploy_folds_back_the_write_ahead_log_an_app_run_by_hand_left(tmp_path,
     finally:
         running.close()
     assert os.listdir(out / "store") == ["store.sqlite"]
+
+
+def test_the_classic_space_takes_only_the_recipes_folders_its_app_serves(tmp_path):
+    runs = tmp_path / "runs"  # what users pass: every run they made, the classic ones among them
+    for name in ("cnn", "gan", "gpt2-tiny", "finetune"):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "config.json").write_text("{}")
+        (runs / name / "model.safetensors").write_bytes(b"\0" * 1024)
+    out = build_space("classic", tmp_path / "space", model=str(runs))
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["cnn", "gan"]
+    assert (out / "model" / "gan" / "model.safetensors").is_file()
+    # one recipe's folder, not the folder holding them: the app would serve nothing of it
+    with pytest.raises(UserError, match="holds none of cnn/, gan/, vae/, ddpm/, char-lstm/.*e.g. runs"):
+        build_space("classic", tmp_path / "other", model=str(runs / "cnn"))
+    assert not (tmp_path / "other").exists()
