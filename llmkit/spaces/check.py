@@ -178,6 +178,7 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
         "GRADIO_SERVER_PORT": str(port),
         "PYTHONPATH": str(folder),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONDONTWRITEBYTECODE": "1",  # check leaves the folder as built: no __pycache__ beside its llmkit
     }
     # The app's output stays in memory (no log file to forget), and is shown redacted: it runs with our environment.
     proc = subprocess.Popen(

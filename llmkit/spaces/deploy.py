@@ -9,7 +9,7 @@ from pathlib import Path
 from llmkit.errors import UserError
 from llmkit.secrets import find_tokens, install_log_redaction, redact
 from llmkit.spaces.check import restore_databases, validate
-from llmkit.spaces.scan import upload_files
+from llmkit.spaces.scan import NOT_UPLOADED, upload_files
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
 
@@ -80,7 +80,7 @@ def deploy_space(
             repo_id=repo_id,
             repo_type="space",
             commit_message="Deploy with llmkit",
-            ignore_patterns=[".git/*"],
+            ignore_patterns=NOT_UPLOADED,  # the same files as upload_files leaves out of the listing
         )
         for name in secrets or []:
             api.add_space_secret(repo_id, name, os.environ[name])

@@ -99,3 +99,34 @@ def test_the_classic_space_takes_only_the_recipes_folders_its_app_serves(tmp_pat
     with pytest.raises(UserError, match="holds none of cnn/, gan/, vae/, ddpm/, char-lstm/.*e.g. runs"):
         build_space("classic", tmp_path / "other", model=str(runs / "cnn"))
     assert not (tmp_path / "other").exists()
+
+
+def test_bytecode_from_running_the_app_is_neither_left_by_check_nor_uploaded(tmp_path, monkeypatch, capsys):
+    import fnmatch
+
+    from llmkit.spaces.scan import NOT_UPLOADED
+
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # as on a user's machine
+    space = tmp_path / "check"
+    space.mkdir()
+    (space / "helper.py").write_text("X = 1\n")
+    (space / "app.py").write_text("import helper\n")  # imports a module of the folder, then exits
+    with pytest.raises(UserError, match="exited with status 0"):
+        serve_and_query(space, timeout=60)
+    assert not list(space.rglob("__pycache__"))
+
+    out = build_space("classic", tmp_path / "space")
+    subprocess.run(  # `python app.py` by hand compiles the Space's llmkit in place
+        [sys.executable, "-c", "import llmkit.spaces.templates"], cwd=out, check=True, timeout=120
+    )
+    cached = [p.relative_to(out).as_posix() for p in out.rglob("*.pyc")]
+    assert cached
+    deploy_space(out, "tester/space", dry_run=True)
+    listed = capsys.readouterr().out
+    assert (
+        "__pycache__" not in listed
+        and ".pyc" not in listed
+        and "llmkit/spaces/templates/__init__.py" in listed
+    )
+    # upload_folder is told to leave out the same files
+    assert all(any(fnmatch.fnmatchcase(f, pattern) for pattern in NOT_UPLOADED) for f in cached)
