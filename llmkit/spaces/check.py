@@ -40,6 +40,7 @@ def validate(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
+    not_a_space(folder)
     problems: list[str] = []
     readme = folder / "README.md"
     meta: dict = {}
@@ -77,6 +78,22 @@ def validate(folder: str | Path) -> list[str]:
     problems += _size_problems(folder)
     problems += secret_findings(folder)
     return [redact(p) for p in problems]  # a token in a file name must not be printed either
+
+
+def not_a_space(folder: Path) -> None:
+    """Refuse a folder with neither README.md nor app.py before reading it: `check .` or `check ~` scanned and sized
+    every file below (a venv, a home folder) to report pages of problems about files no Space holds."""
+    if (folder / "README.md").is_file() or (folder / "app.py").is_file():
+        return
+    spaces = sorted(
+        p.name for p in folder.iterdir() if (p / "app.py").is_file() and (p / "README.md").is_file()
+    )
+    fix = (
+        f"it holds the Space(s) {', '.join(spaces)}: pass one of them"
+        if spaces
+        else "build one with `llmkit space build`"
+    )
+    raise UserError(f"{folder} is not a Space folder (no README.md or app.py); {fix}.")
 
 
 def _requirements(folder: Path) -> set[str]:

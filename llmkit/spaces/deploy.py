@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.secrets import find_tokens, install_log_redaction, redact
-from llmkit.spaces.check import restore_databases, validate
+from llmkit.spaces.check import not_a_space, restore_databases, validate
 from llmkit.spaces.scan import NOT_UPLOADED, upload_files
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
@@ -31,6 +31,7 @@ def deploy_space(
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
+    not_a_space(folder)
     if not REPO_ID.match(repo_id or ""):
         raise UserError(
             f"--repo_id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.')."

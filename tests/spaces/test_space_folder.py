@@ -130,3 +130,21 @@ def test_bytecode_from_running_the_app_is_neither_left_by_check_nor_uploaded(tmp
     )
     # upload_folder is told to leave out the same files
     assert all(any(fnmatch.fnmatchcase(f, pattern) for pattern in NOT_UPLOADED) for f in cached)
+
+
+def test_check_and_deploy_refuse_a_folder_that_is_no_space_before_reading_it(tmp_path, monkeypatch):
+    from llmkit.spaces import validate
+
+    build_space("classic", tmp_path / "spaces" / "demo")
+    (tmp_path / "spaces" / "notes").mkdir()
+    # a folder that merely holds Spaces (or a home folder, a venv): each file below would be scanned and sized
+    reads = []
+    monkeypatch.setattr("llmkit.spaces.check.secret_findings", lambda *a, **k: reads.append(a) or [])
+    for run in (validate, lambda f: deploy_space(f, "tester/x", dry_run=True)):
+        with pytest.raises(
+            UserError, match="not a Space folder .*holds the Space\\(s\\) demo: pass one of them"
+        ):
+            run(tmp_path / "spaces")
+    with pytest.raises(UserError, match="not a Space folder \\(no README.md or app.py\\); build one"):
+        validate(tmp_path / "spaces" / "notes")
+    assert reads == []
