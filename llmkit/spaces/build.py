@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import platform
 import shutil
-import sqlite3
 import unicodedata
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -15,12 +12,19 @@ from pathlib import Path
 
 import yaml
 
-import llmkit
 from llmkit.errors import UserError
 from llmkit.folders import not_the_working_folder, writable_folder
 from llmkit.secrets import find_tokens, redact
+from llmkit.spaces.contents import (
+    artifacts,
+    copy_database,
+    files_to_copy,
+    model_parts,
+    package_folders,
+    package_ignore,
+)
 from llmkit.spaces.scan import secret_findings
-from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
+from llmkit.spaces.templates import TEMPLATES, Template
 
 # What llmkit's core needs at run time, beyond each template's own packages.
 CORE = (
@@ -124,7 +128,7 @@ def _check_inputs(
             )
     model, store = given["model"], given["store"]
     parts = TEMPLATES[template].parts
-    if model and parts and not _model_parts(template, Path(model)):
+    if model and parts and not model_parts(template, Path(model)):
         raise UserError(
             f"--model {model} holds none of {', '.join(p + '/' for p in parts)} that the {template} app serves; "
             "pass the folder that holds those recipes' output_dirs (e.g. runs)."
@@ -217,45 +221,15 @@ def _check_model_fits(template: str, model: Path) -> None:
         )
 
 
-def _model_parts(template: str, model: Path) -> list[str]:
-    """The subfolders of --model that the template's app serves and that hold a model (a config.json)."""
-    return [p for p in TEMPLATES[template].parts if (model / p / "config.json").is_file()]
-
-
-def _artifacts(template: str, given: dict[str, str | None]) -> dict[Path, Path]:
-    """What the Space gets of each artifact (its path in the Space -> the source folder).
-
-    The classic app reads five recipes' folders from --model, which is usually all of runs/: copying the rest
-    (a GPT-2, fine-tuned models, stores) put hundreds of MB the app never opens into the Space.
-    """
-    out = {}
-    for kind, path in given.items():
-        if path and kind == "model" and TEMPLATES[template].parts:
-            out |= {Path(kind) / p: Path(path) / p for p in _model_parts(template, Path(path))}
-        elif path:
-            out[Path(kind)] = Path(path)
-    return out
-
-
 def _inside(child: Path, parent: Path) -> bool:
     return child.resolve().is_relative_to(parent.resolve())
-
-
-def _files_to_copy(src: Path, ignore: Callable[[str, list[str]], set[str]]) -> list[Path]:
-    """The files `shutil.copytree(src, ..., ignore=ignore)` copies."""
-    files = []
-    for root, dirs, names in os.walk(src, followlinks=True):
-        skipped = ignore(root, dirs + names)
-        dirs[:] = [d for d in dirs if d not in skipped]
-        files += [Path(root) / n for n in names if n not in skipped]
-    return files
 
 
 def _refuse_secrets(sources: dict[str, tuple[Path, Callable[[str, list[str]], set[str]]]]) -> None:
     """Scan everything a build would copy, so that no token reaches the Space folder even for a moment."""
     problems = []
     for label, (src, ignore) in sources.items():
-        problems += [f"{label}: {line}" for line in secret_findings(src, _files_to_copy(src, ignore))]
+        problems += [f"{label}: {line}" for line in secret_findings(src, files_to_copy(src, ignore))]
     if problems:
         raise UserError(
             "nothing was built: a Space is public and these files would go into it:\n  - "
@@ -281,10 +255,10 @@ def build_space(
     package = package_folders()
     sources = {
         f"template {template}": (t.folder, template_ignore),
-        **{str(inside): (src, _package_ignore) for inside, src in package.items()},
+        **{str(inside): (src, package_ignore) for inside, src in package.items()},
         **{
             f"--{inside.parts[0]} {src}": (src, SKIP_ARTIFACTS)
-            for inside, src in _artifacts(template, given).items()
+            for inside, src in artifacts(template, given).items()
         },
     }
     _refuse_secrets(sources)
@@ -294,8 +268,8 @@ def build_space(
     try:
         shutil.copytree(t.folder, staging, ignore=template_ignore)
         for inside, src in package.items():
-            shutil.copytree(src, staging / inside, ignore=_package_ignore)
-        for inside, src in _artifacts(template, given).items():
+            shutil.copytree(src, staging / inside, ignore=package_ignore)
+        for inside, src in artifacts(template, given).items():
             ignore = SKIP_STORE_FILES if inside == Path("store") else SKIP_ARTIFACTS
             shutil.copytree(src, staging / inside, ignore=ignore)
         if store:
@@ -317,42 +291,6 @@ def build_space(
     return out
 
 
-# llmkit's subpackages that a checkout keeps outside llmkit/ (pyproject.toml's package-dir): an installed wheel
-# has them inside its llmkit/ folder, an editable install (`pip install -e .`, what `make` sets up) does not.
-MAPPED_PACKAGES = ("llmkit.recipes", "llmkit.apps", "llmkit.spaces.templates")
-
-
-def package_folders() -> dict[Path, Path]:
-    """Where each folder of llmkit goes in a Space (relative path -> source folder), as laid out in the wheel.
-
-    Copying llmkit/ alone from a checkout left out llmkit.spaces.templates, which every app.py imports: the
-    Space passed `space check` (the editable install supplied it) and failed on the Hub.
-    """
-    root = Path(llmkit.__file__).resolve().parent
-    folders = {Path("llmkit"): root}
-    for name in MAPPED_PACKAGES:
-        src = Path(importlib.import_module(name).__file__).resolve().parent
-        if not src.is_relative_to(root):
-            folders[Path(*name.split("."))] = src
-    return folders
-
-
-def copy_database(src: Path, dst: Path) -> None:
-    """Copy a SQLite database, rows still in its write-ahead log included, as one self-contained file.
-
-    SQLite's backup API reads one consistent snapshot, even while `llmkit rag index` writes to the
-    store; the copy is switched from WAL to a plain journal, so it needs no -wal/-shm beside it.
-    """
-    source = sqlite3.connect(src, timeout=30)
-    target = sqlite3.connect(dst)
-    try:
-        source.backup(target)
-        target.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        target.close()
-        source.close()
-
-
 def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> None:
     """Fill the template's front matter: title, colours, the installed Gradio and Python, the base model."""
     meta, body = split_front_matter((folder / "README.md").read_text())
@@ -371,14 +309,6 @@ def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> N
     (folder / "README.md").write_text(
         "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
     )
-
-
-def _package_ignore(folder: str, names: list[str]) -> set[str]:
-    """What the copy of llmkit inside a Space leaves out: caches and the templates (the Space is already one)."""
-    skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
-    if Path(folder).resolve() == TEMPLATES_DIR:
-        skip |= {n for n in names if n in TEMPLATES}
-    return skip
 
 
 def _model_card(model: Path) -> dict:
