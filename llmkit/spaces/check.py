@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import os
 import re
@@ -135,17 +136,21 @@ def _size_problems(folder: Path) -> list[str]:
         if attributes.is_file()
         else []
     )
-    files = upload_files(folder)
+    sizes = {}
+    for p in upload_files(folder):
+        # a file gone since listed is not uploaded either: SQLite deletes a -wal/-shm as its last connection closes
+        with contextlib.suppress(FileNotFoundError):
+            sizes[p] = p.stat().st_size
     problems = [
-        f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
-        for p in files
-        if p.stat().st_size >= LFS_MIN_BYTES
+        f"{p.relative_to(folder)} is {size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
+        for p, size in sizes.items()
+        if size >= LFS_MIN_BYTES
         and not any(
             fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat)
             for pat in patterns
         )
     ]
-    total = sum(p.stat().st_size for p in files)
+    total = sum(sizes.values())
     if total > MAX_REPO_BYTES:
         problems.append(
             f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB."

@@ -225,6 +225,10 @@ def secret_findings(folder: Path, files: Iterable[Path] | None = None) -> list[s
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
         try:
             lines = file_findings(path, name)
+        except (
+            FileNotFoundError
+        ):  # gone since listed (SQLite's -wal/-shm as a connection closes): not uploaded
+            continue
         except OSError as err:  # it would fail to upload too
             problems.append(f"{name} cannot be read ({err.strerror}); fix its permissions or remove it.")
             continue

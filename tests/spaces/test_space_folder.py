@@ -148,3 +148,16 @@ def test_check_and_deploy_refuse_a_folder_that_is_no_space_before_reading_it(tmp
     with pytest.raises(UserError, match="not a Space folder \\(no README.md or app.py\\); build one"):
         validate(tmp_path / "spaces" / "notes")
     assert reads == []
+
+
+def test_a_file_gone_between_listing_and_reading_is_no_problem(tmp_path, monkeypatch):
+    from llmkit.spaces import check, validate
+
+    out = build_space("classic", tmp_path / "space")
+    listed = check.upload_files(out)
+    # as SQLite deletes store.sqlite-shm when a store's last connection closes while check reads the folder
+    monkeypatch.setattr(
+        check, "upload_files", lambda folder: [*listed, folder / "store" / "store.sqlite-shm"]
+    )
+    monkeypatch.setattr("llmkit.spaces.scan.upload_files", check.upload_files)
+    assert validate(out) == []
