@@ -19,6 +19,7 @@ from llmkit.spaces.contents import (
     artifacts,
     copy_database,
     files_to_copy,
+    local_embedding_model,
     model_parts,
     package_folders,
     package_ignore,
@@ -26,6 +27,8 @@ from llmkit.spaces.contents import (
 from llmkit.spaces.scan import secret_findings
 from llmkit.spaces.templates import TEMPLATES, Template
 
+# llmkit.rag's default embedding model (not imported from there: importing llmkit.rag loads faiss and torch)
+HUB_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # What llmkit's core needs at run time, beyond each template's own packages.
 CORE = (
     "torch",
@@ -138,6 +141,13 @@ def _check_inputs(
     if store and not (Path(store) / "manifest.json").is_file():
         raise UserError(
             f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
+        )
+    if store and local_embedding_model(Path(store)):
+        raise UserError(
+            f"--store {store} was indexed with the embedding model in the local folder "
+            f"{local_embedding_model(Path(store))}, which a Space cannot load on the Hub; index the documents "
+            f"into a new store with a Hub model (`llmkit rag index DOCS --store NEW --embedding_model ORG/NAME`; "
+            f"the default is {HUB_EMBEDDING_MODEL}) and build from it."
         )
     if title is not None:
         problem = title_problem(title)

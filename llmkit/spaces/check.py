@@ -19,6 +19,7 @@ from pathlib import Path
 from llmkit.errors import UserError
 from llmkit.secrets import redact
 from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter, title_problem
+from llmkit.spaces.contents import local_embedding_model
 from llmkit.spaces.scan import secret_findings, upload_files
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -76,6 +77,13 @@ def validate(folder: str | Path) -> list[str]:
     app = folder / str(meta.get("app_file", "app.py"))
     if app.is_file():
         problems += _unresolved_imports(app, folder)
+    problems += [
+        f"{manifest.relative_to(folder)} names the local embedding model {local_embedding_model(manifest.parent)}, "
+        "which the Space cannot load on the Hub; build it from a store indexed with a Hub model "
+        "(`llmkit rag index --embedding_model ORG/NAME`)."
+        for manifest in sorted(folder.glob("*/manifest.json"))
+        if local_embedding_model(manifest.parent)
+    ]
     problems += _size_problems(folder)
     problems += secret_findings(folder)
     return [redact(p) for p in problems]  # a token in a file name must not be printed either

@@ -4,6 +4,7 @@ a store's database as one file."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -84,3 +85,20 @@ def files_to_copy(src: Path, ignore: Callable[[str, list[str]], set[str]]) -> li
         dirs[:] = [d for d in dirs if d not in skipped]
         files += [Path(root) / n for n in names if n not in skipped]
     return files
+
+
+def local_embedding_model(store: Path) -> str | None:
+    """The embedding model the store's manifest names when it is a local folder, or None for a Hub name.
+
+    The Space opens its store with that model; a folder of this machine does not exist on the Hub, so the Space
+    would fail there at start-up, while `space check` here (where the folder exists) passes.
+    """
+    try:
+        name = json.loads((store / "manifest.json").read_text()).get("embedding_model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str):
+        return None
+    # a Hub id is NAME or OWNER/NAME; a path here is anything else, or a folder that exists
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+    return name if looks_local or Path(name).expanduser().is_dir() else None

@@ -161,3 +161,28 @@ def test_a_file_gone_between_listing_and_reading_is_no_problem(tmp_path, monkeyp
     )
     monkeypatch.setattr("llmkit.spaces.scan.upload_files", check.upload_files)
     assert validate(out) == []
+
+
+def test_a_store_indexed_with_a_local_embedding_model_is_refused(tmp_path):
+    import json
+
+    from llmkit.spaces import validate
+
+    store = tmp_path / "store"
+    store.mkdir()
+    local = tmp_path / "my-minilm"  # `llmkit rag index docs --embedding_model ./my-minilm`
+    local.mkdir()
+    for name in (str(local), "./my-minilm", "~/models/minilm"):
+        (store / "manifest.json").write_text(json.dumps({"embedding_model": name}))
+        with pytest.raises(
+            UserError, match="local folder .*cannot load on the Hub.*--embedding_model ORG/NAME"
+        ):
+            build_space("rag-chat", tmp_path / "space", store=str(store))
+    assert not (tmp_path / "space").exists()
+    # a Hub name builds; the same Space edited to name a local folder fails check
+    (store / "manifest.json").write_text(
+        json.dumps({"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"})
+    )
+    out = build_space("rag-chat", tmp_path / "space", store=str(store))
+    (out / "store" / "manifest.json").write_text(json.dumps({"embedding_model": str(local)}))
+    assert any("store/manifest.json names the local embedding model" in p for p in validate(out))
