@@ -191,6 +191,18 @@ IMAGE_TEMPLATES = {
 def _check_model_fits(template: str, model: Path) -> None:
     """A causal LM for text-generation and studio, a text classifier or seq2seq model for classifier, and the
     image model of the matching task for image-classifier, detector and segmenter."""
+    adapter = model / "adapter_config.json"
+    if adapter.is_file() and not (model / "config.json").is_file():
+        # A LoRA run of finetune-gpt2 saves only the adapter; its base is a folder here (runs/gpt2-tiny) or a Hub name.
+        merged = model / "merged"
+        fix = (
+            f"pass {merged}"
+            if (merged / "config.json").is_file()
+            else "re-run it with --merge_lora and pass its merged/"
+        )
+        raise UserError(
+            f"--model {model} holds a LoRA adapter, not a whole model, and a Space serves a whole model: {fix}."
+        )
     try:
         config = json.loads((model / "config.json").read_text())
     except (OSError, ValueError):

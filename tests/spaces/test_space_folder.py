@@ -186,3 +186,17 @@ def test_a_store_indexed_with_a_local_embedding_model_is_refused(tmp_path):
     out = build_space("rag-chat", tmp_path / "space", store=str(store))
     (out / "store" / "manifest.json").write_text(json.dumps({"embedding_model": str(local)}))
     assert any("store/manifest.json names the local embedding model" in p for p in validate(out))
+
+
+def test_a_lora_adapter_folder_is_named_with_the_way_to_a_whole_model(tmp_path):
+    run = tmp_path / "ft-gpt2-lora"  # what finetune-gpt2 --use_lora leaves: the adapter, no config.json
+    run.mkdir()
+    (run / "adapter_config.json").write_text('{"base_model_name_or_path": "runs/gpt2-tiny"}')
+    with pytest.raises(
+        UserError, match="holds a LoRA adapter, not a whole model.*re-run it with --merge_lora"
+    ):
+        build_space("text-generation", tmp_path / "space", model=str(run))
+    (run / "merged").mkdir()
+    (run / "merged" / "config.json").write_text("{}")
+    with pytest.raises(UserError, match=f"LoRA adapter.*pass {run / 'merged'}"):
+        build_space("text-generation", tmp_path / "space", model=str(run))
