@@ -200,3 +200,13 @@ def test_a_lora_adapter_folder_is_named_with_the_way_to_a_whole_model(tmp_path):
     (run / "merged" / "config.json").write_text("{}")
     with pytest.raises(UserError, match=f"LoRA adapter.*pass {run / 'merged'}"):
         build_space("text-generation", tmp_path / "space", model=str(run))
+
+
+def test_each_template_card_shows_the_command_that_builds_and_deploys_it():
+    from llmkit.spaces import TEMPLATES
+
+    for name, t in TEMPLATES.items():
+        line = next(x for x in (t.folder / "README.md").read_text().splitlines() if "Built with llmkit" in x)
+        assert f"llmkit space build {name} --out DIR" in line and "--repo_id USER/NAME" in line, name
+        for need in t.needs if name != "classic" else ():  # the flags build refuses to go without
+            assert f"--{need} " in line, (name, need)
