@@ -20,6 +20,7 @@ from llmkit.spaces.contents import (
     copy_database,
     files_to_copy,
     local_embedding_model,
+    lora_adapters,
     model_parts,
     package_folders,
     package_ignore,
@@ -297,7 +298,8 @@ def build_space(
         if store:
             for database in Path(store).glob("*.sqlite"):
                 copy_database(database, staging / "store" / database.name)
-        (staging / "requirements.txt").write_text(pinned_requirements(t.packages))
+        extra = ("peft",) if lora_adapters(staging) else ()
+        (staging / "requirements.txt").write_text(pinned_requirements(t.packages + extra))
         _write_readme(staging, t, title, _model_card(Path(model)) if model else {})
         _write_gitattributes(staging)
     except BaseException:  # Ctrl-C or a full disk: leave no half-built folder behind

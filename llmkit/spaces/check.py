@@ -19,7 +19,7 @@ from pathlib import Path
 from llmkit.errors import UserError
 from llmkit.secrets import redact
 from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter, title_problem
-from llmkit.spaces.contents import local_embedding_model
+from llmkit.spaces.contents import local_embedding_model, lora_adapters
 from llmkit.spaces.scan import secret_findings, upload_files
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -84,6 +84,12 @@ def validate(folder: str | Path) -> list[str]:
         for manifest in sorted(folder.glob("*/manifest.json"))
         if local_embedding_model(manifest.parent)
     ]
+    if "peft" not in _requirements(folder):
+        problems += [
+            f"{adapter.relative_to(folder)}: a LoRA adapter, which transformers applies only with peft (without it "
+            "the Space serves the bare base model); add peft to requirements.txt, or build the Space again."
+            for adapter in lora_adapters(folder)
+        ]
     problems += _size_problems(folder)
     problems += secret_findings(folder)
     return [redact(p) for p in problems]  # a token in a file name must not be printed either

@@ -102,3 +102,9 @@ def local_embedding_model(store: Path) -> str | None:
     # a Hub id is NAME or OWNER/NAME; a path here is anything else, or a folder that exists
     looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
     return name if looks_local or Path(name).expanduser().is_dir() else None
+
+
+def lora_adapters(space: Path) -> list[Path]:
+    """The LoRA adapters among the Space's models (a classifier fine-tuned with --use_lora keeps its adapter beside
+    the base weights): transformers applies one only when peft is installed, and without it serves the bare base."""
+    return sorted((space / "model").rglob("adapter_config.json"))

@@ -210,3 +210,25 @@ def test_each_template_card_shows_the_command_that_builds_and_deploys_it():
         assert f"llmkit space build {name} --out DIR" in line and "--repo_id USER/NAME" in line, name
         for need in t.needs if name != "classic" else ():  # the flags build refuses to go without
             assert f"--{need} " in line, (name, need)
+
+
+def test_a_lora_classifier_space_requires_peft(tmp_path):
+    from importlib.metadata import version
+
+    from llmkit.spaces import validate
+
+    run = tmp_path / "ft-bert-lora"  # finetune-bert --use_lora: the base weights and config, and the adapter
+    run.mkdir()
+    (run / "config.json").write_text('{"architectures": ["BertForSequenceClassification"]}')
+    (run / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    out = build_space("classifier", tmp_path / "space", model=str(run))
+    assert f"peft=={version('peft')}" in (out / "requirements.txt").read_text().splitlines()
+    assert validate(out) == []
+    # without peft on the Hub, pipeline() ignores the adapter and serves the untrained base: check says so
+    lines = (out / "requirements.txt").read_text().splitlines()
+    (out / "requirements.txt").write_text("\n".join(x for x in lines if not x.startswith("peft")) + "\n")
+    assert any("model/adapter_config.json: a LoRA adapter" in p and "add peft" in p for p in validate(out))
+    # a whole model needs no peft
+    (run / "adapter_config.json").unlink()
+    plain = build_space("classifier", tmp_path / "plain", model=str(run))
+    assert "peft" not in (plain / "requirements.txt").read_text()
