@@ -23,12 +23,17 @@ TOOLS = {
 
 def usage() -> str:
     """`llmkit --help`: every recipe from the registry, then the tools."""
-    rows = [(r.name, f"{r.summary} (recipes/{r.module}.py)") for r in RECIPES.values()] + list(TOOLS.items())
+    # The module name, not recipes/FILE.py: an installed llmkit has no recipes/ folder, and the module runs in both.
+    rows = [(r.name, f"{r.summary} (llmkit.recipes.{r.module})") for r in RECIPES.values()] + list(
+        TOOLS.items()
+    )
     width = max(16, *(len(name) + 2 for name, _ in rows))  # finetune-segmentation is 21 characters
     lines = "\n".join(f"  {name:<{width}}{text}" for name, text in rows)
     return (
         f"usage: llmkit <command> [options]\n\ncommands:\n{lines}\n\n"
-        "`llmkit <command> --help` lists a command's options; every command also takes `--config FILE.yaml`."
+        "`llmkit <command> --help` lists a command's options; every command also takes `--config FILE.yaml`.\n"
+        "A recipe also runs as `python -m llmkit.recipes.MODULE` or, on several processes, `accelerate launch -m "
+        "llmkit.recipes.MODULE` (in a clone: `recipes/MODULE.py`)."
     )
 
 
@@ -62,7 +67,9 @@ def _rag(argv: list[str]) -> None:
 def _space_parser() -> argparse.ArgumentParser:
     parser, sub = subcommand_parser("llmkit space", "Build, check and deploy Hugging Face Spaces.")
     build = sub.add_parser("build", help="assemble a Space folder from a template")
-    build.add_argument("template", help="rag-chat, text-generation, classifier, classic or studio")
+    from llmkit.spaces.templates import TEMPLATES  # the registry, so the help never misses one
+
+    build.add_argument("template", help="one of " + ", ".join(TEMPLATES))
     build.add_argument("--out", required=True, help="the folder to create")
     build.add_argument("--model", help="a model folder (a recipe's output_dir) the app serves")
     build.add_argument("--store", help="a RAG store the app serves")

@@ -22,10 +22,19 @@ import torch
 from llmkit.errors import UserError
 from llmkit.folders import writable_folder
 
-CPU_DDP_HINT = (
-    "on a CPU-only machine use `accelerate launch --config_file recipes/accelerate/cpu-ddp.yaml ...` "
-    "(or `accelerate launch --multi_gpu --num_processes N ...`) to get N real gloo ranks"
-)
+
+def cpu_ddp_hint() -> str:
+    """How to get N real CPU ranks, naming the checked-in config where it is: a pip install has no recipes/ folder
+    beside the user, but ships the config inside the package."""
+    config = Path("recipes/accelerate/cpu-ddp.yaml")
+    if not config.is_file():
+        import llmkit.recipes
+
+        config = Path(llmkit.recipes.__file__).parent / "accelerate" / "cpu-ddp.yaml"
+    return (
+        f"on a CPU-only machine use `accelerate launch --config_file {config} ...` "
+        "(or `accelerate launch --multi_gpu --num_processes N ...`) to get N real gloo ranks"
+    )
 
 
 def check_launch() -> None:
@@ -37,7 +46,7 @@ def check_launch() -> None:
     asked_for_several = "MASTER_ADDR" in os.environ
     if launched_by_accelerate and asked_for_several and "WORLD_SIZE" not in os.environ:
         raise UserError(
-            f"accelerate started a single process although several were asked for; {CPU_DDP_HINT}."
+            f"accelerate started a single process although several were asked for; {cpu_ddp_hint()}."
         )
 
 

@@ -39,6 +39,8 @@ class Template:
     color_to: str
     short_description: str
     needs: tuple[str, ...] = ()  # artifacts it serves: "model", "store"
+    # The subfolders of --model the app reads, copied alone (classic: one recipe's output_dir each); () = all of it.
+    parts: tuple[str, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -117,6 +119,7 @@ TEMPLATES = {
             "purple",
             "CNN, GAN, VAE, diffusion and an MLP on digits",
             needs=("model",),
+            parts=("cnn", "gan", "vae", "ddpm", "char-lstm"),  # app.py's FOLDERS
         ),
         Template(
             "studio",

@@ -167,6 +167,27 @@ def test_the_apps_are_commands_too(capsys):
     _fails_with(["app", "models", "--causal", "/nonexistent"], capsys, "/nonexistent is not a model folder")
 
 
+def test_python_dash_m_llmkit_is_the_llmkit_command_and_help_names_what_an_install_has(tmp_path):
+    # run outside the checkout, as from a pip install: no recipes/ folder beside the user
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmkit", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: llmkit <command>"), proc.stderr[-2000:]
+    assert "(llmkit.recipes.pretrain_gpt2)" in proc.stdout and "(recipes/" not in proc.stdout
+    assert "accelerate launch -m llmkit.recipes.MODULE" in proc.stdout
+    from llmkit.spaces import TEMPLATES
+
+    build = subprocess.run(
+        [sys.executable, "-m", "llmkit", "space", "build", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    listed = " ".join(build.stdout.split()).replace("- ", "-")  # argparse wraps image-classifier at its dash
+    assert build.returncode == 0 and all(name in listed for name in TEMPLATES), build.stdout
+
+
 def test_the_models_app_refuses_folders_it_would_misread(tmp_path, capsys, monkeypatch):
     import gradio as gr
     from safetensors.torch import save_file

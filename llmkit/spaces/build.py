@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import sqlite3
 import unicodedata
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -14,13 +12,24 @@ from pathlib import Path
 
 import yaml
 
-import llmkit
 from llmkit.errors import UserError
 from llmkit.folders import not_the_working_folder, writable_folder
 from llmkit.secrets import find_tokens, redact
+from llmkit.spaces.contents import (
+    artifacts,
+    copy_database,
+    files_to_copy,
+    local_embedding_model,
+    lora_adapters,
+    model_parts,
+    package_folders,
+    package_ignore,
+)
 from llmkit.spaces.scan import secret_findings
-from llmkit.spaces.templates import TEMPLATES, TEMPLATES_DIR, Template
+from llmkit.spaces.templates import TEMPLATES, Template
 
+# llmkit.rag's default embedding model (not imported from there: importing llmkit.rag loads faiss and torch)
+HUB_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # What llmkit's core needs at run time, beyond each template's own packages.
 CORE = (
     "torch",
@@ -122,11 +131,24 @@ def _check_inputs(
                 f"--{kind} {path} {what}; pass a training run's output_dir or a RAG store folder."
             )
     model, store = given["model"], given["store"]
-    if model and template != "classic":
+    parts = TEMPLATES[template].parts
+    if model and parts and not model_parts(template, Path(model)):
+        raise UserError(
+            f"--model {model} holds none of {', '.join(p + '/' for p in parts)} that the {template} app serves; "
+            "pass the folder that holds those recipes' output_dirs (e.g. runs)."
+        )
+    if model and not parts:
         _check_model_fits(template, Path(model))
     if store and not (Path(store) / "manifest.json").is_file():
         raise UserError(
             f"--store {store} is not an llmkit RAG store (no manifest.json); build one with `llmkit rag index`."
+        )
+    if store and local_embedding_model(Path(store)):
+        raise UserError(
+            f"--store {store} was indexed with the embedding model in the local folder "
+            f"{local_embedding_model(Path(store))}, which a Space cannot load on the Hub; index the documents "
+            f"into a new store with a Hub model (`llmkit rag index DOCS --store NEW --embedding_model ORG/NAME`; "
+            f"the default is {HUB_EMBEDDING_MODEL}) and build from it."
         )
     if title is not None:
         problem = title_problem(title)
@@ -170,6 +192,18 @@ IMAGE_TEMPLATES = {
 def _check_model_fits(template: str, model: Path) -> None:
     """A causal LM for text-generation and studio, a text classifier or seq2seq model for classifier, and the
     image model of the matching task for image-classifier, detector and segmenter."""
+    adapter = model / "adapter_config.json"
+    if adapter.is_file() and not (model / "config.json").is_file():
+        # A LoRA run of finetune-gpt2 saves only the adapter; its base is a folder here (runs/gpt2-tiny) or a Hub name.
+        merged = model / "merged"
+        fix = (
+            f"pass {merged}"
+            if (merged / "config.json").is_file()
+            else "re-run it with --merge_lora and pass its merged/"
+        )
+        raise UserError(
+            f"--model {model} holds a LoRA adapter, not a whole model, and a Space serves a whole model: {fix}."
+        )
     try:
         config = json.loads((model / "config.json").read_text())
     except (OSError, ValueError):
@@ -214,21 +248,11 @@ def _inside(child: Path, parent: Path) -> bool:
     return child.resolve().is_relative_to(parent.resolve())
 
 
-def _files_to_copy(src: Path, ignore: Callable[[str, list[str]], set[str]]) -> list[Path]:
-    """The files `shutil.copytree(src, ..., ignore=ignore)` copies."""
-    files = []
-    for root, dirs, names in os.walk(src, followlinks=True):
-        skipped = ignore(root, dirs + names)
-        dirs[:] = [d for d in dirs if d not in skipped]
-        files += [Path(root) / n for n in names if n not in skipped]
-    return files
-
-
 def _refuse_secrets(sources: dict[str, tuple[Path, Callable[[str, list[str]], set[str]]]]) -> None:
     """Scan everything a build would copy, so that no token reaches the Space folder even for a moment."""
     problems = []
     for label, (src, ignore) in sources.items():
-        problems += [f"{label}: {line}" for line in secret_findings(src, _files_to_copy(src, ignore))]
+        problems += [f"{label}: {line}" for line in secret_findings(src, files_to_copy(src, ignore))]
     if problems:
         raise UserError(
             "nothing was built: a Space is public and these files would go into it:\n  - "
@@ -251,10 +275,14 @@ def build_space(
     _check_inputs(template, out, given, title, overwrite)
     t = TEMPLATES[template]
     template_ignore = shutil.ignore_patterns("__pycache__")
+    package = package_folders()
     sources = {
         f"template {template}": (t.folder, template_ignore),
-        "llmkit": (Path(llmkit.__file__).parent, _package_ignore),
-        **{f"--{kind} {path}": (Path(path), SKIP_ARTIFACTS) for kind, path in given.items() if path},
+        **{str(inside): (src, package_ignore) for inside, src in package.items()},
+        **{
+            f"--{inside.parts[0]} {src}": (src, SKIP_ARTIFACTS)
+            for inside, src in artifacts(template, given).items()
+        },
     }
     _refuse_secrets(sources)
 
@@ -262,16 +290,16 @@ def build_space(
     shutil.rmtree(staging, ignore_errors=True)
     try:
         shutil.copytree(t.folder, staging, ignore=template_ignore)
-        shutil.copytree(Path(llmkit.__file__).parent, staging / "llmkit", ignore=_package_ignore)
-        for kind, path in given.items():
-            if path:
-                shutil.copytree(
-                    path, staging / kind, ignore=SKIP_STORE_FILES if kind == "store" else SKIP_ARTIFACTS
-                )
+        for inside, src in package.items():
+            shutil.copytree(src, staging / inside, ignore=package_ignore)
+        for inside, src in artifacts(template, given).items():
+            ignore = SKIP_STORE_FILES if inside == Path("store") else SKIP_ARTIFACTS
+            shutil.copytree(src, staging / inside, ignore=ignore)
         if store:
             for database in Path(store).glob("*.sqlite"):
                 copy_database(database, staging / "store" / database.name)
-        (staging / "requirements.txt").write_text(pinned_requirements(t.packages))
+        extra = ("peft",) if lora_adapters(staging) else ()
+        (staging / "requirements.txt").write_text(pinned_requirements(t.packages + extra))
         _write_readme(staging, t, title, _model_card(Path(model)) if model else {})
         _write_gitattributes(staging)
     except BaseException:  # Ctrl-C or a full disk: leave no half-built folder behind
@@ -285,22 +313,6 @@ def build_space(
     staging.rename(final)  # the folder appears complete or not at all
     shutil.rmtree(replaced, ignore_errors=True)
     return out
-
-
-def copy_database(src: Path, dst: Path) -> None:
-    """Copy a SQLite database, rows still in its write-ahead log included, as one self-contained file.
-
-    SQLite's backup API reads one consistent snapshot, even while `llmkit rag index` writes to the
-    store; the copy is switched from WAL to a plain journal, so it needs no -wal/-shm beside it.
-    """
-    source = sqlite3.connect(src, timeout=30)
-    target = sqlite3.connect(dst)
-    try:
-        source.backup(target)
-        target.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        target.close()
-        source.close()
 
 
 def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> None:
@@ -321,14 +333,6 @@ def _write_readme(folder: Path, t: Template, title: str | None, card: dict) -> N
     (folder / "README.md").write_text(
         "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + body
     )
-
-
-def _package_ignore(folder: str, names: list[str]) -> set[str]:
-    """What the copy of llmkit inside a Space leaves out: caches and the templates (the Space is already one)."""
-    skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
-    if Path(folder).resolve() == TEMPLATES_DIR:
-        skip |= {n for n in names if n in TEMPLATES}
-    return skip
 
 
 def _model_card(model: Path) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from llmkit.errors import UserError
 from llmkit.secrets import redact
 from llmkit.spaces.build import LFS_MIN_BYTES, split_front_matter, title_problem
+from llmkit.spaces.contents import local_embedding_model, lora_adapters
 from llmkit.spaces.scan import secret_findings, upload_files
 
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -40,6 +42,7 @@ def validate(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
+    not_a_space(folder)
     problems: list[str] = []
     readme = folder / "README.md"
     meta: dict = {}
@@ -74,9 +77,38 @@ def validate(folder: str | Path) -> list[str]:
     app = folder / str(meta.get("app_file", "app.py"))
     if app.is_file():
         problems += _unresolved_imports(app, folder)
+    problems += [
+        f"{manifest.relative_to(folder)} names the local embedding model {local_embedding_model(manifest.parent)}, "
+        "which the Space cannot load on the Hub; build it from a store indexed with a Hub model "
+        "(`llmkit rag index --embedding_model ORG/NAME`)."
+        for manifest in sorted(folder.glob("*/manifest.json"))
+        if local_embedding_model(manifest.parent)
+    ]
+    if "peft" not in _requirements(folder):
+        problems += [
+            f"{adapter.relative_to(folder)}: a LoRA adapter, which transformers applies only with peft (without it "
+            "the Space serves the bare base model); add peft to requirements.txt, or build the Space again."
+            for adapter in lora_adapters(folder)
+        ]
     problems += _size_problems(folder)
     problems += secret_findings(folder)
     return [redact(p) for p in problems]  # a token in a file name must not be printed either
+
+
+def not_a_space(folder: Path) -> None:
+    """Refuse a folder with neither README.md nor app.py before reading it: `check .` or `check ~` scanned and sized
+    every file below (a venv, a home folder) to report pages of problems about files no Space holds."""
+    if (folder / "README.md").is_file() or (folder / "app.py").is_file():
+        return
+    spaces = sorted(
+        p.name for p in folder.iterdir() if (p / "app.py").is_file() and (p / "README.md").is_file()
+    )
+    fix = (
+        f"it holds the Space(s) {', '.join(spaces)}: pass one of them"
+        if spaces
+        else "build one with `llmkit space build`"
+    )
+    raise UserError(f"{folder} is not a Space folder (no README.md or app.py); {fix}.")
 
 
 def _requirements(folder: Path) -> set[str]:
@@ -118,22 +150,37 @@ def _size_problems(folder: Path) -> list[str]:
         if attributes.is_file()
         else []
     )
-    files = upload_files(folder)
+    sizes = {}
+    for p in upload_files(folder):
+        # a file gone since listed is not uploaded either: SQLite deletes a -wal/-shm as its last connection closes
+        with contextlib.suppress(FileNotFoundError):
+            sizes[p] = p.stat().st_size
     problems = [
-        f"{p.relative_to(folder)} is {p.stat().st_size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
-        for p in files
-        if p.stat().st_size >= LFS_MIN_BYTES
+        f"{p.relative_to(folder)} is {size / 2**20:.0f} MB but not tracked by Git LFS (.gitattributes)."
+        for p, size in sizes.items()
+        if size >= LFS_MIN_BYTES
         and not any(
             fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(str(p.relative_to(folder)), pat)
             for pat in patterns
         )
     ]
-    total = sum(p.stat().st_size for p in files)
+    total = sum(sizes.values())
     if total > MAX_REPO_BYTES:
         problems.append(
             f"the folder holds {total / 2**30:.1f} GB, over a Space's {MAX_REPO_BYTES // 2**30} GB."
         )
     return problems
+
+
+# Runs app.py as `python app.py` does, but with only the Space folder's llmkit: an editable install's import hook
+# (`pip install -e .`) would supply the modules the folder lacks, so a Space that fails on the Hub passed here.
+RUN_ISOLATED = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path "
+    "if not getattr(f, '__module__', '').startswith('__editable___llmkit_')]; "
+    "sys.argv = ['app.py']; "
+    "runpy.run_path('app.py', run_name='__main__')"
+)
 
 
 # The image page's endpoints (llmkit/ui/vision.py), each with the inputs it takes after the image.
@@ -167,10 +214,11 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
         "GRADIO_SERVER_PORT": str(port),
         "PYTHONPATH": str(folder),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONDONTWRITEBYTECODE": "1",  # check leaves the folder as built: no __pycache__ beside its llmkit
     }
     # The app's output stays in memory (no log file to forget), and is shown redacted: it runs with our environment.
     proc = subprocess.Popen(
-        [sys.executable, "app.py"],
+        [sys.executable, "-c", RUN_ISOLATED],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
@@ -227,13 +275,26 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
 
 
 def restore_databases(folder: Path) -> None:
-    """Put each SQLite database the app opened back to one file, as `build` wrote it: the app's WAL mode left
-    `-wal`/`-shm` files beside it, which `deploy` would upload."""
+    """Fold each SQLite database's `-wal`/`-shm` files back into the one file `build` wrote.
+
+    The app opens its store in WAL mode, so running it from the folder (`check`, or `python app.py` by hand)
+    leaves them beside it, and `deploy` would upload them. They cannot simply be left out: rows the app wrote
+    (an upload in the chat) may live in the log alone, and a database copied half-checkpointed is damaged.
+    """
     for db in folder.rglob("*.sqlite"):
         if any(db.with_name(db.name + end).exists() for end in ("-wal", "-shm")):
-            con = sqlite3.connect(db)
+            con = sqlite3.connect(db, timeout=5)
             try:
-                # checkpoints the log into the file, then deletes it
+                # checkpoints the log into the file, then deletes it; it needs the database to itself
                 con.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError as err:
+                raise UserError(
+                    f"{db.relative_to(folder)} is in use ({err}): stop the app running from {folder}, "
+                    "then try again."
+                ) from None
+            except sqlite3.DatabaseError as err:
+                raise UserError(
+                    f"{db.relative_to(folder)} is damaged ({err}); build the Space again with `llmkit space build`."
+                ) from None
             finally:
                 con.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from llmkit.errors import UserError
 from llmkit.secrets import find_tokens, install_log_redaction, redact
-from llmkit.spaces.check import validate
-from llmkit.spaces.scan import upload_files
+from llmkit.spaces.check import not_a_space, restore_databases, validate
+from llmkit.spaces.scan import NOT_UPLOADED, upload_files
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
 
@@ -31,6 +31,7 @@ def deploy_space(
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; build one with `llmkit space build`.")
+    not_a_space(folder)
     if not REPO_ID.match(repo_id or ""):
         raise UserError(
             f"--repo_id {repo_id!r} is not of the form USER/NAME (letters, digits, '-', '_', '.')."
@@ -39,6 +40,9 @@ def deploy_space(
         raise UserError(
             "--repo_id holds what looks like a token; a Space's name is public: choose another name."
         )
+    # An app run from the folder by hand left its store's write-ahead log beside it: fold it back first, so
+    # what is checked, listed and uploaded is the one-file store `build` wrote, with every row.
+    restore_databases(folder)
     problems = validate(folder)
     if problems:
         raise UserError(
@@ -77,7 +81,7 @@ def deploy_space(
             repo_id=repo_id,
             repo_type="space",
             commit_message="Deploy with llmkit",
-            ignore_patterns=[".git/*"],
+            ignore_patterns=NOT_UPLOADED,  # the same files as upload_files leaves out of the listing
         )
         for name in secrets or []:
             api.add_space_secret(repo_id, name, os.environ[name])

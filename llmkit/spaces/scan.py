@@ -40,9 +40,20 @@ BASE64_MASK = bytes(1 if c in _B64 else 0 for c in range(256))
 URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
+# What deploy never uploads (upload_folder's ignore_patterns; its `*` crosses folders): git's own folders, and
+# the bytecode Python writes beside the Space's llmkit when the app runs there (by hand, or an older check).
+NOT_UPLOADED = [".git/*", "*/.git/*", "__pycache__/*", "*/__pycache__/*", "*.pyc"]
+
+
 def upload_files(folder: Path) -> list[Path]:
-    """The files `upload_folder` would send: everything but git's own folders."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.relative_to(folder).parts)
+    """The files `upload_folder` would send: everything but git's own folders and Python's bytecode caches."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not {".git", "__pycache__"} & set(p.relative_to(folder).parts)
+        and p.suffix != ".pyc"
+    )
 
 
 PREFIXES = {kind: prefix.encode() for kind, prefix in SECRET_PREFIXES.items()}
@@ -214,6 +225,10 @@ def secret_findings(folder: Path, files: Iterable[Path] | None = None) -> list[s
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
         try:
             lines = file_findings(path, name)
+        except (
+            FileNotFoundError
+        ):  # gone since listed (SQLite's -wal/-shm as a connection closes): not uploaded
+            continue
         except OSError as err:  # it would fail to upload too
             problems.append(f"{name} cannot be read ({err.strerror}); fix its permissions or remove it.")
             continue

@@ -192,6 +192,8 @@ def _deploy(args, hub, tmp_path, token="hf_testtoken0000000000000000000000000"):
 @pytest.mark.slow
 def test_deploy_creates_the_space_and_commits_the_files(tmp_path, store):
     folder = build_space("rag-chat", tmp_path / "space", store=str(store))
+    (folder / "llmkit" / "__pycache__").mkdir()  # left by running app.py in the folder by hand
+    (folder / "llmkit" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"bytecode")
     hub = FakeHub()
     try:
         proc = _deploy(
@@ -211,6 +213,7 @@ def test_deploy_creates_the_space_and_commits_the_files(tmp_path, store):
     assert {"app.py", "README.md", "requirements.txt", "store/store.sqlite", "llmkit/rag/store.py"} <= set(
         committed
     )
+    assert not [path for path in committed if "__pycache__" in path]
     secret = next(r for r in hub.requests if r["path"].endswith("/secrets"))
     assert json.loads(secret["body"]) == {
         "key": "MY_API_KEY",

@@ -99,3 +99,11 @@ def test_an_installed_wheel_builds_and_checks_every_template(tmp_path, space_art
         assert not list((home / name / "llmkit/spaces/templates").glob("*/app.py"))
         check = _run([*cli, "check", name, "--no-serve"], home, env)
         assert check.returncode == 0 and "files OK" in check.stdout, check.stderr[-3000:]
+    # A Space built from this checkout (an editable install, as `make` sets up) carries the same llmkit modules
+    # as one built from the wheel: it once lacked llmkit.spaces.templates, which every app.py imports.
+    from llmkit.spaces import build_space
+
+    def modules(space: Path) -> set[str]:
+        return {p.relative_to(space).as_posix() for p in (space / "llmkit").rglob("*.py")}
+
+    assert modules(build_space("classic", tmp_path / "from-checkout")) == modules(home / "classic")
