@@ -128,7 +128,9 @@ def test_generate_streams_a_continuation(capsys, caplog, tiny_run, tmp_path):
     _fails_with(["generate", "--model", "/nonexistent/model", "--prompt", "x"], capsys, "does not exist")
     _fails_with(["generate", "--model", str(out), "--prompt", ""], capsys, "prompt is empty")
     # a non-UTF-8 terminal's byte (a lone surrogate to Python) was a tokenizer TypeError traceback
-    _fails_with(["generate", "--model", str(out), "--prompt", "caf\udce9"], capsys, "bytes that are not UTF-8")
+    _fails_with(
+        ["generate", "--model", str(out), "--prompt", "caf\udce9"], capsys, "bytes that are not UTF-8"
+    )
     long_prompt = " ".join(["statement"] * 200)  # the tiny model's context is 64 tokens
     err = _fails_with(["generate", "--model", str(out), "--prompt", long_prompt], capsys, "leaves no room")
     assert "in the model's context of 64 tokens; shorten it to at most 63 tokens." in err
