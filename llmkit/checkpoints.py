@@ -101,9 +101,14 @@ class _DropSupersededIncomplete(TrainerCallback):
             prune_incomplete(args.output_dir, saved_step=state.global_step)
 
 
+class _NothingLeftToTrain(Exception):
+    """The resumed checkpoint is at (or past) the run's last step: only the final save and reports are left."""
+
+
 class _RefuseFinishedRun(TrainerCallback):
-    """Resumed at its last step with its outputs written (the same command run again): say so. Trainer would
-    train one step past --max_steps before it checks, then overwrite the finished model and metrics.json."""
+    """Resumed at its last step (the same command run again): Trainer would train one step past --max_steps
+    before it checks. With the outputs written, say so; without them (killed after its last checkpoint, during
+    the final save or the reports) train nothing and let the recipe write them from that checkpoint."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not 0 < state.max_steps <= state.global_step:
@@ -117,6 +122,7 @@ class _RefuseFinishedRun(TrainerCallback):
                 "metrics.json are written); to train further raise --max_steps or --num_train_epochs, to start "
                 "over pass a new --output_dir."
             )
+        raise _NothingLeftToTrain
 
 
 class _LogLastStep(TrainerCallback):
@@ -179,6 +185,20 @@ class _StopAndSave(TrainerCallback):
             self._pending = None
 
 
+def _finish_without_training(trainer: Trainer, resume: str | None) -> TrainOutput:
+    """What Trainer's end of training does that a run resumed at its last step still needs: the best model."""
+    state = trainer.state
+    logger.warning(
+        f"{resume} is at step {state.global_step} and this run ends at step {state.max_steps}: nothing left to "
+        "train; writing the final model and reports from that checkpoint."
+    )
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint is not None:
+        trainer._load_best_model()
+    trainer.is_in_train = False
+    # no train_loss: this run trained no step, and Trainer's own figure would be 0.0
+    return TrainOutput(state.global_step, None, {})
+
+
 def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     """`trainer.train(resume_from_checkpoint=resume)`; the first Ctrl-C saves a checkpoint at the current step
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
@@ -189,6 +209,8 @@ def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
             trainer.add_callback(callback)
         try:
             output = trainer.train(resume_from_checkpoint=resume)
+        except _NothingLeftToTrain:
+            output = _finish_without_training(trainer, resume)
         finally:
             for callback in added:
                 trainer.remove_callback(callback)

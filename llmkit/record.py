@@ -169,6 +169,13 @@ def print_summary(metrics: dict, *, title: str, use: Iterable[str], notes: Itera
             f"({_fmt(metrics['train_loss'])} averaged over this run), {metrics['world_size']} process(es), "
             f"{metrics['wall_time_seconds']:.0f} s, peak memory {metrics['peak_memory_mb']:,.0f} MiB"
         )
+    elif (
+        metrics.get("final_train_loss") is not None
+    ):  # resumed at its last step: the model's figures, none of its own
+        lines.append(
+            f"training   {metrics['global_step']} steps, loss {_fmt(metrics['final_train_loss'])} at the end "
+            "(none trained by this run: it resumed at the last step)"
+        )
     lines += [f"note       {n}" for n in notes]
     lines += [f"use it     {u}" if i == 0 else f"           {u}" for i, u in enumerate(use)]
     text = "\n".join(lines)

@@ -106,6 +106,31 @@ def test_the_same_command_on_a_finished_run_trains_nothing_and_says_so(tiny_run,
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
 
 
+def test_a_run_killed_after_its_last_checkpoint_writes_its_outputs_without_training_past_max_steps(
+    tiny_run, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    for name in ("model.safetensors", "metrics.json"):  # killed during the final save, after checkpoint-60
+        (out / name).unlink()
+    # Trainer trained step 61 of the 60-step run (and reported it as the run's), with train_loss 0.0 when
+    # run by epochs
+    metrics = run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out)])
+    assert metrics["global_step"] == 60 and metrics["steps_this_run"] == 0
+    assert metrics["train_loss"] is None and metrics["train_tokens_per_second"] is None
+    assert metrics["final_train_loss"] == tiny_run[1]["final_train_loss"]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
+    from safetensors.torch import load_file
+
+    final, saved = (
+        load_file(out / "model.safetensors"),
+        load_file(out / "checkpoint-60" / "model.safetensors"),
+    )
+    assert all((final[k] == saved[k]).all() for k in saved)
+    printed = capsys.readouterr().out
+    assert "60 steps" in printed and "none trained by this run" in printed and "0 tokens/s" not in printed
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss

@@ -227,11 +227,13 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
 
 
 def _print_summary(metrics: dict, out: str, what: str) -> None:
-    speed = (
-        f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
-        f"({metrics['train_tokens_per_second']:,.0f} over the whole run), "
-        f"{describe_mfu(metrics['mfu'], metrics['peak_source'])}"
-    )
+    speed = "no speed measured: this run trained no step"
+    if metrics["steady_tokens_per_second"] is not None:
+        speed = (
+            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
+            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), "
+            f"{describe_mfu(metrics['mfu'], metrics['peak_source'])}"
+        )
     record.print_summary(
         metrics,
         title=f"pretrain: {what}",
