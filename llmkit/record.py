@@ -146,6 +146,17 @@ def write_metrics(output_dir: str | Path, recipe: str, metrics: dict) -> dict:
     return record
 
 
+# What a run writes about its final model, after saving it: each describes the model beside it.
+REPORTS = ("metrics.json", "samples.txt", "loss_curve.png")
+
+
+def clear_reports(output_dir: str | Path, names: Iterable[str] = REPORTS) -> None:
+    """Delete the reports of the model about to be replaced: a kill during or after its save must not leave an
+    earlier run's metrics.json (its step, loss, scores) beside the new weights."""
+    for name in names:
+        (Path(output_dir) / name).unlink(missing_ok=True)
+
+
 def headline(metrics: dict, names: Iterable[str]) -> dict:
     """The headline figures: each name's test_ value when the run was scored on a test set, else eval_."""
     picked = {}

@@ -131,6 +131,34 @@ def test_a_run_killed_after_its_last_checkpoint_writes_its_outputs_without_train
     assert "60 steps" in printed and "none trained by this run" in printed and "0 tokens/s" not in printed
 
 
+def test_a_kill_after_the_final_save_leaves_no_earlier_runs_report_beside_the_new_weights(
+    tiny_run, tmp_path, monkeypatch
+):
+    from transformers import Trainer
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    save = Trainer.save_model
+
+    def save_then_die(self, output_dir=None, _internal_call=False):
+        save(self, output_dir, _internal_call)
+        if output_dir is None:  # the final save, not a checkpoint's
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(Trainer, "save_model", save_then_die)
+    with pytest.raises(SystemExit):
+        run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "70", "--save_steps", "5"])
+    # step 70's weights stood beside step 60's metrics.json, samples and curve
+    assert not [n for n in ("metrics.json", "samples.txt", "loss_curve.png") if (out / n).exists()]
+    monkeypatch.setattr(Trainer, "save_model", save)
+    metrics = run_pretrain(
+        [*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "70", "--save_steps", "5"]
+    )
+    assert (
+        metrics["global_step"] == 70 and json.loads((out / "metrics.json").read_text())["global_step"] == 70
+    )
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss

@@ -92,6 +92,8 @@ def finish_run(
 ) -> dict:
     """Save the model (adapter and optionally merged), metrics.json, loss curve and model card; print the summary."""
     out = Path(trainer.args.output_dir)
+    if trainer.is_world_process_zero():
+        record.clear_reports(out, (*record.REPORTS, "README.md"))  # the model card holds its scores
     trainer.save_model()  # full weights, or just the adapter for a peft model
     if not trainer.is_world_process_zero():
         return eval_metrics

@@ -200,6 +200,8 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
     if "measured" in peak_source:
         peak = max(peak, device_peak(args.device, precision)[0])
         report.peak_flops = peak * args.world_size
+    if args.process_index == 0:
+        record.clear_reports(args.output_dir)
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
     extra = {
         "preset": model_args.preset_label(),
