@@ -188,10 +188,11 @@ class _StopAndSave(TrainerCallback):
 def _finish_without_training(trainer: Trainer, resume: str | None) -> TrainOutput:
     """What Trainer's end of training does that a run resumed at its last step still needs: the best model."""
     state = trainer.state
-    logger.warning(
-        f"{resume} is at step {state.global_step} and this run ends at step {state.max_steps}: nothing left to "
-        "train; writing the final model and reports from that checkpoint."
-    )
+    if state.is_world_process_zero:
+        logger.warning(
+            f"{resume} is at step {state.global_step} and this run ends at step {state.max_steps}: nothing left to "
+            "train; writing the final model and reports from that checkpoint."
+        )
     if trainer.args.load_best_model_at_end and state.best_model_checkpoint is not None:
         trainer._load_best_model()
     trainer.is_in_train = False
