@@ -159,6 +159,19 @@ def test_a_kill_after_the_final_save_leaves_no_earlier_runs_report_beside_the_ne
     )
 
 
+def test_a_resume_reads_the_checkpoints_tokenizer_so_a_cut_copy_in_output_dir_does_not_stop_it(
+    tiny_run, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    whole = (out / "tokenizer.json").read_bytes()
+    # a resume re-saves output_dir's tokenizer when it starts: a kill then leaves it cut, and every later
+    # resume of the run stopped on "tokenizer.json is not valid JSON"
+    (out / "tokenizer.json").write_bytes(whole[: len(whole) // 2])
+    metrics = run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "62"])
+    assert metrics["global_step"] == 62 and (out / "tokenizer.json").read_bytes() == whole
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss

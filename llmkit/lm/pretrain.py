@@ -287,7 +287,11 @@ def _prepare(
             # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
             # ranks load that copy (a single process saves it only once every check has passed).
             texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
-            saved = out if (resume or not is_main) else None
+            saved = out if not is_main else None
+            if (
+                resume
+            ):  # the checkpoint's own copy: a kill while a resume re-saved output_dir's leaves that one cut
+                saved = resume if (Path(resume) / "tokenizer.json").is_file() else out
             tokenizer = get_tokenizer(
                 model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
             )
