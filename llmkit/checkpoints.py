@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -200,9 +201,28 @@ def _finish_without_training(trainer: Trainer, resume: str | None) -> TrainOutpu
     return TrainOutput(state.global_step, None, {})
 
 
+def check_learning_rate(checkpoint: str, learning_rate: float) -> None:
+    """Refuse to resume `checkpoint` with another --learning_rate: Trainer restores the schedule's base rate from
+    scheduler.pt, so the flag would be silently ignored (and recorded in metrics.json as if it had been used)."""
+    path = Path(checkpoint) / "scheduler.pt"
+    try:
+        saved = torch.load(path, weights_only=True)["base_lrs"]
+    except Exception:  # no schedule saved (or not torch's): nothing overrides the flag
+        return
+    if saved and not any(math.isclose(lr, learning_rate, rel_tol=1e-6) for lr in saved):
+        was = f"{max(saved):g}"
+        raise UserError(
+            f"cannot resume {checkpoint} with --learning_rate {learning_rate:g}: the run was trained with {was}, "
+            f"and the checkpoint's schedule would keep {was} (the flag would be ignored); resume with "
+            f"--learning_rate {was}, or start a new run with a new --output_dir."
+        )
+
+
 def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     """`trainer.train(resume_from_checkpoint=resume)`; the first Ctrl-C saves a checkpoint at the current step
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
+    if resume:
+        check_learning_rate(resume, trainer.args.learning_rate)
     with GracefulInterrupt() as interrupt:
         stop = _StopAndSave(interrupt)
         added = (_RefuseFinishedRun(), stop, _DropSupersededIncomplete(), _LogLastStep())

@@ -172,6 +172,17 @@ def test_a_resume_reads_the_checkpoints_tokenizer_so_a_cut_copy_in_output_dir_do
     assert metrics["global_step"] == 62 and (out / "tokenizer.json").read_bytes() == whole
 
 
+def test_resuming_with_another_learning_rate_is_refused_not_silently_ignored(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    # Trainer restores the schedule's base rate from scheduler.pt: steps 61-62 trained at 0.003, not 0.01
+    with pytest.raises(UserError, match=r"with --learning_rate 0.01: the run was trained with 0.003"):
+        run_pretrain(
+            [*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "62", "--learning_rate", "1e-2"]
+        )
+    assert not (out / "checkpoint-62").exists()
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss
