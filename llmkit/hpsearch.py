@@ -152,6 +152,8 @@ def search(
         for t in loaded.trials
     ]
     best = {"value": loaded.best_value, "params": loaded.best_params}  # over every run of this search
+    if not trainer.is_world_process_zero():
+        return {**best, "trials": trials}
     record.write_atomic(
         out / "trials.json",
         json.dumps(
@@ -318,8 +320,9 @@ def run_search(
         out=out,
         settings={"config": {k: v for k, v in run_settings(arguments).items() if k not in DISPLAY_FIELDS}},
     )
-    config = write_best_config(out / "best_config.yaml", arguments, best, str(Path(args.output_dir) / "best"))
+    config = out / "best_config.yaml"
     if trainer.is_world_process_zero():
+        write_best_config(config, arguments, best, str(Path(args.output_dir) / "best"))
         logger.info(
             f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
             f"train with it: {command} {config}   (trials: {out / 'trials.png'})"
