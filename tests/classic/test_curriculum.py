@@ -50,6 +50,11 @@ def test_dbn_pretraining_and_finetuning_reach_a_set_accuracy(tmp_path):
     )
     assert results["eval_accuracy"] > 0.85 and 0 <= results["random_init_eval_accuracy"] <= 1
     assert (tmp_path / "filters.png").is_file() and (tmp_path / "dbn.safetensors").is_file()
+    # the same command again trains nothing: it printed every run's mean loss as "averaged over this run"
+    again = train_dbn.main(
+        ["--output_dir", str(tmp_path), "--pretrain_epochs", "3", "--num_train_epochs", "8"]
+    )
+    assert again["train_loss"] is None and again["eval_accuracy"] == results["eval_accuracy"]
 
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])
