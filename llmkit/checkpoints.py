@@ -70,6 +70,17 @@ def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) 
     return chosen
 
 
+def refuse_to_replace_finished_run(output_dir: str | Path) -> None:
+    """Refuse a new run in an output_dir that holds a finished run but no checkpoint to continue it from (trained
+    with --save_strategy no, or its checkpoints deleted): it would start over and replace that model in silence."""
+    out = Path(output_dir)
+    if (out / "metrics.json").is_file():
+        raise UserError(
+            f"{out} holds a finished run (its model and metrics.json) but no checkpoint to continue it from, so this "
+            f"run would start over and replace it; pass a new --output_dir, or delete {out} to start over."
+        )
+
+
 def prune_incomplete(output_dir: str | Path, saved_step: int | None = None) -> list[Path]:
     """Delete `incomplete-checkpoint-N` folders but the newest, and it too once checkpoint `saved_step` >= N is whole."""
     removed = []

@@ -183,6 +183,17 @@ def test_resuming_with_another_learning_rate_is_refused_not_silently_ignored(tin
     assert not (out / "checkpoint-62").exists()
 
 
+def test_a_finished_run_without_checkpoints_is_not_replaced_in_silence(tmp_path):
+    out = tmp_path / "run"
+    argv = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "4", "--save_strategy", "no", "--eval_steps", "4"]
+    run_pretrain([*argv, "--output_dir", str(out), "--sample_max_new_tokens", "5"])
+    before = (out / "model.safetensors").read_bytes()
+    # nothing to resume from: a new, wider model trained from scratch and replaced the finished one
+    with pytest.raises(UserError, match="holds a finished run .* no checkpoint to continue it from"):
+        run_pretrain([*argv, "--output_dir", str(out), "--n_embd", "32"])
+    assert (out / "model.safetensors").read_bytes() == before
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss

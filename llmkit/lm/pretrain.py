@@ -17,7 +17,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit import record
-from llmkit.checkpoints import find_resume_checkpoint, train_resumable
+from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
@@ -266,6 +266,8 @@ def _prepare(
     # the first process tidies, the rest read
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
+    if not resume and not args.hp_search_trials:  # a search writes hp_search/ and leaves a finished run alone
+        refuse_to_replace_finished_run(out)
     if resume:
         logger.info(f"resuming from {resume}")
         check_resume_matches(resume, out, model_args, tokenized=bool(data_args.tokenized_dataset))
