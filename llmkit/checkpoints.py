@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -69,6 +70,17 @@ def find_resume_checkpoint(output_dir: str | Path, explicit: str | None = None) 
     return chosen
 
 
+def refuse_to_replace_finished_run(output_dir: str | Path) -> None:
+    """Refuse a new run in an output_dir that holds a finished run but no checkpoint to continue it from (trained
+    with --save_strategy no, or its checkpoints deleted): it would start over and replace that model in silence."""
+    out = Path(output_dir)
+    if (out / "metrics.json").is_file():
+        raise UserError(
+            f"{out} holds a finished run (its model and metrics.json) but no checkpoint to continue it from, so this "
+            f"run would start over and replace it; pass a new --output_dir, or delete {out} to start over."
+        )
+
+
 def prune_incomplete(output_dir: str | Path, saved_step: int | None = None) -> list[Path]:
     """Delete `incomplete-checkpoint-N` folders but the newest, and it too once checkpoint `saved_step` >= N is whole."""
     removed = []
@@ -101,9 +113,14 @@ class _DropSupersededIncomplete(TrainerCallback):
             prune_incomplete(args.output_dir, saved_step=state.global_step)
 
 
+class _NothingLeftToTrain(Exception):
+    """The resumed checkpoint is at (or past) the run's last step: only the final save and reports are left."""
+
+
 class _RefuseFinishedRun(TrainerCallback):
-    """Resumed at its last step with its outputs written (the same command run again): say so. Trainer would
-    train one step past --max_steps before it checks, then overwrite the finished model and metrics.json."""
+    """Resumed at its last step (the same command run again): Trainer would train one step past --max_steps
+    before it checks. With the outputs written, say so; without them (killed after its last checkpoint, during
+    the final save or the reports) train nothing and let the recipe write them from that checkpoint."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not 0 < state.max_steps <= state.global_step:
@@ -117,6 +134,7 @@ class _RefuseFinishedRun(TrainerCallback):
                 "metrics.json are written); to train further raise --max_steps or --num_train_epochs, to start "
                 "over pass a new --output_dir."
             )
+        raise _NothingLeftToTrain
 
 
 class _LogLastStep(TrainerCallback):
@@ -179,9 +197,43 @@ class _StopAndSave(TrainerCallback):
             self._pending = None
 
 
+def _finish_without_training(trainer: Trainer, resume: str | None) -> TrainOutput:
+    """What Trainer's end of training does that a run resumed at its last step still needs: the best model."""
+    state = trainer.state
+    if state.is_world_process_zero:
+        logger.warning(
+            f"{resume} is at step {state.global_step} and this run ends at step {state.max_steps}: nothing left to "
+            "train; writing the final model and reports from that checkpoint."
+        )
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint is not None:
+        trainer._load_best_model()
+    trainer.is_in_train = False
+    # no train_loss: this run trained no step, and Trainer's own figure would be 0.0
+    return TrainOutput(state.global_step, None, {})
+
+
+def check_learning_rate(checkpoint: str, learning_rate: float) -> None:
+    """Refuse to resume `checkpoint` with another --learning_rate: Trainer restores the schedule's base rate from
+    scheduler.pt, so the flag would be silently ignored (and recorded in metrics.json as if it had been used)."""
+    path = Path(checkpoint) / "scheduler.pt"
+    try:
+        saved = torch.load(path, weights_only=True)["base_lrs"]
+    except Exception:  # no schedule saved (or not torch's): nothing overrides the flag
+        return
+    if saved and not any(math.isclose(lr, learning_rate, rel_tol=1e-6) for lr in saved):
+        was = f"{max(saved):g}"
+        raise UserError(
+            f"cannot resume {checkpoint} with --learning_rate {learning_rate:g}: the run was trained with {was}, "
+            f"and the checkpoint's schedule would keep {was} (the flag would be ignored); resume with "
+            f"--learning_rate {was}, or start a new run with a new --output_dir."
+        )
+
+
 def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
     """`trainer.train(resume_from_checkpoint=resume)`; the first Ctrl-C saves a checkpoint at the current step
     and raises TrainingInterrupted (exit 130 under run_cli), a second Ctrl-C stops at once."""
+    if resume:
+        check_learning_rate(resume, trainer.args.learning_rate)
     with GracefulInterrupt() as interrupt:
         stop = _StopAndSave(interrupt)
         added = (_RefuseFinishedRun(), stop, _DropSupersededIncomplete(), _LogLastStep())
@@ -189,6 +241,8 @@ def train_resumable(trainer: Trainer, resume: str | None) -> TrainOutput:
             trainer.add_callback(callback)
         try:
             output = trainer.train(resume_from_checkpoint=resume)
+        except _NothingLeftToTrain:
+            output = _finish_without_training(trainer, resume)
         finally:
             for callback in added:
                 trainer.remove_callback(callback)

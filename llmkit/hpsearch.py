@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from transformers import Trainer, TrainingArguments
 
+from llmkit import record
 from llmkit.errors import UserError, require
 from llmkit.log import get_logger
 from llmkit.plots import plt
@@ -102,47 +103,112 @@ def suggest(trial, space: dict) -> dict:
     return params
 
 
+STUDY = "study.db"  # every trial so far, in Optuna's SQLite storage: a killed search goes on where it stopped
+
+
 def search(
-    trainer: Trainer, space: dict, *, n_trials: int, objective: str, direction: str, out: Path
+    trainer: Trainer,
+    space: dict,
+    *,
+    n_trials: int,
+    objective: str,
+    direction: str,
+    out: Path,
+    settings: dict | None = None,
 ) -> dict:
-    """Run the trials (weak ones pruned at their evaluations); write trials.json and trials.png; return the best."""
+    """Run the trials (weak ones pruned at their evaluations); write trials.json and trials.png; return the best.
+
+    The trials are kept in `out/study.db`: the same search run again (after a kill, or with more --hp_search_trials)
+    runs only the trials it still lacks; one with other `settings` (space, objective, the run's flags) is refused.
+    """
     optuna = require("optuna", "hpsearch")
     out.mkdir(parents=True, exist_ok=True)
-    # handed to the study transformers creates, so the trials can be read back
-    storage = optuna.storages.InMemoryStorage()
+    study = {"storage": f"sqlite:///{(out / STUDY).resolve()}", "study_name": "llmkit"}
+    recorded = {"objective": objective, "direction": direction, "space": space, **(settings or {})}
+    with trainer.args.main_process_first(desc="reading the search so far"):
+        left = _trials_left(
+            optuna, study, n_trials, direction, recorded, out, trainer.is_world_process_zero()
+        )
 
     def compute_objective(metrics: dict) -> float:
         if objective not in metrics:
             raise UserError(f"the evaluation reports no {objective!r} (it has {sorted(metrics)}).")
         return metrics[objective]
 
-    best = trainer.hyperparameter_search(
-        hp_space=lambda trial: suggest(trial, space),
-        compute_objective=compute_objective,
-        n_trials=n_trials,
-        direction=direction,
-        backend="optuna",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-        storage=storage,
-        study_name="llmkit",
-    )
+    if left > 0:
+        trainer.hyperparameter_search(
+            hp_space=lambda trial: suggest(trial, space),
+            compute_objective=compute_objective,
+            n_trials=left,
+            direction=direction,
+            backend="optuna",
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+            load_if_exists=True,
+            **study,
+        )
+    loaded = optuna.load_study(**study)
     trials = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
-        for t in optuna.load_study(study_name="llmkit", storage=storage).trials
+        for t in loaded.trials
     ]
-    (out / "trials.json").write_text(
+    best = {"value": loaded.best_value, "params": loaded.best_params}  # over every run of this search
+    if not trainer.is_world_process_zero():
+        return {**best, "trials": trials}
+    record.write_atomic(
+        out / "trials.json",
         json.dumps(
-            {
-                "objective": objective,
-                "direction": direction,
-                "trials": trials,
-                "best": {"value": best.objective, "params": best.hyperparameters},
-            },
-            indent=2,
-        )
+            {"objective": objective, "direction": direction, "trials": trials, "best": best}, indent=2
+        ),
     )
     plot_trials(trials, objective, out / "trials.png")
-    return {"value": best.objective, "params": best.hyperparameters, "trials": trials}
+    return {**best, "trials": trials}
+
+
+def _trials_left(
+    optuna, study: dict, n_trials: int, direction: str, recorded: dict, out: Path, main: bool
+) -> int:
+    """How many of the n_trials the search in `out` still has to run; refuses a search of other settings."""
+    if not main:
+        if not (out / STUDY).is_file():
+            return n_trials
+        loaded = optuna.load_study(**study)
+    else:
+        loaded = optuna.create_study(direction=direction, load_if_exists=True, **study)
+    settings = json.dumps(recorded, sort_keys=True, default=str)
+    saved = loaded.user_attrs.get("settings")
+    if saved is None and main:
+        loaded.set_user_attr("settings", settings)
+    elif saved is not None and saved != settings:
+        before, now = json.loads(saved), json.loads(settings)
+        changed = sorted(_differences(before, now))
+        raise UserError(
+            f"{out} holds a search with other settings ({', '.join(changed)} differ); its trials would not compare "
+            f"with this one's. Rerun it with the flags it was started with, pass a new --output_dir, or delete {out} "
+            "to start the search over."
+        )
+    done = [t for t in loaded.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    if main:
+        for t in loaded.trials:  # a trial whose process was killed stays RUNNING in the storage for ever
+            if t.state.name == "RUNNING":
+                loaded._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        if done:
+            logger.warning(
+                f"continuing the search in {out}: {len(done)} of {n_trials} trials done"
+                + ("" if len(done) < n_trials else "; raise --hp_search_trials to search further")
+            )
+    return n_trials - len(done)
+
+
+def _differences(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ between two recorded searches (`config.learning_rate`)."""
+    names = []
+    for key in set(before) | set(now):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
 
 
 def plot_trials(trials: list[dict], objective: str, path: Path) -> None:
@@ -182,8 +248,21 @@ MACHINE_FIELDS = {
 }
 
 
-def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str) -> Path:
-    """A YAML config for the recipe: the run's own non-default arguments with the best hyperparameters on top."""
+# Flags that change what a run prints, not what it trains: a search continued with another of them is the same search.
+# output_dir too: a search folder moved elsewhere is the same search.
+DISPLAY_FIELDS = {
+    "disable_tqdm",
+    "log_level",
+    "log_level_replica",
+    "report_to",
+    "run_name",
+    "logging_steps",
+    "output_dir",
+}
+
+
+def run_settings(arguments: tuple) -> dict:
+    """The run's own non-default arguments (what it was asked for, not what the machine filled in)."""
     config: dict = {}
     for obj in arguments:
         for f in dataclasses.fields(obj):
@@ -195,11 +274,17 @@ def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str)
             default = default.value if isinstance(default, enum.Enum) else default
             if value != default and _plain(value):
                 config[f.name] = value
+    return config
+
+
+def write_best_config(path: Path, arguments: tuple, best: dict, output_dir: str) -> Path:
+    """A YAML config for the recipe: the run's own non-default arguments with the best hyperparameters on top."""
+    config = run_settings(arguments)
     config.update(best["params"])
     config["output_dir"] = output_dir
     # No credential in a file: secret fields (hub_token, ...) are left out, token-like strings redacted.
     config = redact({k: v for k, v in config.items() if not is_secret_field(k)})
-    path.write_text(yaml.safe_dump(config, sort_keys=True))
+    record.write_atomic(path, yaml.safe_dump(config, sort_keys=True))
     return path
 
 
@@ -227,10 +312,17 @@ def run_search(
     out = Path(args.output_dir) / "hp_search"
     trainer = make_trainer(model_init)
     best = search(
-        trainer, space, n_trials=args.hp_search_trials, objective=objective, direction=direction, out=out
+        trainer,
+        space,
+        n_trials=args.hp_search_trials,
+        objective=objective,
+        direction=direction,
+        out=out,
+        settings={"config": {k: v for k, v in run_settings(arguments).items() if k not in DISPLAY_FIELDS}},
     )
-    config = write_best_config(out / "best_config.yaml", arguments, best, str(Path(args.output_dir) / "best"))
+    config = out / "best_config.yaml"
     if trainer.is_world_process_zero():
+        write_best_config(config, arguments, best, str(Path(args.output_dir) / "best"))
         logger.info(
             f"best trial: {objective} {best['value']:.4f} with {best['params']}\n"
             f"train with it: {command} {config}   (trials: {out / 'trials.png'})"

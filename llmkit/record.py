@@ -146,6 +146,17 @@ def write_metrics(output_dir: str | Path, recipe: str, metrics: dict) -> dict:
     return record
 
 
+# What a run writes about its final model, after saving it: each describes the model beside it.
+REPORTS = ("metrics.json", "samples.txt", "loss_curve.png")
+
+
+def clear_reports(output_dir: str | Path, names: Iterable[str] = REPORTS) -> None:
+    """Delete the reports of the model about to be replaced: a kill during or after its save must not leave an
+    earlier run's metrics.json (its step, loss, scores) beside the new weights."""
+    for name in names:
+        (Path(output_dir) / name).unlink(missing_ok=True)
+
+
 def headline(metrics: dict, names: Iterable[str]) -> dict:
     """The headline figures: each name's test_ value when the run was scored on a test set, else eval_."""
     picked = {}
@@ -168,6 +179,13 @@ def print_summary(metrics: dict, *, title: str, use: Iterable[str], notes: Itera
             f"training   {metrics['global_step']} steps, loss {_fmt(metrics['final_train_loss'])} at the end "
             f"({_fmt(metrics['train_loss'])} averaged over this run), {metrics['world_size']} process(es), "
             f"{metrics['wall_time_seconds']:.0f} s, peak memory {metrics['peak_memory_mb']:,.0f} MiB"
+        )
+    elif (
+        metrics.get("final_train_loss") is not None
+    ):  # resumed at its last step: the model's figures, none of its own
+        lines.append(
+            f"training   {metrics['global_step']} steps, loss {_fmt(metrics['final_train_loss'])} at the end "
+            "(none trained by this run: it resumed at the last step)"
         )
     lines += [f"note       {n}" for n in notes]
     lines += [f"use it     {u}" if i == 0 else f"           {u}" for i, u in enumerate(use)]

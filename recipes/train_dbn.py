@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     main_run = results["pretrained"]
     metrics = {
+        "train_loss": main_run["train_loss"],  # this run's epochs only, not every run's
         "eval_loss": main_run["eval_loss"],
         "eval_accuracy": main_run["eval_accuracy"],
         "best_eval_accuracy": best["pretrained"],

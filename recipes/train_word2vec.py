@@ -17,7 +17,13 @@ from llmkit.classic.arguments import ClassicArguments, epochs
 from llmkit.classic.data import load_text
 from llmkit.classic.launch import start
 from llmkit.classic.loop import write_report
-from llmkit.classic.word2vec import neighbours, save_text_format, tokenize, train_word2vec
+from llmkit.classic.word2vec import (
+    finished_epochs,
+    neighbours,
+    save_text_format,
+    tokenize,
+    train_word2vec,
+)
 from llmkit.errors import UserError, run_cli
 from llmkit.launch import one_run_per_output_dir
 
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_args(TYPES, argv)
     out = start(args)
     words = tokenize(load_text(args.text_file))
+    checkpoint = out / "checkpoints" / "word2vec.pt"  # a rerun of the same command continues from it
+    before = finished_epochs(checkpoint)
     model, vocab, losses, words_per_second = train_word2vec(
         words,
         dim=args.dim,
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=args.per_device_train_batch_size,
         lr=args.learning_rate,
         seed=args.seed,
-        checkpoint=out / "checkpoints" / "word2vec.pt",  # a rerun of the same command continues from it
+        checkpoint=checkpoint,
     )
     vectors = model.vectors()
     probes = {w: neighbours(vectors, vocab, w, 8) for w in args.probe_words if w in vocab.index}
@@ -121,7 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
         out / "config.json", json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim})
     )
     history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+    this_run = losses[before:]  # a rerun printed every run's mean loss as "averaged over this run"
     metrics = {
+        "train_loss": sum(this_run) / len(this_run) if this_run else None,
         "epoch": len(losses),
         "vocabulary": len(vocab),
         "corpus_words": len(words),

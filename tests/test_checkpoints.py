@@ -106,6 +106,94 @@ def test_the_same_command_on_a_finished_run_trains_nothing_and_says_so(tiny_run,
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
 
 
+def test_a_run_killed_after_its_last_checkpoint_writes_its_outputs_without_training_past_max_steps(
+    tiny_run, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    for name in ("model.safetensors", "metrics.json"):  # killed during the final save, after checkpoint-60
+        (out / name).unlink()
+    # Trainer trained step 61 of the 60-step run (and reported it as the run's), with train_loss 0.0 when
+    # run by epochs
+    metrics = run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out)])
+    assert metrics["global_step"] == 60 and metrics["steps_this_run"] == 0
+    assert metrics["train_loss"] is None and metrics["train_tokens_per_second"] is None
+    assert metrics["final_train_loss"] == tiny_run[1]["final_train_loss"]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-60"]
+    from safetensors.torch import load_file
+
+    final, saved = (
+        load_file(out / "model.safetensors"),
+        load_file(out / "checkpoint-60" / "model.safetensors"),
+    )
+    assert all((final[k] == saved[k]).all() for k in saved)
+    printed = capsys.readouterr().out
+    assert "60 steps" in printed and "none trained by this run" in printed and "0 tokens/s" not in printed
+
+
+def test_a_kill_after_the_final_save_leaves_no_earlier_runs_report_beside_the_new_weights(
+    tiny_run, tmp_path, monkeypatch
+):
+    from transformers import Trainer
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    save = Trainer.save_model
+
+    def save_then_die(self, output_dir=None, _internal_call=False):
+        save(self, output_dir, _internal_call)
+        if output_dir is None:  # the final save, not a checkpoint's
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(Trainer, "save_model", save_then_die)
+    with pytest.raises(SystemExit):
+        run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "70", "--save_steps", "5"])
+    # step 70's weights stood beside step 60's metrics.json, samples and curve
+    assert not [n for n in ("metrics.json", "samples.txt", "loss_curve.png") if (out / n).exists()]
+    monkeypatch.setattr(Trainer, "save_model", save)
+    metrics = run_pretrain(
+        [*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "70", "--save_steps", "5"]
+    )
+    assert (
+        metrics["global_step"] == 70 and json.loads((out / "metrics.json").read_text())["global_step"] == 70
+    )
+
+
+def test_a_resume_reads_the_checkpoints_tokenizer_so_a_cut_copy_in_output_dir_does_not_stop_it(
+    tiny_run, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    whole = (out / "tokenizer.json").read_bytes()
+    # a resume re-saves output_dir's tokenizer when it starts: a kill then leaves it cut, and every later
+    # resume of the run stopped on "tokenizer.json is not valid JSON"
+    (out / "tokenizer.json").write_bytes(whole[: len(whole) // 2])
+    metrics = run_pretrain([*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "62"])
+    assert metrics["global_step"] == 62 and (out / "tokenizer.json").read_bytes() == whole
+
+
+def test_resuming_with_another_learning_rate_is_refused_not_silently_ignored(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    # Trainer restores the schedule's base rate from scheduler.pt: steps 61-62 trained at 0.003, not 0.01
+    with pytest.raises(UserError, match=r"with --learning_rate 0.01: the run was trained with 0.003"):
+        run_pretrain(
+            [*TINY_RUN_ARGS, "--output_dir", str(out), "--max_steps", "62", "--learning_rate", "1e-2"]
+        )
+    assert not (out / "checkpoint-62").exists()
+
+
+def test_a_finished_run_without_checkpoints_is_not_replaced_in_silence(tmp_path):
+    out = tmp_path / "run"
+    argv = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "4", "--save_strategy", "no", "--eval_steps", "4"]
+    run_pretrain([*argv, "--output_dir", str(out), "--sample_max_new_tokens", "5"])
+    before = (out / "model.safetensors").read_bytes()
+    # nothing to resume from: a new, wider model trained from scratch and replaced the finished one
+    with pytest.raises(UserError, match="holds a finished run .* no checkpoint to continue it from"):
+        run_pretrain([*argv, "--output_dir", str(out), "--n_embd", "32"])
+    assert (out / "model.safetensors").read_bytes() == before
+
+
 def test_final_train_loss_is_the_last_steps_not_an_earlier_interval(tiny_run, tmp_path):
     # 7 steps logged every 5: the last interval (steps 6-7) was never logged, so final_train_loss, "where the
     # model ended", was step 5's; with --max_steps 5 and the recipe's logging_steps 20 it was step 1's loss

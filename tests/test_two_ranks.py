@@ -67,8 +67,13 @@ def launched(topic_csv, digits_jsonl, tiny_run, canvases, tmp_path_factory):
             *("--disable_tqdm", "true", "--report_to", "none"),
         ],
     }
+    search = [*runs["pretrain_gpt2"], "--hp_search_trials", "2", "--output_dir", str(root / "search")]
     launch_recipes(
-        [(recipe, [*argv, "--output_dir", str(root / recipe)]) for recipe, argv in runs.items()], root
+        [
+            *[(recipe, [*argv, "--output_dir", str(root / recipe)]) for recipe, argv in runs.items()],
+            ("pretrain_gpt2", search),
+        ],
+        root,
     )
     return root
 
@@ -81,6 +86,14 @@ def test_two_cpu_ranks_pretrain_together(launched):
     assert metrics["global_step"] == 6
     assert metrics["tokens_seen"] == 6 * 8 * 2 * 64  # each optimizer step consumed both ranks' batches
     assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.multiproc
+def test_a_hyperparameter_search_runs_on_two_ranks(launched):
+    # rank 1 read the trials from an in-memory study only rank 0 had: KeyError "No such study" after the last trial
+    record = json.loads((launched / "search" / "hp_search" / "trials.json").read_text())
+    assert [t["state"] for t in record["trials"]] == ["COMPLETE", "COMPLETE"]
+    assert (launched / "search" / "hp_search" / "best_config.yaml").is_file()
 
 
 @pytest.mark.multiproc

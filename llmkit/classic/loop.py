@@ -211,6 +211,7 @@ def _finish(run: _Run, config: dict, *, extra: dict | None, headline: tuple[str,
     """The end of a run (main process): final weights and config.json, then metrics.json and the summary."""
     args, accelerator, state = run.args, run.accelerator, run.state
     weights = {name: accelerator.unwrap_model(m).state_dict() for name, m in run.mods.items()}
+    record.clear_reports(run.out, (*record.REPORTS, "curves.png"))  # they describe the weights being replaced
     _save_weights(run.out, weights, {**config, "args": asdict(args)})
     last = next((row for row in reversed(state["log_history"]) if "train_loss" in row), {})
     # this run's epochs only: a resumed run printed the mean of every run's ("averaged over this run"), and a

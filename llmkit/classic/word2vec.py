@@ -218,6 +218,14 @@ def _resume(path: Path, settings: dict, model: Word2Vec, opt, rng: np.random.Gen
     return progress
 
 
+def finished_epochs(checkpoint: str | Path) -> int:
+    """How many epochs a word2vec checkpoint has finished (0 when there is none, or it cannot be read)."""
+    try:
+        return len(torch.load(checkpoint, weights_only=True)["progress"]["losses"])
+    except Exception:  # no checkpoint yet, or one _resume will name as damaged
+        return 0
+
+
 def neighbours(vectors: np.ndarray, vocab: Vocabulary, word: str, k: int = 10) -> list[tuple[str, float]]:
     """The k words with the most similar vectors (cosine)."""
     sims = vectors @ vectors[vocab.lookup(word)]

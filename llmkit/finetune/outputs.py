@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shlex
+import shutil
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -92,6 +93,10 @@ def finish_run(
 ) -> dict:
     """Save the model (adapter and optionally merged), metrics.json, loss curve and model card; print the summary."""
     out = Path(trainer.args.output_dir)
+    if trainer.is_world_process_zero():
+        record.clear_reports(out, (*record.REPORTS, "README.md"))  # the model card holds its scores
+        # an earlier --merge_lora run's merged model: left beside this run's adapter it would be loaded as this run's
+        shutil.rmtree(out / "merged", ignore_errors=True)
     trainer.save_model()  # full weights, or just the adapter for a peft model
     if not trainer.is_world_process_zero():
         return eval_metrics

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from transformers import EarlyStoppingCallback, Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
-from llmkit.checkpoints import find_resume_checkpoint, train_resumable
+from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run, train_resumable
 from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
@@ -206,6 +206,8 @@ def resume_checkpoint(args: FinetuneTrainingArguments, *, use_lora: bool | None 
     # the first process tidies, the rest read
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if not resume and not args.hp_search_trials:  # a search writes hp_search/ and leaves a finished run alone
+        refuse_to_replace_finished_run(args.output_dir)
     if use_lora is not None:
         _check_resumed_kind(resume, use_lora)
     if resume and args.process_index == 0:

@@ -17,7 +17,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit import record
-from llmkit.checkpoints import find_resume_checkpoint, train_resumable
+from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
@@ -200,6 +200,8 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
     if "measured" in peak_source:
         peak = max(peak, device_peak(args.device, precision)[0])
         report.peak_flops = peak * args.world_size
+    if args.process_index == 0:
+        record.clear_reports(args.output_dir)
     trainer.save_model()  # safetensors weights + config (+ tokenizer) at the top of output_dir
     extra = {
         "preset": model_args.preset_label(),
@@ -227,11 +229,13 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
 
 
 def _print_summary(metrics: dict, out: str, what: str) -> None:
-    speed = (
-        f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
-        f"({metrics['train_tokens_per_second']:,.0f} over the whole run), "
-        f"{describe_mfu(metrics['mfu'], metrics['peak_source'])}"
-    )
+    speed = "no speed measured: this run trained no step"
+    if metrics["steady_tokens_per_second"] is not None:
+        speed = (
+            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
+            f"({metrics['train_tokens_per_second']:,.0f} over the whole run), "
+            f"{describe_mfu(metrics['mfu'], metrics['peak_source'])}"
+        )
     record.print_summary(
         metrics,
         title=f"pretrain: {what}",
@@ -262,6 +266,8 @@ def _prepare(
     # the first process tidies, the rest read
     with args.main_process_first(desc="finding the checkpoint to resume"):
         resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
+    if not resume and not args.hp_search_trials:  # a search writes hp_search/ and leaves a finished run alone
+        refuse_to_replace_finished_run(out)
     if resume:
         logger.info(f"resuming from {resume}")
         check_resume_matches(resume, out, model_args, tokenized=bool(data_args.tokenized_dataset))
@@ -283,7 +289,11 @@ def _prepare(
             # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
             # ranks load that copy (a single process saves it only once every check has passed).
             texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
-            saved = out if (resume or not is_main) else None
+            saved = out if not is_main else None
+            if (
+                resume
+            ):  # the checkpoint's own copy: a kill while a resume re-saved output_dir's leaves that one cut
+                saved = resume if (Path(resume) / "tokenizer.json").is_file() else out
             tokenizer = get_tokenizer(
                 model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
             )

@@ -158,6 +158,9 @@ def write_report(
     block_size = extra["block_size"]
     eval_loss = eval_metrics["eval_loss"]
     mfu = report.mfu(report.steady_tokens_per_second)
+    trained = (
+        report.steps > 0
+    )  # a run resumed at its last step measured no speed: report none, not 0 tokens/s
     metrics = {
         **extra,
         "parameters": count_parameters(model),
@@ -170,14 +173,16 @@ def write_report(
         "eval_loss": eval_loss,
         "eval_perplexity": perplexity(eval_loss),
         "headline": {"eval_loss": round(eval_loss, 4), "eval_perplexity": round(perplexity(eval_loss), 2)},
-        "train_tokens_per_second": round(report.tokens_per_second, 1),
-        "steady_tokens_per_second": round(report.steady_tokens_per_second, 1),
+        "train_tokens_per_second": round(report.tokens_per_second, 1) if trained else None,
+        "steady_tokens_per_second": round(report.steady_tokens_per_second, 1) if trained else None,
         "steady_steps": report.steady_steps,
         "warmup_steps_excluded": report.steps - report.steady_steps,
         "model_flops_per_second": round(
             report.steady_tokens_per_second * flops_per_token(model.config, block_size)
-        ),
-        "mfu": None if mfu is None else round(mfu, 4),
+        )
+        if trained
+        else None,
+        "mfu": None if mfu is None or not trained else round(mfu, 4),
     }
     plot_loss_curves(
         history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from llmkit import record
 from llmkit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from llmkit.errors import UserError
 from llmkit.lm.model import ModelArguments
@@ -33,7 +34,8 @@ def write_tokenizer_request(out: Path, args: ModelArguments, *, tokenized: dict 
             "tokenizer_name": args.tokenizer_name,
             "vocab_size": None if args.tokenizer_name else args.bpe_vocab_size,
         }
-    (Path(out) / REQUEST_FILE).write_text(json.dumps(request) + "\n")
+    # atomic: a cut file reads as "no request recorded", and every later resume would skip its checks
+    record.write_atomic(Path(out) / REQUEST_FILE, json.dumps(request) + "\n")
 
 
 def read_tokenizer_request(out: Path) -> str | None:

@@ -50,6 +50,11 @@ def test_dbn_pretraining_and_finetuning_reach_a_set_accuracy(tmp_path):
     )
     assert results["eval_accuracy"] > 0.85 and 0 <= results["random_init_eval_accuracy"] <= 1
     assert (tmp_path / "filters.png").is_file() and (tmp_path / "dbn.safetensors").is_file()
+    # the same command again trains nothing: it printed every run's mean loss as "averaged over this run"
+    again = train_dbn.main(
+        ["--output_dir", str(tmp_path), "--pretrain_epochs", "3", "--num_train_epochs", "8"]
+    )
+    assert again["train_loss"] is None and again["eval_accuracy"] == results["eval_accuracy"]
 
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])
@@ -111,6 +116,19 @@ def test_word2vec_recipe_exports_the_text_format(tmp_path, tiny_run):
     )
     header = (tmp_path / "w" / "vectors.txt").read_text().splitlines()[0]
     assert header == f"{result['vocabulary']} 16" and "paris" in result["neighbours"]
+
+
+def test_word2vec_reruns_report_the_loss_of_their_own_epochs(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text(" ".join(_capitals_corpus(400)))
+    argv = ["--text_file", str(text), "--output_dir", str(tmp_path / "w"), "--dim", "8", "--min_count", "2"]
+    argv += ["--probe_words", "paris"]
+    first = word2vec_recipe.main([*argv, "--num_train_epochs", "1"])
+    # "averaged over this run" was the mean over every run's epochs: the rerun that trained nothing, and the one
+    # that trained epoch 2 alone, printed epoch 1's loss in it
+    assert word2vec_recipe.main([*argv, "--num_train_epochs", "1"])["train_loss"] is None
+    second = word2vec_recipe.main([*argv, "--num_train_epochs", "2"])
+    assert second["train_loss"] == second["final_train_loss"] != first["train_loss"]
 
 
 def test_search_space_errors(tmp_path):

@@ -119,6 +119,27 @@ def test_first_ctrl_c_saves_the_current_step_and_the_resumed_run_matches_an_unin
         torch.testing.assert_close(a, b)  # same data order, same RNG: nothing lost, nothing repeated
 
 
+def test_a_kill_during_the_final_save_leaves_no_earlier_runs_metrics_beside_the_new_weights(
+    tmp_path, monkeypatch
+):
+    from llmkit.classic import loop
+
+    _mlp(tmp_path, 2)
+    save = loop._save_weights
+
+    def save_then_die(*args):
+        save(*args)
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(loop, "_save_weights", save_then_die)
+    with pytest.raises(SystemExit):
+        _mlp(tmp_path, 3)  # epoch 3's weights written, then killed
+    # epoch 2's metrics.json (its accuracy, its step) stood beside epoch 3's weights
+    assert not [n for n in ("metrics.json", "loss_curve.png", "curves.png") if (tmp_path / n).exists()]
+    monkeypatch.setattr(loop, "_save_weights", save)
+    assert _mlp(tmp_path, 3)["global_step"] == 66
+
+
 def test_second_ctrl_c_stops_at_once_without_saving(tmp_path):
     with pytest.raises(KeyboardInterrupt) as err:
         _tiny_run(tmp_path, interrupt_at=3, signals=2)

@@ -217,3 +217,36 @@ def test_text_whose_validation_split_packs_into_no_block_is_refused(tmp_path):
     with pytest.raises(UserError, match="the validation text is shorter than one block of 64 tokens"):
         finetune_gpt2([*argv, "--max_steps", "1", *FAST])
     assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_a_lora_run_continued_without_merge_lora_leaves_no_earlier_merged_model(tiny_run, tmp_path):
+    out = tmp_path / "lora"
+    argv = [
+        "--model_name_or_path",
+        str(tiny_run[0]),
+        "--train_file",
+        str(_pairs(tmp_path / "p.jsonl")),
+        "--text_column",
+        "prompt",
+        "--target_column",
+        "response",
+        "--use_lora",
+        "--lora_target_modules",
+        "c_attn",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--eval_strategy",
+        "no",
+        "--load_best_model_at_end",
+        "false",
+        "--output_dir",
+        str(out),
+        *FAST,
+    ]
+    finetune_gpt2([*argv, "--max_steps", "4", "--merge_lora", "true"])
+    assert (out / "merged" / "model.safetensors").is_file()
+    finetune_gpt2([*argv, "--max_steps", "8"])
+    # merged/ held step 4's model beside step 8's adapter, and the first run's summary had pointed users at it
+    assert not (out / "merged").exists()
