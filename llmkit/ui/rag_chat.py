@@ -21,6 +21,7 @@ from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
 from llmkit.rag.serve import MAX_QUESTION_CHARS
 from llmkit.secrets import redact
+from llmkit.ui.inputs import name_bad_inputs
 
 MAX_UPLOAD_MB = 20
 # Messages of the chat sent back with each answer. Answers do not depend on earlier turns, and the whole
@@ -260,4 +261,4 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         counts_api = gr.Button(visible=False)
         counts_api.click(counts_now, None, counts, api_name="counts")
         demo.load(counts_now, None, counts, api_name=False)  # a reloaded page shows today's counts
-    return demo
+    return name_bad_inputs(demo)
