@@ -9,23 +9,35 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 from llmkit.plots import plt
+from llmkit.ui.checks import check_classifier, check_model_folder
+from llmkit.ui.inputs import name_bad_inputs
 
 
 def classifier_tab(model_dir: str) -> None:
     """Text -> label probabilities for a saved sequence classifier."""
     from llmkit.finetune.classify import label_probabilities
 
+    # A Gradio event handler. The classifier is read again when its folder changes (a run trained again), so the
+    # folder is checked again too: deleted, cut short mid-save, or replaced by another kind of model.
+    def classify(text):
+        if not (text or "").strip():
+            return _nothing_typed({})
+        try:
+            check_model_folder(model_dir)
+            check_classifier(model_dir)
+            return label_probabilities(model_dir, text)
+        except Exception as err:  # a UserError from the checks, or what loading a half-written folder raises
+            raise gr.Error(
+                f"The classifier in {model_dir} changed since the app started and cannot be used now: {err} "
+                "(a run still saving there: try again when it ends; otherwise restart the app)."
+            ) from None
+
     with gr.Tab("Classify"):
         gr.Markdown(f"Label probabilities from `{model_dir}`.")
         text = gr.Textbox(label="Text", lines=3, elem_id="classify-text")
         go = gr.Button("Classify", variant="primary")
         probs = gr.Label(label="Labels", num_top_classes=10)
-        go.click(
-            lambda t: label_probabilities(model_dir, t) if (t or "").strip() else {},
-            text,
-            probs,
-            api_name="classify",
-        )
+        go.click(classify, text, probs, api_name="classify")
 
 
 def text2text_tab(model_dir: str) -> None:
@@ -52,7 +64,7 @@ def text2text_tab(model_dir: str) -> None:
                     model_dir, s, max_new_tokens=int(m), num_beams=int(b), model=model, tokenizer=tokenizer
                 )
                 if (s or "").strip()
-                else ""
+                else _nothing_typed("")
             ),
             [source, max_new, beams],
             output,
@@ -138,6 +150,12 @@ def generation_tab(model_dir: str) -> None:
             show.click(heatmap, [output, layer, head], plot, api_name="attention")
 
 
+def _nothing_typed(empty):
+    """`empty`, with a notice on the page: the button seemed to do nothing for an empty box."""
+    gr.Warning("Type some text first.")
+    return empty
+
+
 def _pick_one(count: int, label: str) -> gr.Component:
     """A slider over 0..count-1; a model with one layer (or head) has nothing to choose (a slider from 0 to 0
     is refused by Gradio, and the app did not start)."""
@@ -172,4 +190,4 @@ def build_models_app(
             text2text_tab(text2text)
         for folder in images:
             image_tab(folder)
-    return demo
+    return name_bad_inputs(demo)

@@ -105,8 +105,24 @@ def image_tab(model_dir: str) -> None:
         if examples:
             gr.Examples(examples, image, label="Examples from the run's validation images")
         if task == "image-classification":
-            go.click(lambda im: classify_image(pipe, im), image, result, api_name="classify_image")
+            go.click(_noticed(lambda im: classify_image(pipe, im)), image, result, api_name="classify_image")
         elif task == "object-detection":
-            go.click(lambda im, t: detect_objects(pipe, im, t), [image, threshold], result, api_name="detect")
+            go.click(
+                _noticed(lambda im, t: detect_objects(pipe, im, t)),
+                [image, threshold],
+                result,
+                api_name="detect",
+            )
         else:
-            go.click(lambda im: segment_image(pipe, im), image, result, api_name="segment")
+            go.click(_noticed(lambda im: segment_image(pipe, im)), image, result, api_name="segment")
+
+
+def _noticed(run):
+    """`run` as an event handler that says on the page when no image was given (Run seemed to do nothing)."""
+
+    def handler(image, *rest):
+        if image is None:
+            gr.Warning("Upload an image or pick an example first.")
+        return run(image, *rest)
+
+    return handler

@@ -74,3 +74,70 @@ def test_a_one_layer_one_head_model_gets_its_attention_tab(tiny_run, tmp_path):
         assert plot["type"] == "matplotlib"
     finally:
         demo.close()
+
+
+def test_inputs_gradio_cannot_read_are_named(app_url):
+    # Gradio refused these before the app's code ran, with a bare "Error" (its message is hidden by default)
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    with pytest.raises(
+        Exception, match="input 2, 'Max new tokens': it got 'abc', and takes a number from 1 to 200"
+    ):
+        client.predict("The for statement", "abc", 0.8, 50, 0.95, 0, api_name="/generate")
+    with pytest.raises(Exception, match="input 3, 'Beams': it got \\[1\\], and takes a number from 1 to 8"):
+        client.predict("digits: three", 8, [1], api_name="/text2text")
+
+
+def test_a_classifier_folder_changed_while_the_app_runs_is_named(classifier, tiny_run, tmp_path):
+    # the tab reloads a folder that changed (a run trained again); deleted, cut short or replaced by another kind
+    # of model, it was a bare "Error", or a GPT-2's random head answering LABEL_0/LABEL_1
+    import shutil
+
+    from gradio_client import Client
+
+    folder = tmp_path / "clf"
+    shutil.copytree(classifier[0], folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    demo = build_models_app(classifier=str(folder))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        assert client.predict("The puppy wagged its tail.", api_name="/classify")["label"] == "animals"
+        shutil.rmtree(folder)
+        with pytest.raises(Exception, match="changed since the app started .*there is no such folder"):
+            client.predict("The puppy wagged its tail.", api_name="/classify")
+        shutil.copytree(tiny_run[0], folder)
+        with pytest.raises(Exception, match="holds a GPT2LMHeadModel, not a text classifier"):
+            client.predict("The puppy wagged its tail.", api_name="/classify")
+        shutil.rmtree(folder)
+        shutil.copytree(classifier[0], folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+        (folder / "config.json").write_text('{"architec')  # a save caught half-way
+        with pytest.raises(Exception, match="is not a model's config"):
+            client.predict("The puppy wagged its tail.", api_name="/classify")
+    finally:
+        demo.close()
+
+
+def test_folders_of_the_wrong_kind_say_what_they_hold(tiny_run, tmp_path):
+    import shutil
+
+    from llmkit.errors import UserError
+    from llmkit.ui.checks import check_model_folder
+
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    shutil.copy(tiny_run[0] / "tokenizer.json", tokenizer)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    classic = tmp_path / "cnn"
+    classic.mkdir()
+    (classic / "config.json").write_text('{"architecture": "lenet", "kwargs": {}}')
+    # each was "not a model folder (no config.json)", or failed on loading with "names no known model_type"
+    with pytest.raises(UserError, match="holds a tokenizer but no model"):
+        check_model_folder(str(tokenizer))
+    with pytest.raises(UserError, match="holds a LoRA adapter without its model"):
+        check_model_folder(str(adapter))
+    with pytest.raises(UserError, match="is a classic baseline \\(lenet\\).*llmkit app classic"):
+        check_model_folder(str(classic))
+    check_model_folder(str(tiny_run[0]))

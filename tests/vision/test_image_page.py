@@ -49,6 +49,20 @@ def test_every_image_task_answers_over_http_as_its_pipeline_does(app, image_mode
     assert sorted(a["label"] for a in masks["annotations"]) == sorted(s["label"] for s in found)
 
 
+def test_a_file_that_is_not_an_image_is_named(app, tmp_path):
+    # Gradio could not open it before the app's code ran: the page and gradio_client got a bare "Error"
+    from gradio_client import Client, handle_file
+
+    client = Client(app.local_url, verbose=False)
+    fake = tmp_path / "photo.png"
+    fake.write_text("a text file named like an image")
+    for api, extra in (("/classify_image", ()), ("/detect", (0.3,)), ("/segment", ())):
+        with pytest.raises(
+            Exception, match=f"{api} could not read input 1, 'Image': it got the file 'photo.png'"
+        ):
+            client.predict(handle_file(fake), *extra, api_name=api)
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_boxes_and_masks_are_drawn_in_a_real_browser(app, tmp_path):
