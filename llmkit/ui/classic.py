@@ -16,6 +16,7 @@ from llmkit.classic.registry import load_classic
 from llmkit.classic.schedulers import load_scheduler
 from llmkit.errors import UserError
 from llmkit.plots import image_grid, plt
+from llmkit.ui.inputs import name_bad_inputs
 
 
 def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
@@ -50,16 +51,24 @@ def train_2d(
         raise gr.Error("Set a learning rate first (e.g. 0.01).")
     x, y = make_2d(dataset, seed=seed)
     net = NumpyMLP([2, int(hidden), int(hidden), 2], activation, seed=seed)
-    history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
-    lo, hi = x.min(0) - 0.3, x.max(0) + 0.3
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
-    zz = net.forward(np.c_[gx.ravel(), gy.ravel()]).argmax(1).reshape(gx.shape)
+    # a learning rate too large overflows the weights: said in the titles, not as NumPy warnings in the terminal
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
+        lo, hi = x.min(0) - 0.3, x.max(0) + 0.3
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
+        zz = net.forward(np.c_[gx.ravel(), gy.ravel()]).argmax(1).reshape(gx.shape)
+        accuracy = (net.predict(x) == y).mean()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4), dpi=90)
     a.contourf(gx, gy, zz, alpha=0.3, cmap="coolwarm")
     a.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
-    a.set(title=f"decision boundary — accuracy {(net.predict(x) == y).mean():.2f}")
+    a.set(title=f"decision boundary — training accuracy {accuracy:.2f}")
     b.plot(range(1, len(history) + 1), history)
-    b.set(title="training loss", xlabel="epoch", yscale="log")
+    bad = np.flatnonzero(~np.isfinite(history))
+    if len(bad):  # the curve just stopped and the accuracy was that of a NaN network: say what happened
+        loss_title = f"loss diverged ({history[bad[0]]}) at epoch {bad[0] + 1}: try a smaller learning rate"
+    else:
+        loss_title = "training loss"
+    b.set(title=loss_title, xlabel="epoch", yscale="log")
     fig.tight_layout()
     return fig
 
@@ -199,11 +208,31 @@ def build_classic_app(
             _char_rnn_tab(char_rnn)
         _mlp_tab()
         _curriculum_tabs(dbn, word2vec, hp_search)
-    return demo
+    return name_bad_inputs(demo)
+
+
+# the app's flag -> the architectures its tab can serve, and the command that trains them
+TAB_MODELS = {
+    "cnn": (("lenet", "resnet"), "train-cnn"),
+    "gan": (("dcgan",), "train-gan"),
+    "vae": (("vae",), "train-vae"),
+    "diffusion": (("ddpm-unet",), "train-diffusion"),
+    "char_rnn": (("char-rnn", "char-lstm", "char-gru"), "train-rnn"),
+}
+
+
+def _load(folder: str, flag: str):
+    """(model, config) of the folder given as --flag, refused unless its tab can serve it: a VAE given as --gan
+    (or any run as another tab's) opened, then failed at the first click; a CNN as --char_rnn was a KeyError."""
+    architectures, command = TAB_MODELS[flag]
+    try:
+        return load_classic(folder, architectures)
+    except UserError as err:
+        raise UserError(f"--{flag}: {err} --{flag} takes the output_dir of `llmkit {command}`.") from None
 
 
 def _draw_tab(cnn: str) -> None:
-    model, config = load_classic(cnn, ("lenet", "resnet"))
+    model, config = _load(cnn, "cnn")
     size = config.get("image_size") or config["args"].get("image_size") or 16
 
     def classify(sketch):
@@ -231,7 +260,7 @@ def _draw_tab(cnn: str) -> None:
 
 
 def _generate_tab(generators: dict[str, str]) -> None:
-    loaded = {name: load_classic(folder) for name, folder in generators.items()}
+    loaded = {name: _load(folder, name.lower()) for name, folder in generators.items()}
     diffusion = generators.get("Diffusion")
     schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
 
@@ -278,7 +307,7 @@ def _seed(value) -> int:
 
 
 def _char_rnn_tab(char_rnn: str) -> None:
-    rnn, config = load_classic(char_rnn)
+    rnn, config = _load(char_rnn, "char_rnn")
     chars = config["chars"]
     index = {c: i for i, c in enumerate(chars)}
 

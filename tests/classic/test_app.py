@@ -169,3 +169,46 @@ def test_cleared_or_huge_number_boxes_get_a_message(tmp_path):
             client.predict("moons", "relu", "adam", -1, 8, 20, api_name="/train_mlp")
     finally:
         demo.close()
+
+
+def test_a_run_of_another_architecture_is_refused_naming_the_flag(folders):
+    from llmkit.errors import UserError
+
+    # a VAE given as --gan opened, then failed at the first click; a CNN as --char_rnn was a KeyError traceback
+    with pytest.raises(UserError, match="--gan: .* holds a 'vae' model.*`llmkit train-gan`"):
+        build_classic_app(gan=folders["vae"])
+    with pytest.raises(UserError, match="--char_rnn: .* holds a 'lenet' model.*`llmkit train-rnn`"):
+        build_classic_app(char_rnn=folders["cnn"])
+    with pytest.raises(UserError, match="--cnn: .* holds a 'dcgan' model"):
+        build_classic_app(cnn=folders["gan"])
+
+
+def test_a_diverging_mlp_says_so():
+    # the loss curve just stopped (NaN) under an "accuracy 0.47" of a broken network, and NumPy's overflow
+    # warnings went to the terminal
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fig = train_2d("xor", "leaky_relu", "sgd", 10, 64, 100)
+    assert "loss diverged (nan) at epoch" in fig.axes[1].get_title()
+    assert "smaller learning rate" in fig.axes[1].get_title()
+    assert train_2d("xor", "tanh", "adam", 0.05, 8, 20).axes[1].get_title() == "training loss"
+
+
+def test_a_drawing_gradio_cannot_read_is_named(folders, tmp_path):
+    from gradio_client import Client, handle_file
+
+    demo = build_classic_app(cnn=folders["cnn"])
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        fake = tmp_path / "not-a-drawing.png"
+        fake.write_text("text")
+        pad = {"background": handle_file(fake), "layers": [], "composite": handle_file(fake)}
+        with pytest.raises(
+            Exception, match="/classify could not read input 1, 'Draw a digit.*takes a drawing"
+        ):
+            client.predict(pad, api_name="/classify")
+    finally:
+        demo.close()
