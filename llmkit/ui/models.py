@@ -72,6 +72,9 @@ def text2text_tab(model_dir: str) -> None:
         )
 
 
+HEATMAP_TOKENS = 96  # the attention map's tokens at most: more would not be readable
+
+
 def generation_tab(model_dir: str) -> None:
     """Streamed sampling with decoding controls; each token's alternatives; an attention heatmap."""
     from llmkit.lm.generate import Sampling, load_causal_lm
@@ -106,7 +109,13 @@ def generation_tab(model_dir: str) -> None:
     def heatmap(text, layer, head):
         if not (text or "").strip():
             return None
-        tokens, weights = attention_map(model, tokenizer, text[-400:], layer=int(layer), head=int(head))
+        # The end of a long text, in tokens: its last 400 characters were cut to the model's context from the
+        # right, so a small model's map showed tokens from the middle of the text under "the text above".
+        ids = tokenizer(text)["input_ids"]
+        room = min(HEATMAP_TOKENS, model.config.max_position_embeddings)
+        tail = tokenizer.decode(ids[-room:]) if len(ids) > room else text
+        tokens, weights = attention_map(model, tokenizer, tail, layer=int(layer), head=int(head))
+        cut = f" — the last {len(tokens)} of {len(ids)} tokens" if len(ids) > len(tokens) else ""
         fig, ax = plt.subplots(
             figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
         )
@@ -116,7 +125,7 @@ def generation_tab(model_dir: str) -> None:
             yticks=range(len(tokens)),
             xlabel="attends to",
             ylabel="token",
-            title=f"layer {int(layer)}, head {int(head)}",
+            title=f"layer {int(layer)}, head {int(head)}{cut}",
         )
         ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
         ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)

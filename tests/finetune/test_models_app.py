@@ -141,3 +141,15 @@ def test_folders_of_the_wrong_kind_say_what_they_hold(tiny_run, tmp_path):
     with pytest.raises(UserError, match="is a classic baseline \\(lenet\\).*llmkit app classic"):
         check_model_folder(str(classic))
     check_model_folder(str(tiny_run[0]))
+
+
+def test_the_attention_map_of_a_long_text_shows_its_end(tiny_run):
+    # its last 400 characters were cut to the context from the right: the map of a 64-token model showed tokens
+    # from the middle of the text, under "Show attention of the text above"
+    demo = build_models_app(causal=str(tiny_run[0]))
+    heatmap = next(f.fn for f in demo.fns.values() if f.api_name == "attention")
+    text = "The for statement " + " ".join(f"w{i}" for i in range(300))
+    ax = heatmap(text, 0, 0).axes[0]
+    shown = "".join(t.get_text() for t in ax.get_xticklabels())
+    assert shown.endswith("w299") and "the last 64 of" in ax.get_title()
+    assert heatmap("The for statement", 0, 0).axes[0].get_title() == "layer 0, head 0"
