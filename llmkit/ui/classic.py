@@ -312,6 +312,13 @@ def _char_rnn_tab(char_rnn: str) -> None:
     index = {c: i for i, c in enumerate(chars)}
 
     def sample_text(prefix, length, temperature, seed):
+        prefix = prefix or ""
+        unknown = sorted({c for c in prefix if c not in index})
+        if unknown:  # they were dropped without a word: the sample continued a text other than the one shown
+            gr.Warning(
+                f"The model never saw {', '.join(map(repr, unknown[:10]))}{' …' if len(unknown) > 10 else ''} in "
+                "training, so the sample continues your text without them."
+            )
         ids = [index[c] for c in prefix if c in index] or [0]
         out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(_seed(seed)))
         return prefix + "".join(chars[i] for i in out)

@@ -212,3 +212,11 @@ def test_a_drawing_gradio_cannot_read_is_named(folders, tmp_path):
             client.predict(pad, api_name="/classify")
     finally:
         demo.close()
+
+
+def test_characters_the_char_rnn_never_saw_are_named(folders):
+    # they were dropped without a word, so the sample continued a text other than the one shown
+    demo = build_classic_app(char_rnn=folders["char_rnn"])
+    sample_text = next(f.fn for f in demo.fns.values() if f.api_name == "sample_text")
+    with pytest.warns(UserWarning, match="never saw '😀'"):  # gr.Warning outside a request: a Python warning
+        assert sample_text("😀The ", 10, 0.8, 0).startswith("😀The ")
