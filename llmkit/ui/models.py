@@ -89,12 +89,14 @@ def generation_tab(model_dir: str) -> None:
         if not (prompt or "").strip():
             yield "Type a prompt first.", []
             return
-        text, rows = prompt, []
+        text, shown, ids, rows = prompt, prompt, [], []
         seed = 0 if seed is None else int(seed)  # a cleared Seed box samples as seed 0
         sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), seed)
         try:
             for step in generate_steps(model, tokenizer, prompt, sampling):
-                text += step.token
+                # decoded together: token by token, each byte of an emoji, CJK or accented letter showed as U+FFFD
+                ids.append(step.token_id)
+                text = prompt + tokenizer.decode(ids)
                 rows.append(
                     [
                         repr(step.token),
@@ -102,6 +104,9 @@ def generation_tab(model_dir: str) -> None:
                         ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives),
                     ]
                 )
+                shown = text.rstrip("\ufffd")  # a character still awaiting its next bytes
+                yield shown, rows
+            if shown != text:  # the last token ended inside a character: show what the model wrote
                 yield text, rows
         except UserError as err:  # a prompt longer than the model's context: say so, not a bare "Error"
             raise gr.Error(str(err)) from None

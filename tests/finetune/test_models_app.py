@@ -153,3 +153,28 @@ def test_the_attention_map_of_a_long_text_shows_its_end(tiny_run):
     shown = "".join(t.get_text() for t in ax.get_xticklabels())
     assert shown.endswith("w299") and "the last 64 of" in ax.get_title()
     assert heatmap("The for statement", 0, 0).axes[0].get_title() == "layer 0, head 0"
+
+
+def test_generated_characters_of_several_bytes_are_shown_whole(tiny_run, tmp_path):
+    # each token was decoded alone and appended: every byte of an é, an emoji or a CJK character showed as U+FFFD
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_run[0])
+    pieces = tokenizer("é")["input_ids"]
+    assert len(pieces) == 2 and "\ufffd" in tokenizer.decode(pieces[:1])  # byte-level BPE: é is two tokens
+    config = GPT2Config(
+        n_layer=1, n_head=1, n_embd=16, n_positions=64, vocab_size=len(tokenizer), tie_word_embeddings=False
+    )
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():  # whatever the input, the model picks one of é's two bytes, half and half
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[pieces] = 1.0
+    model.save_pretrained(tmp_path / "bytes")
+    tokenizer.save_pretrained(tmp_path / "bytes")
+    demo = build_models_app(causal=str(tmp_path / "bytes"))
+    generate = next(f.fn for f in demo.fns.values() if f.api_name == "generate")
+    text, rows = list(generate("Caf", 20, 1.0, 2, 1.0, 0))[-1]
+    assert len(rows) == 20 and "é" in text
