@@ -237,7 +237,8 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
             with gr.Column(scale=2):
                 sources = gr.HTML("<p><em>Sources appear here.</em></p>", elem_id="sources")
                 with gr.Accordion("Settings", open=False):
-                    k = gr.Slider(1, 10, value=rag.k, step=1, label="Sources to retrieve (k)")
+                    # up to the app's --k: a slider from 1 to 10 holding 20 refused every question of the page
+                    k = gr.Slider(1, max(10, rag.k), value=rag.k, step=1, label="Sources to retrieve (k)")
                     mode = gr.Radio(list(MODES), value=rag.mode, label="Retrieval")
                     counts = gr.Markdown(store_counts(rag), elem_id="counts")
                 with gr.Accordion("Add documents", open=False):
