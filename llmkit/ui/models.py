@@ -93,6 +93,13 @@ def generation_tab(model_dir: str) -> None:
         seed = 0 if seed is None else int(seed)  # a cleared Seed box samples as seed 0
         sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), seed)
         try:
+            context = model.config.max_position_embeddings
+            given = len(tokenizer(prompt)["input_ids"])
+            if 0 < context - given < sampling.max_new_tokens:  # was said only in the server's log
+                gr.Warning(
+                    f"At most {context - given} new tokens, not {sampling.max_new_tokens}: the prompt's {given} "
+                    f"tokens leave that much of the model's {context}-token context."
+                )
             for step in generate_steps(model, tokenizer, prompt, sampling):
                 # decoded together: token by token, each byte of an emoji, CJK or accented letter showed as U+FFFD
                 ids.append(step.token_id)

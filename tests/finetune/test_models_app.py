@@ -178,3 +178,12 @@ def test_generated_characters_of_several_bytes_are_shown_whole(tiny_run, tmp_pat
     generate = next(f.fn for f in demo.fns.values() if f.api_name == "generate")
     text, rows = list(generate("Caf", 20, 1.0, 2, 1.0, 0))[-1]
     assert len(rows) == 20 and "é" in text
+
+
+def test_fewer_tokens_than_asked_are_explained(tiny_run):
+    # the model's context cut the 200 asked to what was left after the prompt, said only in the server's log
+    demo = build_models_app(causal=str(tiny_run[0]))
+    generate = next(f.fn for f in demo.fns.values() if f.api_name == "generate")
+    with pytest.warns(UserWarning, match="At most 6. new tokens, not 200: the prompt's . tokens leave"):
+        _, rows = list(generate("The for", 200, 0.8, 50, 0.95, 0))[-1]
+    assert len(rows) < 64
