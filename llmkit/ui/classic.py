@@ -225,6 +225,18 @@ def _load(folder: str, flag: str):
     """(model, config) of the folder given as --flag, refused unless its tab can serve it: a VAE given as --gan
     (or any run as another tab's) opened, then failed at the first click; a CNN as --char_rnn was a KeyError."""
     architectures, command = TAB_MODELS[flag]
+    if not (
+        Path(folder) / "config.json"
+    ).is_file():  # written at a run's end: "not a classic recipe's output"
+        from llmkit.classic.checkpoints import newest_complete
+
+        newest = newest_complete(Path(folder) / "checkpoints", announce=False)
+        if newest:
+            raise UserError(
+                f"--{flag}: {folder} holds no finished model: its run stopped early ({newest[0].name}). Run its "
+                f"training command again (`llmkit {command} --output_dir {folder}` with the flags it had) to "
+                "finish it; it resumes from there."
+            )
     try:
         return load_classic(folder, architectures)
     except UserError as err:

@@ -220,3 +220,19 @@ def test_characters_the_char_rnn_never_saw_are_named(folders):
     sample_text = next(f.fn for f in demo.fns.values() if f.api_name == "sample_text")
     with pytest.warns(UserWarning, match="never saw '😀'"):  # gr.Warning outside a request: a Python warning
         assert sample_text("😀The ", 10, 0.8, 0).startswith("😀The ")
+
+
+def test_a_killed_run_points_at_finishing_it(folders, tmp_path):
+    # config.json is written at a run's end: a killed run was "not a classic recipe's output (no config.json)"
+    import shutil
+
+    from llmkit.errors import UserError
+
+    killed = tmp_path / "killed"
+    shutil.copytree(folders["cnn"], killed)
+    for name in ("config.json", "model.safetensors", "metrics.json"):
+        (killed / name).unlink()
+    with pytest.raises(
+        UserError, match=r"--cnn: .* stopped early \(checkpoint-\d+\).*`llmkit train-cnn --output_dir"
+    ):
+        build_classic_app(cnn=str(killed))
