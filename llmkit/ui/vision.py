@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from llmkit.errors import UserError
 from llmkit.vision.tasks import image_task
 
 TAB_NAMES = {
@@ -76,7 +77,17 @@ def image_tab(model_dir: str) -> None:
     from transformers import pipeline
 
     task = image_task(model_dir)
-    pipe = pipeline(task, model=model_dir, device="cpu")
+    try:
+        pipe = pipeline(task, model=model_dir, device="cpu")
+    except Exception as err:  # a weights file cut short was safetensors' traceback at the app's start
+        from llmkit.record import weights_problem
+
+        damaged = weights_problem(Path(model_dir))
+        why = f"{damaged} (a save or copy cut short)" if damaged else f"{type(err).__name__}: {err}"
+        raise UserError(
+            f"{model_dir}: its {task} model could not be loaded: {why}; copy the folder again, or pass one of "
+            "its complete checkpoint-N folders."
+        ) from None
     examples = example_images(model_dir)
     labels = list(pipe.model.config.id2label.values())
     with gr.Tab(TAB_NAMES[task]):

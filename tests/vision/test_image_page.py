@@ -63,6 +63,18 @@ def test_a_file_that_is_not_an_image_is_named(app, tmp_path):
             client.predict(handle_file(fake), *extra, api_name=api)
 
 
+def test_a_weights_file_cut_short_is_named(image_models, tmp_path):
+    # the pipeline's loading raised safetensors' "invalid header length" as a traceback at the app's start
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(image_models["image-classification"], cut)
+    with open(cut / "model.safetensors", "r+b") as f:
+        f.truncate(500)
+    with pytest.raises(UserError, match="could not be loaded: model.safetensors .*a save or copy cut short"):
+        build_models_app(images=[str(cut)])
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_boxes_and_masks_are_drawn_in_a_real_browser(app, tmp_path):
