@@ -225,9 +225,8 @@ def _load(folder: str, flag: str):
     """(model, config) of the folder given as --flag, refused unless its tab can serve it: a VAE given as --gan
     (or any run as another tab's) opened, then failed at the first click; a CNN as --char_rnn was a KeyError."""
     architectures, command = TAB_MODELS[flag]
-    if not (
-        Path(folder) / "config.json"
-    ).is_file():  # written at a run's end: "not a classic recipe's output"
+    # config.json is written at a run's end: a killed run was "not a classic recipe's output"
+    if not (Path(folder) / "config.json").is_file():
         from llmkit.classic.checkpoints import newest_complete
 
         newest = newest_complete(Path(folder) / "checkpoints", announce=False)
@@ -241,6 +240,30 @@ def _load(folder: str, flag: str):
         return load_classic(folder, architectures)
     except UserError as err:
         raise UserError(f"--{flag}: {err} --{flag} takes the output_dir of `llmkit {command}`.") from None
+    except Exception as err:  # a weights file cut short was safetensors' traceback
+        raise _unreadable(flag, folder, err) from None
+
+
+def _unreadable(flag: str, folder: str, err: Exception) -> UserError:
+    """The error for a folder whose files cannot be read: the damaged weights named when that is why."""
+    from llmkit.record import weights_problem
+
+    damaged = weights_problem(folder)
+    why = f"{damaged} (a save or copy cut short)" if damaged else f"{type(err).__name__}: {err}"
+    return UserError(
+        f"--{flag}: {folder} could not be loaded: {why}; copy the folder again or train it again."
+    )
+
+
+def _schedulers(folder: str) -> dict:
+    """The DDIM and DDPM schedulers of a diffusion run; a scheduler_config.json cut short was a JSON traceback."""
+    try:
+        return {kind: load_scheduler(folder, kind) for kind in ("ddim", "ddpm")}
+    except ValueError as err:  # JSONDecodeError, or a config the scheduler refuses
+        raise UserError(
+            f"--diffusion: {Path(folder) / 'scheduler_config.json'} cannot be read ({err}; a save or copy cut "
+            "short?); copy the folder again or train it again."
+        ) from None
 
 
 def _draw_tab(cnn: str) -> None:
@@ -274,7 +297,7 @@ def _draw_tab(cnn: str) -> None:
 def _generate_tab(generators: dict[str, str]) -> None:
     loaded = {name: _load(folder, name.lower()) for name, folder in generators.items()}
     diffusion = generators.get("Diffusion")
-    schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
+    schedulers = _schedulers(diffusion) if diffusion else {}
 
     # A Gradio event handler: the inputs arrive positionally.
     def generate(kind, seed, n, steps, sampler):

@@ -236,3 +236,21 @@ def test_a_killed_run_points_at_finishing_it(folders, tmp_path):
         UserError, match=r"--cnn: .* stopped early \(checkpoint-\d+\).*`llmkit train-cnn --output_dir"
     ):
         build_classic_app(cnn=str(killed))
+
+
+def test_files_cut_short_are_named(folders, tmp_path):
+    # safetensors' "invalid header length" and a JSONDecodeError were tracebacks at the app's start
+    import shutil
+
+    from llmkit.errors import UserError
+
+    cnn, diffusion = tmp_path / "cnn", tmp_path / "ddpm"
+    shutil.copytree(folders["cnn"], cnn, ignore=shutil.ignore_patterns("checkpoints"))
+    with open(cnn / "model.safetensors", "r+b") as f:
+        f.truncate(300)
+    with pytest.raises(UserError, match="--cnn: .* could not be loaded: model.safetensors .*cut short"):
+        build_classic_app(cnn=str(cnn))
+    shutil.copytree(folders["diffusion"], diffusion, ignore=shutil.ignore_patterns("checkpoints"))
+    (diffusion / "scheduler_config.json").write_text('{"_class_na')
+    with pytest.raises(UserError, match="--diffusion: .*scheduler_config.json cannot be read"):
+        build_classic_app(diffusion=str(diffusion))
