@@ -56,12 +56,9 @@ def curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None
                 f"**{metrics['random_init_eval_accuracy']:.3f}** from random initialisation."
             )
             with gr.Row():
-                gr.Image(
-                    str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)"
-                )
-                gr.Image(
-                    str(Path(dbn) / "reconstructions.png"),
-                    label="Digits (top) and the RBM's reconstructions (bottom)",
+                _picture(Path(dbn) / "filters.png", "First-layer filters (weights of 64 hidden units)")
+                _picture(
+                    Path(dbn) / "reconstructions.png", "Digits (top) and the RBM's reconstructions (bottom)"
                 )
     if word2vec:
         from llmkit.classic.word2vec import load_text_format, neighbours
@@ -70,7 +67,13 @@ def curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None
             raise UserError(
                 f"--word2vec {word2vec} holds no vectors.txt; pass the output_dir of recipes/train_word2vec.py."
             )
-        vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
+        try:
+            vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
+        except (ValueError, IndexError) as err:  # a file cut short, or another text file: was a traceback
+            raise UserError(
+                f"--word2vec {word2vec}: its vectors.txt is not word2vec's text format ({err}; a save or copy cut "
+                "short?); pass the output_dir of recipes/train_word2vec.py."
+            ) from None
         with gr.Tab("Word embeddings"):
             words = gr.Textbox(
                 value="list, dict, tuple, set, file, open, read, write, thread, lock",
@@ -79,7 +82,7 @@ def curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None
             plot = gr.Plot()
             gr.Button("Project", variant="primary").click(
                 lambda text: projection(
-                    vectors, vocab, [w.strip().lower() for w in text.split(",") if w.strip()]
+                    vectors, vocab, [w.strip().lower() for w in (text or "").split(",") if w.strip()]
                 ),
                 words,
                 plot,
@@ -89,9 +92,9 @@ def curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None
             near = gr.Dataframe(headers=["word", "cosine"])
             gr.Button("Find neighbours").click(
                 lambda w: (
-                    [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, w.strip().lower(), 10)]
-                    if w.strip().lower() in vocab.index
-                    else [[f"{w!r} is not in the vocabulary", 0.0]]
+                    [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, (w or "").strip().lower(), 10)]
+                    if (w or "").strip().lower() in vocab.index
+                    else [[f"{w or ''!r} is not in the vocabulary", 0.0]]
                 ),
                 word,
                 near,
@@ -109,8 +112,16 @@ def curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None
             gr.Markdown(
                 f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`."
             )
-            gr.Image(str(Path(hp_search) / "trials.png"), label="Trials")
+            _picture(Path(hp_search) / "trials.png", "Trials")
             gr.Dataframe(
                 [[t["number"], t["state"], t["value"], json.dumps(t["params"])] for t in data["trials"]],
                 headers=["trial", "state", data["objective"], "parameters"],
             )
+
+
+def _picture(path: Path, label: str) -> None:
+    """The run's picture, or a line saying it is missing (a missing file was a broken image and a 403 error)."""
+    if path.is_file():
+        gr.Image(str(path), label=label)
+    else:
+        gr.Markdown(f"*{label}: {path.name} is missing from {path.parent}.*")

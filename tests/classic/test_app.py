@@ -254,3 +254,31 @@ def test_files_cut_short_are_named(folders, tmp_path):
     (diffusion / "scheduler_config.json").write_text('{"_class_na')
     with pytest.raises(UserError, match="--diffusion: .*scheduler_config.json cannot be read"):
         build_classic_app(diffusion=str(diffusion))
+
+
+def test_curriculum_folders_with_damaged_or_missing_files_are_named(tmp_path):
+    from gradio_client import Client
+
+    from llmkit.errors import UserError
+
+    w2v = tmp_path / "w2v"
+    w2v.mkdir()
+    (w2v / "vectors.txt").write_text(
+        "3 2\nhello 0.1 0.2\nworld 0.3\n"
+    )  # cut short: was a ValueError traceback
+    with pytest.raises(UserError, match="--word2vec .*vectors.txt is not word2vec's text format"):
+        build_classic_app(word2vec=str(w2v))
+    (w2v / "vectors.txt").write_text("2 2\nhello 0.1 0.2\nworld 0.3 0.1\n")
+    dbn = tmp_path / "dbn"
+    dbn.mkdir()
+    (dbn / "metrics.json").write_text('{"eval_accuracy": 0.9, "random_init_eval_accuracy": 0.8}')
+    demo = build_classic_app(dbn=str(dbn), word2vec=str(w2v))  # no filters.png: was a broken image (403)
+    assert "filters.png is missing from" in str(demo.config)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:  # a cleared box (None over the API) was a bare "Error"
+        assert (
+            "not in the vocabulary"
+            in Client(demo.local_url, verbose=False).predict(None, api_name="/neighbours")["data"][0][0]
+        )
+    finally:
+        demo.close()
