@@ -119,3 +119,24 @@ def test_grey_transparent_and_huge_uploads_are_drawn_at_a_bounded_size(image_mod
     classifier = pipeline("image-classification", model=str(image_models["image-classification"]))
     assert abs(sum(classify_image(classifier, huge).values()) - 1) < 1e-4
     assert detect_objects(detector, None, 0.5) is None and classify_image(classifier, None) == {}
+
+
+@pytest.mark.browser
+def test_a_text_file_uploaded_as_an_image_is_named_on_the_page(app, tmp_path):
+    # the page showed only "Error" for a file Gradio could not open as an image
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    fake = tmp_path / "holiday.png"
+    fake.write_text("not an image")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.local_url, wait_until="load")
+        page.get_by_role("tab", name="Classify an image").click()
+        page.locator("#image-classification-input input[type=file]").set_input_files(str(fake))
+        page.locator("#image-classification-go").click()
+        toast = page.locator("[data-testid=toast-body]").first
+        toast.wait_for(timeout=30_000)
+        assert "it got the file 'holiday.png', and takes an image file" in toast.inner_text()
+        browser.close()
