@@ -59,8 +59,10 @@ def _culprit(block_fn, inputs: list, err: Exception) -> int | None:
 
 def _shown(value) -> str:
     """A value as the message quotes it: an uploaded file by its name (its server path means nothing to the user)."""
-    if isinstance(value, dict) and (value.get("orig_name") or value.get("path")):
-        return f"the file {Path(str(value.get('orig_name') or value['path'])).name!r}"
+    if isinstance(value, dict):  # a file, or a drawing whose background and composite are files
+        for file in (value, *value.values()):
+            if isinstance(file, dict) and (file.get("orig_name") or file.get("path")):
+                return f"the file {Path(str(file.get('orig_name') or file['path'])).name!r}"
     text = repr(value)
     return text if len(text) <= 120 else text[:120] + "…"
 

@@ -207,7 +207,8 @@ def test_a_drawing_gradio_cannot_read_is_named(folders, tmp_path):
         fake.write_text("text")
         pad = {"background": handle_file(fake), "layers": [], "composite": handle_file(fake)}
         with pytest.raises(
-            Exception, match="/classify could not read input 1, 'Draw a digit.*takes a drawing"
+            Exception,
+            match="/classify could not read input 1, 'Draw a digit.*got the file 'not-a-drawing.png'.*takes a drawing",
         ):
             client.predict(pad, api_name="/classify")
     finally:
