@@ -30,9 +30,12 @@ def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
         ink = a[..., 3] / 255.0  # strokes on a transparent canvas
     else:
         gray = a[..., :3].mean(axis=2) if a.ndim == 3 else a
-        ink = 1 - gray / 255.0 if gray.mean() > 127 else gray / 255.0  # dark ink on white, or light on black
+        # ink is what differs from the background (the median): dark on white, light on black, either on grey
+        # paper (there the whole canvas counted as ink, the stroke was lost, and a plain grey canvas got a digit)
+        ink = np.abs(gray - np.median(gray)) / 255.0
     if ink.max() < 0.1:
         raise gr.Error("The canvas is empty: draw a digit first.")
+    ink = ink / ink.max()  # the digits the model learned are full-strength strokes, whatever the paper
     rows, cols = np.where(ink > 0.1)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     side = int(max(ink.shape) * 1.4)  # a margin like the digits dataset's

@@ -283,3 +283,17 @@ def test_curriculum_folders_with_damaged_or_missing_files_are_named(tmp_path):
         )
     finally:
         demo.close()
+
+
+def test_a_digit_on_grey_paper_is_read_like_one_on_white():
+    # on grey the whole canvas counted as ink: the stroke was lost and a plain grey canvas was classified
+    import gradio as gr
+
+    white = np.full((280, 280, 3), 255, dtype=np.uint8)
+    white[60:220, 130:150] = 0
+    for paper, ink in ((128, 0), (200, 40), (90, 250)):
+        canvas = np.full((280, 280, 3), paper, dtype=np.uint8)
+        canvas[60:220, 130:150] = ink
+        assert np.allclose(sketch_to_tensor(canvas, 16), sketch_to_tensor(white, 16), atol=1e-5), paper
+        with pytest.raises(gr.Error, match="canvas is empty"):
+            sketch_to_tensor(np.full((280, 280, 3), paper, dtype=np.uint8), 16)
