@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
+if TYPE_CHECKING:
+    from gradio.blocks import Block, BlockFunction
 
-def expected_value(block) -> str:
+
+def expected_value(block: Block) -> str:
     """What an input component takes, in words a user of the page or of gradio_client can act on."""
     if isinstance(block, gr.Chatbot):
         return (
@@ -41,7 +45,7 @@ def expected_value(block) -> str:
     return f"a {block.get_block_name()} value"
 
 
-def _culprit(block_fn, inputs: list, err: Exception) -> int | None:
+def _culprit(block_fn: BlockFunction, inputs: list, err: Exception) -> int | None:
     """The index of the input Gradio could not read: named in its message, or the first its data model refuses."""
     found = re.search(r"component at index (\d+)", str(err))
     if found:
@@ -67,7 +71,7 @@ def _shown(value) -> str:
     return text if len(text) <= 120 else text[:120] + "…"
 
 
-def bad_input_message(block_fn, inputs: list, err: Exception) -> str:
+def bad_input_message(block_fn: BlockFunction, inputs: list, err: Exception) -> str:
     """One line naming the unreadable input, the value it got and what it takes (or what every input takes)."""
     where = f"/{block_fn.api_name}" if block_fn.api_name else "this button"
     i = _culprit(block_fn, inputs, err)
