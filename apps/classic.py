@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     }
 
     from llmkit.ui.classic import build_classic_app
+    from llmkit.ui.launch import launch_app
 
-    build_classic_app(**folders).launch(server_name=args.host, server_port=args.port or None)
+    launch_app(build_classic_app(**folders), args.host, args.port or None)
 
 
 if __name__ == "__main__":

@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     if args.classifier:
         check_classifier(args.classifier)
 
+    from llmkit.ui.launch import launch_app
     from llmkit.ui.models import build_models_app
 
-    build_models_app(args.classifier, args.text2text, args.causal, images=args.image).launch(
-        server_name=args.host, server_port=args.port or None
-    )
+    demo = build_models_app(args.classifier, args.text2text, args.causal, images=args.image)
+    launch_app(demo, args.host, args.port or None)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.rag.reader import Reader
+    from llmkit.ui.launch import launch_app
     from llmkit.ui.rag_chat import build_rag_chat
 
     gate = Gate(args.min_score)  # None: the store's calibrated thresholds
@@ -64,9 +65,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         reader=Reader(args.reader, threshold=args.reader_threshold) if args.reader else None,
     )
     demo = build_rag_chat(rag)
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port or None, share=args.share
-    )
+    launch_app(demo.queue(default_concurrency_limit=4), args.host, args.port or None, share=args.share)
 
 
 if __name__ == "__main__":

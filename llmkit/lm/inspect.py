@@ -19,6 +19,8 @@ class Step:
     token: str
     probability: float
     alternatives: list[tuple[str, float]]
+    # a character of several bytes can span tokens, each decoding alone to U+FFFD: decode the ids together
+    token_id: int = -1
 
 
 @torch.inference_mode()
@@ -54,6 +56,7 @@ def generate_steps(
             tokenizer.decode([token_id]),
             float(probs[token_id]),
             [(tokenizer.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)],
+            token_id,
         )
         if token_id == tokenizer.eos_token_id:
             break

@@ -13,6 +13,7 @@ def check_model_folder(folder: str) -> None:
     """UserError unless `folder` holds a saved model: naming a missing folder, and a run stopped before its end."""
     path = Path(folder)
     if (path / "config.json").is_file():
+        _check_not_classic(folder)
         return
     if not path.is_dir():
         raise UserError(
@@ -27,7 +28,30 @@ def check_model_folder(folder: str) -> None:
             f"{folder} holds no finished model (no config.json): its run stopped early. Pass its newest "
             f"checkpoint, {newest}, or run the same training command again to finish it."
         )
+    if (path / "adapter_config.json").is_file():  # was "not a model folder", which hid what it is
+        raise UserError(
+            f"{folder} holds a LoRA adapter without its model (no config.json); pass the output_dir of the "
+            "fine-tuning run it came from (which saves the whole model too), or that run's merged/ folder."
+        )
+    if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file():
+        raise UserError(
+            f"{folder} holds a tokenizer but no model (no config.json); pass the output_dir of a training run."
+        )
     raise UserError(f"{folder} is not a model folder (no config.json); pass a recipe's output_dir.")
+
+
+def _check_not_classic(folder: str) -> None:
+    """UserError when `folder` is a classic recipe's run (its config names an `architecture`, no `model_type`):
+    the model apps failed on it with "names no known model_type" or "a model without architectures"."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a cut-short config: named where the folder is loaded
+    if isinstance(config, dict) and "architecture" in config and "model_type" not in config:
+        raise UserError(
+            f"{folder} is a classic baseline ({config['architecture']}), not a transformers model; open it with "
+            "`llmkit app classic` (its --cnn, --gan, --vae, --diffusion or --char_rnn flag)."
+        )
 
 
 def check_classifier(folder: str) -> None:

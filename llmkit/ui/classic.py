@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
@@ -16,6 +15,8 @@ from llmkit.classic.registry import load_classic
 from llmkit.classic.schedulers import load_scheduler
 from llmkit.errors import UserError
 from llmkit.plots import image_grid, plt
+from llmkit.ui.curriculum import curriculum_tabs
+from llmkit.ui.inputs import name_bad_inputs
 
 
 def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
@@ -29,9 +30,12 @@ def sketch_to_tensor(sketch, size: int = 16) -> torch.Tensor:
         ink = a[..., 3] / 255.0  # strokes on a transparent canvas
     else:
         gray = a[..., :3].mean(axis=2) if a.ndim == 3 else a
-        ink = 1 - gray / 255.0 if gray.mean() > 127 else gray / 255.0  # dark ink on white, or light on black
+        # ink is what differs from the background (the median): dark on white, light on black, either on grey
+        # paper (there the whole canvas counted as ink, the stroke was lost, and a plain grey canvas got a digit)
+        ink = np.abs(gray - np.median(gray)) / 255.0
     if ink.max() < 0.1:
         raise gr.Error("The canvas is empty: draw a digit first.")
+    ink = ink / ink.max()  # the digits the model learned are full-strength strokes, whatever the paper
     rows, cols = np.where(ink > 0.1)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     side = int(max(ink.shape) * 1.4)  # a margin like the digits dataset's
@@ -50,122 +54,26 @@ def train_2d(
         raise gr.Error("Set a learning rate first (e.g. 0.01).")
     x, y = make_2d(dataset, seed=seed)
     net = NumpyMLP([2, int(hidden), int(hidden), 2], activation, seed=seed)
-    history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
-    lo, hi = x.min(0) - 0.3, x.max(0) + 0.3
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
-    zz = net.forward(np.c_[gx.ravel(), gy.ravel()]).argmax(1).reshape(gx.shape)
+    # a learning rate too large overflows the weights: said in the titles, not as NumPy warnings in the terminal
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        history = net.fit(x, y, Optimizer(optimizer, lr), epochs=int(epochs), batch_size=32, seed=seed)
+        lo, hi = x.min(0) - 0.3, x.max(0) + 0.3
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150))
+        zz = net.forward(np.c_[gx.ravel(), gy.ravel()]).argmax(1).reshape(gx.shape)
+        accuracy = (net.predict(x) == y).mean()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4), dpi=90)
     a.contourf(gx, gy, zz, alpha=0.3, cmap="coolwarm")
     a.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=12, edgecolors="k", linewidths=0.3)
-    a.set(title=f"decision boundary — accuracy {(net.predict(x) == y).mean():.2f}")
+    a.set(title=f"decision boundary — training accuracy {accuracy:.2f}")
     b.plot(range(1, len(history) + 1), history)
-    b.set(title="training loss", xlabel="epoch", yscale="log")
+    bad = np.flatnonzero(~np.isfinite(history))
+    if len(bad):  # the curve just stopped and the accuracy was that of a NaN network: say what happened
+        loss_title = f"loss diverged ({history[bad[0]]}) at epoch {bad[0] + 1}: try a smaller learning rate"
+    else:
+        loss_title = "training loss"
+    b.set(title=loss_title, xlabel="epoch", yscale="log")
     fig.tight_layout()
     return fig
-
-
-def projection(vectors: np.ndarray, vocab, words: list[str]):
-    """A 2-D PCA projection of the chosen words' vectors, as a figure."""
-    known = [w for w in words if w in vocab.index]
-    if len(known) < 2:
-        raise gr.Error(
-            f"give at least two words from the vocabulary (unknown: {[w for w in words if w not in vocab.index]})."
-        )
-    x = vectors[[vocab.index[w] for w in known]]
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    xy = x @ vt[:2].T
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=90)
-    ax.scatter(xy[:, 0], xy[:, 1])
-    for (px, py), w in zip(xy, known):
-        ax.annotate(w, (px, py), textcoords="offset points", xytext=(4, 4))
-    ax.set(title="PCA of word vectors", xticks=[], yticks=[])
-    fig.tight_layout()
-    return fig
-
-
-def _recipe_json(folder: str, name: str, flag: str, want: str, key: str) -> dict:
-    """A JSON file of a recipe's output, holding `key`; UserError naming the flag and what to pass (`want`)
-    otherwise (a missing or foreign file was a FileNotFoundError or KeyError traceback)."""
-    try:
-        data = json.loads((Path(folder) / name).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"--{flag} {folder} holds no readable {name}; pass {want}.") from None
-    if not isinstance(data, dict) or key not in data:
-        raise UserError(f"--{flag} {folder}: its {name} has no {key!r}; pass {want}.")
-    return data
-
-
-def _curriculum_tabs(dbn: str | None, word2vec: str | None, hp_search: str | None) -> None:
-    """Tabs for the DBN's filters, the embedding projector and a hyperparameter search's trials."""
-    if dbn:
-        metrics = _recipe_json(
-            dbn, "metrics.json", "dbn", "the output_dir of recipes/train_dbn.py", "random_init_eval_accuracy"
-        )
-        with gr.Tab("RBM / DBN"):
-            gr.Markdown(
-                f"Test accuracy after fine-tuning: **{metrics['eval_accuracy']:.3f}** with RBM pretraining, "
-                f"**{metrics['random_init_eval_accuracy']:.3f}** from random initialisation."
-            )
-            with gr.Row():
-                gr.Image(
-                    str(Path(dbn) / "filters.png"), label="First-layer filters (weights of 64 hidden units)"
-                )
-                gr.Image(
-                    str(Path(dbn) / "reconstructions.png"),
-                    label="Digits (top) and the RBM's reconstructions (bottom)",
-                )
-    if word2vec:
-        from llmkit.classic.word2vec import load_text_format, neighbours
-
-        if not (Path(word2vec) / "vectors.txt").is_file():
-            raise UserError(
-                f"--word2vec {word2vec} holds no vectors.txt; pass the output_dir of recipes/train_word2vec.py."
-            )
-        vectors, vocab = load_text_format(Path(word2vec) / "vectors.txt")
-        with gr.Tab("Word embeddings"):
-            words = gr.Textbox(
-                value="list, dict, tuple, set, file, open, read, write, thread, lock",
-                label="Words to project",
-            )
-            plot = gr.Plot()
-            gr.Button("Project", variant="primary").click(
-                lambda text: projection(
-                    vectors, vocab, [w.strip().lower() for w in text.split(",") if w.strip()]
-                ),
-                words,
-                plot,
-                api_name="project",
-            )
-            word = gr.Textbox(value="exception", label="Neighbours of")
-            near = gr.Dataframe(headers=["word", "cosine"])
-            gr.Button("Find neighbours").click(
-                lambda w: (
-                    [[n, round(s, 3)] for n, s in neighbours(vectors, vocab, w.strip().lower(), 10)]
-                    if w.strip().lower() in vocab.index
-                    else [[f"{w!r} is not in the vocabulary", 0.0]]
-                ),
-                word,
-                near,
-                api_name="neighbours",
-            )
-    if hp_search:
-        data = _recipe_json(
-            hp_search,
-            "trials.json",
-            "hp_search",
-            "the hp_search/ folder of a --hp_search_trials run",
-            "best",
-        )
-        with gr.Tab("Hyperparameter search"):
-            gr.Markdown(
-                f"Objective `{data['objective']}` ({data['direction']}); best **{data['best']['value']:.4f}** with `{data['best']['params']}`."
-            )
-            gr.Image(str(Path(hp_search) / "trials.png"), label="Trials")
-            gr.Dataframe(
-                [[t["number"], t["state"], t["value"], json.dumps(t["params"])] for t in data["trials"]],
-                headers=["trial", "state", data["objective"], "parameters"],
-            )
 
 
 def build_classic_app(
@@ -198,12 +106,67 @@ def build_classic_app(
         if char_rnn:
             _char_rnn_tab(char_rnn)
         _mlp_tab()
-        _curriculum_tabs(dbn, word2vec, hp_search)
-    return demo
+        curriculum_tabs(dbn, word2vec, hp_search)
+    return name_bad_inputs(demo)
+
+
+# the app's flag -> the architectures its tab can serve, and the command that trains them
+TAB_MODELS = {
+    "cnn": (("lenet", "resnet"), "train-cnn"),
+    "gan": (("dcgan",), "train-gan"),
+    "vae": (("vae",), "train-vae"),
+    "diffusion": (("ddpm-unet",), "train-diffusion"),
+    "char_rnn": (("char-rnn", "char-lstm", "char-gru"), "train-rnn"),
+}
+
+
+def _load(folder: str, flag: str):
+    """(model, config) of the folder given as --flag, refused unless its tab can serve it: a VAE given as --gan
+    (or any run as another tab's) opened, then failed at the first click; a CNN as --char_rnn was a KeyError."""
+    architectures, command = TAB_MODELS[flag]
+    # config.json is written at a run's end: a killed run was "not a classic recipe's output"
+    if not (Path(folder) / "config.json").is_file():
+        from llmkit.classic.checkpoints import newest_complete
+
+        newest = newest_complete(Path(folder) / "checkpoints", announce=False)
+        if newest:
+            raise UserError(
+                f"--{flag}: {folder} holds no finished model: its run stopped early ({newest[0].name}). Run its "
+                f"training command again (`llmkit {command} --output_dir {folder}` with the flags it had) to "
+                "finish it; it resumes from there."
+            )
+    try:
+        return load_classic(folder, architectures)
+    except UserError as err:
+        raise UserError(f"--{flag}: {err} --{flag} takes the output_dir of `llmkit {command}`.") from None
+    except Exception as err:  # a weights file cut short was safetensors' traceback
+        raise _unreadable(flag, folder, err) from None
+
+
+def _unreadable(flag: str, folder: str, err: Exception) -> UserError:
+    """The error for a folder whose files cannot be read: the damaged weights named when that is why."""
+    from llmkit.record import weights_problem
+
+    damaged = weights_problem(folder)
+    why = f"{damaged} (a save or copy cut short)" if damaged else f"{type(err).__name__}: {err}"
+    return UserError(
+        f"--{flag}: {folder} could not be loaded: {why}; copy the folder again or train it again."
+    )
+
+
+def _schedulers(folder: str) -> dict:
+    """The DDIM and DDPM schedulers of a diffusion run; a scheduler_config.json cut short was a JSON traceback."""
+    try:
+        return {kind: load_scheduler(folder, kind) for kind in ("ddim", "ddpm")}
+    except ValueError as err:  # JSONDecodeError, or a config the scheduler refuses
+        raise UserError(
+            f"--diffusion: {Path(folder) / 'scheduler_config.json'} cannot be read ({err}; a save or copy cut "
+            "short?); copy the folder again or train it again."
+        ) from None
 
 
 def _draw_tab(cnn: str) -> None:
-    model, config = load_classic(cnn, ("lenet", "resnet"))
+    model, config = _load(cnn, "cnn")
     size = config.get("image_size") or config["args"].get("image_size") or 16
 
     def classify(sketch):
@@ -231,9 +194,9 @@ def _draw_tab(cnn: str) -> None:
 
 
 def _generate_tab(generators: dict[str, str]) -> None:
-    loaded = {name: load_classic(folder) for name, folder in generators.items()}
+    loaded = {name: _load(folder, name.lower()) for name, folder in generators.items()}
     diffusion = generators.get("Diffusion")
-    schedulers = {kind: load_scheduler(diffusion, kind) for kind in ("ddim", "ddpm")} if diffusion else {}
+    schedulers = _schedulers(diffusion) if diffusion else {}
 
     # A Gradio event handler: the inputs arrive positionally.
     def generate(kind, seed, n, steps, sampler):
@@ -278,11 +241,18 @@ def _seed(value) -> int:
 
 
 def _char_rnn_tab(char_rnn: str) -> None:
-    rnn, config = load_classic(char_rnn)
+    rnn, config = _load(char_rnn, "char_rnn")
     chars = config["chars"]
     index = {c: i for i, c in enumerate(chars)}
 
     def sample_text(prefix, length, temperature, seed):
+        prefix = prefix or ""
+        unknown = sorted({c for c in prefix if c not in index})
+        if unknown:  # they were dropped without a word: the sample continued a text other than the one shown
+            gr.Warning(
+                f"The model never saw {', '.join(map(repr, unknown[:10]))}{' …' if len(unknown) > 10 else ''} in "
+                "training, so the sample continues your text without them."
+            )
         ids = [index[c] for c in prefix if c in index] or [0]
         out = rnn.sample(ids, int(length), float(temperature), torch.Generator().manual_seed(_seed(seed)))
         return prefix + "".join(chars[i] for i in out)

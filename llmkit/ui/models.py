@@ -9,23 +9,35 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 from llmkit.plots import plt
+from llmkit.ui.checks import check_classifier, check_model_folder
+from llmkit.ui.inputs import name_bad_inputs
 
 
 def classifier_tab(model_dir: str) -> None:
     """Text -> label probabilities for a saved sequence classifier."""
     from llmkit.finetune.classify import label_probabilities
 
+    # A Gradio event handler. The classifier is read again when its folder changes (a run trained again), so the
+    # folder is checked again too: deleted, cut short mid-save, or replaced by another kind of model.
+    def classify(text):
+        if not (text or "").strip():
+            return _nothing_typed({})
+        try:
+            check_model_folder(model_dir)
+            check_classifier(model_dir)
+            return label_probabilities(model_dir, text)
+        except Exception as err:  # a UserError from the checks, or what loading a half-written folder raises
+            raise gr.Error(
+                f"The classifier in {model_dir} changed since the app started and cannot be used now: {err} "
+                "(a run still saving there: try again when it ends; otherwise restart the app)."
+            ) from None
+
     with gr.Tab("Classify"):
         gr.Markdown(f"Label probabilities from `{model_dir}`.")
         text = gr.Textbox(label="Text", lines=3, elem_id="classify-text")
         go = gr.Button("Classify", variant="primary")
         probs = gr.Label(label="Labels", num_top_classes=10)
-        go.click(
-            lambda t: label_probabilities(model_dir, t) if (t or "").strip() else {},
-            text,
-            probs,
-            api_name="classify",
-        )
+        go.click(classify, text, probs, api_name="classify")
 
 
 def text2text_tab(model_dir: str) -> None:
@@ -52,12 +64,15 @@ def text2text_tab(model_dir: str) -> None:
                     model_dir, s, max_new_tokens=int(m), num_beams=int(b), model=model, tokenizer=tokenizer
                 )
                 if (s or "").strip()
-                else ""
+                else _nothing_typed("")
             ),
             [source, max_new, beams],
             output,
             api_name="text2text",
         )
+
+
+HEATMAP_TOKENS = 96  # the attention map's tokens at most: more would not be readable
 
 
 def generation_tab(model_dir: str) -> None:
@@ -74,12 +89,21 @@ def generation_tab(model_dir: str) -> None:
         if not (prompt or "").strip():
             yield "Type a prompt first.", []
             return
-        text, rows = prompt, []
+        text, shown, ids, rows = prompt, prompt, [], []
         seed = 0 if seed is None else int(seed)  # a cleared Seed box samples as seed 0
         sampling = Sampling(int(max_new), float(temperature), int(top_k), float(top_p), seed)
         try:
+            context = model.config.max_position_embeddings
+            given = len(tokenizer(prompt)["input_ids"])
+            if 0 < context - given < sampling.max_new_tokens:  # was said only in the server's log
+                gr.Warning(
+                    f"At most {context - given} new tokens, not {sampling.max_new_tokens}: the prompt's {given} "
+                    f"tokens leave that much of the model's {context}-token context."
+                )
             for step in generate_steps(model, tokenizer, prompt, sampling):
-                text += step.token
+                # decoded together: token by token, each byte of an emoji, CJK or accented letter showed as U+FFFD
+                ids.append(step.token_id)
+                text = prompt + tokenizer.decode(ids)
                 rows.append(
                     [
                         repr(step.token),
@@ -87,6 +111,9 @@ def generation_tab(model_dir: str) -> None:
                         ", ".join(f"{t!r} {p:.3f}" for t, p in step.alternatives),
                     ]
                 )
+                shown = text.rstrip("\ufffd")  # a character still awaiting its next bytes
+                yield shown, rows
+            if shown != text:  # the last token ended inside a character: show what the model wrote
                 yield text, rows
         except UserError as err:  # a prompt longer than the model's context: say so, not a bare "Error"
             raise gr.Error(str(err)) from None
@@ -94,7 +121,13 @@ def generation_tab(model_dir: str) -> None:
     def heatmap(text, layer, head):
         if not (text or "").strip():
             return None
-        tokens, weights = attention_map(model, tokenizer, text[-400:], layer=int(layer), head=int(head))
+        # The end of a long text, in tokens: its last 400 characters were cut to the model's context from the
+        # right, so a small model's map showed tokens from the middle of the text under "the text above".
+        ids = tokenizer(text)["input_ids"]
+        room = min(HEATMAP_TOKENS, model.config.max_position_embeddings)
+        tail = tokenizer.decode(ids[-room:]) if len(ids) > room else text
+        tokens, weights = attention_map(model, tokenizer, tail, layer=int(layer), head=int(head))
+        cut = f" — the last {len(tokens)} of {len(ids)} tokens" if len(ids) > len(tokens) else ""
         fig, ax = plt.subplots(
             figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
         )
@@ -104,7 +137,7 @@ def generation_tab(model_dir: str) -> None:
             yticks=range(len(tokens)),
             xlabel="attends to",
             ylabel="token",
-            title=f"layer {int(layer)}, head {int(head)}",
+            title=f"layer {int(layer)}, head {int(head)}{cut}",
         )
         ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
         ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)
@@ -136,6 +169,12 @@ def generation_tab(model_dir: str) -> None:
             show = gr.Button("Show attention of the text above")
             plot = gr.Plot(label="Attention weights")
             show.click(heatmap, [output, layer, head], plot, api_name="attention")
+
+
+def _nothing_typed(empty):
+    """`empty`, with a notice on the page: the button seemed to do nothing for an empty box."""
+    gr.Warning("Type some text first.")
+    return empty
 
 
 def _pick_one(count: int, label: str) -> gr.Component:
@@ -172,4 +211,4 @@ def build_models_app(
             text2text_tab(text2text)
         for folder in images:
             image_tab(folder)
-    return demo
+    return name_bad_inputs(demo)

@@ -21,6 +21,7 @@ from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
 from llmkit.rag.serve import MAX_QUESTION_CHARS
 from llmkit.secrets import redact
+from llmkit.ui.inputs import name_bad_inputs
 
 MAX_UPLOAD_MB = 20
 # Messages of the chat sent back with each answer. Answers do not depend on earlier turns, and the whole
@@ -236,7 +237,8 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
             with gr.Column(scale=2):
                 sources = gr.HTML("<p><em>Sources appear here.</em></p>", elem_id="sources")
                 with gr.Accordion("Settings", open=False):
-                    k = gr.Slider(1, 10, value=rag.k, step=1, label="Sources to retrieve (k)")
+                    # up to the app's --k: a slider from 1 to 10 holding 20 refused every question of the page
+                    k = gr.Slider(1, max(10, rag.k), value=rag.k, step=1, label="Sources to retrieve (k)")
                     mode = gr.Radio(list(MODES), value=rag.mode, label="Retrieval")
                     counts = gr.Markdown(store_counts(rag), elem_id="counts")
                 with gr.Accordion("Add documents", open=False):
@@ -260,4 +262,4 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         counts_api = gr.Button(visible=False)
         counts_api.click(counts_now, None, counts, api_name="counts")
         demo.load(counts_now, None, counts, api_name=False)  # a reloaded page shows today's counts
-    return demo
+    return name_bad_inputs(demo)

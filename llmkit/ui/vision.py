@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from llmkit.errors import UserError
 from llmkit.vision.tasks import image_task
 
 TAB_NAMES = {
@@ -76,7 +77,17 @@ def image_tab(model_dir: str) -> None:
     from transformers import pipeline
 
     task = image_task(model_dir)
-    pipe = pipeline(task, model=model_dir, device="cpu")
+    try:
+        pipe = pipeline(task, model=model_dir, device="cpu")
+    except Exception as err:  # a weights file cut short was safetensors' traceback at the app's start
+        from llmkit.record import weights_problem
+
+        damaged = weights_problem(Path(model_dir))
+        why = f"{damaged} (a save or copy cut short)" if damaged else f"{type(err).__name__}: {err}"
+        raise UserError(
+            f"{model_dir}: its {task} model could not be loaded: {why}; copy the folder again, or pass one of "
+            "its complete checkpoint-N folders."
+        ) from None
     examples = example_images(model_dir)
     labels = list(pipe.model.config.id2label.values())
     with gr.Tab(TAB_NAMES[task]):
@@ -105,8 +116,24 @@ def image_tab(model_dir: str) -> None:
         if examples:
             gr.Examples(examples, image, label="Examples from the run's validation images")
         if task == "image-classification":
-            go.click(lambda im: classify_image(pipe, im), image, result, api_name="classify_image")
+            go.click(_noticed(lambda im: classify_image(pipe, im)), image, result, api_name="classify_image")
         elif task == "object-detection":
-            go.click(lambda im, t: detect_objects(pipe, im, t), [image, threshold], result, api_name="detect")
+            go.click(
+                _noticed(lambda im, t: detect_objects(pipe, im, t)),
+                [image, threshold],
+                result,
+                api_name="detect",
+            )
         else:
-            go.click(lambda im: segment_image(pipe, im), image, result, api_name="segment")
+            go.click(_noticed(lambda im: segment_image(pipe, im)), image, result, api_name="segment")
+
+
+def _noticed(run):
+    """`run` as an event handler that says on the page when no image was given (Run seemed to do nothing)."""
+
+    def handler(image, *rest):
+        if image is None:
+            gr.Warning("Upload an image or pick an example first.")
+        return run(image, *rest)
+
+    return handler

@@ -169,3 +169,131 @@ def test_cleared_or_huge_number_boxes_get_a_message(tmp_path):
             client.predict("moons", "relu", "adam", -1, 8, 20, api_name="/train_mlp")
     finally:
         demo.close()
+
+
+def test_a_run_of_another_architecture_is_refused_naming_the_flag(folders):
+    from llmkit.errors import UserError
+
+    # a VAE given as --gan opened, then failed at the first click; a CNN as --char_rnn was a KeyError traceback
+    with pytest.raises(UserError, match="--gan: .* holds a 'vae' model.*`llmkit train-gan`"):
+        build_classic_app(gan=folders["vae"])
+    with pytest.raises(UserError, match="--char_rnn: .* holds a 'lenet' model.*`llmkit train-rnn`"):
+        build_classic_app(char_rnn=folders["cnn"])
+    with pytest.raises(UserError, match="--cnn: .* holds a 'dcgan' model"):
+        build_classic_app(cnn=folders["gan"])
+
+
+def test_a_diverging_mlp_says_so():
+    # the loss curve just stopped (NaN) under an "accuracy 0.47" of a broken network, and NumPy's overflow
+    # warnings went to the terminal
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fig = train_2d("xor", "leaky_relu", "sgd", 10, 64, 100)
+    assert "loss diverged (nan) at epoch" in fig.axes[1].get_title()
+    assert "smaller learning rate" in fig.axes[1].get_title()
+    assert train_2d("xor", "tanh", "adam", 0.05, 8, 20).axes[1].get_title() == "training loss"
+
+
+def test_a_drawing_gradio_cannot_read_is_named(folders, tmp_path):
+    from gradio_client import Client, handle_file
+
+    demo = build_classic_app(cnn=folders["cnn"])
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        fake = tmp_path / "not-a-drawing.png"
+        fake.write_text("text")
+        pad = {"background": handle_file(fake), "layers": [], "composite": handle_file(fake)}
+        with pytest.raises(
+            Exception,
+            match="/classify could not read input 1, 'Draw a digit.*got the file 'not-a-drawing.png'.*takes a drawing",
+        ):
+            client.predict(pad, api_name="/classify")
+    finally:
+        demo.close()
+
+
+def test_characters_the_char_rnn_never_saw_are_named(folders):
+    # they were dropped without a word, so the sample continued a text other than the one shown
+    demo = build_classic_app(char_rnn=folders["char_rnn"])
+    sample_text = next(f.fn for f in demo.fns.values() if f.api_name == "sample_text")
+    with pytest.warns(UserWarning, match="never saw '😀'"):  # gr.Warning outside a request: a Python warning
+        assert sample_text("😀The ", 10, 0.8, 0).startswith("😀The ")
+
+
+def test_a_killed_run_points_at_finishing_it(folders, tmp_path):
+    # config.json is written at a run's end: a killed run was "not a classic recipe's output (no config.json)"
+    import shutil
+
+    from llmkit.errors import UserError
+
+    killed = tmp_path / "killed"
+    shutil.copytree(folders["cnn"], killed)
+    for name in ("config.json", "model.safetensors", "metrics.json"):
+        (killed / name).unlink()
+    with pytest.raises(
+        UserError, match=r"--cnn: .* stopped early \(checkpoint-\d+\).*`llmkit train-cnn --output_dir"
+    ):
+        build_classic_app(cnn=str(killed))
+
+
+def test_files_cut_short_are_named(folders, tmp_path):
+    # safetensors' "invalid header length" and a JSONDecodeError were tracebacks at the app's start
+    import shutil
+
+    from llmkit.errors import UserError
+
+    cnn, diffusion = tmp_path / "cnn", tmp_path / "ddpm"
+    shutil.copytree(folders["cnn"], cnn, ignore=shutil.ignore_patterns("checkpoints"))
+    with open(cnn / "model.safetensors", "r+b") as f:
+        f.truncate(300)
+    with pytest.raises(UserError, match="--cnn: .* could not be loaded: model.safetensors .*cut short"):
+        build_classic_app(cnn=str(cnn))
+    shutil.copytree(folders["diffusion"], diffusion, ignore=shutil.ignore_patterns("checkpoints"))
+    (diffusion / "scheduler_config.json").write_text('{"_class_na')
+    with pytest.raises(UserError, match="--diffusion: .*scheduler_config.json cannot be read"):
+        build_classic_app(diffusion=str(diffusion))
+
+
+def test_curriculum_folders_with_damaged_or_missing_files_are_named(tmp_path):
+    from gradio_client import Client
+
+    from llmkit.errors import UserError
+
+    w2v = tmp_path / "w2v"
+    w2v.mkdir()
+    (w2v / "vectors.txt").write_text(
+        "3 2\nhello 0.1 0.2\nworld 0.3\n"
+    )  # cut short: was a ValueError traceback
+    with pytest.raises(UserError, match="--word2vec .*vectors.txt is not word2vec's text format"):
+        build_classic_app(word2vec=str(w2v))
+    (w2v / "vectors.txt").write_text("2 2\nhello 0.1 0.2\nworld 0.3 0.1\n")
+    dbn = tmp_path / "dbn"
+    dbn.mkdir()
+    (dbn / "metrics.json").write_text('{"eval_accuracy": 0.9, "random_init_eval_accuracy": 0.8}')
+    demo = build_classic_app(dbn=str(dbn), word2vec=str(w2v))  # no filters.png: was a broken image (403)
+    assert "filters.png is missing from" in str(demo.config)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:  # a cleared box (None over the API) was a bare "Error"
+        assert (
+            "not in the vocabulary"
+            in Client(demo.local_url, verbose=False).predict(None, api_name="/neighbours")["data"][0][0]
+        )
+    finally:
+        demo.close()
+
+
+def test_a_digit_on_grey_paper_is_read_like_one_on_white():
+    # on grey the whole canvas counted as ink: the stroke was lost and a plain grey canvas was classified
+    import gradio as gr
+
+    white = np.full((280, 280, 3), 255, dtype=np.uint8)
+    white[60:220, 130:150] = 0
+    for paper, ink in ((128, 0), (200, 40), (90, 250)):
+        canvas = np.full((280, 280, 3), paper, dtype=np.uint8)
+        canvas[60:220, 130:150] = ink
+        assert np.allclose(sketch_to_tensor(canvas, 16), sketch_to_tensor(white, 16), atol=1e-5), paper
+        with pytest.raises(gr.Error, match="canvas is empty"):
+            sketch_to_tensor(np.full((280, 280, 3), paper, dtype=np.uint8), 16)

@@ -123,6 +123,34 @@ def test_an_over_long_question_is_refused_and_not_echoed_whole(app_url):
     assert len(str(history)) < 2_000  # the whole 100 kB question travelled back with every later turn
 
 
+def test_a_chat_history_gradio_cannot_read_is_named(app_url):
+    # Gradio refuses these before the app's code runs; the caller got a bare "Error" and no hint of the shape
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    for history in ([["hi", "hello"]], "hello", [{"content": "hi"}], {"role": "user", "content": "hi"}):
+        with pytest.raises(Exception, match=r"/chat could not read input 2, 'Chat'.*list of messages, each"):
+            client.predict(COMET_QUESTION, history, 3, "hybrid", api_name="/chat")
+    with pytest.raises(Exception, match=r"'Sources to retrieve \(k\)': it got 'three', and takes a number"):
+        client.predict(COMET_QUESTION, [], "three", "hybrid", api_name="/chat")
+
+
+def test_an_app_started_with_a_k_above_ten_answers(app_store):
+    # the k slider went from 1 to 10 whatever --k said: with --k 20 every question of the page got
+    # "Value 20 is greater than maximum value 10."
+    from gradio_client import Client
+
+    demo = build_rag_chat(RAG(app_store, k=20))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        history, sources, _ = Client(demo.local_url, verbose=False).predict(
+            COMET_QUESTION, [], 20, "hybrid", api_name="/chat"
+        )
+        assert history[-1]["role"] == "assistant" and "[1]" in sources
+    finally:
+        demo.close()
+
+
 def test_a_running_app_sees_documents_indexed_by_another_process(app_store, embedder):
     """The store changes on disk (another Store object stands for `llmkit rag index`); the next query finds it."""
     rag = RAG(app_store, k=3)

@@ -49,6 +49,32 @@ def test_every_image_task_answers_over_http_as_its_pipeline_does(app, image_mode
     assert sorted(a["label"] for a in masks["annotations"]) == sorted(s["label"] for s in found)
 
 
+def test_a_file_that_is_not_an_image_is_named(app, tmp_path):
+    # Gradio could not open it before the app's code ran: the page and gradio_client got a bare "Error"
+    from gradio_client import Client, handle_file
+
+    client = Client(app.local_url, verbose=False)
+    fake = tmp_path / "photo.png"
+    fake.write_text("a text file named like an image")
+    for api, extra in (("/classify_image", ()), ("/detect", (0.3,)), ("/segment", ())):
+        with pytest.raises(
+            Exception, match=f"{api} could not read input 1, 'Image': it got the file 'photo.png'"
+        ):
+            client.predict(handle_file(fake), *extra, api_name=api)
+
+
+def test_a_weights_file_cut_short_is_named(image_models, tmp_path):
+    # the pipeline's loading raised safetensors' "invalid header length" as a traceback at the app's start
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(image_models["image-classification"], cut)
+    with open(cut / "model.safetensors", "r+b") as f:
+        f.truncate(500)
+    with pytest.raises(UserError, match="could not be loaded: model.safetensors .*a save or copy cut short"):
+        build_models_app(images=[str(cut)])
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_boxes_and_masks_are_drawn_in_a_real_browser(app, tmp_path):
@@ -93,3 +119,24 @@ def test_grey_transparent_and_huge_uploads_are_drawn_at_a_bounded_size(image_mod
     classifier = pipeline("image-classification", model=str(image_models["image-classification"]))
     assert abs(sum(classify_image(classifier, huge).values()) - 1) < 1e-4
     assert detect_objects(detector, None, 0.5) is None and classify_image(classifier, None) == {}
+
+
+@pytest.mark.browser
+def test_a_text_file_uploaded_as_an_image_is_named_on_the_page(app, tmp_path):
+    # the page showed only "Error" for a file Gradio could not open as an image
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    fake = tmp_path / "holiday.png"
+    fake.write_text("not an image")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.local_url, wait_until="load")
+        page.get_by_role("tab", name="Classify an image").click()
+        page.locator("#image-classification-input input[type=file]").set_input_files(str(fake))
+        page.locator("#image-classification-go").click()
+        toast = page.locator("[data-testid=toast-body]").first
+        toast.wait_for(timeout=30_000)
+        assert "it got the file 'holiday.png', and takes an image file" in toast.inner_text()
+        browser.close()
