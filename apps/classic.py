@@ -1,6 +1,8 @@
-"""The classic baselines, to play with: `python apps/classic.py` opens every default recipe output that exists
-(runs/cnn, runs/gan, runs/vae, runs/ddpm, runs/char-lstm, runs/dbn, runs/word2vec, and a pretraining run's
-hp_search/); the MLP playground needs none."""
+"""The classic baselines, to play with: opens every default recipe output that exists.
+
+`llmkit app classic` (or `python apps/classic.py` in a clone) looks for runs/cnn, runs/gan, runs/vae,
+runs/ddpm, runs/char-lstm, runs/dbn, runs/word2vec and a pretraining run's hp_search/; the MLP playground
+needs none."""
 
 import argparse
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""Play with the models the recipes produce: `python apps/models.py --causal runs/gpt2-tiny --image runs/finetune-image`.
+"""Play with the models the recipes produce: text generation, classification, seq2seq and image models.
+
+`llmkit app models --causal runs/gpt2-tiny --image runs/finetune-image` (or `python apps/models.py ...` in a clone).
 
 With no arguments it opens every default output folder that exists (runs/gpt2-tiny, runs/finetune,
 runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -segmentation, tiny configs too).
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         if not any(found.values()):
             raise UserError(
                 "no model folders given and none of the recipes' default output folders exist; run a recipe "
-                "first (e.g. `make pretrain`) or pass --causal/--classifier/--text2text/--image."
+                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--text2text/--image."
             )
         args.image = found.pop("image")
         vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})

@@ -1,4 +1,6 @@
-"""Chat with your documents: `python apps/rag_chat.py` serves the built-in knowledge base on 127.0.0.1.
+"""Chat with your documents, answered with cited sources (the built-in knowledge base by default).
+
+`llmkit app rag-chat` anywhere, or `python apps/rag_chat.py` in a clone:
 
 python apps/rag_chat.py                                  # CPython's docs, extractive answers, offline
 python apps/rag_chat.py --store runs/my-store            # a store built with `llmkit rag index`
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.rag.reader import Reader
+    from llmkit.tool_cli import plain_warnings
     from llmkit.ui.launch import launch_app
     from llmkit.ui.rag_chat import build_rag_chat
 
@@ -55,15 +58,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         raise UserError(
             f"--store {args.store} is a file; pass the store directory built by `llmkit rag index`."
         )
-    store = open_store(args.store, builtin=builtin)  # the embedding model comes from the store's manifest
-    rag = RAG(
-        store,
-        make_generator(args.generator, store.embedder, args.generator_model, args.base_url),
-        k=args.k,
-        mode=args.mode,
-        gate=gate,
-        reader=Reader(args.reader, threshold=args.reader_threshold) if args.reader else None,
-    )
+    # e.g. the offline fallback to the packaged MiniLM: a `note:` line, not a UserWarning with its source line
+    with plain_warnings():
+        store = open_store(args.store, builtin=builtin)  # the embedding model comes from the store's manifest
+        rag = RAG(
+            store,
+            make_generator(args.generator, store.embedder, args.generator_model, args.base_url),
+            k=args.k,
+            mode=args.mode,
+            gate=gate,
+            reader=Reader(args.reader, threshold=args.reader_threshold) if args.reader else None,
+        )
     demo = build_rag_chat(rag)
     launch_app(demo.queue(default_concurrency_limit=4), args.host, args.port or None, share=args.share)
 

@@ -32,7 +32,7 @@ from llmkit.log import get_logger
 
 logger = get_logger(__name__)
 
-DEFAULT_MODEL = "runs/gpt2-tiny"  # where `make pretrain` / recipes/pretrain_gpt2.py leave their model
+DEFAULT_MODEL = "runs/gpt2-tiny"  # where `llmkit pretrain` / `make pretrain` leave their model
 
 
 @dataclass
@@ -66,7 +66,7 @@ def finetune_causal(parsed: FinetuneParsed) -> dict:
     name = model_args.model_name_or_path or DEFAULT_MODEL
     if name == DEFAULT_MODEL and not Path(name).is_dir():
         raise UserError(
-            f"no model at {DEFAULT_MODEL}: run `make pretrain` (recipes/pretrain_gpt2.py) first, "
+            f"no model at {DEFAULT_MODEL}: pretrain one there first (`llmkit pretrain`, or `make pretrain` in a clone), "
             "or pass --model_name_or_path (e.g. gpt2 or any pretraining output_dir)."
         )
     tokenizer = load_pretrained(AutoTokenizer, name)
