@@ -110,7 +110,7 @@ def test_resume_with_another_tokenizer_is_refused(capsys, tmp_path, tiny_run):
             str(other),
         ],
         capsys,
-        "has a 512-token vocabulary",
+        f"cannot resume {out / 'checkpoint-60'} with --tokenizer_name {other}: it was trained with a BPE of 512",
     )
 
 

@@ -73,10 +73,11 @@ def check_resume_matches(
                 f"cannot resume {checkpoint} with another model shape: {', '.join(changed)}; "
                 f"resume with the checkpoint's shape ({keep}) or start a new run with a new --output_dir."
             )
-    request = _request(out)
+    # a checkpoint resumed into another output_dir: its own run's request (its tokenizer is what gets loaded)
+    request = _request(out) or _request(Path(checkpoint).parent)
     if request is None or tokenized:
         return
-    fix = "drop the flag to resume with the tokenizer saved in output_dir, or start a new run with a new --output_dir"
+    fix = "drop the flag to resume with the run's own tokenizer, or start a new run with a new --output_dir"
     if args.tokenizer_name and args.tokenizer_name != request.get("tokenizer_name"):
         was = request.get("tokenizer_name") or (
             f"the tokenizer of {request['tokenized_dataset']}"
