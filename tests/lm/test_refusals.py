@@ -72,3 +72,28 @@ def test_generate_refuses_a_classifier(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert "BertForSequenceClassification, not a causal language model" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # one step trained and saved as a finished run, exit 0
+        (["--max_steps", "0"], "--max_steps must be at least 1, got 0; leave it out"),
+        # torch's "Invalid beta parameter" traceback when the optimizer was made, after the corpus and tokenizer
+        (["--adam_beta2", "2"], "--adam_beta2 must be 0 or more and below 1, got 2.0"),
+        # NaN weights after one step, then a multinomial traceback while writing the samples
+        (["--weight_decay", "nan"], "--weight_decay must be 0 or more and finite, got nan"),
+        # "cannot convert float NaN to integer" when the schedule was made
+        (["--warmup_steps", "nan"], "--warmup_steps must be 0 or more and finite"),
+        # NaN > 0 is false: clipping silently off
+        (["--max_grad_norm", "nan"], "--max_grad_norm must be 0 or more, got nan"),
+        (["--adam_epsilon", "0"], "--adam_epsilon must be positive and finite, got 0.0"),
+    ],
+)
+def test_optimizer_numbers_that_cannot_work_are_refused_when_parsed(flags, message):
+    from llmkit.arguments import parse_args
+    from recipes import RECIPES
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES["pretrain"].load().TYPES, flags)
+    parse_args(RECIPES["pretrain"].load().TYPES, ["--max_steps", "-1", "--warmup_steps", "0.05"])
