@@ -97,3 +97,30 @@ def test_optimizer_numbers_that_cannot_work_are_refused_when_parsed(flags, messa
     with pytest.raises(UserError, match=message):
         parse_args(RECIPES["pretrain"].load().TYPES, flags)
     parse_args(RECIPES["pretrain"].load().TYPES, ["--max_steps", "-1", "--warmup_steps", "0.05"])
+
+
+def test_a_diverged_model_is_named_not_sampled(tmp_path, capsys):
+    # a run whose loss went to NaN (--learning_rate 1e4) ended in torch.multinomial's "probability tensor
+    # contains either inf, nan" traceback while writing its samples; `llmkit generate` on it did the same
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from llmkit.data.tokenizer import train_bpe_tokenizer
+    from llmkit.lm.report import check_finite
+
+    tokenizer = train_bpe_tokenizer(["cats and dogs, dogs and cats."] * 20, vocab_size=300)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=320, n_layer=1, n_head=2, n_embd=32, n_positions=32))
+    check_finite(model, 4, 3.2, 1e-3)  # a finite model passes
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")
+    with pytest.raises(
+        UserError, match=r"training diverged: at step 4 .* Lower --learning_rate \(this run: 10000\)"
+    ):
+        check_finite(model, 4, float("nan"), 1e4)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["generate", "--model", str(tmp_path), "--prompt", "cats"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert "weights hold NaN or infinite values (its training diverged)" in err
