@@ -415,7 +415,10 @@ def test_a_batch_larger_than_the_data_is_refused_before_the_judge_trains(recipe,
     assert not (out / "judge").exists()
 
 
-def test_a_negative_max_grad_norm_is_refused():
-    # it trained without clipping and without a word
-    with pytest.raises(UserError, match=r"--max_grad_norm must be 0 \(no clipping\) or positive, got -1.0"):
-        ClassicArguments(max_grad_norm=-1.0)
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_a_negative_or_nan_max_grad_norm_is_refused(value):
+    # it trained without clipping and without a word (NaN > 0 is false, so NaN did too)
+    with pytest.raises(
+        UserError, match=rf"--max_grad_norm must be 0 \(no clipping\) or positive and finite, got {value}"
+    ):
+        ClassicArguments(max_grad_norm=value)
