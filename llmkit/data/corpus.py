@@ -257,9 +257,11 @@ def expand_files(paths: list[str]) -> list[str]:
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = [str(p) for p in visible_files(path) if p.suffix.lower() in BUILDERS]
+            visible = visible_files(path)
+            found = [str(p) for p in visible if p.suffix.lower() in BUILDERS]
             if not found:
                 raise UserError(f"folder {path} holds no {'/'.join(BUILDERS)} files.")
+            _say_left_out(path, [p for p in visible if p.suffix.lower() not in BUILDERS])
             files.extend(found)
         elif path.is_file():
             if path.suffix.lower() not in BUILDERS:
@@ -278,4 +280,26 @@ def expand_files(paths: list[str]) -> list[str]:
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):
         raise UserError(f"every input file is empty: {', '.join(empty)}.")
+    if empty:
+        logger.warning(f"left out {len(empty)} empty file(s): {_some(empty)}.")
     return [f for f in files if f not in empty]
+
+
+def _say_left_out(folder: Path, others: list[Path]) -> None:
+    """Warn about a folder's files of other types, which are not read: a compressed corpus (.jsonl.gz) or a
+    README left out without a word looked like the whole folder had been trained on."""
+    if not others:
+        return
+    kinds = sorted({p.suffix.lower() or "no suffix" for p in others})
+    packed = [p for p in others if p.suffix.lower() in (".gz", ".bz2", ".xz", ".zst", ".zip")]
+    hint = f"; decompress {_some(packed)} to train on them" if packed else ""
+    logger.warning(
+        f"{folder}: left out {len(others)} file(s) that are not {'/'.join(BUILDERS)} "
+        f"({', '.join(kinds)}: {_some(others)}){hint}."
+    )
+
+
+def _some(paths: list, shown: int = 3) -> str:
+    """The first few names of a list, and how many more."""
+    names = ", ".join(str(p) for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
