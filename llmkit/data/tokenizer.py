@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GPT2TokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from llmkit import pieces
 from llmkit.errors import UserError
@@ -71,7 +71,9 @@ def train_bpe_tokenizer(
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a tokenizer by Hub name or local path; make sure it has an end-of-text and a pad token."""
     hint = "Pass a Hub name or a folder with tokenizer.json, or omit --tokenizer_name to train a BPE on the corpus."
-    tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
+    tokenizer = load_pretrained(
+        _tokenizer_class(Path(name_or_path).expanduser(), hint), name_or_path, hint=hint
+    )
     if tokenizer.eos_token_id is None:
         raise UserError(
             f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents."
@@ -79,6 +81,24 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _tokenizer_class(folder: Path, hint: str) -> type:
+    """AutoTokenizer, or GPT-2's class for a folder of bare GPT-2 BPE files (vocab.json and merges.txt, no
+    tokenizer.json or tokenizer_config.json), which AutoTokenizer cannot place: its error asked for sentencepiece."""
+    if not folder.is_dir() or any(
+        (folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
+    ):
+        return AutoTokenizer
+    has = {f: (folder / f).is_file() for f in ("vocab.json", "merges.txt")}
+    if all(has.values()):
+        return GPT2TokenizerFast
+    if any(has.values()):
+        missing = next(f for f, present in has.items() if not present)
+        raise UserError(
+            f"{folder} has {next(f for f in has if has[f])} but no {missing}: a BPE tokenizer needs both. {hint}"
+        )
+    return AutoTokenizer
 
 
 def get_tokenizer(
