@@ -200,6 +200,18 @@ def test_a_text_file_that_is_binary_or_not_utf8_is_named(tmp_path):
     assert load_text(str(tmp_path / "u.txt")) == "naïve café ✓\n"
 
 
+def test_a_text_file_in_utf16_or_with_a_byte_order_mark_is_read_as_written(tmp_path):
+    # UTF-16 was called "a binary file (a NUL byte at offset 3)" with no word of the fix; a UTF-8 byte-order
+    # mark became the first character the char-RNN learned (and a word2vec word)
+    from llmkit.classic.data import load_text
+
+    (tmp_path / "w.txt").write_text("notes from Windows\n", encoding="utf-16")
+    with pytest.raises(UserError, match=r"w.txt is UTF-16 text .* `iconv -f utf-16 -t utf-8 "):
+        load_text(str(tmp_path / "w.txt"))
+    (tmp_path / "bom.txt").write_bytes("\ufeffnotes from Windows\n".encode())
+    assert load_text(str(tmp_path / "bom.txt")) == "notes from Windows\n"
+
+
 def test_broken_image_folders_and_idx_files_are_named(tmp_path):
     from PIL import Image
 
