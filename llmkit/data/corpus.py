@@ -11,7 +11,7 @@ from llmkit.data.builtin import builtin_texts
 from llmkit.data.filecheck import check_encoding, find_bad_file, has_nul
 from llmkit.errors import UserError
 from llmkit.folders import visible_files
-from llmkit.log import get_logger
+from llmkit.log import get_logger, is_main_process
 
 logger = get_logger(__name__)
 # File suffix -> `datasets` builder that reads it.
@@ -148,7 +148,7 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
     raw = raw.filter(lambda text: [bool(t and t.strip()) for t in text], input_columns="text", batched=True)
     for name, before in records.items():
         split = raw[name]
-        if before and split.num_rows < before:
+        if before and split.num_rows < before and is_main_process():  # every rank reads the same corpus
             logger.warning(
                 f"{args.source}: {before - split.num_rows:,} of {before:,} {name} records have no "
                 f"text in {args.text_column!r} (missing, null or blank) and were left out."
@@ -280,7 +280,7 @@ def expand_files(paths: list[str]) -> list[str]:
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):
         raise UserError(f"every input file is empty: {', '.join(empty)}.")
-    if empty:
+    if empty and is_main_process():  # every rank expands the same paths: say it once
         logger.warning(f"left out {len(empty)} empty file(s): {_some(empty)}.")
     return [f for f in files if f not in empty]
 
@@ -288,7 +288,7 @@ def expand_files(paths: list[str]) -> list[str]:
 def _say_left_out(folder: Path, others: list[Path]) -> None:
     """Warn about a folder's files of other types, which are not read: a compressed corpus (.jsonl.gz) or a
     README left out without a word looked like the whole folder had been trained on."""
-    if not others:
+    if not others or not is_main_process():  # every rank expands the same paths: say it once
         return
     kinds = sorted({p.suffix.lower() or "no suffix" for p in others})
     packed = [p for p in others if p.suffix.lower() in (".gz", ".bz2", ".xz", ".zst", ".zip")]
