@@ -15,6 +15,9 @@ from transformers import AutoTokenizer, GPT2TokenizerFast, PreTrainedTokenizerBa
 from llmkit import pieces
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
@@ -65,6 +68,11 @@ def train_bpe_tokenizer(
         tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS
     )
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
+    if len(tokenizer) < vocab_size:  # the model is sized by the tokenizer: the asked size was silently not had
+        logger.warning(
+            f"the BPE has {len(tokenizer):,} tokens, not --vocab_size {vocab_size:,}: the corpus has no more "
+            f"pairs seen {min_frequency} times or more to merge. The model's vocabulary follows the tokenizer's."
+        )
     return tokenizer
 
 

@@ -76,3 +76,14 @@ def test_a_folder_of_bare_gpt2_bpe_files_loads(tmp_path):
     (bare / "merges.txt").unlink()
     with pytest.raises(UserError, match="has vocab.json but no merges.txt: a BPE tokenizer needs both"):
         load_tokenizer(str(bare))
+
+
+def test_a_vocabulary_the_corpus_cannot_fill_is_said(caplog):
+    # --vocab_size 1000000 on a small corpus gave 289 tokens without a word
+    with caplog.at_level("WARNING", logger="llmkit"):
+        tokenizer = train_bpe_tokenizer(["the cat sat on the mat."] * 20, vocab_size=100_000)
+    assert f"the BPE has {len(tokenizer):,} tokens, not --vocab_size 100,000" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmkit"):
+        train_bpe_tokenizer(["the cat sat on the mat."] * 20, vocab_size=260)
+    assert "not --vocab_size" not in caplog.text
