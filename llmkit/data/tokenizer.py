@@ -68,7 +68,8 @@ def train_bpe_tokenizer(
         tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS
     )
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
-    if len(tokenizer) < vocab_size:  # the model is sized by the tokenizer: the asked size was silently not had
+    # the model is sized by the tokenizer: a shortfall made --vocab_size look honoured
+    if len(tokenizer) < vocab_size:
         logger.warning(
             f"the BPE has {len(tokenizer):,} tokens, not --vocab_size {vocab_size:,}: the corpus has no more "
             f"pairs seen {min_frequency} times or more to merge. The model's vocabulary follows the tokenizer's."
