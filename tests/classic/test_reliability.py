@@ -427,6 +427,14 @@ def test_a_batch_larger_than_the_data_is_refused_before_the_judge_trains(recipe,
     assert not (out / "judge").exists()
 
 
+def test_a_dbn_batch_larger_than_the_data_is_refused_before_pretraining(tmp_path):
+    # the CD pretraining took whole batches only: none, then an IndexError traceback from its epoch means
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="fewer than one batch of 100000 per process"):
+        train_dbn.main(["--output_dir", str(out), "--batch_size", "100000", "--pretrain_epochs", "1"])
+    assert not (out / "rbm1_curves.png").exists()
+
+
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
 def test_a_negative_or_nan_max_grad_norm_is_refused(value):
     # it trained without clipping and without a word (NaN > 0 is false, so NaN did too)
