@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,6 +178,13 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         if len(raw["train"]) < 2:
             raise UserError(
                 f"the corpus {args.source} has a single document; give at least two, or pass --validation_files."
+            )
+        documents = len(raw["train"])
+        held = math.ceil(documents * args.validation_split_percentage / 100)  # as train_test_split rounds
+        if held >= documents:  # else scikit-learn's "the resulting train set will be empty" traceback
+            raise UserError(
+                f"--validation_split_percentage {args.validation_split_percentage:g} of {documents} documents "
+                f"holds out {held}, leaving none to train on; lower it, or pass --validation_files."
             )
         split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
         return DatasetDict({"train": split["train"], "validation": split["test"]})
