@@ -95,6 +95,12 @@ class DataArguments:
             raise UserError(
                 "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
             )
+        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
+            # datasets' "num_proc must be >= 0 or None" traceback after the tokenizer had trained
+            raise UserError(
+                f"--preprocessing_num_workers must be at least 1 (leave it out for one process), got "
+                f"{self.preprocessing_num_workers}."
+            )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
 

@@ -90,6 +90,10 @@ class ModelArguments:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "n_positions"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.n_positions == 1:  # a 1-token block has no next token: a NaN loss, then "training diverged"
+            raise UserError(
+                "--n_positions must be at least 2: a token needs a next one to learn from, got 1."
+            )
         self.config_fields()  # a shape that cannot be built is refused before the corpus is read
 
     def config_fields(self) -> dict[str, int]:

@@ -124,3 +124,20 @@ def test_a_diverged_model_is_named_not_sampled(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert "weights hold NaN or infinite values (its training diverged)" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # datasets' "num_proc must be >= 0 or None" traceback, after the BPE had trained
+        (["--preprocessing_num_workers", "-1"], "--preprocessing_num_workers must be at least 1 .*got -1"),
+        # blocks of one token have no next token: a NaN loss, then a wrong "training diverged"
+        (["--n_positions", "1"], "--n_positions must be at least 2"),
+    ],
+)
+def test_data_and_shape_values_that_cannot_work_are_refused_when_parsed(flags, message):
+    from llmkit.arguments import parse_args
+    from recipes import RECIPES
+
+    with pytest.raises(UserError, match=message):
+        parse_args(RECIPES["pretrain"].load().TYPES, flags)
