@@ -442,3 +442,19 @@ def test_a_negative_or_nan_max_grad_norm_is_refused(value):
         UserError, match=rf"--max_grad_norm must be 0 \(no clipping\) or positive and finite, got {value}"
     ):
         ClassicArguments(max_grad_norm=value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--num_inference_steps", "1000"],
+            "--num_inference_steps 1000 is more than the model's --num_train_timesteps 200",
+        ),
+        (["--num_train_timesteps", "0"], "--num_train_timesteps must be at least 2, got 0"),
+    ],
+)
+def test_diffusion_step_counts_are_refused_naming_their_flags(flags, message, tmp_path):
+    # the scheduler said "sampling steps must be between 1 and 200" / "the number of diffusion steps", no flag
+    with pytest.raises(UserError, match=message):
+        train_diffusion.main(["--output_dir", str(tmp_path / "run"), *flags])
