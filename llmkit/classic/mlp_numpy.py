@@ -163,19 +163,21 @@ class NumpyMLP:
         batch_size: int = 32,
         seed: int = 0,
     ) -> list[float]:
-        """Mini-batch training; returns the mean loss of each epoch."""
+        """Mini-batch training; returns each epoch's mean loss per example."""
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
         rng = np.random.default_rng(seed)
         history = []
         for _ in range(epochs):
             order = rng.permutation(len(x))
-            losses = []
+            losses, sizes = [], []
             for i in range(0, len(x), batch_size):
                 idx = order[i : i + batch_size]
                 losses.append(self.loss_and_gradients(x[idx], y[idx]))
+                sizes.append(len(idx))
                 optimizer.step([layer for layer in self.layers if layer.params])
-            history.append(float(np.mean(losses)))
+            # per example: the last, smaller batch counted as much as a full one
+            history.append(float(np.average(losses, weights=sizes)))
         return history
 
 
