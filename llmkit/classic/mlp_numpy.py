@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), written with tanh: exp(-x) overflowed for x below -709 (a raw RuntimeWarning)."""
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
 # Each activation: (function, derivative written in terms of the input x and output y).
 ACTIVATIONS = {
     "relu": (lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype)),
     "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x), lambda x, y: np.where(x > 0, 1.0, 0.01)),
     "tanh": (np.tanh, lambda x, y: 1 - y**2),
-    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x, y: y * (1 - y)),
+    "sigmoid": (sigmoid, lambda x, y: y * (1 - y)),
     "identity": (lambda x: x, lambda x, y: np.ones_like(x)),
 }
 
@@ -68,7 +74,7 @@ def loss_and_grad(name: str, out: np.ndarray, y: np.ndarray) -> tuple[float, np.
         p[np.arange(n), y] -= 1
         return float(loss), p / n
     if name == "binary_cross_entropy":  # sigmoid + BCE on one logit per row
-        p = 1 / (1 + np.exp(-out))
+        p = sigmoid(out)
         t = y.reshape(out.shape).astype(float)
         loss = -(t * np.log(p + 1e-12) + (1 - t) * np.log(1 - p + 1e-12)).mean()
         return float(loss), (p - t) / out.size

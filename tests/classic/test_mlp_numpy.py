@@ -81,3 +81,18 @@ def test_the_numpy_recipe_counts_optimizer_steps_not_epochs(tmp_path):
     metrics = train_mlp.main([*argv, "--output_dir", str(tmp_path / "run")])
     assert metrics["global_step"] == 2 * 3  # the digits' 1,437 or so training images: 3 batches of 500
     assert [row["step"] for row in metrics["log_history"]] == [3, 6]
+
+
+def test_sigmoid_never_overflows():
+    # np.exp(-x) overflowed for a large negative x: a raw "RuntimeWarning: overflow encountered in exp" with
+    # its source line, printed by a run with a high --learning_rate
+    import warnings
+
+    from llmkit.classic.mlp_numpy import loss_and_grad, sigmoid
+
+    x = np.array([-1000.0, -3.0, 0.0, 3.0, 1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sigmoid(x) == pytest.approx([0.0, 1 / (1 + np.exp(3.0)), 0.5, 1 / (1 + np.exp(-3.0)), 1.0])
+        ACTIVATIONS["sigmoid"][0](x)
+        loss_and_grad("binary_cross_entropy", x[:, None], np.array([0, 0, 1, 1, 1]))
