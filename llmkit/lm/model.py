@@ -125,6 +125,13 @@ def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2
             f"--vocab_size {args.vocab_size} is smaller than tokenizer {args.tokenizer_name!r}'s {vocab} tokens; "
             "drop --vocab_size (the model then matches the tokenizer) or use a smaller tokenizer."
         )
+    # a larger one was silently ignored: the model's vocabulary follows the tokenizer
+    if args.vocab_size is not None and args.tokenizer_name and args.vocab_size > vocab:
+        raise UserError(
+            f"--vocab_size {args.vocab_size} is larger than tokenizer {args.tokenizer_name!r}'s {vocab} tokens, "
+            "and the model's vocabulary follows the tokenizer (--vocab_size sizes the BPE trained when no "
+            "--tokenizer_name is given); drop --vocab_size, or drop --tokenizer_name to train a BPE of that size."
+        )
     config = GPT2Config(
         vocab_size=padded_vocab_size(vocab, args.pad_vocab_multiple),
         **args.config_fields(),

@@ -141,3 +141,17 @@ def test_data_and_shape_values_that_cannot_work_are_refused_when_parsed(flags, m
 
     with pytest.raises(UserError, match=message):
         parse_args(RECIPES["pretrain"].load().TYPES, flags)
+
+
+def test_a_vocab_size_larger_than_the_named_tokenizer_is_refused():
+    # --tokenizer_name X --vocab_size 5000 trained a model of X's 289 tokens (320 padded) without a word
+    from llmkit.data.tokenizer import train_bpe_tokenizer
+    from llmkit.lm.model import ModelArguments, build_gpt2
+
+    tokenizer = train_bpe_tokenizer(["cats and dogs, dogs and cats."] * 20, vocab_size=300)
+    shape = {"n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 32, "tokenizer_name": "mine"}
+    with pytest.raises(
+        UserError, match=rf"--vocab_size 5000 is larger than tokenizer 'mine''s {len(tokenizer)} tokens"
+    ):
+        build_gpt2(ModelArguments(vocab_size=5000, **shape), tokenizer)
+    assert build_gpt2(ModelArguments(vocab_size=len(tokenizer), **shape), tokenizer).config.vocab_size == 320
