@@ -99,14 +99,12 @@ def _tokenizer_class(folder: Path, hint: str) -> type:
         (folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
     ):
         return AutoTokenizer
-    has = {f: (folder / f).is_file() for f in ("vocab.json", "merges.txt")}
-    if all(has.values()):
+    present = [f for f in ("vocab.json", "merges.txt") if (folder / f).is_file()]
+    if len(present) == 2:
         return GPT2TokenizerFast
-    if any(has.values()):
-        missing = next(f for f, present in has.items() if not present)
-        raise UserError(
-            f"{folder} has {next(f for f in has if has[f])} but no {missing}: a BPE tokenizer needs both. {hint}"
-        )
+    if present:
+        missing = "merges.txt" if present == ["vocab.json"] else "vocab.json"
+        raise UserError(f"{folder} has {present[0]} but no {missing}: a BPE tokenizer needs both. {hint}")
     return AutoTokenizer
 
 
