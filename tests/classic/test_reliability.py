@@ -458,3 +458,13 @@ def test_diffusion_step_counts_are_refused_naming_their_flags(flags, message, tm
     # the scheduler said "sampling steps must be between 1 and 200" / "the number of diffusion steps", no flag
     with pytest.raises(UserError, match=message):
         train_diffusion.main(["--output_dir", str(tmp_path / "run"), *flags])
+
+
+def test_a_text_file_with_the_classify_task_is_refused(tmp_path):
+    # --task classify trained on the built-in docstring areas and never read the file, without a word
+    from llmkit.arguments import parse_args
+
+    with pytest.raises(
+        UserError, match="--text_file is for --task lm; --task classify trains on the built-in"
+    ):
+        parse_args(train_rnn.TYPES, ["--task", "classify", "--text_file", str(tmp_path / "mine.txt")])
