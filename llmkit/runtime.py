@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,10 @@ class LlmkitTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--per_device_train_batch_size must be at least 1{default}, got {self.per_device_train_batch_size}."
             )
+        if self.max_steps == 0:  # transformers trains one step for 0 and saves it as a finished run
+            raise ValueError(
+                "--max_steps must be at least 1, got 0; leave it out to train --num_train_epochs instead."
+            )
         if self.max_steps <= 0 and not self.num_train_epochs > 0:  # else 0 steps are trained, and exit 0
             raise ValueError(
                 f"--num_train_epochs must be positive (or give --max_steps), got {self.num_train_epochs}."
@@ -92,7 +97,23 @@ class LlmkitTrainingArguments(TrainingArguments):
         for name in ("per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        self._check_optimizer_numbers()
         self._check_intervals()
+
+    def _check_optimizer_numbers(self) -> None:
+        """Refuse optimizer settings that torch rejects with a traceback (a beta of 2), or that train to NaN
+        weights and a traceback at the end (a NaN weight decay), or that are silently skipped (a NaN clip norm)."""
+        rules = (
+            ("weight_decay", 0 <= self.weight_decay < math.inf, "0 or more and finite"),
+            ("adam_beta1", 0 <= self.adam_beta1 < 1, "0 or more and below 1"),
+            ("adam_beta2", 0 <= self.adam_beta2 < 1, "0 or more and below 1"),
+            ("adam_epsilon", 0 < self.adam_epsilon < math.inf, "positive and finite"),
+            ("warmup_steps", 0 <= self.warmup_steps < math.inf, "0 or more and finite (below 1: a share)"),
+            ("max_grad_norm", self.max_grad_norm is None or 0 <= self.max_grad_norm < math.inf, "0 or more"),
+        )
+        for name, ok, rule in rules:
+            if not ok:  # NaN compares false: refused too
+                raise ValueError(f"--{name} must be {rule}, got {getattr(self, name)}.")
 
     def _check_intervals(self) -> None:
         """Refuse a step interval of 0 or below: transformers reads it as "never" (no checkpoint a kill could

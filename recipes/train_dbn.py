@@ -17,7 +17,7 @@ from llmkit.classic.arguments import ImageArguments
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
 from llmkit.classic.launch import start
-from llmkit.classic.loop import write_report
+from llmkit.classic.loop import check_one_batch, write_report
 from llmkit.classic.rbm import DBN
 from llmkit.errors import UserError, run_cli
 from llmkit.launch import one_run_per_output_dir
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_args(TYPES, argv)
     out = start(args)
     train, test, n_classes = load_images(args.dataset, seed=args.seed, min_classes=2)
+    check_one_batch(len(train), args)  # else the CD pretraining's IndexError: it too takes whole batches only
     dbn = DBN([train.tensors[0][0].numel(), *args.hidden], n_classes, args.seed)
     rbm_history = pretrain(args, dbn, train.tensors[0], out)
     results = {}

@@ -61,6 +61,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(
             f"--image_size must be even and --width a multiple of 8, got {args.image_size} and {args.width}."
         )
+    if args.num_train_timesteps < 2:  # the scheduler's own words named no flag
+        raise UserError(f"--num_train_timesteps must be at least 2, got {args.num_train_timesteps}.")
+    if (args.num_inference_steps or 0) > args.num_train_timesteps:
+        raise UserError(
+            f"--num_inference_steps {args.num_inference_steps} is more than the model's "
+            f"--num_train_timesteps {args.num_train_timesteps}; sample with at most that many steps."
+        )
     out = start(args)
     scheduler = SCHEDULERS[args.sampler](args.num_train_timesteps, args.beta_schedule)
     scheduler.set_timesteps(args.num_inference_steps)  # refuses a bad step count before training

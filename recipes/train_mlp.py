@@ -78,8 +78,13 @@ def main(argv: list[str] | None = None) -> dict:
     numpy_metrics = train_numpy(args, train, test, n_classes) if args.impl in ("numpy", "both") else {}
     if args.impl == "numpy":
         losses = numpy_metrics["numpy_loss_per_epoch"]
-        history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+        # optimizer steps, not epochs: "3 steps" was said of 3 epochs of 23 batches each
+        per_epoch = -(-len(train) // args.per_device_train_batch_size)
+        history = [
+            {"epoch": i + 1, "step": (i + 1) * per_epoch, "train_loss": v} for i, v in enumerate(losses)
+        ]
         metrics = {"eval_accuracy": numpy_metrics["numpy_eval_accuracy"], **numpy_metrics}
+        metrics["global_step"] = len(losses) * per_epoch
         return write_report(args, metrics, history, title="NumPy MLP")
     features = train.tensors[0][0].numel()
     kwargs = {

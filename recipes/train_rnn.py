@@ -53,6 +53,11 @@ class RNNArguments(
         super().__post_init__()
         if self.max_chars < 0:  # it cut that many characters off the end
             raise UserError(f"--max_chars must be 0 (all the text) or more, got {self.max_chars}.")
+        if self.task == "classify" and self.text_file:  # it trained on the built-in areas, the file unread
+            raise UserError(
+                "--text_file is for --task lm; --task classify trains on the built-in docstrings' library "
+                "areas (labelled texts). Drop one of them."
+            )
 
 
 def windows(ids: torch.Tensor, seq_len: int) -> TensorDataset:

@@ -24,13 +24,19 @@ from llmkit.classic.word2vec import (
     tokenize,
     train_word2vec,
 )
-from llmkit.errors import UserError, run_cli
+from llmkit.errors import run_cli
 from llmkit.launch import one_run_per_output_dir
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 
 @dataclass
 class Word2VecArguments(
-    ClassicArguments, recipe="train-word2vec", app_flag="word2vec", sizes=("dim", "window", "negatives")
+    ClassicArguments,
+    recipe="train-word2vec",
+    app_flag="word2vec",
+    sizes=("dim", "window", "negatives", "min_count"),
 ):
     output_dir: str = "runs/word2vec"
     num_train_epochs: int = epochs(3)
@@ -96,6 +102,20 @@ def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 3
     }
 
 
+def probe_words(wanted: list[str], vocab) -> list[str]:
+    """The probe words in the vocabulary; if none is (the CPython defaults on a user's own --text_file), the
+    text's most frequent longer words, said: the run used to end, trained but unexported, with an error."""
+    found = [w for w in wanted if w in vocab.index]
+    if found:
+        return found
+    frequent = [w for w in vocab.words if len(w) > 3][: len(wanted)] or vocab.words[: len(wanted)]
+    logger.warning(
+        f"none of the probe words {wanted} is in this text's vocabulary; showing the neighbours of its frequent "
+        f"words {frequent} instead (--probe_words chooses them)."
+    )
+    return frequent
+
+
 @one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train word vectors, probe and export them; returns metrics.json's content."""
@@ -118,12 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint=checkpoint,
     )
     vectors = model.vectors()
-    probes = {w: neighbours(vectors, vocab, w, 8) for w in args.probe_words if w in vocab.index}
-    missing = [w for w in args.probe_words if w not in vocab.index]
-    if missing and not probes:
-        raise UserError(
-            f"none of the probe words {missing} is in the vocabulary; pass --probe_words that occur in the text."
-        )
+    probes = {w: neighbours(vectors, vocab, w, 8) for w in probe_words(args.probe_words, vocab)}
     save_text_format(vectors, vocab, out / "vectors.txt")
     record.write_atomic(
         out / "config.json", json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim})

@@ -92,8 +92,10 @@ class ClassicArguments:
             )
         if not 0 <= self.seed < 2**32:
             raise UserError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
-        if self.max_grad_norm < 0:
-            raise UserError(f"--max_grad_norm must be 0 (no clipping) or positive, got {self.max_grad_norm}.")
+        if not 0 <= self.max_grad_norm < float("inf"):  # NaN compares false: it silently turned clipping off
+            raise UserError(
+                f"--max_grad_norm must be 0 (no clipping) or positive and finite, got {self.max_grad_norm}."
+            )
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
 

@@ -313,13 +313,18 @@ def _utf8_text(path: Path) -> str:
     """A file's UTF-8 text; binary data or another encoding is named (llmkit.data.filecheck's rule, without
     importing llmkit.data, which brings transformers)."""
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # was called a binary file, with no word of the fix
+        raise UserError(
+            f"{path} is UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; convert it, e.g. "
+            f"`iconv -f utf-16 -t utf-8 {path} > fixed.txt`."
+        )
     if b"\0" in raw[:8192]:
         nul = raw.index(b"\0")
         raise UserError(
             f"{path} is a binary file (a NUL byte at offset {nul}), not text; pass a UTF-8 text file."
         )
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not a character
     except UnicodeDecodeError as err:
         raise UserError(
             f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); convert it, e.g. "

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), written with tanh: exp(-x) overflowed for x below -709 (a raw RuntimeWarning)."""
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
 # Each activation: (function, derivative written in terms of the input x and output y).
 ACTIVATIONS = {
     "relu": (lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype)),
     "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x), lambda x, y: np.where(x > 0, 1.0, 0.01)),
     "tanh": (np.tanh, lambda x, y: 1 - y**2),
-    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x, y: y * (1 - y)),
+    "sigmoid": (sigmoid, lambda x, y: y * (1 - y)),
     "identity": (lambda x: x, lambda x, y: np.ones_like(x)),
 }
 
@@ -68,7 +74,7 @@ def loss_and_grad(name: str, out: np.ndarray, y: np.ndarray) -> tuple[float, np.
         p[np.arange(n), y] -= 1
         return float(loss), p / n
     if name == "binary_cross_entropy":  # sigmoid + BCE on one logit per row
-        p = 1 / (1 + np.exp(-out))
+        p = sigmoid(out)
         t = y.reshape(out.shape).astype(float)
         loss = -(t * np.log(p + 1e-12) + (1 - t) * np.log(1 - p + 1e-12)).mean()
         return float(loss), (p - t) / out.size
@@ -163,19 +169,21 @@ class NumpyMLP:
         batch_size: int = 32,
         seed: int = 0,
     ) -> list[float]:
-        """Mini-batch training; returns the mean loss of each epoch."""
+        """Mini-batch training; returns each epoch's mean loss per example."""
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
         rng = np.random.default_rng(seed)
         history = []
         for _ in range(epochs):
             order = rng.permutation(len(x))
-            losses = []
+            losses, sizes = [], []
             for i in range(0, len(x), batch_size):
                 idx = order[i : i + batch_size]
                 losses.append(self.loss_and_gradients(x[idx], y[idx]))
+                sizes.append(len(idx))
                 optimizer.step([layer for layer in self.layers if layer.params])
-            history.append(float(np.mean(losses)))
+            # per example: the last, smaller batch counted as much as a full one
+            history.append(float(np.average(losses, weights=sizes)))
         return history
 
 

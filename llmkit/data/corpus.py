@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from llmkit.data.builtin import builtin_texts
 from llmkit.data.filecheck import check_encoding, find_bad_file, has_nul
 from llmkit.errors import UserError
 from llmkit.folders import visible_files
-from llmkit.log import get_logger
+from llmkit.log import get_logger, is_main_process
 
 logger = get_logger(__name__)
 # File suffix -> `datasets` builder that reads it.
@@ -94,6 +95,12 @@ class DataArguments:
             raise UserError(
                 "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
             )
+        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
+            # datasets' "num_proc must be >= 0 or None" traceback after the tokenizer had trained
+            raise UserError(
+                f"--preprocessing_num_workers must be at least 1 (leave it out for one process), got "
+                f"{self.preprocessing_num_workers}."
+            )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
 
@@ -148,7 +155,7 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
     raw = raw.filter(lambda text: [bool(t and t.strip()) for t in text], input_columns="text", batched=True)
     for name, before in records.items():
         split = raw[name]
-        if before and split.num_rows < before:
+        if before and split.num_rows < before and is_main_process():  # every rank reads the same corpus
             logger.warning(
                 f"{args.source}: {before - split.num_rows:,} of {before:,} {name} records have no "
                 f"text in {args.text_column!r} (missing, null or blank) and were left out."
@@ -177,6 +184,13 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
         if len(raw["train"]) < 2:
             raise UserError(
                 f"the corpus {args.source} has a single document; give at least two, or pass --validation_files."
+            )
+        documents = len(raw["train"])
+        held = math.ceil(documents * args.validation_split_percentage / 100)  # as train_test_split rounds
+        if held >= documents:  # else scikit-learn's "the resulting train set will be empty" traceback
+            raise UserError(
+                f"--validation_split_percentage {args.validation_split_percentage:g} of {documents} documents "
+                f"holds out {held}, leaving none to train on; lower it, or pass --validation_files."
             )
         split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
         return DatasetDict({"train": split["train"], "validation": split["test"]})
@@ -257,9 +271,11 @@ def expand_files(paths: list[str]) -> list[str]:
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = [str(p) for p in visible_files(path) if p.suffix.lower() in BUILDERS]
+            visible = visible_files(path)
+            found = [str(p) for p in visible if p.suffix.lower() in BUILDERS]
             if not found:
                 raise UserError(f"folder {path} holds no {'/'.join(BUILDERS)} files.")
+            _say_left_out(path, [p for p in visible if p.suffix.lower() not in BUILDERS])
             files.extend(found)
         elif path.is_file():
             if path.suffix.lower() not in BUILDERS:
@@ -278,4 +294,26 @@ def expand_files(paths: list[str]) -> list[str]:
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):
         raise UserError(f"every input file is empty: {', '.join(empty)}.")
+    if empty and is_main_process():  # every rank expands the same paths: say it once
+        logger.warning(f"left out {len(empty)} empty file(s): {_some(empty)}.")
     return [f for f in files if f not in empty]
+
+
+def _say_left_out(folder: Path, others: list[Path]) -> None:
+    """Warn about a folder's files of other types, which are not read: a compressed corpus (.jsonl.gz) or a
+    README left out without a word looked like the whole folder had been trained on."""
+    if not others or not is_main_process():  # every rank expands the same paths: say it once
+        return
+    kinds = sorted({p.suffix.lower() or "no suffix" for p in others})
+    packed = [p for p in others if p.suffix.lower() in (".gz", ".bz2", ".xz", ".zst", ".zip")]
+    hint = f"; decompress {_some(packed)} to train on them" if packed else ""
+    logger.warning(
+        f"{folder}: left out {len(others)} file(s) that are not {'/'.join(BUILDERS)} "
+        f"({', '.join(kinds)}: {_some(others)}){hint}."
+    )
+
+
+def _some(paths: list, shown: int = 3) -> str:
+    """The first few names of a list, and how many more."""
+    names = ", ".join(str(p) for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")

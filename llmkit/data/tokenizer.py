@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GPT2TokenizerFast, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from llmkit import pieces
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 STREAM_TOKENIZER_DOCS = 100_000  # documents a streamed corpus lends to BPE training
 
@@ -65,13 +68,21 @@ def train_bpe_tokenizer(
         tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS
     )
     tokenizer.model_max_length = 1_000_000  # the model, not the tokenizer, limits the context
+    # the model is sized by the tokenizer: a shortfall made --vocab_size look honoured
+    if len(tokenizer) < vocab_size:
+        logger.warning(
+            f"the BPE has {len(tokenizer):,} tokens, not --vocab_size {vocab_size:,}: the corpus has no more "
+            f"pairs seen {min_frequency} times or more to merge. The model's vocabulary follows the tokenizer's."
+        )
     return tokenizer
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a tokenizer by Hub name or local path; make sure it has an end-of-text and a pad token."""
     hint = "Pass a Hub name or a folder with tokenizer.json, or omit --tokenizer_name to train a BPE on the corpus."
-    tokenizer = load_pretrained(AutoTokenizer, name_or_path, hint=hint)
+    tokenizer = load_pretrained(
+        _tokenizer_class(Path(name_or_path).expanduser(), hint), name_or_path, hint=hint
+    )
     if tokenizer.eos_token_id is None:
         raise UserError(
             f"tokenizer {name_or_path!r} has no end-of-text token, which packing needs between documents."
@@ -79,6 +90,22 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _tokenizer_class(folder: Path, hint: str) -> type:
+    """AutoTokenizer, or GPT-2's class for a folder of bare GPT-2 BPE files (vocab.json and merges.txt, no
+    tokenizer.json or tokenizer_config.json), which AutoTokenizer cannot place: its error asked for sentencepiece."""
+    if not folder.is_dir() or any(
+        (folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
+    ):
+        return AutoTokenizer
+    present = [f for f in ("vocab.json", "merges.txt") if (folder / f).is_file()]
+    if len(present) == 2:
+        return GPT2TokenizerFast
+    if present:
+        missing = "merges.txt" if present == ["vocab.json"] else "vocab.json"
+        raise UserError(f"{folder} has {present[0]} but no {missing}: a BPE tokenizer needs both. {hint}")
+    return AutoTokenizer
 
 
 def get_tokenizer(

@@ -93,6 +93,11 @@ def load_causal_lm(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedTokeni
     _check_causal(name_or_path, config)  # before loading weights: a classifier's LM head would be random
     tokenizer = load_pretrained(AutoTokenizer, name_or_path)
     model = load_pretrained(AutoModelForCausalLM, name_or_path)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):  # sampling was a multinomial traceback
+        raise UserError(
+            f"{name_or_path}: the model's weights hold NaN or infinite values (its training diverged), so it "
+            "cannot generate text; train it again with a lower --learning_rate, or load an earlier checkpoint-N."
+        )
     return model.eval(), tokenizer
 
 

@@ -90,6 +90,10 @@ class ModelArguments:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "n_positions"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.n_positions == 1:  # a 1-token block has no next token: a NaN loss, then "training diverged"
+            raise UserError(
+                "--n_positions must be at least 2: a token needs a next one to learn from, got 1."
+            )
         self.config_fields()  # a shape that cannot be built is refused before the corpus is read
 
     def config_fields(self) -> dict[str, int]:
@@ -120,6 +124,13 @@ def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2
         raise UserError(
             f"--vocab_size {args.vocab_size} is smaller than tokenizer {args.tokenizer_name!r}'s {vocab} tokens; "
             "drop --vocab_size (the model then matches the tokenizer) or use a smaller tokenizer."
+        )
+    # a larger one was silently ignored: the model's vocabulary follows the tokenizer
+    if args.vocab_size is not None and args.tokenizer_name and args.vocab_size > vocab:
+        raise UserError(
+            f"--vocab_size {args.vocab_size} is larger than tokenizer {args.tokenizer_name!r}'s {vocab} tokens, "
+            "and the model's vocabulary follows the tokenizer (--vocab_size sizes the BPE trained when no "
+            "--tokenizer_name is given); drop --vocab_size, or drop --tokenizer_name to train a BPE of that size."
         )
     config = GPT2Config(
         vocab_size=padded_vocab_size(vocab, args.pad_vocab_multiple),

@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from llmkit import record
+from llmkit.errors import UserError
 from llmkit.lm.generate import Sampling, generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
 from llmkit.lm.throughput import utilisation, warmup_steps_for
@@ -141,6 +142,18 @@ def prompts_from(blocks, tokenizer, count: int = 4, words: int = 3) -> list[str]
     return prompts or ["The"]
 
 
+def check_finite(model: torch.nn.Module, step: int, eval_loss: float, learning_rate: float) -> None:
+    """Refuse to report on a model whose weights hold NaN or inf (training diverged): sampling from it was a
+    multinomial traceback, and its metrics.json would describe a model that cannot be used."""
+    if all(torch.isfinite(p).all() for p in model.parameters()):
+        return
+    raise UserError(
+        f"training diverged: at step {step} the model's weights hold NaN or infinite values (eval loss "
+        f"{eval_loss}), so it cannot generate text (loss_curve.png shows where the loss broke). Lower "
+        f"--learning_rate (this run: {learning_rate:g}) or raise --warmup_steps, and train into a new --output_dir."
+    )
+
+
 def write_report(
     trainer: Trainer, report: ReportCallback, extra: dict, *, prompts: list[str] | None, max_new_tokens: int
 ) -> dict:
@@ -187,6 +200,7 @@ def write_report(
     plot_loss_curves(
         history, out / "loss_curve.png", title=f"{extra.get('preset', 'GPT-2')} on {extra.get('corpus', '')}"
     )
+    check_finite(model, step, eval_loss, trainer.args.learning_rate)
     model.eval()
     tokenizer = trainer.processing_class
     prompts = prompts or prompts_from(trainer.eval_dataset, tokenizer)

@@ -118,6 +118,21 @@ def test_word2vec_recipe_exports_the_text_format(tmp_path, tiny_run):
     assert header == f"{result['vocabulary']} 16" and "paris" in result["neighbours"]
 
 
+def test_word2vec_on_a_text_without_the_default_probe_words_probes_its_own(tmp_path, capfd):
+    # the default probe words are CPython's ("list", "file", ...): a user's own --text_file trained, then ended
+    # with "none of the probe words ... is in the vocabulary", exit 2 and no vectors.txt
+    text = tmp_path / "corpus.txt"
+    text.write_text(" ".join(_capitals_corpus(300)))
+    argv = ["--text_file", str(text), "--output_dir", str(tmp_path / "w"), "--dim", "8", "--compare_with", ""]
+    result = word2vec_recipe.main([*argv, "--num_train_epochs", "1", "--min_count", "2"])
+    assert (tmp_path / "w" / "vectors.txt").is_file() and len(result["neighbours"]) == 6
+    err = capfd.readouterr().err
+    assert "none of the probe words ['list', 'file'" in err and "--probe_words chooses them" in err
+    # --min_count 0 or below was taken as 1 without a word
+    with pytest.raises(UserError, match="--min_count must be at least 1, got 0"):
+        word2vec_recipe.main([*argv, "--min_count", "0"])
+
+
 def test_word2vec_reruns_report_the_loss_of_their_own_epochs(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text(" ".join(_capitals_corpus(400)))

@@ -59,3 +59,40 @@ def test_bad_names_are_refused():
         NumpyMLP([2, 2], "swish")
     with pytest.raises(ValueError, match="unknown optimizer"):
         Optimizer("lbfgs")
+
+
+def test_an_epochs_loss_is_its_mean_per_example():
+    # batch means were averaged as equals: a last batch of 1 example weighed as much as a full one
+    from llmkit.classic.mlp_numpy import loss_and_grad
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(9, 3)), rng.integers(0, 2, 9)
+    net = NumpyMLP([3, 4, 2], "tanh", seed=0)
+    whole, _ = loss_and_grad("cross_entropy", net.forward(x), y)
+    (epoch,) = net.fit(x, y, Optimizer("sgd", 1e-12), epochs=1, batch_size=4)  # batches of 4, 4 and 1
+    assert epoch == pytest.approx(whole, rel=1e-6)
+
+
+def test_the_numpy_recipe_counts_optimizer_steps_not_epochs(tmp_path):
+    # "training 3 steps" was printed for 3 epochs of 23 batches each
+    from llmkit.recipes import train_mlp
+
+    argv = ["--impl", "numpy", "--num_train_epochs", "2", "--batch_size", "500", "--hidden", "8"]
+    metrics = train_mlp.main([*argv, "--output_dir", str(tmp_path / "run")])
+    assert metrics["global_step"] == 2 * 3  # the digits' 1,437 or so training images: 3 batches of 500
+    assert [row["step"] for row in metrics["log_history"]] == [3, 6]
+
+
+def test_sigmoid_never_overflows():
+    # np.exp(-x) overflowed for a large negative x: a raw "RuntimeWarning: overflow encountered in exp" with
+    # its source line, printed by a run with a high --learning_rate
+    import warnings
+
+    from llmkit.classic.mlp_numpy import loss_and_grad, sigmoid
+
+    x = np.array([-1000.0, -3.0, 0.0, 3.0, 1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sigmoid(x) == pytest.approx([0.0, 1 / (1 + np.exp(3.0)), 0.5, 1 / (1 + np.exp(-3.0)), 1.0])
+        ACTIVATIONS["sigmoid"][0](x)
+        loss_and_grad("binary_cross_entropy", x[:, None], np.array([0, 0, 1, 1, 1]))

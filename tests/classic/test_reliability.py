@@ -200,6 +200,18 @@ def test_a_text_file_that_is_binary_or_not_utf8_is_named(tmp_path):
     assert load_text(str(tmp_path / "u.txt")) == "naïve café ✓\n"
 
 
+def test_a_text_file_in_utf16_or_with_a_byte_order_mark_is_read_as_written(tmp_path):
+    # UTF-16 was called "a binary file (a NUL byte at offset 3)" with no word of the fix; a UTF-8 byte-order
+    # mark became the first character the char-RNN learned (and a word2vec word)
+    from llmkit.classic.data import load_text
+
+    (tmp_path / "w.txt").write_text("notes from Windows\n", encoding="utf-16")
+    with pytest.raises(UserError, match=r"w.txt is UTF-16 text .* `iconv -f utf-16 -t utf-8 "):
+        load_text(str(tmp_path / "w.txt"))
+    (tmp_path / "bom.txt").write_bytes("\ufeffnotes from Windows\n".encode())
+    assert load_text(str(tmp_path / "bom.txt")) == "notes from Windows\n"
+
+
 def test_broken_image_folders_and_idx_files_are_named(tmp_path):
     from PIL import Image
 
@@ -415,7 +427,44 @@ def test_a_batch_larger_than_the_data_is_refused_before_the_judge_trains(recipe,
     assert not (out / "judge").exists()
 
 
-def test_a_negative_max_grad_norm_is_refused():
-    # it trained without clipping and without a word
-    with pytest.raises(UserError, match=r"--max_grad_norm must be 0 \(no clipping\) or positive, got -1.0"):
-        ClassicArguments(max_grad_norm=-1.0)
+def test_a_dbn_batch_larger_than_the_data_is_refused_before_pretraining(tmp_path):
+    # the CD pretraining took whole batches only: none, then an IndexError traceback from its epoch means
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="fewer than one batch of 100000 per process"):
+        train_dbn.main(["--output_dir", str(out), "--batch_size", "100000", "--pretrain_epochs", "1"])
+    assert not (out / "rbm1_curves.png").exists()
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_a_negative_or_nan_max_grad_norm_is_refused(value):
+    # it trained without clipping and without a word (NaN > 0 is false, so NaN did too)
+    with pytest.raises(
+        UserError, match=rf"--max_grad_norm must be 0 \(no clipping\) or positive and finite, got {value}"
+    ):
+        ClassicArguments(max_grad_norm=value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--num_inference_steps", "1000"],
+            "--num_inference_steps 1000 is more than the model's --num_train_timesteps 200",
+        ),
+        (["--num_train_timesteps", "0"], "--num_train_timesteps must be at least 2, got 0"),
+    ],
+)
+def test_diffusion_step_counts_are_refused_naming_their_flags(flags, message, tmp_path):
+    # the scheduler said "sampling steps must be between 1 and 200" / "the number of diffusion steps", no flag
+    with pytest.raises(UserError, match=message):
+        train_diffusion.main(["--output_dir", str(tmp_path / "run"), *flags])
+
+
+def test_a_text_file_with_the_classify_task_is_refused(tmp_path):
+    # --task classify trained on the built-in docstring areas and never read the file, without a word
+    from llmkit.arguments import parse_args
+
+    with pytest.raises(
+        UserError, match="--text_file is for --task lm; --task classify trains on the built-in"
+    ):
+        parse_args(train_rnn.TYPES, ["--task", "classify", "--text_file", str(tmp_path / "mine.txt")])

@@ -92,3 +92,15 @@ def test_local_text_jsonl_parquet_and_folders(tmp_path):
 def test_bad_corpus_gets_a_clear_error(tmp_path, setup, message):
     with pytest.raises(UserError, match=message):
         load_corpus(setup(tmp_path))
+
+
+def test_a_validation_share_that_leaves_nothing_to_train_on_is_refused(tmp_path):
+    # 99% of 50 documents rounds up to all 50: scikit-learn's "the resulting train set will be empty" traceback
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join(f"document number {i}." for i in range(50)))
+    with pytest.raises(
+        UserError, match="--validation_split_percentage 99 of 50 documents holds out 50, leaving"
+    ):
+        load_corpus(DataArguments(train_files=[str(corpus)], validation_split_percentage=99))
+    data = load_corpus(DataArguments(train_files=[str(corpus)], validation_split_percentage=97))
+    assert (len(data["train"]), len(data["validation"])) == (1, 49)

@@ -124,3 +124,36 @@ def test_records_without_text_are_counted_when_left_out(tmp_path, caplog):
         "3 of 11 train records have no text in 'text' (missing, null or blank) and were left out"
         in caplog.text
     )
+
+
+def test_files_a_folder_holds_but_that_are_not_read_are_named(folder, caplog):
+    # a .jsonl.gz shard, a README and an empty file were left out without a word: it looked as if the whole
+    # folder had been trained on
+    import gzip
+
+    with gzip.open(folder / "more.txt.gz", "wt") as f:
+        f.write("compressed paragraph\n")
+    (folder / "README").write_text("about this corpus\n")
+    (folder / "empty.txt").write_text("")
+    with caplog.at_level("WARNING", logger="llmkit"):
+        data = load_corpus(DataArguments(train_files=[str(folder)]))
+    assert sum(s.num_rows for s in data.values()) == 8  # the four good files' two paragraphs each
+    assert f"{folder}: left out 2 file(s) that are not .txt/.md" in caplog.text
+    assert f"(.gz, no suffix: {folder / 'README'}, {folder / 'more.txt.gz'})" in caplog.text
+    assert f"decompress {folder / 'more.txt.gz'} to train on them" in caplog.text
+    assert f"left out 1 empty file(s): {folder / 'empty.txt'}" in caplog.text
+
+
+def test_what_is_left_out_is_said_by_the_first_rank_only(folder, caplog, monkeypatch):
+    # every rank of a launch read the same folder and printed the same warnings, once per rank
+    (folder / "README").write_text("about this corpus\n")
+    (folder / "rows.jsonl").write_text('{"text": "a"}\n{"title": "no text"}\n')
+    for rank, said in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="llmkit"):
+            load_corpus(DataArguments(train_files=[str(folder / "rows.jsonl"), str(folder / "rows.jsonl")]))
+            with pytest.raises(UserError, match="mixed file types"):  # the folder holds .txt and .jsonl
+                load_corpus(DataArguments(train_files=[str(folder)]))
+        assert ("left out 1 file(s)" in caplog.text) is said
+        assert ("records have no text" in caplog.text) is said

@@ -1,5 +1,6 @@
 """Tokenizers llmkit trains round-trip text and save like any transformers tokenizer."""
 
+import pytest
 from datasets import Dataset
 from transformers import AutoTokenizer
 
@@ -55,3 +56,34 @@ def test_a_long_document_is_tokenized_a_piece_at_a_time(monkeypatch):
     stream = [i for row in packed["input_ids"] for i in row.tolist()]
     expected = short + [tokenizer.eos_token_id] + whole + [tokenizer.eos_token_id]
     assert stream == expected[: len(stream)] and len(expected) - len(stream) < 8
+
+
+def test_a_folder_of_bare_gpt2_bpe_files_loads(tmp_path):
+    # vocab.json + merges.txt (GPT-2's own release format) without tokenizer.json was refused as needing
+    # sentencepiece, which would not have helped; vocab.json alone got the same wrong advice
+    from llmkit.data.tokenizer import load_tokenizer, train_bpe_tokenizer
+    from llmkit.errors import UserError
+
+    texts = ["the cat sat on the mat, then the cat ran."] * 50
+    trained = train_bpe_tokenizer(texts, vocab_size=300)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    trained.backend_tokenizer.model.save(str(bare))  # writes vocab.json and merges.txt
+    loaded = load_tokenizer(str(bare))
+    sample = "the cat ran on the mat"
+    assert loaded(sample)["input_ids"] == trained(sample)["input_ids"]
+    assert loaded.eos_token == "<|endoftext|>" and loaded.eos_token_id == trained.eos_token_id
+    (bare / "merges.txt").unlink()
+    with pytest.raises(UserError, match="has vocab.json but no merges.txt: a BPE tokenizer needs both"):
+        load_tokenizer(str(bare))
+
+
+def test_a_vocabulary_the_corpus_cannot_fill_is_said(caplog):
+    # --vocab_size 1000000 on a small corpus gave 289 tokens without a word
+    with caplog.at_level("WARNING", logger="llmkit"):
+        tokenizer = train_bpe_tokenizer(["the cat sat on the mat."] * 20, vocab_size=100_000)
+    assert f"the BPE has {len(tokenizer):,} tokens, not --vocab_size 100,000" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmkit"):
+        train_bpe_tokenizer(["the cat sat on the mat."] * 20, vocab_size=260)
+    assert "not --vocab_size" not in caplog.text

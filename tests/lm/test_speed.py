@@ -302,3 +302,23 @@ def test_ddp_does_not_search_for_unused_parameters_in_gpt2():
 
     args = parse_args((DataArguments, ModelArguments, PretrainingArguments), ["--output_dir", "x"])[-1]
     assert args.ddp_find_unused_parameters is False
+
+
+def test_a_run_too_short_for_a_steady_figure_does_not_call_its_speed_after_warm_up(capsys):
+    # a 2-step run printed "79 tokens/s after warm-up (79 over the whole run)": every step was a warm-up step
+    # (steady_steps 0) and both figures were the whole-run average
+    from llmkit.lm.pretrain import _print_summary
+
+    metrics = {"output_dir": "run", "mfu": 0.04, "peak_source": "measured", "train_tokens_per_second": 79.2}
+    metrics |= {
+        "steady_tokens_per_second": 79.2,
+        "steady_steps": 0,
+        "warmup_steps_excluded": 2,
+        "samples": [],
+    }
+    _print_summary(metrics, "run", "GPT-2 tiny")
+    out = capsys.readouterr().out
+    assert "after warm-up" not in out
+    assert "79 tokens/s over the whole run, warm-up included (too few steps, 2, to measure after it)" in out
+    _print_summary(metrics | {"steady_steps": 35, "steady_tokens_per_second": 90.0}, "run", "GPT-2 tiny")
+    assert "90 tokens/s after warm-up (79 over the whole run)" in capsys.readouterr().out
