@@ -6,6 +6,7 @@ always yields k results (ranking the whole store and filtering afterwards can le
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -204,8 +205,9 @@ class Retriever:
             clauses.append("source GLOB ?")  # shell-style pattern, like the include/exclude globs
             params.append(source)
         for key, value in (where or {}).items():
-            clauses.append("json_extract(metadata, ?) = ?")
-            params += [f"$.{key}", value]
+            # IS, not =: a null value matches chunks without that key (= NULL matched nothing, ever)
+            clauses.append("json_extract(metadata, ?) IS ?")
+            params += [_json_path(key), _where_value(key, value)]
         rows = self.store._db().execute(f"SELECT rowid FROM chunks WHERE {' AND '.join(clauses)}", params)
         return np.array([r[0] for r in rows], np.int64)
 
@@ -228,6 +230,28 @@ class Retriever:
         for hit, score in zip(hits, scores):
             hit.score = float(score)
         return sorted(hits, key=lambda h: -h.score)
+
+
+def _json_path(key: str) -> str:
+    """SQLite's JSON path of a metadata key, quoted unless a plain name: "a b" or "x[0" matched nothing or were
+    a JSON path error (HTTP 500 from `rag serve`)."""
+    if not key or '"' in key:
+        raise UserError(f"a metadata filter's name must be non-empty text without '\"', got {key!r}.")
+    return f"$.{key}" if re.fullmatch(r"[A-Za-z_]\w*", key) else f'$."{key}"'
+
+
+def _where_value(key: str, value):
+    """A metadata filter's value as SQLite can compare it; UserError for one it cannot hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(
+            f"the metadata filter {key!r} is {value}; give a finite number, text, a boolean or null."
+        )
+    # SQLite's INTEGER holds 64 bits: a larger number was an OverflowError (HTTP 500)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise UserError(
+            f"the metadata filter {key!r} is a number too large to compare ({str(value)[:20]}...)."
+        )
+    return value
 
 
 def _match_expression(query: str) -> str | None:

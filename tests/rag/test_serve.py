@@ -331,3 +331,22 @@ def test_a_burst_of_100_clients_is_served_without_resets():
         httpd.shutdown()
         httpd.server_close()
     assert codes == [200] * 100
+
+
+def test_a_metadata_filter_sqlite_cannot_read_is_a_400_not_a_500(topic_store):
+    from llmkit.rag import RAG
+    from llmkit.rag.serve import Service, make_handler
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(RAG(topic_store), "s")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        for where, message in [({'"': "x"}, "without '\"'"), ({"page": 10**23}, "too large to compare")]:
+            body = json.dumps({"question": "bees", "filters": {"where": where}}).encode()
+            for endpoint in ("/ask", "/search"):
+                code, error = post(url + endpoint, body)
+                assert code == 400 and message in error["error"], (endpoint, error)
+        assert post(url + "/search", b'{"question": "bees", "k": 1}')[0] == 200  # still serving
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
