@@ -39,6 +39,7 @@ from llmkit.rag.layout import (
     SCHEMA,
     database_problem,
     half_made,
+    read_manifest,
     start_over,
     writer_lock,
 )
@@ -88,6 +89,12 @@ class Store(StoreReading):
         self.embedder = embedder or Embedder(
             manifest["embedding_model"] if manifest else (embedding_model or DEFAULT_EMBEDDING_MODEL)
         )
+        if manifest and manifest["dim"] != self.embedder.dim:  # searching it was a faiss AssertionError
+            raise UserError(
+                f"{self.path / MANIFEST} says its vectors have {manifest['dim']} dimensions, but "
+                f"{self.embedder.name} makes {self.embedder.dim}: the manifest was edited or is another store's; "
+                f"restore it, or move {self.path} aside and index its documents again."
+            )
         self.config = manifest or {
             "embedding_model": self.embedder.name,
             "dim": self.embedder.dim,
@@ -152,13 +159,7 @@ class Store(StoreReading):
         return db
 
     def _read_manifest(self) -> dict | None:
-        file = self.path / MANIFEST
-        if not file.is_file():
-            return None
-        try:
-            return json.loads(file.read_text())
-        except json.JSONDecodeError:
-            raise UserError(f"{file} is corrupt; rebuild the store with `llmkit rag index`.") from None
+        return read_manifest(self.path)
 
     def _generation(self) -> int:
         row = self._db().execute("SELECT value FROM info WHERE key='generation'").fetchone()

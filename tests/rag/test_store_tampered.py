@@ -1,0 +1,56 @@
+"""A store whose files were edited, swapped or deleted by hand: each is named with what to do, never a traceback."""
+
+import json
+import shutil
+
+import pytest
+
+from llmkit.errors import UserError
+from llmkit.rag import Document, Store
+from tests.rag.helpers import TOPICS
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, embedder):
+    path = tmp_path_factory.mktemp("tampered") / "store"
+    store = Store(path, embedder=embedder)
+    store.add_documents([Document(n, TOPICS[n], {"source": n}) for n in ("bees.md", "tcp.md")])
+    return path
+
+
+def _copy(built, tmp_path, edit=None):
+    """A copy of the built store, its manifest passed through `edit`."""
+    path = tmp_path / "copy"
+    shutil.copytree(built, path)
+    if edit:
+        manifest = json.loads((path / "manifest.json").read_text())
+        (path / "manifest.json").write_text(json.dumps(edit(manifest)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: [m], "is not a store manifest"),  # a TypeError traceback
+        (
+            lambda m: {k: v for k, v in m.items() if k != "embedding_model"},
+            "no valid embedding_model",
+        ),  # KeyError
+        (lambda m: {**m, "dim": "384"}, 'no valid dim \\(dim: "384"\\)'),
+        (lambda m: {**m, "chunk_tokens": -3}, "no valid chunk_tokens"),
+        # the model makes 384: searching a 768 manifest was a ValueError traceback from reshaping the vectors
+        (lambda m: {**m, "dim": 768}, "says its vectors have 768 dimensions, but .* makes 384"),
+    ],
+)
+def test_an_edited_manifest_is_named_with_the_fix(built, tmp_path, embedder, edit, message):
+    path = _copy(built, tmp_path, edit)
+    with pytest.raises(UserError, match=message) as err:
+        Store(path, embedder=embedder)
+    assert "restore it, or move" in str(err.value)
+
+
+def test_an_unreadable_calibration_is_dropped_with_a_warning(built, tmp_path, embedder):
+    path = _copy(built, tmp_path, lambda m: {**m, "calibration": {"min_score": "x", "generation": 1}})
+    with pytest.warns(UserWarning, match="abstention calibration is unreadable"):
+        store = Store(path, embedder=embedder)
+    assert "calibration" not in store.config  # was a TypeError in the gate at the first question
