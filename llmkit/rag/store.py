@@ -171,8 +171,10 @@ class Store(StoreReading):
         if file.is_file() and self.config.get("generation") == self._generation():
             try:
                 index = faiss.read_index(str(file))
-                if index.ntotal == len(self):
+                if index.ntotal == len(self) and index.d == self.config["dim"]:
                     return index
+                if index.d != self.config["dim"]:  # another store's index: searching it was an AssertionError
+                    problem = f"has {index.d}-dimensional vectors, not the store's {self.config['dim']}"
             except RuntimeError:  # truncated or overwritten: the database holds every vector to rebuild it
                 problem = "is unreadable (truncated or damaged)"
         if len(self) and not quiet:

@@ -3,10 +3,12 @@
 import json
 import shutil
 
+import faiss
+import numpy as np
 import pytest
 
 from llmkit.errors import UserError
-from llmkit.rag import Document, Store
+from llmkit.rag import Document, Retriever, Store
 from tests.rag.helpers import TOPICS
 
 
@@ -54,3 +56,13 @@ def test_an_unreadable_calibration_is_dropped_with_a_warning(built, tmp_path, em
     with pytest.warns(UserWarning, match="abstention calibration is unreadable"):
         store = Store(path, embedder=embedder)
     assert "calibration" not in store.config  # was a TypeError in the gate at the first question
+
+
+def test_another_stores_index_is_rebuilt_not_searched(built, tmp_path, embedder):
+    path = _copy(built, tmp_path)
+    other = faiss.IndexIDMap(faiss.IndexFlatIP(16))  # same generation and count, other dimension
+    other.add_with_ids(np.zeros((len(Store(path, embedder=embedder)), 16), np.float32), np.arange(2))
+    faiss.write_index(other, str(path / "index.faiss"))
+    with pytest.warns(UserWarning, match="has 16-dimensional vectors, not the store's 384; rebuilding"):
+        store = Store(path, embedder=embedder)
+    assert Retriever(store).search("waggle dance", k=1, mode="dense")[0].doc_id == "bees.md"  # AssertionError
