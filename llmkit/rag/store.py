@@ -79,6 +79,12 @@ class Store(StoreReading):
             raise UserError(
                 f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
             )
+        if manifest and not (self.path / DATABASE).is_file():
+            # SQLite would make a new, empty one: "the store is empty", and its index rebuilt from nothing
+            raise UserError(
+                f"{self.path / DATABASE} is missing (deleted?); it holds the store's documents and chunks: restore "
+                f"it, or move {self.path} aside and index the documents again with `llmkit rag index`."
+            )
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(

@@ -1,4 +1,5 @@
-"""A store whose files were edited, swapped or deleted by hand: each is named with what to do, never a traceback."""
+"""A store whose files were edited, swapped or deleted by hand: each is named with what to do, never a traceback,
+and a read command never writes a new, empty database in place of a missing one."""
 
 import json
 import shutil
@@ -7,6 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
+from llmkit.cli import main as llmkit_main
 from llmkit.errors import UserError
 from llmkit.rag import Document, Retriever, Store
 from tests.rag.helpers import TOPICS
@@ -66,3 +68,13 @@ def test_another_stores_index_is_rebuilt_not_searched(built, tmp_path, embedder)
     with pytest.warns(UserWarning, match="has 16-dimensional vectors, not the store's 384; rebuilding"):
         store = Store(path, embedder=embedder)
     assert Retriever(store).search("waggle dance", k=1, mode="dense")[0].doc_id == "bees.md"  # AssertionError
+
+
+def test_a_deleted_database_is_named_and_not_replaced_by_an_empty_one(built, tmp_path, capsys):
+    path = _copy(built, tmp_path)
+    for name in ("store.sqlite", "store.sqlite-wal", "store.sqlite-shm"):
+        (path / name).unlink(missing_ok=True)
+    with pytest.raises(SystemExit) as exit_:  # was "the store is empty; add documents", after making a new db
+        llmkit_main(["rag", "ask", "What do bees do?", "--store", str(path)])
+    assert exit_.value.code == 2 and "store.sqlite is missing (deleted?)" in capsys.readouterr().err
+    assert not (path / "store.sqlite").exists()
