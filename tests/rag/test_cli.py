@@ -171,6 +171,11 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
         ([json.dumps({"question": 5, "doc_id": "bees.md"})], ':1: expected {"question": "a question"'),
         ([good, json.dumps([{"question": "q", "doc_id": "bees.md"}])], ":2: expected"),
         ([json.dumps({"question": " ", "doc_id": "bees.md"})], ":1: expected"),
+        # a string as doc_ids was read letter by letter ("doc_ids the store does not have: 'a', 'b', ...")
+        ([json.dumps({"question": "q", "doc_ids": "bees.md"})], ":1: expected"),
+        ([json.dumps({"question": "q", "doc_ids": []})], ":1: expected"),
+        # the file's bytes were replaced by U+FFFD: another question was scored, silently
+        (['{"question": "caf\udce9?", "doc_id": "bees.md"}'], ":1 is not UTF-8 text; convert the file"),
         # every question would count as a miss: hit@k of 0 that says nothing about retrieval
         (
             [good, json.dumps({"question": "q", "doc_id": "docs/bees.md"})],
@@ -178,7 +183,7 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
         ),
     ]:
         qa = tmp_path / "qa.jsonl"
-        qa.write_text("\n".join(lines))
+        qa.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
         with pytest.raises(SystemExit) as exit_:
             llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(qa)])
         out, err = capsys.readouterr()
@@ -187,6 +192,13 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
     with pytest.raises(SystemExit):
         llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(tmp_path)])
     assert f"{tmp_path} is a folder; pass a JSONL file" in capsys.readouterr().err
+
+
+def test_rag_eval_counts_doc_id_beside_doc_ids(topic_store, tmp_path, capsys):
+    qa = tmp_path / "qa.jsonl"  # the "doc_id" was ignored when "doc_ids" was there: a hit on it was a miss
+    qa.write_text(json.dumps({"question": "How do bees talk?", "doc_id": "bees.md", "doc_ids": ["tcp.md"]}))
+    llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(qa), "--modes", "dense"])
+    assert json.loads(capsys.readouterr().out)["dense"]["hit@1"] == 1.0
 
 
 def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
