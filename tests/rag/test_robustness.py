@@ -20,11 +20,11 @@ def test_an_interrupted_index_run_keeps_its_batches_and_the_rerun_finishes(embed
     calls = {"n": 0}
     real = embedder.encode
 
-    def failing(texts, progress=False):
+    def failing(texts, progress=False, on_batch=None):
         calls["n"] += 1
         if calls["n"] == 3:  # dies during the third batch, as a kill would
             raise KeyboardInterrupt
-        return real(texts, progress)
+        return real(texts, progress, on_batch=on_batch)
 
     monkeypatch.setattr(embedder, "encode", failing)
     with pytest.raises(KeyboardInterrupt):
@@ -137,7 +137,7 @@ from llmkit.rag import Store
 from tests.rag.helpers import topic_documents
 store = Store(sys.argv[1], batch_chunks=1)
 encode = store.embedder.encode
-store.embedder.encode = lambda texts, progress=False: (time.sleep(0.5), encode(texts))[1]  # slow enough to be killed
+store.embedder.encode = lambda texts, progress=False, on_batch=None: (time.sleep(0.5), encode(texts, on_batch=on_batch))[1]  # slow enough to be killed
 store.add_documents(topic_documents())
 """
 
