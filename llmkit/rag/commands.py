@@ -340,10 +340,15 @@ def _ask_server(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from llmkit.rag.serve import Service, serve
+    from llmkit.rag.serve import Service, listen, serve
 
-    rag, filters = _pipeline(args)
-    serve(Service(rag, str(args.store), filters), args.host, args.port)
+    server = listen(args.host, args.port)  # first: a port in use is said before minutes of model loading
+    try:
+        rag, filters = _pipeline(args)
+    except BaseException:
+        server.server_close()
+        raise
+    serve(Service(rag, str(args.store), filters), server)
 
 
 HANDLERS = {

@@ -12,6 +12,7 @@ library too (the models come with the Service it is given), so the client may us
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import sys
@@ -324,16 +325,30 @@ class APIServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve until interrupted; prints the URL once it listens."""
+def listen(host: str = "127.0.0.1", port: int = 8765) -> APIServer:
+    """Bind the API's address, before any model loads (a port in use was said after the models had loaded);
+    warns when the address is reachable from other machines, since the API has no authentication."""
     try:
-        server = APIServer((host, port), make_handler(service))
+        server = APIServer((host, port), Handler)
     except OSError as err:  # "no such host" is not the port's fault
         flag = "--host" if isinstance(err, socket.gaierror) else "--port"
         raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another {flag}.") from None
-    url = f"http://{host}:{server.server_address[1]}"
+    if not ipaddress.ip_address(server.server_address[0]).is_loopback:
+        print(
+            f"warning: --host {host} serves the API to other machines, and it has no authentication: anyone who "
+            f"can reach port {server.server_address[1]} can read your documents through it. Use --host 127.0.0.1 "
+            "unless every machine on this network may.",
+            file=sys.stderr,
+        )
+    return server
+
+
+def serve(service: Service, server: APIServer) -> None:
+    """Answer on `server` (from `listen`) with `service` until interrupted; prints the URL first."""
+    server.RequestHandlerClass = make_handler(service)
+    host, port = server.server_address[:2]
     print(
-        f"serving {service.store_path} at {url} (POST /ask, POST /search, GET /status); Ctrl-C stops",
+        f"serving {service.store_path} at http://{host}:{port} (POST /ask, POST /search, GET /status); Ctrl-C stops",
         flush=True,
     )
     try:

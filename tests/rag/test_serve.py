@@ -350,3 +350,22 @@ def test_a_metadata_filter_sqlite_cannot_read_is_a_400_not_a_500(topic_store):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_serve_binds_before_loading_and_warns_off_loopback(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit):  # no store there: the port is named first, before anything loads
+            llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in err and "no store" not in err
+    with pytest.raises(SystemExit):  # the API has no authentication: said before it is served to a network
+        llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--host", "0.0.0.0", "--port", "0"])
+    err = capsys.readouterr().err
+    assert "warning: --host 0.0.0.0 serves the API to other machines, and it has no authentication" in err
+    assert "no store at" in err
+    with pytest.raises(SystemExit):
+        llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--port", "0"])
+    assert "warning" not in capsys.readouterr().err
