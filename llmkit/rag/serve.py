@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from llmkit.errors import UserError
 from llmkit.sentences import is_text
@@ -45,8 +45,14 @@ class BadRequest(Exception):
         self.status = status
 
 
-def request_options(body: bytes) -> dict:
+def request_options(body: bytes, query: str = "") -> dict:
     """The question, filters, k and mode of a request body; BadRequest with a clear message if it is wrong."""
+    misplaced = sorted(set(parse_qs(query, keep_blank_values=True)) & {*FIELDS, *FILTER_KEYS})
+    if misplaced:  # POST /ask?k=3 was answered with the default k, silently
+        raise BadRequest(
+            f"{', '.join(misplaced)} in the URL is not read; send it in the JSON body, "
+            'e.g. {"question": "...", "k": 3}.'
+        )
     try:
         payload = json.loads(body or b"null")
     except RecursionError:  # [[[[...]]]] a few thousand deep was an HTTP 500
@@ -79,7 +85,7 @@ def request_options(body: bytes) -> dict:
         raise BadRequest(
             f'"question" is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}.'
         )
-    filters = payload.get("filters") or {}
+    filters = {} if payload.get("filters") is None else payload["filters"]  # [] or "" were taken for none
     if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
         raise BadRequest(f'"filters" must be an object with keys among {", ".join(FILTER_KEYS)}.')
     # A wrong type here either failed deep in retrieval (HTTP 500) or matched nothing and abstained.
@@ -95,11 +101,13 @@ def request_options(body: bytes) -> dict:
                 f'{{"lang": "en"}}; got {key!r}: {json.dumps(value)[:60]}.'
             )
     options = {"question": question, "filters": filters}
-    for key, kind in (("k", int), ("mode", str)):
+    for key, kind, name in (("k", int, "an integer"), ("mode", str, "a string")):
         if payload.get(key) is not None:
             if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
-                raise BadRequest(f'"{key}" must be a {kind.__name__}.')
+                raise BadRequest(f'"{key}" must be {name}, not {type(payload[key]).__name__}.')
             options[key] = payload[key]
+    if options.get("mode") == "":  # it was taken for the server's default mode
+        raise BadRequest('"mode" is empty; give one of dense, lexical, hybrid, or leave it out.')
     if options.get("k", 1) < 1:  # 0 was taken for "the server's default"
         raise BadRequest(f'"k" must be at least 1, got {options["k"]}.')
     return options
@@ -235,7 +243,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path not in routes:
             self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
         else:
-            self._run(lambda: routes[path](request_options(self._body())))
+            self._run(lambda: routes[path](request_options(self._body(), urlsplit(self.path).query)))
 
     def _body(self) -> bytes:
         """The request body, all of it; BadRequest if the client stops sending or hangs up first."""

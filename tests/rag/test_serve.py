@@ -162,6 +162,11 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         ({"question": "hi", "filters": {"where": {"a": [1]}}}, "got 'a': [1]"),
         ({"question": "hi", "filters": {"where": {"": 1}}}, "must map metadata names"),
         ({"question": "hi \ud800"}, "unpaired surrogate escape"),
+        # these were taken for the defaults, silently
+        ({"question": "hi", "filters": []}, '"filters" must be an object'),
+        ({"question": "hi", "filters": ""}, '"filters" must be an object'),
+        ({"question": "hi", "mode": ""}, '"mode" is empty; give one of dense, lexical, hybrid'),
+        ({"question": "hi", "k": "3"}, '"k" must be an integer, not str'),
         (
             {"question": "hi", "top_k": 2},
             "unknown field 'top_k'; a request's fields are question, filters, k",
@@ -178,6 +183,8 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         code == 400 and "not valid JSON (Exceeds the limit" in error["error"] and "sys." not in error["error"]
     )
     assert post(stub_server + "/ask?verbose=1", b'{"question": "hi", "k": 2}') == (200, _Stub().ask({"k": 2}))
+    code, error = post(stub_server + "/ask?k=3&mode=dense", b'{"question": "hi"}')  # k=3 was ignored
+    assert code == 400 and "k, mode in the URL is not read; send it in the JSON body" in error["error"]
     code, error = _raw(stub_server, b"PUT /ask HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
     assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
     code, error = _raw(stub_server, b"GET /ask HTTP/1.0\r\n\r\n")
