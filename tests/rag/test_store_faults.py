@@ -138,6 +138,11 @@ def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, ca
     (docs / "bees.md").unlink()
     stats = index("--exclude", "tcp.md")  # a file that is gone still goes
     assert stats["documents_removed"] == 1 and stats["documents"] == 2
+    # a pattern matching nothing added nothing and exited 0 without a word
+    llmkit_main(["rag", "index", "docs", "--store", "store", "--include", "docs/*.md"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["documents_added"] == 0
+    assert "--include docs/*.md matched no file of docs (patterns match paths relative to it, such as " in err
 
 
 def test_a_read_only_store_is_not_called_damaged(tmp_path, embedder, monkeypatch):
