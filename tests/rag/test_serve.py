@@ -376,3 +376,16 @@ def test_serve_binds_before_loading_and_warns_off_loopback(tmp_path, capsys):
     with pytest.raises(SystemExit):
         llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--port", "0"])
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_server_that_takes_the_question_and_never_answers_is_not_called_unreachable():
+    from llmkit.errors import UserError
+    from llmkit.rag.client import ask_server
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(UserError, match="took the question but did not answer within 0.5 s") as err:
+            ask_server(url, {"question": "hi"}, timeout=0.5)
+    assert "cannot reach" not in str(err.value)
