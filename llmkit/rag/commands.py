@@ -157,6 +157,14 @@ def _finite(value: str) -> float:
     return number
 
 
+# What a Ctrl-C leaves behind, by subcommand (a bare one printed the pretraining recipe's "checkpoints ... kept").
+READ_ONLY = "stopped; the store was only read."
+INTERRUPTED = {
+    "index": "the documents committed before Ctrl-C are in the store; run the same command to index the rest.",
+    "remove": "stopped; each removal is one transaction, done whole or not at all: run the same command again.",
+}
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -170,6 +178,8 @@ def main(argv: list[str]) -> None:
     with plain_warnings():
         try:
             HANDLERS[args.command](args)
+        except KeyboardInterrupt as err:  # a bare Ctrl-C was told "checkpoints already saved are kept"
+            raise KeyboardInterrupt(str(err) or INTERRUPTED.get(args.command, READ_ONLY)) from None
         except sqlite3.DatabaseError as err:  # damaged past its header, or locked by another writer
             from llmkit.rag.layout import database_problem
 

@@ -389,3 +389,34 @@ def test_a_server_that_takes_the_question_and_never_answers_is_not_called_unreac
         with pytest.raises(UserError, match="took the question but did not answer within 0.5 s") as err:
             ask_server(url, {"question": "hi"}, timeout=0.5)
     assert "cannot reach" not in str(err.value)
+
+
+def test_ctrl_c_while_waiting_for_a_server_says_what_it_left(tmp_path):
+    import signal
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from llmkit.cli import main; main()",
+                "rag",
+                "ask",
+                "hi",
+                "--server",
+                url,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        silent.settimeout(60)
+        with silent.accept()[0]:  # the question is sent: the client waits for the reply
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=30)[1]
+    # it said "checkpoints already saved are kept; run the same command to resume", the pretraining recipe's line
+    assert proc.returncode == 130 and "interrupted: stopped; the store was only read." in err, err
