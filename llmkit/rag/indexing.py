@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -103,6 +104,7 @@ def index(args: argparse.Namespace) -> None:
         )
     # Re-indexing a folder also removes the documents whose files are gone from it.
     folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    removed += store.delete_documents(_links_gone(store, present, {d.id for d in docs}))
     if args.include or args.exclude:
         # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
         # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
@@ -133,6 +135,28 @@ def _remove_if_empty(folder: Path) -> None:
     """Remove `folder` if nothing was written in it."""
     with contextlib.suppress(OSError):  # something is in it (or it is gone): leave it
         folder.rmdir()
+
+
+def _links_gone(store, paths: list[str], present: set[str]) -> list[str]:
+    """Documents found through a link in a re-indexed folder that no longer leads to them (the link deleted or
+    pointed elsewhere): their ids are the link targets', outside the folder, so they stayed and were cited."""
+    folders = [Path(os.path.abspath(Path(p).expanduser())) for p in paths if Path(p).expanduser().is_dir()]
+    gone = []
+    for i, source in store.sources().items():
+        # only a file's document whose file is still there (the link's target); builtin and library ids are not
+        if (
+            i in present
+            or ":" in i
+            or Path(i).suffix.lower() not in SUFFIXES
+            or not (store.anchor / i).is_file()
+        ):
+            continue
+        shown = Path(os.path.abspath(source))  # the path it was found by (relative to the working directory)
+        if not any(shown.is_relative_to(f) for f in folders):
+            continue
+        if not shown.is_file() or doc_id(shown, store.anchor) != i:
+            gone.append(i)
+    return gone
 
 
 def _documents_named(store, target: str) -> list[str]:
