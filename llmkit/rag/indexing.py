@@ -102,16 +102,8 @@ def index(args: argparse.Namespace) -> None:
             f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
             file=sys.stderr,
         )
-    # Re-indexing a folder also removes the documents whose files are gone from it.
-    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
-    removed += store.delete_documents(_links_gone(store, present, {d.id for d in docs}))
-    if args.include or args.exclude:
-        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
-        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
-        removed += store.delete_documents(
-            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
-        )
-        folders = set()
+    stale, folders = _remove_stale(store, args, present, docs)
+    removed += stale
     try:
         stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     except KeyboardInterrupt:
@@ -129,6 +121,32 @@ def index(args: argparse.Namespace) -> None:
         "abstain_below": calibration["min_score"],
     }
     print(json.dumps(summary, indent=2))
+
+
+def _remove_stale(store, args: argparse.Namespace, present: list[str], docs: list) -> tuple[int, set[str]]:
+    """Remove what re-indexing `present` shows to be gone; returns how many, and the folders whose documents
+    absent from `docs` add_documents is to prune."""
+    loaded = {d.id for d in docs}
+    # Re-indexing a folder also removes the documents whose files are gone from it.
+    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    removed = store.delete_documents(_links_gone(store, present, loaded))
+    if args.include or args.exclude:
+        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
+        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
+        removed += store.delete_documents(
+            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
+        )
+        return removed, set()
+    # A file named by its path and skipped now (emptied, binary): its old text was still cited, as a folder's is not.
+    for path in present:
+        i = doc_id(Path(path).expanduser(), store.anchor)
+        if Path(path).expanduser().is_file() and i not in loaded and store.delete_documents([i]):
+            removed += 1
+            print(
+                f"note: {path} was skipped; removed its previously indexed text from the store.",
+                file=sys.stderr,
+            )
+    return removed, folders
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -1,0 +1,25 @@
+"""Re-indexing after a document changed: no old text of it may still be cited."""
+
+import json
+
+from llmkit.cli import main as llmkit_main
+from llmkit.rag import Store
+from tests.rag.helpers import TOPICS
+
+
+def test_a_file_named_by_path_and_now_skipped_loses_its_old_text(tmp_path, embedder, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    for name in ("bees.md", "tcp.md"):
+        (tmp_path / "docs" / name).write_text(TOPICS[name])
+    llmkit_main(["rag", "index", "docs/bees.md", "docs/tcp.md", "--store", "store"])
+    capsys.readouterr()
+    (tmp_path / "docs" / "bees.md").write_text("")  # emptied: "skipped", and its old text was still cited
+    llmkit_main(["rag", "index", "docs/bees.md", "--store", "store"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["documents_removed"] == 1 and "skipped docs/bees.md: empty file" in err
+    assert "docs/bees.md was skipped; removed its previously indexed text" in err
+    assert sorted(Store("store", embedder=embedder).sources()) == ["docs/tcp.md"]
+    # a filter picks what to add, never what to keep: a file it leaves out stays
+    llmkit_main(["rag", "index", "docs/tcp.md", "--store", "store", "--exclude", "tcp*"])
+    assert json.loads(capsys.readouterr().out)["documents"] == 1
