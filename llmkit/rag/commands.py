@@ -233,6 +233,9 @@ def _pipeline(args: argparse.Namespace):
     rag = RAG(
         store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
     )
+    problem = args.source and rag.retriever.filter_problem(source=args.source)
+    if problem:  # it answered "The documents hold nothing about that" with exit 0
+        raise UserError(f"--source: {problem}")
     return rag, ({"source": args.source} if args.source else {})
 
 

@@ -211,6 +211,21 @@ class Retriever:
         rows = self.store._db().execute(f"SELECT rowid FROM chunks WHERE {' AND '.join(clauses)}", params)
         return np.array([r[0] for r in rows], np.int64)
 
+    def filter_problem(self, source: str | None = None, where: dict | None = None) -> str | None:
+        """What is wrong with filters that no chunk passes (None when some do): a glob that misses every path was
+        answered "The documents hold nothing about that", as if the documents had been searched."""
+        allowed = self._allowed(source, where)
+        if allowed is None or len(allowed):
+            return None
+        if source and not len(self._allowed(source, None)):
+            row = self.store._db().execute("SELECT source FROM chunks ORDER BY source LIMIT 1").fetchone()
+            example = f" such as {row[0]!r}" if row else ""
+            return (
+                f"the source filter {source!r} matches no document: it is matched against the whole source path{example} "
+                f"(`rag ask --json` shows each one); try {'*' + source.lstrip('*')!r}."
+            )
+        return f"no chunk{' of those sources' if source else ''} has the metadata {where}."
+
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         if self._reranker is None:
             from sentence_transformers import CrossEncoder

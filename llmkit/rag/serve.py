@@ -134,10 +134,7 @@ class Service:
         self.check_store()
         with self._lock:
             answer = self.rag.ask(
-                options["question"],
-                k=options.get("k"),
-                mode=options.get("mode"),
-                **{**self.filters, **options["filters"]},
+                options["question"], k=options.get("k"), mode=options.get("mode"), **self._filters(options)
             )
         return redact(answer.to_dict())
 
@@ -151,7 +148,7 @@ class Service:
                 options["question"],
                 options.get("k") or self.rag.k,
                 options.get("mode") or self.rag.mode,
-                **{**self.filters, **options["filters"]},
+                **self._filters(options),
             )
         return redact(
             {
@@ -169,6 +166,15 @@ class Service:
                 ]
             }
         )
+
+    def _filters(self, options: dict) -> dict:
+        """The server's filters with the request's own; BadRequest when no chunk passes them (a mistyped glob)."""
+        filters = {**self.filters, **options["filters"]}
+        self.rag.store.refresh()  # documents indexed since may match
+        problem = self.rag.retriever.filter_problem(**filters)
+        if problem:
+            raise BadRequest(problem)
+        return filters
 
     def check_store(self) -> None:
         """StoreGone when the store's database is no longer on disk (SQLite then blamed a read-only folder)."""

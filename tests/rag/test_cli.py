@@ -206,3 +206,17 @@ def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
 
     assert "not UTF-8 text" in check_question("caf\udce9?")  # `rag chat` and the app: was a TypeError
     assert check_question("café?") is None
+
+
+def test_rag_ask_source_that_matches_no_document_is_named(topic_store, capsys):
+    with pytest.raises(SystemExit) as exit_:  # it answered "The documents hold nothing about that", exit 0
+        llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--source", "bees"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert (
+        "--source: the source filter 'bees' matches no document: it is matched against the whole source "
+        in err
+    )
+    assert "try '*bees'" in err
+    llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--source", "bees*"])
+    assert "waggle" in capsys.readouterr().out

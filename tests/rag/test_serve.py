@@ -353,7 +353,15 @@ def test_a_metadata_filter_sqlite_cannot_read_is_a_400_not_a_500(topic_store):
             for endpoint in ("/ask", "/search"):
                 code, error = post(url + endpoint, body)
                 assert code == 400 and message in error["error"], (endpoint, error)
+        # a glob matching no source path was answered "The documents hold nothing about that" (HTTP 200)
+        for filters, message in [
+            ({"source": "docs/*.md"}, "the source filter 'docs/*.md' matches no document"),
+            ({"where": {"lang": "xx"}}, "no chunk has the metadata {'lang': 'xx'}"),
+        ]:
+            code, error = post(url + "/ask", json.dumps({"question": "bees", "filters": filters}).encode())
+            assert code == 400 and message in error["error"], error
         assert post(url + "/search", b'{"question": "bees", "k": 1}')[0] == 200  # still serving
+        assert post(url + "/ask", b'{"question": "bees", "filters": {"source": "bee*"}}')[0] == 200
     finally:
         httpd.shutdown()
         httpd.server_close()
