@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
 
 
+class StoreRebuilt(UserError):
+    """The store was made anew, with another embedding model, while this process held it open."""
+
+    http_status = 503  # the server's state, not the request, is what is wrong
+
+
 def read_manifest(folder: Path) -> dict | None:
     """A store's manifest, or None if it has none; UserError naming what is wrong with an edited or damaged one.
 
@@ -89,6 +95,16 @@ def read_manifest(folder: Path) -> dict | None:
         )
         del manifest["calibration"]
     return manifest
+
+
+def check_database(folder: Path) -> None:
+    """UserError if the database of a store with a manifest is gone: SQLite would make a new, empty one ("the store
+    is empty", its index rebuilt from nothing)."""
+    if not (folder / DATABASE).is_file():
+        raise UserError(
+            f"{folder / DATABASE} is missing (deleted?); it holds the store's documents and chunks: restore "
+            f"it, or move {folder} aside and index the documents again with `llmkit rag index`."
+        )
 
 
 def _calibration_ok(calibration) -> bool:

@@ -272,7 +272,7 @@ class Handler(BaseHTTPRequestHandler):
         except StoreGone as err:  # the server's store, not the request, is what is wrong
             self._reply(503, {"error": str(err)})
         except (UserError, ValueError) as err:  # an unknown mode and the like, from the pipeline
-            self._reply(400, {"error": str(err)})
+            self._reply(getattr(err, "http_status", 400), {"error": str(err)})
         except Exception as err:  # the client gets one line, the log the rest
             self.log_error("%s failed: %r", self.path, err)
             self._reply(500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."})

@@ -37,6 +37,8 @@ from llmkit.rag.layout import (
     LOCK,
     MANIFEST,
     SCHEMA,
+    StoreRebuilt,
+    check_database,
     database_problem,
     half_made,
     read_manifest,
@@ -79,12 +81,8 @@ class Store(StoreReading):
             raise UserError(
                 f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
             )
-        if manifest and not (self.path / DATABASE).is_file():
-            # SQLite would make a new, empty one: "the store is empty", and its index rebuilt from nothing
-            raise UserError(
-                f"{self.path / DATABASE} is missing (deleted?); it holds the store's documents and chunks: restore "
-                f"it, or move {self.path} aside and index the documents again with `llmkit rag index`."
-            )
+        if manifest:
+            check_database(self.path)
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(
@@ -202,7 +200,13 @@ class Store(StoreReading):
         generation = self._generation()
         if generation == self.loaded_generation:
             return False
-        self.config = self._read_manifest() or self.config
+        manifest = self._read_manifest() or self.config
+        if manifest["embedding_model"] != self.embedder.name:  # its vectors are not comparable with ours
+            raise StoreRebuilt(
+                f"the store {self.path} was rebuilt with embedding model {manifest['embedding_model']!r}; this "
+                f"process holds {self.embedder.name!r}: restart it (`llmkit rag serve`, the app) to use the store."
+            )
+        self.config = manifest
         # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
         self.index = self._load_index(quiet=True)
         self.loaded_generation = generation

@@ -78,3 +78,40 @@ def test_a_deleted_database_is_named_and_not_replaced_by_an_empty_one(built, tmp
         llmkit_main(["rag", "ask", "What do bees do?", "--store", str(path)])
     assert exit_.value.code == 2 and "store.sqlite is missing (deleted?)" in capsys.readouterr().err
     assert not (path / "store.sqlite").exists()
+
+
+def test_a_store_rebuilt_with_another_model_while_served_is_a_503(built, tmp_path, embedder):
+    import sqlite3
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    from llmkit.rag import RAG
+    from llmkit.rag.serve import Service, make_handler
+
+    path = _copy(built, tmp_path)
+    httpd = ThreadingHTTPServer(
+        ("127.0.0.1", 0), make_handler(Service(RAG(Store(path, embedder=embedder)), "s"))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # what `rm -rf store; llmkit rag index docs --store store --embedding_model OTHER` leaves: another model's
+    # manifest and a new generation. Its vectors were compared with this model's questions, silently.
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "embedding_model": "other/model"}))
+    with sqlite3.connect(path / "store.sqlite") as db:
+        db.execute("UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{httpd.server_address[1]}/ask", data=b'{"question": "What do bees do?"}'
+    )
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=60)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert err.value.code == 503
+    assert (
+        "was rebuilt with embedding model 'other/model'; this process holds"
+        in json.loads(err.value.read())["error"]
+    )
