@@ -106,6 +106,8 @@ class Retriever:
         if not query.strip():
             return [], None
         self.store.refresh()  # another process may have indexed since: never answer from a stale index
+        # more than the store holds is all of it: a k of 2**63 overflowed SQLite's LIMIT (HTTP 500 from `rag serve`)
+        k = min(k, max(self.store.index.ntotal, 1))
         allowed = self._allowed(source, where)
         vector = self.embed(query)
         if allowed is not None and len(allowed) == 0:

@@ -360,6 +360,8 @@ def test_a_metadata_filter_sqlite_cannot_read_is_a_400_not_a_500(topic_store):
         ]:
             code, error = post(url + "/ask", json.dumps({"question": "bees", "filters": filters}).encode())
             assert code == 400 and message in error["error"], error
+        for endpoint in ("/ask", "/search"):  # an OverflowError in SQLite's LIMIT: HTTP 500
+            assert post(url + endpoint, json.dumps({"question": "bees", "k": 2**63 - 1}).encode())[0] == 200
         assert post(url + "/search", b'{"question": "bees", "k": 1}')[0] == 200  # still serving
         assert post(url + "/ask", b'{"question": "bees", "filters": {"source": "bee*"}}')[0] == 200
     finally:
