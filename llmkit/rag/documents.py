@@ -206,6 +206,8 @@ def load_paths(
     """
     root = Path(root or Path.cwd())
     docs: list[Document] = []
+    # a file under two of the paths given (`docs docs/a.md`) is read, and warned of, once
+    seen: set[Path] = set()
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -219,8 +221,9 @@ def load_paths(
             if include and not any(fnmatch.fnmatch(rel, g) for g in include):
                 continue
             included.append(rel)
-            if exclude and any(fnmatch.fnmatch(rel, g) for g in exclude):
+            if file.resolve() in seen or exclude and any(fnmatch.fnmatch(rel, g) for g in exclude):
                 continue
+            seen.add(file.resolve())
             try:
                 if file.suffix.lower() not in SUFFIXES:
                     raise ValueError(f"unsupported type {file.suffix!r} (use {', '.join(sorted(SUFFIXES))})")

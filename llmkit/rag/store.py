@@ -281,7 +281,7 @@ class Store(StoreReading):
             "documents_added": len(changed) - len(updated),
             "documents_updated": len(updated),
             "documents_removed": len(removed),
-            "documents_unchanged": len(docs) - len(changed),
+            "documents_unchanged": len(latest) - len(changed),  # a document given twice counts once
             "chunks_embedded": embedded,
         }
 

@@ -23,3 +23,15 @@ def test_a_file_named_by_path_and_now_skipped_loses_its_old_text(tmp_path, embed
     # a filter picks what to add, never what to keep: a file it leaves out stays
     llmkit_main(["rag", "index", "docs/tcp.md", "--store", "store", "--exclude", "tcp*"])
     assert json.loads(capsys.readouterr().out)["documents"] == 1
+
+
+def test_a_file_given_twice_is_read_and_counted_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "bees.md").write_text(TOPICS["bees.md"])
+    (tmp_path / "docs" / "empty.md").write_text("")
+    llmkit_main(["rag", "index", "docs", "docs/bees.md", "docs/empty.md", "docs", "--store", "store"])
+    out, err = capsys.readouterr()
+    stats = json.loads(out)  # a new store of one document reported documents_unchanged 3
+    assert (stats["documents_added"], stats["documents_unchanged"], stats["documents"]) == (1, 0, 1)
+    assert err.count("skipped docs/empty.md: empty file") == 1  # was warned of once per path naming it
