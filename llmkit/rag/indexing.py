@@ -43,13 +43,23 @@ def _warn_settings_kept(store, args: argparse.Namespace) -> None:
             )
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse what `rag index` cannot do as asked, before the store is touched."""
+    if not args.paths and not args.builtin:
+        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
+    if args.paths and args.builtin:  # the paths were ignored, silently
+        raise UserError(
+            f"--builtin indexes the built-in knowledge base alone; index {' '.join(args.paths)} with a second "
+            "`llmkit rag index` into the same --store."
+        )
+    check_chunking(args.chunk_tokens, args.chunk_overlap)
+
+
 def index(args: argparse.Namespace) -> None:
     """`llmkit rag index PATH... --store S`: add or re-index documents, then refit the store's threshold."""
     from llmkit.rag.store import Store
 
-    if not args.paths and not args.builtin:
-        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
-    check_chunking(args.chunk_tokens, args.chunk_overlap)  # every flag is checked before the store is touched
+    _check_flags(args)
     store_path = Path(args.store).expanduser()
     anchor = store_path.resolve().parent  # what Store.anchor will be: document ids are relative to it
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]

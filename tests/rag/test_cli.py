@@ -93,6 +93,11 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
             "no folder at ./no (it does not exist); pass an existing folder or a Hub name. Check --embedding_model.",
         ),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+        # the paths were ignored, silently, and the built-in docs indexed alone
+        (
+            ["rag", "index", str(tmp_path / "one"), "--builtin", "--store", str(tmp_path / "b")],
+            "--builtin indexes the built-in knowledge base alone; index ",
+        ),
         # no mode at all printed {} and exited 0
         (
             ["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl", "--modes"],
