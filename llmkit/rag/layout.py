@@ -97,6 +97,16 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
+def same_model(folder: Path, manifest: dict, model: str) -> dict:
+    """`manifest`, reloaded by a process holding `model`; StoreRebuilt if the store now has another model's vectors."""
+    if manifest["embedding_model"] != model:  # its vectors are not comparable with this process's questions
+        raise StoreRebuilt(
+            f"the store {folder} was rebuilt with embedding model {manifest['embedding_model']!r}; this "
+            f"process holds {model!r}: restart it (`llmkit rag serve`, the app) to use the store."
+        )
+    return manifest
+
+
 def check_database(folder: Path) -> None:
     """UserError if the database of a store with a manifest is gone: SQLite would make a new, empty one ("the store
     is empty", its index rebuilt from nothing)."""
@@ -182,6 +192,21 @@ def writer_lock(folder: Path, wait: bool = True) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def being_written(folder: Path) -> bool:
+    """Whether another process holds the store's writer lock now (a `rag index` running)."""
+    try:
+        import fcntl
+
+        with open(folder / LOCK, "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except (ImportError, OSError):  # Windows, or a folder we cannot write: no way to tell
+        return False
+    return False
 
 
 def database_problem(store: Path, err: sqlite3.DatabaseError) -> UserError:

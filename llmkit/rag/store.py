@@ -37,11 +37,12 @@ from llmkit.rag.layout import (
     LOCK,
     MANIFEST,
     SCHEMA,
-    StoreRebuilt,
+    being_written,
     check_database,
     database_problem,
     half_made,
     read_manifest,
+    same_model,
     start_over,
     writer_lock,
 )
@@ -181,7 +182,7 @@ class Store(StoreReading):
                     problem = f"has {index.d}-dimensional vectors, not the store's {self.config['dim']}"
             except RuntimeError:  # truncated or overwritten: the database holds every vector to rebuild it
                 problem = "is unreadable (truncated or damaged)"
-        if len(self) and not quiet:
+        if len(self) and not quiet and not being_written(self.path):  # a running `rag index` is no fault
             warnings.warn(
                 f"the index in {self.path} {problem}; rebuilding it from the stored embeddings.",
                 stacklevel=3,
@@ -200,13 +201,7 @@ class Store(StoreReading):
         generation = self._generation()
         if generation == self.loaded_generation:
             return False
-        manifest = self._read_manifest() or self.config
-        if manifest["embedding_model"] != self.embedder.name:  # its vectors are not comparable with ours
-            raise StoreRebuilt(
-                f"the store {self.path} was rebuilt with embedding model {manifest['embedding_model']!r}; this "
-                f"process holds {self.embedder.name!r}: restart it (`llmkit rag serve`, the app) to use the store."
-            )
-        self.config = manifest
+        self.config = same_model(self.path, self._read_manifest() or self.config, self.embedder.name)
         # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
         self.index = self._load_index(quiet=True)
         self.loaded_generation = generation

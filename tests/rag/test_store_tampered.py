@@ -115,3 +115,20 @@ def test_a_store_rebuilt_with_another_model_while_served_is_a_503(built, tmp_pat
         "was rebuilt with embedding model 'other/model'; this process holds"
         in json.loads(err.value.read())["error"]
     )
+
+
+def test_a_reader_during_a_running_index_is_not_told_of_an_interrupted_save(built, tmp_path, embedder):
+    import sqlite3
+    import warnings
+
+    from llmkit.rag.layout import writer_lock
+
+    path = _copy(built, tmp_path)
+    with sqlite3.connect(path / "store.sqlite") as db:  # what a `rag index` between two saves leaves
+        db.execute("UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    with writer_lock(path), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Store(path, embedder=embedder)  # it said "behind its database (interrupted save?)" to every reader
+    assert not [w for w in caught if "interrupted save" in str(w.message)]
+    with pytest.warns(UserWarning, match="behind its database"):  # no writer: an interrupted save it is
+        Store(path, embedder=embedder)
