@@ -73,14 +73,12 @@ def index(args: argparse.Namespace) -> None:
             if args.builtin
             else load_paths(present, args.include, args.exclude, root=anchor)
         )
-    if not docs and not args.builtin and not (store_path / "manifest.json").is_file():
+    nothing = _nothing_found(present, skipped) if present and not docs and not args.builtin else None
+    if nothing and not (store_path / "manifest.json").is_file():
         # Nothing readable for a new store: an empty store made with exit 0 looked like success.
         for w in skipped:
             print(f"warning: {w.message}", file=sys.stderr)
-        raise UserError(
-            f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
-            f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
-        )
+        raise UserError(f"{nothing}; nothing was written.")
     made_here = not store_path.exists()
     if not store_path.is_file():  # a file is named by Store
         writable_folder(store_path, f"--store {args.store}")
@@ -106,6 +104,8 @@ def index(args: argparse.Namespace) -> None:
             )
     for w in skipped:
         print(f"warning: {w.message}", file=sys.stderr)
+    if nothing:  # an existing store: it added nothing and exited 0 without a word
+        print(f"warning: {nothing}; nothing was added.", file=sys.stderr)
     removed = store.delete_documents([i for ids in gone.values() for i in ids])
     for path, ids in gone.items():
         print(
@@ -131,6 +131,14 @@ def index(args: argparse.Namespace) -> None:
         "abstain_below": calibration["min_score"],
     }
     print(json.dumps(summary, indent=2))
+
+
+def _nothing_found(paths: list[str], skipped: list) -> str:
+    """What to say when `paths` gave no document to index."""
+    return (
+        f"no file to index in {', '.join(paths)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
+        f"{'; every one found was skipped, see the warnings' if skipped else ''})"
+    )
 
 
 def _remove_stale(store, args: argparse.Namespace, present: list[str], docs: list) -> tuple[int, set[str]]:

@@ -35,3 +35,16 @@ def test_a_file_given_twice_is_read_and_counted_once(tmp_path, capsys, monkeypat
     stats = json.loads(out)  # a new store of one document reported documents_unchanged 3
     assert (stats["documents_added"], stats["documents_unchanged"], stats["documents"]) == (1, 0, 1)
     assert err.count("skipped docs/empty.md: empty file") == 1  # was warned of once per path naming it
+
+
+def test_a_folder_with_no_file_to_index_is_said_for_an_existing_store_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder, name, text in (("docs", "bees.md", TOPICS["bees.md"]), ("word", "report.docx", "not read")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text(text)
+    llmkit_main(["rag", "index", "docs", "--store", "store"])
+    capsys.readouterr()
+    llmkit_main(["rag", "index", "word", "--store", "store"])  # added nothing, exit 0, without a word
+    out, err = capsys.readouterr()
+    assert json.loads(out)["documents"] == 1
+    assert "warning: no file to index in word (llmkit reads .htm .html" in err and "nothing was added" in err
