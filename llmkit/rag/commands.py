@@ -104,7 +104,7 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--min_score",
-            type=_finite,
+            type=_cosine,
             help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
@@ -163,6 +163,14 @@ INTERRUPTED = {
     "index": "the documents committed before Ctrl-C are in the store; run the same command to index the rest.",
     "remove": "stopped; each removal is one transaction, done whole or not at all: run the same command again.",
 }
+
+
+def _cosine(value: str) -> float:
+    """A --min_score: the gate compares it with cosines (its refusal named "abstention threshold dense=-5.0")."""
+    number = _finite(value)
+    if not -1 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1] (-1 answers everything), got {value}")
+    return number
 
 
 def _positive(value: str) -> int:

@@ -93,6 +93,10 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
             "no folder at ./no (it does not exist); pass an existing folder or a Hub name. Check --embedding_model.",
         ),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+        (
+            ["rag", "ask", "hi", "--store", "s", "--min_score", "-5"],
+            "--min_score: must be a cosine in [-1, 1]",
+        ),
         # the paths were ignored, silently, and the built-in docs indexed alone
         (
             ["rag", "index", str(tmp_path / "one"), "--builtin", "--store", str(tmp_path / "b")],
