@@ -49,6 +49,11 @@ def ask_server(url: str, payload: dict, *, endpoint: str = "ask", timeout: float
         except (ValueError, AttributeError):
             message = f"{err.reason}{not_llmkit}"  # an error page, not the API's JSON
         raise UserError(f"the server at {url} refused the question (HTTP {err.code}): {message}") from None
+    except TimeoutError:  # connected, asked, and no reply: it was called unreachable and told to start one
+        raise UserError(
+            f"the server at {url} took the question but did not answer within {timeout:g} s (busy with a queue "
+            "of questions or a slow generator, or stuck); try again, or restart it."
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: http.client's InvalidURL
         reason = getattr(err, "reason", err)
         raise UserError(

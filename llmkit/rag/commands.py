@@ -104,7 +104,7 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--min_score",
-            type=_finite,
+            type=_cosine,
             help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
@@ -157,6 +157,22 @@ def _finite(value: str) -> float:
     return number
 
 
+# What a Ctrl-C leaves behind, by subcommand (a bare one printed the pretraining recipe's "checkpoints ... kept").
+READ_ONLY = "stopped; the store was only read."
+INTERRUPTED = {
+    "index": "the documents committed before Ctrl-C are in the store; run the same command to index the rest.",
+    "remove": "stopped; each removal is one transaction, done whole or not at all: run the same command again.",
+}
+
+
+def _cosine(value: str) -> float:
+    """A --min_score: the gate compares it with cosines (its refusal named "abstention threshold dense=-5.0")."""
+    number = _finite(value)
+    if not -1 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1] (-1 answers everything), got {value}")
+    return number
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -170,6 +186,8 @@ def main(argv: list[str]) -> None:
     with plain_warnings():
         try:
             HANDLERS[args.command](args)
+        except KeyboardInterrupt as err:  # a bare Ctrl-C was told "checkpoints already saved are kept"
+            raise KeyboardInterrupt(str(err) or INTERRUPTED.get(args.command, READ_ONLY)) from None
         except sqlite3.DatabaseError as err:  # damaged past its header, or locked by another writer
             from llmkit.rag.layout import database_problem
 
@@ -223,6 +241,9 @@ def _pipeline(args: argparse.Namespace):
     rag = RAG(
         store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
     )
+    problem = args.source and rag.retriever.filter_problem(source=args.source)
+    if problem:  # it answered "The documents hold nothing about that" with exit 0
+        raise UserError(f"--source: {problem}")
     return rag, ({"source": args.source} if args.source else {})
 
 
@@ -340,10 +361,15 @@ def _ask_server(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from llmkit.rag.serve import Service, serve
+    from llmkit.rag.serve import Service, listen, serve
 
-    rag, filters = _pipeline(args)
-    serve(Service(rag, str(args.store), filters), args.host, args.port)
+    server = listen(args.host, args.port)  # first: a port in use is said before minutes of model loading
+    try:
+        rag, filters = _pipeline(args)
+    except BaseException:
+        server.server_close()
+        raise
+    serve(Service(rag, str(args.store), filters), server)
 
 
 HANDLERS = {

@@ -206,25 +206,37 @@ def load_paths(
     """
     root = Path(root or Path.cwd())
     docs: list[Document] = []
+    # a file under two of the paths given (`docs docs/a.md`) is read, and warned of, once
+    seen: set[Path] = set()
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
             raise UserError(f"{path} does not exist; pass files or folders to index.")
         files = visible_files(path) if path.is_dir() else [path]
+        included = []
         for file in files:
             rel = str(file.relative_to(path)) if path.is_dir() else file.name
             if file.suffix.lower() not in SUFFIXES and path.is_dir():
                 continue
             if include and not any(fnmatch.fnmatch(rel, g) for g in include):
                 continue
-            if exclude and any(fnmatch.fnmatch(rel, g) for g in exclude):
+            included.append(rel)
+            if file.resolve() in seen or exclude and any(fnmatch.fnmatch(rel, g) for g in exclude):
                 continue
+            seen.add(file.resolve())
             try:
                 if file.suffix.lower() not in SUFFIXES:
                     raise ValueError(f"unsupported type {file.suffix!r} (use {', '.join(sorted(SUFFIXES))})")
                 docs.append(load_file(file.resolve(), root, shown=shown_path(file)))
             except (ValueError, OSError) as err:
                 warnings.warn(f"skipped {file}: {err}", stacklevel=2)
+        if include and not included:  # indexing nothing and exiting 0 looked like success
+            example = next((str(f.relative_to(path)) for f in files), None) if path.is_dir() else path.name
+            warnings.warn(
+                f"--include {' '.join(include)} matched no file of {raw}"
+                + (f" (patterns match paths relative to it, such as {example!r})" if example else ""),
+                stacklevel=2,
+            )
     return docs
 
 

@@ -19,28 +19,44 @@ def load_qa(path: str | Path) -> list[dict]:
         problem = "is a folder" if path.is_dir() else "does not exist"
         raise UserError(f"{path} {problem}; pass a JSONL file of question/doc_id pairs.")
     rows = []
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError:  # it was read with U+FFFD in place of the bytes: other questions, silently
+            raise UserError(
+                f"{path}:{n} is not UTF-8 text; convert the file, e.g. iconv -f latin1 -t utf-8 {path.name} > fixed"
+            ) from None
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            relevant = row.get("doc_ids") or [row["doc_id"]]
+            relevant = _relevant(row)
             question = row["question"]
             # a number or list crashed retrieval; an empty question counted as a miss in the figures
-            if (
-                not isinstance(question, str)
-                or not question.strip()
-                or not all(isinstance(d, str) for d in relevant)
-            ):
+            if not isinstance(question, str) or not question.strip():
                 raise TypeError
-            rows.append({"question": question, "relevant": set(relevant)})
+            rows.append({"question": question, "relevant": relevant})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(
-                f'{path}:{n}: expected {{"question": "a question", "doc_id": "an id"}}, got {line[:80]!r}'
+                f'{path}:{n}: expected {{"question": "a question", "doc_id": "an id"}} '
+                f'(or "doc_ids": ["an id", ...]), got {line[:80]!r}'
             ) from None
     if not rows:
         raise UserError(f"{path} holds no questions.")
     return rows
+
+
+def _relevant(row: dict) -> set[str]:
+    """The ids a qa line names: "doc_id", "doc_ids" or both (a "doc_id" beside "doc_ids" was ignored, and a
+    string as "doc_ids" was read letter by letter); TypeError when neither is there or one is not ids."""
+    ids = row.get("doc_ids", [])
+    if not isinstance(ids, list):
+        raise TypeError
+    if "doc_id" in row:
+        ids = [*ids, row["doc_id"]]
+    if not ids or not all(isinstance(d, str) and d for d in ids):
+        raise TypeError
+    return set(ids)
 
 
 def check_doc_ids(qa: list[dict], ids: set[str], path: str | Path) -> None:

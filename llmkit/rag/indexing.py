@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -42,13 +43,23 @@ def _warn_settings_kept(store, args: argparse.Namespace) -> None:
             )
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse what `rag index` cannot do as asked, before the store is touched."""
+    if not args.paths and not args.builtin:
+        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
+    if args.paths and args.builtin:  # the paths were ignored, silently
+        raise UserError(
+            f"--builtin indexes the built-in knowledge base alone; index {' '.join(args.paths)} with a second "
+            "`llmkit rag index` into the same --store."
+        )
+    check_chunking(args.chunk_tokens, args.chunk_overlap)
+
+
 def index(args: argparse.Namespace) -> None:
     """`llmkit rag index PATH... --store S`: add or re-index documents, then refit the store's threshold."""
     from llmkit.rag.store import Store
 
-    if not args.paths and not args.builtin:
-        raise UserError("give files or folders to index, or --builtin for the built-in knowledge base.")
-    check_chunking(args.chunk_tokens, args.chunk_overlap)  # every flag is checked before the store is touched
+    _check_flags(args)
     store_path = Path(args.store).expanduser()
     anchor = store_path.resolve().parent  # what Store.anchor will be: document ids are relative to it
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
@@ -62,14 +73,12 @@ def index(args: argparse.Namespace) -> None:
             if args.builtin
             else load_paths(present, args.include, args.exclude, root=anchor)
         )
-    if not docs and not args.builtin and not (store_path / "manifest.json").is_file():
+    nothing = _nothing_found(present, skipped) if present and not docs and not args.builtin else None
+    if nothing and not (store_path / "manifest.json").is_file():
         # Nothing readable for a new store: an empty store made with exit 0 looked like success.
         for w in skipped:
             print(f"warning: {w.message}", file=sys.stderr)
-        raise UserError(
-            f"no file to index in {', '.join(present)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
-            f"{'; every one found was skipped, see the warnings' if skipped else ''}); nothing was written."
-        )
+        raise UserError(f"{nothing}; nothing was written.")
     made_here = not store_path.exists()
     if not store_path.is_file():  # a file is named by Store
         writable_folder(store_path, f"--store {args.store}")
@@ -95,21 +104,16 @@ def index(args: argparse.Namespace) -> None:
             )
     for w in skipped:
         print(f"warning: {w.message}", file=sys.stderr)
+    if nothing:  # an existing store: it added nothing and exited 0 without a word
+        print(f"warning: {nothing}; nothing was added.", file=sys.stderr)
     removed = store.delete_documents([i for ids in gone.values() for i in ids])
     for path, ids in gone.items():
         print(
             f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
             file=sys.stderr,
         )
-    # Re-indexing a folder also removes the documents whose files are gone from it.
-    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
-    if args.include or args.exclude:
-        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
-        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
-        removed += store.delete_documents(
-            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
-        )
-        folders = set()
+    stale, folders = _remove_stale(store, args, present, docs)
+    removed += stale
     try:
         stats = store.add_documents(docs, prune_prefixes=folders, progress=True)
     except KeyboardInterrupt:
@@ -129,10 +133,66 @@ def index(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _nothing_found(paths: list[str], skipped: list) -> str:
+    """What to say when `paths` gave no document to index."""
+    return (
+        f"no file to index in {', '.join(paths)} (llmkit reads {' '.join(sorted(SUFFIXES))}"
+        f"{'; every one found was skipped, see the warnings' if skipped else ''})"
+    )
+
+
+def _remove_stale(store, args: argparse.Namespace, present: list[str], docs: list) -> tuple[int, set[str]]:
+    """Remove what re-indexing `present` shows to be gone; returns how many, and the folders whose documents
+    absent from `docs` add_documents is to prune."""
+    loaded = {d.id for d in docs}
+    # Re-indexing a folder also removes the documents whose files are gone from it.
+    folders = {folder_prefix(p, store.anchor) for p in present if Path(p).expanduser().is_dir()}
+    removed = store.delete_documents(_links_gone(store, present, loaded))
+    if args.include or args.exclude:
+        # A filter picks what to add, not what to keep: the files it leaves out stay indexed (re-indexing
+        # `docs/ --include '*.md'` deleted every .txt of docs/ indexed before), unless they are gone.
+        removed += store.delete_documents(
+            [i for i in store.sources() if under_folders(i, folders) and not (store.anchor / i).exists()]
+        )
+        return removed, set()
+    # A file named by its path and skipped now (emptied, binary): its old text was still cited, as a folder's is not.
+    for path in present:
+        i = doc_id(Path(path).expanduser(), store.anchor)
+        if Path(path).expanduser().is_file() and i not in loaded and store.delete_documents([i]):
+            removed += 1
+            print(
+                f"note: {path} was skipped; removed its previously indexed text from the store.",
+                file=sys.stderr,
+            )
+    return removed, folders
+
+
 def _remove_if_empty(folder: Path) -> None:
     """Remove `folder` if nothing was written in it."""
     with contextlib.suppress(OSError):  # something is in it (or it is gone): leave it
         folder.rmdir()
+
+
+def _links_gone(store, paths: list[str], present: set[str]) -> list[str]:
+    """Documents found through a link in a re-indexed folder that no longer leads to them (the link deleted or
+    pointed elsewhere): their ids are the link targets', outside the folder, so they stayed and were cited."""
+    folders = [Path(os.path.abspath(Path(p).expanduser())) for p in paths if Path(p).expanduser().is_dir()]
+    gone = []
+    for i, source in store.sources().items():
+        # only a file's document whose file is still there (the link's target); builtin and library ids are not
+        if (
+            i in present
+            or ":" in i
+            or Path(i).suffix.lower() not in SUFFIXES
+            or not (store.anchor / i).is_file()
+        ):
+            continue
+        shown = Path(os.path.abspath(source))  # the path it was found by (relative to the working directory)
+        if not any(shown.is_relative_to(f) for f in folders):
+            continue
+        if not shown.is_file() or doc_id(shown, store.anchor) != i:
+            gone.append(i)
+    return gone
 
 
 def _documents_named(store, target: str) -> list[str]:

@@ -9,6 +9,8 @@ or its database holds no document; anything else (a user's own folder) is refuse
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import sqlite3
 import warnings
@@ -50,6 +52,83 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # The tables of the schema (FTS5 adds its shadow tables chunks_fts_*).
 OUR_TABLES = {"documents", "chunks", "chunks_fts", "info", "sqlite_sequence"}
+
+
+class StoreRebuilt(UserError):
+    """The store was made anew, with another embedding model, while this process held it open."""
+
+    http_status = 503  # the server's state, not the request, is what is wrong
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """A store's manifest, or None if it has none; UserError naming what is wrong with an edited or damaged one.
+
+    A manifest that was not an object, or lacked its model or dimension, was a TypeError/KeyError traceback on
+    every command; an unreadable calibration (derived data) is dropped with a warning, to be refitted.
+    """
+    file = folder / MANIFEST
+    if not file.is_file():
+        return None
+    fix = f"restore it, or move {folder} aside and index its documents again with `llmkit rag index`."
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{file} is corrupt (not JSON); {fix}") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{file} is not a store manifest (a JSON object); {fix}")
+    model = manifest.get("embedding_model")
+    bad = [] if isinstance(model, str) and model.strip() else ["embedding_model"]
+    # (key, least value, whether every manifest has it): stores made before some keys existed lack them
+    for key, least, always in (("dim", 1, True), ("chunk_tokens", 1, False), ("chunk_overlap", 0, False)):
+        value = manifest.get(key)
+        whole = isinstance(value, int) and not isinstance(value, bool) and value >= least
+        if not whole and (always or value is not None):
+            bad.append(key)
+    if bad:
+        found = ", ".join(f"{k}: {json.dumps(manifest.get(k))[:60]}" for k in bad)
+        raise UserError(f"{file} has no valid {' or '.join(bad)} ({found}); {fix}")
+    if "calibration" in manifest and not _calibration_ok(manifest["calibration"]):
+        warnings.warn(
+            f"{file}: its abstention calibration is unreadable; the default threshold applies until "
+            "`llmkit rag index` refits it.",
+            stacklevel=3,
+        )
+        del manifest["calibration"]
+    return manifest
+
+
+def same_model(folder: Path, manifest: dict, model: str) -> dict:
+    """`manifest`, reloaded by a process holding `model`; StoreRebuilt if the store now has another model's vectors."""
+    if manifest["embedding_model"] != model:  # its vectors are not comparable with this process's questions
+        raise StoreRebuilt(
+            f"the store {folder} was rebuilt with embedding model {manifest['embedding_model']!r}; this "
+            f"process holds {model!r}: restart it (`llmkit rag serve`, the app) to use the store."
+        )
+    return manifest
+
+
+def check_database(folder: Path) -> None:
+    """UserError if the database of a store with a manifest is gone: SQLite would make a new, empty one ("the store
+    is empty", its index rebuilt from nothing)."""
+    if not (folder / DATABASE).is_file():
+        raise UserError(
+            f"{folder / DATABASE} is missing (deleted?); it holds the store's documents and chunks: restore "
+            f"it, or move {folder} aside and index the documents again with `llmkit rag index`."
+        )
+
+
+def _calibration_ok(calibration) -> bool:
+    """Whether a manifest's calibration has the shape llmkit writes: min_score None or {mode: score in [-1, 1]}."""
+    if not isinstance(calibration, dict):
+        return False
+    scores = calibration.get("min_score")
+    return scores is None or (
+        isinstance(scores, dict)
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and -1 <= v <= 1
+            for v in scores.values()
+        )
+    )
 
 
 def ours(name: str) -> bool:
@@ -113,6 +192,21 @@ def writer_lock(folder: Path, wait: bool = True) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def being_written(folder: Path) -> bool:
+    """Whether another process holds the store's writer lock now (a `rag index` running)."""
+    try:
+        import fcntl
+
+        with open(folder / LOCK, "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except (ImportError, OSError):  # Windows, or a folder we cannot write: no way to tell
+        return False
+    return False
 
 
 def database_problem(store: Path, err: sqlite3.DatabaseError) -> UserError:

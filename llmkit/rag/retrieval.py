@@ -6,6 +6,7 @@ always yields k results (ranking the whole store and filtering afterwards can le
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class Retriever:
         if not query.strip():
             return [], None
         self.store.refresh()  # another process may have indexed since: never answer from a stale index
+        # more than the store holds is all of it: a k of 2**63 overflowed SQLite's LIMIT (HTTP 500 from `rag serve`)
+        k = min(k, max(self.store.index.ntotal, 1))
         allowed = self._allowed(source, where)
         vector = self.embed(query)
         if allowed is not None and len(allowed) == 0:
@@ -204,10 +207,26 @@ class Retriever:
             clauses.append("source GLOB ?")  # shell-style pattern, like the include/exclude globs
             params.append(source)
         for key, value in (where or {}).items():
-            clauses.append("json_extract(metadata, ?) = ?")
-            params += [f"$.{key}", value]
+            # IS, not =: a null value matches chunks without that key (= NULL matched nothing, ever)
+            clauses.append("json_extract(metadata, ?) IS ?")
+            params += [_json_path(key), _where_value(key, value)]
         rows = self.store._db().execute(f"SELECT rowid FROM chunks WHERE {' AND '.join(clauses)}", params)
         return np.array([r[0] for r in rows], np.int64)
+
+    def filter_problem(self, source: str | None = None, where: dict | None = None) -> str | None:
+        """What is wrong with filters that no chunk passes (None when some do): a glob that misses every path was
+        answered "The documents hold nothing about that", as if the documents had been searched."""
+        allowed = self._allowed(source, where)
+        if allowed is None or len(allowed):
+            return None
+        if source and not len(self._allowed(source, None)):
+            row = self.store._db().execute("SELECT source FROM chunks ORDER BY source LIMIT 1").fetchone()
+            example = f" such as {row[0]!r}" if row else ""
+            return (
+                f"the source filter {source!r} matches no document: it is matched against the whole source path{example} "
+                f"(`rag ask --json` shows each one); try {'*' + source.lstrip('*')!r}."
+            )
+        return f"no chunk{' of those sources' if source else ''} has the metadata {where}."
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         if self._reranker is None:
@@ -228,6 +247,28 @@ class Retriever:
         for hit, score in zip(hits, scores):
             hit.score = float(score)
         return sorted(hits, key=lambda h: -h.score)
+
+
+def _json_path(key: str) -> str:
+    """SQLite's JSON path of a metadata key, quoted unless a plain name: "a b" or "x[0" matched nothing or were
+    a JSON path error (HTTP 500 from `rag serve`)."""
+    if not key or '"' in key:
+        raise UserError(f"a metadata filter's name must be non-empty text without '\"', got {key!r}.")
+    return f"$.{key}" if re.fullmatch(r"[A-Za-z_]\w*", key) else f'$."{key}"'
+
+
+def _where_value(key: str, value):
+    """A metadata filter's value as SQLite can compare it; UserError for one it cannot hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(
+            f"the metadata filter {key!r} is {value}; give a finite number, text, a boolean or null."
+        )
+    # SQLite's INTEGER holds 64 bits: a larger number was an OverflowError (HTTP 500)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise UserError(
+            f"the metadata filter {key!r} is a number too large to compare ({str(value)[:20]}...)."
+        )
+    return value
 
 
 def _match_expression(query: str) -> str | None:

@@ -12,13 +12,14 @@ library too (the models come with the Service it is given), so the client may us
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from llmkit.errors import UserError
 from llmkit.sentences import is_text
@@ -44,8 +45,14 @@ class BadRequest(Exception):
         self.status = status
 
 
-def request_options(body: bytes) -> dict:
+def request_options(body: bytes, query: str = "") -> dict:
     """The question, filters, k and mode of a request body; BadRequest with a clear message if it is wrong."""
+    misplaced = sorted(set(parse_qs(query, keep_blank_values=True)) & {*FIELDS, *FILTER_KEYS})
+    if misplaced:  # POST /ask?k=3 was answered with the default k, silently
+        raise BadRequest(
+            f"{', '.join(misplaced)} in the URL is not read; send it in the JSON body, "
+            'e.g. {"question": "...", "k": 3}.'
+        )
     try:
         payload = json.loads(body or b"null")
     except RecursionError:  # [[[[...]]]] a few thousand deep was an HTTP 500
@@ -78,7 +85,7 @@ def request_options(body: bytes) -> dict:
         raise BadRequest(
             f'"question" is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}.'
         )
-    filters = payload.get("filters") or {}
+    filters = {} if payload.get("filters") is None else payload["filters"]  # [] or "" were taken for none
     if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
         raise BadRequest(f'"filters" must be an object with keys among {", ".join(FILTER_KEYS)}.')
     # A wrong type here either failed deep in retrieval (HTTP 500) or matched nothing and abstained.
@@ -94,11 +101,13 @@ def request_options(body: bytes) -> dict:
                 f'{{"lang": "en"}}; got {key!r}: {json.dumps(value)[:60]}.'
             )
     options = {"question": question, "filters": filters}
-    for key, kind in (("k", int), ("mode", str)):
+    for key, kind, name in (("k", int, "an integer"), ("mode", str, "a string")):
         if payload.get(key) is not None:
             if not isinstance(payload[key], kind) or isinstance(payload[key], bool):
-                raise BadRequest(f'"{key}" must be a {kind.__name__}.')
+                raise BadRequest(f'"{key}" must be {name}, not {type(payload[key]).__name__}.')
             options[key] = payload[key]
+    if options.get("mode") == "":  # it was taken for the server's default mode
+        raise BadRequest('"mode" is empty; give one of dense, lexical, hybrid, or leave it out.')
     if options.get("k", 1) < 1:  # 0 was taken for "the server's default"
         raise BadRequest(f'"k" must be at least 1, got {options["k"]}.')
     return options
@@ -125,10 +134,7 @@ class Service:
         self.check_store()
         with self._lock:
             answer = self.rag.ask(
-                options["question"],
-                k=options.get("k"),
-                mode=options.get("mode"),
-                **{**self.filters, **options["filters"]},
+                options["question"], k=options.get("k"), mode=options.get("mode"), **self._filters(options)
             )
         return redact(answer.to_dict())
 
@@ -142,7 +148,7 @@ class Service:
                 options["question"],
                 options.get("k") or self.rag.k,
                 options.get("mode") or self.rag.mode,
-                **{**self.filters, **options["filters"]},
+                **self._filters(options),
             )
         return redact(
             {
@@ -160,6 +166,15 @@ class Service:
                 ]
             }
         )
+
+    def _filters(self, options: dict) -> dict:
+        """The server's filters with the request's own; BadRequest when no chunk passes them (a mistyped glob)."""
+        filters = {**self.filters, **options["filters"]}
+        self.rag.store.refresh()  # documents indexed since may match
+        problem = self.rag.retriever.filter_problem(**filters)
+        if problem:
+            raise BadRequest(problem)
+        return filters
 
     def check_store(self) -> None:
         """StoreGone when the store's database is no longer on disk (SQLite then blamed a read-only folder)."""
@@ -234,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path not in routes:
             self._reply(404, {"error": f"no such endpoint {self.path}; use POST /ask or /search."})
         else:
-            self._run(lambda: routes[path](request_options(self._body())))
+            self._run(lambda: routes[path](request_options(self._body(), urlsplit(self.path).query)))
 
     def _body(self) -> bytes:
         """The request body, all of it; BadRequest if the client stops sending or hangs up first."""
@@ -257,7 +272,7 @@ class Handler(BaseHTTPRequestHandler):
         except StoreGone as err:  # the server's store, not the request, is what is wrong
             self._reply(503, {"error": str(err)})
         except (UserError, ValueError) as err:  # an unknown mode and the like, from the pipeline
-            self._reply(400, {"error": str(err)})
+            self._reply(getattr(err, "http_status", 400), {"error": str(err)})
         except Exception as err:  # the client gets one line, the log the rest
             self.log_error("%s failed: %r", self.path, err)
             self._reply(500, {"error": f"the server failed on this request ({type(err).__name__}: {err})."})
@@ -324,16 +339,30 @@ class APIServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve until interrupted; prints the URL once it listens."""
+def listen(host: str = "127.0.0.1", port: int = 8765) -> APIServer:
+    """Bind the API's address, before any model loads (a port in use was said after the models had loaded);
+    warns when the address is reachable from other machines, since the API has no authentication."""
     try:
-        server = APIServer((host, port), make_handler(service))
+        server = APIServer((host, port), Handler)
     except OSError as err:  # "no such host" is not the port's fault
         flag = "--host" if isinstance(err, socket.gaierror) else "--port"
         raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); pick another {flag}.") from None
-    url = f"http://{host}:{server.server_address[1]}"
+    if not ipaddress.ip_address(server.server_address[0]).is_loopback:
+        print(
+            f"warning: --host {host} serves the API to other machines, and it has no authentication: anyone who "
+            f"can reach port {server.server_address[1]} can read your documents through it. Use --host 127.0.0.1 "
+            "unless every machine on this network may.",
+            file=sys.stderr,
+        )
+    return server
+
+
+def serve(service: Service, server: APIServer) -> None:
+    """Answer on `server` (from `listen`) with `service` until interrupted; prints the URL first."""
+    server.RequestHandlerClass = make_handler(service)
+    host, port = server.server_address[:2]
     print(
-        f"serving {service.store_path} at {url} (POST /ask, POST /search, GET /status); Ctrl-C stops",
+        f"serving {service.store_path} at http://{host}:{port} (POST /ask, POST /search, GET /status); Ctrl-C stops",
         flush=True,
     )
     try:

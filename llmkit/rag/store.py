@@ -37,8 +37,12 @@ from llmkit.rag.layout import (
     LOCK,
     MANIFEST,
     SCHEMA,
+    being_written,
+    check_database,
     database_problem,
     half_made,
+    read_manifest,
+    same_model,
     start_over,
     writer_lock,
 )
@@ -78,6 +82,8 @@ class Store(StoreReading):
             raise UserError(
                 f"{self.path} is not an llmkit store (no manifest.json); pass an empty or new --store folder."
             )
+        if manifest:
+            check_database(self.path)
         wanted = embedder.name if embedder else embedding_model
         if manifest and wanted and manifest["embedding_model"] != wanted:
             raise UserError(
@@ -88,6 +94,12 @@ class Store(StoreReading):
         self.embedder = embedder or Embedder(
             manifest["embedding_model"] if manifest else (embedding_model or DEFAULT_EMBEDDING_MODEL)
         )
+        if manifest and manifest["dim"] != self.embedder.dim:  # searching it was a faiss AssertionError
+            raise UserError(
+                f"{self.path / MANIFEST} says its vectors have {manifest['dim']} dimensions, but "
+                f"{self.embedder.name} makes {self.embedder.dim}: the manifest was edited or is another store's; "
+                f"restore it, or move {self.path} aside and index its documents again."
+            )
         self.config = manifest or {
             "embedding_model": self.embedder.name,
             "dim": self.embedder.dim,
@@ -152,13 +164,7 @@ class Store(StoreReading):
         return db
 
     def _read_manifest(self) -> dict | None:
-        file = self.path / MANIFEST
-        if not file.is_file():
-            return None
-        try:
-            return json.loads(file.read_text())
-        except json.JSONDecodeError:
-            raise UserError(f"{file} is corrupt; rebuild the store with `llmkit rag index`.") from None
+        return read_manifest(self.path)
 
     def _generation(self) -> int:
         row = self._db().execute("SELECT value FROM info WHERE key='generation'").fetchone()
@@ -170,11 +176,13 @@ class Store(StoreReading):
         if file.is_file() and self.config.get("generation") == self._generation():
             try:
                 index = faiss.read_index(str(file))
-                if index.ntotal == len(self):
+                if index.ntotal == len(self) and index.d == self.config["dim"]:
                     return index
+                if index.d != self.config["dim"]:  # another store's index: searching it was an AssertionError
+                    problem = f"has {index.d}-dimensional vectors, not the store's {self.config['dim']}"
             except RuntimeError:  # truncated or overwritten: the database holds every vector to rebuild it
                 problem = "is unreadable (truncated or damaged)"
-        if len(self) and not quiet:
+        if len(self) and not quiet and not being_written(self.path):  # a running `rag index` is no fault
             warnings.warn(
                 f"the index in {self.path} {problem}; rebuilding it from the stored embeddings.",
                 stacklevel=3,
@@ -193,7 +201,7 @@ class Store(StoreReading):
         generation = self._generation()
         if generation == self.loaded_generation:
             return False
-        self.config = self._read_manifest() or self.config
+        self.config = same_model(self.path, self._read_manifest() or self.config, self.embedder.name)
         # The writer may still be indexing (its manifest lags the database): rebuild from the stored vectors.
         self.index = self._load_index(quiet=True)
         self.loaded_generation = generation
@@ -268,7 +276,7 @@ class Store(StoreReading):
             "documents_added": len(changed) - len(updated),
             "documents_updated": len(updated),
             "documents_removed": len(removed),
-            "documents_unchanged": len(docs) - len(changed),
+            "documents_unchanged": len(latest) - len(changed),  # a document given twice counts once
             "chunks_embedded": embedded,
         }
 

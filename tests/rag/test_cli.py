@@ -93,6 +93,15 @@ def test_rag_user_errors(tmp_path, capsys, embedder):
             "no folder at ./no (it does not exist); pass an existing folder or a Hub name. Check --embedding_model.",
         ),
         (["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl"], "is empty"),
+        (
+            ["rag", "ask", "hi", "--store", "s", "--min_score", "-5"],
+            "--min_score: must be a cosine in [-1, 1]",
+        ),
+        # the paths were ignored, silently, and the built-in docs indexed alone
+        (
+            ["rag", "index", str(tmp_path / "one"), "--builtin", "--store", str(tmp_path / "b")],
+            "--builtin indexes the built-in knowledge base alone; index ",
+        ),
         # no mode at all printed {} and exited 0
         (
             ["rag", "eval", "--store", str(tmp_path / "empty"), "--qa", "x.jsonl", "--modes"],
@@ -171,6 +180,11 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
         ([json.dumps({"question": 5, "doc_id": "bees.md"})], ':1: expected {"question": "a question"'),
         ([good, json.dumps([{"question": "q", "doc_id": "bees.md"}])], ":2: expected"),
         ([json.dumps({"question": " ", "doc_id": "bees.md"})], ":1: expected"),
+        # a string as doc_ids was read letter by letter ("doc_ids the store does not have: 'a', 'b', ...")
+        ([json.dumps({"question": "q", "doc_ids": "bees.md"})], ":1: expected"),
+        ([json.dumps({"question": "q", "doc_ids": []})], ":1: expected"),
+        # the file's bytes were replaced by U+FFFD: another question was scored, silently
+        (['{"question": "caf\udce9?", "doc_id": "bees.md"}'], ":1 is not UTF-8 text; convert the file"),
         # every question would count as a miss: hit@k of 0 that says nothing about retrieval
         (
             [good, json.dumps({"question": "q", "doc_id": "docs/bees.md"})],
@@ -178,7 +192,7 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
         ),
     ]:
         qa = tmp_path / "qa.jsonl"
-        qa.write_text("\n".join(lines))
+        qa.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape"))
         with pytest.raises(SystemExit) as exit_:
             llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(qa)])
         out, err = capsys.readouterr()
@@ -189,8 +203,29 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
     assert f"{tmp_path} is a folder; pass a JSONL file" in capsys.readouterr().err
 
 
+def test_rag_eval_counts_doc_id_beside_doc_ids(topic_store, tmp_path, capsys):
+    qa = tmp_path / "qa.jsonl"  # the "doc_id" was ignored when "doc_ids" was there: a hit on it was a miss
+    qa.write_text(json.dumps({"question": "How do bees talk?", "doc_id": "bees.md", "doc_ids": ["tcp.md"]}))
+    llmkit_main(["rag", "eval", "--store", str(topic_store.path), "--qa", str(qa), "--modes", "dense"])
+    assert json.loads(capsys.readouterr().out)["dense"]["hit@1"] == 1.0
+
+
 def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
     from llmkit.rag.pipeline import check_question
 
     assert "not UTF-8 text" in check_question("caf\udce9?")  # `rag chat` and the app: was a TypeError
     assert check_question("café?") is None
+
+
+def test_rag_ask_source_that_matches_no_document_is_named(topic_store, capsys):
+    with pytest.raises(SystemExit) as exit_:  # it answered "The documents hold nothing about that", exit 0
+        llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--source", "bees"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert (
+        "--source: the source filter 'bees' matches no document: it is matched against the whole source "
+        in err
+    )
+    assert "try '*bees'" in err
+    llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--source", "bees*"])
+    assert "waggle" in capsys.readouterr().out

@@ -99,3 +99,28 @@ def test_every_index_kind_finds_near_duplicates(kind):
     allowed = ids[::7]
     _, found = search_index(index, base[0], 5, allowed)
     assert set(found) <= set(allowed)
+
+
+def test_metadata_filters_take_any_key_and_refuse_values_sqlite_cannot_compare(tmp_path, embedder):
+    store = Store(tmp_path / "s", embedder=embedder)
+    store.add_documents(
+        [
+            Document(
+                "a.md", "Bees dance to share where flowers are.", {"source": "a.md", "team name": "red"}
+            ),
+            Document("b.md", "Lava cools into basalt.", {"source": "b.md", "x.y": 2}),
+        ]
+    )
+    retriever = Retriever(store)
+    # a key with a space or a dot was read as a JSON path: it matched nothing, silently
+    assert [h.doc_id for h in retriever.search("bees", where={"team name": "red"})] == ["a.md"]
+    assert [h.doc_id for h in retriever.search("lava", where={"x.y": 2})] == ["b.md"]
+    # null matches the chunks without the key (= NULL matched none, ever)
+    assert {h.doc_id for h in retriever.search("lava", where={"team name": None})} == {"b.md"}
+    # these were a JSON path error and an OverflowError: HTTP 500 from `rag serve`
+    with pytest.raises(UserError, match="without '\"'"):
+        retriever.search("bees", where={'a"b': 1})
+    with pytest.raises(UserError, match="too large to compare"):
+        retriever.search("bees", where={"page": 10**30})
+    with pytest.raises(UserError, match="give a finite number"):
+        retriever.search("bees", where={"page": float("nan")})

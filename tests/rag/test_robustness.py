@@ -137,7 +137,7 @@ from llmkit.rag import Store
 from tests.rag.helpers import topic_documents
 store = Store(sys.argv[1], batch_chunks=1)
 encode = store.embedder.encode
-store.embedder.encode = lambda texts, progress=False, on_batch=None: (time.sleep(0.5), encode(texts))[1]  # slow enough to be killed
+store.embedder.encode = lambda texts, progress=False, on_batch=None: (time.sleep(0.5), encode(texts, on_batch=on_batch))[1]  # slow enough to be killed
 store.add_documents(topic_documents())
 """
 

@@ -162,6 +162,11 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         ({"question": "hi", "filters": {"where": {"a": [1]}}}, "got 'a': [1]"),
         ({"question": "hi", "filters": {"where": {"": 1}}}, "must map metadata names"),
         ({"question": "hi \ud800"}, "unpaired surrogate escape"),
+        # these were taken for the defaults, silently
+        ({"question": "hi", "filters": []}, '"filters" must be an object'),
+        ({"question": "hi", "filters": ""}, '"filters" must be an object'),
+        ({"question": "hi", "mode": ""}, '"mode" is empty; give one of dense, lexical, hybrid'),
+        ({"question": "hi", "k": "3"}, '"k" must be an integer, not str'),
         (
             {"question": "hi", "top_k": 2},
             "unknown field 'top_k'; a request's fields are question, filters, k",
@@ -178,6 +183,8 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         code == 400 and "not valid JSON (Exceeds the limit" in error["error"] and "sys." not in error["error"]
     )
     assert post(stub_server + "/ask?verbose=1", b'{"question": "hi", "k": 2}') == (200, _Stub().ask({"k": 2}))
+    code, error = post(stub_server + "/ask?k=3&mode=dense", b'{"question": "hi"}')  # k=3 was ignored
+    assert code == 400 and "k, mode in the URL is not read; send it in the JSON body" in error["error"]
     code, error = _raw(stub_server, b"PUT /ask HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
     assert code == 405 and "PUT is not served; use GET /status, POST /ask" in error["error"]
     code, error = _raw(stub_server, b"GET /ask HTTP/1.0\r\n\r\n")
@@ -331,3 +338,95 @@ def test_a_burst_of_100_clients_is_served_without_resets():
         httpd.shutdown()
         httpd.server_close()
     assert codes == [200] * 100
+
+
+def test_a_metadata_filter_sqlite_cannot_read_is_a_400_not_a_500(topic_store):
+    from llmkit.rag import RAG
+    from llmkit.rag.serve import Service, make_handler
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(RAG(topic_store), "s")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        for where, message in [({'"': "x"}, "without '\"'"), ({"page": 10**23}, "too large to compare")]:
+            body = json.dumps({"question": "bees", "filters": {"where": where}}).encode()
+            for endpoint in ("/ask", "/search"):
+                code, error = post(url + endpoint, body)
+                assert code == 400 and message in error["error"], (endpoint, error)
+        # a glob matching no source path was answered "The documents hold nothing about that" (HTTP 200)
+        for filters, message in [
+            ({"source": "docs/*.md"}, "the source filter 'docs/*.md' matches no document"),
+            ({"where": {"lang": "xx"}}, "no chunk has the metadata {'lang': 'xx'}"),
+        ]:
+            code, error = post(url + "/ask", json.dumps({"question": "bees", "filters": filters}).encode())
+            assert code == 400 and message in error["error"], error
+        for endpoint in ("/ask", "/search"):  # an OverflowError in SQLite's LIMIT: HTTP 500
+            assert post(url + endpoint, json.dumps({"question": "bees", "k": 2**63 - 1}).encode())[0] == 200
+        assert post(url + "/search", b'{"question": "bees", "k": 1}')[0] == 200  # still serving
+        assert post(url + "/ask", b'{"question": "bees", "filters": {"source": "bee*"}}')[0] == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_serve_binds_before_loading_and_warns_off_loopback(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit):  # no store there: the port is named first, before anything loads
+            llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in err and "no store" not in err
+    with pytest.raises(SystemExit):  # the API has no authentication: said before it is served to a network
+        llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--host", "0.0.0.0", "--port", "0"])
+    err = capsys.readouterr().err
+    assert "warning: --host 0.0.0.0 serves the API to other machines, and it has no authentication" in err
+    assert "no store at" in err
+    with pytest.raises(SystemExit):
+        llmkit_main(["rag", "serve", "--store", str(tmp_path / "none"), "--port", "0"])
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_server_that_takes_the_question_and_never_answers_is_not_called_unreachable():
+    from llmkit.errors import UserError
+    from llmkit.rag.client import ask_server
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(UserError, match="took the question but did not answer within 0.5 s") as err:
+            ask_server(url, {"question": "hi"}, timeout=0.5)
+    assert "cannot reach" not in str(err.value)
+
+
+def test_ctrl_c_while_waiting_for_a_server_says_what_it_left(tmp_path):
+    import signal
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from llmkit.cli import main; main()",
+                "rag",
+                "ask",
+                "hi",
+                "--server",
+                url,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        silent.settimeout(60)
+        with silent.accept()[0]:  # the question is sent: the client waits for the reply
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=30)[1]
+    # it said "checkpoints already saved are kept; run the same command to resume", the pretraining recipe's line
+    assert proc.returncode == 130 and "interrupted: stopped; the store was only read." in err, err

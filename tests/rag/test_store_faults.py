@@ -138,6 +138,11 @@ def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, ca
     (docs / "bees.md").unlink()
     stats = index("--exclude", "tcp.md")  # a file that is gone still goes
     assert stats["documents_removed"] == 1 and stats["documents"] == 2
+    # a pattern matching nothing added nothing and exited 0 without a word
+    llmkit_main(["rag", "index", "docs", "--store", "store", "--include", "docs/*.md"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["documents_added"] == 0
+    assert "--include docs/*.md matched no file of docs (patterns match paths relative to it, such as " in err
 
 
 def test_a_read_only_store_is_not_called_damaged(tmp_path, embedder, monkeypatch):
@@ -319,3 +324,26 @@ def test_a_writer_catches_up_with_another_and_an_upload_never_waits(tmp_path, em
         release.set()
         holder.join()
     assert first.add_documents([Document("new.md", "Otters hold hands.", {})])["documents_added"] == 1
+
+
+def test_a_document_found_through_a_deleted_link_goes_when_its_folder_is_reindexed(
+    tmp_path, embedder, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    _docs(tmp_path / "docs", ("tcp.md",))
+    _docs(tmp_path / "elsewhere", ("bees.md", "tides.md"))
+    (tmp_path / "docs" / "bees.md").symlink_to(tmp_path / "elsewhere" / "bees.md")
+    (tmp_path / "docs" / "tides.md").symlink_to(tmp_path / "elsewhere" / "tides.md")
+
+    def index():
+        llmkit_main(["rag", "index", "docs", "--store", "store"])
+        return json.loads(capsys.readouterr().out)
+
+    assert index()["documents"] == 3
+    # a linked file's id is its target's (elsewhere/...), outside docs/: it stayed when the link went, and was cited
+    (tmp_path / "docs" / "bees.md").unlink()
+    (tmp_path / "docs" / "tides.md").unlink()
+    (tmp_path / "docs" / "tides.md").symlink_to(tmp_path / "elsewhere" / "bees.md")  # pointed elsewhere
+    stats = index()
+    assert stats["documents_removed"] == 1 and stats["documents_added"] == 0 and stats["documents"] == 2
+    assert sorted(Store("store", embedder=embedder).sources()) == ["docs/tcp.md", "elsewhere/bees.md"]
