@@ -140,6 +140,12 @@ def test_generate_streams_a_continuation(capsys, caplog, tiny_run, tmp_path):
     assert (
         "new tokens, not 100000: the prompt's 5 tokens leave that much of the model's 64-token" in caplog.text
     )
+    # the end-of-text token (which a model writes between documents) is not text: streamed, it showed as
+    # <|endoftext|>; a prompt holding one shows it the same way, whatever this tiny model samples
+    capsys.readouterr()
+    llmkit_main(["generate", *flags[:2], "--prompt", "x<|endoftext|>y", "--max_new_tokens", "4"])
+    streamed = capsys.readouterr().out
+    assert "<|endoftext|>" not in streamed and streamed.startswith("xy")
 
 
 def test_generate_names_each_wrong_sampling_value_and_hints_once(capsys):

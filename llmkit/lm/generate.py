@@ -146,7 +146,7 @@ def generate_text(
         **inputs,
         max_new_tokens=sampling.room(model, inputs["input_ids"].shape[1]),
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-        streamer=TextStreamer(tokenizer, skip_prompt=False) if stream else None,
+        streamer=TextStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True) if stream else None,
         **sampling.generate_kwargs(),
     )
     return tokenizer.decode(out[0], skip_special_tokens=True)
