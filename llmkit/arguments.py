@@ -186,7 +186,11 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
             values = yaml.safe_load(path.read_text())
     except Exception as err:  # a JSON or YAML syntax error: say where
         raise UserError(f"config file {path} could not be read: {err}") from None
-    values = values or {}
+    if values is None:  # an empty file, or comments only: training on every default was surely not meant
+        raise UserError(
+            f"config file {path} is empty (or holds only comments); write one `name: value` line per flag "
+            "(`learning_rate: 3e-5`) or leave --config out."
+        )
     if not isinstance(values, dict):
         raise UserError(
             f"config file {path} must hold a mapping of argument names to values, not {type(values).__name__}."

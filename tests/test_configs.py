@@ -215,3 +215,18 @@ def test_stated_times_are_the_measured_ones():
         )
         minutes, seconds = re.match(r"# Takes: (?:(\d+) min )?(\d+) s for the whole command", takes).groups()
         assert int(minutes or 0) * 60 + int(seconds) == round(measured[name]["seconds"]), name
+
+
+@pytest.mark.parametrize("text", ["", "# learning_rate: 3e-5\n", "---\n"])
+def test_an_empty_config_file_is_refused(tmp_path, text):
+    """An empty YAML file (or one of comments only) was read as no values: every default trained, unannounced."""
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_cnn
+
+    empty = tmp_path / "run.yaml"
+    empty.write_text(text)
+    for types in ((DataArguments, ModelArguments, PretrainingArguments), train_cnn.TYPES):
+        with pytest.raises(UserError, match=re.escape(f"config file {empty} is empty")):
+            parse_args(types, ["--config", str(empty), "--seed", "3"])
+        with pytest.raises(UserError, match="is empty"):
+            parse_args(types, [str(empty)])
