@@ -69,6 +69,8 @@ def label_names(
         )
     if not multi:  # one label of many can be present or absent: a multi-label set with one label still learns
         _require_two_classes([v for s, _, v in rows if s == "train"], None, token_task, data_args, column)
+    if not listed:
+        _refuse_one_example_classes([v for s, _, v in rows if s == "train"], data_args, column)
     if token_task and "O" in seen:
         return ["O", *sorted(seen - {"O"})], False
     if token_task and all(tag.lstrip("-").isdigit() for tag in seen):  # "0" is read as an entity type, not O
@@ -93,6 +95,37 @@ def _require_two_classes(values: list, names, token_task: bool, data_args, colum
         f"a classifier needs at least two classes. Add examples of another class, or name the column that "
         f"holds the classes with --label_column."
     )
+
+
+def _refuse_one_example_classes(values: list, data_args: FinetuneDataArguments, column: str) -> None:
+    """A label column of mostly distinct values (a score, an id) is no set of classes: refuse it.
+
+    Each value would become a class of its own, with a single example to learn from; 40 regression scores trained
+    a 40-way classifier, silently, whose held-out examples all had classes it never saw.
+    """
+    labels = [key(v) for v in values]
+    distinct = sorted(set(labels))
+    if len(distinct) < 10 or 2 * len(distinct) <= len(labels):
+        return
+    numbers = all(_is_number(label) for label in distinct)
+    fix = (
+        "they look like scores, and finetune-bert predicts classes: bin them into a few classes first"
+        if numbers and not all(label.lstrip("-").isdigit() for label in distinct)
+        else "name the column that holds the classes with --label_column, or add examples to each class"
+    )
+    raise UserError(
+        f"{column!r} in {describe(data_args, 'train')} has {len(distinct)} different values among {len(labels)} "
+        f"examples ({', '.join(distinct[:4])}, ...): fewer than two examples per class to learn from; "
+        f"{fix}."
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_word_tags(raw: DatasetDict, columns: tuple[str, str], data_args: FinetuneDataArguments) -> None:
