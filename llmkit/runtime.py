@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,7 @@ class LlmkitTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         self._check_numbers()
         if (
             self.output_dir and Path(self.output_dir).expanduser().is_file()
@@ -124,3 +127,16 @@ def _check_trackers(report_to: list[str]) -> None:
                 f"--report_to {name}: {package} is not installed; `pip install {package}`, or pass "
                 "--report_to none (or another tracker)."
             )
+
+
+# Numbers that must also be finite: AdamW with an infinite decay or epsilon leaves no usable weight.
+_FINITE = ("weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon")
+
+
+def _check_finite(args: TrainingArguments) -> None:
+    """Refuse NaN in any number flag: `--weight_decay nan` trained every weight to NaN and exited 0, its
+    eval_loss NaN and its model useless."""
+    for f in dataclasses.fields(args):
+        value = getattr(args, f.name, None)
+        if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and f.name in _FINITE)):
+            raise ValueError(f"--{f.name} must be a finite number, got {value}.")
