@@ -230,3 +230,23 @@ def test_an_empty_config_file_is_refused(tmp_path, text):
             parse_args(types, ["--config", str(empty), "--seed", "3"])
         with pytest.raises(UserError, match="is empty"):
             parse_args(types, [str(empty)])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("run.yaml", "max_steps: 7\nseed: 1\nmax_steps: 3\n"), ("run.json", '{"max_steps": 7, "max_steps": 3}')],
+)
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path, name, text):
+    """YAML and JSON parsers keep the last of two equal keys: the run silently took max_steps 3, not 7."""
+    from llmkit.errors import UserError
+
+    config = tmp_path / name
+    config.write_text(text)
+    with pytest.raises(UserError, match=re.escape(f"config file {config} gives max_steps twice; keep one")):
+        parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
+    # a YAML merge (`<<: *defaults`) overrides the keys it brings on purpose: still read
+    from llmkit.arguments import _read_config
+
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {seed: 1, max_steps: 7}\nrun:\n  <<: *base\n  max_steps: 3\n")
+    assert _read_config(merged)["run"] == {"seed": 1, "max_steps": 3}
