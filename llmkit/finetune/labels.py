@@ -8,7 +8,7 @@ position.
 
 from __future__ import annotations
 
-from datasets import DatasetDict
+from datasets import DatasetDict, concatenate_datasets
 
 from llmkit.errors import UserError
 from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, locate
@@ -94,6 +94,36 @@ def _require_two_classes(values: list, names, token_task: bool, data_args, colum
         f"every example in {describe(data_args, 'train')} has the same {what} ({label!r} in column {column!r}): "
         f"a classifier needs at least two classes. Add examples of another class, or name the column that "
         f"holds the classes with --label_column."
+    )
+
+
+def keep_every_class_in_training(raw: DatasetDict, column: str) -> DatasetDict:
+    """Move back into training the held-out validation rows of a class that no training row has.
+
+    A validation share split off the training file at random can take every example of a rare class: the model
+    then had a class it was never shown, scored as wrong on each of them, and nothing said so.
+    """
+    trained = {key(v) for v in raw["train"][column] if not isinstance(v, list)}
+    held = raw["validation"]
+    back = [
+        i
+        for i, (source, value) in enumerate(zip(held[SOURCE], held[column]))
+        if source == "train" and not isinstance(value, list) and key(value) not in trained
+    ]
+    if not back or len(back) == len(held):  # nothing to move, or nothing would be left to score
+        return raw
+    classes = sorted({key(held[column][i]) for i in back})
+    logger.info(
+        f"moved {len(back)} held-out example(s) of {classes} back into training: the validation share had taken "
+        "every example of these classes"
+    )
+    kept = sorted(set(range(len(held))) - set(back))
+    return DatasetDict(
+        {
+            **raw,
+            "train": concatenate_datasets([raw["train"], held.select(back)]),
+            "validation": held.select(kept),
+        }
     )
 
 

@@ -46,3 +46,28 @@ def test_few_classes_of_numbers_and_a_small_toy_set_still_train_their_labels():
     assert names([1.5, 2.0, 2.5, 3.0] * 4) == ["1.5", "2.0", "2.5", "3.0"]  # half stars: classes
     assert len(names([f"c{i}" for i in range(9)])) == 9  # a toy set, one example per class
     assert names(["a", "b"] * 8) == ["a", "b"]
+
+
+def _split(labels, source="train"):
+    from datasets import Dataset
+
+    from llmkit.finetune.data import ROW, SOURCE
+
+    n = len(labels)
+    return Dataset.from_dict({"text": TEXTS[:n], "label": labels, SOURCE: [source] * n, ROW: list(range(n))})
+
+
+def test_a_class_the_held_out_share_took_whole_goes_back_into_training():
+    """A random validation share took both 'weather' rows: a class never trained on, scored wrong, unsaid."""
+    from datasets import DatasetDict
+
+    from llmkit.finetune.labels import keep_every_class_in_training
+
+    raw = DatasetDict(
+        train=_split(["animal", "money"] * 6), validation=_split(["weather", "animal", "weather"])
+    )
+    kept = keep_every_class_in_training(raw, "label")
+    assert kept["train"]["label"].count("weather") == 2 and kept["validation"]["label"] == ["animal"]
+    # a validation file is the user's: an unseen label there is refused (test_inputs.py), never moved
+    given = DatasetDict(train=raw["train"], validation=_split(["weather", "animal"], source="validation"))
+    assert keep_every_class_in_training(given, "label")["validation"]["label"] == ["weather", "animal"]
