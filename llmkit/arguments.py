@@ -258,6 +258,8 @@ def _converted(action: argparse.Action, items: list, value: object, where: str) 
         converted = [action.type(item if isinstance(item, str) else str(item)) for item in items]
     except (ValueError, TypeError, argparse.ArgumentTypeError):
         kind = {int: "a whole number", float: "a number"}.get(action.type, "a value its flag takes")
+        if getattr(action.type, "__name__", "") in ("string_to_bool", "_str_to_bool"):  # transformers', ours
+            kind = "true or false"
         raise UserError(f"{where} must be {kind}, got {value!r}.") from None
     if action.choices is not None and any(item not in action.choices for item in converted):
         raise UserError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}.")

@@ -250,3 +250,18 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path, name, text):
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &base {seed: 1, max_steps: 7}\nrun:\n  <<: *base\n  max_steps: 3\n")
     assert _read_config(merged)["run"] == {"seed": 1, "max_steps": 3}
+
+
+def test_a_yes_no_value_that_is_neither_is_named_as_such(tmp_path):
+    """`augment: maybe` was answered "must be a value its flag takes", which named no value that works."""
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_cnn
+
+    bad = tmp_path / "bad.yaml"
+    for types, line in (
+        ((DataArguments, ModelArguments, PretrainingArguments), "disable_tqdm: maybe\n"),
+        (train_cnn.TYPES, "augment: maybe\n"),
+    ):
+        bad.write_text(line)
+        with pytest.raises(UserError, match=f"{line.split(':')[0]} must be true or false, got 'maybe'"):
+            parse_args(types, ["--config", str(bad)])
