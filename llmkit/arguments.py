@@ -178,15 +178,16 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file.")
     try:
-        if path.suffix == ".json":
-            values = json.loads(path.read_text())
-        else:
-            import yaml
-
-            values = yaml.safe_load(path.read_text())
+        values = _read_config(path)
+    except UserError:
+        raise
     except Exception as err:  # a JSON or YAML syntax error: say where
         raise UserError(f"config file {path} could not be read: {err}") from None
-    values = values or {}
+    if values is None:  # an empty file, or comments only: training on every default was surely not meant
+        raise UserError(
+            f"config file {path} is empty (or holds only comments); write one `name: value` line per flag "
+            "(`learning_rate: 3e-5`) or leave --config out."
+        )
     if not isinstance(values, dict):
         raise UserError(
             f"config file {path} must hold a mapping of argument names to values, not {type(values).__name__}."
@@ -201,6 +202,30 @@ def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
         known[key].required = False  # the file provides it
         values[key] = _config_value(known[key], values[key], f"config file {path}: {key}")
     parser.set_defaults(**values)
+
+
+def _read_config(path: Path) -> object:
+    """The file's YAML or JSON content; a key given twice is refused (both parsers keep the last one silently)."""
+
+    def once(pairs: list[tuple]) -> dict:
+        keys = [k for k, _ in pairs]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise UserError(f"config file {path} gives {', '.join(twice)} twice; keep one of each.")
+        return dict(pairs)
+
+    if path.suffix == ".json":
+        return json.loads(path.read_text(), object_pairs_hook=once)
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            # the keys written in this mapping; a `<<: *defaults` merge is YAML's own way to override, and kept
+            written = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
+            once([(self.construct_object(k), None) for k in written])
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(path.read_text(), Loader=Loader)
 
 
 def _config_value(action: argparse.Action, value: object, where: str) -> object:
@@ -233,6 +258,8 @@ def _converted(action: argparse.Action, items: list, value: object, where: str) 
         converted = [action.type(item if isinstance(item, str) else str(item)) for item in items]
     except (ValueError, TypeError, argparse.ArgumentTypeError):
         kind = {int: "a whole number", float: "a number"}.get(action.type, "a value its flag takes")
+        if getattr(action.type, "__name__", "") in ("string_to_bool", "_str_to_bool"):  # transformers', ours
+            kind = "true or false"
         raise UserError(f"{where} must be {kind}, got {value!r}.") from None
     if action.choices is not None and any(item not in action.choices for item in converted):
         raise UserError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}.")

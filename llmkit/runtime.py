@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class LlmkitTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        self._check_numbers()
+        self._check_numbers()  # its ranges name the rule (NaN fails them too); _check_finite catches the rest
+        _check_finite(self)
         if (
             self.output_dir and Path(self.output_dir).expanduser().is_file()
         ):  # else found after the model loads
@@ -145,3 +147,12 @@ def _check_trackers(report_to: list[str]) -> None:
                 f"--report_to {name}: {package} is not installed; `pip install {package}`, or pass "
                 "--report_to none (or another tracker)."
             )
+
+
+def _check_finite(args: TrainingArguments) -> None:
+    """Refuse NaN in any number flag the range checks do not cover: a NaN (`--weight_decay nan` before its range
+    was checked) trains every weight to NaN and exits 0, its eval_loss NaN and its model useless."""
+    for f in dataclasses.fields(args):
+        value = getattr(args, f.name, None)
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"--{f.name} must be a number, got nan.")

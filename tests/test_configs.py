@@ -215,3 +215,53 @@ def test_stated_times_are_the_measured_ones():
         )
         minutes, seconds = re.match(r"# Takes: (?:(\d+) min )?(\d+) s for the whole command", takes).groups()
         assert int(minutes or 0) * 60 + int(seconds) == round(measured[name]["seconds"]), name
+
+
+@pytest.mark.parametrize("text", ["", "# learning_rate: 3e-5\n", "---\n"])
+def test_an_empty_config_file_is_refused(tmp_path, text):
+    """An empty YAML file (or one of comments only) was read as no values: every default trained, unannounced."""
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_cnn
+
+    empty = tmp_path / "run.yaml"
+    empty.write_text(text)
+    for types in ((DataArguments, ModelArguments, PretrainingArguments), train_cnn.TYPES):
+        with pytest.raises(UserError, match=re.escape(f"config file {empty} is empty")):
+            parse_args(types, ["--config", str(empty), "--seed", "3"])
+        with pytest.raises(UserError, match="is empty"):
+            parse_args(types, [str(empty)])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("run.yaml", "max_steps: 7\nseed: 1\nmax_steps: 3\n"), ("run.json", '{"max_steps": 7, "max_steps": 3}')],
+)
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path, name, text):
+    """YAML and JSON parsers keep the last of two equal keys: the run silently took max_steps 3, not 7."""
+    from llmkit.errors import UserError
+
+    config = tmp_path / name
+    config.write_text(text)
+    with pytest.raises(UserError, match=re.escape(f"config file {config} gives max_steps twice; keep one")):
+        parse_args((DataArguments, ModelArguments, PretrainingArguments), [str(config)])
+    # a YAML merge (`<<: *defaults`) overrides the keys it brings on purpose: still read
+    from llmkit.arguments import _read_config
+
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {seed: 1, max_steps: 7}\nrun:\n  <<: *base\n  max_steps: 3\n")
+    assert _read_config(merged)["run"] == {"seed": 1, "max_steps": 3}
+
+
+def test_a_yes_no_value_that_is_neither_is_named_as_such(tmp_path):
+    """`augment: maybe` was answered "must be a value its flag takes", which named no value that works."""
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_cnn
+
+    bad = tmp_path / "bad.yaml"
+    for types, line in (
+        ((DataArguments, ModelArguments, PretrainingArguments), "disable_tqdm: maybe\n"),
+        (train_cnn.TYPES, "augment: maybe\n"),
+    ):
+        bad.write_text(line)
+        with pytest.raises(UserError, match=f"{line.split(':')[0]} must be true or false, got 'maybe'"):
+            parse_args(types, ["--config", str(bad)])

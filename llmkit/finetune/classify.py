@@ -32,7 +32,14 @@ from llmkit.finetune.common import (
 )
 from llmkit.finetune.data import FinetuneDataArguments, drop_empty, load_table
 from llmkit.finetune.encoder import default_encoder, display_name, encoder_tokenizer
-from llmkit.finetune.labels import align, check_word_tags, key, label_names, multi_hot
+from llmkit.finetune.labels import (
+    align,
+    check_word_tags,
+    keep_every_class_in_training,
+    key,
+    label_names,
+    multi_hot,
+)
 from llmkit.finetune.lora import LoraArguments, apply_lora
 from llmkit.finetune.metrics import accuracy_f1, entity_f1, multilabel_scores, plot_confusion
 from llmkit.finetune.outputs import finish_run
@@ -217,6 +224,8 @@ def _prepare(
     raw, empty = drop_empty(raw, text_col, data_args)
     if empty:
         logger.info(f"dropped {empty} example(s) with an empty {text_col!r}")
+    if not token_task:
+        raw = keep_every_class_in_training(raw, label_col)
     labels, multi = label_names(raw, label_col, token_task, data_args)
     logger.info(
         f"{'tags' if token_task else 'labels'} ({len(labels)}{', multi-label' if multi else ''}): {labels}"

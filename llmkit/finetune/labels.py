@@ -8,7 +8,7 @@ position.
 
 from __future__ import annotations
 
-from datasets import DatasetDict
+from datasets import DatasetDict, concatenate_datasets
 
 from llmkit.errors import UserError
 from llmkit.finetune.data import ROW, SOURCE, FinetuneDataArguments, describe, locate
@@ -69,6 +69,8 @@ def label_names(
         )
     if not multi:  # one label of many can be present or absent: a multi-label set with one label still learns
         _require_two_classes([v for s, _, v in rows if s == "train"], None, token_task, data_args, column)
+    if not listed:
+        _refuse_one_example_classes([v for s, _, v in rows if s == "train"], data_args, column)
     if token_task and "O" in seen:
         return ["O", *sorted(seen - {"O"})], False
     if token_task and all(tag.lstrip("-").isdigit() for tag in seen):  # "0" is read as an entity type, not O
@@ -93,6 +95,67 @@ def _require_two_classes(values: list, names, token_task: bool, data_args, colum
         f"a classifier needs at least two classes. Add examples of another class, or name the column that "
         f"holds the classes with --label_column."
     )
+
+
+def keep_every_class_in_training(raw: DatasetDict, column: str) -> DatasetDict:
+    """Move back into training the held-out validation rows of a class that no training row has.
+
+    A validation share split off the training file at random can take every example of a rare class: the model
+    then had a class it was never shown, scored as wrong on each of them, and nothing said so.
+    """
+    trained = {key(v) for v in raw["train"][column] if not isinstance(v, list)}
+    held = raw["validation"]
+    back = [
+        i
+        for i, (source, value) in enumerate(zip(held[SOURCE], held[column]))
+        if source == "train" and not isinstance(value, list) and key(value) not in trained
+    ]
+    if not back or len(back) == len(held):  # nothing to move, or nothing would be left to score
+        return raw
+    classes = sorted({key(held[column][i]) for i in back})
+    logger.info(
+        f"moved {len(back)} held-out example(s) of {classes} back into training: the validation share had taken "
+        "every example of these classes"
+    )
+    kept = sorted(set(range(len(held))) - set(back))
+    return DatasetDict(
+        {
+            **raw,
+            "train": concatenate_datasets([raw["train"], held.select(back)]),
+            "validation": held.select(kept),
+        }
+    )
+
+
+def _refuse_one_example_classes(values: list, data_args: FinetuneDataArguments, column: str) -> None:
+    """A label column of mostly distinct values (a score, an id) is no set of classes: refuse it.
+
+    Each value would become a class of its own, with a single example to learn from; 40 regression scores trained
+    a 40-way classifier, silently, whose held-out examples all had classes it never saw.
+    """
+    labels = [key(v) for v in values]
+    distinct = sorted(set(labels))
+    if len(distinct) < 10 or 2 * len(distinct) <= len(labels):
+        return
+    numbers = all(_is_number(label) for label in distinct)
+    fix = (
+        "they look like scores, and finetune-bert predicts classes: bin them into a few classes first"
+        if numbers and not all(label.lstrip("-").isdigit() for label in distinct)
+        else "name the column that holds the classes with --label_column, or add examples to each class"
+    )
+    raise UserError(
+        f"{column!r} in {describe(data_args, 'train')} has {len(distinct)} different values among {len(labels)} "
+        f"examples ({', '.join(distinct[:4])}, ...): fewer than two examples per class to learn from; "
+        f"{fix}."
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_word_tags(raw: DatasetDict, columns: tuple[str, str], data_args: FinetuneDataArguments) -> None:

@@ -130,7 +130,6 @@ def finish_run(
     }
     if trainer.args.load_best_model_at_end:
         metrics["selected_by"] = f"eval_{trainer.args.metric_for_best_model.removeprefix('eval_')}"
-    metrics = record.write_metrics(out, recipe, metrics)
     plot_loss_curves(history, out / "loss_curve.png", title=f"{task}: {base}")
     card = model_card(
         trainer,
@@ -144,6 +143,9 @@ def finish_run(
         load_from=load_from,
     )
     record.write_atomic(out / "README.md", str(card))
+    # metrics.json last: it marks the run finished, and the same command then refuses to write anything more, so
+    # a kill before it must leave no report unwritten (a kill between it and the card left the run without one)
+    metrics = record.write_metrics(out, recipe, metrics)
     if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="llmkit fine-tuning run")
     use = usage(pipeline_tag, load_from, example).splitlines()

@@ -123,8 +123,13 @@ def check_rows(rows: Iterable[dict], where: str) -> list[dict]:
                 f"{where}: question {qid!r} has {len(texts)} answer texts but {len(starts)} starts."
             )
         for text, start in zip(texts, starts):
-            if not isinstance(start, int) or context[start : start + len(text or "")] != text or not text:
-                found = context.find(text) if text else -1
+            if not isinstance(text, str) or not text.strip():  # "not in the context" was said of '', untrue
+                raise UserError(
+                    f"{where}: question {qid!r} has the answer text {text!r}; give the answer's words, or empty "
+                    "lists for an unanswerable question."
+                )
+            if not isinstance(start, int) or context[start : start + len(text)] != text:
+                found = context.find(text)
                 fix = f" (the text is at {found})" if found >= 0 else " (the text is not in the context)"
                 raise UserError(
                     f"{where}: question {qid!r}: answer {text!r} is not at answer_start {start}{fix}; "

@@ -119,9 +119,11 @@ def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     )
 
     set_seed(args.seed)
+    # loaded before resume_checkpoint makes output_dir: a model that cannot be fetched left an empty folder behind
+    pretrained = _pretrained(task, model_args, builtin=builtin)
     resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
-    model, tokenizer, base = _model_and_tokenizer(
-        task, model_args, args, raw, columns=(source_col, target_col), builtin=builtin, resume=resume
+    model, tokenizer, base = pretrained or _from_scratch(
+        task, args, raw, columns=(source_col, target_col), resume=resume
     )
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "SEQ_2_SEQ_LM")
@@ -169,22 +171,26 @@ def finetune_seq2seq(parsed: FinetuneParsed) -> dict:
     )
 
 
-def _model_and_tokenizer(
+def _pretrained(
+    task: Seq2SeqArguments, model_args: FinetuneModelArguments, *, builtin: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str] | None:
+    """The pretrained model, its tokenizer and its name for the model card; None for a small T5 from scratch."""
+    name = model_args.model_name_or_path or (None if builtin or task.from_scratch else "t5-small")
+    if name is None:
+        return None
+    tokenizer = _tokenizer(task.tokenizer_name or name)
+    return load_pretrained(AutoModelForSeq2SeqLM, name, hint=SEQ2SEQ_HINT), tokenizer, name
+
+
+def _from_scratch(
     task: Seq2SeqArguments,
-    model_args: FinetuneModelArguments,
     args: FinetuneSeq2SeqArguments,
     raw: DatasetDict,
     *,
     columns: tuple[str, str],
-    builtin: bool,
     resume: str | None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """The model, its tokenizer and its name for the model card; offline by default, a small T5 from scratch."""
-    name = model_args.model_name_or_path or (None if builtin or task.from_scratch else "t5-small")
-    if name is not None:
-        tokenizer = _tokenizer(task.tokenizer_name or name)
-        return load_pretrained(AutoModelForSeq2SeqLM, name, hint=SEQ2SEQ_HINT), tokenizer, name
-    # offline default: a small T5 and a tokenizer trained on the training text
+    """The offline default: a small T5 and a tokenizer trained on the training text (or the resumed run's)."""
     saved = next(
         (Path(d) for d in (resume, args.output_dir) if d and (Path(d) / "tokenizer.json").is_file()), None
     )
@@ -225,15 +231,17 @@ def _tokenize_pairs(
     return report_truncation(data, max_length)
 
 
+# With data and no --model_name_or_path the model is t5-small: "omit --model_name_or_path" was no fix offline.
 SEQ2SEQ_HINT = (
-    "Offline, omit --model_name_or_path to train a small T5 from scratch (or pass a local seq2seq folder)."
+    "Offline, train a small T5 from scratch instead (--from_scratch, without --model_name_or_path), or pass a "
+    "local seq2seq folder."
 )
 
 
 def _tokenizer(name: str):
     """Load a tokenizer; a model folder without tokenizer files is an error, not an empty tokenizer."""
     fix = "pass --tokenizer_name with the tokenizer the model was trained with."
-    tokenizer = load_pretrained(AutoTokenizer, name, hint=fix)
+    tokenizer = load_pretrained(AutoTokenizer, name, hint=fix if Path(name).is_dir() else SEQ2SEQ_HINT)
     if not tokenizer("a test", add_special_tokens=False)["input_ids"]:
         raise UserError(f"the tokenizer loaded from {name!r} encodes nothing; {fix}")
     return tokenizer

@@ -32,6 +32,14 @@ logger = get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # greyscale of 16 or 32 bits (integer or float) per pixel
+# Folder names of a dataset's splits: a --train_dir holding only these is the dataset's root, not class folders.
+SPLIT_FOLDERS = {
+    "train": "--train_dir",
+    "training": "--train_dir",
+    "test": "--test_dir",
+    "testing": "--test_dir",
+}
+SPLIT_FOLDERS |= dict.fromkeys(("validation", "valid", "val", "dev", "eval"), "--validation_dir")
 HIGH_DEPTH = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 # FinetuneDataArguments fields about text that an image recipe does not take.
 TEXT_ONLY = ("text_column", "target_column", "max_length", "max_target_length")
@@ -140,6 +148,7 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
             f"{flag} {folder} has {len(classes)} class folder(s){found}; image classification needs at least "
             f"{min_classes}: one sub-folder of images per class, e.g. {folder}/cats/ and {folder}/dogs/."
         )
+    _refuse_split_folders(folder, flag, classes)
     rows = []
     for cls in classes:
         files = image_files(cls, recursive=True)
@@ -149,6 +158,20 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
             )
         rows += [{"image": str(p), "label": cls.name} for p in files]
     return rows
+
+
+def _refuse_split_folders(folder: Path, flag: str, classes: list[Path]) -> None:
+    """A dataset's root (train/, validation/, each with class folders) passed as one split: its split folders were
+    taken for two classes, "train" and "validation", and a classifier of the two trained without a word."""
+    if not all(c.name.lower() in SPLIT_FOLDERS for c in classes):
+        return
+    if not any(sub.is_dir() for c in classes for sub in c.iterdir()):
+        return  # images right inside: odd class names, but class folders
+    given = ", ".join(f"{SPLIT_FOLDERS[c.name.lower()]} {c}" for c in classes)
+    raise UserError(
+        f"{flag} {folder} holds split folders ({', '.join(c.name for c in classes)}), not one folder per class; "
+        f"pass each split's folder with its flag: {given}."
+    )
 
 
 def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:

@@ -179,7 +179,8 @@ def _image_file(folder: Path, name: str) -> Path:
     for candidate in (folder / name, folder / "images" / name):
         if candidate.is_file():
             return candidate
-    return folder / name  # check_images names the missing file
+    # check_images names the missing file: where the other images are, not a place the user never put one
+    return folder / "images" / name if (folder / "images").is_dir() else folder / name
 
 
 def _fill_sizes(rows: dict, path: Path) -> None:

@@ -65,6 +65,25 @@ def test_t5_without_a_tokenizer_is_refused(tmp_path, capsys):
     assert "pass --tokenizer_name" in capsys.readouterr().err
 
 
+def test_t5_offline_without_a_model_names_from_scratch_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """With data the model is t5-small: offline its refusal said "pass --tokenizer_name" and left an empty
+    output_dir behind."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from llmkit.cli import main as llmkit_main
+
+    if isinstance(try_to_load_from_cache("t5-small", "config.json"), str):
+        pytest.skip("t5-small is in this machine's Hub cache: the run would train it")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"x{i}", "summary": "y"}) for i in range(10)))
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["finetune-t5", "--train_file", str(data), "--output_dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cannot fetch tokenizer 't5-small'" in err and "--from_scratch" in err
+    assert "--tokenizer_name" not in err and not (tmp_path / "o").exists()
+
+
 def _pairs(path):
     rows = [
         {"prompt": f"Q: what is {a} plus {b}?", "response": f" A: {a + b}"}

@@ -295,6 +295,13 @@ NESTED_EMPTY_ANSWERS = {
             "question 'x' has 'answers': [] but is not marked 'is_impossible': true",
         ),
         ("empty.jsonl", "", "is empty"),
+        # a blank answer was said to be "not in the context"; a number raised a TypeError
+        (
+            "blank.jsonl",
+            json.dumps({**GOOD, "answers": {"text": [""], "answer_start": [13]}}),
+            "has the answer text ''; give",
+        ),
+        ("number.jsonl", json.dumps({**GOOD, "answers": _answers(5, 13)}), "has the answer text 5; give"),
     ],
 )
 def test_bad_squad_files_get_one_clear_line(name, content, expected, tmp_path, capsys):

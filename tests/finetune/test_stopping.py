@@ -54,3 +54,35 @@ def test_sigterm_saves_and_exits_without_evaluating(tmp_path):
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     assert state["global_step"] < 64 and not [e for e in state["log_history"] if "eval_loss" in e]
     assert stopped_in < 30, f"took {stopped_in:.1f} s to stop"  # an evaluation here took 64 s
+
+
+class _Killed(BaseException):
+    """kill -9 as the run writes metrics.json: nothing after that line runs."""
+
+
+def test_a_run_killed_as_it_writes_metrics_json_has_its_card_and_the_same_command_finishes_it(
+    tmp_path, monkeypatch
+):
+    """metrics.json marks a run finished, and it came before the loss curve and model card: a kill between them
+    left a run without its card, and the same command refused to write it ("already finished")."""
+    from llmkit import record
+    from llmkit.recipes.finetune_bert import main as finetune_bert
+
+    rows = [(t, "animal") for t in ANIMALS] + [(t, "money") for t in MONEY]
+    argv = [
+        *MINILM, "--train_file", str(_csv(tmp_path / "train.csv", rows)), "--output_dir", str(tmp_path / "out"),
+        "--max_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end", "false", "--save_strategy",
+        "steps", "--save_steps", "1", "--max_length", "16", "--disable_tqdm", "true", "--report_to", "none",
+    ]  # fmt: skip
+    written = record.write_metrics
+
+    def killed(out, *args):
+        assert {"README.md", "loss_curve.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+        raise _Killed
+
+    monkeypatch.setattr(record, "write_metrics", killed)
+    with pytest.raises(_Killed):
+        finetune_bert(argv)
+    monkeypatch.setattr(record, "write_metrics", written)
+    assert finetune_bert(argv)["global_step"] == 1  # finished, not refused, and not trained a step further
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["global_step"] == 1

@@ -224,3 +224,11 @@ def test_an_image_classifier_is_not_taken_for_a_detector_and_a_flip_is_a_probabi
         finetune_detection([*argv, "--model_name_or_path", str(classifier)])
     with pytest.raises(UserError, match=r"--flip_probability is a probability between 0 and 1, got 1.5"):
         finetune_detection([*argv, "--flip_probability", "1.5"])
+
+
+def test_a_missing_image_is_named_where_the_other_images_are(small_coco, tmp_path):
+    """It was named at train/0000.png, a place the user never put an image, when train/images/ holds them."""
+    train = _copy(small_coco, tmp_path)
+    (train / "images" / "0000.png").unlink()
+    with pytest.raises(UserError, match=f"no image file at {train / 'images' / '0000.png'} "):
+        finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])

@@ -169,3 +169,23 @@ def test_files_that_are_not_images_are_named_and_hidden_ones_left_out(canvases, 
     rows = folder_rows(train, "--train_dir", min_classes=2)
     assert len(rows) == len(list(train.glob("*/*.png")))
     assert f"skipped 2 file(s) in {train / '1'} that are not images (.heic, .txt)" in capsys.readouterr().err
+
+
+def test_a_datasets_root_of_split_folders_is_not_taken_for_two_classes(canvases, tmp_path):
+    """data/train/<class>/ and data/validation/<class>/ given as --train_dir data trained "train" against
+    "validation", without a word."""
+    root = tmp_path / "data"
+    _two_classes(canvases, root)
+    shutil.copytree(root / "train", root / "validation")
+    with pytest.raises(
+        UserError, match="holds split folders \\(train, validation\\), not one folder per class"
+    ):
+        finetune_image(["--train_dir", str(root), "--output_dir", str(tmp_path / "out"), *STEP])
+    assert not (tmp_path / "out").exists()
+    # class folders that happen to bear such names, with their images right inside, are classes
+    odd = tmp_path / "odd"
+    shutil.copytree(canvases / "train" / "0", odd / "train")
+    shutil.copytree(canvases / "train" / "1", odd / "test")
+    from llmkit.vision.data import folder_rows
+
+    assert {row["label"] for row in folder_rows(odd, "--train_dir", min_classes=2)} == {"test", "train"}
