@@ -37,6 +37,20 @@ FIELDS = ("question", "filters", "k", "mode")
 WHERE_VALUES = (str, int, float, bool, type(None))  # what a metadata value is compared with
 
 
+class DuplicateKey(ValueError):
+    """A JSON object that names one key twice (json.loads kept the last value, silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json.loads's object hook: the object as a dict, or DuplicateKey naming the first repeated key."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 class BadRequest(Exception):
     """A request the server cannot act on: answered with HTTP `status` (400 unless said) and this message."""
 
@@ -54,7 +68,11 @@ def request_options(body: bytes, query: str = "") -> dict:
             'e.g. {"question": "...", "k": 3}.'
         )
     try:
-        payload = json.loads(body or b"null")
+        payload = json.loads(body or b"null", object_pairs_hook=_unique_keys)
+    except DuplicateKey as err:
+        raise BadRequest(
+            f"the request body gives the key {str(err)!r} more than once; send each key once."
+        ) from None
     except RecursionError:  # [[[[...]]]] a few thousand deep was an HTTP 500
         raise BadRequest('the request body nests too deeply; send {"question": "..."}.') from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, a number of over 4,300 digits

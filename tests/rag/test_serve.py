@@ -198,6 +198,16 @@ def test_bad_requests_get_a_json_error_naming_the_field(stub_server):
         assert code == 400 and "is not a byte count" in error["error"], error
 
 
+def test_a_key_given_twice_is_a_400_naming_it(stub_server):
+    for body, key in [  # the last value won, silently: a client's mistake answered as if it were meant
+        (b'{"question": "a", "question": "b"}', "'question'"),
+        (b'{"question": "a", "filters": {"source": "x*", "source": "*.md"}}', "'source'"),
+    ]:
+        code, error = post(stub_server + "/ask", body)
+        assert code == 400 and f"gives the key {key} more than once" in error["error"], error
+    assert post(stub_server + "/ask", b'{"question": "a", "k": 2}')[0] == 200  # the server keeps serving
+
+
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
