@@ -10,6 +10,7 @@ import numpy as np
 
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Retriever
+from llmkit.rag.serve import MAX_QUESTION_CHARS
 
 
 def load_qa(path: str | Path) -> list[dict]:
@@ -41,6 +42,11 @@ def load_qa(path: str | Path) -> list[dict]:
                 f'{path}:{n}: expected {{"question": "a question", "doc_id": "an id"}} '
                 f'(or "doc_ids": ["an id", ...]), got {line[:80]!r}'
             ) from None
+        if len(question) > MAX_QUESTION_CHARS:  # `ask` and `serve` refuse it; eval ran it and scored it
+            raise UserError(
+                f"{path}:{n}: the question is {len(question):,} characters long; keep each under "
+                f"{MAX_QUESTION_CHARS:,}, as `llmkit rag ask` does."
+            )
     if not rows:
         raise UserError(f"{path} holds no questions.")
     return rows

@@ -185,6 +185,11 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
         ([json.dumps({"question": "q", "doc_ids": []})], ":1: expected"),
         # the file's bytes were replaced by U+FFFD: another question was scored, silently
         (['{"question": "caf\udce9?", "doc_id": "bees.md"}'], ":1 is not UTF-8 text; convert the file"),
+        # `ask` and `serve` refuse a question this long; eval ran it (100 KB) and scored it
+        (
+            [good, json.dumps({"question": "bees " * 20_000, "doc_id": "bees.md"})],
+            ":2: the question is 100,000 characters long; keep each under 2,000",
+        ),
         # every question would count as a miss: hit@k of 0 that says nothing about retrieval
         (
             [good, json.dumps({"question": "q", "doc_id": "docs/bees.md"})],
