@@ -204,9 +204,9 @@ def _open_for_questions(args: argparse.Namespace):
         )
     store = open_store(args.store)  # the embedding model comes from the store's manifest
     if len(store) == 0:
-        raise UserError(
-            f"the store {args.store} is empty; add documents with `llmkit rag index PATH --store {args.store}`."
-        )
+        from llmkit.rag.layout import empty_store
+
+        raise UserError(empty_store(args.store))
     use_query_threads()
     return store
 

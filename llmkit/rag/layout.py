@@ -107,6 +107,11 @@ def same_model(folder: Path, manifest: dict, model: str) -> dict:
     return manifest
 
 
+def empty_store(folder: Path | str) -> str:
+    """What to tell a user asking a store that holds no chunks (it answered "the documents hold nothing")."""
+    return f"the store {folder} is empty; add documents with `llmkit rag index PATH --store {folder}`."
+
+
 def check_database(folder: Path) -> None:
     """UserError if the database of a store with a manifest is gone: SQLite would make a new, empty one ("the store
     is empty", its index rebuilt from nothing)."""

@@ -135,6 +135,10 @@ class StoreGone(Exception):
     """The served store's folder was deleted or moved while the server ran: answered with HTTP 503."""
 
 
+class StoreEmpty(Exception):
+    """The served store holds no chunks (all removed while the server ran): answered with HTTP 503."""
+
+
 class Service:
     """The loaded pipeline behind the API: one RAG, asked one question at a time."""
 
@@ -150,6 +154,7 @@ class Service:
         from llmkit.secrets import redact
 
         self.check_store()
+        self.check_not_empty()
         with self._lock:
             answer = self.rag.ask(
                 options["question"], k=options.get("k"), mode=options.get("mode"), **self._filters(options)
@@ -161,6 +166,7 @@ class Service:
         from llmkit.secrets import redact
 
         self.check_store()
+        self.check_not_empty()
         with self._lock:
             hits = self.rag.retriever.search(
                 options["question"],
@@ -204,6 +210,17 @@ class Service:
                 f"the store {folder} is gone (deleted or moved while the server ran); rebuild it with "
                 f"`llmkit rag index PATH --store {folder}` (the server picks it up), or restart the server "
                 "with another --store."
+            )
+
+    def check_not_empty(self) -> None:
+        """StoreEmpty when the store holds no chunks: `rag ask` refuses it, and an answer of "the documents hold
+        nothing about that" read as if the documents had been searched."""
+        from llmkit.rag.layout import empty_store
+
+        self.rag.store.refresh()  # `rag remove` may have emptied it, or `rag index` filled it, since
+        if len(self.rag.store) == 0:
+            raise StoreEmpty(
+                f"{empty_store(self.rag.store.path)} The server picks them up without a restart."
             )
 
     def status(self) -> dict:
@@ -287,7 +304,7 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, work())
         except BadRequest as err:
             self._reply(err.status, {"error": str(err)})
-        except StoreGone as err:  # the server's store, not the request, is what is wrong
+        except (StoreGone, StoreEmpty) as err:  # the server's store, not the request, is what is wrong
             self._reply(503, {"error": str(err)})
         except (UserError, ValueError) as err:  # an unknown mode and the like, from the pipeline
             self._reply(getattr(err, "http_status", 400), {"error": str(err)})

@@ -16,7 +16,7 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.rag.documents import load_file
 from llmkit.rag.embeddings import use_query_threads
-from llmkit.rag.layout import DATABASE
+from llmkit.rag.layout import DATABASE, empty_store
 from llmkit.rag.pipeline import RAG
 from llmkit.rag.retrieval import MODES
 from llmkit.rag.serve import MAX_QUESTION_CHARS
@@ -215,6 +215,9 @@ def build_rag_chat(rag: RAG, title: str = "Chat with your documents") -> gr.Bloc
         history += [{"role": "user", "content": redact(shown)}, {"role": "assistant", "content": ""}]
         answer = None
         try:
+            rag.store.refresh()  # `rag remove` may have emptied it since the app started
+            if len(rag.store) == 0:  # it was answered "The documents hold nothing about that", as if searched
+                raise UserError(f"{empty_store(rag.store.path)[:-1]}, or upload files under Add documents.")
             for text, answer in rag.stream(question, k=int(k), mode=mode):
                 history[-1]["content"] = redact(text)  # a token quoted from a document is never shown
                 yield history, sources_html(answer), ""

@@ -235,3 +235,25 @@ def test_uploads_whose_names_differ_only_in_non_latin_letters_are_all_kept(app_u
     # both were stored as "__.md", the second replacing the first; the two notes.md likewise
     assert "東京.md, 大阪.md, notes.md, notes-2.md" in status, status
     assert app_store.count_documents() == before + 4
+
+
+def test_a_store_emptied_while_the_app_runs_is_named_in_the_chat(embedder, tmp_path):
+    from gradio_client import Client
+
+    from llmkit.cli import main as llmkit_main
+
+    store = Store(tmp_path / "s", embedder=embedder)
+    store.add_documents(topic_documents()[:1])
+    demo = build_rag_chat(RAG(store, k=3))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        llmkit_main(["rag", "remove", "bees.md", "--store", str(store.path)])
+        history, sources, _ = Client(demo.local_url, verbose=False).predict(
+            QUESTIONS[0][0], [], 3, "hybrid", api_name="/chat"
+        )
+    finally:
+        demo.close()
+    # it answered "The documents hold nothing about that.", as if the documents had been searched
+    reply = str(history[-1]["content"])
+    assert f"the store {store.path} is empty; add documents with `llmkit rag index" in reply, reply
+    assert "or upload files under Add documents" in reply

@@ -440,3 +440,27 @@ def test_ctrl_c_while_waiting_for_a_server_says_what_it_left(tmp_path):
             err = proc.communicate(timeout=30)[1]
     # it said "checkpoints already saved are kept; run the same command to resume", the pretraining recipe's line
     assert proc.returncode == 130 and "interrupted: stopped; the store was only read." in err, err
+
+
+def test_a_store_emptied_while_serving_is_a_503_that_says_so(embedder, tmp_path):
+    from llmkit.rag import RAG, Store
+    from llmkit.rag.serve import Service, make_handler
+    from tests.rag.helpers import topic_documents
+
+    store = Store(tmp_path / "s", embedder=embedder)
+    store.add_documents(topic_documents()[:2])
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(RAG(store), str(store.path))))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert post(url + "/ask", b'{"question": "How do bees find flowers?"}')[0] == 200
+        llmkit_main(["rag", "remove", "bees.md", "volcanoes.md", "--store", str(store.path)])
+        # /ask was a 200 "The documents hold nothing about that.", while `rag ask` refuses an empty store
+        for endpoint in ("/ask", "/search"):
+            code, error = post(url + endpoint, b'{"question": "How do bees find flowers?"}')
+            assert code == 503 and f"the store {store.path} is empty; add documents with" in error["error"]
+        with urllib.request.urlopen(url + "/status", timeout=10) as response:
+            assert json.loads(response.read())["chunks"] == 0  # the server stays up and says what it holds
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
