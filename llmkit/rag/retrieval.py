@@ -292,10 +292,19 @@ def _fuse_scores(ids: list[int], cos: dict[int, float], bm25: dict[int, float]) 
     d = np.array([cos.get(i, 0.0) for i in ids])
     lex = np.array([bm25.get(i, 0.0) for i in ids])
     fused = DENSE_WEIGHT * _minmax(d) + (1 - DENSE_WEIGHT) * _minmax(lex)
-    order = np.argsort(-fused, kind="stable")
-    return [(ids[j], float(fused[j])) for j in order]
+    order = np.argsort(-fused, kind="stable")  # the ranking, from the scaled legs alone
+    # The shown score: a leg on which every candidate ties counts as the best for each (min-max gave them 0, so
+    # one candidate, or a filter that left one, showed "score 0.000" for the chunk it showed as 1.000 unfiltered).
+    shown = fused + DENSE_WEIGHT * _tied_best(d) + (1 - DENSE_WEIGHT) * _tied_best(lex)
+    return [(ids[j], float(shown[j])) for j in order]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
     span = x.max() - x.min() if len(x) else 0.0
     return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+
+def _tied_best(x: np.ndarray) -> float:
+    """1.0 when all of `x` ties on a sign of a match (BM25 or cosine above 0), where `_minmax` gives each 0 though
+    each is the best; 0.0 otherwise (no shared word is no keyword match, whatever the ties)."""
+    return 1.0 if len(x) and x.max() == x.min() and x.max() > 0 else 0.0

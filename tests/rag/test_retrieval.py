@@ -124,3 +124,32 @@ def test_metadata_filters_take_any_key_and_refuse_values_sqlite_cannot_compare(t
         retriever.search("bees", where={"page": 10**30})
     with pytest.raises(UserError, match="give a finite number"):
         retriever.search("bees", where={"page": float("nan")})
+
+
+def test_a_hybrid_score_is_the_same_whether_a_filter_leaves_one_candidate_or_not(topic_store):
+    # min-max scaling of a lone candidate gave 0: "score 0.000" under a filter for the chunk shown 1.000 without
+    retriever = Retriever(topic_store)
+    question = QUESTIONS[0][0]  # bees
+    unfiltered = retriever.search(question, k=3, mode="hybrid")
+    assert unfiltered[0].doc_id == "bees.md" and unfiltered[0].score == pytest.approx(1.0)
+    for filters in ({"source": "bees.md"}, {"where": {"title": "bees"}}):
+        (hit,) = retriever.search(question, k=3, mode="hybrid", **filters)
+        assert hit.doc_id == "bees.md" and hit.score == pytest.approx(1.0), filters
+
+
+def test_hybrid_fusion_scores_ties_as_the_best_and_keeps_every_other_ranking():
+    from llmkit.rag.retrieval import _fuse_scores
+
+    # distinct scores on both legs: the order and the numbers as min-max fusion gives them
+    cos, bm25 = {1: 0.2, 2: 0.6, 3: 0.5}, {1: 3.0, 2: 1.0, 3: 2.0}
+    assert [(i, round(s, 3)) for i, s in _fuse_scores([1, 2, 3], cos, bm25)] == [
+        (3, 0.625),
+        (1, 0.5),
+        (2, 0.5),
+    ]
+    # every candidate ties: each is the best on that leg (was 0.0 for all)
+    assert [s for _, s in _fuse_scores([1, 2], {1: 0.5, 2: 0.5}, {1: 2.0, 2: 2.0})] == [1.0, 1.0]
+    assert [s for _, s in _fuse_scores([7], {7: 0.3}, {7: 1.5})] == [1.0]
+    # one leg tied: the order follows the other leg, unchanged; no shared word at all is no keyword score
+    assert _fuse_scores([1, 2], {1: 0.3, 2: 0.5}, {1: 2.0, 2: 2.0}) == [(2, 1.0), (1, 0.5)]
+    assert _fuse_scores([1, 2], {1: 0.3, 2: 0.5}, {}) == [(2, 0.5), (1, 0.0)]
