@@ -17,6 +17,7 @@ from llmkit.arguments import add_config_flag, port_number
 from llmkit.errors import UserError
 from llmkit.rag import indexing
 from llmkit.rag.abstain import RELATIVE, Gate
+from llmkit.rag.documents import printable
 from llmkit.rag.embeddings import DEFAULT_EMBEDDING_MODEL, use_query_threads
 from llmkit.rag.index import INDEX_KINDS
 from llmkit.rag.retrieval import MODES
@@ -311,7 +312,7 @@ def _print_sources(result: dict) -> None:
             below += 1  # retrieved, but below the relevance cut: not worth a line
             continue
         mark = "*" if s["n"] in quotes else " "
-        where = s["source"] + (f", {s['page']}" if s.get("page") else "")
+        where = printable(s["source"]) + (f", {s['page']}" if s.get("page") else "")
         quote = (quotes.get(s["n"]) or " ".join(s["text"].split()))[:90]
         print(redact(f" {mark}[{s['n']}] {where}  (score {s['score']:.3f})  {quote}"))
     if below:

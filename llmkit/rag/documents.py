@@ -187,6 +187,12 @@ def shown_path(path: str | Path) -> str:
         return absolute.as_posix()
 
 
+def printable(text: str) -> str:
+    """`text` for one terminal line: characters that are not printable (a newline in a file name) written as
+    escapes, as repr writes them; the stored id and source keep the real name."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def doc_id(path: Path, root: Path) -> str:
     """A file's id: its resolved path relative to `root` (POSIX separators), e.g. "coll1/docs/a.md"."""
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()

@@ -23,6 +23,7 @@ from llmkit.rag.documents import (
     doc_id,
     folder_prefix,
     load_paths,
+    printable,
     shown_path,
     under_folders,
 )
@@ -77,8 +78,8 @@ def index(args: argparse.Namespace) -> None:
     if nothing and not (store_path / "manifest.json").is_file():
         # Nothing readable for a new store: an empty store made with exit 0 looked like success.
         for w in skipped:
-            print(f"warning: {w.message}", file=sys.stderr)
-        raise UserError(f"{nothing}; nothing was written.")
+            print(f"warning: {printable(str(w.message))}", file=sys.stderr)
+        raise UserError(f"{printable(nothing)}; nothing was written.")
     made_here = not store_path.exists()
     if not store_path.is_file():  # a file is named by Store
         writable_folder(store_path, f"--store {args.store}")
@@ -103,13 +104,13 @@ def index(args: argparse.Namespace) -> None:
                 f"{path} does not exist (and no document of the store came from it); check the path."
             )
     for w in skipped:
-        print(f"warning: {w.message}", file=sys.stderr)
+        print(f"warning: {printable(str(w.message))}", file=sys.stderr)
     if nothing:  # an existing store: it added nothing and exited 0 without a word
-        print(f"warning: {nothing}; nothing was added.", file=sys.stderr)
+        print(f"warning: {printable(nothing)}; nothing was added.", file=sys.stderr)
     removed = store.delete_documents([i for ids in gone.values() for i in ids])
     for path, ids in gone.items():
         print(
-            f"note: {path} no longer exists; removed its {len(ids)} document(s) from the store.",
+            f"note: {printable(path)} no longer exists; removed its {len(ids)} document(s) from the store.",
             file=sys.stderr,
         )
     stale, folders = _remove_stale(store, args, present, docs)
@@ -161,7 +162,7 @@ def _remove_stale(store, args: argparse.Namespace, present: list[str], docs: lis
         if Path(path).expanduser().is_file() and i not in loaded and store.delete_documents([i]):
             removed += 1
             print(
-                f"note: {path} was skipped; removed its previously indexed text from the store.",
+                f"note: {printable(path)} was skipped; removed its previously indexed text from the store.",
                 file=sys.stderr,
             )
     return removed, folders
@@ -220,7 +221,7 @@ def _hint_gone_files(store, store_arg: str) -> None:
         if Path(i).suffix.lower() in SUFFIXES and ":" not in i and not (store.anchor / i).exists()
     ]
     if gone:
-        names = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        names = ", ".join(map(printable, gone[:5])) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
         print(
             f"note: {len(gone)} indexed file(s) no longer exist: {names}; remove them with "
             f"`llmkit rag remove PATH --store {store_arg}` or by re-indexing their folder.",

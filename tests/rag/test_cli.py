@@ -234,3 +234,26 @@ def test_rag_ask_source_that_matches_no_document_is_named(topic_store, capsys):
     assert "try '*bees'" in err
     llmkit_main(["rag", "ask", "How do bees talk?", "--store", str(topic_store.path), "--source", "bees*"])
     assert "waggle" in capsys.readouterr().out
+
+
+def test_a_file_name_holding_a_newline_is_printed_escaped_and_stored_as_is(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "new\nline.md").write_text(TOPICS["bees.md"])
+    (tmp_path / "d" / "bad\nname.md").write_bytes(b"\0\0binary")
+    llmkit_main(["rag", "index", "d", "--store", "s"])
+    err = capsys.readouterr().err
+    # the name was printed raw: "skipped d/bad" on one line, "name.md: binary file" on the next
+    assert "warning: skipped d/bad\\nname.md: binary file" in err, err
+    question = "How do bees tell each other where the flowers are?"
+    llmkit_main(["rag", "ask", question, "--store", "s"])
+    out = capsys.readouterr().out
+    assert " *[1] d/new\\nline.md  (score " in out and "\nline.md" not in out, out
+    llmkit_main(["rag", "ask", question, "--store", "s", "--json"])
+    assert (
+        json.loads(capsys.readouterr().out)["sources"][0]["doc_id"] == "d/new\nline.md"
+    )  # the id is unchanged
+    (tmp_path / "d" / "new\nline.md").unlink()
+    (tmp_path / "e.md").write_text(TOPICS["tides.md"])
+    llmkit_main(["rag", "index", "e.md", "--store", "s"])  # the note on indexed files now gone names it
+    assert "no longer exist: d/new\\nline.md; remove them" in capsys.readouterr().err
