@@ -11,6 +11,7 @@ import numpy as np
 from llmkit.errors import UserError
 from llmkit.rag.retrieval import MODES, Retriever
 from llmkit.rag.serve import MAX_QUESTION_CHARS
+from llmkit.sentences import is_text
 
 
 def load_qa(path: str | Path) -> list[dict]:
@@ -42,6 +43,11 @@ def load_qa(path: str | Path) -> list[dict]:
                 f'{path}:{n}: expected {{"question": "a question", "doc_id": "an id"}} '
                 f'(or "doc_ids": ["an id", ...]), got {line[:80]!r}'
             ) from None
+        if not is_text(question):  # a "\ud800" escape: a TypeError traceback from the tokenizer
+            raise UserError(
+                f"{path}:{n}: the question holds an unpaired surrogate escape (such as \\ud800), which is not "
+                "text; write the character itself, or its escaped pair."
+            )
         if len(question) > MAX_QUESTION_CHARS:  # `ask` and `serve` refuse it; eval ran it and scored it
             raise UserError(
                 f"{path}:{n}: the question is {len(question):,} characters long; keep each under "

@@ -190,6 +190,8 @@ def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path,
             [good, json.dumps({"question": "bees " * 20_000, "doc_id": "bees.md"})],
             ":2: the question is 100,000 characters long; keep each under 2,000",
         ),
+        # a TypeError traceback from the tokenizer
+        (['{"question": "hi \\ud800", "doc_id": "bees.md"}'], ":1: the question holds an unpaired surrogate"),
         # every question would count as a miss: hit@k of 0 that says nothing about retrieval
         (
             [good, json.dumps({"question": "q", "doc_id": "docs/bees.md"})],
