@@ -1,5 +1,10 @@
 """The topic corpus and questions the RAG tests share."""
 
+import json
+import socket
+import urllib.error
+import urllib.request
+
 from llmkit.rag import Document
 
 TOPICS = {
@@ -47,3 +52,30 @@ def topic_documents() -> list[Document]:
         Document(id=name, text=text, metadata={"source": name, "title": name[:-3]})
         for name, text in TOPICS.items()
     ]
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    """POST a JSON body; (status, JSON reply), error statuses included."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def raw_reply(url: str, request: bytes) -> bytes:
+    """Send a hand-written HTTP request; the whole reply. A server that waits instead fails the test."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    return reply
+
+
+def raw_request(url: str, request: bytes) -> tuple[int, dict]:
+    """Send a hand-written HTTP request; (status, JSON body)."""
+    head, _, body = raw_reply(url, request).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
