@@ -298,13 +298,13 @@ def write_report(
     notes: tuple[str, ...] = (),
 ) -> dict:
     """metrics.json (the common keys, the run's own figures and its log_history), loss_curve.png, curves.png
-    (one panel per logged number), and the closing summary."""
+    (one panel per logged number), and the closing summary; `metrics` holds global_step, the optimizer steps
+    (counting epochs instead reported one epoch of many batches as 1 step)."""
     out = Path(args.output_dir)
     epoch_losses = [row["train_loss"] for row in log_history if "train_loss" in row]
     metrics = {
         "train_loss": sum(epoch_losses) / len(epoch_losses) if epoch_losses else None,
         "final_train_loss": epoch_losses[-1] if epoch_losses else None,
-        "global_step": len(epoch_losses),
         **metrics,
         "headline": record.headline(metrics, headline),
         "log_history": log_history,
