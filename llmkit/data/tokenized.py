@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
-from llmkit.data.corpus import DataArguments, load_corpus
+from llmkit.data.corpus import DataArguments, load_corpus, short_split_error
 from llmkit.data.publish import fresh_work_dir, publish, recover_publish
 from llmkit.data.tokenizer import (
     DEFAULT_BPE_VOCAB,
@@ -133,14 +133,9 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
             splits[name], counts[name] = _pack_split(
                 ds, name, tokenizer, block_size, dtype, args.num_proc, work
             )
-        if counts["train"]["blocks"] == 0:
-            raise UserError(
-                f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
-            )
-        if counts["validation"]["blocks"] == 0:
-            raise UserError(
-                f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
-            )
+        for name in ("train", "validation"):
+            if counts[name]["blocks"] == 0:
+                raise short_split_error(name, corpus, block_size)
 
         DatasetDict(splits).save_to_disk(str(work / "data"), num_proc=None)
         data = work / "data"
