@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import time
 from collections import Counter
@@ -175,6 +176,14 @@ def train_word2vec(
                     done = f"epoch {len(progress['losses']) + 1} of {epochs}, batch {progress['batch']}"
                     raise TrainingInterrupted(f"saved {checkpoint} ({done}); run the same command to resume.")
             progress["losses"].append(progress["total"] / max(progress["batches"], 1))
+            if not math.isfinite(progress["losses"][-1]):  # before the checkpoint: the one saved stays usable
+                from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+                step = (progress["steps"][-1] if progress["steps"] else 0) + progress["batch"]
+                where = f"epoch {len(progress['losses'])} (step {step})"
+                raise diverged(
+                    where, f"the mean loss is {progress['losses'][-1]}; nothing of this epoch was saved", lr
+                )
             progress["steps"].append((progress["steps"][-1] if progress["steps"] else 0) + progress["batch"])
             progress.update(batch=0, total=0.0, batches=0)
             progress["seen"] += len(ids)

@@ -43,6 +43,24 @@ def test_a_dbn_whose_rbm_diverges_names_the_rbm_learning_rate(tmp_path, capsys):
     )
 
 
+def test_word2vec_stops_at_the_diverged_epoch_before_its_checkpoint(tmp_path):
+    from llmkit.classic.word2vec import train_word2vec
+
+    words = ("paris france berlin germany rome italy " * 100).split()
+    with pytest.raises(UserError, match=r"training diverged: at epoch 1 \(step \d+\) the mean loss is nan"):
+        train_word2vec(
+            words,
+            dim=8,
+            min_count=1,
+            epochs=2,
+            batch_size=128,
+            lr=1e30,
+            subsample=0,
+            checkpoint=tmp_path / "w.pt",
+        )
+    assert not (tmp_path / "w.pt").exists()  # a rerun would have resumed NaN vectors
+
+
 def test_nan_never_reaches_metrics_json(tmp_path):
     # the recipes that report without the shared loop (NumPy MLP, word2vec, the DBN's RBMs) go through here
     args = ClassicArguments(output_dir=str(tmp_path), learning_rate=5.0)
