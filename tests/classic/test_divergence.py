@@ -1,4 +1,5 @@
-"""A diverged classic run ends with one error naming the epoch and the fix; metrics.json never holds NaN."""
+"""A diverged classic run ends with one error naming the epoch and the fix; metrics.json never holds NaN; a
+learning rate float32 cannot step with is refused."""
 
 import json
 
@@ -78,3 +79,10 @@ def test_nan_never_reaches_metrics_json(tmp_path):
     assert not (tmp_path / "metrics.json").exists()
     write_report(args, {"global_step": 3, "world_size": 1}, history[:1], title="t", summary=False)
     json.loads((tmp_path / "metrics.json").read_text(), parse_constant=pytest.fail)  # strict JSON
+
+
+def test_a_learning_rate_beyond_float32_is_refused_when_parsed():
+    # 1e38 ended the first optimizer step in torch's "cannot be converted to type float without overflow"
+    with pytest.raises(UserError, match=r"--learning_rate must be at most 3.4e\+37, got 1e\+38"):
+        ClassicArguments(output_dir="unused", learning_rate=1e38)
+    assert ClassicArguments(output_dir="unused", learning_rate=1e30).learning_rate == 1e30
