@@ -6,6 +6,7 @@ backpropagation (the shared training loop), against the same network trained fro
 """
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -73,6 +74,14 @@ def pretrain(args: DBNArguments, dbn: DBN, images: torch.Tensor, out) -> list[li
         seed=args.seed,
     )
     for i, history in enumerate(layers):
+        # a NaN RBM went on into both classifiers, whose error then named the wrong learning rate
+        broken = next((row for row in history if not all(math.isfinite(v) for v in row.values())), None)
+        if broken:
+            from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+            what = "the contrastive-divergence figures are NaN or infinite; nothing was fine-tuned"
+            lr = args.rbm_learning_rate
+            raise diverged(f"epoch {broken['epoch']} of RBM {i + 1}", what, lr, flag="--rbm_learning_rate")
         plot_history(history, out / f"rbm{i + 1}_curves.png", f"RBM {i + 1}")
     w = dbn.rbms[0].W.T[:64].reshape(-1, *images.shape[1:])
     low, high = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)

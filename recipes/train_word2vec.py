@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     words = tokenize(load_text(args.text_file))
     checkpoint = out / "checkpoints" / "word2vec.pt"  # a rerun of the same command continues from it
     before = finished_epochs(checkpoint)
-    model, vocab, losses, words_per_second = train_word2vec(
+    model, vocab, losses, words_per_second, steps = train_word2vec(
         words,
         dim=args.dim,
         mode=args.mode,
@@ -143,11 +143,17 @@ def main(argv: list[str] | None = None) -> dict:
     record.write_atomic(
         out / "config.json", json.dumps({"architecture": "word2vec", "mode": args.mode, "dim": args.dim})
     )
-    history = [{"epoch": i + 1, "step": i + 1, "train_loss": loss} for i, loss in enumerate(losses)]
+    # optimizer steps, not epochs: one epoch of many batches was reported as "1 step"; unknown (None) for epochs
+    # resumed from a checkpoint written before steps were counted
+    steps = [None] * (len(losses) - len(steps)) + steps if len(steps) < len(losses) else steps
+    history = [
+        {"epoch": i + 1, "step": n, "train_loss": loss} for i, (loss, n) in enumerate(zip(losses, steps))
+    ]
     this_run = losses[before:]  # a rerun printed every run's mean loss as "averaged over this run"
     metrics = {
         "train_loss": sum(this_run) / len(this_run) if this_run else None,
         "epoch": len(losses),
+        "global_step": steps[-1] if steps and len(steps) == len(losses) and None not in steps else None,
         "vocabulary": len(vocab),
         "corpus_words": len(words),
         "words_per_second": words_per_second,

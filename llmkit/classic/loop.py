@@ -63,6 +63,7 @@ def fit(
     with GracefulInterrupt() as interrupt:
         for epoch in range(run.state["epoch"], args.num_train_epochs):
             _train_epoch(run, step, epoch, interrupt)
+            _refuse_diverged(run, epoch)  # before the checkpoint: the last one saved stays a usable model
             row = _evaluate_epoch(run, epoch, evaluate=evaluate, on_epoch_end=on_epoch_end)
             run.state.update(epoch=epoch + 1, batch=0, sums={}, count=0)
             run.state["log_history"].append(row)
@@ -172,6 +173,22 @@ def _train_epoch(run: _Run, step: Step, epoch: int, interrupt: GracefulInterrupt
             raise TrainingInterrupted(
                 f"saved {folder} at step {state['global_step']}; run the same command to resume."
             )
+
+
+def _refuse_diverged(run: _Run, epoch: int) -> None:
+    """End a run whose weights hold NaN or inf: it went on to exit 0 with NaN in metrics.json. The weights are
+    the same on every process, so all of them stop here together."""
+    if all(torch.isfinite(p).all() for m in run.mods.values() for p in m.parameters()):
+        return
+    from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+    loss = run.state["sums"].get("loss", float("nan")) / max(run.state["count"], 1)
+    raise diverged(
+        f"epoch {epoch + 1} (step {run.state['global_step']})",
+        f"the weights hold NaN or infinite values (the epoch's mean training loss: {loss:.4g}); nothing of this "
+        "epoch was saved",
+        run.args.learning_rate,
+    )
 
 
 def _evaluate_epoch(
@@ -298,23 +315,50 @@ def write_report(
     notes: tuple[str, ...] = (),
 ) -> dict:
     """metrics.json (the common keys, the run's own figures and its log_history), loss_curve.png, curves.png
-    (one panel per logged number), and the closing summary."""
+    (one panel per logged number), and the closing summary; `metrics` holds global_step, the optimizer steps
+    (counting epochs instead reported one epoch of many batches as 1 step)."""
     out = Path(args.output_dir)
     epoch_losses = [row["train_loss"] for row in log_history if "train_loss" in row]
     metrics = {
         "train_loss": sum(epoch_losses) / len(epoch_losses) if epoch_losses else None,
         "final_train_loss": epoch_losses[-1] if epoch_losses else None,
-        "global_step": len(epoch_losses),
         **metrics,
         "headline": record.headline(metrics, headline),
         "log_history": log_history,
     }
+    _refuse_non_finite(args, metrics, log_history)
     metrics = record.write_metrics(out, args.recipe, metrics)
     plot_loss_curves(log_history, out / "loss_curve.png", title=title, ylabel="training loss")
     plot_history([row for row in log_history if "train_loss" in row], out / "curves.png", title)
     if summary:
         summarize(args, metrics, title=title, notes=notes)
     return metrics
+
+
+def _finite(value: object) -> bool:
+    """Whether every number in `value` (nested in dicts and lists) is finite: strict JSON holds no NaN or inf."""
+    try:
+        json.dumps(value, allow_nan=False, default=str)
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse_non_finite(args: ClassicArguments, metrics: dict, log_history: list[dict]) -> None:
+    """Refuse to write NaN or Infinity into metrics.json (not JSON to most parsers): the run diverged, and the
+    error names the first epoch whose numbers broke, or the figure, and the learning rate to lower."""
+    if _finite(log_history) and _finite(metrics):
+        return
+    from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+    row = next((r for r in log_history if not _finite(r)), None)
+    key, value = next((k, v) for k, v in (row or metrics).items() if not _finite(v))
+    where = f"epoch {row['epoch']} (step {row['step']})" if row else "the end of training"
+    what = f"{key} is {value}" if isinstance(value, float) else f"{key} holds a NaN or infinite number"
+    flag = (
+        "rbm_learning_rate" if key == "rbm_history" else "learning_rate"
+    )  # the DBN's pretraining has its own
+    raise diverged(where, what, getattr(args, flag), flag=f"--{flag}")
 
 
 def summarize(args: ClassicArguments, metrics: dict, *, title: str, notes: tuple[str, ...] = ()) -> str:

@@ -86,17 +86,24 @@ class RBM(nn.Module):
         history = []
         for epoch in range(epochs):
             order = torch.randperm(len(data), generator=g)
-            logs = [
-                self.cd_step(data[order[i : i + batch_size]], lr=lr, k=k, persistent=persistent)
-                for i in range(0, len(data) - batch_size + 1, batch_size)
-            ]
+            logs = []
+            for i in range(0, len(data) - batch_size + 1, batch_size):
+                logs.append(self.cd_step(data[order[i : i + batch_size]], lr=lr, k=k, persistent=persistent))
+                if not self.finite():  # the next step's sampling raised on NaN probabilities: a traceback
+                    break
             history.append(
                 {
                     "epoch": epoch + 1,
                     **{key: sum(entry[key] for entry in logs) / len(logs) for key in logs[0]},
                 }
             )
+            if not self.finite():  # diverged: the history's NaN says so to the caller
+                break
         return history
+
+    def finite(self) -> bool:
+        """Whether the weights and biases hold no NaN or inf (training has not diverged)."""
+        return all(bool(torch.isfinite(p).all()) for p in (self.W, self.vb, self.hb))
 
 
 class DBN(nn.Module):
@@ -112,6 +119,8 @@ class DBN(nn.Module):
         histories = []
         for rbm in self.rbms:
             histories.append(rbm.fit(data, epochs=epochs, **kwargs))
+            if not rbm.finite():  # the layers above cannot train on NaN inputs
+                break
             data = rbm.p_h(data)
         return histories
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import time
 from collections import Counter
@@ -120,8 +121,9 @@ def train_word2vec(
     subsample: float = 1e-4,
     seed: int = 0,
     checkpoint: str | Path | None = None,
-) -> tuple[Word2Vec, Vocabulary, list[float], float]:
-    """Train word vectors; returns (model, vocabulary, loss per epoch, words per second).
+) -> tuple[Word2Vec, Vocabulary, list[float], float, list[int]]:
+    """Train word vectors; returns (model, vocabulary, loss per epoch, words per second, optimizer steps taken
+    by the end of each epoch).
 
     With `checkpoint` (a file path), every finished epoch is saved there and a rerun continues from it; the
     first Ctrl-C saves the current batch there and stops.
@@ -147,8 +149,9 @@ def train_word2vec(
         "seed": seed,
         "words": len(words),
     }
-    # losses per finished epoch; `batch`, `total`, `batches`: how far the epoch in progress got
-    progress = {"losses": [], "seen": 0, "seconds": 0.0, "batch": 0, "total": 0.0, "batches": 0}
+    # losses and optimizer steps so far per finished epoch; `batch`, `total`, `batches`: how far the epoch in
+    # progress got
+    progress = {"losses": [], "steps": [], "seen": 0, "seconds": 0.0, "batch": 0, "total": 0.0, "batches": 0}
     if checkpoint and Path(checkpoint).is_file():
         progress = _resume(Path(checkpoint), settings, model, opt, rng)
     with GracefulInterrupt() if checkpoint else contextlib.nullcontext() as interrupt:
@@ -173,12 +176,22 @@ def train_word2vec(
                     done = f"epoch {len(progress['losses']) + 1} of {epochs}, batch {progress['batch']}"
                     raise TrainingInterrupted(f"saved {checkpoint} ({done}); run the same command to resume.")
             progress["losses"].append(progress["total"] / max(progress["batches"], 1))
+            if not math.isfinite(progress["losses"][-1]):  # before the checkpoint: the one saved stays usable
+                from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+                step = (progress["steps"][-1] if progress["steps"] else 0) + progress["batch"]
+                where = f"epoch {len(progress['losses'])} (step {step})"
+                raise diverged(
+                    where, f"the mean loss is {progress['losses'][-1]}; nothing of this epoch was saved", lr
+                )
+            progress["steps"].append((progress["steps"][-1] if progress["steps"] else 0) + progress["batch"])
             progress.update(batch=0, total=0.0, batches=0)
             progress["seen"] += len(ids)
             progress["seconds"] += time.perf_counter() - start
             if checkpoint:
                 _save(Path(checkpoint), settings, progress, model, opt, rng.bit_generator.state)
-    return model, vocab, progress["losses"], progress["seen"] / max(progress["seconds"], 1e-9)
+    words_per_second = progress["seen"] / max(progress["seconds"], 1e-9)
+    return model, vocab, progress["losses"], words_per_second, progress["steps"]
 
 
 def _save(path: Path, settings: dict, progress: dict, model: Word2Vec, opt, epoch_rng: dict) -> None:
@@ -212,6 +225,8 @@ def _resume(path: Path, settings: dict, model: Word2Vec, opt, rng: np.random.Gen
     rng.bit_generator.state = state["numpy_rng"]
     torch.set_rng_state(state["torch_rng"])
     progress = state["progress"]
+    # a checkpoint from before steps were kept: its epochs' steps are unknown (the list stays shorter than losses)
+    progress.setdefault("steps", [])
     print(
         f"resuming from {path} (epoch {len(progress['losses']) + 1}, batch {progress['batch']})", flush=True
     )

@@ -116,6 +116,43 @@ class DataArguments:
         return "builtin:cpython-docs"
 
 
+class HeldOutSplits(DatasetDict):
+    """A corpus whose validation split is whole training documents drawn at random: when a split proves too short
+    for one block, the fix differs from a validation split that was given."""
+
+
+def short_split_error(name: str, corpus: DatasetDict | IterableDatasetDict, block_size: int) -> UserError:
+    """The error for a split (train or validation) of fewer than block_size tokens, with a fix that can work for
+    how that split was made: "raise --validation_split_percentage" did not help a corpus of 3 documents."""
+    lower = f"or lower --block_size (now {block_size})"
+    if not isinstance(corpus, HeldOutSplits):
+        if name == "train":
+            return UserError(
+                f"the corpus has fewer than {block_size} tokens, not one training block; add text {lower}."
+            )
+        return UserError(
+            f"the validation split has fewer than {block_size} tokens, not one block; give more validation text "
+            f"(--validation_files, or --streaming_validation_documents when streaming), {lower}."
+        )
+    held, documents = len(corpus["validation"]), len(corpus["train"]) + len(corpus["validation"])
+    split = "training" if name == "train" else "validation"
+    what = (
+        f"the {split} split has fewer than {block_size} tokens: it got {len(corpus[name])} of the corpus's "
+        f"{documents} documents (whole ones, drawn at random)"
+    )
+    # at least one document is held out, and at most all but one
+    if (held + 1 >= documents) if name == "validation" else (held <= 1):
+        return UserError(
+            f"{what}, and the corpus has too few documents to give both splits a block of text; pass --validation_files "
+            f"with at least {block_size} tokens of text, {lower}."
+        )
+    change = "raise" if name == "validation" else "lower"
+    return UserError(
+        f"{what}; {change} --validation_split_percentage (which may not help when a few documents hold most of "
+        f"the text), pass --validation_files, {lower}."
+    )
+
+
 def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDatasetDict:
     """Load the corpus as {"train", "validation"} splits with one "text" column of non-empty documents."""
     if args.dataset_name:
@@ -193,7 +230,7 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
                 f"holds out {held}, leaving none to train on; lower it, or pass --validation_files."
             )
         split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
-        return DatasetDict({"train": split["train"], "validation": split["test"]})
+        return HeldOutSplits({"train": split["train"], "validation": split["test"]})
     return DatasetDict({"train": raw["train"], "validation": validation})
 
 

@@ -28,9 +28,11 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from llmkit import record
-from llmkit.data.corpus import DataArguments, load_corpus
+from llmkit.data.corpus import DataArguments, load_corpus, short_split_error
 from llmkit.data.publish import fresh_work_dir, publish, recover_publish
 from llmkit.data.tokenizer import (
+    DEFAULT_BPE_VOCAB,
+    check_vocab_size_flag,
     encode_documents,
     get_tokenizer,
     load_tokenizer,
@@ -60,9 +62,12 @@ class TokenizeArguments:
             "help": "A tokenizer on the Hub or a local folder (default: train a byte-level BPE on the corpus, as pretraining does)."
         },
     )
-    vocab_size: int = field(
-        default=8192,
-        metadata={"help": "Vocabulary size of the BPE trained on the corpus (when no --tokenizer_name)."},
+    vocab_size: int | None = field(
+        default=None,  # not 8192: an explicit value beside --tokenizer_name must be told from the default
+        metadata={
+            "help": f"Vocabulary size of the BPE trained on the corpus (default {DEFAULT_BPE_VOCAB}; refused with a "
+            "--tokenizer_name of another size)."
+        },
     )
     num_proc: int | None = field(
         default=None, metadata={"help": "Processes that tokenize in parallel (default: one)."}
@@ -111,7 +116,8 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
     try:
         corpus = load_corpus(data_args, seed=args.seed)
         texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
-        tokenizer = get_tokenizer(args.tokenizer_name, args.vocab_size, texts)
+        tokenizer = get_tokenizer(args.tokenizer_name, args.vocab_size or DEFAULT_BPE_VOCAB, texts)
+        check_vocab_size_flag(args.vocab_size, args.tokenizer_name, len(tokenizer), "the blocks hold its ids")
         dtype = narrowest_dtype(len(tokenizer))
         logger.info(
             f"tokenizer: {len(tokenizer)} tokens ({args.tokenizer_name or 'byte-level BPE trained on the corpus'}); "
@@ -127,14 +133,9 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
             splits[name], counts[name] = _pack_split(
                 ds, name, tokenizer, block_size, dtype, args.num_proc, work
             )
-        if counts["train"]["blocks"] == 0:
-            raise UserError(
-                f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
-            )
-        if counts["validation"]["blocks"] == 0:
-            raise UserError(
-                f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
-            )
+        for name in ("train", "validation"):
+            if counts[name]["blocks"] == 0:
+                raise short_split_error(name, corpus, block_size)
 
         DatasetDict(splits).save_to_disk(str(work / "data"), num_proc=None)
         data = work / "data"

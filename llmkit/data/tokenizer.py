@@ -31,6 +31,26 @@ def tokenizer_training_texts(train, streaming: bool) -> Iterator[str]:
 
 
 EOS = "<|endoftext|>"
+DEFAULT_BPE_VOCAB = 8192  # the size of a BPE trained on the corpus when no --vocab_size is given
+
+
+def check_vocab_size_flag(
+    vocab_size: int | None, tokenizer_name: str | None, vocab: int, follows: str
+) -> None:
+    """Refuse a --vocab_size other than the named tokenizer's size: it sizes only a BPE trained on the corpus,
+    so beside --tokenizer_name it was silently ignored. `follows` says what takes the tokenizer's size instead."""
+    if vocab_size is None or not tokenizer_name or vocab_size == vocab:
+        return
+    if vocab_size < vocab:
+        raise UserError(
+            f"--vocab_size {vocab_size} is smaller than tokenizer {tokenizer_name!r}'s {vocab} tokens; "
+            f"drop --vocab_size ({follows}) or use a smaller tokenizer."
+        )
+    raise UserError(
+        f"--vocab_size {vocab_size} is larger than tokenizer {tokenizer_name!r}'s {vocab} tokens, and {follows} "
+        "(--vocab_size sizes the BPE trained when no --tokenizer_name is given); drop --vocab_size, or drop "
+        "--tokenizer_name to train a BPE of that size."
+    )
 
 
 def train_byte_level_bpe(

@@ -12,6 +12,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from llmkit.data.tokenizer import check_vocab_size_flag
 from llmkit.errors import UserError
 
 # n_layer, n_head, n_embd, n_positions. `tiny` trains in minutes on a laptop CPU; the gpt2* rows
@@ -120,18 +121,8 @@ class ModelArguments:
 def build_gpt2(args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
     """A freshly initialised GPT-2 sized by the preset and overrides, matching the tokenizer."""
     vocab = len(tokenizer)
-    if args.vocab_size is not None and args.tokenizer_name and args.vocab_size < vocab:
-        raise UserError(
-            f"--vocab_size {args.vocab_size} is smaller than tokenizer {args.tokenizer_name!r}'s {vocab} tokens; "
-            "drop --vocab_size (the model then matches the tokenizer) or use a smaller tokenizer."
-        )
-    # a larger one was silently ignored: the model's vocabulary follows the tokenizer
-    if args.vocab_size is not None and args.tokenizer_name and args.vocab_size > vocab:
-        raise UserError(
-            f"--vocab_size {args.vocab_size} is larger than tokenizer {args.tokenizer_name!r}'s {vocab} tokens, "
-            "and the model's vocabulary follows the tokenizer (--vocab_size sizes the BPE trained when no "
-            "--tokenizer_name is given); drop --vocab_size, or drop --tokenizer_name to train a BPE of that size."
-        )
+    follows = "the model's vocabulary follows the tokenizer"
+    check_vocab_size_flag(args.vocab_size, args.tokenizer_name, vocab, follows)
     config = GPT2Config(
         vocab_size=padded_vocab_size(vocab, args.pad_vocab_multiple),
         **args.config_fields(),

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit import record
 from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run, train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
+from llmkit.data.corpus import short_split_error
 from llmkit.data.streaming import KeepRankShards
 from llmkit.data.tokenized import check_tokenized, load_tokenized
 from llmkit.data.tokenizer import tokenizer_training_texts
@@ -347,20 +348,19 @@ def _prepare(
         else:
             train = pack(corpus["train"], tokenizer, block_size, data_args.preprocessing_num_workers)
             val = pack(corpus["validation"], tokenizer, block_size, data_args.preprocessing_num_workers)
-    _check_blocks(train, val, block_size, args, streaming=data_args.streaming)
+    source = splits if data_args.tokenized_dataset else corpus  # how the splits were made names the fix
+    _check_blocks(train, val, block_size, args, streaming=data_args.streaming, corpus=source)
     return _Run(resume, tokenizer, model, block_size, train, val)
 
 
-def _check_blocks(train, val, block_size: int, args: PretrainingArguments, *, streaming: bool) -> None:
+def _check_blocks(
+    train, val, block_size: int, args: PretrainingArguments, *, streaming: bool, corpus: DatasetDict
+) -> None:
     """Refuse data that gives no training block or less than one evaluation batch."""
     if not streaming and len(train) == 0:
-        raise UserError(
-            f"the corpus has fewer than {block_size} tokens, not one training block; add text or lower --block_size."
-        )
+        raise short_split_error("train", corpus, block_size)
     if len(val) == 0:
-        raise UserError(
-            f"the validation split has fewer than {block_size} tokens; raise --validation_split_percentage or lower --block_size."
-        )
+        raise short_split_error("validation", corpus, block_size)
     if args.dataloader_drop_last and len(val) < args.per_device_eval_batch_size * args.world_size:
         raise UserError(
             f"the validation split has {len(val)} blocks, less than one evaluation batch "

@@ -10,7 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from llmkit import record
-from llmkit.errors import UserError
+from llmkit.lm.divergence import diverged
 from llmkit.lm.generate import Sampling, generate_text
 from llmkit.lm.model import count_parameters, flops_per_token
 from llmkit.lm.throughput import utilisation, warmup_steps_for
@@ -147,10 +147,12 @@ def check_finite(model: torch.nn.Module, step: int, eval_loss: float, learning_r
     multinomial traceback, and its metrics.json would describe a model that cannot be used."""
     if all(torch.isfinite(p).all() for p in model.parameters()):
         return
-    raise UserError(
-        f"training diverged: at step {step} the model's weights hold NaN or infinite values (eval loss "
-        f"{eval_loss}), so it cannot generate text (loss_curve.png shows where the loss broke). Lower "
-        f"--learning_rate (this run: {learning_rate:g}) or raise --warmup_steps, and train into a new --output_dir."
+    raise diverged(
+        f"step {step}",
+        f"the model's weights hold NaN or infinite values (eval loss {eval_loss}), so it cannot generate text "
+        "(loss_curve.png shows where the loss broke)",
+        learning_rate,
+        also=" or raise --warmup_steps",
     )
 
 

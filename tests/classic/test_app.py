@@ -94,7 +94,7 @@ def test_curriculum_tabs_answer(tmp_path, tiny_run):
     train_dbn.main(
         ["--output_dir", str(tmp_path / "dbn"), "--pretrain_epochs", "1", "--num_train_epochs", "1"]
     )
-    model, vocab, _, _ = train_word2vec(
+    model, vocab, *_ = train_word2vec(
         _capitals_corpus(500), dim=8, window=2, min_count=1, epochs=1, subsample=0
     )
     (tmp_path / "w2v").mkdir()

@@ -59,7 +59,7 @@ def test_dbn_pretraining_and_finetuning_reach_a_set_accuracy(tmp_path):
 
 @pytest.mark.parametrize("mode", ["skipgram", "cbow"])
 def test_word2vec_puts_cooccurring_words_nearer(mode):
-    model, vocab, losses, wps = train_word2vec(
+    model, vocab, losses, wps, _ = train_word2vec(
         _capitals_corpus(), dim=32, mode=mode, window=3, min_count=1, epochs=3, subsample=0
     )
     v = model.vectors()
@@ -77,10 +77,27 @@ def test_word2vec_puts_cooccurring_words_nearer(mode):
 
 
 def test_analogy_resolves_on_a_constructed_corpus():
-    model, vocab, _, _ = train_word2vec(
+    model, vocab, *_ = train_word2vec(
         _capitals_corpus(), dim=32, window=3, min_count=1, epochs=3, subsample=0
     )
     assert analogy(model.vectors(), vocab, ("paris", "france", "italy"), k=1)[0][0] == "rome"
+
+
+def test_word2vec_counts_optimizer_steps_not_epochs(tmp_path):
+    # global_step was the epoch count: one epoch of many batches was reported as 1 step
+    words = _capitals_corpus(100)
+    *_, steps = train_word2vec(
+        words, dim=8, mode="cbow", window=2, min_count=1, epochs=2, batch_size=10, subsample=0
+    )
+    per_epoch = -(-(len(words) - 2 * 2) // 10)  # CBOW: one pair per position with a whole window
+    assert steps == [per_epoch, 2 * per_epoch]
+    text = tmp_path / "corpus.txt"
+    text.write_text(" ".join(words))
+    argv = ["--text_file", str(text), "--output_dir", str(tmp_path / "w"), "--dim", "8", "--min_count", "1"]
+    argv += ["--probe_words", "paris", "--compare_with", "", "--num_train_epochs", "1", "--batch_size", "4"]
+    metrics = word2vec_recipe.main(argv)
+    saved = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert saved["global_step"] == metrics["log_history"][-1]["step"] == metrics["global_step"] > 1
 
 
 def test_word2vec_bad_input(tmp_path):
@@ -267,7 +284,7 @@ def test_word2vec_resumes_exactly_after_ctrl_c_and_refuses_other_settings(tmp_pa
 
     words = _capitals_corpus(n=200)
     run = dict(dim=16, window=3, min_count=1, epochs=12, batch_size=64, subsample=0)
-    reference, _, losses, _ = train_word2vec(words, **run, checkpoint=tmp_path / "whole.pt")
+    reference, _, losses, _, steps = train_word2vec(words, **run, checkpoint=tmp_path / "whole.pt")
     cut = tmp_path / "cut.pt"
 
     def ctrl_c_once_training():  # after the first epoch's checkpoint: mid-run, inside the Ctrl-C handler
@@ -279,8 +296,8 @@ def test_word2vec_resumes_exactly_after_ctrl_c_and_refuses_other_settings(tmp_pa
     saved = r"saved .*cut.pt \(epoch \d+ of 12, batch \d+\); run the same command"
     with pytest.raises(TrainingInterrupted, match=saved):
         train_word2vec(words, **run, checkpoint=cut)  # before: a bare KeyboardInterrupt, nothing saved
-    resumed, _, resumed_losses, wps = train_word2vec(words, **run, checkpoint=cut)
+    resumed, _, resumed_losses, wps, resumed_steps = train_word2vec(words, **run, checkpoint=cut)
     np.testing.assert_array_equal(resumed.vectors(), reference.vectors())  # nothing lost, nothing repeated
-    assert resumed_losses == losses and wps > 0
+    assert resumed_losses == losses and resumed_steps == steps and wps > 0
     with pytest.raises(UserError, match=r"cut.pt was saved by a run with other settings .*\(dim 16 -> 8\)"):
         train_word2vec(words, **{**run, "dim": 8}, checkpoint=cut)

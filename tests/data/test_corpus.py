@@ -4,8 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from datasets import DatasetDict
 
-from llmkit.data import DataArguments, builtin_documents, load_corpus
+from llmkit.arguments import parse_args
+from llmkit.data import DataArguments, TokenizeArguments, builtin_documents, load_corpus, tokenize_corpus
+from llmkit.data.corpus import short_split_error
 from llmkit.errors import UserError
 
 
@@ -104,3 +107,40 @@ def test_a_validation_share_that_leaves_nothing_to_train_on_is_refused(tmp_path)
         load_corpus(DataArguments(train_files=[str(corpus)], validation_split_percentage=99))
     data = load_corpus(DataArguments(train_files=[str(corpus)], validation_split_percentage=97))
     assert (len(data["train"]), len(data["validation"])) == (1, 49)
+
+
+def _few_documents(tmp_path):
+    """One long document and two short ones: the corpus of the fault below."""
+    (tmp_path / "c.txt").write_text(
+        " ".join(f"word{i}" for i in range(2000)) + "\n\nshort one.\n\nanother short one.\n"
+    )
+    return ["--train_files", str(tmp_path / "c.txt"), "--block_size", "64"]
+
+
+def test_a_validation_split_of_too_few_documents_says_so(tmp_path):
+    # the advice was always "raise --validation_split_percentage", which cannot help when the validation split
+    # already holds all documents but one, and may not when one document holds most of the text
+    argv = [*_few_documents(tmp_path), "--vocab_size", "300", "--output_dir", str(tmp_path / "ds")]
+    with pytest.raises(UserError) as err:
+        tokenize_corpus(
+            *parse_args((DataArguments, TokenizeArguments), [*argv, "--validation_split_percentage", "50"])
+        )
+    message = str(err.value)
+    assert "the validation split has fewer than 64 tokens: it got 2 of the corpus's 3 documents" in message
+    assert "too few documents" in message and "pass --validation_files" in message
+    assert "raise --validation_split_percentage" not in message
+    with pytest.raises(
+        UserError,
+        match=r"got 1 of .* 3 documents .*; raise --validation_split_percentage \(which may not help",
+    ):
+        tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_short_split_names_the_fix_for_how_it_was_made(tmp_path):
+    corpus = load_corpus(parse_args((DataArguments,), _few_documents(tmp_path))[0])
+    held_out = short_split_error("train", corpus, 64)  # the long document went to validation
+    assert "training split has fewer than 64 tokens: it got 2 of the corpus's 3" in str(held_out)
+    assert "too few documents" in str(held_out)  # 1 document held out: lowering the percentage cannot help
+    given = short_split_error("validation", DatasetDict(corpus), 64)  # e.g. --validation_files
+    assert "give more validation text (--validation_files" in str(given) and "percentage" not in str(given)

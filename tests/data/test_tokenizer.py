@@ -1,10 +1,16 @@
 """Tokenizers llmkit trains round-trip text and save like any transformers tokenizer."""
 
+import json
+
 import pytest
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from llmkit.data import builtin_texts, train_bpe_tokenizer
+from llmkit.arguments import parse_args
+from llmkit.data import DataArguments, TokenizeArguments, builtin_texts, tokenize_corpus, train_bpe_tokenizer
+from llmkit.data.tokenized import METADATA
+from llmkit.errors import UserError
+from tests.data.helpers import BLOCK, DOCS
 
 
 def test_bpe_round_trips_text_and_reloads(tmp_path):
@@ -87,3 +93,22 @@ def test_a_vocabulary_the_corpus_cannot_fill_is_said(caplog):
     with caplog.at_level("WARNING", logger="llmkit"):
         train_bpe_tokenizer(["the cat sat on the mat."] * 20, vocab_size=260)
     assert "not --vocab_size" not in caplog.text
+
+
+def test_tokenize_refuses_a_vocab_size_the_named_tokenizer_does_not_have(tmp_path, tokenized):
+    # --vocab_size 5000 beside --tokenizer_name was ignored without a word: its default (8192) could not be
+    # told from a value given; now it is refused as `llmkit pretrain` refuses it
+    (tmp_path / "c.txt").write_text("\n\n".join(DOCS))
+    out = tmp_path / "ds"
+    argv = ["--train_files", str(tmp_path / "c.txt"), "--block_size", str(BLOCK), "--output_dir", str(out)]
+    argv += ["--tokenizer_name", str(tokenized / "tokenizer")]
+    size = json.loads((tokenized / METADATA).read_text())["vocab_size"]
+    flags = lambda *extra: parse_args((DataArguments, TokenizeArguments), [*argv, *extra])  # noqa: E731
+    with pytest.raises(UserError, match=rf"--vocab_size 5000 is larger than tokenizer '.*'s {size} tokens"):
+        tokenize_corpus(*flags("--vocab_size", "5000"))
+    with pytest.raises(UserError, match=rf"--vocab_size 300 is smaller than tokenizer '.*'s {size} tokens"):
+        tokenize_corpus(*flags("--vocab_size", "300"))
+    assert not out.exists() and flags()[1].vocab_size is None
+    # the tokenizer's own size is accepted
+    done = tokenize_corpus(*flags("--vocab_size", str(size)))
+    assert json.loads((done / METADATA).read_text())["vocab_size"] == size
