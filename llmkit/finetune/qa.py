@@ -39,7 +39,12 @@ from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.qa_data import has_unanswerable, load_qa
 from llmkit.finetune.qa_eval import AnswerScorer, QuestionAnsweringTrainer
 from llmkit.finetune.qa_spans import NULL_INDEX, QuestionAnsweringArguments, encode_windows
-from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
+from llmkit.finetune.trainer import (
+    build_trainer,
+    resume_checkpoint,
+    train_and_evaluate,
+    weights_from_checkpoint,
+)
 from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
@@ -118,13 +123,14 @@ def finetune_qa(parsed: FinetuneParsed) -> dict:
         + f"; unanswerable questions {'allowed' if allow_null else 'not allowed'}"
     )
     set_seed(args.seed)
-    model = load_pretrained(AutoModelForQuestionAnswering, model_name, hint=hint)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
+    with weights_from_checkpoint(resume):
+        model = load_pretrained(AutoModelForQuestionAnswering, model_name, hint=hint)
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "QUESTION_ANS", trainable_heads=["qa_outputs"])
     scorer = AnswerScorer(qa_args, allow_null)
     scorer.sets = {name: (features[name], raw[name]) for name in ("validation", "test") if name in raw}
     scorer.sets["eval"] = scorer.sets.pop("validation")
-    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     trainer = build_trainer(
         args,
         features,
