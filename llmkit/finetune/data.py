@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict, Json, Value
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
+from llmkit.finetune.jsonfiles import quiet_json_loader
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -121,7 +122,8 @@ def load_table(
                     + ("." if split == "train" else ", or leave it out.")
                 )
         _warn_if_scored_on_training_data(files)
-        raw = load_source(data_files=files)
+        with quiet_json_loader():
+            raw = load_source(data_files=files)
     else:
         raw = DatasetDict({"train": Dataset.from_list(builtin())})
     if "train" not in raw:
