@@ -189,3 +189,17 @@ def test_a_datasets_root_of_split_folders_is_not_taken_for_two_classes(canvases,
     from llmkit.vision.data import folder_rows
 
     assert {row["label"] for row in folder_rows(odd, "--train_dir", min_classes=2)} == {"test", "train"}
+
+
+def test_an_uncached_hub_name_offline_is_named_with_the_model_built_in_code(tmp_path):
+    # it said "Pass a Hub name or an image classifier's folder" after a Hub name had been passed
+    from llmkit.vision.classify import CARD
+    from llmkit.vision.models import load_checkpoint_config
+
+    with pytest.raises(UserError) as hub:
+        load_checkpoint_config("google/vit-base-patch16-224", "an image classifier", CARD.tiny)
+    assert "Hub is unreachable" in str(hub.value) and "not in the local cache" in str(hub.value)
+    assert "leave out --model_name_or_path: the recipe then trains a tiny ResNet" in str(hub.value)
+    assert "Pass a Hub name" not in str(hub.value)
+    with pytest.raises(UserError, match="must hold an image classifier"):
+        load_checkpoint_config(str(tmp_path), "an image classifier", CARD.tiny)  # a folder without a model
