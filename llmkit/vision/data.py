@@ -244,6 +244,7 @@ def _from_table(
     """Rename to image/label; local files hold paths (relative to the file), checked and then decoded lazily."""
     out = DatasetDict()
     for split, ds in table.items():
+        _refuse_unlabelled(ds, data, label_col)
         if not isinstance(ds.features[image_col], ImageFeature):
             base = {s: Path(describe(data, s)).parent for s in ("train", "validation", "test")}
             paths = [str(base[s] / p) for s, p in zip(ds[SOURCE], ds[image_col])]
@@ -264,6 +265,18 @@ def _from_table(
             {k: v for k, v in ((image_col, "image"), ("__label", "label")) if k != v}
         )
     return out
+
+
+def _refuse_unlabelled(ds: Dataset, data: FinetuneDataArguments, label_col: str) -> None:
+    """Refuse rows with an empty label: they became a class named 'None' (and a CSV's numbers floats, '1.0')."""
+    blank = sorted(
+        (source, row)
+        for source, row, value in zip(ds[SOURCE], ds[ROW], ds[label_col])
+        if value is None or (isinstance(value, str) and not value.strip())
+    )
+    if blank:
+        where = ", ".join(locate(data, s, r) for s, r in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        raise UserError(f"{len(blank)} image(s) have no {label_col!r}: {where}. Label them or remove them.")
 
 
 def _encode_labels(raw: DatasetDict, data: FinetuneDataArguments) -> tuple[DatasetDict, list[str]]:

@@ -1,5 +1,6 @@
 """A user's mistake in the images or the checkpoint: one line naming the problem and the fix, exit status 2."""
 
+import json
 import logging
 import shutil
 import warnings
@@ -203,3 +204,27 @@ def test_an_uncached_hub_name_offline_is_named_with_the_model_built_in_code(tmp_
     assert "Pass a Hub name" not in str(hub.value)
     with pytest.raises(UserError, match="must hold an image classifier"):
         load_checkpoint_config(str(tmp_path), "an image classifier", CARD.tiny)  # a folder without a model
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_an_image_without_a_label_in_a_table_is_named_with_its_line(canvases, tmp_path, kind):
+    # a blank CSV cell trained a class named 'None' and turned the numeric labels into '0.0' and '1.0'
+    first, second = sorted(canvases.glob("train/0/*.png"))[:2]
+    rows = [(first, 0), (second, 1)] * 4
+    if kind == "csv":  # an empty cell
+        table = tmp_path / "images.csv"
+        table.write_text(
+            "image,label\n" + "".join(f"{p},{'' if i == 2 else y}\n" for i, (p, y) in enumerate(rows))
+        )
+        where = "images.csv line 4"
+    else:  # a JSON null
+        table = tmp_path / "images.jsonl"
+        lines = [
+            json.dumps({"image": str(p), "label": None if i == 2 else y}) for i, (p, y) in enumerate(rows)
+        ]
+        table.write_text("\n".join(lines) + "\n")
+        where = "images.jsonl line 3"
+    with pytest.raises(
+        UserError, match=f"1 image\\(s\\) have no 'label': .*{where}. Label them or remove them"
+    ):
+        finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
