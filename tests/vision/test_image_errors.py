@@ -84,6 +84,12 @@ def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_re
     table.write_text(f"image,label\n{first},0\n{first},1\ngone.png,1\n")
     with pytest.raises(UserError, match=r"no image file at .*gone.png \(.*images.csv line 4\)"):
         finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+    # a path relative to the working folder, not the table's: the message said only "no image file at x.png"
+    (tmp_path / "in_cwd.csv").write_text(f"image,label\n{first.name},0\n{first.name},1\n")
+    with pytest.raises(UserError, match=f"relative to its folder \\({tmp_path}\\)"):
+        finetune_image(
+            ["--train_file", str(tmp_path / "in_cwd.csv"), "--output_dir", str(tmp_path / "o"), *STEP]
+        )
     with pytest.raises(UserError, match="does not take --text_column"):
         finetune_image(
             ["--train_file", str(table), "--text_column", "x", "--output_dir", str(tmp_path / "o")]
