@@ -175,6 +175,8 @@ def _shipped_config(path: Path) -> Path:
 def apply_config(parser: argparse.ArgumentParser, path: Path) -> None:
     """Make the file's values the parser's defaults, so flags on the command line still win."""
     path = _shipped_config(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder; pass the .yaml/.json file in it.")
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing .yaml/.json file.")
     try:

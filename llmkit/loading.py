@@ -157,7 +157,7 @@ def _check_folder(folder: Path, tokenizer: bool, hint: str) -> None:
 def check_exists_if_path(name: str, hint: str = "") -> None:
     """UserError when `name` is meant as a local path (not a Hub id) and nothing is there: the Hub client's own
     message for it ("Repo id must use alphanumeric chars ...") names no missing folder."""
-    if _looks_like_path(name) and not Path(name).expanduser().exists():
+    if looks_like_path(name) and not Path(name).expanduser().exists():
         raise UserError(
             f"no folder at {name} (it does not exist); pass an existing folder or a Hub name.{hint}"
         )
@@ -173,7 +173,7 @@ def _config_or_none(name: str):
         return None
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
     """A Hub id is `name` or `owner/name`; anything else that does not exist locally was meant as a path."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or name.startswith("runs/")
 

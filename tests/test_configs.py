@@ -143,6 +143,9 @@ def test_config_file_mistakes_are_named(tmp_path):
         parse_args(train_cnn.TYPES, ["--config", str(bad)])
     with pytest.raises(UserError, match="does not exist"):
         parse_args(train_cnn.TYPES, ["--config", str(tmp_path / "missing.yaml")])
+    (tmp_path / "somedir.yaml").mkdir()  # a folder was reported as "does not exist"
+    with pytest.raises(UserError, match="somedir.yaml is a folder; pass the .yaml/.json file in it"):
+        parse_args(train_cnn.TYPES, ["--config", str(tmp_path / "somedir.yaml")])
     with pytest.raises(UserError, match="needs a .yaml, .yml or .json file"):
         parse_args(train_cnn.TYPES, ["--config", "run.toml"])
 

@@ -49,6 +49,7 @@ from llmkit.finetune.trainer import (
     resume_checkpoint,
     train_and_evaluate,
     warn_if_too_small,
+    weights_from_checkpoint,
 )
 from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
@@ -306,7 +307,8 @@ class _Fit:
         """Train (resuming a checkpoint on the same labels) and evaluate; the trainer and its metrics."""
         resume = resume_checkpoint(self.args, use_lora=self.lora_args.use_lora)
         _check_resumed_labels(resume, self.prep.labels)
-        trainer = self.make_trainer()
+        with weights_from_checkpoint(resume):
+            trainer = self.make_trainer()
         return trainer, train_and_evaluate(trainer, resume, self.data.get("test"))
 
     def search(self, arguments: tuple) -> dict:

@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict, Json, Value
 
 from llmkit.data.corpus import expand_files, load_source
 from llmkit.errors import UserError
+from llmkit.finetune.jsonfiles import quiet_json_loader, refuse_one_object
 from llmkit.log import get_logger
 
 logger = get_logger(__name__)
@@ -120,8 +121,12 @@ def load_table(
                     f"{', '.join(paths)} has no examples (a header or nothing at all): add rows to it"
                     + ("." if split == "train" else ", or leave it out.")
                 )
+        for split, paths in files.items():
+            for path in paths:
+                refuse_one_object(path, training=split == "train")
         _warn_if_scored_on_training_data(files)
-        raw = load_source(data_files=files)
+        with quiet_json_loader():
+            raw = load_source(data_files=files)
     else:
         raw = DatasetDict({"train": Dataset.from_list(builtin())})
     if "train" not in raw:

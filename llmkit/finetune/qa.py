@@ -18,8 +18,10 @@ Windowing and post-processing live in `llmkit.finetune.qa_spans`; they also serv
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from datasets import DatasetDict
 from transformers import (
     AutoModelForQuestionAnswering,
     DataCollatorWithPadding,
@@ -38,8 +40,18 @@ from llmkit.finetune.lora import apply_lora
 from llmkit.finetune.outputs import finish_run
 from llmkit.finetune.qa_data import has_unanswerable, load_qa
 from llmkit.finetune.qa_eval import AnswerScorer, QuestionAnsweringTrainer
-from llmkit.finetune.qa_spans import NULL_INDEX, QuestionAnsweringArguments, encode_windows
-from llmkit.finetune.trainer import build_trainer, resume_checkpoint, train_and_evaluate
+from llmkit.finetune.qa_spans import (
+    MAX_QUESTION_TOKENS,
+    NULL_INDEX,
+    QuestionAnsweringArguments,
+    encode_windows,
+)
+from llmkit.finetune.trainer import (
+    build_trainer,
+    resume_checkpoint,
+    train_and_evaluate,
+    weights_from_checkpoint,
+)
 from llmkit.launch import one_run_per_output_dir
 from llmkit.loading import load_pretrained
 from llmkit.log import get_logger
@@ -104,6 +116,7 @@ def finetune_qa(parsed: FinetuneParsed) -> dict:
     allow_null = has_unanswerable(raw) if allow_null is None else allow_null
     hint, tokenizer = encoder_tokenizer(model_name)
     max_length = _check_lengths(tokenizer, data_args, qa_args)
+    _warn_if_many_windows(raw, tokenizer, max_length, qa_args.doc_stride)
     with args.main_process_first(desc="tokenizing"):
         features = raw.map(
             encode_features,
@@ -118,13 +131,14 @@ def finetune_qa(parsed: FinetuneParsed) -> dict:
         + f"; unanswerable questions {'allowed' if allow_null else 'not allowed'}"
     )
     set_seed(args.seed)
-    model = load_pretrained(AutoModelForQuestionAnswering, model_name, hint=hint)
+    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
+    with weights_from_checkpoint(resume):
+        model = load_pretrained(AutoModelForQuestionAnswering, model_name, hint=hint)
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, "QUESTION_ANS", trainable_heads=["qa_outputs"])
     scorer = AnswerScorer(qa_args, allow_null)
     scorer.sets = {name: (features[name], raw[name]) for name in ("validation", "test") if name in raw}
     scorer.sets["eval"] = scorer.sets.pop("validation")
-    resume = resume_checkpoint(args, use_lora=lora_args.use_lora)
     trainer = build_trainer(
         args,
         features,
@@ -191,3 +205,32 @@ def _check_lengths(tokenizer, data_args: FinetuneDataArguments, qa_args: Questio
             f"try --doc_stride {max_length // 4}."
         )
     return max_length
+
+
+# More windows than this for one context: a book-length context, which makes the run slow with no other sign why.
+MANY_WINDOWS = 100
+
+
+def _warn_if_many_windows(raw: DatasetDict, tokenizer, max_length: int, stride: int) -> None:
+    """Before windowing, say how many windows very long contexts make (each one is a training example and a
+    forward pass at evaluation) and which flags decide that; the windowing itself is left as it is."""
+    contexts = [c for split in raw.values() for c in split["context"]]
+    longest = max(contexts, key=len, default="")
+    if len(longest) < MANY_WINDOWS * (max_length - stride):  # even at one character a token: few windows
+        return
+    sample = longest[:20_000]  # tokens per character, measured on a slice: tokenizing it all is what is slow
+    per_char = len(tokenizer(sample, add_special_tokens=False)["input_ids"]) / max(len(sample), 1)
+    questions = [q for split in raw.values() for q in split["question"][:100]]
+    asked = tokenizer(questions, add_special_tokens=False)["input_ids"]
+    question = min(sum(map(len, asked)) / max(len(asked), 1), MAX_QUESTION_TOKENS)
+    room = max_length - question - 3  # a window holds the question, the context and three special tokens
+    counts = [1 + max(0, math.ceil((len(c) * per_char - room) / max(room - stride, 1))) for c in contexts]
+    if max(counts) <= MANY_WINDOWS:
+        return
+    logger.warning(
+        f"warning: long contexts: the longest is about {max(counts)} windows, and the {len(contexts)} questions "
+        f"make about {sum(counts)} windows in all, each trained on and scored as one example, so windowing and "
+        f"every epoch will take long. --max_length {max_length} (tokens per window) and --doc_stride {stride} "
+        "(tokens shared by neighbouring windows) decide the count; cutting each context to the passage around "
+        "its answer makes it small."
+    )

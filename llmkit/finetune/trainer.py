@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
@@ -213,6 +215,30 @@ def resume_checkpoint(args: FinetuneTrainingArguments, *, use_lora: bool | None 
     if resume and args.process_index == 0:
         logger.info(f"resuming from {resume}")
     return resume
+
+
+class _NoLoadReport(logging.Filter):
+    """Drops transformers' weight-loading report (whole, or as llmkit's one line about a new task head)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "LOAD REPORT" not in message and "new task head" not in message
+
+
+@contextmanager
+def weights_from_checkpoint(resume: str | None) -> Iterator[None]:
+    """Build a resumed run's model without the load report, which would call its task head new and untrained:
+    the checkpoint's trained weights replace the loaded ones before the first step."""
+    if not resume:
+        yield
+        return
+    quiet, source = _NoLoadReport(), logging.getLogger("transformers.modeling_utils")
+    source.addFilter(quiet)
+    try:
+        yield
+    finally:
+        source.removeFilter(quiet)
+    logger.info(f"the model's weights, task head included, are loaded from {resume}")
 
 
 def _check_resumed_kind(resume: str | None, use_lora: bool) -> None:

@@ -198,6 +198,7 @@ def _load_model(name: str | None, labels: list[str], model_args: FinetuneModelAr
         name,
         labels,
         kind="an image classifier",
+        tiny=CARD.tiny,
         check=check,
         ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )

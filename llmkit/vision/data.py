@@ -244,9 +244,11 @@ def _from_table(
     """Rename to image/label; local files hold paths (relative to the file), checked and then decoded lazily."""
     out = DatasetDict()
     for split, ds in table.items():
+        _refuse_unlabelled(ds, data, label_col)
         if not isinstance(ds.features[image_col], ImageFeature):
             base = {s: Path(describe(data, s)).parent for s in ("train", "validation", "test")}
             paths = [str(base[s] / p) for s, p in zip(ds[SOURCE], ds[image_col])]
+            _refuse_missing(paths, ds, data, base)
             check_images(paths, [locate(data, s, r) for s, r in zip(ds[SOURCE], ds[ROW])])
             ds = (
                 ds.remove_columns(image_col)
@@ -264,6 +266,31 @@ def _from_table(
             {k: v for k, v in ((image_col, "image"), ("__label", "label")) if k != v}
         )
     return out
+
+
+def _refuse_missing(
+    paths: list[str], ds: Dataset, data: FinetuneDataArguments, base: dict[str, Path]
+) -> None:
+    """Name the first row (in file order) whose image is missing, and the folder its path was taken from."""
+    missing = sorted((s, r, p) for s, r, p in zip(ds[SOURCE], ds[ROW], paths) if not Path(p).is_file())
+    if missing:
+        source, row, path = missing[0]
+        raise UserError(
+            f"no image file at {path} ({locate(data, source, row)}): image paths in "
+            f"a table are relative to its folder ({base[source].resolve()}); fix the path or remove the row."
+        )
+
+
+def _refuse_unlabelled(ds: Dataset, data: FinetuneDataArguments, label_col: str) -> None:
+    """Refuse rows with an empty label: they became a class named 'None' (and a CSV's numbers floats, '1.0')."""
+    blank = sorted(
+        (source, row)
+        for source, row, value in zip(ds[SOURCE], ds[ROW], ds[label_col])
+        if value is None or (isinstance(value, str) and not value.strip())
+    )
+    if blank:
+        where = ", ".join(locate(data, s, r) for s, r in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        raise UserError(f"{len(blank)} image(s) have no {label_col!r}: {where}. Label them or remove them.")
 
 
 def _encode_labels(raw: DatasetDict, data: FinetuneDataArguments) -> tuple[DatasetDict, list[str]]:

@@ -218,6 +218,7 @@ def load_detector(
         name,
         labels,
         kind="an object detector",
+        tiny=CARD.tiny,
         check=check,
         ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
     )

@@ -4,12 +4,13 @@ its image processor, and the PIL-backed processor classes the tiny models built 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import transformers
 from transformers import AutoConfig, AutoImageProcessor
 
 from llmkit.errors import UserError
-from llmkit.loading import load_pretrained
+from llmkit.loading import load_pretrained, looks_like_path
 
 
 def label_maps(labels: list[str]) -> tuple[dict[int, str], dict[str, int]]:
@@ -29,15 +30,17 @@ def load_labelled_model(
     labels: list[str],
     *,
     kind: str,
+    tiny: str,
     check: Callable[..., bool],
     ignore_mismatched_sizes: bool,
 ):
     """A checkpoint as `auto_class` with a head for `labels`, and its image processor.
 
     `check(config)` refuses a checkpoint the recipe cannot use and says whether its head is trained for these
-    labels; an untrained (or, with `ignore_mismatched_sizes`, any mismatched) head is replaced.
+    labels; an untrained (or, with `ignore_mismatched_sizes`, any mismatched) head is replaced. `tiny` names the
+    model the recipe builds in code when no checkpoint is given: the way to train without the Hub.
     """
-    trained_head = check(load_checkpoint_config(name, kind))
+    trained_head = check(load_checkpoint_config(name, kind, tiny))
     processor = load_image_processor(name)
     model = load_pretrained(
         auto_class,
@@ -48,9 +51,14 @@ def load_labelled_model(
     return model, processor
 
 
-def load_checkpoint_config(name: str, kind: str):
-    """The checkpoint's config, with a hint naming the kind of model folder expected."""
-    return load_pretrained(AutoConfig, name, hint=f"Pass a Hub name or {kind}'s folder.")
+def load_checkpoint_config(name: str, kind: str, tiny: str):
+    """The checkpoint's config; a failure's hint names the kind of folder expected, and for a Hub name (which
+    fails offline or when the name is wrong) the model built in code, which needs no download."""
+    if Path(name).expanduser().exists() or looks_like_path(name):
+        hint = f"The folder must hold {kind} (config.json and weights)."
+    else:
+        hint = f"Without the Hub, leave out --model_name_or_path: the recipe then trains a {tiny}."
+    return load_pretrained(AutoConfig, name, hint=hint)
 
 
 def has_trained_head(config) -> bool:

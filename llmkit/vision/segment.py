@@ -194,6 +194,7 @@ def _load_model(
         name,
         labels.names,
         kind="a segmentation model",
+        tiny=CARD.tiny,
         check=lambda config: _check_head(name, config, len(labels.names), ignore),
         ignore_mismatched_sizes=ignore,
     )

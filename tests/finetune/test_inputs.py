@@ -132,45 +132,6 @@ def test_loading_lets_real_failures_through():
         load_pretrained(HasABug, "bert-base-uncased")
 
 
-def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
-    from safetensors.torch import save_file
-
-    checkpoint = tmp_path / "o" / "checkpoint-4"  # what an earlier run on other labels left in output_dir
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "cats", "1": "dogs"}}))
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
-    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
-    train = _write(tmp_path / "train.jsonl", TRAIN)
-    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
-    assert (
-        "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']"
-        in err
-    )
-
-
-@pytest.mark.parametrize(("recipe", "adapter"), [("finetune-bert", False), ("finetune-qa", True)])
-def test_resuming_a_full_run_as_lora_or_a_lora_run_as_full_is_refused(recipe, adapter, tmp_path, capsys):
-    # a full checkpoint continued with --use_lora ended in torch's "loaded state dict contains a parameter group
-    # that doesn't match the size of optimizer's group" after the model was built
-    from safetensors.torch import save_file
-
-    checkpoint = tmp_path / "o" / "checkpoint-4"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
-    weights = "adapter_model.safetensors" if adapter else "model.safetensors"
-    save_file({"w": torch.zeros(2)}, str(checkpoint / weights))
-    if adapter:
-        (checkpoint / "adapter_config.json").write_text("{}")
-    argv = [recipe, *MINILM, "--output_dir", str(tmp_path / "o"), *([] if adapter else ["--use_lora"])]
-    if recipe == "finetune-bert":
-        argv += ["--train_file", str(_write(tmp_path / "train.jsonl", TRAIN))]
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main(argv)
-    err = capsys.readouterr().err
-    kind, fix = ("LoRA adapter", "with --use_lora") if adapter else ("full model", "without --use_lora")
-    assert exit_.value.code == 2 and f"checkpoint-4 is a {kind} checkpoint; continue it {fix}" in err, err
-
-
 def test_an_empty_test_file_is_refused(tmp_path, capsys):
     train = _write(tmp_path / "train.jsonl", TRAIN)
     (tmp_path / "test.jsonl").write_text("")
@@ -402,22 +363,3 @@ def test_finetune_gpt2_does_not_write_into_finetune_berts_folder():
 
     folders = {parse_args(m.TYPES, [])[-1].output_dir for m in (finetune_bert, finetune_gpt2)}
     assert folders == {"runs/finetune", "runs/finetune-gpt2"}
-
-
-def test_resuming_a_checkpoint_of_another_model_is_refused(tiny_run, tmp_path, capsys):
-    # a BERT classifier's checkpoint in finetune-gpt2's output_dir: torch's "loaded state dict contains a
-    # parameter group that doesn't match the size of optimizer's group" traceback
-    from safetensors.torch import save_file
-
-    checkpoint = tmp_path / "o" / "checkpoint-4"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
-    (checkpoint / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"]}))
-    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
-    argv = ["finetune-gpt2", "--model_name_or_path", str(tiny_run[0]), "--output_dir", str(tmp_path / "o")]
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main([*argv, "--max_train_samples", "16", "--max_eval_samples", "8"])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2, err
-    assert "checkpoint-4 holds a BertForSequenceClassification, not the GPT2LMHeadModel" in err, err
-    assert "new --output_dir" in err, err

@@ -1,5 +1,6 @@
 """A user's mistake in the images or the checkpoint: one line naming the problem and the fix, exit status 2."""
 
+import json
 import logging
 import shutil
 import warnings
@@ -83,6 +84,12 @@ def test_a_missing_image_in_a_table_is_named_with_its_line_and_text_flags_are_re
     table.write_text(f"image,label\n{first},0\n{first},1\ngone.png,1\n")
     with pytest.raises(UserError, match=r"no image file at .*gone.png \(.*images.csv line 4\)"):
         finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+    # a path relative to the working folder, not the table's: the message said only "no image file at x.png"
+    (tmp_path / "in_cwd.csv").write_text(f"image,label\n{first.name},0\n{first.name},1\n")
+    with pytest.raises(UserError, match=f"relative to its folder \\({tmp_path}\\)"):
+        finetune_image(
+            ["--train_file", str(tmp_path / "in_cwd.csv"), "--output_dir", str(tmp_path / "o"), *STEP]
+        )
     with pytest.raises(UserError, match="does not take --text_column"):
         finetune_image(
             ["--train_file", str(table), "--text_column", "x", "--output_dir", str(tmp_path / "o")]
@@ -189,3 +196,41 @@ def test_a_datasets_root_of_split_folders_is_not_taken_for_two_classes(canvases,
     from llmkit.vision.data import folder_rows
 
     assert {row["label"] for row in folder_rows(odd, "--train_dir", min_classes=2)} == {"test", "train"}
+
+
+def test_an_uncached_hub_name_offline_is_named_with_the_model_built_in_code(tmp_path):
+    # it said "Pass a Hub name or an image classifier's folder" after a Hub name had been passed
+    from llmkit.vision.classify import CARD
+    from llmkit.vision.models import load_checkpoint_config
+
+    with pytest.raises(UserError) as hub:
+        load_checkpoint_config("google/vit-base-patch16-224", "an image classifier", CARD.tiny)
+    assert "Hub is unreachable" in str(hub.value) and "not in the local cache" in str(hub.value)
+    assert "leave out --model_name_or_path: the recipe then trains a tiny ResNet" in str(hub.value)
+    assert "Pass a Hub name" not in str(hub.value)
+    with pytest.raises(UserError, match="must hold an image classifier"):
+        load_checkpoint_config(str(tmp_path), "an image classifier", CARD.tiny)  # a folder without a model
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_an_image_without_a_label_in_a_table_is_named_with_its_line(canvases, tmp_path, kind):
+    # a blank CSV cell trained a class named 'None' and turned the numeric labels into '0.0' and '1.0'
+    first, second = sorted(canvases.glob("train/0/*.png"))[:2]
+    rows = [(first, 0), (second, 1)] * 4
+    if kind == "csv":  # an empty cell
+        table = tmp_path / "images.csv"
+        table.write_text(
+            "image,label\n" + "".join(f"{p},{'' if i == 2 else y}\n" for i, (p, y) in enumerate(rows))
+        )
+        where = "images.csv line 4"
+    else:  # a JSON null
+        table = tmp_path / "images.jsonl"
+        lines = [
+            json.dumps({"image": str(p), "label": None if i == 2 else y}) for i, (p, y) in enumerate(rows)
+        ]
+        table.write_text("\n".join(lines) + "\n")
+        where = "images.jsonl line 3"
+    with pytest.raises(
+        UserError, match=f"1 image\\(s\\) have no 'label': .*{where}. Label them or remove them"
+    ):
+        finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
