@@ -13,6 +13,8 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -124,3 +126,24 @@ def configure_logging(log_level: str = "passive", log_level_replica: str = "warn
     wanted = log_level if is_main_process() else log_level_replica
     default = logging.INFO if is_main_process() else logging.WARNING
     logger.setLevel(LEVELS.get(wanted, default))
+
+
+class _Without(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
+
+
+@contextmanager
+def without_messages(logger_name: str, *fragments: str) -> Iterator[None]:
+    """Leave out another library's log lines holding any of `fragments` while the block runs (llmkit says it better)."""
+    dropped, source = _Without(fragments), logging.getLogger(logger_name)
+    source.addFilter(dropped)
+    try:
+        yield
+    finally:
+        source.removeFilter(dropped)

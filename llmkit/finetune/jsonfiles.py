@@ -4,12 +4,11 @@ the `datasets` JSON loader's own log line on a malformed file is left to llmkit'
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from llmkit.errors import UserError
+from llmkit.log import without_messages
 
 SHAPES = 'a list of records ([{"text": ..., "label": ...}, ...]) or JSON lines (one such object per line)'
 
@@ -53,19 +52,8 @@ def _single_object(path: Path) -> dict | None:
     return found if isinstance(found, dict) and not more else None
 
 
-class _NoLoaderFailure(logging.Filter):
-    """Drops the loader's "Failed to load JSON from file ..." line: the error that follows it is llmkit's."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(("Failed to load JSON", "Failed to convert pandas"))
-
-
-@contextmanager
-def quiet_json_loader() -> Iterator[None]:
+def quiet_json_loader() -> AbstractContextManager[None]:
     """While loading data files, leave the `datasets` JSON loader's failure log out (llmkit reports the line)."""
-    quiet, source = _NoLoaderFailure(), logging.getLogger("datasets.packaged_modules.json.json")
-    source.addFilter(quiet)
-    try:
-        yield
-    finally:
-        source.removeFilter(quiet)
+    return without_messages(
+        "datasets.packaged_modules.json.json", "Failed to load JSON", "Failed to convert pandas"
+    )

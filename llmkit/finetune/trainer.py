@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finishe
 from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
-from llmkit.log import get_logger
+from llmkit.log import get_logger, without_messages
 
 logger = get_logger(__name__)
 
@@ -217,14 +216,6 @@ def resume_checkpoint(args: FinetuneTrainingArguments, *, use_lora: bool | None 
     return resume
 
 
-class _NoLoadReport(logging.Filter):
-    """Drops transformers' weight-loading report (whole, or as llmkit's one line about a new task head)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return "LOAD REPORT" not in message and "new task head" not in message
-
-
 @contextmanager
 def weights_from_checkpoint(resume: str | None) -> Iterator[None]:
     """Build a resumed run's model without the load report, which would call its task head new and untrained:
@@ -232,12 +223,9 @@ def weights_from_checkpoint(resume: str | None) -> Iterator[None]:
     if not resume:
         yield
         return
-    quiet, source = _NoLoadReport(), logging.getLogger("transformers.modeling_utils")
-    source.addFilter(quiet)
-    try:
+    # transformers' weight-loading report, whole or as llmkit's one line about a new task head
+    with without_messages("transformers.modeling_utils", "LOAD REPORT", "new task head"):
         yield
-    finally:
-        source.removeFilter(quiet)
     logger.info(f"the model's weights, task head included, are loaded from {resume}")
 
 

@@ -1,5 +1,11 @@
 """Flags and texts the fine-tuning tests share, and a helper that runs a recipe in-process."""
 
+import json
+import logging
+
+import pytest
+
+from llmkit.cli import main as llmkit_main
 from llmkit.finetune.common import packaged_minilm
 
 MINILM = ["--model_name_or_path", packaged_minilm()]  # a real pretrained BERT-family encoder, offline
@@ -41,3 +47,32 @@ MONEY = [
 def run(recipe_main, argv):
     """Run a recipe's main() in this process, as `python recipes/X.py argv` would."""
     return recipe_main(argv)
+
+
+def bert_fails(argv, capsys) -> str:
+    """Run finetune-bert on the packaged MiniLM, expect a clean refusal (exit 2); its `error:` line."""
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["finetune-bert", *MINILM, *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err, err
+    return next(line for line in err.splitlines() if line.startswith("error: "))
+
+
+def write_jsonl(path, rows):
+    """Write rows as JSON lines; the path."""
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+TRAIN = [{"text": t, "label": "animal"} for t in ANIMALS] + [{"text": t, "label": "money"} for t in MONEY]
+
+
+class KeptMessages(logging.Handler):
+    """Keeps the messages a logger lets through its filters, to assert on what a user would see."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())

@@ -1,39 +1,20 @@
 """Bad labels and bad model paths are refused with the file, line or folder and the fix; real failures pass through."""
 
-import json
-
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from llmkit.cli import main as llmkit_main
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
-from tests.finetune.helpers import ANIMALS, MINILM, MONEY
-
-
-def _fails(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main(["finetune-bert", *MINILM, *argv])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "Traceback" not in err, err
-    return next(line for line in err.splitlines() if line.startswith("error: "))
-
-
-def _write(path, rows):
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-TRAIN = [{"text": t, "label": "animal"} for t in ANIMALS] + [{"text": t, "label": "money"} for t in MONEY]
+from tests.finetune.helpers import ANIMALS, MINILM, MONEY, TRAIN, bert_fails, write_jsonl
 
 
 def test_a_label_only_in_the_validation_file_is_refused(tmp_path, capsys):
-    train = _write(tmp_path / "train.jsonl", TRAIN)
-    valid = _write(
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    valid = write_jsonl(
         tmp_path / "valid.jsonl", [*TRAIN[:3], {"text": "The weather is mild.", "label": "weather"}]
     )
-    err = _fails(
+    err = bert_fails(
         ["--train_file", str(train), "--validation_file", str(valid), "--output_dir", str(tmp_path / "o")],
         capsys,
     )
@@ -48,12 +29,12 @@ def test_a_blank_label_names_its_file_and_line_whatever_the_seed(where, tmp_path
     target = train_rows if where == "train" else valid_rows
     target[2]["label"] = None
     target[3]["label"] = "  "
-    train = _write(tmp_path / "train.jsonl", train_rows)
-    valid = _write(tmp_path / "valid.jsonl", valid_rows)
+    train = write_jsonl(tmp_path / "train.jsonl", train_rows)
+    valid = write_jsonl(tmp_path / "valid.jsonl", valid_rows)
     bad = train if where == "train" else valid
     messages = []
     for seed in ("1", "2"):
-        err = _fails(
+        err = bert_fails(
             [
                 "--train_file",
                 str(train),
@@ -77,7 +58,7 @@ def test_a_blank_label_in_a_held_out_csv_row_is_located(tmp_path, capsys):
     lines[9] = f'"{MONEY[1]}",'  # row 10: line 11 of the file, after the header
     data.write_text("text,label\n" + "\n".join(lines) + "\n")
     for seed in ("1", "7"):  # held out for validation or not, depending on the seed: the same message
-        err = _fails(
+        err = bert_fails(
             [
                 "--train_file",
                 str(data),
@@ -133,9 +114,9 @@ def test_loading_lets_real_failures_through():
 
 
 def test_an_empty_test_file_is_refused(tmp_path, capsys):
-    train = _write(tmp_path / "train.jsonl", TRAIN)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     (tmp_path / "test.jsonl").write_text("")
-    err = _fails(
+    err = bert_fails(
         [
             "--train_file",
             str(train),
@@ -155,8 +136,10 @@ def test_a_label_column_with_one_class_is_refused(task, tmp_path, capsys):
         rows = [{"tokens": t.split(), "tags": ["O"] * len(t.split())} for t in ANIMALS + MONEY]
     else:
         rows = [{"text": t, "label": "animal"} for t in ANIMALS + MONEY]
-    train = _write(tmp_path / "train.jsonl", rows)
-    err = _fails(["--task", task, "--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    err = bert_fails(
+        ["--task", task, "--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys
+    )
     what = "tag ('O'" if task == "token" else "label ('animal'"
     assert f"every example in {train} has the same {what}" in err and "at least two classes" in err
     assert not (tmp_path / "o" / "config.json").exists()
@@ -165,15 +148,15 @@ def test_a_label_column_with_one_class_is_refused(task, tmp_path, capsys):
 def test_a_one_row_or_header_only_csv_is_named_in_one_line(tmp_path, capsys):
     one = tmp_path / "one.csv"
     one.write_text('text,label\n"The cat sat on the mat.",animal\n')
-    err = _fails(["--train_file", str(one), "--output_dir", str(tmp_path / "o")], capsys)
+    err = bert_fails(["--train_file", str(one), "--output_dir", str(tmp_path / "o")], capsys)
     assert f"{one} has only 1 example" in err and "--validation_file" in err
     header = tmp_path / "header.csv"
     header.write_text("text,label\n")
-    err = _fails(["--train_file", str(header), "--output_dir", str(tmp_path / "o")], capsys)
+    err = bert_fails(["--train_file", str(header), "--output_dir", str(tmp_path / "o")], capsys)
     assert f"{header} has no examples" in err and "corresponds to no data" not in err
-    train = _write(tmp_path / "train.jsonl", TRAIN)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     argv = ["--train_file", str(train), "--validation_file", str(header), "--output_dir", str(tmp_path / "o")]
-    assert f"{header} has no examples" in _fails(argv, capsys)
+    assert f"{header} has no examples" in bert_fails(argv, capsys)
 
 
 def test_a_text_column_of_numbers_is_read_as_text():
@@ -194,12 +177,12 @@ def test_a_text_column_of_numbers_is_read_as_text():
 def test_a_file_whose_texts_are_all_empty_is_named(where, tmp_path, capsys):
     # a validation file of empty texts ended in "Column 'truncated' doesn't exist"; a training file in "every
     # example has the same label ''" (finetune-gpt2 and a T5 of empty targets: tracebacks too)
-    empty = _write(
+    empty = write_jsonl(
         tmp_path / "empty.jsonl", [{"text": " ", "label": "animal"}, {"text": "", "label": "money"}]
     )
-    files = [str(empty)] if where == "train" else [str(_write(tmp_path / "t.jsonl", TRAIN)), str(empty)]
+    files = [str(empty)] if where == "train" else [str(write_jsonl(tmp_path / "t.jsonl", TRAIN)), str(empty)]
     argv = ["--train_file", files[0], *(["--validation_file", files[1]] if files[1:] else [])]
-    err = _fails([*argv, "--output_dir", str(tmp_path / "o")], capsys)
+    err = bert_fails([*argv, "--output_dir", str(tmp_path / "o")], capsys)
     assert f"every example in {empty} has an empty 'text'" in err and "--text_column" in err
     assert not (tmp_path / "o").exists()
 
@@ -227,9 +210,9 @@ def test_lora_target_modules_are_split_at_commas_and_a_name_no_layer_has_is_refu
         n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in wrapped.named_parameters() if "lora_A" in n
     }
     assert adapted == {"query", "value"}
-    train = _write(tmp_path / "train.jsonl", TRAIN)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     argv = ["--train_file", str(train), "--output_dir", str(tmp_path / "o"), "--use_lora"]
-    err = _fails([*argv, "--lora_target_modules", "query", "vlaue"], capsys)
+    err = bert_fails([*argv, "--lora_target_modules", "query", "vlaue"], capsys)
     assert "--lora_target_modules vlaue: no layer" in err and "value" in err.split("named")[1]
     assert not (tmp_path / "o" / "config.json").exists()
 
@@ -239,8 +222,8 @@ def test_a_text_column_mixing_strings_and_other_json_values_is_named(odd, tmp_pa
     # a number beside strings ended in "int has no len()", an object in the tokenizer's TypeError: tracebacks
     rows = [dict(row) for row in TRAIN]
     rows[3]["text"] = odd
-    train = _write(tmp_path / "train.jsonl", rows)
-    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    err = bert_fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
     assert (
         f"the 'text' column of the train data holds {type(odd).__name__} values such as {odd!r} beside" in err
     )
@@ -285,13 +268,13 @@ def test_tagging_rows_without_one_tag_per_word_are_located(tmp_path, capsys):
         "tokens": ["A", "dog", "barked"],
         "tags": ["O", "B-ANIMAL"],
     }  # an IndexError traceback in align
-    short = _write(tmp_path / "short.jsonl", rows)
+    short = write_jsonl(tmp_path / "short.jsonl", rows)
     argv = ["--task", "token", "--output_dir", str(tmp_path / "o")]
-    err = _fails(["--train_file", str(short), *argv], capsys)
+    err = bert_fails(["--train_file", str(short), *argv], capsys)
     assert f"{short} line 8: 3 words in 'tokens' but 2 tags in 'tags'; give one tag per word." in err
     rows[7] = {"tokens": "A dog barked", "tags": ["O", "B-ANIMAL", "O"]}
-    text = _write(tmp_path / "text.jsonl", rows)
-    err = _fails(["--train_file", str(text), *argv], capsys)
+    text = write_jsonl(tmp_path / "text.jsonl", rows)
+    err = bert_fails(["--train_file", str(text), *argv], capsys)
     assert f"{text} line 8: 'tokens' is 'A dog barked', not a list of words" in err
     assert not (tmp_path / "o").exists()
 
@@ -320,8 +303,8 @@ def test_number_tags_without_names_are_said_to_score_words_not_entities(caplog):
 def test_a_label_that_is_a_json_object_is_refused(tmp_path, capsys):
     # it trained, the object's text becoming a class name
     rows = [{"text": t, "label": {"kind": i % 2}} for i, t in enumerate(ANIMALS + MONEY)]
-    train = _write(tmp_path / "train.jsonl", rows)
-    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    err = bert_fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
     assert f"{train} line 1: 'label' is {{'kind': 0}}, not a label" in err, err
     assert not (tmp_path / "o" / "config.json").exists()
 
@@ -332,7 +315,7 @@ def test_a_validation_file_that_is_training_data_is_said_and_a_semicolon_csv_is_
     from llmkit.finetune.builtin import classification_sample
     from llmkit.finetune.data import FinetuneDataArguments, load_table
 
-    train = _write(tmp_path / "train.jsonl", TRAIN)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(train.read_bytes())
     for valid in (train, copy):
@@ -341,7 +324,7 @@ def test_a_validation_file_that_is_training_data_is_said_and_a_semicolon_csv_is_
         load_table(args, classification_sample, ["text", "label"])
         assert f"the validation file {valid} is also training data" in caplog.text
     caplog.clear()
-    other = _write(tmp_path / "other.jsonl", TRAIN[:2])
+    other = write_jsonl(tmp_path / "other.jsonl", TRAIN[:2])
     load_table(
         FinetuneDataArguments(train_file=str(train), validation_file=str(other)),
         classification_sample,

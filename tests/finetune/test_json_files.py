@@ -3,18 +3,7 @@
 import json
 import logging
 
-from tests.finetune.test_inputs import TRAIN, _fails, _write
-
-
-class _Kept(logging.Handler):
-    """Keeps what the `datasets` JSON loader logs."""
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
+from tests.finetune.helpers import TRAIN, KeptMessages, bert_fails, write_jsonl
 
 
 def test_a_malformed_line_is_named_by_llmkit_alone(tmp_path, capsys):
@@ -22,10 +11,10 @@ def test_a_malformed_line_is_named_by_llmkit_alone(tmp_path, capsys):
     lines = [json.dumps(r) for r in TRAIN * 3]
     lines[20] = "not json at all"
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
-    kept, source = _Kept(), logging.getLogger("datasets.packaged_modules.json.json")
+    kept, source = KeptMessages(), logging.getLogger("datasets.packaged_modules.json.json")
     source.addHandler(kept)
     try:
-        err = _fails(
+        err = bert_fails(
             ["--train_file", str(tmp_path / "bad.jsonl"), "--output_dir", str(tmp_path / "o")], capsys
         )
     finally:
@@ -37,7 +26,7 @@ def test_an_object_of_columns_is_refused_with_the_shapes_that_work(tmp_path, cap
     # {"text": [...], "label": [...]} was read as one example and refused as "has only 1 example"
     columns = {"text": [r["text"] for r in TRAIN], "label": [r["label"] for r in TRAIN]}
     (tmp_path / "columns.json").write_text(json.dumps(columns, indent=2))
-    err = _fails(
+    err = bert_fails(
         ["--train_file", str(tmp_path / "columns.json"), "--output_dir", str(tmp_path / "o")], capsys
     )
     assert 'holds one JSON object of columns ("text": [...], "label": [...])' in err, err
@@ -46,7 +35,9 @@ def test_an_object_of_columns_is_refused_with_the_shapes_that_work(tmp_path, cap
 
 def test_a_single_record_is_refused_with_the_shapes_that_work(tmp_path, capsys):
     (tmp_path / "one.json").write_text(json.dumps(TRAIN[0]))
-    err = _fails(["--train_file", str(tmp_path / "one.json"), "--output_dir", str(tmp_path / "o")], capsys)
+    err = bert_fails(
+        ["--train_file", str(tmp_path / "one.json"), "--output_dir", str(tmp_path / "o")], capsys
+    )
     assert "holds a single JSON object, one example" in err and "a list of records" in err, err
 
 
@@ -55,8 +46,12 @@ def test_records_as_a_list_or_json_lines_still_load(tmp_path):
 
     listed = tmp_path / "list.json"
     listed.write_text(json.dumps(TRAIN, indent=2))
-    for path in (listed, _write(tmp_path / "rows.jsonl", TRAIN), _write(tmp_path / "rows.json", TRAIN)):
+    for path in (
+        listed,
+        write_jsonl(tmp_path / "rows.jsonl", TRAIN),
+        write_jsonl(tmp_path / "rows.json", TRAIN),
+    ):
         refuse_one_object(str(path), training=True)  # no error
     refuse_one_object(
-        str(_write(tmp_path / "valid.jsonl", TRAIN[:1])), training=False
+        str(write_jsonl(tmp_path / "valid.jsonl", TRAIN[:1])), training=False
     )  # one validation row is allowed

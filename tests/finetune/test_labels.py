@@ -2,18 +2,9 @@
 
 import pytest
 
-from llmkit.cli import main as llmkit_main
-from tests.finetune.helpers import ANIMALS, MINILM, MONEY
+from tests.finetune.helpers import ANIMALS, MONEY, bert_fails
 
 TEXTS = ANIMALS + MONEY
-
-
-def _fails(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main(["finetune-bert", *MINILM, *argv])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "Traceback" not in err, err
-    return next(line for line in err.splitlines() if line.startswith("error: "))
 
 
 @pytest.mark.parametrize(
@@ -27,7 +18,7 @@ def test_a_label_column_of_distinct_values_is_refused(labels, fix, tmp_path, cap
     """16 distinct scores trained a 16-way classifier with one example per class, silently, scoring 0."""
     train = tmp_path / "train.csv"
     train.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in zip(TEXTS, labels)))
-    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    err = bert_fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
     assert f"'label' in {train} has 16 different values among 16 examples" in err and fix in err
     assert not (tmp_path / "o").exists()
 

@@ -9,25 +9,13 @@ import torch
 import transformers
 
 from llmkit.cli import main as llmkit_main
-from tests.finetune.helpers import MINILM
-from tests.finetune.test_inputs import TRAIN, _fails, _write
-
-
-class _Kept(logging.Handler):
-    """Keeps the messages that transformers' loading logger lets through its filters."""
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
+from tests.finetune.helpers import MINILM, TRAIN, KeptMessages, bert_fails, write_jsonl
 
 
 def test_a_resumed_run_does_not_call_its_task_head_untrained(tmp_path, capsys):
     # the resumed run printed "new task head (classifier.weight, ...) starts untrained (expected when fine-tuning
     # for a new task)" although the checkpoint's trained head replaced it before the first step
-    train = _write(tmp_path / "train.jsonl", TRAIN)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
     argv = [
         "finetune-bert",
         *MINILM,
@@ -38,7 +26,7 @@ def test_a_resumed_run_does_not_call_its_task_head_untrained(tmp_path, capsys):
         "--disable_tqdm",
         "true",
     ]
-    kept, source = _Kept(), logging.getLogger("transformers.modeling_utils")
+    kept, source = KeptMessages(), logging.getLogger("transformers.modeling_utils")
     source.addHandler(kept)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_warning()  # the test session runs at error; a user sees warnings
@@ -73,8 +61,8 @@ def test_resuming_a_run_on_other_labels_is_refused(tmp_path, capsys):
     (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "cats", "1": "dogs"}}))
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "log_history": []}))
     save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
-    train = _write(tmp_path / "train.jsonl", TRAIN)
-    err = _fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    err = bert_fails(["--train_file", str(train), "--output_dir", str(tmp_path / "o")], capsys)
     assert (
         "checkpoint-4 was trained with the labels ['cats', 'dogs'], but the data has ['animal', 'money']"
         in err
@@ -96,7 +84,7 @@ def test_resuming_a_full_run_as_lora_or_a_lora_run_as_full_is_refused(recipe, ad
         (checkpoint / "adapter_config.json").write_text("{}")
     argv = [recipe, *MINILM, "--output_dir", str(tmp_path / "o"), *([] if adapter else ["--use_lora"])]
     if recipe == "finetune-bert":
-        argv += ["--train_file", str(_write(tmp_path / "train.jsonl", TRAIN))]
+        argv += ["--train_file", str(write_jsonl(tmp_path / "train.jsonl", TRAIN))]
     with pytest.raises(SystemExit) as exit_:
         llmkit_main(argv)
     err = capsys.readouterr().err
