@@ -40,9 +40,8 @@ ORDER = [
 
 def run(name: str, work: Path) -> dict:
     """One config as a command, from start to exit."""
-    command = (
-        (CONFIGS / f"{name}.yaml").read_text().split()[2]
-    )  # each config opens with "# llmkit NAME --config"
+    # each config opens with "# llmkit NAME --config"
+    command = (CONFIGS / f"{name}.yaml").read_text().split()[2]
     argv = [sys.executable, "-m", "llmkit.cli", command, "--config", str(CONFIGS / f"{name}.yaml")]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()

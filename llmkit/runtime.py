@@ -53,9 +53,8 @@ class LlmkitTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         self._check_numbers()  # its ranges name the rule (NaN fails them too); _check_finite catches the rest
         _check_finite(self)
-        if (
-            self.output_dir and Path(self.output_dir).expanduser().is_file()
-        ):  # else found after the model loads
+        # without this, found only after the model loads
+        if self.output_dir and Path(self.output_dir).expanduser().is_file():
             raise ValueError(
                 f"--output_dir {self.output_dir} is a file; pass a folder (new, or an earlier run's)."
             )

@@ -90,9 +90,8 @@ class ClassicArguments:
             raise UserError(
                 f"--learning_rate must be positive{' and finite' * (self.learning_rate > 0)}, got {self.learning_rate}."
             )
-        if (
-            self.learning_rate > 3.4e37
-        ):  # Adam's first step (10x it) overflowed float32: a RuntimeError traceback
+        # Adam's first step (10x it) overflowed float32: a RuntimeError traceback
+        if self.learning_rate > 3.4e37:
             raise UserError(f"--learning_rate must be at most 3.4e+37, got {self.learning_rate:g}.")
         if not 0 <= self.seed < 2**32:
             raise UserError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")

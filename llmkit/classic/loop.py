@@ -355,9 +355,8 @@ def _refuse_non_finite(args: ClassicArguments, metrics: dict, log_history: list[
     key, value = next((k, v) for k, v in (row or metrics).items() if not _finite(v))
     where = f"epoch {row['epoch']} (step {row['step']})" if row else "the end of training"
     what = f"{key} is {value}" if isinstance(value, float) else f"{key} holds a NaN or infinite number"
-    flag = (
-        "rbm_learning_rate" if key == "rbm_history" else "learning_rate"
-    )  # the DBN's pretraining has its own
+    # the DBN's RBM pretraining has its own learning rate
+    flag = "rbm_learning_rate" if key == "rbm_history" else "learning_rate"
     raise diverged(where, what, getattr(args, flag), flag=f"--{flag}")
 
 

@@ -205,9 +205,8 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
             validation, train = raw["train"].take(n), raw["train"].skip(n)
         else:
             train = raw["train"]
-        if (
-            next(iter(train), None) is None
-        ):  # else a tokenizer trained on nothing, then a generator's traceback
+        # an empty train split: without this, a tokenizer trained on nothing, then a generator's traceback
+        if next(iter(train), None) is None:
             held = f" after the first {n:,} held out for validation" if raw.get("validation") is None else ""
             raise UserError(
                 f"the streamed corpus {args.source} has no documents left to train on{held}; lower "

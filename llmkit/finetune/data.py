@@ -73,9 +73,8 @@ class FinetuneDataArguments:
                 raise UserError(
                     f"--{name} must be at least 1 (or left out: every example), got {getattr(self, name)}."
                 )
-        if (
-            not 0 < self.validation_split_percentage < 100
-        ):  # image recipes silently held out 1 image, or all but 1
+        # image recipes silently held out 1 image, or all but 1
+        if not 0 < self.validation_split_percentage < 100:
             raise UserError(
                 f"--validation_split_percentage must be between 0 and 100 (e.g. 10), got "
                 f"{self.validation_split_percentage:g}; or pass a validation file or folder."

@@ -126,9 +126,8 @@ def pretrain(
     try:
         run = _prepare(data_args, model_args, args, out)
     except UserError:
-        if (
-            fresh and args.process_index == 0
-        ):  # a refused run leaves no folder it made (empty: nothing is lost)
+        # a refused run leaves no folder it made (empty: nothing is lost)
+        if fresh and args.process_index == 0:
             with contextlib.suppress(OSError):
                 out.rmdir()
         raise
@@ -296,9 +295,8 @@ def _prepare(
             # ranks load that copy (a single process saves it only once every check has passed).
             texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
             saved = out if not is_main else None
-            if (
-                resume
-            ):  # the checkpoint's own copy: a kill while a resume re-saved output_dir's leaves that one cut
+            # the checkpoint's own copy: a kill while a resume re-saved output_dir's leaves that one cut
+            if resume:
                 saved = resume if (Path(resume) / "tokenizer.json").is_file() else out
             tokenizer = get_tokenizer(
                 model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved

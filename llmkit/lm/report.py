@@ -173,9 +173,8 @@ def write_report(
     block_size = extra["block_size"]
     eval_loss = eval_metrics["eval_loss"]
     mfu = report.mfu(report.steady_tokens_per_second)
-    trained = (
-        report.steps > 0
-    )  # a run resumed at its last step measured no speed: report none, not 0 tokens/s
+    # a run resumed at its last step measured no speed: report none, not 0 tokens/s
+    trained = report.steps > 0
     metrics = {
         **extra,
         "parameters": count_parameters(model),

@@ -155,9 +155,8 @@ def _add_files(rag: RAG, files, uploads: Path, previous: Path) -> str:
         src = Path(f if isinstance(f, str) else f.name)
         name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
         first, n = Path(name), 2
-        while (
-            name in names
-        ):  # two files of one upload with the same name: the second must not replace the first
+        # two files of one upload with the same name: the second must not replace the first
+        while name in names:
             name, n = f"{first.stem}-{n}{first.suffix}", n + 1
         if src.stat().st_size > MAX_UPLOAD_MB * 2**20:
             problems.append(f"{name}: larger than {MAX_UPLOAD_MB} MB")

@@ -103,9 +103,8 @@ def finetune_image(
 ) -> dict:
     """Fine-tune an image classifier; write it, its processor, metrics, curves, confusion matrix and model card."""
     data_args, image_args, model_args, vision_args, lora_args, args = parsed
-    if (
-        vision_args.freeze_backbone and lora_args.use_lora
-    ):  # else LoRA trained and the card said "frozen backbone"
+    # without this, LoRA trained and the card said "frozen backbone"
+    if vision_args.freeze_backbone and lora_args.use_lora:
         raise UserError(
             "--freeze_backbone and --use_lora are two ways to transfer (train only the new head, or adapters "
             "beside it); pass one of them."

@@ -215,9 +215,8 @@ def check_images(paths: list[str], where: list[str] | None = None, *, class_ids:
             raise UserError(
                 f"{path}{at} is not a readable image ({err}); replace or remove the file."
             ) from None
-        if (
-            mode in HIGH_DEPTH and not class_ids
-        ):  # convert("RGB") clips them at 255: a 16-bit scan went all white
+        # convert("RGB") clips them at 255: a 16-bit scan went all white
+        if mode in HIGH_DEPTH and not class_ids:
             raise UserError(
                 f"{path}{at} has more than 8 bits per pixel (PIL mode {mode}); the model takes 8-bit RGB, and "
                 "every value above 255 would be white: save it with 8 bits per channel (scaled down) first."

@@ -131,9 +131,8 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
     rows = {}
     for image in images:
         file = _image_file(folder, image["file_name"])
-        if (
-            image["id"] in rows
-        ):  # the later image replaced the earlier, and its boxes landed on the wrong picture
+        # the later image replaced the earlier, and its boxes landed on the wrong picture
+        if image["id"] in rows:
             raise UserError(
                 f"{path}: image id {image['id']!r} is given to both {rows[image['id']]['image']} and {file}; "
                 "give each image its own id (and point each annotation's image_id at its image)."
