@@ -76,3 +76,8 @@ class KeptMessages(logging.Handler):
 
     def emit(self, record):
         self.messages.append(record.getMessage())
+
+
+def squad_answers(text, start):
+    """A SQuAD record's `answers` field: one answer at `start`, or none (an unanswerable question) for ''."""
+    return {"text": [text], "answer_start": [start]} if text else {"text": [], "answer_start": []}
