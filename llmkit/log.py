@@ -63,6 +63,8 @@ class _KnownNoise(logging.Filter):
             return False  # the head is tied to the embedding, which was loaded
         if "requires torchvision (not installed); falling back to" in message:
             return False  # the PIL image processor it falls back to gives the same inputs
+        if message.startswith("mtime may not be reliable on this filesystem"):
+            return False  # checkpoints saved within a second of each other: ordered by step instead, as llmkit does
         if "LOAD REPORT" in message:
             record.msg, record.args = _load_report_line(message), ()
             record.levelno, record.levelname = logging.INFO, "INFO"
@@ -92,6 +94,7 @@ def quiet_known_noise() -> None:
     for name in (
         "transformers.modeling_utils",
         "transformers.trainer",
+        "transformers.trainer_utils",
         "transformers.tokenization_utils_base",
         "transformers.utils.import_utils",
     ):
