@@ -107,6 +107,17 @@ def training_pairs(
     return ids[idx], ids[idx[:, None] + offsets]
 
 
+def _refuse_diverged(progress: dict, lr: float) -> None:
+    """End the run at an epoch whose mean loss is NaN or infinite (its vectors are useless), naming the fix."""
+    loss = progress["losses"][-1]
+    if math.isfinite(loss):
+        return
+    from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+    where = f"epoch {len(progress['losses'])} (step {progress['steps'][-1]})"
+    raise diverged(where, f"the mean loss is {loss}; nothing of this epoch was saved", lr)
+
+
 def train_word2vec(
     words: list[str],
     *,
@@ -176,15 +187,8 @@ def train_word2vec(
                     done = f"epoch {len(progress['losses']) + 1} of {epochs}, batch {progress['batch']}"
                     raise TrainingInterrupted(f"saved {checkpoint} ({done}); run the same command to resume.")
             progress["losses"].append(progress["total"] / max(progress["batches"], 1))
-            if not math.isfinite(progress["losses"][-1]):  # before the checkpoint: the one saved stays usable
-                from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
-
-                step = (progress["steps"][-1] if progress["steps"] else 0) + progress["batch"]
-                where = f"epoch {len(progress['losses'])} (step {step})"
-                raise diverged(
-                    where, f"the mean loss is {progress['losses'][-1]}; nothing of this epoch was saved", lr
-                )
             progress["steps"].append((progress["steps"][-1] if progress["steps"] else 0) + progress["batch"])
+            _refuse_diverged(progress, lr)  # before the checkpoint: the one saved stays usable
             progress.update(batch=0, total=0.0, batches=0)
             progress["seen"] += len(ids)
             progress["seconds"] += time.perf_counter() - start

@@ -17,7 +17,7 @@ from datasets import Dataset, DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
 
 from llmkit import record
-from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run, train_resumable
+from llmkit.checkpoints import train_resumable
 from llmkit.data import DataArguments, collate_blocks, get_tokenizer, load_corpus, pack, pack_stream
 from llmkit.data.corpus import short_split_error
 from llmkit.data.streaming import KeepRankShards
@@ -36,9 +36,10 @@ from llmkit.lm.model import (
 )
 from llmkit.lm.report import ReportCallback, write_report
 from llmkit.lm.resume import (
-    check_resume_matches,
     check_resume_tokenizer,
+    checkpoint_to_resume,
     read_tokenizer_request,
+    saved_tokenizer_dir,
     write_tokenizer_request,
 )
 from llmkit.lm.throughput import describe_mfu, device_peak, precision_of
@@ -268,14 +269,7 @@ def _prepare(
 ) -> _Run:
     """Everything a run checks before it writes a file: the checkpoint to resume, tokenizer, model and blocks."""
     is_main = args.process_index == 0
-    # the first process tidies, the rest read
-    with args.main_process_first(desc="finding the checkpoint to resume"):
-        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
-    if not resume and not args.hp_search_trials:  # a search writes hp_search/ and leaves a finished run alone
-        refuse_to_replace_finished_run(out)
-    if resume:
-        logger.info(f"resuming from {resume}")
-        check_resume_matches(resume, out, model_args, tokenized=bool(data_args.tokenized_dataset))
+    resume = checkpoint_to_resume(data_args, model_args, args, out)
     if args.per_device_train_batch_size <= 0:
         args.per_device_train_batch_size = (
             GPU_MICRO_BATCH[model_args.preset] if args.device.type == "cuda" else 16
@@ -294,19 +288,19 @@ def _prepare(
             # Rank 0 trains or loads the tokenizer; with several processes it saves it now and the other
             # ranks load that copy (a single process saves it only once every check has passed).
             texts = tokenizer_training_texts(corpus["train"], data_args.streaming)
-            saved = out if not is_main else None
-            # the checkpoint's own copy: a kill while a resume re-saved output_dir's leaves that one cut
-            if resume:
-                saved = resume if (Path(resume) / "tokenizer.json").is_file() else out
             tokenizer = get_tokenizer(
-                model_args.tokenizer_name, model_args.bpe_vocab_size, texts, saved_dir=saved
+                model_args.tokenizer_name,
+                model_args.bpe_vocab_size,
+                texts,
+                saved_dir=saved_tokenizer_dir(out, resume, is_main),
             )
             if is_main and args.world_size > 1:
                 _save_tokenizer(out, tokenizer, model_args, data_args, resume)
-    if data_args.tokenized_dataset:
-        source = f"saved in {data_args.tokenized_dataset}"
-    else:
-        source = (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
+    source = (
+        f"saved in {data_args.tokenized_dataset}"
+        if data_args.tokenized_dataset
+        else (read_tokenizer_request(out) if resume else None) or model_args.tokenizer_name
+    )
     logger.info(f"tokenizer: {len(tokenizer)} tokens ({source or 'byte-level BPE trained on the corpus'})")
 
     set_seed(args.seed)  # the same seed gives the same initial weights, on every rank and every run

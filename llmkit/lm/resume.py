@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, TrainingArguments
 
 from llmkit import record
+from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finished_run
+from llmkit.data import DataArguments
 from llmkit.data.tokenizer import load_tokenizer, tokenizer_fingerprint
 from llmkit.errors import UserError
 from llmkit.lm.model import ModelArguments
+from llmkit.log import get_logger
+
+logger = get_logger(__name__)
 
 REQUEST_FILE = "llmkit_tokenizer.json"
 SHAPE_FLAGS = ("n_layer", "n_head", "n_embd", "n_positions")
@@ -127,3 +132,26 @@ def _request(out: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def checkpoint_to_resume(
+    data_args: DataArguments, model_args: ModelArguments, args: TrainingArguments, out: Path
+) -> str | None:
+    """The checkpoint this run continues, checked against its flags; None for a new run (not over a finished one)."""
+    # the first process tidies, the rest read
+    with args.main_process_first(desc="finding the checkpoint to resume"):
+        resume = find_resume_checkpoint(out, args.resume_from_checkpoint)
+    if not resume and not args.hp_search_trials:  # a search writes hp_search/ and leaves a finished run alone
+        refuse_to_replace_finished_run(out)
+    if resume:
+        logger.info(f"resuming from {resume}")
+        check_resume_matches(resume, out, model_args, tokenized=bool(data_args.tokenized_dataset))
+    return resume
+
+
+def saved_tokenizer_dir(out: Path, resume: str | None, is_main: bool) -> str | Path | None:
+    """Where this run's tokenizer was saved before: a resumed checkpoint's own copy (a kill while a resume re-saved
+    output_dir's leaves that one cut), else output_dir's, which the main rank saves for the others."""
+    if resume:
+        return resume if (Path(resume) / "tokenizer.json").is_file() else out
+    return None if is_main else out

@@ -75,6 +75,21 @@ def text2text_tab(model_dir: str) -> None:
 HEATMAP_TOKENS = 96  # the attention map's tokens at most: more would not be readable
 
 
+def _attention_figure(tokens: list[str], weights, title: str):
+    """A token-by-token heatmap of one head's attention weights, sized to the number of tokens."""
+    fig, ax = plt.subplots(
+        figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
+    )
+    ax.imshow(weights, cmap="viridis")
+    ax.set(
+        xticks=range(len(tokens)), yticks=range(len(tokens)), xlabel="attends to", ylabel="token", title=title
+    )
+    ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def generation_tab(model_dir: str) -> None:
     """Streamed sampling with decoding controls; each token's alternatives; an attention heatmap."""
     from llmkit.lm.generate import Sampling, load_causal_lm
@@ -128,21 +143,7 @@ def generation_tab(model_dir: str) -> None:
         tail = tokenizer.decode(ids[-room:]) if len(ids) > room else text
         tokens, weights = attention_map(model, tokenizer, tail, layer=int(layer), head=int(head))
         cut = f" — the last {len(tokens)} of {len(ids)} tokens" if len(ids) > len(tokens) else ""
-        fig, ax = plt.subplots(
-            figsize=(min(12, 2 + 0.35 * len(tokens)), min(10, 1.5 + 0.3 * len(tokens))), dpi=90
-        )
-        ax.imshow(weights.numpy(), cmap="viridis")
-        ax.set(
-            xticks=range(len(tokens)),
-            yticks=range(len(tokens)),
-            xlabel="attends to",
-            ylabel="token",
-            title=f"layer {int(layer)}, head {int(head)}{cut}",
-        )
-        ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
-        ax.set_yticklabels([repr(t)[1:-1] for t in tokens], fontsize=7)
-        fig.tight_layout()
-        return fig
+        return _attention_figure(tokens, weights.numpy(), f"layer {int(layer)}, head {int(head)}{cut}")
 
     with gr.Tab("Generate"):
         gr.Markdown(
