@@ -60,6 +60,13 @@ def train_numpy(args: MLPArguments, train, test, n_classes: int) -> dict:
         )
     except ValueError as err:
         raise UserError(str(err)) from None
+    weights = [v for layer in net.layers for v in layer.params.values()]
+    if not (np.isfinite(losses[-1]) and all(np.isfinite(w).all() for w in weights)):
+        # before the save: NaN weights in numpy_mlp.npz are no model
+        from llmkit.lm.divergence import diverged  # only now: llmkit.lm loads transformers
+
+        what = f"the NumPy MLP's loss is {losses[-1]}; numpy_mlp.npz was not written"
+        raise diverged(f"epoch {len(losses)}", what, args.learning_rate)
     np.savez(
         f"{args.output_dir}/numpy_mlp.npz",
         **{f"{i}.{k}": v for i, layer in enumerate(net.layers) for k, v in layer.params.items()},

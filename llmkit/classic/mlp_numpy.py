@@ -169,21 +169,25 @@ class NumpyMLP:
         batch_size: int = 32,
         seed: int = 0,
     ) -> list[float]:
-        """Mini-batch training; returns each epoch's mean loss per example."""
+        """Mini-batch training; returns each epoch's mean loss per example, ending at the first that is not finite."""
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
         rng = np.random.default_rng(seed)
         history = []
-        for _ in range(epochs):
-            order = rng.permutation(len(x))
-            losses, sizes = [], []
-            for i in range(0, len(x), batch_size):
-                idx = order[i : i + batch_size]
-                losses.append(self.loss_and_gradients(x[idx], y[idx]))
-                sizes.append(len(idx))
-                optimizer.step([layer for layer in self.layers if layer.params])
-            # per example: the last, smaller batch counted as much as a full one
-            history.append(float(np.average(losses, weights=sizes)))
+        # a diverging run overflows: the NaN loss it returns says so, not NumPy's warning with its source line
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(epochs):
+                order = rng.permutation(len(x))
+                losses, sizes = [], []
+                for i in range(0, len(x), batch_size):
+                    idx = order[i : i + batch_size]
+                    losses.append(self.loss_and_gradients(x[idx], y[idx]))
+                    sizes.append(len(idx))
+                    optimizer.step([layer for layer in self.layers if layer.params])
+                # per example: the last, smaller batch counted as much as a full one
+                history.append(float(np.average(losses, weights=sizes)))
+                if not np.isfinite(history[-1]):
+                    break
         return history
 
 

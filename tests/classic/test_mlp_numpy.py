@@ -96,3 +96,21 @@ def test_sigmoid_never_overflows():
         assert sigmoid(x) == pytest.approx([0.0, 1 / (1 + np.exp(3.0)), 0.5, 1 / (1 + np.exp(-3.0)), 1.0])
         ACTIVATIONS["sigmoid"][0](x)
         loss_and_grad("binary_cross_entropy", x[:, None], np.array([0, 0, 1, 1, 1]))
+
+
+def test_a_diverging_numpy_mlp_saves_no_nan_weights(tmp_path):
+    # numpy_mlp.npz was written full of NaN before metrics.json's check refused the run, after NumPy's
+    # "invalid value encountered in matmul" warning and its source line
+    import warnings
+
+    from llmkit.errors import UserError
+    from llmkit.recipes import train_mlp
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "huge.npz"
+    np.savez(data, x_train=rng.normal(size=(60, 2, 2)) * 1e150, y_train=np.arange(60) % 3)
+    argv = ["--impl", "numpy", "--num_train_epochs", "3", "--hidden", "8", "--dataset", str(data)]
+    with warnings.catch_warnings(), pytest.raises(UserError, match=r"at epoch 1 the NumPy MLP's loss is nan"):
+        warnings.simplefilter("error")
+        train_mlp.main([*argv, "--output_dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run" / "numpy_mlp.npz").exists()
