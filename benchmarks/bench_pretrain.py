@@ -26,22 +26,20 @@ import json
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mingpt import MinGPT  # noqa: E402
+from pretrain_variants import llmkit_args, run_hf_default, run_llmkit, run_reference  # noqa: E402
 
 from llmkit.data import builtin_texts, collate_blocks, load_corpus, pack, train_bpe_tokenizer  # noqa: E402
 from llmkit.data.corpus import DataArguments  # noqa: E402
-from llmkit.lm.loss import liger_available, use_fast_loss  # noqa: E402
-from llmkit.lm.model import ModelArguments, build_gpt2, flops_per_token, padded_vocab_size  # noqa: E402
-from llmkit.lm.pretrain import PretrainingArguments  # noqa: E402
-from llmkit.lm.report import ReportCallback  # noqa: E402
+from llmkit.lm.loss import liger_available  # noqa: E402
+from llmkit.lm.model import flops_per_token, padded_vocab_size  # noqa: E402
 from llmkit.lm.throughput import device_peak  # noqa: E402
 
 # name: (n_layer, n_head, n_embd, block_size, vocab, [(micro_batch, accumulation), ...])
@@ -50,146 +48,6 @@ SHAPES = {
     "tiny": (4, 4, 256, 128, 8192, [(16, 1)]),  # llmkit's default preset and CPU batch
     "gpt2": (12, 12, 768, 1024, 50257, [(12, 8), (32, 3)]),  # 124M at 98,304 tokens per optimizer step
 }
-LR = 6e-4
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-class _Fake:
-    """A stand-in tokenizer of a given length (build_gpt2 only asks for its size and special ids)."""
-
-    def __init__(self, n: int):
-        self.n, self.eos_token_id, self.pad_token_id = n, 0, 0
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def llmkit_args(
-    device: str, micro: int, accum: int, steps: int, warmup: int, out: str
-) -> PretrainingArguments:
-    """The recipe's TrainingArguments, with a constant learning rate and no eval/save for the benchmark."""
-    return PretrainingArguments(
-        output_dir=out,
-        max_steps=warmup + steps,
-        per_device_train_batch_size=micro,
-        gradient_accumulation_steps=accum,
-        learning_rate=LR,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        save_strategy="no",
-        eval_strategy="no",
-        logging_steps=warmup,
-        report_to="none",
-        disable_tqdm=True,
-        seed=0,
-        use_cpu=device == "cpu",
-        torch_compile=device == "cuda",
-    )
-
-
-class _WallClock(TrainerCallback):
-    """The benchmark's own clock: synchronised wall time from the end of warm-up to the last step."""
-
-    def __init__(self, warmup: int, device: str):
-        self.warmup, self.device, self.start, self.seconds = warmup, device, 0.0, 0.0
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.warmup:
-            _sync(self.device)
-            self.start = time.perf_counter()
-        elif state.global_step == state.max_steps:
-            _sync(self.device)
-            self.seconds = time.perf_counter() - self.start
-
-
-def run_reference(
-    vocab: int, shape: dict, micro_batches: list, accum: int, warmup: int, device: str
-) -> tuple[float, torch.nn.Module]:
-    """nanoGPT-style loop; returns the wall seconds of the steps after warm-up."""
-    torch.manual_seed(0)
-    model = MinGPT(padded_vocab_size(vocab, 64), **shape).to(device).train()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-        lr=LR,
-        betas=(0.9, 0.95),
-        fused=device == "cuda",
-    )
-    step_fn = torch.compile(model) if device == "cuda" else model
-    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
-    start = 0.0
-    for step in range(len(micro_batches) // accum):
-        if step == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        for batch in micro_batches[step * accum : (step + 1) * accum]:
-            ids = batch["input_ids"].to(device, non_blocking=True)
-            with autocast:
-                loss = step_fn(ids, ids) / accum
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    _sync(device)
-    return time.perf_counter() - start, model
-
-
-def run_llmkit(
-    vocab: int,
-    shape: dict,
-    train: Dataset,
-    micro: int,
-    accum: int,
-    steps: int,
-    warmup: int,
-    device: str,
-    block: int,
-    peak: float,
-    loss: str = "auto",
-) -> tuple[float, torch.nn.Module, float]:
-    """The recipe's path; returns (wall seconds after warm-up, model, llmkit's own steady tokens/s)."""
-    torch.manual_seed(0)
-    model = build_gpt2(ModelArguments(**shape), _Fake(vocab))
-    args = llmkit_args(device, micro, accum, steps, warmup, "/tmp/bench-pretrain-llmkit")
-    use_fast_loss(model, loss, args.device)
-    report = ReportCallback(micro * accum * block, flops_per_token(model.config, block), peak)
-    clock = _WallClock(warmup, device)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=train, data_collator=collate_blocks, callbacks=[report, clock]
-    )
-    trainer.train()
-    return clock.seconds, trainer.model, report.steady_tokens_per_second
-
-
-def run_hf_default(
-    vocab: int, shape: dict, micro_batches: list, accum: int, warmup: int, device: str
-) -> tuple[float, torch.nn.Module]:
-    """GPT2LMHeadModel as tutorials build it (gelu_new, eager attention, labels= loss), in the same loop."""
-    torch.manual_seed(0)
-    model = (
-        GPT2LMHeadModel(GPT2Config(vocab_size=vocab, **shape, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
-        .to(device)
-        .train()
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1)
-    start = 0.0
-    for step in range(len(micro_batches) // accum):
-        if step == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        for batch in micro_batches[step * accum : (step + 1) * accum]:
-            ids = batch["input_ids"].to(device)
-            (model(input_ids=ids, labels=ids).loss / accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    _sync(device)
-    return time.perf_counter() - start, model
 
 
 @torch.no_grad()
@@ -258,46 +116,66 @@ def bench(
                     f"  {name} {micro}x{accum} round {r + 1} {v:10s} {1000 * seconds / steps:8.1f} ms/step",
                     flush=True,
                 )
-        tokens = micro * accum * block
-        fpt = flops_per_token(GPT2Config(vocab_size=padded_vocab_size(vocab, 64), **shape), block)
-        row = {
-            "shape": name,
-            "micro_batch": micro,
-            "accumulation": accum,
-            "tokens_per_step": tokens,
-            "steps": steps,
-            "warmup_steps": warmup,
-            "rounds": rounds,
-            "variants": {},
-        }
-        for v in variants:
-            ms = 1000 * statistics.median(times[v]) / steps
-            tps = tokens / (ms / 1000)
-            row["variants"][v] = {
-                "ms_per_step": round(ms, 1),
-                "tokens_per_second": round(tps),
-                "mfu": round(tps * fpt / peak, 4),
-                "peak_memory_gib": memory[v],
-                "val_loss_after_equal_steps": losses[v],
-            }
-        if "reference" in variants and "llmkit" in variants:
-            row["llmkit_vs_reference"] = round(
-                row["variants"]["llmkit"]["tokens_per_second"]
-                / row["variants"]["reference"]["tokens_per_second"],
-                3,
-            )
-        for v, (own, wall) in steady.items():  # the last round's
-            row["variants"][v]["metrics_vs_wall_clock"] = round(own / wall, 3)
-        if "llmkit" in steady:
-            own, wall = steady["llmkit"]
-            row["llmkit_metrics_vs_wall_clock"] = {
-                "metrics_steady_tokens_per_second": round(own),
-                "wall_clock_tokens_per_second": round(wall),
-                "ratio": round(own / wall, 3),
-            }
+        row = _summary(
+            name, shape, vocab, (micro, accum, steps, warmup, rounds), peak, times, memory, losses, steady
+        )
         print(json.dumps(row, indent=2), flush=True)
         results.append(row)
     return results
+
+
+def _summary(
+    name: str,
+    shape: dict,
+    vocab: int,
+    setting: tuple,
+    peak: float,
+    times: dict,
+    memory: dict,
+    losses: dict,
+    steady: dict,
+) -> dict:
+    """One setting's row: median ms/step, tokens/s, MFU, memory and loss per variant, and llmkit's ratios."""
+    micro, accum, steps, warmup, rounds = setting
+    block, variants = shape["n_positions"], list(times)
+    tokens = micro * accum * block
+    fpt = flops_per_token(GPT2Config(vocab_size=padded_vocab_size(vocab, 64), **shape), block)
+    row = {
+        "shape": name,
+        "micro_batch": micro,
+        "accumulation": accum,
+        "tokens_per_step": tokens,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "rounds": rounds,
+        "variants": {},
+    }
+    for v in variants:
+        ms = 1000 * statistics.median(times[v]) / steps
+        tps = tokens / (ms / 1000)
+        row["variants"][v] = {
+            "ms_per_step": round(ms, 1),
+            "tokens_per_second": round(tps),
+            "mfu": round(tps * fpt / peak, 4),
+            "peak_memory_gib": memory[v],
+            "val_loss_after_equal_steps": losses[v],
+        }
+    if "reference" in variants and "llmkit" in variants:
+        row["llmkit_vs_reference"] = round(
+            row["variants"]["llmkit"]["tokens_per_second"]
+            / row["variants"]["reference"]["tokens_per_second"],
+            3,
+        )
+    for v, (own, wall) in steady.items():  # the last round's
+        row["variants"][v]["metrics_vs_wall_clock"] = round(own / wall, 3)
+    if "llmkit" in steady:
+        own, wall = steady["llmkit"]
+        row["llmkit_metrics_vs_wall_clock"] = {
+            "metrics_steady_tokens_per_second": round(own),
+            "wall_clock_tokens_per_second": round(wall),
+            "ratio": round(own / wall, 3),
+        }
+    return row
 
 
 def packing_vs_padding(tokenizer, block: int = 512) -> dict:
@@ -316,7 +194,8 @@ def packing_vs_padding(tokenizer, block: int = 512) -> dict:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The benchmark's flags (devices, shapes, steps, variants)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"]
@@ -361,7 +240,11 @@ def main() -> None:
         help="only these micro-batch x accumulation settings, e.g. 32x3 (default: the shape's own)",
     )
     parser.add_argument("--out", default=None, help="default: benchmarks/results/pretrain-<device>.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     cuda = args.device == "cuda"
     shapes = args.shapes or (["gpt2"] if cuda else ["small", "tiny"])
     steps, warmup = (
