@@ -1,9 +1,10 @@
-"""Play with the models the recipes produce: text generation, classification, seq2seq and image models.
+"""Play with the models the recipes produce: text generation, classification, question answering, seq2seq and
+image models.
 
 `llmkit app models --causal runs/gpt2-tiny --image runs/finetune-image` (or `python apps/models.py ...` in a clone).
 
 With no arguments it opens every default output folder that exists (runs/gpt2-tiny, runs/finetune,
-runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -segmentation, tiny configs too).
+runs/finetune-qa or runs/qa-reader, runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -segmentation, tiny configs too).
 """
 
 import argparse
@@ -11,11 +12,12 @@ from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
-from llmkit.ui.checks import check_classifier, check_model_folder
+from llmkit.ui.checks import check_classifier, check_model_folder, check_qa_model
 
 DEFAULTS = {
     "causal": ["runs/gpt2-tiny"],
     "classifier": ["runs/finetune"],
+    "qa": ["runs/finetune-qa", "runs/qa-reader"],  # finetune-qa's default output_dir, then its config's
     "text2text": ["runs/finetune-t5"],
     "image": [
         f"runs/finetune-{task}{tiny}"
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
     parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
+    parser.add_argument("--qa", help="an extractive question-answering folder (finetune-qa output)")
     parser.add_argument("--text2text", help="a seq2seq folder (finetune_t5.py output)")
     parser.add_argument(
         "--image",
@@ -40,25 +43,27 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=port_number, default=7861, help="0: a free port from 7860 up")
     args = parser.parse_args(argv)
-    if not (args.causal or args.classifier or args.text2text or args.image):
+    if not (args.causal or args.classifier or args.qa or args.text2text or args.image):
         found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
         if not any(found.values()):
             raise UserError(
                 "no model folders given and none of the recipes' default output folders exist; run a recipe "
-                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--text2text/--image."
+                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--qa/--text2text/--image."
             )
         args.image = found.pop("image")
         vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})
-    for folder in [args.causal, args.classifier, args.text2text, *args.image]:
+    for folder in [args.causal, args.classifier, args.qa, args.text2text, *args.image]:
         if folder:
             check_model_folder(folder)
     if args.classifier:
         check_classifier(args.classifier)
+    if args.qa:
+        check_qa_model(args.qa)
 
     from llmkit.ui.launch import launch_app
     from llmkit.ui.models import build_models_app
 
-    demo = build_models_app(args.classifier, args.text2text, args.causal, images=args.image)
+    demo = build_models_app(args.classifier, args.text2text, args.causal, qa=args.qa, images=args.image)
     launch_app(demo, args.host, args.port or None)
 
 

@@ -85,6 +85,15 @@ TEMPLATES = {
             needs=("model",),
         ),
         Template(
+            "question-answering",
+            "Question answering",
+            "❓",
+            "green",
+            "yellow",
+            "The span of a text that answers a question, or none",
+            needs=("model",),
+        ),
+        Template(
             "image-classifier",
             "Image classifier",
             "🖼️",

@@ -85,3 +85,18 @@ def canvases(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("canvases")
     return write_image_folders(root, train_per_class=60, test_per_class=15, digits=(0, 1, 4), seed=7)
+
+
+@pytest.fixture(scope="session")
+def qa_model_dir(tmp_path_factory):
+    """MiniLM under an untrained span head: a whole extractive QA model folder, its answers arbitrary."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from llmkit.finetune.common import packaged_minilm
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("qa")
+    AutoModelForQuestionAnswering.from_pretrained(packaged_minilm()).save_pretrained(out)
+    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(out)
+    return out

@@ -58,7 +58,7 @@ USAGE = {
         'from llmkit.finetune.seq2seq import text2text\nprint(text2text("{model}", {example!r}))'
     ),
     "question-answering": (
-        'from llmkit.rag.reader import Reader\nreader = Reader("{model}")  # a LoRA adapter folder too\n'
+        'from llmkit.finetune.reader import Reader\nreader = Reader("{model}")  # a LoRA adapter folder too\n'
         "print(reader.read({question!r}, [{context!r}]))"
     ),
 }

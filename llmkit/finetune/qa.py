@@ -13,7 +13,7 @@ Data -> windows -> model -> answers, the shape of transformers' run_qa example:
   questions are scored against the empty answer, as the official v2 script does (`squad_scores`).
 
 Windowing and post-processing live in `llmkit.finetune.qa_spans`; they also serve `predict_spans`, which
-`llmkit.rag.reader.Reader` uses at question time.
+`llmkit.finetune.reader.Reader` uses at question time.
 """
 
 from __future__ import annotations

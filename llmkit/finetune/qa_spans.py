@@ -2,7 +2,7 @@
 question found over its windows' logits and weighed against "no answer" (SQuAD v2).
 
 Fine-tuning (`llmkit.finetune.qa`), its scoring (`llmkit.finetune.qa_eval`) and the RAG reader
-(`llmkit.rag.reader`) all read answers through this one module.
+(`llmkit.finetune.reader`) all read answers through this one module.
 """
 
 from __future__ import annotations

@@ -190,8 +190,9 @@ IMAGE_TEMPLATES = {
 
 
 def _check_model_fits(template: str, model: Path) -> None:
-    """A causal LM for text-generation and studio, a text classifier or seq2seq model for classifier, and the
-    image model of the matching task for image-classifier, detector and segmenter."""
+    """A causal LM for text-generation and studio, a text classifier or seq2seq model for classifier, an
+    extractive QA model for question-answering, and the image model of the matching task for image-classifier,
+    detector and segmenter."""
     adapter = model / "adapter_config.json"
     if adapter.is_file() and not (model / "config.json").is_file():
         # A LoRA run of finetune-gpt2 saves only the adapter; its base is a folder here (runs/gpt2-tiny) or a Hub name.
@@ -240,7 +241,13 @@ def _check_model_fits(template: str, model: Path) -> None:
     if architectures and template == "classifier" and not labels:
         raise UserError(
             f"--model {model} is a {architectures}; the classifier template serves text classifiers and "
-            "text-to-text models (use text-generation for a causal LM, image-classifier for an image model)."
+            "text-to-text models (use text-generation for a causal LM, question-answering for an extractive QA "
+            "model, image-classifier for an image model)."
+        )
+    if template == "question-answering" and "ForQuestionAnswering" not in architectures:
+        raise UserError(
+            f"--model {model} is a {architectures or 'model without architectures'}, not an extractive "
+            "question-answering model; pass a `llmkit finetune-qa` output."
         )
 
 

@@ -187,6 +187,10 @@ RUN_ISOLATED = (
 IMAGE_ENDPOINTS = {"/classify_image": (), "/detect": (0.3,), "/segment": ()}
 
 
+# What `space check` asks a question-answering page: the model must read it, whatever it answers.
+QA_PROBE = ("The museum opens at nine in the morning and closes at five.", "When does the museum open?")
+
+
 def _predict_image(client, api: str, image: Path) -> str:
     """Run one example image through the page's endpoint; say what came back (top label, boxes or masks)."""
     from gradio_client import handle_file
@@ -255,6 +259,8 @@ def serve_and_query(folder: str | Path, timeout: float = 240.0, question: str | 
                 examples[0].name,
                 _predict_image(client, image_api, examples[0]),
             )
+        if "/answer" in endpoints:  # the question-answering page reads a context of its own
+            _, result["answer"] = client.predict(*QA_PROBE, 0, api_name="/answer")
         if question and "/chat" in endpoints:
             history, sources, _ = client.predict(question, [], 3, "hybrid", api_name="/chat")
             content = history[-1][

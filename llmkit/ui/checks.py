@@ -54,20 +54,35 @@ def _check_not_classic(folder: str) -> None:
         )
 
 
-def check_classifier(folder: str) -> None:
-    """UserError when `folder` holds a model trained for something else: its classification head would be random
-    (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
+def _architectures(folder: str) -> list[str]:
+    """The `architectures` its config.json names, refusing a config that a save or copy cut short."""
     config = Path(folder) / "config.json"
     try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
+        return json.loads(config.read_text()).get("architectures") or []
     except (ValueError, AttributeError) as err:  # a save cut short, or JSON that is not an object
         raise UserError(
             f"{config} is not a model's config ({err}; a save or copy cut short?); copy the folder again, "
             "or pass one of its complete checkpoint-N folders."
         ) from None
+
+
+def check_classifier(folder: str) -> None:
+    """UserError when `folder` holds a model trained for something else: its classification head would be random
+    (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
+    architectures = _architectures(folder)
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise UserError(
             f"{folder} holds a {', '.join(architectures)}, not a text classifier, so its labels would be "
             "random; pass a finetune_bert.py output as --classifier (a causal LM goes to --causal, a seq2seq "
-            "model to --text2text)."
+            "model to --text2text, a question-answering model to --qa)."
+        )
+
+
+def check_qa_model(folder: str) -> None:
+    """UserError unless `folder` holds an extractive question-answering model (a `llmkit finetune-qa` output)."""
+    architectures = _architectures(folder)
+    if not any(a.endswith("ForQuestionAnswering") for a in architectures):
+        raise UserError(
+            f"{folder} holds a {', '.join(architectures) or 'model without architectures'}, not an extractive "
+            "question-answering model, so its answers would be random; pass a `llmkit finetune-qa` output as --qa."
         )

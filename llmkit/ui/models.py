@@ -1,4 +1,4 @@
-"""The model playground: text classification, text-to-text, text generation and image tabs for a learner."""
+"""The model playground: text generation, classification, question answering, text-to-text and image tabs."""
 
 from __future__ import annotations
 
@@ -191,16 +191,19 @@ def build_models_app(
     text2text: str | None = None,
     causal: str | None = None,
     *,
+    qa: str | None = None,
     images: Sequence[str] = (),
     title: str = "llmkit model playground",
 ) -> gr.Blocks:
     """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own).
 
-    `images` are image classifier, detector or segmenter folders, one tab each.
+    `qa` is an extractive question-answering folder; `images` are image classifier, detector or segmenter
+    folders, one tab each.
     """
+    from llmkit.ui.qa import qa_tab
     from llmkit.ui.vision import image_tab
 
-    if not (classifier or text2text or causal or images):
+    if not (classifier or text2text or causal or qa or images):
         raise ValueError("give at least one model folder")
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}")
@@ -208,6 +211,8 @@ def build_models_app(
             generation_tab(causal)
         if classifier:
             classifier_tab(classifier)
+        if qa:
+            qa_tab(qa)
         if text2text:
             text2text_tab(text2text)
         for folder in images:

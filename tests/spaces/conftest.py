@@ -46,12 +46,13 @@ def classifier_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def space_artifacts(tiny_run, store, classifier_dir, image_models) -> dict[str, dict[str, str]]:
+def space_artifacts(tiny_run, store, classifier_dir, qa_model_dir, image_models) -> dict[str, dict[str, str]]:
     """What each template serves: its `space build` artifacts by flag name."""
     return {
         "rag-chat": {"store": str(store)},
         "text-generation": {"model": str(tiny_run[0])},
         "classifier": {"model": str(classifier_dir)},
+        "question-answering": {"model": str(qa_model_dir)},
         "image-classifier": {"model": str(image_models["image-classification"])},
         "detector": {"model": str(image_models["object-detection"])},
         "segmenter": {"model": str(image_models["image-segmentation"])},

@@ -28,7 +28,7 @@ def test_every_template_builds_a_valid_folder(tmp_path, space_artifacts):
         assert not list(out.rglob("checkpoint-*")) and not list(out.rglob("optimizer.pt"))
 
 
-def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models, monkeypatch):
+def test_build_errors(tmp_path, store, tiny_run, classifier_dir, qa_model_dir, image_models, monkeypatch):
     with pytest.raises(UserError, match="unknown template"):
         build_space("chatbot", tmp_path / "a")
     with pytest.raises(UserError, match="serves a store: pass --store"):
@@ -54,6 +54,12 @@ def test_build_errors(tmp_path, store, tiny_run, classifier_dir, image_models, m
         build_space("image-classifier", tmp_path / "c", model=str(classifier_dir))
     with pytest.raises(UserError, match="image-classifier for an image model"):
         build_space("classifier", tmp_path / "c", model=str(image_models["image-classification"]))
+    with pytest.raises(UserError, match="question-answering for an extractive QA model"):
+        build_space("classifier", tmp_path / "c", model=str(qa_model_dir))
+    with pytest.raises(
+        UserError, match="not an extractive question-answering model; pass a `llmkit finetune-qa`"
+    ):
+        build_space("question-answering", tmp_path / "c", model=str(classifier_dir))
     with pytest.raises(UserError, match="is a file; pass a folder"):
         build_space("rag-chat", tmp_path / "notes.txt", store=str(store))
     with pytest.raises(UserError, match="overlap"):
@@ -169,6 +175,18 @@ def test_a_built_detector_space_serves_its_image_page(tmp_path, image_models):
     result = serve_and_query(out)
     assert "/detect" in result["endpoints"]
     assert result["image"] == "example-0.png" and "box(es)" in result["prediction"]  # the page ran its model
+
+
+@pytest.mark.slow
+def test_a_built_question_answering_space_serves_without_faiss(tmp_path, qa_model_dir):
+    out = build_space("question-answering", tmp_path / "space", model=str(qa_model_dir))
+    assert "faiss" not in (out / "requirements.txt").read_text()  # a QA page needs no vector index
+    # What the Space installs is enough: its app must not import llmkit.rag (FAISS, sentence-transformers),
+    # so here those two fail to import, from modules in the Space folder (first on the app's path).
+    for module in ("faiss", "sentence_transformers"):
+        (out / f"{module}.py").write_text("raise ImportError('not installed on this Space')\n")
+    result = serve_and_query(out)
+    assert "/answer" in result["endpoints"] and "“no answer”" in result["answer"]  # the page read the probe
 
 
 def _deploy(args, hub, tmp_path, token="hf_testtoken0000000000000000000000000"):

@@ -1,0 +1,58 @@
+"""The models app's question-answering tab: the span highlighted in its context, or "the text does not say" when
+it does not beat "no answer" by more than the threshold; folders of the wrong kind refused at start."""
+
+import pytest
+
+from llmkit.errors import UserError
+from llmkit.finetune.qa_spans import Span
+from llmkit.ui.models import build_models_app
+from llmkit.ui.qa import verdict
+
+CONTEXT = "The museum opens at nine in the morning. Tickets cost four euros."
+
+
+def test_the_verdict_follows_the_threshold():
+    span = Span("four euros", CONTEXT.index("four"), CONTEXT.index("four") + 10, 2.5)
+    parts, words = verdict(CONTEXT, span, 0.0)
+    assert "".join(text for text, _ in parts) == CONTEXT  # the whole context, the span marked in place
+    assert [text for text, tag in parts if tag] == ["four euros"] and dict(parts)["four euros"] == "answer"
+    assert words.startswith("**four euros**") and "2.50" in words
+    parts, words = verdict(CONTEXT, span, 3.0)
+    assert dict(parts)["four euros"] == "best guess" and words.startswith("**The text does not say**")
+    assert verdict(CONTEXT, None, 0.0) == (
+        [(CONTEXT, None)],
+        "**The text does not say**: the model found no span in it.",
+    )
+
+
+def test_the_answer_tab_over_http(qa_model_dir):
+    from gradio_client import Client
+
+    demo = build_models_app(qa=str(qa_model_dir))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        parts, words = client.predict(CONTEXT, "How much is a ticket?", -10, api_name="/answer")
+        assert "".join(p["token"] for p in parts) == CONTEXT
+        (marked,) = [p for p in parts if p["class_or_confidence"]]
+        # the marked span is the one the words name, as an answer or as the best guess below the threshold
+        assert f"{marked['token']}" in words
+        assert (marked["class_or_confidence"] == "answer") == (
+            not words.startswith("**The text does not say")
+        )
+        _, words = client.predict(CONTEXT, "How much is a ticket?", 10, api_name="/answer")
+        assert words.startswith("**The text does not say**") or "above the threshold 10" in words
+        assert client.predict(CONTEXT, "  ", 0, api_name="/answer") == ([], "")  # nothing asked: a notice
+        with pytest.raises(Exception, match="the page reads at most 20,000"):
+            client.predict("word " * 5000, "How much is a ticket?", 0, api_name="/answer")
+    finally:
+        demo.close()
+
+
+def test_the_models_app_refuses_a_folder_of_the_wrong_kind(qa_model_dir, tiny_run):
+    from llmkit.apps.models import main
+
+    with pytest.raises(UserError, match="not an extractive question-answering model.*as --qa"):
+        main(["--qa", str(tiny_run[0])])
+    with pytest.raises(UserError, match="not a text classifier.*a question-answering model to --qa"):
+        main(["--classifier", str(qa_model_dir)])
