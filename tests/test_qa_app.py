@@ -7,6 +7,7 @@ from llmkit.errors import UserError
 from llmkit.finetune.qa_spans import Span
 from llmkit.ui.models import build_models_app
 from llmkit.ui.qa import verdict
+from tests.helpers import CHROMIUM_FLAGS, require_chromium
 
 CONTEXT = "The museum opens at nine in the morning. Tickets cost four euros."
 
@@ -25,28 +26,57 @@ def test_the_verdict_follows_the_threshold():
     )
 
 
-def test_the_answer_tab_over_http(qa_model_dir):
-    from gradio_client import Client
-
+@pytest.fixture(scope="module")
+def app_url(qa_model_dir):
     demo = build_models_app(qa=str(qa_model_dir))
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
-        parts, words = client.predict(CONTEXT, "How much is a ticket?", -10, api_name="/answer")
-        assert "".join(p["token"] for p in parts) == CONTEXT
-        (marked,) = [p for p in parts if p["class_or_confidence"]]
-        # the marked span is the one the words name, as an answer or as the best guess below the threshold
-        assert f"{marked['token']}" in words
-        assert (marked["class_or_confidence"] == "answer") == (
-            not words.startswith("**The text does not say")
+    yield demo.local_url
+    demo.close()
+
+
+def test_the_answer_tab_over_http(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    parts, words = client.predict(CONTEXT, "How much is a ticket?", -10, api_name="/answer")
+    assert "".join(p["token"] for p in parts) == CONTEXT
+    (marked,) = [p for p in parts if p["class_or_confidence"]]
+    # the marked span is the one the words name, as an answer or as the best guess below the threshold
+    assert f"{marked['token']}" in words
+    assert (marked["class_or_confidence"] == "answer") == (not words.startswith("**The text does not say"))
+    _, words = client.predict(CONTEXT, "How much is a ticket?", 10, api_name="/answer")
+    assert words.startswith("**The text does not say**") or "above the threshold 10" in words
+    assert client.predict(CONTEXT, "  ", 0, api_name="/answer") == ([], "")  # nothing asked: a notice
+    with pytest.raises(Exception, match="the page reads at most 20,000"):
+        client.predict("word " * 5000, "How much is a ticket?", 0, api_name="/answer")
+
+
+@pytest.mark.browser
+def test_the_answer_is_marked_in_a_real_browser(app_url, tmp_path):
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app_url, wait_until="load")
+        page.locator("#qa-context textarea").fill(CONTEXT)
+        page.locator("#qa-question textarea").fill("How much is a ticket?")
+        page.locator("#qa-go").click()
+        page.locator("#qa-verdict").get_by_text("no answer").wait_for(
+            timeout=30_000
+        )  # either verdict says it
+        marked = page.locator(
+            ".token.highlighted"
+        ).first  # the span, marked in the shown context with its label
+        span, label = (
+            marked.locator(".text").inner_text().strip(),
+            marked.locator(".label").inner_text().strip(),
         )
-        _, words = client.predict(CONTEXT, "How much is a ticket?", 10, api_name="/answer")
-        assert words.startswith("**The text does not say**") or "above the threshold 10" in words
-        assert client.predict(CONTEXT, "  ", 0, api_name="/answer") == ([], "")  # nothing asked: a notice
-        with pytest.raises(Exception, match="the page reads at most 20,000"):
-            client.predict("word " * 5000, "How much is a ticket?", 0, api_name="/answer")
-    finally:
-        demo.close()
+        assert label.lower() in ("answer", "best guess")
+        assert span and span in CONTEXT and span in page.locator("#qa-verdict").inner_text()
+        page.screenshot(path=str(tmp_path / "qa.png"), full_page=True)
+        browser.close()
 
 
 def test_the_models_app_refuses_a_folder_of_the_wrong_kind(qa_model_dir, tiny_run):
