@@ -27,7 +27,8 @@ DEFAULTS = {
 }
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    """The app's flags: a model folder per kind of tab, host and port."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
     parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
@@ -42,7 +43,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=port_number, default=7861, help="0: a free port from 7860 up")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def check_folders(args: argparse.Namespace) -> None:
+    """UserError naming a folder that holds no finished model, or a model of another kind than its flag serves."""
+    for folder in [args.causal, args.classifier, args.qa, args.text2text, *args.image]:
+        if folder:
+            check_model_folder(folder)
+    if args.classifier:
+        check_classifier(args.classifier)
+    if args.qa:
+        check_qa_model(args.qa)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    args = parse_args(argv, prog)
     if not (args.causal or args.classifier or args.qa or args.text2text or args.image):
         found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
         if not any(found.values()):
@@ -52,13 +68,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
             )
         args.image = found.pop("image")
         vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})
-    for folder in [args.causal, args.classifier, args.qa, args.text2text, *args.image]:
-        if folder:
-            check_model_folder(folder)
-    if args.classifier:
-        check_classifier(args.classifier)
-    if args.qa:
-        check_qa_model(args.qa)
+    check_folders(args)
 
     from llmkit.ui.launch import launch_app
     from llmkit.ui.models import build_models_app

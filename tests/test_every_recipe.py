@@ -2,9 +2,11 @@
 summary (where the model is, its figures, how to use it) as the last thing it prints."""
 
 import json
+import shlex
 
 import pytest
 
+from llmkit.apps.models import check_folders, parse_args
 from llmkit.finetune.common import packaged_minilm
 from llmkit.recipes import RECIPES
 from llmkit.record import COMMON_KEYS
@@ -113,3 +115,6 @@ def test_every_recipe_leaves_the_same_record_and_one_summary(name, judge_dir, ti
     summary = printed[printed.rindex("\n== ") :]  # the last block printed
     assert f"saved to   {out.resolve()}" in summary
     assert "use it" in summary
+    for line in summary.splitlines():  # the app the summary names opens this folder
+        if "llmkit app models" in line:
+            check_folders(parse_args(shlex.split(line.partition("llmkit app models")[2])))

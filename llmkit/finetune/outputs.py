@@ -62,10 +62,11 @@ USAGE = {
         "print(reader.read({question!r}, [{context!r}]))"
     ),
 }
-# The app tab that serves each kind of output folder.
+# The app tab that serves each kind of output folder (none serves a token classifier: the Classify tab labels
+# whole texts, and refuses one).
 SERVE = {
     "text-classification": "llmkit app models --classifier {model}",
-    "token-classification": "llmkit app models --classifier {model}",
+    "question-answering": "llmkit app models --qa {model}",
     "text2text-generation": "llmkit app models --text2text {model}",
     "text-generation": "llmkit app models --causal {model}",
 }
