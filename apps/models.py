@@ -1,5 +1,5 @@
-"""Play with the models the recipes produce: text generation, classification, question answering, seq2seq and
-image models.
+"""Play with the models the recipes produce: text generation, classification, tagging, question answering,
+seq2seq and image models.
 
 `llmkit app models --causal runs/gpt2-tiny --image runs/finetune-image` (or `python apps/models.py ...` in a clone).
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
-from llmkit.ui.checks import check_classifier, check_model_folder, check_qa_model
+from llmkit.ui.checks import HEADS, check_head, check_model_folder
 
 DEFAULTS = {
     "causal": ["runs/gpt2-tiny"],
@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--causal", help="a causal LM folder (pretrain_gpt2.py / finetune_gpt2.py output)")
     parser.add_argument("--classifier", help="a sequence classifier folder (finetune_bert.py output)")
+    parser.add_argument("--tagger", help="a token classifier folder (finetune-bert --task token output)")
     parser.add_argument("--qa", help="an extractive question-answering folder (finetune-qa output)")
     parser.add_argument("--text2text", help="a seq2seq folder (finetune_t5.py output)")
     parser.add_argument(
@@ -48,23 +49,22 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
 
 def check_folders(args: argparse.Namespace) -> None:
     """UserError naming a folder that holds no finished model, or a model of another kind than its flag serves."""
-    for folder in [args.causal, args.classifier, args.qa, args.text2text, *args.image]:
+    for folder in [args.causal, args.classifier, args.tagger, args.qa, args.text2text, *args.image]:
         if folder:
             check_model_folder(folder)
-    if args.classifier:
-        check_classifier(args.classifier)
-    if args.qa:
-        check_qa_model(args.qa)
+    for flag in HEADS:
+        if getattr(args, flag[2:]):
+            check_head(getattr(args, flag[2:]), flag)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parse_args(argv, prog)
-    if not (args.causal or args.classifier or args.qa or args.text2text or args.image):
+    if not (args.causal or args.classifier or args.tagger or args.qa or args.text2text or args.image):
         found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
         if not any(found.values()):
             raise UserError(
                 "no model folders given and none of the recipes' default output folders exist; run a recipe "
-                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--qa/--text2text/--image."
+                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--tagger/--qa/--text2text/--image."
             )
         args.image = found.pop("image")
         vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from llmkit.ui.launch import launch_app
     from llmkit.ui.models import build_models_app
 
-    demo = build_models_app(args.classifier, args.text2text, args.causal, qa=args.qa, images=args.image)
+    demo = build_models_app(
+        args.classifier, args.text2text, args.causal, tagger=args.tagger, qa=args.qa, images=args.image
+    )
     launch_app(demo, args.host, args.port or None)
 
 

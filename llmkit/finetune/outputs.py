@@ -62,10 +62,10 @@ USAGE = {
         "print(reader.read({question!r}, [{context!r}]))"
     ),
 }
-# The app tab that serves each kind of output folder (none serves a token classifier: the Classify tab labels
-# whole texts, and refuses one).
+# The app tab that serves each kind of output folder.
 SERVE = {
     "text-classification": "llmkit app models --classifier {model}",
+    "token-classification": "llmkit app models --tagger {model}",
     "question-answering": "llmkit app models --qa {model}",
     "text2text-generation": "llmkit app models --text2text {model}",
     "text-generation": "llmkit app models --causal {model}",

@@ -66,23 +66,49 @@ def _architectures(folder: str) -> list[str]:
         ) from None
 
 
-def check_classifier(folder: str) -> None:
-    """UserError when `folder` holds a model trained for something else: its classification head would be random
+# The text tabs whose model needs a trained head of its own: flag -> (architecture suffix, what it is, who makes it).
+HEADS = {
+    "--classifier": ("ForSequenceClassification", "a text classifier", "a finetune_bert.py output"),
+    "--tagger": (
+        "ForTokenClassification",
+        "a token classifier (tagger)",
+        "a `finetune-bert --task token` output",
+    ),
+    "--qa": (
+        "ForQuestionAnswering",
+        "an extractive question-answering model",
+        "a `llmkit finetune-qa` output",
+    ),
+}
+
+
+def _flag_for(architectures: list[str]) -> str | None:
+    """The models app's flag that serves a model of these architectures, if one does."""
+    names = " ".join(architectures)
+    for flag, (suffix, _, _) in HEADS.items():
+        if suffix in names:
+            return flag
+    if "CausalLM" in names or "LMHeadModel" in names:
+        return "--causal"
+    if "ConditionalGeneration" in names or "Seq2SeqLM" in names:
+        return "--text2text"
+    if any(s in names for s in ("ImageClassification", "ObjectDetection", "SemanticSegmentation")):
+        return "--image"
+    return None
+
+
+def check_head(folder: str, flag: str) -> None:
+    """UserError unless `folder` holds the kind of model `flag` serves: another model's head would be random
     (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
+    suffix, what, source = HEADS[flag]
     architectures = _architectures(folder)
-    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise UserError(
-            f"{folder} holds a {', '.join(architectures)}, not a text classifier, so its labels would be "
-            "random; pass a finetune_bert.py output as --classifier (a causal LM goes to --causal, a seq2seq "
-            "model to --text2text, a question-answering model to --qa)."
-        )
-
-
-def check_qa_model(folder: str) -> None:
-    """UserError unless `folder` holds an extractive question-answering model (a `llmkit finetune-qa` output)."""
-    architectures = _architectures(folder)
-    if not any(a.endswith("ForQuestionAnswering") for a in architectures):
-        raise UserError(
-            f"{folder} holds a {', '.join(architectures) or 'model without architectures'}, not an extractive "
-            "question-answering model, so its answers would be random; pass a `llmkit finetune-qa` output as --qa."
-        )
+    if architectures and any(a.endswith(suffix) for a in architectures):
+        return
+    if not architectures and flag == "--classifier":  # an older save without architectures: loaded as asked
+        return
+    right = _flag_for(architectures)
+    raise UserError(
+        f"{folder} holds a {', '.join(architectures) or 'model without architectures'}, not {what}, so its "
+        f"outputs would be random; pass {source} as {flag}"
+        + (f" (this model goes to {right})." if right and right != flag else ".")
+    )

@@ -1,4 +1,4 @@
-"""The model playground: text generation, classification, question answering, text-to-text and image tabs."""
+"""The model playground: text generation, classification, tagging, question answering, text-to-text and image tabs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import gradio as gr
 from llmkit.errors import UserError
 from llmkit.loading import load_pretrained
 from llmkit.plots import plt
-from llmkit.ui.checks import check_classifier, check_model_folder
+from llmkit.ui.checks import check_head, check_model_folder
 from llmkit.ui.inputs import name_bad_inputs
 
 
@@ -24,7 +24,7 @@ def classifier_tab(model_dir: str) -> None:
             return _nothing_typed({})
         try:
             check_model_folder(model_dir)
-            check_classifier(model_dir)
+            check_head(model_dir, "--classifier")
             return label_probabilities(model_dir, text)
         except Exception as err:  # a UserError from the checks, or what loading a half-written folder raises
             raise gr.Error(
@@ -38,6 +38,29 @@ def classifier_tab(model_dir: str) -> None:
         go = gr.Button("Classify", variant="primary")
         probs = gr.Label(label="Labels", num_top_classes=10)
         go.click(classify, text, probs, api_name="classify")
+
+
+def tagger_tab(model_dir: str) -> None:
+    """Text -> its tagged spans (entities) for a saved token classifier, word pieces merged into words."""
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=model_dir, aggregation_strategy="simple")
+
+    def tag(text):
+        if not (text or "").strip():
+            return _nothing_typed(None), []
+        found = tagger(text)
+        spans = [{"entity": e["entity_group"], "start": e["start"], "end": e["end"]} for e in found]
+        rows = [[text[e["start"] : e["end"]], e["entity_group"], round(float(e["score"]), 3)] for e in found]
+        return {"text": text, "entities": spans}, rows
+
+    with gr.Tab("Tag"):
+        gr.Markdown(f"The tagged words of a text, from `{model_dir}` (B-/I- pieces joined into one span).")
+        text = gr.Textbox(label="Text", lines=3, elem_id="tag-text")
+        go = gr.Button("Tag", variant="primary")
+        shown = gr.HighlightedText(label="Tags", elem_id="tag-output")
+        table = gr.Dataframe(headers=["words", "tag", "score"], label="Each span")
+        go.click(tag, text, [shown, table], api_name="tag")
 
 
 def text2text_tab(model_dir: str) -> None:
@@ -191,19 +214,20 @@ def build_models_app(
     text2text: str | None = None,
     causal: str | None = None,
     *,
+    tagger: str | None = None,
     qa: str | None = None,
     images: Sequence[str] = (),
     title: str = "llmkit model playground",
 ) -> gr.Blocks:
     """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own).
 
-    `qa` is an extractive question-answering folder; `images` are image classifier, detector or segmenter
+    `tagger` is a token classifier folder, `qa` an extractive question-answering folder; `images` are image classifier, detector or segmenter
     folders, one tab each.
     """
     from llmkit.ui.qa import qa_tab
     from llmkit.ui.vision import image_tab
 
-    if not (classifier or text2text or causal or qa or images):
+    if not (classifier or text2text or causal or tagger or qa or images):
         raise ValueError("give at least one model folder")
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f"## {title}")
@@ -211,6 +235,8 @@ def build_models_app(
             generation_tab(causal)
         if classifier:
             classifier_tab(classifier)
+        if tagger:
+            tagger_tab(tagger)
         if qa:
             qa_tab(qa)
         if text2text:

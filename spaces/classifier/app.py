@@ -1,4 +1,4 @@
-"""Hugging Face Space: the fine-tuned model in ./model, as a classifier or a text-to-text generator."""
+"""Hugging Face Space: the fine-tuned model in ./model, as a classifier, a tagger or a text-to-text generator."""
 
 import json
 from pathlib import Path
@@ -8,7 +8,13 @@ from llmkit.ui.models import build_models_app
 
 HERE = Path(__file__).resolve().parent
 config = json.loads((HERE / "model" / "config.json").read_text())
-kind = "text2text" if config.get("is_encoder_decoder") else "classifier"
+architectures = " ".join(config.get("architectures") or [])
+if config.get("is_encoder_decoder"):
+    kind = "text2text"
+elif "ForTokenClassification" in architectures:
+    kind = "tagger"
+else:
+    kind = "classifier"
 demo = build_models_app(**{kind: str(HERE / "model")}, title=space_title(HERE, "Text classifier"))
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The models app's question-answering tab: the span highlighted in its context, or "the text does not say" when
-it does not beat "no answer" by more than the threshold; folders of the wrong kind refused at start."""
+"""The models app's text tabs with a head of their own: question answering (the span highlighted in its context,
+or "the text does not say" when it does not beat "no answer" by more than the threshold) and tagging (the tagged
+spans marked in the text); folders of the wrong kind refused at start, naming the flag that serves them."""
 
 import pytest
 
@@ -79,10 +80,69 @@ def test_the_answer_is_marked_in_a_real_browser(app_url, tmp_path):
         browser.close()
 
 
-def test_the_models_app_refuses_a_folder_of_the_wrong_kind(qa_model_dir, tiny_run):
+@pytest.fixture(scope="module")
+def tagger_dir(tmp_path_factory):
+    """MiniLM under an untrained tagging head (O, B-NUM, I-NUM): whatever it tags, the page must show it right."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from llmkit.finetune.common import packaged_minilm
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tagger")
+    labels = {0: "O", 1: "B-NUM", 2: "I-NUM"}
+    model = AutoModelForTokenClassification.from_pretrained(
+        packaged_minilm(), num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(packaged_minilm()).save_pretrained(out)
+    return out
+
+
+def test_the_tag_tab_marks_what_it_lists(tagger_dir):
+    from gradio_client import Client
+
+    demo = build_models_app(tagger=str(tagger_dir))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        text = "We counted seven swans and twelve geese on the lake this morning."
+        shown, table = client.predict(text, api_name="/tag")
+        marked = [(p["token"], p["class_or_confidence"]) for p in shown if p["class_or_confidence"]]
+        assert "".join(p["token"] for p in shown) == text  # the whole text, the spans marked in place
+        assert (
+            marked == [(words, tag) for words, tag, _ in table["data"]] and marked
+        )  # an untrained head tags
+        assert {tag for _, tag in marked} <= {"NUM"} and all(0 < float(s) <= 1 for *_, s in table["data"])
+        assert client.predict("  ", api_name="/tag")[1]["data"] in ([], [[None, None, None]], [["", "", ""]])
+    finally:
+        demo.close()
+
+
+def test_the_classifier_space_serves_a_tagger_on_its_tag_tab(tagger_dir, tmp_path):
+    import runpy
+
+    from llmkit.spaces import build_space
+
+    out = build_space("classifier", tmp_path / "space", model=str(tagger_dir))
+    demo = runpy.run_path(str(out / "app.py"))["demo"]  # the Classify tab refused a token classifier on use
+    assert "tag" in {fn.api_name for fn in demo.fns.values()}
+    assert "classify" not in {fn.api_name for fn in demo.fns.values()}
+
+
+def test_the_models_app_refuses_a_folder_of_the_wrong_kind(qa_model_dir, tagger_dir, tiny_run):
     from llmkit.apps.models import main
 
-    with pytest.raises(UserError, match="not an extractive question-answering model.*as --qa"):
+    with pytest.raises(
+        UserError,
+        match="not an extractive question-answering model.*as --qa \\(this model goes to --causal\\)",
+    ):
         main(["--qa", str(tiny_run[0])])
-    with pytest.raises(UserError, match="not a text classifier.*a question-answering model to --qa"):
+    with pytest.raises(
+        UserError, match="not a text classifier.*as --classifier \\(this model goes to --qa\\)"
+    ):
         main(["--classifier", str(qa_model_dir)])
+    with pytest.raises(
+        UserError, match="not a text classifier.*as --classifier \\(this model goes to --tagger\\)"
+    ):
+        main(["--classifier", str(tagger_dir)])
