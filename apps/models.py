@@ -4,7 +4,8 @@ seq2seq and image models.
 `llmkit app models --causal runs/gpt2-tiny --image runs/finetune-image` (or `python apps/models.py ...` in a clone).
 
 With no arguments it opens every default output folder that exists (runs/gpt2-tiny, runs/finetune,
-runs/finetune-qa or runs/qa-reader, runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and -segmentation, tiny configs too).
+runs/finetune-qa or runs/qa-reader, runs/finetune-t5, and the image recipes' runs/finetune-image, -detection and
+-segmentation, tiny configs too), each on the tab its model serves.
 """
 
 import argparse
@@ -12,19 +13,14 @@ from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
-from llmkit.ui.checks import HEADS, check_head, check_model_folder
+from llmkit.ui.checks import HEADS, check_head, check_model_folder, serving_flag
 
-DEFAULTS = {
-    "causal": ["runs/gpt2-tiny"],
-    "classifier": ["runs/finetune"],
-    "qa": ["runs/finetune-qa", "runs/qa-reader"],  # finetune-qa's default output_dir, then its config's
-    "text2text": ["runs/finetune-t5"],
-    "image": [
-        f"runs/finetune-{task}{tiny}"
-        for task in ("image", "detection", "segmentation")
-        for tiny in ("", "-tiny")
-    ],
-}
+# The recipes' default output folders; each one found opens on the tab its model serves (finetune-bert's
+# runs/finetune is a text classifier or a tagger).
+TEXT_DEFAULTS = ["runs/gpt2-tiny", "runs/finetune", "runs/finetune-qa", "runs/qa-reader", "runs/finetune-t5"]
+IMAGE_DEFAULTS = [
+    f"runs/finetune-{task}{tiny}" for task in ("image", "detection", "segmentation") for tiny in ("", "-tiny")
+]
 
 
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
@@ -57,17 +53,28 @@ def check_folders(args: argparse.Namespace) -> None:
             check_head(getattr(args, flag[2:]), flag)
 
 
+def _any_folder(args: argparse.Namespace) -> bool:
+    return any((args.causal, args.classifier, args.tagger, args.qa, args.text2text, args.image))
+
+
+def open_defaults(args: argparse.Namespace) -> None:
+    """Fill the flags with the recipes' default output folders that exist, each under the flag that serves it."""
+    for folder in (d for d in TEXT_DEFAULTS if (Path(d) / "config.json").is_file()):
+        flag = serving_flag(folder)
+        if flag and flag != "--image" and not getattr(args, flag[2:]):
+            setattr(args, flag[2:], folder)
+    args.image = [d for d in IMAGE_DEFAULTS if (Path(d) / "config.json").is_file()]
+    if not _any_folder(args):
+        raise UserError(
+            "no model folders given and none of the recipes' default output folders exist; run a recipe "
+            "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--tagger/--qa/--text2text/--image."
+        )
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parse_args(argv, prog)
-    if not (args.causal or args.classifier or args.tagger or args.qa or args.text2text or args.image):
-        found = {k: [d for d in dirs if (Path(d) / "config.json").is_file()] for k, dirs in DEFAULTS.items()}
-        if not any(found.values()):
-            raise UserError(
-                "no model folders given and none of the recipes' default output folders exist; run a recipe "
-                "first (e.g. `llmkit pretrain`) or pass --causal/--classifier/--tagger/--qa/--text2text/--image."
-            )
-        args.image = found.pop("image")
-        vars(args).update({k: dirs[0] for k, dirs in found.items() if dirs})
+    if not _any_folder(args):
+        open_defaults(args)
     check_folders(args)
 
     from llmkit.ui.launch import launch_app

@@ -146,3 +146,27 @@ def test_the_models_app_refuses_a_folder_of_the_wrong_kind(qa_model_dir, tagger_
         UserError, match="not a text classifier.*as --classifier \\(this model goes to --tagger\\)"
     ):
         main(["--classifier", str(tagger_dir)])
+
+
+def test_with_no_flags_each_default_folder_opens_on_the_tab_that_serves_it(
+    qa_model_dir, tagger_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    from llmkit.apps.models import open_defaults, parse_args
+
+    monkeypatch.chdir(tmp_path)
+    args = parse_args([])
+    with pytest.raises(UserError, match="none of the recipes' default output folders exist"):
+        open_defaults(args)
+    shutil.copytree(
+        tagger_dir, "runs/finetune"
+    )  # finetune-bert --task token: it used to open as --classifier
+    shutil.copytree(qa_model_dir, "runs/qa-reader")
+    open_defaults(args)
+    assert (args.tagger, args.qa, args.classifier, args.image) == (
+        "runs/finetune",
+        "runs/qa-reader",
+        None,
+        [],
+    )

@@ -97,6 +97,14 @@ def _flag_for(architectures: list[str]) -> str | None:
     return None
 
 
+def serving_flag(folder: str) -> str | None:
+    """The models app's flag that serves the model in `folder` (--causal, --classifier, --qa, ...), if one does."""
+    try:
+        return _flag_for(_architectures(folder))
+    except UserError:  # a config cut short: the flag's own check names it
+        return None
+
+
 def check_head(folder: str, flag: str) -> None:
     """UserError unless `folder` holds the kind of model `flag` serves: another model's head would be random
     (a GPT-2 given as --classifier opened and answered LABEL_0/LABEL_1 at chance)."""
