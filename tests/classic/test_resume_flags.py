@@ -1,0 +1,46 @@
+"""Resuming a classic run with a changed flag: a flag the checkpoint would override is refused, not ignored."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from llmkit.classic.arguments import ClassicArguments
+from llmkit.classic.loop import fit
+from llmkit.errors import UserError
+
+
+def _linear_run(out, *, epochs: int = 1, learning_rate: float = 0.05) -> tuple[dict, nn.Module]:
+    """A linear classifier on 64 random points, 4 steps per epoch, Adam at `learning_rate`."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 2)
+    args = ClassicArguments(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=16,
+        learning_rate=learning_rate,
+        seed=0,
+    )
+
+    def step(mods, batch, update):
+        loss = F.cross_entropy(mods["model"](batch[0]), batch[1])
+        update("model", loss)
+        return {"loss": loss.detach()}
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    metrics = fit(
+        args, {"model": model}, {"model": optimizer}, step, train=data, config={"architecture": "linear"}
+    )
+    return metrics, model
+
+
+def test_resuming_with_another_learning_rate_is_refused_not_ignored(tmp_path):
+    _linear_run(tmp_path, epochs=1, learning_rate=0.05)
+    # the checkpoint's optimizer state set the rate back to 0.05: epoch 2 trained at 0.05, config.json said 0.5
+    with pytest.raises(
+        UserError, match=r"--learning_rate 0.5: the run was trained with 0.05.*--learning_rate 0.05"
+    ):
+        _linear_run(tmp_path, epochs=2, learning_rate=0.5)
+    assert _linear_run(tmp_path, epochs=2, learning_rate=0.05)[0]["global_step"] == 8
