@@ -5,7 +5,6 @@ automatic resume, metrics.json and loss_curve.png in the shape the Trainer recip
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
 from collections.abc import Callable
@@ -58,6 +57,8 @@ def fit(
     """
     run = _set_up(args, modules, optimizers, train)
     _resume(run)
+    # where a checkpoint saved mid-epoch is in the epoch depends on it
+    run.state["batch_shape"] = [args.per_device_train_batch_size, run.accelerator.num_processes]
     if run.accelerator.log_with:
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
         run.accelerator.init_trackers(Path(args.output_dir).name, config=plain)
@@ -147,7 +148,7 @@ def _resume(run: _Run) -> None:
     found = checkpoints.newest_complete(root, announce=accelerator.is_main_process) if root.is_dir() else None
     if not found:
         return
-    asked = _rates(run.opts)
+    asked = checkpoints.learning_rates(run.opts)
     try:
         accelerator.load_state(str(found[0]))
     except (RuntimeError, KeyError, ValueError) as err:
@@ -155,28 +156,13 @@ def _resume(run: _Run) -> None:
             f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
             "use another --output_dir or delete its checkpoints folder."
         ) from None
-    _refuse_changed_rate(found[0], asked, _rates(run.opts))
+    checkpoints.refuse_changed_rate(found[0], asked, checkpoints.learning_rates(run.opts))
+    checkpoints.refuse_changed_batch(
+        found[0], found[1], [run.args.per_device_train_batch_size, accelerator.num_processes]
+    )
     run.state = found[1]
     run.rows_before = len(run.state["log_history"])
     logger.info(f"resuming from {found[0]} (epoch {run.state['epoch']}, step {run.state['global_step']})")
-
-
-def _rates(opts: dict[str, torch.optim.Optimizer]) -> list[float]:
-    """Every parameter group's learning rate, in order: what a checkpoint's optimizer state replaces."""
-    return [group["lr"] for opt in opts.values() for group in opt.param_groups]
-
-
-def _refuse_changed_rate(folder: Path, asked: list[float], saved: list[float]) -> None:
-    """Loading a checkpoint's optimizer state restores its learning rate: another --learning_rate on resume was
-    silently ignored (and written in config.json as if it had been used)."""
-    changed = [(a, s) for a, s in zip(asked, saved) if not math.isclose(a, s, rel_tol=1e-6)]
-    if changed:
-        was, now = changed[0][1], changed[0][0]
-        raise UserError(
-            f"cannot resume {folder} with --learning_rate {now:g}: the run was trained with {was:g}, and the "
-            f"checkpoint's optimizer would keep {was:g} (the flag would be ignored); resume with --learning_rate "
-            f"{was:g}, or start a new run with a new --output_dir."
-        )
 
 
 def _train_epoch(run: _Run, step: Step, epoch: int, interrupt: GracefulInterrupt) -> None:

@@ -11,15 +11,17 @@ from llmkit.classic.loop import fit
 from llmkit.errors import UserError
 
 
-def _linear_run(out, *, epochs: int = 1, learning_rate: float = 0.05) -> tuple[dict, nn.Module]:
-    """A linear classifier on 64 random points, 4 steps per epoch, Adam at `learning_rate`."""
+def _linear_run(
+    out, *, epochs: int = 1, learning_rate: float = 0.05, batch_size: int = 16
+) -> tuple[dict, nn.Module]:
+    """A linear classifier on 64 random points (4 steps per epoch in batches of 16), Adam at `learning_rate`."""
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
     data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 2)
     args = ClassicArguments(
         output_dir=str(out),
         num_train_epochs=epochs,
-        per_device_train_batch_size=16,
+        per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
         seed=0,
     )
@@ -44,3 +46,20 @@ def test_resuming_with_another_learning_rate_is_refused_not_ignored(tmp_path):
     ):
         _linear_run(tmp_path, epochs=2, learning_rate=0.5)
     assert _linear_run(tmp_path, epochs=2, learning_rate=0.05)[0]["global_step"] == 8
+
+
+def test_a_checkpoint_saved_mid_epoch_refuses_another_batch_size(tmp_path, monkeypatch):
+    from llmkit.classic import loop
+
+    # Ctrl-C at step 1 of 4: the checkpoint holds "1 batch of 16 done" of epoch 1
+    monkeypatch.setattr(loop, "_stop_requested", lambda accelerator, interrupt: True)
+    with pytest.raises(KeyboardInterrupt):
+        _linear_run(tmp_path, batch_size=16)
+    monkeypatch.undo()
+    assert (tmp_path / "checkpoints" / "checkpoint-1").is_dir()
+    # resumed with batches of 8 it skipped 1 batch of 8: 8 examples trained twice, in silence
+    with pytest.raises(UserError, match=r"middle of epoch 1 with 16 x 1.*--per_device_train_batch_size 16"):
+        _linear_run(tmp_path, batch_size=8)
+    assert _linear_run(tmp_path, batch_size=16)[0]["global_step"] == 4
+    # from an epoch's end another batch size is fine
+    assert _linear_run(tmp_path, epochs=2, batch_size=8)[0]["global_step"] == 12
