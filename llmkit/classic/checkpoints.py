@@ -91,3 +91,26 @@ def refuse_changed_batch(folder: Path, state: dict, shape: list[int]) -> None:
         f"or repeat examples; resume with --per_device_train_batch_size {saved[0]} on {saved[1]} process(es) "
         "(another batch size can follow from the next epoch's checkpoint), or use a new --output_dir."
     )
+
+
+def data_fingerprint(train) -> dict:
+    """The training set in a few numbers (its size and each tensor's sum): what a checkpoint was trained on."""
+    tensors = getattr(train, "tensors", ())
+    return {"examples": len(train), "sums": [float(t.double().sum()) for t in tensors]}
+
+
+def refuse_other_data(folder: Path, state: dict, data: dict) -> None:
+    """A checkpoint resumed on another training set (another --dataset, text file or split) went on training the
+    model on the new data, in silence, with the first epochs' figures from the old one in metrics.json."""
+    saved = state.get("data")
+    if saved is None or (
+        saved["examples"] == data["examples"]
+        and len(saved["sums"]) == len(data["sums"])
+        and all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(saved["sums"], data["sums"]))
+    ):
+        return
+    raise UserError(
+        f"cannot resume {folder}: it was trained on other data ({saved['examples']} training examples, this run "
+        f"has {data['examples']}{'' if saved['examples'] != data['examples'] else ' with other values'}); resume "
+        "with the data flags (and --seed) the run started with, or use a new --output_dir."
+    )

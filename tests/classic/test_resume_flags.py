@@ -12,12 +12,14 @@ from llmkit.errors import UserError
 
 
 def _linear_run(
-    out, *, epochs: int = 1, learning_rate: float = 0.05, batch_size: int = 16
+    out, *, epochs: int = 1, learning_rate: float = 0.05, batch_size: int = 16, data_seed: int = 1
 ) -> tuple[dict, nn.Module]:
     """A linear classifier on 64 random points (4 steps per epoch in batches of 16), Adam at `learning_rate`."""
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
-    data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(1)), torch.arange(64) % 2)
+    data = TensorDataset(
+        torch.randn(64, 4, generator=torch.Generator().manual_seed(data_seed)), torch.arange(64) % 2
+    )
     args = ClassicArguments(
         output_dir=str(out),
         num_train_epochs=epochs,
@@ -63,3 +65,13 @@ def test_a_checkpoint_saved_mid_epoch_refuses_another_batch_size(tmp_path, monke
     assert _linear_run(tmp_path, batch_size=16)[0]["global_step"] == 4
     # from an epoch's end another batch size is fine
     assert _linear_run(tmp_path, epochs=2, batch_size=8)[0]["global_step"] == 12
+
+
+def test_resuming_on_other_training_data_is_refused(tmp_path):
+    _linear_run(tmp_path, epochs=1)
+    # another --dataset of the same shape trained on in silence: epoch 1's figures were the old data's
+    with pytest.raises(
+        UserError, match=r"trained on other data \(64 training examples, this run has 64 with other"
+    ):
+        _linear_run(tmp_path, epochs=2, data_seed=2)
+    assert _linear_run(tmp_path, epochs=2)[0]["global_step"] == 8
