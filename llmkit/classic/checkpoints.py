@@ -114,3 +114,18 @@ def refuse_other_data(folder: Path, state: dict, data: dict) -> None:
         f"has {data['examples']}{'' if saved['examples'] != data['examples'] else ' with other values'}); resume "
         "with the data flags (and --seed) the run started with, or use a new --output_dir."
     )
+
+
+def refuse_other_config(folder: Path, state: dict, config: dict) -> None:
+    """A checkpoint resumed as another model whose weights still load (a diffusion model's noise schedule, a
+    character model's alphabet of the same size) went on training under the new settings, in silence."""
+    saved = state.get("config")
+    if saved is None or saved == config:
+        return
+    changed = [
+        f"{k} {saved.get(k)} -> {config.get(k)}" for k in {**saved, **config} if saved.get(k) != config.get(k)
+    ]
+    raise UserError(
+        f"cannot resume {folder}: it was trained with other settings ({'; '.join(changed)[:300]}); resume with the "
+        "flags the run started with, or use a new --output_dir."
+    )

@@ -57,10 +57,11 @@ def fit(
     """
     run = _set_up(args, modules, optimizers, train)
     data = checkpoints.data_fingerprint(train)
-    _resume(run, data)
+    config = json.loads(json.dumps(config))  # as a checkpoint's state file reads back (tuples become lists)
+    _resume(run, data, config)
     # where a checkpoint saved mid-epoch is in the epoch depends on it
     run.state["batch_shape"] = [args.per_device_train_batch_size, run.accelerator.num_processes]
-    run.state["data"] = data
+    run.state["data"], run.state["config"] = data, config
     if run.accelerator.log_with:
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
         run.accelerator.init_trackers(Path(args.output_dir).name, config=plain)
@@ -143,7 +144,7 @@ def _set_up(
     return _Run(args, accelerator, out, mods, opts, loader=prepared[-1])
 
 
-def _resume(run: _Run, data: dict) -> None:
+def _resume(run: _Run, data: dict, config: dict) -> None:
     """Load the newest complete checkpoint, if any, and continue from its progress."""
     accelerator = run.accelerator
     root = run.root
@@ -163,6 +164,7 @@ def _resume(run: _Run, data: dict) -> None:
         found[0], found[1], [run.args.per_device_train_batch_size, accelerator.num_processes]
     )
     checkpoints.refuse_other_data(found[0], found[1], data)
+    checkpoints.refuse_other_config(found[0], found[1], config)
     run.state = found[1]
     run.rows_before = len(run.state["log_history"])
     logger.info(f"resuming from {found[0]} (epoch {run.state['epoch']}, step {run.state['global_step']})")

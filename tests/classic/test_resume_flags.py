@@ -12,7 +12,13 @@ from llmkit.errors import UserError
 
 
 def _linear_run(
-    out, *, epochs: int = 1, learning_rate: float = 0.05, batch_size: int = 16, data_seed: int = 1
+    out,
+    *,
+    epochs: int = 1,
+    learning_rate: float = 0.05,
+    batch_size: int = 16,
+    data_seed: int = 1,
+    schedule: str = "cosine",
 ) -> tuple[dict, nn.Module]:
     """A linear classifier on 64 random points (4 steps per epoch in batches of 16), Adam at `learning_rate`."""
     torch.manual_seed(0)
@@ -35,7 +41,12 @@ def _linear_run(
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     metrics = fit(
-        args, {"model": model}, {"model": optimizer}, step, train=data, config={"architecture": "linear"}
+        args,
+        {"model": model},
+        {"model": optimizer},
+        step,
+        train=data,
+        config={"architecture": "linear", "beta_schedule": schedule},
     )
     return metrics, model
 
@@ -74,4 +85,12 @@ def test_resuming_on_other_training_data_is_refused(tmp_path):
         UserError, match=r"trained on other data \(64 training examples, this run has 64 with other"
     ):
         _linear_run(tmp_path, epochs=2, data_seed=2)
+    assert _linear_run(tmp_path, epochs=2)[0]["global_step"] == 8
+
+
+def test_resuming_with_other_model_settings_whose_weights_still_load_is_refused(tmp_path):
+    _linear_run(tmp_path, epochs=1)
+    # train-diffusion --beta_schedule linear on a cosine run's checkpoint: same U-Net, other noise, in silence
+    with pytest.raises(UserError, match=r"trained with other settings \(beta_schedule cosine -> linear\)"):
+        _linear_run(tmp_path, epochs=2, schedule="linear")
     assert _linear_run(tmp_path, epochs=2)[0]["global_step"] == 8
