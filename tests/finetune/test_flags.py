@@ -54,3 +54,22 @@ def test_a_run_killed_before_its_first_epoch_ends_kept_the_checkpoints_save_step
     argv = ["--train_file", str(train), "--per_device_train_batch_size", "2", "--max_steps", "2"]
     llmkit_main(["finetune-bert", *MINILM, *argv, "--save_steps", "1", "--output_dir", str(out)])
     assert (out / "checkpoint-1").is_dir()  # only checkpoint-2, saved when training ended, was there
+
+
+@pytest.mark.parametrize(
+    ("recipe", "flag"),
+    [
+        ("finetune-bert", "target_column"),  # a classifier reads --text_column and --label_column only
+        ("finetune-bert", "max_target_length"),
+        ("finetune-gpt2", "label_column"),  # the response is --target_column
+        ("finetune-gpt2", "max_target_length"),  # --max_length cuts prompt and response together
+        ("finetune-t5", "label_column"),
+    ],
+)
+def test_a_data_flag_the_recipe_reads_nothing_from_is_refused(recipe, flag, tmp_path, capsys):
+    # each trained to exit 0 with the flag silently ignored
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main([recipe, f"--{flag}", "7", "--output_dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"does not take --{flag};" in err, err
+    assert not (tmp_path / "o").exists()
