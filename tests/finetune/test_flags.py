@@ -64,6 +64,7 @@ def test_a_run_killed_before_its_first_epoch_ends_kept_the_checkpoints_save_step
         ("finetune-gpt2", "label_column"),  # the response is --target_column
         ("finetune-gpt2", "max_target_length"),  # --max_length cuts prompt and response together
         ("finetune-t5", "label_column"),
+        ("finetune-qa", "max_target_length"),  # answers are spans of the context, not generated
     ],
 )
 def test_a_data_flag_the_recipe_reads_nothing_from_is_refused(recipe, flag, tmp_path, capsys):
