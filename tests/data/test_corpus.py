@@ -157,3 +157,9 @@ def test_validation_files_without_train_files_are_refused(source, tmp_path):
     argv = [*source, "--validation_files", str(tmp_path / "val.txt")]
     with pytest.raises(UserError, match="--validation_files goes with --train_files"):
         parse_args((DataArguments,), argv)
+
+
+def test_a_dataset_config_name_without_a_dataset_name_is_refused():
+    # the built-in corpus trained, the configuration named nowhere
+    with pytest.raises(UserError, match="--dataset_config_name names a configuration of --dataset_name"):
+        parse_args((DataArguments,), ["--dataset_config_name", "wikitext-103-raw-v1"])
