@@ -74,3 +74,14 @@ def test_a_data_flag_the_recipe_reads_nothing_from_is_refused(recipe, flag, tmp_
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"does not take --{flag};" in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("recipe", ["finetune-bert", "finetune-image", "finetune-segmentation"])
+def test_a_dataset_config_name_without_a_dataset_name_is_refused(recipe, tmp_path, capsys):
+    # the built-in data trained, the configuration named nowhere
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main([recipe, "--dataset_config_name", "3.0.0", "--output_dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--dataset_config_name names a configuration of --dataset_name" in err, (
+        err
+    )
