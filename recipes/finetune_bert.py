@@ -19,10 +19,13 @@ from llmkit.finetune import (
 
 TYPES = (ClassificationArguments, *SHARED_ARGUMENTS, FinetuneTrainingArguments)
 
+# shared data flags this recipe reads nothing from: accepted, they were silently ignored
+NOT_USED = ("target_column", "max_target_length")
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_classifier(parse_args(TYPES, argv))
+    return finetune_classifier(parse_args(TYPES, argv, hide=NOT_USED))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,13 @@ from llmkit.finetune.causal import CausalArguments, finetune_causal
 
 TYPES = (CausalArguments, *SHARED_ARGUMENTS, FinetuneCausalArguments)
 
+# shared data flags this recipe reads nothing from: accepted, they were silently ignored
+NOT_USED = ("label_column", "max_target_length")
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_causal(parse_args(TYPES, argv))
+    return finetune_causal(parse_args(TYPES, argv, hide=NOT_USED))
 
 
 if __name__ == "__main__":

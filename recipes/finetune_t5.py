@@ -14,10 +14,13 @@ from llmkit.finetune.seq2seq import Seq2SeqArguments, finetune_seq2seq
 
 TYPES = (Seq2SeqArguments, *SHARED_ARGUMENTS, FinetuneSeq2SeqArguments)
 
+# shared data flags this recipe reads nothing from: accepted, they were silently ignored
+NOT_USED = ("label_column",)
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Fine-tune as the flags describe; returns metrics.json's content."""
-    return finetune_seq2seq(parse_args(TYPES, argv))
+    return finetune_seq2seq(parse_args(TYPES, argv, hide=NOT_USED))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
         save_grid(torch.cat([s[:8] for s in steps]), out / "denoising.png", nrow=8)
 
     config = {"architecture": "ddpm-unet", "kwargs": kwargs, "image_size": args.image_size}
+    # the noise the model learns to remove: a checkpoint trained under another schedule is refused
+    config |= {"num_train_timesteps": args.num_train_timesteps, "beta_schedule": args.beta_schedule}
     return fit(
         args,
         {"unet": unet},

@@ -65,6 +65,8 @@ class Word2VecArguments(
 
 
 TYPES = (Word2VecArguments,)
+# the shared classic flags that word2vec's own loop has no use for: accepted, they were silently ignored
+NOT_USED = ("precision", "report_to", "max_grad_norm", "logging_steps", "save_total_limit")
 
 
 def compare_with_lm(vectors: np.ndarray, vocab, model_dir: str, n_words: int = 300) -> dict | None:
@@ -119,7 +121,7 @@ def probe_words(wanted: list[str], vocab) -> list[str]:
 @one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Train word vectors, probe and export them; returns metrics.json's content."""
-    (args,) = parse_args(TYPES, argv)
+    (args,) = parse_args(TYPES, argv, hide=NOT_USED)
     out = start(args)
     words = tokenize(load_text(args.text_file))
     checkpoint = out / "checkpoints" / "word2vec.pt"  # a rerun of the same command continues from it

@@ -56,7 +56,12 @@ def fit(
     run on the main process with the models in eval mode.
     """
     run = _set_up(args, modules, optimizers, train)
-    _resume(run)
+    data = checkpoints.data_fingerprint(train)
+    config = json.loads(json.dumps(config))  # as a checkpoint's state file reads back (tuples become lists)
+    _resume(run, data, config)
+    # where a checkpoint saved mid-epoch is in the epoch depends on it
+    run.state["batch_shape"] = [args.per_device_train_batch_size, run.accelerator.num_processes]
+    run.state["data"], run.state["config"] = data, config
     if run.accelerator.log_with:
         plain = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(args).items()}
         run.accelerator.init_trackers(Path(args.output_dir).name, config=plain)
@@ -139,13 +144,14 @@ def _set_up(
     return _Run(args, accelerator, out, mods, opts, loader=prepared[-1])
 
 
-def _resume(run: _Run) -> None:
+def _resume(run: _Run, data: dict, config: dict) -> None:
     """Load the newest complete checkpoint, if any, and continue from its progress."""
     accelerator = run.accelerator
     root = run.root
     found = checkpoints.newest_complete(root, announce=accelerator.is_main_process) if root.is_dir() else None
     if not found:
         return
+    asked = checkpoints.learning_rates(run.opts)
     try:
         accelerator.load_state(str(found[0]))
     except (RuntimeError, KeyError, ValueError) as err:
@@ -153,6 +159,12 @@ def _resume(run: _Run) -> None:
             f"{found[0]} was saved by a differently configured model ({str(err).splitlines()[0]}); "
             "use another --output_dir or delete its checkpoints folder."
         ) from None
+    checkpoints.refuse_changed_rate(found[0], asked, checkpoints.learning_rates(run.opts))
+    checkpoints.refuse_changed_batch(
+        found[0], found[1], [run.args.per_device_train_batch_size, accelerator.num_processes]
+    )
+    checkpoints.refuse_other_data(found[0], found[1], data)
+    checkpoints.refuse_other_config(found[0], found[1], config)
     run.state = found[1]
     run.rows_before = len(run.state["log_history"])
     logger.info(f"resuming from {found[0]} (epoch {run.state['epoch']}, step {run.state['global_step']})")

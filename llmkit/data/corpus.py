@@ -85,6 +85,18 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.dataset_name and self.train_files:
             raise UserError("pass either --dataset_name or --train_files, not both.")
+        # else ignored: the files or the built-in corpus trained
+        if self.dataset_config_name and not self.dataset_name:
+            raise UserError(
+                "--dataset_config_name names a configuration of --dataset_name; pass both, or neither."
+            )
+        # read only beside --train_files: with a Hub dataset, the built-in corpus or a tokenized dataset the run
+        # scored its own validation split instead, in silence
+        if self.validation_files and not self.train_files:
+            raise UserError(
+                "--validation_files goes with --train_files; a --dataset_name, a --tokenized_dataset or the "
+                "built-in corpus brings its own validation split (or holds out --validation_split_percentage)."
+            )
         if not 0 < self.validation_split_percentage < 100:
             raise UserError(
                 f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."

@@ -50,8 +50,22 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     num_train_epochs: float = 3.0
     per_device_train_batch_size: int = 16
     per_device_eval_batch_size: int = 32
-    eval_strategy: str = "epoch"
-    save_strategy: str = "epoch"
+    eval_strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "When to evaluate: epoch (default), steps (default with --eval_steps or --save_steps) or no."
+        },
+    )
+    save_strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "When to save a checkpoint: epoch (default), steps (default with --save_steps or --eval_steps), best or no."
+        },
+    )
+    save_steps: float | None = field(
+        default=None,
+        metadata={"help": "Save a checkpoint (and evaluate) every this many steps; without it, each epoch."},
+    )
     save_total_limit: int | None = 2
     load_best_model_at_end: bool = True
     logging_steps: float = 10
@@ -68,6 +82,7 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        self._choose_strategies()
         # Decided before TrainingArguments.__post_init__, which would otherwise fill in "loss" for load_best_model_at_end.
         self.best_metric_is_default = self.metric_for_best_model is None
         if self.best_metric_is_default and (self.load_best_model_at_end or self.early_stopping_patience):
@@ -82,6 +97,20 @@ class FinetuneTrainingArguments(LlmkitTrainingArguments):
                     "--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps)."
                 )
         super().__post_init__()
+
+    def _choose_strategies(self) -> None:
+        """--save_steps or --eval_steps alone means steps, for saving and evaluating both (the kept checkpoint is
+        chosen by an evaluation at each save); they were ignored under the "epoch" strategies, so a run killed
+        before its first epoch ended had no checkpoint, whatever --save_steps said."""
+        by_steps = self.save_steps is not None or self.eval_steps is not None
+        if self.eval_strategy is None:
+            self.eval_strategy = "steps" if by_steps else "epoch"
+        if self.save_strategy is None:
+            self.save_strategy = "steps" if by_steps else "epoch"
+        if self.save_steps is None:
+            self.save_steps = self.eval_steps or 500  # transformers' default
+        if self.eval_steps is None and str(self.eval_strategy) == "steps":
+            self.eval_steps = self.save_steps
 
     def refine_best_metric(self, metric: str) -> None:
         """Use `metric` for the kept checkpoint when the user did not choose one (e.g. entity F1 for tagging)."""

@@ -73,6 +73,11 @@ class FinetuneDataArguments:
                 raise UserError(
                     f"--{name} must be at least 1 (or left out: every example), got {getattr(self, name)}."
                 )
+        # else ignored: the files or the built-in data trained
+        if self.dataset_config_name and not self.dataset_name:
+            raise UserError(
+                "--dataset_config_name names a configuration of --dataset_name; pass both, or neither."
+            )
         # image recipes silently held out 1 image, or all but 1
         if not 0 < self.validation_split_percentage < 100:
             raise UserError(

@@ -19,6 +19,7 @@ from llmkit.checkpoints import find_resume_checkpoint, refuse_to_replace_finishe
 from llmkit.errors import UserError
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.launch import prepare_output_dir
+from llmkit.lm.batch_shape import RecordBatchShape, check_batch_shape
 from llmkit.log import get_logger, without_messages
 
 logger = get_logger(__name__)
@@ -264,6 +265,8 @@ def train_and_evaluate(trainer: Trainer, resume: str | None, test: Dataset | Non
     `trainer.kept_validation` (with predictions when the trainer keeps them).
     """
     _check_resumed_model(resume, trainer.model)
+    check_batch_shape(resume, trainer.args)
+    trainer.add_callback(RecordBatchShape())
     train_resumable(trainer, resume)
     kept = _scored_in_training(trainer, kept_checkpoint(trainer)["reported_step"])
     if kept is None:

@@ -79,6 +79,11 @@ class SegmentDataArguments(SplitFolders):
     )
 
     def __post_init__(self) -> None:
+        # else ignored: the files or the built-in data trained
+        if self.dataset_config_name and not self.dataset_name:
+            raise UserError(
+                "--dataset_config_name names a configuration of --dataset_name; pass both, or neither."
+            )
         if not 0 < self.validation_split_percentage < 100:  # it held out one image, or all but one
             raise UserError(
                 f"--validation_split_percentage must be between 0 and 100 (e.g. 10), got "

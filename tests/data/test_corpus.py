@@ -144,3 +144,22 @@ def test_a_short_split_names_the_fix_for_how_it_was_made(tmp_path):
     assert "too few documents" in str(held_out)  # 1 document held out: lowering the percentage cannot help
     given = short_split_error("validation", DatasetDict(corpus), 64)  # e.g. --validation_files
     assert "give more validation text (--validation_files" in str(given) and "percentage" not in str(given)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [[], ["--dataset_name", "wikitext"], ["--tokenized_dataset", "blocks"]],
+    ids=["built-in", "hub", "tokenized"],
+)
+def test_validation_files_without_train_files_are_refused(source, tmp_path):
+    # the run scored the built-in corpus's (the Hub dataset's, the blocks') own validation split, in silence
+    (tmp_path / "val.txt").write_text("held-out text\n")
+    argv = [*source, "--validation_files", str(tmp_path / "val.txt")]
+    with pytest.raises(UserError, match="--validation_files goes with --train_files"):
+        parse_args((DataArguments,), argv)
+
+
+def test_a_dataset_config_name_without_a_dataset_name_is_refused():
+    # the built-in corpus trained, the configuration named nowhere
+    with pytest.raises(UserError, match="--dataset_config_name names a configuration of --dataset_name"):
+        parse_args((DataArguments,), ["--dataset_config_name", "wikitext-103-raw-v1"])

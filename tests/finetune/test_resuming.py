@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from llmkit.cli import main as llmkit_main
+from llmkit.errors import UserError
 from tests.finetune.helpers import MINILM, TRAIN, KeptMessages, bert_fails, write_jsonl
 
 
@@ -109,3 +110,31 @@ def test_resuming_a_checkpoint_of_another_model_is_refused(tiny_run, tmp_path, c
     assert exit_.value.code == 2, err
     assert "checkpoint-4 holds a BertForSequenceClassification, not the GPT2LMHeadModel" in err, err
     assert "new --output_dir" in err, err
+
+
+def test_resuming_with_another_number_of_examples_per_step_is_refused(tmp_path, capsys):
+    # Trainer counted the checkpoint's step in the new batches of 2 (2 examples, not 16, skipped): a resumed
+    # 2-epoch run trained part of epoch 1 twice and its trainer_state said "epoch 1.0" at steps 4 and 7
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    out = ["--output_dir", str(tmp_path / "o"), "--save_steps", "1", "--disable_tqdm", "true"]
+    llmkit_main(["finetune-bert", *MINILM, *out, "--train_file", str(train), "--max_steps", "1"])
+    resume = [*out, "--train_file", str(train), "--max_steps", "2", "--per_device_train_batch_size", "2"]
+    line = bert_fails(resume, capsys)
+    assert "with 2 examples per step (2 x 1 x 1" in line and "trained with 16 (16 x 1 x 1)" in line
+    assert "--per_device_train_batch_size 16 --gradient_accumulation_steps 1 on 1 process(es)" in line
+
+
+def test_the_same_examples_per_step_in_other_factors_resumes(tmp_path):
+    from transformers import TrainingArguments
+
+    from llmkit.lm.batch_shape import RECORD, check_batch_shape
+
+    shape = {"gradient_accumulation_steps": 1, "per_device_train_batch_size": 16, "processes": 1}
+    state = {"stateful_callbacks": {RECORD: {"args": {}, "attributes": shape}}}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(state))
+    # a smaller batch with more accumulation skips the same examples
+    args = TrainingArguments(tmp_path / "o", per_device_train_batch_size=8, gradient_accumulation_steps=2)
+    check_batch_shape(str(tmp_path), args)
+    with pytest.raises(UserError, match="with 8 examples per step"):
+        check_batch_shape(str(tmp_path), TrainingArguments(tmp_path / "o", per_device_train_batch_size=8))
+    check_batch_shape(str(tmp_path / "older"), args)  # a checkpoint without the record: nothing to compare
