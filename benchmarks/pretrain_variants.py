@@ -93,21 +93,28 @@ def run_reference(
     )
     step_fn = torch.compile(model) if device == "cuda" else model
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+
+    def loss_of(ids: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            return step_fn(ids, ids)
+
+    return _timed_loop(model, opt, loss_of, micro_batches, accum, warmup, device), model
+
+
+def _timed_loop(model, opt, loss_of, micro_batches: list, accum: int, warmup: int, device: str) -> float:
+    """A plain training loop over the micro-batches; returns the wall seconds of the steps after warm-up."""
     start = 0.0
     for step in range(len(micro_batches) // accum):
         if step == warmup:
             _sync(device)
             start = time.perf_counter()
         for batch in micro_batches[step * accum : (step + 1) * accum]:
-            ids = batch["input_ids"].to(device, non_blocking=True)
-            with autocast:
-                loss = step_fn(ids, ids) / accum
-            loss.backward()
+            (loss_of(batch["input_ids"].to(device, non_blocking=True)) / accum).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
     _sync(device)
-    return time.perf_counter() - start, model
+    return time.perf_counter() - start
 
 
 def run_llmkit(
@@ -148,16 +155,8 @@ def run_hf_default(
         .train()
     )
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1)
-    start = 0.0
-    for step in range(len(micro_batches) // accum):
-        if step == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        for batch in micro_batches[step * accum : (step + 1) * accum]:
-            ids = batch["input_ids"].to(device)
-            (model(input_ids=ids, labels=ids).loss / accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    _sync(device)
-    return time.perf_counter() - start, model
+
+    def loss_of(ids: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=ids, labels=ids).loss
+
+    return _timed_loop(model, opt, loss_of, micro_batches, accum, warmup, device), model
