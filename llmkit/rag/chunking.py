@@ -131,9 +131,11 @@ def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int
         chunks.append(Chunk(f"{doc.id}#{len(chunks)}", doc.id, text[start:end], start, end, meta))
         if j >= len(units):
             break
-        # Step back over trailing units worth at most `overlap` tokens, but always move forward.
+        # Step back over trailing units worth at most `overlap` tokens, but always move forward, and only as far as
+        # leaves room for the next unit: a short unit before a long one made a chunk that lay inside this one.
         back, k = 0, j
-        while k - 1 > i and back + units[k - 1][2] <= overlap:
+        room = max_tokens - units[j][2]
+        while k - 1 > i and back + units[k - 1][2] <= min(overlap, room):
             back += units[k - 1][2]
             k -= 1
         i = k

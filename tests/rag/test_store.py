@@ -98,6 +98,18 @@ def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     assert chunks[3].metadata["heading"].startswith("Part")
 
 
+def test_no_chunk_lies_inside_the_one_before(embedder):
+    """A heading, a short paragraph, then a long one: the short paragraph was a chunk of its own as well as the
+    end of the first, and the two were retrieved (and shown) as two sources of one text."""
+    text = "# Tools\n\nThis module holds small tools.\n\n" + " ".join(
+        f"Item {i} does thing {i}." for i in range(26)
+    )
+    chunks = chunk_document(Document("t.md", text, {"source": "t.md"}), embedder.tokenizer, 160, 32)
+    assert len(chunks) == 2 and chunks[0].text.startswith("# Tools") and chunks[1].text.startswith("Item 0")
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.end > a.end
+
+
 def test_a_long_paragraph_is_chunked_a_piece_at_a_time(embedder, monkeypatch):
     """A 5 MB paragraph (a file without blank lines) took 1.1 GB to chunk: it was tokenized whole, twice."""
     from llmkit import pieces
