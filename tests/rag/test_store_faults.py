@@ -122,6 +122,23 @@ def test_documents_of_deleted_files_can_be_removed(tmp_path, embedder, capsys, m
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_the_folder_beside_the_store_is_removed_by_the_path_it_was_indexed_by(
+    tmp_path, embedder, capsys, monkeypatch
+):
+    # `rag index . --store store`, then `rag remove .`: "no document of store comes from '.'"
+    monkeypatch.chdir(_docs(tmp_path / "notes"))
+    llmkit_main(["rag", "index", ".", "--store", "store"])
+    assert json.loads(capsys.readouterr().out)["documents"] == 2
+    with pytest.raises(SystemExit):  # "" is not the working directory's every document
+        llmkit_main(["rag", "remove", "", "--store", "store"])
+    assert "no document" in capsys.readouterr().err
+    for target in (".", str(tmp_path / "notes")):
+        llmkit_main(["rag", "index", ".", "--store", "store"])
+        capsys.readouterr()
+        llmkit_main(["rag", "remove", target, "--store", "store"])
+        assert json.loads(capsys.readouterr().out)["documents_removed"] == 2
+
+
 def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     docs = _docs(tmp_path / "docs", ("tcp.md", "bees.md", "tides.md"))
