@@ -364,3 +364,25 @@ def test_a_document_found_through_a_deleted_link_goes_when_its_folder_is_reindex
     stats = index()
     assert stats["documents_removed"] == 1 and stats["documents_added"] == 0 and stats["documents"] == 2
     assert sorted(Store("store", embedder=embedder).sources()) == ["docs/tcp.md", "elsewhere/bees.md"]
+
+
+def test_a_second_rag_index_says_it_waits_for_the_first(tmp_path, embedder, capsys, monkeypatch):
+    import threading
+
+    from llmkit.rag.layout import writer_lock
+
+    monkeypatch.chdir(_docs(tmp_path / "docs").parent)
+    llmkit_main(["rag", "index", "docs/tcp.md", "--store", "store"])
+    held = threading.Event()
+
+    def hold():  # a `llmkit rag index` of another process, a second from its end
+        with writer_lock(tmp_path / "store"):
+            held.set()
+            time.sleep(1)
+
+    threading.Thread(target=hold).start()
+    held.wait(30)
+    capsys.readouterr()
+    llmkit_main(["rag", "index", "docs/bees.md", "--store", "store"])  # it waited without a word
+    out, err = capsys.readouterr()
+    assert "another process is writing to the store" in err and json.loads(out)["documents"] == 2
