@@ -110,6 +110,14 @@ def test_no_chunk_lies_inside_the_one_before(embedder):
         assert b.end > a.end
 
 
+def test_yaml_front_matter_is_no_heading(embedder):
+    """Its closing "---" underlined its last line as a setext heading: every chunk was "layout: page"'s."""
+    steps = "\n\n".join(f"Step {i} of the install runs command {i} and waits for it." for i in range(30))
+    text = f"---\ntitle: Install guide\nlayout: page\n---\n\n{steps}"
+    chunks = chunk_document(Document("i.md", text, {"title": "i"}), embedder.tokenizer, 64, 16)
+    assert len(chunks) > 5 and not [c.metadata["heading"] for c in chunks if "heading" in c.metadata]
+
+
 def test_a_long_paragraph_is_chunked_a_piece_at_a_time(embedder, monkeypatch):
     """A 5 MB paragraph (a file without blank lines) took 1.1 GB to chunk: it was tokenized whole, twice."""
     from llmkit import pieces
