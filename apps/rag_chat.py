@@ -12,6 +12,7 @@ from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
+from llmkit.rag.commands import cosine_flag, finite_number, positive_int
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
@@ -22,10 +23,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--generator", default="extractive", choices=["extractive", "transformers", "openai"])
     parser.add_argument("--generator_model", help="model folder/name (transformers) or model id (openai)")
     parser.add_argument("--base_url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
-    parser.add_argument("--k", type=int, default=5)
+    # the checks of `rag ask`: --reader_threshold nan was taken, and the reader never abstained (inf: never answered)
+    parser.add_argument("--k", type=positive_int, default=5)
     parser.add_argument("--mode", default="hybrid", choices=["dense", "lexical", "hybrid"])
     parser.add_argument(
-        "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
+        "--min_score",
+        type=cosine_flag,
+        help="abstain below this evidence score (default: calibrated per mode)",
     )
     parser.add_argument(
         "--reader",
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     )
     parser.add_argument(
         "--reader_threshold",
-        type=float,
+        type=finite_number,
         help="the reader answers above this margin over 'no answer' (default: its metrics.json's, else 0)",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -41,8 +45,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args(argv)
 
-    if args.k < 1:
-        raise UserError(f"--k must be at least 1, got {args.k}.")
     if args.reader_threshold is not None and not args.reader:  # was silently ignored (`rag ask` refuses it)
         raise UserError("--reader_threshold applies to a reader; pass --reader DIR_OR_NAME too.")
     from llmkit.rag.abstain import Gate

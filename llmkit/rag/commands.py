@@ -95,7 +95,7 @@ def _add_ask_and_chat(sub) -> None:
         # `ask` leaves them unset, so that with --server a question without them gets the server's own
         p.add_argument(
             "--k",
-            type=_positive,
+            type=positive_int,
             default=None if name == "ask" else DEFAULT_K,
             help=f"sources to retrieve (default {DEFAULT_K}; with --server, the server's --k)",
         )
@@ -117,12 +117,12 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--min_score",
-            type=_cosine,
+            type=cosine_flag,
             help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
             "--relative_score",
-            type=_finite,
+            type=finite_number,
             default=RELATIVE,
             help="cite sources within this share of the best",
         )
@@ -134,7 +134,7 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--reader_threshold",
-            type=_finite,
+            type=finite_number,
             help="the reader answers when its best span beats its 'no answer' score by more than this; lower "
             "answers more, higher abstains more (default: the threshold in the reader's metrics.json, else 0)",
         )
@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _finite(value: str) -> float:
+def finite_number(value: str) -> float:
     number = float(value)
     if not math.isfinite(number):  # nan compares false with every score: the gate or reader would never act
         raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
@@ -178,15 +178,15 @@ INTERRUPTED = {
 }
 
 
-def _cosine(value: str) -> float:
+def cosine_flag(value: str) -> float:
     """A --min_score: the gate compares it with cosines (its refusal named "abstention threshold dense=-5.0")."""
-    number = _finite(value)
+    number = finite_number(value)
     if not -1 <= number <= 1:
         raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1] (-1 answers everything), got {value}")
     return number
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")

@@ -174,6 +174,22 @@ def test_thresholds_that_could_not_act_are_refused(flags, message, topic_store, 
     assert "Sources:" not in out
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--reader_threshold", "nan", "--reader", "r"], "--reader_threshold: must be a finite number"),
+        (["--min_score", "inf"], "--min_score: must be a finite number"),
+        (["--k", "0"], "--k: must be a positive integer"),
+    ],
+)
+def test_the_app_refuses_the_thresholds_rag_ask_refuses(flags, message, tmp_path, capsys):
+    # --reader_threshold nan was taken: no span score is <= nan, so the reader never abstained
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["app", "rag-chat", "--store", str(tmp_path / "none"), *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path, capsys):
     good = json.dumps({"question": "How do bees talk?", "doc_id": "bees.md"})
     for lines, message in [
