@@ -1,5 +1,6 @@
 """`llmkit rag index|ask|eval` end to end, in process."""
 
+import io
 import json
 
 import pytest
@@ -238,6 +239,16 @@ def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
 
     assert "not UTF-8 text" in check_question("caf\udce9?")  # `rag chat` and the app: was a TypeError
     assert check_question("café?") is None
+
+
+def test_the_chat_shows_no_empty_sources_block_under_a_refused_question(topic_store, capsys, monkeypatch):
+    from llmkit.rag.commands import main as rag_main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * 2500 + "\nHow do bees talk?\n"))
+    rag_main(["chat", "--store", str(topic_store.path)])
+    refused, answered = capsys.readouterr().out.split("> ")[1:3]
+    assert "2,500 characters long" in refused and "Sources:" not in refused  # a heading over nothing
+    assert "Sources:" in answered and "bees.md" in answered
 
 
 def test_rag_ask_source_that_matches_no_document_is_named(topic_store, capsys):
