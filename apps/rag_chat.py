@@ -15,6 +15,23 @@ from llmkit.errors import UserError, run_cli
 from llmkit.rag.commands import cosine_flag, finite_number, positive_int
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port in use before the models load (and the built-in store's first build, minutes): it was said
+    only once all that was done."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the app's server binds
+            probe.bind((host, port))
+    except OSError as err:
+        raise UserError(
+            f"cannot serve on {host}, port {port} ({err.strerror}): another program (another app?) uses the port, "
+            f"or {host} is not an address of this machine. Pass --port 0 for a free port, or another --port / --host."
+        ) from None
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -47,6 +64,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
 
     if args.reader_threshold is not None and not args.reader:  # was silently ignored (`rag ask` refuses it)
         raise UserError("--reader_threshold applies to a reader; pass --reader DIR_OR_NAME too.")
+    if args.port:
+        _check_port(args.host, args.port)
     from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.rag.reader import Reader

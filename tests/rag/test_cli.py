@@ -191,6 +191,21 @@ def test_the_app_refuses_the_thresholds_rag_ask_refuses(flags, message, tmp_path
     assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
 
 
+def test_the_app_names_a_port_in_use_before_it_loads_anything(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as exit_:  # said after the models (and the built-in store) had loaded
+            llmkit_main(["app", "rag-chat", "--store", str(tmp_path / "none"), "--port", port])
+    err = capsys.readouterr().err
+    assert (
+        exit_.value.code == 2 and f"cannot serve on 127.0.0.1, port {port}" in err and "no store" not in err
+    )
+
+
 def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path, capsys):
     good = json.dumps({"question": "How do bees talk?", "doc_id": "bees.md"})
     for lines, message in [
