@@ -69,7 +69,8 @@ class _TextOnly(HTMLParser):
         if tag in self.SKIP:
             self._skip += 1
         elif tag == "title":
-            self._in_title = True
+            # an <svg>'s <title> is its icon's tooltip: "GitHub", "Copy to clipboard" were added to the page's title
+            self._in_title = not self._skip
         elif tag in self.BLOCK:
             self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
             if tag.startswith("h") and len(tag) == 2:

@@ -80,6 +80,17 @@ def test_html_text_keeps_headings():
     assert title == "T" and text == "## Setup\n\nRun it."
 
 
+def test_an_icons_title_is_not_the_pages():
+    page = (
+        "<html><head><title>Install guide</title></head><body><a href=x><svg><title>GitHub</title></svg></a>"
+        "<p>Run pip install.</p><svg><title>Copy to clipboard</title></svg></body></html>"
+    )
+    assert html_to_text(page) == (
+        "Run pip install.",
+        "Install guide",
+    )  # "Install guideGitHubCopy to clipboard"
+
+
 def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     body = "\n\n".join(
         f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12))
