@@ -56,7 +56,15 @@ class _TextOnly(HTMLParser):
         "h6",
         "pre",
         "blockquote",
+        "dt",
+        "dd",
+        "caption",
+        "figcaption",
     }
+    CELL = {
+        "td",
+        "th",
+    }  # a table's cells, and a Sphinx page's <dt>/<dd>, were glued: "timeout30", "retriesHow"
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -71,6 +79,8 @@ class _TextOnly(HTMLParser):
         elif tag == "title":
             # an <svg>'s <title> is its icon's tooltip: "GitHub", "Copy to clipboard" were added to the page's title
             self._in_title = not self._skip
+        elif tag in self.CELL:
+            self.parts.append(" ")
         elif tag in self.BLOCK:
             self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
             if tag.startswith("h") and len(tag) == 2:

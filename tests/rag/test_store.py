@@ -91,6 +91,14 @@ def test_an_icons_title_is_not_the_pages():
     )  # "Install guideGitHubCopy to clipboard"
 
 
+def test_table_cells_and_definition_lists_keep_their_words_apart():
+    page = "<table><tr><th>Option</th><th>Default</th></tr><tr><td>timeout</td><td>30</td></tr></table>"
+    page += "<dl><dt>retries</dt><dd>How many times.</dd></dl>"
+    assert (
+        html_to_text(page)[0] == "Option Default\n\ntimeout 30\n\nretries\n\nHow many times."
+    )  # "timeout30"
+
+
 def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     body = "\n\n".join(
         f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12))
