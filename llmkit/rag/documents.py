@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -71,9 +72,11 @@ class _TextOnly(HTMLParser):
         self.parts: list[str] = []
         self.title = ""
         self._skip = 0
+        self._pre = 0
         self._in_title = False
 
     def handle_starttag(self, tag, attrs):
+        self._pre += tag == "pre"
         if tag in self.SKIP:
             self._skip += 1
         elif tag == "title":
@@ -87,6 +90,7 @@ class _TextOnly(HTMLParser):
                 self.parts.append("#" * int(tag[1]) + " ")  # keep headings recognisable for chunking
 
     def handle_endtag(self, tag):
+        self._pre -= tag == "pre" and self._pre > 0
         if tag in self.SKIP and self._skip:
             self._skip -= 1
         elif tag == "title":
@@ -98,15 +102,25 @@ class _TextOnly(HTMLParser):
         if self._in_title:
             self.title += data
         elif not self._skip:
-            self.parts.append(data)
+            self.parts.append(f"{_PRE[0]}{data}{_PRE[1]}" if self._pre else data)
+
+
+_PRE = ("\ue000", "\ue001")  # around <pre> text, whose spaces are kept
 
 
 def html_to_text(html: str) -> tuple[str, str]:
-    """Return (visible text, title) of an HTML page."""
+    """Return (visible text, title) of an HTML page; <pre> text keeps its lines' indentation (it was stripped, and
+    quoted Python code lost its blocks)."""
     parser = _TextOnly()
-    parser.feed(html)
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    text = "\n".join(lines)
+    parser.feed(html.translate(dict.fromkeys(map(ord, _PRE))))
+    raw = "".join(parser.parts).replace(_PRE[1] + _PRE[0], "")  # one <pre>'s pieces (its <span>s) as one
+    pieces = re.split(f"{_PRE[0]}(.*?){_PRE[1]}", raw, flags=re.DOTALL)
+    text = "".join(
+        "\n".join(line.rstrip() for line in piece.split("\n"))
+        if i % 2
+        else "\n".join(" ".join(line.split()) for line in piece.split("\n"))
+        for i, piece in enumerate(pieces)
+    )
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.strip(), " ".join(parser.title.split())

@@ -99,6 +99,12 @@ def test_table_cells_and_definition_lists_keep_their_words_apart():
     )  # "timeout30"
 
 
+def test_preformatted_code_keeps_its_indentation():
+    page = "<p>Loop like this:</p><pre><b>for</b> x <b>in</b> y:\n    <b>if</b> x:\n        go()\n</pre><p>Done.</p>"
+    code = "for x in y:\n    if x:\n        go()"  # every line was stripped: "for x in y:\nif x:\ngo()"
+    assert html_to_text(page)[0] == f"Loop like this:\n\n{code}\n\nDone."
+
+
 def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     body = "\n\n".join(
         f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12))
