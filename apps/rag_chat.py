@@ -12,6 +12,24 @@ from pathlib import Path
 
 from llmkit.arguments import port_number
 from llmkit.errors import UserError, run_cli
+from llmkit.rag.commands import cosine_flag, finite_number, positive_int
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port in use before the models load (and the built-in store's first build, minutes): it was said
+    only once all that was done."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the app's server binds
+            probe.bind((host, port))
+    except OSError as err:
+        raise UserError(
+            f"cannot serve on {host}, port {port} ({err.strerror}): another program (another app?) uses the port, "
+            f"or {host} is not an address of this machine. Pass --port 0 for a free port, or another --port / --host."
+        ) from None
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
@@ -22,10 +40,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--generator", default="extractive", choices=["extractive", "transformers", "openai"])
     parser.add_argument("--generator_model", help="model folder/name (transformers) or model id (openai)")
     parser.add_argument("--base_url", help="OpenAI-compatible endpoint (key from OPENAI_API_KEY)")
-    parser.add_argument("--k", type=int, default=5)
+    # the checks of `rag ask`: --reader_threshold nan was taken, and the reader never abstained (inf: never answered)
+    parser.add_argument("--k", type=positive_int, default=5)
     parser.add_argument("--mode", default="hybrid", choices=["dense", "lexical", "hybrid"])
     parser.add_argument(
-        "--min_score", type=float, help="abstain below this evidence score (default: calibrated per mode)"
+        "--min_score",
+        type=cosine_flag,
+        help="abstain below this evidence score (default: calibrated per mode)",
     )
     parser.add_argument(
         "--reader",
@@ -33,7 +54,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     )
     parser.add_argument(
         "--reader_threshold",
-        type=float,
+        type=finite_number,
         help="the reader answers above this margin over 'no answer' (default: its metrics.json's, else 0)",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -41,10 +62,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
     args = parser.parse_args(argv)
 
-    if args.k < 1:
-        raise UserError(f"--k must be at least 1, got {args.k}.")
     if args.reader_threshold is not None and not args.reader:  # was silently ignored (`rag ask` refuses it)
         raise UserError("--reader_threshold applies to a reader; pass --reader DIR_OR_NAME too.")
+    if args.port:
+        _check_port(args.host, args.port)
     from llmkit.rag.abstain import Gate
     from llmkit.rag.pipeline import RAG, make_generator, open_store
     from llmkit.rag.reader import Reader

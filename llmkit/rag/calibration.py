@@ -188,15 +188,19 @@ def calibrate_store(store, k: int = 5) -> dict:
 
 def ensure_calibrated(store) -> dict:
     """The store's calibration, refitted and saved in its manifest if the store changed since the last fit."""
-    calibration = store.config.get("calibration")
-    current = calibration and calibration.get("version") == VERSION
-    if current and calibration.get("generation") == store.loaded_generation:
-        return calibration
-    calibration = (
-        calibrate_store(store) if len(store) else {"min_score": None, "generation": store.loaded_generation}
-    )
-    calibration["version"] = VERSION
-    store.save_manifest_entry("calibration", calibration)
+    for _ in range(3):  # another process may index while this fits: fit again what the store then holds
+        calibration = store.config.get("calibration")
+        current = calibration and calibration.get("version") == VERSION
+        if current and calibration.get("generation") == store.loaded_generation:
+            return calibration
+        calibration = (
+            calibrate_store(store)
+            if len(store)
+            else {"min_score": None, "generation": store.loaded_generation}
+        )
+        calibration["version"] = VERSION
+        if store.save_manifest_entry("calibration", calibration, calibration["generation"]):
+            return calibration
     return calibration
 
 

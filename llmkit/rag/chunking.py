@@ -23,6 +23,8 @@ from llmkit.rag.documents import Document
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'`])")
 _HEADING = re.compile(r"^(#{1,6} .+|.+\n[=\-~^*]{3,})$", re.MULTILINE)
+# A Markdown file's YAML front matter: its last line and closing "---" read as a setext heading ("layout: page")
+_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n.*?\n---[ \t]*(\r?\n|$)", re.DOTALL)
 
 
 @dataclass
@@ -108,7 +110,11 @@ def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int
     check_chunking(max_tokens, overlap)
     text = doc.text
     units = _units(text, tokenizer, max_tokens)
-    headings = [(m.start(), m.group(0).splitlines()[0].lstrip("# ").strip()) for m in _HEADING.finditer(text)]
+    front = _FRONT_MATTER.match(text)
+    headings = [
+        (m.start(), m.group(0).splitlines()[0].lstrip("# ").strip())
+        for m in _HEADING.finditer(text, front.end() if front else 0)
+    ]
     pages = doc.metadata.get("pages") or []
     chunks: list[Chunk] = []
     i = 0
@@ -131,9 +137,11 @@ def chunk_document(doc: Document, tokenizer, max_tokens: int = 160, overlap: int
         chunks.append(Chunk(f"{doc.id}#{len(chunks)}", doc.id, text[start:end], start, end, meta))
         if j >= len(units):
             break
-        # Step back over trailing units worth at most `overlap` tokens, but always move forward.
+        # Step back over trailing units worth at most `overlap` tokens, but always move forward, and only as far as
+        # leaves room for the next unit: a short unit before a long one made a chunk that lay inside this one.
         back, k = 0, j
-        while k - 1 > i and back + units[k - 1][2] <= overlap:
+        room = max_tokens - units[j][2]
+        while k - 1 > i and back + units[k - 1][2] <= min(overlap, room):
             back += units[k - 1][2]
             k -= 1
         i = k

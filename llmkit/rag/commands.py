@@ -25,6 +25,7 @@ from llmkit.secrets import StreamRedactor, redact
 from llmkit.tool_cli import parse_subcommand, plain_warnings, subcommand_parser
 
 DEFAULT_STORE = "runs/rag-store"
+DEFAULT_K, DEFAULT_MODE = 5, "hybrid"
 SERVE_HELP = (
     "Load the store and models once and answer over HTTP: POST /ask {question, filters?} returns what "
     "`rag ask --json` prints, POST /search the retrieved chunks, GET /status the store and models. It binds "
@@ -91,8 +92,19 @@ def _add_ask_and_chat(sub) -> None:
             p.add_argument(
                 "--port", type=port_number, default=8765, help="port to listen on (0: any free port)"
             )
-        p.add_argument("--k", type=_positive, default=5, help="sources to retrieve")
-        p.add_argument("--mode", default="hybrid", choices=MODES)
+        # `ask` leaves them unset, so that with --server a question without them gets the server's own
+        p.add_argument(
+            "--k",
+            type=positive_int,
+            default=None if name == "ask" else DEFAULT_K,
+            help=f"sources to retrieve (default {DEFAULT_K}; with --server, the server's --k)",
+        )
+        p.add_argument(
+            "--mode",
+            default=None if name == "ask" else DEFAULT_MODE,
+            choices=MODES,
+            help=f"retrieval mode (default {DEFAULT_MODE}; with --server, the server's --mode)",
+        )
         p.add_argument("--source", help="only search chunks whose source path matches this glob")
         p.add_argument(
             "--rerank", metavar="CROSS_ENCODER", help="rerank with this cross-encoder (name or path)"
@@ -105,12 +117,12 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--min_score",
-            type=_cosine,
+            type=cosine_flag,
             help="abstain below this evidence score (default: the store's own, calibrated when it was indexed)",
         )
         p.add_argument(
             "--relative_score",
-            type=_finite,
+            type=finite_number,
             default=RELATIVE,
             help="cite sources within this share of the best",
         )
@@ -122,7 +134,7 @@ def _add_ask_and_chat(sub) -> None:
         )
         p.add_argument(
             "--reader_threshold",
-            type=_finite,
+            type=finite_number,
             help="the reader answers when its best span beats its 'no answer' score by more than this; lower "
             "answers more, higher abstains more (default: the threshold in the reader's metrics.json, else 0)",
         )
@@ -151,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _finite(value: str) -> float:
+def finite_number(value: str) -> float:
     number = float(value)
     if not math.isfinite(number):  # nan compares false with every score: the gate or reader would never act
         raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
@@ -166,15 +178,15 @@ INTERRUPTED = {
 }
 
 
-def _cosine(value: str) -> float:
+def cosine_flag(value: str) -> float:
     """A --min_score: the gate compares it with cosines (its refusal named "abstention threshold dense=-5.0")."""
-    number = _finite(value)
+    number = finite_number(value)
     if not -1 <= number <= 1:
         raise argparse.ArgumentTypeError(f"must be a cosine in [-1, 1] (-1 answers everything), got {value}")
     return number
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
@@ -240,7 +252,13 @@ def _pipeline(args: argparse.Namespace):
     store = _open_for_questions(args)
     generator = make_generator(args.generator, store.embedder, args.generator_model, args.base_url)
     rag = RAG(
-        store, generator, k=args.k, mode=args.mode, reranker=args.rerank, gate=gate, reader=_reader(args)
+        store,
+        generator,
+        k=args.k or DEFAULT_K,
+        mode=args.mode or DEFAULT_MODE,
+        reranker=args.rerank,
+        gate=gate,
+        reader=_reader(args),
     )
     problem = args.source and rag.retriever.filter_problem(source=args.source)
     if problem:  # it answered "The documents hold nothing about that" with exit 0
@@ -304,6 +322,8 @@ def _answer(rag, question: str, filters: dict, as_json: bool = False) -> None:
 
 def _print_sources(result: dict) -> None:
     """The "Sources:" block under an answer, from its JSON form (a local answer or a server's)."""
+    if not result["sources"]:  # a question the chat refused ("That question is 2,999 characters long")
+        return
     print("\nSources:")
     quotes = {c["n"]: c["sentence"] for c in result["citations"]}
     below = 0
@@ -345,9 +365,9 @@ def _ask_server(args: argparse.Namespace) -> None:
             "thresholds it was started with; pass them to `llmkit rag serve`, or drop --server to ask here."
         )
     filters = {"source": args.source} if args.source else {}
-    result = ask_server(
-        args.server, {"question": args.question, "filters": filters, "k": args.k, "mode": args.mode}
-    )
+    # --k and --mode go only when given: the client's defaults overrode the server's own --k and --mode
+    given = {key: value for key, value in (("k", args.k), ("mode", args.mode)) if value is not None}
+    result = ask_server(args.server, {"question": args.question, "filters": filters, **given})
     if args.json:
         print(json.dumps(redact(result), indent=2, ensure_ascii=False))
         return

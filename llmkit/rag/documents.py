@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -56,26 +57,40 @@ class _TextOnly(HTMLParser):
         "h6",
         "pre",
         "blockquote",
+        "dt",
+        "dd",
+        "caption",
+        "figcaption",
     }
+    CELL = {
+        "td",
+        "th",
+    }  # a table's cells, and a Sphinx page's <dt>/<dd>, were glued: "timeout30", "retriesHow"
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.title = ""
         self._skip = 0
+        self._pre = 0
         self._in_title = False
 
     def handle_starttag(self, tag, attrs):
+        self._pre += tag == "pre"
         if tag in self.SKIP:
             self._skip += 1
         elif tag == "title":
-            self._in_title = True
+            # an <svg>'s <title> is its icon's tooltip: "GitHub", "Copy to clipboard" were added to the page's title
+            self._in_title = not self._skip
+        elif tag in self.CELL:
+            self.parts.append(" ")
         elif tag in self.BLOCK:
             self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
             if tag.startswith("h") and len(tag) == 2:
                 self.parts.append("#" * int(tag[1]) + " ")  # keep headings recognisable for chunking
 
     def handle_endtag(self, tag):
+        self._pre -= tag == "pre" and self._pre > 0
         if tag in self.SKIP and self._skip:
             self._skip -= 1
         elif tag == "title":
@@ -87,15 +102,25 @@ class _TextOnly(HTMLParser):
         if self._in_title:
             self.title += data
         elif not self._skip:
-            self.parts.append(data)
+            self.parts.append(f"{_PRE[0]}{data}{_PRE[1]}" if self._pre else data)
+
+
+_PRE = ("\ue000", "\ue001")  # around <pre> text, whose spaces are kept
 
 
 def html_to_text(html: str) -> tuple[str, str]:
-    """Return (visible text, title) of an HTML page."""
+    """Return (visible text, title) of an HTML page; <pre> text keeps its lines' indentation (it was stripped, and
+    quoted Python code lost its blocks)."""
     parser = _TextOnly()
-    parser.feed(html)
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    text = "\n".join(lines)
+    parser.feed(html.translate(dict.fromkeys(map(ord, _PRE))))
+    raw = "".join(parser.parts).replace(_PRE[1] + _PRE[0], "")  # one <pre>'s pieces (its <span>s) as one
+    pieces = re.split(f"{_PRE[0]}(.*?){_PRE[1]}", raw, flags=re.DOTALL)
+    text = "".join(
+        "\n".join(line.rstrip() for line in piece.split("\n"))
+        if i % 2
+        else "\n".join(" ".join(line.split()) for line in piece.split("\n"))
+        for i, piece in enumerate(pieces)
+    )
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.strip(), " ".join(parser.title.split())

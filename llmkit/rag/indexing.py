@@ -201,15 +201,18 @@ def _documents_named(store, target: str) -> list[str]:
     sources = store.sources()
     if target in sources:
         return [target]
+    if not target.strip():  # "" reads as the working directory, which may hold every document
+        return []
     rel = doc_id(Path(target).expanduser(), store.anchor)
     if rel in sources:
         return [rel]
     shown = shown_path(target)
-    prefix = "" if rel == "." else rel + "/"
+    # "" for the store's parent folder itself (`rag index .` beside the store), whose documents it named none of
+    prefix = folder_prefix(target, store.anchor)
     return [
         i
         for i, source in sources.items()
-        if (prefix and i.startswith(prefix)) or source == shown or source.startswith(shown.rstrip("/") + "/")
+        if under_folders(i, {prefix}) or source == shown or source.startswith(shown.rstrip("/") + "/")
     ]
 
 

@@ -191,7 +191,8 @@ def writer_lock(folder: Path, wait: bool = True) -> Iterator[None]:
             busy = f"another process is writing to the store {folder} (a running `llmkit rag index`?)"
             if not wait:
                 raise UserError(f"{busy}; try again when it has finished.") from None
-            warnings.warn(f"{busy}; waiting for it to finish.", stacklevel=4)
+            # stacklevel 1: a deeper one named contextlib's frame, whose warnings the CLI hides, so it never said so
+            warnings.warn(f"{busy}; waiting for it to finish.", stacklevel=1)
             fcntl.flock(file, fcntl.LOCK_EX)
         try:
             yield

@@ -19,6 +19,9 @@ from llmkit.rag.store import Store
 from llmkit.sentences import is_text
 
 _CITATION = re.compile(r"\[(\d+)\]")
+BUILTIN_DONE = (
+    "builtin_complete"  # manifest key: the built-in docs were all added (a build may be stopped midway)
+)
 
 
 @dataclass
@@ -263,15 +266,29 @@ def _citations(answer: Answer, evidence: Evidence) -> list[Citation]:
 def open_store(
     path: str | Path, embedding_model: str | None = None, builtin: bool = False, progress: bool = True
 ) -> Store:
-    """Open a store (with the embedding model its manifest names); with builtin=True, fill an empty one with the built-in docs."""
+    """Open a store (with the embedding model its manifest names); with builtin=True, fill an empty one with the
+    built-in docs, or finish filling one whose build was interrupted."""
     path = Path(path)
     if not builtin and not (path / "manifest.json").is_file():
         raise UserError(f"no store at {path}; build one with `llmkit rag index PATH --store {path}`.")
     store = Store(path, embedding_model=embedding_model)
-    if builtin and len(store) == 0:
-        print(
-            f"building the built-in knowledge base (CPython's documentation) in {path}; this happens once..."
-        )
-        store.add_documents(builtin_knowledge_base(), progress=progress)
-        ensure_calibrated(store)
+    if builtin and not store.config.get(BUILTIN_DONE):
+        _build_builtin(store, progress)
     return store
+
+
+def _build_builtin(store: Store, progress: bool) -> None:
+    """Add the built-in docs to an empty store, or the rest of them to one whose build was stopped (Ctrl-C on the
+    app's first start left a store of a few hundred documents, served as if whole and never finished)."""
+    docs = builtin_knowledge_base()
+    held, ids = set(store.document_ids()), {d.id for d in docs}
+    if held and not held & ids:
+        return  # a store of the user's own documents at the built-in store's path: not ours to fill
+    if ids - held:
+        verb = "continuing" if held else "building"
+        print(
+            f"{verb} the built-in knowledge base (CPython's documentation) in {store.path}; this happens once..."
+        )
+    store.add_documents(docs, progress=progress)  # embeds only the documents missing
+    ensure_calibrated(store)
+    store.save_manifest_entry(BUILTIN_DONE, True)

@@ -230,11 +230,15 @@ class Store(StoreReading):
         write_atomic(self.path / INDEX, lambda tmp: faiss.write_index(self.index, str(tmp)))
         write_atomic(self.path / MANIFEST, json.dumps(self.config, indent=2))
 
-    def save_manifest_entry(self, key: str, value) -> None:
-        """Record derived information (e.g. the abstention calibration) in the manifest; the index is untouched."""
+    def save_manifest_entry(self, key: str, value, generation: int | None = None) -> bool:
+        """Record derived information (e.g. the calibration) in the manifest; False, writing nothing, when the store
+        has changed since the `generation` it was derived at (a fit of fewer documents overwrote the store's)."""
         with self._writing():
+            if generation is not None and generation != self.loaded_generation:
+                return False
             self.config[key] = value
             write_atomic(self.path / MANIFEST, json.dumps(self.config, indent=2))
+        return True
 
     # -- writing ----------------------------------------------------------------------------------
     def add_documents(

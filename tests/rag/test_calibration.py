@@ -8,7 +8,7 @@ from llmkit.cli import main as llmkit_main
 from llmkit.rag import RAG, Document, Gate, Store
 from llmkit.rag.calibration import FLOOR, place_threshold
 from llmkit.rag.selection import selection_bonus
-from tests.rag.helpers import QUESTIONS, TOPICS
+from tests.rag.helpers import QUESTIONS, TOPICS, topic_documents
 
 # A second, unrelated collection: questions about it are off-collection for the topics store, and back.
 KITCHEN = {
@@ -119,3 +119,27 @@ def test_a_footnote_number_in_a_document_is_not_a_citation(tmp_path, embedder):
     answer = RAG(store, k=1).ask("What was the KDD data set made from?")
     assert answer.cited == [1] and answer.invalid_citations == []
     assert "1998 DARPA" in answer.citations[0].sentence and "(2)" in answer.text
+
+
+def test_a_fit_of_a_store_another_process_changed_meanwhile_is_not_saved(tmp_path, embedder, monkeypatch):
+    """Two `rag index` at once: the first's fit, of fewer documents, was saved over the store's after the second's
+    documents landed, and printed as the store's abstain_below."""
+    from llmkit.rag import calibration
+
+    docs = topic_documents()
+    first = Store(tmp_path / "s", embedder=embedder)
+    first.add_documents(docs[:2])
+    other = Store(tmp_path / "s", embedder=embedder)  # another process's handle
+    real, fitted = calibration.calibrate_store, []
+
+    def racing(store):
+        fit = real(store)
+        if not fitted:
+            other.add_documents(docs[2:3])  # the other `rag index` commits while this one fits
+        fitted.append(fit["generation"])
+        return fit
+
+    monkeypatch.setattr(calibration, "calibrate_store", racing)
+    result = calibration.ensure_calibrated(first)
+    saved = json.loads((first.path / "manifest.json").read_text())["calibration"]
+    assert len(fitted) == 2 and saved["generation"] == result["generation"] == first._generation()

@@ -1,5 +1,6 @@
 """`llmkit rag index|ask|eval` end to end, in process."""
 
+import io
 import json
 
 import pytest
@@ -174,6 +175,37 @@ def test_thresholds_that_could_not_act_are_refused(flags, message, topic_store, 
     assert "Sources:" not in out
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--reader_threshold", "nan", "--reader", "r"], "--reader_threshold: must be a finite number"),
+        (["--min_score", "inf"], "--min_score: must be a finite number"),
+        (["--k", "0"], "--k: must be a positive integer"),
+    ],
+)
+def test_the_app_refuses_the_thresholds_rag_ask_refuses(flags, message, tmp_path, capsys):
+    # --reader_threshold nan was taken: no span score is <= nan, so the reader never abstained
+    with pytest.raises(SystemExit) as exit_:
+        llmkit_main(["app", "rag-chat", "--store", str(tmp_path / "none"), *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_the_app_names_a_port_in_use_before_it_loads_anything(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as exit_:  # said after the models (and the built-in store) had loaded
+            llmkit_main(["app", "rag-chat", "--store", str(tmp_path / "none"), "--port", port])
+    err = capsys.readouterr().err
+    assert (
+        exit_.value.code == 2 and f"cannot serve on 127.0.0.1, port {port}" in err and "no store" not in err
+    )
+
+
 def test_rag_eval_refuses_questions_it_cannot_score_truly(topic_store, tmp_path, capsys):
     good = json.dumps({"question": "How do bees talk?", "doc_id": "bees.md"})
     for lines, message in [
@@ -222,6 +254,16 @@ def test_the_chat_and_app_reply_to_a_question_that_is_not_utf8_text():
 
     assert "not UTF-8 text" in check_question("caf\udce9?")  # `rag chat` and the app: was a TypeError
     assert check_question("café?") is None
+
+
+def test_the_chat_shows_no_empty_sources_block_under_a_refused_question(topic_store, capsys, monkeypatch):
+    from llmkit.rag.commands import main as rag_main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * 2500 + "\nHow do bees talk?\n"))
+    rag_main(["chat", "--store", str(topic_store.path)])
+    refused, answered = capsys.readouterr().out.split("> ")[1:3]
+    assert "2,500 characters long" in refused and "Sources:" not in refused  # a heading over nothing
+    assert "Sources:" in answered and "bees.md" in answered
 
 
 def test_rag_ask_source_that_matches_no_document_is_named(topic_store, capsys):

@@ -48,3 +48,22 @@ def test_a_folder_with_no_file_to_index_is_said_for_an_existing_store_too(tmp_pa
     out, err = capsys.readouterr()
     assert json.loads(out)["documents"] == 1
     assert "warning: no file to index in word (llmkit reads .htm .html" in err and "nothing was added" in err
+
+
+def test_a_built_in_store_whose_build_was_stopped_is_finished_on_the_next_start(
+    tmp_path, embedder, capsys, monkeypatch
+):
+    from llmkit.rag import pipeline
+    from tests.rag.helpers import topic_documents
+
+    docs = topic_documents()[:3]
+    monkeypatch.setattr(pipeline, "builtin_knowledge_base", lambda: docs)
+    # the app's first start, stopped after one document was committed: served as whole ever after
+    Store(tmp_path / "builtin", embedder=embedder).add_documents(docs[:1])
+    store = pipeline.open_store(tmp_path / "builtin", builtin=True, progress=False)
+    assert store.count_documents() == 3 and "continuing the built-in" in capsys.readouterr().out
+    assert pipeline.open_store(tmp_path / "builtin", builtin=True).count_documents() == 3
+    assert capsys.readouterr().out == ""  # built: nothing to say, nothing added
+    # the user's own documents at that path are not topped up with the built-in ones
+    Store(tmp_path / "own", embedder=embedder).add_documents(topic_documents()[5:6])
+    assert pipeline.open_store(tmp_path / "own", builtin=True).count_documents() == 1

@@ -249,3 +249,23 @@ def test_a_store_emptied_while_serving_is_a_503_that_says_so(embedder, tmp_path)
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_ask_server_without_k_or_mode_gets_the_servers_own(topic_store, capsys):
+    from llmkit.rag import RAG
+    from llmkit.rag.serve import Service, make_handler
+
+    rag = RAG(topic_store, k=2, mode="lexical")  # as `rag serve --k 2 --mode lexical`
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Service(rag, "s")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        question = QUESTIONS[0][0]
+        # the client sent its own defaults, k 5 and hybrid, which overrode the server's --k and --mode
+        llmkit_main(["rag", "ask", "--server", url, question, "--json"])
+        assert len(json.loads(capsys.readouterr().out)["sources"]) == 1  # lexical: only bees.md has the words
+        llmkit_main(["rag", "ask", "--server", url, question, "--json", "--k", "5", "--mode", "dense"])
+        assert len(json.loads(capsys.readouterr().out)["sources"]) == 5  # given: they travel
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -80,6 +80,31 @@ def test_html_text_keeps_headings():
     assert title == "T" and text == "## Setup\n\nRun it."
 
 
+def test_an_icons_title_is_not_the_pages():
+    page = (
+        "<html><head><title>Install guide</title></head><body><a href=x><svg><title>GitHub</title></svg></a>"
+        "<p>Run pip install.</p><svg><title>Copy to clipboard</title></svg></body></html>"
+    )
+    assert html_to_text(page) == (
+        "Run pip install.",
+        "Install guide",
+    )  # "Install guideGitHubCopy to clipboard"
+
+
+def test_table_cells_and_definition_lists_keep_their_words_apart():
+    page = "<table><tr><th>Option</th><th>Default</th></tr><tr><td>timeout</td><td>30</td></tr></table>"
+    page += "<dl><dt>retries</dt><dd>How many times.</dd></dl>"
+    assert (
+        html_to_text(page)[0] == "Option Default\n\ntimeout 30\n\nretries\n\nHow many times."
+    )  # "timeout30"
+
+
+def test_preformatted_code_keeps_its_indentation():
+    page = "<p>Loop like this:</p><pre><b>for</b> x <b>in</b> y:\n    <b>if</b> x:\n        go()\n</pre><p>Done.</p>"
+    code = "for x in y:\n    if x:\n        go()"  # every line was stripped: "for x in y:\nif x:\ngo()"
+    assert html_to_text(page)[0] == f"Loop like this:\n\n{code}\n\nDone."
+
+
 def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
     body = "\n\n".join(
         f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} talks about topic {i}." for j in range(12))
@@ -96,6 +121,26 @@ def test_chunks_fit_the_embedding_model_and_keep_positions(embedder):
         assert a.start < b.start and not doc.text[a.end : b.start].strip()
     assert sum(b.start < a.end for a, b in zip(chunks, chunks[1:])) > 5  # most neighbours share an overlap
     assert chunks[3].metadata["heading"].startswith("Part")
+
+
+def test_no_chunk_lies_inside_the_one_before(embedder):
+    """A heading, a short paragraph, then a long one: the short paragraph was a chunk of its own as well as the
+    end of the first, and the two were retrieved (and shown) as two sources of one text."""
+    text = "# Tools\n\nThis module holds small tools.\n\n" + " ".join(
+        f"Item {i} does thing {i}." for i in range(26)
+    )
+    chunks = chunk_document(Document("t.md", text, {"source": "t.md"}), embedder.tokenizer, 160, 32)
+    assert len(chunks) == 2 and chunks[0].text.startswith("# Tools") and chunks[1].text.startswith("Item 0")
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.end > a.end
+
+
+def test_yaml_front_matter_is_no_heading(embedder):
+    """Its closing "---" underlined its last line as a setext heading: every chunk was "layout: page"'s."""
+    steps = "\n\n".join(f"Step {i} of the install runs command {i} and waits for it." for i in range(30))
+    text = f"---\ntitle: Install guide\nlayout: page\n---\n\n{steps}"
+    chunks = chunk_document(Document("i.md", text, {"title": "i"}), embedder.tokenizer, 64, 16)
+    assert len(chunks) > 5 and not [c.metadata["heading"] for c in chunks if "heading" in c.metadata]
 
 
 def test_a_long_paragraph_is_chunked_a_piece_at_a_time(embedder, monkeypatch):

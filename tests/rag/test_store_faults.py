@@ -122,6 +122,23 @@ def test_documents_of_deleted_files_can_be_removed(tmp_path, embedder, capsys, m
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_the_folder_beside_the_store_is_removed_by_the_path_it_was_indexed_by(
+    tmp_path, embedder, capsys, monkeypatch
+):
+    # `rag index . --store store`, then `rag remove .`: "no document of store comes from '.'"
+    monkeypatch.chdir(_docs(tmp_path / "notes"))
+    llmkit_main(["rag", "index", ".", "--store", "store"])
+    assert json.loads(capsys.readouterr().out)["documents"] == 2
+    with pytest.raises(SystemExit):  # "" is not the working directory's every document
+        llmkit_main(["rag", "remove", "", "--store", "store"])
+    assert "no document" in capsys.readouterr().err
+    for target in (".", str(tmp_path / "notes")):
+        llmkit_main(["rag", "index", ".", "--store", "store"])
+        capsys.readouterr()
+        llmkit_main(["rag", "remove", target, "--store", "store"])
+        assert json.loads(capsys.readouterr().out)["documents_removed"] == 2
+
+
 def test_a_filter_adds_files_and_never_removes_the_others(tmp_path, embedder, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     docs = _docs(tmp_path / "docs", ("tcp.md", "bees.md", "tides.md"))
@@ -347,3 +364,25 @@ def test_a_document_found_through_a_deleted_link_goes_when_its_folder_is_reindex
     stats = index()
     assert stats["documents_removed"] == 1 and stats["documents_added"] == 0 and stats["documents"] == 2
     assert sorted(Store("store", embedder=embedder).sources()) == ["docs/tcp.md", "elsewhere/bees.md"]
+
+
+def test_a_second_rag_index_says_it_waits_for_the_first(tmp_path, embedder, capsys, monkeypatch):
+    import threading
+
+    from llmkit.rag.layout import writer_lock
+
+    monkeypatch.chdir(_docs(tmp_path / "docs").parent)
+    llmkit_main(["rag", "index", "docs/tcp.md", "--store", "store"])
+    held = threading.Event()
+
+    def hold():  # a `llmkit rag index` of another process, a second from its end
+        with writer_lock(tmp_path / "store"):
+            held.set()
+            time.sleep(1)
+
+    threading.Thread(target=hold).start()
+    held.wait(30)
+    capsys.readouterr()
+    llmkit_main(["rag", "index", "docs/bees.md", "--store", "store"])  # it waited without a word
+    out, err = capsys.readouterr()
+    assert "another process is writing to the store" in err and json.loads(out)["documents"] == 2
