@@ -322,8 +322,8 @@ def _answer(rag, question: str, filters: dict, as_json: bool = False) -> None:
 
 def _print_sources(result: dict) -> None:
     """The "Sources:" block under an answer, from its JSON form (a local answer or a server's)."""
-    if not result["sources"]:  # a question the chat refused ("That question is 2,999 characters long")
-        return
+    if result["sources"] == []:  # a question the chat refused ("That question is 2,999 characters long")
+        return  # (a server's null is no answer of llmkit's: it fails below, and is named)
     print("\nSources:")
     quotes = {c["n"]: c["sentence"] for c in result["citations"]}
     below = 0
