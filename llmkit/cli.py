@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import shlex
@@ -164,12 +165,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+def unknown_command(name: str) -> str:
+    """The one line for a mistyped command: the closest real one, if any, and where the list is."""
+    close = difflib.get_close_matches(name, COMMANDS, n=1)
+    hint = f"did you mean `llmkit {close[0]}`? " if close else ""
+    return f"error: unknown command {name!r}; {hint}`llmkit --help` lists every command."
+
+
 def _main(argv: list[str]) -> None:
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
-        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if argv else 2)
+    if argv[0] not in COMMANDS:
+        # One line, not the whole usage page above it: the page pushed the error off a short terminal.
+        print(unknown_command(argv[0]), file=sys.stderr)
+        sys.exit(2)
     run_cli(lambda: COMMANDS[argv[0]](argv[1:]))
 
 

@@ -160,6 +160,9 @@ def test_generate_names_each_wrong_sampling_value_and_hints_once(capsys):
 
 def test_unknown_command_and_missing_config(capsys):
     _fails_with(["frobnicate"], capsys, "unknown command")
+    # one line with the closest command, not the whole usage page with the error below it
+    err = _fails_with(["pretrian"], capsys, "unknown command 'pretrian'; did you mean `llmkit pretrain`?")
+    assert err.count("\n") == 1 and "commands:" not in err, err
     _fails_with(["pretrain", "missing-config.yaml"], capsys, "config file missing-config.yaml does not exist")
 
 
