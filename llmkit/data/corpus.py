@@ -313,8 +313,9 @@ def load_source(
         raise UserError(f"could not read {files} as {builder} ({type(err).__name__}: {err}).") from None
 
 
-def expand_files(paths: list[str]) -> list[str]:
-    """Resolve files and folders (recursively, hidden ones left out: llmkit.folders) to the data files they hold."""
+def expand_files(paths: list[str], flag: str = "--train_files/--validation_files") -> list[str]:
+    """Resolve files and folders (recursively, hidden ones left out: llmkit.folders) to the data files they hold;
+    `flag` is the one a missing path was given to, for the message."""
     files: list[str] = []
     for raw in paths:
         path = Path(raw).expanduser()
@@ -337,7 +338,7 @@ def expand_files(paths: list[str]) -> list[str]:
             )
         else:
             raise UserError(
-                f"{path} does not exist; check the path given to --train_files/--validation_files."
+                f"{path} does not exist; check the path given to {flag}."
             )
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):

@@ -114,10 +114,10 @@ def load_table(
     if args.dataset_name:
         raw = load_source(args.dataset_name, args.dataset_config_name)
     elif args.train_file:
-        files = {"train": expand_files([args.train_file])}
+        files = {"train": expand_files([args.train_file], "--train_file")}
         for split, path in (("validation", args.validation_file), ("test", args.test_file)):
             if path:
-                files[split] = expand_files([path])
+                files[split] = expand_files([path], f"--{split}_file")
         for split, paths in files.items():
             if not any(_has_rows(Path(f)) for f in paths):
                 # datasets' own message for this ("Instruction 'train' corresponds to no data") names no file
@@ -220,7 +220,7 @@ def describe(args: FinetuneDataArguments, source: str) -> str:
 def locate(args: FinetuneDataArguments, source: str, row: int) -> str:
     """Where an example is, for a message: 'data.csv line 7' for a single local file, else 'split row N'."""
     path = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}.get(source)
-    files = expand_files([path]) if path else []
+    files = expand_files([path], f"--{source}_file") if path else []
     if len(files) != 1:
         return f"{describe(args, source)}, row {row + 1}"
     file = Path(files[0])

@@ -189,7 +189,7 @@ def load_qa(args: FinetuneDataArguments, builtin, seed: int = 42) -> DatasetDict
             ("test", args.test_file),
         ):
             if path:
-                files = expand_files([path])
+                files = expand_files([path], f"--{name}_file")
                 splits[name] = check_rows([r for f in files for r in read_squad_file(f)], path)
     else:
         splits["train"], splits["validation"] = builtin()

@@ -57,31 +57,17 @@ def test_a_run_killed_before_its_first_epoch_ends_kept_the_checkpoints_save_step
 
 
 @pytest.mark.parametrize(
-    ("recipe", "flag"),
+    ("recipe", "good", "flag"),
     [
-        ("finetune-bert", "target_column"),  # a classifier reads --text_column and --label_column only
-        ("finetune-bert", "max_target_length"),
-        ("finetune-gpt2", "label_column"),  # the response is --target_column
-        ("finetune-gpt2", "max_target_length"),  # --max_length cuts prompt and response together
-        ("finetune-t5", "label_column"),
-        ("finetune-qa", "max_target_length"),  # answers are spans of the context, not generated
+        ("finetune-bert", [], "--train_file"),
+        ("finetune-bert", ["--train_file", "TOPICS"], "--validation_file"),
+        ("finetune-qa", [], "--train_file"),
     ],
 )
-def test_a_data_flag_the_recipe_reads_nothing_from_is_refused(recipe, flag, tmp_path, capsys):
-    # each trained to exit 0 with the flag silently ignored
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main([recipe, f"--{flag}", "7", "--output_dir", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and f"does not take --{flag};" in err, err
-    assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("recipe", ["finetune-bert", "finetune-image", "finetune-segmentation"])
-def test_a_dataset_config_name_without_a_dataset_name_is_refused(recipe, tmp_path, capsys):
-    # the built-in data trained, the configuration named nowhere
-    with pytest.raises(SystemExit) as exit_:
-        llmkit_main([recipe, "--dataset_config_name", "3.0.0", "--output_dir", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "--dataset_config_name names a configuration of --dataset_name" in err, (
-        err
-    )
+def test_a_missing_file_names_the_flag_it_was_given_to(recipe, good, flag, topic_csv, tmp_path, capsys):
+    # "check the path given to --train_files/--validation_files": pretraining's flags, which fine-tuning lacks
+    good = [str(topic_csv) if part == "TOPICS" else part for part in good]
+    argv = [recipe, *MINILM, *good, flag, str(tmp_path / "nope.csv"), "--output_dir", str(tmp_path / "o")]
+    with pytest.raises(SystemExit):
+        llmkit_main(argv)
+    assert f"nope.csv does not exist; check the path given to {flag}." in capsys.readouterr().err
