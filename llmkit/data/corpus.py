@@ -337,9 +337,7 @@ def expand_files(paths: list[str], flag: str = "--train_files/--validation_files
                 f"{path} is not a regular file (a pipe or a device); save its text to a file and pass that."
             )
         else:
-            raise UserError(
-                f"{path} does not exist; check the path given to {flag}."
-            )
+            raise UserError(f"{path} does not exist; check the path given to {flag}.")
     empty = [f for f in files if Path(f).stat().st_size == 0]
     if len(empty) == len(files):
         raise UserError(f"every input file is empty: {', '.join(empty)}.")

@@ -49,13 +49,17 @@ def warn_if_too_small(args: FinetuneTrainingArguments, n_train: int, n_validatio
     warnings = []
     steps = optimizer_steps(args, n_train)
     if steps < MIN_STEPS:
-        per_epoch = _updates_per_epoch(args, n_train)
+        if args.max_steps > 0:  # --num_train_epochs does nothing while --max_steps is set
+            raise_it = f"Raise --max_steps (to {MIN_STEPS})"
+        else:
+            per_epoch = _updates_per_epoch(args, n_train)
+            epochs = math.ceil(MIN_STEPS / per_epoch)
+            raise_it = f"Raise --num_train_epochs (to {epochs}: {epochs * per_epoch} steps)"
         warnings.append(
             f"warning: this run makes only {steps} optimizer steps ({n_train} training examples, "
             f"{args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps} per step): "
-            "too few to learn, it may predict one class for everything. Raise --num_train_epochs (to "
-            f"{math.ceil(MIN_STEPS / per_epoch)} for {MIN_STEPS} steps) or lower --per_device_train_batch_size, "
-            "try a higher --learning_rate, or add data."
+            f"too few to learn, it may predict one class for everything. {raise_it} or lower "
+            "--per_device_train_batch_size, try a higher --learning_rate, or add data."
         )
     if n_validation < MIN_VALIDATION:
         warnings.append(

@@ -33,7 +33,7 @@ def test_twenty_rows_with_the_defaults_warn_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     # 18 rows after the 10% hold-out, 16 per step: 2 steps; the split holds 2 rows
     assert "warning: this run makes only 2 optimizer steps (18 training examples, 16 per step)" in err
-    assert "Raise --num_train_epochs (to 25 for 50 steps)" in err and "--learning_rate" in err
+    assert "Raise --num_train_epochs (to 25: 50 steps)" in err and "--learning_rate" in err
     assert "warning: the validation set has only 2 example(s)" in err and "--validation_file" in err
 
 
@@ -46,4 +46,9 @@ def test_adequate_runs_do_not_warn(capsys):
     assert warn_if_too_small(_args(), 270, 30) == []  # 17 updates an epoch x 3, a 30-row validation set
     assert warn_if_too_small(_args("--max_steps", "50"), 18, 20) == []
     assert len(warn_if_too_small(_args(), 250, 30)) == 1  # 16 updates an epoch x 3 = 48 steps: too few
-    assert capsys.readouterr().err.count("warning:") == 1
+    # with --max_steps, --num_train_epochs does nothing (it was the flag the warning said to raise)
+    (short,) = warn_if_too_small(_args("--max_steps", "3"), 270, 30)
+    assert "Raise --max_steps (to 50)" in short and "--num_train_epochs" not in short
+    # whole epochs: 16 updates an epoch, so 4 epochs make 64 steps (it said "to 4 for 50 steps")
+    assert "Raise --num_train_epochs (to 4: 64 steps)" in warn_if_too_small(_args(), 250, 30)[0]
+    assert capsys.readouterr().err.count("warning:") == 3  # each call that warned said it once
