@@ -231,15 +231,15 @@ def _train(run: _Run, arguments: tuple, callbacks: list[TrainerCallback]) -> dic
 
 def _print_summary(metrics: dict, out: str, what: str) -> None:
     speed = "no speed measured: this run trained no step"
-    if metrics["steady_tokens_per_second"] is not None:
+    if metrics["train_tokens_per_second"] is not None:
         rate = (
-            f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
-            f"({metrics['train_tokens_per_second']:,.0f} over the whole run)"
+            f"{metrics['train_tokens_per_second']:,.0f} tokens/s over the whole run, warm-up included "
+            f"(too few steps, {metrics['warmup_steps_excluded']}, to measure after it)"
         )
-        if not metrics["steady_steps"]:  # every step was a warm-up step: "after warm-up" would be untrue
+        if metrics["steady_tokens_per_second"] is not None:
             rate = (
-                f"{metrics['train_tokens_per_second']:,.0f} tokens/s over the whole run, warm-up included "
-                f"(too few steps, {metrics['warmup_steps_excluded']}, to measure after it)"
+                f"{metrics['steady_tokens_per_second']:,.0f} tokens/s after warm-up "
+                f"({metrics['train_tokens_per_second']:,.0f} over the whole run)"
             )
         speed = f"{rate}, {describe_mfu(metrics['mfu'], metrics['peak_source'])}"
     record.print_summary(

@@ -188,7 +188,10 @@ def write_report(
         "eval_perplexity": perplexity(eval_loss),
         "headline": {"eval_loss": round(eval_loss, 4), "eval_perplexity": round(perplexity(eval_loss), 2)},
         "train_tokens_per_second": round(report.tokens_per_second, 1) if trained else None,
-        "steady_tokens_per_second": round(report.steady_tokens_per_second, 1) if trained else None,
+        # a run too short to step past warm-up has no figure after it (it wrote the whole-run one under this name)
+        "steady_tokens_per_second": round(report.steady_tokens_per_second, 1)
+        if report.steady_steps
+        else None,
         "steady_steps": report.steady_steps,
         "warmup_steps_excluded": report.steps - report.steady_steps,
         "model_flops_per_second": round(

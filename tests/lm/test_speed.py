@@ -311,7 +311,7 @@ def test_a_run_too_short_for_a_steady_figure_does_not_call_its_speed_after_warm_
 
     metrics = {"output_dir": "run", "mfu": 0.04, "peak_source": "measured", "train_tokens_per_second": 79.2}
     metrics |= {
-        "steady_tokens_per_second": 79.2,
+        "steady_tokens_per_second": None,
         "steady_steps": 0,
         "warmup_steps_excluded": 2,
         "samples": [],
@@ -322,3 +322,13 @@ def test_a_run_too_short_for_a_steady_figure_does_not_call_its_speed_after_warm_
     assert "79 tokens/s over the whole run, warm-up included (too few steps, 2, to measure after it)" in out
     _print_summary(metrics | {"steady_steps": 35, "steady_tokens_per_second": 90.0}, "run", "GPT-2 tiny")
     assert "90 tokens/s after warm-up (79 over the whole run)" in capsys.readouterr().out
+
+
+def test_a_run_too_short_for_a_steady_figure_records_none(tmp_path):
+    # metrics.json held the whole-run rate as steady_tokens_per_second beside steady_steps 0
+    from tests.helpers import FAST_TRAINING, TINY_MODEL, run_pretrain
+
+    argv = [*TINY_MODEL, *FAST_TRAINING, "--max_steps", "2", "--sample_max_new_tokens", "4"]
+    metrics = run_pretrain([*argv, "--output_dir", str(tmp_path / "run")])
+    assert metrics["steady_steps"] == 0 and metrics["steady_tokens_per_second"] is None
+    assert metrics["train_tokens_per_second"] > 0
