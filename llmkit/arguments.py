@@ -112,6 +112,21 @@ def _uses_transformers(dataclass_types: tuple) -> bool:
     )
 
 
+def _inherit_help(parser: argparse.ArgumentParser, dataclass_types: tuple) -> None:
+    """A field a recipe re-declares to change its default keeps its parent's help: without one, --help showed
+    `--learning_rate LEARNING_RATE` with neither words nor the default (HfArgumentParser shows defaults after help)."""
+    helps = {}
+    for cls in dataclass_types:
+        for base in reversed(cls.__mro__):  # the nearest class that says something wins
+            if dataclasses.is_dataclass(base):
+                helps |= {
+                    f.name: f.metadata["help"] for f in dataclasses.fields(base) if f.metadata.get("help")
+                }
+    for action in parser._actions:
+        if not action.help and action.option_strings and action.help is not argparse.SUPPRESS:
+            action.help = helps.get(action.dest, "")
+
+
 def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
     if _uses_transformers(dataclass_types):
         from transformers import HfArgumentParser  # imported only here: the classic recipes never pay for it
@@ -123,6 +138,7 @@ def _make_parser(dataclass_types: tuple) -> argparse.ArgumentParser:
         )
         for cls in dataclass_types:
             _add_dataclass(parser, cls)
+    _inherit_help(parser, dataclass_types)
     add_config_flag(parser)
     return parser
 

@@ -23,6 +23,15 @@ def test_trainer_recipe_help_lists_each_flag_once_in_snake_case(name):
     assert _dashed(text) == []
 
 
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_flag_says_what_it_does(name):
+    # a field a recipe re-declared for its own default (pretrain's --learning_rate 1e-3) lost its help, and with
+    # it the default: `--learning_rate LEARNING_RATE` alone
+    parser = _make_parser(RECIPES[name].load().TYPES)
+    silent = [a.dest for a in parser._actions if a.option_strings and not a.help]
+    assert silent == [], silent
+
+
 def test_dashed_spellings_still_parse_for_the_trainer_recipes(tmp_path):
     argv = ["--output-dir", str(tmp_path / "out"), "--learning-rate", "0.01", "--no-remove-unused-columns"]
     *_, args = parse_args(RECIPES["finetune-t5"].load().TYPES, argv)
