@@ -78,6 +78,9 @@ def run_cli(main: Callable[[], object]) -> None:
     try:
         main()
     except UserError as err:
+        from llmkit.folders import remove_empty_created
+
+        remove_empty_created()
         _let_rank_zero_report_first()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -5,6 +5,7 @@ folder can be written. Standard library only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -63,6 +64,19 @@ def not_the_working_folder(folder: Path, flag: str, example: str) -> None:
         )
 
 
+# Folders writable_folder made in this process: a command refused afterwards removes the ones still empty.
+_created: list[Path] = []
+
+
+def remove_empty_created() -> None:
+    """Remove the folders this process created that are still empty (deepest first): a refused command leaves
+    no empty `runs/a/b` behind."""
+    for folder in sorted(set(_created), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # only an empty folder goes: anything written there stays
+            folder.rmdir()
+    _created.clear()
+
+
 def writable_folder(folder: Path, name: str) -> None:
     """Create `folder` if needed and check that a file can be written in it, or say which flag to change.
 
@@ -78,8 +92,10 @@ def writable_folder(folder: Path, name: str) -> None:
                     f"cannot write to {name}: {above} is a file, not a folder; pass another path."
                 )
             break
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _created.extend(missing)
         probe = folder / f".llmkit-write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()

@@ -27,3 +27,22 @@ def test_linked_sub_folders_are_followed_once_and_links_upward_skipped(tmp_path)
         found = [p.relative_to(root).as_posix() for p in visible_files(root)]
     assert found == ["cats/tabby.png", "dogs/rex.png"]
     assert [p.name for p in visible_files(root / "dogs", recursive=False)] == ["rex.png"]
+
+
+def test_a_refused_command_leaves_no_empty_folders_it_made(tmp_path, capsys):
+    # `llmkit pretrain --tokenized_dataset nothere --output_dir a/b/c` was refused and left a/b behind
+    from llmkit.errors import UserError, run_cli
+    from llmkit.folders import writable_folder
+
+    (tmp_path / "kept").mkdir()
+
+    def refused():
+        writable_folder(tmp_path / "a" / "b" / "c", "--output_dir a/b/c")
+        writable_folder(tmp_path / "kept" / "made" / "sub", "--store kept/made/sub")
+        (tmp_path / "kept" / "made" / "notes.txt").write_text("written before the refusal")
+        raise UserError("nothere is not a tokenized dataset")
+
+    with pytest.raises(SystemExit):
+        run_cli(refused)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "kept" / "made" / "sub").exists()
+    assert (tmp_path / "kept" / "made" / "notes.txt").is_file()  # what holds a file stays, and what was there
