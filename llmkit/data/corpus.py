@@ -25,6 +25,8 @@ BUILDERS = {
     ".csv": "csv",
 }
 
+DEFAULT_VALIDATION_PERCENTAGE = 5.0
+
 
 @dataclass
 class DataArguments:
@@ -50,10 +52,11 @@ class DataArguments:
             "help": "Stream the dataset instead of downloading it (for corpora larger than disk); needs --max_steps."
         },
     )
-    validation_split_percentage: float = field(
-        default=5.0,
+    validation_split_percentage: float | None = field(
+        default=None,  # not 5: an explicit value beside --validation_files must be told from the default
         metadata={
-            "help": "Share of documents held out for validation when the source has no validation split."
+            "help": f"Share of documents held out for validation when the source has no validation split "
+            f"(default {DEFAULT_VALIDATION_PERCENTAGE:g})."
         },
     )
     streaming_validation_documents: int = field(
@@ -97,10 +100,8 @@ class DataArguments:
                 "--validation_files goes with --train_files; a --dataset_name, a --tokenized_dataset or the "
                 "built-in corpus brings its own validation split (or holds out --validation_split_percentage)."
             )
-        if not 0 < self.validation_split_percentage < 100:
-            raise UserError(
-                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
-            )
+        if self.validation_split_percentage is not None:
+            self._check_validation_split_percentage()
         if self.sample_by not in ("line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
         if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
@@ -115,6 +116,31 @@ class DataArguments:
             )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
+
+    def _check_validation_split_percentage(self) -> None:
+        """Refuse a share that cannot work, or one the run would not read."""
+        if not 0 < self.validation_split_percentage < 100:
+            raise UserError(
+                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
+            )
+        # else ignored: the given files (or the stream's first documents) were the validation split
+        if self.validation_files:
+            raise UserError(
+                "--validation_split_percentage carves a validation split off the training data; --validation_files "
+                "already give one: drop one of the two."
+            )
+        if self.streaming:
+            raise UserError(
+                "--validation_split_percentage is not read when streaming; pass --streaming_validation_documents N "
+                "to hold out the stream's first N documents."
+            )
+
+    @property
+    def held_out_share(self) -> float:
+        """The share of documents held out when the source has no validation split."""
+        if self.validation_split_percentage is None:
+            return DEFAULT_VALIDATION_PERCENTAGE
+        return self.validation_split_percentage
 
     @property
     def source(self) -> str:
@@ -234,13 +260,13 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
                 f"the corpus {args.source} has a single document; give at least two, or pass --validation_files."
             )
         documents = len(raw["train"])
-        held = math.ceil(documents * args.validation_split_percentage / 100)  # as train_test_split rounds
+        held = math.ceil(documents * args.held_out_share / 100)  # as train_test_split rounds
         if held >= documents:  # else scikit-learn's "the resulting train set will be empty" traceback
             raise UserError(
-                f"--validation_split_percentage {args.validation_split_percentage:g} of {documents} documents "
+                f"--validation_split_percentage {args.held_out_share:g} of {documents} documents "
                 f"holds out {held}, leaving none to train on; lower it, or pass --validation_files."
             )
-        split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        split = raw["train"].train_test_split(test_size=args.held_out_share / 100, seed=seed)
         return HeldOutSplits({"train": split["train"], "validation": split["test"]})
     return DatasetDict({"train": raw["train"], "validation": validation})
 

@@ -163,3 +163,19 @@ def test_a_dataset_config_name_without_a_dataset_name_is_refused():
     # the built-in corpus trained, the configuration named nowhere
     with pytest.raises(UserError, match="--dataset_config_name names a configuration of --dataset_name"):
         parse_args((DataArguments,), ["--dataset_config_name", "wikitext-103-raw-v1"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # the given files were the validation split: the share was read nowhere
+        (["--validation_files", "val.txt"], "--validation_files already give one"),
+        # the stream's first --streaming_validation_documents were held out instead
+        (["--streaming"], "not read when streaming; pass --streaming_validation_documents"),
+    ],
+)
+def test_a_validation_split_percentage_the_run_would_not_read_is_refused(flags, message):
+    argv = ["--train_files", "train.txt", *flags, "--validation_split_percentage", "20"]
+    with pytest.raises(UserError, match=message):
+        parse_args((DataArguments,), argv)
+    parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
