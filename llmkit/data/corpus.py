@@ -26,6 +26,7 @@ BUILDERS = {
 }
 
 DEFAULT_VALIDATION_PERCENTAGE = 5.0
+DEFAULT_STREAMING_VALIDATION_DOCUMENTS = 1000
 
 
 @dataclass
@@ -59,10 +60,11 @@ class DataArguments:
             f"(default {DEFAULT_VALIDATION_PERCENTAGE:g})."
         },
     )
-    streaming_validation_documents: int = field(
-        default=1000,
+    streaming_validation_documents: int | None = field(
+        default=None,  # not 1000: an explicit value without --streaming must be told from the default
         metadata={
-            "help": "Documents held out for validation when streaming a source with no validation split."
+            "help": f"Documents held out for validation when streaming a source with no validation split "
+            f"(default {DEFAULT_STREAMING_VALIDATION_DOCUMENTS})."
         },
     )
     sample_by: str = field(
@@ -102,6 +104,17 @@ class DataArguments:
             )
         if self.validation_split_percentage is not None:
             self._check_validation_split_percentage()
+        # else ignored: a loaded corpus held out --validation_split_percentage, given files were the split
+        if self.streaming_validation_documents is not None and not self.streaming:
+            raise UserError(
+                "--streaming_validation_documents is read only with --streaming; without it, "
+                "--validation_split_percentage sizes the validation split."
+            )
+        if self.streaming_validation_documents is not None and self.validation_files:
+            raise UserError(
+                "--streaming_validation_documents holds out the stream's first documents; --validation_files "
+                "already give the validation split: drop one of the two."
+            )
         if self.sample_by not in ("line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
         if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
@@ -240,6 +253,7 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
     if args.streaming:
         if validation is None:
             n = args.streaming_validation_documents
+            n = DEFAULT_STREAMING_VALIDATION_DOCUMENTS if n is None else n
             validation, train = raw["train"].take(n), raw["train"].skip(n)
         else:
             train = raw["train"]

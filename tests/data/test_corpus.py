@@ -179,3 +179,22 @@ def test_a_validation_split_percentage_the_run_would_not_read_is_refused(flags, 
     with pytest.raises(UserError, match=message):
         parse_args((DataArguments,), argv)
     parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # a loaded corpus held out --validation_split_percentage (5) instead
+        ([], "--streaming_validation_documents is read only with --streaming"),
+        # the given files were the validation split
+        (
+            ["--streaming", "--validation_files", "val.txt"],
+            "--validation_files already give the validation split",
+        ),
+    ],
+)
+def test_streaming_validation_documents_the_run_would_not_read_are_refused(flags, message):
+    argv = ["--train_files", "train.txt", *flags, "--streaming_validation_documents", "20"]
+    with pytest.raises(UserError, match=message):
+        parse_args((DataArguments,), argv)
+    parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
