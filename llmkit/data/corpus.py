@@ -67,9 +67,11 @@ class DataArguments:
             f"(default {DEFAULT_STREAMING_VALIDATION_DOCUMENTS})."
         },
     )
-    sample_by: str = field(
-        default="paragraph",
-        metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."},
+    sample_by: str | None = field(
+        default=None,  # not "paragraph": an explicit value with a Hub dataset must be told from the default
+        metadata={
+            "help": "How .txt/.md files split into documents: 'line', 'paragraph' (the default) or 'document'."
+        },
     )
     block_size: int | None = field(
         default=None,
@@ -115,8 +117,14 @@ class DataArguments:
                 "--streaming_validation_documents holds out the stream's first documents; --validation_files "
                 "already give the validation split: drop one of the two."
             )
-        if self.sample_by not in ("line", "paragraph", "document"):
+        if self.sample_by not in (None, "line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
+        # else ignored: a Hub dataset, a tokenized one or the built-in corpus comes as documents already
+        if self.sample_by and not self.train_files:
+            raise UserError(
+                "--sample_by splits .txt/.md --train_files into documents; a --dataset_name, a "
+                "--tokenized_dataset or the built-in corpus is documents already: drop --sample_by."
+            )
         if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
             raise UserError(
                 "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
@@ -307,7 +315,17 @@ def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
     data_files = {"train": expand_files(args.train_files)}
     if args.validation_files:
         data_files["validation"] = expand_files(args.validation_files)
-    return load_source(data_files=data_files, streaming=args.streaming, sample_by=args.sample_by)
+    if args.sample_by and not any(
+        BUILDERS.get(Path(f).suffix.lower()) == "text" for f in data_files["train"]
+    ):
+        # else ignored: each record was a document
+        raise UserError(
+            f"--sample_by splits .txt/.md files into documents; {args.source} holds records (one document "
+            "each): drop --sample_by."
+        )
+    return load_source(
+        data_files=data_files, streaming=args.streaming, sample_by=args.sample_by or "paragraph"
+    )
 
 
 def load_source(

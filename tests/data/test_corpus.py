@@ -198,3 +198,14 @@ def test_streaming_validation_documents_the_run_would_not_read_are_refused(flags
     with pytest.raises(UserError, match=message):
         parse_args((DataArguments,), argv)
     parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
+
+
+def test_a_sample_by_the_run_would_not_read_is_refused(tmp_path):
+    # a Hub dataset is documents already: the flag was read nowhere
+    with pytest.raises(UserError, match="--sample_by splits .txt/.md --train_files into documents"):
+        parse_args((DataArguments,), ["--dataset_name", "wikitext", "--sample_by", "line"])
+    # so is a file of records: each record was one document, whatever --sample_by said
+    (tmp_path / "a.jsonl").write_text('{"text": "one\\n\\ntwo"}\n{"text": "three"}\n')
+    with pytest.raises(UserError, match="holds records .*drop --sample_by"):
+        load_corpus(DataArguments(train_files=[str(tmp_path / "a.jsonl")], sample_by="line"))
+    assert len(load_corpus(DataArguments(train_files=[str(tmp_path / "a.jsonl")]))["train"]) == 1
