@@ -135,6 +135,17 @@ class DataArguments:
                 f"--preprocessing_num_workers must be at least 1 (leave it out for one process), got "
                 f"{self.preprocessing_num_workers}."
             )
+        # else ignored: a stream is tokenized as it is read, a tokenized dataset is packed already
+        if self.preprocessing_num_workers is not None and (self.streaming or self.tokenized_dataset):
+            raise UserError(
+                "--preprocessing_num_workers tokenizes a loaded corpus in parallel; "
+                + (
+                    "a --streaming corpus is tokenized as it is read"
+                    if self.streaming
+                    else "a --tokenized_dataset is packed already"
+                )
+                + ": drop it."
+            )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
 
