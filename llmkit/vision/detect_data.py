@@ -139,7 +139,9 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
             )
         rows[image["id"]] = {
             "image": str(file),
-            "image_id": image["id"],
+            # a number, whatever the JSON's id: a string id ("000123", as some tools export) was an Arrow traceback
+            # (ints beside it) or the processor's (all strings); the JSON's id names the image in errors only
+            "image_id": len(rows),
             "width": image.get("width"),
             "height": image.get("height"),
             "objects": {"bbox": [], "category": []},

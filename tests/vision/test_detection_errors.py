@@ -232,3 +232,18 @@ def test_a_missing_image_is_named_where_the_other_images_are(small_coco, tmp_pat
     (train / "images" / "0000.png").unlink()
     with pytest.raises(UserError, match=f"no image file at {train / 'images' / '0000.png'} "):
         finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+def test_string_image_ids_train(small_coco, tmp_path):
+    # ids such as "000123" (as some annotation tools export them): pyarrow's "Could not convert" traceback
+    def string_ids(coco):
+        first = coco["images"][0]["id"]
+        for item, key in [
+            *((i, "id") for i in coco["images"]),
+            *((a, "image_id") for a in coco["annotations"]),
+        ]:
+            item[key] = 7 if item[key] == first else f"{item[key]:06d}"  # one integer id beside them
+
+    train = _copy(small_coco, tmp_path, string_ids)
+    finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    assert (tmp_path / "out" / "model.safetensors").is_file()
