@@ -148,13 +148,25 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         }
     check_images([r["image"] for r in rows.values()], [f"{path}, image id {i}" for i in rows])
     _fill_sizes(rows, path)
+    # COCO's crowd regions (iscrowd 1: one box around many objects) are left out of DETR's training and of COCO's
+    # scoring; taken as one object each, they taught the model to draw a box around a crowd, in silence
+    crowds = [ann for ann in annotations if ann.get("iscrowd")]
     for ann in annotations:
-        _add_box(rows, ann, categories, path)
+        if not ann.get("iscrowd"):
+            _add_box(rows, ann, categories, path)
+    if crowds:
+        logger.warning(
+            f"{path}: left out {len(crowds)} crowd annotation(s) (iscrowd 1), as COCO training does"
+        )
     if not rows:
         raise UserError(f"{path} lists no images; add them to its 'images' list.")
-    if not annotations:  # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+    # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+    if len(crowds) == len(annotations):
+        why = (
+            "its annotations are all crowds, iscrowd 1" if annotations else "its 'annotations' list is empty"
+        )
         raise UserError(
-            f"{path} has no boxes (its 'annotations' list is empty); a detector trains and is scored on "
+            f"{path} has no boxes ({why}); a detector trains and is scored on "
             "labelled boxes: add them as {'image_id', 'category_id', 'bbox': [x, y, width, height]}."
         )
     return list(rows.values()), categories

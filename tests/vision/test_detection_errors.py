@@ -247,3 +247,25 @@ def test_string_image_ids_train(small_coco, tmp_path):
     train = _copy(small_coco, tmp_path, string_ids)
     finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_crowd_regions_are_left_out_and_said(small_coco, tmp_path, caplog):
+    from llmkit.vision.detect_data import read_coco
+
+    # a crowd (iscrowd 1) is one box around many objects: it was trained as one object, in silence
+    def crowd(coco):
+        coco["annotations"][0]["iscrowd"] = 1
+
+    rows, _ = read_coco(_copy(small_coco, tmp_path / "a", crowd), "--train_dir")
+    boxes = sum(len(row["objects"]["bbox"]) for row in rows)
+    assert (
+        boxes == len(json.loads((small_coco / "train" / "annotations.json").read_text())["annotations"]) - 1
+    )
+    assert "left out 1 crowd annotation(s) (iscrowd 1)" in caplog.text
+
+    def all_crowds(coco):
+        for ann in coco["annotations"]:
+            ann["iscrowd"] = 1
+
+    with pytest.raises(UserError, match=r"has no boxes \(its annotations are all crowds, iscrowd 1\)"):
+        read_coco(_copy(small_coco, tmp_path / "b", all_crowds), "--train_dir")
