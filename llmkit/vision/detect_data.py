@@ -128,7 +128,7 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         )
     _check_entries(path, "images", images, ("id", "file_name"))
     _check_entries(path, "annotations", annotations, ())
-    rows = {}
+    rows, ids = {}, {}  # ids: the image id of each file
     for image in images:
         file = _image_file(folder, image["file_name"])
         # the later image replaced the earlier, and its boxes landed on the wrong picture
@@ -136,6 +136,13 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
             raise UserError(
                 f"{path}: image id {image['id']!r} is given to both {rows[image['id']]['image']} and {file}; "
                 "give each image its own id (and point each annotation's image_id at its image)."
+            )
+        # else the picture trained twice, each time with part of its boxes (the rest taught as background)
+        twice = ids.setdefault(str(file), image["id"])
+        if twice != image["id"]:
+            raise UserError(
+                f"{path}: {file} is listed twice, as image ids {twice!r} and {image['id']!r}; list each image "
+                "once and point all its annotations' image_id at that id."
             )
         rows[image["id"]] = {
             "image": str(file),

@@ -269,3 +269,16 @@ def test_crowd_regions_are_left_out_and_said(small_coco, tmp_path, caplog):
 
     with pytest.raises(UserError, match=r"has no boxes \(its annotations are all crowds, iscrowd 1\)"):
         read_coco(_copy(small_coco, tmp_path / "b", all_crowds), "--train_dir")
+
+
+def test_an_image_listed_twice_is_refused(small_coco, tmp_path):
+    from llmkit.vision.detect_data import read_coco
+
+    # it trained twice, each time with part of its boxes and the others taught as background
+    def twice(coco):
+        coco["images"][1]["file_name"] = coco["images"][0]["file_name"]
+
+    with pytest.raises(
+        UserError, match=r"0000.png is listed twice, as image ids 0 and 1; list each image once"
+    ):
+        read_coco(_copy(small_coco, tmp_path, twice), "--train_dir")
