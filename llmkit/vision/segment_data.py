@@ -240,6 +240,13 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
             f"{flag} {folder} needs an images/ and a masks/ folder (masks/NAME.png holding the class id of each "
             "pixel of images/NAME.*)."
         )
+    # read from images/ itself: the pictures of a sub-folder (a Cityscapes-style images/CITY/) were left out unsaid
+    subs = sorted(p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subs:
+        logger.warning(
+            f"skipped {len(subs)} sub-folder(s) of {images} ({', '.join(subs[:3])}): the images are read from "
+            f"{images} itself; move them up (with their masks) to train on them."
+        )
     files = image_files(images)
     if not files:
         raise UserError(f"{images} has no images ({', '.join(IMAGE_SUFFIXES)}).")

@@ -183,3 +183,15 @@ def test_two_images_or_two_masks_of_one_name_are_refused(mask_canvases, tmp_path
         UserError, match=r"masks/0002.bmp and .*masks/0002.png are both the mask of images/0002"
     ):
         _run(train, tmp_path / "b")
+
+
+def test_images_in_a_sub_folder_are_said_to_be_skipped(mask_canvases, tmp_path, caplog):
+    from llmkit.vision.segment_data import _pairs
+
+    # images/CITY/ (as Cityscapes lays them out) was left out without a word
+    train = _copy(mask_canvases, tmp_path)
+    for sub in ("images", "masks"):
+        (train / sub / "berlin").mkdir()
+        shutil.move(train / sub / "0002.png", train / sub / "berlin" / "0002.png")
+    assert len(_pairs(train, "--train_dir")) == 7
+    assert "skipped 1 sub-folder(s) of" in caplog.text and "(berlin): the images are read from" in caplog.text
