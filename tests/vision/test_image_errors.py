@@ -234,3 +234,22 @@ def test_an_image_without_a_label_in_a_table_is_named_with_its_line(canvases, tm
         UserError, match=f"1 image\\(s\\) have no 'label': .*{where}. Label them or remove them"
     ):
         finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+@pytest.mark.parametrize(
+    ("layout", "recipe"),
+    [
+        # a classifier of two classes, "images" and "masks", trained without a word
+        (("images", "masks"), "finetune-segmentation"),
+        (("images", "annotations.json"), "finetune-detection"),
+    ],
+)
+def test_a_segmentation_or_coco_folder_is_refused_naming_its_recipe(tmp_path, layout, recipe):
+    from llmkit.vision.data import folder_rows
+
+    for name in layout:
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("{}")
+    with pytest.raises(
+        UserError, match=f"not one folder of images per class; train it with `llmkit {recipe}"
+    ):
+        folder_rows(tmp_path, "--train_dir", min_classes=2)
