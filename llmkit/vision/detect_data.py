@@ -210,14 +210,22 @@ def _fill_sizes(rows: dict, path: Path) -> None:
     for image_id, row in rows.items():
         with Image.open(row["image"]) as image:
             size = shown_size(image)
-        stated = (row["width"], row["height"])
+        stated = (_number(row["width"]), _number(row["height"]))
         if all(stated) and stated != size:  # boxes checked against the stated size were cut to the real one
             raise UserError(
-                f"{path}, image id {image_id}: its width and height say {stated[0]}x{stated[1]} but {row['image']} "
+                f"{path}, image id {image_id}: its width and height say {row['width']}x{row['height']} but {row['image']} "
                 f"is {size[0]}x{size[1]} (as viewers show it, after any EXIF rotation); fix the JSON "
                 "(and its boxes, if the image was resized) or the image."
             )
         row["width"], row["height"] = size
+
+
+def _number(value: object) -> object:
+    """A size written as text ("640", as some tools export) as its number; anything else as it is."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _add_box(rows: dict, ann: dict, categories: dict[int, str], path: Path) -> None:

@@ -282,3 +282,21 @@ def test_an_image_listed_twice_is_refused(small_coco, tmp_path):
         UserError, match=r"0000.png is listed twice, as image ids 0 and 1; list each image once"
     ):
         read_coco(_copy(small_coco, tmp_path, twice), "--train_dir")
+
+
+def test_image_sizes_written_as_text_are_read_as_numbers(small_coco, tmp_path):
+    from llmkit.vision.detect_data import read_coco
+
+    # refused as "its width and height say 64x64 but ... is 64x64"
+    def text_sizes(coco):
+        for image in coco["images"]:
+            image["width"], image["height"] = str(image["width"]), str(image["height"])
+
+    rows, _ = read_coco(_copy(small_coco, tmp_path / "a", text_sizes), "--train_dir")
+    assert all(isinstance(row["width"], int) for row in rows)
+
+    def other_size(coco):
+        coco["images"][0]["width"] = "65"
+
+    with pytest.raises(UserError, match=r"its width and height say 65x\d+ but"):
+        read_coco(_copy(small_coco, tmp_path / "b", other_size), "--train_dir")
