@@ -253,3 +253,14 @@ def test_a_segmentation_or_coco_folder_is_refused_naming_its_recipe(tmp_path, la
         UserError, match=f"not one folder of images per class; train it with `llmkit {recipe}"
     ):
         folder_rows(tmp_path, "--train_dir", min_classes=2)
+
+
+def test_a_run_resumed_at_another_image_size_is_refused(canvases, tmp_path):
+    # it went on training at the new size, and the saved processor named that size only
+    train = _two_classes(canvases, tmp_path)
+    argv = ["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP]
+    finetune_image([*argv, "--save_steps", "1", "--image_size", "32"])
+    with pytest.raises(
+        UserError, match=r"resized to \{'height': 32, 'width': 32\}, but this run .*'height': 48"
+    ):
+        finetune_image([*argv, "--max_steps", "2", "--image_size", "48"])
