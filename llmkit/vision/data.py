@@ -138,9 +138,8 @@ def _from_folders(images: ImageDataArguments, *, seed: int, holdout: float) -> D
 def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
     """{"image": path, "label": class folder name} for every image under folder/<class>/."""
     if not folder.is_dir():
-        raise UserError(
-            f"{flag} {folder}: no such folder; pass a folder with one sub-folder of images per class."
-        )
+        what = "a file, not a folder" if folder.exists() else "no such folder"  # "no such folder" was untrue
+        raise UserError(f"{flag} {folder}: {what}; pass a folder with one sub-folder of images per class.")
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     _refuse_other_tasks(folder, flag, classes)
     if len(classes) < min_classes:

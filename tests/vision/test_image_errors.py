@@ -264,3 +264,14 @@ def test_a_run_resumed_at_another_image_size_is_refused(canvases, tmp_path):
         UserError, match=r"resized to \{'height': 32, 'width': 32\}, but this run .*'height': 48"
     ):
         finetune_image([*argv, "--max_steps", "2", "--image_size", "48"])
+
+
+def test_an_image_given_as_the_training_folder_is_named_a_file(tmp_path):
+    from llmkit.vision.data import folder_rows
+
+    (tmp_path / "cat.png").write_bytes(b"")
+    # it said "no such folder" of a file that was there
+    with pytest.raises(UserError, match=r"cat.png: a file, not a folder; pass a folder with one sub-folder"):
+        folder_rows(tmp_path / "cat.png", "--train_dir", min_classes=2)
+    with pytest.raises(UserError, match=r"dog.png: no such folder"):
+        folder_rows(tmp_path / "dog.png", "--train_dir", min_classes=2)
