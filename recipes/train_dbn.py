@@ -14,6 +14,7 @@ from safetensors.torch import save
 
 from llmkit import record
 from llmkit.arguments import parse_args
+from llmkit.classic import checkpoints
 from llmkit.classic.arguments import ImageArguments
 from llmkit.classic.classify import train_classifier
 from llmkit.classic.data import load_images
@@ -93,6 +94,29 @@ def pretrain(args: DBNArguments, dbn: DBN, images: torch.Tensor, out) -> list[li
     return layers
 
 
+def classifier_config(args: DBNArguments, dbn: DBN, n_classes: int, pretrained: bool) -> dict:
+    """What a classifier's checkpoint records: the pretrained one also starts from the RBMs these flags make."""
+    config = {
+        "architecture": "dbn-classifier",
+        "sizes": dbn.sizes,
+        "n_classes": n_classes,
+        "pretrained": pretrained,
+    }
+    if pretrained:
+        keys = ("pretrain_epochs", "cd_k", "persistent", "rbm_learning_rate")
+        config["rbm"] = {k: getattr(args, k) for k in keys}
+    return config
+
+
+def refuse_changed_rbms(out, config: dict) -> None:
+    """Refuse, before the RBMs retrain, a resume whose RBM flags changed: the resumed classifier came from the
+    old RBMs while dbn.safetensors, the pictures and rbm_history described the new ones."""
+    root = out / "pretrained" / "checkpoints"
+    found = checkpoints.newest_complete(root, announce=False) if root.is_dir() else None
+    if found:
+        checkpoints.refuse_other_config(found[0], found[1], config)
+
+
 @one_run_per_output_dir
 def main(argv: list[str] | None = None) -> dict:
     """Pretrain the RBMs, fine-tune both networks; returns metrics.json's content."""
@@ -101,16 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
     train, test, n_classes = load_images(args.dataset, seed=args.seed, min_classes=2)
     check_one_batch(len(train), args)  # else the CD pretraining's IndexError: it too takes whole batches only
     dbn = DBN([train.tensors[0][0].numel(), *args.hidden], n_classes, args.seed)
+    refuse_changed_rbms(out, classifier_config(args, dbn, n_classes, True))
     rbm_history = pretrain(args, dbn, train.tensors[0], out)
     results = {}
     for name, pretrained in (("pretrained", True), ("random_init", False)):
         sub = replace(args, output_dir=str(out / name))
-        config = {
-            "architecture": "dbn-classifier",
-            "sizes": dbn.sizes,
-            "n_classes": n_classes,
-            "pretrained": pretrained,
-        }
+        config = classifier_config(args, dbn, n_classes, pretrained)
         net = dbn.classifier(pretrained, args.seed)
         results[name] = train_classifier(sub, net, train, test, config=config, summary=False)
         if results[name]:

@@ -25,6 +25,9 @@ BUILDERS = {
     ".csv": "csv",
 }
 
+DEFAULT_VALIDATION_PERCENTAGE = 5.0
+DEFAULT_STREAMING_VALIDATION_DOCUMENTS = 1000
+
 
 @dataclass
 class DataArguments:
@@ -50,21 +53,25 @@ class DataArguments:
             "help": "Stream the dataset instead of downloading it (for corpora larger than disk); needs --max_steps."
         },
     )
-    validation_split_percentage: float = field(
-        default=5.0,
+    validation_split_percentage: float | None = field(
+        default=None,  # not 5: an explicit value beside --validation_files must be told from the default
         metadata={
-            "help": "Share of documents held out for validation when the source has no validation split."
+            "help": f"Share of documents held out for validation when the source has no validation split "
+            f"(default {DEFAULT_VALIDATION_PERCENTAGE:g})."
         },
     )
-    streaming_validation_documents: int = field(
-        default=1000,
+    streaming_validation_documents: int | None = field(
+        default=None,  # not 1000: an explicit value without --streaming must be told from the default
         metadata={
-            "help": "Documents held out for validation when streaming a source with no validation split."
+            "help": f"Documents held out for validation when streaming a source with no validation split "
+            f"(default {DEFAULT_STREAMING_VALIDATION_DOCUMENTS})."
         },
     )
-    sample_by: str = field(
-        default="paragraph",
-        metadata={"help": "How .txt/.md files split into documents: 'line', 'paragraph' or 'document'."},
+    sample_by: str | None = field(
+        default=None,  # not "paragraph": an explicit value with a Hub dataset must be told from the default
+        metadata={
+            "help": "How .txt/.md files split into documents: 'line', 'paragraph' (the default) or 'document'."
+        },
     )
     block_size: int | None = field(
         default=None,
@@ -97,12 +104,27 @@ class DataArguments:
                 "--validation_files goes with --train_files; a --dataset_name, a --tokenized_dataset or the "
                 "built-in corpus brings its own validation split (or holds out --validation_split_percentage)."
             )
-        if not 0 < self.validation_split_percentage < 100:
+        if self.validation_split_percentage is not None:
+            self._check_validation_split_percentage()
+        # else ignored: a loaded corpus held out --validation_split_percentage, given files were the split
+        if self.streaming_validation_documents is not None and not self.streaming:
             raise UserError(
-                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
+                "--streaming_validation_documents is read only with --streaming; without it, "
+                "--validation_split_percentage sizes the validation split."
             )
-        if self.sample_by not in ("line", "paragraph", "document"):
+        if self.streaming_validation_documents is not None and self.validation_files:
+            raise UserError(
+                "--streaming_validation_documents holds out the stream's first documents; --validation_files "
+                "already give the validation split: drop one of the two."
+            )
+        if self.sample_by not in (None, "line", "paragraph", "document"):
             raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
+        # else ignored: a Hub dataset, a tokenized one or the built-in corpus comes as documents already
+        if self.sample_by and not self.train_files:
+            raise UserError(
+                "--sample_by splits .txt/.md --train_files into documents; a --dataset_name, a "
+                "--tokenized_dataset or the built-in corpus is documents already: drop --sample_by."
+            )
         if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
             raise UserError(
                 "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
@@ -113,8 +135,44 @@ class DataArguments:
                 f"--preprocessing_num_workers must be at least 1 (leave it out for one process), got "
                 f"{self.preprocessing_num_workers}."
             )
+        # else ignored: a stream is tokenized as it is read, a tokenized dataset is packed already
+        if self.preprocessing_num_workers is not None and (self.streaming or self.tokenized_dataset):
+            raise UserError(
+                "--preprocessing_num_workers tokenizes a loaded corpus in parallel; "
+                + (
+                    "a --streaming corpus is tokenized as it is read"
+                    if self.streaming
+                    else "a --tokenized_dataset is packed already"
+                )
+                + ": drop it."
+            )
         if self.block_size is not None and self.block_size < 2:
             raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
+
+    def _check_validation_split_percentage(self) -> None:
+        """Refuse a share that cannot work, or one the run would not read."""
+        if not 0 < self.validation_split_percentage < 100:
+            raise UserError(
+                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
+            )
+        # else ignored: the given files (or the stream's first documents) were the validation split
+        if self.validation_files:
+            raise UserError(
+                "--validation_split_percentage carves a validation split off the training data; --validation_files "
+                "already give one: drop one of the two."
+            )
+        if self.streaming:
+            raise UserError(
+                "--validation_split_percentage is not read when streaming; pass --streaming_validation_documents N "
+                "to hold out the stream's first N documents."
+            )
+
+    @property
+    def held_out_share(self) -> float:
+        """The share of documents held out when the source has no validation split."""
+        if self.validation_split_percentage is None:
+            return DEFAULT_VALIDATION_PERCENTAGE
+        return self.validation_split_percentage
 
     @property
     def source(self) -> str:
@@ -214,6 +272,7 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
     if args.streaming:
         if validation is None:
             n = args.streaming_validation_documents
+            n = DEFAULT_STREAMING_VALIDATION_DOCUMENTS if n is None else n
             validation, train = raw["train"].take(n), raw["train"].skip(n)
         else:
             train = raw["train"]
@@ -234,13 +293,13 @@ def load_corpus(args: DataArguments, seed: int = 42) -> DatasetDict | IterableDa
                 f"the corpus {args.source} has a single document; give at least two, or pass --validation_files."
             )
         documents = len(raw["train"])
-        held = math.ceil(documents * args.validation_split_percentage / 100)  # as train_test_split rounds
+        held = math.ceil(documents * args.held_out_share / 100)  # as train_test_split rounds
         if held >= documents:  # else scikit-learn's "the resulting train set will be empty" traceback
             raise UserError(
-                f"--validation_split_percentage {args.validation_split_percentage:g} of {documents} documents "
+                f"--validation_split_percentage {args.held_out_share:g} of {documents} documents "
                 f"holds out {held}, leaving none to train on; lower it, or pass --validation_files."
             )
-        split = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        split = raw["train"].train_test_split(test_size=args.held_out_share / 100, seed=seed)
         return HeldOutSplits({"train": split["train"], "validation": split["test"]})
     return DatasetDict({"train": raw["train"], "validation": validation})
 
@@ -267,7 +326,17 @@ def _load_files(args: DataArguments) -> DatasetDict | IterableDatasetDict:
     data_files = {"train": expand_files(args.train_files)}
     if args.validation_files:
         data_files["validation"] = expand_files(args.validation_files)
-    return load_source(data_files=data_files, streaming=args.streaming, sample_by=args.sample_by)
+    if args.sample_by and not any(
+        BUILDERS.get(Path(f).suffix.lower()) == "text" for f in data_files["train"]
+    ):
+        # else ignored: each record was a document
+        raise UserError(
+            f"--sample_by splits .txt/.md files into documents; {args.source} holds records (one document "
+            "each): drop --sample_by."
+        )
+    return load_source(
+        data_files=data_files, streaming=args.streaming, sample_by=args.sample_by or "paragraph"
+    )
 
 
 def load_source(

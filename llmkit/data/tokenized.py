@@ -103,6 +103,10 @@ def tokenize_corpus(data_args: DataArguments, args: TokenizeArguments) -> Path:
         raise UserError(
             "--tokenized_dataset names a folder to train from; `llmkit tokenize` writes one with --output_dir."
         )
+    if data_args.preprocessing_num_workers is not None:  # else read nowhere: one process tokenized
+        raise UserError(
+            "`llmkit tokenize` takes --num_proc N for parallel tokenizing; --preprocessing_num_workers is pretrain's."
+        )
     # absolute: `.` has no name to make `.NAME.tmp-PID` of
     out = Path(os.path.abspath(Path(args.output_dir).expanduser()))
     not_the_working_folder(out, "--output_dir", "tokenized")

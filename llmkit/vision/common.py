@@ -3,12 +3,14 @@ a run (resume, train, keep example inputs, write the model and its card)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import DatasetDict
 from transformers import Trainer
 
+from llmkit.errors import UserError
 from llmkit.finetune.classify import _check_resumed_labels
 from llmkit.finetune.common import FinetuneTrainingArguments
 from llmkit.finetune.lora import LoraArguments
@@ -50,7 +52,23 @@ def train_resumed(
     """Train on from the run's checkpoint, if any and of the same labels and kind; the kept model's scores."""
     resume = resume_checkpoint(trainer.args, use_lora=use_lora)
     _check_resumed_labels(resume, labels)
+    _check_resumed_size(resume, getattr(trainer.processing_class, "size", None))
     return train_and_evaluate(trainer, resume, splits.get("test"))
+
+
+def _check_resumed_size(resume: str | None, size: dict | None) -> None:
+    """A checkpoint resumed at another input size (--image_size) went on training at the new one, in silence,
+    and the saved processor named the last size only."""
+    saved = Path(resume or "") / "preprocessor_config.json"
+    if not resume or size is None or not saved.is_file():
+        return
+    before = json.loads(saved.read_text()).get("size")
+    if before is not None and before != dict(size):
+        raise UserError(
+            f"{resume} was trained on images resized to {before}, but this run resizes them to {dict(size)} "
+            "(--image_size or the model's processor); resume with the size the run started with, or use a new "
+            "--output_dir."
+        )
 
 
 def finish(

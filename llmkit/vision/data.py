@@ -138,10 +138,10 @@ def _from_folders(images: ImageDataArguments, *, seed: int, holdout: float) -> D
 def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
     """{"image": path, "label": class folder name} for every image under folder/<class>/."""
     if not folder.is_dir():
-        raise UserError(
-            f"{flag} {folder}: no such folder; pass a folder with one sub-folder of images per class."
-        )
+        what = "a file, not a folder" if folder.exists() else "no such folder"  # "no such folder" was untrue
+        raise UserError(f"{flag} {folder}: {what}; pass a folder with one sub-folder of images per class.")
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    _refuse_other_tasks(folder, flag, classes)
     if len(classes) < min_classes:
         found = f" ({', '.join(p.name for p in classes)})" if classes else ""
         raise UserError(
@@ -158,6 +158,21 @@ def folder_rows(folder: Path, flag: str, *, min_classes: int) -> list[dict]:
             )
         rows += [{"image": str(p), "label": cls.name} for p in files]
     return rows
+
+
+def _refuse_other_tasks(folder: Path, flag: str, classes: list[Path]) -> None:
+    """A segmentation folder (images/, masks/) trained a classifier telling its pictures from their masks, without
+    a word; a COCO folder (annotations.json) is named too, with the recipe that reads it."""
+    recipe = None
+    if {c.name for c in classes} == {"images", "masks"}:
+        recipe, layout = "finetune-segmentation", "a segmentation folder (images/ and masks/)"
+    elif (folder / "annotations.json").is_file():
+        recipe, layout = "finetune-detection", "a COCO detection folder (annotations.json)"
+    if recipe:
+        raise UserError(
+            f"{flag} {folder} is {layout}, not one folder of images per class; train it with "
+            f"`llmkit {recipe} {flag} {folder}`."
+        )
 
 
 def _refuse_split_folders(folder: Path, flag: str, classes: list[Path]) -> None:

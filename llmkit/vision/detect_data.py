@@ -128,7 +128,7 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
         )
     _check_entries(path, "images", images, ("id", "file_name"))
     _check_entries(path, "annotations", annotations, ())
-    rows = {}
+    rows, ids = {}, {}  # ids: the image id of each file
     for image in images:
         file = _image_file(folder, image["file_name"])
         # the later image replaced the earlier, and its boxes landed on the wrong picture
@@ -137,22 +137,43 @@ def read_coco(folder: Path, flag: str) -> tuple[list[dict], dict[int, str]]:
                 f"{path}: image id {image['id']!r} is given to both {rows[image['id']]['image']} and {file}; "
                 "give each image its own id (and point each annotation's image_id at its image)."
             )
+        # else the picture trained twice, each time with part of its boxes (the rest taught as background)
+        twice = ids.setdefault(str(file), image["id"])
+        if twice != image["id"]:
+            raise UserError(
+                f"{path}: {file} is listed twice, as image ids {twice!r} and {image['id']!r}; list each image "
+                "once and point all its annotations' image_id at that id."
+            )
         rows[image["id"]] = {
             "image": str(file),
-            "image_id": image["id"],
+            # a number, whatever the JSON's id: a string id ("000123", as some tools export) was an Arrow traceback
+            # (ints beside it) or the processor's (all strings); the JSON's id names the image in errors only
+            "image_id": len(rows),
             "width": image.get("width"),
             "height": image.get("height"),
             "objects": {"bbox": [], "category": []},
         }
     check_images([r["image"] for r in rows.values()], [f"{path}, image id {i}" for i in rows])
     _fill_sizes(rows, path)
+    # COCO's crowd regions (iscrowd 1: one box around many objects) are left out of DETR's training and of COCO's
+    # scoring; taken as one object each, they taught the model to draw a box around a crowd, in silence
+    crowds = [ann for ann in annotations if ann.get("iscrowd")]
     for ann in annotations:
-        _add_box(rows, ann, categories, path)
+        if not ann.get("iscrowd"):
+            _add_box(rows, ann, categories, path)
+    if crowds:
+        logger.warning(
+            f"{path}: left out {len(crowds)} crowd annotation(s) (iscrowd 1), as COCO training does"
+        )
     if not rows:
         raise UserError(f"{path} lists no images; add them to its 'images' list.")
-    if not annotations:  # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+    # nothing to learn, and COCO mAP is -1 (undefined) on a split without boxes
+    if len(crowds) == len(annotations):
+        why = (
+            "its annotations are all crowds, iscrowd 1" if annotations else "its 'annotations' list is empty"
+        )
         raise UserError(
-            f"{path} has no boxes (its 'annotations' list is empty); a detector trains and is scored on "
+            f"{path} has no boxes ({why}); a detector trains and is scored on "
             "labelled boxes: add them as {'image_id', 'category_id', 'bbox': [x, y, width, height]}."
         )
     return list(rows.values()), categories
@@ -189,14 +210,22 @@ def _fill_sizes(rows: dict, path: Path) -> None:
     for image_id, row in rows.items():
         with Image.open(row["image"]) as image:
             size = shown_size(image)
-        stated = (row["width"], row["height"])
+        stated = (_number(row["width"]), _number(row["height"]))
         if all(stated) and stated != size:  # boxes checked against the stated size were cut to the real one
             raise UserError(
-                f"{path}, image id {image_id}: its width and height say {stated[0]}x{stated[1]} but {row['image']} "
+                f"{path}, image id {image_id}: its width and height say {row['width']}x{row['height']} but {row['image']} "
                 f"is {size[0]}x{size[1]} (as viewers show it, after any EXIF rotation); fix the JSON "
                 "(and its boxes, if the image was resized) or the image."
             )
         row["width"], row["height"] = size
+
+
+def _number(value: object) -> object:
+    """A size written as text ("640", as some tools export) as its number; anything else as it is."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _add_box(rows: dict, ann: dict, categories: dict[int, str], path: Path) -> None:

@@ -240,12 +240,25 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
             f"{flag} {folder} needs an images/ and a masks/ folder (masks/NAME.png holding the class id of each "
             "pixel of images/NAME.*)."
         )
+    # read from images/ itself: the pictures of a sub-folder (a Cityscapes-style images/CITY/) were left out unsaid
+    subs = sorted(p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subs:
+        logger.warning(
+            f"skipped {len(subs)} sub-folder(s) of {images} ({', '.join(subs[:3])}): the images are read from "
+            f"{images} itself; move them up (with their masks) to train on them."
+        )
     files = image_files(images)
     if not files:
         raise UserError(f"{images} has no images ({', '.join(IMAGE_SUFFIXES)}).")
-    by_stem = {p.stem: p for p in masks.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-    rows = []
+    by_stem = _masks_by_stem(masks)
+    rows, seen = [], {}
     for image in files:
+        # else both pictures trained on one mask: the wrong class ids for at least one of them, in silence
+        if seen.setdefault(image.stem, image) != image:
+            raise UserError(
+                f"images {seen[image.stem]} and {image} have the same name, so one mask ({masks / image.stem}.*) "
+                "for both; rename one and give it its own mask."
+            )
         mask = by_stem.get(image.stem)
         if mask is None:
             raise UserError(
@@ -258,6 +271,17 @@ def _pairs(folder: Path, flag: str) -> list[dict]:
             )
         rows.append({"image": str(image), "mask": str(mask)})
     return rows
+
+
+def _masks_by_stem(masks: Path) -> dict[str, Path]:
+    """The mask files of a masks/ folder by name without suffix; two of one name are refused (either could serve)."""
+    by_stem = {}
+    for path in sorted(p for p in masks.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        if by_stem.setdefault(path.stem, path) != path:
+            raise UserError(
+                f"masks {by_stem[path.stem]} and {path} are both the mask of images/{path.stem}.*; keep one."
+            )
+    return by_stem
 
 
 def _check_sizes(image: str, mask: str) -> None:

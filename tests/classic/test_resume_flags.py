@@ -94,3 +94,22 @@ def test_resuming_with_other_model_settings_whose_weights_still_load_is_refused(
     with pytest.raises(UserError, match=r"trained with other settings \(beta_schedule cosine -> linear\)"):
         _linear_run(tmp_path, epochs=2, schedule="linear")
     assert _linear_run(tmp_path, epochs=2)[0]["global_step"] == 8
+
+
+def test_a_dbn_resumed_with_other_rbm_settings_is_refused_before_the_rbms_retrain(tmp_path):
+    import numpy as np
+
+    from llmkit.recipes import train_dbn
+
+    images = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
+    np.savez(tmp_path / "tiny.npz", x_train=images, y_train=np.arange(64) % 2)
+    argv = ["--dataset", str(tmp_path / "tiny.npz"), "--output_dir", str(tmp_path / "dbn"), "--hidden", "8"]
+    argv += ["--pretrain_epochs", "1", "--num_train_epochs", "1"]
+    tmp_path = tmp_path / "dbn"
+    train_dbn.main(argv)
+    saved = (tmp_path / "dbn.safetensors").read_bytes(), (tmp_path / "filters.png").read_bytes()
+    # the classifier resumed from the old RBMs while dbn.safetensors and rbm_history described the new ones
+    with pytest.raises(UserError, match=r"trained with other settings \(rbm .*'cd_k': 1.* -> .*'cd_k': 2"):
+        train_dbn.main([*argv, "--cd_k", "2"])
+    assert ((tmp_path / "dbn.safetensors").read_bytes(), (tmp_path / "filters.png").read_bytes()) == saved
+    assert train_dbn.main(argv)["train_loss"] is None  # the same flags resume: nothing left to train

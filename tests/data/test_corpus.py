@@ -163,3 +163,49 @@ def test_a_dataset_config_name_without_a_dataset_name_is_refused():
     # the built-in corpus trained, the configuration named nowhere
     with pytest.raises(UserError, match="--dataset_config_name names a configuration of --dataset_name"):
         parse_args((DataArguments,), ["--dataset_config_name", "wikitext-103-raw-v1"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # the given files were the validation split: the share was read nowhere
+        (["--validation_files", "val.txt"], "--validation_files already give one"),
+        # the stream's first --streaming_validation_documents were held out instead
+        (["--streaming"], "not read when streaming; pass --streaming_validation_documents"),
+    ],
+)
+def test_a_validation_split_percentage_the_run_would_not_read_is_refused(flags, message):
+    argv = ["--train_files", "train.txt", *flags, "--validation_split_percentage", "20"]
+    with pytest.raises(UserError, match=message):
+        parse_args((DataArguments,), argv)
+    parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # a loaded corpus held out --validation_split_percentage (5) instead
+        ([], "--streaming_validation_documents is read only with --streaming"),
+        # the given files were the validation split
+        (
+            ["--streaming", "--validation_files", "val.txt"],
+            "--validation_files already give the validation split",
+        ),
+    ],
+)
+def test_streaming_validation_documents_the_run_would_not_read_are_refused(flags, message):
+    argv = ["--train_files", "train.txt", *flags, "--streaming_validation_documents", "20"]
+    with pytest.raises(UserError, match=message):
+        parse_args((DataArguments,), argv)
+    parse_args((DataArguments,), ["--train_files", "train.txt", *flags])  # the default is no choice
+
+
+def test_a_sample_by_the_run_would_not_read_is_refused(tmp_path):
+    # a Hub dataset is documents already: the flag was read nowhere
+    with pytest.raises(UserError, match="--sample_by splits .txt/.md --train_files into documents"):
+        parse_args((DataArguments,), ["--dataset_name", "wikitext", "--sample_by", "line"])
+    # so is a file of records: each record was one document, whatever --sample_by said
+    (tmp_path / "a.jsonl").write_text('{"text": "one\\n\\ntwo"}\n{"text": "three"}\n')
+    with pytest.raises(UserError, match="holds records .*drop --sample_by"):
+        load_corpus(DataArguments(train_files=[str(tmp_path / "a.jsonl")], sample_by="line"))
+    assert len(load_corpus(DataArguments(train_files=[str(tmp_path / "a.jsonl")]))["train"]) == 1

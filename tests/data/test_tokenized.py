@@ -312,3 +312,11 @@ def test_a_stream_with_nothing_left_to_train_on_is_refused(tmp_path, corpus_dir)
     assert not (tmp_path / "ds").exists()
     with pytest.raises(UserError, match="--seed must be between 0 and 2\\*\\*32 - 1, got -1"):
         tokenize(tmp_path / "ds", corpus_dir, "--seed", "-1")
+
+
+def test_pretrains_worker_flag_is_refused_naming_num_proc(tmp_path):
+    # pretrain's flag, parsed here too, was read nowhere: the corpus was tokenized in one process
+    argv = ["--preprocessing_num_workers", "4", "--output_dir", str(tmp_path / "ds")]
+    with pytest.raises(UserError, match="takes --num_proc N .*--preprocessing_num_workers is pretrain's"):
+        tokenize_corpus(*parse_args((DataArguments, TokenizeArguments), argv))
+    assert not (tmp_path / "ds").exists()

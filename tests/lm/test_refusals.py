@@ -131,6 +131,15 @@ def test_a_diverged_model_is_named_not_sampled(tmp_path, capsys):
     [
         # datasets' "num_proc must be >= 0 or None" traceback, after the BPE had trained
         (["--preprocessing_num_workers", "-1"], "--preprocessing_num_workers must be at least 1 .*got -1"),
+        # read nowhere: the stream was tokenized as it was read, in one process per rank
+        (
+            ["--streaming", "--train_files", "a.txt", "--preprocessing_num_workers", "4"],
+            "a --streaming corpus is tokenized as it is read: drop it",
+        ),
+        (
+            ["--tokenized_dataset", "blocks", "--preprocessing_num_workers", "4"],
+            "a --tokenized_dataset is packed already: drop it",
+        ),
         # blocks of one token have no next token: a NaN loss, then a wrong "training diverged"
         (["--n_positions", "1"], "--n_positions must be at least 2"),
     ],

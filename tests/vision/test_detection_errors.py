@@ -232,3 +232,71 @@ def test_a_missing_image_is_named_where_the_other_images_are(small_coco, tmp_pat
     (train / "images" / "0000.png").unlink()
     with pytest.raises(UserError, match=f"no image file at {train / 'images' / '0000.png'} "):
         finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+def test_string_image_ids_train(small_coco, tmp_path):
+    # ids such as "000123" (as some annotation tools export them): pyarrow's "Could not convert" traceback
+    def string_ids(coco):
+        first = coco["images"][0]["id"]
+        for item, key in [
+            *((i, "id") for i in coco["images"]),
+            *((a, "image_id") for a in coco["annotations"]),
+        ]:
+            item[key] = 7 if item[key] == first else f"{item[key]:06d}"  # one integer id beside them
+
+    train = _copy(small_coco, tmp_path, string_ids)
+    finetune_detection(["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP])
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_crowd_regions_are_left_out_and_said(small_coco, tmp_path, caplog):
+    from llmkit.vision.detect_data import read_coco
+
+    # a crowd (iscrowd 1) is one box around many objects: it was trained as one object, in silence
+    def crowd(coco):
+        coco["annotations"][0]["iscrowd"] = 1
+
+    rows, _ = read_coco(_copy(small_coco, tmp_path / "a", crowd), "--train_dir")
+    boxes = sum(len(row["objects"]["bbox"]) for row in rows)
+    assert (
+        boxes == len(json.loads((small_coco / "train" / "annotations.json").read_text())["annotations"]) - 1
+    )
+    assert "left out 1 crowd annotation(s) (iscrowd 1)" in caplog.text
+
+    def all_crowds(coco):
+        for ann in coco["annotations"]:
+            ann["iscrowd"] = 1
+
+    with pytest.raises(UserError, match=r"has no boxes \(its annotations are all crowds, iscrowd 1\)"):
+        read_coco(_copy(small_coco, tmp_path / "b", all_crowds), "--train_dir")
+
+
+def test_an_image_listed_twice_is_refused(small_coco, tmp_path):
+    from llmkit.vision.detect_data import read_coco
+
+    # it trained twice, each time with part of its boxes and the others taught as background
+    def twice(coco):
+        coco["images"][1]["file_name"] = coco["images"][0]["file_name"]
+
+    with pytest.raises(
+        UserError, match=r"0000.png is listed twice, as image ids 0 and 1; list each image once"
+    ):
+        read_coco(_copy(small_coco, tmp_path, twice), "--train_dir")
+
+
+def test_image_sizes_written_as_text_are_read_as_numbers(small_coco, tmp_path):
+    from llmkit.vision.detect_data import read_coco
+
+    # refused as "its width and height say 64x64 but ... is 64x64"
+    def text_sizes(coco):
+        for image in coco["images"]:
+            image["width"], image["height"] = str(image["width"]), str(image["height"])
+
+    rows, _ = read_coco(_copy(small_coco, tmp_path / "a", text_sizes), "--train_dir")
+    assert all(isinstance(row["width"], int) for row in rows)
+
+    def other_size(coco):
+        coco["images"][0]["width"] = "65"
+
+    with pytest.raises(UserError, match=r"its width and height say 65x\d+ but"):
+        read_coco(_copy(small_coco, tmp_path / "b", other_size), "--train_dir")

@@ -234,3 +234,44 @@ def test_an_image_without_a_label_in_a_table_is_named_with_its_line(canvases, tm
         UserError, match=f"1 image\\(s\\) have no 'label': .*{where}. Label them or remove them"
     ):
         finetune_image(["--train_file", str(table), "--output_dir", str(tmp_path / "out"), *STEP])
+
+
+@pytest.mark.parametrize(
+    ("layout", "recipe"),
+    [
+        # a classifier of two classes, "images" and "masks", trained without a word
+        (("images", "masks"), "finetune-segmentation"),
+        (("images", "annotations.json"), "finetune-detection"),
+    ],
+)
+def test_a_segmentation_or_coco_folder_is_refused_naming_its_recipe(tmp_path, layout, recipe):
+    from llmkit.vision.data import folder_rows
+
+    for name in layout:
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("{}")
+    with pytest.raises(
+        UserError, match=f"not one folder of images per class; train it with `llmkit {recipe}"
+    ):
+        folder_rows(tmp_path, "--train_dir", min_classes=2)
+
+
+def test_a_run_resumed_at_another_image_size_is_refused(canvases, tmp_path):
+    # it went on training at the new size, and the saved processor named that size only
+    train = _two_classes(canvases, tmp_path)
+    argv = ["--train_dir", str(train), "--output_dir", str(tmp_path / "out"), *STEP]
+    finetune_image([*argv, "--save_steps", "1", "--image_size", "32"])
+    with pytest.raises(
+        UserError, match=r"resized to \{'height': 32, 'width': 32\}, but this run .*'height': 48"
+    ):
+        finetune_image([*argv, "--max_steps", "2", "--image_size", "48"])
+
+
+def test_an_image_given_as_the_training_folder_is_named_a_file(tmp_path):
+    from llmkit.vision.data import folder_rows
+
+    (tmp_path / "cat.png").write_bytes(b"")
+    # it said "no such folder" of a file that was there
+    with pytest.raises(UserError, match=r"cat.png: a file, not a folder; pass a folder with one sub-folder"):
+        folder_rows(tmp_path / "cat.png", "--train_dir", min_classes=2)
+    with pytest.raises(UserError, match=r"dog.png: no such folder"):
+        folder_rows(tmp_path / "dog.png", "--train_dir", min_classes=2)

@@ -167,3 +167,31 @@ def test_a_checkpoint_whose_head_does_not_match_is_refused_with_the_fix(mask_can
     processor.save_pretrained(classifier)
     with pytest.raises(UserError, match=r"is a resnet model, which has no semantic segmentation head"):
         _run(train, tmp_path, "--model_name_or_path", str(classifier), "--output_dir", str(tmp_path / "o2"))
+
+
+def test_two_images_or_two_masks_of_one_name_are_refused(mask_canvases, tmp_path):
+    # images/0002.png and images/0002.jpg both trained on masks/0002.png: one of them with the wrong class ids
+    train = _copy(mask_canvases, tmp_path / "a")
+    with Image.open(train / "images" / "0003.png") as other:
+        other.convert("RGB").save(train / "images" / "0002.jpg")
+    with pytest.raises(UserError, match=r"images/0002.jpg and .*images/0002.png have the same name"):
+        _run(train, tmp_path / "a")
+    # masks/0002.png and masks/0002.bmp: either one could have served
+    train = _copy(mask_canvases, tmp_path / "b")
+    shutil.copy(train / "masks" / "0003.png", train / "masks" / "0002.bmp")
+    with pytest.raises(
+        UserError, match=r"masks/0002.bmp and .*masks/0002.png are both the mask of images/0002"
+    ):
+        _run(train, tmp_path / "b")
+
+
+def test_images_in_a_sub_folder_are_said_to_be_skipped(mask_canvases, tmp_path, caplog):
+    from llmkit.vision.segment_data import _pairs
+
+    # images/CITY/ (as Cityscapes lays them out) was left out without a word
+    train = _copy(mask_canvases, tmp_path)
+    for sub in ("images", "masks"):
+        (train / sub / "berlin").mkdir()
+        shutil.move(train / sub / "0002.png", train / sub / "berlin" / "0002.png")
+    assert len(_pairs(train, "--train_dir")) == 7
+    assert "skipped 1 sub-folder(s) of" in caplog.text and "(berlin): the images are read from" in caplog.text
