@@ -10,6 +10,7 @@ from datasets import Dataset, DatasetDict, IterableDatasetDict, load_dataset
 
 from llmkit.data.builtin import builtin_texts
 from llmkit.data.filecheck import check_encoding, find_bad_file, has_nul
+from llmkit.data.flags import check_data_flags
 from llmkit.errors import UserError
 from llmkit.folders import visible_files
 from llmkit.log import get_logger, is_main_process
@@ -90,82 +91,7 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.dataset_name and self.train_files:
-            raise UserError("pass either --dataset_name or --train_files, not both.")
-        # else ignored: the files or the built-in corpus trained
-        if self.dataset_config_name and not self.dataset_name:
-            raise UserError(
-                "--dataset_config_name names a configuration of --dataset_name; pass both, or neither."
-            )
-        # read only beside --train_files: with a Hub dataset, the built-in corpus or a tokenized dataset the run
-        # scored its own validation split instead, in silence
-        if self.validation_files and not self.train_files:
-            raise UserError(
-                "--validation_files goes with --train_files; a --dataset_name, a --tokenized_dataset or the "
-                "built-in corpus brings its own validation split (or holds out --validation_split_percentage)."
-            )
-        if self.validation_split_percentage is not None:
-            self._check_validation_split_percentage()
-        # else ignored: a loaded corpus held out --validation_split_percentage, given files were the split
-        if self.streaming_validation_documents is not None and not self.streaming:
-            raise UserError(
-                "--streaming_validation_documents is read only with --streaming; without it, "
-                "--validation_split_percentage sizes the validation split."
-            )
-        if self.streaming_validation_documents is not None and self.validation_files:
-            raise UserError(
-                "--streaming_validation_documents holds out the stream's first documents; --validation_files "
-                "already give the validation split: drop one of the two."
-            )
-        if self.sample_by not in (None, "line", "paragraph", "document"):
-            raise UserError(f"--sample_by must be 'line', 'paragraph' or 'document', got {self.sample_by!r}.")
-        # else ignored: a Hub dataset, a tokenized one or the built-in corpus comes as documents already
-        if self.sample_by and not self.train_files:
-            raise UserError(
-                "--sample_by splits .txt/.md --train_files into documents; a --dataset_name, a "
-                "--tokenized_dataset or the built-in corpus is documents already: drop --sample_by."
-            )
-        if self.tokenized_dataset and (self.dataset_name or self.train_files or self.streaming):
-            raise UserError(
-                "--tokenized_dataset already holds the corpus; drop --dataset_name/--train_files/--streaming."
-            )
-        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
-            # datasets' "num_proc must be >= 0 or None" traceback after the tokenizer had trained
-            raise UserError(
-                f"--preprocessing_num_workers must be at least 1 (leave it out for one process), got "
-                f"{self.preprocessing_num_workers}."
-            )
-        # else ignored: a stream is tokenized as it is read, a tokenized dataset is packed already
-        if self.preprocessing_num_workers is not None and (self.streaming or self.tokenized_dataset):
-            raise UserError(
-                "--preprocessing_num_workers tokenizes a loaded corpus in parallel; "
-                + (
-                    "a --streaming corpus is tokenized as it is read"
-                    if self.streaming
-                    else "a --tokenized_dataset is packed already"
-                )
-                + ": drop it."
-            )
-        if self.block_size is not None and self.block_size < 2:
-            raise UserError(f"--block_size must be at least 2, got {self.block_size}.")
-
-    def _check_validation_split_percentage(self) -> None:
-        """Refuse a share that cannot work, or one the run would not read."""
-        if not 0 < self.validation_split_percentage < 100:
-            raise UserError(
-                f"--validation_split_percentage must be above 0 and below 100, got {self.validation_split_percentage}."
-            )
-        # else ignored: the given files (or the stream's first documents) were the validation split
-        if self.validation_files:
-            raise UserError(
-                "--validation_split_percentage carves a validation split off the training data; --validation_files "
-                "already give one: drop one of the two."
-            )
-        if self.streaming:
-            raise UserError(
-                "--validation_split_percentage is not read when streaming; pass --streaming_validation_documents N "
-                "to hold out the stream's first N documents."
-            )
+        check_data_flags(self)
 
     @property
     def held_out_share(self) -> float:
