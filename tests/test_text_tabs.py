@@ -114,6 +114,10 @@ def test_the_tag_tab_marks_what_it_lists(tagger_dir):
             marked == [(words, tag) for words, tag, _ in table["data"]] and marked
         )  # an untrained head tags
         assert {tag for _, tag in marked} <= {"NUM"} and all(0 < float(s) <= 1 for *_, s in table["data"])
+        long = text * 60  # about 1,000 tokens: past the model's 512, read in windows (was cut at 512, unsaid)
+        shown, _ = client.predict(long, api_name="/tag")
+        assert "".join(p["token"] for p in shown) == long
+        assert sum(len(p["token"]) for p in shown[:-1]) > len(long) * 0.9  # tags run to the end of the text
         assert client.predict("  ", api_name="/tag")[1]["data"] in ([], [[None, None, None]], [["", "", ""]])
     finally:
         demo.close()

@@ -42,9 +42,15 @@ def classifier_tab(model_dir: str) -> None:
 
 def tagger_tab(model_dir: str) -> None:
     """Text -> its tagged spans (entities) for a saved token classifier, word pieces merged into words."""
-    from transformers import pipeline
+    from transformers import AutoTokenizer, pipeline
 
-    tagger = pipeline("token-classification", model=model_dir, aggregation_strategy="simple")
+    tokenizer = load_pretrained(AutoTokenizer, model_dir)
+    # A text longer than the model's window is read in overlapping windows (fast tokenizers only): without a
+    # stride the pipeline tagged the first 512 tokens and dropped the rest, in silence.
+    stride = {"stride": min(128, tokenizer.model_max_length // 4)} if tokenizer.is_fast else {}
+    tagger = pipeline(
+        "token-classification", model=model_dir, tokenizer=tokenizer, aggregation_strategy="simple", **stride
+    )
 
     def tag(text):
         if not (text or "").strip():
@@ -221,8 +227,8 @@ def build_models_app(
 ) -> gr.Blocks:
     """A gr.Blocks with one tab per given model folder, headed by `title` (a Space passes its own).
 
-    `tagger` is a token classifier folder, `qa` an extractive question-answering folder; `images` are image classifier, detector or segmenter
-    folders, one tab each.
+    `tagger` is a token classifier folder, `qa` an extractive question-answering folder; `images` are image
+    classifier, detector or segmenter folders, one tab each.
     """
     from llmkit.ui.qa import qa_tab
     from llmkit.ui.vision import image_tab
